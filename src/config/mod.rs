@@ -1,0 +1,596 @@
+//! Typed configuration: the TOML file, `PORTICO_…` environment overrides, and validation.
+//! Owns every knob the gateway reads at start-up. It must never start anything or touch
+//! the network: a config either loads into a [`Config`] or is refused with a
+//! [`ConfigError`] that names the file, the key and what is wrong.
+
+mod duration;
+mod env;
+
+pub use duration::Duration;
+
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// What is wrong with a configuration, always with the file and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {message}")]
+    Unreadable { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid {
+        file: String,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default)]
+    pub aggregate: AggregateConfig,
+    #[serde(default)]
+    pub identity: IdentityConfig,
+    #[serde(default, rename = "sources")]
+    pub sources: Vec<SourceConfig>,
+    /// The folder the config file lives in; relative paths in the config resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The externally visible base URL of the FHIR API (e.g. `https://portal.example/fhir`).
+    /// Defaults to `http://{listen}/fhir`.
+    pub public_base_url: Option<String>,
+    /// Demo convenience until SMART authorization lands: a static bearer token accepted for
+    /// data endpoints. Refused unless the server listens on loopback.
+    pub dev_token: Option<String>,
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    #[serde(default = "default_query_limit")]
+    pub max_query_bytes: usize,
+    #[serde(default = "default_page_size")]
+    pub default_page_size: usize,
+    #[serde(default = "default_max_page_size")]
+    pub max_page_size: usize,
+    /// Time zone for ages and "today" (IANA name is not parsed; a fixed UTC offset like
+    /// `-08:00` or `UTC`).
+    #[serde(default = "default_tz")]
+    pub utc_offset: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            public_base_url: None,
+            dev_token: None,
+            max_body_bytes: default_body_limit(),
+            max_query_bytes: default_query_limit(),
+            default_page_size: default_page_size(),
+            max_page_size: default_max_page_size(),
+            utc_offset: default_tz(),
+        }
+    }
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_body_limit() -> usize {
+    1024 * 1024
+}
+fn default_query_limit() -> usize {
+    8 * 1024
+}
+fn default_page_size() -> usize {
+    50
+}
+fn default_max_page_size() -> usize {
+    500
+}
+fn default_tz() -> String {
+    "UTC".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created if missing) or `postgres://…`.
+    #[serde(default = "default_db_url")]
+    pub url: String,
+    #[serde(default = "default_db_pool")]
+    pub max_connections: u32,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_db_url(),
+            max_connections: default_db_pool(),
+        }
+    }
+}
+fn default_db_url() -> String {
+    "sqlite://data/portico.db".into()
+}
+fn default_db_pool() -> u32 {
+    5
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateConfig {
+    /// Overall deadline for gathering one patient's record from every source.
+    #[serde(default = "default_deadline")]
+    pub deadline: Duration,
+    /// How long an aggregated record stays cached.
+    #[serde(default = "default_cache_ttl")]
+    pub cache_ttl: Duration,
+    /// How many aggregated records the cache holds at most.
+    #[serde(default = "default_cache_records")]
+    pub cache_max_records: u64,
+    /// Resource types fetched for a patient's record (the US Core set by default).
+    #[serde(default = "default_types")]
+    pub resource_types: Vec<String>,
+}
+
+impl Default for AggregateConfig {
+    fn default() -> Self {
+        AggregateConfig {
+            deadline: default_deadline(),
+            cache_ttl: default_cache_ttl(),
+            cache_max_records: default_cache_records(),
+            resource_types: default_types(),
+        }
+    }
+}
+fn default_deadline() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_cache_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_cache_records() -> u64 {
+    1000
+}
+pub fn default_types() -> Vec<String> {
+    crate::fhir::PATIENT_COMPARTMENT_TYPES
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// How often the patient index re-reads every source's Patient list.
+    #[serde(default = "default_refresh")]
+    pub refresh_every: Duration,
+}
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        IdentityConfig {
+            refresh_every: default_refresh(),
+        }
+    }
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Short name, used in gateway ids, tags and logs: `[a-z0-9-]{1,20}`.
+    pub name: String,
+    /// Human-readable name of the system ("Bayview Regional Reference Lab").
+    pub display: Option<String>,
+    /// `fhir` (a FHIR R4 REST server at `url`), `files` (a folder of Bundles or NDJSON at
+    /// `path`) or `simulated` (a fixture folder at `path` served by an in-process simulator
+    /// on a loopback port and read over HTTP like any REST source).
+    pub kind: SourceKindName,
+    pub url: Option<String>,
+    pub path: Option<PathBuf>,
+    /// Shift every full date in the folder's data by the whole days from this anchor to
+    /// today (fixtures keep ages and hold periods meaningful whenever they are read).
+    pub shift_dates_from: Option<chrono::NaiveDate>,
+    #[serde(default)]
+    pub auth: UpstreamAuth,
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Duration,
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_backoff")]
+    pub retry_backoff: Duration,
+    /// Longest Retry-After the adapter will wait; longer ones count as failures.
+    #[serde(default = "default_max_retry_after")]
+    pub max_retry_after: Duration,
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// `_count` asked of the source per page.
+    #[serde(default = "default_page_count")]
+    pub page_size: usize,
+    /// Pages followed at most for one search.
+    #[serde(default = "default_max_pages")]
+    pub max_pages: usize,
+    /// Consecutive failures after which the source is not called until `breaker_cooldown`.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    #[serde(default = "default_breaker_cooldown")]
+    pub breaker_cooldown: Duration,
+    /// Simulated sources only: added latency per request.
+    #[serde(default)]
+    pub latency: Duration,
+    /// Simulated sources only: the simulator's own page size.
+    pub simulator_page_size: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKindName {
+    Fhir,
+    Files,
+    Simulated,
+}
+
+impl SourceConfig {
+    /// A REST source at `url` with default tuning (used by tests and by simulated sources).
+    pub fn rest(name: &str, url: &str) -> SourceConfig {
+        SourceConfig {
+            name: name.into(),
+            display: None,
+            kind: SourceKindName::Fhir,
+            url: Some(url.into()),
+            path: None,
+            shift_dates_from: None,
+            auth: UpstreamAuth::None,
+            request_timeout: default_request_timeout(),
+            max_retries: default_retries(),
+            retry_backoff: default_backoff(),
+            max_retry_after: default_max_retry_after(),
+            max_concurrency: default_concurrency(),
+            page_size: default_page_count(),
+            max_pages: default_max_pages(),
+            breaker_failures: default_breaker_failures(),
+            breaker_cooldown: default_breaker_cooldown(),
+            latency: Duration::default(),
+            simulator_page_size: None,
+        }
+    }
+
+    /// A file source reading `path`.
+    pub fn files(name: &str, path: &Path) -> SourceConfig {
+        SourceConfig {
+            kind: SourceKindName::Files,
+            url: None,
+            path: Some(path.to_path_buf()),
+            ..Self::rest(name, "")
+        }
+    }
+
+    /// The human-readable name, falling back to the short name.
+    pub fn display_name(&self) -> &str {
+        self.display.as_deref().unwrap_or(&self.name)
+    }
+}
+
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retries() -> u32 {
+    2
+}
+fn default_backoff() -> Duration {
+    Duration::from_millis(200)
+}
+fn default_max_retry_after() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_page_count() -> usize {
+    100
+}
+fn default_max_pages() -> usize {
+    100
+}
+fn default_breaker_failures() -> u32 {
+    5
+}
+fn default_breaker_cooldown() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// How the gateway authenticates to an upstream source. Secrets come from the environment
+/// (`*_env`) or a file (`*_file`), never from the config itself.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum UpstreamAuth {
+    #[default]
+    None,
+    Bearer {
+        token: Secret,
+    },
+    Basic {
+        username: String,
+        password: Secret,
+    },
+    ClientCredentials {
+        token_url: String,
+        client_id: String,
+        client_secret: Secret,
+        #[serde(default)]
+        scope: Option<String>,
+    },
+}
+
+/// A secret named by where it lives, never its value.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Secret {
+    pub env: Option<String>,
+    pub file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret(env={:?}, file={:?})", self.env, self.file)
+    }
+}
+
+impl Secret {
+    /// Reads the secret's value; the error names where it was looked for.
+    pub fn reveal(&self, base_dir: &Path) -> Result<String, String> {
+        if let Some(var) = &self.env {
+            return std::env::var(var)
+                .map_err(|_| format!("environment variable {var} is not set"));
+        }
+        if let Some(file) = &self.file {
+            let path = base_dir.join(file);
+            return std::fs::read_to_string(&path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()));
+        }
+        Err("secret needs `env` or `file`".into())
+    }
+}
+
+impl Config {
+    /// Loads a config file, applies `PORTICO_…` overrides from the process environment and
+    /// validates it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_with_env(path, &vars)
+    }
+
+    pub fn load_with_env(path: &Path, vars: &[(String, String)]) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_toml(&text, &file, &base_dir, vars)
+    }
+
+    /// Parses TOML text (named `file` in errors), applies overrides and validates.
+    pub fn from_toml(
+        text: &str,
+        file: &str,
+        base_dir: &Path,
+        vars: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            file: file.to_string(),
+            key,
+            message,
+        };
+        let mut value: toml::Table = toml::from_str(text).map_err(|e| {
+            invalid(
+                "(syntax)".into(),
+                e.message().to_string() + &line_of(text, e.span()),
+            )
+        })?;
+        env::apply_overrides(&mut value, vars).map_err(|(key, msg)| invalid(key, msg))?;
+        let deserializer = toml::Value::Table(value);
+        let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                e.into_inner().message().to_string(),
+            )
+        })?;
+        config.base_dir = base_dir.to_path_buf();
+        config.validate().map_err(|(key, msg)| invalid(key, msg))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        self.server
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|_| {
+                (
+                    "server.listen".to_string(),
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:8080",
+                        self.server.listen
+                    ),
+                )
+            })?;
+        if let Some(url) = &self.server.public_base_url {
+            url::Url::parse(url)
+                .map_err(|e| ("server.public_base_url".into(), format!("not a URL: {e}")))?;
+        }
+        if let Some(token) = &self.server.dev_token {
+            if token.len() < 16 {
+                return Err((
+                    "server.dev_token".into(),
+                    "must be at least 16 characters".into(),
+                ));
+            }
+        }
+        crate::fhir::time::parse_utc_offset(&self.server.utc_offset).ok_or_else(|| {
+            (
+                "server.utc_offset".to_string(),
+                format!("`{}` is not UTC or ±HH:MM", self.server.utc_offset),
+            )
+        })?;
+        if self.server.default_page_size == 0
+            || self.server.default_page_size > self.server.max_page_size
+        {
+            return Err((
+                "server.default_page_size".into(),
+                "must be between 1 and server.max_page_size".into(),
+            ));
+        }
+        if !(self.database.url.starts_with("sqlite:")
+            || self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err((
+                "database.url".into(),
+                "must start with sqlite: or postgres://".into(),
+            ));
+        }
+        if self.aggregate.deadline.is_zero() {
+            return Err((
+                "aggregate.deadline".into(),
+                "must be greater than zero".into(),
+            ));
+        }
+        for (i, t) in self.aggregate.resource_types.iter().enumerate() {
+            if !crate::fhir::PATIENT_COMPARTMENT_TYPES.contains(&t.as_str()) {
+                return Err((
+                    format!("aggregate.resource_types[{i}]"),
+                    format!("`{t}` is not a supported patient-compartment type"),
+                ));
+            }
+        }
+        if self.sources.is_empty() {
+            return Err(("sources".into(), "at least one source is required".into()));
+        }
+        let mut names = HashSet::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            let key = |k: &str| format!("sources[{i}].{k}");
+            let name_ok = !s.name.is_empty()
+                && s.name.len() <= 20
+                && s.name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+            if !name_ok {
+                return Err((
+                    key("name"),
+                    format!("`{}` must be 1-20 characters of a-z, 0-9 and -", s.name),
+                ));
+            }
+            if !names.insert(&s.name) {
+                return Err((
+                    key("name"),
+                    format!("`{}` is used by another source", s.name),
+                ));
+            }
+            match s.kind {
+                SourceKindName::Fhir => {
+                    let url = s.url.as_deref().ok_or((
+                        key("url"),
+                        "is required for a source of kind fhir".to_string(),
+                    ))?;
+                    let url = url::Url::parse(url)
+                        .map_err(|e| (key("url"), format!("not a URL: {e}")))?;
+                    if !matches!(url.scheme(), "http" | "https") {
+                        return Err((key("url"), "must be http or https".into()));
+                    }
+                    if s.path.is_some() {
+                        return Err((
+                            key("path"),
+                            "is only for sources of kind files or simulated".into(),
+                        ));
+                    }
+                    if let UpstreamAuth::ClientCredentials { token_url, .. } = &s.auth {
+                        url::Url::parse(token_url)
+                            .map_err(|e| (key("auth.token_url"), format!("not a URL: {e}")))?;
+                    }
+                    check_secrets(&s.auth, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
+                }
+                SourceKindName::Files | SourceKindName::Simulated => {
+                    let path = s.path.as_ref().ok_or((
+                        key("path"),
+                        "is required for a source of this kind".to_string(),
+                    ))?;
+                    if s.url.is_some() {
+                        return Err((key("url"), "is only for sources of kind fhir".into()));
+                    }
+                    let full = self.base_dir.join(path);
+                    if !full.is_dir() {
+                        return Err((key("path"), format!("{} is not a folder", full.display())));
+                    }
+                }
+            }
+            if s.max_concurrency == 0 {
+                return Err((key("max_concurrency"), "must be at least 1".into()));
+            }
+            if s.request_timeout.is_zero() {
+                return Err((key("request_timeout"), "must be greater than zero".into()));
+            }
+            if s.page_size == 0 || s.max_pages == 0 {
+                return Err((
+                    key("page_size"),
+                    "page_size and max_pages must be at least 1".into(),
+                ));
+            }
+            if s.breaker_failures == 0 {
+                return Err((key("breaker_failures"), "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The FHIR base URL clients see.
+    pub fn fhir_base_url(&self) -> String {
+        match &self.server.public_base_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => format!("http://{}/fhir", self.server.listen),
+        }
+    }
+}
+
+fn check_secrets(auth: &UpstreamAuth, base: &Path) -> Result<(), (String, String)> {
+    let check = |k: &str, s: &Secret| s.reveal(base).map(|_| ()).map_err(|m| (k.to_string(), m));
+    match auth {
+        UpstreamAuth::None => Ok(()),
+        UpstreamAuth::Bearer { token } => check("auth.token", token),
+        UpstreamAuth::Basic { password, .. } => check("auth.password", password),
+        UpstreamAuth::ClientCredentials { client_secret, .. } => {
+            check("auth.client_secret", client_secret)
+        }
+    }
+}
+
+fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    match span {
+        Some(r) => format!(
+            " (line {})",
+            text[..r.start.min(text.len())].matches('\n').count() + 1
+        ),
+        None => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

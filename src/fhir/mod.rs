@@ -1,0 +1,94 @@
+//! FHIR R4 plumbing on raw JSON: resource access, references, Bundle and OperationOutcome
+//! writing, search-parameter parsing and matching, dates, the CapabilityStatement shell.
+//! It knows FHIR and nothing of Portico's sources, viewers or policy, and it never
+//! round-trips source JSON through typed models (DESIGN.md promise 3).
+
+pub mod bundle;
+pub mod outcome;
+pub mod reference;
+pub mod search;
+pub mod time;
+
+use serde_json::Value;
+
+/// The media type the API speaks.
+pub const FHIR_JSON: &str = "application/fhir+json";
+/// The FHIR version served.
+pub const FHIR_VERSION: &str = "4.0.1";
+
+/// The US Core resource types that hang off a patient and that the gateway gathers for a
+/// record. Practitioner, Organization, Location and Medication are fetched when referenced.
+pub const PATIENT_COMPARTMENT_TYPES: &[&str] = &[
+    "AllergyIntolerance",
+    "CarePlan",
+    "CareTeam",
+    "Condition",
+    "DiagnosticReport",
+    "DocumentReference",
+    "Encounter",
+    "Goal",
+    "Immunization",
+    "MedicationRequest",
+    "Observation",
+    "Procedure",
+    "Provenance",
+    "RelatedPerson",
+];
+
+/// Types that are not about one patient but are referenced by patient data.
+pub const SUPPORTING_TYPES: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+];
+
+/// Every type the API answers for.
+pub fn is_served_type(t: &str) -> bool {
+    t == "Patient" || PATIENT_COMPARTMENT_TYPES.contains(&t) || SUPPORTING_TYPES.contains(&t)
+}
+
+/// The element that points a resource of this type at its patient (`subject` or `patient`).
+pub fn patient_element(resource_type: &str) -> Option<&'static str> {
+    match resource_type {
+        "AllergyIntolerance" | "Immunization" | "RelatedPerson" => Some("patient"),
+        "Provenance" => None,
+        t if PATIENT_COMPARTMENT_TYPES.contains(&t) => Some("subject"),
+        _ => None,
+    }
+}
+
+pub fn resource_type(r: &Value) -> Option<&str> {
+    r.get("resourceType").and_then(Value::as_str)
+}
+
+pub fn resource_id(r: &Value) -> Option<&str> {
+    r.get("id").and_then(Value::as_str)
+}
+
+/// True when `id` is a valid FHIR logical id.
+pub fn is_valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// The values an element path reaches: `a.b.c` steps into objects and flattens arrays.
+pub fn path_values<'a>(root: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut current = vec![root];
+    for step in path.split('.') {
+        let mut next = Vec::new();
+        for v in current {
+            match v.get(step) {
+                Some(Value::Array(items)) => next.extend(items.iter()),
+                Some(other) => next.push(other),
+                None => {}
+            }
+        }
+        current = next;
+    }
+    current
+}

@@ -1,0 +1,5 @@
+//! Portico: a SMART-on-FHIR patient access gateway. The library builds the [`App`] from a
+//! [`config::Config`]; the `portico` binary is a thin CLI over it.
+
+pub mod config;
+pub mod fhir;
