@@ -1,0 +1,63 @@
+//! Source systems: one adapter per kind (FHIR R4 REST, a folder of files), all behind the
+//! [`SourceSystem`] trait, with their upstream auth, retries, concurrency limits and
+//! circuit breakers. Sources return resources exactly as the system sent them; they know
+//! nothing of gateway ids, viewers or policy.
+
+pub mod breaker;
+pub mod files;
+pub mod rest;
+mod retry;
+mod upstream_auth;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// Why a source could not answer. Messages name the source and the failure, never patient
+/// data.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SourceError {
+    #[error("{source_name}: did not answer before the deadline")]
+    DeadlineExceeded { source_name: String },
+    #[error("{source_name}: not called, circuit open after repeated failures")]
+    CircuitOpen { source_name: String },
+    #[error("{source_name}: {message}")]
+    Unavailable { source_name: String, message: String },
+    #[error("{source_name}: upstream authentication failed: {message}")]
+    Auth { source_name: String, message: String },
+    #[error("{source_name}: unexpected response: {message}")]
+    BadResponse { source_name: String, message: String },
+    #[error("{source_name}: cannot load files: {message}")]
+    Files { source_name: String, message: String },
+}
+
+/// Health of a source as the gateway sees it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct SourceStatus {
+    pub name: String,
+    pub display: String,
+    /// `up`, `degraded` (recent failures) or `down` (circuit open).
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+}
+
+/// One upstream system the gateway reads from.
+#[async_trait]
+pub trait SourceSystem: Send + Sync {
+    /// The short name from config.
+    fn name(&self) -> &str;
+    /// The human-readable name of the system.
+    fn display(&self) -> &str;
+    /// Every Patient the source holds, for the patient index.
+    async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError>;
+    /// The resources of `resource_type` belonging to the source's patient `patient_id`.
+    async fn patient_resources(&self, patient_id: &str, resource_type: &str, deadline: Instant) -> Result<Vec<Value>, SourceError>;
+    /// Resources of one type by id (referenced Practitioners, Organizations …). Ids the
+    /// source does not have are simply absent from the answer.
+    async fn read_many(&self, resource_type: &str, ids: &[String], deadline: Instant) -> Result<Vec<Value>, SourceError>;
+    /// Current health.
+    fn status(&self) -> SourceStatus;
+}
+
+pub type SharedSource = Arc<dyn SourceSystem>;

@@ -1,0 +1,259 @@
+//! The FHIR R4 REST adapter: searches a source over HTTP (reqwest), following
+//! `Bundle.link[next]` (absolute or relative) on the source's own origin only, with a
+//! per-request timeout clipped to the caller's deadline, retries with backoff and jitter on
+//! 429/502/503/504 honouring `Retry-After`, a concurrency limit, one token refresh on 401,
+//! and a circuit breaker. It never follows a link to another origin (the source's
+//! credentials must not leave it) and never changes the JSON it receives.
+
+use super::breaker::{CircuitBreaker, Permit};
+use super::retry::{backoff, is_retryable, parse_retry_after};
+use super::upstream_auth::Credentials;
+use super::{SourceError, SourceStatus, SourceSystem};
+use crate::config::SourceConfig;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use url::Url;
+
+/// How many ids go into one `_id=` search.
+const IDS_PER_SEARCH: usize = 50;
+
+pub struct RestSource {
+    name: String,
+    display: String,
+    base: Url,
+    http: reqwest::Client,
+    credentials: Credentials,
+    limit: Semaphore,
+    breaker: CircuitBreaker,
+    request_timeout: Duration,
+    max_retries: u32,
+    retry_backoff: Duration,
+    max_retry_after: Duration,
+    page_size: usize,
+    max_pages: usize,
+}
+
+impl RestSource {
+    pub fn new(config: &SourceConfig, base_dir: &Path) -> Result<RestSource, SourceError> {
+        let fail = |message: String| SourceError::BadResponse { source_name: config.name.clone(), message };
+        let url = config.url.as_deref().ok_or_else(|| fail("no url configured".into()))?;
+        let mut base = Url::parse(url).map_err(|e| fail(format!("bad url: {e}")))?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        let credentials = Credentials::from_config(&config.auth, base_dir)
+            .map_err(|message| SourceError::Auth { source_name: config.name.clone(), message })?;
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(RestSource {
+            name: config.name.clone(),
+            display: config.display_name().to_string(),
+            base,
+            http,
+            credentials,
+            limit: Semaphore::new(config.max_concurrency),
+            breaker: CircuitBreaker::new(config.breaker_failures, config.breaker_cooldown.std()),
+            request_timeout: config.request_timeout.std(),
+            max_retries: config.max_retries,
+            retry_backoff: config.retry_backoff.std(),
+            max_retry_after: config.max_retry_after.std(),
+            page_size: config.page_size,
+            max_pages: config.max_pages,
+        })
+    }
+
+    fn unavailable(&self, message: impl Into<String>) -> SourceError {
+        SourceError::Unavailable { source_name: self.name.clone(), message: message.into() }
+    }
+
+    fn deadline_exceeded(&self) -> SourceError {
+        SourceError::DeadlineExceeded { source_name: self.name.clone() }
+    }
+
+    /// Runs a search and follows next links, gathering every `match` entry's resource.
+    async fn search_all(&self, resource_type: &str, params: &[(&str, String)], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        let mut url = self.base.join(resource_type).map_err(|e| self.unavailable(e.to_string()))?;
+        {
+            let mut q = url.query_pairs_mut();
+            for (k, v) in params {
+                q.append_pair(k, v);
+            }
+            q.append_pair("_count", &self.page_size.to_string());
+        }
+        let mut out = Vec::new();
+        for _ in 0..self.max_pages {
+            let bundle = self.get_json(url.clone(), deadline).await?;
+            if crate::fhir::resource_type(&bundle) != Some("Bundle") {
+                return Err(SourceError::BadResponse { source_name: self.name.clone(), message: "search did not answer a Bundle".into() });
+            }
+            for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
+                let mode = entry.pointer("/search/mode").and_then(Value::as_str).unwrap_or("match");
+                match entry.get("resource") {
+                    Some(r) if mode == "match" && crate::fhir::resource_type(r) == Some(resource_type) => out.push(r.clone()),
+                    _ => {}
+                }
+            }
+            match self.next_link(&bundle)? {
+                Some(next) => url = next,
+                None => return Ok(out),
+            }
+        }
+        Err(SourceError::BadResponse { source_name: self.name.clone(), message: format!("more than {} pages", self.max_pages) })
+    }
+
+    /// The next page's URL: absolute, or relative to the FHIR base; never another origin.
+    fn next_link(&self, bundle: &Value) -> Result<Option<Url>, SourceError> {
+        let next = bundle
+            .get("link")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|l| l.get("relation").and_then(Value::as_str) == Some("next"))
+            .and_then(|l| l.get("url").and_then(Value::as_str));
+        let Some(next) = next else { return Ok(None) };
+        let url = self.base.join(next).map_err(|e| self.unavailable(format!("bad next link: {e}")))?;
+        if url.origin() != self.base.origin() {
+            return Err(SourceError::BadResponse { source_name: self.name.clone(), message: "next link points to another origin".into() });
+        }
+        Ok(Some(url))
+    }
+
+    /// One GET with breaker, concurrency limit, retries and one re-authentication.
+    async fn get_json(&self, url: Url, deadline: Instant) -> Result<Value, SourceError> {
+        let permit = self.breaker.permit();
+        if permit == Permit::Open {
+            return Err(SourceError::CircuitOpen { source_name: self.name.clone() });
+        }
+        let result = self.get_json_inner(url, deadline).await;
+        match &result {
+            // Unreachable, erroring, too slow for the deadline or refusing our credentials:
+            // the source is unhealthy for us.
+            Err(SourceError::Auth { .. } | SourceError::Unavailable { .. } | SourceError::DeadlineExceeded { .. }) => {
+                self.breaker.record_failure()
+            }
+            // It answered (even if with a 4xx or an odd body): it is up.
+            _ => self.breaker.record_success(),
+        }
+        result
+    }
+
+    async fn get_json_inner(&self, url: Url, deadline: Instant) -> Result<Value, SourceError> {
+        let _slot = tokio::time::timeout_at(deadline, self.limit.acquire())
+            .await
+            .map_err(|_| self.deadline_exceeded())?
+            .map_err(|_| self.unavailable("source closed"))?;
+        let mut attempt = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(self.deadline_exceeded());
+            }
+            let timeout = self.request_timeout.min(deadline - now);
+            let request = self.http.get(url.clone()).header("Accept", "application/fhir+json").timeout(timeout);
+            let request = self
+                .credentials
+                .apply(request)
+                .await
+                .map_err(|message| SourceError::Auth { source_name: self.name.clone(), message })?;
+            let wait = match request.send().await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    if resp.status().is_success() {
+                        let bytes = resp.bytes().await.map_err(|e| self.transport_error(e, deadline))?;
+                        return serde_json::from_slice(&bytes).map_err(|e| SourceError::BadResponse {
+                            source_name: self.name.clone(),
+                            message: format!("body is not JSON: {e}"),
+                        });
+                    }
+                    if status == 401 && !reauthenticated && self.credentials.invalidate().await {
+                        reauthenticated = true;
+                        continue;
+                    }
+                    if status == 401 || status == 403 {
+                        return Err(SourceError::Auth { source_name: self.name.clone(), message: format!("HTTP {status}") });
+                    }
+                    if !is_retryable(status) {
+                        return Err(SourceError::BadResponse { source_name: self.name.clone(), message: format!("HTTP {status}") });
+                    }
+                    if attempt >= self.max_retries {
+                        return Err(self.unavailable(format!("HTTP {status} after {} attempts", attempt + 1)));
+                    }
+                    let asked = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                    match asked {
+                        Some(d) if d > self.max_retry_after => {
+                            return Err(self.unavailable(format!("HTTP {status}, asked to retry after {}s", d.as_secs())))
+                        }
+                        Some(d) => d,
+                        None => backoff(self.retry_backoff, attempt),
+                    }
+                }
+                Err(e) => {
+                    let err = self.transport_error(e, deadline);
+                    if attempt >= self.max_retries || matches!(err, SourceError::DeadlineExceeded { .. }) {
+                        return Err(err);
+                    }
+                    backoff(self.retry_backoff, attempt)
+                }
+            };
+            if Instant::now() + wait >= deadline {
+                return Err(self.deadline_exceeded());
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error, deadline: Instant) -> SourceError {
+        if Instant::now() >= deadline {
+            self.deadline_exceeded()
+        } else if e.is_timeout() {
+            self.unavailable("request timed out")
+        } else if e.is_connect() {
+            self.unavailable("connection refused or unreachable")
+        } else {
+            self.unavailable("transport error")
+        }
+    }
+}
+
+#[async_trait]
+impl SourceSystem for RestSource {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn display(&self) -> &str {
+        &self.display
+    }
+    async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        self.search_all("Patient", &[], deadline).await
+    }
+    async fn patient_resources(&self, patient_id: &str, resource_type: &str, deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        self.search_all(resource_type, &[("patient", patient_id.to_string())], deadline).await
+    }
+    async fn read_many(&self, resource_type: &str, ids: &[String], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_SEARCH) {
+            out.extend(self.search_all(resource_type, &[("_id", chunk.join(","))], deadline).await?);
+        }
+        Ok(out)
+    }
+    fn status(&self) -> SourceStatus {
+        let failures = self.breaker.consecutive_failures();
+        let state = if self.breaker.is_open() {
+            "down"
+        } else if failures > 0 {
+            "degraded"
+        } else {
+            "up"
+        };
+        SourceStatus { name: self.name.clone(), display: self.display.clone(), state, consecutive_failures: failures }
+    }
+}

@@ -1,0 +1,117 @@
+//! How the gateway authenticates to a source: nothing, a static bearer token, HTTP Basic,
+//! or OAuth2 client credentials (through the `oauth2` crate) with the token cached and
+//! refreshed before it expires or when the source answers 401. Secrets are read once at
+//! start-up and never logged.
+
+use crate::config::UpstreamAuth;
+use oauth2::basic::BasicClient;
+use oauth2::{AuthUrl, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+/// Refresh a cached token this long before it expires (or a fifth of its life if shorter).
+const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+pub enum Credentials {
+    None,
+    Bearer(String),
+    Basic { username: String, password: String },
+    ClientCredentials(Box<ClientCredentials>),
+}
+
+pub struct ClientCredentials {
+    client_id: String,
+    client_secret: String,
+    token_url: String,
+    scope: Option<String>,
+    http: reqwest::Client,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl Credentials {
+    pub fn from_config(auth: &UpstreamAuth, base_dir: &Path) -> Result<Credentials, String> {
+        Ok(match auth {
+            UpstreamAuth::None => Credentials::None,
+            UpstreamAuth::Bearer { token } => Credentials::Bearer(token.reveal(base_dir)?),
+            UpstreamAuth::Basic { username, password } => {
+                Credentials::Basic { username: username.clone(), password: password.reveal(base_dir)? }
+            }
+            UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope } => {
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                Credentials::ClientCredentials(Box::new(ClientCredentials {
+                    client_id: client_id.clone(),
+                    client_secret: client_secret.reveal(base_dir)?,
+                    token_url: token_url.clone(),
+                    scope: scope.clone(),
+                    http,
+                    cached: Mutex::new(None),
+                }))
+            }
+        })
+    }
+
+    /// Adds authentication to a request, fetching a token first when needed.
+    pub async fn apply(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, String> {
+        Ok(match self {
+            Credentials::None => req,
+            Credentials::Bearer(t) => req.bearer_auth(t),
+            Credentials::Basic { username, password } => req.basic_auth(username, Some(password)),
+            Credentials::ClientCredentials(cc) => req.bearer_auth(cc.token().await?),
+        })
+    }
+
+    /// Forgets a cached token (the source said 401). True when a retry can help.
+    pub async fn invalidate(&self) -> bool {
+        match self {
+            Credentials::ClientCredentials(cc) => {
+                *cc.cached.lock().await = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl ClientCredentials {
+    async fn token(&self) -> Result<String, String> {
+        let mut cached = self.cached.lock().await;
+        if let Some((token, refresh_at)) = cached.as_ref() {
+            if Instant::now() < *refresh_at {
+                return Ok(token.clone());
+            }
+        }
+        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.client_secret.clone()))
+            // The client-credentials grant never visits an authorization URL; oauth2 wants one.
+            .set_auth_uri(AuthUrl::new(self.token_url.clone()).map_err(|e| e.to_string())?)
+            .set_token_uri(TokenUrl::new(self.token_url.clone()).map_err(|e| e.to_string())?);
+        let mut request = client.exchange_client_credentials();
+        if let Some(scope) = &self.scope {
+            for s in scope.split_whitespace() {
+                request = request.add_scope(Scope::new(s.to_string()));
+            }
+        }
+        let response = request.request_async(&self.http).await.map_err(describe_token_error)?;
+        let lifetime = response.expires_in().unwrap_or(Duration::from_secs(300));
+        let token = response.access_token().secret().clone();
+        let refresh_at = Instant::now() + lifetime - REFRESH_MARGIN.min(lifetime / 5);
+        *cached = Some((token.clone(), refresh_at));
+        Ok(token)
+    }
+}
+
+fn describe_token_error<RE: std::error::Error + 'static>(
+    e: oauth2::RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
+) -> String {
+    match e {
+        oauth2::RequestTokenError::ServerResponse(r) => format!("token endpoint refused: {}", r.error()),
+        oauth2::RequestTokenError::Request(r) => format!("token endpoint unreachable: {r}"),
+        oauth2::RequestTokenError::Parse(_, _) => "token endpoint answered something that is not a token response".into(),
+        oauth2::RequestTokenError::Other(m) => m,
+    }
+}
