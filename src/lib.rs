@@ -4,3 +4,5 @@
 pub mod config;
 pub mod fhir;
 pub mod sources;
+pub mod store;
+pub mod identity;
