@@ -6,3 +6,5 @@ pub mod fhir;
 pub mod sources;
 pub mod store;
 pub mod identity;
+pub mod simulator;
+pub mod aggregate;

@@ -1,0 +1,205 @@
+//! Merging what each source returned for one person into one record: gateway ids,
+//! de-duplication across sources (same business identifier, or same code + patient +
+//! effective time + value), reference rewriting to gateway ids (at any depth, contained
+//! resources included), and provenance (`meta.source`, a source `meta.tag` per system that
+//! holds the item). These are the only changes made to source JSON (DESIGN.md promise 3);
+//! everything else passes through untouched, unknown elements and extensions included.
+
+use crate::fhir::{self, reference};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+
+/// The code system of the provenance tag naming the source system of a resource.
+pub const SOURCE_TAG_SYSTEM: &str = "http://portico.example/fhir/CodeSystem/source-system";
+
+/// What one source returned for the person.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub source: String,
+    pub display: String,
+    /// The source's own ids for this person.
+    pub patient_ids: Vec<String>,
+    pub resources: Vec<Value>,
+}
+
+/// The gateway id of a source resource: `{source}.{id}`, or a digest when that would not
+/// fit FHIR's 64 characters. Stable across restarts and caches.
+pub fn gateway_resource_id(source: &str, source_id: &str) -> String {
+    if source.len() + 1 + source_id.len() <= 64 {
+        format!("{source}.{source_id}")
+    } else {
+        let digest = hex::encode(Sha256::digest(source_id.as_bytes()));
+        format!("{source}.h{}", &digest[..40])
+    }
+}
+
+/// The `meta.source` value for a source.
+pub fn meta_source(source: &str) -> String {
+    format!("urn:portico:source:{source}")
+}
+
+type Key = (String, String, String); // (source, type, source id)
+
+/// Merges the sources' resources (sources in priority order) into the record of gateway
+/// patient `patient_id`. Returns the resources, Patient first, then by type and id, plus
+/// an alias map (`Type/id` of dropped duplicates → `Type/id` kept).
+pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<String, String>) {
+    let mut ids: HashMap<Key, String> = HashMap::new();
+    for f in fetched {
+        for pid in &f.patient_ids {
+            ids.insert((f.source.clone(), "Patient".into(), pid.clone()), patient_id.to_string());
+        }
+        for r in &f.resources {
+            let (Some(t), Some(id)) = (fhir::resource_type(r), fhir::resource_id(r)) else { continue };
+            let gid = if t == "Patient" && f.patient_ids.iter().any(|p| p == id) {
+                patient_id.to_string()
+            } else {
+                gateway_resource_id(&f.source, id)
+            };
+            ids.insert((f.source.clone(), t.to_string(), id.to_string()), gid);
+        }
+    }
+
+    // De-duplicate: earlier sources win; later copies become aliases and add their tag.
+    let mut kept: Vec<(usize, Value, Vec<(String, String)>)> = Vec::new(); // (source index, resource, tags)
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut aliases: HashMap<String, String> = HashMap::new();
+    for (si, f) in fetched.iter().enumerate() {
+        for r in &f.resources {
+            let (Some(t), Some(id)) = (fhir::resource_type(r), fhir::resource_id(r)) else { continue };
+            let gid = ids[&(f.source.clone(), t.to_string(), id.to_string())].clone();
+            let keys = duplicate_keys(r, t, &gid, patient_id, &f.source, &ids);
+            let earlier = keys.iter().filter_map(|k| by_key.get(k)).copied().find(|&k| kept[k].0 != si);
+            let tag = (f.source.clone(), f.display.clone());
+            match earlier {
+                Some(k) => {
+                    let kept_id = fhir::resource_id(&kept[k].1).unwrap_or_default().to_string();
+                    let kept_gid = ids[&(fetched[kept[k].0].source.clone(), t.to_string(), kept_id)].clone();
+                    if kept_gid != gid {
+                        aliases.insert(format!("{t}/{gid}"), format!("{t}/{kept_gid}"));
+                        ids.insert((f.source.clone(), t.to_string(), id.to_string()), kept_gid);
+                    }
+                    if !kept[k].2.contains(&tag) {
+                        kept[k].2.push(tag);
+                    }
+                }
+                None => {
+                    let k = kept.len();
+                    kept.push((si, r.clone(), vec![tag]));
+                    for key in keys {
+                        by_key.entry(key).or_insert(k);
+                    }
+                }
+            }
+        }
+    }
+
+    let mut out: Vec<Value> = kept
+        .into_iter()
+        .map(|(si, mut r, tags)| {
+            let source = &fetched[si].source;
+            let t = fhir::resource_type(&r).unwrap_or_default().to_string();
+            let id = fhir::resource_id(&r).unwrap_or_default().to_string();
+            r["id"] = json!(ids[&(source.clone(), t, id)]);
+            reference::for_each_mut(&mut r, &mut |s| rewrite(s, source, &ids));
+            finish_unresolvable(&mut r);
+            stamp_provenance(&mut r, source, &tags);
+            r
+        })
+        .collect();
+    out.sort_by_cached_key(sort_key);
+    (out, aliases)
+}
+
+/// The order of a record: Patient first, then by type and id.
+pub fn sort_key(r: &Value) -> String {
+    let t = fhir::resource_type(r).unwrap_or_default();
+    format!("{}{t}/{}", if t == "Patient" { "0" } else { "1" }, fhir::resource_id(r).unwrap_or_default())
+}
+
+/// Keys under which two copies of one fact coincide.
+fn duplicate_keys(r: &Value, t: &str, gid: &str, patient_id: &str, source: &str, ids: &HashMap<Key, String>) -> Vec<String> {
+    if t == "Patient" {
+        return if gid == patient_id { vec![format!("Patient/{patient_id}")] } else { Vec::new() };
+    }
+    let mut keys: Vec<String> = fhir::path_values(r, "identifier")
+        .into_iter()
+        .filter_map(|i| Some(format!("id|{t}|{}|{}", i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
+        .collect();
+    let subject = fhir::patient_element(t)
+        .and_then(|e| r.get(e))
+        .and_then(|s| s.get("reference"))
+        .and_then(Value::as_str)
+        .and_then(reference::parse)
+        .and_then(|(rt, id)| ids.get(&(source.to_string(), rt.to_string(), id.to_string())));
+    let code = r.get("code").or_else(|| r.get("vaccineCode"));
+    let when = first_with_prefix(r, "effective").or_else(|| first_with_prefix(r, "occurrence")).or_else(|| first_with_prefix(r, "performed"));
+    if let (Some(subject), Some(code), Some(when)) = (subject, code, when) {
+        let mut codings: Vec<String> = fhir::path_values(code, "coding")
+            .into_iter()
+            .filter_map(|c| Some(format!("{}|{}", c.get("system")?.as_str()?, c.get("code")?.as_str()?)))
+            .collect();
+        codings.sort();
+        let value = first_with_prefix(r, "value").map(Value::to_string).unwrap_or_default();
+        for coding in codings {
+            keys.push(format!("content|{t}|{subject}|{coding}|{when}|{value}"));
+        }
+    }
+    keys
+}
+
+/// The first element named `{prefix}[x]` (e.g. `effectiveDateTime`), as text.
+fn first_with_prefix<'a>(r: &'a Value, prefix: &str) -> Option<&'a Value> {
+    r.as_object()?.iter().find(|(k, _)| k.starts_with(prefix) && k.len() > prefix.len() && k.as_bytes()[prefix.len()].is_ascii_uppercase()).map(|(_, v)| v)
+}
+
+/// Rewrites one reference of a resource from `source` to the gateway id it maps to.
+/// References that map to nothing are marked for [`finish_unresolvable`].
+fn rewrite(s: &mut String, source: &str, ids: &HashMap<Key, String>) {
+    if s.starts_with('#') {
+        return;
+    }
+    let target = reference::parse(s).and_then(|(t, id)| ids.get(&(source.to_string(), t.to_string(), id.to_string())).map(|g| format!("{t}/{g}")));
+    *s = match target {
+        Some(t) => t,
+        None => UNRESOLVABLE.to_string(),
+    };
+}
+
+const UNRESOLVABLE: &str = "\u{0}unresolvable";
+
+/// A reference to something the gateway cannot serve becomes display-only: `reference` is
+/// removed (its `display`, `identifier` and `type` stay), so no reference in a record points
+/// at a source system or at nothing.
+fn finish_unresolvable(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("reference").and_then(Value::as_str) == Some(UNRESOLVABLE) {
+                map.remove("reference");
+                if !map.contains_key("display") && !map.contains_key("identifier") {
+                    map.insert("display".into(), json!("(not available through this gateway)"));
+                }
+            }
+            map.values_mut().for_each(finish_unresolvable);
+        }
+        Value::Array(items) => items.iter_mut().for_each(finish_unresolvable),
+        _ => {}
+    }
+}
+
+fn stamp_provenance(r: &mut Value, source: &str, tags: &[(String, String)]) {
+    let Some(obj) = r.as_object_mut() else { return };
+    let meta = obj.entry("meta").or_insert_with(|| Value::Object(Map::new()));
+    let Some(meta) = meta.as_object_mut() else { return };
+    meta.insert("source".into(), json!(meta_source(source)));
+    let tag_list = meta.entry("tag").or_insert_with(|| json!([]));
+    if let Some(list) = tag_list.as_array_mut() {
+        for (code, display) in tags {
+            list.push(json!({"system": SOURCE_TAG_SYSTEM, "code": code, "display": display}));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,248 @@
+//! Aggregation: gathers one person's resources from every source that holds them, within
+//! one deadline, merges them ([`merge`]) and caches the record (moka, TTL and size from
+//! config). A source that fails or misses the deadline yields a partial record that says
+//! which source is missing; it never hangs and never fails the whole record. It applies
+//! no policy: a [`Record`] is everything, before any viewer's rules.
+
+pub mod merge;
+
+use crate::fhir::{self, reference};
+use crate::identity::PatientIndex;
+use crate::sources::{SharedSource, SourceError};
+use merge::Fetched;
+use moka::future::Cache;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Rounds of fetching referenced Practitioners, Organizations … (a PractitionerRole
+/// points at an Organization, which points at another).
+const SUPPORTING_ROUNDS: usize = 2;
+
+/// A source that could not give its part of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSource {
+    pub source: String,
+    pub display: String,
+    pub reason: String,
+}
+
+/// One person's aggregated resources, before policy.
+#[derive(Debug)]
+pub struct Record {
+    pub patient_id: String,
+    /// Patient first, then by type and id ([`merge::sort_key`]).
+    pub resources: Vec<Value>,
+    /// `Type/id` → index in `resources`, dropped duplicates' ids included.
+    positions: HashMap<String, usize>,
+    /// Sources whose part is missing or incomplete.
+    pub missing: Vec<MissingSource>,
+}
+
+impl Record {
+    fn new(patient_id: String, resources: Vec<Value>, aliases: HashMap<String, String>, missing: Vec<MissingSource>) -> Record {
+        let mut positions: HashMap<String, usize> = resources
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| Some((format!("{}/{}", fhir::resource_type(r)?, fhir::resource_id(r)?), i)))
+            .collect();
+        for (alias, kept) in aliases {
+            if let Some(&i) = positions.get(&kept) {
+                positions.insert(alias, i);
+            }
+        }
+        Record { patient_id, resources, positions, missing }
+    }
+
+    /// A resource of the record by gateway `Type/id`.
+    pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {
+        self.positions.get(&format!("{resource_type}/{id}")).map(|&i| &self.resources[i])
+    }
+
+    pub fn patient(&self) -> Option<&Value> {
+        self.resources.first().filter(|r| fhir::resource_type(r) == Some("Patient"))
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AggregateError {
+    #[error("no patient with this id")]
+    UnknownPatient,
+}
+
+pub struct Aggregator {
+    sources: Vec<SharedSource>,
+    index: Arc<PatientIndex>,
+    types: Vec<String>,
+    deadline: Duration,
+    cache: Cache<String, Arc<Record>>,
+    /// Where a resource lives: gateway `Type/id` → gateway patient id.
+    homes: Cache<String, String>,
+}
+
+impl Aggregator {
+    pub fn new(sources: Vec<SharedSource>, index: Arc<PatientIndex>, types: Vec<String>, deadline: Duration, ttl: Duration, max_records: u64) -> Self {
+        Aggregator {
+            sources,
+            index,
+            types,
+            deadline,
+            cache: Cache::builder().time_to_live(ttl).max_capacity(max_records).build(),
+            homes: Cache::builder().max_capacity(max_records.saturating_mul(200)).time_to_live(ttl.max(Duration::from_secs(600))).build(),
+        }
+    }
+
+    pub fn sources(&self) -> &[SharedSource] {
+        &self.sources
+    }
+
+    pub fn index(&self) -> &Arc<PatientIndex> {
+        &self.index
+    }
+
+    /// The record of gateway patient `patient_id`, from cache or gathered now.
+    pub async fn record(&self, patient_id: &str) -> Result<Arc<Record>, AggregateError> {
+        let link = self.index.resolve(patient_id).ok_or(AggregateError::UnknownPatient)?;
+        if let Some(hit) = self.cache.get(&link.gateway_id).await {
+            return Ok(hit);
+        }
+        let deadline = Instant::now() + self.deadline;
+        let mut members: HashMap<&str, Vec<String>> = HashMap::new();
+        for m in &link.members {
+            members.entry(m.source.as_str()).or_default().push(m.source_patient_id.clone());
+        }
+        let work = self.sources.iter().filter_map(|s| members.get(s.name()).map(|ids| gather(s.clone(), ids.clone(), &self.types, deadline)));
+        let results = futures::future::join_all(work).await;
+        let mut fetched = Vec::new();
+        let mut missing = Vec::new();
+        for (f, problems) in results {
+            if let Some(reason) = summarize(&problems) {
+                missing.push(MissingSource { source: f.source.clone(), display: f.display.clone(), reason });
+            }
+            fetched.push(f);
+        }
+        let (resources, aliases) = merge::merge(&link.gateway_id, &fetched);
+        let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing));
+        for key in record.positions.keys() {
+            self.homes.insert(key.clone(), link.gateway_id.clone()).await;
+        }
+        if record.is_complete() {
+            self.cache.insert(link.gateway_id.clone(), record.clone()).await;
+        } else {
+            tracing::warn!(patient = %link.gateway_id, missing = record.missing.len(), "partial record");
+        }
+        Ok(record)
+    }
+
+    /// The gateway patient whose record holds `Type/id`, if known or discoverable: from
+    /// records already gathered, else by asking the source named in the id.
+    pub async fn locate(&self, resource_type: &str, id: &str) -> Option<String> {
+        if let Some(home) = self.homes.get(&format!("{resource_type}/{id}")).await {
+            return Some(home);
+        }
+        let (source_name, source_id) = id.split_once('.')?;
+        let source = self.sources.iter().find(|s| s.name() == source_name)?;
+        let element = fhir::patient_element(resource_type)?;
+        let deadline = Instant::now() + self.deadline;
+        let found = source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?;
+        let patient_ref = found.first()?.get(element)?.get("reference")?.as_str()?;
+        let (_, source_patient) = reference::parse(patient_ref)?;
+        self.index.gateway_id_of(source_name, source_patient)
+    }
+
+    /// Drops a cached record (after new data or a policy change).
+    pub async fn invalidate(&self, patient_id: &str) {
+        self.cache.invalidate(patient_id).await;
+    }
+}
+
+/// Everything one source holds for one person: Patient, compartment types, then referenced
+/// supporting resources. Never outlives the deadline.
+async fn gather(source: SharedSource, patient_ids: Vec<String>, types: &[String], deadline: Instant) -> (Fetched, Vec<SourceError>) {
+    let name = source.name().to_string();
+    let mut fetched = Fetched { source: name.clone(), display: source.display().to_string(), patient_ids: patient_ids.clone(), resources: Vec::new() };
+    let work = async {
+        let mut problems = Vec::new();
+        let mut resources = Vec::new();
+        match source.read_many("Patient", &patient_ids, deadline).await {
+            Ok(p) => resources.extend(p),
+            Err(e) => problems.push(e),
+        }
+        let calls = patient_ids.iter().flat_map(|pid| types.iter().map(move |t| (pid, t)));
+        let results = futures::future::join_all(calls.map(|(pid, t)| source.patient_resources(pid, t, deadline))).await;
+        for r in results {
+            match r {
+                Ok(found) => resources.extend(found),
+                Err(e) => problems.push(e),
+            }
+        }
+        let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
+        for _ in 0..SUPPORTING_ROUNDS {
+            let wanted = referenced_supporting(&resources, &have);
+            if wanted.is_empty() {
+                break;
+            }
+            for (t, ids) in wanted {
+                match source.read_many(&t, &ids, deadline).await {
+                    Ok(found) => {
+                        have.extend(found.iter().filter_map(type_and_id));
+                        resources.extend(found);
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        // A source may answer the same resource under two searches.
+        let mut seen = BTreeSet::new();
+        resources.retain(|r| type_and_id(r).is_some_and(|k| seen.insert(k)));
+        (resources, problems)
+    };
+    // The adapters honour the deadline themselves; this is the backstop that makes a hang
+    // impossible whatever an adapter does.
+    match tokio::time::timeout_at(deadline + Duration::from_millis(50), work).await {
+        Ok((resources, problems)) => {
+            fetched.resources = resources;
+            (fetched, problems)
+        }
+        Err(_) => (fetched, vec![SourceError::DeadlineExceeded { source_name: name }]),
+    }
+}
+
+fn type_and_id(r: &Value) -> Option<(String, String)> {
+    Some((fhir::resource_type(r)?.to_string(), fhir::resource_id(r)?.to_string()))
+}
+
+/// Supporting resources referenced but not yet fetched, by type.
+fn referenced_supporting(resources: &[Value], have: &BTreeSet<(String, String)>) -> Vec<(String, Vec<String>)> {
+    let mut wanted: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for r in resources {
+        for s in reference::all(r) {
+            if let Some((t, id)) = reference::parse(&s) {
+                if fhir::SUPPORTING_TYPES.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
+                    wanted.entry(t.to_string()).or_default().insert(id.to_string());
+                }
+            }
+        }
+    }
+    wanted.into_iter().map(|(t, ids)| (t, ids.into_iter().collect())).collect()
+}
+
+/// One line on what went wrong with a source, or `None` when nothing did.
+fn summarize(problems: &[SourceError]) -> Option<String> {
+    let first = problems.first()?;
+    let reason = match first {
+        SourceError::DeadlineExceeded { .. } => "did not answer in time".to_string(),
+        SourceError::CircuitOpen { .. } => "is unavailable (recent failures)".to_string(),
+        SourceError::Unavailable { message, .. } => format!("is unavailable ({message})"),
+        SourceError::Auth { .. } => "refused the gateway's credentials".to_string(),
+        SourceError::BadResponse { message, .. } => format!("answered unexpectedly ({message})"),
+        SourceError::Files { message, .. } => format!("could not be read ({message})"),
+    };
+    Some(reason)
+}
