@@ -8,3 +8,9 @@ pub mod store;
 pub mod identity;
 pub mod simulator;
 pub mod aggregate;
+pub mod auth;
+pub mod read;
+pub mod api;
+mod app;
+
+pub use app::{App, AppError};

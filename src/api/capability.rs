@@ -1,0 +1,73 @@
+//! The gateway's CapabilityStatement: exactly what the API implements — read and search
+//! per type with their parameters, `$everything` on Patient, JSON only, read-only.
+
+use crate::fhir::{self, search, FHIR_VERSION};
+use serde_json::{json, Value};
+
+pub fn capability_statement(base_url: &str, date: &str) -> Value {
+    let mut types: Vec<&str> = vec!["Patient"];
+    types.extend(fhir::PATIENT_COMPARTMENT_TYPES);
+    types.extend(fhir::SUPPORTING_TYPES);
+    let resources: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            let searchable = *t == "Patient" || fhir::patient_element(t).is_some() || *t == "Provenance";
+            let mut params: Vec<Value> = Vec::new();
+            if searchable {
+                params.push(json!({"name": "_id", "type": "token"}));
+                params.push(json!({"name": "_lastUpdated", "type": "date"}));
+                for name in ["patient", "subject"] {
+                    if search::definition(t, name).is_some() {
+                        params.push(json!({"name": name, "type": "reference"}));
+                    }
+                }
+                if *t != "Patient" {
+                    for d in search::type_params(t) {
+                        params.push(json!({"name": d.name, "type": kind_name(d.kind)}));
+                    }
+                }
+            }
+            let mut interactions = vec![json!({"code": "read"})];
+            if searchable {
+                interactions.push(json!({"code": "search-type"}));
+            }
+            let mut r = json!({"type": t, "interaction": interactions, "versioning": "no-version", "readHistory": false, "updateCreate": false});
+            if !params.is_empty() {
+                r["searchParam"] = json!(params);
+            }
+            if *t == "Patient" {
+                r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]);
+            }
+            r
+        })
+        .collect();
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": date,
+        "publisher": "Portico",
+        "kind": "instance",
+        "software": {"name": "Portico", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "Portico patient access gateway", "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Read-only. Search on patient-compartment types needs patient=[id]. Until SMART authorization is enabled, data endpoints accept only the loopback demo token.",
+            "security": {
+                "cors": false,
+                "description": "Bearer token required on every data endpoint."
+            },
+            "resource": resources
+        }]
+    })
+}
+
+fn kind_name(k: search::ParamKind) -> &'static str {
+    match k {
+        search::ParamKind::Token => "token",
+        search::ParamKind::Date => "date",
+        search::ParamKind::Text => "string",
+        search::ParamKind::Reference => "reference",
+    }
+}

@@ -1,0 +1,58 @@
+//! The one place errors become HTTP for the FHIR API: every failure is an
+//! OperationOutcome with the right status, and its text never reveals patient data.
+
+use crate::auth::AuthError;
+use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::read::ReadError;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("{0}")]
+    NotAcceptable(String),
+    #[error("this server is read-only: {0} is not allowed")]
+    MethodNotAllowed(String),
+    #[error("no such endpoint")]
+    NoRoute,
+    #[error("the query string is longer than {0} bytes")]
+    QueryTooLong(usize),
+}
+
+impl ApiError {
+    fn status_and_issue(&self) -> (StatusCode, Issue) {
+        let text = self.to_string();
+        match self {
+            ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error("login", text)),
+            ApiError::Read(ReadError::NotFound) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ApiError::Read(ReadError::UnsupportedType(_)) => (StatusCode::NOT_FOUND, Issue::error("not-supported", text)),
+            ApiError::Read(ReadError::Search(_)) | ApiError::Read(ReadError::BadRequest(_)) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
+            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error("not-supported", text)),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", text)),
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, issue) = self.status_and_issue();
+        let mut response = super::fhir_json(status, &operation_outcome(&[issue]));
+        if matches!(self, ApiError::Auth(_)) {
+            let challenge = match self {
+                ApiError::Auth(AuthError::Invalid) => "Bearer realm=\"portico\", error=\"invalid_token\"",
+                _ => "Bearer realm=\"portico\"",
+            };
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if matches!(self, ApiError::MethodNotAllowed(_)) {
+            response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
+        response
+    }
+}

@@ -1,0 +1,135 @@
+//! `/fhir`: metadata, read, search and `$everything`. Everything but metadata needs a
+//! bearer token; writes are refused with 405; only JSON is spoken (406 otherwise).
+
+use super::error::ApiError;
+use super::{capability, fhir_json, ApiState};
+use crate::auth::{self, Access};
+use crate::fhir::bundle::searchset;
+use crate::fhir::outcome::operation_outcome;
+use crate::read::Matches;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use std::sync::Arc;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/metadata", get(metadata).fallback(read_only))
+        .route("/Patient/{id}/$everything", get(everything).fallback(read_only))
+        .route("/{resource_type}", get(search).fallback(read_only))
+        .route("/{resource_type}/{id}", get(read).fallback(read_only))
+        .fallback(|| async { ApiError::NoRoute })
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .with_state(state)
+}
+
+/// Checks what every FHIR request must satisfy before a handler runs: query size and a
+/// JSON format.
+async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
+    let query = request.uri().query().unwrap_or("");
+    if query.len() > state.max_query_bytes {
+        return ApiError::QueryTooLong(state.max_query_bytes).into_response();
+    }
+    let format = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "_format").map(|(_, v)| v.into_owned());
+    if let Some(f) = format {
+        if !matches!(f.as_str(), "json" | "application/json" | "application/fhir+json") {
+            return ApiError::NotAcceptable(format!("_format `{f}` is not supported; this server speaks application/fhir+json")).into_response();
+        }
+    } else if let Some(accept) = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        let ok = accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim()).any(|m| {
+            m.is_empty() || m == "*/*" || m == "application/*" || m == "application/json" || m == "application/fhir+json"
+        });
+        if !ok {
+            return ApiError::NotAcceptable(format!("cannot answer in `{accept}`; this server speaks application/fhir+json")).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+async fn read_only(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    Ok(auth::authenticate(header, state.dev_token.as_deref())?)
+}
+
+fn pairs(query: &Option<String>) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect()
+}
+
+fn lenient(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .any(|p| p.trim().eq_ignore_ascii_case("handling=lenient"))
+}
+
+async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
+    fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, &state.started_at))
+}
+
+async fn read(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path((resource_type, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+    let access = access(&state, &headers)?;
+    let resource = state.reader.read(&access, &resource_type, &id).await?;
+    Ok(fhir_json(StatusCode::OK, &resource))
+}
+
+async fn search(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(resource_type): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let access = access(&state, &headers)?;
+    let pairs = pairs(&query);
+    let matches = state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await?;
+    Ok(render_bundle(&state, &resource_type, &pairs, matches))
+}
+
+async fn everything(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+    let access = access(&state, &headers)?;
+    let pairs = pairs(&query);
+    let matches = state.reader.everything(&access, &id, &pairs, lenient(&headers)).await?;
+    Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))
+}
+
+/// A searchset page: matches, then an OperationOutcome entry carrying the warnings.
+fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], matches: Matches) -> Response {
+    let url_with = |cursor: Option<&str>| {
+        let mut q = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs.iter().filter(|(k, _)| k != "_cursor") {
+            q.append_pair(k, v);
+        }
+        if let Some(c) = cursor {
+            q.append_pair("_cursor", c);
+        }
+        let q = q.finish();
+        if q.is_empty() {
+            format!("{}/{path}", state.base_url)
+        } else {
+            format!("{}/{path}?{q}", state.base_url)
+        }
+    };
+    let self_url = {
+        let cursor = pairs.iter().find(|(k, _)| k == "_cursor").map(|(_, v)| v.as_str());
+        url_with(cursor)
+    };
+    let next_url = matches.next_cursor.as_deref().map(|c| url_with(Some(c)));
+    let mut entries: Vec<(String, serde_json::Value, &str)> = matches
+        .resources
+        .into_iter()
+        .map(|r| {
+            let full = format!("{}/{}/{}", state.base_url, r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or(""));
+            (full, r, "match")
+        })
+        .collect();
+    if !matches.warnings.is_empty() {
+        let mut outcome = operation_outcome(&matches.warnings);
+        outcome["id"] = json!("warnings");
+        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
+    }
+    fhir_json(StatusCode::OK, &searchset(&self_url, next_url.as_deref(), Some(matches.total), entries))
+}

@@ -1,0 +1,26 @@
+//! `/health/live` (the process answers) and `/health/ready` (the patient index is loaded;
+//! per-source status as the circuit breakers see it). No patient data.
+
+use super::ApiState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new().route("/health/live", get(live)).route("/health/ready", get(ready)).with_state(state)
+}
+
+async fn live() -> Json<Value> {
+    Json(json!({"status": "live"}))
+}
+
+async fn ready(State(state): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) {
+    let sources: Vec<_> = state.aggregator.sources().iter().map(|s| s.status()).collect();
+    let all_down = !sources.is_empty() && sources.iter().all(|s| s.state == "down");
+    let status = if all_down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let patients = state.aggregator.index().links().len();
+    (status, Json(json!({"status": if all_down { "unavailable" } else { "ready" }, "patients_indexed": patients, "sources": sources})))
+}

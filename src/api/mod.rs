@@ -1,0 +1,43 @@
+//! HTTP routers (axum): the FHIR API at `/fhir`, health at `/health`. Handlers are thin:
+//! extract, call one domain function, render. Errors become OperationOutcomes in
+//! [`error`] and nowhere else.
+
+mod capability;
+pub mod error;
+mod fhir_routes;
+mod health;
+
+use crate::aggregate::Aggregator;
+use crate::read::Reader;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// What handlers share.
+pub struct ApiState {
+    pub reader: Reader,
+    pub aggregator: Arc<Aggregator>,
+    pub base_url: String,
+    pub dev_token: Option<String>,
+    pub max_query_bytes: usize,
+    pub started_at: String,
+}
+
+pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .nest("/fhir", fhir_routes::router(state.clone()))
+        .merge(health::router(state))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+}
+
+/// A FHIR JSON response (`application/fhir+json`), never cached by intermediaries.
+pub fn fhir_json(status: StatusCode, body: &Value) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

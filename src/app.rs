@@ -1,0 +1,144 @@
+//! Builds the running gateway from a [`Config`]: the store, the sources (starting
+//! in-process simulators for `simulated` ones), the patient index (first build now, then
+//! refreshed in the background), the aggregator and the HTTP router.
+
+use crate::aggregate::Aggregator;
+use crate::api::{self, ApiState};
+use crate::config::{Config, SourceConfig, SourceKindName};
+use crate::fhir::time::{days_since, parse_utc_offset};
+use crate::identity::PatientIndex;
+use crate::read::{Paging, Reader};
+use crate::simulator::{self, RunningSimulator, SimulatorOptions};
+use crate::sources::files::{FileSource, ResourceStore};
+use crate::sources::rest::RestSource;
+use crate::sources::SharedSource;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long the patient index may take to read every source's patient list.
+const INDEX_DEADLINE: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Identity(#[from] crate::identity::IdentityError),
+    #[error(transparent)]
+    Source(#[from] crate::sources::SourceError),
+    #[error("source {source_name}: {message}")]
+    Simulator { source_name: String, message: String },
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub index: Arc<PatientIndex>,
+    pub aggregator: Arc<Aggregator>,
+    /// In-process stand-ins for `simulated` sources, by source name.
+    pub simulators: Vec<(String, RunningSimulator)>,
+    refresher: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl App {
+    /// Opens everything the config names and builds the patient index once.
+    pub async fn build(config: Config) -> Result<App, AppError> {
+        let store = Store::open(&config.database.url, config.database.max_connections).await?;
+        let zone = parse_utc_offset(&config.server.utc_offset).expect("validated");
+        let mut sources: Vec<SharedSource> = Vec::new();
+        let mut simulators = Vec::new();
+        for sc in &config.sources {
+            let shift = sc.shift_dates_from.map_or(0, |anchor| days_since(anchor, chrono::Utc::now(), zone));
+            let path = sc.path.as_ref().map(|p| config.base_dir.join(p));
+            match sc.kind {
+                SourceKindName::Fhir => sources.push(Arc::new(RestSource::new(sc, &config.base_dir)?)),
+                SourceKindName::Files => {
+                    let dir = path.expect("validated");
+                    sources.push(Arc::new(FileSource::open(&sc.name, sc.display_name(), &dir, shift)?));
+                }
+                SourceKindName::Simulated => {
+                    let dir = path.expect("validated");
+                    let fail = |message: String| AppError::Simulator { source_name: sc.name.clone(), message };
+                    let data = ResourceStore::load(&dir, shift).map_err(fail)?;
+                    let options = SimulatorOptions {
+                        name: sc.display_name().to_string(),
+                        latency: sc.latency.std(),
+                        page_size: sc.simulator_page_size.unwrap_or(SimulatorOptions::default().page_size),
+                        ..SimulatorOptions::default()
+                    };
+                    let running = simulator::start(data, options, "127.0.0.1:0".parse().expect("address"))
+                        .await
+                        .map_err(|e| fail(e.to_string()))?;
+                    let rest = SourceConfig { kind: SourceKindName::Fhir, url: Some(running.base_url().to_string()), path: None, ..sc.clone() };
+                    sources.push(Arc::new(RestSource::new(&rest, &config.base_dir)?));
+                    simulators.push((sc.name.clone(), running));
+                }
+            }
+        }
+        let index = Arc::new(PatientIndex::open(store.clone()).await?);
+        let report = index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await?;
+        for (source, error) in &report.failed_sources {
+            tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
+        }
+        tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
+        let aggregator = Arc::new(Aggregator::new(
+            sources.clone(),
+            index.clone(),
+            config.aggregate.resource_types.clone(),
+            config.aggregate.deadline.std(),
+            config.aggregate.cache_ttl.std(),
+            config.aggregate.cache_max_records,
+        ));
+        let refresher = {
+            let (index, every) = (index.clone(), config.identity.refresh_every.std());
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
+                loop {
+                    tick.tick().await;
+                    if let Err(e) = index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await {
+                        tracing::warn!(error = %e, "patient index refresh failed");
+                    }
+                }
+            })
+        };
+        Ok(App { config, store, index, aggregator, simulators, refresher: Some(refresher) })
+    }
+
+    /// The HTTP router for this app.
+    pub fn router(&self) -> axum::Router {
+        let zone = parse_utc_offset(&self.config.server.utc_offset).expect("validated");
+        let paging = Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
+        let state = Arc::new(ApiState {
+            reader: Reader::new(self.aggregator.clone(), zone, paging),
+            aggregator: self.aggregator.clone(),
+            base_url: self.config.fhir_base_url(),
+            dev_token: self.config.server.dev_token.clone(),
+            max_query_bytes: self.config.server.max_query_bytes,
+            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+        api::router(state, self.config.server.max_body_bytes)
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, finishing in-flight requests.
+    pub async fn serve(mut self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+        let router = self.router();
+        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+        for (_, sim) in std::mem::take(&mut self.simulators) {
+            sim.stop().await;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for App {
+    fn drop(&mut self) {
+        if let Some(r) = self.refresher.take() {
+            r.abort();
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The read path: read, search and `$everything` over one patient's record. Given who is
+//! asking ([`Access`]) and what, it gathers the record, selects, filters and pages, and
+//! returns plain data for the API to render. Every output that carries patient data comes
+//! through here (DESIGN.md "one way through the house"); it knows nothing of HTTP.
+
+use crate::aggregate::{AggregateError, Aggregator, Record};
+use crate::auth::Access;
+use crate::fhir::bundle::{decode_cursor, page_after};
+use crate::fhir::outcome::Issue;
+use crate::fhir::search::{self, SearchError, SearchQuery};
+use crate::fhir::{self, time::parse_range};
+use crate::aggregate::merge::sort_key;
+use chrono::FixedOffset;
+use serde_json::Value;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("resource not found")]
+    NotFound,
+    #[error("resource type `{0}` is not supported")]
+    UnsupportedType(String),
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+/// One page of matches, with what the caller should be warned about.
+#[derive(Debug)]
+pub struct Matches {
+    pub resources: Vec<Value>,
+    pub total: usize,
+    pub next_cursor: Option<String>,
+    pub warnings: Vec<Issue>,
+}
+
+/// Page sizes.
+#[derive(Debug, Clone, Copy)]
+pub struct Paging {
+    pub default_count: usize,
+    pub max_count: usize,
+}
+
+pub struct Reader {
+    aggregator: Arc<Aggregator>,
+    zone: FixedOffset,
+    paging: Paging,
+}
+
+impl Reader {
+    pub fn new(aggregator: Arc<Aggregator>, zone: FixedOffset, paging: Paging) -> Reader {
+        Reader { aggregator, zone, paging }
+    }
+
+    async fn record(&self, _access: &Access, patient_id: &str) -> Result<Arc<Record>, ReadError> {
+        self.aggregator.record(patient_id).await.map_err(|e| match e {
+            AggregateError::UnknownPatient => ReadError::NotFound,
+        })
+    }
+
+    /// `GET [type]/[id]`.
+    pub async fn read(&self, access: &Access, resource_type: &str, id: &str) -> Result<Value, ReadError> {
+        if !fhir::is_served_type(resource_type) {
+            return Err(ReadError::UnsupportedType(resource_type.into()));
+        }
+        if !fhir::is_valid_id(id) {
+            return Err(ReadError::NotFound);
+        }
+        let patient_id = if resource_type == "Patient" {
+            id.to_string()
+        } else {
+            self.aggregator.locate(resource_type, id).await.ok_or(ReadError::NotFound)?
+        };
+        let record = self.record(access, &patient_id).await?;
+        let found = if resource_type == "Patient" { record.patient() } else { record.get(resource_type, id) };
+        found.cloned().ok_or(ReadError::NotFound)
+    }
+
+    /// `GET [type]?patient=…&…`.
+    pub async fn search(&self, access: &Access, resource_type: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
+        if !fhir::is_served_type(resource_type) {
+            return Err(ReadError::UnsupportedType(resource_type.into()));
+        }
+        let query = search::parse(resource_type, pairs, &["_cursor"], lenient, self.paging.max_count, self.zone)?;
+        let patient_id = self.patient_of_search(resource_type, &query)?;
+        let record = match self.record(access, &patient_id).await {
+            Ok(r) => r,
+            Err(ReadError::NotFound) => return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings: ignored(&query) }),
+            Err(e) => return Err(e),
+        };
+        let filters: Vec<_> = query.filters.iter().filter(|f| f.def.kind != search::ParamKind::Reference).collect();
+        let selected: Vec<&Value> = record
+            .resources
+            .iter()
+            .filter(|r| fhir::resource_type(r) == Some(resource_type))
+            .filter(|r| filters.iter().all(|f| search::matches(r, f, self.zone)))
+            .collect();
+        self.page(&record, selected, &query)
+    }
+
+    /// `GET Patient/[id]/$everything` with `_type`, `_since`, `_count`.
+    pub async fn everything(&self, access: &Access, patient_id: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
+        let query = search::parse("Patient", pairs, &["_cursor", "_type", "_since"], lenient, self.paging.max_count, self.zone)?;
+        if let Some(f) = query.filters.first() {
+            return Err(ReadError::BadRequest(format!("`{}` is not a parameter of $everything (use _type, _since, _count)", f.def.name)));
+        }
+        let types: Option<Vec<&str>> = query.control("_type").map(|t| t.split(',').map(str::trim).collect());
+        if let Some(bad) = types.iter().flatten().find(|t| !fhir::is_served_type(t)) {
+            return Err(ReadError::BadRequest(format!("_type: `{bad}` is not a supported resource type")));
+        }
+        let since = match query.control("_since") {
+            Some(s) if s.len() > 10 => Some(parse_range(s, self.zone).ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?.start),
+            Some(s) => return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone"))),
+            None => None,
+        };
+        let record = self.record(access, patient_id).await?;
+        let selected: Vec<&Value> = record
+            .resources
+            .iter()
+            .filter(|r| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
+            .filter(|r| match (since, r.pointer("/meta/lastUpdated").and_then(Value::as_str)) {
+                (Some(since), Some(updated)) => parse_range(updated, self.zone).is_none_or(|u| u.start >= since),
+                // Without meta.lastUpdated a resource cannot be shown to be older: include it.
+                _ => true,
+            })
+            .collect();
+        self.page(&record, selected, &query)
+    }
+
+    /// The one patient a search is about.
+    fn patient_of_search(&self, resource_type: &str, query: &SearchQuery) -> Result<String, ReadError> {
+        if resource_type == "Patient" {
+            let ids: Vec<&str> = query.filters_named("_id").flat_map(|f| f.values.iter().map(String::as_str)).collect();
+            return match ids.as_slice() {
+                [one] => Ok(one.to_string()),
+                _ => Err(ReadError::BadRequest("Patient search needs exactly one _id".into())),
+            };
+        }
+        if fhir::patient_element(resource_type).is_none() && resource_type != "Provenance" {
+            return Err(ReadError::BadRequest(format!("{resource_type} is read by id (GET {resource_type}/[id]), not searched")));
+        }
+        let values: Vec<&str> = query.filters.iter().filter(|f| f.def.kind == search::ParamKind::Reference).flat_map(|f| f.values.iter().map(String::as_str)).collect();
+        match values.as_slice() {
+            [one] => Ok(one.strip_prefix("Patient/").unwrap_or(one).to_string()),
+            [] => Err(ReadError::BadRequest(format!("a {resource_type} search must name one patient (patient=[id])"))),
+            _ => Err(ReadError::BadRequest("a search names exactly one patient".into())),
+        }
+    }
+
+    fn page(&self, record: &Record, selected: Vec<&Value>, query: &SearchQuery) -> Result<Matches, ReadError> {
+        let after = match query.control("_cursor") {
+            Some(c) => Some(decode_cursor(c).ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?),
+            None => None,
+        };
+        let total = selected.len();
+        let count = query.count.unwrap_or(self.paging.default_count);
+        let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
+        let mut warnings = ignored(query);
+        warnings.extend(record.missing.iter().map(|m| {
+            Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
+        }));
+        Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
+    }
+}
+
+fn ignored(query: &SearchQuery) -> Vec<Issue> {
+    query.ignored.iter().map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored"))).collect()
+}

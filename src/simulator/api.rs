@@ -1,0 +1,108 @@
+//! The simulator's FHIR handlers, kept thin: metadata, SMART discovery, read, search,
+//! refusals (405 for writes, 404 for unknown endpoints and types) and the stats panel.
+//! Access control, throttling and latency happen before these run (`guard`). They only
+//! read the store; they never write to it and never log patient data.
+
+use super::guard::{fhir_json, outcome};
+use super::{capability, search, Shared};
+use crate::fhir::outcome::Issue;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use std::sync::Arc;
+
+type Sim = State<Arc<Shared>>;
+
+pub(super) async fn metadata(State(shared): Sim) -> Response {
+    fhir_json(StatusCode::OK, &shared.capability)
+}
+
+pub(super) async fn smart_configuration(State(shared): Sim) -> Response {
+    if shared.options.client_credentials.is_none() {
+        return outcome(
+            StatusCode::NOT_FOUND,
+            Issue::error("not-found", "this server does not use SMART authorization"),
+        );
+    }
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        capability::smart_configuration(&shared.token_url).to_string(),
+    )
+        .into_response()
+}
+
+fn unsupported_type(resource_type: &str) -> Response {
+    outcome(
+        StatusCode::NOT_FOUND,
+        Issue::error(
+            "not-supported",
+            format!("resource type `{resource_type}` is not supported by this server"),
+        ),
+    )
+}
+
+pub(super) async fn read(
+    State(shared): Sim,
+    Path((resource_type, id)): Path<(String, String)>,
+) -> Response {
+    if !shared.supported.contains(&resource_type) {
+        return unsupported_type(&resource_type);
+    }
+    if !crate::fhir::is_valid_id(&id) {
+        return outcome(
+            StatusCode::BAD_REQUEST,
+            Issue::error("invalid", "not a valid FHIR logical id"),
+        );
+    }
+    match shared.store.get(&resource_type, &id) {
+        Some(resource) => fhir_json(StatusCode::OK, resource),
+        None => outcome(
+            StatusCode::NOT_FOUND,
+            Issue::error("not-found", format!("{resource_type}/{id} is not known")),
+        ),
+    }
+}
+
+pub(super) async fn search(
+    State(shared): Sim,
+    Path(resource_type): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if !shared.supported.contains(&resource_type) {
+        return unsupported_type(&resource_type);
+    }
+    let lenient = search::prefers_lenient(headers.get("prefer").and_then(|v| v.to_str().ok()));
+    match search::run(&shared, &resource_type, uri.query().unwrap_or(""), lenient) {
+        Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
+        Err((status, issue)) => outcome(status, issue),
+    }
+}
+
+/// 405 for anything but reading.
+pub(super) async fn write_refused() -> Response {
+    let mut resp = outcome(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Issue::error("not-supported", "this server is read-only"),
+    );
+    resp.headers_mut()
+        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    resp
+}
+
+/// Anything no route matched: writes under /fhir are 405, the rest 404.
+pub(super) async fn fhir_fallback(req: Request) -> Response {
+    let under_fhir = req.uri().path() == "/fhir" || req.uri().path().starts_with("/fhir/");
+    if under_fhir && req.method() != Method::GET && req.method() != Method::HEAD {
+        return write_refused().await;
+    }
+    outcome(
+        StatusCode::NOT_FOUND,
+        Issue::error("not-found", "no such endpoint"),
+    )
+}
+
+pub(super) async fn stats(State(shared): Sim) -> Json<super::SimulatorStats> {
+    Json(shared.counters.snapshot())
+}

@@ -1,0 +1,95 @@
+//! The simulated hospital's CapabilityStatement and SMART discovery document: which types
+//! it answers (read + search-type), their search parameters (from `crate::fhir::search`),
+//! and, when tokens are required, where to get one. Built once at start; it describes the
+//! simulator only and never mentions the data it holds.
+
+use crate::fhir::search::{type_params, ParamKind};
+use crate::fhir::{self, FHIR_JSON, FHIR_VERSION, PATIENT_COMPARTMENT_TYPES};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+
+const OAUTH_URIS: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris";
+
+fn kind_name(kind: ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Token => "token",
+        ParamKind::Date => "date",
+        ParamKind::Text => "string",
+        ParamKind::Reference => "reference",
+    }
+}
+
+/// The search parameters a type answers here, as CapabilityStatement entries.
+fn search_params(resource_type: &str) -> Vec<Value> {
+    let mut params = vec![
+        json!({"name": "_id", "type": "token"}),
+        json!({"name": "_lastUpdated", "type": "date"}),
+    ];
+    if PATIENT_COMPARTMENT_TYPES.contains(&resource_type) {
+        params.push(json!({"name": "patient", "type": "reference"}));
+    }
+    if fhir::patient_element(resource_type) == Some("subject") {
+        params.push(json!({"name": "subject", "type": "reference"}));
+    }
+    params.extend(
+        type_params(resource_type)
+            .iter()
+            .map(|d| json!({"name": d.name, "type": kind_name(d.kind)})),
+    );
+    params
+}
+
+/// The CapabilityStatement. `token_url` is set when bearer tokens are required.
+pub(super) fn statement(
+    name: &str,
+    base_url: &str,
+    types: &BTreeSet<String>,
+    token_url: Option<&str>,
+) -> Value {
+    let resources: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            json!({
+                "type": t,
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": search_params(t),
+            })
+        })
+        .collect();
+    let mut rest = json!({"mode": "server", "resource": resources});
+    if let Some(token_url) = token_url {
+        rest["security"] = json!({
+            "extension": [{
+                "url": OAUTH_URIS,
+                "extension": [{"url": "token", "valueUri": token_url}]
+            }],
+            "service": [{"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR"
+            }]}],
+            "description": "OAuth2 client credentials; send the access token as a Bearer token"
+        });
+    }
+    json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "kind": "instance",
+        "software": {"name": name, "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": name, "url": base_url},
+        "fhirVersion": FHIR_VERSION,
+        "format": ["json", FHIR_JSON],
+        "rest": [rest]
+    })
+}
+
+/// `.well-known/smart-configuration` for a server that issues client-credentials tokens.
+pub(super) fn smart_configuration(token_url: &str) -> Value {
+    json!({
+        "token_endpoint": token_url,
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "scopes_supported": ["system/*.read", "system/*.rs"],
+        "capabilities": ["client-confidential-symmetric"]
+    })
+}

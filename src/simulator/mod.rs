@@ -1,0 +1,358 @@
+//! The hospital simulator: a FHIR R4 server over real HTTP (axum) that serves one fixture
+//! [`ResourceStore`] the way a hospital system would, quirks included — paging with absolute
+//! or relative next links, OAuth2 client-credentials tokens that really expire, throttling
+//! (429 + Retry-After), outages (503) and added latency, all switchable while it runs. This
+//! file owns the public API (options, live controls, stats, start/stop/run) and the router.
+//! It is a stand-in for hospital systems in tests and the demo: it must never be used by
+//! the gateway to serve real patients, never write to its store, and never log patient data.
+
+mod api;
+mod capability;
+mod guard;
+mod search;
+mod token;
+
+#[cfg(test)]
+mod tests;
+
+use crate::sources::files::ResourceStore;
+use axum::routing::{any, get, post};
+use axum::Router;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How the simulated hospital system behaves.
+#[derive(Clone)]
+pub struct SimulatorOptions {
+    /// Shown in CapabilityStatement.software / implementation.
+    pub name: String,
+    /// Added before every response.
+    pub latency: Duration,
+    /// Probability (0..=1) that a FHIR request answers 429 + Retry-After.
+    pub fail_rate: f64,
+    /// Value of Retry-After on those 429s.
+    pub retry_after_secs: u64,
+    /// When set, `POST /token` (client_credentials) is required and bearer tokens are checked.
+    pub client_credentials: Option<(String, String)>,
+    /// Lifetime of issued tokens.
+    pub token_ttl: Duration,
+    /// Default and maximum `_count`.
+    pub page_size: usize,
+    /// Quirk: emit next links relative to the FHIR base instead of absolute.
+    pub relative_next_links: bool,
+}
+
+impl Default for SimulatorOptions {
+    fn default() -> Self {
+        SimulatorOptions {
+            name: "Portico hospital simulator".into(),
+            latency: Duration::ZERO,
+            fail_rate: 0.0,
+            retry_after_secs: 1,
+            client_credentials: None,
+            token_ttl: Duration::from_secs(3600),
+            page_size: 50,
+            relative_next_links: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for SimulatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulatorOptions")
+            .field("name", &self.name)
+            .field("latency", &self.latency)
+            .field("fail_rate", &self.fail_rate)
+            .field("retry_after_secs", &self.retry_after_secs)
+            .field(
+                "client_id",
+                &self.client_credentials.as_ref().map(|(id, _)| id),
+            )
+            .field("token_ttl", &self.token_ttl)
+            .field("page_size", &self.page_size)
+            .field("relative_next_links", &self.relative_next_links)
+            .finish()
+    }
+}
+
+/// Live knobs tests flip while the server runs.
+#[derive(Debug, Default)]
+pub struct SimulatorControls {
+    latency_nanos: AtomicU64,
+    fail_next: AtomicU32,
+    down: AtomicBool,
+    /// Tokens issued under an older epoch are invalid.
+    token_epoch: AtomicU64,
+}
+
+impl SimulatorControls {
+    pub fn set_latency(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.latency_nanos.store(nanos, Ordering::Relaxed);
+    }
+    /// The next `n` FHIR requests (not metadata, not /token) answer 429 with Retry-After.
+    pub fn fail_next(&self, n: u32) {
+        self.fail_next.store(n, Ordering::SeqCst);
+    }
+    /// While down, every request answers 503 with an OperationOutcome.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+    /// Every token issued so far becomes invalid (401).
+    pub fn expire_tokens(&self) {
+        self.token_epoch.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn latency(&self) -> Duration {
+        Duration::from_nanos(self.latency_nanos.load(Ordering::Relaxed))
+    }
+    fn is_down(&self) -> bool {
+        self.down.load(Ordering::SeqCst)
+    }
+    /// Consumes one forced failure, if any are pending.
+    fn take_forced_failure(&self) -> bool {
+        self.fail_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+    }
+    fn epoch(&self) -> u64 {
+        self.token_epoch.load(Ordering::SeqCst)
+    }
+}
+
+/// What the simulator has answered so far.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SimulatorStats {
+    pub fhir_requests: u64,
+    pub token_requests: u64,
+    pub rejected_401: u64,
+    pub answered_429: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    fhir_requests: AtomicU64,
+    token_requests: AtomicU64,
+    rejected_401: AtomicU64,
+    answered_429: AtomicU64,
+}
+
+impl Counters {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    fn snapshot(&self) -> SimulatorStats {
+        SimulatorStats {
+            fhir_requests: self.fhir_requests.load(Ordering::Relaxed),
+            token_requests: self.token_requests.load(Ordering::Relaxed),
+            rejected_401: self.rejected_401.load(Ordering::Relaxed),
+            answered_429: self.answered_429.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Everything the handlers share.
+struct Shared {
+    store: ResourceStore,
+    options: SimulatorOptions,
+    /// `http://host:port/fhir`, no trailing slash.
+    base_url: String,
+    token_url: String,
+    /// Types answered: those in the store plus every type the gateway serves (a hospital
+    /// supports a type even when this fixture holds none of it).
+    supported: BTreeSet<String>,
+    capability: Value,
+    controls: Arc<SimulatorControls>,
+    counters: Counters,
+    tokens: token::TokenBook,
+}
+
+impl Shared {
+    fn new(store: ResourceStore, mut options: SimulatorOptions, addr: SocketAddr) -> Shared {
+        options.page_size = options.page_size.max(1);
+        let origin = format!("http://{}", public_addr(addr));
+        let base_url = format!("{origin}/fhir");
+        let token_url = format!("{origin}/token");
+        let mut supported: BTreeSet<String> = store.types().map(str::to_string).collect();
+        supported.extend(
+            std::iter::once("Patient")
+                .chain(crate::fhir::PATIENT_COMPARTMENT_TYPES.iter().copied())
+                .chain(crate::fhir::SUPPORTING_TYPES.iter().copied())
+                .map(str::to_string),
+        );
+        let token_for_capability = options
+            .client_credentials
+            .is_some()
+            .then_some(token_url.as_str());
+        let capability =
+            capability::statement(&options.name, &base_url, &supported, token_for_capability);
+        let controls = Arc::new(SimulatorControls::default());
+        controls.set_latency(options.latency);
+        Shared {
+            store,
+            options,
+            base_url,
+            token_url,
+            supported,
+            capability,
+            controls,
+            counters: Counters::default(),
+            tokens: token::TokenBook::default(),
+        }
+    }
+}
+
+/// A loopback address clients can reach when the server was bound to "any".
+fn public_addr(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(a) if a.ip().is_unspecified() => {
+            SocketAddr::from(([127, 0, 0, 1], a.port()))
+        }
+        SocketAddr::V6(a) if a.ip().is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
+        }
+        other => other,
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/fhir", any(api::fhir_fallback))
+        .route(
+            "/fhir/metadata",
+            get(api::metadata).fallback(api::write_refused),
+        )
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(api::smart_configuration).fallback(api::write_refused),
+        )
+        .route(
+            "/fhir/{type}",
+            get(api::search).fallback(api::write_refused),
+        )
+        .route(
+            "/fhir/{type}/{id}",
+            get(api::read).fallback(api::write_refused),
+        )
+        .route(
+            "/token",
+            post(token::token).fallback(token::method_not_allowed),
+        )
+        .route("/_simulator/stats", get(api::stats))
+        .fallback(api::fhir_fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            guard::guard,
+        ))
+        .with_state(shared)
+}
+
+/// A simulator serving in a background task. Dropping it shuts the server down too; call
+/// [`RunningSimulator::stop`] to wait until the port is free.
+#[must_use = "dropping the RunningSimulator shuts the server down"]
+pub struct RunningSimulator {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl RunningSimulator {
+    /// `http://127.0.0.1:PORT/fhir`
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+    /// `http://127.0.0.1:PORT/token`
+    pub fn token_url(&self) -> String {
+        self.shared.token_url.clone()
+    }
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    pub fn controls(&self) -> Arc<SimulatorControls> {
+        self.shared.controls.clone()
+    }
+    pub fn stats(&self) -> SimulatorStats {
+        self.shared.counters.snapshot()
+    }
+    /// Graceful shutdown: stops accepting, lets in-flight requests finish (at most 5 s),
+    /// and returns once the port is free.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(mut task) = self.task.take() {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+    }
+}
+
+impl Drop for RunningSimulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Binds `addr` (port 0 allowed) and serves in a background tokio task.
+pub async fn start(
+    store: ResourceStore,
+    options: SimulatorOptions,
+    addr: SocketAddr,
+) -> std::io::Result<RunningSimulator> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(store, options, addr));
+    let app = router(shared.clone());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+    });
+    Ok(RunningSimulator {
+        addr,
+        shared,
+        shutdown: Some(tx),
+        task: Some(task),
+    })
+}
+
+/// Serves until ctrl-c (for the `portico simulate` CLI command).
+pub async fn run(
+    store: ResourceStore,
+    options: SimulatorOptions,
+    addr: SocketAddr,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let shared = Arc::new(Shared::new(store, options, addr));
+    tracing::info!(
+        base_url = %shared.base_url,
+        token_url = shared.options.client_credentials.is_some().then_some(shared.token_url.as_str()),
+        name = %shared.options.name,
+        "hospital simulator serving"
+    );
+    let app = router(shared);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("hospital simulator stopping");
+        })
+        .await
+}

@@ -1,0 +1,260 @@
+//! Search as the simulated hospital answers it: strict query-string decoding, the patient
+//! compartment (`patient=` / `subject=`, through targets for Provenance), the shared FHIR
+//! filters (`crate::fhir::search`), a stable order by id and keyset paging with an opaque
+//! `_cursor`, with next links absolute or (quirk) relative. Pure functions over the store:
+//! it never changes the store, never alters a resource and never logs query values.
+
+use super::Shared;
+use crate::fhir::bundle::{decode_cursor, page_after, searchset};
+use crate::fhir::outcome::Issue;
+use crate::fhir::search::{self as fsearch, SearchError};
+use crate::fhir::{self, PATIENT_COMPARTMENT_TYPES};
+use axum::http::StatusCode;
+use chrono::FixedOffset;
+use serde_json::{json, Value};
+use std::collections::HashSet;
+
+/// The paging parameter this server puts in its next links.
+pub(super) const CURSOR: &str = "_cursor";
+
+/// Why a search was refused: the status and the issue to answer with.
+pub(super) type Refusal = (StatusCode, Issue);
+
+fn bad(message: impl Into<String>) -> Refusal {
+    (StatusCode::BAD_REQUEST, Issue::error("invalid", message))
+}
+
+/// Decodes an `application/x-www-form-urlencoded` string strictly: bad percent escapes,
+/// non-UTF-8 text and empty names are errors (where a lenient decoder would guess).
+pub(super) fn decode_pairs(raw: &str) -> Result<Vec<(String, String)>, String> {
+    raw.split('&')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| {
+            let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
+            let name = decode_component(name)
+                .ok_or("a parameter name is not valid percent-encoded UTF-8")?;
+            let value = decode_component(value).ok_or_else(|| {
+                format!("the value of `{name}` is not valid percent-encoded UTF-8")
+            })?;
+            if name.is_empty() {
+                return Err("a parameter has no name".to_string());
+            }
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn decode_component(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes.get(i + 1..i + 3)?;
+                if !hex.iter().all(u8::is_ascii_hexdigit) {
+                    return None;
+                }
+                out.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+/// True when `Prefer` asks for lenient handling of unknown parameters.
+pub(super) fn prefers_lenient(prefer: Option<&str>) -> bool {
+    prefer.is_some_and(|p| {
+        p.split([',', ';']).any(|pref| {
+            pref.trim()
+                .replace(' ', "")
+                .eq_ignore_ascii_case("handling=lenient")
+        })
+    })
+}
+
+fn refusal(e: SearchError) -> Refusal {
+    let code = match e {
+        SearchError::UnknownParameter { .. } | SearchError::UnsupportedModifier { .. } => {
+            "not-supported"
+        }
+        SearchError::BadValue { .. } => "invalid",
+    };
+    (StatusCode::BAD_REQUEST, Issue::error(code, e.to_string()))
+}
+
+/// Whether `name` is the patient-compartment parameter of `resource_type` here.
+fn is_patient_param(resource_type: &str, name: &str) -> bool {
+    let name = name.strip_suffix(":Patient").unwrap_or(name);
+    match name {
+        "patient" => PATIENT_COMPARTMENT_TYPES.contains(&resource_type),
+        "subject" => fhir::patient_element(resource_type) == Some("subject"),
+        _ => false,
+    }
+}
+
+/// The patient id of a `patient=` value: `id`, `Patient/id` or an absolute `…/Patient/id`.
+fn patient_id(value: &str) -> Result<&str, Refusal> {
+    let id = match value.rsplit_once('/') {
+        None => value,
+        Some((prefix, id)) if prefix == "Patient" || prefix.ends_with("/Patient") => id,
+        Some(_) => return Err(bad(format!("`{value}` is not a Patient reference"))),
+    };
+    if fhir::is_valid_id(id) {
+        Ok(id)
+    } else {
+        Err(bad("a patient reference holds an invalid id"))
+    }
+}
+
+/// Runs a search of `resource_type` (already known to be supported) and answers the
+/// searchset page. `raw_query` is the query string exactly as received.
+pub(super) fn run(
+    shared: &Shared,
+    resource_type: &str,
+    raw_query: &str,
+    lenient: bool,
+) -> Result<Value, Refusal> {
+    let zone = FixedOffset::east_opt(0).expect("UTC");
+    let pairs = decode_pairs(raw_query).map_err(bad)?;
+    let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) = pairs
+        .into_iter()
+        .partition(|(name, _)| is_patient_param(resource_type, name));
+    let page_size = shared.options.page_size;
+    let query = fsearch::parse(
+        resource_type,
+        &other_pairs,
+        &[CURSOR],
+        lenient,
+        page_size,
+        zone,
+    )
+    .map_err(refusal)?;
+    let after = match query.control(CURSOR) {
+        Some(c) => Some(
+            decode_cursor(c).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?,
+        ),
+        None => None,
+    };
+
+    let mut matched: Vec<&Value> = shared
+        .store
+        .of_type(resource_type)
+        .iter()
+        .filter(|r| fhir::resource_id(r).is_some())
+        .collect();
+    // Repeated patient parameters AND together; comma-separated patients OR together.
+    for (_, value) in &patient_pairs {
+        let mut ids: HashSet<&str> = HashSet::new();
+        for v in value.split(',') {
+            let pid = patient_id(v)?;
+            ids.extend(
+                shared
+                    .store
+                    .compartment(pid, resource_type)
+                    .into_iter()
+                    .filter_map(fhir::resource_id),
+            );
+        }
+        matched.retain(|r| fhir::resource_id(r).is_some_and(|id| ids.contains(id)));
+    }
+    matched.retain(|r| query.filters.iter().all(|f| fsearch::matches(r, f, zone)));
+    matched.sort_by(|a, b| fhir::resource_id(a).cmp(&fhir::resource_id(b)));
+    matched.dedup_by(|a, b| fhir::resource_id(a) == fhir::resource_id(b));
+
+    let total = matched.len();
+    let count = query.count.unwrap_or(page_size);
+    let key = |r: &&Value| fhir::resource_id(r).unwrap_or_default().to_string();
+    let page = page_after(matched, key, after.as_deref(), count);
+
+    let base = &shared.base_url;
+    let self_url = match raw_query {
+        "" => format!("{base}/{resource_type}"),
+        q => format!("{base}/{resource_type}?{q}"),
+    };
+    let next_url = page.next.as_deref().map(|cursor| {
+        let relative = next_link(resource_type, raw_query, cursor);
+        if shared.options.relative_next_links {
+            relative
+        } else {
+            format!("{base}/{relative}")
+        }
+    });
+    let entries = page
+        .items
+        .into_iter()
+        .map(|r| {
+            let id = fhir::resource_id(r).unwrap_or_default();
+            (format!("{base}/{resource_type}/{id}"), r.clone(), "match")
+        })
+        .collect();
+    let mut bundle = searchset(&self_url, next_url.as_deref(), Some(total), entries);
+    bundle["id"] = json!(uuid::Uuid::new_v4().to_string());
+    bundle["meta"] = json!({"lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
+    Ok(bundle)
+}
+
+/// `Type?<original params, as sent, minus any old cursor>&_cursor=<cursor>`.
+fn next_link(resource_type: &str, raw_query: &str, cursor: &str) -> String {
+    let mut segments: Vec<&str> = raw_query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .filter(|s| s.split_once('=').map_or(*s, |(n, _)| n) != CURSOR)
+        .collect();
+    let cursor_segment = format!("{CURSOR}={cursor}");
+    segments.push(&cursor_segment);
+    format!("{resource_type}?{}", segments.join("&"))
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn decodes_strictly() {
+        let pairs = decode_pairs("code=http%3A%2F%2Floinc.org%7C1234-5&name=a+b&&flag").unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                ("code".into(), "http://loinc.org|1234-5".into()),
+                ("name".into(), "a b".into()),
+                ("flag".into(), String::new())
+            ]
+        );
+        assert!(decode_pairs("code=%zz").is_err());
+        assert!(decode_pairs("code=%+1").is_err());
+        assert!(decode_pairs("code=%e9").is_err(), "not UTF-8");
+        assert!(decode_pairs("=x").is_err());
+    }
+
+    #[test]
+    fn next_link_keeps_params_and_replaces_cursor() {
+        assert_eq!(
+            next_link("Observation", "patient=p1&_cursor=old&_count=2", "abc"),
+            "Observation?patient=p1&_count=2&_cursor=abc"
+        );
+        assert_eq!(next_link("Patient", "", "abc"), "Patient?_cursor=abc");
+    }
+
+    #[test]
+    fn reads_prefer_and_patient_values() {
+        assert!(prefers_lenient(Some("handling=lenient")));
+        assert!(prefers_lenient(Some("return=minimal, handling = lenient")));
+        assert!(!prefers_lenient(Some("handling=strict")));
+        assert!(!prefers_lenient(None));
+        assert_eq!(patient_id("p1").unwrap(), "p1");
+        assert_eq!(patient_id("Patient/p1").unwrap(), "p1");
+        assert_eq!(patient_id("http://x/fhir/Patient/p1").unwrap(), "p1");
+        assert!(patient_id("Group/g1").is_err());
+        assert!(is_patient_param("Provenance", "patient"));
+        assert!(!is_patient_param("Provenance", "subject"));
+        assert!(is_patient_param("AllergyIntolerance", "patient"));
+        assert!(!is_patient_param("AllergyIntolerance", "subject"));
+        assert!(is_patient_param("Observation", "subject:Patient"));
+        assert!(!is_patient_param("Practitioner", "patient"));
+    }
+}
