@@ -71,7 +71,12 @@ impl App {
                     let running = simulator::start(data, options, "127.0.0.1:0".parse().expect("address"))
                         .await
                         .map_err(|e| fail(e.to_string()))?;
-                    let rest = SourceConfig { kind: SourceKindName::Fhir, url: Some(running.base_url().to_string()), path: None, ..sc.clone() };
+                    let rest = SourceConfig {
+                        kind: SourceKindName::Fhir,
+                        url: Some(running.base_url().to_string()),
+                        path: None,
+                        ..sc.clone()
+                    };
                     sources.push(Arc::new(RestSource::new(&rest, &config.base_dir)?));
                     simulators.push((sc.name.clone(), running));
                 }
@@ -109,7 +114,8 @@ impl App {
     /// The HTTP router for this app.
     pub fn router(&self) -> axum::Router {
         let zone = parse_utc_offset(&self.config.server.utc_offset).expect("validated");
-        let paging = Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
+        let paging =
+            Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
         let state = Arc::new(ApiState {
             reader: Reader::new(self.aggregator.clone(), zone, paging),
             aggregator: self.aggregator.clone(),
@@ -122,7 +128,11 @@ impl App {
     }
 
     /// Serves on `listener` until `shutdown` resolves, finishing in-flight requests.
-    pub async fn serve(mut self, listener: tokio::net::TcpListener, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        mut self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let router = self.router();
         axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
         if let Some(r) = self.refresher.take() {

@@ -1,1 +1,205 @@
-fn main() {}
+//! The `portico` command: serve the gateway, check a config, run a hospital-system
+//! simulator, list the patient index. A thin shell over the library; no domain logic here.
+
+use clap::{Parser, Subcommand};
+use portico::config::{Config, ConfigError};
+use portico::fhir::time::days_since;
+use portico::simulator::{self, SimulatorOptions};
+use portico::sources::files::ResourceStore;
+use portico::App;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "portico", version, about = "SMART-on-FHIR patient access gateway")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        /// Listen address (overrides server.listen).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Load and validate a config file, then exit (non-zero when it is broken).
+    CheckConfig { file: PathBuf },
+    /// Serve one fixture folder as a FHIR R4 server that behaves like a hospital system.
+    Simulate {
+        /// Folder of FHIR JSON Bundles / NDJSON files.
+        #[arg(long)]
+        source: PathBuf,
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        listen: SocketAddr,
+        /// Added latency per request, in milliseconds.
+        #[arg(long, default_value_t = 0)]
+        latency: u64,
+        /// Probability (0..=1) that a FHIR request answers 429 with Retry-After.
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
+        /// Require OAuth2 client credentials (ID:SECRET) and serve a token endpoint.
+        #[arg(long, value_name = "ID:SECRET")]
+        require_client_credentials: Option<String>,
+        /// Default and maximum page size.
+        #[arg(long, default_value_t = 50)]
+        page_size: usize,
+        /// Shift full dates from this anchor day to today (fixtures: 2026-01-01).
+        #[arg(long)]
+        shift_dates_from: Option<chrono::NaiveDate>,
+        /// Name shown in the CapabilityStatement.
+        #[arg(long, default_value = "Portico hospital simulator")]
+        name: String,
+    },
+    /// List the patient index: each linked person, its records and why they were linked,
+    /// and possible matches left for a human.
+    Patients {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("portico: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PORTICO_LOG")
+        .unwrap_or_else(|_| "info,tower_http=warn,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if std::env::var("PORTICO_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load(path: &PathBuf) -> Result<Config, String> {
+    Config::load(path).map_err(|e: ConfigError| e.to_string())
+}
+
+async fn run(command: Command) -> Result<(), String> {
+    match command {
+        Command::CheckConfig { file } => {
+            let config = load(&file)?;
+            println!("{}: ok ({} sources)", file.display(), config.sources.len());
+            Ok(())
+        }
+        Command::Serve { config, listen } => {
+            let mut config = load(&config)?;
+            if let Some(l) = listen {
+                config.server.listen = l;
+                config.revalidate().map_err(|e| e.to_string())?;
+            }
+            let listener = tokio::net::TcpListener::bind(&config.server.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+            config.server.listen = listener.local_addr().map_err(|e| e.to_string())?.to_string();
+            let app = App::build(config).await.map_err(|e| e.to_string())?;
+            tracing::info!(base = %app.config.fhir_base_url(), "Portico is serving");
+            app.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
+        }
+        Command::Simulate {
+            source,
+            listen,
+            latency,
+            fail_rate,
+            require_client_credentials,
+            page_size,
+            shift_dates_from,
+            name,
+        } => {
+            if !(0.0..=1.0).contains(&fail_rate) {
+                return Err(format!("--fail-rate {fail_rate} must be between 0 and 1"));
+            }
+            if page_size == 0 {
+                return Err("--page-size must be at least 1".into());
+            }
+            let client_credentials = match require_client_credentials {
+                Some(pair) => {
+                    let (id, secret) = pair
+                        .split_once(':')
+                        .filter(|(i, s)| !i.is_empty() && !s.is_empty())
+                        .ok_or("--require-client-credentials must be ID:SECRET")?;
+                    Some((id.to_string(), secret.to_string()))
+                }
+                None => None,
+            };
+            let shift = shift_dates_from.map_or(0, |anchor| {
+                days_since(anchor, chrono::Utc::now(), chrono::FixedOffset::east_opt(0).expect("utc"))
+            });
+            let store = ResourceStore::load(&source, shift)?;
+            let options = SimulatorOptions {
+                name,
+                latency: std::time::Duration::from_millis(latency),
+                fail_rate,
+                client_credentials,
+                page_size,
+                ..SimulatorOptions::default()
+            };
+            simulator::run(store, options, listen).await.map_err(|e| format!("cannot serve on {listen}: {e}"))
+        }
+        Command::Patients { config, json } => {
+            let config = load(&config)?;
+            let app = App::build(config).await.map_err(|e| e.to_string())?;
+            let links = app.index.links();
+            let possible = app.index.possible_matches();
+            if json {
+                let out = serde_json::json!({"links": links, "possible_matches": possible});
+                println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            } else {
+                for link in &links {
+                    println!("{}", link.gateway_id);
+                    for m in &link.members {
+                        println!("  {}/{}  {}", m.source, m.source_patient_id, m.reason);
+                    }
+                }
+                println!(
+                    "\n{} people from {} source records",
+                    links.len(),
+                    links.iter().map(|l| l.members.len()).sum::<usize>()
+                );
+                if !possible.is_empty() {
+                    println!("\nPossible matches (not linked; review by hand):");
+                    for p in &possible {
+                        println!("  {}/{} ~ {}/{}  {}", p.a.0, p.a.1, p.b.0, p.b.1, p.reason);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+    tracing::info!("shutting down; finishing in-flight requests");
+}

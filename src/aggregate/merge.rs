@@ -119,7 +119,14 @@ pub fn sort_key(r: &Value) -> String {
 }
 
 /// Keys under which two copies of one fact coincide.
-fn duplicate_keys(r: &Value, t: &str, gid: &str, patient_id: &str, source: &str, ids: &HashMap<Key, String>) -> Vec<String> {
+fn duplicate_keys(
+    r: &Value,
+    t: &str,
+    gid: &str,
+    patient_id: &str,
+    source: &str,
+    ids: &HashMap<Key, String>,
+) -> Vec<String> {
     if t == "Patient" {
         return if gid == patient_id { vec![format!("Patient/{patient_id}")] } else { Vec::new() };
     }
@@ -134,7 +141,9 @@ fn duplicate_keys(r: &Value, t: &str, gid: &str, patient_id: &str, source: &str,
         .and_then(reference::parse)
         .and_then(|(rt, id)| ids.get(&(source.to_string(), rt.to_string(), id.to_string())));
     let code = r.get("code").or_else(|| r.get("vaccineCode"));
-    let when = first_with_prefix(r, "effective").or_else(|| first_with_prefix(r, "occurrence")).or_else(|| first_with_prefix(r, "performed"));
+    let when = first_with_prefix(r, "effective")
+        .or_else(|| first_with_prefix(r, "occurrence"))
+        .or_else(|| first_with_prefix(r, "performed"));
     if let (Some(subject), Some(code), Some(when)) = (subject, code, when) {
         let mut codings: Vec<String> = fhir::path_values(code, "coding")
             .into_iter()
@@ -151,7 +160,12 @@ fn duplicate_keys(r: &Value, t: &str, gid: &str, patient_id: &str, source: &str,
 
 /// The first element named `{prefix}[x]` (e.g. `effectiveDateTime`), as text.
 fn first_with_prefix<'a>(r: &'a Value, prefix: &str) -> Option<&'a Value> {
-    r.as_object()?.iter().find(|(k, _)| k.starts_with(prefix) && k.len() > prefix.len() && k.as_bytes()[prefix.len()].is_ascii_uppercase()).map(|(_, v)| v)
+    r.as_object()?
+        .iter()
+        .find(|(k, _)| {
+            k.starts_with(prefix) && k.len() > prefix.len() && k.as_bytes()[prefix.len()].is_ascii_uppercase()
+        })
+        .map(|(_, v)| v)
 }
 
 /// Rewrites one reference of a resource from `source` to the gateway id it maps to.
@@ -160,7 +174,8 @@ fn rewrite(s: &mut String, source: &str, ids: &HashMap<Key, String>) {
     if s.starts_with('#') {
         return;
     }
-    let target = reference::parse(s).and_then(|(t, id)| ids.get(&(source.to_string(), t.to_string(), id.to_string())).map(|g| format!("{t}/{g}")));
+    let target = reference::parse(s)
+        .and_then(|(t, id)| ids.get(&(source.to_string(), t.to_string(), id.to_string())).map(|g| format!("{t}/{g}")));
     *s = match target {
         Some(t) => t,
         None => UNRESOLVABLE.to_string(),

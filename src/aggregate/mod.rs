@@ -42,7 +42,12 @@ pub struct Record {
 }
 
 impl Record {
-    fn new(patient_id: String, resources: Vec<Value>, aliases: HashMap<String, String>, missing: Vec<MissingSource>) -> Record {
+    fn new(
+        patient_id: String,
+        resources: Vec<Value>,
+        aliases: HashMap<String, String>,
+        missing: Vec<MissingSource>,
+    ) -> Record {
         let mut positions: HashMap<String, usize> = resources
             .iter()
             .enumerate()
@@ -87,14 +92,24 @@ pub struct Aggregator {
 }
 
 impl Aggregator {
-    pub fn new(sources: Vec<SharedSource>, index: Arc<PatientIndex>, types: Vec<String>, deadline: Duration, ttl: Duration, max_records: u64) -> Self {
+    pub fn new(
+        sources: Vec<SharedSource>,
+        index: Arc<PatientIndex>,
+        types: Vec<String>,
+        deadline: Duration,
+        ttl: Duration,
+        max_records: u64,
+    ) -> Self {
         Aggregator {
             sources,
             index,
             types,
             deadline,
             cache: Cache::builder().time_to_live(ttl).max_capacity(max_records).build(),
-            homes: Cache::builder().max_capacity(max_records.saturating_mul(200)).time_to_live(ttl.max(Duration::from_secs(600))).build(),
+            homes: Cache::builder()
+                .max_capacity(max_records.saturating_mul(200))
+                .time_to_live(ttl.max(Duration::from_secs(600)))
+                .build(),
         }
     }
 
@@ -117,7 +132,10 @@ impl Aggregator {
         for m in &link.members {
             members.entry(m.source.as_str()).or_default().push(m.source_patient_id.clone());
         }
-        let work = self.sources.iter().filter_map(|s| members.get(s.name()).map(|ids| gather(s.clone(), ids.clone(), &self.types, deadline)));
+        let work = self
+            .sources
+            .iter()
+            .filter_map(|s| members.get(s.name()).map(|ids| gather(s.clone(), ids.clone(), &self.types, deadline)));
         let results = futures::future::join_all(work).await;
         let mut fetched = Vec::new();
         let mut missing = Vec::new();
@@ -164,9 +182,19 @@ impl Aggregator {
 
 /// Everything one source holds for one person: Patient, compartment types, then referenced
 /// supporting resources. Never outlives the deadline.
-async fn gather(source: SharedSource, patient_ids: Vec<String>, types: &[String], deadline: Instant) -> (Fetched, Vec<SourceError>) {
+async fn gather(
+    source: SharedSource,
+    patient_ids: Vec<String>,
+    types: &[String],
+    deadline: Instant,
+) -> (Fetched, Vec<SourceError>) {
     let name = source.name().to_string();
-    let mut fetched = Fetched { source: name.clone(), display: source.display().to_string(), patient_ids: patient_ids.clone(), resources: Vec::new() };
+    let mut fetched = Fetched {
+        source: name.clone(),
+        display: source.display().to_string(),
+        patient_ids: patient_ids.clone(),
+        resources: Vec::new(),
+    };
     let work = async {
         let mut problems = Vec::new();
         let mut resources = Vec::new();

@@ -29,8 +29,12 @@ impl ApiError {
         match self {
             ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error("login", text)),
             ApiError::Read(ReadError::NotFound) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
-            ApiError::Read(ReadError::UnsupportedType(_)) => (StatusCode::NOT_FOUND, Issue::error("not-supported", text)),
-            ApiError::Read(ReadError::Search(_)) | ApiError::Read(ReadError::BadRequest(_)) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
+            ApiError::Read(ReadError::UnsupportedType(_)) => {
+                (StatusCode::NOT_FOUND, Issue::error("not-supported", text))
+            }
+            ApiError::Read(ReadError::Search(_)) | ApiError::Read(ReadError::BadRequest(_)) => {
+                (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
+            }
             ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error("not-supported", text)),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", text)),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),

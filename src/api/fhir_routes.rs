@@ -34,17 +34,28 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
     if query.len() > state.max_query_bytes {
         return ApiError::QueryTooLong(state.max_query_bytes).into_response();
     }
-    let format = url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "_format").map(|(_, v)| v.into_owned());
+    let format =
+        url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "_format").map(|(_, v)| v.into_owned());
     if let Some(f) = format {
         if !matches!(f.as_str(), "json" | "application/json" | "application/fhir+json") {
-            return ApiError::NotAcceptable(format!("_format `{f}` is not supported; this server speaks application/fhir+json")).into_response();
+            return ApiError::NotAcceptable(format!(
+                "_format `{f}` is not supported; this server speaks application/fhir+json"
+            ))
+            .into_response();
         }
     } else if let Some(accept) = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         let ok = accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim()).any(|m| {
-            m.is_empty() || m == "*/*" || m == "application/*" || m == "application/json" || m == "application/fhir+json"
+            m.is_empty()
+                || m == "*/*"
+                || m == "application/*"
+                || m == "application/json"
+                || m == "application/fhir+json"
         });
         if !ok {
-            return ApiError::NotAcceptable(format!("cannot answer in `{accept}`; this server speaks application/fhir+json")).into_response();
+            return ApiError::NotAcceptable(format!(
+                "cannot answer in `{accept}`; this server speaks application/fhir+json"
+            ))
+            .into_response();
         }
     }
     next.run(request).await
@@ -76,20 +87,34 @@ async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
     fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, &state.started_at))
 }
 
-async fn read(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path((resource_type, id)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn read(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path((resource_type, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     let access = access(&state, &headers)?;
     let resource = state.reader.read(&access, &resource_type, &id).await?;
     Ok(fhir_json(StatusCode::OK, &resource))
 }
 
-async fn search(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(resource_type): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+async fn search(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(resource_type): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let access = access(&state, &headers)?;
     let pairs = pairs(&query);
     let matches = state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await?;
     Ok(render_bundle(&state, &resource_type, &pairs, matches))
 }
 
-async fn everything(State(state): State<Arc<ApiState>>, headers: HeaderMap, Path(id): Path<String>, RawQuery(query): RawQuery) -> Result<Response, ApiError> {
+async fn everything(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
     let access = access(&state, &headers)?;
     let pairs = pairs(&query);
     let matches = state.reader.everything(&access, &id, &pairs, lenient(&headers)).await?;
@@ -122,7 +147,12 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
         .resources
         .into_iter()
         .map(|r| {
-            let full = format!("{}/{}/{}", state.base_url, r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or(""));
+            let full = format!(
+                "{}/{}/{}",
+                state.base_url,
+                r["resourceType"].as_str().unwrap_or(""),
+                r["id"].as_str().unwrap_or("")
+            );
             (full, r, "match")
         })
         .collect();

@@ -22,5 +22,10 @@ async fn ready(State(state): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) 
     let all_down = !sources.is_empty() && sources.iter().all(|s| s.state == "down");
     let status = if all_down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let patients = state.aggregator.index().links().len();
-    (status, Json(json!({"status": if all_down { "unavailable" } else { "ready" }, "patients_indexed": patients, "sources": sources})))
+    (
+        status,
+        Json(
+            json!({"status": if all_down { "unavailable" } else { "ready" }, "patients_indexed": patients, "sources": sources}),
+        ),
+    )
 }

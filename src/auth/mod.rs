@@ -45,6 +45,10 @@ mod tests {
         assert_eq!(authenticate(None, t), Err(AuthError::Missing));
         assert_eq!(authenticate(Some("Bearer 0123456789abcdef-dem"), t), Err(AuthError::Invalid));
         assert_eq!(authenticate(Some("Basic 0123456789abcdef-demo"), t), Err(AuthError::Invalid));
-        assert_eq!(authenticate(Some("Bearer 0123456789abcdef-demo"), None), Err(AuthError::Invalid), "no token configured: nothing passes");
+        assert_eq!(
+            authenticate(Some("Bearer 0123456789abcdef-demo"), None),
+            Err(AuthError::Invalid),
+            "no token configured: nothing passes"
+        );
     }
 }

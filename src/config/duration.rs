@@ -42,10 +42,7 @@ mod tests {
 
     #[test]
     fn parses_common_forms() {
-        assert_eq!(
-            "250ms".parse::<Duration>().unwrap(),
-            Duration::from_millis(250)
-        );
+        assert_eq!("250ms".parse::<Duration>().unwrap(), Duration::from_millis(250));
         assert_eq!("2m".parse::<Duration>().unwrap(), Duration::from_secs(120));
         assert!("5 parsecs".parse::<Duration>().is_err());
         assert!("".parse::<Duration>().is_err());

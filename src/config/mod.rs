@@ -18,11 +18,7 @@ pub enum ConfigError {
     #[error("{file}: cannot read: {message}")]
     Unreadable { file: String, message: String },
     #[error("{file}: {key}: {message}")]
-    Invalid {
-        file: String,
-        key: String,
-        message: String,
-    },
+    Invalid { file: String, key: String, message: String },
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,10 +110,7 @@ pub struct DatabaseConfig {
 
 impl Default for DatabaseConfig {
     fn default() -> Self {
-        DatabaseConfig {
-            url: default_db_url(),
-            max_connections: default_db_pool(),
-        }
+        DatabaseConfig { url: default_db_url(), max_connections: default_db_pool() }
     }
 }
 fn default_db_url() -> String {
@@ -164,10 +157,7 @@ fn default_cache_records() -> u64 {
     1000
 }
 pub fn default_types() -> Vec<String> {
-    crate::fhir::PATIENT_COMPARTMENT_TYPES
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    crate::fhir::PATIENT_COMPARTMENT_TYPES.iter().map(|s| s.to_string()).collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,9 +169,7 @@ pub struct IdentityConfig {
 }
 impl Default for IdentityConfig {
     fn default() -> Self {
-        IdentityConfig {
-            refresh_every: default_refresh(),
-        }
+        IdentityConfig { refresh_every: default_refresh() }
     }
 }
 fn default_refresh() -> Duration {
@@ -270,12 +258,7 @@ impl SourceConfig {
 
     /// A file source reading `path`.
     pub fn files(name: &str, path: &Path) -> SourceConfig {
-        SourceConfig {
-            kind: SourceKindName::Files,
-            url: None,
-            path: Some(path.to_path_buf()),
-            ..Self::rest(name, "")
-        }
+        SourceConfig { kind: SourceKindName::Files, url: None, path: Some(path.to_path_buf()), ..Self::rest(name, "") }
     }
 
     /// The human-readable name, falling back to the short name.
@@ -353,8 +336,7 @@ impl Secret {
     /// Reads the secret's value; the error names where it was looked for.
     pub fn reveal(&self, base_dir: &Path) -> Result<String, String> {
         if let Some(var) = &self.env {
-            return std::env::var(var)
-                .map_err(|_| format!("environment variable {var} is not set"));
+            return std::env::var(var).map_err(|_| format!("environment variable {var} is not set"));
         }
         if let Some(file) = &self.file {
             let path = base_dir.join(file);
@@ -376,10 +358,8 @@ impl Config {
 
     pub fn load_with_env(path: &Path, vars: &[(String, String)]) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Unreadable {
-            file: file.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Unreadable { file: file.clone(), message: e.to_string() })?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::from_toml(&text, &file, &base_dir, vars)
     }
@@ -391,88 +371,57 @@ impl Config {
         base_dir: &Path,
         vars: &[(String, String)],
     ) -> Result<Config, ConfigError> {
-        let invalid = |key: String, message: String| ConfigError::Invalid {
-            file: file.to_string(),
-            key,
-            message,
-        };
-        let mut value: toml::Table = toml::from_str(text).map_err(|e| {
-            invalid(
-                "(syntax)".into(),
-                e.message().to_string() + &line_of(text, e.span()),
-            )
-        })?;
+        let invalid = |key: String, message: String| ConfigError::Invalid { file: file.to_string(), key, message };
+        let mut value: toml::Table = toml::from_str(text)
+            .map_err(|e| invalid("(syntax)".into(), e.message().to_string() + &line_of(text, e.span())))?;
         env::apply_overrides(&mut value, vars).map_err(|(key, msg)| invalid(key, msg))?;
         let deserializer = toml::Value::Table(value);
         let mut config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
-            invalid(
-                if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                e.into_inner().message().to_string(),
-            )
+            invalid(if key == "." { "(top level)".into() } else { key }, e.into_inner().message().to_string())
         })?;
         config.base_dir = base_dir.to_path_buf();
         config.validate().map_err(|(key, msg)| invalid(key, msg))?;
         Ok(config)
     }
 
+    /// Validates again after a programmatic change (e.g. `serve --listen`).
+    pub fn revalidate(&self) -> Result<(), ConfigError> {
+        self.validate().map_err(|(key, message)| ConfigError::Invalid { file: "(command line)".into(), key, message })
+    }
+
     fn validate(&self) -> Result<(), (String, String)> {
-        self.server
-            .listen
-            .parse::<std::net::SocketAddr>()
-            .map_err(|_| {
-                (
-                    "server.listen".to_string(),
-                    format!(
-                        "`{}` is not an address like 127.0.0.1:8080",
-                        self.server.listen
-                    ),
-                )
-            })?;
+        let listen = self.server.listen.parse::<std::net::SocketAddr>().map_err(|_| {
+            ("server.listen".to_string(), format!("`{}` is not an address like 127.0.0.1:8080", self.server.listen))
+        })?;
         if let Some(url) = &self.server.public_base_url {
-            url::Url::parse(url)
-                .map_err(|e| ("server.public_base_url".into(), format!("not a URL: {e}")))?;
+            url::Url::parse(url).map_err(|e| ("server.public_base_url".into(), format!("not a URL: {e}")))?;
         }
         if let Some(token) = &self.server.dev_token {
             if token.len() < 16 {
+                return Err(("server.dev_token".into(), "must be at least 16 characters".into()));
+            }
+            if !listen.ip().is_loopback() {
                 return Err((
                     "server.dev_token".into(),
-                    "must be at least 16 characters".into(),
+                    format!("is allowed only when listening on loopback, not {listen}"),
                 ));
             }
         }
         crate::fhir::time::parse_utc_offset(&self.server.utc_offset).ok_or_else(|| {
-            (
-                "server.utc_offset".to_string(),
-                format!("`{}` is not UTC or ±HH:MM", self.server.utc_offset),
-            )
+            ("server.utc_offset".to_string(), format!("`{}` is not UTC or ±HH:MM", self.server.utc_offset))
         })?;
-        if self.server.default_page_size == 0
-            || self.server.default_page_size > self.server.max_page_size
-        {
-            return Err((
-                "server.default_page_size".into(),
-                "must be between 1 and server.max_page_size".into(),
-            ));
+        if self.server.default_page_size == 0 || self.server.default_page_size > self.server.max_page_size {
+            return Err(("server.default_page_size".into(), "must be between 1 and server.max_page_size".into()));
         }
         if !(self.database.url.starts_with("sqlite:")
             || self.database.url.starts_with("postgres://")
             || self.database.url.starts_with("postgresql://"))
         {
-            return Err((
-                "database.url".into(),
-                "must start with sqlite: or postgres://".into(),
-            ));
+            return Err(("database.url".into(), "must start with sqlite: or postgres://".into()));
         }
         if self.aggregate.deadline.is_zero() {
-            return Err((
-                "aggregate.deadline".into(),
-                "must be greater than zero".into(),
-            ));
+            return Err(("aggregate.deadline".into(), "must be greater than zero".into()));
         }
         for (i, t) in self.aggregate.resource_types.iter().enumerate() {
             if !crate::fhir::PATIENT_COMPARTMENT_TYPES.contains(&t.as_str()) {
@@ -490,49 +439,32 @@ impl Config {
             let key = |k: &str| format!("sources[{i}].{k}");
             let name_ok = !s.name.is_empty()
                 && s.name.len() <= 20
-                && s.name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                && s.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
             if !name_ok {
-                return Err((
-                    key("name"),
-                    format!("`{}` must be 1-20 characters of a-z, 0-9 and -", s.name),
-                ));
+                return Err((key("name"), format!("`{}` must be 1-20 characters of a-z, 0-9 and -", s.name)));
             }
             if !names.insert(&s.name) {
-                return Err((
-                    key("name"),
-                    format!("`{}` is used by another source", s.name),
-                ));
+                return Err((key("name"), format!("`{}` is used by another source", s.name)));
             }
             match s.kind {
                 SourceKindName::Fhir => {
-                    let url = s.url.as_deref().ok_or((
-                        key("url"),
-                        "is required for a source of kind fhir".to_string(),
-                    ))?;
-                    let url = url::Url::parse(url)
-                        .map_err(|e| (key("url"), format!("not a URL: {e}")))?;
+                    let url =
+                        s.url.as_deref().ok_or((key("url"), "is required for a source of kind fhir".to_string()))?;
+                    let url = url::Url::parse(url).map_err(|e| (key("url"), format!("not a URL: {e}")))?;
                     if !matches!(url.scheme(), "http" | "https") {
                         return Err((key("url"), "must be http or https".into()));
                     }
                     if s.path.is_some() {
-                        return Err((
-                            key("path"),
-                            "is only for sources of kind files or simulated".into(),
-                        ));
+                        return Err((key("path"), "is only for sources of kind files or simulated".into()));
                     }
                     if let UpstreamAuth::ClientCredentials { token_url, .. } = &s.auth {
-                        url::Url::parse(token_url)
-                            .map_err(|e| (key("auth.token_url"), format!("not a URL: {e}")))?;
+                        url::Url::parse(token_url).map_err(|e| (key("auth.token_url"), format!("not a URL: {e}")))?;
                     }
                     check_secrets(&s.auth, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
                 }
                 SourceKindName::Files | SourceKindName::Simulated => {
-                    let path = s.path.as_ref().ok_or((
-                        key("path"),
-                        "is required for a source of this kind".to_string(),
-                    ))?;
+                    let path =
+                        s.path.as_ref().ok_or((key("path"), "is required for a source of this kind".to_string()))?;
                     if s.url.is_some() {
                         return Err((key("url"), "is only for sources of kind fhir".into()));
                     }
@@ -549,10 +481,7 @@ impl Config {
                 return Err((key("request_timeout"), "must be greater than zero".into()));
             }
             if s.page_size == 0 || s.max_pages == 0 {
-                return Err((
-                    key("page_size"),
-                    "page_size and max_pages must be at least 1".into(),
-                ));
+                return Err((key("page_size"), "page_size and max_pages must be at least 1".into()));
             }
             if s.breaker_failures == 0 {
                 return Err((key("breaker_failures"), "must be at least 1".into()));
@@ -576,18 +505,13 @@ fn check_secrets(auth: &UpstreamAuth, base: &Path) -> Result<(), (String, String
         UpstreamAuth::None => Ok(()),
         UpstreamAuth::Bearer { token } => check("auth.token", token),
         UpstreamAuth::Basic { password, .. } => check("auth.password", password),
-        UpstreamAuth::ClientCredentials { client_secret, .. } => {
-            check("auth.client_secret", client_secret)
-        }
+        UpstreamAuth::ClientCredentials { client_secret, .. } => check("auth.client_secret", client_secret),
     }
 }
 
 fn line_of(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     match span {
-        Some(r) => format!(
-            " (line {})",
-            text[..r.start.min(text.len())].matches('\n').count() + 1
-        ),
+        Some(r) => format!(" (line {})", text[..r.start.min(text.len())].matches('\n').count() + 1),
         None => String::new(),
     }
 }

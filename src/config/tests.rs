@@ -5,10 +5,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let vars: Vec<(String, String)> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     Config::from_toml(text, "test.toml", Path::new("."), &vars)
 }
 
@@ -41,21 +38,13 @@ fn unknown_key_names_file_and_key() {
 #[test]
 fn missing_source_url_is_refused() {
     let e = err_text(parse("[[sources]]\nname = \"lab\"\nkind = \"fhir\"\n"));
-    assert_eq!(
-        e,
-        "test.toml: sources[0].url: is required for a source of kind fhir"
-    );
+    assert_eq!(e, "test.toml: sources[0].url: is required for a source of kind fhir");
 }
 
 #[test]
 fn bad_duration_is_refused_with_key() {
-    let e = err_text(parse(&format!(
-        "{MINIMAL}request_timeout = \"5 parsecs\"\n"
-    )));
-    assert!(
-        e.starts_with("test.toml: sources[0].request_timeout"),
-        "{e}"
-    );
+    let e = err_text(parse(&format!("{MINIMAL}request_timeout = \"5 parsecs\"\n")));
+    assert!(e.starts_with("test.toml: sources[0].request_timeout"), "{e}");
     assert!(e.contains("not a duration"), "{e}");
 }
 
@@ -68,20 +57,14 @@ fn syntax_error_names_line() {
 #[test]
 fn duplicate_source_names_are_refused() {
     let e = err_text(parse(&format!("{MINIMAL}{MINIMAL}")));
-    assert!(
-        e.contains("sources[1].name") && e.contains("another source"),
-        "{e}"
-    );
+    assert!(e.contains("sources[1].name") && e.contains("another source"), "{e}");
 }
 
 #[test]
 fn missing_secret_env_is_refused_without_revealing_anything() {
     let text = format!("{MINIMAL}auth = {{ type = \"bearer\", token = {{ env = \"PORTICO_TEST_NO_SUCH_VAR\" }} }}\n");
     let e = err_text(parse(&text));
-    assert!(
-        e.contains("sources[0].auth.token") && e.contains("PORTICO_TEST_NO_SUCH_VAR is not set"),
-        "{e}"
-    );
+    assert!(e.contains("sources[0].auth.token") && e.contains("PORTICO_TEST_NO_SUCH_VAR is not set"), "{e}");
 }
 
 #[test]
@@ -103,23 +86,22 @@ fn environment_overrides_apply_with_types() {
 fn environment_override_of_unknown_key_is_refused() {
     let e = err_text(parse_env(MINIMAL, &[("PORTICO_SERVER__NOPE", "1")]));
     assert!(e.contains("nope"), "{e}");
-    let e = err_text(parse_env(
-        MINIMAL,
-        &[("PORTICO_SOURCES__3__URL", "http://x")],
-    ));
-    assert!(
-        e.contains("sources.3.url") && e.contains("past the 1 entries"),
-        "{e}"
-    );
+    let e = err_text(parse_env(MINIMAL, &[("PORTICO_SOURCES__3__URL", "http://x")]));
+    assert!(e.contains("sources.3.url") && e.contains("past the 1 entries"), "{e}");
 }
 
 #[test]
 fn short_dev_token_is_refused() {
-    let e = err_text(parse(&format!(
-        "[server]\ndev_token = \"short\"\n{MINIMAL}"
-    )));
-    assert_eq!(
-        e,
-        "test.toml: server.dev_token: must be at least 16 characters"
-    );
+    let e = err_text(parse(&format!("[server]\ndev_token = \"short\"\n{MINIMAL}")));
+    assert_eq!(e, "test.toml: server.dev_token: must be at least 16 characters");
+}
+
+#[test]
+fn dev_token_only_on_loopback() {
+    let text = format!("[server]\nlisten = \"0.0.0.0:8080\"\ndev_token = \"0123456789abcdef\"\n{MINIMAL}");
+    let e = err_text(parse(&text));
+    assert_eq!(e, "test.toml: server.dev_token: is allowed only when listening on loopback, not 0.0.0.0:8080");
+    let mut c = parse(&format!("[server]\ndev_token = \"0123456789abcdef\"\n{MINIMAL}")).unwrap();
+    c.server.listen = "10.1.2.3:80".into();
+    assert!(c.revalidate().unwrap_err().to_string().contains("(command line): server.dev_token"));
 }

@@ -21,31 +21,19 @@ pub fn encode_cursor(key: &str) -> String {
 
 /// Decodes a cursor; `None` when it was not made by [`encode_cursor`].
 pub fn decode_cursor(cursor: &str) -> Option<String> {
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
+    URL_SAFE_NO_PAD.decode(cursor).ok().and_then(|b| String::from_utf8(b).ok())
 }
 
 /// Cuts the page that follows `after` (a sort key) from `items`, which must be sorted by
 /// `key` ascending with unique keys.
-pub fn page_after<T>(
-    items: Vec<T>,
-    key: impl Fn(&T) -> String,
-    after: Option<&str>,
-    count: usize,
-) -> Page<T> {
+pub fn page_after<T>(items: Vec<T>, key: impl Fn(&T) -> String, after: Option<&str>, count: usize) -> Page<T> {
     let mut rest: Vec<T> = match after {
         Some(a) => items.into_iter().filter(|i| key(i).as_str() > a).collect(),
         None => items,
     };
     let has_more = rest.len() > count;
     rest.truncate(count);
-    let next = if has_more {
-        rest.last().map(|last| encode_cursor(&key(last)))
-    } else {
-        None
-    };
+    let next = if has_more { rest.last().map(|last| encode_cursor(&key(last))) } else { None };
     Page { items: rest, next }
 }
 
@@ -87,12 +75,7 @@ mod tests {
         assert_eq!(first.items, vec!["a", "c"]);
         let cursor = decode_cursor(first.next.as_deref().unwrap()).unwrap();
         // "b" arrived before "c" was served and "d" after it: the next page starts after "c".
-        let second = page_after(
-            keys(&["a", "b", "c", "d", "e", "g"]),
-            |s| s.clone(),
-            Some(&cursor),
-            2,
-        );
+        let second = page_after(keys(&["a", "b", "c", "d", "e", "g"]), |s| s.clone(), Some(&cursor), 2);
         assert_eq!(second.items, vec!["d", "e"]);
         let third = page_after(
             keys(&["a", "b", "c", "d", "e", "g"]),

@@ -36,13 +36,7 @@ pub const PATIENT_COMPARTMENT_TYPES: &[&str] = &[
 ];
 
 /// Types that are not about one patient but are referenced by patient data.
-pub const SUPPORTING_TYPES: &[&str] = &[
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Location",
-    "Medication",
-];
+pub const SUPPORTING_TYPES: &[&str] = &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication"];
 
 /// Every type the API answers for.
 pub fn is_served_type(t: &str) -> bool {
@@ -69,11 +63,7 @@ pub fn resource_id(r: &Value) -> Option<&str> {
 
 /// True when `id` is a valid FHIR logical id.
 pub fn is_valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// The values an element path reaches: `a.b.c` steps into objects and flattens arrays.

@@ -12,18 +12,10 @@ pub struct Issue {
 
 impl Issue {
     pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Self {
-        Issue {
-            severity: "error",
-            code,
-            diagnostics: diagnostics.into(),
-        }
+        Issue { severity: "error", code, diagnostics: diagnostics.into() }
     }
     pub fn warning(code: &'static str, diagnostics: impl Into<String>) -> Self {
-        Issue {
-            severity: "warning",
-            code,
-            diagnostics: diagnostics.into(),
-        }
+        Issue { severity: "warning", code, diagnostics: diagnostics.into() }
     }
     pub fn to_json(&self) -> Value {
         json!({"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics})

@@ -19,8 +19,8 @@ pub fn parse(reference: &str) -> Option<(&str, &str)> {
         return None;
     }
     let (t, id) = (parts[n - 2], parts[n - 1]);
-    let type_ok = t.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && t.chars().all(|c| c.is_ascii_alphanumeric());
+    let type_ok =
+        t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric());
     (type_ok && super::is_valid_id(id)).then_some((t, id))
 }
 
@@ -56,14 +56,8 @@ mod tests {
     #[test]
     fn parses_relative_absolute_and_versioned() {
         assert_eq!(parse("Patient/123"), Some(("Patient", "123")));
-        assert_eq!(
-            parse("https://x.example/fhir/Observation/a.b-1"),
-            Some(("Observation", "a.b-1"))
-        );
-        assert_eq!(
-            parse("Observation/7/_history/2"),
-            Some(("Observation", "7"))
-        );
+        assert_eq!(parse("https://x.example/fhir/Observation/a.b-1"), Some(("Observation", "a.b-1")));
+        assert_eq!(parse("Observation/7/_history/2"), Some(("Observation", "7")));
         assert_eq!(parse("#contained1"), None);
         assert_eq!(parse("urn:uuid:123"), None);
         assert_eq!(parse("patient/1"), None);
@@ -78,10 +72,7 @@ mod tests {
             "note": [{"text": "reference"}]
         });
         for_each_mut(&mut r, &mut |s| *s = format!("X/{s}"));
-        assert_eq!(
-            all(&r),
-            vec!["X/Patient/1", "X/Practitioner/9", "X/Encounter/3"]
-        );
+        assert_eq!(all(&r), vec!["X/Patient/1", "X/Practitioner/9", "X/Encounter/3"]);
         assert_eq!(r["note"][0]["text"], "reference");
     }
 }

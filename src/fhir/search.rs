@@ -29,10 +29,7 @@ const fn def(name: &'static str, kind: ParamKind, paths: &'static [&'static str]
 
 use ParamKind::*;
 
-const COMMON: &[ParamDef] = &[
-    def("_id", Token, &["id"]),
-    def("_lastUpdated", Date, &["meta.lastUpdated"]),
-];
+const COMMON: &[ParamDef] = &[def("_id", Token, &["id"]), def("_lastUpdated", Date, &["meta.lastUpdated"])];
 
 const TYPE_PARAMS: &[(&str, &[ParamDef])] = &[
     (
@@ -51,11 +48,7 @@ const TYPE_PARAMS: &[(&str, &[ParamDef])] = &[
         &[
             def("category", Token, &["category"]),
             def("code", Token, &["code"]),
-            def(
-                "date",
-                Date,
-                &["effectiveDateTime", "effectivePeriod", "effectiveInstant"],
-            ),
+            def("date", Date, &["effectiveDateTime", "effectivePeriod", "effectiveInstant"]),
             def("status", Token, &["status"]),
         ],
     ),
@@ -105,13 +98,7 @@ const TYPE_PARAMS: &[(&str, &[ParamDef])] = &[
             def("status", Token, &["status"]),
         ],
     ),
-    (
-        "AllergyIntolerance",
-        &[
-            def("clinical-status", Token, &["clinicalStatus"]),
-            def("code", Token, &["code"]),
-        ],
-    ),
+    ("AllergyIntolerance", &[def("clinical-status", Token, &["clinicalStatus"]), def("code", Token, &["code"])]),
     (
         "Immunization",
         &[
@@ -130,46 +117,21 @@ const TYPE_PARAMS: &[(&str, &[ParamDef])] = &[
     ),
     (
         "CarePlan",
-        &[
-            def("category", Token, &["category"]),
-            def("date", Date, &["period"]),
-            def("status", Token, &["status"]),
-        ],
+        &[def("category", Token, &["category"]), def("date", Date, &["period"]), def("status", Token, &["status"])],
     ),
     ("CareTeam", &[def("status", Token, &["status"])]),
-    (
-        "Goal",
-        &[def("lifecycle-status", Token, &["lifecycleStatus"])],
-    ),
+    ("Goal", &[def("lifecycle-status", Token, &["lifecycleStatus"])]),
     (
         "Practitioner",
-        &[
-            def("identifier", Token, &["identifier"]),
-            def("name", Text, &["name.family", "name.given", "name.text"]),
-        ],
+        &[def("identifier", Token, &["identifier"]), def("name", Text, &["name.family", "name.given", "name.text"])],
     ),
-    (
-        "Organization",
-        &[
-            def("identifier", Token, &["identifier"]),
-            def("name", Text, &["name"]),
-        ],
-    ),
-    (
-        "Location",
-        &[
-            def("identifier", Token, &["identifier"]),
-            def("name", Text, &["name"]),
-        ],
-    ),
+    ("Organization", &[def("identifier", Token, &["identifier"]), def("name", Text, &["name"])]),
+    ("Location", &[def("identifier", Token, &["identifier"]), def("name", Text, &["name"])]),
 ];
 
 /// The parameters a type supports beyond `_id`, `_lastUpdated` and its patient reference.
 pub fn type_params(resource_type: &str) -> &'static [ParamDef] {
-    TYPE_PARAMS
-        .iter()
-        .find(|(t, _)| *t == resource_type)
-        .map_or(&[], |(_, d)| d)
+    TYPE_PARAMS.iter().find(|(t, _)| *t == resource_type).map_or(&[], |(_, d)| d)
 }
 
 /// Looks up a parameter of a type, including `_id`, `_lastUpdated` and `patient`/`subject`.
@@ -183,15 +145,9 @@ pub fn definition(resource_type: &str, name: &str) -> Option<ParamDef> {
     let element = super::patient_element(resource_type)?;
     match (name, element) {
         ("patient", "patient") => Some(def("patient", Reference, &["patient"])),
-        ("patient" | "subject", "subject") => Some(def(
-            if name == "patient" {
-                "patient"
-            } else {
-                "subject"
-            },
-            Reference,
-            &["subject"],
-        )),
+        ("patient" | "subject", "subject") => {
+            Some(def(if name == "patient" { "patient" } else { "subject" }, Reference, &["subject"]))
+        }
         _ => None,
     }
 }
@@ -217,10 +173,7 @@ pub struct SearchQuery {
 
 impl SearchQuery {
     pub fn control(&self, name: &str) -> Option<&str> {
-        self.controls
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.controls.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
     /// The filters on one parameter name.
     pub fn filters_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Filter> + 'a {
@@ -231,10 +184,7 @@ impl SearchQuery {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SearchError {
     #[error("unknown search parameter `{param}` for {resource_type}")]
-    UnknownParameter {
-        resource_type: String,
-        param: String,
-    },
+    UnknownParameter { resource_type: String, param: String },
     #[error("unsupported modifier `{modifier}` on `{param}`")]
     UnsupportedModifier { param: String, modifier: String },
     #[error("invalid value for `{param}`: {message}")]
@@ -281,10 +231,7 @@ pub fn parse(
                 q.ignored.push(raw_name.clone());
                 continue;
             }
-            return Err(SearchError::UnknownParameter {
-                resource_type: resource_type.into(),
-                param: raw_name.clone(),
-            });
+            return Err(SearchError::UnknownParameter { resource_type: resource_type.into(), param: raw_name.clone() });
         };
         let modifier_ok = match (&modifier, def.kind) {
             (None, _) => true,
@@ -300,26 +247,17 @@ pub fn parse(
         }
         let values: Vec<String> = raw_value.split(',').map(str::to_string).collect();
         if values.iter().any(|v| v.is_empty()) {
-            return Err(SearchError::BadValue {
-                param: name.into(),
-                message: "empty value".into(),
-            });
+            return Err(SearchError::BadValue { param: name.into(), message: "empty value".into() });
         }
         if def.kind == Date {
             for v in &values {
                 parse_date_value(v, zone).ok_or_else(|| SearchError::BadValue {
                     param: name.into(),
-                    message: format!(
-                        "`{v}` is not a FHIR date with an optional prefix (eq, ne, gt, lt, ge, le)"
-                    ),
+                    message: format!("`{v}` is not a FHIR date with an optional prefix (eq, ne, gt, lt, ge, le)"),
                 })?;
             }
         }
-        q.filters.push(Filter {
-            def,
-            modifier,
-            values,
-        });
+        q.filters.push(Filter { def, modifier, values });
     }
     Ok(q)
 }
@@ -353,25 +291,16 @@ fn parse_date_value(v: &str, zone: FixedOffset) -> Option<(Prefix, DateRange)> {
 
 /// True when `resource` satisfies the filter (any value of it).
 pub fn matches(resource: &Value, filter: &Filter, zone: FixedOffset) -> bool {
-    let targets: Vec<&Value> = filter
-        .def
-        .paths
-        .iter()
-        .flat_map(|p| super::path_values(resource, p))
-        .collect();
+    let targets: Vec<&Value> = filter.def.paths.iter().flat_map(|p| super::path_values(resource, p)).collect();
     filter.values.iter().any(|v| match filter.def.kind {
         Token => targets.iter().any(|t| token_matches(t, v)),
         Date => match parse_date_value(v, zone) {
-            Some((prefix, want)) => targets
-                .iter()
-                .filter_map(|t| value_range(t, zone))
-                .any(|have| date_matches(prefix, want, have)),
+            Some((prefix, want)) => {
+                targets.iter().filter_map(|t| value_range(t, zone)).any(|have| date_matches(prefix, want, have))
+            }
             None => false,
         },
-        Text => targets
-            .iter()
-            .filter_map(|t| t.as_str())
-            .any(|t| string_matches(t, v, filter.modifier.as_deref())),
+        Text => targets.iter().filter_map(|t| t.as_str()).any(|t| string_matches(t, v, filter.modifier.as_deref())),
         Reference => {
             let want = v.rsplit('/').next().unwrap_or(v);
             targets
@@ -402,16 +331,10 @@ fn token_matches(target: &Value, want: &str) -> bool {
         Value::Object(o) => {
             if let Some(Value::Array(codings)) = o.get("coding") {
                 return codings.iter().any(|c| {
-                    pair_matches(
-                        c.get("system").and_then(Value::as_str),
-                        c.get("code").and_then(Value::as_str),
-                    )
+                    pair_matches(c.get("system").and_then(Value::as_str), c.get("code").and_then(Value::as_str))
                 });
             }
-            let value = o
-                .get("code")
-                .or_else(|| o.get("value"))
-                .and_then(Value::as_str);
+            let value = o.get("code").or_else(|| o.get("value")).and_then(Value::as_str);
             pair_matches(o.get("system").and_then(Value::as_str), value)
         }
         _ => false,

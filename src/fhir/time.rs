@@ -15,10 +15,7 @@ pub struct DateRange {
 }
 
 static FULL_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$",
-    )
-    .unwrap()
+    Regex::new(r"^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$").unwrap()
 });
 
 /// `UTC`, `Z` or `±HH:MM`.
@@ -44,11 +41,7 @@ pub fn parse_utc_offset(text: &str) -> Option<FixedOffset> {
 /// it covers. Values without a zone are read in `zone`.
 pub fn parse_range(text: &str, zone: FixedOffset) -> Option<DateRange> {
     let t = text.trim();
-    let at = |d: NaiveDate| {
-        zone.from_local_datetime(&d.and_hms_opt(0, 0, 0)?)
-            .single()
-            .map(|x| x.timestamp())
-    };
+    let at = |d: NaiveDate| zone.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).single().map(|x| x.timestamp());
     match t.len() {
         4 => {
             let y: i32 = t.parse().ok()?;
@@ -61,22 +54,13 @@ pub fn parse_range(text: &str, zone: FixedOffset) -> Option<DateRange> {
             let (y, m) = t.split_once('-')?;
             let (y, m): (i32, u32) = (y.parse().ok()?, m.parse().ok()?);
             let first = NaiveDate::from_ymd_opt(y, m, 1)?;
-            let next = if m == 12 {
-                NaiveDate::from_ymd_opt(y + 1, 1, 1)?
-            } else {
-                NaiveDate::from_ymd_opt(y, m + 1, 1)?
-            };
-            Some(DateRange {
-                start: at(first)?,
-                end: at(next)?,
-            })
+            let next =
+                if m == 12 { NaiveDate::from_ymd_opt(y + 1, 1, 1)? } else { NaiveDate::from_ymd_opt(y, m + 1, 1)? };
+            Some(DateRange { start: at(first)?, end: at(next)? })
         }
         10 => {
             let d = NaiveDate::parse_from_str(t, "%Y-%m-%d").ok()?;
-            Some(DateRange {
-                start: at(d)?,
-                end: at(d.succ_opt()?)?,
-            })
+            Some(DateRange { start: at(d)?, end: at(d.succ_opt()?)? })
         }
         _ => {
             let instant = if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
@@ -87,10 +71,7 @@ pub fn parse_range(text: &str, zone: FixedOffset) -> Option<DateRange> {
                     .ok()?;
                 zone.from_local_datetime(&naive).single()?.timestamp()
             };
-            Some(DateRange {
-                start: instant,
-                end: instant + 1,
-            })
+            Some(DateRange { start: instant, end: instant + 1 })
         }
     }
 }
@@ -101,20 +82,13 @@ pub fn value_range(v: &Value, zone: FixedOffset) -> Option<DateRange> {
     match v {
         Value::String(s) => parse_range(s, zone),
         Value::Object(o) => {
-            let start = o
-                .get("start")
-                .and_then(Value::as_str)
-                .and_then(|s| parse_range(s, zone));
-            let end = o
-                .get("end")
-                .and_then(Value::as_str)
-                .and_then(|s| parse_range(s, zone));
+            let start = o.get("start").and_then(Value::as_str).and_then(|s| parse_range(s, zone));
+            let end = o.get("end").and_then(Value::as_str).and_then(|s| parse_range(s, zone));
             match (start, end) {
                 (None, None) => None,
-                (s, e) => Some(DateRange {
-                    start: s.map_or(i64::MIN, |r| r.start),
-                    end: e.map_or(i64::MAX, |r| r.end),
-                }),
+                (s, e) => {
+                    Some(DateRange { start: s.map_or(i64::MIN, |r| r.start), end: e.map_or(i64::MAX, |r| r.end) })
+                }
             }
         }
         _ => None,
@@ -146,19 +120,10 @@ pub fn shift_dates(value: &mut Value, days: i64) {
 
 fn shift_date_text(s: &str, days: i64) -> Option<String> {
     let caps = FULL_DATE.captures(s)?;
-    let date = NaiveDate::from_ymd_opt(
-        caps[1].parse().ok()?,
-        caps[2].parse().ok()?,
-        caps[3].parse().ok()?,
-    )?;
+    let date = NaiveDate::from_ymd_opt(caps[1].parse().ok()?, caps[2].parse().ok()?, caps[3].parse().ok()?)?;
     let shifted = date.checked_add_signed(Duration::days(days))?;
     let rest = caps.get(4).map_or("", |m| m.as_str());
-    Some(format!(
-        "{:04}-{:02}-{:02}{rest}",
-        shifted.year(),
-        shifted.month(),
-        shifted.day()
-    ))
+    Some(format!("{:04}-{:02}-{:02}{rest}", shifted.year(), shifted.month(), shifted.day()))
 }
 
 /// Age in whole years on `today` for someone born on `birth` (birthdays exactly right,
@@ -205,31 +170,16 @@ mod tests {
     #[test]
     fn birthdays_are_exact() {
         let birth = NaiveDate::from_ymd_opt(2008, 3, 10).unwrap();
-        assert_eq!(
-            age_on(birth, NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()),
-            17
-        );
-        assert_eq!(
-            age_on(birth, NaiveDate::from_ymd_opt(2026, 3, 10).unwrap()),
-            18
-        );
+        assert_eq!(age_on(birth, NaiveDate::from_ymd_opt(2026, 3, 9).unwrap()), 17);
+        assert_eq!(age_on(birth, NaiveDate::from_ymd_opt(2026, 3, 10).unwrap()), 18);
         let leap = NaiveDate::from_ymd_opt(2008, 2, 29).unwrap();
-        assert_eq!(
-            age_on(leap, NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()),
-            17
-        );
-        assert_eq!(
-            age_on(leap, NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
-            18
-        );
+        assert_eq!(age_on(leap, NaiveDate::from_ymd_opt(2026, 2, 28).unwrap()), 17);
+        assert_eq!(age_on(leap, NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()), 18);
     }
 
     #[test]
     fn offsets_parse() {
-        assert_eq!(
-            parse_utc_offset("-08:00").unwrap().local_minus_utc(),
-            -8 * 3600
-        );
+        assert_eq!(parse_utc_offset("-08:00").unwrap().local_minus_utc(), -8 * 3600);
         assert!(parse_utc_offset("America/Chicago").is_none());
         assert!(parse_utc_offset("+8").is_none());
     }

@@ -31,16 +31,56 @@ pub enum Verdict {
 
 /// Common nicknames, each mapped to a canonical given name.
 const NICKNAMES: &[(&str, &str)] = &[
-    ("bob", "robert"), ("rob", "robert"), ("bobby", "robert"), ("liz", "elizabeth"), ("beth", "elizabeth"),
-    ("betty", "elizabeth"), ("eliza", "elizabeth"), ("bill", "william"), ("will", "william"), ("billy", "william"),
-    ("jim", "james"), ("jimmy", "james"), ("jamie", "james"), ("kate", "katherine"), ("katie", "katherine"),
-    ("kathy", "katherine"), ("mike", "michael"), ("mick", "michael"), ("tom", "thomas"), ("tommy", "thomas"),
-    ("dick", "richard"), ("rick", "richard"), ("rich", "richard"), ("peggy", "margaret"), ("maggie", "margaret"),
-    ("meg", "margaret"), ("tony", "anthony"), ("dan", "daniel"), ("danny", "daniel"), ("joe", "joseph"),
-    ("joey", "joseph"), ("sam", "samuel"), ("alex", "alexander"), ("chris", "christopher"), ("matt", "matthew"),
-    ("nick", "nicholas"), ("steve", "stephen"), ("sue", "susan"), ("jen", "jennifer"), ("jenny", "jennifer"),
-    ("ed", "edward"), ("ted", "edward"), ("andy", "andrew"), ("pat", "patricia"), ("trish", "patricia"),
-    ("abby", "abigail"), ("becky", "rebecca"), ("manny", "manuel"), ("lupe", "guadalupe"), ("pepe", "jose"),
+    ("bob", "robert"),
+    ("rob", "robert"),
+    ("bobby", "robert"),
+    ("liz", "elizabeth"),
+    ("beth", "elizabeth"),
+    ("betty", "elizabeth"),
+    ("eliza", "elizabeth"),
+    ("bill", "william"),
+    ("will", "william"),
+    ("billy", "william"),
+    ("jim", "james"),
+    ("jimmy", "james"),
+    ("jamie", "james"),
+    ("kate", "katherine"),
+    ("katie", "katherine"),
+    ("kathy", "katherine"),
+    ("mike", "michael"),
+    ("mick", "michael"),
+    ("tom", "thomas"),
+    ("tommy", "thomas"),
+    ("dick", "richard"),
+    ("rick", "richard"),
+    ("rich", "richard"),
+    ("peggy", "margaret"),
+    ("maggie", "margaret"),
+    ("meg", "margaret"),
+    ("tony", "anthony"),
+    ("dan", "daniel"),
+    ("danny", "daniel"),
+    ("joe", "joseph"),
+    ("joey", "joseph"),
+    ("sam", "samuel"),
+    ("alex", "alexander"),
+    ("chris", "christopher"),
+    ("matt", "matthew"),
+    ("nick", "nicholas"),
+    ("steve", "stephen"),
+    ("sue", "susan"),
+    ("jen", "jennifer"),
+    ("jenny", "jennifer"),
+    ("ed", "edward"),
+    ("ted", "edward"),
+    ("andy", "andrew"),
+    ("pat", "patricia"),
+    ("trish", "patricia"),
+    ("abby", "abigail"),
+    ("becky", "rebecca"),
+    ("manny", "manuel"),
+    ("lupe", "guadalupe"),
+    ("pepe", "jose"),
 ];
 
 fn canonical_given(name: &str) -> String {
@@ -78,7 +118,9 @@ impl Demographics {
             ..Default::default()
         };
         for id in strs(patient.get("identifier")) {
-            if let (Some(s), Some(v)) = (id.get("system").and_then(Value::as_str), id.get("value").and_then(Value::as_str)) {
+            if let (Some(s), Some(v)) =
+                (id.get("system").and_then(Value::as_str), id.get("value").and_then(Value::as_str))
+            {
                 d.identifiers.insert((s.to_string(), v.trim().to_string()));
             }
         }
@@ -92,7 +134,8 @@ impl Demographics {
         }
         for t in strs(patient.get("telecom")) {
             if t.get("system").and_then(Value::as_str) == Some("phone") {
-                let digits: String = t.get("value").and_then(Value::as_str).unwrap_or("").chars().filter(char::is_ascii_digit).collect();
+                let digits: String =
+                    t.get("value").and_then(Value::as_str).unwrap_or("").chars().filter(char::is_ascii_digit).collect();
                 if digits.len() >= 7 {
                     d.phones.insert(digits[digits.len().saturating_sub(10)..].to_string());
                 }
@@ -192,7 +235,8 @@ mod tests {
     #[test]
     fn shared_identifier_links() {
         let a = Demographics::of(&json!({"identifier": [{"system": "urn:mrn", "value": "1"}]}));
-        let b = Demographics::of(&json!({"identifier": [{"system": "urn:mrn", "value": "1 "}], "birthDate": "1990-01-01"}));
+        let b =
+            Demographics::of(&json!({"identifier": [{"system": "urn:mrn", "value": "1 "}], "birthDate": "1990-01-01"}));
         assert_eq!(compare(&a, &b), Verdict::Same("shared identifier (urn:mrn)".into()));
     }
 
@@ -207,7 +251,10 @@ mod tests {
     fn married_name_and_transposed_phone_link_on_address() {
         let a = p("Smith", "Ana", "1975-09-09", "555-010-1234", "12 Harbor St", "98001-1234");
         let b = p("Lopez", "Ana", "1975-09-09", "555-010-1243", "12 harbor street", "98001");
-        assert_eq!(compare(&a, &b), Verdict::Same("birth date and address agree; same given name, different family name".into()));
+        assert_eq!(
+            compare(&a, &b),
+            Verdict::Same("birth date and address agree; same given name, different family name".into())
+        );
     }
 
     #[test]

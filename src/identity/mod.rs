@@ -126,7 +126,12 @@ impl PatientIndex {
 
     /// The gateway id of a source's patient record.
     pub fn gateway_id_of(&self, source: &str, source_patient_id: &str) -> Option<String> {
-        self.state.read().expect("index lock").by_member.get(&(source.to_string(), source_patient_id.to_string())).cloned()
+        self.state
+            .read()
+            .expect("index lock")
+            .by_member
+            .get(&(source.to_string(), source_patient_id.to_string()))
+            .cloned()
     }
 
     pub fn links(&self) -> Vec<PatientLink> {
@@ -140,7 +145,10 @@ impl PatientIndex {
     /// Re-reads every source's patients, recomputes links, keeps existing gateway ids, and
     /// writes the result in one transaction.
     pub async fn rebuild(&self, sources: &[SharedSource], deadline: Instant) -> Result<RebuildReport, IdentityError> {
-        let reads = futures::future::join_all(sources.iter().map(|s| async move { (s.name().to_string(), s.list_patients(deadline).await) })).await;
+        let reads = futures::future::join_all(
+            sources.iter().map(|s| async move { (s.name().to_string(), s.list_patients(deadline).await) }),
+        )
+        .await;
         let mut report = RebuildReport::default();
         let mut nodes: Vec<(String, String, Demographics)> = Vec::new();
         let mut read_sources = BTreeSet::new();
@@ -183,7 +191,11 @@ impl PatientIndex {
         // Records of sources that could not be read keep their earlier links.
         for ((s, id), gid) in &previous.by_member {
             if !read_sources.contains(s) {
-                let reason = previous.links.get(gid).and_then(|l| l.members.iter().find(|m| &m.source == s && &m.source_patient_id == id)).map_or_else(String::new, |m| m.reason.clone());
+                let reason = previous
+                    .links
+                    .get(gid)
+                    .and_then(|l| l.members.iter().find(|m| &m.source == s && &m.source_patient_id == id))
+                    .map_or_else(String::new, |m| m.reason.clone());
                 rows.push((s.clone(), id.clone(), gid.clone(), reason));
             }
         }
@@ -203,8 +215,16 @@ impl PatientIndex {
         }
         for (old, gid) in &new_aliases {
             sqlx::query("DELETE FROM patient_id_aliases WHERE old_id = $1").bind(old).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO patient_id_aliases (old_id, gateway_id) VALUES ($1, $2)").bind(old).bind(gid).execute(&mut *tx).await?;
-            sqlx::query("UPDATE patient_id_aliases SET gateway_id = $1 WHERE gateway_id = $2").bind(gid).bind(old).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO patient_id_aliases (old_id, gateway_id) VALUES ($1, $2)")
+                .bind(old)
+                .bind(gid)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE patient_id_aliases SET gateway_id = $1 WHERE gateway_id = $2")
+                .bind(gid)
+                .bind(old)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
 
@@ -270,7 +290,9 @@ fn cluster(nodes: &[(String, String, Demographics)]) -> (Vec<Cluster>, Vec<Possi
                     parent[rj.max(ri)] = ri.min(rj);
                     let joined = if reasons.contains_key(&j) { i } else { j };
                     let other = if joined == j { i } else { j };
-                    reasons.entry(joined).or_insert_with(|| format!("{reason} with {}/{}", nodes[other].0, nodes[other].1));
+                    reasons
+                        .entry(joined)
+                        .or_insert_with(|| format!("{reason} with {}/{}", nodes[other].0, nodes[other].1));
                 }
             }
             Verdict::Possible(reason) => possible.push(PossibleMatch {

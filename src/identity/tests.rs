@@ -59,7 +59,14 @@ fn sources() -> Vec<SharedSource> {
             vec![
                 patient("l1", "Smith", "Jim", "1970-01-01", "555-010-1111", &[("urn:lab:id", "X1")]),
                 patient("l2", "Okafor", "Grace", "1990-03-03", "555-010-9999", &[("urn:lab:id", "X2")]),
-                patient("l3", "Nobody", "Else", "2001-01-01", "555-010-4444", &[("urn:lab:id", "X3"), ("urn:ehr:mrn", "M2")]),
+                patient(
+                    "l3",
+                    "Nobody",
+                    "Else",
+                    "2001-01-01",
+                    "555-010-4444",
+                    &[("urn:lab:id", "X3"), ("urn:ehr:mrn", "M2")],
+                ),
             ],
         ),
     ]
@@ -84,7 +91,11 @@ async fn links_by_demographics_and_identifier_keeps_look_alikes_apart() {
     let link = index.resolve(&james).unwrap();
     assert_eq!(link.members.len(), 2);
     assert!(link.members.iter().any(|m| m.reason.starts_with("birth date and phone agree")), "{link:?}");
-    assert_ne!(index.gateway_id_of("ehr", "e3"), index.gateway_id_of("lab", "l2"), "name + birth date alone never link");
+    assert_ne!(
+        index.gateway_id_of("ehr", "e3"),
+        index.gateway_id_of("lab", "l2"),
+        "name + birth date alone never link"
+    );
     let possible = index.possible_matches();
     assert_eq!(possible.len(), 1, "{possible:?}");
     assert_eq!(possible[0].a, ("ehr".to_string(), "e3".to_string()));
@@ -102,7 +113,10 @@ async fn gateway_ids_survive_restart_and_a_failed_source_keeps_its_links() {
     let index = index_in(&dir).await;
     assert_eq!(index.links(), first, "loaded from the store as written");
     index.rebuild(&sources(), deadline()).await.unwrap();
-    assert_eq!(index.links().iter().map(|l| &l.gateway_id).collect::<Vec<_>>(), first.iter().map(|l| &l.gateway_id).collect::<Vec<_>>());
+    assert_eq!(
+        index.links().iter().map(|l| &l.gateway_id).collect::<Vec<_>>(),
+        first.iter().map(|l| &l.gateway_id).collect::<Vec<_>>()
+    );
     let james = index.gateway_id_of("ehr", "e1").unwrap();
     let degraded = vec![sources().remove(0), Arc::new(Broken) as SharedSource];
     let report = index.rebuild(&degraded, deadline()).await.unwrap();

@@ -3,13 +3,13 @@
 //! returns plain data for the API to render. Every output that carries patient data comes
 //! through here (DESIGN.md "one way through the house"); it knows nothing of HTTP.
 
+use crate::aggregate::merge::sort_key;
 use crate::aggregate::{AggregateError, Aggregator, Record};
 use crate::auth::Access;
 use crate::fhir::bundle::{decode_cursor, page_after};
 use crate::fhir::outcome::Issue;
 use crate::fhir::search::{self, SearchError, SearchQuery};
 use crate::fhir::{self, time::parse_range};
-use crate::aggregate::merge::sort_key;
 use chrono::FixedOffset;
 use serde_json::Value;
 use std::sync::Arc;
@@ -78,7 +78,13 @@ impl Reader {
     }
 
     /// `GET [type]?patient=…&…`.
-    pub async fn search(&self, access: &Access, resource_type: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
+    pub async fn search(
+        &self,
+        access: &Access,
+        resource_type: &str,
+        pairs: &[(String, String)],
+        lenient: bool,
+    ) -> Result<Matches, ReadError> {
         if !fhir::is_served_type(resource_type) {
             return Err(ReadError::UnsupportedType(resource_type.into()));
         }
@@ -86,7 +92,9 @@ impl Reader {
         let patient_id = self.patient_of_search(resource_type, &query)?;
         let record = match self.record(access, &patient_id).await {
             Ok(r) => r,
-            Err(ReadError::NotFound) => return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings: ignored(&query) }),
+            Err(ReadError::NotFound) => {
+                return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings: ignored(&query) })
+            }
             Err(e) => return Err(e),
         };
         let filters: Vec<_> = query.filters.iter().filter(|f| f.def.kind != search::ParamKind::Reference).collect();
@@ -100,18 +108,40 @@ impl Reader {
     }
 
     /// `GET Patient/[id]/$everything` with `_type`, `_since`, `_count`.
-    pub async fn everything(&self, access: &Access, patient_id: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
-        let query = search::parse("Patient", pairs, &["_cursor", "_type", "_since"], lenient, self.paging.max_count, self.zone)?;
+    pub async fn everything(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        pairs: &[(String, String)],
+        lenient: bool,
+    ) -> Result<Matches, ReadError> {
+        let query = search::parse(
+            "Patient",
+            pairs,
+            &["_cursor", "_type", "_since"],
+            lenient,
+            self.paging.max_count,
+            self.zone,
+        )?;
         if let Some(f) = query.filters.first() {
-            return Err(ReadError::BadRequest(format!("`{}` is not a parameter of $everything (use _type, _since, _count)", f.def.name)));
+            return Err(ReadError::BadRequest(format!(
+                "`{}` is not a parameter of $everything (use _type, _since, _count)",
+                f.def.name
+            )));
         }
         let types: Option<Vec<&str>> = query.control("_type").map(|t| t.split(',').map(str::trim).collect());
         if let Some(bad) = types.iter().flatten().find(|t| !fhir::is_served_type(t)) {
             return Err(ReadError::BadRequest(format!("_type: `{bad}` is not a supported resource type")));
         }
         let since = match query.control("_since") {
-            Some(s) if s.len() > 10 => Some(parse_range(s, self.zone).ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?.start),
-            Some(s) => return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone"))),
+            Some(s) if s.len() > 10 => Some(
+                parse_range(s, self.zone)
+                    .ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?
+                    .start,
+            ),
+            Some(s) => {
+                return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone")))
+            }
             None => None,
         };
         let record = self.record(access, patient_id).await?;
@@ -138,9 +168,16 @@ impl Reader {
             };
         }
         if fhir::patient_element(resource_type).is_none() && resource_type != "Provenance" {
-            return Err(ReadError::BadRequest(format!("{resource_type} is read by id (GET {resource_type}/[id]), not searched")));
+            return Err(ReadError::BadRequest(format!(
+                "{resource_type} is read by id (GET {resource_type}/[id]), not searched"
+            )));
         }
-        let values: Vec<&str> = query.filters.iter().filter(|f| f.def.kind == search::ParamKind::Reference).flat_map(|f| f.values.iter().map(String::as_str)).collect();
+        let values: Vec<&str> = query
+            .filters
+            .iter()
+            .filter(|f| f.def.kind == search::ParamKind::Reference)
+            .flat_map(|f| f.values.iter().map(String::as_str))
+            .collect();
         match values.as_slice() {
             [one] => Ok(one.strip_prefix("Patient/").unwrap_or(one).to_string()),
             [] => Err(ReadError::BadRequest(format!("a {resource_type} search must name one patient (patient=[id])"))),
@@ -150,7 +187,10 @@ impl Reader {
 
     fn page(&self, record: &Record, selected: Vec<&Value>, query: &SearchQuery) -> Result<Matches, ReadError> {
         let after = match query.control("_cursor") {
-            Some(c) => Some(decode_cursor(c).ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?),
+            Some(c) => Some(
+                decode_cursor(c)
+                    .ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?,
+            ),
             None => None,
         };
         let total = selected.len();
@@ -165,5 +205,9 @@ impl Reader {
 }
 
 fn ignored(query: &SearchQuery) -> Vec<Issue> {
-    query.ignored.iter().map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored"))).collect()
+    query
+        .ignored
+        .iter()
+        .map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored")))
+        .collect()
 }

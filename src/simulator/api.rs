@@ -25,42 +25,27 @@ pub(super) async fn smart_configuration(State(shared): Sim) -> Response {
             Issue::error("not-found", "this server does not use SMART authorization"),
         );
     }
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        capability::smart_configuration(&shared.token_url).to_string(),
-    )
+    ([(header::CONTENT_TYPE, "application/json")], capability::smart_configuration(&shared.token_url).to_string())
         .into_response()
 }
 
 fn unsupported_type(resource_type: &str) -> Response {
     outcome(
         StatusCode::NOT_FOUND,
-        Issue::error(
-            "not-supported",
-            format!("resource type `{resource_type}` is not supported by this server"),
-        ),
+        Issue::error("not-supported", format!("resource type `{resource_type}` is not supported by this server")),
     )
 }
 
-pub(super) async fn read(
-    State(shared): Sim,
-    Path((resource_type, id)): Path<(String, String)>,
-) -> Response {
+pub(super) async fn read(State(shared): Sim, Path((resource_type, id)): Path<(String, String)>) -> Response {
     if !shared.supported.contains(&resource_type) {
         return unsupported_type(&resource_type);
     }
     if !crate::fhir::is_valid_id(&id) {
-        return outcome(
-            StatusCode::BAD_REQUEST,
-            Issue::error("invalid", "not a valid FHIR logical id"),
-        );
+        return outcome(StatusCode::BAD_REQUEST, Issue::error("invalid", "not a valid FHIR logical id"));
     }
     match shared.store.get(&resource_type, &id) {
         Some(resource) => fhir_json(StatusCode::OK, resource),
-        None => outcome(
-            StatusCode::NOT_FOUND,
-            Issue::error("not-found", format!("{resource_type}/{id} is not known")),
-        ),
+        None => outcome(StatusCode::NOT_FOUND, Issue::error("not-found", format!("{resource_type}/{id} is not known"))),
     }
 }
 
@@ -82,12 +67,8 @@ pub(super) async fn search(
 
 /// 405 for anything but reading.
 pub(super) async fn write_refused() -> Response {
-    let mut resp = outcome(
-        StatusCode::METHOD_NOT_ALLOWED,
-        Issue::error("not-supported", "this server is read-only"),
-    );
-    resp.headers_mut()
-        .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    let mut resp = outcome(StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", "this server is read-only"));
+    resp.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
     resp
 }
 
@@ -97,10 +78,7 @@ pub(super) async fn fhir_fallback(req: Request) -> Response {
     if under_fhir && req.method() != Method::GET && req.method() != Method::HEAD {
         return write_refused().await;
     }
-    outcome(
-        StatusCode::NOT_FOUND,
-        Issue::error("not-found", "no such endpoint"),
-    )
+    outcome(StatusCode::NOT_FOUND, Issue::error("not-found", "no such endpoint"))
 }
 
 pub(super) async fn stats(State(shared): Sim) -> Json<super::SimulatorStats> {

@@ -21,31 +21,19 @@ fn kind_name(kind: ParamKind) -> &'static str {
 
 /// The search parameters a type answers here, as CapabilityStatement entries.
 fn search_params(resource_type: &str) -> Vec<Value> {
-    let mut params = vec![
-        json!({"name": "_id", "type": "token"}),
-        json!({"name": "_lastUpdated", "type": "date"}),
-    ];
+    let mut params = vec![json!({"name": "_id", "type": "token"}), json!({"name": "_lastUpdated", "type": "date"})];
     if PATIENT_COMPARTMENT_TYPES.contains(&resource_type) {
         params.push(json!({"name": "patient", "type": "reference"}));
     }
     if fhir::patient_element(resource_type) == Some("subject") {
         params.push(json!({"name": "subject", "type": "reference"}));
     }
-    params.extend(
-        type_params(resource_type)
-            .iter()
-            .map(|d| json!({"name": d.name, "type": kind_name(d.kind)})),
-    );
+    params.extend(type_params(resource_type).iter().map(|d| json!({"name": d.name, "type": kind_name(d.kind)})));
     params
 }
 
 /// The CapabilityStatement. `token_url` is set when bearer tokens are required.
-pub(super) fn statement(
-    name: &str,
-    base_url: &str,
-    types: &BTreeSet<String>,
-    token_url: Option<&str>,
-) -> Value {
+pub(super) fn statement(name: &str, base_url: &str, types: &BTreeSet<String>, token_url: Option<&str>) -> Value {
     let resources: Vec<Value> = types
         .iter()
         .map(|t| {

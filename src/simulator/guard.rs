@@ -44,25 +44,16 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
         return next.run(req).await;
     }
     let counters = &shared.counters;
-    Counters::bump(if area == Area::Token {
-        &counters.token_requests
-    } else {
-        &counters.fhir_requests
-    });
+    Counters::bump(if area == Area::Token { &counters.token_requests } else { &counters.fhir_requests });
 
     let latency = shared.controls.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
     if shared.controls.is_down() {
-        let mut resp = outcome(
-            StatusCode::SERVICE_UNAVAILABLE,
-            Issue::error("transient", "the system is down for maintenance"),
-        );
-        resp.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(shared.options.retry_after_secs),
-        );
+        let mut resp =
+            outcome(StatusCode::SERVICE_UNAVAILABLE, Issue::error("transient", "the system is down for maintenance"));
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(shared.options.retry_after_secs));
         return resp;
     }
     if area != Area::Fhir {
@@ -71,30 +62,18 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
         return outcome(
             StatusCode::URI_TOO_LONG,
-            Issue::error(
-                "too-long",
-                format!("query string longer than {MAX_QUERY_BYTES} bytes"),
-            ),
+            Issue::error("too-long", format!("query string longer than {MAX_QUERY_BYTES} bytes")),
         );
     }
     if shared.controls.take_forced_failure() || throttled_at_random(shared.options.fail_rate) {
         Counters::bump(&counters.answered_429);
-        let mut resp = outcome(
-            StatusCode::TOO_MANY_REQUESTS,
-            Issue::error("throttled", "too many requests, retry later"),
-        );
-        resp.headers_mut().insert(
-            header::RETRY_AFTER,
-            HeaderValue::from(shared.options.retry_after_secs),
-        );
+        let mut resp =
+            outcome(StatusCode::TOO_MANY_REQUESTS, Issue::error("throttled", "too many requests, retry later"));
+        resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(shared.options.retry_after_secs));
         return resp;
     }
     if shared.options.client_credentials.is_some() {
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token);
+        let token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
         let live = token.is_some_and(|t| shared.tokens.is_live(t, shared.controls.epoch()));
         if !live {
             Counters::bump(&counters.rejected_401);
@@ -104,10 +83,8 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
                 "a bearer access token is required"
             };
             let mut resp = outcome(StatusCode::UNAUTHORIZED, Issue::error("login", message));
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            );
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
             return resp;
         }
     }
@@ -127,12 +104,7 @@ fn bearer_token(value: &str) -> Option<&str> {
 
 /// A FHIR JSON response.
 pub(super) fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, FHIR_JSON)],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response()
 }
 
 /// An OperationOutcome response with one issue.

@@ -70,10 +70,7 @@ impl std::fmt::Debug for SimulatorOptions {
             .field("latency", &self.latency)
             .field("fail_rate", &self.fail_rate)
             .field("retry_after_secs", &self.retry_after_secs)
-            .field(
-                "client_id",
-                &self.client_credentials.as_ref().map(|(id, _)| id),
-            )
+            .field("client_id", &self.client_credentials.as_ref().map(|(id, _)| id))
             .field("token_ttl", &self.token_ttl)
             .field("page_size", &self.page_size)
             .field("relative_next_links", &self.relative_next_links)
@@ -117,9 +114,7 @@ impl SimulatorControls {
     }
     /// Consumes one forced failure, if any are pending.
     fn take_forced_failure(&self) -> bool {
-        self.fail_next
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok()
+        self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
     fn epoch(&self) -> u64 {
         self.token_epoch.load(Ordering::SeqCst)
@@ -186,12 +181,8 @@ impl Shared {
                 .chain(crate::fhir::SUPPORTING_TYPES.iter().copied())
                 .map(str::to_string),
         );
-        let token_for_capability = options
-            .client_credentials
-            .is_some()
-            .then_some(token_url.as_str());
-        let capability =
-            capability::statement(&options.name, &base_url, &supported, token_for_capability);
+        let token_for_capability = options.client_credentials.is_some().then_some(token_url.as_str());
+        let capability = capability::statement(&options.name, &base_url, &supported, token_for_capability);
         let controls = Arc::new(SimulatorControls::default());
         controls.set_latency(options.latency);
         Shared {
@@ -211,12 +202,8 @@ impl Shared {
 /// A loopback address clients can reach when the server was bound to "any".
 fn public_addr(addr: SocketAddr) -> SocketAddr {
     match addr {
-        SocketAddr::V4(a) if a.ip().is_unspecified() => {
-            SocketAddr::from(([127, 0, 0, 1], a.port()))
-        }
-        SocketAddr::V6(a) if a.ip().is_unspecified() => {
-            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port()))
-        }
+        SocketAddr::V4(a) if a.ip().is_unspecified() => SocketAddr::from(([127, 0, 0, 1], a.port())),
+        SocketAddr::V6(a) if a.ip().is_unspecified() => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, a.port())),
         other => other,
     }
 }
@@ -224,32 +211,14 @@ fn public_addr(addr: SocketAddr) -> SocketAddr {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/fhir", any(api::fhir_fallback))
-        .route(
-            "/fhir/metadata",
-            get(api::metadata).fallback(api::write_refused),
-        )
-        .route(
-            "/fhir/.well-known/smart-configuration",
-            get(api::smart_configuration).fallback(api::write_refused),
-        )
-        .route(
-            "/fhir/{type}",
-            get(api::search).fallback(api::write_refused),
-        )
-        .route(
-            "/fhir/{type}/{id}",
-            get(api::read).fallback(api::write_refused),
-        )
-        .route(
-            "/token",
-            post(token::token).fallback(token::method_not_allowed),
-        )
+        .route("/fhir/metadata", get(api::metadata).fallback(api::write_refused))
+        .route("/fhir/.well-known/smart-configuration", get(api::smart_configuration).fallback(api::write_refused))
+        .route("/fhir/{type}", get(api::search).fallback(api::write_refused))
+        .route("/fhir/{type}/{id}", get(api::read).fallback(api::write_refused))
+        .route("/token", post(token::token).fallback(token::method_not_allowed))
         .route("/_simulator/stats", get(api::stats))
         .fallback(api::fhir_fallback)
-        .layer(axum::middleware::from_fn_with_state(
-            shared.clone(),
-            guard::guard,
-        ))
+        .layer(axum::middleware::from_fn_with_state(shared.clone(), guard::guard))
         .with_state(shared)
 }
 
@@ -288,10 +257,7 @@ impl RunningSimulator {
             let _ = tx.send(());
         }
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(5), &mut task)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
                 task.abort();
                 let _ = task.await;
             }
@@ -325,20 +291,11 @@ pub async fn start(
             })
             .await
     });
-    Ok(RunningSimulator {
-        addr,
-        shared,
-        shutdown: Some(tx),
-        task: Some(task),
-    })
+    Ok(RunningSimulator { addr, shared, shutdown: Some(tx), task: Some(task) })
 }
 
 /// Serves until ctrl-c (for the `portico simulate` CLI command).
-pub async fn run(
-    store: ResourceStore,
-    options: SimulatorOptions,
-    addr: SocketAddr,
-) -> std::io::Result<()> {
+pub async fn run(store: ResourceStore, options: SimulatorOptions, addr: SocketAddr) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let shared = Arc::new(Shared::new(store, options, addr));

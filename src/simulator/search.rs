@@ -31,11 +31,9 @@ pub(super) fn decode_pairs(raw: &str) -> Result<Vec<(String, String)>, String> {
         .filter(|segment| !segment.is_empty())
         .map(|segment| {
             let (name, value) = segment.split_once('=').unwrap_or((segment, ""));
-            let name = decode_component(name)
-                .ok_or("a parameter name is not valid percent-encoded UTF-8")?;
-            let value = decode_component(value).ok_or_else(|| {
-                format!("the value of `{name}` is not valid percent-encoded UTF-8")
-            })?;
+            let name = decode_component(name).ok_or("a parameter name is not valid percent-encoded UTF-8")?;
+            let value = decode_component(value)
+                .ok_or_else(|| format!("the value of `{name}` is not valid percent-encoded UTF-8"))?;
             if name.is_empty() {
                 return Err("a parameter has no name".to_string());
             }
@@ -69,19 +67,13 @@ fn decode_component(s: &str) -> Option<String> {
 /// True when `Prefer` asks for lenient handling of unknown parameters.
 pub(super) fn prefers_lenient(prefer: Option<&str>) -> bool {
     prefer.is_some_and(|p| {
-        p.split([',', ';']).any(|pref| {
-            pref.trim()
-                .replace(' ', "")
-                .eq_ignore_ascii_case("handling=lenient")
-        })
+        p.split([',', ';']).any(|pref| pref.trim().replace(' ', "").eq_ignore_ascii_case("handling=lenient"))
     })
 }
 
 fn refusal(e: SearchError) -> Refusal {
     let code = match e {
-        SearchError::UnknownParameter { .. } | SearchError::UnsupportedModifier { .. } => {
-            "not-supported"
-        }
+        SearchError::UnknownParameter { .. } | SearchError::UnsupportedModifier { .. } => "not-supported",
         SearchError::BadValue { .. } => "invalid",
     };
     (StatusCode::BAD_REQUEST, Issue::error(code, e.to_string()))
@@ -113,52 +105,26 @@ fn patient_id(value: &str) -> Result<&str, Refusal> {
 
 /// Runs a search of `resource_type` (already known to be supported) and answers the
 /// searchset page. `raw_query` is the query string exactly as received.
-pub(super) fn run(
-    shared: &Shared,
-    resource_type: &str,
-    raw_query: &str,
-    lenient: bool,
-) -> Result<Value, Refusal> {
+pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient: bool) -> Result<Value, Refusal> {
     let zone = FixedOffset::east_opt(0).expect("UTC");
     let pairs = decode_pairs(raw_query).map_err(bad)?;
-    let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) = pairs
-        .into_iter()
-        .partition(|(name, _)| is_patient_param(resource_type, name));
+    let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) =
+        pairs.into_iter().partition(|(name, _)| is_patient_param(resource_type, name));
     let page_size = shared.options.page_size;
-    let query = fsearch::parse(
-        resource_type,
-        &other_pairs,
-        &[CURSOR],
-        lenient,
-        page_size,
-        zone,
-    )
-    .map_err(refusal)?;
+    let query = fsearch::parse(resource_type, &other_pairs, &[CURSOR], lenient, page_size, zone).map_err(refusal)?;
     let after = match query.control(CURSOR) {
-        Some(c) => Some(
-            decode_cursor(c).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?,
-        ),
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?),
         None => None,
     };
 
-    let mut matched: Vec<&Value> = shared
-        .store
-        .of_type(resource_type)
-        .iter()
-        .filter(|r| fhir::resource_id(r).is_some())
-        .collect();
+    let mut matched: Vec<&Value> =
+        shared.store.of_type(resource_type).iter().filter(|r| fhir::resource_id(r).is_some()).collect();
     // Repeated patient parameters AND together; comma-separated patients OR together.
     for (_, value) in &patient_pairs {
         let mut ids: HashSet<&str> = HashSet::new();
         for v in value.split(',') {
             let pid = patient_id(v)?;
-            ids.extend(
-                shared
-                    .store
-                    .compartment(pid, resource_type)
-                    .into_iter()
-                    .filter_map(fhir::resource_id),
-            );
+            ids.extend(shared.store.compartment(pid, resource_type).into_iter().filter_map(fhir::resource_id));
         }
         matched.retain(|r| fhir::resource_id(r).is_some_and(|id| ids.contains(id)));
     }

@@ -23,25 +23,18 @@ fn store() -> ResourceStore {
             "code": {"coding": [{"system": "http://loinc.org", "code": code}]},
             "subject": {"reference": "Patient/p1"}, "effectiveDateTime": format!("2024-01-{n:02}")}));
     }
-    resources.push(
-        json!({"resourceType": "Observation", "id": "o99", "status": "final",
+    resources.push(json!({"resourceType": "Observation", "id": "o99", "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "718-7"}]},
-        "subject": {"reference": "Patient/p2"}}),
-    );
+        "subject": {"reference": "Patient/p2"}}));
     ResourceStore::from_resources(resources)
 }
 
 async fn sim(options: SimulatorOptions) -> RunningSimulator {
-    start(store(), options, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    start(store(), options, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
 fn secured() -> SimulatorOptions {
-    SimulatorOptions {
-        client_credentials: Some(("gw".into(), "s3cret".into())),
-        ..Default::default()
-    }
+    SimulatorOptions { client_credentials: Some(("gw".into(), "s3cret".into())), ..Default::default() }
 }
 
 async fn get(url: &str) -> reqwest::Response {
@@ -56,64 +49,33 @@ async fn body(resp: reqwest::Response) -> Value {
 fn ids(bundle: &Value) -> Vec<String> {
     bundle["entry"]
         .as_array()
-        .map(|e| {
-            e.iter()
-                .map(|e| e["resource"]["id"].as_str().unwrap().to_string())
-                .collect()
-        })
+        .map(|e| e.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_string()).collect())
         .unwrap_or_default()
 }
 
 fn next_link(bundle: &Value) -> Option<String> {
-    bundle["link"]
-        .as_array()?
-        .iter()
-        .find(|l| l["relation"] == "next")
-        .map(|l| l["url"].as_str().unwrap().to_string())
+    bundle["link"].as_array()?.iter().find(|l| l["relation"] == "next").map(|l| l["url"].as_str().unwrap().to_string())
 }
 
 #[tokio::test]
 async fn metadata_describes_the_server() {
-    let s = sim(SimulatorOptions {
-        name: "Bayview Lab".into(),
-        ..secured()
-    })
-    .await;
+    let s = sim(SimulatorOptions { name: "Bayview Lab".into(), ..secured() }).await;
     assert!(s.base_url().starts_with("http://127.0.0.1:") && s.base_url().ends_with("/fhir"));
     let cs = body(get(&format!("{}/metadata", s.base_url())).await).await;
     assert_eq!(cs["resourceType"], "CapabilityStatement");
-    assert_eq!(
-        (cs["status"].as_str(), cs["kind"].as_str()),
-        (Some("active"), Some("instance"))
-    );
+    assert_eq!((cs["status"].as_str(), cs["kind"].as_str()), (Some("active"), Some("instance")));
     assert_eq!(cs["fhirVersion"], "4.0.1");
     assert_eq!(cs["software"]["name"], "Bayview Lab");
     let rest = &cs["rest"][0];
     assert_eq!(rest["mode"], "server");
-    let obs = rest["resource"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["type"] == "Observation")
-        .unwrap();
-    let names: Vec<&str> = obs["searchParam"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
+    let obs = rest["resource"].as_array().unwrap().iter().find(|r| r["type"] == "Observation").unwrap();
+    let names: Vec<&str> = obs["searchParam"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
     for n in ["_id", "_lastUpdated", "patient", "subject", "code", "date"] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
     let ext = &rest["security"]["extension"][0];
-    assert_eq!(
-        ext["url"],
-        "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
-    );
-    assert_eq!(
-        ext["extension"][0]["valueUri"].as_str(),
-        Some(s.token_url().as_str())
-    );
+    assert_eq!(ext["url"], "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
+    assert_eq!(ext["extension"][0]["valueUri"].as_str(), Some(s.token_url().as_str()));
     s.stop().await;
 }
 
@@ -139,47 +101,23 @@ async fn searches_by_patient_code_id_and_patient_details() {
     let s = sim(SimulatorOptions::default()).await;
     let base = s.base_url();
     let b = body(get(&format!("{base}/Observation?subject=Patient/p2")).await).await;
-    assert_eq!(
-        (ids(&b), b["total"].as_u64()),
-        (vec!["o99".to_string()], Some(1))
-    );
+    assert_eq!((ids(&b), b["total"].as_u64()), (vec!["o99".to_string()], Some(1)));
     assert_eq!(b["entry"][0]["search"]["mode"], "match");
-    assert_eq!(
-        b["entry"][0]["fullUrl"].as_str().unwrap(),
-        format!("{base}/Observation/o99")
-    );
+    assert_eq!(b["entry"][0]["fullUrl"].as_str().unwrap(), format!("{base}/Observation/o99"));
     // `patient` element type, and Provenance through its target.
-    assert_eq!(
-        ids(&body(get(&format!("{base}/AllergyIntolerance?patient=p1")).await).await),
-        vec!["a1"]
-    );
-    assert_eq!(
-        ids(&body(get(&format!("{base}/Provenance?patient=p1")).await).await),
-        vec!["v1"]
-    );
+    assert_eq!(ids(&body(get(&format!("{base}/AllergyIntolerance?patient=p1")).await).await), vec!["a1"]);
+    assert_eq!(ids(&body(get(&format!("{base}/Provenance?patient=p1")).await).await), vec!["v1"]);
     assert!(ids(&body(get(&format!("{base}/Provenance?patient=p2")).await).await).is_empty());
     // A type this fixture lacks but a hospital supports: an empty searchset.
     let empty = body(get(&format!("{base}/Immunization?patient=p1")).await).await;
     assert_eq!((empty["total"].as_u64(), ids(&empty).len()), (Some(0), 0));
-    let b = body(
-        get(&format!(
-            "{base}/Observation?patient=p1&code=http://loinc.org%7C2339-0"
-        ))
-        .await,
-    )
-    .await;
+    let b = body(get(&format!("{base}/Observation?patient=p1&code=http://loinc.org%7C2339-0")).await).await;
     assert_eq!(ids(&b), vec!["o02", "o04", "o06"]);
     let b = body(get(&format!("{base}/Observation?_id=o99,o03,nope")).await).await;
     assert_eq!(ids(&b), vec!["o03", "o99"]);
     let b = body(get(&format!("{base}/Patient?identifier=urn:mrn%7CMRN-1")).await).await;
     assert_eq!(ids(&b), vec!["p1"]);
-    let b = body(
-        get(&format!(
-            "{base}/Patient?family=okafor&birthdate=2012-07-01"
-        ))
-        .await,
-    )
-    .await;
+    let b = body(get(&format!("{base}/Patient?family=okafor&birthdate=2012-07-01")).await).await;
     assert_eq!(ids(&b), vec!["p2"]);
     let b = body(get(&format!("{base}/Observation?patient=p1&date=ge2024-01-06")).await).await;
     assert_eq!(ids(&b), vec!["o06", "o07"]);
@@ -210,23 +148,13 @@ async fn follow(base: &str, first: &str) -> (Vec<String>, usize, Vec<String>) {
 
 #[tokio::test]
 async fn pages_with_absolute_next_links() {
-    let s = sim(SimulatorOptions {
-        page_size: 3,
-        ..Default::default()
-    })
-    .await;
+    let s = sim(SimulatorOptions { page_size: 3, ..Default::default() }).await;
     let base = s.base_url();
     let (seen, pages, links) = follow(base, &format!("{base}/Observation?patient=p1")).await;
     assert_eq!(pages, 3);
-    assert_eq!(
-        seen,
-        (1..=7).map(|n| format!("o{n:02}")).collect::<Vec<_>>()
-    );
+    assert_eq!(seen, (1..=7).map(|n| format!("o{n:02}")).collect::<Vec<_>>());
     for link in &links {
-        assert!(
-            link.starts_with(&format!("{base}/Observation?patient=p1&_cursor=")),
-            "{link}"
-        );
+        assert!(link.starts_with(&format!("{base}/Observation?patient=p1&_cursor=")), "{link}");
     }
     // _count above the page size is clamped; below it is honoured.
     let b = body(get(&format!("{base}/Observation?patient=p1&_count=100")).await).await;
@@ -238,29 +166,14 @@ async fn pages_with_absolute_next_links() {
 
 #[tokio::test]
 async fn pages_with_relative_next_links() {
-    let s = sim(SimulatorOptions {
-        page_size: 3,
-        relative_next_links: true,
-        ..Default::default()
-    })
-    .await;
+    let s = sim(SimulatorOptions { page_size: 3, relative_next_links: true, ..Default::default() }).await;
     let base = s.base_url();
-    let (seen, pages, links) = follow(
-        base,
-        &format!("{base}/Observation?subject=Patient%2Fp1&_count=3"),
-    )
-    .await;
+    let (seen, pages, links) = follow(base, &format!("{base}/Observation?subject=Patient%2Fp1&_count=3")).await;
     assert_eq!(pages, 3);
-    assert_eq!(
-        seen,
-        (1..=7).map(|n| format!("o{n:02}")).collect::<Vec<_>>()
-    );
+    assert_eq!(seen, (1..=7).map(|n| format!("o{n:02}")).collect::<Vec<_>>());
     assert_eq!(links.len(), 2);
     for link in &links {
-        assert!(
-            link.starts_with("Observation?subject=Patient%2Fp1&_count=3&_cursor="),
-            "{link}"
-        );
+        assert!(link.starts_with("Observation?subject=Patient%2Fp1&_count=3&_cursor="), "{link}");
     }
     let resp = get(&format!("{base}/Observation?patient=p1&_cursor=%21%21")).await;
     assert_eq!(resp.status(), 400, "a cursor this server did not issue");
@@ -275,10 +188,7 @@ async fn refuses_unknown_params_unless_lenient_and_bad_input() {
     assert_eq!(resp.status(), 400);
     let oo = body(resp).await;
     assert_eq!(oo["resourceType"], "OperationOutcome");
-    assert!(oo["issue"][0]["diagnostics"]
-        .as_str()
-        .unwrap()
-        .contains("colour"));
+    assert!(oo["issue"][0]["diagnostics"].as_str().unwrap().contains("colour"));
     let resp = reqwest::Client::new()
         .get(format!("{base}/Observation?patient=p1&colour=blue"))
         .header("Prefer", "handling=lenient")
@@ -287,13 +197,7 @@ async fn refuses_unknown_params_unless_lenient_and_bad_input() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(body(resp).await["total"], 7);
-    for bad in [
-        "_count=lots",
-        "_count=-1",
-        "code=%zz",
-        "date=yesterday",
-        "patient=Group/g1",
-    ] {
+    for bad in ["_count=lots", "_count=-1", "code=%zz", "date=yesterday", "patient=Group/g1"] {
         let resp = get(&format!("{base}/Observation?{bad}")).await;
         assert_eq!(resp.status(), 400, "{bad}");
         assert_eq!(body(resp).await["resourceType"], "OperationOutcome");
@@ -307,33 +211,15 @@ async fn writes_are_refused() {
     let client = reqwest::Client::new();
     let base = s.base_url();
     for resp in [
-        client
-            .post(format!("{base}/Observation"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-        client
-            .put(format!("{base}/Patient/p1"))
-            .body("{}")
-            .send()
-            .await
-            .unwrap(),
-        client
-            .delete(format!("{base}/Patient/p1"))
-            .send()
-            .await
-            .unwrap(),
+        client.post(format!("{base}/Observation")).body("{}").send().await.unwrap(),
+        client.put(format!("{base}/Patient/p1")).body("{}").send().await.unwrap(),
+        client.delete(format!("{base}/Patient/p1")).send().await.unwrap(),
         client.post(base).body("{}").send().await.unwrap(),
     ] {
         assert_eq!(resp.status(), 405);
         assert_eq!(body(resp).await["resourceType"], "OperationOutcome");
     }
-    assert_eq!(
-        get(&format!("{base}/Patient/p1")).await.status(),
-        200,
-        "nothing changed"
-    );
+    assert_eq!(get(&format!("{base}/Patient/p1")).await.status(), 200, "nothing changed");
     let resp = get(&format!("{base}/Patient/p1/_history")).await;
     assert_eq!(resp.status(), 404);
     assert_eq!(body(resp).await["issue"][0]["code"], "not-found");

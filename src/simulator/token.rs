@@ -40,64 +40,38 @@ impl TokenBook {
 
     pub(super) fn is_live(&self, token: &str, epoch: u64) -> bool {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
-        tokens
-            .get(token)
-            .is_some_and(|(expires, issued_in)| *expires > Instant::now() && *issued_in == epoch)
+        tokens.get(token).is_some_and(|(expires, issued_in)| *expires > Instant::now() && *issued_in == epoch)
     }
 }
 
 fn oauth_json(status: StatusCode, body: &Value) -> Response {
     (
         status,
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-            (header::PRAGMA, "no-cache"),
-        ],
+        [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")],
         body.to_string(),
     )
         .into_response()
 }
 
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
-    oauth_json(
-        status,
-        &json!({"error": error, "error_description": description}),
-    )
+    oauth_json(status, &json!({"error": error, "error_description": description}))
 }
 
 pub(super) async fn method_not_allowed() -> Response {
-    let mut resp = oauth_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
-        "use POST",
-    );
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    let mut resp = oauth_error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "use POST");
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
     resp
 }
 
 /// `POST /token`.
 pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let Some((client_id, client_secret)) = &shared.options.client_credentials else {
-        return oauth_error(
-            StatusCode::NOT_FOUND,
-            "invalid_request",
-            "this server does not issue tokens",
-        );
+        return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "this server does not issue tokens");
     };
     let (parts, body) = req.into_parts();
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
+    let is_form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
+        ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    });
     if !is_form {
         return oauth_error(
             StatusCode::BAD_REQUEST,
@@ -106,15 +80,9 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Re
         );
     }
     let Ok(bytes) = to_bytes(body, MAX_BODY_BYTES).await else {
-        return oauth_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "the request body is too large",
-        );
+        return oauth_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request", "the request body is too large");
     };
-    let form = match std::str::from_utf8(&bytes)
-        .map_err(|_| "the body is not UTF-8".to_string())
-        .and_then(decode_pairs)
+    let form = match std::str::from_utf8(&bytes).map_err(|_| "the body is not UTF-8".to_string()).and_then(decode_pairs)
     {
         Ok(form) => form,
         Err(message) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &message),
@@ -130,13 +98,7 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Re
         }
     }
     match fields.get("grant_type") {
-        None => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "grant_type is required",
-            )
-        }
+        None => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
         Some(&"client_credentials") => {}
         Some(_) => {
             return oauth_error(
@@ -149,32 +111,20 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Re
     let basic = basic_credentials(&parts.headers);
     let presented = match (&basic, fields.get("client_id"), fields.get("client_secret")) {
         (Some(_), _, Some(_)) => {
-            return oauth_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "use one client authentication method",
-            )
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "use one client authentication method")
         }
         (Some(Some((id, secret))), _, None) => Some((id.as_str(), secret.as_str(), true)),
         (Some(None), _, None) => None,
         (None, Some(id), Some(secret)) => Some((*id, *secret, false)),
         (None, _, _) => None,
     };
-    let authenticated = presented.is_some_and(|(id, secret, basic)| {
-        matches_client(id, secret, basic, client_id, client_secret)
-    });
+    let authenticated =
+        presented.is_some_and(|(id, secret, basic)| matches_client(id, secret, basic, client_id, client_secret));
     if !authenticated {
         Counters::bump(&shared.counters.rejected_401);
-        let mut resp = oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "client authentication failed",
-        );
+        let mut resp = oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", "client authentication failed");
         if basic.is_some() {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"token\""),
-            );
+            resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"token\""));
         }
         return resp;
     }
@@ -204,25 +154,15 @@ fn basic_credentials(headers: &HeaderMap) -> Option<Option<(String, String)>> {
         .decode(encoded.trim())
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|text| {
-            text.split_once(':')
-                .map(|(id, secret)| (id.to_string(), secret.to_string()))
-        });
+        .and_then(|text| text.split_once(':').map(|(id, secret)| (id.to_string(), secret.to_string())));
     Some(parsed)
 }
 
 /// True when the presented pair is the registered client's. RFC 6749 §2.3.1 form-urlencodes
 /// Basic credentials first; many clients do not, so for Basic both spellings are accepted.
-fn matches_client(
-    id: &str,
-    secret: &str,
-    basic: bool,
-    client_id: &str,
-    client_secret: &str,
-) -> bool {
+fn matches_client(id: &str, secret: &str, basic: bool, client_id: &str, client_secret: &str) -> bool {
     let exact = |i: &str, s: &str| {
-        constant_time_eq(i.as_bytes(), client_id.as_bytes())
-            & constant_time_eq(s.as_bytes(), client_secret.as_bytes())
+        constant_time_eq(i.as_bytes(), client_id.as_bytes()) & constant_time_eq(s.as_bytes(), client_secret.as_bytes())
     };
     let decoded = basic
         && decode_pairs(&format!("i={id}&s={secret}"))
@@ -258,10 +198,7 @@ mod unit {
             header::AUTHORIZATION,
             HeaderValue::from_str(&format!("Basic {}", STANDARD.encode("a%3Ab:s+1"))).unwrap(),
         );
-        assert_eq!(
-            basic_credentials(&h),
-            Some(Some(("a%3Ab".into(), "s+1".into())))
-        );
+        assert_eq!(basic_credentials(&h), Some(Some(("a%3Ab".into(), "s+1".into()))));
         assert!(matches_client("a%3Ab", "s+1", true, "a:b", "s 1"));
         assert!(matches_client("a+b", "p&q", true, "a+b", "p&q"));
         assert!(!matches_client("a", "wrong", false, "a", "right"));

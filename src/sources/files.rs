@@ -33,7 +33,9 @@ impl ResourceStore {
             let mut values = Vec::new();
             if path.extension().is_some_and(|x| x == "ndjson") {
                 for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    values.push(serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?);
+                    values.push(
+                        serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?,
+                    );
                 }
             } else {
                 values.push(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?);
@@ -140,7 +142,8 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn open(name: &str, display: &str, dir: &Path, shift_days: i64) -> Result<FileSource, SourceError> {
-        let store = ResourceStore::load(dir, shift_days).map_err(|message| SourceError::Files { source_name: name.into(), message })?;
+        let store = ResourceStore::load(dir, shift_days)
+            .map_err(|message| SourceError::Files { source_name: name.into(), message })?;
         Ok(FileSource { name: name.into(), display: display.into(), store })
     }
 
@@ -160,10 +163,20 @@ impl SourceSystem for FileSource {
     async fn list_patients(&self, _deadline: Instant) -> Result<Vec<Value>, SourceError> {
         Ok(self.store.of_type("Patient").to_vec())
     }
-    async fn patient_resources(&self, patient_id: &str, resource_type: &str, _deadline: Instant) -> Result<Vec<Value>, SourceError> {
+    async fn patient_resources(
+        &self,
+        patient_id: &str,
+        resource_type: &str,
+        _deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError> {
         Ok(self.store.compartment(patient_id, resource_type).into_iter().cloned().collect())
     }
-    async fn read_many(&self, resource_type: &str, ids: &[String], _deadline: Instant) -> Result<Vec<Value>, SourceError> {
+    async fn read_many(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+        _deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError> {
         Ok(ids.iter().filter_map(|id| self.store.get(resource_type, id).cloned()).collect())
     }
     fn status(&self) -> SourceStatus {
@@ -188,7 +201,11 @@ mod tests {
             {"resource": {"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}, "effectiveDateTime": "2025-12-31"}}
         ]});
         write(dir.path(), "a.json", &bundle.to_string());
-        write(dir.path(), "Provenance.ndjson", "{\"resourceType\":\"Provenance\",\"id\":\"v1\",\"target\":[{\"reference\":\"Observation/o1\"}]}\n\n");
+        write(
+            dir.path(),
+            "Provenance.ndjson",
+            "{\"resourceType\":\"Provenance\",\"id\":\"v1\",\"target\":[{\"reference\":\"Observation/o1\"}]}\n\n",
+        );
         write(dir.path(), "notes.txt", "ignored");
         let store = ResourceStore::load(dir.path(), 1).unwrap();
         assert_eq!(store.len(), 3);
@@ -201,7 +218,11 @@ mod tests {
     #[test]
     fn refuses_duplicates_and_bad_json_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "x.ndjson", "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"a\"}\n");
+        write(
+            dir.path(),
+            "x.ndjson",
+            "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"a\"}\n",
+        );
         let e = ResourceStore::load(dir.path(), 0).unwrap_err();
         assert!(e.contains("x.ndjson") && e.contains("Patient/a appears twice"), "{e}");
         write(dir.path(), "x.ndjson", "{not json\n");

@@ -52,10 +52,20 @@ pub trait SourceSystem: Send + Sync {
     /// Every Patient the source holds, for the patient index.
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError>;
     /// The resources of `resource_type` belonging to the source's patient `patient_id`.
-    async fn patient_resources(&self, patient_id: &str, resource_type: &str, deadline: Instant) -> Result<Vec<Value>, SourceError>;
+    async fn patient_resources(
+        &self,
+        patient_id: &str,
+        resource_type: &str,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError>;
     /// Resources of one type by id (referenced Practitioners, Organizations …). Ids the
     /// source does not have are simply absent from the answer.
-    async fn read_many(&self, resource_type: &str, ids: &[String], deadline: Instant) -> Result<Vec<Value>, SourceError>;
+    async fn read_many(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError>;
     /// Current health.
     fn status(&self) -> SourceStatus;
 }

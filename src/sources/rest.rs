@@ -78,7 +78,12 @@ impl RestSource {
     }
 
     /// Runs a search and follows next links, gathering every `match` entry's resource.
-    async fn search_all(&self, resource_type: &str, params: &[(&str, String)], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+    async fn search_all(
+        &self,
+        resource_type: &str,
+        params: &[(&str, String)],
+        deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError> {
         let mut url = self.base.join(resource_type).map_err(|e| self.unavailable(e.to_string()))?;
         {
             let mut q = url.query_pairs_mut();
@@ -91,12 +96,17 @@ impl RestSource {
         for _ in 0..self.max_pages {
             let bundle = self.get_json(url.clone(), deadline).await?;
             if crate::fhir::resource_type(&bundle) != Some("Bundle") {
-                return Err(SourceError::BadResponse { source_name: self.name.clone(), message: "search did not answer a Bundle".into() });
+                return Err(SourceError::BadResponse {
+                    source_name: self.name.clone(),
+                    message: "search did not answer a Bundle".into(),
+                });
             }
             for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
                 let mode = entry.pointer("/search/mode").and_then(Value::as_str).unwrap_or("match");
                 match entry.get("resource") {
-                    Some(r) if mode == "match" && crate::fhir::resource_type(r) == Some(resource_type) => out.push(r.clone()),
+                    Some(r) if mode == "match" && crate::fhir::resource_type(r) == Some(resource_type) => {
+                        out.push(r.clone())
+                    }
                     _ => {}
                 }
             }
@@ -105,7 +115,10 @@ impl RestSource {
                 None => return Ok(out),
             }
         }
-        Err(SourceError::BadResponse { source_name: self.name.clone(), message: format!("more than {} pages", self.max_pages) })
+        Err(SourceError::BadResponse {
+            source_name: self.name.clone(),
+            message: format!("more than {} pages", self.max_pages),
+        })
     }
 
     /// The next page's URL: absolute, or relative to the FHIR base; never another origin.
@@ -120,7 +133,10 @@ impl RestSource {
         let Some(next) = next else { return Ok(None) };
         let url = self.base.join(next).map_err(|e| self.unavailable(format!("bad next link: {e}")))?;
         if url.origin() != self.base.origin() {
-            return Err(SourceError::BadResponse { source_name: self.name.clone(), message: "next link points to another origin".into() });
+            return Err(SourceError::BadResponse {
+                source_name: self.name.clone(),
+                message: "next link points to another origin".into(),
+            });
         }
         Ok(Some(url))
     }
@@ -178,18 +194,27 @@ impl RestSource {
                         continue;
                     }
                     if status == 401 || status == 403 {
-                        return Err(SourceError::Auth { source_name: self.name.clone(), message: format!("HTTP {status}") });
+                        return Err(SourceError::Auth {
+                            source_name: self.name.clone(),
+                            message: format!("HTTP {status}"),
+                        });
                     }
                     if !is_retryable(status) {
-                        return Err(SourceError::BadResponse { source_name: self.name.clone(), message: format!("HTTP {status}") });
+                        return Err(SourceError::BadResponse {
+                            source_name: self.name.clone(),
+                            message: format!("HTTP {status}"),
+                        });
                     }
                     if attempt >= self.max_retries {
                         return Err(self.unavailable(format!("HTTP {status} after {} attempts", attempt + 1)));
                     }
-                    let asked = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+                    let asked =
+                        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
                     match asked {
                         Some(d) if d > self.max_retry_after => {
-                            return Err(self.unavailable(format!("HTTP {status}, asked to retry after {}s", d.as_secs())))
+                            return Err(
+                                self.unavailable(format!("HTTP {status}, asked to retry after {}s", d.as_secs()))
+                            )
                         }
                         Some(d) => d,
                         None => backoff(self.retry_backoff, attempt),
@@ -235,10 +260,20 @@ impl SourceSystem for RestSource {
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError> {
         self.search_all("Patient", &[], deadline).await
     }
-    async fn patient_resources(&self, patient_id: &str, resource_type: &str, deadline: Instant) -> Result<Vec<Value>, SourceError> {
+    async fn patient_resources(
+        &self,
+        patient_id: &str,
+        resource_type: &str,
+        deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError> {
         self.search_all(resource_type, &[("patient", patient_id.to_string())], deadline).await
     }
-    async fn read_many(&self, resource_type: &str, ids: &[String], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+    async fn read_many(
+        &self,
+        resource_type: &str,
+        ids: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<Value>, SourceError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IDS_PER_SEARCH) {
             out.extend(self.search_all(resource_type, &[("_id", chunk.join(","))], deadline).await?);

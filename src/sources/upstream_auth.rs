@@ -111,7 +111,9 @@ fn describe_token_error<RE: std::error::Error + 'static>(
     match e {
         oauth2::RequestTokenError::ServerResponse(r) => format!("token endpoint refused: {}", r.error()),
         oauth2::RequestTokenError::Request(r) => format!("token endpoint unreachable: {r}"),
-        oauth2::RequestTokenError::Parse(_, _) => "token endpoint answered something that is not a token response".into(),
+        oauth2::RequestTokenError::Parse(_, _) => {
+            "token endpoint answered something that is not a token response".into()
+        }
         oauth2::RequestTokenError::Other(m) => m,
     }
 }

@@ -2,7 +2,7 @@
 //! says so; both run the same migrations (`migrations/`) and the same queries (written with
 //! `$n` placeholders, which both accept). It owns connections, never business rules.
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
 use std::path::Path;
 
@@ -36,18 +36,19 @@ impl Store {
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         install_default_drivers();
         let open_err = |message: String| StoreError::Open { url: redact(url), message };
-        let (connect_url, dialect) = if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-            let file = path.split('?').next().unwrap_or(path);
-            if file != ":memory:" {
-                if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
-                    std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+        let (connect_url, dialect) =
+            if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+                let file = path.split('?').next().unwrap_or(path);
+                if file != ":memory:" {
+                    if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
+                    }
                 }
-            }
-            let sep = if path.contains('?') { '&' } else { '?' };
-            (format!("sqlite://{path}{sep}mode=rwc"), Dialect::Sqlite)
-        } else {
-            (url.to_string(), Dialect::Postgres)
-        };
+                let sep = if path.contains('?') { '&' } else { '?' };
+                (format!("sqlite://{path}{sep}mode=rwc"), Dialect::Sqlite)
+            } else {
+                (url.to_string(), Dialect::Postgres)
+            };
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { max_connections.min(4) } else { max_connections })
             .acquire_timeout(std::time::Duration::from_secs(10))

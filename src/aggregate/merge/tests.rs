@@ -10,7 +10,13 @@ fn find<'a>(out: &'a [Value], t: &str, id: &str) -> &'a Value {
 }
 
 fn tags(r: &Value) -> Vec<&str> {
-    r["meta"]["tag"].as_array().unwrap().iter().filter(|t| t["system"] == SOURCE_TAG_SYSTEM).map(|t| t["code"].as_str().unwrap()).collect()
+    r["meta"]["tag"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["system"] == SOURCE_TAG_SYSTEM)
+        .map(|t| t["code"].as_str().unwrap())
+        .collect()
 }
 
 fn potassium(id: &str, subject: &str, ident: Option<&str>) -> Value {
@@ -38,7 +44,11 @@ fn duplicates_by_identifier_keep_both_provenances_and_references_follow() {
             json!({"resourceType": "DiagnosticReport", "id": "dr", "subject": {"reference": "Patient/e1"}, "result": [{"reference": "Observation/ek"}]}),
         ],
     );
-    let lab = fetched("lab", "L9", vec![json!({"resourceType": "Patient", "id": "L9"}), potassium("lk", "Patient/L9", Some("A1"))]);
+    let lab = fetched(
+        "lab",
+        "L9",
+        vec![json!({"resourceType": "Patient", "id": "L9"}), potassium("lk", "Patient/L9", Some("A1"))],
+    );
     let (out, aliases) = merge("pt-1", &[ehr, lab]);
     assert_eq!(out.len(), 3, "one Patient, one Observation, one report: {out:#?}");
     assert_eq!(out[0]["resourceType"], "Patient", "Patient first");
@@ -64,7 +74,8 @@ fn duplicates_by_content_without_identifiers() {
 
 #[test]
 fn same_source_copies_are_not_merged() {
-    let ehr = fetched("ehr", "e1", vec![potassium("a", "Patient/e1", Some("X")), potassium("b", "Patient/e1", Some("X"))]);
+    let ehr =
+        fetched("ehr", "e1", vec![potassium("a", "Patient/e1", Some("X")), potassium("b", "Patient/e1", Some("X"))]);
     assert_eq!(merge("pt-1", &[ehr]).0.len(), 2);
 }
 

@@ -6,10 +6,7 @@ fn utc() -> FixedOffset {
 }
 
 fn q(t: &str, pairs: &[(&str, &str)]) -> Result<SearchQuery, SearchError> {
-    let pairs: Vec<(String, String)> = pairs
-        .iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let pairs: Vec<(String, String)> = pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
     parse(t, &pairs, &["_cursor"], false, 100, utc())
 }
 
@@ -24,49 +21,25 @@ fn obs() -> Value {
 }
 
 fn all_match(t: &str, pairs: &[(&str, &str)], r: &Value) -> bool {
-    q(t, pairs)
-        .unwrap()
-        .filters
-        .iter()
-        .all(|f| matches(r, f, utc()))
+    q(t, pairs).unwrap().filters.iter().all(|f| matches(r, f, utc()))
 }
 
 #[test]
 fn tokens_match_with_and_without_system() {
     let o = obs();
     assert!(all_match("Observation", &[("code", "2823-3")], &o));
-    assert!(all_match(
-        "Observation",
-        &[("code", "http://loinc.org|2823-3")],
-        &o
-    ));
-    assert!(!all_match(
-        "Observation",
-        &[("code", "http://snomed.info/sct|2823-3")],
-        &o
-    ));
+    assert!(all_match("Observation", &[("code", "http://loinc.org|2823-3")], &o));
+    assert!(!all_match("Observation", &[("code", "http://snomed.info/sct|2823-3")], &o));
     assert!(all_match("Observation", &[("code", "1-1,2823-3")], &o));
-    assert!(all_match(
-        "Observation",
-        &[("category", "laboratory"), ("status", "final")],
-        &o
-    ));
-    assert!(!all_match(
-        "Observation",
-        &[("category", "laboratory"), ("status", "amended")],
-        &o
-    ));
+    assert!(all_match("Observation", &[("category", "laboratory"), ("status", "final")], &o));
+    assert!(!all_match("Observation", &[("category", "laboratory"), ("status", "amended")], &o));
 }
 
 #[test]
 fn dates_honour_prefixes_and_precision() {
     let o = obs();
     assert!(all_match("Observation", &[("date", "2025-06")], &o));
-    assert!(all_match(
-        "Observation",
-        &[("date", "ge2025-06-15"), ("date", "le2025-06-15")],
-        &o
-    ));
+    assert!(all_match("Observation", &[("date", "ge2025-06-15"), ("date", "le2025-06-15")], &o));
     assert!(!all_match("Observation", &[("date", "gt2025-06-15")], &o));
     assert!(!all_match("Observation", &[("date", "lt2025-06-15")], &o));
     assert!(all_match("Observation", &[("date", "lt2025-06-16")], &o));
@@ -83,26 +56,11 @@ fn patient_reference_matches_bare_or_typed_id() {
 
 #[test]
 fn unknown_and_malformed_parameters_are_errors() {
-    assert!(matches!(
-        q("Observation", &[("colour", "red")]),
-        Err(SearchError::UnknownParameter { .. })
-    ));
-    assert!(matches!(
-        q("Observation", &[("date", "last tuesday")]),
-        Err(SearchError::BadValue { .. })
-    ));
-    assert!(matches!(
-        q("Observation", &[("_count", "-1")]),
-        Err(SearchError::BadValue { .. })
-    ));
-    assert!(matches!(
-        q("Observation", &[("code:text", "x")]),
-        Err(SearchError::UnsupportedModifier { .. })
-    ));
-    assert!(matches!(
-        q("Immunization", &[("subject", "p1")]),
-        Err(SearchError::UnknownParameter { .. })
-    ));
+    assert!(matches!(q("Observation", &[("colour", "red")]), Err(SearchError::UnknownParameter { .. })));
+    assert!(matches!(q("Observation", &[("date", "last tuesday")]), Err(SearchError::BadValue { .. })));
+    assert!(matches!(q("Observation", &[("_count", "-1")]), Err(SearchError::BadValue { .. })));
+    assert!(matches!(q("Observation", &[("code:text", "x")]), Err(SearchError::UnsupportedModifier { .. })));
+    assert!(matches!(q("Immunization", &[("subject", "p1")]), Err(SearchError::UnknownParameter { .. })));
     let pairs = vec![("colour".to_string(), "red".to_string())];
     let lenient = parse("Observation", &pairs, &[], true, 100, utc()).unwrap();
     assert_eq!(lenient.ignored, vec!["colour"]);
@@ -120,9 +78,5 @@ fn patient_string_search() {
     let p = json!({"resourceType": "Patient", "name": [{"family": "García", "given": ["Robert", "Bob"]}], "birthDate": "1980-02-03"});
     assert!(all_match("Patient", &[("family", "garc")], &p));
     assert!(!all_match("Patient", &[("family:exact", "garcía")], &p));
-    assert!(all_match(
-        "Patient",
-        &[("given", "bob"), ("birthdate", "1980-02-03")],
-        &p
-    ));
+    assert!(all_match("Patient", &[("given", "bob"), ("birthdate", "1980-02-03")], &p));
 }
