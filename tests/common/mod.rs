@@ -1,0 +1,214 @@
+//! Shared integration-test harness: starts simulators over the fixture folders and the
+//! real gateway on port 0 with a temporary database, and speaks HTTP to it.
+#![allow(dead_code)]
+
+use portico::config::Config;
+use portico::simulator::{self, RunningSimulator, SimulatorOptions};
+use portico::sources::files::ResourceStore;
+use portico::App;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The demo's dev token (also accepted by test gateways).
+pub const TOKEN: &str = "portico-test-token-0123456789";
+
+/// The day fixture dates are written relative to.
+pub const FIXTURE_ANCHOR: &str = "2026-01-01";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixtures(source: &str) -> PathBuf {
+    root().join("fixtures").join(source)
+}
+
+/// Whole days from the fixture anchor to today (UTC).
+pub fn shift_days() -> i64 {
+    let anchor = chrono::NaiveDate::parse_from_str(FIXTURE_ANCHOR, "%Y-%m-%d").unwrap();
+    portico::fhir::time::days_since(anchor, chrono::Utc::now(), chrono::FixedOffset::east_opt(0).unwrap())
+}
+
+/// Loads a fixture source as the simulator and file sources see it.
+pub fn fixture_store(source: &str) -> ResourceStore {
+    ResourceStore::load(&fixtures(source), shift_days()).expect("fixtures load")
+}
+
+/// Starts a simulator serving one fixture source.
+pub async fn simulate(source: &str, options: SimulatorOptions) -> RunningSimulator {
+    simulator::start(fixture_store(source), SimulatorOptions { name: source.into(), ..options }, "127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("simulator starts")
+}
+
+/// Starts a simulator serving resources made by the test.
+pub async fn simulate_store(store: ResourceStore, options: SimulatorOptions) -> RunningSimulator {
+    simulator::start(store, options, "127.0.0.1:0".parse().unwrap()).await.expect("simulator starts")
+}
+
+/// A `[[sources]]` block for a REST source; `extra` is more TOML lines.
+pub fn rest_source(name: &str, display: &str, url: &str, extra: &str) -> String {
+    format!("[[sources]]\nname = \"{name}\"\ndisplay = \"{display}\"\nkind = \"fhir\"\nurl = \"{url}\"\n{extra}\n")
+}
+
+/// The four fixture systems as REST sources served by `sims` (ehr, lab, imaging, behavioral).
+pub fn fixture_sources(sims: &[(&str, &RunningSimulator)]) -> String {
+    sims.iter()
+        .map(|(name, sim)| rest_source(name, &display_of(name), sim.base_url(), "retry_backoff = \"20ms\""))
+        .collect()
+}
+
+pub fn display_of(source: &str) -> String {
+    match source {
+        "ehr" => "Harbor General Hospital",
+        "lab" => "Bayview Regional Reference Lab",
+        "imaging" => "Harbor Imaging Center",
+        "behavioral" => "Harbor Behavioral Health Clinic",
+        other => other,
+    }
+    .to_string()
+}
+
+/// A running gateway.
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT`
+    pub origin: String,
+    /// `http://127.0.0.1:PORT/fhir`
+    pub fhir: String,
+    pub http: reqwest::Client,
+    pub index: std::sync::Arc<portico::identity::PatientIndex>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// Holds the temporary database folder while the gateway runs.
+    pub dir: std::sync::Arc<tempfile::TempDir>,
+}
+
+impl Gateway {
+    /// Starts the gateway with `body` (TOML: sections and sources) on a fresh SQLite file.
+    pub async fn start(body: &str) -> Gateway {
+        Self::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), body, None).await
+    }
+
+    /// Starts on `dir` (reuse it to restart over the same database), optionally with an
+    /// explicit database URL.
+    pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, body: &str, database_url: Option<&str>) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let db = database_url.map_or_else(|| format!("sqlite://{}/portico.db", dir.path().display()), str::to_string);
+        let text = format!(
+            "[server]\nlisten = \"{addr}\"\ndev_token = \"{TOKEN}\"\n[database]\nurl = \"{db}\"\n{}",
+            body
+        );
+        let config = Config::from_toml(&text, "test.toml", &root().join("config"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let app = App::build(config).await.expect("gateway builds");
+        let index = app.index.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            app.serve(listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Gateway {
+            origin: format!("http://{addr}"),
+            fhir: format!("http://{addr}/fhir"),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            index,
+            shutdown: Some(tx),
+            task: Some(task),
+            dir,
+        }
+    }
+
+    /// Stops serving and waits for in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+
+    /// GET `path` (relative to `/fhir/`, or an absolute URL) with the dev token.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(path, Some(TOKEN), &[]).await
+    }
+
+    pub async fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let url = if path.starts_with("http") { path.to_string() } else { format!("{}/{}", self.fhir, path) };
+        let mut req = self.http.get(url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.expect("gateway answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Follows `next` links from `path`, returning every entry resource (outcomes excluded)
+    /// and the outcome entries seen.
+    pub async fn all_pages(&self, path: &str) -> (Vec<Value>, Vec<Value>) {
+        let (mut resources, mut outcomes) = (Vec::new(), Vec::new());
+        let mut next = Some(path.to_string());
+        let mut pages = 0;
+        while let Some(p) = next.take() {
+            pages += 1;
+            assert!(pages < 500, "paging does not end");
+            let (status, bundle) = self.get(&p).await;
+            assert_eq!(status, 200, "{bundle}");
+            for e in bundle["entry"].as_array().into_iter().flatten() {
+                if e["search"]["mode"] == "outcome" {
+                    outcomes.push(e["resource"].clone());
+                } else {
+                    resources.push(e["resource"].clone());
+                }
+            }
+            next = link(&bundle, "next");
+        }
+        (resources, outcomes)
+    }
+
+    /// The gateway id of a source's patient record.
+    pub fn patient_id(&self, source: &str, source_id: &str) -> String {
+        self.index.gateway_id_of(source, source_id).unwrap_or_else(|| panic!("{source}/{source_id} not indexed"))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation).and_then(|l| l["url"].as_str()).map(str::to_string)
+}
+
+/// The source codes in a resource's provenance tags.
+pub fn source_tags(r: &Value) -> Vec<String> {
+    r["meta"]["tag"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|t| t["system"] == portico::aggregate::merge::SOURCE_TAG_SYSTEM)
+        .filter_map(|t| t["code"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Types and ids of resources, as `Type/id`.
+pub fn keys(resources: &[Value]) -> Vec<String> {
+    resources.iter().map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap())).collect()
+}
+
+pub fn write_file(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).unwrap();
+}
