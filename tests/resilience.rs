@@ -36,7 +36,12 @@ async fn two_sources(lab: &RunningSimulator, lab_extra: &str, aggregate: &str) -
     let body = format!(
         "{aggregate}\n{}{}",
         rest_source("ehr", "Harbor General Hospital", ehr.base_url(), ""),
-        rest_source("lab", "Bayview Regional Reference Lab", lab.base_url(), &format!("retry_backoff = \"20ms\"\n{lab_extra}"))
+        rest_source(
+            "lab",
+            "Bayview Regional Reference Lab",
+            lab.base_url(),
+            &format!("retry_backoff = \"20ms\"\n{lab_extra}")
+        )
     );
     let gw = Gateway::start(&body).await;
     (ehr, gw)
@@ -45,7 +50,12 @@ async fn two_sources(lab: &RunningSimulator, lab_extra: &str, aggregate: &str) -
 #[tokio::test]
 async fn a_source_that_is_down_gives_a_partial_answer_that_names_it_then_recovers() {
     let lab = simulate("lab", SimulatorOptions::default()).await;
-    let (_ehr, gw) = two_sources(&lab, "max_retries = 1\nbreaker_cooldown = \"100ms\"", "[aggregate]\ndeadline = \"3s\"\ncache_ttl = \"1ms\"").await;
+    let (_ehr, gw) = two_sources(
+        &lab,
+        "max_retries = 1\nbreaker_cooldown = \"100ms\"",
+        "[aggregate]\ndeadline = \"3s\"\ncache_ttl = \"1ms\"",
+    )
+    .await;
     let person = ehr_and_lab_person(&gw);
     let path = format!("Patient/{person}/$everything?_count=500");
 
@@ -91,7 +101,8 @@ async fn a_slow_source_does_not_hold_the_answer_past_the_deadline() {
 #[tokio::test]
 async fn throttling_with_retry_after_is_retried_and_an_excessive_wait_is_not() {
     let lab = simulate("lab", SimulatorOptions { retry_after_secs: 1, ..Default::default() }).await;
-    let (_ehr, gw) = two_sources(&lab, "max_retries = 3\nmax_retry_after = \"2s\"", "[aggregate]\ncache_ttl = \"1ms\"").await;
+    let (_ehr, gw) =
+        two_sources(&lab, "max_retries = 3\nmax_retry_after = \"2s\"", "[aggregate]\ncache_ttl = \"1ms\"").await;
     let person = ehr_and_lab_person(&gw);
     let path = format!("Patient/{person}/$everything?_count=500");
     lab.controls().fail_next(2);
@@ -189,7 +200,8 @@ async fn upstream_paging_with_relative_next_links_reaches_every_resource() {
     assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
     for t in portico::fhir::PATIENT_COMPARTMENT_TYPES {
         let expected = store.compartment(&lab_id, t).len();
-        let got = resources.iter().filter(|r| r["resourceType"] == *t && source_tags(r).contains(&"lab".to_string())).count();
+        let got =
+            resources.iter().filter(|r| r["resourceType"] == *t && source_tags(r).contains(&"lab".to_string())).count();
         assert_eq!(got, expected, "{t}: every lab resource across pages of 2");
     }
     assert!(lab.stats().fhir_requests > 5, "several pages were fetched");

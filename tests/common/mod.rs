@@ -37,9 +37,13 @@ pub fn fixture_store(source: &str) -> ResourceStore {
 
 /// Starts a simulator serving one fixture source.
 pub async fn simulate(source: &str, options: SimulatorOptions) -> RunningSimulator {
-    simulator::start(fixture_store(source), SimulatorOptions { name: source.into(), ..options }, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator starts")
+    simulator::start(
+        fixture_store(source),
+        SimulatorOptions { name: source.into(), ..options },
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .expect("simulator starts")
 }
 
 /// Starts a simulator serving resources made by the test.
@@ -96,11 +100,10 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let db = database_url.map_or_else(|| format!("sqlite://{}/portico.db", dir.path().display()), str::to_string);
-        let text = format!(
-            "[server]\nlisten = \"{addr}\"\ndev_token = \"{TOKEN}\"\n[database]\nurl = \"{db}\"\n{}",
-            body
-        );
-        let config = Config::from_toml(&text, "test.toml", &root().join("config"), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let text =
+            format!("[server]\nlisten = \"{addr}\"\ndev_token = \"{TOKEN}\"\n[database]\nurl = \"{db}\"\n{}", body);
+        let config =
+            Config::from_toml(&text, "test.toml", &root().join("config"), &[]).unwrap_or_else(|e| panic!("{e}"));
         let app = App::build(config).await.expect("gateway builds");
         let index = app.index.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -190,7 +193,12 @@ impl Drop for Gateway {
 }
 
 pub fn link(bundle: &Value, relation: &str) -> Option<String> {
-    bundle["link"].as_array()?.iter().find(|l| l["relation"] == relation).and_then(|l| l["url"].as_str()).map(str::to_string)
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|l| l["relation"] == relation)
+        .and_then(|l| l["url"].as_str())
+        .map(str::to_string)
 }
 
 /// The source codes in a resource's provenance tags.
