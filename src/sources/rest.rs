@@ -292,3 +292,6 @@ impl SourceSystem for RestSource {
         SourceStatus { name: self.name.clone(), display: self.display.clone(), state, consecutive_failures: failures }
     }
 }
+
+#[cfg(test)]
+mod tests;
