@@ -19,6 +19,8 @@ use tokio::time::Instant;
 
 /// How long the patient index may take to read every source's patient list.
 const INDEX_DEADLINE: Duration = Duration::from_secs(30);
+/// How soon the index is rebuilt when a source could not be read.
+const UNREAD_RETRY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -99,11 +101,17 @@ impl App {
         let refresher = {
             let (index, every) = (index.clone(), config.identity.refresh_every.std());
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval_at(Instant::now() + every, every);
                 loop {
-                    tick.tick().await;
-                    if let Err(e) = index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await {
-                        tracing::warn!(error = %e, "patient index refresh failed");
+                    // A source missed by the last build is retried sooner.
+                    let wait = if index.unread_sources().is_empty() { every } else { every.min(UNREAD_RETRY) };
+                    tokio::time::sleep(wait).await;
+                    match index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await {
+                        Ok(report) => {
+                            for (source, error) in &report.failed_sources {
+                                tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
+                            }
+                        }
+                        Err(e) => tracing::warn!(error = %e, "patient index refresh failed"),
                     }
                 }
             })

@@ -211,3 +211,39 @@ async fn get_json(url: &str) -> (u16, Value) {
     let resp = reqwest::get(url).await.unwrap();
     (resp.status().as_u16(), resp.json().await.unwrap())
 }
+
+#[tokio::test]
+async fn a_source_unreadable_when_the_index_was_built_is_never_a_silent_gap() {
+    let lab = simulate("lab", SimulatorOptions::default()).await;
+    lab.controls().set_down(true);
+    let (_ehr, gw) = two_sources(
+        &lab,
+        "max_retries = 0\nbreaker_cooldown = \"50ms\"",
+        "[aggregate]\ncache_ttl = \"1ms\"\n[identity]\nrefresh_every = \"300ms\"",
+    )
+    .await;
+    // P01 is in both systems, but the index could not read the lab.
+    let person = gw.patient_id("ehr", "pt-10001");
+    assert_eq!(gw.index.resolve(&person).unwrap().members.len(), 1);
+    let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
+    let w = warnings(&outcomes);
+    assert!(
+        w.iter().any(|w| w.contains("Bayview Regional Reference Lab") && w.contains("could not be searched")),
+        "{w:?}"
+    );
+    assert_eq!(from_source(&resources, "lab"), 0);
+
+    lab.controls().set_down(false);
+    let mut linked = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if gw.index.resolve(&person).unwrap().members.len() == 2 {
+            linked = true;
+            break;
+        }
+    }
+    assert!(linked, "the index picked the lab up on its next refresh");
+    let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    assert!(from_source(&resources, "lab") > 0);
+}

@@ -138,7 +138,18 @@ impl Aggregator {
             .filter_map(|s| members.get(s.name()).map(|ids| gather(s.clone(), ids.clone(), &self.types, deadline)));
         let results = futures::future::join_all(work).await;
         let mut fetched = Vec::new();
-        let mut missing = Vec::new();
+        let mut missing: Vec<MissingSource> = self
+            .index
+            .unread_sources()
+            .into_iter()
+            .filter(|s| !members.contains_key(s.as_str()))
+            .filter_map(|s| self.sources.iter().find(|x| x.name() == s))
+            .map(|s| MissingSource {
+                source: s.name().to_string(),
+                display: s.display().to_string(),
+                reason: "could not be searched for this person's records".to_string(),
+            })
+            .collect();
         for (f, problems) in results {
             if let Some(reason) = summarize(&problems) {
                 missing.push(MissingSource { source: f.source.clone(), display: f.display.clone(), reason });

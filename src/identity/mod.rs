@@ -54,6 +54,9 @@ struct IndexState {
     by_member: HashMap<(String, String), String>,
     aliases: HashMap<String, String>,
     possible: Vec<PossibleMatch>,
+    /// Sources the last rebuild could not read: anyone may have records there that the
+    /// index does not know of.
+    unread: Vec<String>,
 }
 
 impl IndexState {
@@ -140,6 +143,11 @@ impl PatientIndex {
 
     pub fn possible_matches(&self) -> Vec<PossibleMatch> {
         self.state.read().expect("index lock").possible.clone()
+    }
+
+    /// Sources the last rebuild could not read (their patients may be missing from links).
+    pub fn unread_sources(&self) -> Vec<String> {
+        self.state.read().expect("index lock").unread.clone()
     }
 
     /// Re-reads every source's patients, recomputes links, keeps existing gateway ids, and
@@ -237,6 +245,7 @@ impl PatientIndex {
         }
         let mut state = IndexState::from_rows(rows, aliases);
         state.possible = possible;
+        state.unread = report.failed_sources.iter().map(|(s, _)| s.clone()).collect();
         report.links = state.links.len();
         *self.state.write().expect("index lock") = state;
         Ok(report)
