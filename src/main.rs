@@ -91,7 +91,7 @@ fn init_tracing() {
     }
 }
 
-fn load(path: &PathBuf) -> Result<Config, String> {
+fn load(path: &std::path::Path) -> Result<Config, String> {
     Config::load(path).map_err(|e: ConfigError| e.to_string())
 }
 

@@ -41,6 +41,13 @@ pub fn meta_source(source: &str) -> String {
 
 type Key = (String, String, String); // (source, type, source id)
 
+/// A resource kept in the record: from `fetched[source]`, tagged with every system holding it.
+struct Kept {
+    source: usize,
+    resource: Value,
+    tags: Vec<(String, String)>,
+}
+
 /// Merges the sources' resources (sources in priority order) into the record of gateway
 /// patient `patient_id`. Returns the resources, Patient first, then by type and id, plus
 /// an alias map (`Type/id` of dropped duplicates → `Type/id` kept).
@@ -62,7 +69,7 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
     }
 
     // De-duplicate: earlier sources win; later copies become aliases and add their tag.
-    let mut kept: Vec<(usize, Value, Vec<(String, String)>)> = Vec::new(); // (source index, resource, tags)
+    let mut kept: Vec<Kept> = Vec::new();
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut aliases: HashMap<String, String> = HashMap::new();
     for (si, f) in fetched.iter().enumerate() {
@@ -70,23 +77,23 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
             let (Some(t), Some(id)) = (fhir::resource_type(r), fhir::resource_id(r)) else { continue };
             let gid = ids[&(f.source.clone(), t.to_string(), id.to_string())].clone();
             let keys = duplicate_keys(r, t, &gid, patient_id, &f.source, &ids);
-            let earlier = keys.iter().filter_map(|k| by_key.get(k)).copied().find(|&k| kept[k].0 != si);
+            let earlier = keys.iter().filter_map(|k| by_key.get(k)).copied().find(|&k| kept[k].source != si);
             let tag = (f.source.clone(), f.display.clone());
             match earlier {
                 Some(k) => {
-                    let kept_id = fhir::resource_id(&kept[k].1).unwrap_or_default().to_string();
-                    let kept_gid = ids[&(fetched[kept[k].0].source.clone(), t.to_string(), kept_id)].clone();
+                    let kept_id = fhir::resource_id(&kept[k].resource).unwrap_or_default().to_string();
+                    let kept_gid = ids[&(fetched[kept[k].source].source.clone(), t.to_string(), kept_id)].clone();
                     if kept_gid != gid {
                         aliases.insert(format!("{t}/{gid}"), format!("{t}/{kept_gid}"));
                         ids.insert((f.source.clone(), t.to_string(), id.to_string()), kept_gid);
                     }
-                    if !kept[k].2.contains(&tag) {
-                        kept[k].2.push(tag);
+                    if !kept[k].tags.contains(&tag) {
+                        kept[k].tags.push(tag);
                     }
                 }
                 None => {
                     let k = kept.len();
-                    kept.push((si, r.clone(), vec![tag]));
+                    kept.push(Kept { source: si, resource: r.clone(), tags: vec![tag] });
                     for key in keys {
                         by_key.entry(key).or_insert(k);
                     }
@@ -97,7 +104,7 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
 
     let mut out: Vec<Value> = kept
         .into_iter()
-        .map(|(si, mut r, tags)| {
+        .map(|Kept { source: si, resource: mut r, tags }| {
             let source = &fetched[si].source;
             let t = fhir::resource_type(&r).unwrap_or_default().to_string();
             let id = fhir::resource_id(&r).unwrap_or_default().to_string();

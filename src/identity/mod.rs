@@ -313,10 +313,10 @@ fn cluster(nodes: &[(String, String, Demographics)]) -> (Vec<Cluster>, Vec<Possi
         }
     }
     let mut groups: BTreeMap<usize, Cluster> = BTreeMap::new();
-    for i in 0..nodes.len() {
+    for (i, (source, id, _)) in nodes.iter().enumerate() {
         let root = find(&mut parent, i);
         let reason = reasons.remove(&i).unwrap_or_else(|| "first record of this person".to_string());
-        groups.entry(root).or_default().push((nodes[i].0.clone(), nodes[i].1.clone(), reason));
+        groups.entry(root).or_default().push((source.clone(), id.clone(), reason));
     }
     // Records already linked are not also "possible" matches of each other.
     possible.retain(|p| {

@@ -7,7 +7,7 @@
 
 use super::breaker::{CircuitBreaker, Permit};
 use super::retry::{backoff, is_retryable, parse_retry_after};
-use super::upstream_auth::Credentials;
+use super::upstream_auth::SourceCredentials;
 use super::{SourceError, SourceStatus, SourceSystem};
 use crate::config::SourceConfig;
 use async_trait::async_trait;
@@ -26,7 +26,7 @@ pub struct RestSource {
     display: String,
     base: Url,
     http: reqwest::Client,
-    credentials: Credentials,
+    credentials: SourceCredentials,
     limit: Semaphore,
     breaker: CircuitBreaker,
     request_timeout: Duration,
@@ -45,7 +45,7 @@ impl RestSource {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let credentials = Credentials::from_config(&config.auth, base_dir)
+        let credentials = SourceCredentials::from_config(&config.auth, base_dir)
             .map_err(|message| SourceError::Auth { source_name: config.name.clone(), message })?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

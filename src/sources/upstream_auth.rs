@@ -13,14 +13,14 @@ use tokio::sync::Mutex;
 /// Refresh a cached token this long before it expires (or a fifth of its life if shorter).
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
 
-pub enum Credentials {
+pub enum SourceCredentials {
     None,
     Bearer(String),
     Basic { username: String, password: String },
-    ClientCredentials(Box<ClientCredentials>),
+    ClientCredentials(Box<TokenClient>),
 }
 
-pub struct ClientCredentials {
+pub struct TokenClient {
     client_id: String,
     client_secret: String,
     token_url: String,
@@ -29,13 +29,13 @@ pub struct ClientCredentials {
     cached: Mutex<Option<(String, Instant)>>,
 }
 
-impl Credentials {
-    pub fn from_config(auth: &UpstreamAuth, base_dir: &Path) -> Result<Credentials, String> {
+impl SourceCredentials {
+    pub fn from_config(auth: &UpstreamAuth, base_dir: &Path) -> Result<SourceCredentials, String> {
         Ok(match auth {
-            UpstreamAuth::None => Credentials::None,
-            UpstreamAuth::Bearer { token } => Credentials::Bearer(token.reveal(base_dir)?),
+            UpstreamAuth::None => SourceCredentials::None,
+            UpstreamAuth::Bearer { token } => SourceCredentials::Bearer(token.reveal(base_dir)?),
             UpstreamAuth::Basic { username, password } => {
-                Credentials::Basic { username: username.clone(), password: password.reveal(base_dir)? }
+                SourceCredentials::Basic { username: username.clone(), password: password.reveal(base_dir)? }
             }
             UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope } => {
                 let http = reqwest::Client::builder()
@@ -43,7 +43,7 @@ impl Credentials {
                     .timeout(Duration::from_secs(10))
                     .build()
                     .map_err(|e| e.to_string())?;
-                Credentials::ClientCredentials(Box::new(ClientCredentials {
+                SourceCredentials::ClientCredentials(Box::new(TokenClient {
                     client_id: client_id.clone(),
                     client_secret: client_secret.reveal(base_dir)?,
                     token_url: token_url.clone(),
@@ -58,17 +58,17 @@ impl Credentials {
     /// Adds authentication to a request, fetching a token first when needed.
     pub async fn apply(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, String> {
         Ok(match self {
-            Credentials::None => req,
-            Credentials::Bearer(t) => req.bearer_auth(t),
-            Credentials::Basic { username, password } => req.basic_auth(username, Some(password)),
-            Credentials::ClientCredentials(cc) => req.bearer_auth(cc.token().await?),
+            SourceCredentials::None => req,
+            SourceCredentials::Bearer(t) => req.bearer_auth(t),
+            SourceCredentials::Basic { username, password } => req.basic_auth(username, Some(password)),
+            SourceCredentials::ClientCredentials(cc) => req.bearer_auth(cc.token().await?),
         })
     }
 
     /// Forgets a cached token (the source said 401). True when a retry can help.
     pub async fn invalidate(&self) -> bool {
         match self {
-            Credentials::ClientCredentials(cc) => {
+            SourceCredentials::ClientCredentials(cc) => {
                 *cc.cached.lock().await = None;
                 true
             }
@@ -77,7 +77,7 @@ impl Credentials {
     }
 }
 
-impl ClientCredentials {
+impl TokenClient {
     async fn token(&self) -> Result<String, String> {
         let mut cached = self.cached.lock().await;
         if let Some((token, refresh_at)) = cached.as_ref() {
