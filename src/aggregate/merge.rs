@@ -104,19 +104,40 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
 
     let mut out: Vec<Value> = kept
         .into_iter()
-        .map(|Kept { source: si, resource: mut r, tags }| {
-            let source = &fetched[si].source;
-            let t = fhir::resource_type(&r).unwrap_or_default().to_string();
-            let id = fhir::resource_id(&r).unwrap_or_default().to_string();
-            r["id"] = json!(ids[&(source.clone(), t, id)]);
-            reference::for_each_mut(&mut r, &mut |s| rewrite(s, source, &ids));
-            finish_unresolvable(&mut r);
-            stamp_provenance(&mut r, source, &tags);
-            r
-        })
+        .map(|Kept { source: si, resource, tags }| finish(resource, &fetched[si].source, &ids, &tags))
         .collect();
     out.sort_by_cached_key(sort_key);
     (out, aliases)
+}
+
+/// Applies the documented rewrites to a resource from `source`: gateway id, references,
+/// `meta.source` and one provenance tag per system in `tags`.
+fn finish(mut r: Value, source: &str, ids: &HashMap<Key, String>, tags: &[(String, String)]) -> Value {
+    let t = fhir::resource_type(&r).unwrap_or_default().to_string();
+    let id = fhir::resource_id(&r).unwrap_or_default().to_string();
+    r["id"] = json!(ids[&(source.to_string(), t, id)]);
+    reference::for_each_mut(&mut r, &mut |s| rewrite(s, source, ids));
+    finish_unresolvable(&mut r);
+    stamp_provenance(&mut r, source, tags);
+    r
+}
+
+/// A supporting resource (Practitioner, Organization …) read on its own, outside any
+/// record: the same rewrites, with references to other supporting resources mapped to their
+/// gateway ids and anything else made display-only.
+pub fn standalone(source: &str, display: &str, resource: Value) -> Option<Value> {
+    let key = |t: &str, id: &str| (source.to_string(), t.to_string(), id.to_string());
+    let mut ids: HashMap<Key, String> = HashMap::new();
+    ids.insert(
+        key(fhir::resource_type(&resource)?, fhir::resource_id(&resource)?),
+        gateway_resource_id(source, fhir::resource_id(&resource)?),
+    );
+    for r in reference::all(&resource) {
+        if let Some((t, id)) = reference::parse(&r).filter(|(t, _)| fhir::SUPPORTING_TYPES.contains(t)) {
+            ids.insert(key(t, id), gateway_resource_id(source, id));
+        }
+    }
+    Some(finish(resource, source, &ids, &[(source.to_string(), display.to_string())]))
 }
 
 /// The order of a record: Patient first, then by type and id.

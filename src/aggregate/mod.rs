@@ -170,19 +170,69 @@ impl Aggregator {
     }
 
     /// The gateway patient whose record holds `Type/id`, if known or discoverable: from
-    /// records already gathered, else by asking the source named in the id.
+    /// records already gathered, else by asking the source named in the id which patient the
+    /// resource (or, for a Provenance, its target) belongs to.
     pub async fn locate(&self, resource_type: &str, id: &str) -> Option<String> {
         if let Some(home) = self.homes.get(&format!("{resource_type}/{id}")).await {
             return Some(home);
         }
-        let (source_name, source_id) = id.split_once('.')?;
-        let source = self.sources.iter().find(|s| s.name() == source_name)?;
-        let element = fhir::patient_element(resource_type)?;
+        let (source, source_id) = self.source_of(id)?;
         let deadline = Instant::now() + self.deadline;
-        let found = source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?;
-        let patient_ref = found.first()?.get(element)?.get("reference")?.as_str()?;
-        let (_, source_patient) = reference::parse(patient_ref)?;
-        self.index.gateway_id_of(source_name, source_patient)
+        let found =
+            source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
+        let candidates: Vec<String> = match fhir::patient_element(resource_type) {
+            Some(element) => found
+                .get(element)
+                .and_then(|r| r.get("reference"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .into_iter()
+                .collect(),
+            None if resource_type == "Provenance" => fhir::path_values(&found, "target")
+                .into_iter()
+                .filter_map(|t| t.get("reference").and_then(Value::as_str).map(str::to_string))
+                .collect(),
+            None => Vec::new(),
+        };
+        for reference in candidates {
+            let Some((t, rid)) = reference::parse(&reference) else { continue };
+            let patient = match (t, fhir::patient_element(t)) {
+                ("Patient", _) => Some(rid.to_string()),
+                (_, Some(element)) => {
+                    let target =
+                        source.read_many(t, &[rid.to_string()], deadline).await.ok().and_then(|v| v.into_iter().next());
+                    target
+                        .as_ref()
+                        .and_then(|r| r.get(element)?.get("reference")?.as_str())
+                        .and_then(reference::parse)
+                        .map(|(_, p)| p.to_string())
+                }
+                _ => None,
+            };
+            if let Some(gid) = patient.and_then(|p| self.index.gateway_id_of(source.name(), &p)) {
+                return Some(gid);
+            }
+        }
+        None
+    }
+
+    /// A supporting resource (Practitioner, Organization, Location …) read on its own from
+    /// the source named in its gateway id, when no gathered record holds it.
+    pub async fn standalone(&self, resource_type: &str, id: &str) -> Option<Value> {
+        if !fhir::SUPPORTING_TYPES.contains(&resource_type) {
+            return None;
+        }
+        let (source, source_id) = self.source_of(id)?;
+        let deadline = Instant::now() + self.deadline;
+        let found =
+            source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
+        merge::standalone(source.name(), source.display(), found)
+    }
+
+    /// The source and source id named by a gateway id `{source}.{id}`.
+    fn source_of<'a>(&self, id: &'a str) -> Option<(&SharedSource, &'a str)> {
+        let (source_name, source_id) = id.split_once('.')?;
+        Some((self.sources.iter().find(|s| s.name() == source_name)?, source_id))
     }
 
     /// Drops a cached record (after new data or a policy change).

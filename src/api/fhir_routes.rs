@@ -75,12 +75,7 @@ fn pairs(query: &Option<String>) -> Vec<(String, String)> {
 }
 
 fn lenient(headers: &HeaderMap) -> bool {
-    headers
-        .get_all("prefer")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split([',', ';']))
-        .any(|p| p.trim().eq_ignore_ascii_case("handling=lenient"))
+    crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()))
 }
 
 async fn metadata(State(state): State<Arc<ApiState>>) -> Response {

@@ -142,6 +142,11 @@ pub fn definition(resource_type: &str, name: &str) -> Option<ParamDef> {
     if let Some(d) = type_params(resource_type).iter().find(|d| d.name == name) {
         return Some(*d);
     }
+    if resource_type == "Provenance" && name == "patient" {
+        // Provenance.target.where(resolve() is Patient); in a record, every Provenance is
+        // about the record's patient or one of their resources.
+        return Some(def("patient", Reference, &["target"]));
+    }
     let element = super::patient_element(resource_type)?;
     match (name, element) {
         ("patient", "patient") => Some(def("patient", Reference, &["patient"])),
@@ -189,6 +194,15 @@ pub enum SearchError {
     UnsupportedModifier { param: String, modifier: String },
     #[error("invalid value for `{param}`: {message}")]
     BadValue { param: String, message: String },
+}
+
+/// True when the `Prefer` header values ask for lenient handling of unknown parameters
+/// (`handling=lenient`, spaces around `=` allowed as RFC 7240 does).
+pub fn prefers_lenient<'a>(prefer_headers: impl IntoIterator<Item = &'a str>) -> bool {
+    prefer_headers.into_iter().flat_map(|v| v.split([',', ';'])).any(|pref| {
+        pref.split_once('=')
+            .is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("handling") && v.trim().eq_ignore_ascii_case("lenient"))
+    })
 }
 
 /// Parameters that are never filters and that every search accepts.

@@ -105,19 +105,8 @@ impl PatientIndex {
     }
 
     async fn load(&self) -> Result<IndexState, IdentityError> {
-        let rows = sqlx::query("SELECT source, source_patient_id, gateway_id, reason FROM patient_links")
-            .fetch_all(&self.store.pool)
-            .await?
-            .into_iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)))
-            .collect();
-        let aliases = sqlx::query("SELECT old_id, gateway_id FROM patient_id_aliases")
-            .fetch_all(&self.store.pool)
-            .await?
-            .into_iter()
-            .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
-            .collect();
-        Ok(IndexState::from_rows(rows, aliases))
+        let mut conn = self.store.pool.acquire().await?;
+        load_state(&mut conn).await
     }
 
     /// The link under `gateway_id` (or under the id it was merged into).
@@ -176,7 +165,13 @@ impl PatientIndex {
         report.patients_read = nodes.len();
         let (clusters, possible) = cluster(&nodes);
 
-        let previous = self.load().await?;
+        // Rebuilds by several replicas take turns: the first statement of the transaction
+        // updates the lock row (SQLite: takes the write lock; PostgreSQL: a row lock held
+        // to commit), and the links are read only after it, so each rebuild reuses the ids
+        // the previous one assigned.
+        let mut tx = self.store.pool.begin().await?;
+        sqlx::query("UPDATE index_rebuild_lock SET generation = generation + 1 WHERE id = 1").execute(&mut *tx).await?;
+        let previous = load_state(&mut tx).await?;
         let mut claimed: BTreeSet<String> = BTreeSet::new();
         let mut new_aliases: Vec<(String, String)> = Vec::new();
         let mut rows: Vec<(String, String, String, String)> = Vec::new();
@@ -209,7 +204,6 @@ impl PatientIndex {
         }
 
         let now = chrono::Utc::now().to_rfc3339();
-        let mut tx = self.store.pool.begin().await?;
         sqlx::query("DELETE FROM patient_links").execute(&mut *tx).await?;
         for (s, id, gid, reason) in &rows {
             sqlx::query("INSERT INTO patient_links (source, source_patient_id, gateway_id, reason, linked_at) VALUES ($1, $2, $3, $4, $5)")
@@ -250,6 +244,22 @@ impl PatientIndex {
         *self.state.write().expect("index lock") = state;
         Ok(report)
     }
+}
+
+async fn load_state(conn: &mut sqlx::AnyConnection) -> Result<IndexState, IdentityError> {
+    let rows = sqlx::query("SELECT source, source_patient_id, gateway_id, reason FROM patient_links")
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1), r.get::<String, _>(2), r.get::<String, _>(3)))
+        .collect();
+    let aliases = sqlx::query("SELECT old_id, gateway_id FROM patient_id_aliases")
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|r| (r.get::<String, _>(0), r.get::<String, _>(1)))
+        .collect();
+    Ok(IndexState::from_rows(rows, aliases))
 }
 
 fn new_gateway_id() -> String {

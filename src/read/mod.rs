@@ -70,7 +70,11 @@ impl Reader {
         let patient_id = if resource_type == "Patient" {
             id.to_string()
         } else {
-            self.aggregator.locate(resource_type, id).await.ok_or(ReadError::NotFound)?
+            match self.aggregator.locate(resource_type, id).await {
+                Some(p) => p,
+                // Practitioners, Organizations … belong to no one record.
+                None => return self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound),
+            }
         };
         let record = self.record(access, &patient_id).await?;
         let found = if resource_type == "Patient" { record.patient() } else { record.get(resource_type, id) };

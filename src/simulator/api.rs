@@ -58,7 +58,8 @@ pub(super) async fn search(
     if !shared.supported.contains(&resource_type) {
         return unsupported_type(&resource_type);
     }
-    let lenient = search::prefers_lenient(headers.get("prefer").and_then(|v| v.to_str().ok()));
+    let lenient =
+        crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()));
     match search::run(&shared, &resource_type, uri.query().unwrap_or(""), lenient) {
         Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
         Err((status, issue)) => outcome(status, issue),

@@ -64,13 +64,6 @@ fn decode_component(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// True when `Prefer` asks for lenient handling of unknown parameters.
-pub(super) fn prefers_lenient(prefer: Option<&str>) -> bool {
-    prefer.is_some_and(|p| {
-        p.split([',', ';']).any(|pref| pref.trim().replace(' ', "").eq_ignore_ascii_case("handling=lenient"))
-    })
-}
-
 fn refusal(e: SearchError) -> Refusal {
     let code = match e {
         SearchError::UnknownParameter { .. } | SearchError::UnsupportedModifier { .. } => "not-supported",
@@ -208,10 +201,6 @@ mod unit {
 
     #[test]
     fn reads_prefer_and_patient_values() {
-        assert!(prefers_lenient(Some("handling=lenient")));
-        assert!(prefers_lenient(Some("return=minimal, handling = lenient")));
-        assert!(!prefers_lenient(Some("handling=strict")));
-        assert!(!prefers_lenient(None));
         assert_eq!(patient_id("p1").unwrap(), "p1");
         assert_eq!(patient_id("Patient/p1").unwrap(), "p1");
         assert_eq!(patient_id("http://x/fhir/Patient/p1").unwrap(), "p1");

@@ -80,3 +80,13 @@ fn patient_string_search() {
     assert!(!all_match("Patient", &[("family:exact", "garcía")], &p));
     assert!(all_match("Patient", &[("given", "bob"), ("birthdate", "1980-02-03")], &p));
 }
+
+#[test]
+fn prefer_lenient_in_any_of_its_forms() {
+    assert!(prefers_lenient(["handling=lenient"]));
+    assert!(prefers_lenient(["return=minimal, handling = lenient"]));
+    assert!(prefers_lenient(["return=minimal", "HANDLING=Lenient"]));
+    assert!(!prefers_lenient(["handling=strict"]));
+    assert!(!prefers_lenient(["handling-lenient"]));
+    assert!(!prefers_lenient([]));
+}
