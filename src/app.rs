@@ -7,6 +7,8 @@ use crate::api::{self, ApiState};
 use crate::config::{Config, SourceConfig, SourceKindName};
 use crate::fhir::time::{days_since, parse_utc_offset};
 use crate::identity::PatientIndex;
+use crate::policy::holds::PolicyLedger;
+use crate::policy::Policy;
 use crate::read::{Paging, Reader};
 use crate::simulator::{self, RunningSimulator, SimulatorOptions};
 use crate::sources::files::{FileSource, ResourceStore};
@@ -30,6 +32,8 @@ pub enum AppError {
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Source(#[from] crate::sources::SourceError),
+    #[error("policy: {0}")]
+    Policy(String),
     #[error("source {source_name}: {message}")]
     Simulator { source_name: String, message: String },
 }
@@ -39,6 +43,8 @@ pub struct App {
     pub store: Store,
     pub index: Arc<PatientIndex>,
     pub aggregator: Arc<Aggregator>,
+    pub policy: Arc<Policy>,
+    pub ledger: PolicyLedger,
     /// In-process stand-ins for `simulated` sources, by source name.
     pub simulators: Vec<(String, RunningSimulator)>,
     refresher: Option<tokio::task::JoinHandle<()>>,
@@ -90,8 +96,11 @@ impl App {
             tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
         }
         tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
+        let policy_config = config.policy_config.clone().expect("the policy is loaded with the config");
+        let policy = Arc::new(Policy::new(policy_config, zone).map_err(AppError::Policy)?);
         let aggregator = Arc::new(Aggregator::new(
             sources.clone(),
+            policy.clone(),
             index.clone(),
             config.aggregate.resource_types.clone(),
             config.aggregate.deadline.std(),
@@ -116,19 +125,26 @@ impl App {
                 }
             })
         };
-        Ok(App { config, store, index, aggregator, simulators, refresher: Some(refresher) })
+        let ledger = PolicyLedger::new(store.clone());
+        Ok(App { config, store, index, aggregator, policy, ledger, simulators, refresher: Some(refresher) })
+    }
+
+    /// The read path over this app's sources and policy.
+    pub fn reader(&self) -> Reader {
+        let zone = parse_utc_offset(&self.config.server.utc_offset).expect("validated");
+        let paging =
+            Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
+        Reader::new(self.aggregator.clone(), self.policy.clone(), self.ledger.clone(), zone, paging)
     }
 
     /// The HTTP router for this app.
     pub fn router(&self) -> axum::Router {
-        let zone = parse_utc_offset(&self.config.server.utc_offset).expect("validated");
-        let paging =
-            Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
         let state = Arc::new(ApiState {
-            reader: Reader::new(self.aggregator.clone(), zone, paging),
+            him: crate::him::Him::new(self.aggregator.clone(), self.ledger.clone()),
+            reader: self.reader(),
             aggregator: self.aggregator.clone(),
             base_url: self.config.fhir_base_url(),
-            dev_token: self.config.server.dev_token.clone(),
+            tokens: crate::auth::DevTokens::from_config(&self.config.server),
             max_query_bytes: self.config.server.max_query_bytes,
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         });

@@ -56,6 +56,40 @@ enum Command {
         #[arg(long, default_value = "Portico hospital simulator")]
         name: String,
     },
+    /// The privacy policy: validate a policy file, or explain every decision on a record.
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+    /// Release a held result to the patient (HIM, after the clinician has reviewed it).
+    Release {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        /// Gateway patient id, or source/source-id.
+        #[arg(long)]
+        patient: String,
+        /// The result, as gateway Type/id.
+        #[arg(long)]
+        resource: String,
+        /// Who releases it (recorded).
+        #[arg(long)]
+        by: String,
+    },
+    /// A partner consent on file (permits a partner and purposes; --part2 for 42 CFR Part 2 data).
+    Consent {
+        #[command(subcommand)]
+        command: ConsentCommand,
+    },
+    /// Set the labels a patient wants to see only after clinician review (empty clears).
+    HoldPreference {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        patient: String,
+        /// Comma-separated label codes, e.g. HIV,GDIS.
+        #[arg(long, default_value = "")]
+        labels: String,
+    },
     /// List the patient index: each linked person, its records and why they were linked,
     /// and possible matches left for a human.
     Patients {
@@ -65,6 +99,72 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file and the label rules it names.
+    Check { file: PathBuf },
+    /// Every resource of a record with the decision for a viewer, the rules and labels.
+    Explain {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        /// Gateway patient id, or source/source-id.
+        #[arg(long)]
+        patient: String,
+        /// patient, staff, proxy:REL[:assent][:adult-granted], partner:NAME:PURPOSE.
+        #[arg(long)]
+        viewer: String,
+        /// SMART scopes of an app acting for the viewer.
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Decide as of this instant (RFC 3339), e.g. to see when a hold ends.
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConsentCommand {
+    Grant {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        patient: String,
+        #[arg(long)]
+        partner: String,
+        /// Comma-separated purposes of use, e.g. TREAT,HPAYMT.
+        #[arg(long)]
+        purpose: String,
+        /// The consent covers 42 CFR Part 2 records.
+        #[arg(long)]
+        part2: bool,
+        #[arg(long)]
+        by: String,
+    },
+    Revoke {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        id: String,
+    },
+}
+
+/// The operator at the command line acts as staff.
+fn operator() -> portico::auth::Access {
+    let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    portico::auth::Access {
+        viewer: portico::policy::Viewer::new(format!("cli:{who}"), portico::policy::Role::Staff),
+        patients: portico::auth::PatientScope::Any,
+    }
+}
+
+async fn him_for(config: &std::path::Path) -> Result<(App, portico::him::Him), String> {
+    let app = App::build(load(config)?).await.map_err(|e| e.to_string())?;
+    let him = portico::him::Him::new(app.aggregator.clone(), app.ledger.clone());
+    Ok((app, him))
 }
 
 fn main() -> ExitCode {
@@ -155,6 +255,72 @@ async fn run(command: Command) -> Result<(), String> {
                 ..SimulatorOptions::default()
             };
             simulator::run(store, options, listen).await.map_err(|e| format!("cannot serve on {listen}: {e}"))
+        }
+        Command::Policy { command: PolicyCommand::Check { file } } => {
+            let p = portico::policy::PolicyConfig::load(&file).map_err(|e| e.to_string())?;
+            println!(
+                "{}: ok ({} label rules, {} hold rules, jurisdiction {})",
+                file.display(),
+                p.label_rules.len(),
+                p.holds.rules.len(),
+                p.minors.jurisdiction
+            );
+            Ok(())
+        }
+        Command::Policy { command: PolicyCommand::Explain { config, patient, viewer, scopes, at, json } } => {
+            let viewer = portico::policy::Viewer::from_spec(&viewer, scopes.as_deref())?;
+            let at = match at {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| format!("--at {t}: {e}"))?.with_timezone(&chrono::Utc),
+                None => chrono::Utc::now(),
+            };
+            let (app, him) = him_for(&config).await?;
+            let patient = him.patient_id(&patient).map_err(|e| e.to_string())?;
+            let explanations = app.reader().explain(&operator(), &patient, &viewer, at).await.map_err(|e| e.to_string())?;
+            if json {
+                let out = serde_json::json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations});
+                println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            } else {
+                println!("patient {patient}, viewer {}, at {}", viewer.actor.trim_start_matches("viewer-spec:"), at.to_rfc3339());
+                for e in &explanations {
+                    let decision = match e.decision {
+                        portico::policy::Decision::Shown => "shown   ",
+                        portico::policy::Decision::Withheld => "WITHHELD",
+                    };
+                    println!("{decision} {:<48} labels [{}]  rules [{}]", e.resource, e.labels.join(","), e.rules.join(", "));
+                }
+                let withheld = explanations.iter().filter(|e| e.decision == portico::policy::Decision::Withheld).count();
+                println!("\n{} resources: {} shown, {withheld} withheld", explanations.len(), explanations.len() - withheld);
+            }
+            Ok(())
+        }
+        Command::Release { config, patient, resource, by } => {
+            let (_app, him) = him_for(&config).await?;
+            let newly = him.release(&operator(), &patient, &resource, &by).await.map_err(|e| e.to_string())?;
+            println!("{resource}: {}", if newly { "released" } else { "was already released" });
+            Ok(())
+        }
+        Command::HoldPreference { config, patient, labels } => {
+            let labels: Vec<String> = labels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let (_app, him) = him_for(&config).await?;
+            him.set_preferences(&operator(), &patient, &labels).await.map_err(|e| e.to_string())?;
+            println!("review-first labels for {patient}: [{}]", labels.join(","));
+            Ok(())
+        }
+        Command::Consent { command: ConsentCommand::Grant { config, patient, partner, purpose, part2, by } } => {
+            let purposes: Vec<String> = purpose.split(',').map(|p| p.trim().to_uppercase()).filter(|p| !p.is_empty()).collect();
+            let (_app, him) = him_for(&config).await?;
+            let id = him.add_consent(&operator(), &patient, &partner, &purposes, part2, &by).await.map_err(|e| e.to_string())?;
+            println!("consent {id} recorded");
+            Ok(())
+        }
+        Command::Consent { command: ConsentCommand::Revoke { config, id } } => {
+            let (_app, him) = him_for(&config).await?;
+            let done = him.revoke_consent(&operator(), &id).await.map_err(|e| e.to_string())?;
+            if !done {
+                return Err(format!("no live consent {id}"));
+            }
+            println!("consent {id} revoked");
+            Ok(())
         }
         Command::Patients { config, json } => {
             let config = load(&config)?;

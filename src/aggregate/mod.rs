@@ -2,7 +2,8 @@
 //! one deadline, merges them ([`merge`]) and caches the record (moka, TTL and size from
 //! config). A source that fails or misses the deadline yields a partial record that says
 //! which source is missing; it never hangs and never fails the whole record. It applies
-//! no policy: a [`Record`] is everything, before any viewer's rules.
+//! no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
+//! before any viewer's rules.
 
 pub mod merge;
 
@@ -12,7 +13,8 @@ use crate::sources::{SharedSource, SourceError};
 use merge::Fetched;
 use moka::future::Cache;
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use crate::policy::Policy;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -39,14 +41,17 @@ pub struct Record {
     positions: HashMap<String, usize>,
     /// Sources whose part is missing or incomplete.
     pub missing: Vec<MissingSource>,
+    /// Per `Type/id`, the ids of the label rules that labelled it.
+    pub label_rules: BTreeMap<String, Vec<String>>,
 }
 
 impl Record {
-    fn new(
+    pub(crate) fn new(
         patient_id: String,
         resources: Vec<Value>,
         aliases: HashMap<String, String>,
         missing: Vec<MissingSource>,
+        label_rules: BTreeMap<String, Vec<String>>,
     ) -> Record {
         let mut positions: HashMap<String, usize> = resources
             .iter()
@@ -58,7 +63,7 @@ impl Record {
                 positions.insert(alias, i);
             }
         }
-        Record { patient_id, resources, positions, missing }
+        Record { patient_id, resources, positions, missing, label_rules }
     }
 
     /// A resource of the record by gateway `Type/id`.
@@ -68,6 +73,12 @@ impl Record {
 
     pub fn patient(&self) -> Option<&Value> {
         self.resources.first().filter(|r| fhir::resource_type(r) == Some("Patient"))
+    }
+
+    /// Every `Type/id` the record answers to (dropped duplicates' ids included) and the
+    /// index of the resource it names.
+    pub fn keys(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.positions.iter().map(|(k, &i)| (k.as_str(), i))
     }
 
     pub fn is_complete(&self) -> bool {
@@ -83,6 +94,7 @@ pub enum AggregateError {
 
 pub struct Aggregator {
     sources: Vec<SharedSource>,
+    policy: Arc<Policy>,
     index: Arc<PatientIndex>,
     types: Vec<String>,
     deadline: Duration,
@@ -94,6 +106,7 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(
         sources: Vec<SharedSource>,
+        policy: Arc<Policy>,
         index: Arc<PatientIndex>,
         types: Vec<String>,
         deadline: Duration,
@@ -102,6 +115,7 @@ impl Aggregator {
     ) -> Self {
         Aggregator {
             sources,
+            policy,
             index,
             types,
             deadline,
@@ -156,8 +170,9 @@ impl Aggregator {
             }
             fetched.push(f);
         }
-        let (resources, aliases) = merge::merge(&link.gateway_id, &fetched);
-        let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing));
+        let (mut resources, aliases) = merge::merge(&link.gateway_id, &fetched);
+        let label_rules = self.policy.label(&mut resources);
+        let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing, label_rules));
         for key in record.positions.keys() {
             self.homes.insert(key.clone(), link.gateway_id.clone()).await;
         }

@@ -21,6 +21,10 @@ pub enum ApiError {
     NoRoute,
     #[error("the query string is longer than {0} bytes")]
     QueryTooLong(usize),
+    #[error(transparent)]
+    Him(#[from] crate::him::HimError),
+    #[error("{0}")]
+    BadInput(String),
 }
 
 impl ApiError {
@@ -35,9 +39,17 @@ impl ApiError {
             ApiError::Read(ReadError::Search(_)) | ApiError::Read(ReadError::BadRequest(_)) => {
                 (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
             }
+            ApiError::Read(ReadError::Forbidden(_)) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
+            ApiError::Read(ReadError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
             ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error("not-supported", text)),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", text)),
             ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ApiError::Him(crate::him::HimError::NotStaff) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
+            ApiError::Him(crate::him::HimError::UnknownPatient(_) | crate::him::HimError::UnknownResource(_)) => {
+                (StatusCode::NOT_FOUND, Issue::error("not-found", text))
+            }
+            ApiError::Him(crate::him::HimError::Invalid(_)) | ApiError::BadInput(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
+            ApiError::Him(crate::him::HimError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", "the gateway's store is unavailable".to_string())),
             ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
         }
     }

@@ -3,7 +3,7 @@
 
 use super::error::ApiError;
 use super::{capability, fhir_json, ApiState};
-use crate::auth::{self, Access};
+use crate::auth::Access;
 use crate::fhir::bundle::searchset;
 use crate::fhir::outcome::operation_outcome;
 use crate::read::Matches;
@@ -67,7 +67,7 @@ async fn read_only(method: Method) -> ApiError {
 
 fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(auth::authenticate(header, state.dev_token.as_deref())?)
+    Ok(state.tokens.authenticate(header)?)
 }
 
 fn pairs(query: &Option<String>) -> Vec<(String, String)> {

@@ -2,6 +2,7 @@
 //! extract, call one domain function, render. Errors become OperationOutcomes in
 //! [`error`] and nowhere else.
 
+mod admin;
 mod capability;
 pub mod error;
 mod fhir_routes;
@@ -18,9 +19,10 @@ use std::sync::Arc;
 /// What handlers share.
 pub struct ApiState {
     pub reader: Reader,
+    pub him: crate::him::Him,
     pub aggregator: Arc<Aggregator>,
     pub base_url: String,
-    pub dev_token: Option<String>,
+    pub tokens: crate::auth::DevTokens,
     pub max_query_bytes: usize,
     pub started_at: String,
 }
@@ -28,7 +30,8 @@ pub struct ApiState {
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/fhir", fhir_routes::router(state.clone()))
-        .merge(health::router(state))
+        .merge(health::router(state.clone()))
+        .merge(admin::router(state))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

@@ -1,15 +1,32 @@
-//! Who is calling: turns the request's credentials into an [`Access`]. Until SMART
-//! authorization lands the only credential is the demo's static dev token
-//! (`server.dev_token`, loopback only); without a valid one there is no data access at all.
-//! It never reads patient data.
+//! Who is calling and for whom: turns the request's credentials into an [`Access`] — a
+//! [`Viewer`] and the patients it may reach. Until SMART authorization lands the only
+//! credentials are the config's static dev tokens (loopback only), each standing for one
+//! viewer; without a valid one there is no data access at all. It never reads patient data.
 
+use crate::config::ServerConfig;
+use crate::policy::{Role, Viewer};
 use subtle::ConstantTimeEq;
 
-/// What a caller may reach.
+/// Which patients a caller may reach.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    /// The loopback-only demo token: every patient, no policy narrowing yet.
-    DevToken,
+pub enum PatientScope {
+    /// Staff and partners: any patient (what they see is still the policy's decision).
+    Any,
+    /// A patient or proxy: the one person named by a source record.
+    Person { source: String, source_patient_id: String },
+}
+
+/// What a caller may reach, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    pub viewer: Viewer,
+    pub patients: PatientScope,
+}
+
+impl Access {
+    pub fn is_staff(&self) -> bool {
+        self.viewer.role == Role::Staff && self.viewer.app_scopes.is_none()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,35 +37,74 @@ pub enum AuthError {
     Invalid,
 }
 
-/// Checks an `Authorization` header value against what the gateway accepts.
-pub fn authenticate(authorization: Option<&str>, dev_token: Option<&str>) -> Result<Access, AuthError> {
-    let header = authorization.ok_or(AuthError::Missing)?;
-    let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Invalid)?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(AuthError::Invalid);
+/// The static tokens the config defines.
+#[derive(Debug, Clone, Default)]
+pub struct DevTokens {
+    entries: Vec<(String, Access)>,
+}
+
+impl DevTokens {
+    /// From `server.dev_token` (staff) and `server.dev_tokens` (validated with the config).
+    pub fn from_config(server: &ServerConfig) -> DevTokens {
+        let mut entries = Vec::new();
+        if let Some(t) = &server.dev_token {
+            entries.push((t.clone(), Access { viewer: Viewer::new("dev-token:staff", Role::Staff), patients: PatientScope::Any }));
+        }
+        for (i, t) in server.dev_tokens.iter().enumerate() {
+            let Ok(mut viewer) = Viewer::from_spec(&t.viewer, t.scopes.as_deref()) else { continue };
+            viewer.actor = format!("dev-token:{i}:{}", t.viewer);
+            let patients = match t.patient.as_deref().and_then(|p| p.split_once('/')) {
+                Some((source, id)) => PatientScope::Person { source: source.into(), source_patient_id: id.into() },
+                None => PatientScope::Any,
+            };
+            entries.push((t.token.clone(), Access { viewer, patients }));
+        }
+        DevTokens { entries }
     }
-    match dev_token {
-        Some(expected) if bool::from(token.trim().as_bytes().ct_eq(expected.as_bytes())) => Ok(Access::DevToken),
-        _ => Err(AuthError::Invalid),
+
+    /// Checks an `Authorization` header value; every token is compared in constant time.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Access, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Invalid)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::Invalid);
+        }
+        let token = token.trim().as_bytes();
+        let mut found = None;
+        for (expected, access) in &self.entries {
+            if bool::from(token.ct_eq(expected.as_bytes())) {
+                found = Some(access.clone());
+            }
+        }
+        found.ok_or(AuthError::Invalid)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::DevToken;
 
     #[test]
-    fn only_the_exact_dev_token_passes() {
-        let t = Some("0123456789abcdef-demo");
-        assert_eq!(authenticate(Some("Bearer 0123456789abcdef-demo"), t), Ok(Access::DevToken));
-        assert_eq!(authenticate(Some("bearer 0123456789abcdef-demo"), t), Ok(Access::DevToken));
-        assert_eq!(authenticate(None, t), Err(AuthError::Missing));
-        assert_eq!(authenticate(Some("Bearer 0123456789abcdef-dem"), t), Err(AuthError::Invalid));
-        assert_eq!(authenticate(Some("Basic 0123456789abcdef-demo"), t), Err(AuthError::Invalid));
-        assert_eq!(
-            authenticate(Some("Bearer 0123456789abcdef-demo"), None),
-            Err(AuthError::Invalid),
-            "no token configured: nothing passes"
-        );
+    fn only_exact_tokens_pass_and_each_stands_for_its_viewer() {
+        let server = ServerConfig {
+            dev_token: Some("0123456789abcdef-demo".into()),
+            dev_tokens: vec![DevToken {
+                token: "mother-of-maya-0123".into(),
+                viewer: "proxy:MTH".into(),
+                patient: Some("ehr/pt-10007".into()),
+                scopes: None,
+            }],
+            ..ServerConfig::default()
+        };
+        let t = DevTokens::from_config(&server);
+        assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-demo")).unwrap().viewer.role, Role::Staff);
+        let proxy = t.authenticate(Some("bearer mother-of-maya-0123")).unwrap();
+        assert!(matches!(proxy.viewer.role, Role::Proxy { .. }));
+        assert_eq!(proxy.patients, PatientScope::Person { source: "ehr".into(), source_patient_id: "pt-10007".into() });
+        assert_eq!(t.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-dem")), Err(AuthError::Invalid));
+        assert_eq!(t.authenticate(Some("Basic 0123456789abcdef-demo")), Err(AuthError::Invalid));
+        assert_eq!(DevTokens::default().authenticate(Some("Bearer 0123456789abcdef-demo")), Err(AuthError::Invalid));
     }
 }

@@ -19,6 +19,9 @@ pub enum ConfigError {
     Unreadable { file: String, message: String },
     #[error("{file}: {key}: {message}")]
     Invalid { file: String, key: String, message: String },
+    /// The policy file the config names is broken (the message names its file and key).
+    #[error("{0}")]
+    Policy(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,6 +37,11 @@ pub struct Config {
     pub identity: IdentityConfig,
     #[serde(default, rename = "sources")]
     pub sources: Vec<SourceConfig>,
+    #[serde(default)]
+    pub policy: PolicySection,
+    /// The policy file, loaded and validated with the config.
+    #[serde(skip)]
+    pub policy_config: Option<crate::policy::PolicyConfig>,
     /// The folder the config file lives in; relative paths in the config resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -50,6 +58,9 @@ pub struct ServerConfig {
     /// Demo convenience until SMART authorization lands: a static bearer token accepted for
     /// data endpoints. Refused unless the server listens on loopback.
     pub dev_token: Option<String>,
+    /// More demo tokens, each standing for a viewer (patient, proxy, partner, staff).
+    #[serde(default)]
+    pub dev_tokens: Vec<DevToken>,
     #[serde(default = "default_body_limit")]
     pub max_body_bytes: usize,
     #[serde(default = "default_query_limit")]
@@ -70,6 +81,7 @@ impl Default for ServerConfig {
             listen: default_listen(),
             public_base_url: None,
             dev_token: None,
+            dev_tokens: Vec::new(),
             max_body_bytes: default_body_limit(),
             max_query_bytes: default_query_limit(),
             default_page_size: default_page_size(),
@@ -96,6 +108,29 @@ fn default_max_page_size() -> usize {
 }
 fn default_tz() -> String {
     "UTC".into()
+}
+
+/// Where the privacy policy lives.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySection {
+    /// The policy file, relative to this config file. Without one, the policy shipped with
+    /// Portico (config/policy.toml, built in) applies.
+    pub file: Option<PathBuf>,
+}
+
+/// A static bearer token standing for one viewer: a demo and test convenience until SMART
+/// authorization is configured, refused unless the gateway listens on loopback.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevToken {
+    pub token: String,
+    /// `staff`, `patient`, `proxy:REL[:assent][:adult-granted]`, `partner:NAME:PURPOSE`.
+    pub viewer: String,
+    /// The patient (`source/source-id`) a `patient` or `proxy` viewer acts for.
+    pub patient: Option<String>,
+    /// SMART scopes of an app acting for the viewer (narrowing only).
+    pub scopes: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -382,6 +417,12 @@ impl Config {
         })?;
         config.base_dir = base_dir.to_path_buf();
         config.validate().map_err(|(key, msg)| invalid(key, msg))?;
+        config.policy_config = Some(match &config.policy.file {
+            Some(f) => {
+                crate::policy::PolicyConfig::load(&config.base_dir.join(f)).map_err(|e| ConfigError::Policy(e.to_string()))?
+            }
+            None => crate::policy::PolicyConfig::embedded(),
+        });
         Ok(config)
     }
 
@@ -406,6 +447,22 @@ impl Config {
                     "server.dev_token".into(),
                     format!("is allowed only when listening on loopback, not {listen}"),
                 ));
+            }
+        }
+        for (i, t) in self.server.dev_tokens.iter().enumerate() {
+            let key = |k: &str| format!("server.dev_tokens[{i}].{k}");
+            if t.token.len() < 16 {
+                return Err((key("token"), "must be at least 16 characters".into()));
+            }
+            if !listen.ip().is_loopback() {
+                return Err((key("token"), format!("dev tokens are allowed only when listening on loopback, not {listen}")));
+            }
+            let viewer = crate::policy::Viewer::from_spec(&t.viewer, t.scopes.as_deref()).map_err(|m| (key("viewer"), m))?;
+            match (&t.patient, viewer.is_patient_facing()) {
+                (None, true) => return Err((key("patient"), "is required for a patient or proxy viewer (source/source-id)".into())),
+                (Some(_), false) => return Err((key("patient"), "is only for patient and proxy viewers".into())),
+                (Some(p), true) if !p.contains('/') => return Err((key("patient"), format!("`{p}` is not source/source-id"))),
+                _ => {}
             }
         }
         crate::fhir::time::parse_utc_offset(&self.server.utc_offset).ok_or_else(|| {

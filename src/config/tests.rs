@@ -6,7 +6,7 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 
 fn parse_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    Config::from_toml(text, "test.toml", Path::new("."), &vars)
+    Config::from_toml(text, "test.toml", &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"), &vars)
 }
 
 const MINIMAL: &str = r#"

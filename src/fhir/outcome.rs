@@ -14,6 +14,9 @@ impl Issue {
     pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Self {
         Issue { severity: "error", code, diagnostics: diagnostics.into() }
     }
+    pub fn information(code: &'static str, diagnostics: impl Into<String>) -> Self {
+        Issue { severity: "information", code, diagnostics: diagnostics.into() }
+    }
     pub fn warning(code: &'static str, diagnostics: impl Into<String>) -> Self {
         Issue { severity: "warning", code, diagnostics: diagnostics.into() }
     }

@@ -1,16 +1,19 @@
 //! The read path: read, search and `$everything` over one patient's record. Given who is
-//! asking ([`Access`]) and what, it gathers the record, selects, filters and pages, and
-//! returns plain data for the API to render. Every output that carries patient data comes
-//! through here (DESIGN.md "one way through the house"); it knows nothing of HTTP.
+//! asking ([`Access`]) and what, it gathers the record, has the policy decide what this
+//! viewer may see, then selects, filters and pages only what was released. Every output
+//! that carries patient data comes through here (DESIGN.md "one way through the house");
+//! it knows nothing of HTTP.
 
 use crate::aggregate::merge::sort_key;
-use crate::aggregate::{AggregateError, Aggregator, Record};
-use crate::auth::Access;
+use crate::aggregate::{AggregateError, Aggregator, MissingSource};
+use crate::auth::{Access, PatientScope};
 use crate::fhir::bundle::{decode_cursor, page_after};
 use crate::fhir::outcome::Issue;
 use crate::fhir::search::{self, SearchError, SearchQuery};
 use crate::fhir::{self, time::parse_range};
-use chrono::FixedOffset;
+use crate::policy::holds::PolicyLedger;
+use crate::policy::{Denied, Explanation, Policy, PolicyContext, Released, Viewer};
+use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -24,9 +27,14 @@ pub enum ReadError {
     Search(#[from] SearchError),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the gateway's store is unavailable")]
+    Store(#[from] crate::store::StoreError),
 }
 
-/// One page of matches, with what the caller should be warned about.
+/// One page of matches, with what the caller should be told (warnings about missing
+/// sources, ignored parameters, and the policy's notices).
 #[derive(Debug)]
 pub struct Matches {
     pub resources: Vec<Value>,
@@ -44,22 +52,73 @@ pub struct Paging {
 
 pub struct Reader {
     aggregator: Arc<Aggregator>,
+    policy: Arc<Policy>,
+    ledger: PolicyLedger,
     zone: FixedOffset,
     paging: Paging,
 }
 
+/// A released record with the sources missing from it.
+struct Visible {
+    released: Released,
+    missing: Vec<MissingSource>,
+}
+
 impl Reader {
-    pub fn new(aggregator: Arc<Aggregator>, zone: FixedOffset, paging: Paging) -> Reader {
-        Reader { aggregator, zone, paging }
+    pub fn new(aggregator: Arc<Aggregator>, policy: Arc<Policy>, ledger: PolicyLedger, zone: FixedOffset, paging: Paging) -> Reader {
+        Reader { aggregator, policy, ledger, zone, paging }
     }
 
-    async fn record(&self, _access: &Access, patient_id: &str) -> Result<Arc<Record>, ReadError> {
-        self.aggregator.record(patient_id).await.map_err(|e| match e {
+    /// The part of a patient's record the caller may see now.
+    async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
+        let (released, _, missing) = self.decide(access, &access.viewer, patient_id, Utc::now()).await?;
+        Ok(Visible { released, missing })
+    }
+
+    /// Gathers the record and has the policy decide for `viewer`. A patient outside the
+    /// caller's reach, or one the viewer may not see at all, is answered exactly like one
+    /// that does not exist.
+    async fn decide(
+        &self,
+        access: &Access,
+        viewer: &Viewer,
+        patient_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(Released, Vec<Explanation>, Vec<MissingSource>), ReadError> {
+        let link = self.aggregator.index().resolve(patient_id).ok_or(ReadError::NotFound)?;
+        if let PatientScope::Person { source, source_patient_id } = &access.patients {
+            if !link.members.iter().any(|m| &m.source == source && &m.source_patient_id == source_patient_id) {
+                return Err(ReadError::NotFound);
+            }
+        }
+        let record = self.aggregator.record(&link.gateway_id).await.map_err(|e| match e {
             AggregateError::UnknownPatient => ReadError::NotFound,
-        })
+        })?;
+        let ledger = self.ledger.for_patient(&record.patient_id).await?;
+        let ctx = PolicyContext { now, ledger };
+        let (released, mut explanations) = self.policy.decide(&record, viewer, &ctx).map_err(|d| match d {
+            Denied::NoAccess(_) => ReadError::NotFound,
+            Denied::Purpose(p) => ReadError::Forbidden(format!("purpose of use `{p}` is not permitted")),
+        })?;
+        for e in &mut explanations {
+            if let Some(rules) = record.label_rules.get(&e.resource) {
+                e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
+            }
+        }
+        Ok((released, explanations, record.missing.clone()))
     }
 
-    /// `GET [type]/[id]`.
+    /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
+    /// rules and the labels behind it. Staff only.
+    pub async fn explain(&self, access: &Access, patient_id: &str, viewer: &Viewer, at: DateTime<Utc>) -> Result<Vec<Explanation>, ReadError> {
+        if !access.is_staff() {
+            return Err(ReadError::Forbidden("explaining decisions is for staff".into()));
+        }
+        let (_, explanations, _) = self.decide(access, viewer, patient_id, at).await?;
+        Ok(explanations)
+    }
+
+    /// `GET [type]/[id]`. A withheld resource is answered exactly like a missing one.
     pub async fn read(&self, access: &Access, resource_type: &str, id: &str) -> Result<Value, ReadError> {
         if !fhir::is_served_type(resource_type) {
             return Err(ReadError::UnsupportedType(resource_type.into()));
@@ -76,81 +135,61 @@ impl Reader {
                 None => return self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound),
             }
         };
-        let record = self.record(access, &patient_id).await?;
-        let found = if resource_type == "Patient" { record.patient() } else { record.get(resource_type, id) };
+        let v = self.visible(access, &patient_id).await?;
+        let found = if resource_type == "Patient" { v.released.patient() } else { v.released.get(resource_type, id) };
         found.cloned().ok_or(ReadError::NotFound)
     }
 
-    /// `GET [type]?patient=…&…`.
-    pub async fn search(
-        &self,
-        access: &Access,
-        resource_type: &str,
-        pairs: &[(String, String)],
-        lenient: bool,
-    ) -> Result<Matches, ReadError> {
+    /// `GET [type]?patient=…&…`. `total` counts only what the viewer may see.
+    pub async fn search(&self, access: &Access, resource_type: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
         if !fhir::is_served_type(resource_type) {
             return Err(ReadError::UnsupportedType(resource_type.into()));
         }
         let query = search::parse(resource_type, pairs, &["_cursor"], lenient, self.paging.max_count, self.zone)?;
-        let patient_id = self.patient_of_search(resource_type, &query)?;
-        let record = match self.record(access, &patient_id).await {
-            Ok(r) => r,
+        let patient_id = patient_of_search(resource_type, &query)?;
+        let v = match self.visible(access, &patient_id).await {
+            Ok(v) => v,
             Err(ReadError::NotFound) => {
-                return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings: ignored(&query) })
+                let mut warnings = ignored(&query);
+                if access.viewer.is_patient_facing() {
+                    warnings.push(Issue::information("informational", self.policy.config().withheld_notice.clone()));
+                }
+                return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings });
             }
             Err(e) => return Err(e),
         };
         let filters: Vec<_> = query.filters.iter().filter(|f| f.def.kind != search::ParamKind::Reference).collect();
-        let selected: Vec<&Value> = record
-            .resources
+        let selected: Vec<&Value> = v
+            .released
+            .resources()
             .iter()
             .filter(|r| fhir::resource_type(r) == Some(resource_type))
             .filter(|r| filters.iter().all(|f| search::matches(r, f, self.zone)))
             .collect();
-        self.page(&record, selected, &query)
+        page(&v, selected, &query, self.paging)
     }
 
     /// `GET Patient/[id]/$everything` with `_type`, `_since`, `_count`.
-    pub async fn everything(
-        &self,
-        access: &Access,
-        patient_id: &str,
-        pairs: &[(String, String)],
-        lenient: bool,
-    ) -> Result<Matches, ReadError> {
-        let query = search::parse(
-            "Patient",
-            pairs,
-            &["_cursor", "_type", "_since"],
-            lenient,
-            self.paging.max_count,
-            self.zone,
-        )?;
+    pub async fn everything(&self, access: &Access, patient_id: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
+        let query = search::parse("Patient", pairs, &["_cursor", "_type", "_since"], lenient, self.paging.max_count, self.zone)?;
         if let Some(f) = query.filters.first() {
-            return Err(ReadError::BadRequest(format!(
-                "`{}` is not a parameter of $everything (use _type, _since, _count)",
-                f.def.name
-            )));
+            return Err(ReadError::BadRequest(format!("`{}` is not a parameter of $everything (use _type, _since, _count)", f.def.name)));
         }
         let types: Option<Vec<&str>> = query.control("_type").map(|t| t.split(',').map(str::trim).collect());
         if let Some(bad) = types.iter().flatten().find(|t| !fhir::is_served_type(t)) {
             return Err(ReadError::BadRequest(format!("_type: `{bad}` is not a supported resource type")));
         }
         let since = match query.control("_since") {
-            Some(s) if s.len() > 10 => Some(
-                parse_range(s, self.zone)
-                    .ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?
-                    .start,
-            ),
-            Some(s) => {
-                return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone")))
+            Some(s) if s.len() > 10 => {
+                Some(parse_range(s, self.zone).ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?.start)
             }
+            Some(s) => return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone"))),
             None => None,
         };
-        let record = self.record(access, patient_id).await?;
-        let selected: Vec<&Value> = record
-            .resources
+        let v = self.visible(access, patient_id).await?;
+        let selected: Vec<&Value> = v
+            .released
+            .resources()
             .iter()
             .filter(|r| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
             .filter(|r| match (since, r.pointer("/meta/lastUpdated").and_then(Value::as_str)) {
@@ -159,59 +198,53 @@ impl Reader {
                 _ => true,
             })
             .collect();
-        self.page(&record, selected, &query)
-    }
-
-    /// The one patient a search is about.
-    fn patient_of_search(&self, resource_type: &str, query: &SearchQuery) -> Result<String, ReadError> {
-        if resource_type == "Patient" {
-            let ids: Vec<&str> = query.filters_named("_id").flat_map(|f| f.values.iter().map(String::as_str)).collect();
-            return match ids.as_slice() {
-                [one] => Ok(one.to_string()),
-                _ => Err(ReadError::BadRequest("Patient search needs exactly one _id".into())),
-            };
-        }
-        if fhir::patient_element(resource_type).is_none() && resource_type != "Provenance" {
-            return Err(ReadError::BadRequest(format!(
-                "{resource_type} is read by id (GET {resource_type}/[id]), not searched"
-            )));
-        }
-        let values: Vec<&str> = query
-            .filters
-            .iter()
-            .filter(|f| f.def.kind == search::ParamKind::Reference)
-            .flat_map(|f| f.values.iter().map(String::as_str))
-            .collect();
-        match values.as_slice() {
-            [one] => Ok(one.strip_prefix("Patient/").unwrap_or(one).to_string()),
-            [] => Err(ReadError::BadRequest(format!("a {resource_type} search must name one patient (patient=[id])"))),
-            _ => Err(ReadError::BadRequest("a search names exactly one patient".into())),
-        }
-    }
-
-    fn page(&self, record: &Record, selected: Vec<&Value>, query: &SearchQuery) -> Result<Matches, ReadError> {
-        let after = match query.control("_cursor") {
-            Some(c) => Some(
-                decode_cursor(c)
-                    .ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?,
-            ),
-            None => None,
-        };
-        let total = selected.len();
-        let count = query.count.unwrap_or(self.paging.default_count);
-        let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
-        let mut warnings = ignored(query);
-        warnings.extend(record.missing.iter().map(|m| {
-            Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
-        }));
-        Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
+        page(&v, selected, &query, self.paging)
     }
 }
 
-fn ignored(query: &SearchQuery) -> Vec<Issue> {
-    query
-        .ignored
+/// The one patient a search is about.
+fn patient_of_search(resource_type: &str, query: &SearchQuery) -> Result<String, ReadError> {
+    if resource_type == "Patient" {
+        let ids: Vec<&str> = query.filters_named("_id").flat_map(|f| f.values.iter().map(String::as_str)).collect();
+        return match ids.as_slice() {
+            [one] => Ok(one.to_string()),
+            _ => Err(ReadError::BadRequest("Patient search needs exactly one _id".into())),
+        };
+    }
+    if fhir::patient_element(resource_type).is_none() && resource_type != "Provenance" {
+        return Err(ReadError::BadRequest(format!("{resource_type} is read by id (GET {resource_type}/[id]), not searched")));
+    }
+    let values: Vec<&str> = query
+        .filters
         .iter()
-        .map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored")))
-        .collect()
+        .filter(|f| f.def.kind == search::ParamKind::Reference)
+        .flat_map(|f| f.values.iter().map(String::as_str))
+        .collect();
+    match values.as_slice() {
+        [one] => Ok(one.strip_prefix("Patient/").unwrap_or(one).to_string()),
+        [] => Err(ReadError::BadRequest(format!("a {resource_type} search must name one patient (patient=[id])"))),
+        _ => Err(ReadError::BadRequest("a search names exactly one patient".into())),
+    }
+}
+
+/// One page of `selected` (in record order) after the query's cursor, with the warnings
+/// and notices the answer carries.
+fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging) -> Result<Matches, ReadError> {
+    let after = match query.control("_cursor") {
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?),
+        None => None,
+    };
+    let total = selected.len();
+    let count = query.count.unwrap_or(paging.default_count);
+    let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
+    let mut warnings = ignored(query);
+    warnings.extend(v.missing.iter().map(|m| {
+        Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
+    }));
+    warnings.extend(v.released.notices().iter().cloned());
+    Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
+}
+
+fn ignored(query: &SearchQuery) -> Vec<Issue> {
+    query.ignored.iter().map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored"))).collect()
 }

@@ -1,0 +1,292 @@
+//! The policy file (`policy.toml`, with its label rules in `labels.toml`): what HIM staff
+//! read and change. Loading validates everything — unknown keys and labels, overlapping or
+//! gapped age bands, bad code ranges, unknown purposes — and names the file, the key and
+//! what is wrong. It decides nothing itself.
+
+use super::labels::{LabelRuleConfig, Labeler};
+use crate::config::Duration;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{file}: cannot read: {message}")]
+    Unreadable { file: String, message: String },
+    #[error("{file}: {key}: {message}")]
+    Invalid { file: String, key: String, message: String },
+}
+
+/// The policy as written in `policy.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The notice every patient-facing answer carries, whether or not anything was withheld.
+    pub withheld_notice: String,
+    /// The 42 CFR §2.32 notice that accompanies Part 2 data released to a partner.
+    pub redisclosure_notice: String,
+    /// The label rules file, relative to this file.
+    pub labels: PathBuf,
+    /// Sources that are federally assisted substance-use programs (42 CFR Part 2).
+    #[serde(default)]
+    pub part2_sources: Vec<String>,
+    pub minors: MinorsConfig,
+    #[serde(default)]
+    pub holds: HoldsConfig,
+    #[serde(default)]
+    pub exclusions: ExclusionsConfig,
+    pub partners: PartnersConfig,
+    /// Label rules, loaded from `labels`.
+    #[serde(skip)]
+    pub label_rules: Vec<LabelRuleConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinorsConfig {
+    /// Which of `jurisdictions` applies to this deployment.
+    pub jurisdiction: String,
+    /// Services a minor consents to alone; never shown to a parent or guardian.
+    pub minor_consented_labels: Vec<String>,
+    /// What a proxy of an adolescent may see (resource types), when unlabeled.
+    pub proxy_limited_types: Vec<String>,
+    pub jurisdictions: Vec<Jurisdiction>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jurisdiction {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Age bands from 0 up to the age of majority, contiguous, in order.
+    pub bands: Vec<AgeBand>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgeBand {
+    /// First age (years) of the band.
+    pub from: u32,
+    /// First age no longer in the band.
+    pub to: u32,
+    pub proxy: ProxyAccess,
+    /// Proxy access in this band needs the minor's recorded assent.
+    #[serde(default)]
+    pub assent_required: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProxyAccess {
+    /// Everything except minor-consented services.
+    AllButConfidential,
+    /// Only `proxy_limited_types`, unlabeled, and never minor-consented services.
+    Limited,
+    /// Nothing.
+    None,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldsConfig {
+    /// Longest a patient's own "show me only after my clinician reviews" preference holds.
+    #[serde(default = "default_preference_max")]
+    pub preference_max: Duration,
+    /// Rules that hold results from patient-facing viewers. None by default: a blanket
+    /// delay of results would be information blocking.
+    #[serde(default)]
+    pub rules: Vec<HoldRule>,
+}
+
+fn default_preference_max() -> Duration {
+    Duration::from_secs(14 * 24 * 3600)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRule {
+    pub id: String,
+    #[serde(default)]
+    pub description: String,
+    /// Category codes (e.g. `SP`, `laboratory`) on `category`.
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// `system|code` on `code`.
+    #[serde(default)]
+    pub codes: Vec<String>,
+    /// Label codes in `meta.security`.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Interpretation codes (e.g. `HH`, `LL`, `AA`).
+    #[serde(default)]
+    pub interpretations: Vec<String>,
+    /// The hold ends on its own this long after the result was issued.
+    pub max: Duration,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusionsConfig {
+    /// `system|code` of DocumentReference types never released to patient-facing viewers.
+    #[serde(default)]
+    pub document_types: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersConfig {
+    /// Purposes of use partners may state (v3-ActReason codes).
+    pub allowed_purposes: Vec<String>,
+    /// Of those, the emergencies (released Part 2 data is audited as such).
+    pub emergency_purposes: Vec<String>,
+}
+
+/// Security label codes a policy may name: v3-ActCode sensitivity codes, v3-Confidentiality,
+/// the Part 2 privacy law and its no-redisclosure handling code.
+pub const KNOWN_LABELS: &[&str] = &[
+    "HIV", "STD", "ETH", "SUD", "BH", "MH", "PSY", "SEX", "PREGNANT", "SDV", "GDIS", "GENDER", "SOC", "SICKLE", "DEMO",
+    "DIA", "DRGIS", "DRG", "ADOL", "TBOO", "LOCIS", "RACE", "REL", "SPI", "N", "R", "V", "42CFRPart2", "NORDSCLCD",
+];
+
+/// True for a `meta.security` coding whose code names a sensitive fact (HIV, ETH, …): the
+/// label itself discloses it. Confidentiality (N/R/V), integrity (REDACTED), the Part 2 law
+/// and its handling code are not sensitivity labels.
+pub fn is_sensitivity_label(coding: &serde_json::Value) -> bool {
+    let code = coding.get("code").and_then(serde_json::Value::as_str).unwrap_or("");
+    let system = coding.get("system").and_then(serde_json::Value::as_str).unwrap_or("");
+    system == super::labels::ACT_CODE && KNOWN_LABELS.contains(&code) && !matches!(code, "N" | "R" | "V" | "42CFRPart2" | "NORDSCLCD")
+}
+
+const EMBEDDED_POLICY: &str = include_str!("../../config/policy.toml");
+const EMBEDDED_LABELS: &str = include_str!("../../config/labels.toml");
+
+/// Purposes of use the gateway knows (v3-ActReason).
+pub const KNOWN_PURPOSES: &[&str] =
+    &["TREAT", "ETREAT", "BTG", "HPAYMT", "HOPERAT", "HRESCH", "PUBHLTH", "HMARKT", "HDIRECT", "PATRQT", "FAMRQT", "COC"];
+
+impl PolicyConfig {
+    /// Loads `policy.toml` and the label rules it names, and validates both.
+    pub fn load(path: &Path) -> Result<PolicyConfig, PolicyError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Unreadable { file: file.clone(), message: e.to_string() })?;
+        Self::from_toml(&text, &file, path.parent().unwrap_or(Path::new(".")))
+    }
+
+    pub fn from_toml(text: &str, file: &str, base_dir: &Path) -> Result<PolicyConfig, PolicyError> {
+        let config: PolicyConfig = parse(text, file)?;
+        let labels_path = base_dir.join(&config.labels);
+        let labels_file = labels_path.display().to_string();
+        let labels_text = std::fs::read_to_string(&labels_path).map_err(|e| PolicyError::Invalid {
+            file: file.to_string(),
+            key: "labels".into(),
+            message: format!("cannot read {labels_file}: {e}"),
+        })?;
+        Self::finish(config, file, &labels_text, &labels_file)
+    }
+
+    /// The policy shipped with Portico (config/policy.toml and config/labels.toml, built
+    /// in), used when the config names no policy file.
+    pub fn embedded() -> PolicyConfig {
+        let config: PolicyConfig = parse(EMBEDDED_POLICY, "(built-in policy.toml)").expect("the built-in policy parses");
+        Self::finish(config, "(built-in policy.toml)", EMBEDDED_LABELS, "(built-in labels.toml)").expect("the built-in policy is valid")
+    }
+
+    fn finish(mut config: PolicyConfig, file: &str, labels_text: &str, labels_file: &str) -> Result<PolicyConfig, PolicyError> {
+        let invalid = |file: &str, key: String, message: String| PolicyError::Invalid { file: file.to_string(), key, message };
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct LabelsFile {
+            label_rules: Vec<LabelRuleConfig>,
+        }
+        let labels: LabelsFile = parse(labels_text, labels_file)?;
+        config.label_rules = labels.label_rules;
+        Labeler::new(&config.label_rules).map_err(|m| invalid(labels_file, "label_rules".into(), m))?;
+        config.validate().map_err(|(k, m)| invalid(file, k, m))?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let check_labels = |key: &str, codes: &[String]| {
+            codes.iter().find(|c| !KNOWN_LABELS.contains(&c.as_str())).map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
+        };
+        check_labels("minors.minor_consented_labels", &self.minors.minor_consented_labels)?;
+        for t in &self.minors.proxy_limited_types {
+            if !crate::fhir::is_served_type(t) {
+                return Err(("minors.proxy_limited_types".into(), format!("`{t}` is not a resource type the gateway serves")));
+            }
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, j) in self.minors.jurisdictions.iter().enumerate() {
+            let key = format!("minors.jurisdictions[{i}]");
+            if !names.insert(&j.name) {
+                return Err((format!("{key}.name"), format!("`{}` is defined twice", j.name)));
+            }
+            let mut expected_from = 0;
+            for (b, band) in j.bands.iter().enumerate() {
+                let bkey = format!("{key}.bands[{b}]");
+                if band.to <= band.from {
+                    return Err((bkey, format!("`to` ({}) must be greater than `from` ({})", band.to, band.from)));
+                }
+                if band.from < expected_from {
+                    return Err((bkey, format!("overlaps the band before it (starts at {}, the previous ends at {expected_from})", band.from)));
+                }
+                if band.from > expected_from {
+                    return Err((bkey, format!("leaves ages {expected_from}–{} without a band", band.from)));
+                }
+                expected_from = band.to;
+            }
+            if expected_from == 0 || expected_from > 21 {
+                return Err((format!("{key}.bands"), "bands must run from 0 to the age of majority (at most 21)".into()));
+            }
+        }
+        if !names.contains(&self.minors.jurisdiction) {
+            return Err(("minors.jurisdiction".into(), format!("`{}` is not one of minors.jurisdictions", self.minors.jurisdiction)));
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, rule) in self.holds.rules.iter().enumerate() {
+            let key = format!("holds.rules[{i}]");
+            if !ids.insert(&rule.id) {
+                return Err((format!("{key}.id"), format!("`{}` is used twice", rule.id)));
+            }
+            if rule.categories.is_empty() && rule.codes.is_empty() && rule.labels.is_empty() && rule.interpretations.is_empty() {
+                return Err((key, "matches nothing: give categories, codes, labels or interpretations".into()));
+            }
+            check_labels(&format!("{key}.labels"), &rule.labels)?;
+            if let Some(c) = rule.codes.iter().find(|c| !c.contains('|')) {
+                return Err((format!("{key}.codes"), format!("`{c}` must be system|code")));
+            }
+            if rule.max.is_zero() {
+                return Err((format!("{key}.max"), "must be greater than zero".into()));
+            }
+        }
+        if let Some(c) = self.exclusions.document_types.iter().find(|c| !c.contains('|')) {
+            return Err(("exclusions.document_types".into(), format!("`{c}` must be system|code")));
+        }
+        for (key, list) in [("partners.allowed_purposes", &self.partners.allowed_purposes), ("partners.emergency_purposes", &self.partners.emergency_purposes)] {
+            if let Some(p) = list.iter().find(|p| !KNOWN_PURPOSES.contains(&p.as_str())) {
+                return Err((key.into(), format!("`{p}` is not a known purpose of use")));
+            }
+        }
+        if let Some(p) = self.partners.emergency_purposes.iter().find(|p| !self.partners.allowed_purposes.contains(p)) {
+            return Err(("partners.emergency_purposes".into(), format!("`{p}` is not in partners.allowed_purposes")));
+        }
+        Ok(())
+    }
+
+    /// The jurisdiction in force.
+    pub fn jurisdiction(&self) -> &Jurisdiction {
+        self.minors.jurisdictions.iter().find(|j| j.name == self.minors.jurisdiction).expect("validated")
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T, PolicyError> {
+    let invalid = |key: String, message: String| PolicyError::Invalid { file: file.to_string(), key, message };
+    let value: toml::Value = toml::from_str(text).map_err(|e| invalid("(syntax)".into(), e.message().to_string()))?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let key = e.path().to_string();
+        invalid(if key == "." { "(top level)".into() } else { key }, e.into_inner().message().to_string())
+    })
+}
+
+#[cfg(test)]
+mod tests;

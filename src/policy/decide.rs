@@ -1,0 +1,247 @@
+//! The decision: for one viewer and one labelled record, each resource is shown or
+//! withheld, with the rule ids and labels behind it. Staff see everything; partners see all
+//! but 42 CFR Part 2 data without a consent (or emergency); patient-facing viewers lose
+//! excluded document types and held results, proxies lose what the minor's age band keeps
+//! from them, and apps lose what their scopes do not grant — scopes never widen.
+
+use super::config::{PolicyConfig, ProxyAccess};
+use super::holds::{self, PatientLedger};
+use super::labels::Labeler;
+use super::released::{Finish, Released};
+use super::viewer::{Role, Viewer};
+use super::minors;
+use crate::aggregate::Record;
+use crate::fhir::{self, outcome::Issue, reference};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashSet};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Shown,
+    Withheld,
+}
+
+/// Why one resource was shown or withheld.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Explanation {
+    /// Gateway `Type/id`.
+    pub resource: String,
+    pub decision: Decision,
+    /// Rule ids, e.g. `minors:minor-consented:HIV`, `hold:pathology-review`.
+    pub rules: Vec<String>,
+    /// Security label codes on the resource.
+    pub labels: Vec<String>,
+}
+
+/// Why a viewer gets nothing of this patient at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Denied {
+    /// The viewer may not see this patient (proxy of an adult, no assent …). Answered as if
+    /// the patient did not exist.
+    #[error("no access to this patient ({0})")]
+    NoAccess(String),
+    /// The stated purpose of use is not one this gateway serves.
+    #[error("purpose of use `{0}` is not permitted")]
+    Purpose(String),
+}
+
+/// Everything a decision needs besides the record and the viewer.
+pub struct PolicyContext {
+    pub now: DateTime<Utc>,
+    pub ledger: PatientLedger,
+}
+
+pub struct Policy {
+    config: PolicyConfig,
+    labeler: Labeler,
+    part2_sources: HashSet<String>,
+    zone: FixedOffset,
+}
+
+impl Policy {
+    pub fn new(config: PolicyConfig, zone: FixedOffset) -> Result<Policy, String> {
+        let labeler = Labeler::new(&config.label_rules)?;
+        let part2_sources = config.part2_sources.iter().cloned().collect();
+        Ok(Policy { config, labeler, part2_sources, zone })
+    }
+
+    pub fn config(&self) -> &PolicyConfig {
+        &self.config
+    }
+
+    /// Labels a merged record in place (done once per record, before caching).
+    pub fn label(&self, resources: &mut [Value]) -> std::collections::BTreeMap<String, Vec<String>> {
+        self.labeler.label_record(resources, &self.part2_sources)
+    }
+
+    /// Decides what `viewer` may see of `record`.
+    pub fn decide(&self, record: &Record, viewer: &Viewer, ctx: &PolicyContext) -> Result<(Released, Vec<Explanation>), Denied> {
+        let proxy_band = self.proxy_band(record, viewer, ctx.now)?;
+        if let Role::Partner { purpose, .. } = &viewer.role {
+            if !self.config.partners.allowed_purposes.contains(purpose) {
+                return Err(Denied::Purpose(purpose.clone()));
+            }
+        }
+        let mut explanations = Vec::with_capacity(record.resources.len());
+        let mut part2_stamp = HashSet::new();
+        for (i, r) in record.resources.iter().enumerate() {
+            let key = key_of(r);
+            let labels = label_codes(r);
+            let mut rules = self.rules_for(r, &key, &labels, viewer, proxy_band, ctx);
+            let decision = if rules.is_empty() { Decision::Shown } else { Decision::Withheld };
+            if let (Decision::Shown, Role::Partner { purpose, .. }) = (decision, &viewer.role) {
+                if is_part2(&labels) {
+                    part2_stamp.insert(i);
+                    let why = if self.config.partners.emergency_purposes.contains(purpose) { "emergency" } else { "consent" };
+                    rules.push(format!("part2:released:{why}"));
+                }
+            }
+            explanations.push(Explanation { resource: key, decision, rules, labels: labels.into_iter().collect() });
+        }
+        self.hold_families(record, &mut explanations, viewer);
+        // The patient resource is never withheld from someone who may see the patient.
+        if let Some(first) = explanations.first_mut().filter(|e| e.resource.starts_with("Patient/")) {
+            first.decision = Decision::Shown;
+        }
+        let withheld: HashSet<String> = explanations.iter().filter(|e| e.decision == Decision::Withheld).map(|e| e.resource.clone()).collect();
+        let keep: Vec<usize> = explanations.iter().enumerate().filter(|(_, e)| e.decision == Decision::Shown).map(|(i, _)| i).collect();
+        let mut notices = Vec::new();
+        if viewer.is_patient_facing() {
+            notices.push(Issue::information("informational", self.config.withheld_notice.clone()));
+        }
+        if keep.iter().any(|i| part2_stamp.contains(i)) {
+            notices.push(Issue::information("informational", self.config.redisclosure_notice.clone()));
+        }
+        let finish = Finish { keep: &keep, withheld: &withheld, strip_sensitivity: viewer.strips_sensitivity_labels(), part2_stamp: &part2_stamp, notices };
+        Ok((Released::build(record, finish), explanations))
+    }
+
+    /// For a proxy: the band of the patient's age (`None` = no band: an adult who granted
+    /// access). Errors when the proxy may not see the patient at all.
+    fn proxy_band(&self, record: &Record, viewer: &Viewer, now: DateTime<Utc>) -> Result<Option<ProxyAccess>, Denied> {
+        let Role::Proxy { adult_granted, teen_assent, .. } = &viewer.role else { return Ok(None) };
+        let age = record.patient().and_then(|p| minors::age_of(p, now, self.zone)).ok_or_else(|| Denied::NoAccess("birth date unknown".into()))?;
+        match minors::band(self.config.jurisdiction(), age) {
+            None if *adult_granted => Ok(None),
+            None => Err(Denied::NoAccess("the patient is an adult and has not granted access".into())),
+            Some(band) if band.assent_required && !teen_assent => Err(Denied::NoAccess("the minor has not assented".into())),
+            Some(band) if band.proxy == ProxyAccess::None => Err(Denied::NoAccess("no proxy access at this age".into())),
+            Some(band) => Ok(Some(band.proxy)),
+        }
+    }
+
+    /// The rule ids that withhold `r` from `viewer` (empty: shown).
+    fn rules_for(&self, r: &Value, key: &str, labels: &BTreeSet<String>, viewer: &Viewer, band: Option<ProxyAccess>, ctx: &PolicyContext) -> Vec<String> {
+        let t = fhir::resource_type(r).unwrap_or_default();
+        let mut rules = Vec::new();
+        match &viewer.role {
+            Role::Staff => return rules,
+            Role::Partner { partner, purpose } => {
+                if is_part2(labels) {
+                    let emergency = self.config.partners.emergency_purposes.contains(purpose);
+                    let consented = ctx.ledger.consents.iter().any(|c| c.part2 && &c.partner == partner && c.purposes.contains(purpose));
+                    if !emergency && !consented {
+                        rules.push("part2:no-consent".into());
+                    }
+                }
+                return rules;
+            }
+            Role::Patient | Role::Proxy { .. } => {}
+        }
+        if t == "DocumentReference" && self.is_excluded_document(r) {
+            rules.push("exclusion:document-type".into());
+        }
+        if let Some(access) = band {
+            for l in labels.iter().filter(|l| self.config.minors.minor_consented_labels.contains(l)) {
+                rules.push(format!("minors:minor-consented:{l}"));
+            }
+            if access == ProxyAccess::Limited && t != "Patient" {
+                if !self.config.minors.proxy_limited_types.iter().any(|x| x == t) {
+                    rules.push("minors:proxy-limited-type".into());
+                } else if labels.iter().any(|l| l != "N") {
+                    rules.push("minors:proxy-limited-labelled".into());
+                }
+            }
+        }
+        if let Some(hold) = holds::active_hold(&self.config.holds, &ctx.ledger, r, key, labels, ctx.now, self.zone) {
+            rules.push(hold);
+        }
+        if let Some(scopes) = &viewer.app_scopes {
+            let granted = scopes.iter().any(|s| {
+                (s.resource_type == "*" || s.resource_type == t)
+                    && s.category.as_ref().is_none_or(|(system, code)| {
+                        fhir::path_values(r, "category").iter().flat_map(|c| fhir::path_values(c, "coding")).any(|c| {
+                            c.get("code").and_then(Value::as_str) == Some(code.as_str())
+                                && system.as_deref().is_none_or(|s| c.get("system").and_then(Value::as_str) == Some(s))
+                        })
+                    })
+            });
+            if !granted {
+                rules.push("scope:not-granted".into());
+            }
+        }
+        rules
+    }
+
+    fn is_excluded_document(&self, r: &Value) -> bool {
+        fhir::path_values(r, "type.coding").iter().any(|c| {
+            let pair = format!("{}|{}", c.get("system").and_then(Value::as_str).unwrap_or(""), c.get("code").and_then(Value::as_str).unwrap_or(""));
+            self.config.exclusions.document_types.contains(&pair)
+        })
+    }
+
+    /// A held report holds its results, and a held result holds its report (a critical
+    /// value is not shown through the panel it belongs to).
+    fn hold_families(&self, record: &Record, explanations: &mut [Explanation], viewer: &Viewer) {
+        if !viewer.is_patient_facing() {
+            return;
+        }
+        let held: HashSet<String> = explanations.iter().filter(|e| e.rules.iter().any(|r| r.starts_with("hold:"))).map(|e| e.resource.clone()).collect();
+        if held.is_empty() {
+            return;
+        }
+        for (i, r) in record.resources.iter().enumerate() {
+            if fhir::resource_type(r) != Some("DiagnosticReport") {
+                continue;
+            }
+            let results: Vec<String> = fhir::path_values(r, "result")
+                .iter()
+                .filter_map(|x| x.get("reference").and_then(Value::as_str).and_then(reference::parse).map(|(t, id)| format!("{t}/{id}")))
+                .collect();
+            let report_key = explanations[i].resource.clone();
+            let family_held = held.contains(&report_key) || results.iter().any(|k| held.contains(k));
+            if !family_held {
+                continue;
+            }
+            for e in explanations.iter_mut().filter(|e| e.resource == report_key || results.contains(&e.resource)) {
+                if !e.rules.iter().any(|r| r.starts_with("hold:")) {
+                    e.rules.push("hold:with-its-report".into());
+                    e.decision = Decision::Withheld;
+                }
+            }
+        }
+    }
+}
+
+fn key_of(r: &Value) -> String {
+    format!("{}/{}", fhir::resource_type(r).unwrap_or_default(), fhir::resource_id(r).unwrap_or_default())
+}
+
+/// The codes in `meta.security` (legacy NORDSLCD read as NORDSCLCD).
+pub fn label_codes(r: &Value) -> BTreeSet<String> {
+    fhir::path_values(r, "meta.security")
+        .into_iter()
+        .filter_map(|c| c.get("code").and_then(Value::as_str))
+        .map(|c| if c == "NORDSLCD" { "NORDSCLCD".to_string() } else { c.to_string() })
+        .collect()
+}
+
+fn is_part2(labels: &BTreeSet<String>) -> bool {
+    labels.contains("42CFRPart2")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,209 @@
+//! The decision on small hand-made records: each rule on both sides.
+
+use super::*;
+use crate::policy::holds::Consent;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+const NOW: &str = "2026-06-15T12:00:00Z";
+
+fn now() -> DateTime<Utc> {
+    NOW.parse().unwrap()
+}
+
+fn policy_with(edit: impl Fn(String) -> String) -> Policy {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let text = edit(std::fs::read_to_string(dir.join("policy.toml")).unwrap());
+    let config = PolicyConfig::from_toml(&text, "policy.toml", &dir).unwrap();
+    Policy::new(config, FixedOffset::east_opt(0).unwrap()).unwrap()
+}
+
+fn policy() -> Policy {
+    policy_with(|t| t)
+}
+
+fn sec(codes: &[&str]) -> Value {
+    json!(codes
+        .iter()
+        .map(|c| match *c {
+            "R" | "V" | "N" => json!({"system": crate::policy::labels::CONFIDENTIALITY, "code": c}),
+            _ => json!({"system": crate::policy::labels::ACT_CODE, "code": c}),
+        })
+        .collect::<Vec<_>>())
+}
+
+fn record(birth: &str, mut resources: Vec<Value>) -> Record {
+    resources.insert(0, json!({"resourceType": "Patient", "id": "p", "birthDate": birth}));
+    Record::new("p".into(), resources, HashMap::new(), vec![], BTreeMap::new())
+}
+
+fn obs(id: &str, labels: &[&str]) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": "final", "subject": {"reference": "Patient/p"},
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+           "code": {"text": id}, "issued": "2026-06-10T00:00:00Z", "meta": {"security": sec(labels)}})
+}
+
+fn ctx() -> PolicyContext {
+    PolicyContext { now: now(), ledger: PatientLedger::default() }
+}
+
+fn decided(p: &Policy, r: &Record, v: &Viewer, c: &PolicyContext) -> BTreeMap<String, (Decision, Vec<String>)> {
+    let (_, ex) = p.decide(r, v, c).unwrap();
+    ex.into_iter().map(|e| (e.resource, (e.decision, e.rules))).collect()
+}
+
+fn viewer(spec: &str) -> Viewer {
+    Viewer::from_spec(spec, None).unwrap()
+}
+
+fn shown(d: &BTreeMap<String, (Decision, Vec<String>)>, key: &str) -> bool {
+    d[key].0 == Decision::Shown
+}
+
+#[test]
+fn a_parent_of_a_16_year_old_sees_only_the_limited_unlabelled_record() {
+    let r = record(
+        "2010-01-01",
+        vec![
+            obs("preg", &["PREGNANT", "R"]),
+            obs("cbc", &[]),
+            json!({"resourceType": "Immunization", "id": "flu", "patient": {"reference": "Patient/p"}}),
+            json!({"resourceType": "Condition", "id": "acne", "subject": {"reference": "Patient/p"}}),
+            json!({"resourceType": "Condition", "id": "conf", "subject": {"reference": "Patient/p"}, "meta": {"security": sec(&["R"])}}),
+        ],
+    );
+    let p = policy();
+    let d = decided(&p, &r, &viewer("proxy:MTH"), &ctx());
+    assert!(!shown(&d, "Observation/preg"));
+    assert!(d["Observation/preg"].1.contains(&"minors:minor-consented:PREGNANT".to_string()));
+    assert_eq!(d["Observation/cbc"].1, vec!["minors:proxy-limited-type"]);
+    assert!(shown(&d, "Immunization/flu") && shown(&d, "Condition/acne") && shown(&d, "Patient/p"));
+    assert_eq!(d["Condition/conf"].1, vec!["minors:proxy-limited-labelled"]);
+    let me = decided(&p, &r, &viewer("patient"), &ctx());
+    assert!(me.values().all(|(d, _)| *d == Decision::Shown), "the adolescent sees her whole record: {me:?}");
+}
+
+#[test]
+fn a_parent_of_a_10_year_old_sees_all_but_minor_consented_services() {
+    let r = record("2016-01-01", vec![obs("sti", &["STD"]), obs("cbc", &[])]);
+    let d = decided(&policy(), &r, &viewer("proxy:FTH"), &ctx());
+    assert!(shown(&d, "Observation/cbc"));
+    assert!(!shown(&d, "Observation/sti"));
+}
+
+#[test]
+fn proxy_access_ends_at_18_unless_granted_and_birthdays_are_exact() {
+    let p = policy();
+    let adult = record("2008-06-15", vec![obs("cbc", &[])]);
+    assert!(matches!(p.decide(&adult, &viewer("proxy:PRN"), &ctx()), Err(Denied::NoAccess(_))));
+    assert!(shown(&decided(&p, &adult, &viewer("proxy:PRN:adult-granted"), &ctx()), "Observation/cbc"));
+    let day_before = record("2008-06-16", vec![obs("cbc", &[])]);
+    assert!(p.decide(&day_before, &viewer("proxy:PRN"), &ctx()).is_ok(), "17 until the birthday");
+}
+
+#[test]
+fn assent_jurisdiction_needs_the_teens_assent() {
+    let p = policy_with(|t| t.replace("jurisdiction = \"default\"", "jurisdiction = \"assent-at-13\""));
+    let r = record("2012-06-01", vec![json!({"resourceType": "Immunization", "id": "flu", "patient": {"reference": "Patient/p"}})]);
+    assert!(matches!(p.decide(&r, &viewer("proxy:MTH"), &ctx()), Err(Denied::NoAccess(_))));
+    assert!(shown(&decided(&p, &r, &viewer("proxy:MTH:assent"), &ctx()), "Immunization/flu"));
+    let twelve = record("2014-01-01", vec![obs("cbc", &[])]);
+    assert!(shown(&decided(&p, &twelve, &viewer("proxy:MTH"), &ctx()), "Observation/cbc"), "12 is still a child there");
+}
+
+#[test]
+fn part2_goes_to_partners_only_with_consent_or_in_an_emergency_and_is_stamped() {
+    let p = policy();
+    let r = record("1990-01-01", vec![obs("oud", &["42CFRPart2", "ETH", "R"]), obs("cbc", &[])]);
+    let d = decided(&p, &r, &viewer("partner:hie:TREAT"), &ctx());
+    assert_eq!(d["Observation/oud"].1, vec!["part2:no-consent"]);
+    assert!(shown(&d, "Observation/cbc"));
+    let mut with_consent = ctx();
+    with_consent.ledger.consents.push(Consent { id: "c".into(), partner: "hie".into(), purposes: vec!["TREAT".into()], part2: true });
+    let (released, ex) = p.decide(&r, &viewer("partner:hie:TREAT"), &with_consent).unwrap();
+    assert!(ex.iter().any(|e| e.resource == "Observation/oud" && e.rules == vec!["part2:released:consent"]));
+    let oud = released.get("Observation", "oud").unwrap();
+    assert!(label_codes(oud).is_superset(&["R", "42CFRPart2", "NORDSCLCD"].iter().map(|s| s.to_string()).collect()));
+    assert!(released.notices().iter().any(|n| n.diagnostics.contains("42 CFR part 2")));
+    assert!(!decided(&p, &r, &viewer("partner:other:TREAT"), &with_consent)["Observation/oud"].0.eq(&Decision::Shown), "consent names the partner");
+    assert!(shown(&decided(&p, &r, &viewer("partner:hie:ETREAT"), &ctx()), "Observation/oud"));
+    assert!(matches!(p.decide(&r, &viewer("partner:hie:HRESCH"), &ctx()), Err(Denied::Purpose(_))));
+}
+
+#[test]
+fn internal_notes_are_never_released_to_patient_facing_viewers() {
+    let note = json!({"resourceType": "DocumentReference", "id": "n", "subject": {"reference": "Patient/p"},
+        "type": {"coding": [{"system": "https://ehr.harbor-health.example/fhir/CodeSystem/note-type", "code": "internal-staff-note"}]}});
+    let r = record("1980-01-01", vec![note]);
+    let p = policy();
+    assert_eq!(decided(&p, &r, &viewer("patient"), &ctx())["DocumentReference/n"].1, vec!["exclusion:document-type"]);
+    assert!(shown(&decided(&p, &r, &viewer("staff"), &ctx()), "DocumentReference/n"));
+}
+
+#[test]
+fn holds_last_until_release_or_their_maximum_and_take_the_report_with_them() {
+    let p = policy_with(|t| t.replace("rules = []", "rules = [{ id = \"crit\", interpretations = [\"HH\"], max = \"7d\" }]"));
+    let mut k = obs("k", &[]);
+    k["interpretation"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "HH"}]}]);
+    let report = json!({"resourceType": "DiagnosticReport", "id": "bmp", "subject": {"reference": "Patient/p"}, "result": [{"reference": "Observation/k"}, {"reference": "Observation/na"}]});
+    let r = record("1970-01-01", vec![k, obs("na", &[]), report]);
+    let d = decided(&p, &r, &viewer("patient"), &ctx());
+    assert_eq!(d["Observation/k"].1, vec!["hold:crit"]);
+    assert_eq!(d["DiagnosticReport/bmp"].1, vec!["hold:with-its-report"]);
+    assert_eq!(d["Observation/na"].1, vec!["hold:with-its-report"]);
+    assert!(shown(&decided(&p, &r, &viewer("staff"), &ctx()), "Observation/k"), "staff are not held");
+    assert!(shown(&decided(&p, &r, &viewer("partner:hie:TREAT"), &ctx()), "Observation/k"), "partners are not held");
+    let mut released = ctx();
+    released.ledger.releases.insert("Observation/k".into());
+    assert!(shown(&decided(&p, &r, &viewer("patient"), &released), "DiagnosticReport/bmp"));
+    let later = PolicyContext { now: "2026-06-17T00:00:01Z".parse().unwrap(), ledger: PatientLedger::default() };
+    assert!(shown(&decided(&p, &r, &viewer("patient"), &later), "Observation/k"), "7 days after issue the hold ends");
+}
+
+#[test]
+fn a_patients_own_preference_holds_labelled_results() {
+    let r = record("1970-01-01", vec![obs("hiv", &["HIV", "R"]), obs("cbc", &[])]);
+    let mut c = ctx();
+    c.ledger.preferences.insert("HIV".into());
+    let d = decided(&policy(), &r, &viewer("patient"), &c);
+    assert_eq!(d["Observation/hiv"].1, vec!["hold:patient-preference"]);
+    assert!(shown(&d, "Observation/cbc"));
+}
+
+#[test]
+fn app_scopes_only_narrow() {
+    let vitals = json!({"resourceType": "Observation", "id": "bp", "subject": {"reference": "Patient/p"},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]});
+    let r = record("1970-01-01", vec![obs("cbc", &[]), vitals, json!({"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/p"}})]);
+    let app = Viewer::from_spec("patient", Some("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory")).unwrap();
+    let d = decided(&policy(), &r, &app, &ctx());
+    assert!(shown(&d, "Observation/cbc"));
+    assert_eq!(d["Observation/bp"].1, vec!["scope:not-granted"]);
+    assert_eq!(d["Condition/c"].1, vec!["scope:not-granted"]);
+    let proxy_app = Viewer::from_spec("proxy:MTH", Some("patient/*.read")).unwrap();
+    let teen = record("2010-01-01", vec![obs("cbc", &[])]);
+    assert!(!shown(&decided(&policy(), &teen, &proxy_app, &ctx()), "Observation/cbc"), "a wide scope does not widen a proxy");
+}
+
+#[test]
+fn released_copies_lose_references_to_withheld_items_and_proxies_lose_sensitivity_labels() {
+    let cond = json!({"resourceType": "Condition", "id": "sti", "subject": {"reference": "Patient/p"}, "meta": {"security": sec(&["STD", "R"])}});
+    let enc = json!({"resourceType": "Encounter", "id": "e", "subject": {"reference": "Patient/p"},
+        "diagnosis": [{"condition": {"reference": "Condition/sti", "display": "Chlamydia"}}], "meta": {"security": sec(&["HIV", "R"])}});
+    let r = record("2016-01-01", vec![cond, enc]);
+    let p = policy();
+    let (released, _) = p.decide(&r, &viewer("staff"), &ctx()).unwrap();
+    assert_eq!(label_codes(released.get("Condition", "sti").unwrap()), ["R", "STD"].iter().map(|s| s.to_string()).collect());
+    assert!(released.notices().is_empty(), "no withheld-notice for staff");
+    // Make the encounter visible to a proxy by dropping its minor-consented label.
+    let mut r2 = record("2016-01-01", vec![r.resources[1].clone(), r.resources[2].clone()]);
+    r2.resources[2]["meta"]["security"] = sec(&["GDIS", "R"]);
+    let (released, _) = p.decide(&r2, &viewer("proxy:MTH"), &ctx()).unwrap();
+    let enc = released.get("Encounter", "e").unwrap();
+    assert!(enc.get("diagnosis").is_none(), "{enc}");
+    assert!(!enc.to_string().contains("Chlamydia"));
+    assert_eq!(label_codes(enc), ["R".to_string()].into_iter().collect(), "sensitivity stripped, confidentiality kept");
+    assert!(released.get("Condition", "sti").is_none());
+    assert_eq!(released.notices().len(), 1, "the withheld-notice");
+}

@@ -1,0 +1,186 @@
+//! Holds: configured rules (by category, code, label, interpretation) and a patient's own
+//! preference keep a result from patient-facing viewers until a clinician releases it or
+//! its maximum period ends. Also the store of releases, preferences and partner consents
+//! ([`PolicyLedger`]). It never holds anything from partners or staff; that is decided in
+//! the decision, which asks this module only "is this resource held, and by what".
+
+use super::config::{HoldRule, HoldsConfig};
+use crate::fhir::{self, time::parse_range};
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use sqlx::Row;
+use std::collections::{BTreeSet, HashSet};
+
+/// What the store says about one patient, read once per decision.
+#[derive(Debug, Clone, Default)]
+pub struct PatientLedger {
+    /// Gateway `Type/id`s a clinician released.
+    pub releases: HashSet<String>,
+    /// Labels the patient asked to see only after review.
+    pub preferences: BTreeSet<String>,
+    pub consents: Vec<Consent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Consent {
+    pub id: String,
+    pub partner: String,
+    pub purposes: Vec<String>,
+    pub part2: bool,
+}
+
+/// The id of the hold keeping `resource` (with `labels`) back at `now`, if any.
+pub fn active_hold(
+    holds: &HoldsConfig,
+    ledger: &PatientLedger,
+    resource: &Value,
+    key: &str,
+    labels: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    zone: FixedOffset,
+) -> Option<String> {
+    if ledger.releases.contains(key) {
+        return None;
+    }
+    let issued = issued_at(resource, zone);
+    let within = |max: std::time::Duration| match issued {
+        Some(at) => now.timestamp() < at + max.as_secs() as i64,
+        // A result with no date cannot be shown to have waited long enough.
+        None => true,
+    };
+    for rule in &holds.rules {
+        if rule_matches(rule, resource, labels) && within(rule.max.std()) {
+            return Some(format!("hold:{}", rule.id));
+        }
+    }
+    if labels.iter().any(|l| ledger.preferences.contains(l)) && within(holds.preference_max.std()) {
+        return Some("hold:patient-preference".into());
+    }
+    None
+}
+
+fn rule_matches(rule: &HoldRule, r: &Value, labels: &BTreeSet<String>) -> bool {
+    let codings = |path: &str| -> Vec<(String, String)> {
+        fhir::path_values(r, path)
+            .into_iter()
+            .flat_map(|cc| fhir::path_values(cc, "coding"))
+            .filter_map(|c| Some((c.get("system")?.as_str()?.to_string(), c.get("code")?.as_str()?.to_string())))
+            .collect()
+    };
+    rule.categories.iter().any(|c| codings("category").iter().any(|(_, code)| code == c))
+        || rule.codes.iter().any(|c| codings("code").iter().any(|(s, code)| format!("{s}|{code}") == *c))
+        || rule.labels.iter().any(|l| labels.contains(l))
+        || rule.interpretations.iter().any(|i| codings("interpretation").iter().any(|(_, code)| code == i))
+}
+
+/// When a result was issued: `issued`, else its effective time, else `meta.lastUpdated`.
+fn issued_at(r: &Value, zone: FixedOffset) -> Option<i64> {
+    ["issued", "effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "date"]
+        .iter()
+        .find_map(|k| r.get(*k).and_then(Value::as_str))
+        .or_else(|| r.pointer("/effectivePeriod/start").and_then(Value::as_str))
+        .or_else(|| r.pointer("/meta/lastUpdated").and_then(Value::as_str))
+        .and_then(|t| parse_range(t, zone))
+        .map(|range| range.start)
+}
+
+/// Releases, preferences and consents in the store.
+#[derive(Clone)]
+pub struct PolicyLedger {
+    store: Store,
+}
+
+impl PolicyLedger {
+    pub fn new(store: Store) -> PolicyLedger {
+        PolicyLedger { store }
+    }
+
+    pub async fn for_patient(&self, patient_id: &str) -> Result<PatientLedger, StoreError> {
+        let pool = &self.store.pool;
+        let releases = sqlx::query("SELECT resource FROM hold_releases WHERE patient_id = $1")
+            .bind(patient_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        let preferences = sqlx::query("SELECT label FROM hold_preferences WHERE patient_id = $1")
+            .bind(patient_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| r.get::<String, _>(0))
+            .collect();
+        let consents = sqlx::query("SELECT id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL")
+            .bind(patient_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(|r| Consent {
+                id: r.get(0),
+                partner: r.get(1),
+                purposes: r.get::<String, _>(2).split(',').map(str::to_string).collect(),
+                part2: r.get::<i32, _>(3) != 0,
+            })
+            .collect();
+        Ok(PatientLedger { releases, preferences, consents })
+    }
+
+    /// Records a clinician's release of a held result. Releasing twice keeps the first.
+    pub async fn release(&self, patient_id: &str, resource: &str, by: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO hold_releases (patient_id, resource, released_by, released_at) VALUES ($1, $2, $3, $4) ON CONFLICT (patient_id, resource) DO NOTHING",
+        )
+        .bind(patient_id)
+        .bind(resource)
+        .bind(by)
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.store.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces the patient's review-first labels.
+    pub async fn set_preferences(&self, patient_id: &str, labels: &[String]) -> Result<(), StoreError> {
+        let mut tx = self.store.pool.begin().await?;
+        sqlx::query("DELETE FROM hold_preferences WHERE patient_id = $1").bind(patient_id).execute(&mut *tx).await?;
+        for l in labels {
+            sqlx::query("INSERT INTO hold_preferences (patient_id, label, set_at) VALUES ($1, $2, $3)")
+                .bind(patient_id)
+                .bind(l)
+                .bind(Utc::now().to_rfc3339())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a consent; returns its id.
+    pub async fn add_consent(&self, patient_id: &str, partner: &str, purposes: &[String], part2: bool, by: &str) -> Result<String, StoreError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO consents (id, patient_id, partner, purposes, part2, recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(&id)
+            .bind(patient_id)
+            .bind(partner)
+            .bind(purposes.join(","))
+            .bind(i32::from(part2))
+            .bind(by)
+            .bind(Utc::now().to_rfc3339())
+            .execute(&self.store.pool)
+            .await?;
+        Ok(id)
+    }
+
+    /// Revokes a consent; false when there was no such live consent.
+    pub async fn revoke_consent(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE consents SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(Utc::now().to_rfc3339())
+            .bind(id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,233 @@
+//! The security labeling service: labels one patient's merged record in place, before any
+//! decision. It keeps every label a source put in `meta.security` in its place and order
+//! (the only rewrite is the legacy code `NORDSLCD` → `NORDSCLCD`), infers v3-ActCode
+//! sensitivity and v3-Confidentiality labels from codes with the rules of `labels.toml`,
+//! adds `42CFRPart2` to what a Part 2 program holds, and propagates labels to the resources
+//! that carry the same fact. It only ever appends labels (DESIGN.md promise 3: "added
+//! `meta.security` labels"); it never removes, reorders or rewrites any other part of a
+//! source resource, and it never decides who sees what — that is the policy's job.
+
+mod codes;
+mod propagate;
+mod rules;
+mod vocab;
+
+#[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
+mod tests;
+
+use crate::aggregate::merge::SOURCE_TAG_SYSTEM;
+use crate::fhir;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+pub use vocab::{
+    confidentiality_rank, is_sensitivity, label_kind, sensitivity_codes, LabelKind, OBSERVATION_VALUE, PART2,
+    US_PRIVACY_LAW,
+};
+
+pub const ACT_CODE: &str = "http://terminology.hl7.org/CodeSystem/v3-ActCode";
+pub const CONFIDENTIALITY: &str = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality";
+
+/// Pseudo-rule id for labels the source sent.
+pub const FROM_SOURCE: &str = "source";
+/// Pseudo-rule id for the `42CFRPart2` label of data a Part 2 program holds.
+pub const FROM_PART2_PROGRAM: &str = "part2-program";
+
+/// One rule of `labels.toml` (`[[label_rules]]`): codes to look for and the labels to add
+/// when one of the resource's coded elements (see the rules module) has one of them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelRuleConfig {
+    /// Unique id, named in explanations.
+    pub id: String,
+    /// What the rule is for (free text).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Where the codes come from (code system release, value set), for reviewers.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// The v3-ActCode sensitivity code to add (HIV, ETH, MH, …; see [`sensitivity_codes`]).
+    pub sensitivity: String,
+    /// `R` or `V`: added unless the resource already has this confidentiality or higher.
+    #[serde(default)]
+    pub confidentiality: Option<String>,
+    /// ICD-10-CM prefixes ("B20", "Z20.6") and inclusive ranges ("F10-F16"), on the code
+    /// without its dot, case-insensitive.
+    #[serde(default)]
+    pub icd10cm: Vec<String>,
+    /// ICD-10-CM prefixes and ranges never matched by this rule (F17 for substance use).
+    #[serde(default)]
+    pub icd10cm_exclude: Vec<String>,
+    /// SNOMED CT concept ids (check digit verified).
+    #[serde(default)]
+    pub snomed: Vec<String>,
+    /// LOINC codes (check digit verified).
+    #[serde(default)]
+    pub loinc: Vec<String>,
+    /// RxNorm RxCUIs (ingredients or clinical drugs, as the sources send them).
+    #[serde(default)]
+    pub rxnorm: Vec<String>,
+    /// CPT codes.
+    #[serde(default)]
+    pub cpt: Vec<String>,
+    /// Other codings as `system|code` (local note types, CVX …).
+    #[serde(default)]
+    pub codings: Vec<String>,
+    /// DiagnosticReport.category codes of HL7 v2 table 0074 (GE = genetics).
+    #[serde(default)]
+    pub report_category: Vec<String>,
+}
+
+/// Compiled label rules.
+#[derive(Debug, Clone, Default)]
+pub struct Labeler {
+    rules: Vec<rules::Rule>,
+}
+
+impl Labeler {
+    /// Compiles rules; errors name the rule id and what is wrong (unknown label code,
+    /// malformed ICD-10-CM range such as "F16-F10" or "X", a LOINC or SNOMED CT code with a
+    /// wrong check digit, empty matcher, duplicate id …).
+    pub fn new(rules: &[LabelRuleConfig]) -> Result<Labeler, String> {
+        let mut seen = HashSet::new();
+        let mut compiled = Vec::with_capacity(rules.len());
+        for (n, config) in rules.iter().enumerate() {
+            let id = config.id.trim();
+            if id.is_empty() {
+                return Err(format!("label rule #{} has an empty id", n + 1));
+            }
+            if id != config.id || id.chars().any(char::is_whitespace) {
+                return Err(format!("label rule `{}`: the id must not contain spaces", config.id));
+            }
+            if id == FROM_SOURCE || id == FROM_PART2_PROGRAM || id.starts_with("propagated:") {
+                return Err(format!("label rule `{id}`: the id is reserved for labels not made by a rule"));
+            }
+            if !seen.insert(id) {
+                return Err(format!("label rule `{id}`: duplicate id"));
+            }
+            compiled.push(rules::Rule::compile(config).map_err(|e| format!("label rule `{id}`: {e}"))?);
+        }
+        Ok(Labeler { rules: compiled })
+    }
+
+    /// Labels one patient's merged record in place; returns, per `Type/id` (ids as they are
+    /// in the resources), the ids of what added labels to it, in order: `source` when the
+    /// source sent labels, the ids of the rules that added a label (a rule whose labels were
+    /// all there already is not listed), `part2-program` for the `42CFRPart2` label of a
+    /// resource other than the Patient held by a source in `part2_sources` (the codes of its
+    /// provenance `meta.tag`s), and `propagated:<Type/id>` for labels copied from a related
+    /// resource. Resources without any label are absent.
+    pub fn label_record(
+        &self,
+        resources: &mut [Value],
+        part2_sources: &HashSet<String>,
+    ) -> BTreeMap<String, Vec<String>> {
+        let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for r in resources.iter_mut() {
+            let mut why: Vec<String> = Vec::new();
+            if normalize_source_labels(r) {
+                why.push(FROM_SOURCE.into());
+            }
+            for rule in &self.rules {
+                if rule.matches(r) && apply_rule(r, rule.sensitivity, rule.confidentiality) {
+                    why.push(rule.id.clone());
+                }
+            }
+            if is_part2_data(r, part2_sources) && add_label(r, vocab::part2_coding()) {
+                why.push(FROM_PART2_PROGRAM.into());
+            }
+            if let (false, Some(key)) = (why.is_empty(), propagate::key_of(r)) {
+                added.insert(key, why);
+            }
+        }
+        propagate::run(resources, &mut added);
+        added
+    }
+}
+
+/// Rewrites legacy `NORDSLCD` codes to `NORDSCLCD` in place; true when the source sent any
+/// `meta.security` label.
+fn normalize_source_labels(r: &mut Value) -> bool {
+    let Some(list) = r.pointer_mut("/meta/security").and_then(Value::as_array_mut) else { return false };
+    for coding in list.iter_mut().filter(|c| vocab::is_legacy_nordsclcd(c)) {
+        coding["code"] = json!("NORDSCLCD");
+    }
+    !list.is_empty()
+}
+
+/// Adds a rule's labels; true when it added any.
+fn apply_rule(r: &mut Value, sensitivity: &str, confidentiality: Option<&str>) -> bool {
+    let mut any = vocab::sensitivity_coding(sensitivity).is_some_and(|c| add_label(r, c));
+    if let Some(coding) = confidentiality.and_then(vocab::confidentiality_coding) {
+        any |= add_label(r, coding);
+    }
+    any
+}
+
+/// Appends `coding` to `meta.security` unless the same label is there (a confidentiality
+/// label unless one as high or higher is there). Creates `meta.security` when missing;
+/// leaves a malformed (non-object `meta`, non-array `security`) resource alone.
+fn add_label(r: &mut Value, coding: Value) -> bool {
+    let identity = vocab::identity(&coding);
+    let new_rank =
+        (vocab::label_kind(&coding) == LabelKind::Confidentiality).then(|| confidentiality_rank(&identity.1)).flatten();
+    let present = fhir::path_values(r, "meta.security").into_iter().any(|existing| {
+        let same = vocab::identity(existing) == identity;
+        let as_high = new_rank.is_some_and(|new| {
+            vocab::label_kind(existing) == LabelKind::Confidentiality
+                && existing
+                    .get("code")
+                    .and_then(Value::as_str)
+                    .and_then(confidentiality_rank)
+                    .is_some_and(|old| old >= new)
+        });
+        same || as_high
+    });
+    if present {
+        return false;
+    }
+    let Some(obj) = r.as_object_mut() else { return false };
+    let Some(meta) = obj.entry("meta").or_insert_with(|| json!({})).as_object_mut() else { return false };
+    let Some(list) = meta.entry("security").or_insert_with(|| json!([])).as_array_mut() else { return false };
+    list.push(coding);
+    true
+}
+
+/// True when a Part 2 program holds `r` and it is not the Patient. The merged Patient is the
+/// record's identity anchor, built from every source and always shown to whoever may see
+/// the patient: a `42CFRPart2` label on it would protect nothing and, stamped with the
+/// redisclosure notice, would tell every partner that the person is in a Part 2 program.
+fn is_part2_data(r: &Value, part2_sources: &HashSet<String>) -> bool {
+    fhir::resource_type(r) != Some("Patient") && holders(r).iter().any(|h| part2_sources.contains(h))
+}
+
+/// The sources holding a resource: codes of its provenance `meta.tag`s.
+fn holders(r: &Value) -> Vec<String> {
+    fhir::path_values(r, "meta.tag")
+        .into_iter()
+        .filter(|t| t.get("system").and_then(Value::as_str) == Some(SOURCE_TAG_SYSTEM))
+        .filter_map(|t| t.get("code").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// The label codes in a resource's `meta.security`, of every kind (e.g. {"HIV", "R"}); the
+/// legacy `NORDSLCD` reads as `NORDSCLCD`.
+pub fn labels_of(resource: &Value) -> BTreeSet<String> {
+    fhir::path_values(resource, "meta.security")
+        .into_iter()
+        .filter_map(|c| c.get("code").and_then(Value::as_str))
+        .map(|c| if c == "NORDSLCD" { "NORDSCLCD".to_string() } else { c.to_string() })
+        .collect()
+}
+
+/// The sensitivity codes (see [`is_sensitivity`]) in a resource's `meta.security`.
+pub fn sensitivity_labels_of(resource: &Value) -> BTreeSet<String> {
+    fhir::path_values(resource, "meta.security")
+        .into_iter()
+        .filter(|c| is_sensitivity(c))
+        .filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}

@@ -1,0 +1,17 @@
+//! Privacy policy: labels (inferred from codes), viewers, minors and proxies, holds,
+//! exclusions, partners and 42 CFR Part 2 — one decision for every output path, and its
+//! explanation for HIM staff. Only this module can build a [`Released`] record, and every
+//! renderer accepts nothing else (DESIGN.md promise 1). It knows nothing of HTTP.
+
+pub mod config;
+mod decide;
+pub mod holds;
+pub mod labels;
+pub mod minors;
+mod released;
+pub mod viewer;
+
+pub use config::{PolicyConfig, PolicyError};
+pub use decide::{label_codes, Decision, Denied, Explanation, Policy, PolicyContext};
+pub use released::Released;
+pub use viewer::{Role, Viewer};

@@ -1,0 +1,169 @@
+//! The released record: what one viewer may see of one patient's record, and nothing else.
+//! Only the policy module can build one (DESIGN.md promise 1); every renderer takes it. On
+//! the way out, references to withheld resources are removed so nothing dangles and no
+//! display text leaks, and sensitivity labels are stripped for viewers who must not learn
+//! the fact a label names.
+
+use crate::aggregate::Record;
+use crate::fhir::{self, outcome::Issue, reference};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Debug)]
+pub struct Released {
+    patient_id: String,
+    resources: Vec<Value>,
+    positions: HashMap<String, usize>,
+    notices: Vec<Issue>,
+}
+
+/// How the released copies are finished.
+pub(super) struct Finish<'a> {
+    /// Indexes (into the record) of the resources released.
+    pub keep: &'a [usize],
+    /// Keys of everything withheld, for reference pruning.
+    pub withheld: &'a HashSet<String>,
+    pub strip_sensitivity: bool,
+    /// Indexes that get the Part 2 labels (R, 42CFRPart2, NORDSCLCD).
+    pub part2_stamp: &'a HashSet<usize>,
+    pub notices: Vec<Issue>,
+}
+
+impl Released {
+    pub(super) fn build(record: &Record, finish: Finish<'_>) -> Released {
+        let mut new_index = HashMap::new();
+        let resources: Vec<Value> = finish
+            .keep
+            .iter()
+            .enumerate()
+            .map(|(n, &i)| {
+                new_index.insert(i, n);
+                let mut r = record.resources[i].clone();
+                prune(&mut r, finish.withheld);
+                if finish.strip_sensitivity {
+                    strip_sensitivity(&mut r);
+                }
+                if finish.part2_stamp.contains(&i) {
+                    stamp_part2(&mut r);
+                }
+                r
+            })
+            .collect();
+        let positions = record.keys().filter_map(|(k, i)| Some((k.to_string(), *new_index.get(&i)?))).collect();
+        Released { patient_id: record.patient_id.clone(), resources, positions, notices: finish.notices }
+    }
+
+    pub fn patient_id(&self) -> &str {
+        &self.patient_id
+    }
+
+    /// Patient first, then by type and id.
+    pub fn resources(&self) -> &[Value] {
+        &self.resources
+    }
+
+    pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {
+        self.positions.get(&format!("{resource_type}/{id}")).map(|&i| &self.resources[i])
+    }
+
+    pub fn patient(&self) -> Option<&Value> {
+        self.resources.first().filter(|r| fhir::resource_type(r) == Some("Patient"))
+    }
+
+    /// Notices the answer must carry (the withheld-notice, the Part 2 redisclosure notice).
+    pub fn notices(&self) -> &[Issue] {
+        &self.notices
+    }
+}
+
+fn points_to_withheld(v: &Value, withheld: &HashSet<String>) -> bool {
+    v.get("reference")
+        .and_then(Value::as_str)
+        .and_then(reference::parse)
+        .is_some_and(|(t, id)| withheld.contains(&format!("{t}/{id}")))
+}
+
+/// Removes every reference to a withheld resource: a reference in a list goes, a backbone
+/// element in a list that holds one goes, a reference field goes; lists emptied by this go.
+fn prune(v: &mut Value, withheld: &HashSet<String>) {
+    match v {
+        Value::Array(items) => {
+            items.retain(|it| {
+                !points_to_withheld(it, withheld) && !it.as_object().is_some_and(|o| o.values().any(|x| points_to_withheld(x, withheld)))
+            });
+            items.iter_mut().for_each(|it| prune(it, withheld));
+        }
+        Value::Object(map) => {
+            map.retain(|_, x| !points_to_withheld(x, withheld));
+            let mut emptied = Vec::new();
+            for (k, x) in map.iter_mut() {
+                let before = x.as_array().map(Vec::len);
+                prune(x, withheld);
+                if before.is_some_and(|n| n > 0) && x.as_array().is_some_and(Vec::is_empty) {
+                    emptied.push(k.clone());
+                }
+            }
+            for k in emptied {
+                map.remove(&k);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn strip_sensitivity(r: &mut Value) {
+    let Some(security) = r.pointer_mut("/meta/security").and_then(Value::as_array_mut) else { return };
+    security.retain(|c| !super::config::is_sensitivity_label(c));
+    if security.is_empty() {
+        if let Some(meta) = r.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("security");
+        }
+    }
+}
+
+fn stamp_part2(r: &mut Value) {
+    use super::labels::{ACT_CODE, CONFIDENTIALITY};
+    let wanted = [
+        (CONFIDENTIALITY, "R", "restricted"),
+        (ACT_CODE, "42CFRPart2", "42 CFR Part2"),
+        (ACT_CODE, "NORDSCLCD", "no redisclosure without consent directive"),
+    ];
+    let Some(obj) = r.as_object_mut() else { return };
+    let meta = obj.entry("meta").or_insert_with(|| json!({}));
+    let Some(meta) = meta.as_object_mut() else { return };
+    let security = meta.entry("security").or_insert_with(|| json!([]));
+    let Some(list) = security.as_array_mut() else { return };
+    for (system, code, display) in wanted {
+        if !list.iter().any(|c| c.get("code").and_then(Value::as_str) == Some(code)) {
+            list.push(json!({"system": system, "code": code, "display": display}));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_removes_references_backbones_and_emptied_lists_only() {
+        let withheld: HashSet<String> = ["Condition/x".to_string(), "Observation/o2".to_string()].into();
+        let mut enc = json!({
+            "resourceType": "Encounter",
+            "diagnosis": [{"condition": {"reference": "Condition/x", "display": "Opioid dependence"}, "rank": 1},
+                          {"condition": {"reference": "Condition/y"}, "rank": 2}],
+            "reasonReference": [{"reference": "Condition/x"}],
+            "partOf": {"reference": "Encounter/e0"},
+            "note": []
+        });
+        prune(&mut enc, &withheld);
+        assert_eq!(enc, json!({
+            "resourceType": "Encounter",
+            "diagnosis": [{"condition": {"reference": "Condition/y"}, "rank": 2}],
+            "partOf": {"reference": "Encounter/e0"},
+            "note": []
+        }));
+        let mut obs = json!({"hasMember": [{"reference": "Observation/o2"}], "derivedFrom": [{"reference": "Observation/o1"}], "focus": {"reference": "Condition/x"}});
+        prune(&mut obs, &withheld);
+        assert_eq!(obs, json!({"derivedFrom": [{"reference": "Observation/o1"}]}));
+    }
+}
