@@ -5,7 +5,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::auth::Access;
-use crate::policy::config::KNOWN_LABELS;
+use crate::policy::config::is_known_label;
 use crate::policy::holds::PolicyLedger;
 use std::sync::Arc;
 
@@ -61,7 +61,7 @@ impl Him {
     /// Sets the labels whose results the patient sees only after clinician review.
     pub async fn set_preferences(&self, access: &Access, patient: &str, labels: &[String]) -> Result<(), HimError> {
         staff(access)?;
-        if let Some(bad) = labels.iter().find(|l| !KNOWN_LABELS.contains(&l.as_str())) {
+        if let Some(bad) = labels.iter().find(|l| !is_known_label(l)) {
             return Err(HimError::Invalid(format!("`{bad}` is not a known security label")));
         }
         let patient_id = self.patient_id(patient)?;

@@ -141,20 +141,10 @@ pub struct PartnersConfig {
     pub emergency_purposes: Vec<String>,
 }
 
-/// Security label codes a policy may name: v3-ActCode sensitivity codes, v3-Confidentiality,
-/// the Part 2 privacy law and its no-redisclosure handling code.
-pub const KNOWN_LABELS: &[&str] = &[
-    "HIV", "STD", "ETH", "SUD", "BH", "MH", "PSY", "SEX", "PREGNANT", "SDV", "GDIS", "GENDER", "SOC", "SICKLE", "DEMO",
-    "DIA", "DRGIS", "DRG", "ADOL", "TBOO", "LOCIS", "RACE", "REL", "SPI", "N", "R", "V", "42CFRPart2", "NORDSCLCD",
-];
-
-/// True for a `meta.security` coding whose code names a sensitive fact (HIV, ETH, …): the
-/// label itself discloses it. Confidentiality (N/R/V), integrity (REDACTED), the Part 2 law
-/// and its handling code are not sensitivity labels.
-pub fn is_sensitivity_label(coding: &serde_json::Value) -> bool {
-    let code = coding.get("code").and_then(serde_json::Value::as_str).unwrap_or("");
-    let system = coding.get("system").and_then(serde_json::Value::as_str).unwrap_or("");
-    system == super::labels::ACT_CODE && KNOWN_LABELS.contains(&code) && !matches!(code, "N" | "R" | "V" | "42CFRPart2" | "NORDSCLCD")
+/// True for a label code a policy may name: a v3-ActCode sensitivity code, a
+/// confidentiality code (N/R/V), the Part 2 privacy law or its no-redisclosure handling code.
+pub fn is_known_label(code: &str) -> bool {
+    super::labels::sensitivity_codes().contains(&code) || matches!(code, "N" | "R" | "V" | "42CFRPart2" | "NORDSCLCD")
 }
 
 const EMBEDDED_POLICY: &str = include_str!("../../config/policy.toml");
@@ -207,7 +197,7 @@ impl PolicyConfig {
 
     fn validate(&self) -> Result<(), (String, String)> {
         let check_labels = |key: &str, codes: &[String]| {
-            codes.iter().find(|c| !KNOWN_LABELS.contains(&c.as_str())).map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
+            codes.iter().find(|c| !is_known_label(c)).map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
         };
         check_labels("minors.minor_consented_labels", &self.minors.minor_consented_labels)?;
         for t in &self.minors.proxy_limited_types {

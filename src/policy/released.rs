@@ -49,6 +49,10 @@ impl Released {
                 r
             })
             .collect();
+        let mut resources = resources;
+        if !finish.withheld.is_empty() {
+            hide_unseen_sources(&mut resources);
+        }
         let positions = record.keys().filter_map(|(k, i)| Some((k.to_string(), *new_index.get(&i)?))).collect();
         Released { patient_id: record.patient_id.clone(), resources, positions, notices: finish.notices }
     }
@@ -111,9 +115,35 @@ fn prune(v: &mut Value, withheld: &HashSet<String>) {
     }
 }
 
+/// The Patient resource is tagged with every system that holds the person. When something
+/// was withheld, a tag naming a system none of whose other data is shown would disclose what
+/// was withheld (a parent learning that the teen is known to a behavioral health clinic), so
+/// the Patient keeps only the tags of systems whose data the viewer receives.
+fn hide_unseen_sources(resources: &mut [Value]) {
+    use crate::aggregate::merge::{meta_source, SOURCE_TAG_SYSTEM};
+    let tag_codes = |r: &Value| -> Vec<String> {
+        fhir::path_values(r, "meta.tag")
+            .into_iter()
+            .filter(|t| t.get("system").and_then(Value::as_str) == Some(SOURCE_TAG_SYSTEM))
+            .filter_map(|t| t.get("code").and_then(Value::as_str).map(str::to_string))
+            .collect()
+    };
+    let seen: HashSet<String> = resources.iter().filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(tag_codes).collect();
+    let Some(patient) = resources.iter_mut().find(|r| fhir::resource_type(r) == Some("Patient")) else { return };
+    let primary = patient.pointer("/meta/source").and_then(Value::as_str).map(str::to_string);
+    if let Some(tags) = patient.pointer_mut("/meta/tag").and_then(Value::as_array_mut) {
+        tags.retain(|t| {
+            let code = t.get("code").and_then(Value::as_str).unwrap_or("");
+            t.get("system").and_then(Value::as_str) != Some(SOURCE_TAG_SYSTEM)
+                || seen.contains(code)
+                || primary.as_deref() == Some(meta_source(code).as_str())
+        });
+    }
+}
+
 fn strip_sensitivity(r: &mut Value) {
     let Some(security) = r.pointer_mut("/meta/security").and_then(Value::as_array_mut) else { return };
-    security.retain(|c| !super::config::is_sensitivity_label(c));
+    security.retain(|c| !super::labels::is_sensitivity(c));
     if security.is_empty() {
         if let Some(meta) = r.get_mut("meta").and_then(Value::as_object_mut) {
             meta.remove("security");

@@ -207,3 +207,34 @@ fn released_copies_lose_references_to_withheld_items_and_proxies_lose_sensitivit
     assert!(released.get("Condition", "sti").is_none());
     assert_eq!(released.notices().len(), 1, "the withheld-notice");
 }
+
+#[test]
+fn the_patient_does_not_name_a_system_whose_data_was_all_withheld() {
+    let tag = |code: &str| json!({"system": crate::aggregate::merge::SOURCE_TAG_SYSTEM, "code": code});
+    let mut r = record(
+        "1990-01-01",
+        vec![
+            {
+                let mut o = obs("oud", &["42CFRPart2", "ETH", "R"]);
+                o["meta"]["tag"] = json!([tag("behavioral")]);
+                o
+            },
+            {
+                let mut o = obs("cbc", &[]);
+                o["meta"]["tag"] = json!([tag("ehr")]);
+                o
+            },
+        ],
+    );
+    r.resources[0]["meta"] = json!({"source": "urn:portico:source:ehr", "tag": [tag("ehr"), tag("behavioral")]});
+    let p = policy();
+    let tags = |released: &Released| -> Vec<String> {
+        released.patient().unwrap()["meta"]["tag"].as_array().unwrap().iter().map(|t| t["code"].as_str().unwrap().to_string()).collect()
+    };
+    let (partner, _) = p.decide(&r, &viewer("partner:hie:TREAT"), &ctx()).unwrap();
+    assert_eq!(tags(&partner), vec!["ehr"]);
+    let (staff, _) = p.decide(&r, &viewer("staff"), &ctx()).unwrap();
+    assert_eq!(tags(&staff), vec!["ehr", "behavioral"]);
+    let (emergency, _) = p.decide(&r, &viewer("partner:hie:ETREAT"), &ctx()).unwrap();
+    assert_eq!(tags(&emergency), vec!["ehr", "behavioral"]);
+}
