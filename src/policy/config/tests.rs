@@ -31,7 +31,7 @@ fn overlapping_or_gapped_bands_are_refused() {
 
 #[test]
 fn unknown_labels_purposes_jurisdictions_and_keys_are_refused() {
-    let e = check(&demo_text().replace("\"SDV\"]", "\"SDV\", \"GOSSIP\"]")).unwrap_err();
+    let e = check(&demo_text().replace("\"42CFRPart2\"]", "\"42CFRPart2\", \"GOSSIP\"]")).unwrap_err();
     assert_eq!(e, "policy.toml: minors.minor_consented_labels: `GOSSIP` is not a known security label");
     let e = check(&demo_text().replace("emergency_purposes = [\"ETREAT\", \"BTG\"]", "emergency_purposes = [\"HRESCH\"]")).unwrap_err();
     assert!(e.contains("partners.emergency_purposes") && e.contains("HRESCH"), "{e}");
