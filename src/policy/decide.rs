@@ -102,6 +102,7 @@ impl Policy {
             explanations.push(Explanation { resource: key, decision, rules, labels: labels.into_iter().collect() });
         }
         self.hold_families(record, &mut explanations, viewer);
+        supporting_follow_what_is_shown(record, &mut explanations);
         // The patient resource is never withheld from someone who may see the patient.
         if let Some(first) = explanations.first_mut().filter(|e| e.resource.starts_with("Patient/")) {
             first.decision = Decision::Shown;
@@ -158,7 +159,7 @@ impl Policy {
             for l in labels.iter().filter(|l| self.config.minors.minor_consented_labels.contains(l)) {
                 rules.push(format!("minors:minor-consented:{l}"));
             }
-            if access == ProxyAccess::Limited && t != "Patient" {
+            if access == ProxyAccess::Limited && t != "Patient" && !fhir::SUPPORTING_TYPES.contains(&t) {
                 if !self.config.minors.proxy_limited_types.iter().any(|x| x == t) {
                     rules.push("minors:proxy-limited-type".into());
                 } else if labels.iter().any(|l| l != "N") {
@@ -222,6 +223,37 @@ impl Policy {
                     e.decision = Decision::Withheld;
                 }
             }
+        }
+    }
+}
+
+/// Practitioners, Organizations, Locations … are shown only when something shown refers to
+/// them (directly or through another shown one): a clinic or clinician that only withheld
+/// data points at would otherwise disclose it.
+fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanation]) {
+    let is_supporting = |i: usize| fhir::resource_type(&record.resources[i]).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t));
+    let supporting: std::collections::HashMap<&str, usize> =
+        (0..explanations.len()).filter(|&i| is_supporting(i)).map(|i| (explanations[i].resource.as_str(), i)).collect();
+    let shown_supporting: Vec<usize> =
+        supporting.values().copied().filter(|&j| explanations[j].decision == Decision::Shown).collect();
+    let mut reached: HashSet<String> = HashSet::new();
+    let mut frontier: Vec<usize> = (0..explanations.len()).filter(|&i| !is_supporting(i) && explanations[i].decision == Decision::Shown).collect();
+    while let Some(i) = frontier.pop() {
+        for target in reference::all(&record.resources[i]) {
+            let Some((t, id)) = reference::parse(&target) else { continue };
+            let key = format!("{t}/{id}");
+            if !reached.insert(key.clone()) {
+                continue;
+            }
+            if let Some(&j) = supporting.get(key.as_str()).filter(|j| shown_supporting.contains(j)) {
+                frontier.push(j);
+            }
+        }
+    }
+    for (i, e) in explanations.iter_mut().enumerate() {
+        if is_supporting(i) && e.decision == Decision::Shown && !reached.contains(&e.resource) {
+            e.decision = Decision::Withheld;
+            e.rules.push("supporting:not-referenced".into());
         }
     }
 }

@@ -238,3 +238,25 @@ fn the_patient_does_not_name_a_system_whose_data_was_all_withheld() {
     let (emergency, _) = p.decide(&r, &viewer("partner:hie:ETREAT"), &ctx()).unwrap();
     assert_eq!(tags(&emergency), vec!["ehr", "behavioral"]);
 }
+
+#[test]
+fn clinics_and_clinicians_are_shown_only_through_what_is_shown() {
+    let mut oud = obs("oud", &["42CFRPart2", "ETH", "R"]);
+    oud["performer"] = json!([{"reference": "Organization/clinic"}]);
+    let mut cbc = obs("cbc", &[]);
+    cbc["performer"] = json!([{"reference": "Practitioner/doc"}]);
+    let r = record(
+        "1990-01-01",
+        vec![
+            oud,
+            cbc,
+            json!({"resourceType": "Organization", "id": "clinic", "name": "Harbor Behavioral Health Clinic"}),
+            json!({"resourceType": "Organization", "id": "lab", "name": "Bayview"}),
+            json!({"resourceType": "Practitioner", "id": "doc", "extension": [{"url": "x", "valueReference": {"reference": "Organization/lab"}}]}),
+        ],
+    );
+    let d = decided(&policy(), &r, &viewer("partner:hie:TREAT"), &ctx());
+    assert_eq!(d["Organization/clinic"].1, vec!["supporting:not-referenced"]);
+    assert!(shown(&d, "Practitioner/doc") && shown(&d, "Organization/lab"), "reached through the shown result and its performer");
+    assert!(shown(&decided(&policy(), &r, &viewer("staff"), &ctx()), "Organization/clinic"));
+}
