@@ -100,6 +100,12 @@ impl Reader {
             Denied::NoAccess(_) => ReadError::NotFound,
             Denied::Purpose(p) => ReadError::Forbidden(format!("purpose of use `{p}` is not permitted")),
         })?;
+        let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
+        if emergency > 0 {
+            // Until the audit trail lands (AuditEvent), emergency Part 2 disclosures are at
+            // least logged, with ids only.
+            tracing::warn!(actor = %viewer.actor, patient = %record.patient_id, resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
+        }
         for e in &mut explanations {
             if let Some(rules) = record.label_rules.get(&e.resource) {
                 e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
