@@ -21,4 +21,6 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 patients=$(./target/debug/portico patients --config config/portico.toml --json | "$venv/bin/python" -c 'import json,sys; print(" ".join(l["gateway_id"] for l in json.load(sys.stdin)["links"]))')
-"$venv/bin/python" conformance/validate_r4.py "http://127.0.0.1:$port/fhir" portico-demo-token-loopback-only $patients
+# Staff first (every patient), then the demo's other viewers (config/portico.toml).
+tokens=portico-demo-token-loopback-only,demo-maya-rodriguez-self,demo-maya-mother-proxy,demo-ethan-mother-proxy,demo-bob-martinez-lab-app,demo-hie-partner-treatment
+"$venv/bin/python" conformance/validate_r4.py "http://127.0.0.1:$port/fhir" "$tokens" $patients
