@@ -48,7 +48,8 @@ impl Him {
         staff(access)?;
         let patient_id = self.patient_id(patient)?;
         let record = self.aggregator.record(&patient_id).await.map_err(|_| HimError::UnknownPatient(patient.into()))?;
-        let (t, id) = resource.split_once('/').ok_or_else(|| HimError::Invalid(format!("`{resource}` is not Type/id")))?;
+        let (t, id) =
+            resource.split_once('/').ok_or_else(|| HimError::Invalid(format!("`{resource}` is not Type/id")))?;
         let kept = record.get(t, id).ok_or_else(|| HimError::UnknownResource(resource.into()))?;
         // Release under the id the record uses, whichever alias was named.
         let key = format!("{t}/{}", kept["id"].as_str().unwrap_or(id));
@@ -69,7 +70,15 @@ impl Him {
     }
 
     /// Records a patient's consent for a partner; returns the consent id.
-    pub async fn add_consent(&self, access: &Access, patient: &str, partner: &str, purposes: &[String], part2: bool, by: &str) -> Result<String, HimError> {
+    pub async fn add_consent(
+        &self,
+        access: &Access,
+        patient: &str,
+        partner: &str,
+        purposes: &[String],
+        part2: bool,
+        by: &str,
+    ) -> Result<String, HimError> {
         staff(access)?;
         if partner.trim().is_empty() || purposes.is_empty() {
             return Err(HimError::Invalid("a consent names a partner and at least one purpose".into()));

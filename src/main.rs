@@ -270,26 +270,43 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Policy { command: PolicyCommand::Explain { config, patient, viewer, scopes, at, json } } => {
             let viewer = portico::policy::Viewer::from_spec(&viewer, scopes.as_deref())?;
             let at = match at {
-                Some(t) => chrono::DateTime::parse_from_rfc3339(&t).map_err(|e| format!("--at {t}: {e}"))?.with_timezone(&chrono::Utc),
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .map_err(|e| format!("--at {t}: {e}"))?
+                    .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
             let (app, him) = him_for(&config).await?;
             let patient = him.patient_id(&patient).map_err(|e| e.to_string())?;
-            let explanations = app.reader().explain(&operator(), &patient, &viewer, at).await.map_err(|e| e.to_string())?;
+            let explanations =
+                app.reader().explain(&operator(), &patient, &viewer, at).await.map_err(|e| e.to_string())?;
             if json {
                 let out = serde_json::json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations});
                 println!("{}", serde_json::to_string_pretty(&out).expect("json"));
             } else {
-                println!("patient {patient}, viewer {}, at {}", viewer.actor.trim_start_matches("viewer-spec:"), at.to_rfc3339());
+                println!(
+                    "patient {patient}, viewer {}, at {}",
+                    viewer.actor.trim_start_matches("viewer-spec:"),
+                    at.to_rfc3339()
+                );
                 for e in &explanations {
                     let decision = match e.decision {
                         portico::policy::Decision::Shown => "shown   ",
                         portico::policy::Decision::Withheld => "WITHHELD",
                     };
-                    println!("{decision} {:<48} labels [{}]  rules [{}]", e.resource, e.labels.join(","), e.rules.join(", "));
+                    println!(
+                        "{decision} {:<48} labels [{}]  rules [{}]",
+                        e.resource,
+                        e.labels.join(","),
+                        e.rules.join(", ")
+                    );
                 }
-                let withheld = explanations.iter().filter(|e| e.decision == portico::policy::Decision::Withheld).count();
-                println!("\n{} resources: {} shown, {withheld} withheld", explanations.len(), explanations.len() - withheld);
+                let withheld =
+                    explanations.iter().filter(|e| e.decision == portico::policy::Decision::Withheld).count();
+                println!(
+                    "\n{} resources: {} shown, {withheld} withheld",
+                    explanations.len(),
+                    explanations.len() - withheld
+                );
             }
             Ok(())
         }
@@ -300,16 +317,21 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::HoldPreference { config, patient, labels } => {
-            let labels: Vec<String> = labels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
+            let labels: Vec<String> =
+                labels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
             let (_app, him) = him_for(&config).await?;
             him.set_preferences(&operator(), &patient, &labels).await.map_err(|e| e.to_string())?;
             println!("review-first labels for {patient}: [{}]", labels.join(","));
             Ok(())
         }
         Command::Consent { command: ConsentCommand::Grant { config, patient, partner, purpose, part2, by } } => {
-            let purposes: Vec<String> = purpose.split(',').map(|p| p.trim().to_uppercase()).filter(|p| !p.is_empty()).collect();
+            let purposes: Vec<String> =
+                purpose.split(',').map(|p| p.trim().to_uppercase()).filter(|p| !p.is_empty()).collect();
             let (_app, him) = him_for(&config).await?;
-            let id = him.add_consent(&operator(), &patient, &partner, &purposes, part2, &by).await.map_err(|e| e.to_string())?;
+            let id = him
+                .add_consent(&operator(), &patient, &partner, &purposes, part2, &by)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("consent {id} recorded");
             Ok(())
         }

@@ -50,12 +50,17 @@ async fn explain(
     let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let viewer = Viewer::from_spec(&q.viewer, q.scopes.as_deref()).map_err(ApiError::BadInput)?;
     let at = match &q.at {
-        Some(t) => chrono::DateTime::parse_from_rfc3339(t).map_err(|e| ApiError::BadInput(format!("at: {e}")))?.with_timezone(&chrono::Utc),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map_err(|e| ApiError::BadInput(format!("at: {e}")))?
+            .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
     let patient = state.him.patient_id(&q.patient)?;
     let explanations = state.reader.explain(&access, &patient, &viewer, at).await?;
-    Ok(fhir_json(StatusCode::OK, &json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations})))
+    Ok(fhir_json(
+        StatusCode::OK,
+        &json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations}),
+    ))
 }
 
 #[derive(Deserialize)]

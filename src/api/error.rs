@@ -48,8 +48,13 @@ impl ApiError {
             ApiError::Him(crate::him::HimError::UnknownPatient(_) | crate::him::HimError::UnknownResource(_)) => {
                 (StatusCode::NOT_FOUND, Issue::error("not-found", text))
             }
-            ApiError::Him(crate::him::HimError::Invalid(_)) | ApiError::BadInput(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
-            ApiError::Him(crate::him::HimError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", "the gateway's store is unavailable".to_string())),
+            ApiError::Him(crate::him::HimError::Invalid(_)) | ApiError::BadInput(_) => {
+                (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
+            }
+            ApiError::Him(crate::him::HimError::Store(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Issue::error("exception", "the gateway's store is unavailable".to_string()),
+            ),
             ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
         }
     }

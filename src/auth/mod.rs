@@ -48,7 +48,10 @@ impl DevTokens {
     pub fn from_config(server: &ServerConfig) -> DevTokens {
         let mut entries = Vec::new();
         if let Some(t) = &server.dev_token {
-            entries.push((t.clone(), Access { viewer: Viewer::new("dev-token:staff", Role::Staff), patients: PatientScope::Any }));
+            entries.push((
+                t.clone(),
+                Access { viewer: Viewer::new("dev-token:staff", Role::Staff), patients: PatientScope::Any },
+            ));
         }
         for (i, t) in server.dev_tokens.iter().enumerate() {
             let Ok(mut viewer) = Viewer::from_spec(&t.viewer, t.scopes.as_deref()) else { continue };

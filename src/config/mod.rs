@@ -418,9 +418,8 @@ impl Config {
         config.base_dir = base_dir.to_path_buf();
         config.validate().map_err(|(key, msg)| invalid(key, msg))?;
         config.policy_config = Some(match &config.policy.file {
-            Some(f) => {
-                crate::policy::PolicyConfig::load(&config.base_dir.join(f)).map_err(|e| ConfigError::Policy(e.to_string()))?
-            }
+            Some(f) => crate::policy::PolicyConfig::load(&config.base_dir.join(f))
+                .map_err(|e| ConfigError::Policy(e.to_string()))?,
             None => crate::policy::PolicyConfig::embedded(),
         });
         Ok(config)
@@ -455,13 +454,21 @@ impl Config {
                 return Err((key("token"), "must be at least 16 characters".into()));
             }
             if !listen.ip().is_loopback() {
-                return Err((key("token"), format!("dev tokens are allowed only when listening on loopback, not {listen}")));
+                return Err((
+                    key("token"),
+                    format!("dev tokens are allowed only when listening on loopback, not {listen}"),
+                ));
             }
-            let viewer = crate::policy::Viewer::from_spec(&t.viewer, t.scopes.as_deref()).map_err(|m| (key("viewer"), m))?;
+            let viewer =
+                crate::policy::Viewer::from_spec(&t.viewer, t.scopes.as_deref()).map_err(|m| (key("viewer"), m))?;
             match (&t.patient, viewer.is_patient_facing()) {
-                (None, true) => return Err((key("patient"), "is required for a patient or proxy viewer (source/source-id)".into())),
+                (None, true) => {
+                    return Err((key("patient"), "is required for a patient or proxy viewer (source/source-id)".into()))
+                }
                 (Some(_), false) => return Err((key("patient"), "is only for patient and proxy viewers".into())),
-                (Some(p), true) if !p.contains('/') => return Err((key("patient"), format!("`{p}` is not source/source-id"))),
+                (Some(p), true) if !p.contains('/') => {
+                    return Err((key("patient"), format!("`{p}` is not source/source-id")))
+                }
                 _ => {}
             }
         }

@@ -151,14 +151,16 @@ const EMBEDDED_POLICY: &str = include_str!("../../config/policy.toml");
 const EMBEDDED_LABELS: &str = include_str!("../../config/labels.toml");
 
 /// Purposes of use the gateway knows (v3-ActReason).
-pub const KNOWN_PURPOSES: &[&str] =
-    &["TREAT", "ETREAT", "BTG", "HPAYMT", "HOPERAT", "HRESCH", "PUBHLTH", "HMARKT", "HDIRECT", "PATRQT", "FAMRQT", "COC"];
+pub const KNOWN_PURPOSES: &[&str] = &[
+    "TREAT", "ETREAT", "BTG", "HPAYMT", "HOPERAT", "HRESCH", "PUBHLTH", "HMARKT", "HDIRECT", "PATRQT", "FAMRQT", "COC",
+];
 
 impl PolicyConfig {
     /// Loads `policy.toml` and the label rules it names, and validates both.
     pub fn load(path: &Path) -> Result<PolicyConfig, PolicyError> {
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| PolicyError::Unreadable { file: file.clone(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| PolicyError::Unreadable { file: file.clone(), message: e.to_string() })?;
         Self::from_toml(&text, &file, path.parent().unwrap_or(Path::new(".")))
     }
 
@@ -177,12 +179,20 @@ impl PolicyConfig {
     /// The policy shipped with Portico (config/policy.toml and config/labels.toml, built
     /// in), used when the config names no policy file.
     pub fn embedded() -> PolicyConfig {
-        let config: PolicyConfig = parse(EMBEDDED_POLICY, "(built-in policy.toml)").expect("the built-in policy parses");
-        Self::finish(config, "(built-in policy.toml)", EMBEDDED_LABELS, "(built-in labels.toml)").expect("the built-in policy is valid")
+        let config: PolicyConfig =
+            parse(EMBEDDED_POLICY, "(built-in policy.toml)").expect("the built-in policy parses");
+        Self::finish(config, "(built-in policy.toml)", EMBEDDED_LABELS, "(built-in labels.toml)")
+            .expect("the built-in policy is valid")
     }
 
-    fn finish(mut config: PolicyConfig, file: &str, labels_text: &str, labels_file: &str) -> Result<PolicyConfig, PolicyError> {
-        let invalid = |file: &str, key: String, message: String| PolicyError::Invalid { file: file.to_string(), key, message };
+    fn finish(
+        mut config: PolicyConfig,
+        file: &str,
+        labels_text: &str,
+        labels_file: &str,
+    ) -> Result<PolicyConfig, PolicyError> {
+        let invalid =
+            |file: &str, key: String, message: String| PolicyError::Invalid { file: file.to_string(), key, message };
         #[derive(Deserialize)]
         #[serde(deny_unknown_fields)]
         struct LabelsFile {
@@ -197,12 +207,18 @@ impl PolicyConfig {
 
     fn validate(&self) -> Result<(), (String, String)> {
         let check_labels = |key: &str, codes: &[String]| {
-            codes.iter().find(|c| !is_known_label(c)).map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
+            codes
+                .iter()
+                .find(|c| !is_known_label(c))
+                .map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
         };
         check_labels("minors.minor_consented_labels", &self.minors.minor_consented_labels)?;
         for t in &self.minors.proxy_limited_types {
             if !crate::fhir::is_served_type(t) {
-                return Err(("minors.proxy_limited_types".into(), format!("`{t}` is not a resource type the gateway serves")));
+                return Err((
+                    "minors.proxy_limited_types".into(),
+                    format!("`{t}` is not a resource type the gateway serves"),
+                ));
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -218,7 +234,13 @@ impl PolicyConfig {
                     return Err((bkey, format!("`to` ({}) must be greater than `from` ({})", band.to, band.from)));
                 }
                 if band.from < expected_from {
-                    return Err((bkey, format!("overlaps the band before it (starts at {}, the previous ends at {expected_from})", band.from)));
+                    return Err((
+                        bkey,
+                        format!(
+                            "overlaps the band before it (starts at {}, the previous ends at {expected_from})",
+                            band.from
+                        ),
+                    ));
                 }
                 if band.from > expected_from {
                     return Err((bkey, format!("leaves ages {expected_from}–{} without a band", band.from)));
@@ -226,11 +248,17 @@ impl PolicyConfig {
                 expected_from = band.to;
             }
             if expected_from == 0 || expected_from > 21 {
-                return Err((format!("{key}.bands"), "bands must run from 0 to the age of majority (at most 21)".into()));
+                return Err((
+                    format!("{key}.bands"),
+                    "bands must run from 0 to the age of majority (at most 21)".into(),
+                ));
             }
         }
         if !names.contains(&self.minors.jurisdiction) {
-            return Err(("minors.jurisdiction".into(), format!("`{}` is not one of minors.jurisdictions", self.minors.jurisdiction)));
+            return Err((
+                "minors.jurisdiction".into(),
+                format!("`{}` is not one of minors.jurisdictions", self.minors.jurisdiction),
+            ));
         }
         let mut ids = std::collections::HashSet::new();
         for (i, rule) in self.holds.rules.iter().enumerate() {
@@ -238,7 +266,11 @@ impl PolicyConfig {
             if !ids.insert(&rule.id) {
                 return Err((format!("{key}.id"), format!("`{}` is used twice", rule.id)));
             }
-            if rule.categories.is_empty() && rule.codes.is_empty() && rule.labels.is_empty() && rule.interpretations.is_empty() {
+            if rule.categories.is_empty()
+                && rule.codes.is_empty()
+                && rule.labels.is_empty()
+                && rule.interpretations.is_empty()
+            {
                 return Err((key, "matches nothing: give categories, codes, labels or interpretations".into()));
             }
             check_labels(&format!("{key}.labels"), &rule.labels)?;
@@ -252,7 +284,10 @@ impl PolicyConfig {
         if let Some(c) = self.exclusions.document_types.iter().find(|c| !c.contains('|')) {
             return Err(("exclusions.document_types".into(), format!("`{c}` must be system|code")));
         }
-        for (key, list) in [("partners.allowed_purposes", &self.partners.allowed_purposes), ("partners.emergency_purposes", &self.partners.emergency_purposes)] {
+        for (key, list) in [
+            ("partners.allowed_purposes", &self.partners.allowed_purposes),
+            ("partners.emergency_purposes", &self.partners.emergency_purposes),
+        ] {
             if let Some(p) = list.iter().find(|p| !KNOWN_PURPOSES.contains(&p.as_str())) {
                 return Err((key.into(), format!("`{p}` is not a known purpose of use")));
             }

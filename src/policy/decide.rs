@@ -7,9 +7,9 @@
 use super::config::{PolicyConfig, ProxyAccess};
 use super::holds::{self, PatientLedger};
 use super::labels::Labeler;
+use super::minors;
 use super::released::{Finish, Released};
 use super::viewer::{Role, Viewer};
-use super::minors;
 use crate::aggregate::Record;
 use crate::fhir::{self, outcome::Issue, reference};
 use chrono::{DateTime, FixedOffset, Utc};
@@ -78,7 +78,12 @@ impl Policy {
     }
 
     /// Decides what `viewer` may see of `record`.
-    pub fn decide(&self, record: &Record, viewer: &Viewer, ctx: &PolicyContext) -> Result<(Released, Vec<Explanation>), Denied> {
+    pub fn decide(
+        &self,
+        record: &Record,
+        viewer: &Viewer,
+        ctx: &PolicyContext,
+    ) -> Result<(Released, Vec<Explanation>), Denied> {
         let proxy_band = self.proxy_band(record, viewer, ctx.now)?;
         if let Role::Partner { purpose, .. } = &viewer.role {
             if !self.config.partners.allowed_purposes.contains(purpose) {
@@ -95,7 +100,8 @@ impl Policy {
             if let (Decision::Shown, Role::Partner { purpose, .. }) = (decision, &viewer.role) {
                 if is_part2(&labels) {
                     part2_stamp.insert(i);
-                    let why = if self.config.partners.emergency_purposes.contains(purpose) { "emergency" } else { "consent" };
+                    let why =
+                        if self.config.partners.emergency_purposes.contains(purpose) { "emergency" } else { "consent" };
                     rules.push(format!("part2:released:{why}"));
                 }
             }
@@ -103,12 +109,25 @@ impl Policy {
         }
         self.hold_families(record, &mut explanations, viewer);
         supporting_follow_what_is_shown(record, &mut explanations);
-        // The patient resource is never withheld from someone who may see the patient.
+        // The patient resource is never withheld from someone who may see the patient —
+        // except from an app not granted it (the app still knows the patient's id, so
+        // references to the patient stay).
+        let patient_key =
+            explanations.first().filter(|e| e.resource.starts_with("Patient/")).map(|e| e.resource.clone());
         if let Some(first) = explanations.first_mut().filter(|e| e.resource.starts_with("Patient/")) {
-            first.decision = Decision::Shown;
+            if !first.rules.iter().any(|r| r == "scope:not-granted") {
+                first.rules.clear();
+                first.decision = Decision::Shown;
+            }
         }
-        let withheld: HashSet<String> = explanations.iter().filter(|e| e.decision == Decision::Withheld).map(|e| e.resource.clone()).collect();
-        let keep: Vec<usize> = explanations.iter().enumerate().filter(|(_, e)| e.decision == Decision::Shown).map(|(i, _)| i).collect();
+        provenance_follows_its_targets(record, &mut explanations);
+        let mut withheld: HashSet<String> =
+            explanations.iter().filter(|e| e.decision == Decision::Withheld).map(|e| e.resource.clone()).collect();
+        if let Some(p) = &patient_key {
+            withheld.remove(p);
+        }
+        let keep: Vec<usize> =
+            explanations.iter().enumerate().filter(|(_, e)| e.decision == Decision::Shown).map(|(i, _)| i).collect();
         let mut notices = Vec::new();
         if viewer.is_patient_facing() {
             notices.push(Issue::information("informational", self.config.withheld_notice.clone()));
@@ -116,7 +135,13 @@ impl Policy {
         if keep.iter().any(|i| part2_stamp.contains(i)) {
             notices.push(Issue::information("informational", self.config.redisclosure_notice.clone()));
         }
-        let finish = Finish { keep: &keep, withheld: &withheld, strip_sensitivity: viewer.strips_sensitivity_labels(), part2_stamp: &part2_stamp, notices };
+        let finish = Finish {
+            keep: &keep,
+            withheld: &withheld,
+            strip_sensitivity: viewer.strips_sensitivity_labels(),
+            part2_stamp: &part2_stamp,
+            notices,
+        };
         Ok((Released::build(record, finish), explanations))
     }
 
@@ -124,18 +149,33 @@ impl Policy {
     /// access). Errors when the proxy may not see the patient at all.
     fn proxy_band(&self, record: &Record, viewer: &Viewer, now: DateTime<Utc>) -> Result<Option<ProxyAccess>, Denied> {
         let Role::Proxy { adult_granted, teen_assent, .. } = &viewer.role else { return Ok(None) };
-        let age = record.patient().and_then(|p| minors::age_of(p, now, self.zone)).ok_or_else(|| Denied::NoAccess("birth date unknown".into()))?;
+        let age = record
+            .patient()
+            .and_then(|p| minors::age_of(p, now, self.zone))
+            .ok_or_else(|| Denied::NoAccess("birth date unknown".into()))?;
         match minors::band(self.config.jurisdiction(), age) {
             None if *adult_granted => Ok(None),
             None => Err(Denied::NoAccess("the patient is an adult and has not granted access".into())),
-            Some(band) if band.assent_required && !teen_assent => Err(Denied::NoAccess("the minor has not assented".into())),
-            Some(band) if band.proxy == ProxyAccess::None => Err(Denied::NoAccess("no proxy access at this age".into())),
+            Some(band) if band.assent_required && !teen_assent => {
+                Err(Denied::NoAccess("the minor has not assented".into()))
+            }
+            Some(band) if band.proxy == ProxyAccess::None => {
+                Err(Denied::NoAccess("no proxy access at this age".into()))
+            }
             Some(band) => Ok(Some(band.proxy)),
         }
     }
 
     /// The rule ids that withhold `r` from `viewer` (empty: shown).
-    fn rules_for(&self, r: &Value, key: &str, labels: &BTreeSet<String>, viewer: &Viewer, band: Option<ProxyAccess>, ctx: &PolicyContext) -> Vec<String> {
+    fn rules_for(
+        &self,
+        r: &Value,
+        key: &str,
+        labels: &BTreeSet<String>,
+        viewer: &Viewer,
+        band: Option<ProxyAccess>,
+        ctx: &PolicyContext,
+    ) -> Vec<String> {
         let t = fhir::resource_type(r).unwrap_or_default();
         let mut rules = Vec::new();
         match &viewer.role {
@@ -143,7 +183,11 @@ impl Policy {
             Role::Partner { partner, purpose } => {
                 if is_part2(labels) {
                     let emergency = self.config.partners.emergency_purposes.contains(purpose);
-                    let consented = ctx.ledger.consents.iter().any(|c| c.part2 && &c.partner == partner && c.purposes.contains(purpose));
+                    let consented = ctx
+                        .ledger
+                        .consents
+                        .iter()
+                        .any(|c| c.part2 && &c.partner == partner && c.purposes.contains(purpose));
                     if !emergency && !consented {
                         rules.push("part2:no-consent".into());
                     }
@@ -189,7 +233,11 @@ impl Policy {
 
     fn is_excluded_document(&self, r: &Value) -> bool {
         fhir::path_values(r, "type.coding").iter().any(|c| {
-            let pair = format!("{}|{}", c.get("system").and_then(Value::as_str).unwrap_or(""), c.get("code").and_then(Value::as_str).unwrap_or(""));
+            let pair = format!(
+                "{}|{}",
+                c.get("system").and_then(Value::as_str).unwrap_or(""),
+                c.get("code").and_then(Value::as_str).unwrap_or("")
+            );
             self.config.exclusions.document_types.contains(&pair)
         })
     }
@@ -200,7 +248,11 @@ impl Policy {
         if !viewer.is_patient_facing() {
             return;
         }
-        let held: HashSet<String> = explanations.iter().filter(|e| e.rules.iter().any(|r| r.starts_with("hold:"))).map(|e| e.resource.clone()).collect();
+        let held: HashSet<String> = explanations
+            .iter()
+            .filter(|e| e.rules.iter().any(|r| r.starts_with("hold:")))
+            .map(|e| e.resource.clone())
+            .collect();
         if held.is_empty() {
             return;
         }
@@ -210,7 +262,12 @@ impl Policy {
             }
             let results: Vec<String> = fhir::path_values(r, "result")
                 .iter()
-                .filter_map(|x| x.get("reference").and_then(Value::as_str).and_then(reference::parse).map(|(t, id)| format!("{t}/{id}")))
+                .filter_map(|x| {
+                    x.get("reference")
+                        .and_then(Value::as_str)
+                        .and_then(reference::parse)
+                        .map(|(t, id)| format!("{t}/{id}"))
+                })
                 .collect();
             let report_key = explanations[i].resource.clone();
             let family_held = held.contains(&report_key) || results.iter().any(|k| held.contains(k));
@@ -227,17 +284,41 @@ impl Policy {
     }
 }
 
+/// A Provenance is about its targets: when every target it names in the record is withheld,
+/// it is withheld too (it would tell that something was recorded, and be left with no
+/// target).
+fn provenance_follows_its_targets(record: &Record, explanations: &mut [Explanation]) {
+    let decisions: std::collections::HashMap<String, Decision> =
+        explanations.iter().map(|e| (e.resource.clone(), e.decision)).collect();
+    for (i, r) in record.resources.iter().enumerate() {
+        if fhir::resource_type(r) != Some("Provenance") || explanations[i].decision == Decision::Withheld {
+            continue;
+        }
+        let targets: Vec<Decision> = fhir::path_values(r, "target")
+            .iter()
+            .filter_map(|t| t.get("reference").and_then(Value::as_str).and_then(reference::parse))
+            .filter_map(|(t, id)| decisions.get(&format!("{t}/{id}")).copied())
+            .collect();
+        if !targets.is_empty() && targets.iter().all(|d| *d == Decision::Withheld) {
+            explanations[i].decision = Decision::Withheld;
+            explanations[i].rules.push("provenance:targets-withheld".into());
+        }
+    }
+}
+
 /// Practitioners, Organizations, Locations … are shown only when something shown refers to
 /// them (directly or through another shown one): a clinic or clinician that only withheld
 /// data points at would otherwise disclose it.
 fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanation]) {
-    let is_supporting = |i: usize| fhir::resource_type(&record.resources[i]).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t));
+    let is_supporting =
+        |i: usize| fhir::resource_type(&record.resources[i]).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t));
     let supporting: std::collections::HashMap<&str, usize> =
         (0..explanations.len()).filter(|&i| is_supporting(i)).map(|i| (explanations[i].resource.as_str(), i)).collect();
     let shown_supporting: Vec<usize> =
         supporting.values().copied().filter(|&j| explanations[j].decision == Decision::Shown).collect();
     let mut reached: HashSet<String> = HashSet::new();
-    let mut frontier: Vec<usize> = (0..explanations.len()).filter(|&i| !is_supporting(i) && explanations[i].decision == Decision::Shown).collect();
+    let mut frontier: Vec<usize> =
+        (0..explanations.len()).filter(|&i| !is_supporting(i) && explanations[i].decision == Decision::Shown).collect();
     while let Some(i) = frontier.pop() {
         for target in reference::all(&record.resources[i]) {
             let Some((t, id)) = reference::parse(&target) else { continue };

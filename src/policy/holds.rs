@@ -75,13 +75,30 @@ fn rule_matches(rule: &HoldRule, r: &Value, labels: &BTreeSet<String>) -> bool {
         || rule.interpretations.iter().any(|i| codings("interpretation").iter().any(|(_, code)| code == i))
 }
 
-/// When a result was issued: `issued`, else its effective time, else `meta.lastUpdated`.
+/// When an item came to be: `issued`, else the clinically relevant time of its type
+/// (effective, occurrence, authored, recorded, onset, period start, date), else
+/// `meta.lastUpdated`.
 fn issued_at(r: &Value, zone: FixedOffset) -> Option<i64> {
-    ["issued", "effectiveDateTime", "effectiveInstant", "occurrenceDateTime", "date"]
+    const INSTANTS: &[&str] = &[
+        "/issued",
+        "/effectiveDateTime",
+        "/effectiveInstant",
+        "/effectivePeriod/start",
+        "/occurrenceDateTime",
+        "/performedDateTime",
+        "/performedPeriod/start",
+        "/authoredOn",
+        "/recordedDate",
+        "/onsetDateTime",
+        "/onsetPeriod/start",
+        "/period/start",
+        "/date",
+        "/recorded",
+        "/meta/lastUpdated",
+    ];
+    INSTANTS
         .iter()
-        .find_map(|k| r.get(*k).and_then(Value::as_str))
-        .or_else(|| r.pointer("/effectivePeriod/start").and_then(Value::as_str))
-        .or_else(|| r.pointer("/meta/lastUpdated").and_then(Value::as_str))
+        .find_map(|p| r.pointer(p).and_then(Value::as_str))
         .and_then(|t| parse_range(t, zone))
         .map(|range| range.start)
 }
@@ -113,18 +130,20 @@ impl PolicyLedger {
             .into_iter()
             .map(|r| r.get::<String, _>(0))
             .collect();
-        let consents = sqlx::query("SELECT id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL")
-            .bind(patient_id)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| Consent {
-                id: r.get(0),
-                partner: r.get(1),
-                purposes: r.get::<String, _>(2).split(',').map(str::to_string).collect(),
-                part2: r.get::<i32, _>(3) != 0,
-            })
-            .collect();
+        let consents = sqlx::query(
+            "SELECT id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(patient_id)
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|r| Consent {
+            id: r.get(0),
+            partner: r.get(1),
+            purposes: r.get::<String, _>(2).split(',').map(str::to_string).collect(),
+            part2: r.get::<i32, _>(3) != 0,
+        })
+        .collect();
         Ok(PatientLedger { releases, preferences, consents })
     }
 
@@ -159,7 +178,14 @@ impl PolicyLedger {
     }
 
     /// Records a consent; returns its id.
-    pub async fn add_consent(&self, patient_id: &str, partner: &str, purposes: &[String], part2: bool, by: &str) -> Result<String, StoreError> {
+    pub async fn add_consent(
+        &self,
+        patient_id: &str,
+        partner: &str,
+        purposes: &[String],
+        part2: bool,
+        by: &str,
+    ) -> Result<String, StoreError> {
         let id = uuid::Uuid::new_v4().to_string();
         sqlx::query("INSERT INTO consents (id, patient_id, partner, purposes, part2, recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&id)

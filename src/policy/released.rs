@@ -93,7 +93,8 @@ fn prune(v: &mut Value, withheld: &HashSet<String>) {
     match v {
         Value::Array(items) => {
             items.retain(|it| {
-                !points_to_withheld(it, withheld) && !it.as_object().is_some_and(|o| o.values().any(|x| points_to_withheld(x, withheld)))
+                !points_to_withheld(it, withheld)
+                    && !it.as_object().is_some_and(|o| o.values().any(|x| points_to_withheld(x, withheld)))
             });
             items.iter_mut().for_each(|it| prune(it, withheld));
         }
@@ -128,7 +129,8 @@ fn hide_unseen_sources(resources: &mut [Value]) {
             .filter_map(|t| t.get("code").and_then(Value::as_str).map(str::to_string))
             .collect()
     };
-    let seen: HashSet<String> = resources.iter().filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(tag_codes).collect();
+    let seen: HashSet<String> =
+        resources.iter().filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(tag_codes).collect();
     let Some(patient) = resources.iter_mut().find(|r| fhir::resource_type(r) == Some("Patient")) else { return };
     let primary = patient.pointer("/meta/source").and_then(Value::as_str).map(str::to_string);
     if let Some(tags) = patient.pointer_mut("/meta/tag").and_then(Value::as_array_mut) {
@@ -186,12 +188,15 @@ mod tests {
             "note": []
         });
         prune(&mut enc, &withheld);
-        assert_eq!(enc, json!({
-            "resourceType": "Encounter",
-            "diagnosis": [{"condition": {"reference": "Condition/y"}, "rank": 2}],
-            "partOf": {"reference": "Encounter/e0"},
-            "note": []
-        }));
+        assert_eq!(
+            enc,
+            json!({
+                "resourceType": "Encounter",
+                "diagnosis": [{"condition": {"reference": "Condition/y"}, "rank": 2}],
+                "partOf": {"reference": "Encounter/e0"},
+                "note": []
+            })
+        );
         let mut obs = json!({"hasMember": [{"reference": "Observation/o2"}], "derivedFrom": [{"reference": "Observation/o1"}], "focus": {"reference": "Condition/x"}});
         prune(&mut obs, &withheld);
         assert_eq!(obs, json!({"derivedFrom": [{"reference": "Observation/o1"}]}));

@@ -69,12 +69,20 @@ impl Viewer {
                 if let Some(bad) = flags.iter().find(|f| !matches!(**f, "assent" | "adult-granted")) {
                     return Err(format!("unknown proxy flag `{bad}` (assent, adult-granted)"));
                 }
-                Role::Proxy { relationship: rel.to_uppercase(), adult_granted: flags.contains(&"adult-granted"), teen_assent: flags.contains(&"assent") }
+                Role::Proxy {
+                    relationship: rel.to_uppercase(),
+                    adult_granted: flags.contains(&"adult-granted"),
+                    teen_assent: flags.contains(&"assent"),
+                }
             }
             ["partner", name, purpose] if !name.is_empty() && !purpose.is_empty() => {
                 Role::Partner { partner: name.to_string(), purpose: purpose.to_uppercase() }
             }
-            _ => return Err(format!("`{spec}` is not a viewer: patient, staff, proxy:REL[:assent][:adult-granted], partner:NAME:PURPOSE")),
+            _ => {
+                return Err(format!(
+                "`{spec}` is not a viewer: patient, staff, proxy:REL[:assent][:adult-granted], partner:NAME:PURPOSE"
+            ))
+            }
         };
         let app_scopes = scopes.map(parse_scopes).transpose()?;
         Ok(Viewer { actor: format!("viewer-spec:{spec}"), role, app_scopes })
@@ -95,7 +103,8 @@ pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, String> {
             Some((a, q)) => (a, Some(q)),
             None => (rest, None),
         };
-        let (resource_type, perms) = resource_and_perm.rsplit_once('.').ok_or_else(|| format!("scope `{s}` has no permissions"))?;
+        let (resource_type, perms) =
+            resource_and_perm.rsplit_once('.').ok_or_else(|| format!("scope `{s}` has no permissions"))?;
         let reads = match perms {
             "read" | "*" => true,
             "write" => false,
@@ -137,7 +146,10 @@ mod tests {
             Viewer::from_spec("proxy:mth:assent", None).unwrap().role,
             Role::Proxy { relationship: "MTH".into(), adult_granted: false, teen_assent: true }
         );
-        assert_eq!(Viewer::from_spec("partner:hie:treat", None).unwrap().role, Role::Partner { partner: "hie".into(), purpose: "TREAT".into() });
+        assert_eq!(
+            Viewer::from_spec("partner:hie:treat", None).unwrap().role,
+            Role::Partner { partner: "hie".into(), purpose: "TREAT".into() }
+        );
         assert!(Viewer::from_spec("proxy:MTH:maybe", None).unwrap_err().contains("maybe"));
         assert!(Viewer::from_spec("nobody", None).is_err());
     }
@@ -146,7 +158,10 @@ mod tests {
     fn scopes_v1_v2_and_granular() {
         let s = parse_scopes("launch/patient openid patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory patient/Condition.read patient/Patient.c").unwrap();
         assert_eq!(s.len(), 2, "{s:?}");
-        assert_eq!(s[0].category, Some((Some("http://terminology.hl7.org/CodeSystem/observation-category".into()), "laboratory".into())));
+        assert_eq!(
+            s[0].category,
+            Some((Some("http://terminology.hl7.org/CodeSystem/observation-category".into()), "laboratory".into()))
+        );
         assert_eq!(s[1].resource_type, "Condition");
         assert!(parse_scopes("patient/Observation.xyz").is_err());
         assert!(parse_scopes("patient/Spaceship.rs").is_err());

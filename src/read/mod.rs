@@ -65,7 +65,13 @@ struct Visible {
 }
 
 impl Reader {
-    pub fn new(aggregator: Arc<Aggregator>, policy: Arc<Policy>, ledger: PolicyLedger, zone: FixedOffset, paging: Paging) -> Reader {
+    pub fn new(
+        aggregator: Arc<Aggregator>,
+        policy: Arc<Policy>,
+        ledger: PolicyLedger,
+        zone: FixedOffset,
+        paging: Paging,
+    ) -> Reader {
         Reader { aggregator, policy, ledger, zone, paging }
     }
 
@@ -116,7 +122,13 @@ impl Reader {
 
     /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
     /// rules and the labels behind it. Staff only.
-    pub async fn explain(&self, access: &Access, patient_id: &str, viewer: &Viewer, at: DateTime<Utc>) -> Result<Vec<Explanation>, ReadError> {
+    pub async fn explain(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        viewer: &Viewer,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Explanation>, ReadError> {
         if !access.is_staff() {
             return Err(ReadError::Forbidden("explaining decisions is for staff".into()));
         }
@@ -131,6 +143,15 @@ impl Reader {
         }
         if !fhir::is_valid_id(id) {
             return Err(ReadError::NotFound);
+        }
+        if let (true, PatientScope::Person { source, source_patient_id }) =
+            (fhir::SUPPORTING_TYPES.contains(&resource_type), &access.patients)
+        {
+            // A patient's or proxy's clinicians and clinics are the ones in their own record,
+            // whichever other record happens to hold them too.
+            let own = self.aggregator.index().gateway_id_of(source, source_patient_id).ok_or(ReadError::NotFound)?;
+            let v = self.visible(access, &own).await?;
+            return v.released.get(resource_type, id).cloned().ok_or(ReadError::NotFound);
         }
         let patient_id = if resource_type == "Patient" {
             id.to_string()
@@ -147,7 +168,13 @@ impl Reader {
     }
 
     /// `GET [type]?patient=…&…`. `total` counts only what the viewer may see.
-    pub async fn search(&self, access: &Access, resource_type: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
+    pub async fn search(
+        &self,
+        access: &Access,
+        resource_type: &str,
+        pairs: &[(String, String)],
+        lenient: bool,
+    ) -> Result<Matches, ReadError> {
         if !fhir::is_served_type(resource_type) {
             return Err(ReadError::UnsupportedType(resource_type.into()));
         }
@@ -176,20 +203,40 @@ impl Reader {
     }
 
     /// `GET Patient/[id]/$everything` with `_type`, `_since`, `_count`.
-    pub async fn everything(&self, access: &Access, patient_id: &str, pairs: &[(String, String)], lenient: bool) -> Result<Matches, ReadError> {
-        let query = search::parse("Patient", pairs, &["_cursor", "_type", "_since"], lenient, self.paging.max_count, self.zone)?;
+    pub async fn everything(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        pairs: &[(String, String)],
+        lenient: bool,
+    ) -> Result<Matches, ReadError> {
+        let query = search::parse(
+            "Patient",
+            pairs,
+            &["_cursor", "_type", "_since"],
+            lenient,
+            self.paging.max_count,
+            self.zone,
+        )?;
         if let Some(f) = query.filters.first() {
-            return Err(ReadError::BadRequest(format!("`{}` is not a parameter of $everything (use _type, _since, _count)", f.def.name)));
+            return Err(ReadError::BadRequest(format!(
+                "`{}` is not a parameter of $everything (use _type, _since, _count)",
+                f.def.name
+            )));
         }
         let types: Option<Vec<&str>> = query.control("_type").map(|t| t.split(',').map(str::trim).collect());
         if let Some(bad) = types.iter().flatten().find(|t| !fhir::is_served_type(t)) {
             return Err(ReadError::BadRequest(format!("_type: `{bad}` is not a supported resource type")));
         }
         let since = match query.control("_since") {
-            Some(s) if s.len() > 10 => {
-                Some(parse_range(s, self.zone).ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?.start)
+            Some(s) if s.len() > 10 => Some(
+                parse_range(s, self.zone)
+                    .ok_or_else(|| ReadError::BadRequest(format!("_since: `{s}` is not an instant")))?
+                    .start,
+            ),
+            Some(s) => {
+                return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone")))
             }
-            Some(s) => return Err(ReadError::BadRequest(format!("_since: `{s}` must be an instant with a time and zone"))),
             None => None,
         };
         let v = self.visible(access, patient_id).await?;
@@ -218,7 +265,9 @@ fn patient_of_search(resource_type: &str, query: &SearchQuery) -> Result<String,
         };
     }
     if fhir::patient_element(resource_type).is_none() && resource_type != "Provenance" {
-        return Err(ReadError::BadRequest(format!("{resource_type} is read by id (GET {resource_type}/[id]), not searched")));
+        return Err(ReadError::BadRequest(format!(
+            "{resource_type} is read by id (GET {resource_type}/[id]), not searched"
+        )));
     }
     let values: Vec<&str> = query
         .filters
@@ -237,7 +286,9 @@ fn patient_of_search(resource_type: &str, query: &SearchQuery) -> Result<String,
 /// and notices the answer carries.
 fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging) -> Result<Matches, ReadError> {
     let after = match query.control("_cursor") {
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?),
+        Some(c) => Some(
+            decode_cursor(c).ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?,
+        ),
         None => None,
     };
     let total = selected.len();
@@ -252,5 +303,9 @@ fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging)
 }
 
 fn ignored(query: &SearchQuery) -> Vec<Issue> {
-    query.ignored.iter().map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored"))).collect()
+    query
+        .ignored
+        .iter()
+        .map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored")))
+        .collect()
 }

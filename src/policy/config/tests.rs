@@ -22,10 +22,12 @@ fn the_shipped_policy_is_valid_and_holds_nothing_by_default() {
 
 #[test]
 fn overlapping_or_gapped_bands_are_refused() {
-    let overlapping = demo_text().replace("{ from = 12, to = 18, proxy = \"limited\" }", "{ from = 11, to = 18, proxy = \"limited\" }");
+    let overlapping = demo_text()
+        .replace("{ from = 12, to = 18, proxy = \"limited\" }", "{ from = 11, to = 18, proxy = \"limited\" }");
     let e = check(&overlapping).unwrap_err();
     assert!(e.starts_with("policy.toml: minors.jurisdictions[0].bands[1]: overlaps"), "{e}");
-    let gapped = demo_text().replace("{ from = 12, to = 18, proxy = \"limited\" }", "{ from = 13, to = 18, proxy = \"limited\" }");
+    let gapped = demo_text()
+        .replace("{ from = 12, to = 18, proxy = \"limited\" }", "{ from = 13, to = 18, proxy = \"limited\" }");
     assert!(check(&gapped).unwrap_err().contains("leaves ages 12–13 without a band"));
 }
 
@@ -33,7 +35,9 @@ fn overlapping_or_gapped_bands_are_refused() {
 fn unknown_labels_purposes_jurisdictions_and_keys_are_refused() {
     let e = check(&demo_text().replace("\"42CFRPart2\"]", "\"42CFRPart2\", \"GOSSIP\"]")).unwrap_err();
     assert_eq!(e, "policy.toml: minors.minor_consented_labels: `GOSSIP` is not a known security label");
-    let e = check(&demo_text().replace("emergency_purposes = [\"ETREAT\", \"BTG\"]", "emergency_purposes = [\"HRESCH\"]")).unwrap_err();
+    let e =
+        check(&demo_text().replace("emergency_purposes = [\"ETREAT\", \"BTG\"]", "emergency_purposes = [\"HRESCH\"]"))
+            .unwrap_err();
     assert!(e.contains("partners.emergency_purposes") && e.contains("HRESCH"), "{e}");
     let e = check(&demo_text().replace("jurisdiction = \"default\"", "jurisdiction = \"atlantis\"")).unwrap_err();
     assert!(e.contains("minors.jurisdiction") && e.contains("atlantis"), "{e}");

@@ -105,7 +105,10 @@ fn proxy_access_ends_at_18_unless_granted_and_birthdays_are_exact() {
 #[test]
 fn assent_jurisdiction_needs_the_teens_assent() {
     let p = policy_with(|t| t.replace("jurisdiction = \"default\"", "jurisdiction = \"assent-at-13\""));
-    let r = record("2012-06-01", vec![json!({"resourceType": "Immunization", "id": "flu", "patient": {"reference": "Patient/p"}})]);
+    let r = record(
+        "2012-06-01",
+        vec![json!({"resourceType": "Immunization", "id": "flu", "patient": {"reference": "Patient/p"}})],
+    );
     assert!(matches!(p.decide(&r, &viewer("proxy:MTH"), &ctx()), Err(Denied::NoAccess(_))));
     assert!(shown(&decided(&p, &r, &viewer("proxy:MTH:assent"), &ctx()), "Immunization/flu"));
     let twelve = record("2014-01-01", vec![obs("cbc", &[])]);
@@ -120,13 +123,21 @@ fn part2_goes_to_partners_only_with_consent_or_in_an_emergency_and_is_stamped() 
     assert_eq!(d["Observation/oud"].1, vec!["part2:no-consent"]);
     assert!(shown(&d, "Observation/cbc"));
     let mut with_consent = ctx();
-    with_consent.ledger.consents.push(Consent { id: "c".into(), partner: "hie".into(), purposes: vec!["TREAT".into()], part2: true });
+    with_consent.ledger.consents.push(Consent {
+        id: "c".into(),
+        partner: "hie".into(),
+        purposes: vec!["TREAT".into()],
+        part2: true,
+    });
     let (released, ex) = p.decide(&r, &viewer("partner:hie:TREAT"), &with_consent).unwrap();
     assert!(ex.iter().any(|e| e.resource == "Observation/oud" && e.rules == vec!["part2:released:consent"]));
     let oud = released.get("Observation", "oud").unwrap();
     assert!(label_codes(oud).is_superset(&["R", "42CFRPart2", "NORDSCLCD"].iter().map(|s| s.to_string()).collect()));
     assert!(released.notices().iter().any(|n| n.diagnostics.contains("42 CFR part 2")));
-    assert!(!decided(&p, &r, &viewer("partner:other:TREAT"), &with_consent)["Observation/oud"].0.eq(&Decision::Shown), "consent names the partner");
+    assert!(
+        !decided(&p, &r, &viewer("partner:other:TREAT"), &with_consent)["Observation/oud"].0.eq(&Decision::Shown),
+        "consent names the partner"
+    );
     assert!(shown(&decided(&p, &r, &viewer("partner:hie:ETREAT"), &ctx()), "Observation/oud"));
     assert!(matches!(p.decide(&r, &viewer("partner:hie:HRESCH"), &ctx()), Err(Denied::Purpose(_))));
 }
@@ -143,7 +154,9 @@ fn internal_notes_are_never_released_to_patient_facing_viewers() {
 
 #[test]
 fn holds_last_until_release_or_their_maximum_and_take_the_report_with_them() {
-    let p = policy_with(|t| t.replace("rules = []", "rules = [{ id = \"crit\", interpretations = [\"HH\"], max = \"7d\" }]"));
+    let p = policy_with(|t| {
+        t.replace("rules = []", "rules = [{ id = \"crit\", interpretations = [\"HH\"], max = \"7d\" }]")
+    });
     let mut k = obs("k", &[]);
     k["interpretation"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "HH"}]}]);
     let report = json!({"resourceType": "DiagnosticReport", "id": "bmp", "subject": {"reference": "Patient/p"}, "result": [{"reference": "Observation/k"}, {"reference": "Observation/na"}]});
@@ -175,15 +188,29 @@ fn a_patients_own_preference_holds_labelled_results() {
 fn app_scopes_only_narrow() {
     let vitals = json!({"resourceType": "Observation", "id": "bp", "subject": {"reference": "Patient/p"},
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]});
-    let r = record("1970-01-01", vec![obs("cbc", &[]), vitals, json!({"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/p"}})]);
-    let app = Viewer::from_spec("patient", Some("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory")).unwrap();
+    let r = record(
+        "1970-01-01",
+        vec![
+            obs("cbc", &[]),
+            vitals,
+            json!({"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/p"}}),
+        ],
+    );
+    let app = Viewer::from_spec(
+        "patient",
+        Some("patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory"),
+    )
+    .unwrap();
     let d = decided(&policy(), &r, &app, &ctx());
     assert!(shown(&d, "Observation/cbc"));
     assert_eq!(d["Observation/bp"].1, vec!["scope:not-granted"]);
     assert_eq!(d["Condition/c"].1, vec!["scope:not-granted"]);
     let proxy_app = Viewer::from_spec("proxy:MTH", Some("patient/*.read")).unwrap();
     let teen = record("2010-01-01", vec![obs("cbc", &[])]);
-    assert!(!shown(&decided(&policy(), &teen, &proxy_app, &ctx()), "Observation/cbc"), "a wide scope does not widen a proxy");
+    assert!(
+        !shown(&decided(&policy(), &teen, &proxy_app, &ctx()), "Observation/cbc"),
+        "a wide scope does not widen a proxy"
+    );
 }
 
 #[test]
@@ -194,7 +221,10 @@ fn released_copies_lose_references_to_withheld_items_and_proxies_lose_sensitivit
     let r = record("2016-01-01", vec![cond, enc]);
     let p = policy();
     let (released, _) = p.decide(&r, &viewer("staff"), &ctx()).unwrap();
-    assert_eq!(label_codes(released.get("Condition", "sti").unwrap()), ["R", "STD"].iter().map(|s| s.to_string()).collect());
+    assert_eq!(
+        label_codes(released.get("Condition", "sti").unwrap()),
+        ["R", "STD"].iter().map(|s| s.to_string()).collect()
+    );
     assert!(released.notices().is_empty(), "no withheld-notice for staff");
     // Make the encounter visible to a proxy by dropping its minor-consented label.
     let mut r2 = record("2016-01-01", vec![r.resources[1].clone(), r.resources[2].clone()]);
@@ -229,7 +259,12 @@ fn the_patient_does_not_name_a_system_whose_data_was_all_withheld() {
     r.resources[0]["meta"] = json!({"source": "urn:portico:source:ehr", "tag": [tag("ehr"), tag("behavioral")]});
     let p = policy();
     let tags = |released: &Released| -> Vec<String> {
-        released.patient().unwrap()["meta"]["tag"].as_array().unwrap().iter().map(|t| t["code"].as_str().unwrap().to_string()).collect()
+        released.patient().unwrap()["meta"]["tag"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["code"].as_str().unwrap().to_string())
+            .collect()
     };
     let (partner, _) = p.decide(&r, &viewer("partner:hie:TREAT"), &ctx()).unwrap();
     assert_eq!(tags(&partner), vec!["ehr"]);
@@ -257,6 +292,9 @@ fn clinics_and_clinicians_are_shown_only_through_what_is_shown() {
     );
     let d = decided(&policy(), &r, &viewer("partner:hie:TREAT"), &ctx());
     assert_eq!(d["Organization/clinic"].1, vec!["supporting:not-referenced"]);
-    assert!(shown(&d, "Practitioner/doc") && shown(&d, "Organization/lab"), "reached through the shown result and its performer");
+    assert!(
+        shown(&d, "Practitioner/doc") && shown(&d, "Organization/lab"),
+        "reached through the shown result and its performer"
+    );
     assert!(shown(&decided(&policy(), &r, &viewer("staff"), &ctx()), "Organization/clinic"));
 }
