@@ -3,6 +3,8 @@
 //! credentials are the config's static dev tokens (loopback only), each standing for one
 //! viewer; without a valid one there is no data access at all. It never reads patient data.
 
+pub mod grants;
+
 use crate::config::ServerConfig;
 use crate::policy::{Role, Viewer};
 use subtle::ConstantTimeEq;

@@ -1,0 +1,57 @@
+//! Grants: an app's authorization, given by an account for one patient record it may open
+//! (its own, or one it is a proxy for). A grant is live while it is not revoked and the
+//! account's link to the patient is not terminated and within its dates; every token check
+//! asks this, so revocation and termination take effect on the next request.
+
+use crate::store::{Store, StoreError};
+use chrono::Utc;
+use sqlx::Row;
+
+/// A live grant and the account–patient link it rests on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveGrant {
+    pub grant_id: String,
+    pub account_id: String,
+    pub client_id: String,
+    /// Scopes the patient granted (space-separated).
+    pub scopes: String,
+    /// The source record that names the patient.
+    pub source: String,
+    pub source_patient_id: String,
+    /// `SELF` or the proxy's relationship code.
+    pub relationship: String,
+    pub adult_granted: bool,
+    pub teen_assent: bool,
+}
+
+/// The grant `grant_id` if it is live now.
+pub async fn live(store: &Store, grant_id: &str) -> Result<Option<LiveGrant>, StoreError> {
+    let now = Utc::now().to_rfc3339();
+    let row = sqlx::query(
+        "SELECT g.id, g.account_id, g.client_id, g.scopes, p.source, p.source_patient_id, p.relationship, p.adult_granted, p.teen_assent
+         FROM grants g JOIN account_patients p ON p.id = g.account_patient_id
+         WHERE g.id = $1 AND g.revoked_at IS NULL AND p.terminated_at IS NULL
+           AND (p.valid_from IS NULL OR p.valid_from <= $2) AND (p.valid_until IS NULL OR p.valid_until > $2)",
+    )
+    .bind(grant_id)
+    .bind(&now)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(row.map(|r| LiveGrant {
+        grant_id: r.get(0),
+        account_id: r.get(1),
+        client_id: r.get(2),
+        scopes: r.get(3),
+        source: r.get(4),
+        source_patient_id: r.get(5),
+        relationship: r.get(6),
+        adult_granted: r.get::<i32, _>(7) != 0,
+        teen_assent: r.get::<i32, _>(8) != 0,
+    }))
+}
+
+/// Records that a grant's token was used (shown on the patient's apps page).
+pub async fn touch(store: &Store, grant_id: &str) -> Result<(), StoreError> {
+    sqlx::query("UPDATE grants SET last_used = $1 WHERE id = $2").bind(Utc::now().to_rfc3339()).bind(grant_id).execute(&store.pool).await?;
+    Ok(())
+}
