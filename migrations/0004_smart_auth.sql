@@ -49,6 +49,8 @@ CREATE TABLE account_patients (
     valid_until TEXT,
     adult_granted INTEGER NOT NULL DEFAULT 0,
     teen_assent INTEGER NOT NULL DEFAULT 0,
+    -- the proxy's RelatedPerson in the source (source/id), when known: the id_token's fhirUser
+    related_person TEXT,
     created_by TEXT NOT NULL,
     created_at TEXT NOT NULL,
     terminated_at TEXT,
