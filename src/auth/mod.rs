@@ -3,7 +3,10 @@
 //! credentials are the config's static dev tokens (loopback only), each standing for one
 //! viewer; without a valid one there is no data access at all. It never reads patient data.
 
+pub mod accounts;
+pub mod authorize;
 pub mod grants;
+pub mod sessions;
 
 use crate::config::ServerConfig;
 use crate::policy::{Role, Viewer};

@@ -89,7 +89,7 @@ fn canonical_given(name: &str) -> String {
 }
 
 /// Lowercase, accents stripped for the common Latin letters, non-letters dropped.
-fn fold(s: &str) -> String {
+pub fn fold(s: &str) -> String {
     s.chars()
         .flat_map(char::to_lowercase)
         .map(|c| match c {

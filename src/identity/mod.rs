@@ -57,6 +57,9 @@ struct IndexState {
     /// Sources the last rebuild could not read: anyone may have records there that the
     /// index does not know of.
     unread: Vec<String>,
+    /// The demographics of every record read by the last rebuild (memory only), for
+    /// identity verification at enrollment.
+    demographics: HashMap<(String, String), Demographics>,
 }
 
 impl IndexState {
@@ -132,6 +135,21 @@ impl PatientIndex {
 
     pub fn possible_matches(&self) -> Vec<PossibleMatch> {
         self.state.read().expect("index lock").possible.clone()
+    }
+
+    /// Source records holding an identifier with this value (any system), with their
+    /// demographics: what enrollment checks a medical record number against.
+    pub fn records_with_identifier(&self, value: &str) -> Vec<(String, String, Demographics)> {
+        let state = self.state.read().expect("index lock");
+        let value = value.trim();
+        let mut found: Vec<_> = state
+            .demographics
+            .iter()
+            .filter(|(_, d)| d.identifiers.iter().any(|(_, v)| v.eq_ignore_ascii_case(value)))
+            .map(|((s, id), d)| (s.clone(), id.clone(), d.clone()))
+            .collect();
+        found.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        found
     }
 
     /// Sources the last rebuild could not read (their patients may be missing from links).
@@ -240,6 +258,7 @@ impl PatientIndex {
         let mut state = IndexState::from_rows(rows, aliases);
         state.possible = possible;
         state.unread = report.failed_sources.iter().map(|(s, _)| s.clone()).collect();
+        state.demographics = nodes.into_iter().map(|(s, id, d)| ((s, id), d)).collect();
         report.links = state.links.len();
         *self.state.write().expect("index lock") = state;
         Ok(report)

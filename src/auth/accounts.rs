@@ -1,0 +1,300 @@
+//! Accounts: local sign-in (argon2id, a password policy, lockout after repeated failures),
+//! federated accounts keyed by issuer + subject, enrollment (linking an account to its own
+//! patient record by medical record number + birth date + last name) and the links staff
+//! create for proxies, with their termination. Messages never reveal whether an account
+//! exists or which enrollment field was wrong. Passwords are never logged or stored.
+
+use crate::config::AuthConfig;
+use crate::identity::matching::fold;
+use crate::identity::PatientIndex;
+use crate::store::{Store, StoreError};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use std::collections::HashSet;
+use std::sync::{Arc, LazyLock};
+
+static COMMON_PASSWORDS: LazyLock<HashSet<&'static str>> =
+    LazyLock::new(|| include_str!("common_passwords.txt").lines().map(str::trim).filter(|l| !l.is_empty()).collect());
+
+/// A hash to verify against when the account does not exist, so an unknown user name takes
+/// as long as a wrong password.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("not-a-real-password-0000").expect("argon2"));
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    /// Sign-in failed: wrong name or password, or locked. One message for all.
+    #[error("That user name and password don't match our records, or the account is locked for a while after too many attempts.")]
+    SignInFailed,
+    #[error("We couldn't verify those details. Check them against a letter or bill from Harbor Health and try again; after several attempts the account is locked for a while.")]
+    VerificationFailed,
+    #[error("{0}")]
+    WeakPassword(String),
+    #[error("that user name is taken")]
+    NameTaken,
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        AccountError::Store(StoreError::Query(e))
+    }
+}
+
+/// A record an account may open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PatientLink {
+    pub id: String,
+    pub source: String,
+    pub source_patient_id: String,
+    /// `SELF` or the proxy relationship.
+    pub relationship: String,
+    pub valid_until: Option<String>,
+}
+
+pub struct Accounts {
+    store: Store,
+    index: Arc<PatientIndex>,
+    config: AuthConfig,
+}
+
+fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string()).map_err(|e| e.to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+impl Accounts {
+    pub fn new(store: Store, index: Arc<PatientIndex>, config: AuthConfig) -> Accounts {
+        Accounts { store, index, config }
+    }
+
+    /// Why a password is refused, or `None` when it is acceptable.
+    pub fn password_problem(&self, username: &str, password: &str) -> Option<String> {
+        let min = self.config.password_min_length;
+        if password.chars().count() < min {
+            return Some(format!("Choose a password of at least {min} characters."));
+        }
+        if password.len() > 1024 {
+            return Some("That password is too long.".into());
+        }
+        let lower = password.to_lowercase();
+        if COMMON_PASSWORDS.contains(lower.as_str()) || lower == username.to_lowercase() {
+            return Some("That password is too easy to guess. Choose another one.".into());
+        }
+        None
+    }
+
+    /// Creates a local account; returns its id.
+    pub async fn create_local(&self, username: &str, password: &str, display_name: &str) -> Result<String, AccountError> {
+        let username = username.trim().to_lowercase();
+        if username.len() < 3 || username.len() > 254 || username.chars().any(char::is_whitespace) {
+            return Err(AccountError::Invalid("Choose a user name (your e-mail address) of 3 to 254 characters without spaces.".into()));
+        }
+        if display_name.trim().is_empty() {
+            return Err(AccountError::Invalid("Tell us your name.".into()));
+        }
+        if let Some(p) = self.password_problem(&username, password) {
+            return Err(AccountError::WeakPassword(p));
+        }
+        let hash = hash_password(password).map_err(AccountError::Invalid)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let done = sqlx::query(
+            "INSERT INTO accounts (id, username, password_hash, display_name, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
+        )
+        .bind(&id)
+        .bind(&username)
+        .bind(&hash)
+        .bind(display_name.trim())
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.store.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(AccountError::NameTaken);
+        }
+        Ok(id)
+    }
+
+    /// Checks a local sign-in. Failures count toward the lockout; success resets the count.
+    pub async fn sign_in(&self, username: &str, password: &str, now: DateTime<Utc>) -> Result<String, AccountError> {
+        let username = username.trim().to_lowercase();
+        let row = sqlx::query("SELECT id, password_hash, locked_until FROM accounts WHERE username = $1")
+            .bind(&username)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        let Some(row) = row else {
+            verify_password(password, &DUMMY_HASH);
+            return Err(AccountError::SignInFailed);
+        };
+        let (id, hash, locked_until): (String, Option<String>, Option<String>) = (row.get(0), row.get(1), row.get(2));
+        let locked = locked_until.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).is_some_and(|t| t > now);
+        let ok = verify_password(password, hash.as_deref().unwrap_or(&DUMMY_HASH));
+        if locked || !ok {
+            if !locked {
+                self.count_failure(&id, now).await?;
+            }
+            return Err(AccountError::SignInFailed);
+        }
+        sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = $1").bind(&id).execute(&self.store.pool).await?;
+        Ok(id)
+    }
+
+    /// True when the account is locked now (enrollment checks it too).
+    pub async fn is_locked(&self, account_id: &str, now: DateTime<Utc>) -> Result<bool, AccountError> {
+        let locked: Option<Option<String>> = sqlx::query("SELECT locked_until FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|r| r.get(0));
+        Ok(locked.flatten().and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).is_some_and(|t| t > now))
+    }
+
+    async fn count_failure(&self, account_id: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
+        let mut tx = self.store.pool.begin().await?;
+        sqlx::query("UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1").bind(account_id).execute(&mut *tx).await?;
+        let attempts: i32 = sqlx::query("SELECT failed_attempts FROM accounts WHERE id = $1").bind(account_id).fetch_one(&mut *tx).await?.get(0);
+        if attempts >= self.config.lockout_attempts as i32 {
+            let until = now + chrono::Duration::from_std(self.config.lockout_duration.std()).unwrap_or_default();
+            sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = $1 WHERE id = $2")
+                .bind(until.to_rfc3339())
+                .bind(account_id)
+                .execute(&mut *tx)
+                .await?;
+            tracing::warn!(account = %account_id, "account locked after repeated failures");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The account for an identity provider's subject, created on first sign-in.
+    pub async fn federated(&self, issuer: &str, subject: &str, display_name: &str) -> Result<String, AccountError> {
+        let existing = sqlx::query("SELECT id FROM accounts WHERE oidc_issuer = $1 AND oidc_subject = $2")
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        if let Some(r) = existing {
+            return Ok(r.get(0));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query("INSERT INTO accounts (id, oidc_issuer, oidc_subject, display_name, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&id)
+            .bind(issuer)
+            .bind(subject)
+            .bind(if display_name.trim().is_empty() { "Patient" } else { display_name.trim() })
+            .bind(Utc::now().to_rfc3339())
+            .execute(&self.store.pool)
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn display_name(&self, account_id: &str) -> Result<Option<String>, AccountError> {
+        Ok(sqlx::query("SELECT display_name FROM accounts WHERE id = $1").bind(account_id).fetch_optional(&self.store.pool).await?.map(|r| r.get(0)))
+    }
+
+    /// Links the account to its own record when the medical record number, birth date and
+    /// last name all match one patient record. Failures count toward the lockout.
+    pub async fn enroll(&self, account_id: &str, mrn: &str, birth_date: &str, family: &str, now: DateTime<Utc>) -> Result<PatientLink, AccountError> {
+        if self.is_locked(account_id, now).await? {
+            return Err(AccountError::VerificationFailed);
+        }
+        let family = fold(family);
+        let matched = self
+            .index
+            .records_with_identifier(mrn)
+            .into_iter()
+            .find(|(_, _, d)| d.birth_date.as_deref() == Some(birth_date.trim()) && !family.is_empty() && d.families.contains(&family));
+        let Some((source, source_patient_id, _)) = matched else {
+            self.count_failure(account_id, now).await?;
+            return Err(AccountError::VerificationFailed);
+        };
+        self.link(account_id, &source, &source_patient_id, "SELF", None, None, None, "enrollment").await
+    }
+
+    /// Creates a link from an account to a patient record (`SELF`, or a proxy relationship
+    /// granted by staff). An existing live link for the same account and record is returned.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn link(
+        &self,
+        account_id: &str,
+        source: &str,
+        source_patient_id: &str,
+        relationship: &str,
+        valid_from: Option<&str>,
+        valid_until: Option<&str>,
+        related_person: Option<&str>,
+        by: &str,
+    ) -> Result<PatientLink, AccountError> {
+        if self.index.gateway_id_of(source, source_patient_id).is_none() {
+            return Err(AccountError::Invalid(format!("no patient record {source}/{source_patient_id}")));
+        }
+        let relationship = relationship.trim().to_uppercase();
+        if !matches!(relationship.as_str(), "SELF" | "MTH" | "FTH" | "PRN" | "GUARD" | "CAREGIVER" | "NOK" | "SPS" | "FAMMEMB") {
+            return Err(AccountError::Invalid(format!("`{relationship}` is not a relationship (SELF, MTH, FTH, PRN, GUARD, CAREGIVER …)")));
+        }
+        if let Some(existing) =
+            self.links(account_id).await?.into_iter().find(|l| l.source == source && l.source_patient_id == source_patient_id)
+        {
+            return Ok(existing);
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        sqlx::query(
+            "INSERT INTO account_patients (id, account_id, source, source_patient_id, relationship, valid_from, valid_until, related_person, created_by, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(account_id)
+        .bind(source)
+        .bind(source_patient_id)
+        .bind(&relationship)
+        .bind(valid_from)
+        .bind(valid_until)
+        .bind(related_person)
+        .bind(by)
+        .bind(Utc::now().to_rfc3339())
+        .execute(&self.store.pool)
+        .await?;
+        Ok(PatientLink { id, source: source.into(), source_patient_id: source_patient_id.into(), relationship, valid_until: valid_until.map(str::to_string) })
+    }
+
+    /// The live links of an account: its own record and those it is a proxy for.
+    pub async fn links(&self, account_id: &str) -> Result<Vec<PatientLink>, AccountError> {
+        let now = Utc::now().to_rfc3339();
+        let rows = sqlx::query(
+            "SELECT id, source, source_patient_id, relationship, valid_until FROM account_patients
+             WHERE account_id = $1 AND terminated_at IS NULL AND (valid_from IS NULL OR valid_from <= $2) AND (valid_until IS NULL OR valid_until > $2)
+             ORDER BY created_at",
+        )
+        .bind(account_id)
+        .bind(&now)
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PatientLink { id: r.get(0), source: r.get(1), source_patient_id: r.get(2), relationship: r.get(3), valid_until: r.get(4) })
+            .collect())
+    }
+
+    /// Ends an account's access to a patient record (every grant built on it stops working
+    /// on the next request). Returns how many links were terminated.
+    pub async fn terminate(&self, link_id: &str, reason: &str, by: &str) -> Result<u64, AccountError> {
+        if reason.trim().is_empty() {
+            return Err(AccountError::Invalid("give a reason (deceased, left the practice, revoked …)".into()));
+        }
+        let done = sqlx::query("UPDATE account_patients SET terminated_at = $1, termination_reason = $2 WHERE id = $3 AND terminated_at IS NULL")
+            .bind(Utc::now().to_rfc3339())
+            .bind(format!("{reason} (by {by})"))
+            .bind(link_id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}

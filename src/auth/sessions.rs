@@ -1,0 +1,130 @@
+//! Browser sessions: a random cookie value (stored only as a hash), its CSRF token, the
+//! signed-in account, and small per-session state (a pending authorization request, OIDC
+//! state). Sessions end after `session_idle` without a request and after
+//! `session_absolute` in all; signing in issues a fresh session id (no fixation). It never
+//! stores passwords or tokens.
+
+use crate::store::{Store, StoreError};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use subtle::ConstantTimeEq;
+
+/// The cookie's name.
+pub const COOKIE: &str = "portico_session";
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    id_hash: String,
+    pub account_id: Option<String>,
+    pub csrf_token: String,
+    pub data: Value,
+    created_at: DateTime<Utc>,
+}
+
+impl Session {
+    /// True when `presented` is this session's CSRF token (constant time).
+    pub fn csrf_ok(&self, presented: &str) -> bool {
+        !presented.is_empty() && bool::from(presented.as_bytes().ct_eq(self.csrf_token.as_bytes()))
+    }
+
+    pub fn created_at(&self) -> DateTime<Utc> {
+        self.created_at
+    }
+}
+
+#[derive(Clone)]
+pub struct Sessions {
+    store: Store,
+    idle: Duration,
+    absolute: Duration,
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn hash(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+impl Sessions {
+    pub fn new(store: Store, idle: std::time::Duration, absolute: std::time::Duration) -> Sessions {
+        Sessions { store, idle: Duration::from_std(idle).unwrap_or_default(), absolute: Duration::from_std(absolute).unwrap_or_default() }
+    }
+
+    /// A new anonymous session: (cookie value, session).
+    pub async fn start(&self) -> Result<(String, Session), StoreError> {
+        self.create(None, json!({})).await
+    }
+
+    async fn create(&self, account_id: Option<&str>, data: Value) -> Result<(String, Session), StoreError> {
+        let cookie = random_token();
+        let now = Utc::now();
+        let session = Session { id_hash: hash(&cookie), account_id: account_id.map(str::to_string), csrf_token: random_token(), data, created_at: now };
+        sqlx::query("INSERT INTO sessions (id_hash, account_id, csrf_token, data, created_at, last_seen) VALUES ($1, $2, $3, $4, $5, $5)")
+            .bind(&session.id_hash)
+            .bind(&session.account_id)
+            .bind(&session.csrf_token)
+            .bind(session.data.to_string())
+            .bind(now.to_rfc3339())
+            .execute(&self.store.pool)
+            .await?;
+        Ok((cookie, session))
+    }
+
+    /// The live session behind a cookie value, touching its idle clock; expired ones are
+    /// deleted.
+    pub async fn load(&self, cookie: &str) -> Result<Option<Session>, StoreError> {
+        let id_hash = hash(cookie);
+        let row = sqlx::query("SELECT account_id, csrf_token, data, created_at, last_seen FROM sessions WHERE id_hash = $1")
+            .bind(&id_hash)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let parse = |t: String| DateTime::parse_from_rfc3339(&t).map(|d| d.with_timezone(&Utc)).unwrap_or_default();
+        let (created_at, last_seen) = (parse(row.get(3)), parse(row.get(4)));
+        let now = Utc::now();
+        if now - last_seen > self.idle || now - created_at > self.absolute {
+            self.end_hash(&id_hash).await?;
+            return Ok(None);
+        }
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2").bind(now.to_rfc3339()).bind(&id_hash).execute(&self.store.pool).await?;
+        let data: String = row.get(2);
+        Ok(Some(Session {
+            id_hash,
+            account_id: row.get(0),
+            csrf_token: row.get(1),
+            data: serde_json::from_str(&data).unwrap_or_else(|_| json!({})),
+            created_at,
+        }))
+    }
+
+    /// Saves the session's data.
+    pub async fn save(&self, session: &Session) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2").bind(session.data.to_string()).bind(&session.id_hash).execute(&self.store.pool).await?;
+        Ok(())
+    }
+
+    /// Signs an account in: the old session ends and a new one (new cookie, new CSRF token)
+    /// carries its data forward.
+    pub async fn sign_in(&self, old: &Session, account_id: &str) -> Result<(String, Session), StoreError> {
+        self.end_hash(&old.id_hash).await?;
+        self.create(Some(account_id), old.data.clone()).await
+    }
+
+    pub async fn end(&self, session: &Session) -> Result<(), StoreError> {
+        self.end_hash(&session.id_hash).await
+    }
+
+    async fn end_hash(&self, id_hash: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(id_hash).execute(&self.store.pool).await?;
+        Ok(())
+    }
+}
