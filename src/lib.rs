@@ -10,6 +10,7 @@ pub mod fhir;
 pub mod him;
 pub mod identity;
 pub mod policy;
+pub mod portal;
 pub mod read;
 pub mod simulator;
 pub mod sources;

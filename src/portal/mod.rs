@@ -1,0 +1,52 @@
+//! HTML for people: the sign-in, registration, enrollment, record picker and consent pages
+//! (server-rendered with minijinja, escaped by default, no JavaScript) and their stylesheet.
+//! It renders what it is given and never fetches patient data itself.
+
+use minijinja::Environment;
+use serde::Serialize;
+use std::sync::LazyLock;
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, text) in [
+        ("base.html", include_str!("templates/base.html")),
+        ("login.html", include_str!("templates/login.html")),
+        ("register.html", include_str!("templates/register.html")),
+        ("enroll.html", include_str!("templates/enroll.html")),
+        ("pick.html", include_str!("templates/pick.html")),
+        ("consent.html", include_str!("templates/consent.html")),
+        ("account.html", include_str!("templates/account.html")),
+        ("error.html", include_str!("templates/error.html")),
+    ] {
+        env.add_template(name, text).expect("templates parse");
+    }
+    env
+});
+
+/// The stylesheet served at `/static/portal.css`.
+pub const STYLESHEET: &str = include_str!("static/portal.css");
+
+/// Renders a page; a template error is a bug, reported as a plain message.
+pub fn render<C: Serialize>(template: &str, context: C) -> String {
+    TEMPLATES
+        .get_template(template)
+        .and_then(|t| t.render(context))
+        .unwrap_or_else(|e| {
+            tracing::error!(template, error = %e, "template failed");
+            "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>".into()
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minijinja::context;
+
+    #[test]
+    fn pages_escape_what_they_are_given() {
+        let html = render("login.html", context! { title => "Sign in", csrf => "t0k", app_name => "<script>x</script>", message => "", username => "", signed_in => false });
+        assert!(html.contains("&lt;script&gt;x") && !html.contains("<script>"), "{html}");
+        assert!(html.contains("name=\"csrf\" value=\"t0k\""));
+        assert!(html.contains("call 911"));
+    }
+}
