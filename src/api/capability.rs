@@ -5,6 +5,7 @@ use crate::fhir::{self, search, FHIR_VERSION};
 use serde_json::{json, Value};
 
 pub fn capability_statement(base_url: &str, date: &str) -> Value {
+    let endpoints = super::well_known::endpoints(base_url);
     let mut types: Vec<&str> = vec!["Patient"];
     types.extend(fhir::PATIENT_COMPARTMENT_TYPES);
     types.extend(fhir::SUPPORTING_TYPES);
@@ -53,10 +54,20 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read-only. Search on patient-compartment types needs patient=[id]. Until SMART authorization is enabled, data endpoints accept only the loopback demo token.",
+            "documentation": "Read-only. Search on patient-compartment types needs patient=[id].",
             "security": {
                 "cors": false,
-                "description": "Bearer token required on every data endpoint."
+                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"}],
+                "extension": [{
+                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                    "extension": [
+                        {"url": "authorize", "valueUri": endpoints["authorize"]},
+                        {"url": "token", "valueUri": endpoints["token"]},
+                        {"url": "revoke", "valueUri": endpoints["revoke"]},
+                        {"url": "introspect", "valueUri": endpoints["introspect"]}
+                    ]
+                }],
+                "description": "A SMART App Launch access token (or, on loopback only, a configured demo token) is required on every data endpoint."
             },
             "resource": resources
         }]

@@ -7,6 +7,7 @@ mod capability;
 pub mod error;
 mod fhir_routes;
 mod health;
+mod well_known;
 
 use crate::aggregate::Aggregator;
 use crate::read::Reader;
@@ -31,7 +32,8 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/fhir", fhir_routes::router(state.clone()))
         .merge(health::router(state.clone()))
-        .merge(admin::router(state))
+        .merge(admin::router(state.clone()))
+        .merge(well_known::router(state))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

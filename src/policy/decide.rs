@@ -148,6 +148,13 @@ impl Policy {
     /// For a proxy: the band of the patient's age (`None` = no band: an adult who granted
     /// access). Errors when the proxy may not see the patient at all.
     fn proxy_band(&self, record: &Record, viewer: &Viewer, now: DateTime<Utc>) -> Result<Option<ProxyAccess>, Denied> {
+        // Patient-facing access ends when the source records say the patient has died.
+        let deceased = record.patient().is_some_and(|p| {
+            p.get("deceasedBoolean").and_then(Value::as_bool) == Some(true) || p.get("deceasedDateTime").is_some()
+        });
+        if deceased && viewer.is_patient_facing() {
+            return Err(Denied::NoAccess("the patient has died".into()));
+        }
         let Role::Proxy { adult_granted, teen_assent, .. } = &viewer.role else { return Ok(None) };
         let age = record
             .patient()

@@ -30,8 +30,19 @@ pub enum Role {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Scope {
     pub resource_type: String,
+    /// Grants read by id (`.read`, or `r` in v2).
+    pub read: bool,
+    /// Grants search (`.read`, or `s` in v2).
+    pub search: bool,
     /// `(system, code)` from a v2 granular scope `?category=system|code`.
     pub category: Option<(Option<String>, String)>,
+}
+
+/// What a request does with a resource type, for scope checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    Read,
+    Search,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,6 +57,19 @@ pub struct Viewer {
 impl Viewer {
     pub fn new(actor: impl Into<String>, role: Role) -> Viewer {
         Viewer { actor: actor.into(), role, app_scopes: None }
+    }
+
+    /// Whether an app's scopes allow this interaction on this type at all (without scopes,
+    /// nothing is narrowed). Categories narrow further in the decision.
+    pub fn permits(&self, resource_type: &str, interaction: Interaction) -> bool {
+        let Some(scopes) = &self.app_scopes else { return true };
+        scopes.iter().any(|s| {
+            (s.resource_type == "*" || s.resource_type == resource_type)
+                && match interaction {
+                    Interaction::Read => s.read,
+                    Interaction::Search => s.search,
+                }
+        })
     }
 
     /// Self, proxies and apps acting for them: the viewers holds and exclusions apply to.
@@ -105,12 +129,13 @@ pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, String> {
         };
         let (resource_type, perms) =
             resource_and_perm.rsplit_once('.').ok_or_else(|| format!("scope `{s}` has no permissions"))?;
-        let reads = match perms {
-            "read" | "*" => true,
-            "write" => false,
-            v2 if !v2.is_empty() && v2.chars().all(|c| "cruds".contains(c)) => v2.contains('r') || v2.contains('s'),
+        let (read, search) = match perms {
+            "read" | "*" => (true, true),
+            "write" => (false, false),
+            v2 if !v2.is_empty() && v2.chars().all(|c| "cruds".contains(c)) => (v2.contains('r'), v2.contains('s')),
             _ => return Err(format!("scope `{s}` has unknown permissions `{perms}`")),
         };
+        let reads = read || search;
         if !(resource_type == "*" || crate::fhir::is_served_type(resource_type)) {
             return Err(format!("scope `{s}` names an unknown resource type"));
         }
@@ -129,7 +154,7 @@ pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, String> {
             }
         };
         if reads {
-            out.push(Scope { resource_type: resource_type.to_string(), category });
+            out.push(Scope { resource_type: resource_type.to_string(), read, search, category });
         }
     }
     Ok(out)
