@@ -32,6 +32,8 @@ pub enum AppError {
     Identity(#[from] crate::identity::IdentityError),
     #[error(transparent)]
     Source(#[from] crate::sources::SourceError),
+    #[error("authorization server: {0}")]
+    Auth(String),
     #[error("policy: {0}")]
     Policy(String),
     #[error("source {source_name}: {message}")]
@@ -45,6 +47,8 @@ pub struct App {
     pub aggregator: Arc<Aggregator>,
     pub policy: Arc<Policy>,
     pub ledger: PolicyLedger,
+    pub oauth: crate::auth::oauth::OAuth,
+    pub accounts: Arc<crate::auth::accounts::Accounts>,
     /// In-process stand-ins for `simulated` sources, by source name.
     pub simulators: Vec<(String, RunningSimulator)>,
     refresher: Option<tokio::task::JoinHandle<()>>,
@@ -126,7 +130,23 @@ impl App {
             })
         };
         let ledger = PolicyLedger::new(store.clone());
-        Ok(App { config, store, index, aggregator, policy, ledger, simulators, refresher: Some(refresher) })
+        let oauth = crate::auth::oauth::OAuth::start(&config, store.clone(), index.clone())
+            .await
+            .map_err(|e| AppError::Auth(e.to_string()))?;
+        let accounts =
+            Arc::new(crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone()));
+        Ok(App {
+            oauth,
+            accounts,
+            config,
+            store,
+            index,
+            aggregator,
+            policy,
+            ledger,
+            simulators,
+            refresher: Some(refresher),
+        })
     }
 
     /// The read path over this app's sources and policy.
@@ -142,6 +162,17 @@ impl App {
         let state = Arc::new(ApiState {
             him: crate::him::Him::new(self.aggregator.clone(), self.ledger.clone()),
             reader: self.reader(),
+            oauth: self.oauth.clone(),
+            accounts: self.accounts.clone(),
+            sessions: crate::auth::sessions::Sessions::new(
+                self.store.clone(),
+                self.config.auth.session_idle.std(),
+                self.config.auth.session_absolute.std(),
+            ),
+            store: self.store.clone(),
+            secure_cookies: self.config.secure_cookies(),
+            oidc_label: self.config.auth.oidc.as_ref().map(|o| o.label.clone()),
+            min_password_length: self.config.auth.password_min_length,
             aggregator: self.aggregator.clone(),
             base_url: self.config.fhir_base_url(),
             tokens: crate::auth::DevTokens::from_config(&self.config.server),

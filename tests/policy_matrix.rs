@@ -353,8 +353,19 @@ async fn check(run: &mut Run<'_>, c: &Case, token: &str, redisclosure: &str) -> 
         }
     }
 
+    // An app's scopes that grant no read (or search) of this type at all refuse the request
+    // outright (403, SMART insufficient scope); a category they do not grant just hides.
+    let viewer = portico::policy::Viewer::from_spec(&c.viewer, c.scopes.as_deref()).expect("viewer spec");
+    let refused = |i: portico::policy::Interaction| !shown && because == "scope:not-granted" && !viewer.permits(&t, i);
+
     // Read.
-    let want = if shown { 200 } else { denied.unwrap_or(404) };
+    let want = if refused(portico::policy::Interaction::Read) {
+        403
+    } else if shown {
+        200
+    } else {
+        denied.unwrap_or(404)
+    };
     let (status, body) = run.gw.get_with(&key, Some(token), &[]).await;
     if status != want {
         problems.push(format!("read {key}: status {status}, want {want}"));
@@ -367,7 +378,7 @@ async fn check(run: &mut Run<'_>, c: &Case, token: &str, redisclosure: &str) -> 
     // Search (all pages), and its total.
     let search = if t == "Patient" { format!("Patient?_id={pid}") } else { format!("{t}?patient={pid}&_id={id}") };
     let (status, resources, outcomes) = walk(run.gw, &search, token).await;
-    let want = if denied == Some(403) { 403 } else { 200 };
+    let want = if denied == Some(403) || refused(portico::policy::Interaction::Search) { 403 } else { 200 };
     let n = usize::from(shown);
     if status != want {
         problems.push(format!("search: status {status}, want {want}"));

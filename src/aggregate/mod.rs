@@ -9,11 +9,11 @@ pub mod merge;
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;
+use crate::policy::Policy;
 use crate::sources::{SharedSource, SourceError};
 use merge::Fetched;
 use moka::future::Cache;
 use serde_json::Value;
-use crate::policy::Policy;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;

@@ -25,6 +25,8 @@ pub enum ApiError {
     Him(#[from] crate::him::HimError),
     #[error("{0}")]
     BadInput(String),
+    #[error("the access token's scopes do not allow this ({0})")]
+    InsufficientScope(String),
 }
 
 impl ApiError {
@@ -55,6 +57,7 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Issue::error("exception", "the gateway's store is unavailable".to_string()),
             ),
+            ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
             ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
         }
     }

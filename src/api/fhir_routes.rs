@@ -3,10 +3,12 @@
 
 use super::error::ApiError;
 use super::{capability, fhir_json, ApiState};
-use crate::auth::Access;
+use crate::auth::{Access, AuthError};
 use crate::fhir::bundle::searchset;
 use crate::fhir::outcome::operation_outcome;
+use crate::policy::Interaction;
 use crate::read::Matches;
+use crate::read::ReadError;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -65,9 +67,31 @@ async fn read_only(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
 }
 
-fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+/// Who is calling: a SMART access token (looked up on every request, so revocation and
+/// termination take effect at once) or, on loopback, a configured demo token.
+async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    Ok(state.tokens.authenticate(header)?)
+    match state.tokens.authenticate(header) {
+        Ok(a) => return Ok(a),
+        Err(AuthError::Missing) => return Err(AuthError::Missing.into()),
+        Err(AuthError::Invalid) => {}
+    }
+    let token = header
+        .and_then(|h| h.trim().split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let Some(token) = token else { return Err(AuthError::Invalid.into()) };
+    let bearer = state.oauth.tokens.bearer(token).await.map_err(|e| ApiError::Read(ReadError::Store(e)))?;
+    bearer.map(crate::auth::access_from_bearer).ok_or(ApiError::Auth(AuthError::Invalid))
+}
+
+/// Refuses (403) an interaction the caller's scopes do not grant at all.
+fn permit(access: &Access, resource_type: &str, interaction: Interaction) -> Result<(), ApiError> {
+    if access.viewer.permits(resource_type, interaction) {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope(resource_type.to_string()))
+    }
 }
 
 fn pairs(query: &Option<String>) -> Vec<(String, String)> {
@@ -87,7 +111,8 @@ async fn read(
     headers: HeaderMap,
     Path((resource_type, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers).await?;
+    permit(&access, &resource_type, Interaction::Read)?;
     let resource = state.reader.read(&access, &resource_type, &id).await?;
     Ok(fhir_json(StatusCode::OK, &resource))
 }
@@ -98,7 +123,8 @@ async fn search(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers).await?;
+    permit(&access, &resource_type, Interaction::Search)?;
     let pairs = pairs(&query);
     let matches = state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await?;
     Ok(render_bundle(&state, &resource_type, &pairs, matches))
@@ -110,7 +136,12 @@ async fn everything(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers).await?;
+    // $everything returns what the scopes grant (types without a scope are left out by the
+    // policy); an app with no search scope at all may not run it.
+    if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
+        return Err(ApiError::InsufficientScope("$everything".into()));
+    }
     let pairs = pairs(&query);
     let matches = state.reader.everything(&access, &id, &pairs, lenient(&headers)).await?;
     Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))

@@ -2,11 +2,15 @@
 //! extract, call one domain function, render. Errors become OperationOutcomes in
 //! [`error`] and nowhere else.
 
+mod account_routes;
 mod admin;
+mod authorize_routes;
 mod capability;
 pub mod error;
 mod fhir_routes;
 mod health;
+mod oauth;
+pub mod pages;
 mod well_known;
 
 use crate::aggregate::Aggregator;
@@ -20,6 +24,15 @@ use std::sync::Arc;
 /// What handlers share.
 pub struct ApiState {
     pub reader: Reader,
+    pub oauth: crate::auth::oauth::OAuth,
+    pub accounts: Arc<crate::auth::accounts::Accounts>,
+    pub sessions: crate::auth::sessions::Sessions,
+    pub store: crate::store::Store,
+    /// Session cookies carry `Secure` unless the gateway is served over plain HTTP on loopback.
+    pub secure_cookies: bool,
+    /// The OIDC sign-in button's label, when a provider is configured.
+    pub oidc_label: Option<String>,
+    pub min_password_length: usize,
     pub him: crate::him::Him,
     pub aggregator: Arc<Aggregator>,
     pub base_url: String,
@@ -33,7 +46,10 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .nest("/fhir", fhir_routes::router(state.clone()))
         .merge(health::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(well_known::router(state))
+        .merge(well_known::router(state.clone()))
+        .merge(account_routes::router(state.clone()))
+        .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
+        .merge(authorize_routes::router(state))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

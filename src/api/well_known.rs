@@ -36,7 +36,8 @@ pub fn endpoints(base_url: &str) -> Value {
 }
 
 fn json_response(v: Value) -> Response {
-    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")], v.to_string()).into_response()
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=300")], v.to_string())
+        .into_response()
 }
 
 async fn smart(State(state): State<Arc<ApiState>>) -> Response {

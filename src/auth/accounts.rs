@@ -94,10 +94,17 @@ impl Accounts {
     }
 
     /// Creates a local account; returns its id.
-    pub async fn create_local(&self, username: &str, password: &str, display_name: &str) -> Result<String, AccountError> {
+    pub async fn create_local(
+        &self,
+        username: &str,
+        password: &str,
+        display_name: &str,
+    ) -> Result<String, AccountError> {
         let username = username.trim().to_lowercase();
         if username.len() < 3 || username.len() > 254 || username.chars().any(char::is_whitespace) {
-            return Err(AccountError::Invalid("Choose a user name (your e-mail address) of 3 to 254 characters without spaces.".into()));
+            return Err(AccountError::Invalid(
+                "Choose a user name (your e-mail address) of 3 to 254 characters without spaces.".into(),
+            ));
         }
         if display_name.trim().is_empty() {
             return Err(AccountError::Invalid("Tell us your name.".into()));
@@ -135,7 +142,8 @@ impl Accounts {
             return Err(AccountError::SignInFailed);
         };
         let (id, hash, locked_until): (String, Option<String>, Option<String>) = (row.get(0), row.get(1), row.get(2));
-        let locked = locked_until.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).is_some_and(|t| t > now);
+        let locked =
+            locked_until.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).is_some_and(|t| t > now);
         let ok = verify_password(password, hash.as_deref().unwrap_or(&DUMMY_HASH));
         if locked || !ok {
             if !locked {
@@ -143,7 +151,10 @@ impl Accounts {
             }
             return Err(AccountError::SignInFailed);
         }
-        sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = $1").bind(&id).execute(&self.store.pool).await?;
+        sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
+            .bind(&id)
+            .execute(&self.store.pool)
+            .await?;
         Ok(id)
     }
 
@@ -159,8 +170,15 @@ impl Accounts {
 
     async fn count_failure(&self, account_id: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
         let mut tx = self.store.pool.begin().await?;
-        sqlx::query("UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1").bind(account_id).execute(&mut *tx).await?;
-        let attempts: i32 = sqlx::query("SELECT failed_attempts FROM accounts WHERE id = $1").bind(account_id).fetch_one(&mut *tx).await?.get(0);
+        sqlx::query("UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1")
+            .bind(account_id)
+            .execute(&mut *tx)
+            .await?;
+        let attempts: i32 = sqlx::query("SELECT failed_attempts FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
         if attempts >= self.config.lockout_attempts as i32 {
             let until = now + chrono::Duration::from_std(self.config.lockout_duration.std()).unwrap_or_default();
             sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = $1 WHERE id = $2")
@@ -197,21 +215,30 @@ impl Accounts {
     }
 
     pub async fn display_name(&self, account_id: &str) -> Result<Option<String>, AccountError> {
-        Ok(sqlx::query("SELECT display_name FROM accounts WHERE id = $1").bind(account_id).fetch_optional(&self.store.pool).await?.map(|r| r.get(0)))
+        Ok(sqlx::query("SELECT display_name FROM accounts WHERE id = $1")
+            .bind(account_id)
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|r| r.get(0)))
     }
 
     /// Links the account to its own record when the medical record number, birth date and
     /// last name all match one patient record. Failures count toward the lockout.
-    pub async fn enroll(&self, account_id: &str, mrn: &str, birth_date: &str, family: &str, now: DateTime<Utc>) -> Result<PatientLink, AccountError> {
+    pub async fn enroll(
+        &self,
+        account_id: &str,
+        mrn: &str,
+        birth_date: &str,
+        family: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PatientLink, AccountError> {
         if self.is_locked(account_id, now).await? {
             return Err(AccountError::VerificationFailed);
         }
         let family = fold(family);
-        let matched = self
-            .index
-            .records_with_identifier(mrn)
-            .into_iter()
-            .find(|(_, _, d)| d.birth_date.as_deref() == Some(birth_date.trim()) && !family.is_empty() && d.families.contains(&family));
+        let matched = self.index.records_with_identifier(mrn).into_iter().find(|(_, _, d)| {
+            d.birth_date.as_deref() == Some(birth_date.trim()) && !family.is_empty() && d.families.contains(&family)
+        });
         let Some((source, source_patient_id, _)) = matched else {
             self.count_failure(account_id, now).await?;
             return Err(AccountError::VerificationFailed);
@@ -237,11 +264,19 @@ impl Accounts {
             return Err(AccountError::Invalid(format!("no patient record {source}/{source_patient_id}")));
         }
         let relationship = relationship.trim().to_uppercase();
-        if !matches!(relationship.as_str(), "SELF" | "MTH" | "FTH" | "PRN" | "GUARD" | "CAREGIVER" | "NOK" | "SPS" | "FAMMEMB") {
-            return Err(AccountError::Invalid(format!("`{relationship}` is not a relationship (SELF, MTH, FTH, PRN, GUARD, CAREGIVER …)")));
+        if !matches!(
+            relationship.as_str(),
+            "SELF" | "MTH" | "FTH" | "PRN" | "GUARD" | "CAREGIVER" | "NOK" | "SPS" | "FAMMEMB"
+        ) {
+            return Err(AccountError::Invalid(format!(
+                "`{relationship}` is not a relationship (SELF, MTH, FTH, PRN, GUARD, CAREGIVER …)"
+            )));
         }
-        if let Some(existing) =
-            self.links(account_id).await?.into_iter().find(|l| l.source == source && l.source_patient_id == source_patient_id)
+        if let Some(existing) = self
+            .links(account_id)
+            .await?
+            .into_iter()
+            .find(|l| l.source == source && l.source_patient_id == source_patient_id)
         {
             return Ok(existing);
         }
@@ -262,7 +297,13 @@ impl Accounts {
         .bind(Utc::now().to_rfc3339())
         .execute(&self.store.pool)
         .await?;
-        Ok(PatientLink { id, source: source.into(), source_patient_id: source_patient_id.into(), relationship, valid_until: valid_until.map(str::to_string) })
+        Ok(PatientLink {
+            id,
+            source: source.into(),
+            source_patient_id: source_patient_id.into(),
+            relationship,
+            valid_until: valid_until.map(str::to_string),
+        })
     }
 
     /// The live links of an account: its own record and those it is a proxy for.
@@ -279,7 +320,13 @@ impl Accounts {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|r| PatientLink { id: r.get(0), source: r.get(1), source_patient_id: r.get(2), relationship: r.get(3), valid_until: r.get(4) })
+            .map(|r| PatientLink {
+                id: r.get(0),
+                source: r.get(1),
+                source_patient_id: r.get(2),
+                relationship: r.get(3),
+                valid_until: r.get(4),
+            })
             .collect())
     }
 

@@ -55,10 +55,22 @@ pub enum Refusal {
 }
 
 /// Checks an authorization request against the app's registration.
-pub fn check(params: &AuthorizeParams, app: Option<&AppView>, fhir_base: &str) -> Result<PendingAuthorization, Refusal> {
-    let client_id = params.client_id.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| Refusal::Page("The app did not say who it is (client_id).".into()))?;
-    let app = app.ok_or_else(|| Refusal::Page(format!("The app \"{client_id}\" is not registered with Harbor Health.")))?;
-    let redirect_uri = params.redirect_uri.as_deref().ok_or_else(|| Refusal::Page("The app did not say where to return (redirect_uri).".into()))?;
+pub fn check(
+    params: &AuthorizeParams,
+    app: Option<&AppView>,
+    fhir_base: &str,
+) -> Result<PendingAuthorization, Refusal> {
+    let client_id = params
+        .client_id
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| Refusal::Page("The app did not say who it is (client_id).".into()))?;
+    let app =
+        app.ok_or_else(|| Refusal::Page(format!("The app \"{client_id}\" is not registered with Harbor Health.")))?;
+    let redirect_uri = params
+        .redirect_uri
+        .as_deref()
+        .ok_or_else(|| Refusal::Page("The app did not say where to return (redirect_uri).".into()))?;
     if !app.redirect_uris.iter().any(|r| r == redirect_uri) {
         return Err(Refusal::Page("The app asked to return to an address it did not register.".into()));
     }
@@ -72,12 +84,17 @@ pub fn check(params: &AuthorizeParams, app: Option<&AppView>, fhir_base: &str) -
     if params.response_type.as_deref() != Some("code") {
         return Err(refuse("unsupported_response_type", "response_type must be code"));
     }
-    let state = params.state.clone().filter(|s| !s.is_empty()).ok_or_else(|| refuse("invalid_request", "state is required"))?;
-    let challenge = params.code_challenge.clone().filter(|c| !c.is_empty()).ok_or_else(|| refuse("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256"))?;
+    let state =
+        params.state.clone().filter(|s| !s.is_empty()).ok_or_else(|| refuse("invalid_request", "state is required"))?;
+    let challenge = params.code_challenge.clone().filter(|c| !c.is_empty()).ok_or_else(|| {
+        refuse("invalid_request", "PKCE is required: send code_challenge with code_challenge_method=S256")
+    })?;
     if params.code_challenge_method.as_deref() != Some("S256") {
         return Err(refuse("invalid_request", "code_challenge_method must be S256"));
     }
-    if !(43..=128).contains(&challenge.len()) || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if !(43..=128).contains(&challenge.len())
+        || !challenge.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return Err(refuse("invalid_request", "code_challenge is not a base64url S256 challenge"));
     }
     if params.aud.as_deref().map(|a| a.trim_end_matches('/')) != Some(fhir_base.trim_end_matches('/')) {
@@ -110,9 +127,12 @@ pub fn grantable(asked: &str, allowed: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for s in asked.split_whitespace() {
         let ok = match s {
-            "launch/patient" | "openid" | "fhirUser" | "offline_access" | "online_access" => allowed.iter().any(|a| a == s),
+            "launch/patient" | "openid" | "fhirUser" | "offline_access" | "online_access" => {
+                allowed.iter().any(|a| a == s)
+            }
             _ if is_resource_scope(s) => {
-                crate::policy::viewer::parse_scopes(s).is_ok_and(|p| !p.is_empty()) && allowed.iter().any(|a| covers(a, s))
+                crate::policy::viewer::parse_scopes(s).is_ok_and(|p| !p.is_empty())
+                    && allowed.iter().any(|a| covers(a, s))
             }
             _ => false,
         };
@@ -184,7 +204,9 @@ pub fn describe(scope: &str) -> String {
         ("CareTeam", _) => "care team",
         ("Patient", _) => "name, birth date and contact details",
         ("RelatedPerson", _) => "family members and caregivers on file",
-        ("Practitioner" | "PractitionerRole" | "Organization" | "Location", _) => "the clinicians and places involved in care",
+        ("Practitioner" | "PractitionerRole" | "Organization" | "Location", _) => {
+            "the clinicians and places involved in care"
+        }
         ("Provenance", _) => "where each record came from",
         ("*", _) => "the whole health record",
         _ => t,
@@ -204,10 +226,17 @@ mod tests {
             client_id: "app".into(),
             name: "Tracker".into(),
             redirect_uris: vec!["https://app.example/cb".into()],
-            allowed_scopes: ["launch/patient", "openid", "fhirUser", "offline_access", "patient/*.rs", "patient/Observation.read"]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
+            allowed_scopes: [
+                "launch/patient",
+                "openid",
+                "fhirUser",
+                "offline_access",
+                "patient/*.rs",
+                "patient/Observation.read",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         }
     }
 

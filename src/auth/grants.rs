@@ -52,12 +52,22 @@ pub async fn live(store: &Store, grant_id: &str) -> Result<Option<LiveGrant>, St
 
 /// Records that a grant's token was used (shown on the patient's apps page).
 pub async fn touch(store: &Store, grant_id: &str) -> Result<(), StoreError> {
-    sqlx::query("UPDATE grants SET last_used = $1 WHERE id = $2").bind(Utc::now().to_rfc3339()).bind(grant_id).execute(&store.pool).await?;
+    sqlx::query("UPDATE grants SET last_used = $1 WHERE id = $2")
+        .bind(Utc::now().to_rfc3339())
+        .bind(grant_id)
+        .execute(&store.pool)
+        .await?;
     Ok(())
 }
 
 /// Stores the grant an account gave an app for one of its patient links; returns its id.
-pub async fn create(store: &Store, account_id: &str, link_id: &str, client_id: &str, scopes: &str) -> Result<String, StoreError> {
+pub async fn create(
+    store: &Store,
+    account_id: &str,
+    link_id: &str,
+    client_id: &str,
+    scopes: &str,
+) -> Result<String, StoreError> {
     let id = uuid::Uuid::new_v4().to_string();
     sqlx::query("INSERT INTO grants (id, account_id, account_patient_id, client_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(&id)

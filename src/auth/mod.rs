@@ -6,6 +6,7 @@
 pub mod accounts;
 pub mod authorize;
 pub mod grants;
+pub mod oauth;
 pub mod sessions;
 
 use crate::config::ServerConfig;
@@ -31,6 +32,24 @@ pub struct Access {
 impl Access {
     pub fn is_staff(&self) -> bool {
         self.viewer.role == Role::Staff && self.viewer.app_scopes.is_none()
+    }
+}
+
+/// The access a live SMART token stands for: the account's relationship to the patient
+/// decides the viewer (the patient, or a proxy), and the token's scopes narrow it.
+pub fn access_from_bearer(b: oauth::Bearer) -> Access {
+    let g = &b.grant;
+    let role = if g.relationship == "SELF" {
+        Role::Patient
+    } else {
+        Role::Proxy { relationship: g.relationship.clone(), adult_granted: g.adult_granted, teen_assent: g.teen_assent }
+    };
+    let scopes = crate::policy::viewer::parse_scopes(&b.scopes).unwrap_or_default();
+    let viewer =
+        Viewer { actor: format!("app:{}:account:{}", b.client_id, g.account_id), role, app_scopes: Some(scopes) };
+    Access {
+        viewer,
+        patients: PatientScope::Person { source: g.source.clone(), source_patient_id: g.source_patient_id.clone() },
     }
 }
 

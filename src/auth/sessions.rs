@@ -56,7 +56,11 @@ fn hash(value: &str) -> String {
 
 impl Sessions {
     pub fn new(store: Store, idle: std::time::Duration, absolute: std::time::Duration) -> Sessions {
-        Sessions { store, idle: Duration::from_std(idle).unwrap_or_default(), absolute: Duration::from_std(absolute).unwrap_or_default() }
+        Sessions {
+            store,
+            idle: Duration::from_std(idle).unwrap_or_default(),
+            absolute: Duration::from_std(absolute).unwrap_or_default(),
+        }
     }
 
     /// A new anonymous session: (cookie value, session).
@@ -67,7 +71,13 @@ impl Sessions {
     async fn create(&self, account_id: Option<&str>, data: Value) -> Result<(String, Session), StoreError> {
         let cookie = random_token();
         let now = Utc::now();
-        let session = Session { id_hash: hash(&cookie), account_id: account_id.map(str::to_string), csrf_token: random_token(), data, created_at: now };
+        let session = Session {
+            id_hash: hash(&cookie),
+            account_id: account_id.map(str::to_string),
+            csrf_token: random_token(),
+            data,
+            created_at: now,
+        };
         sqlx::query("INSERT INTO sessions (id_hash, account_id, csrf_token, data, created_at, last_seen) VALUES ($1, $2, $3, $4, $5, $5)")
             .bind(&session.id_hash)
             .bind(&session.account_id)
@@ -83,10 +93,11 @@ impl Sessions {
     /// deleted.
     pub async fn load(&self, cookie: &str) -> Result<Option<Session>, StoreError> {
         let id_hash = hash(cookie);
-        let row = sqlx::query("SELECT account_id, csrf_token, data, created_at, last_seen FROM sessions WHERE id_hash = $1")
-            .bind(&id_hash)
-            .fetch_optional(&self.store.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT account_id, csrf_token, data, created_at, last_seen FROM sessions WHERE id_hash = $1")
+                .bind(&id_hash)
+                .fetch_optional(&self.store.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let parse = |t: String| DateTime::parse_from_rfc3339(&t).map(|d| d.with_timezone(&Utc)).unwrap_or_default();
         let (created_at, last_seen) = (parse(row.get(3)), parse(row.get(4)));
@@ -95,7 +106,11 @@ impl Sessions {
             self.end_hash(&id_hash).await?;
             return Ok(None);
         }
-        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2").bind(now.to_rfc3339()).bind(&id_hash).execute(&self.store.pool).await?;
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2")
+            .bind(now.to_rfc3339())
+            .bind(&id_hash)
+            .execute(&self.store.pool)
+            .await?;
         let data: String = row.get(2);
         Ok(Some(Session {
             id_hash,
@@ -108,7 +123,11 @@ impl Sessions {
 
     /// Saves the session's data.
     pub async fn save(&self, session: &Session) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2").bind(session.data.to_string()).bind(&session.id_hash).execute(&self.store.pool).await?;
+        sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2")
+            .bind(session.data.to_string())
+            .bind(&session.id_hash)
+            .execute(&self.store.pool)
+            .await?;
         Ok(())
     }
 

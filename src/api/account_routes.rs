@@ -1,0 +1,184 @@
+//! Sign-in, registration, enrollment, sign-out and the account page. Thin: each checks the
+//! session and CSRF token, calls one function of `auth::accounts`, renders or redirects.
+
+use super::pages::{check_csrf, field, form_fields, page, see_other, session, session_cookie, PageError};
+use super::ApiState;
+use crate::auth::accounts::AccountError;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use minijinja::context;
+use std::sync::Arc;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/register", get(register_page).post(register))
+        .route("/enroll", get(enroll_page).post(enroll))
+        .route("/logout", axum::routing::post(logout))
+        .route("/account", get(account))
+        .route("/static/portal.css", get(stylesheet))
+        .with_state(state)
+}
+
+async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        crate::portal::STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Where to go once signed in (or enrolled): back into a pending authorization, else home.
+fn next_step(session: &crate::auth::sessions::Session) -> &'static str {
+    if session.data.get("authorize").is_some() {
+        "/authorize/pick"
+    } else {
+        "/account"
+    }
+}
+
+fn app_name(session: &crate::auth::sessions::Session) -> String {
+    session.data.pointer("/authorize/app_name").and_then(|v| v.as_str()).unwrap_or_default().to_string()
+}
+
+fn login_html(state: &ApiState, s: &crate::auth::sessions::Session, message: &str, username: &str) -> String {
+    crate::portal::render(
+        "login.html",
+        context! { title => "Sign in", csrf => s.csrf_token, app_name => app_name(s), message, username, oidc_label => state.oidc_label, signed_in => s.account_id.is_some() },
+    )
+}
+
+async fn login_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    Ok((jar, page(StatusCode::OK, login_html(&state, &s, "", ""), None)).into_response())
+}
+
+async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    let form = form_fields(&body);
+    check_csrf(&s, &form)?;
+    let username = field(&form, "username").unwrap_or_default();
+    let password = field(&form, "password").unwrap_or_default();
+    match state.accounts.sign_in(&username, &password, chrono::Utc::now()).await {
+        Ok(account_id) => {
+            let (cookie, signed_in) = state.sessions.sign_in(&s, &account_id).await?;
+            Ok((jar.add(session_cookie(&state, cookie)), see_other(next_step(&signed_in))).into_response())
+        }
+        Err(AccountError::Store(e)) => Err(e.into()),
+        Err(e) => Ok((jar, page(StatusCode::UNAUTHORIZED, login_html(&state, &s, &e.to_string(), &username), None))
+            .into_response()),
+    }
+}
+
+fn register_html(
+    state: &ApiState,
+    s: &crate::auth::sessions::Session,
+    message: &str,
+    username: &str,
+    display_name: &str,
+) -> String {
+    crate::portal::render(
+        "register.html",
+        context! { title => "Create an account", csrf => s.csrf_token, message, username, display_name, min_length => state.min_password_length, signed_in => s.account_id.is_some() },
+    )
+}
+
+async fn register_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    Ok((jar, page(StatusCode::OK, register_html(&state, &s, "", "", ""), None)).into_response())
+}
+
+async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    let form = form_fields(&body);
+    check_csrf(&s, &form)?;
+    let (username, password, name) = (
+        field(&form, "username").unwrap_or_default(),
+        field(&form, "password").unwrap_or_default(),
+        field(&form, "display_name").unwrap_or_default(),
+    );
+    match state.accounts.create_local(&username, &password, &name).await {
+        Ok(account_id) => {
+            let (cookie, _) = state.sessions.sign_in(&s, &account_id).await?;
+            Ok((jar.add(session_cookie(&state, cookie)), see_other("/enroll")).into_response())
+        }
+        Err(AccountError::Store(e)) => Err(e.into()),
+        // A taken name gets the same answer as any other refusal to avoid telling who has an account.
+        Err(AccountError::NameTaken) => Ok((
+            jar,
+            page(
+                StatusCode::BAD_REQUEST,
+                register_html(
+                    &state,
+                    &s,
+                    "We couldn't create that account. If you already have one, sign in instead.",
+                    &username,
+                    &name,
+                ),
+                None,
+            ),
+        )
+            .into_response()),
+        Err(e) => {
+            Ok((jar, page(StatusCode::BAD_REQUEST, register_html(&state, &s, &e.to_string(), &username, &name), None))
+                .into_response())
+        }
+    }
+}
+
+fn enroll_html(s: &crate::auth::sessions::Session, message: &str) -> String {
+    crate::portal::render(
+        "enroll.html",
+        context! { title => "Connect your record", csrf => s.csrf_token, message, signed_in => true },
+    )
+}
+
+async fn enroll_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    if s.account_id.is_none() {
+        return Ok((jar, see_other("/login")).into_response());
+    }
+    Ok((jar, page(StatusCode::OK, enroll_html(&s, ""), None)).into_response())
+}
+
+async fn enroll(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    let form = form_fields(&body);
+    check_csrf(&s, &form)?;
+    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
+    let (mrn, birth, family) = (
+        field(&form, "mrn").unwrap_or_default(),
+        field(&form, "birth_date").unwrap_or_default(),
+        field(&form, "family").unwrap_or_default(),
+    );
+    match state.accounts.enroll(&account_id, &mrn, &birth, &family, chrono::Utc::now()).await {
+        Ok(_) => Ok((jar, see_other(next_step(&s))).into_response()),
+        Err(AccountError::Store(e)) => Err(e.into()),
+        Err(e) => Ok((jar, page(StatusCode::BAD_REQUEST, enroll_html(&s, &e.to_string()), None)).into_response()),
+    }
+}
+
+async fn logout(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    check_csrf(&s, &form_fields(&body))?;
+    state.sessions.end(&s).await?;
+    Ok((jar.remove(session_cookie(&state, String::new())), see_other("/login")).into_response())
+}
+
+async fn account(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
+    let name =
+        state.accounts.display_name(&account_id).await.map_err(|_| PageError::unavailable())?.unwrap_or_default();
+    let patients = super::authorize_routes::records_of(&state, &account_id).await?;
+    let html = crate::portal::render(
+        "account.html",
+        context! { title => "Your account", name, patients, csrf => s.csrf_token, signed_in => true },
+    );
+    Ok((jar, page(StatusCode::OK, html, None)).into_response())
+}

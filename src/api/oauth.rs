@@ -1,0 +1,247 @@
+//! The authorization server's token-side endpoints: `POST /token`, `/introspect` and
+//! `/revoke` (form bodies only, answers and errors as RFC 6749 JSON, never cached), the
+//! public signing keys at `/jwks` and `/.well-known/jwks.json`, and the staff-only client
+//! registry at `/admin/clients`. Handlers parse and render; every decision is in
+//! [`crate::auth::oauth`]. Nothing here logs a request body.
+
+use super::error::ApiError;
+use super::fhir_json;
+use crate::auth::oauth::{self, ClientError, ClientKeys, ClientKind, Form, OAuth, OAuthError};
+use crate::auth::DevTokens;
+use crate::fhir::outcome::{operation_outcome, Issue};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+/// Largest OAuth request body accepted (assertions included).
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+struct OAuthState {
+    oauth: OAuth,
+    staff: DevTokens,
+}
+
+/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints.
+pub fn router(oauth: OAuth, staff: DevTokens) -> Router {
+    let state = Arc::new(OAuthState { oauth, staff });
+    let forms = Router::new()
+        .route(oauth::TOKEN_PATH, post(token))
+        .route(oauth::INTROSPECT_PATH, post(introspect))
+        .route(oauth::REVOKE_PATH, post(revoke))
+        .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
+    Router::new()
+        .merge(forms)
+        .route(oauth::JWKS_PATH, get(jwks))
+        .route(oauth::WELL_KNOWN_JWKS_PATH, get(jwks))
+        .route("/admin/clients", get(list_clients).post(register_client))
+        .route("/admin/clients/{client_id}/disable", post(disable_client))
+        .with_state(state)
+}
+
+/// A JSON answer that no cache keeps.
+fn no_store(status: StatusCode, body: &Value) -> Response {
+    let mut r = (status, body.to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn oauth_error(e: OAuthError) -> Response {
+    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
+    let mut r = no_store(status, &json!({ "error": e.code.as_str(), "error_description": e.description }));
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"portico\""));
+    }
+    r
+}
+
+/// The form body and `Authorization` header of an OAuth request.
+fn form_of(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Form, OAuthError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+    }
+    let body = body.map_err(|e| match e {
+        BytesRejection::FailedToBufferBody(_) => {
+            OAuthError::invalid_request(format!("the body is larger than {MAX_FORM_BYTES} bytes or unreadable"))
+        }
+        _ => OAuthError::invalid_request("the body could not be read"),
+    })?;
+    Form::parse(&body)
+}
+
+fn authorization(headers: &HeaderMap) -> Result<Option<&str>, OAuthError> {
+    match headers.get(header::AUTHORIZATION) {
+        None => Ok(None),
+        Some(v) => {
+            v.to_str().map(Some).map_err(|_| OAuthError::invalid_request("the Authorization header is not ASCII"))
+        }
+    }
+}
+
+async fn token(
+    State(state): State<Arc<OAuthState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = form_of(&headers, body)?;
+        state.oauth.tokens.token(authorization(&headers)?, &form).await
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store(StatusCode::OK, &serde_json::to_value(answer).expect("serialises")),
+        Err(e) => oauth_error(e),
+    }
+}
+
+async fn introspect(
+    State(state): State<Arc<OAuthState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = form_of(&headers, body)?;
+        state.oauth.tokens.introspect(authorization(&headers)?, &form).await
+    }
+    .await;
+    match result {
+        Ok(answer) => no_store(StatusCode::OK, &answer),
+        Err(e) => oauth_error(e),
+    }
+}
+
+async fn revoke(
+    State(state): State<Arc<OAuthState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = async {
+        let form = form_of(&headers, body)?;
+        state.oauth.tokens.revoke(authorization(&headers)?, &form).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let mut r = StatusCode::OK.into_response();
+            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            r
+        }
+        Err(e) => oauth_error(e),
+    }
+}
+
+async fn jwks(State(state): State<Arc<OAuthState>>) -> Response {
+    let mut r = (StatusCode::OK, state.oauth.tokens.jwks().to_string()).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
+    r
+}
+
+fn staff_only(state: &OAuthState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let access = state.staff.authenticate(header)?;
+    if !access.is_staff() {
+        return Err(ApiError::Him(crate::him::HimError::NotStaff));
+    }
+    Ok(())
+}
+
+fn client_error(e: ClientError) -> Response {
+    match e {
+        ClientError::Invalid { .. } => ApiError::BadInput(e.to_string()).into_response(),
+        ClientError::Unknown(_) => {
+            fhir_json(StatusCode::NOT_FOUND, &operation_outcome(&[Issue::error("not-found", e.to_string())]))
+        }
+        ClientError::Store(_) | ClientError::Signing(_) => {
+            tracing::error!(error = %e, "client registry");
+            fhir_json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &operation_outcome(&[Issue::error("exception", "the gateway's store is unavailable")]),
+            )
+        }
+    }
+}
+
+async fn list_clients(State(state): State<Arc<OAuthState>>, headers: HeaderMap) -> Response {
+    if let Err(e) = staff_only(&state, &headers) {
+        return e.into_response();
+    }
+    match state.oauth.clients.list().await {
+        Ok(list) => no_store(StatusCode::OK, &json!({ "clients": list })),
+        Err(e) => client_error(e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Registration {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    allowed_scopes: String,
+    /// A JWKS (object) for confidential-asymmetric clients …
+    jwks: Option<Value>,
+    /// … or where to fetch it.
+    jwks_uri: Option<String>,
+}
+
+async fn register_client(
+    State(state): State<Arc<OAuthState>>,
+    headers: HeaderMap,
+    body: Result<Json<Registration>, JsonRejection>,
+) -> Response {
+    if let Err(e) = staff_only(&state, &headers) {
+        return e.into_response();
+    }
+    let reg = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return ApiError::BadInput(e.body_text()).into_response(),
+    };
+    let kind = match ClientKind::parse(&reg.kind) {
+        Ok(k) => k,
+        Err(m) => return ApiError::BadInput(format!("kind: {m}")).into_response(),
+    };
+    let keys = match (reg.jwks, reg.jwks_uri) {
+        (Some(_), Some(_)) => return ApiError::BadInput("give jwks or jwks_uri, not both".into()).into_response(),
+        (Some(j), None) => Some(ClientKeys::Jwks(j.to_string())),
+        (None, Some(u)) => Some(ClientKeys::JwksUri(u)),
+        (None, None) => None,
+    };
+    match state.oauth.clients.register(&reg.name, kind, &reg.redirect_uris, &reg.allowed_scopes, keys).await {
+        Ok((client_id, secret)) => {
+            let mut body = json!({ "client_id": client_id, "kind": kind.as_str() });
+            if let Some(s) = secret {
+                body["client_secret"] = json!(s);
+            }
+            no_store(StatusCode::CREATED, &body)
+        }
+        Err(e) => client_error(e),
+    }
+}
+
+async fn disable_client(
+    State(state): State<Arc<OAuthState>>,
+    headers: HeaderMap,
+    Path(client_id): Path<String>,
+) -> Response {
+    if let Err(e) = staff_only(&state, &headers) {
+        return e.into_response();
+    }
+    match state.oauth.clients.disable(&client_id).await {
+        Ok(()) => no_store(StatusCode::OK, &json!({ "client_id": client_id, "disabled": true })),
+        Err(e) => client_error(e),
+    }
+}

@@ -1,0 +1,123 @@
+//! What every HTML page shares: the session cookie (load or start one), CSRF checking,
+//! security headers (strict Content-Security-Policy, no caching, no framing) and the error
+//! page. Handlers for the individual pages live beside this.
+
+use super::ApiState;
+use crate::auth::sessions::{Session, COOKIE};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use minijinja::context;
+
+/// An error shown as a page (never a redirect to an unverified address).
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub title: &'static str,
+    pub message: String,
+}
+
+impl PageError {
+    pub fn bad_request(message: impl Into<String>) -> PageError {
+        PageError { status: StatusCode::BAD_REQUEST, title: "Something is not right", message: message.into() }
+    }
+    pub fn forbidden(message: impl Into<String>) -> PageError {
+        PageError { status: StatusCode::FORBIDDEN, title: "Not allowed", message: message.into() }
+    }
+    pub fn unavailable() -> PageError {
+        PageError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            title: "Please try again",
+            message: "Something went wrong on our side. Please try again in a moment.".into(),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for PageError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error on a page");
+        PageError::unavailable()
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let html = crate::portal::render(
+            "error.html",
+            context! { title => self.title, message => self.message, signed_in => false },
+        );
+        page(self.status, html, None)
+    }
+}
+
+/// An HTML response with the page security headers. `form_target` adds an origin a form
+/// on this page may end up at (the consent page redirects to the app).
+pub fn page(status: StatusCode, html: String, form_target: Option<&str>) -> Response {
+    let mut response = (status, Html(html)).into_response();
+    let form_action = match form_target {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'self'".into(),
+    };
+    let csp = format!("default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'");
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    response
+}
+
+/// A 303 redirect.
+pub fn see_other(location: &str) -> Response {
+    let mut r = StatusCode::SEE_OTHER.into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The session cookie, hardened.
+pub fn session_cookie(state: &ApiState, value: String) -> Cookie<'static> {
+    Cookie::build((COOKIE, value))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .build()
+}
+
+/// The request's live session, or a new anonymous one (with its cookie set on `jar`).
+pub async fn session(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session), PageError> {
+    if let Some(c) = jar.get(COOKIE) {
+        if let Some(s) = state.sessions.load(c.value()).await? {
+            return Ok((jar, s));
+        }
+    }
+    let (cookie, s) = state.sessions.start().await?;
+    Ok((jar.add(session_cookie(state, cookie)), s))
+}
+
+/// Refuses a form whose CSRF token is not the session's.
+pub fn check_csrf(session: &Session, form: &[(String, String)]) -> Result<(), PageError> {
+    let presented = field(form, "csrf").unwrap_or_default();
+    if session.csrf_ok(&presented) {
+        Ok(())
+    } else {
+        Err(PageError::forbidden(
+            "This form has expired or did not come from this site. Go back, reload the page and try again.",
+        ))
+    }
+}
+
+/// A form body's fields (repeated names kept).
+pub fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+pub fn field(form: &[(String, String)], name: &str) -> Option<String> {
+    form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+}

@@ -1,0 +1,526 @@
+//! Registered apps (`oauth_clients`): loading `[[auth.clients]]` at start-up, registering,
+//! listing and disabling them for the CLI and the admin API, and looking one up for
+//! `/authorize` and client authentication. Secrets are stored only as argon2id hashes and
+//! a generated secret is returned once, to the caller that registered it; this module must
+//! never store, log or return a secret otherwise. Registration is validated whole before
+//! anything is written.
+
+use super::client_keys::{parse_jwks, KeyCache};
+use super::crypto;
+use super::error::ClientError;
+use crate::config::ClientConfig;
+use crate::store::Store;
+use chrono::Utc;
+use serde::Serialize;
+use sqlx::Row;
+use std::net::IpAddr;
+use std::path::Path;
+
+/// The three kinds of SMART client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientKind {
+    /// Redirect URIs only; authenticates with its `client_id` alone (PKCE protects the code).
+    Public,
+    /// A client secret (HTTP Basic or `client_secret_post`).
+    ConfidentialSymmetric,
+    /// `private_key_jwt` with RS384 or ES384, keys from a JWKS or a `jwks_uri`.
+    ConfidentialAsymmetric,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientKind::Public => "public",
+            ClientKind::ConfidentialSymmetric => "confidential-symmetric",
+            ClientKind::ConfidentialAsymmetric => "confidential-asymmetric",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<ClientKind, String> {
+        match s {
+            "public" => Ok(ClientKind::Public),
+            "confidential-symmetric" => Ok(ClientKind::ConfidentialSymmetric),
+            "confidential-asymmetric" => Ok(ClientKind::ConfidentialAsymmetric),
+            other => {
+                Err(format!("`{other}` is not a client kind (public, confidential-symmetric, confidential-asymmetric)"))
+            }
+        }
+    }
+
+    pub fn is_confidential(self) -> bool {
+        self != ClientKind::Public
+    }
+}
+
+/// An enabled, registered app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    pub kind: ClientKind,
+    pub redirect_uris: Vec<String>,
+    pub allowed_scopes: Vec<String>,
+}
+
+impl Client {
+    /// Exact, character-for-character redirect URI matching (no prefix, no normalisation).
+    pub fn accepts_redirect(&self, redirect_uri: &str) -> bool {
+        self.redirect_uris.iter().any(|u| u == redirect_uri)
+    }
+}
+
+/// Where an asymmetric client's public keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientKeys {
+    /// A JWKS document (JSON text) kept in the store.
+    Jwks(String),
+    /// A URL the JWKS is fetched from (and cached).
+    JwksUri(String),
+}
+
+/// A registered app as the CLI and admin API list it (no secret, ever).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClientSummary {
+    #[serde(flatten)]
+    pub client: Client,
+    pub jwks_uri: Option<String>,
+    pub has_inline_jwks: bool,
+    pub created_at: String,
+    pub disabled_at: Option<String>,
+}
+
+/// What client authentication needs to know of a client (enabled or not).
+#[derive(Debug, Clone)]
+pub(super) struct ClientRecord {
+    pub client: Client,
+    pub secret_hash: Option<String>,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub created_at: String,
+    pub disabled_at: Option<String>,
+}
+
+/// The registered apps.
+#[derive(Clone)]
+pub struct Clients {
+    pub(super) store: Store,
+    pub(super) keys: KeyCache,
+    /// When spent assertion ids were last cleaned out (unix seconds).
+    pub(super) last_cleanup: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+const COLUMNS: &str =
+    "client_id, name, kind, redirect_uris, allowed_scopes, secret_hash, jwks, jwks_uri, created_at, disabled_at";
+
+impl Clients {
+    pub fn new(store: Store) -> Clients {
+        Clients { store, keys: KeyCache::new(), last_cleanup: Default::default() }
+    }
+
+    /// The enabled client `client_id` (None when unknown or disabled).
+    pub async fn client(&self, client_id: &str) -> Result<Option<Client>, ClientError> {
+        Ok(self.record(client_id).await?.filter(|r| r.disabled_at.is_none()).map(|r| r.client))
+    }
+
+    pub(super) async fn record(&self, client_id: &str) -> Result<Option<ClientRecord>, ClientError> {
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1"))
+            .bind(client_id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+        row.map(|r| record_of(&r)).transpose()
+    }
+
+    /// Registers an app; returns its new `client_id` and, for a confidential-symmetric
+    /// client, the generated secret — shown this once, stored only as a hash.
+    pub async fn register(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        redirect_uris: &[String],
+        allowed_scopes: &str,
+        keys: Option<ClientKeys>,
+    ) -> Result<(String, Option<String>), ClientError> {
+        let spec = Spec::validate(name, kind, redirect_uris, allowed_scopes, keys, "")?;
+        let client_id = uuid::Uuid::new_v4().to_string();
+        let secret = (kind == ClientKind::ConfidentialSymmetric).then(|| crypto::random_token(32));
+        let secret_hash = match &secret {
+            Some(s) => Some(hash_blocking(s.clone()).await?),
+            None => None,
+        };
+        sqlx::query(
+            "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&client_id)
+        .bind(&spec.name)
+        .bind(kind.as_str())
+        .bind(secret_hash)
+        .bind(spec.jwks)
+        .bind(spec.jwks_uri)
+        .bind(serde_json::to_string(&spec.redirect_uris).expect("strings serialise"))
+        .bind(spec.scopes.join(" "))
+        .bind(crypto::ts(Utc::now()))
+        .execute(&self.store.pool)
+        .await?;
+        tracing::info!(%client_id, kind = kind.as_str(), "oauth client registered");
+        Ok((client_id, secret))
+    }
+
+    /// Every registered app, enabled or not, oldest first.
+    pub async fn list(&self) -> Result<Vec<ClientSummary>, ClientError> {
+        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM oauth_clients ORDER BY created_at, client_id"))
+            .fetch_all(&self.store.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let rec = record_of(r)?;
+                Ok(ClientSummary {
+                    has_inline_jwks: rec.jwks.is_some(),
+                    jwks_uri: rec.jwks_uri,
+                    created_at: rec.created_at,
+                    disabled_at: rec.disabled_at,
+                    client: rec.client,
+                })
+            })
+            .collect()
+    }
+
+    /// Disables an app (staff) and revokes every token issued to it; its grants stay on
+    /// record. Disabling a disabled app changes nothing; a restart does not enable it again.
+    pub async fn disable(&self, client_id: &str) -> Result<(), ClientError> {
+        let now = crypto::ts(Utc::now());
+        let mut tx = self.store.pool.begin().await?;
+        let exists = sqlx::query("SELECT client_id FROM oauth_clients WHERE client_id = $1")
+            .bind(client_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        if !exists {
+            return Err(ClientError::Unknown(client_id.to_string()));
+        }
+        disable_in(&mut tx, client_id, "staff", &now).await?;
+        tx.commit().await?;
+        self.keys.forget(client_id).await;
+        tracing::info!(%client_id, "oauth client disabled");
+        Ok(())
+    }
+
+    /// Loads `[[auth.clients]]` into the store (insert or update; a client disabled by staff
+    /// stays disabled). A client that came from the config and is no longer in it is
+    /// disabled (its tokens revoked); one put back is enabled again. Every entry is
+    /// validated — secrets revealed, JWKS files read — before anything is written; errors
+    /// name `auth.clients[i].key`.
+    pub async fn sync_config(&self, clients: &[ClientConfig], base_dir: &Path) -> Result<(), ClientError> {
+        let mut specs = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (i, c) in clients.iter().enumerate() {
+            let key = |k: &str| format!("auth.clients[{i}].{k}");
+            if c.client_id.is_empty()
+                || c.client_id.len() > 128
+                || !c.client_id.chars().all(|ch| ch.is_ascii_graphic() && ch != ':')
+            {
+                return Err(ClientError::invalid(
+                    key("client_id"),
+                    "must be 1-128 visible ASCII characters without `:`",
+                ));
+            }
+            if !seen.insert(c.client_id.as_str()) {
+                return Err(ClientError::invalid(key("client_id"), format!("`{}` is used twice", c.client_id)));
+            }
+            let kind = ClientKind::parse(&c.kind).map_err(|m| ClientError::invalid(key("kind"), m))?;
+            let secret = match (&c.secret, kind) {
+                (Some(s), ClientKind::ConfidentialSymmetric) => {
+                    let value = s.reveal(base_dir).map_err(|m| ClientError::invalid(key("secret"), m))?;
+                    if value.len() < 16 {
+                        return Err(ClientError::invalid(key("secret"), "must be at least 16 characters"));
+                    }
+                    Some(value)
+                }
+                (None, ClientKind::ConfidentialSymmetric) => {
+                    return Err(ClientError::invalid(key("secret"), "is required for a confidential-symmetric client"))
+                }
+                (Some(_), _) => {
+                    return Err(ClientError::invalid(key("secret"), "is only for confidential-symmetric clients"))
+                }
+                (None, _) => None,
+            };
+            let keys = match (&c.jwks_file, &c.jwks_uri) {
+                (Some(_), Some(_)) => {
+                    return Err(ClientError::invalid(key("jwks_file"), "give jwks_file or jwks_uri, not both"))
+                }
+                (Some(f), None) => {
+                    let path = base_dir.join(f);
+                    let text = std::fs::read_to_string(&path).map_err(|e| {
+                        ClientError::invalid(key("jwks_file"), format!("cannot read {}: {e}", path.display()))
+                    })?;
+                    Some(ClientKeys::Jwks(text))
+                }
+                (None, Some(u)) => Some(ClientKeys::JwksUri(u.clone())),
+                (None, None) => None,
+            };
+            let prefix = format!("auth.clients[{i}].");
+            let spec = Spec::validate(&c.name, kind, &c.redirect_uris, &c.allowed_scopes, keys, &prefix)?;
+            specs.push((c.client_id.clone(), kind, spec, secret));
+        }
+        // Hash secrets that changed (argon2 is slow: keep a hash that still matches).
+        let mut rows = Vec::new();
+        for (client_id, kind, spec, secret) in specs {
+            let existing = self.record(&client_id).await?;
+            let secret_hash = match secret {
+                None => None,
+                Some(s) => match existing.as_ref().and_then(|r| r.secret_hash.clone()) {
+                    Some(h) if verify_blocking(s.clone(), h.clone()).await => Some(h),
+                    _ => Some(hash_blocking(s).await?),
+                },
+            };
+            rows.push((client_id, kind, spec, secret_hash));
+        }
+        let now = crypto::ts(Utc::now());
+        let mut tx = self.store.pool.begin().await?;
+        for (client_id, kind, spec, secret_hash) in &rows {
+            sqlx::query(
+                "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at, from_config)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
+                 ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
+                   secret_hash = excluded.secret_hash, jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
+                   redirect_uris = excluded.redirect_uris, allowed_scopes = excluded.allowed_scopes, from_config = 1,
+                   disabled_at = CASE WHEN oauth_clients.disabled_by = 'config' THEN NULL ELSE oauth_clients.disabled_at END,
+                   disabled_by = CASE WHEN oauth_clients.disabled_by = 'config' THEN NULL ELSE oauth_clients.disabled_by END",
+            )
+            .bind(client_id)
+            .bind(&spec.name)
+            .bind(kind.as_str())
+            .bind(secret_hash)
+            .bind(&spec.jwks)
+            .bind(&spec.jwks_uri)
+            .bind(serde_json::to_string(&spec.redirect_uris).expect("strings serialise"))
+            .bind(spec.scopes.join(" "))
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let configured: Vec<String> =
+            sqlx::query("SELECT client_id FROM oauth_clients WHERE from_config = 1 AND disabled_at IS NULL")
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        for gone in configured.iter().filter(|id| !rows.iter().any(|(c, ..)| c == *id)) {
+            disable_in(&mut tx, gone, "config", &now).await?;
+            tracing::info!(client_id = %gone, "oauth client no longer in the config: disabled");
+        }
+        tx.commit().await?;
+        for (client_id, ..) in &rows {
+            self.keys.forget(client_id).await;
+        }
+        Ok(())
+    }
+}
+
+/// Disables a client and revokes its tokens, inside `tx`.
+async fn disable_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    client_id: &str,
+    by: &str,
+    now: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE oauth_clients SET disabled_at = $1, disabled_by = $2 WHERE client_id = $3 AND disabled_at IS NULL",
+    )
+    .bind(now)
+    .bind(by)
+    .bind(client_id)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL")
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+fn record_of(r: &sqlx::any::AnyRow) -> Result<ClientRecord, ClientError> {
+    let client_id: String = r.get(0);
+    let kind: String = r.get(2);
+    let kind = ClientKind::parse(&kind).map_err(|m| ClientError::invalid(format!("oauth_clients {client_id}"), m))?;
+    let redirect_uris: String = r.get(3);
+    let redirect_uris: Vec<String> = serde_json::from_str(&redirect_uris).map_err(|e| {
+        ClientError::invalid(format!("oauth_clients {client_id}"), format!("redirect_uris is not a JSON array: {e}"))
+    })?;
+    let scopes: String = r.get(4);
+    Ok(ClientRecord {
+        client: Client {
+            client_id,
+            name: r.get(1),
+            kind,
+            redirect_uris,
+            allowed_scopes: scopes.split_whitespace().map(str::to_string).collect(),
+        },
+        secret_hash: r.get(5),
+        jwks: r.get(6),
+        jwks_uri: r.get(7),
+        created_at: r.get(8),
+        disabled_at: r.get(9),
+    })
+}
+
+async fn hash_blocking(secret: String) -> Result<String, ClientError> {
+    tokio::task::spawn_blocking(move || crypto::hash_secret(&secret))
+        .await
+        .map_err(|e| ClientError::invalid("secret", e.to_string()))?
+        .map_err(|m| ClientError::invalid("secret", m))
+}
+
+async fn verify_blocking(secret: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || crypto::verify_secret(&secret, &hash)).await.unwrap_or(false)
+}
+
+/// A validated registration.
+struct Spec {
+    name: String,
+    redirect_uris: Vec<String>,
+    scopes: Vec<String>,
+    jwks: Option<String>,
+    jwks_uri: Option<String>,
+}
+
+impl Spec {
+    fn validate(
+        name: &str,
+        kind: ClientKind,
+        redirect_uris: &[String],
+        allowed_scopes: &str,
+        keys: Option<ClientKeys>,
+        prefix: &str,
+    ) -> Result<Spec, ClientError> {
+        let key = |k: &str| format!("{prefix}{k}");
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(ClientError::invalid(key("name"), "must be 1-200 characters without control characters"));
+        }
+        if redirect_uris.is_empty() && kind != ClientKind::ConfidentialAsymmetric {
+            return Err(ClientError::invalid(key("redirect_uris"), "at least one redirect URI is required"));
+        }
+        for (j, uri) in redirect_uris.iter().enumerate() {
+            check_redirect_uri(uri).map_err(|m| ClientError::invalid(key(&format!("redirect_uris[{j}]")), m))?;
+        }
+        let scopes = parse_scopes(allowed_scopes).map_err(|m| ClientError::invalid(key("allowed_scopes"), m))?;
+        let (jwks, jwks_uri) = match (kind, keys) {
+            (ClientKind::ConfidentialAsymmetric, None) => {
+                return Err(ClientError::invalid(
+                    key("jwks"),
+                    "a confidential-asymmetric client needs a JWKS or a jwks_uri",
+                ))
+            }
+            (ClientKind::ConfidentialAsymmetric, Some(ClientKeys::Jwks(text))) => {
+                let set = parse_jwks(&text).map_err(|m| ClientError::invalid(key("jwks"), m))?;
+                (Some(serde_json::to_string(&set).expect("JSON serialises")), None)
+            }
+            (ClientKind::ConfidentialAsymmetric, Some(ClientKeys::JwksUri(uri))) => {
+                check_https_or_loopback(&uri).map_err(|m| ClientError::invalid(key("jwks_uri"), m))?;
+                (None, Some(uri))
+            }
+            (_, Some(_)) => {
+                return Err(ClientError::invalid(key("jwks"), "keys are only for confidential-asymmetric clients"))
+            }
+            (_, None) => (None, None),
+        };
+        Ok(Spec { name: name.to_string(), redirect_uris: redirect_uris.to_vec(), scopes, jwks, jwks_uri })
+    }
+}
+
+/// A redirect URI must be absolute, https (http only on a loopback host) and without a
+/// fragment.
+pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+    check_https_or_loopback(uri)?;
+    if uri.contains('#') {
+        return Err(format!("`{uri}` must not have a fragment"));
+    }
+    Ok(())
+}
+
+fn check_https_or_loopback(uri: &str) -> Result<(), String> {
+    let url = url::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("`{uri}` must not carry user information"));
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if is_loopback(&url) => Ok(()),
+        "http" => Err(format!("`{uri}` must be https (http only for a loopback host)")),
+        _ => Err(format!("`{uri}` must be an https URL (or http on a loopback host)")),
+    }
+}
+
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
+
+/// Space-separated scope tokens (RFC 6749 §3.3 characters), at least one, no duplicates.
+pub fn parse_scopes(s: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for scope in s.split(' ').filter(|t| !t.is_empty()) {
+        if !scope
+            .chars()
+            .all(|c| c == '\u{21}' || ('\u{23}'..='\u{5b}').contains(&c) || ('\u{5d}'..='\u{7e}').contains(&c))
+        {
+            return Err(format!("`{scope}` has characters a scope may not contain"));
+        }
+        if !out.iter().any(|o| o == scope) {
+            out.push(scope.to_string());
+        }
+    }
+    if out.is_empty() {
+        return Err("at least one scope is required".into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_are_https_or_loopback_http_without_fragments() {
+        assert!(check_redirect_uri("https://app.example/cb").is_ok());
+        assert!(check_redirect_uri("http://127.0.0.1:9000/cb").is_ok());
+        assert!(check_redirect_uri("http://localhost/cb").is_ok());
+        assert!(check_redirect_uri("http://[::1]:8/cb").is_ok());
+        assert!(check_redirect_uri("http://app.example/cb").is_err());
+        assert!(check_redirect_uri("https://app.example/cb#x").is_err());
+        assert!(check_redirect_uri("/cb").is_err());
+        assert!(check_redirect_uri("https://u:p@app.example/cb").is_err());
+        assert!(check_redirect_uri("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn scopes_are_tokens() {
+        assert_eq!(parse_scopes("openid  fhirUser openid").unwrap(), vec!["openid", "fhirUser"]);
+        assert!(parse_scopes("  ").is_err());
+        assert!(parse_scopes("a\"b").is_err());
+        assert!(parse_scopes("patient/Observation.rs?category=http://loinc.org|laboratory").is_ok());
+    }
+
+    #[test]
+    fn a_client_accepts_only_its_exact_redirect_uris() {
+        let c = Client {
+            client_id: "c".into(),
+            name: "n".into(),
+            kind: ClientKind::Public,
+            redirect_uris: vec!["https://app.example/cb".into()],
+            allowed_scopes: vec![],
+        };
+        assert!(c.accepts_redirect("https://app.example/cb"));
+        assert!(!c.accepts_redirect("https://app.example/cb/"));
+        assert!(!c.accepts_redirect("https://app.example/cb?x=1"));
+        assert!(!c.accepts_redirect("HTTPS://app.example/cb"));
+    }
+}

@@ -1,0 +1,94 @@
+//! The OAuth 2.0 side of Portico's SMART App Launch authorization server: registered apps
+//! ([`Clients`]), client authentication, authorization codes, access and refresh tokens,
+//! id_tokens, introspection and revocation ([`Tokens`]), and the gateway's signing key.
+//! Access tokens are opaque and looked up on every use, so revocation and termination of
+//! access are immediate. It knows no HTTP framework (the api layer parses forms and renders
+//! [`OAuthError`]s) and must never log or store a secret, code, token or assertion in the
+//! clear.
+
+mod client_auth;
+mod client_keys;
+mod clients;
+mod crypto;
+mod error;
+mod form;
+mod introspection;
+mod signing;
+mod tokens;
+
+pub use client_auth::{Method, JWT_BEARER};
+pub use client_keys::parse_jwks;
+pub use clients::{check_redirect_uri, parse_scopes, Client, ClientKeys, ClientKind, ClientSummary, Clients};
+pub use error::{ClientError, ErrorCode, OAuthError};
+pub use form::Form;
+pub use tokens::{Bearer, CodeRequest, TokenResponse, Tokens};
+
+use crate::config::Config;
+use crate::identity::PatientIndex;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Paths of the endpoints this module serves (relative to the gateway's origin).
+pub const TOKEN_PATH: &str = "/token";
+pub const INTROSPECT_PATH: &str = "/introspect";
+pub const REVOKE_PATH: &str = "/revoke";
+pub const JWKS_PATH: &str = "/jwks";
+pub const WELL_KNOWN_JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// Where the authorization server lives and how long what it issues lasts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthSettings {
+    /// The gateway's public origin (the FHIR base URL without `/fhir`): the id_token `iss`.
+    pub issuer: String,
+    /// The FHIR base URL (for `fhirUser`).
+    pub fhir_base: String,
+    /// `{issuer}/token`: the audience client assertions must name.
+    pub token_url: String,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub code_ttl: Duration,
+}
+
+impl OAuthSettings {
+    pub fn from_config(config: &Config) -> OAuthSettings {
+        let fhir_base = config.fhir_base_url();
+        let issuer = fhir_base.strip_suffix("/fhir").unwrap_or(&fhir_base).to_string();
+        OAuthSettings {
+            token_url: format!("{issuer}{TOKEN_PATH}"),
+            issuer,
+            fhir_base,
+            access_token_ttl: config.auth.access_token_ttl.std(),
+            refresh_token_ttl: config.auth.refresh_token_ttl.std(),
+            code_ttl: config.auth.code_ttl.std(),
+        }
+    }
+
+    /// Absolute URLs of the endpoints (for discovery documents).
+    pub fn introspect_url(&self) -> String {
+        format!("{}{INTROSPECT_PATH}", self.issuer)
+    }
+    pub fn revoke_url(&self) -> String {
+        format!("{}{REVOKE_PATH}", self.issuer)
+    }
+    pub fn jwks_url(&self) -> String {
+        format!("{}{WELL_KNOWN_JWKS_PATH}", self.issuer)
+    }
+}
+
+/// The authorization server's token side, ready to serve.
+#[derive(Clone)]
+pub struct OAuth {
+    pub clients: Clients,
+    pub tokens: Tokens,
+}
+
+impl OAuth {
+    /// Loads `[[auth.clients]]` into the store and the signing key (creating it once).
+    pub async fn start(config: &Config, store: Store, index: Arc<PatientIndex>) -> Result<OAuth, ClientError> {
+        let clients = Clients::new(store.clone());
+        clients.sync_config(&config.auth.clients, &config.base_dir).await?;
+        let tokens = Tokens::new(store, clients.clone(), index, OAuthSettings::from_config(config)).await?;
+        Ok(OAuth { clients, tokens })
+    }
+}
