@@ -90,6 +90,12 @@ enum Command {
         #[arg(long, default_value = "")]
         labels: String,
     },
+    /// Patient and proxy accounts: create a local account, grant proxy access, list and
+    /// terminate access.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// List the patient index: each linked person, its records and why they were linked,
     /// and possible matches left for a human.
     Patients {
@@ -123,6 +129,65 @@ enum PolicyCommand {
         at: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create a local account; the password is read from standard input (never an argument).
+    Create {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Grant a local account proxy access to a patient record (parent, guardian, caregiver).
+    Grant {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+        /// The patient record, source/source-id.
+        #[arg(long)]
+        patient: String,
+        /// MTH, FTH, PRN, GUARD, CAREGIVER …
+        #[arg(long)]
+        relationship: String,
+        /// Last day of access (YYYY-MM-DD).
+        #[arg(long)]
+        until: Option<String>,
+        /// The proxy's RelatedPerson in the source (source/id), for fhirUser.
+        #[arg(long)]
+        related_person: Option<String>,
+        /// The patient is an adult and granted this access.
+        #[arg(long)]
+        adult_granted: bool,
+        /// The minor assented to this access.
+        #[arg(long)]
+        teen_assent: bool,
+        #[arg(long)]
+        by: String,
+    },
+    /// The records an account may open, with their link ids.
+    Links {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        username: String,
+    },
+    /// End an account's access to a record (tokens stop on their next request).
+    Terminate {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        link: String,
+        /// deceased, left the practice, revoked …
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        by: String,
     },
 }
 
@@ -344,6 +409,7 @@ async fn run(command: Command) -> Result<(), String> {
             println!("consent {id} revoked");
             Ok(())
         }
+        Command::Account { command } => account_command(command).await,
         Command::Patients { config, json } => {
             let config = load(&config)?;
             let app = App::build(config).await.map_err(|e| e.to_string())?;
@@ -390,4 +456,53 @@ async fn shutdown_signal() {
     let terminate = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
     tracing::info!("shutting down; finishing in-flight requests");
+}
+
+async fn account_command(command: AccountCommand) -> Result<(), String> {
+    use portico::auth::accounts::grant_proxy;
+    match command {
+        AccountCommand::Create { config, username, name } => {
+            let mut password = String::new();
+            std::io::stdin().read_line(&mut password).map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
+            let id = app.accounts.create_local(&username, password.trim_end_matches(['\n', '\r']), &name).await.map_err(|e| e.to_string())?;
+            println!("account {id} created for {username}");
+            Ok(())
+        }
+        AccountCommand::Grant { config, username, patient, relationship, until, related_person, adult_granted, teen_assent, by } => {
+            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
+            let link = grant_proxy(
+                &app.accounts,
+                &username,
+                &patient,
+                &relationship,
+                until.as_deref(),
+                related_person.as_deref(),
+                (adult_granted, teen_assent),
+                &by,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            println!("{username} may open {patient} as {} (link {})", link.relationship, link.id);
+            Ok(())
+        }
+        AccountCommand::Links { config, username } => {
+            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
+            let id = app.accounts.id_of(&username).await.map_err(|e| e.to_string())?.ok_or(format!("no account {username}"))?;
+            for l in app.accounts.links(&id).await.map_err(|e| e.to_string())? {
+                println!("{}  {}/{}  {}{}", l.id, l.source, l.source_patient_id, l.relationship, l.valid_until.map(|u| format!(" until {u}")).unwrap_or_default());
+            }
+            Ok(())
+        }
+        AccountCommand::Terminate { config, link, reason, by } => {
+            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
+            match app.accounts.terminate(&link, &reason, &by).await.map_err(|e| e.to_string())? {
+                0 => Err(format!("no live access link {link}")),
+                _ => {
+                    println!("access {link} terminated");
+                    Ok(())
+                }
+            }
+        }
+    }
 }

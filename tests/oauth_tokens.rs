@@ -239,7 +239,7 @@ jwks_uri = "{jwks_url}"
     }
 
     /// The client authentication form fields of a client.
-    fn auth(&self, client_id: &str) -> (Vec<(&'static str, String)>, Option<(&'static str, &'static str)>) {
+    fn auth(&self, client_id: &str) -> (Fields, Option<(&'static str, &'static str)>) {
         match client_id {
             PUBLIC => (vec![("client_id", PUBLIC.to_string())], None),
             SYMMETRIC => (vec![], Some((SYMMETRIC, SECRET))),
@@ -327,6 +327,11 @@ jwks_uri = "{jwks_url}"
         assert_eq!((r.status, &r.body), (200, &json!({ "active": false })));
     }
 }
+
+/// Form fields that authenticate a client.
+type Fields = Vec<(&'static str, String)>;
+/// A refused request: what is wrong, the form, the expected error.
+type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
 
 #[derive(Default)]
 struct Assertion {
@@ -457,7 +462,7 @@ async fn code_refusals_change_nothing() {
     let wrong_verifier = format!("{}x", &verifier[..verifier.len() - 1]);
     let (code_s, verifier_s) = (code.as_str(), verifier.as_str());
     let wrong_verifier = wrong_verifier.as_str();
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "wrong verifier",
             vec![("code", code_s), ("redirect_uri", REDIRECT), ("code_verifier", wrong_verifier)],
@@ -1219,4 +1224,47 @@ async fn the_token_flow_runs_on_postgres() {
         std::panic::resume_unwind(panic);
     }
     dropped.unwrap();
+}
+
+#[tokio::test]
+async fn config_clients_follow_the_file_and_staff_decisions_stick() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!("sqlite://{}/t.db", dir.path().display()), 1).await.unwrap();
+    let clients = Clients::new(store.clone());
+    let config = |ids: &[&str]| {
+        let mut text = "[[sources]]\nname = \"ehr\"\nkind = \"files\"\npath = \"../fixtures/ehr\"\n".to_string();
+        for id in ids {
+            text.push_str(&format!(
+                "[[auth.clients]]\nclient_id = \"{id}\"\nname = \"{id}\"\nkind = \"public\"\nredirect_uris = [\"{REDIRECT}\"]\nallowed_scopes = \"openid\"\n"
+            ));
+        }
+        portico::config::Config::from_toml(&text, "t.toml", &root().join("config"), &[]).unwrap()
+    };
+    let sync = |ids: &'static [&'static str]| {
+        let (clients, c) = (clients.clone(), config(ids));
+        async move { clients.sync_config(&c.auth.clients, &c.base_dir).await.unwrap() }
+    };
+    let enabled = |id: &'static str| {
+        let clients = clients.clone();
+        async move { clients.client(id).await.unwrap().is_some() }
+    };
+    sync(&["a", "b", "c"]).await;
+    let (registered, _) = clients
+        .register("By staff", portico::auth::oauth::ClientKind::Public, &[REDIRECT.to_string()], "openid", None)
+        .await
+        .unwrap();
+    clients.disable("c").await.unwrap();
+    // b leaves the file: disabled. Staff-registered clients are not the file's business.
+    sync(&["a", "c"]).await;
+    assert!(enabled("a").await && !enabled("b").await && !enabled("c").await);
+    assert!(clients.client(&registered).await.unwrap().is_some());
+    // Back in the file: b is enabled again; c, disabled by staff, stays disabled.
+    sync(&["a", "b", "c"]).await;
+    assert!(enabled("a").await && enabled("b").await && !enabled("c").await);
+    let list = clients.list().await.unwrap();
+    let c = list.iter().find(|s| s.client.client_id == "c").unwrap();
+    assert_eq!((c.disabled_by.as_deref(), c.from_config), (Some("staff"), true));
+    let text = portico::auth::oauth::cli::render_list(&list);
+    assert!(text.contains("disabled") && text.contains("By staff"), "{text}");
+    assert!(matches!(clients.disable("nobody").await, Err(portico::auth::oauth::ClientError::Unknown(_))));
 }

@@ -364,3 +364,56 @@ async fn discovery_documents_name_what_is_built() {
     assert_eq!(oauth["url"], "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris");
     assert_eq!(oauth["extension"][1]["valueUri"], format!("{}/token", gw.origin));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parent_granted_by_staff_launches_an_app_for_her_teen_and_sees_only_what_a_parent_may() {
+    let gw = Gateway::start(&body()).await;
+    // Ana Rodriguez registers; HIM grants her access to Maya (16) as her mother.
+    let b = Browser::new(&gw);
+    let (token, _) = b.form_page("/register").await;
+    let (status, _, _) = b.post("/register", &[("csrf", &token), ("display_name", "Ana Rodriguez"), ("username", "ana@example.org"), ("password", PASSWORD)]).await;
+    assert_eq!(status, 303);
+    let admin = reqwest::Client::new();
+    let grant = |body: serde_json::Value, bearer: &'static str| {
+        let (admin, origin) = (&admin, gw.origin.clone());
+        async move { admin.post(format!("{origin}/admin/proxies")).bearer_auth(bearer).json(&body).send().await.unwrap() }
+    };
+    let proxy = serde_json::json!({"username": "ana@example.org", "patient": "ehr/pt-10007", "relationship": "MTH", "related_person": "ehr/rp-10001", "by": "HIM desk"});
+    assert_eq!(grant(proxy.clone(), "not-a-staff-token-at-all").await.status(), 401);
+    let r = grant(proxy.clone(), TOKEN).await;
+    assert_eq!(r.status(), 201);
+    let link_id = r.json::<serde_json::Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string();
+    let bad = serde_json::json!({"username": "ana@example.org", "patient": "ehr/pt-10007", "relationship": "SELF", "by": "HIM desk"});
+    assert_eq!(grant(bad, TOKEN).await.status(), 400, "staff cannot make someone SELF");
+
+    let (_, html, _) = b.get("/account").await;
+    assert!(html.contains("Maya Rodriguez") && html.contains("your child"), "{html}");
+    let t = token_for(&gw, &b, "launch/patient openid fhirUser patient/*.rs", &[]).await;
+    let pid = t["patient"].as_str().unwrap().to_string();
+    assert_eq!(pid, gw.patient_id("ehr", "pt-10007"));
+    let access = t["access_token"].as_str().unwrap().to_string();
+    let (resources, outcomes) = {
+        let (status, bundle) = gw.get_with(&format!("Patient/{pid}/$everything?_count=500"), Some(&access), &[]).await;
+        assert_eq!(status, 200);
+        let entries = bundle["entry"].as_array().unwrap().clone();
+        let (o, r): (Vec<_>, Vec<_>) = entries.into_iter().partition(|e| e["search"]["mode"] == "outcome");
+        (r, o)
+    };
+    let text = serde_json::to_string(&resources).unwrap().to_lowercase();
+    assert!(text.contains("immunization"), "a parent sees immunizations");
+    for secret in ["pregnan", "chlamydia", "contracept", "phq"] {
+        assert!(!text.contains(secret), "a parent must not see `{secret}`");
+    }
+    assert_eq!(outcomes.len(), 1, "the withheld-notice");
+    // The id_token's fhirUser names her RelatedPerson.
+    let id_token = t["id_token"].as_str().unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    assert_eq!(claims["fhirUser"], format!("{}/RelatedPerson/ehr.rp-10001", gw.fhir));
+
+    // HIM terminates her access: the live token stops at once.
+    let r = admin.post(format!("{}/admin/access/terminate", gw.origin)).bearer_auth(TOKEN).json(&serde_json::json!({"link_id": link_id, "reason": "revoked by court order", "by": "HIM desk"})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(gw.get_with(&format!("Patient/{pid}"), Some(&access), &[]).await.0, 401);
+    let r = admin.post(format!("{}/admin/access/terminate", gw.origin)).bearer_auth(TOKEN).json(&serde_json::json!({"link_id": link_id, "reason": "again", "by": "HIM desk"})).send().await.unwrap();
+    assert_eq!(r.status(), 404, "nothing left to terminate");
+}

@@ -19,6 +19,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/admin/policy/explain", get(explain))
         .route("/admin/holds/release", post(release))
+        .route("/admin/proxies", post(grant_proxy))
+        .route("/admin/access/terminate", post(terminate))
         .with_state(state)
 }
 
@@ -80,4 +82,67 @@ async fn release(
     let Json(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let newly = state.him.release(&access, &body.patient, &body.resource, &body.by).await?;
     Ok(fhir_json(StatusCode::OK, &json!({"released": body.resource, "newly_released": newly})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyBody {
+    /// The proxy's local account (user name).
+    username: String,
+    /// The patient record, `source/source-id`.
+    patient: String,
+    relationship: String,
+    valid_until: Option<String>,
+    related_person: Option<String>,
+    #[serde(default)]
+    adult_granted: bool,
+    #[serde(default)]
+    teen_assent: bool,
+    by: String,
+}
+
+/// Staff grant a parent, guardian or caregiver access to a patient's record.
+async fn grant_proxy(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Result<Json<ProxyBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    access(&state, &headers)?;
+    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let link = crate::auth::accounts::grant_proxy(
+        &state.accounts,
+        &b.username,
+        &b.patient,
+        &b.relationship,
+        b.valid_until.as_deref(),
+        b.related_person.as_deref(),
+        (b.adult_granted, b.teen_assent),
+        &b.by,
+    )
+    .await
+    .map_err(|e| ApiError::BadInput(e.to_string()))?;
+    Ok(fhir_json(StatusCode::CREATED, &json!({"link": link})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminateBody {
+    link_id: String,
+    reason: String,
+    by: String,
+}
+
+/// Staff end an account's access to a record; live tokens stop on their next request.
+async fn terminate(
+    State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
+    body: Result<Json<TerminateBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    access(&state, &headers)?;
+    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let n = state.accounts.terminate(&b.link_id, &b.reason, &b.by).await.map_err(|e| ApiError::BadInput(e.to_string()))?;
+    if n == 0 {
+        return Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id))));
+    }
+    Ok(fhir_json(StatusCode::OK, &json!({"terminated": b.link_id})))
 }

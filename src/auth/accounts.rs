@@ -214,6 +214,26 @@ impl Accounts {
         Ok(id)
     }
 
+    /// The id of the local account with this user name.
+    pub async fn id_of(&self, username: &str) -> Result<Option<String>, AccountError> {
+        Ok(sqlx::query("SELECT id FROM accounts WHERE username = $1")
+            .bind(username.trim().to_lowercase())
+            .fetch_optional(&self.store.pool)
+            .await?
+            .map(|r| r.get(0)))
+    }
+
+    /// Records what an adult patient granted their proxy, or a minor's assent.
+    pub async fn set_terms(&self, link_id: &str, adult_granted: bool, teen_assent: bool) -> Result<(), AccountError> {
+        sqlx::query("UPDATE account_patients SET adult_granted = $1, teen_assent = $2 WHERE id = $3")
+            .bind(i32::from(adult_granted))
+            .bind(i32::from(teen_assent))
+            .bind(link_id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn display_name(&self, account_id: &str) -> Result<Option<String>, AccountError> {
         Ok(sqlx::query("SELECT display_name FROM accounts WHERE id = $1")
             .bind(account_id)
@@ -344,4 +364,34 @@ impl Accounts {
             .await?;
         Ok(done.rows_affected())
     }
+}
+
+/// Staff grant a local account proxy access to a patient record (`source/source-id`), with
+/// the adult's grant or the minor's assent where they apply.
+#[allow(clippy::too_many_arguments)]
+pub async fn grant_proxy(
+    accounts: &Accounts,
+    username: &str,
+    patient: &str,
+    relationship: &str,
+    valid_until: Option<&str>,
+    related_person: Option<&str>,
+    (adult_granted, teen_assent): (bool, bool),
+    by: &str,
+) -> Result<PatientLink, AccountError> {
+    let account = accounts.id_of(username).await?.ok_or_else(|| AccountError::Invalid(format!("no account {username}")))?;
+    let (source, id) = patient.split_once('/').ok_or_else(|| AccountError::Invalid(format!("`{patient}` is not source/source-id")))?;
+    if relationship.eq_ignore_ascii_case("SELF") {
+        return Err(AccountError::Invalid("a proxy grant names a relationship other than SELF (patients enroll themselves)".into()));
+    }
+    if let Some(until) = valid_until {
+        chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d")
+            .map_err(|_| AccountError::Invalid(format!("valid_until `{until}` is not YYYY-MM-DD")))?;
+    }
+    if by.trim().is_empty() {
+        return Err(AccountError::Invalid("say who grants the access (by)".into()));
+    }
+    let link = accounts.link(&account, source, id, relationship, None, valid_until, related_person, by).await?;
+    accounts.set_terms(&link.id, adult_granted, teen_assent).await?;
+    Ok(link)
 }

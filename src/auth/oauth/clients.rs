@@ -88,6 +88,10 @@ pub struct ClientSummary {
     pub has_inline_jwks: bool,
     pub created_at: String,
     pub disabled_at: Option<String>,
+    /// `staff` or `config` (taken out of the config file).
+    pub disabled_by: Option<String>,
+    /// Defined in the config file (`[[auth.clients]]`) rather than registered by staff.
+    pub from_config: bool,
 }
 
 /// What client authentication needs to know of a client (enabled or not).
@@ -99,6 +103,8 @@ pub(super) struct ClientRecord {
     pub jwks_uri: Option<String>,
     pub created_at: String,
     pub disabled_at: Option<String>,
+    pub disabled_by: Option<String>,
+    pub from_config: bool,
 }
 
 /// The registered apps.
@@ -110,8 +116,8 @@ pub struct Clients {
     pub(super) last_cleanup: std::sync::Arc<std::sync::atomic::AtomicI64>,
 }
 
-const COLUMNS: &str =
-    "client_id, name, kind, redirect_uris, allowed_scopes, secret_hash, jwks, jwks_uri, created_at, disabled_at";
+const COLUMNS: &str = "client_id, name, kind, redirect_uris, allowed_scopes, secret_hash, jwks, jwks_uri, created_at, \
+     disabled_at, from_config, disabled_by";
 
 impl Clients {
     pub fn new(store: Store) -> Clients {
@@ -180,6 +186,8 @@ impl Clients {
                     jwks_uri: rec.jwks_uri,
                     created_at: rec.created_at,
                     disabled_at: rec.disabled_at,
+                    disabled_by: rec.disabled_by,
+                    from_config: rec.from_config,
                     client: rec.client,
                 })
             })
@@ -364,6 +372,8 @@ fn record_of(r: &sqlx::any::AnyRow) -> Result<ClientRecord, ClientError> {
         jwks_uri: r.get(7),
         created_at: r.get(8),
         disabled_at: r.get(9),
+        from_config: r.get::<i32, _>(10) != 0,
+        disabled_by: r.get(11),
     })
 }
 

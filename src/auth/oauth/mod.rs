@@ -6,6 +6,7 @@
 //! [`OAuthError`]s) and must never log or store a secret, code, token or assertion in the
 //! clear.
 
+pub mod cli;
 mod client_auth;
 mod client_keys;
 mod clients;
