@@ -5,17 +5,13 @@
 
 mod common;
 use common::*;
-use futures::FutureExt;
 use portico::simulator::RunningSimulator;
 use portico::store::{Dialect, Store};
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::PgPool;
 use sqlx::Row;
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-const SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 #[tokio::test]
 async fn migrations_run_into_the_schema_named_by_the_url() {
@@ -121,37 +117,6 @@ async fn replicas_starting_together_agree_on_gateway_ids() {
 }
 
 // ---- helpers ----
-
-/// Runs `test` with a fresh schema and a pool on the server, then drops the schema, also
-/// when the test panics.
-async fn with_schema<F, Fut>(test: F)
-where
-    F: FnOnce(String, PgPool) -> Fut,
-    Fut: Future<Output = ()>,
-{
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
-        .acquire_timeout(std::time::Duration::from_secs(10))
-        .connect(SERVER)
-        .await
-        .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {SERVER}: {e}. These tests need it running (CI starts it).")
-        });
-    let schema = format!("portico_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
-    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
-    let outcome = AssertUnwindSafe(test(schema.clone(), pool.clone())).catch_unwind().await;
-    let dropped = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await;
-    pool.close().await;
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
-    dropped.unwrap_or_else(|e| panic!("cannot drop schema {schema}: {e}"));
-}
-
-/// The gateway's database URL for `schema`.
-fn url_for(schema: &str) -> String {
-    format!("{SERVER}?options=-c%20search_path%3D{schema}")
-}
 
 async fn tables_in(pool: &PgPool, schema: &str) -> BTreeSet<String> {
     sqlx::query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = $1")

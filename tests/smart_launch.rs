@@ -417,3 +417,30 @@ async fn a_parent_granted_by_staff_launches_an_app_for_her_teen_and_sees_only_wh
     let r = admin.post(format!("{}/admin/access/terminate", gw.origin)).bearer_auth(TOKEN).json(&serde_json::json!({"link_id": link_id, "reason": "again", "by": "HIM desk"})).send().await.unwrap();
     assert_eq!(r.status(), 404, "nothing left to terminate");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_launch_runs_the_same_on_postgresql() {
+    with_schema(|schema, pool| async move {
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        let gw = Gateway::start_in(dir, &body(), Some(&url_for(&schema))).await;
+        let b = bob(&gw, "bob-pg@example.org").await;
+        let t = token_for(&gw, &b, "launch/patient offline_access patient/*.rs", &[]).await;
+        let pid = t["patient"].as_str().unwrap().to_string();
+        assert_eq!(gw.get_with(&format!("Patient/{pid}"), Some(t["access_token"].as_str().unwrap()), &[]).await.0, 200);
+        let r = reqwest::Client::new()
+            .post(format!("{}/token", gw.origin))
+            .form(&[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap()), ("client_id", CLIENT)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let refreshed: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(gw.get_with(&format!("Patient/{pid}"), Some(refreshed["access_token"].as_str().unwrap()), &[]).await.0, 200);
+        for (table, at_least) in [("accounts", 1), ("account_patients", 1), ("grants", 1), ("tokens", 3), ("sessions", 1)] {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.{table}")).fetch_one(&pool).await.unwrap();
+            assert!(n >= at_least, "{table}: {n} rows in PostgreSQL");
+        }
+        gw.stop().await;
+    })
+    .await;
+}

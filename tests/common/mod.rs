@@ -220,3 +220,36 @@ pub fn keys(resources: &[Value]) -> Vec<String> {
 pub fn write_file(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
+
+/// The PostgreSQL server the tests use (CI starts it; not answering is a failure).
+pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Runs `test` with a fresh schema and a pool on the server, then drops the schema, also
+/// when the test panics.
+pub async fn with_schema<F, Fut>(test: F)
+where
+    F: FnOnce(String, sqlx::PgPool) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::FutureExt;
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(PG_SERVER)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {PG_SERVER}: {e}. These tests need it running (CI starts it)."));
+    let schema = format!("portico_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
+    sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
+    let outcome = std::panic::AssertUnwindSafe(test(schema.clone(), pool.clone())).catch_unwind().await;
+    let dropped = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await;
+    pool.close().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+    dropped.unwrap_or_else(|e| panic!("cannot drop schema {schema}: {e}"));
+}
+
+/// The gateway's database URL for `schema`.
+pub fn url_for(schema: &str) -> String {
+    format!("{PG_SERVER}?options=-c%20search_path%3D{schema}")
+}
