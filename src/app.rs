@@ -49,6 +49,8 @@ pub struct App {
     pub ledger: PolicyLedger,
     pub oauth: crate::auth::oauth::OAuth,
     pub accounts: Arc<crate::auth::accounts::Accounts>,
+    /// Sign-in through the configured OpenID provider (metadata discovered on first use).
+    pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
     /// In-process stand-ins for `simulated` sources, by source name.
     pub simulators: Vec<(String, RunningSimulator)>,
     refresher: Option<tokio::task::JoinHandle<()>>,
@@ -135,9 +137,16 @@ impl App {
             .map_err(|e| AppError::Auth(e.to_string()))?;
         let accounts =
             Arc::new(crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone()));
+        let oidc = match &config.auth.oidc {
+            Some(c) => Some(Arc::new(
+                crate::auth::oidc::OidcLogin::new(c, &config.base_dir).map_err(|e| AppError::Auth(e.to_string()))?,
+            )),
+            None => None,
+        };
         Ok(App {
             oauth,
             accounts,
+            oidc,
             config,
             store,
             index,
@@ -172,6 +181,7 @@ impl App {
             store: self.store.clone(),
             secure_cookies: self.config.secure_cookies(),
             oidc_label: self.config.auth.oidc.as_ref().map(|o| o.label.clone()),
+            oidc: self.oidc.clone(),
             min_password_length: self.config.auth.password_min_length,
             aggregator: self.aggregator.clone(),
             base_url: self.config.fhir_base_url(),

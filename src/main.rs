@@ -90,6 +90,11 @@ enum Command {
         #[arg(long, default_value = "")]
         labels: String,
     },
+    /// Apps registered with the authorization server.
+    Client {
+        #[command(subcommand)]
+        command: ClientCommand,
+    },
     /// Patient and proxy accounts: create a local account, grant proxy access, list and
     /// terminate access.
     Account {
@@ -129,6 +134,43 @@ enum PolicyCommand {
         at: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ClientCommand {
+    /// Register an app; prints its client_id (and a confidential client's secret, once).
+    Register {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// public, confidential-symmetric or confidential-asymmetric.
+        #[arg(long)]
+        kind: String,
+        /// An exact redirect URI (repeat for several).
+        #[arg(long = "redirect-uri")]
+        redirect_uris: Vec<String>,
+        /// The scopes the app may ask for at most (space-separated).
+        #[arg(long)]
+        scopes: String,
+        /// confidential-asymmetric: the app's public keys as a JWKS file …
+        #[arg(long)]
+        jwks_file: Option<PathBuf>,
+        /// … or the URL it publishes them at.
+        #[arg(long)]
+        jwks_uri: Option<String>,
+    },
+    List {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+    },
+    /// Disable an app (its tokens stop working).
+    Disable {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        client_id: String,
     },
 }
 
@@ -410,6 +452,7 @@ async fn run(command: Command) -> Result<(), String> {
             Ok(())
         }
         Command::Account { command } => account_command(command).await,
+        Command::Client { command } => client_command(command).await,
         Command::Patients { config, json } => {
             let config = load(&config)?;
             let app = App::build(config).await.map_err(|e| e.to_string())?;
@@ -463,13 +506,29 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
     match command {
         AccountCommand::Create { config, username, name } => {
             let mut password = String::new();
-            std::io::stdin().read_line(&mut password).map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
             let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
-            let id = app.accounts.create_local(&username, password.trim_end_matches(['\n', '\r']), &name).await.map_err(|e| e.to_string())?;
+            let id = app
+                .accounts
+                .create_local(&username, password.trim_end_matches(['\n', '\r']), &name)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("account {id} created for {username}");
             Ok(())
         }
-        AccountCommand::Grant { config, username, patient, relationship, until, related_person, adult_granted, teen_assent, by } => {
+        AccountCommand::Grant {
+            config,
+            username,
+            patient,
+            relationship,
+            until,
+            related_person,
+            adult_granted,
+            teen_assent,
+            by,
+        } => {
             let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
             let link = grant_proxy(
                 &app.accounts,
@@ -488,9 +547,21 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
         }
         AccountCommand::Links { config, username } => {
             let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
-            let id = app.accounts.id_of(&username).await.map_err(|e| e.to_string())?.ok_or(format!("no account {username}"))?;
+            let id = app
+                .accounts
+                .id_of(&username)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or(format!("no account {username}"))?;
             for l in app.accounts.links(&id).await.map_err(|e| e.to_string())? {
-                println!("{}  {}/{}  {}{}", l.id, l.source, l.source_patient_id, l.relationship, l.valid_until.map(|u| format!(" until {u}")).unwrap_or_default());
+                println!(
+                    "{}  {}/{}  {}{}",
+                    l.id,
+                    l.source,
+                    l.source_patient_id,
+                    l.relationship,
+                    l.valid_until.map(|u| format!(" until {u}")).unwrap_or_default()
+                );
             }
             Ok(())
         }
@@ -503,6 +574,33 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
                     Ok(())
                 }
             }
+        }
+    }
+}
+
+async fn client_command(command: ClientCommand) -> Result<(), String> {
+    use portico::auth::oauth::{cli, ClientKind};
+    match command {
+        ClientCommand::Register { config, name, kind, redirect_uris, scopes, jwks_file, jwks_uri } => {
+            let config = load(&config)?;
+            let clients = cli::open_clients(&config).await.map_err(|e| e.to_string())?;
+            let kind = ClientKind::parse(&kind)?;
+            let keys = cli::keys_from_args(jwks_file.as_deref(), jwks_uri.as_deref()).map_err(|e| e.to_string())?;
+            let (id, secret) =
+                clients.register(&name, kind, &redirect_uris, &scopes, keys).await.map_err(|e| e.to_string())?;
+            println!("{}", cli::render_registered(&id, secret.as_deref()));
+            Ok(())
+        }
+        ClientCommand::List { config } => {
+            let clients = cli::open_clients(&load(&config)?).await.map_err(|e| e.to_string())?;
+            print!("{}", cli::render_list(&clients.list().await.map_err(|e| e.to_string())?));
+            Ok(())
+        }
+        ClientCommand::Disable { config, client_id } => {
+            let clients = cli::open_clients(&load(&config)?).await.map_err(|e| e.to_string())?;
+            clients.disable(&client_id).await.map_err(|e| e.to_string())?;
+            println!("{client_id} disabled; its tokens no longer work");
+            Ok(())
         }
     }
 }

@@ -12,7 +12,6 @@ use sqlx::Row;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-
 #[tokio::test]
 async fn migrations_run_into_the_schema_named_by_the_url() {
     with_schema(|schema, pool| async move {

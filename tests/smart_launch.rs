@@ -371,7 +371,17 @@ async fn a_parent_granted_by_staff_launches_an_app_for_her_teen_and_sees_only_wh
     // Ana Rodriguez registers; HIM grants her access to Maya (16) as her mother.
     let b = Browser::new(&gw);
     let (token, _) = b.form_page("/register").await;
-    let (status, _, _) = b.post("/register", &[("csrf", &token), ("display_name", "Ana Rodriguez"), ("username", "ana@example.org"), ("password", PASSWORD)]).await;
+    let (status, _, _) = b
+        .post(
+            "/register",
+            &[
+                ("csrf", &token),
+                ("display_name", "Ana Rodriguez"),
+                ("username", "ana@example.org"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
     assert_eq!(status, 303);
     let admin = reqwest::Client::new();
     let grant = |body: serde_json::Value, bearer: &'static str| {
@@ -407,14 +417,27 @@ async fn a_parent_granted_by_staff_launches_an_app_for_her_teen_and_sees_only_wh
     assert_eq!(outcomes.len(), 1, "the withheld-notice");
     // The id_token's fhirUser names her RelatedPerson.
     let id_token = t["id_token"].as_str().unwrap();
-    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(id_token.split('.').nth(1).unwrap()).unwrap()).unwrap();
     assert_eq!(claims["fhirUser"], format!("{}/RelatedPerson/ehr.rp-10001", gw.fhir));
 
     // HIM terminates her access: the live token stops at once.
-    let r = admin.post(format!("{}/admin/access/terminate", gw.origin)).bearer_auth(TOKEN).json(&serde_json::json!({"link_id": link_id, "reason": "revoked by court order", "by": "HIM desk"})).send().await.unwrap();
+    let r = admin
+        .post(format!("{}/admin/access/terminate", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"link_id": link_id, "reason": "revoked by court order", "by": "HIM desk"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(gw.get_with(&format!("Patient/{pid}"), Some(&access), &[]).await.0, 401);
-    let r = admin.post(format!("{}/admin/access/terminate", gw.origin)).bearer_auth(TOKEN).json(&serde_json::json!({"link_id": link_id, "reason": "again", "by": "HIM desk"})).send().await.unwrap();
+    let r = admin
+        .post(format!("{}/admin/access/terminate", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"link_id": link_id, "reason": "again", "by": "HIM desk"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404, "nothing left to terminate");
 }
 
@@ -429,15 +452,25 @@ async fn the_launch_runs_the_same_on_postgresql() {
         assert_eq!(gw.get_with(&format!("Patient/{pid}"), Some(t["access_token"].as_str().unwrap()), &[]).await.0, 200);
         let r = reqwest::Client::new()
             .post(format!("{}/token", gw.origin))
-            .form(&[("grant_type", "refresh_token"), ("refresh_token", t["refresh_token"].as_str().unwrap()), ("client_id", CLIENT)])
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", t["refresh_token"].as_str().unwrap()),
+                ("client_id", CLIENT),
+            ])
             .send()
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
         let refreshed: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(gw.get_with(&format!("Patient/{pid}"), Some(refreshed["access_token"].as_str().unwrap()), &[]).await.0, 200);
-        for (table, at_least) in [("accounts", 1), ("account_patients", 1), ("grants", 1), ("tokens", 3), ("sessions", 1)] {
-            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.{table}")).fetch_one(&pool).await.unwrap();
+        assert_eq!(
+            gw.get_with(&format!("Patient/{pid}"), Some(refreshed["access_token"].as_str().unwrap()), &[]).await.0,
+            200
+        );
+        for (table, at_least) in
+            [("accounts", 1), ("account_patients", 1), ("grants", 1), ("tokens", 3), ("sessions", 1)]
+        {
+            let n: i64 =
+                sqlx::query_scalar(&format!("SELECT count(*) FROM {schema}.{table}")).fetch_one(&pool).await.unwrap();
             assert!(n >= at_least, "{table}: {n} rows in PostgreSQL");
         }
         gw.stop().await;

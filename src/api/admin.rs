@@ -140,7 +140,8 @@ async fn terminate(
 ) -> Result<Response, ApiError> {
     access(&state, &headers)?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
-    let n = state.accounts.terminate(&b.link_id, &b.reason, &b.by).await.map_err(|e| ApiError::BadInput(e.to_string()))?;
+    let n =
+        state.accounts.terminate(&b.link_id, &b.reason, &b.by).await.map_err(|e| ApiError::BadInput(e.to_string()))?;
     if n == 0 {
         return Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id))));
     }

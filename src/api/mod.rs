@@ -10,6 +10,7 @@ pub mod error;
 mod fhir_routes;
 mod health;
 mod oauth;
+mod oidc_routes;
 pub mod pages;
 mod well_known;
 
@@ -32,6 +33,8 @@ pub struct ApiState {
     pub secure_cookies: bool,
     /// The OIDC sign-in button's label, when a provider is configured.
     pub oidc_label: Option<String>,
+    /// Sign-in through that provider (`/login/oidc`), when configured.
+    pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
     pub min_password_length: usize,
     pub him: crate::him::Him,
     pub aggregator: Arc<Aggregator>,
@@ -48,6 +51,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(admin::router(state.clone()))
         .merge(well_known::router(state.clone()))
         .merge(account_routes::router(state.clone()))
+        .merge(oidc_routes::router(state.clone()))
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
         .merge(authorize_routes::router(state))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))

@@ -379,10 +379,14 @@ pub async fn grant_proxy(
     (adult_granted, teen_assent): (bool, bool),
     by: &str,
 ) -> Result<PatientLink, AccountError> {
-    let account = accounts.id_of(username).await?.ok_or_else(|| AccountError::Invalid(format!("no account {username}")))?;
-    let (source, id) = patient.split_once('/').ok_or_else(|| AccountError::Invalid(format!("`{patient}` is not source/source-id")))?;
+    let account =
+        accounts.id_of(username).await?.ok_or_else(|| AccountError::Invalid(format!("no account {username}")))?;
+    let (source, id) =
+        patient.split_once('/').ok_or_else(|| AccountError::Invalid(format!("`{patient}` is not source/source-id")))?;
     if relationship.eq_ignore_ascii_case("SELF") {
-        return Err(AccountError::Invalid("a proxy grant names a relationship other than SELF (patients enroll themselves)".into()));
+        return Err(AccountError::Invalid(
+            "a proxy grant names a relationship other than SELF (patients enroll themselves)".into(),
+        ));
     }
     if let Some(until) = valid_until {
         chrono::NaiveDate::parse_from_str(until, "%Y-%m-%d")

@@ -7,6 +7,7 @@ pub mod accounts;
 pub mod authorize;
 pub mod grants;
 pub mod oauth;
+pub mod oidc;
 pub mod sessions;
 
 use crate::config::ServerConfig;

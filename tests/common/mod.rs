@@ -237,7 +237,9 @@ where
         .acquire_timeout(Duration::from_secs(10))
         .connect(PG_SERVER)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {PG_SERVER}: {e}. These tests need it running (CI starts it)."));
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {PG_SERVER}: {e}. These tests need it running (CI starts it).")
+        });
     let schema = format!("portico_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
     let outcome = std::panic::AssertUnwindSafe(test(schema.clone(), pool.clone())).catch_unwind().await;
