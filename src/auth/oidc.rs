@@ -257,18 +257,19 @@ impl OidcLogin {
 
         // Verify with the cached keys; a signature failure on old metadata fetches the keys
         // again once (the provider may have rotated them).
-        let mut client = client;
-        let claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
-            Ok(c) => c.clone(),
+        let first = id_token.claims(&client.id_token_verifier(), &nonce).cloned();
+        let (client, claims) = match first {
+            Ok(c) => (client, c),
             Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
                 if fetched.elapsed() > REDISCOVER_AFTER =>
             {
                 let (metadata, _) = self.metadata(true).await?;
-                client = self.client(metadata, &pending.redirect_uri)?;
-                id_token
+                let client = self.client(metadata, &pending.redirect_uri)?;
+                let claims = id_token
                     .claims(&client.id_token_verifier(), &nonce)
                     .map_err(|e| OidcError::InvalidIdToken(e.to_string()))?
-                    .clone()
+                    .clone();
+                (client, claims)
             }
             Err(e) => return Err(OidcError::InvalidIdToken(e.to_string())),
         };
