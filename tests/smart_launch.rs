@@ -477,3 +477,26 @@ async fn the_launch_runs_the_same_on_postgresql() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_sees_the_apps_she_allowed_and_revokes_one() {
+    let gw = Gateway::start(&body()).await;
+    let b = bob(&gw, "bob6@example.org").await;
+    let t = token_for(&gw, &b, "launch/patient patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", &[]).await;
+    let (pid, access) = (t["patient"].as_str().unwrap().to_string(), t["access_token"].as_str().unwrap().to_string());
+    assert_eq!(gw.get_with(&format!("Observation?patient={pid}"), Some(&access), &[]).await.0, 200);
+    let (token, html) = b.form_page("/account").await;
+    assert!(html.contains("Growth Chart") && html.contains("Read lab results") && html.contains("last used"), "{html}");
+    let grant = value_of(&html, "grant_id").remove(0);
+    // Someone else's grant id, or no CSRF token: refused, nothing revoked.
+    let (status, _, _) = b.post("/account/apps/revoke", &[("csrf", &token), ("grant_id", "not-mine")]).await;
+    assert_eq!(status, 400);
+    let (status, _, _) = b.post("/account/apps/revoke", &[("grant_id", &grant)]).await;
+    assert_eq!(status, 403);
+    assert_eq!(gw.get_with(&format!("Observation?patient={pid}"), Some(&access), &[]).await.0, 200);
+    let (status, _, location) = b.post("/account/apps/revoke", &[("csrf", &token), ("grant_id", &grant)]).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/account")));
+    assert_eq!(gw.get_with(&format!("Observation?patient={pid}"), Some(&access), &[]).await.0, 401);
+    let (_, html) = b.form_page("/account").await;
+    assert!(html.contains("You have not allowed any apps"));
+}

@@ -21,6 +21,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/enroll", get(enroll_page).post(enroll))
         .route("/logout", axum::routing::post(logout))
         .route("/account", get(account))
+        .route("/account/apps/revoke", axum::routing::post(revoke_app))
         .route("/static/portal.css", get(stylesheet))
         .with_state(state)
 }
@@ -176,9 +177,38 @@ async fn account(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<R
     let name =
         state.accounts.display_name(&account_id).await.map_err(|_| PageError::unavailable())?.unwrap_or_default();
     let patients = super::authorize_routes::records_of(&state, &account_id).await?;
+    let apps: Vec<serde_json::Value> = crate::auth::grants::of_account(&state.store, &account_id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let texts: Vec<String> = a
+                .scopes
+                .split_whitespace()
+                .filter(|s| *s != "launch/patient" && *s != "fhirUser")
+                .map(crate::auth::authorize::describe)
+                .collect();
+            let mut v = serde_json::to_value(&a).expect("serializable");
+            v["scope_texts"] = serde_json::json!(texts);
+            v
+        })
+        .collect();
     let html = crate::portal::render(
         "account.html",
-        context! { title => "Your account", name, patients, csrf => s.csrf_token, signed_in => true },
+        context! { title => "Your account", name, patients, apps, csrf => s.csrf_token, signed_in => true },
     );
     Ok((jar, page(StatusCode::OK, html, None)).into_response())
+}
+
+/// The patient's "revoke" button: the app's tokens stop working at once.
+async fn revoke_app(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
+    let (jar, s) = session(&state, jar).await?;
+    let form = form_fields(&body);
+    check_csrf(&s, &form)?;
+    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
+    let grant_id = field(&form, "grant_id").unwrap_or_default();
+    if !crate::auth::grants::belongs_to(&state.store, &grant_id, &account_id).await? {
+        return Err(PageError::bad_request("That app is not one you allowed."));
+    }
+    state.oauth.tokens.revoke_grant(&grant_id).await?;
+    Ok((jar, see_other("/account")).into_response())
 }

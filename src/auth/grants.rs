@@ -80,3 +80,32 @@ pub async fn create(
         .await?;
     Ok(id)
 }
+
+/// An app an account has allowed, as the account page lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AllowedApp {
+    pub grant_id: String,
+    pub app_name: String,
+    pub scopes: String,
+    pub granted_at: String,
+    pub last_used: Option<String>,
+}
+
+/// The live grants of an account, newest first.
+pub async fn of_account(store: &Store, account_id: &str) -> Result<Vec<AllowedApp>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT g.id, COALESCE(c.name, g.client_id), g.scopes, g.created_at, g.last_used FROM grants g
+         LEFT JOIN oauth_clients c ON c.client_id = g.client_id
+         WHERE g.account_id = $1 AND g.revoked_at IS NULL ORDER BY g.created_at DESC",
+    )
+    .bind(account_id)
+    .fetch_all(&store.pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| AllowedApp { grant_id: r.get(0), app_name: r.get(1), scopes: r.get(2), granted_at: r.get(3), last_used: r.get(4) }).collect())
+}
+
+/// True when the grant belongs to the account (before it may revoke it).
+pub async fn belongs_to(store: &Store, grant_id: &str, account_id: &str) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE id = $1 AND account_id = $2").bind(grant_id).bind(account_id).fetch_one(&store.pool).await?;
+    Ok(n == 1)
+}
