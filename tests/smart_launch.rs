@@ -356,7 +356,7 @@ async fn discovery_documents_name_what_is_built() {
     ] {
         assert!(smart["capabilities"].as_array().unwrap().iter().any(|c| c == cap), "{cap}");
     }
-    let (status, jwks) = gw.get_with(&smart["jwks_uri"].as_str().unwrap().to_string(), None, &[]).await;
+    let (status, jwks) = gw.get_with(smart["jwks_uri"].as_str().unwrap(), None, &[]).await;
     assert_eq!(status, 200, "{jwks}");
     assert!(!jwks["keys"].as_array().unwrap().is_empty());
     let (_, cs) = gw.get_with("metadata", None, &[]).await;

@@ -139,8 +139,8 @@ async fn authorize_post(
 }
 
 /// The signed-in account and its pending request, or where to send the browser instead.
-fn pending(s: &crate::auth::sessions::Session) -> Result<(String, PendingAuthorization), Response> {
-    let Some(account) = s.account_id.clone() else { return Err(see_other("/login")) };
+fn pending(s: &crate::auth::sessions::Session) -> Result<(String, PendingAuthorization), Box<Response>> {
+    let Some(account) = s.account_id.clone() else { return Err(Box::new(see_other("/login"))) };
     match s.data.get("authorize").cloned().map(serde_json::from_value::<PendingAuthorization>) {
         Some(Ok(p)) => Ok((account, p)),
         _ => Err(PageError::bad_request("There is no app waiting for your approval. Start again from the app.")
@@ -152,7 +152,7 @@ async fn pick_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result
     let (jar, s) = session(&state, jar).await?;
     let (account, p) = match pending(&s) {
         Ok(x) => x,
-        Err(r) => return Ok((jar, r).into_response()),
+        Err(r) => return Ok((jar, *r).into_response()),
     };
     let patients = records_of(&state, &account).await?;
     if patients.is_empty() {
@@ -171,7 +171,7 @@ async fn pick(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -
     check_csrf(&s, &form)?;
     let (account, mut p) = match pending(&s) {
         Ok(x) => x,
-        Err(r) => return Ok((jar, r).into_response()),
+        Err(r) => return Ok((jar, *r).into_response()),
     };
     let chosen = field(&form, "link_id").unwrap_or_default();
     let links = state.accounts.links(&account).await.map_err(|_| PageError::unavailable())?;
@@ -194,7 +194,7 @@ async fn consent_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Res
     let (jar, s) = session(&state, jar).await?;
     let (account, p) = match pending(&s) {
         Ok(x) => x,
-        Err(r) => return Ok((jar, r).into_response()),
+        Err(r) => return Ok((jar, *r).into_response()),
     };
     let Some(link_id) = p.link_id.clone() else { return Ok((jar, see_other("/authorize/pick")).into_response()) };
     let patient_name =
@@ -219,7 +219,7 @@ async fn consent(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes
     check_csrf(&s, &form)?;
     let (account, p) = match pending(&s) {
         Ok(x) => x,
-        Err(r) => return Ok((jar, r).into_response()),
+        Err(r) => return Ok((jar, *r).into_response()),
     };
     let Some(link_id) = p.link_id.clone() else { return Ok((jar, see_other("/authorize/pick")).into_response()) };
     // The request is answered either way: it cannot be replayed from this session.

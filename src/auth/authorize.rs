@@ -280,7 +280,8 @@ mod tests {
 
     #[test]
     fn pkce_aud_state_and_response_type_are_required() {
-        let cases: Vec<(Box<dyn Fn(&mut AuthorizeParams)>, &str)> = vec![
+        type Edit = Box<dyn Fn(&mut AuthorizeParams)>;
+        let cases: Vec<(Edit, &str)> = vec![
             (Box::new(|p| p.code_challenge = None), "invalid_request"),
             (Box::new(|p| p.code_challenge_method = Some("plain".into())), "invalid_request"),
             (Box::new(|p| p.aud = Some("https://elsewhere.example/fhir".into())), "invalid_request"),
