@@ -143,8 +143,9 @@ fn pending(s: &crate::auth::sessions::Session) -> Result<(String, PendingAuthori
     let Some(account) = s.account_id.clone() else { return Err(Box::new(see_other("/login"))) };
     match s.data.get("authorize").cloned().map(serde_json::from_value::<PendingAuthorization>) {
         Some(Ok(p)) => Ok((account, p)),
-        _ => Err(PageError::bad_request("There is no app waiting for your approval. Start again from the app.")
-            .into_response()),
+        _ => Err(Box::new(
+            PageError::bad_request("There is no app waiting for your approval. Start again from the app.").into_response(),
+        )),
     }
 }
 
