@@ -506,19 +506,30 @@ async fn enrollment_never_says_which_detail_was_wrong_and_counts_toward_the_lock
     let gw = Gateway::start(&body()).await;
     let b = Browser::new(&gw);
     let (token, _) = b.form_page("/register").await;
-    b.post("/register", &[("csrf", &token), ("display_name", "Bob Martinez"), ("username", "bob7@example.org"), ("password", PASSWORD)]).await;
+    b.post(
+        "/register",
+        &[("csrf", &token), ("display_name", "Bob Martinez"), ("username", "bob7@example.org"), ("password", PASSWORD)],
+    )
+    .await;
     let birth = bob_birth_date();
     let mut messages = Vec::new();
-    for (mrn, dob, family) in [("HG999999", birth.as_str(), "Martinez"), ("HG100142", "1999-01-01", "Martinez"), ("HG100142", birth.as_str(), "Smith")] {
+    for (mrn, dob, family) in [
+        ("HG999999", birth.as_str(), "Martinez"),
+        ("HG100142", "1999-01-01", "Martinez"),
+        ("HG100142", birth.as_str(), "Smith"),
+    ] {
         let (token, _) = b.form_page("/enroll").await;
-        let (status, html, _) = b.post("/enroll", &[("csrf", &token), ("mrn", mrn), ("birth_date", dob), ("family", family)]).await;
+        let (status, html, _) =
+            b.post("/enroll", &[("csrf", &token), ("mrn", mrn), ("birth_date", dob), ("family", family)]).await;
         assert_eq!(status, 400);
         messages.push(html[html.find("role=\"alert\">").unwrap()..].split('<').next().unwrap().to_string());
     }
     assert!(messages.iter().all(|m| m == &messages[0]), "one message for every wrong field: {messages:?}");
     // Three failures lock the account (lockout_attempts = 3): the right details fail too.
     let (token, _) = b.form_page("/enroll").await;
-    let (status, _, _) = b.post("/enroll", &[("csrf", &token), ("mrn", "HG100142"), ("birth_date", &birth), ("family", "Martinez")]).await;
+    let (status, _, _) = b
+        .post("/enroll", &[("csrf", &token), ("mrn", "HG100142"), ("birth_date", &birth), ("family", "Martinez")])
+        .await;
     assert_eq!(status, 400);
     let (_, html, _) = b.get("/account").await;
     assert!(html.contains("not connected to a record"), "{html}");

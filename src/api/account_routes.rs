@@ -35,7 +35,7 @@ async fn stylesheet() -> Response {
 }
 
 /// Where to go once signed in (or enrolled): back into a pending authorization, else home.
-fn next_step(session: &crate::auth::sessions::Session) -> &'static str {
+pub(super) fn next_step(session: &crate::auth::sessions::Session) -> &'static str {
     if session.data.get("authorize").is_some() {
         "/authorize/pick"
     } else {

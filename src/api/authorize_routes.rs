@@ -144,7 +144,8 @@ fn pending(s: &crate::auth::sessions::Session) -> Result<(String, PendingAuthori
     match s.data.get("authorize").cloned().map(serde_json::from_value::<PendingAuthorization>) {
         Some(Ok(p)) => Ok((account, p)),
         _ => Err(Box::new(
-            PageError::bad_request("There is no app waiting for your approval. Start again from the app.").into_response(),
+            PageError::bad_request("There is no app waiting for your approval. Start again from the app.")
+                .into_response(),
         )),
     }
 }

@@ -20,10 +20,7 @@ use std::sync::Arc;
 const PENDING_KEY: &str = "oidc";
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/login/oidc", get(start))
-        .route("/login/oidc/callback", get(callback))
-        .with_state(state)
+    Router::new().route("/login/oidc", get(start)).route("/login/oidc/callback", get(callback)).with_state(state)
 }
 
 fn not_configured() -> Response {
@@ -38,16 +35,6 @@ fn sign_in_failed(status: StatusCode, message: impl Into<String>) -> PageError {
 /// The provider sends the browser back here.
 fn redirect_uri(state: &ApiState) -> String {
     format!("{}/login/oidc/callback", super::well_known::issuer(&state.base_url))
-}
-
-/// Where to go once signed in: back into a pending authorization, else home (the rule of
-/// the local sign-in).
-fn next_step(session: &crate::auth::sessions::Session) -> &'static str {
-    if session.data.get("authorize").is_some() {
-        "/authorize/pick"
-    } else {
-        "/account"
-    }
 }
 
 async fn start(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
@@ -90,8 +77,7 @@ async fn callback(
 ) -> Result<Response, PageError> {
     let Some(oidc) = state.oidc.clone() else { return Ok(not_configured()) };
     let (jar, mut s) = session(&state, jar).await?;
-    let pending: Option<PendingSignIn> =
-        s.data.get(PENDING_KEY).and_then(|v| serde_json::from_value(v.clone()).ok());
+    let pending: Option<PendingSignIn> = s.data.get(PENDING_KEY).and_then(|v| serde_json::from_value(v.clone()).ok());
     let presented = q.state.as_deref().unwrap_or_default();
     // Only the browser that started this sign-in may finish it, and only once.
     let Some(pending) = pending.filter(|p| p.state_matches(presented)) else {
@@ -148,5 +134,6 @@ async fn callback(
     };
     tracing::info!(issuer = %who.issuer, account = %account_id, "signed in through the OpenID provider");
     let (cookie, signed_in) = state.sessions.sign_in(&s, &account_id).await?;
-    Ok((jar.add(session_cookie(&state, cookie)), see_other(next_step(&signed_in))).into_response())
+    Ok((jar.add(session_cookie(&state, cookie)), see_other(super::account_routes::next_step(&signed_in)))
+        .into_response())
 }

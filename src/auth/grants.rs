@@ -101,11 +101,24 @@ pub async fn of_account(store: &Store, account_id: &str) -> Result<Vec<AllowedAp
     .bind(account_id)
     .fetch_all(&store.pool)
     .await?;
-    Ok(rows.into_iter().map(|r| AllowedApp { grant_id: r.get(0), app_name: r.get(1), scopes: r.get(2), granted_at: r.get(3), last_used: r.get(4) }).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| AllowedApp {
+            grant_id: r.get(0),
+            app_name: r.get(1),
+            scopes: r.get(2),
+            granted_at: r.get(3),
+            last_used: r.get(4),
+        })
+        .collect())
 }
 
 /// True when the grant belongs to the account (before it may revoke it).
 pub async fn belongs_to(store: &Store, grant_id: &str, account_id: &str) -> Result<bool, StoreError> {
-    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE id = $1 AND account_id = $2").bind(grant_id).bind(account_id).fetch_one(&store.pool).await?;
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM grants WHERE id = $1 AND account_id = $2")
+        .bind(grant_id)
+        .bind(account_id)
+        .fetch_one(&store.pool)
+        .await?;
     Ok(n == 1)
 }

@@ -30,7 +30,8 @@ pub const PENDING_TTL: Duration = Duration::from_secs(600);
 /// Metadata younger than this is not fetched again after a signature failure.
 const REDISCOVER_AFTER: Duration = Duration::from_secs(30);
 
-type Client = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
+type Client =
+    CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointMaybeSet, EndpointMaybeSet>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
@@ -137,7 +138,10 @@ impl OidcLogin {
     pub fn new(config: &OidcConfig, base_dir: &Path) -> Result<OidcLogin, OidcError> {
         let issuer = IssuerUrl::new(config.issuer.clone())
             .map_err(|e| OidcError::Config(format!("auth.oidc.issuer `{}`: {e}", config.issuer)))?;
-        let secret = config.client_secret.reveal(base_dir).map_err(|m| OidcError::Config(format!("auth.oidc.client_secret: {m}")))?;
+        let secret = config
+            .client_secret
+            .reveal(base_dir)
+            .map_err(|m| OidcError::Config(format!("auth.oidc.client_secret: {m}")))?;
         let http = reqwest::Client::builder()
             // Following redirects would let the provider's answers point the gateway anywhere.
             .redirect(reqwest::redirect::Policy::none())
@@ -223,7 +227,12 @@ impl OidcLogin {
 
     /// Finishes a sign-in the provider sent back with `code` and `state`: exchanges the code
     /// and verifies the ID token against `pending`.
-    pub async fn finish(&self, pending: &PendingSignIn, code: &str, state: &str) -> Result<FederatedIdentity, OidcError> {
+    pub async fn finish(
+        &self,
+        pending: &PendingSignIn,
+        code: &str,
+        state: &str,
+    ) -> Result<FederatedIdentity, OidcError> {
         if !pending.state_matches(state) {
             return Err(OidcError::StateMismatch);
         }
@@ -296,9 +305,8 @@ impl OidcLogin {
         if display_name.is_none() {
             display_name = self.name_from_userinfo(&client, tokens.access_token().clone(), &claims).await;
         }
-        let display_name = display_name
-            .or_else(|| first_name(&[claims.preferred_username().map(|u| u.as_str())]))
-            .unwrap_or_default();
+        let display_name =
+            display_name.or_else(|| first_name(&[claims.preferred_username().map(|u| u.as_str())])).unwrap_or_default();
         Ok(FederatedIdentity { issuer: claims.issuer().as_str().to_string(), subject, display_name })
     }
 
