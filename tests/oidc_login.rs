@@ -32,11 +32,7 @@ impl Provider {
     /// Starts the provider; it knows its issuer at once, its client's redirect URI later.
     async fn start(name_in_id_token: bool) -> Provider {
         let dir = provider_dir();
-        assert!(
-            dir.join("node_modules").join("oidc-provider").join("package.json").exists(),
-            "\n\n  The test OpenID provider's npm packages are missing ({}).\n  Install them first:  npm ci --prefix tests/oidc-provider   (.ci/run does this)\n\n",
-            dir.join("node_modules").display()
-        );
+        install_once(&dir);
         let mut child = tokio::process::Command::new("node")
             .arg("server.mjs")
             .current_dir(&dir)
@@ -476,4 +472,28 @@ async fn without_a_provider_the_routes_do_not_exist() {
     let (_, html, _) = b.get("/login").await;
     assert!(!html.contains("/login/oidc"), "{html}");
     gw.stop().await;
+}
+
+/// Installs the provider's pinned npm packages the first time a test needs them (the
+/// lockfile pins every version), so `cargo test` alone works on a fresh machine with Node.js.
+fn install_once(dir: &std::path::Path) {
+    static INSTALLED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let result = INSTALLED.get_or_init(|| {
+        if dir.join("node_modules").join("oidc-provider").join("package.json").exists() {
+            return Ok(());
+        }
+        let out = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(dir)
+            .output()
+            .map_err(|e| format!("cannot run npm (Node.js and npm are needed for this test): {e}"))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!("npm ci in {} failed:\n{}", dir.display(), String::from_utf8_lossy(&out.stderr)))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
 }
