@@ -246,7 +246,7 @@ async fn sign_in(b: &Browser, login: &str) -> (String, Walk) {
 
 /// The accounts table's federated rows: (id, issuer, subject, display name).
 async fn federated_rows(gw: &Gateway) -> Vec<(String, String, String, String)> {
-    let url = format!("sqlite://{}/portico.db", gw.dir.path().display());
+    let url = gw.database_url.clone();
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
     let rows: Vec<(String, String, String, String)> = sqlx::query_as(
         "SELECT id, oidc_issuer, oidc_subject, display_name FROM accounts WHERE oidc_subject IS NOT NULL ORDER BY created_at",

@@ -404,7 +404,7 @@ async fn admin_endpoints_refuse_non_staff_and_bad_input_and_change_nothing() {
     }
     // Nothing was released: the report is still held from Liz, and the ledger is empty.
     assert_eq!(gw.get_with(report, Some(&token("liz-self")), &[]).await.0, 404);
-    let store = portico::store::Store::open(&format!("sqlite://{}/portico.db", gw.dir.path().display()), 2).await;
+    let store = portico::store::Store::open(&gw.database_url.clone(), 2).await;
     let ledger = portico::policy::holds::PolicyLedger::new(store.unwrap());
     assert!(ledger.for_patient(&liz).await.unwrap().releases.is_empty());
     let (status, answer) = post(release(&liz, report, "Dr. Test"), staff).await;

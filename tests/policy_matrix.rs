@@ -420,7 +420,7 @@ async fn apply_setup(gw: &Gateway, g: &Group) -> Result<(), String> {
     let pid = gw.patient_id(source, sid);
     let e = |e: portico::store::StoreError| e.to_string();
     if g.consent.is_some() || !g.preference.is_empty() {
-        let url = format!("sqlite://{}/portico.db", gw.dir.path().display());
+        let url = gw.database_url.clone();
         let ledger = portico::policy::holds::PolicyLedger::new(portico::store::Store::open(&url, 2).await.map_err(e)?);
         if let Some(c) = &g.consent {
             ledger.add_consent(&pid, &c.partner, &c.purposes, c.part2, "policy-matrix").await.map_err(e)?;

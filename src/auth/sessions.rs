@@ -147,3 +147,45 @@ impl Sessions {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sessions(idle_ms: u64, absolute_ms: u64) -> (tempfile::TempDir, Sessions) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
+        (dir, Sessions::new(store, std::time::Duration::from_millis(idle_ms), std::time::Duration::from_millis(absolute_ms)))
+    }
+
+    #[tokio::test]
+    async fn idle_and_absolute_timeouts_end_sessions() {
+        let (_d, s) = sessions(300, 60_000).await;
+        let (cookie, _) = s.start().await.unwrap();
+        assert!(s.load(&cookie).await.unwrap().is_some());
+        tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+        assert!(s.load(&cookie).await.unwrap().is_none(), "idle too long");
+        assert!(s.load(&cookie).await.unwrap().is_none(), "and gone for good");
+
+        let (_d, s) = sessions(60_000, 500).await;
+        let (cookie, _) = s.start().await.unwrap();
+        for _ in 0..3 {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let _ = s.load(&cookie).await.unwrap();
+        }
+        assert!(s.load(&cookie).await.unwrap().is_none(), "busy, but past the absolute limit");
+    }
+
+    #[tokio::test]
+    async fn signing_in_issues_a_new_session_and_csrf_token() {
+        let (_d, s) = sessions(60_000, 60_000).await;
+        let (old_cookie, old) = s.start().await.unwrap();
+        let (new_cookie, new) = s.sign_in(&old, "acct-1").await.unwrap();
+        assert_ne!(old_cookie, new_cookie);
+        assert_ne!(old.csrf_token, new.csrf_token);
+        assert!(s.load(&old_cookie).await.unwrap().is_none(), "the pre-sign-in session is gone (no fixation)");
+        let loaded = s.load(&new_cookie).await.unwrap().unwrap();
+        assert_eq!(loaded.account_id.as_deref(), Some("acct-1"));
+        assert!(loaded.csrf_ok(&new.csrf_token) && !loaded.csrf_ok(&old.csrf_token) && !loaded.csrf_ok(""));
+    }
+}

@@ -86,6 +86,10 @@ pub struct Gateway {
     task: Option<tokio::task::JoinHandle<()>>,
     /// Holds the temporary database folder while the gateway runs.
     pub dir: std::sync::Arc<tempfile::TempDir>,
+    /// The gateway's database (an SQLite file in `dir`, or a PostgreSQL schema).
+    pub database_url: String,
+    /// A PostgreSQL schema this gateway created and drops when it goes.
+    schema: Option<String>,
 }
 
 impl Gateway {
@@ -99,7 +103,22 @@ impl Gateway {
     pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, body: &str, database_url: Option<&str>) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let db = database_url.map_or_else(|| format!("sqlite://{}/portico.db", dir.path().display()), str::to_string);
+        // PORTICO_TEST_DATABASE=postgres runs every gateway of the suite on PostgreSQL, each
+        // in a fresh schema (CI runs the suite both ways).
+        // The schema follows the folder, so a gateway restarted on the same folder finds
+        // its database again.
+        let schema = (database_url.is_none() && std::env::var("PORTICO_TEST_DATABASE").as_deref() == Ok("postgres")).then(|| {
+            use sha2::Digest;
+            let digest = hex::encode(sha2::Sha256::digest(dir.path().to_string_lossy().as_bytes()));
+            let schema = format!("portico_g_{}", &digest[..16]);
+            psql(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"));
+            schema
+        });
+        let db = match (&schema, database_url) {
+            (Some(schema), _) => url_for(schema),
+            (None, Some(url)) => url.to_string(),
+            (None, None) => format!("sqlite://{}/portico.db", dir.path().display()),
+        };
         let text =
             format!("[server]\nlisten = \"{addr}\"\ndev_token = \"{TOKEN}\"\n[database]\nurl = \"{db}\"\n{}", body);
         let config =
@@ -122,6 +141,8 @@ impl Gateway {
             shutdown: Some(tx),
             task: Some(task),
             dir,
+            database_url: db,
+            schema,
         }
     }
 
@@ -189,7 +210,21 @@ impl Drop for Gateway {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        // The last gateway on a folder drops its schema (a test still holding the folder
+        // may restart on it; .ci/run clears what is left before a PostgreSQL run).
+        if let Some(schema) = self.schema.take().filter(|_| std::sync::Arc::strong_count(&self.dir) == 1) {
+            psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
     }
+}
+
+/// Runs one statement on the test PostgreSQL server with psql (usable where no runtime is).
+fn psql(sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c", sql])
+        .output()
+        .unwrap_or_else(|e| panic!("psql is needed for PostgreSQL test runs: {e}"));
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 pub fn link(bundle: &Value, relation: &str) -> Option<String> {
