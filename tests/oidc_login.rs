@@ -246,16 +246,14 @@ async fn sign_in(b: &Browser, login: &str) -> (String, Walk) {
 
 /// The accounts table's federated rows: (id, issuer, subject, display name).
 async fn federated_rows(gw: &Gateway) -> Vec<(String, String, String, String)> {
-    let url = gw.database_url.clone();
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT id, oidc_issuer, oidc_subject, display_name FROM accounts WHERE oidc_subject IS NOT NULL ORDER BY created_at",
-    )
-    .fetch_all(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    rows
+    use sqlx::Row;
+    let store = portico::store::Store::open(&gw.database_url, 2).await.unwrap();
+    let rows = sqlx::query("SELECT id, oidc_issuer, oidc_subject, display_name FROM accounts WHERE oidc_subject IS NOT NULL ORDER BY created_at")
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+    store.pool.close().await;
+    rows.into_iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect()
 }
 
 fn with_state(url: &str, state: &str) -> String {

@@ -103,11 +103,11 @@ impl Gateway {
     pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, body: &str, database_url: Option<&str>) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        // PORTICO_TEST_DATABASE=postgres runs every gateway of the suite on PostgreSQL, each
+        // TEST_ON_POSTGRES=1 runs every gateway of the suite on PostgreSQL, each
         // in a fresh schema (CI runs the suite both ways).
         // The schema follows the folder, so a gateway restarted on the same folder finds
         // its database again.
-        let schema = (database_url.is_none() && std::env::var("PORTICO_TEST_DATABASE").as_deref() == Ok("postgres")).then(|| {
+        let schema = (database_url.is_none() && std::env::var("TEST_ON_POSTGRES").as_deref() == Ok("1")).then(|| {
             use sha2::Digest;
             let digest = hex::encode(sha2::Sha256::digest(dir.path().to_string_lossy().as_bytes()));
             let schema = format!("portico_g_{}", &digest[..16]);
