@@ -108,59 +108,16 @@ async fn setup(name_in_id_token: bool) -> (Provider, Gateway, tempfile::TempDir)
     (provider, gw, secrets)
 }
 
-/// A person's browser: a cookie jar (shared by the gateway and the provider, as a browser's
-/// would be for one host) and no automatic redirects.
-struct Browser {
-    http: reqwest::Client,
-    origin: String,
-}
-
-impl Browser {
-    fn new(gw: &Gateway) -> Browser {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Browser { http, origin: gw.origin.clone() }
+/// The account page's greeting, or `None` when not signed in.
+async fn signed_in_as(b: &Browser) -> Option<String> {
+    let (status, html, location) = b.get("/account").await;
+    if status == 303 {
+        assert_eq!(location.as_deref(), Some("/login"));
+        return None;
     }
-
-    fn url(&self, path_or_url: &str) -> String {
-        if path_or_url.starts_with("http") {
-            path_or_url.to_string()
-        } else {
-            format!("{}{path_or_url}", self.origin)
-        }
-    }
-
-    async fn get(&self, path_or_url: &str) -> (u16, String, Option<String>) {
-        let r = self.http.get(self.url(path_or_url)).send().await.unwrap();
-        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        (r.status().as_u16(), r.text().await.unwrap(), location)
-    }
-
-    async fn post(&self, path_or_url: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        let r = self.http.post(self.url(path_or_url)).form(form).send().await.unwrap();
-        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        (r.status().as_u16(), r.text().await.unwrap(), location)
-    }
-
-    /// The account page's greeting, or `None` when not signed in.
-    async fn signed_in_as(&self) -> Option<String> {
-        let (status, html, location) = self.get("/account").await;
-        if status == 303 {
-            assert_eq!(location.as_deref(), Some("/login"));
-            return None;
-        }
-        assert_eq!(status, 200, "{html}");
-        let start = html.find("<h1>Hello, ").expect("a greeting") + "<h1>Hello, ".len();
-        Some(html[start..start + html[start..].find("</h1>").unwrap()].to_string())
-    }
-}
-
-fn unescape(s: &str) -> String {
-    s.replace("&#x2F;", "/").replace("&#x2f;", "/").replace("&#x3D;", "=").replace("&#39;", "'").replace("&amp;", "&")
+    assert_eq!(status, 200, "{html}");
+    let start = html.find("<h1>Hello, ").expect("a greeting") + "<h1>Hello, ".len();
+    Some(html[start..start + html[start..].find("</h1>").unwrap()].to_string())
 }
 
 /// The first `attr="…"` after `from` in `html`.
@@ -270,10 +227,6 @@ fn bob_birth_date() -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-fn csrf(html: &str) -> String {
-    attr_after(html, "name=\"csrf\"", "value").expect("a CSRF field")
-}
-
 #[tokio::test]
 async fn signing_in_through_the_provider_creates_one_account_per_subject_and_can_enroll() {
     let (provider, gw, _secrets) = setup(false).await;
@@ -288,7 +241,7 @@ async fn signing_in_through_the_provider_creates_one_account_per_subject_and_can
     let (next, walk) = sign_in(&b, "bob").await;
     assert_eq!(next, "/account");
     assert_eq!((walk.login_pages, walk.consent_pages), (1, 1), "{walk:?}");
-    assert_eq!(b.signed_in_as().await.as_deref(), Some("Bob Martinez"), "the provider's name (from userinfo)");
+    assert_eq!(signed_in_as(&b).await.as_deref(), Some("Bob Martinez"), "the provider's name (from userinfo)");
     let rows = federated_rows(&gw).await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     let (bob_id, issuer, subject, name) = rows[0].clone();
@@ -310,11 +263,11 @@ async fn signing_in_through_the_provider_creates_one_account_per_subject_and_can
     let (_, html, _) = b.get("/account").await;
     let (status, _, _) = b.post("/logout", &[("csrf", &csrf(&html))]).await;
     assert_eq!(status, 303);
-    assert_eq!(b.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&b).await, None);
     let (next, walk) = sign_in(&b, "bob").await;
     assert_eq!(next, "/account");
     assert_eq!((walk.login_pages, walk.consent_pages), (0, 0), "{walk:?}");
-    assert_eq!(b.signed_in_as().await.as_deref(), Some("Bob Martinez"));
+    assert_eq!(signed_in_as(&b).await.as_deref(), Some("Bob Martinez"));
 
     // Another browser, the same person: the same account (one row for issuer + sub).
     let other = Browser::new(&gw);
@@ -329,7 +282,7 @@ async fn signing_in_through_the_provider_creates_one_account_per_subject_and_can
     // Another person gets another account.
     let alice = Browser::new(&gw);
     sign_in(&alice, "alice").await;
-    assert_eq!(alice.signed_in_as().await.as_deref(), Some("Alice Nguyen"));
+    assert_eq!(signed_in_as(&alice).await.as_deref(), Some("Alice Nguyen"));
     let rows = federated_rows(&gw).await;
     assert_eq!(rows.len(), 2, "{rows:?}");
     assert_eq!(rows[1].2, "alice");
@@ -366,7 +319,7 @@ async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
     let (status, html, _) = b.get(&with_state(&callback, "forged-state-value")).await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("not valid for this browser"), "{html}");
-    assert_eq!(b.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&b).await, None);
     let (status, callback_without_state) = {
         let mut u = url::Url::parse(&callback).unwrap();
         let pairs: Vec<(String, String)> = u.query_pairs().into_owned().filter(|(k, _)| k != "state").collect();
@@ -374,11 +327,11 @@ async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
         (b.get(u.as_str()).await.0, u.to_string())
     };
     assert_eq!(status, 400, "{callback_without_state}");
-    assert_eq!(b.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&b).await, None);
     assert!(federated_rows(&gw).await.is_empty());
     let (status, _, location) = b.get(&callback).await;
     assert_eq!((status, location.as_deref()), (303, Some("/account")));
-    assert_eq!(b.signed_in_as().await.as_deref(), Some("Bob Martinez"));
+    assert_eq!(signed_in_as(&b).await.as_deref(), Some("Bob Martinez"));
 
     // Replaying the same callback URL: refused in the same browser and in another one.
     let (status, html, _) = b.get(&callback).await;
@@ -386,7 +339,7 @@ async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
     let thief = Browser::new(&gw);
     let (status, html, _) = thief.get(&callback).await;
     assert_eq!(status, 400, "{html}");
-    assert_eq!(thief.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&thief).await, None);
 
     // A callback with another browser's state and code: refused, and it does not spoil that
     // browser's sign-in.
@@ -397,10 +350,10 @@ async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
     assert_eq!(status, 303);
     let (status, _, _) = attacker.get(&victim_callback).await;
     assert_eq!(status, 400);
-    assert_eq!(attacker.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&attacker).await, None);
     let (status, _, _) = victim.get(&victim_callback).await;
     assert_eq!(status, 303);
-    assert_eq!(victim.signed_in_as().await.as_deref(), Some("Alice Nguyen"));
+    assert_eq!(signed_in_as(&victim).await.as_deref(), Some("Alice Nguyen"));
 
     // The person cancels at the provider: the provider answers `access_denied`.
     let c = Browser::new(&gw);
@@ -411,7 +364,7 @@ async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
     let (status, html, _) = c.get(&callback).await;
     assert_eq!(status, 403, "{html}");
     assert!(html.contains("cancelled"), "{html}");
-    assert_eq!(c.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&c).await, None);
 
     // A code the provider did not issue (right state, wrong code): refused by the provider.
     let d = Browser::new(&gw);
@@ -426,7 +379,7 @@ async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
     let (status, html, _) = d.get(u.as_str()).await;
     assert_eq!(status, 400, "{html}");
     assert!(html.contains("couldn"), "{html}");
-    assert_eq!(d.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&d).await, None);
 
     assert_eq!(federated_rows(&gw).await.len(), 2);
     gw.stop().await;
@@ -451,7 +404,7 @@ async fn a_provider_that_is_down_gives_a_clear_page_and_the_gateway_still_serves
     );
     assert!(html.contains(LABEL), "{html}");
     assert!(started.elapsed() < Duration::from_secs(25));
-    assert_eq!(b.signed_in_as().await, None);
+    assert_eq!(signed_in_as(&b).await, None);
     let (status, _) = gw.get_with("metadata", None, &[]).await;
     assert_eq!(status, 200);
     let (status, _, _) = b.get("/login").await;

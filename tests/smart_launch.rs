@@ -7,7 +7,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::*;
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 const CLIENT: &str = "growth-chart";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
@@ -21,66 +20,6 @@ fn body() -> String {
     format!(
         "[auth]\nlockout_attempts = 3\nlockout_duration = \"10m\"\n[[auth.clients]]\nclient_id = \"{CLIENT}\"\nname = \"Growth Chart\"\nkind = \"public\"\nredirect_uris = [\"{REDIRECT}\"]\nallowed_scopes = \"launch/patient openid fhirUser offline_access online_access patient/*.rs patient/*.read\"\n{files}"
     )
-}
-
-/// A person's browser: a cookie jar and no automatic redirects.
-struct Browser {
-    http: reqwest::Client,
-    origin: String,
-}
-
-impl Browser {
-    fn new(gw: &Gateway) -> Browser {
-        let http = reqwest::Client::builder()
-            .cookie_store(true)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap();
-        Browser { http, origin: gw.origin.clone() }
-    }
-
-    async fn get(&self, path_or_url: &str) -> (u16, String, Option<String>) {
-        let url = if path_or_url.starts_with("http") {
-            path_or_url.to_string()
-        } else {
-            format!("{}{path_or_url}", self.origin)
-        };
-        let r = self.http.get(url).send().await.unwrap();
-        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        (r.status().as_u16(), r.text().await.unwrap(), location)
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String, Option<String>) {
-        let r = self.http.post(format!("{}{path}", self.origin)).form(form).send().await.unwrap();
-        let location = r.headers().get("location").map(|v| v.to_str().unwrap().to_string());
-        (r.status().as_u16(), r.text().await.unwrap(), location)
-    }
-
-    /// GET a page and its CSRF token.
-    async fn form_page(&self, path: &str) -> (String, String) {
-        let (status, html, _) = self.get(path).await;
-        assert_eq!(status, 200, "{path}: {html}");
-        (csrf(&html), html)
-    }
-}
-
-fn csrf(html: &str) -> String {
-    let start = html.find("name=\"csrf\" value=\"").expect("a CSRF field") + "name=\"csrf\" value=\"".len();
-    html[start..start + html[start..].find('"').unwrap()].to_string()
-}
-
-fn value_of(html: &str, name: &str) -> Vec<String> {
-    let marker = format!("name=\"{name}\" value=\"");
-    html.match_indices(&marker)
-        .map(|(i, _)| {
-            let s = i + marker.len();
-            html[s..s + html[s..].find('"').unwrap()]
-                .replace("&#x2f;", "/")
-                .replace("&amp;", "&")
-                .replace("&#x3d;", "=")
-        })
-        .collect()
 }
 
 /// Bob Martinez's birth date as the index holds it (fixture dates move with today).
@@ -243,8 +182,7 @@ async fn a_token_reaches_one_patient_within_its_scopes_and_stops_when_revoked_or
     let t2 = token_for(&gw, &b, "launch/patient patient/*.rs", &[]).await;
     let live = t2["access_token"].as_str().unwrap().to_string();
     assert_eq!(get(format!("Patient/{pid}"), live.clone()).await.0, 200);
-    let store =
-        portico::store::Store::open(&gw.database_url.clone(), 2).await.unwrap();
+    let store = portico::store::Store::open(&gw.database_url.clone(), 2).await.unwrap();
     let accounts = portico::auth::accounts::Accounts::new(store.clone(), gw.index.clone(), Default::default());
     let account: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = 'bob2@example.org'")
         .fetch_one(&store.pool)

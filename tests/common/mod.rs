@@ -2,6 +2,10 @@
 //! real gateway on port 0 with a temporary database, and speaks HTTP to it.
 #![allow(dead_code)]
 
+mod browser;
+#[allow(unused_imports)]
+pub use browser::{csrf, unescape, value_of, Browser};
+
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};
 use portico::sources::files::ResourceStore;
