@@ -116,20 +116,12 @@ impl PolicyLedger {
 
     pub async fn for_patient(&self, patient_id: &str) -> Result<PatientLedger, StoreError> {
         let pool = &self.store.pool;
-        let releases = sqlx::query("SELECT resource FROM hold_releases WHERE patient_id = $1")
-            .bind(patient_id)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
-        let preferences = sqlx::query("SELECT label FROM hold_preferences WHERE patient_id = $1")
-            .bind(patient_id)
-            .fetch_all(pool)
-            .await?
-            .into_iter()
-            .map(|r| r.get::<String, _>(0))
-            .collect();
+        let column = |sql: &'static str| async move {
+            let rows = sqlx::query(sql).bind(patient_id).fetch_all(pool).await?;
+            Ok::<_, StoreError>(rows.into_iter().map(|r| r.get::<String, _>(0)))
+        };
+        let releases = column("SELECT resource FROM hold_releases WHERE patient_id = $1").await?.collect();
+        let preferences = column("SELECT label FROM hold_preferences WHERE patient_id = $1").await?.collect();
         let consents = sqlx::query(
             "SELECT id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL",
         )
