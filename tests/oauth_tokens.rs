@@ -149,8 +149,7 @@ jwks_uri = "{jwks_url}"
             jwks = jwks_file.display(),
         );
         let gw = Gateway::start_in(dir.clone(), &body, database_url).await;
-        let url = database_url.map_or_else(|| format!("sqlite://{}/portico.db", dir.path().display()), str::to_string);
-        let store = Store::open(&url, 2).await.unwrap_or_else(|e| panic!("{e}"));
+        let store = Store::open(&gw.database_url, 2).await.unwrap_or_else(|e| panic!("{e}"));
         let settings = OAuthSettings {
             issuer: gw.origin.clone(),
             fhir_base: gw.fhir.clone(),
