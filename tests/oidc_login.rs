@@ -84,10 +84,7 @@ fn secret_file(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn sources() -> String {
-    ["ehr", "lab", "imaging", "behavioral"]
-        .iter()
-        .map(|s| format!("[[sources]]\nname = \"{s}\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n", fixtures(s).display()))
-        .collect()
+    fixture_file_sources()
 }
 
 fn body(issuer: &str, secret: &std::path::Path) -> String {

@@ -7,16 +7,7 @@ use common::*;
 use std::collections::BTreeSet;
 
 fn file_sources() -> String {
-    ["ehr", "lab", "imaging", "behavioral"]
-        .iter()
-        .map(|s| {
-            format!(
-                "[[sources]]\nname = \"{s}\"\ndisplay = \"{}\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
-                display_of(s),
-                fixtures(s).display()
-            )
-        })
-        .collect()
+    fixture_file_sources()
 }
 
 /// The README's groups, as `source/id` sets.

@@ -53,11 +53,7 @@ fn config_body(policy: &Path) -> String {
         }
     }
     out += &format!("[policy]\nfile = {:?}\n", policy.display().to_string());
-    for s in ["ehr", "lab", "imaging", "behavioral"] {
-        let (display, path) = (display_of(s), fixtures(s).display().to_string());
-        out += &format!("[[sources]]\nname = {s:?}\ndisplay = {display:?}\nkind = \"files\"\npath = {path:?}\n");
-        out += &format!("shift_dates_from = \"{FIXTURE_ANCHOR}\"\n");
-    }
+    out += &fixture_file_sources();
     out
 }
 

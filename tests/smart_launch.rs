@@ -13,10 +13,7 @@ const REDIRECT: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "harbor-lights-at-dusk";
 
 fn body() -> String {
-    let files: String = ["ehr", "lab", "imaging", "behavioral"]
-        .iter()
-        .map(|s| format!("[[sources]]\nname = \"{s}\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n", fixtures(s).display()))
-        .collect();
+    let files = fixture_file_sources();
     format!(
         "[auth]\nlockout_attempts = 3\nlockout_duration = \"10m\"\n[[auth.clients]]\nclient_id = \"{CLIENT}\"\nname = \"Growth Chart\"\nkind = \"public\"\nredirect_uris = [\"{REDIRECT}\"]\nallowed_scopes = \"launch/patient openid fhirUser offline_access online_access patient/*.rs patient/*.read\"\n{files}"
     )

@@ -67,6 +67,20 @@ pub fn fixture_sources(sims: &[(&str, &RunningSimulator)]) -> String {
         .collect()
 }
 
+/// The four fixture systems as `files` sources (fast: no HTTP), dates shifted to today.
+pub fn fixture_file_sources() -> String {
+    ["ehr", "lab", "imaging", "behavioral"]
+        .iter()
+        .map(|s| {
+            format!(
+                "[[sources]]\nname = {s:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+                display_of(s),
+                fixtures(s).display().to_string()
+            )
+        })
+        .collect()
+}
+
 pub fn display_of(source: &str) -> String {
     match source {
         "ehr" => "Harbor General Hospital",
