@@ -4,6 +4,7 @@
 pub mod aggregate;
 pub mod api;
 mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod fhir;
