@@ -171,6 +171,7 @@ impl App {
         let state = Arc::new(ApiState {
             him: crate::him::Him::new(self.aggregator.clone(), self.ledger.clone()),
             reader: self.reader(),
+            audit: crate::audit::AuditLog::new(self.store.clone()),
             oauth: self.oauth.clone(),
             accounts: self.accounts.clone(),
             sessions: crate::auth::sessions::Sessions::new(
@@ -199,7 +200,9 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        axum::serve(listener, router).with_graceful_shutdown(shutdown).await?;
+        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await?;
         if let Some(r) = self.refresher.take() {
             r.abort();
         }

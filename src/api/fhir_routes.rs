@@ -9,7 +9,9 @@ use crate::fhir::outcome::operation_outcome;
 use crate::policy::Interaction;
 use crate::read::Matches;
 use crate::read::ReadError;
-use axum::extract::{Path, RawQuery, Request, State};
+use crate::policy::Role;
+use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
+use std::net::SocketAddr;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -106,44 +108,109 @@ async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
     fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, &state.started_at))
 }
 
+/// Writes the access to the audit log before the answer goes out; if the log cannot be
+/// written, the answer is an error (no unaudited data access).
+async fn audited<T>(
+    state: &ApiState,
+    access: &Access,
+    from: SocketAddr,
+    action: &str,
+    what: String,
+    patient_id: Option<String>,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(ApiError::Read(ReadError::NotFound)) => "not-found",
+        Err(ApiError::Read(ReadError::Forbidden(_)) | ApiError::InsufficientScope(_)) => "denied",
+        Err(_) => "error",
+    };
+    let (role, purpose) = match &access.viewer.role {
+        Role::Patient => ("patient", None),
+        Role::Proxy { relationship, .. } => (relationship.as_str(), None),
+        Role::Partner { purpose, .. } => ("partner", Some(purpose.clone())),
+        Role::Staff => ("staff", None),
+    };
+    let role = if access.viewer.app_scopes.is_some() { format!("app for {role}") } else { role.to_string() };
+    let entry = crate::audit::AuditEntry {
+        actor: access.viewer.actor.clone(),
+        role,
+        patient_id,
+        action: action.to_string(),
+        what,
+        purpose,
+        outcome: outcome.to_string(),
+        source_ip: Some(from.ip().to_string()),
+    };
+    if let Err(e) = state.audit.record(&entry).await {
+        tracing::error!(error = %e, "audit log write failed; refusing the answer");
+        return Err(ApiError::Read(ReadError::Store(e)));
+    }
+    result
+}
+
+/// The patient a search names (`patient`, `subject`, or a Patient `_id`).
+fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Option<String> {
+    let wanted: &[&str] = if resource_type == "Patient" { &["_id"] } else { &["patient", "subject"] };
+    pairs.iter().find(|(k, _)| wanted.contains(&k.split(':').next().unwrap_or(""))).map(|(_, v)| v.trim_start_matches("Patient/").to_string())
+}
+
 async fn read(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((resource_type, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
-    permit(&access, &resource_type, Interaction::Read)?;
-    let resource = state.reader.read(&access, &resource_type, &id).await?;
+    let result = match permit(&access, &resource_type, Interaction::Read) {
+        Ok(()) => state.reader.read(&access, &resource_type, &id).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let patient = match (&result, resource_type.as_str()) {
+        (_, "Patient") => Some(id.clone()),
+        (Ok(_), t) => state.aggregator.locate(t, &id).await,
+        _ => None,
+    };
+    let resource = audited(&state, &access, from, "read", format!("/fhir/{resource_type}/{id}"), patient, result).await?;
     Ok(fhir_json(StatusCode::OK, &resource))
 }
 
 async fn search(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
-    permit(&access, &resource_type, Interaction::Search)?;
     let pairs = pairs(&query);
-    let matches = state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await?;
+    let result = match permit(&access, &resource_type, Interaction::Search) {
+        Ok(()) => state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
+    let patient = searched_patient(&resource_type, &pairs);
+    let matches = audited(&state, &access, from, "search", format!("/fhir/{resource_type}"), patient, result).await?;
     Ok(render_bundle(&state, &resource_type, &pairs, matches))
 }
 
 async fn everything(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
+    let pairs = pairs(&query);
     // $everything returns what the scopes grant (types without a scope are left out by the
     // policy); an app with no search scope at all may not run it.
-    if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
-        return Err(ApiError::InsufficientScope("$everything".into()));
-    }
-    let pairs = pairs(&query);
-    let matches = state.reader.everything(&access, &id, &pairs, lenient(&headers)).await?;
+    let result = if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
+        Err(ApiError::InsufficientScope("$everything".into()))
+    } else {
+        state.reader.everything(&access, &id, &pairs, lenient(&headers)).await.map_err(ApiError::from)
+    };
+    let what = format!("/fhir/Patient/{id}/$everything");
+    let matches = audited(&state, &access, from, "everything", what, Some(id.clone()), result).await?;
     Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))
 }
 

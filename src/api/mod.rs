@@ -25,6 +25,7 @@ use std::sync::Arc;
 /// What handlers share.
 pub struct ApiState {
     pub reader: Reader,
+    pub audit: crate::audit::AuditLog,
     pub oauth: crate::auth::oauth::OAuth,
     pub accounts: Arc<crate::auth::accounts::Accounts>,
     pub sessions: crate::auth::sessions::Sessions,

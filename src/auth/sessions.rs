@@ -155,7 +155,14 @@ mod tests {
     async fn sessions(idle_ms: u64, absolute_ms: u64) -> (tempfile::TempDir, Sessions) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
-        (dir, Sessions::new(store, std::time::Duration::from_millis(idle_ms), std::time::Duration::from_millis(absolute_ms)))
+        (
+            dir,
+            Sessions::new(
+                store,
+                std::time::Duration::from_millis(idle_ms),
+                std::time::Duration::from_millis(absolute_ms),
+            ),
+        )
     }
 
     #[tokio::test]
