@@ -90,6 +90,11 @@ enum Command {
         #[arg(long, default_value = "")]
         labels: String,
     },
+    /// The access log: `portico audit verify` checks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Apps registered with the authorization server.
     Client {
         #[command(subcommand)]
@@ -134,6 +139,15 @@ enum PolicyCommand {
         at: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Recompute every link of the access log's chain; exit 1 naming the first broken entry.
+    Verify {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
     },
 }
 
@@ -453,6 +467,20 @@ async fn run(command: Command) -> Result<(), String> {
         }
         Command::Account { command } => account_command(command).await,
         Command::Client { command } => client_command(command).await,
+        Command::Audit { command: AuditCommand::Verify { config } } => {
+            let config = load(&config)?;
+            let store = portico::store::Store::open(&config.database.url, 2).await.map_err(|e| e.to_string())?;
+            let v = portico::audit::AuditLog::new(store).verify().await.map_err(|e| e.to_string())?;
+            match v.first_broken {
+                None => {
+                    println!("access log intact: {} entries", v.entries);
+                    Ok(())
+                }
+                Some(seq) => {
+                    Err(format!("access log broken at entry {seq}: it was changed, removed or inserted after the fact"))
+                }
+            }
+        }
         Command::Patients { config, json } => {
             let config = load(&config)?;
             let app = App::build(config).await.map_err(|e| e.to_string())?;

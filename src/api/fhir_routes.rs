@@ -7,23 +7,24 @@ use crate::auth::{Access, AuthError};
 use crate::fhir::bundle::searchset;
 use crate::fhir::outcome::operation_outcome;
 use crate::policy::Interaction;
+use crate::policy::Role;
 use crate::read::Matches;
 use crate::read::ReadError;
-use crate::policy::Role;
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
-use std::net::SocketAddr;
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/metadata", get(metadata).fallback(read_only))
         .route("/Patient/{id}/$everything", get(everything).fallback(read_only))
+        .route("/AuditEvent", get(audit_events).fallback(read_only))
         .route("/{resource_type}", get(search).fallback(read_only))
         .route("/{resource_type}/{id}", get(read).fallback(read_only))
         .fallback(|| async { ApiError::NoRoute })
@@ -152,7 +153,10 @@ async fn audited<T>(
 /// The patient a search names (`patient`, `subject`, or a Patient `_id`).
 fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Option<String> {
     let wanted: &[&str] = if resource_type == "Patient" { &["_id"] } else { &["patient", "subject"] };
-    pairs.iter().find(|(k, _)| wanted.contains(&k.split(':').next().unwrap_or(""))).map(|(_, v)| v.trim_start_matches("Patient/").to_string())
+    pairs
+        .iter()
+        .find(|(k, _)| wanted.contains(&k.split(':').next().unwrap_or("")))
+        .map(|(_, v)| v.trim_start_matches("Patient/").to_string())
 }
 
 async fn read(
@@ -171,7 +175,8 @@ async fn read(
         (Ok(_), t) => state.aggregator.locate(t, &id).await,
         _ => None,
     };
-    let resource = audited(&state, &access, from, "read", format!("/fhir/{resource_type}/{id}"), patient, result).await?;
+    let resource =
+        audited(&state, &access, from, "read", format!("/fhir/{resource_type}/{id}"), patient, result).await?;
     Ok(fhir_json(StatusCode::OK, &resource))
 }
 
@@ -255,4 +260,60 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
         entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
     }
     fhir_json(StatusCode::OK, &searchset(&self_url, next_url.as_deref(), Some(matches.total), entries))
+}
+
+/// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the
+/// patient themself (not an app acting for them) and for staff. Reading the log is itself
+/// logged.
+async fn audit_events(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let access = access(&state, &headers).await?;
+    let pairs = pairs(&query);
+    let patient = pairs.iter().find(|(k, _)| k == "patient").map(|(_, v)| v.trim_start_matches("Patient/").to_string());
+    let result = async {
+        if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "patient" && k != "_count" && k != "_format") {
+            return Err(ApiError::Read(ReadError::BadRequest(format!(
+                "AuditEvent is searched by patient (and _count), not `{k}`"
+            ))));
+        }
+        let patient = patient
+            .clone()
+            .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
+        let count: i64 = match pairs.iter().find(|(k, _)| k == "_count") {
+            Some((_, v)) => v
+                .parse()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("_count must be 1 to 500".into())))?,
+            None => 100,
+        };
+        let own = match &access.patients {
+            crate::auth::PatientScope::Person { source, source_patient_id } => {
+                state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+            }
+            crate::auth::PatientScope::Any => false,
+        };
+        let allowed =
+            access.is_staff() || (own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none());
+        if !allowed {
+            return Err(ApiError::Read(ReadError::NotFound));
+        }
+        state.audit.for_patient(&patient, count).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
+    }
+    .await;
+    let records = audited(&state, &access, from, "search", "/fhir/AuditEvent".into(), patient.clone(), result).await?;
+    let entries = records
+        .iter()
+        .map(|r| {
+            let e = crate::audit::as_audit_event(r);
+            (format!("{}/AuditEvent/{}", state.base_url, e["id"].as_str().unwrap_or("")), e, "match")
+        })
+        .collect::<Vec<_>>();
+    let total = entries.len();
+    let self_url = format!("{}/AuditEvent?{}", state.base_url, query.unwrap_or_default());
+    Ok(fhir_json(StatusCode::OK, &searchset(&self_url, None, Some(total), entries)))
 }

@@ -53,7 +53,19 @@ pub struct AuditLog {
 }
 
 fn chain_hash(prev: &str, seq: i64, recorded: &str, e: &AuditEntry) -> String {
-    let fields = json!([prev, seq, recorded, e.actor, e.role, e.patient_id, e.action, e.what, e.purpose, e.outcome, e.source_ip]);
+    let fields = json!([
+        prev,
+        seq,
+        recorded,
+        e.actor,
+        e.role,
+        e.patient_id,
+        e.action,
+        e.what,
+        e.purpose,
+        e.outcome,
+        e.source_ip
+    ]);
     hex::encode(Sha256::digest(fields.to_string().as_bytes()))
 }
 
@@ -80,7 +92,9 @@ impl AuditLog {
 
     async fn try_append(&self, e: &AuditEntry) -> Result<i64, StoreError> {
         let mut tx = self.store.pool.begin().await?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(&mut *tx)
+            .await?;
         let (seq, prev) = match head {
             Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
             None => (1, GENESIS.to_string()),
@@ -199,7 +213,8 @@ pub fn as_audit_event(r: &AuditRecord) -> Value {
         event["entity"].as_array_mut().expect("array").push(json!({"what": {"reference": format!("Patient/{p}")}}));
     }
     if let Some(purpose) = &r.entry.purpose {
-        event["purposeOfEvent"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}]);
+        event["purposeOfEvent"] =
+            json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}]);
     }
     event
 }
@@ -236,10 +251,15 @@ mod tests {
         assert_eq!(log.verify().await.unwrap(), Verification { entries: 20, first_broken: None });
         assert_eq!(log.for_patient("pt-1", 5).await.unwrap().len(), 5);
 
-        let actor: String = sqlx::query_scalar("SELECT actor FROM audit_events WHERE seq = 7").fetch_one(&store.pool).await.unwrap();
+        let actor: String =
+            sqlx::query_scalar("SELECT actor FROM audit_events WHERE seq = 7").fetch_one(&store.pool).await.unwrap();
         sqlx::query("UPDATE audit_events SET actor = 'someone-else' WHERE seq = 7").execute(&store.pool).await.unwrap();
         assert_eq!(log.verify().await.unwrap().first_broken, Some(7), "an edited entry");
-        sqlx::query("UPDATE audit_events SET actor = $1 WHERE seq = 7").bind(&actor).execute(&store.pool).await.unwrap();
+        sqlx::query("UPDATE audit_events SET actor = $1 WHERE seq = 7")
+            .bind(&actor)
+            .execute(&store.pool)
+            .await
+            .unwrap();
         assert_eq!(log.verify().await.unwrap().first_broken, None, "restored");
         sqlx::query("DELETE FROM audit_events WHERE seq = 12").execute(&store.pool).await.unwrap();
         let v = log.verify().await.unwrap();

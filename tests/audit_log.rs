@@ -1,0 +1,99 @@
+//! The access log over HTTP: every access is recorded before the answer, the patient sees
+//! who looked at their record (and no one else's), and `portico audit verify` notices a
+//! changed entry.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const MAYA: &str = "audit-maya-self-token";
+const MOTHER: &str = "audit-maya-mother-token";
+const PARTNER: &str = "audit-partner-token-1";
+
+fn body() -> String {
+    format!(
+        "[[server.dev_tokens]]\ntoken = \"{MAYA}\"\nviewer = \"patient\"\npatient = \"ehr/pt-10007\"\n\
+         [[server.dev_tokens]]\ntoken = \"{MOTHER}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/pt-10007\"\n\
+         [[server.dev_tokens]]\ntoken = \"{PARTNER}\"\nviewer = \"partner:hie-north:TREAT\"\n{}",
+        fixture_file_sources()
+    )
+}
+
+fn events(bundle: &Value) -> Vec<Value> {
+    bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patient_sees_who_accessed_her_record_and_nothing_else() {
+    let gw = Gateway::start(&body()).await;
+    let maya = gw.patient_id("ehr", "pt-10007");
+    let bob = gw.patient_id("ehr", "pt-10001");
+    assert_eq!(gw.get_with(&format!("Patient/{maya}/$everything"), Some(MOTHER), &[]).await.0, 200);
+    assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(PARTNER), &[]).await.0, 200);
+    assert_eq!(gw.get_with(&format!("Observation?patient={maya}&category=laboratory"), Some(TOKEN), &[]).await.0, 200);
+    assert_eq!(gw.get_with(&format!("Patient/{bob}"), Some(MAYA), &[]).await.0, 404, "someone else's record");
+
+    let (status, bundle) = gw.get_with(&format!("AuditEvent?patient={maya}"), Some(MAYA), &[]).await;
+    assert_eq!(status, 200, "{bundle}");
+    let list = events(&bundle);
+    assert_eq!(bundle["total"], list.len());
+    let who: Vec<String> = list.iter().map(|e| e["agent"][0]["who"]["display"].as_str().unwrap().to_string()).collect();
+    assert!(who.iter().any(|w| w.contains("proxy:MTH")), "{who:?}");
+    assert!(who.iter().any(|w| w.contains("partner:hie-north:TREAT")), "{who:?}");
+    assert!(who.iter().any(|w| w.contains("staff")), "{who:?}");
+    let partner = list.iter().find(|e| e["agent"][0]["who"]["display"].as_str().unwrap().contains("partner")).unwrap();
+    assert_eq!(partner["purposeOfEvent"][0]["coding"][0]["code"], "TREAT");
+    assert_eq!(partner["subtype"][0]["code"], "read");
+    assert_eq!(partner["outcome"], "0");
+    assert_eq!(partner["agent"][0]["network"]["address"], "127.0.0.1");
+    let seqs: Vec<i64> =
+        list.iter().map(|e| e["id"].as_str().unwrap().trim_start_matches("audit-").parse().unwrap()).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first: {seqs:?}");
+    // Nothing about Bob, and no names or clinical content in the log.
+    let text = bundle.to_string();
+    assert!(!text.contains(&bob) && !text.contains("Rodriguez") && !text.contains("Martinez"), "{text}");
+
+    // Bob's record shows Maya's refused attempt.
+    let (_, bobs) = gw.get_with(&format!("AuditEvent?patient={bob}"), Some(TOKEN), &[]).await;
+    assert!(events(&bobs)
+        .iter()
+        .any(|e| e["outcome"] == "4" && e["agent"][0]["who"]["display"].as_str().unwrap().contains("patient")));
+
+    // The log is Maya's alone: her mother, an app and another patient's log answer like nothing.
+    assert_eq!(gw.get_with(&format!("AuditEvent?patient={maya}"), Some(MOTHER), &[]).await.0, 404);
+    assert_eq!(gw.get_with(&format!("AuditEvent?patient={bob}"), Some(MAYA), &[]).await.0, 404);
+    assert_eq!(gw.get_with("AuditEvent", Some(MAYA), &[]).await.0, 400);
+    assert_eq!(gw.get_with(&format!("AuditEvent?patient={maya}&actor=x"), Some(MAYA), &[]).await.0, 400);
+    assert_eq!(gw.get_with(&format!("AuditEvent?patient={maya}"), None, &[]).await.0, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_notices_a_changed_entry() {
+    let gw = Gateway::start(&body()).await;
+    let maya = gw.patient_id("ehr", "pt-10007");
+    for _ in 0..3 {
+        gw.get_with(&format!("Patient/{maya}"), Some(MOTHER), &[]).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portico.toml");
+    std::fs::write(&config, format!("[database]\nurl = {:?}\n{}", gw.database_url, fixture_file_sources())).unwrap();
+    let verify = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(["audit", "verify", "--config", config.to_str().unwrap()])
+            .env_remove("PORTICO_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let ok = verify();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("access log intact: 3 entries"));
+    let store = portico::store::Store::open(&gw.database_url, 2).await.unwrap();
+    sqlx::query("UPDATE audit_events SET actor = 'nobody' WHERE seq = 2").execute(&store.pool).await.unwrap();
+    let broken = verify();
+    assert!(!broken.status.success());
+    assert!(
+        String::from_utf8_lossy(&broken.stderr).contains("broken at entry 2"),
+        "{}",
+        String::from_utf8_lossy(&broken.stderr)
+    );
+}
