@@ -42,6 +42,13 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
             r
         })
         .collect();
+    let mut resources = resources;
+    resources.push(json!({
+        "type": "AuditEvent",
+        "documentation": "Who accessed a patient's record: the patient (not an app) and staff may search by patient.",
+        "interaction": [{"code": "search-type"}],
+        "searchParam": [{"name": "patient", "type": "reference"}]
+    }));
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
