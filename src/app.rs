@@ -171,6 +171,7 @@ impl App {
         let state = Arc::new(ApiState {
             him: crate::him::Him::new(self.aggregator.clone(), self.ledger.clone()),
             reader: self.reader(),
+            metrics: Default::default(),
             audit: crate::audit::AuditLog::new(self.store.clone()),
             oauth: self.oauth.clone(),
             accounts: self.accounts.clone(),

@@ -101,6 +101,9 @@ pub struct Aggregator {
     cache: Cache<String, Arc<Record>>,
     /// Where a resource lives: gateway `Type/id` → gateway patient id.
     homes: Cache<String, String>,
+    /// Record cache hits and misses, for `/metrics`.
+    hits: std::sync::atomic::AtomicU64,
+    misses: std::sync::atomic::AtomicU64,
 }
 
 impl Aggregator {
@@ -120,11 +123,18 @@ impl Aggregator {
             types,
             deadline,
             cache: Cache::builder().time_to_live(ttl).max_capacity(max_records).build(),
+            hits: Default::default(),
+            misses: Default::default(),
             homes: Cache::builder()
                 .max_capacity(max_records.saturating_mul(200))
                 .time_to_live(ttl.max(Duration::from_secs(600)))
                 .build(),
         }
+    }
+
+    /// Record cache (hits, misses) since start.
+    pub fn cache_stats(&self) -> (u64, u64) {
+        (self.hits.load(std::sync::atomic::Ordering::Relaxed), self.misses.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     pub fn sources(&self) -> &[SharedSource] {
@@ -139,8 +149,10 @@ impl Aggregator {
     pub async fn record(&self, patient_id: &str) -> Result<Arc<Record>, AggregateError> {
         let link = self.index.resolve(patient_id).ok_or(AggregateError::UnknownPatient)?;
         if let Some(hit) = self.cache.get(&link.gateway_id).await {
+            self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(hit);
         }
+        self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let deadline = Instant::now() + self.deadline;
         let mut members: HashMap<&str, Vec<String>> = HashMap::new();
         for m in &link.members {

@@ -9,6 +9,7 @@ mod capability;
 pub mod error;
 mod fhir_routes;
 mod health;
+mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 /// What handlers share.
 pub struct ApiState {
     pub reader: Reader,
+    pub metrics: metrics::Metrics,
     pub audit: crate::audit::AuditLog,
     pub oauth: crate::auth::oauth::OAuth,
     pub accounts: Arc<crate::auth::accounts::Accounts>,
@@ -54,7 +56,9 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(account_routes::router(state.clone()))
         .merge(oidc_routes::router(state.clone()))
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
-        .merge(authorize_routes::router(state))
+        .merge(authorize_routes::router(state.clone()))
+        .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }
