@@ -77,7 +77,13 @@ impl Reader {
 
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
-        let (released, _, missing) = self.decide(access, &access.viewer, patient_id, Utc::now()).await?;
+        let (released, explanations, missing) = self.decide(access, &access.viewer, patient_id, Utc::now()).await?;
+        // Emergency Part 2 disclosures are in the access log with their purpose; they are
+        // also flagged in the service log (ids only). Only real disclosures, not explanations.
+        let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
+        if emergency > 0 {
+            tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
+        }
         Ok(Visible { released, missing })
     }
 
@@ -106,12 +112,6 @@ impl Reader {
             Denied::NoAccess(_) => ReadError::NotFound,
             Denied::Purpose(p) => ReadError::Forbidden(format!("purpose of use `{p}` is not permitted")),
         })?;
-        let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
-        if emergency > 0 {
-            // Until the audit trail lands (AuditEvent), emergency Part 2 disclosures are at
-            // least logged, with ids only.
-            tracing::warn!(actor = %viewer.actor, patient = %record.patient_id, resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
-        }
         for e in &mut explanations {
             if let Some(rules) = record.label_rules.get(&e.resource) {
                 e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
