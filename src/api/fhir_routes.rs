@@ -126,23 +126,7 @@ async fn audited<T>(
         Err(ApiError::Read(ReadError::Forbidden(_)) | ApiError::InsufficientScope(_)) => "denied",
         Err(_) => "error",
     };
-    let (role, purpose) = match &access.viewer.role {
-        Role::Patient => ("patient", None),
-        Role::Proxy { relationship, .. } => (relationship.as_str(), None),
-        Role::Partner { purpose, .. } => ("partner", Some(purpose.clone())),
-        Role::Staff => ("staff", None),
-    };
-    let role = if access.viewer.app_scopes.is_some() { format!("app for {role}") } else { role.to_string() };
-    let entry = crate::audit::AuditEntry {
-        actor: access.viewer.actor.clone(),
-        role,
-        patient_id,
-        action: action.to_string(),
-        what,
-        purpose,
-        outcome: outcome.to_string(),
-        source_ip: Some(from.ip().to_string()),
-    };
+    let entry = crate::audit::AuditEntry::of(access, action, what, patient_id, outcome, Some(from.ip()));
     if let Err(e) = state.audit.record(&entry).await {
         tracing::error!(error = %e, "audit log write failed; refusing the answer");
         return Err(ApiError::Read(ReadError::Store(e)));

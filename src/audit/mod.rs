@@ -30,6 +30,38 @@ pub struct AuditEntry {
     pub source_ip: Option<String>,
 }
 
+impl AuditEntry {
+    /// The entry for an access by `access`'s viewer: role and purpose come from the viewer
+    /// (an app acting for a viewer is `app for …`).
+    pub fn of(
+        access: &crate::auth::Access,
+        action: &str,
+        what: String,
+        patient_id: Option<String>,
+        outcome: &str,
+        from: Option<std::net::IpAddr>,
+    ) -> AuditEntry {
+        use crate::policy::Role;
+        let (role, purpose) = match &access.viewer.role {
+            Role::Patient => ("patient", None),
+            Role::Proxy { relationship, .. } => (relationship.as_str(), None),
+            Role::Partner { purpose, .. } => ("partner", Some(purpose.clone())),
+            Role::Staff => ("staff", None),
+        };
+        let role = if access.viewer.app_scopes.is_some() { format!("app for {role}") } else { role.to_string() };
+        AuditEntry {
+            actor: access.viewer.actor.clone(),
+            role,
+            patient_id,
+            action: action.to_string(),
+            what,
+            purpose,
+            outcome: outcome.to_string(),
+            source_ip: from.map(|ip| ip.to_string()),
+        }
+    }
+}
+
 /// An entry as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {

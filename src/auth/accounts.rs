@@ -55,6 +55,10 @@ pub struct PatientLink {
     /// `SELF` or the proxy relationship.
     pub relationship: String,
     pub valid_until: Option<String>,
+    /// A proxy for an adult: the adult granted it (policy shows the adult's record).
+    pub adult_granted: bool,
+    /// A parent of a teenager: the teenager assented to sharing.
+    pub teen_assent: bool,
 }
 
 pub struct Accounts {
@@ -323,6 +327,8 @@ impl Accounts {
             source_patient_id: source_patient_id.into(),
             relationship,
             valid_until: valid_until.map(str::to_string),
+            adult_granted: false,
+            teen_assent: false,
         })
     }
 
@@ -330,7 +336,7 @@ impl Accounts {
     pub async fn links(&self, account_id: &str) -> Result<Vec<PatientLink>, AccountError> {
         let now = Utc::now().to_rfc3339();
         let rows = sqlx::query(
-            "SELECT id, source, source_patient_id, relationship, valid_until FROM account_patients
+            "SELECT id, source, source_patient_id, relationship, valid_until, adult_granted, teen_assent FROM account_patients
              WHERE account_id = $1 AND terminated_at IS NULL AND (valid_from IS NULL OR valid_from <= $2) AND (valid_until IS NULL OR valid_until > $2)
              ORDER BY created_at",
         )
@@ -346,6 +352,8 @@ impl Accounts {
                 source_patient_id: r.get(2),
                 relationship: r.get(3),
                 valid_until: r.get(4),
+                adult_granted: r.get::<i32, _>(5) != 0,
+                teen_assent: r.get::<i32, _>(6) != 0,
             })
             .collect())
     }

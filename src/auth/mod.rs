@@ -54,6 +54,27 @@ pub fn access_from_bearer(b: oauth::Bearer) -> Access {
     }
 }
 
+/// The access a signed-in account has to one record it may open (portal pages and
+/// downloads): itself or a proxy, with no app scopes narrowing it.
+pub fn access_for_link(account_id: &str, link: &accounts::PatientLink) -> Access {
+    let role = if link.relationship == "SELF" {
+        Role::Patient
+    } else {
+        Role::Proxy {
+            relationship: link.relationship.clone(),
+            adult_granted: link.adult_granted,
+            teen_assent: link.teen_assent,
+        }
+    };
+    Access {
+        viewer: Viewer { actor: format!("account:{account_id}"), role, app_scopes: None },
+        patients: PatientScope::Person {
+            source: link.source.clone(),
+            source_patient_id: link.source_patient_id.clone(),
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     #[error("this endpoint needs a bearer token")]

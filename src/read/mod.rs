@@ -43,6 +43,17 @@ pub struct Matches {
     pub warnings: Vec<Issue>,
 }
 
+/// A patient's whole released record at once (portal pages, downloads, exports): the
+/// resources in record order, the sources missing from it, and the notices it carries.
+#[derive(Debug)]
+pub struct WholeRecord {
+    pub patient_id: String,
+    pub resources: Vec<Value>,
+    pub missing: Vec<MissingSource>,
+    /// The policy's notices (the withheld-notice for patient-facing viewers).
+    pub notices: Vec<Issue>,
+}
+
 /// Page sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Paging {
@@ -134,6 +145,18 @@ impl Reader {
         }
         let (_, explanations, _) = self.decide(access, viewer, patient_id, at).await?;
         Ok(explanations)
+    }
+
+    /// Everything of `patient_id`'s record the caller may see now, unpaged. Only for
+    /// renderers that take the whole record (pages, downloads, exports).
+    pub async fn record(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
+        let v = self.visible(access, patient_id).await?;
+        Ok(WholeRecord {
+            patient_id: v.released.patient_id().to_string(),
+            resources: v.released.resources().to_vec(),
+            missing: v.missing,
+            notices: v.released.notices().to_vec(),
+        })
     }
 
     /// `GET [type]/[id]`. A withheld resource is answered exactly like a missing one.
