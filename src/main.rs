@@ -279,6 +279,7 @@ fn operator() -> portico::auth::Access {
     portico::auth::Access {
         viewer: portico::policy::Viewer::new(format!("cli:{who}"), portico::policy::Role::Staff),
         patients: portico::auth::PatientScope::Any,
+        groups: None,
     }
 }
 

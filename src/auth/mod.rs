@@ -28,6 +28,9 @@ pub enum PatientScope {
 pub struct Access {
     pub viewer: Viewer,
     pub patients: PatientScope,
+    /// The Groups this caller may export (Bulk Data): `None` any (staff, dev tokens),
+    /// `Some(list)` only those (a partner's roster; empty for patients and proxies).
+    pub groups: Option<Vec<String>>,
 }
 
 impl Access {
@@ -51,6 +54,7 @@ pub fn access_from_bearer(b: oauth::Bearer) -> Access {
     Access {
         viewer,
         patients: PatientScope::Person { source: g.source.clone(), source_patient_id: g.source_patient_id.clone() },
+        groups: Some(Vec::new()),
     }
 }
 
@@ -72,6 +76,7 @@ pub fn access_for_link(account_id: &str, link: &accounts::PatientLink) -> Access
             source: link.source.clone(),
             source_patient_id: link.source_patient_id.clone(),
         },
+        groups: Some(Vec::new()),
     }
 }
 
@@ -96,7 +101,11 @@ impl DevTokens {
         if let Some(t) = &server.dev_token {
             entries.push((
                 t.clone(),
-                Access { viewer: Viewer::new("dev-token:staff", Role::Staff), patients: PatientScope::Any },
+                Access {
+                    viewer: Viewer::new("dev-token:staff", Role::Staff),
+                    patients: PatientScope::Any,
+                    groups: None,
+                },
             ));
         }
         for (i, t) in server.dev_tokens.iter().enumerate() {
@@ -106,7 +115,7 @@ impl DevTokens {
                 Some((source, id)) => PatientScope::Person { source: source.into(), source_patient_id: id.into() },
                 None => PatientScope::Any,
             };
-            entries.push((t.token.clone(), Access { viewer, patients }));
+            entries.push((t.token.clone(), Access { viewer, patients, groups: None }));
         }
         DevTokens { entries }
     }
