@@ -1,5 +1,6 @@
 //! Prometheus metrics at `/metrics`: requests and latencies by route template (never by
-//! path, so no ids reach the metrics), per-source state from the circuit breakers, and the
+//! path, so no ids reach the metrics), per-source state from the circuit breakers, per-source
+//! upstream calls, failures and latency (source_metrics), and the
 //! record cache's hit rate. No patient data.
 
 use super::ApiState;
@@ -88,7 +89,9 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     m.cache.with_label_values(&["miss"]).set(misses as i64);
     let mut out = Vec::new();
     let encoder = TextEncoder::new();
-    if encoder.encode(&m.registry.gather(), &mut out).is_err() {
+    let mut families = m.registry.gather();
+    families.extend(super::source_metrics::families(state.aggregator.sources()));
+    if encoder.encode(&families, &mut out).is_err() {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     ([(header::CONTENT_TYPE, encoder.format_type().to_string())], out).into_response()

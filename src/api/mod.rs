@@ -13,6 +13,7 @@ mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod source_metrics;
 mod well_known;
 
 use crate::aggregate::Aggregator;
