@@ -247,8 +247,8 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the
-/// patient themself (not an app acting for them) and for staff. Reading the log is itself
-/// logged.
+/// patient themself (not an app acting for them); staff search by patient, agent and date.
+/// Reading the log is itself logged.
 async fn audit_events(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
@@ -257,36 +257,27 @@ async fn audit_events(
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
     let pairs = pairs(&query);
-    let patient = pairs.iter().find(|(k, _)| k == "patient").map(|(_, v)| v.trim_start_matches("Patient/").to_string());
+    let parsed = crate::audit::AuditQuery::parse(&pairs, state.reader.zone());
+    let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());
     let result = async {
-        if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "patient" && k != "_count" && k != "_format") {
-            return Err(ApiError::Read(ReadError::BadRequest(format!(
-                "AuditEvent is searched by patient (and _count), not `{k}`"
-            ))));
-        }
-        let patient = patient
-            .clone()
-            .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
-        let count: i64 = match pairs.iter().find(|(k, _)| k == "_count") {
-            Some((_, v)) => v
-                .parse()
-                .ok()
-                .filter(|n| (1..=500).contains(n))
-                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("_count must be 1 to 500".into())))?,
-            None => 100,
-        };
-        let own = match &access.patients {
-            crate::auth::PatientScope::Person { source, source_patient_id } => {
-                state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+        let q = parsed.map_err(|e| ApiError::Read(ReadError::BadRequest(e)))?;
+        if !access.is_staff() {
+            // A patient reads the log of their own record only (not through an app).
+            let patient = q
+                .patient
+                .clone()
+                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
+            let own = match &access.patients {
+                crate::auth::PatientScope::Person { source, source_patient_id } => {
+                    state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+                }
+                crate::auth::PatientScope::Any => false,
+            };
+            if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
+                return Err(ApiError::Read(ReadError::NotFound));
             }
-            crate::auth::PatientScope::Any => false,
-        };
-        let allowed =
-            access.is_staff() || (own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none());
-        if !allowed {
-            return Err(ApiError::Read(ReadError::NotFound));
         }
-        state.audit.for_patient(&patient, count).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
+        state.audit.search(&q).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
     }
     .await;
     let records = audited(&state, &access, from, "search", "/fhir/AuditEvent".into(), patient.clone(), result).await?;

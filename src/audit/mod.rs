@@ -4,6 +4,10 @@
 //! changing or removing an entry is detectable. It records ids, never names or clinical
 //! content, and it never decides access.
 
+mod search;
+
+pub use search::AuditQuery;
+
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
