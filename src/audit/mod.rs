@@ -15,6 +15,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+/// The code system of Portico's own access actions (read, search, everything, download,
+/// export, page, explain, release …), the second `AuditEvent.subtype`.
+pub const ACTION_SYSTEM: &str = "http://portico.example/fhir/CodeSystem/access-action";
+
 /// The hash before the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -234,7 +238,10 @@ pub fn as_audit_event(r: &AuditRecord) -> Value {
         "resourceType": "AuditEvent",
         "id": format!("audit-{}", r.seq),
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
+        "subtype": [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": interaction},
+            {"system": ACTION_SYSTEM, "code": r.entry.action}
+        ],
         "action": "E",
         "recorded": r.recorded,
         "outcome": outcome,
