@@ -84,8 +84,10 @@ async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiErro
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let Some(token) = token else { return Err(AuthError::Invalid.into()) };
-    let bearer = state.oauth.tokens.bearer(token).await.map_err(|e| ApiError::Read(ReadError::Store(e)))?;
-    bearer.map(crate::auth::access_from_bearer).ok_or(ApiError::Auth(AuthError::Invalid))
+    let access = crate::auth::access_from_token(&state.oauth.tokens, token)
+        .await
+        .map_err(|e| ApiError::Read(ReadError::Store(e)))?;
+    access.ok_or(ApiError::Auth(AuthError::Invalid))
 }
 
 /// Refuses (403) an interaction the caller's scopes do not grant at all.

@@ -120,6 +120,10 @@ pub struct AuthConfig {
     /// so revocation is immediate).
     #[serde(default = "default_access_ttl")]
     pub access_token_ttl: Duration,
+    /// Lifetime of a backend services (`client_credentials`) access token; SMART suggests
+    /// at most five minutes.
+    #[serde(default = "default_backend_ttl")]
+    pub backend_token_ttl: Duration,
     #[serde(default = "default_refresh_ttl")]
     pub refresh_token_ttl: Duration,
     /// Authorization code lifetime.
@@ -148,6 +152,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             access_token_ttl: default_access_ttl(),
+            backend_token_ttl: default_backend_ttl(),
             refresh_token_ttl: default_refresh_ttl(),
             code_ttl: default_code_ttl(),
             lockout_attempts: default_lockout_attempts(),
@@ -163,6 +168,9 @@ impl Default for AuthConfig {
 
 fn default_access_ttl() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_backend_ttl() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_refresh_ttl() -> Duration {
     Duration::from_secs(90 * 24 * 3600)
@@ -192,7 +200,7 @@ fn default_session_absolute() -> Duration {
 pub struct ClientConfig {
     pub client_id: String,
     pub name: String,
-    /// `public`, `confidential-symmetric` or `confidential-asymmetric`.
+    /// `public`, `confidential-symmetric`, `confidential-asymmetric` or `backend`.
     pub kind: String,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -200,9 +208,14 @@ pub struct ClientConfig {
     pub allowed_scopes: String,
     /// confidential-symmetric: the client secret.
     pub secret: Option<Secret>,
-    /// confidential-asymmetric: a JWKS file (relative to the config) or a jwks_uri.
+    /// confidential-asymmetric and backend: a JWKS file (relative to the config) or a jwks_uri.
     pub jwks_file: Option<PathBuf>,
     pub jwks_uri: Option<String>,
+    /// backend (an HIE partner): its purpose of use (TREAT, ETREAT, HPAYMT …) …
+    pub purpose: Option<String>,
+    /// … and the Group ids it may export.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// The hospital's OpenID Connect provider.
