@@ -309,7 +309,12 @@ impl Exports {
     pub async fn cancel(&self, access: &Access, job_id: &str) -> Result<(), ExportError> {
         let job = self.own_job(access, job_id).await?;
         self.jobs.delete(&job.id).await?;
-        worker::remove_folder(&self.config.directory.join(&job.id)).await?;
+        // A worker may still be writing a unit of it: its files go when it notices (at the
+        // next patient), and the cleanup sweeps any folder no job owns.
+        let folder = self.config.directory.join(&job.id);
+        if let Err(e) = worker::remove_folder(&folder).await {
+            tracing::info!(job = %job.id, error = %e, "cancelled job's folder is removed by the cleanup");
+        }
         tracing::info!(job = %job.id, "export job cancelled");
         Ok(())
     }

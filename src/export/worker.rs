@@ -176,6 +176,9 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
         Ok(true) => {}
         Ok(false) => {
             files.abandon().await;
+            if !ctx.jobs.exists(&job.id).await? {
+                let _ = remove_folder(&dir).await;
+            }
             return Ok(false);
         }
         Err(e) => {
