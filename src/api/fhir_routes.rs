@@ -72,7 +72,7 @@ async fn read_only(method: Method) -> ApiError {
 
 /// Who is calling: a SMART access token (looked up on every request, so revocation and
 /// termination take effect at once) or, on loopback, a configured demo token.
-async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+pub(super) async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match state.tokens.authenticate(header) {
         Ok(a) => return Ok(a),
@@ -103,7 +103,7 @@ fn pairs(query: &Option<String>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect()
 }
 
-fn lenient(headers: &HeaderMap) -> bool {
+pub(super) fn lenient(headers: &HeaderMap) -> bool {
     crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()))
 }
 

@@ -187,6 +187,19 @@ impl AuditLog {
         Ok(Verification { entries, first_broken: None })
     }
 
+    /// Whether an entry for this patient, action and `what` exists (an export job logs each
+    /// patient once, even when a unit is redone).
+    pub async fn has_entry(&self, patient_id: &str, action: &str, what: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE patient_id = $1 AND action = $2 AND what = $3")
+                .bind(patient_id)
+                .bind(action)
+                .bind(what)
+                .fetch_one(&self.store.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
     /// The newest entries about one patient's record.
     pub async fn for_patient(&self, patient_id: &str, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(

@@ -142,7 +142,7 @@ impl DevTokens {
                 Some((source, id)) => PatientScope::Person { source: source.into(), source_patient_id: id.into() },
                 None => PatientScope::Any,
             };
-            entries.push((t.token.clone(), Access { viewer, patients, groups: None }));
+            entries.push((t.token.clone(), Access { viewer, patients, groups: t.groups.clone() }));
         }
         DevTokens { entries }
     }
@@ -179,6 +179,7 @@ mod tests {
                 viewer: "proxy:MTH".into(),
                 patient: Some("ehr/pt-10007".into()),
                 scopes: None,
+                groups: None,
             }],
             ..ServerConfig::default()
         };
