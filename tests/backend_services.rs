@@ -436,6 +436,22 @@ async fn introspection_revocation_and_disabling_stop_partner_tokens() {
     assert_eq!(env.gw.get_with(&format!("Patient/{pid}"), Some(&south), &[]).await.0, 401);
     let r = env.token_with(&env.assertion(SOUTH, "rs-1", Assertion::default()), Some("system/*.rs")).await;
     assert_oauth_error(&r, 400, "invalid_client", "disabled client");
+    // Staff register a partner through the admin API too; a partner without a purpose is refused.
+    let register = |body: Value| {
+        env.gw.http.post(format!("{}/admin/clients", env.gw.origin)).bearer_auth(TOKEN).json(&body).send()
+    };
+    let partner = json!({"name": "HIE West", "kind": "backend", "allowed_scopes": "system/*.read",
+        "jwks": {"keys": [jwk("es384")]}, "purpose": "HPAYMT", "groups": ["west-roster"]});
+    let r = register(partner.clone()).await.unwrap();
+    assert_eq!(r.status(), 201);
+    let west = r.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_string();
+    let mut no_purpose = partner.clone();
+    no_purpose.as_object_mut().unwrap().remove("purpose");
+    let r = register(no_purpose).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("purpose"));
+    let west_token = env.token(&west, "es-1", "system/Observation.rs").await;
+    assert_eq!(west_token["scope"], "system/Observation.rs");
     // The registry lists partners with their purpose and groups.
     let list: Value = env
         .gw
@@ -451,6 +467,9 @@ async fn introspection_revocation_and_disabling_stop_partner_tokens() {
     let north = list["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == NORTH).unwrap();
     assert_eq!(north["kind"], "backend");
     assert_eq!(north["partner"], json!({"purpose": "TREAT", "groups": ["north-roster", "north-cardiology"]}));
+    let west = list["clients"].as_array().unwrap().iter().find(|c| c["client_id"] == west.as_str()).unwrap();
+    assert_eq!(west["partner"], json!({"purpose": "HPAYMT", "groups": ["west-roster"]}));
+    assert_eq!(list["clients"].as_array().unwrap().len(), 8, "the refused registration wrote nothing");
 }
 
 /// Danny (P04) has a Part 2 program's record (behavioral). A TREAT partner sees the rest of
