@@ -243,7 +243,14 @@ async fn home(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let view = RecordView::of(&opened.record, chrono::Utc::now());
-    let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": view.care_team.people});
+    // Clinicians, and the organizations one can call.
+    let contacts: Vec<_> = view
+        .care_team
+        .people
+        .iter()
+        .chain(view.care_team.organizations.iter().filter(|o| o.details.iter().any(|d| d.label == "Phone")))
+        .collect();
+    let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts});
     (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
 }
 
