@@ -244,6 +244,15 @@ async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
     assert_eq!(views.len(), 9, "{views:?}");
     assert!(views.contains(&format!("/records/{link}/care-team")));
     assert!(!views.iter().any(|v| v.contains("not-a-real")), "no record, no data access");
+
+    // If the access log cannot be written, no record page is shown (fail closed).
+    let store = portico::store::Store::open(&gw.database_url, 2).await.unwrap();
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_away").execute(&store.pool).await.unwrap();
+    let (status, html, _) = b.get(&format!("/records/{link}/results")).await;
+    assert_eq!(status, 503, "{html}");
+    assert!(!html.contains("Martinez") && !html.contains("Hemoglobin"), "{html}");
+    sqlx::query("ALTER TABLE audit_events_away RENAME TO audit_events").execute(&store.pool).await.unwrap();
+    view(&b, &format!("/records/{link}/results")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -185,10 +185,20 @@ fn status_words(status: Option<&str>) -> Option<String> {
     )
 }
 
+/// The numeric values of one test (first code, one unit), gathered for a trend.
+struct Series {
+    key: String,
+    name: String,
+    unit: String,
+    range: (Option<f64>, Option<f64>),
+    /// (effective time as written, point).
+    points: Vec<(String, Point)>,
+}
+
 /// The results section of a released record.
 pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
     let mut view = ResultsView::default();
-    let mut series: Vec<(String, String, String, (Option<f64>, Option<f64>), Vec<(String, Point)>)> = Vec::new();
+    let mut series: Vec<Series> = Vec::new();
     for r in resources {
         match r.get("resourceType").and_then(Value::as_str) {
             Some("Observation") => {
@@ -216,9 +226,11 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
                     date: fx::date(&when),
                     value,
                 };
-                match series.iter_mut().find(|s| s.0 == key && s.2 == unit) {
-                    Some(s) => s.4.push((when, point)),
-                    None => series.push((key, name, unit, range_bounds(r), vec![(when, point)])),
+                match series.iter_mut().find(|s| s.key == key && s.unit == unit) {
+                    Some(s) => s.points.push((when, point)),
+                    None => {
+                        series.push(Series { key, name, unit, range: range_bounds(r), points: vec![(when, point)] })
+                    }
                 }
             }
             Some("DiagnosticReport") => {
@@ -246,11 +258,11 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
     }
     view.results.sort_by(|a, b| b.sort.cmp(&a.sort).then(a.name.cmp(&b.name)));
     view.reports.sort_by(|a, b| b.sort.cmp(&a.sort).then(a.name.cmp(&b.name)));
-    for (n, (_, name, unit, range, mut points)) in series.into_iter().enumerate() {
-        points.sort_by_key(|(when, _)| fx::instant(when));
-        let points: Vec<Point> = points.into_iter().map(|(_, p)| p).collect();
-        if let Some(svg) = trend_chart::svg(&format!("trend-{n}"), &name, &unit, &points, range) {
-            view.trends.push(Trend { name, unit, svg });
+    for (n, mut s) in series.into_iter().enumerate() {
+        s.points.sort_by_key(|(when, _)| fx::instant(when));
+        let points: Vec<Point> = s.points.into_iter().map(|(_, p)| p).collect();
+        if let Some(svg) = trend_chart::svg(&format!("trend-{n}"), &s.name, &s.unit, &points, s.range) {
+            view.trends.push(Trend { name: s.name, unit: s.unit, svg });
         }
     }
     view
