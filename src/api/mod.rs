@@ -14,6 +14,7 @@ mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod record_pages;
 mod source_metrics;
 mod well_known;
 
@@ -60,6 +61,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(oidc_routes::router(state.clone()))
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
         .merge(authorize_routes::router(state.clone()))
+        .merge(record_pages::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
