@@ -197,15 +197,13 @@ fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str
     );
     text.push_str(
         "What is in this file\n--------------------\n\
-         summary.html          a readable, printable summary of the record (open it in any web browser)\n\
-         withheld-notice.txt   what you need to know about information not shown here\n",
+         summary.html                  a readable, printable summary of the record (open it in any web browser)\n\
+         withheld-notice.txt           what you need to know about information not shown here\n",
     );
     for (t, resources) in by_type {
-        text.push_str(&format!(
-            "{:<22}{} FHIR R4 {t} resource(s), one JSON object per line\n",
-            format!("{t}.ndjson"),
-            resources.len()
-        ));
+        let n = resources.len();
+        let noun = if n == 1 { "resource" } else { "resources" };
+        text.push_str(&format!("{:<29} {n} FHIR R4 {t} {noun}, one JSON object per line\n", format!("{t}.ndjson")));
     }
     text.push_str(
         "\nThe .ndjson files are the record exactly as the gateway serves it to apps (FHIR R4,\n\
@@ -281,7 +279,10 @@ mod tests {
         assert_eq!(text, "Some information may not be shown.\n");
         let mut text = String::new();
         zip.by_name("README.txt").unwrap().read_to_string(&mut text).unwrap();
-        assert!(text.contains("Results from Lab may be missing") && text.contains("2 FHIR R4 Observation"), "{text}");
+        assert!(
+            text.contains("Results from Lab may be missing") && text.contains("2 FHIR R4 Observation resources"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -44,6 +44,8 @@ struct Section {
     id: &'static str,
     title: &'static str,
     columns: Vec<&'static str>,
+    /// The column holding dates (kept on one line).
+    date_column: Option<usize>,
     rows: Vec<Row>,
     empty: &'static str,
 }
@@ -304,7 +306,8 @@ fn section(
             Row { cells, source: source_of(r), sort }
         })
         .collect();
-    Section { id, title, columns: columns.to_vec(), rows, empty }
+    let date_column = columns.iter().position(|c| ["Date", "Since", "Prescribed"].contains(c));
+    Section { id, title, columns: columns.to_vec(), date_column, rows, empty }
 }
 
 fn demographics(p: &Value) -> Vec<Fact> {
