@@ -457,3 +457,30 @@ async fn bad_formats_are_refused_and_nothing_goes_out() {
     let refused = log.iter().filter(|(w, o, _)| w.ends_with("$everything?_format=zip") && o == "8").count();
     assert_eq!(refused, 2, "{log:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_that_cannot_be_logged_does_not_go_out() {
+    let gw = Gateway::start(&body()).await;
+    let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    let grant = serde_json::json!({"username": "ana@example.org", "patient": "ehr/pt-10007", "relationship": "MTH", "related_person": "ehr/rp-10001", "by": "HIM desk"});
+    let r = gw.http.post(format!("{}/admin/proxies", gw.origin)).bearer_auth(TOKEN).json(&grant).send().await.unwrap();
+    let link_id = r.json::<Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string();
+    let maya = gw.patient_id("ehr", "pt-10007");
+    let page_url = format!("{}/records/{link_id}/download.zip", gw.origin);
+    let api_url = format!("{}/Patient/{maya}/$everything?_format=zip", gw.fhir);
+    assert_eq!(fetch(&ana.http, &page_url, None, &[]).await.0, 200, "works while the log can be written");
+
+    // The access log's table goes away: the same requests must fail, with no record in them.
+    let store = portico::store::Store::open(&gw.database_url, 2).await.unwrap();
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_gone").execute(&store.pool).await.unwrap();
+    let (status, h, bytes) = fetch(&ana.http, &page_url, None, &[]).await;
+    assert_eq!(status, 503);
+    assert!(header(&h, "content-type").starts_with("text/html") && header(&h, "content-disposition").is_empty());
+    let (status, h, bytes_api) = fetch(&gw.http, &api_url, Some(MOTHER), &[]).await;
+    assert_eq!(status, 500);
+    assert!(header(&h, "content-type").starts_with("application/fhir+json"));
+    for body in [bytes, bytes_api] {
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("Maya") && !text.contains("imm-1000"), "{text}");
+    }
+}
