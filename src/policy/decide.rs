@@ -72,6 +72,14 @@ impl Policy {
         &self.config
     }
 
+    /// Whether `viewer` may be told that the system `source` is missing from a record. Naming
+    /// a 42 CFR Part 2 program to anyone but the patient and staff would disclose that the
+    /// patient is its client (even when its records would be withheld), so others are told
+    /// only that some system is not answering.
+    pub fn may_name_missing_source(&self, viewer: &Viewer, source: &str) -> bool {
+        matches!(viewer.role, Role::Patient | Role::Staff) || !self.part2_sources.contains(source)
+    }
+
     /// Labels a merged record in place (done once per record, before caching).
     pub fn label(&self, resources: &mut [Value]) -> std::collections::BTreeMap<String, Vec<String>> {
         self.labeler.label_record(resources, &self.part2_sources)

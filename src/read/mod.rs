@@ -100,7 +100,26 @@ impl Reader {
         if emergency > 0 {
             tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
         }
+        let missing = self.nameable(&access.viewer, missing);
         Ok(Visible { released, missing })
+    }
+
+    /// The missing sources as `viewer` may be told of them: a system the policy does not let
+    /// this viewer know of becomes one unnamed "hospital system" (listed once).
+    fn nameable(&self, viewer: &Viewer, missing: Vec<MissingSource>) -> Vec<MissingSource> {
+        let mut out: Vec<MissingSource> = Vec::new();
+        for m in missing {
+            if self.policy.may_name_missing_source(viewer, &m.source) {
+                out.push(m);
+            } else if !out.iter().any(|o| o.source.is_empty()) {
+                out.push(MissingSource {
+                    source: String::new(),
+                    display: "one of the hospital's systems".into(),
+                    reason: "is not answering right now".into(),
+                });
+            }
+        }
+        out
     }
 
     /// Gathers the record and has the policy decide for `viewer`. A patient outside the
