@@ -286,7 +286,8 @@ async fn section_page(
 }
 
 /// `GET /records/{link}/access-log`: who accessed this record. Shown when the policy lets
-/// the account see the record at all (the same decision as every other page).
+/// the account see the record at all (the same decision as every other page); a proxy does
+/// not see the patient's own activity.
 async fn access_log_page(
     State(state): State<Arc<ApiState>>,
     jar: CookieJar,
@@ -302,6 +303,7 @@ async fn access_log_page(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let records = match state.audit.for_patient(&opened.record.patient_id, ACCESS_LOG_ROWS).await {
+        Ok(r) if opened.link.relationship != "SELF" => access_log::for_proxy(r),
         Ok(r) => r,
         Err(e) => {
             tracing::error!(error = %e, "access log read failed");

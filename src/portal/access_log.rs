@@ -2,7 +2,8 @@
 //! who (you, a named person with access, an app and who allowed it, a partner, hospital
 //! staff), when, what kind of access, for what purpose and with what outcome. Names come
 //! from lookups the caller makes (account display names, app names); it never reads the
-//! log or decides who may see it.
+//! log or decides who may see the record; for proxies it leaves out the patient's own
+//! activity ([`for_proxy`]).
 
 use crate::audit::AuditRecord;
 use serde::Serialize;
@@ -30,6 +31,14 @@ pub struct Names {
     pub accounts: HashMap<String, String>,
     /// App (client) id → app name.
     pub apps: HashMap<String, String>,
+}
+
+/// The entries a proxy may see: not the patient's own activity, nor that of the apps the
+/// patient allowed (a teenager's own visits to their record, or the name of an app they
+/// use, can be as confidential as the record itself). Accesses by staff, partners and
+/// proxies stay.
+pub fn for_proxy(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
+    records.into_iter().filter(|r| r.entry.role != "patient" && r.entry.role != "app for patient").collect()
 }
 
 /// The account ids and app ids named by `records`' actors, to look their names up.
