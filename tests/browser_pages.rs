@@ -141,7 +141,7 @@ async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
         std::fs::create_dir_all(&docs).unwrap();
         for name in README_SHOTS {
             let file = format!("{name}.png");
-            std::fs::copy(screenshots().join(&file), docs.join(&file))
+            std::fs::copy(screenshots().join("readme").join(&file), docs.join(&file))
                 .unwrap_or_else(|e| panic!("copy {file} to docs/screenshots: {e}"));
         }
     }

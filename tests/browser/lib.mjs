@@ -86,10 +86,16 @@ export class Run {
     }
   }
 
-  async screenshot(page, name) {
+  /// The whole page to `{screenshots}/{name}.png`; with `readme`, also what a 900 × 1100
+  /// window shows to `{screenshots}/readme/{name}.png` (the README's pictures).
+  async screenshot(page, name, { readme = false } = {}) {
     const path = join(this.screenshots, `${name}.png`);
     await page.screenshot({ path, fullPage: true });
     console.log(`  screenshot ${path}`);
+    if (readme) {
+      mkdirSync(join(this.screenshots, 'readme'), { recursive: true });
+      await page.screenshot({ path: join(this.screenshots, 'readme', `${name}.png`) });
+    }
   }
 
   /// Checks that `text` is (or is not) on the page or in `selector`, case-insensitively.
