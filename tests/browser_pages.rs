@@ -79,8 +79,10 @@ async fn grant(gw: &Gateway, username: &str, patient: &str, relationship: &str, 
     assert_eq!(status, 201, "{}", r.text().await.unwrap());
 }
 
-/// Registers Bob and connects his record over plain HTTP (for the scenario that does not test it).
-async fn enrolled_bob(gw: &Gateway) {
+/// Registers a person and connects their record over plain HTTP (for scenarios that do not
+/// test registration itself); `person` is as in `bob()`.
+async fn enrolled(gw: &Gateway, person: &serde_json::Value) {
+    let text = |k: &str| person[k].as_str().unwrap().to_string();
     let b = Browser::new(gw);
     let (token, _) = b.form_page("/register").await;
     let (status, html, _) = b
@@ -88,17 +90,24 @@ async fn enrolled_bob(gw: &Gateway) {
             "/register",
             &[
                 ("csrf", &token),
-                ("display_name", "Bob Martinez"),
-                ("username", "bob@example.org"),
+                ("display_name", &text("name")),
+                ("username", &text("username")),
                 ("password", PASSWORD),
             ],
         )
         .await;
     assert_eq!(status, 303, "{html}");
     let (token, _) = b.form_page("/enroll").await;
-    let birth = shifted("1967-06-18");
     let (status, html, _) = b
-        .post("/enroll", &[("csrf", &token), ("mrn", "HG100142"), ("birth_date", &birth), ("family", "martinez")])
+        .post(
+            "/enroll",
+            &[
+                ("csrf", &token),
+                ("mrn", &text("mrn")),
+                ("birth_date", &text("birth_date")),
+                ("family", &text("family")),
+            ],
+        )
         .await;
     assert_eq!(status, 303, "{html}");
 }
@@ -134,6 +143,11 @@ async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
     config["parent_of_fifteen"] = json!({"username": "david@example.org", "password": PASSWORD});
     config["teen"] = json!({"name": "Noah Kim", "username": "noah@example.org", "password": PASSWORD,
                             "mrn": "HG100812", "birth_date": shifted("2010-09-30"), "family": "Kim"});
+    // Sarah Whitfield (P06): an adult with a note written for staff only.
+    let sarah = json!({"name": "Sarah Whitfield", "username": "sarah@example.org", "password": PASSWORD,
+                       "mrn": "HG100604", "birth_date": shifted("1988-05-21"), "family": "Whitfield"});
+    enrolled(&gw, &sarah).await;
+    config["adult_with_staff_note"] = sarah;
     run_scenario("main", &config).await;
 
     if std::env::var("PORTICO_README_SCREENSHOTS").as_deref() == Ok("1") {
@@ -165,7 +179,7 @@ async fn a_system_that_is_down_shows_a_banner_and_an_idle_session_ends() {
         ),
     );
     let gw = Gateway::start(&body).await;
-    enrolled_bob(&gw).await;
+    enrolled(&gw, &bob()).await;
     lab.controls().set_down(true);
     let mut config = base_config(&gw, &redirect);
     config["idle_wait_ms"] = json!(11_000);

@@ -105,6 +105,13 @@ async function main() {
   await run.step('adult: his record home, sections and no banner while every system is up', async () => {
     home = await openOnlyRecord(bob.page, 'adult');
     const { page } = bob;
+    run.check(!/pt-\d|HG\d|Martinez|1967/i.test(home), 'the record URL carries an opaque id only', home);
+    const response = await page.goto(home);
+    const headers = response.headers();
+    run.check(/no-store/.test(headers['cache-control'] || ''), 'record pages are not cached (Cache-Control: no-store)');
+    run.check(/default-src 'none'/.test(headers['content-security-policy'] || ''), 'record pages carry a strict Content-Security-Policy');
+    const emergency = await textOf(page, '[data-testid=emergency-notice]');
+    run.check(/911/.test(emergency), 'the home page says it is not for emergencies (call 911)', emergency);
     await run.sees(page, 'Martinez', 'adult', '[data-testid=whose-record]');
     await expectWithheldNotice(page, 'adult');
     run.check((await page.locator('[data-testid=source-banner]').count()) === 0, 'no source banner while every system is up');
@@ -194,6 +201,21 @@ async function main() {
     await expectSignedOut(page, 'opening a record page after signing out');
   });
   await bob.context.close();
+
+  await run.step('adult with a note written for staff: sees her own notes, never the staff note', async () => {
+    const sarah = await run.person('adult with a staff note');
+    const { page } = sarah;
+    await signIn(page, config.adult_with_staff_note);
+    const record = await openOnlyRecord(page, 'Sarah');
+    await page.goto(`${record}/documents`);
+    await run.sees(page, 'Progress note', 'Sarah', '[data-testid=section-documents]');
+    for (const section of ['', '/documents', '/results', '/problems', '/visits']) {
+      await page.goto(`${record}${section}`);
+      for (const t of ['Internal staff note', 'STAFF ONLY', 'speak with her alone']) await run.doesNotSee(page, t, 'Sarah');
+      await expectWithheldNotice(page, 'Sarah');
+    }
+    await sarah.context.close();
+  });
 
   await run.step('parent of a 10-year-old (who also has a 16-year-old): sees the child, switches records', async () => {
     const ana = await run.person('mother');
