@@ -72,7 +72,7 @@ async fn read_only(method: Method) -> ApiError {
 
 /// Who is calling: a SMART access token (looked up on every request, so revocation and
 /// termination take effect at once) or, on loopback, a configured demo token.
-async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+pub(super) async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match state.tokens.authenticate(header) {
         Ok(a) => return Ok(a),
@@ -84,8 +84,10 @@ async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiErro
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let Some(token) = token else { return Err(AuthError::Invalid.into()) };
-    let bearer = state.oauth.tokens.bearer(token).await.map_err(|e| ApiError::Read(ReadError::Store(e)))?;
-    bearer.map(crate::auth::access_from_bearer).ok_or(ApiError::Auth(AuthError::Invalid))
+    let access = crate::auth::access_from_token(&state.oauth.tokens, token)
+        .await
+        .map_err(|e| ApiError::Read(ReadError::Store(e)))?;
+    access.ok_or(ApiError::Auth(AuthError::Invalid))
 }
 
 /// Refuses (403) an interaction the caller's scopes do not grant at all.
@@ -101,7 +103,7 @@ fn pairs(query: &Option<String>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect()
 }
 
-fn lenient(headers: &HeaderMap) -> bool {
+pub(super) fn lenient(headers: &HeaderMap) -> bool {
     crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()))
 }
 
@@ -247,8 +249,8 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the
-/// patient themself (not an app acting for them) and for staff. Reading the log is itself
-/// logged.
+/// patient themself (not an app acting for them); staff search by patient, agent and date.
+/// Reading the log is itself logged.
 async fn audit_events(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
@@ -257,36 +259,27 @@ async fn audit_events(
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
     let pairs = pairs(&query);
-    let patient = pairs.iter().find(|(k, _)| k == "patient").map(|(_, v)| v.trim_start_matches("Patient/").to_string());
+    let parsed = crate::audit::AuditQuery::parse(&pairs, state.reader.zone());
+    let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());
     let result = async {
-        if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "patient" && k != "_count" && k != "_format") {
-            return Err(ApiError::Read(ReadError::BadRequest(format!(
-                "AuditEvent is searched by patient (and _count), not `{k}`"
-            ))));
-        }
-        let patient = patient
-            .clone()
-            .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
-        let count: i64 = match pairs.iter().find(|(k, _)| k == "_count") {
-            Some((_, v)) => v
-                .parse()
-                .ok()
-                .filter(|n| (1..=500).contains(n))
-                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("_count must be 1 to 500".into())))?,
-            None => 100,
-        };
-        let own = match &access.patients {
-            crate::auth::PatientScope::Person { source, source_patient_id } => {
-                state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+        let q = parsed.map_err(|e| ApiError::Read(ReadError::BadRequest(e)))?;
+        if !access.is_staff() {
+            // A patient reads the log of their own record only (not through an app).
+            let patient = q
+                .patient
+                .clone()
+                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
+            let own = match &access.patients {
+                crate::auth::PatientScope::Person { source, source_patient_id } => {
+                    state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+                }
+                crate::auth::PatientScope::Any => false,
+            };
+            if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
+                return Err(ApiError::Read(ReadError::NotFound));
             }
-            crate::auth::PatientScope::Any => false,
-        };
-        let allowed =
-            access.is_staff() || (own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none());
-        if !allowed {
-            return Err(ApiError::Read(ReadError::NotFound));
         }
-        state.audit.for_patient(&patient, count).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
+        state.audit.search(&q).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
     }
     .await;
     let records = audited(&state, &access, from, "search", "/fhir/AuditEvent".into(), patient.clone(), result).await?;

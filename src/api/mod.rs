@@ -7,12 +7,14 @@ mod admin;
 mod authorize_routes;
 mod capability;
 pub mod error;
+mod export_routes;
 mod fhir_routes;
 mod health;
 mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod source_metrics;
 mod well_known;
 
 use crate::aggregate::Aggregator;
@@ -45,11 +47,12 @@ pub struct ApiState {
     pub tokens: crate::auth::DevTokens,
     pub max_query_bytes: usize,
     pub started_at: String,
+    pub exports: Arc<crate::export::Exports>,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
-        .nest("/fhir", fhir_routes::router(state.clone()))
+        .nest("/fhir", fhir_routes::router(state.clone()).merge(export_routes::router(state.clone())))
         .merge(health::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(well_known::router(state.clone()))

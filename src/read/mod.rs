@@ -86,6 +86,11 @@ impl Reader {
         Reader { aggregator, policy, ledger, zone, paging }
     }
 
+    /// The zone dates without one are read in.
+    pub fn zone(&self) -> FixedOffset {
+        self.zone
+    }
+
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
         let (released, explanations, missing) = self.decide(access, &access.viewer, patient_id, Utc::now()).await?;
