@@ -1,6 +1,8 @@
 //! `/fhir`: metadata, read, search and `$everything`. Everything but metadata needs a
-//! bearer token; writes are refused with 405; only JSON is spoken (406 otherwise).
+//! bearer token; writes are refused with 405; only JSON is spoken (406 otherwise), except
+//! that `$everything` also answers as a zip download (see `download_routes`).
 
+use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
 use super::{capability, fhir_json, ApiState};
 use crate::auth::{Access, AuthError};
@@ -41,12 +43,25 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
     }
     let format =
         url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "_format").map(|(_, v)| v.into_owned());
+    // `$everything` also answers as a zip (`_format=zip`, `Accept: application/zip`).
+    let everything = request.uri().path().ends_with("/$everything");
     if let Some(f) = format {
-        if !matches!(f.as_str(), "json" | "application/json" | "application/fhir+json") {
-            return ApiError::NotAcceptable(format!(
-                "_format `{f}` is not supported; this server speaks application/fhir+json"
-            ))
-            .into_response();
+        match download_routes::format_kind(&f) {
+            FormatKind::Json => {}
+            FormatKind::Zip if everything => {}
+            // Not a format at all: a bad parameter value. A real format we do not produce: 406.
+            FormatKind::Malformed => {
+                return ApiError::BadInput(format!(
+                    "_format `{f}` is not a format (use json or application/fhir+json, or zip for $everything)"
+                ))
+                .into_response()
+            }
+            FormatKind::Zip | FormatKind::Unsupported => {
+                return ApiError::NotAcceptable(format!(
+                    "_format `{f}` is not supported here; this server speaks application/fhir+json"
+                ))
+                .into_response()
+            }
         }
     } else if let Some(accept) = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         let ok = accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim()).any(|m| {
@@ -55,6 +70,7 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
                 || m == "application/*"
                 || m == "application/json"
                 || m == "application/fhir+json"
+                || (everything && m.eq_ignore_ascii_case("application/zip"))
         });
         if !ok {
             return ApiError::NotAcceptable(format!(
@@ -195,12 +211,26 @@ async fn everything(
     let pairs = pairs(&query);
     // $everything returns what the scopes grant (types without a scope are left out by the
     // policy); an app with no search scope at all may not run it.
-    let result = if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
+    let scoped = if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
         Err(ApiError::InsufficientScope("$everything".into()))
     } else {
-        state.reader.everything(&access, &id, &pairs, lenient(&headers)).await.map_err(ApiError::from)
+        Ok(())
     };
     let what = format!("/fhir/Patient/{id}/$everything");
+    if download_routes::wants_zip(&pairs, &headers) {
+        let result = match scoped {
+            Ok(()) => download_routes::everything_zip(&state, &access, &id, &pairs).await,
+            Err(e) => Err(e),
+        };
+        // The log tells a download from a paged read.
+        let what = format!("{what}?_format=zip");
+        let download = audited(&state, &access, from, "download", what, Some(id.clone()), result).await?;
+        return Ok(download_routes::attachment(download));
+    }
+    let result = match scoped {
+        Ok(()) => state.reader.everything(&access, &id, &pairs, lenient(&headers)).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
     let matches = audited(&state, &access, from, "everything", what, Some(id.clone()), result).await?;
     Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))
 }

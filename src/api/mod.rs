@@ -6,6 +6,7 @@ mod account_routes;
 mod admin;
 mod authorize_routes;
 mod capability;
+mod download_routes;
 pub mod error;
 mod export_routes;
 mod fhir_routes;
@@ -14,6 +15,7 @@ mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod record_pages;
 mod source_metrics;
 mod well_known;
 
@@ -57,9 +59,11 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(admin::router(state.clone()))
         .merge(well_known::router(state.clone()))
         .merge(account_routes::router(state.clone()))
+        .merge(download_routes::router(state.clone()))
         .merge(oidc_routes::router(state.clone()))
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
         .merge(authorize_routes::router(state.clone()))
+        .merge(record_pages::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))

@@ -323,11 +323,14 @@ fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging)
     let count = query.count.unwrap_or(paging.default_count);
     let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
     let mut warnings = ignored(query);
-    warnings.extend(v.missing.iter().map(|m| {
-        Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
-    }));
+    warnings.extend(v.missing.iter().map(missing_warning));
     warnings.extend(v.released.notices().iter().cloned());
     Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
+}
+
+/// The warning an answer carries for a source missing from the record.
+pub fn missing_warning(m: &MissingSource) -> Issue {
+    Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
 }
 
 fn ignored(query: &SearchQuery) -> Vec<Issue> {
