@@ -168,7 +168,7 @@ async fn a_system_that_is_down_shows_a_banner_and_an_idle_session_ends() {
     let ehr = simulate("ehr", SimulatorOptions::default()).await;
     let lab = simulate("lab", SimulatorOptions::default()).await;
     let body = format!(
-        "[aggregate]\ndeadline = \"3s\"\ncache_ttl = \"1ms\"\n[auth]\nsession_idle = \"10s\"\n{}{}{}",
+        "[aggregate]\ndeadline = \"3s\"\ncache_ttl = \"1ms\"\n[auth]\nsession_idle = \"15s\"\n{}{}{}",
         client_block(&redirect),
         rest_source("ehr", "Harbor General Hospital", ehr.base_url(), ""),
         rest_source(
@@ -182,7 +182,7 @@ async fn a_system_that_is_down_shows_a_banner_and_an_idle_session_ends() {
     enrolled(&gw, &bob()).await;
     lab.controls().set_down(true);
     let mut config = base_config(&gw, &redirect);
-    config["idle_wait_ms"] = json!(11_000);
+    config["idle_wait_ms"] = json!(16_500);
     run_scenario("source-down", &config).await;
     gw.stop().await;
 }
