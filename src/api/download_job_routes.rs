@@ -150,15 +150,15 @@ fn progress_page(s: &Session, link_id: &str, whose: serde_json::Value, job: &Pre
             json!({"state": "working", "done": done, "now": step_words(*done), "refresh": REFRESH_SECONDS})
         }
         Progress::Ready { file, expires } => {
-            let what = if job.format == Format::Zip {
-                "the readable summary with data files (.zip)"
+            let (what, kind) = if job.format == Format::Zip {
+                ("the readable summary with data files", ".zip")
             } else {
-                "the record for another app (FHIR, .json)"
+                ("the record for another app", "FHIR .json")
             };
             let expires = expires.map(|t| fhir_text::date_time(&t.to_rfc3339())).unwrap_or_default();
             json!({
                 "state": "ready",
-                "file": {"what": what, "size": size_words(file.bytes), "resources": file.resources},
+                "file": {"what": what, "kind": kind, "size": size_words(file.bytes), "resources": file.resources},
                 "expires": expires,
             })
         }
