@@ -533,3 +533,41 @@ async fn a_failed_job_says_so_and_offers_to_try_again() {
     let bob = gw.patient_id("ehr", "pt-10001");
     assert!(!access_log(&gw, &bob).await.iter().any(|(w, _, _)| w.contains("/downloads/")), "nothing went out");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prepared_file_that_cannot_be_logged_does_not_go_out_and_files_expire() {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let exports = dir.path().join("exports");
+    let extra = format!("{LARGE}\nfile_lifetime = \"5s\"");
+    let gw = Gateway::start_in(dir.clone(), &body(&exports, &extra, &fixture_file_sources()), None).await;
+    let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    let link = grant_maya(&gw, "ana@example.org").await;
+    let page = prepare(&ana, &link, "zip").await;
+    let html = finished(&ana, &page).await;
+    assert_eq!(state_of(&html), "ready", "{html}");
+    let job = page.rsplit('/').next().unwrap().to_string();
+    assert!(exports.join(&job).is_dir());
+
+    // The access log's table goes away: the file does not go out, and nothing of it shows.
+    let store = portico::store::Store::open(&gw.database_url, 1).await.unwrap();
+    sqlx::query("ALTER TABLE audit_events RENAME TO audit_events_gone").execute(&store.pool).await.unwrap();
+    let (status, h, bytes) = fetch(&ana, &format!("{page}/file")).await;
+    assert_eq!(status, 503);
+    assert!(header(&h, "content-type").starts_with("text/html") && header(&h, "content-disposition").is_empty());
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(!text.contains("imm-1000") && !text.contains("PK"), "{text}");
+    sqlx::query("ALTER TABLE audit_events_gone RENAME TO audit_events").execute(&store.pool).await.unwrap();
+    store.pool.close().await;
+    download(&ana, &page, &html).await;
+
+    // After its lifetime the job and its file are gone: the page is "not found".
+    let started = Instant::now();
+    while ana.get(&page).await.0 != 404 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the job did not expire");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!exports.join(&job).exists(), "its file is removed");
+    assert_eq!(ana.get(&format!("{page}/file")).await.0, 404);
+    assert_eq!(download_jobs(&gw.database_url).await, 0);
+}
