@@ -2,7 +2,9 @@
 //! signed-in account's own records (the links the pages offer), and the zip form of
 //! `Patient/[id]/$everything` (`_format=zip` or `Accept: application/zip`) for the FHIR
 //! API, plus the `_format`/`Accept` reading that decides between them. Thin: find the
-//! caller's access, call `export::download::prepare`, write the access log (failing
+//! caller's access, call `export::download::prepare` (a page download of a record larger
+//! than `export.download_job_threshold` goes back to the record's home page instead, which
+//! offers to prepare it as a job), write the access log (failing
 //! closed), send the file as an attachment that is never cached.
 
 use super::error::ApiError;
@@ -169,7 +171,16 @@ async fn for_link(
         return Err(no_such_record());
     };
     let access = crate::auth::access_for_link(&account_id, &link);
-    let result = download::prepare(&state.reader, &access, &patient_id, format, &state.base_url).await;
+    let record = state.reader.record(&access, &patient_id).await;
+    // A large record is prepared as a job, which the record's home page offers to start:
+    // nothing of the record goes out here.
+    if record.as_ref().is_ok_and(|r| state.exports.downloads().is_large(r.resources.len())) {
+        return Ok((jar, see_other(&format!("/records/{link_id}#download-heading"))).into_response());
+    }
+    let result = match record {
+        Ok(r) => download::build(r, format, &state.base_url).await,
+        Err(e) => Err(e.into()),
+    };
     let outcome = match &result {
         Ok(_) => "success",
         Err(DownloadError::Read(ReadError::NotFound)) => "not-found",

@@ -6,6 +6,7 @@ mod account_routes;
 mod admin;
 mod authorize_routes;
 mod capability;
+mod download_job_routes;
 mod download_routes;
 pub mod error;
 mod export_routes;
@@ -60,6 +61,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(well_known::router(state.clone()))
         .merge(account_routes::router(state.clone()))
         .merge(download_routes::router(state.clone()))
+        .merge(download_job_routes::router(state.clone()))
         .merge(oidc_routes::router(state.clone()))
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
         .merge(authorize_routes::router(state.clone()))

@@ -53,7 +53,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 /// Why a record page cannot be shown.
 #[derive(Debug, thiserror::Error)]
-enum RecordPageError {
+pub(super) enum RecordPageError {
     /// Not one of the account's records (or no such link): the same answer either way.
     #[error("no such record page")]
     NotFound,
@@ -67,7 +67,7 @@ enum RecordPageError {
 
 /// The signed-in visitor, or where to send the browser instead: a request whose session
 /// has ended (idle or absolute timeout) goes to sign-in with a "you were signed out" note.
-async fn visitor(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session, String), Response> {
+pub(super) async fn visitor(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session, String), Response> {
     let Some(cookie) = jar.get(COOKIE).map(|c| c.value().to_string()) else {
         return Err(see_other("/login"));
     };
@@ -87,7 +87,7 @@ async fn visitor(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session
 }
 
 /// A plain message page that keeps the signed-in frame (sign-out button).
-fn message(status: StatusCode, s: &Session, title: &str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, s: &Session, title: &str, text: &str) -> Response {
     let html = crate::portal::render(
         "record_message.html",
         json!({"title": title, "message": text, "signed_in": true, "csrf": s.csrf_token}),
@@ -95,7 +95,7 @@ fn message(status: StatusCode, s: &Session, title: &str, text: &str) -> Response
     page(status, html, None)
 }
 
-fn failure(e: RecordPageError, s: &Session) -> Response {
+pub(super) fn failure(e: RecordPageError, s: &Session) -> Response {
     match e {
         RecordPageError::NotFound => {
             message(StatusCode::NOT_FOUND, s, "Page not found", "We could not find that page. It may have moved, or the address may be mistyped.")
@@ -250,7 +250,9 @@ async fn home(
         .iter()
         .chain(view.care_team.organizations.iter().filter(|o| o.details.iter().any(|d| d.label == "Phone")))
         .collect();
-    let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts});
+    // A large record's download is prepared as a job (started with a form, never a link).
+    let large = state.exports.downloads().is_large(opened.record.resources.len());
+    let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts, "large": large});
     (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
 }
 

@@ -292,6 +292,10 @@ pub struct ExportConfig {
     /// after every patient, so only a worker that died loses it).
     #[serde(default = "default_export_lease")]
     pub lease: Duration,
+    /// A record page's download of a record with more released resources than this is not
+    /// built while the browser waits: the page offers to prepare it as a job with progress.
+    #[serde(default = "default_download_job_threshold")]
+    pub download_job_threshold: usize,
     /// Partner rosters: Groups defined here (a Group can also come from a source, named
     /// `{source}.{group id}`).
     #[serde(default)]
@@ -308,6 +312,7 @@ impl Default for ExportConfig {
             workers: default_export_workers(),
             poll_interval: default_export_poll(),
             lease: default_export_lease(),
+            download_job_threshold: default_download_job_threshold(),
             groups: Vec::new(),
         }
     }
@@ -333,6 +338,9 @@ fn default_export_poll() -> Duration {
 }
 fn default_export_lease() -> Duration {
     Duration::from_secs(120)
+}
+fn default_download_job_threshold() -> usize {
+    5000
 }
 
 /// A partner roster: a Group of patients named by their source records.

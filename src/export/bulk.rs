@@ -138,6 +138,19 @@ impl Exports {
         self.config.poll_interval.std().as_secs_f64().ceil().max(1.0) as u64
     }
 
+    /// Whole-record downloads prepared as jobs (the record pages'), on this queue.
+    pub fn downloads(&self) -> super::download_jobs::DownloadJobs {
+        super::download_jobs::DownloadJobs {
+            jobs: self.jobs.clone(),
+            dir: self.config.directory.clone(),
+            threshold: self.config.download_job_threshold,
+            max_active: self.config.max_jobs_per_client,
+            lifetime: self.config.file_lifetime.std(),
+            stats: self.stats.clone(),
+            wake: self.wake.clone(),
+        }
+    }
+
     /// Starts this replica's workers (none when `export.workers` is 0).
     pub fn start_workers(&self, reader: Reader, audit: AuditLog) -> Workers {
         let ctx = Arc::new(WorkContext {
@@ -149,6 +162,7 @@ impl Exports {
             poll: self.config.poll_interval.std(),
             lifetime: self.config.file_lifetime.std(),
             zone: self.zone,
+            base_url: self.base_url.clone(),
             stats: self.stats.clone(),
             wake: self.wake.clone(),
         });
@@ -208,6 +222,7 @@ impl Exports {
         };
         let job = NewJob {
             id: id.clone(),
+            kind: "bulk",
             client: access.viewer.actor.clone(),
             access: StoredAccess::of(access),
             request: k.request_url,
@@ -271,7 +286,8 @@ impl Exports {
             return Err(ExportError::NotFound(NO_JOB));
         }
         match self.jobs.get(job_id).await? {
-            Some(job) if job.client == access.viewer.actor => Ok(job),
+            // A record page's download job is the account's, seen only through the pages.
+            Some(job) if job.client == access.viewer.actor && job.kind == "bulk" => Ok(job),
             _ => Err(ExportError::NotFound(NO_JOB)),
         }
     }

@@ -68,7 +68,11 @@ pub async fn prepare(
     format: Format,
     base_url: &str,
 ) -> Result<Download, DownloadError> {
-    let record = reader.record(access, patient_id).await?;
+    build(reader.record(access, patient_id).await?, format, base_url).await
+}
+
+/// Writes a record already read (what the policy released) as `format`.
+pub async fn build(record: WholeRecord, format: Format, base_url: &str) -> Result<Download, DownloadError> {
     let produced = Utc::now();
     let patient_id = record.patient_id.clone();
     let (content_type, extension, body) = match format {

@@ -64,6 +64,8 @@ impl StoredAccess {
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
+    /// `bulk` (`$export`) or `download` (a record page's download prepared as a job).
+    pub kind: &'static str,
     pub client: String,
     pub access: StoredAccess,
     pub request: String,
@@ -80,6 +82,8 @@ pub struct NewJob {
 #[derive(Debug, Clone)]
 pub struct Job {
     pub id: String,
+    /// `bulk` or `download`.
+    pub kind: String,
     pub client: String,
     pub access: StoredAccess,
     pub request: String,
@@ -89,6 +93,10 @@ pub struct Job {
     pub expires_at: Option<String>,
     pub total_patients: i64,
     pub error: Option<String>,
+    /// Steps done (download jobs).
+    pub step: i64,
+    /// JSON array of notice texts (download jobs, once the record was read).
+    pub notices: Option<String>,
 }
 
 /// A claimed unit of work.
@@ -133,7 +141,7 @@ pub struct JobStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, client, access, request, params, state, transaction_time, expires_at, total_patients, error";
+    "id, client, access, request, params, state, transaction_time, expires_at, total_patients, error, kind, step, notices";
 
 fn to_job(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
     let access: String = r.get(2);
@@ -149,6 +157,9 @@ fn to_job(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         expires_at: r.get(7),
         total_patients: r.get(8),
         error: r.get(9),
+        kind: r.get(10),
+        step: r.get(11),
+        notices: r.get(12),
     })
 }
 
@@ -186,8 +197,8 @@ impl JobStore {
             ("queued", None, None)
         };
         sqlx::query(
-            "INSERT INTO export_jobs (id, client, access, request, params, level, group_id, state, transaction_time, created_at, completed_at, expires_at, total_patients)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            "INSERT INTO export_jobs (id, client, access, request, params, level, group_id, state, transaction_time, created_at, completed_at, expires_at, total_patients, kind)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&job.id)
         .bind(&job.client)
@@ -202,6 +213,7 @@ impl JobStore {
         .bind(completed)
         .bind(expires)
         .bind(total as i64)
+        .bind(job.kind)
         .execute(&mut *tx)
         .await?;
         for (seq, patients) in job.units.iter().enumerate() {
@@ -448,6 +460,30 @@ impl JobStore {
             .await?)
     }
 
+    /// Records a download job's steps done and, once known, its notices (JSON array).
+    pub async fn set_step(&self, job_id: &str, step: i64, notices: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE export_jobs SET step = $1, notices = COALESCE($2, notices) WHERE id = $3")
+            .bind(step)
+            .bind(notices)
+            .bind(job_id)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The client's queued or running job of `kind` with exactly these parameters.
+    pub async fn active_like(&self, client: &str, kind: &str, params: &str) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM export_jobs WHERE client = $1 AND kind = $2 AND params = $3 AND state IN ('queued', 'running')
+             ORDER BY created_at LIMIT 1",
+        )
+        .bind(client)
+        .bind(kind)
+        .bind(params)
+        .fetch_optional(&self.store.pool)
+        .await?)
+    }
+
     /// Whether a job exists (in any state).
     pub async fn exists(&self, job_id: &str) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM export_jobs WHERE id = $1")
@@ -487,6 +523,7 @@ mod tests {
     fn job(id: &str, client: &str, units: Vec<Vec<String>>) -> NewJob {
         NewJob {
             id: id.into(),
+            kind: "bulk",
             client: client.into(),
             access: StoredAccess {
                 actor: client.into(),

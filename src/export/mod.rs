@@ -4,12 +4,14 @@
 //! workers share one queue; each unit streams its patients' released records (one at a
 //! time) into NDJSON part files on disk, served only to the client that started the job
 //! and removed after their lifetime. Whole-record downloads: one FHIR Bundle, or a zip of
-//! NDJSON with a readable summary. It only writes what `read::Reader` hands it (the
+//! NDJSON with a readable summary, built at once or, for a large record, prepared as a job
+//! with progress. It only writes what `read::Reader` hands it (the
 //! policy's released record) — never from sources directly — never holds a whole export in
 //! memory, never decides who may see what, and never logs patient data.
 
 pub mod bulk;
 pub mod download;
+pub mod download_jobs;
 pub mod groups;
 pub mod jobs;
 pub mod ndjson;

@@ -37,6 +37,8 @@ pub enum WorkError {
     Params(#[from] ParamError),
     #[error("stored parameters: {0}")]
     Decode(#[from] serde_json::Error),
+    #[error(transparent)]
+    Download(#[from] super::download::DownloadError),
 }
 
 /// Counters since this process started, for `/metrics`.
@@ -59,6 +61,8 @@ pub struct WorkContext {
     pub poll: Duration,
     pub lifetime: Duration,
     pub zone: FixedOffset,
+    /// The FHIR base URL (a downloaded Bundle's `fullUrl`s).
+    pub base_url: String,
     pub stats: Arc<ExportStats>,
     /// Rung at kick-off so an idle worker starts at once.
     pub wake: Arc<Notify>,
@@ -165,6 +169,9 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     let Some(job) = ctx.jobs.get(&unit.job_id).await? else { return Ok(false) };
     if !matches!(job.state.as_str(), "queued" | "running") {
         return Ok(false);
+    }
+    if job.kind == super::download_jobs::KIND {
+        return super::download_jobs::run_unit(ctx, me, unit, &job).await;
     }
     ctx.jobs.mark_running(&job.id).await?;
     let params: ExportParams = serde_json::from_str(&job.params)?;

@@ -34,6 +34,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("record_care_team.html", include_str!("templates/record_care_team.html")),
         ("record_access_log.html", include_str!("templates/record_access_log.html")),
         ("record_apps.html", include_str!("templates/record_apps.html")),
+        ("download_job.html", include_str!("templates/download_job.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }

@@ -1,0 +1,270 @@
+//! Record downloads prepared as jobs, over HTTP: `POST /records/{link}/downloads` starts
+//! one (a form with the CSRF token, never a GET), `GET /records/{link}/downloads/{job}`
+//! shows its progress (plain HTML that refreshes itself while the job runs) and
+//! `GET /records/{link}/downloads/{job}/file` sends the prepared file once the access log
+//! has it. Only the signed-in account that started a job finds it; another account's job
+//! and a made-up one get the same "not found" page. Thin: check the session and the
+//! account's record link, call `export::download_jobs`, render. Nothing here is cached.
+
+use super::pages::{check_csrf, field, form_fields, page, see_other};
+use super::record_pages::{failure, message, visitor, RecordPageError};
+use super::ApiState;
+use crate::auth::accounts::PatientLink;
+use crate::auth::sessions::Session;
+use crate::export::download::Format;
+use crate::export::download_jobs::{DownloadJobError, Prepared, Progress, ReadyFile, STEPS};
+use crate::portal::fhir_text;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Seconds between the progress page's own reloads while the job runs.
+const REFRESH_SECONDS: u64 = 3;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/records/{link}/downloads", post(start))
+        .route("/records/{link}/downloads/{job}", get(progress))
+        .route("/records/{link}/downloads/{job}/file", get(file))
+        .with_state(state)
+}
+
+/// The account's record link `link_id` and its record's gateway id.
+async fn own_link(state: &ApiState, account: &str, link_id: &str) -> Result<(PatientLink, String), RecordPageError> {
+    let links = state.accounts.links(account).await.map_err(|_| RecordPageError::Unavailable)?;
+    let link = links.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)?;
+    let patient_id = state
+        .aggregator
+        .index()
+        .gateway_id_of(&link.source, &link.source_patient_id)
+        .ok_or(RecordPageError::NotFound)?;
+    Ok((link, patient_id))
+}
+
+/// The account's job `job_id` on its record link `link_id`.
+async fn own_job(
+    state: &ApiState,
+    account: &str,
+    link_id: &str,
+    job_id: &str,
+) -> Result<(PatientLink, Prepared), RecordPageError> {
+    let (link, _) = own_link(state, account, link_id).await?;
+    let access = crate::auth::access_for_link(account, &link);
+    let job = state.exports.downloads().find(&access, link_id, job_id).await.map_err(|e| match e {
+        DownloadJobError::NotFound => RecordPageError::NotFound,
+        other => {
+            tracing::error!(error = %other, job = %job_id, "download job unavailable");
+            RecordPageError::Unavailable
+        }
+    })?;
+    Ok((link, job))
+}
+
+/// `POST /records/{link}/downloads` (`csrf`, `format` = `zip` | `json`): starts preparing
+/// the record and sends the browser to the progress page.
+async fn start(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    Path(link_id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let form = form_fields(&body);
+    if let Err(e) = check_csrf(&s, &form) {
+        return (jar, e).into_response();
+    }
+    let format = match field(&form, "format").as_deref() {
+        None | Some("zip") => Format::Zip,
+        Some("json") => Format::Bundle,
+        Some(_) => {
+            let text = "That is not a kind of download we offer. Go back to the record and choose one of its download buttons.";
+            return (jar, message(StatusCode::BAD_REQUEST, &s, "Something is not right", text)).into_response();
+        }
+    };
+    let (link, patient_id) = match own_link(&state, &account, &link_id).await {
+        Ok(l) => l,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let access = crate::auth::access_for_link(&account, &link);
+    let response = match state.exports.downloads().start(&access, &link_id, &patient_id, format).await {
+        Ok(job) => see_other(&format!("/records/{link_id}/downloads/{job}")),
+        Err(DownloadJobError::TooMany(n)) => message(
+            StatusCode::TOO_MANY_REQUESTS,
+            &s,
+            "Please wait for your other downloads",
+            &format!("You already have {n} downloads being prepared. When one is ready, try again."),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, link = %link_id, "download job not started");
+            failure(RecordPageError::Unavailable, &s)
+        }
+    };
+    (jar, response).into_response()
+}
+
+/// A file size in words.
+fn size_words(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+        b if b >= 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// What a running job is doing, after `done` steps.
+fn step_words(done: i64) -> &'static str {
+    match done {
+        0 => "gathering the record from Harbor Health's systems",
+        1 => "writing the files",
+        _ => "storing your download",
+    }
+}
+
+fn progress_page(s: &Session, link_id: &str, whose: serde_json::Value, job: &Prepared) -> Response {
+    let format = if job.format == Format::Zip { "zip" } else { "json" };
+    let mut context = json!({
+        "title": "Your download",
+        "signed_in": true,
+        "csrf": s.csrf_token,
+        "link": link_id,
+        "job": job.job_id,
+        "whose": whose,
+        "format": format,
+        "steps": STEPS,
+        "notices": job.notices,
+        "missing": job.missing,
+    });
+    let extra = match &job.progress {
+        Progress::Waiting => json!({"state": "waiting", "done": 0, "refresh": REFRESH_SECONDS}),
+        Progress::Working { done } => {
+            json!({"state": "working", "done": done, "now": step_words(*done), "refresh": REFRESH_SECONDS})
+        }
+        Progress::Ready { file, expires } => {
+            let (what, kind) = if job.format == Format::Zip {
+                ("the readable summary with data files", ".zip")
+            } else {
+                ("the record for another app", "FHIR .json")
+            };
+            let expires = expires.map(|t| fhir_text::date_time(&t.to_rfc3339())).unwrap_or_default();
+            json!({
+                "state": "ready",
+                "file": {"what": what, "kind": kind, "size": size_words(file.bytes), "resources": file.resources},
+                "expires": expires,
+            })
+        }
+        Progress::Failed { not_available } => json!({"state": "failed", "not_available": not_available}),
+    };
+    if let (Some(c), serde_json::Value::Object(e)) = (context.as_object_mut(), extra) {
+        c.extend(e);
+    }
+    page(StatusCode::OK, crate::portal::render("download_job.html", context), None)
+}
+
+/// `GET /records/{link}/downloads/{job}`: where the job is, then the download link.
+async fn progress(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    Path((link_id, job_id)): Path<(String, String)>,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (link, job) = match own_job(&state, &account, &link_id, &job_id).await {
+        Ok(j) => j,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let records = match super::authorize_routes::records_of(&state, &account).await {
+        Ok(r) => r,
+        Err(_) => return (jar, failure(RecordPageError::Unavailable, &s)).into_response(),
+    };
+    let Some(choice) = records.into_iter().find(|r| r.id == link_id) else {
+        return (jar, failure(RecordPageError::NotFound, &s)).into_response();
+    };
+    let whose = json!({"name": choice.name, "relation": choice.relation, "is_self": link.relationship == "SELF"});
+    (jar, progress_page(&s, &link_id, whose, &job)).into_response()
+}
+
+/// `GET /records/{link}/downloads/{job}/file`: the prepared file, written to the access log
+/// (action `download`) before it goes out; nothing goes out when the log cannot be written.
+async fn file(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path((link_id, job_id)): Path<(String, String)>,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let (_, job) = match own_job(&state, &account, &link_id, &job_id).await {
+        Ok(j) => j,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let Progress::Ready { file, .. } = &job.progress else {
+        return (jar, failure(RecordPageError::NotFound, &s)).into_response();
+    };
+    let opened = match tokio::fs::File::open(&file.path).await {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (jar, failure(RecordPageError::NotFound, &s)).into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, job = %job_id, "prepared download unreadable");
+            return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
+        }
+    };
+    let what = format!("/records/{link_id}/downloads/{job_id}/file");
+    let entry = crate::audit::AuditEntry::of(
+        &job.access,
+        "download",
+        what,
+        Some(file.patient_id.clone()),
+        "success",
+        Some(from.ip()),
+    );
+    if let Err(e) = state.audit.record(&entry).await {
+        tracing::error!(error = %e, "audit log write failed; refusing the download");
+        return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
+    }
+    (jar, attachment(file, opened)).into_response()
+}
+
+/// The file as an attachment, streamed from disk: never cached, never sniffed.
+fn attachment(file: &ReadyFile, opened: tokio::fs::File) -> Response {
+    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(opened)).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.content_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.bytes));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_steps_are_in_words() {
+        assert_eq!(size_words(512), "512 bytes");
+        assert_eq!(size_words(1025), "2 KB");
+        assert_eq!(size_words(3 * 1024 * 1024 + 100_000), "3.1 MB");
+        assert_eq!(step_words(0), "gathering the record from Harbor Health's systems");
+        assert_eq!(step_words(2), "storing your download");
+    }
+}
