@@ -211,6 +211,60 @@ async fn serve_answers_then_shuts_down_gracefully_on_sigterm() {
     assert!(child.log().contains("shutting down"), "{}", child.log());
 }
 
+/// SIGTERM while a request is being answered: the answer is finished and complete, then
+/// the process exits cleanly.
+#[tokio::test]
+async fn sigterm_lets_an_in_flight_request_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_files_config(dir.path());
+    // The EHR answers slowly, so the request is still in flight when the signal comes.
+    let slow = std::fs::read_to_string(&config).unwrap().replacen(
+        "kind = \"files\"",
+        "kind = \"simulated\"\nlatency = \"1500ms\"",
+        1,
+    );
+    std::fs::write(&config, slow.replace("[database]", "[aggregate]\ndeadline = \"20s\"\n[database]")).unwrap();
+    let gid = patients_json(&config)["links"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["members"].as_array().unwrap().iter().any(|m| m["source"] == "ehr"))
+        .unwrap()["gateway_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = free_port();
+    let mut child = spawn(&["serve", "--config", &config, "--listen", &format!("127.0.0.1:{port}")], dir.path());
+    wait_ok(&mut child, &format!("http://127.0.0.1:{port}/health/ready")).await;
+
+    let url = format!("http://127.0.0.1:{port}/fhir/Patient/{gid}/$everything?_count=500");
+    let request = tokio::spawn(async move { reqwest::Client::new().get(&url).bearer_auth(TOKEN).send().await });
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let pid = child.0.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+
+    let response = request.await.unwrap().expect("the in-flight request is answered");
+    assert_eq!(response.status(), 200);
+    let bundle: Value = response.json().await.unwrap();
+    let from_ehr = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| source_tags(&e["resource"]).contains(&"ehr".to_string()))
+        .count();
+    assert!(from_ehr > 1, "the slow system's part is there: {bundle}");
+    assert!(
+        !bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["search"]["mode"] == "outcome" && e["resource"].to_string().contains("may be missing")),
+        "complete, not cut short"
+    );
+    let status = child.wait(Duration::from_secs(30)).await;
+    assert!(status.success(), "exit after SIGTERM: {status}; log:\n{}", child.log());
+}
+
 #[test]
 fn serve_refuses_a_dev_token_off_loopback() {
     let dir = tempfile::tempdir().unwrap();
