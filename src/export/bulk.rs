@@ -11,7 +11,7 @@ use crate::audit::AuditLog;
 use crate::auth::{Access, PatientScope};
 use crate::config::{Config, ExportConfig};
 use crate::identity::PatientIndex;
-use crate::policy::{Policy, Role};
+use crate::policy::{Interaction, Policy, Role};
 use crate::read::Reader;
 use crate::sources::SharedSource;
 use crate::store::{Store, StoreError};
@@ -189,7 +189,23 @@ impl Exports {
                 return Err(ExportError::Forbidden(format!("purpose of use `{purpose}` is not permitted")));
             }
         }
+        // A caller that names its Groups (a partner's roster) exports only those: a system or
+        // all-patients export would reach past them (Bulk Data IG: the server limits the
+        // data to what the client is authorized for; refused here rather than cut silently).
+        if let (Some(allowed), false) = (&access.groups, patient_facing) {
+            if !matches!(k.level, Level::Group(_)) {
+                let named = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
+                return Err(ExportError::Forbidden(format!(
+                    "this client may export only its Groups, with Group/[id]/$export (its Groups: {named})"
+                )));
+            }
+        }
         let parsed = params::parse(&k.pairs, k.body.as_ref(), k.lenient, self.zone)?;
+        // A type the token's scopes do not grant is refused, as a search of it would be.
+        let asked = parsed.params.types.iter().flatten().chain(parsed.params.type_filters.iter().map(|(t, _)| t));
+        if let Some(t) = asked.into_iter().find(|t| !access.viewer.permits(t, Interaction::Search)) {
+            return Err(ExportError::Forbidden(format!("the access token's scopes do not grant {t}")));
+        }
         let mut all = self.patients(access, &k.level).await?;
         if let Some(named) = &parsed.params.patients {
             let mut chosen = BTreeSet::new();

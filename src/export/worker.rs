@@ -84,6 +84,9 @@ pub fn start(ctx: Arc<WorkContext>, count: usize, owner: &str) -> Workers {
         })
         .collect();
     handles.push(tokio::spawn(cleanup(ctx.clone())));
+    // The replica's name is the lease owner in `export_units`: logged so an operator can
+    // tell which process holds (or held) a unit.
+    tracing::info!(replica = owner, workers = count, "export workers started");
     Workers { owner: owner.to_string(), jobs: ctx.jobs.clone(), handles }
 }
 
