@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod fhir;
+pub mod generate;
 pub mod him;
 pub mod identity;
 pub mod policy;
