@@ -260,10 +260,10 @@ impl Population {
 
     pub fn draw(&mut self, number: usize, rng: &mut ChaCha8Rng, ids: &mut IdBook) -> Person {
         let person = match self.previous.take() {
-            Some(prev) if number % 97 == 0 && self.kinds.len() > 1 && prev.relation.is_none() => {
+            Some(prev) if number % 37 == 0 && self.kinds.len() > 1 && prev.relation.is_none() => {
                 self.possible_match(number, &prev, rng, ids)
             }
-            Some(prev) if number % 41 == 0 && !prev.is_minor() && prev.relation.is_none() => {
+            Some(prev) if number % 23 == 0 && !prev.is_minor() && prev.relation.is_none() => {
                 self.ordinary(number, rng, ids, Some(&prev), false)
             }
             Some(prev) if number % 5 == 0 && prev.is_minor() && prev.relation.is_none() => {
