@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Instant;
 
 /// Environment variable that turns the bench binary into the baseline child.
-pub const CHILD_ENV: &str = "PORTICO_BENCH_BASELINE_CHILD";
+pub const CHILD_ENV: &str = "BENCH_EXPORT_BASELINE_CHILD";
 
 #[derive(Debug, Clone, Default, serde::Deserialize, serde::Serialize)]
 pub struct BaselineResult {

@@ -6,9 +6,10 @@
 //! own. Reports resources/s, MB/s and peak memory (VmHWM) of both and their ratios, at two
 //! population sizes (peak memory must not grow with the export).
 //!
-//! Knobs (environment): PORTICO_BENCH_PATIENTS (comma-separated sizes, default
-//! "10000,1000"), PORTICO_BENCH_SOURCES (4), PORTICO_BENCH_SEED (1), PORTICO_BENCH_DIR
-//! (target/bench-export), PORTICO_BENCH_GATEWAY_TOML (extra TOML appended to the gateway's
+//! Knobs (environment; not PORTICO_…, which the gateway's config loader reads as
+//! overrides, and which are kept from the children): BENCH_EXPORT_PATIENTS (comma-separated sizes, default
+//! "10000,1000"), BENCH_EXPORT_SOURCES (4), BENCH_EXPORT_SEED (1), BENCH_EXPORT_DIR
+//! (target/bench-export), BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's
 //! config). Generated populations are kept and reused (generation is deterministic).
 
 mod baseline;
@@ -59,14 +60,14 @@ struct Row {
 }
 
 async fn run() -> Result<(), String> {
-    let sizes: Vec<usize> = std::env::var("PORTICO_BENCH_PATIENTS")
+    let sizes: Vec<usize> = std::env::var("BENCH_EXPORT_PATIENTS")
         .unwrap_or_else(|_| "10000,1000".into())
         .split(',')
-        .map(|s| s.trim().parse().map_err(|e| format!("PORTICO_BENCH_PATIENTS: {s}: {e}")))
+        .map(|s| s.trim().parse().map_err(|e| format!("BENCH_EXPORT_PATIENTS: {s}: {e}")))
         .collect::<Result<_, _>>()?;
-    let sources: usize = env_or("PORTICO_BENCH_SOURCES", 4);
-    let seed: u64 = env_or("PORTICO_BENCH_SEED", 1);
-    let dir = std::env::var("PORTICO_BENCH_DIR")
+    let sources: usize = env_or("BENCH_EXPORT_SOURCES", 4);
+    let seed: u64 = env_or("BENCH_EXPORT_SEED", 1);
+    let dir = std::env::var("BENCH_EXPORT_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-export"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -159,7 +160,7 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Resu
          [aggregate]\ndeadline = \"120s\"\ncache_ttl = \"60s\"\ncache_max_records = 100\n\n\
          [identity]\nrefresh_every = \"24h\"\n\n{source_blocks}{}\n",
         run.join("portico.db").display(),
-        std::env::var("PORTICO_BENCH_GATEWAY_TOML").unwrap_or_default()
+        std::env::var("BENCH_EXPORT_GATEWAY_TOML").unwrap_or_default()
     );
     let config_path = run.join("portico.toml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;

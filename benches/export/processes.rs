@@ -17,6 +17,13 @@ impl Children {
     pub fn spawn(&mut self, name: &str, mut command: Command, log: &Path) -> Result<u32, String> {
         let file = std::fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = file.try_clone().map_err(|e| e.to_string())?;
+        // The gateway reads PORTICO_… variables as config overrides: the children get only
+        // the configuration the benchmark wrote (and PORTICO_LOG).
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PORTICO_") && key != "PORTICO_LOG" {
+                command.env_remove(key);
+            }
+        }
         let child = command
             .stdout(Stdio::from(file))
             .stderr(Stdio::from(err))
