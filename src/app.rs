@@ -51,6 +51,8 @@ pub struct App {
     pub accounts: Arc<crate::auth::accounts::Accounts>,
     /// Sign-in through the configured OpenID provider (metadata discovered on first use).
     pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
+    /// Bulk Data `$export`: kick-off, status, files; the workers start with [`App::serve`].
+    pub exports: Arc<crate::export::Exports>,
     /// In-process stand-ins for `simulated` sources, by source name.
     pub simulators: Vec<(String, RunningSimulator)>,
     refresher: Option<tokio::task::JoinHandle<()>>,
@@ -113,6 +115,14 @@ impl App {
             config.aggregate.cache_ttl.std(),
             config.aggregate.cache_max_records,
         ));
+        let exports = Arc::new(crate::export::Exports::new(
+            &config,
+            store.clone(),
+            index.clone(),
+            sources.clone(),
+            policy.clone(),
+            zone,
+        ));
         let refresher = {
             let (index, every) = (index.clone(), config.identity.refresh_every.std());
             tokio::spawn(async move {
@@ -144,6 +154,7 @@ impl App {
             None => None,
         };
         Ok(App {
+            exports,
             oauth,
             accounts,
             oidc,
@@ -190,6 +201,7 @@ impl App {
             tokens: crate::auth::DevTokens::from_config(&self.config.server),
             max_query_bytes: self.config.server.max_query_bytes,
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            exports: self.exports.clone(),
         });
         api::router(state, self.config.server.max_body_bytes)
     }
@@ -201,9 +213,12 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        let workers = self.exports.start_workers(self.reader(), crate::audit::AuditLog::new(self.store.clone()));
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
-            .await?;
+            .await;
+        workers.stop().await;
+        served?;
         if let Some(r) = self.refresher.take() {
             r.abort();
         }

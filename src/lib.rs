@@ -7,6 +7,7 @@ mod app;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod export;
 pub mod fhir;
 pub mod generate;
 pub mod him;

@@ -182,7 +182,8 @@ enum ClientCommand {
         config: PathBuf,
         #[arg(long)]
         name: String,
-        /// public, confidential-symmetric or confidential-asymmetric.
+        /// public, confidential-symmetric, confidential-asymmetric or backend (an HIE partner:
+        /// client_credentials with a signed assertion).
         #[arg(long)]
         kind: String,
         /// An exact redirect URI (repeat for several).
@@ -197,6 +198,27 @@ enum ClientCommand {
         /// … or the URL it publishes them at.
         #[arg(long)]
         jwks_uri: Option<String>,
+        /// backend: the partner's purpose of use (TREAT, ETREAT, HPAYMT …).
+        #[arg(long)]
+        purpose: Option<String>,
+        /// backend: the Group ids the partner may export (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        groups: Vec<String>,
+    },
+    /// Sign a client assertion (private_key_jwt, valid 4 minutes, fresh jti) with a private
+    /// key, for trying a backend client's token request by hand.
+    Assertion {
+        #[arg(long)]
+        client_id: String,
+        /// The token URL (the assertion's audience), e.g. http://127.0.0.1:8080/token.
+        #[arg(long)]
+        token_url: String,
+        /// PKCS#8 or PKCS#1 PEM private key: RSA (signs RS384) or EC P-384 (signs ES384).
+        #[arg(long)]
+        key: PathBuf,
+        /// The key's `kid` in the client's JWKS.
+        #[arg(long)]
+        kid: String,
     },
     List {
         #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
@@ -650,14 +672,21 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
 async fn client_command(command: ClientCommand) -> Result<(), String> {
     use portico::auth::oauth::{cli, ClientKind};
     match command {
-        ClientCommand::Register { config, name, kind, redirect_uris, scopes, jwks_file, jwks_uri } => {
+        ClientCommand::Register { config, name, kind, redirect_uris, scopes, jwks_file, jwks_uri, purpose, groups } => {
             let config = load(&config)?;
             let clients = cli::open_clients(&config).await.map_err(|e| e.to_string())?;
             let kind = ClientKind::parse(&kind)?;
             let keys = cli::keys_from_args(jwks_file.as_deref(), jwks_uri.as_deref()).map_err(|e| e.to_string())?;
-            let (id, secret) =
-                clients.register(&name, kind, &redirect_uris, &scopes, keys).await.map_err(|e| e.to_string())?;
+            let partner = portico::auth::oauth::PartnerProfile::given(purpose.as_deref(), &groups);
+            let (id, secret) = clients
+                .register_client(&name, kind, &redirect_uris, &scopes, keys, partner)
+                .await
+                .map_err(|e| e.to_string())?;
             println!("{}", cli::render_registered(&id, secret.as_deref()));
+            Ok(())
+        }
+        ClientCommand::Assertion { client_id, token_url, key, kid } => {
+            println!("{}", cli::sign_assertion(&client_id, &token_url, &key, &kid).map_err(|e| e.to_string())?);
             Ok(())
         }
         ClientCommand::List { config } => {

@@ -97,3 +97,49 @@ async fn audit_verify_notices_a_changed_entry() {
         String::from_utf8_lossy(&broken.stderr)
     );
 }
+
+/// Staff search the log by patient, actor and time; patients can't search by actor across
+/// other records, and bad parameters are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_search_the_log_by_patient_actor_and_time() {
+    let gw = Gateway::start(&body()).await;
+    let maya = gw.patient_id("ehr", "pt-10007");
+    let bob = gw.patient_id("ehr", "pt-10001");
+    let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+    assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(PARTNER), &[]).await.0, 200);
+    assert_eq!(gw.get_with(&format!("Patient/{bob}"), Some(PARTNER), &[]).await.0, 200);
+    assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(MOTHER), &[]).await.0, 200);
+    let q = |s: String| s.replace(':', "%3A").replace('+', "%2B");
+
+    let (_, bobs) = gw.get(&format!("AuditEvent?patient={bob}")).await;
+    let partner_actor = events(&bobs)
+        .iter()
+        .map(|e| e["agent"][0]["who"]["display"].as_str().unwrap().to_string())
+        .find(|a| a.contains("partner"))
+        .unwrap();
+    let partner_actor = partner_actor.as_str();
+    let (status, by_actor) = gw.get(&format!("AuditEvent?agent={}", q(partner_actor.into()))).await;
+    assert_eq!(status, 200, "{by_actor}");
+    let list = events(&by_actor);
+    let actors: Vec<&str> = list.iter().map(|e| e["agent"][0]["who"]["display"].as_str().unwrap()).collect();
+    assert!(actors.len() >= 2 && actors.iter().all(|a| *a == partner_actor), "{actors:?}");
+    let patients: Vec<String> = list.iter().map(|e| e["entity"].to_string()).collect();
+    assert!(patients.iter().any(|p| p.contains(&maya)) && patients.iter().any(|p| p.contains(&bob)), "{patients:?}");
+
+    // Actor and patient together: only the partner's look at Maya.
+    let (_, both) = gw.get(&format!("AuditEvent?agent={}&patient={maya}", q(partner_actor.into()))).await;
+    assert_eq!(events(&both).len(), 1, "{both}");
+
+    // Time window: everything since the test started includes them; a window in the past has none.
+    let since = before.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, recent) = gw.get(&format!("AuditEvent?date=ge{}&agent={}", q(since), q(partner_actor.into()))).await;
+    assert_eq!(events(&recent).len(), list.len());
+    let (_, old) = gw.get(&format!("AuditEvent?date=lt2020-01-01&agent={}", q(partner_actor.into()))).await;
+    assert_eq!(events(&old).len(), 0, "{old}");
+
+    // Non-staff: an actor search without their own patient is refused; bad input is a 400.
+    assert_eq!(gw.get_with(&format!("AuditEvent?agent={}", q(partner_actor.into())), Some(MAYA), &[]).await.0, 400);
+    assert_eq!(gw.get_with(&format!("AuditEvent?patient={maya}"), Some(PARTNER), &[]).await.0, 404);
+    assert_eq!(gw.get("AuditEvent?date=sometime").await.0, 400);
+    assert_eq!(gw.get("AuditEvent?_count=9999").await.0, 400);
+}

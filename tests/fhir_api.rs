@@ -23,6 +23,9 @@ async fn metadata_and_health_are_public_and_describe_the_gateway() {
     assert_eq!(cs["fhirVersion"], "4.0.1");
     let patient = capability(&cs, "Patient");
     assert!(names(&patient["operation"], "name").contains(&"everything"), "{patient}");
+    assert!(names(&patient["operation"], "name").contains(&"export"), "{patient}");
+    assert!(names(&capability(&cs, "Group")["operation"], "name").contains(&"export"), "{cs}");
+    assert!(names(&cs["rest"][0]["operation"], "name").contains(&"export"), "system-level $export");
     let observation = capability(&cs, "Observation");
     let params = names(&observation["searchParam"], "name");
     for p in ["code", "category", "date", "status", "patient"] {

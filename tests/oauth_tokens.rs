@@ -155,6 +155,7 @@ jwks_uri = "{jwks_url}"
             fhir_base: gw.fhir.clone(),
             token_url: format!("{}/token", gw.origin),
             access_token_ttl: Duration::from_secs(3600),
+            backend_token_ttl: Duration::from_secs(300),
             refresh_token_ttl: Duration::from_secs(86400),
             code_ttl,
         };
@@ -925,10 +926,13 @@ async fn malformed_requests_get_oauth_errors() {
     assert_oauth_error(&r, 400, "invalid_request");
     // No grant type; an unknown one; one this server does not offer.
     assert_oauth_error(&env.post("/token", &[("client_id", PUBLIC)], None).await, 400, "invalid_request");
-    for gt in ["password", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"] {
+    for gt in ["password", "urn:ietf:params:oauth:grant-type:device_code"] {
         let r = env.post("/token", &[("grant_type", gt), ("client_id", PUBLIC)], None).await;
         assert_oauth_error(&r, 400, "unsupported_grant_type");
     }
+    // client_credentials is offered, but only to backend clients (tests/backend_services.rs).
+    let r = env.post("/token", &[("grant_type", "client_credentials"), ("client_id", PUBLIC)], None).await;
+    assert_oauth_error(&r, 400, "unauthorized_client");
     // Missing refresh_token.
     assert_oauth_error(
         &env.post("/token", &[("grant_type", "refresh_token"), ("client_id", PUBLIC)], None).await,

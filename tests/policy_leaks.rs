@@ -406,6 +406,20 @@ async fn admin_endpoints_refuse_non_staff_and_bad_input_and_change_nothing() {
     let (status, answer) = post(release(&liz, report, "Dr. Test"), staff).await;
     assert_eq!((status, &answer["newly_released"]), (200, &json!(true)), "{answer}");
     assert_eq!(gw.get_with(report, Some(&token("liz-self")), &[]).await.0, 200);
+
+    // HIM's actions are in the access log: the release (done and refused) and the explain.
+    let (_, log) = gw.get_with(&format!("AuditEvent?patient={liz}&_count=500"), Some(TOKEN), &[]).await;
+    let actions: Vec<(String, String)> = log["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["resource"]["subtype"][1]["code"].as_str().unwrap().into(), e["resource"]["outcome"].to_string()))
+        .collect();
+    assert!(actions.contains(&("release".into(), "\"0\"".into())), "{actions:?}");
+    assert!(actions.iter().any(|(a, o)| a == "release" && o != "\"0\""), "refused releases too: {actions:?}");
+    let maya = pid(&gw, "ehr/pt-10007");
+    let (_, log) = gw.get_with(&format!("AuditEvent?patient={maya}"), Some(TOKEN), &[]).await;
+    assert!(log.to_string().contains("\"explain\""), "{log}");
 }
 
 fn portico(args: &[&str]) -> (bool, String, String) {

@@ -247,3 +247,41 @@ async fn a_source_unreadable_when_the_index_was_built_is_never_a_silent_gap() {
     assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
     assert!(from_source(&resources, "lab") > 0);
 }
+
+/// A 42 CFR Part 2 program that is down is named to the patient and staff, but a partner
+/// is told only that some system is not answering: naming the program would disclose that
+/// the patient is its client.
+#[tokio::test]
+async fn a_part2_program_that_is_down_is_named_only_to_the_patient_and_staff() {
+    let ehr = simulate("ehr", SimulatorOptions::default()).await;
+    let behavioral = simulate("behavioral", SimulatorOptions::default()).await;
+    let body = format!(
+        "[[server.dev_tokens]]\ntoken = \"danny-self-token\"\nviewer = \"patient\"\npatient = \"ehr/pt-10004\"\n\
+         [[server.dev_tokens]]\ntoken = \"partner-treat-token\"\nviewer = \"partner:hie-north:TREAT\"\n\
+         [aggregate]\ncache_ttl = \"1ms\"\n{}{}",
+        rest_source("ehr", "Harbor General Hospital", ehr.base_url(), ""),
+        rest_source("behavioral", "Harbor Behavioral Health Clinic", behavioral.base_url(), "max_retries = 0")
+    );
+    let gw = Gateway::start(&body).await;
+    let danny = gw.patient_id("ehr", "pt-10004");
+    behavioral.controls().set_down(true);
+    let path = format!("Patient/{danny}/$everything?_count=500");
+    for (token, named) in [(TOKEN, true), ("danny-self-token", true), ("partner-treat-token", false)] {
+        let (status, bundle) = gw.get_with(&path, Some(token), &[]).await;
+        assert_eq!(status, 200, "{token}: {bundle}");
+        let outcomes: Vec<Value> = bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["search"]["mode"] == "outcome")
+            .map(|e| e["resource"].clone())
+            .collect();
+        let w = warnings(&outcomes);
+        assert_eq!(w.len(), 1, "{token}: always told something is missing: {w:?}");
+        assert_eq!(w[0].contains("Behavioral"), named, "{token}: {w:?}");
+        if !named {
+            assert!(w[0].contains("one of the hospital's systems"), "{w:?}");
+            assert!(!bundle.to_string().contains("Behavioral"), "{token}: the program is not named anywhere");
+        }
+    }
+}

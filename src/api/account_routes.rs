@@ -48,15 +48,36 @@ fn app_name(session: &crate::auth::sessions::Session) -> String {
 }
 
 fn login_html(state: &ApiState, s: &crate::auth::sessions::Session, message: &str, username: &str) -> String {
+    login_html_with(state, s, message, username, "")
+}
+
+fn login_html_with(
+    state: &ApiState,
+    s: &crate::auth::sessions::Session,
+    message: &str,
+    username: &str,
+    notice: &str,
+) -> String {
     crate::portal::render(
         "login.html",
-        context! { title => "Sign in", csrf => s.csrf_token, app_name => app_name(s), message, username, oidc_label => state.oidc_label, signed_in => s.account_id.is_some() },
+        context! { title => "Sign in", csrf => s.csrf_token, app_name => app_name(s), message, notice, username, oidc_label => state.oidc_label, signed_in => s.account_id.is_some() },
     )
 }
 
-async fn login_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
+/// `?signed_out=1`: a record page found the session ended (idle or absolute timeout).
+async fn login_page(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, PageError> {
     let (jar, s) = session(&state, jar).await?;
-    Ok((jar, page(StatusCode::OK, login_html(&state, &s, "", ""), None)).into_response())
+    let signed_out = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "signed_out=1"));
+    let notice = if signed_out {
+        "You were signed out because you were away for a while (or signed in too long). Please sign in again."
+    } else {
+        ""
+    };
+    Ok((jar, page(StatusCode::OK, login_html_with(&state, &s, "", "", notice), None)).into_response())
 }
 
 async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {

@@ -1,18 +1,20 @@
-//! `/admin`: staff-only endpoints for HIM — explain a decision, release a held result.
-//! Answers are JSON; errors are OperationOutcomes like the FHIR API's.
+//! `/admin`: staff-only endpoints for HIM — explain a decision, release a held result,
+//! grant or end proxy access. Answers are JSON; errors are OperationOutcomes like the FHIR
+//! API's. Every action, done or refused, is in the access log before the answer goes out.
 
 use super::error::ApiError;
 use super::{fhir_json, ApiState};
 use crate::auth::Access;
 use crate::policy::Viewer;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -33,6 +35,25 @@ fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
     Ok(access)
 }
 
+/// Writes the staff action to the access log (failing closed), then passes `result` on.
+async fn logged<T>(
+    state: &ApiState,
+    access: &Access,
+    from: SocketAddr,
+    action: &str,
+    patient: Option<String>,
+    result: Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let outcome = if result.is_ok() { "success" } else { "error" };
+    let entry =
+        crate::audit::AuditEntry::of(access, action, format!("/admin/{action}"), patient, outcome, Some(from.ip()));
+    if let Err(e) = state.audit.record(&entry).await {
+        tracing::error!(error = %e, "audit log write failed; refusing the answer");
+        return Err(ApiError::Read(crate::read::ReadError::Store(e)));
+    }
+    result
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExplainQuery {
@@ -45,6 +66,7 @@ struct ExplainQuery {
 
 async fn explain(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     q: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
@@ -58,7 +80,8 @@ async fn explain(
         None => chrono::Utc::now(),
     };
     let patient = state.him.patient_id(&q.patient)?;
-    let explanations = state.reader.explain(&access, &patient, &viewer, at).await?;
+    let explained = state.reader.explain(&access, &patient, &viewer, at).await.map_err(ApiError::from);
+    let explanations = logged(&state, &access, from, "explain", Some(patient.clone()), explained).await?;
     Ok(fhir_json(
         StatusCode::OK,
         &json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations}),
@@ -75,12 +98,15 @@ struct ReleaseBody {
 
 async fn release(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<ReleaseBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers)?;
     let Json(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
-    let newly = state.him.release(&access, &body.patient, &body.resource, &body.by).await?;
+    let patient = state.him.patient_id(&body.patient).ok();
+    let released = state.him.release(&access, &body.patient, &body.resource, &body.by).await.map_err(ApiError::from);
+    let newly = logged(&state, &access, from, "release", patient, released).await?;
     Ok(fhir_json(StatusCode::OK, &json!({"released": body.resource, "newly_released": newly})))
 }
 
@@ -104,10 +130,11 @@ struct ProxyBody {
 /// Staff grant a parent, guardian or caregiver access to a patient's record.
 async fn grant_proxy(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<ProxyBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    access(&state, &headers)?;
+    let access = access(&state, &headers)?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let link = crate::auth::accounts::grant_proxy(
         &state.accounts,
@@ -120,7 +147,9 @@ async fn grant_proxy(
         &b.by,
     )
     .await
-    .map_err(|e| ApiError::BadInput(e.to_string()))?;
+    .map_err(|e| ApiError::BadInput(e.to_string()));
+    let patient = state.him.patient_id(&b.patient).ok();
+    let link = logged(&state, &access, from, "grant-proxy", patient, link).await?;
     Ok(fhir_json(StatusCode::CREATED, &json!({"link": link})))
 }
 
@@ -135,15 +164,17 @@ struct TerminateBody {
 /// Staff end an account's access to a record; live tokens stop on their next request.
 async fn terminate(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<TerminateBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    access(&state, &headers)?;
+    let access = access(&state, &headers)?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
-    let n =
-        state.accounts.terminate(&b.link_id, &b.reason, &b.by).await.map_err(|e| ApiError::BadInput(e.to_string()))?;
-    if n == 0 {
-        return Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id))));
-    }
+    let done = match state.accounts.terminate(&b.link_id, &b.reason, &b.by).await {
+        Ok(0) => Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id)))),
+        Ok(_) => Ok(()),
+        Err(e) => Err(ApiError::BadInput(e.to_string())),
+    };
+    logged(&state, &access, from, "terminate-access", None, done).await?;
     Ok(fhir_json(StatusCode::OK, &json!({"terminated": b.link_id})))
 }

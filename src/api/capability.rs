@@ -1,8 +1,12 @@
 //! The gateway's CapabilityStatement: exactly what the API implements — read and search
-//! per type with their parameters, `$everything` on Patient, JSON only, read-only.
+//! per type with their parameters, `$everything` on Patient, Bulk Data `$export` (system,
+//! Patient, Group), the access log, JSON only, read-only.
 
 use crate::fhir::{self, search, FHIR_VERSION};
 use serde_json::{json, Value};
+
+/// The Bulk Data Access IG's canonical base.
+const BULK: &str = "http://hl7.org/fhir/uv/bulkdata";
 
 pub fn capability_statement(base_url: &str, date: &str) -> Value {
     let endpoints = super::well_known::endpoints(base_url);
@@ -37,7 +41,10 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
                 r["searchParam"] = json!(params);
             }
             if *t == "Patient" {
-                r["operation"] = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]);
+                r["operation"] = json!([
+                    {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+                    {"name": "export", "definition": format!("{BULK}/OperationDefinition/patient-export")}
+                ]);
             }
             r
         })
@@ -45,9 +52,18 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
     let mut resources = resources;
     resources.push(json!({
         "type": "AuditEvent",
-        "documentation": "Who accessed a patient's record: the patient (not an app) and staff may search by patient.",
+        "documentation": "Who accessed a patient's record: the patient (not an app) searches by patient; staff by patient, agent and date.",
         "interaction": [{"code": "search-type"}],
-        "searchParam": [{"name": "patient", "type": "reference"}]
+        "searchParam": [
+            {"name": "patient", "type": "reference"},
+            {"name": "agent", "type": "reference"},
+            {"name": "date", "type": "date"}
+        ]
+    }));
+    resources.push(json!({
+        "type": "Group",
+        "documentation": "Groups a partner may export (its roster), by id; not read or searched.",
+        "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/group-export")}]
     }));
     json!({
         "resourceType": "CapabilityStatement",
@@ -58,6 +74,7 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
         "software": {"name": "Portico", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Portico patient access gateway", "url": base_url},
         "fhirVersion": FHIR_VERSION,
+        "instantiates": [format!("{BULK}/CapabilityStatement/bulk-data")],
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
@@ -76,7 +93,8 @@ pub fn capability_statement(base_url: &str, date: &str) -> Value {
                 }],
                 "description": "A SMART App Launch access token (or, on loopback only, a configured demo token) is required on every data endpoint."
             },
-            "resource": resources
+            "resource": resources,
+            "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/export")}]
         }]
     })
 }

@@ -27,6 +27,8 @@ pub enum ApiError {
     BadInput(String),
     #[error("the access token's scopes do not allow this ({0})")]
     InsufficientScope(String),
+    #[error("the download could not be written")]
+    Download(#[source] crate::export::download::DownloadError),
 }
 
 impl ApiError {
@@ -59,6 +61,7 @@ impl ApiError {
             ),
             ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
             ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
+            ApiError::Download(_) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `/fhir`: metadata, read, search and `$everything`. Everything but metadata needs a
-//! bearer token; writes are refused with 405; only JSON is spoken (406 otherwise).
+//! bearer token; writes are refused with 405; only JSON is spoken (406 otherwise), except
+//! that `$everything` also answers as a zip download (see `download_routes`).
 
+use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
 use super::{capability, fhir_json, ApiState};
 use crate::auth::{Access, AuthError};
@@ -41,12 +43,25 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
     }
     let format =
         url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "_format").map(|(_, v)| v.into_owned());
+    // `$everything` also answers as a zip (`_format=zip`, `Accept: application/zip`).
+    let everything = request.uri().path().ends_with("/$everything");
     if let Some(f) = format {
-        if !matches!(f.as_str(), "json" | "application/json" | "application/fhir+json") {
-            return ApiError::NotAcceptable(format!(
-                "_format `{f}` is not supported; this server speaks application/fhir+json"
-            ))
-            .into_response();
+        match download_routes::format_kind(&f) {
+            FormatKind::Json => {}
+            FormatKind::Zip if everything => {}
+            // Not a format at all: a bad parameter value. A real format we do not produce: 406.
+            FormatKind::Malformed => {
+                return ApiError::BadInput(format!(
+                    "_format `{f}` is not a format (use json or application/fhir+json, or zip for $everything)"
+                ))
+                .into_response()
+            }
+            FormatKind::Zip | FormatKind::Unsupported => {
+                return ApiError::NotAcceptable(format!(
+                    "_format `{f}` is not supported here; this server speaks application/fhir+json"
+                ))
+                .into_response()
+            }
         }
     } else if let Some(accept) = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
         let ok = accept.split(',').map(|m| m.split(';').next().unwrap_or("").trim()).any(|m| {
@@ -55,6 +70,7 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
                 || m == "application/*"
                 || m == "application/json"
                 || m == "application/fhir+json"
+                || (everything && m.eq_ignore_ascii_case("application/zip"))
         });
         if !ok {
             return ApiError::NotAcceptable(format!(
@@ -72,7 +88,7 @@ async fn read_only(method: Method) -> ApiError {
 
 /// Who is calling: a SMART access token (looked up on every request, so revocation and
 /// termination take effect at once) or, on loopback, a configured demo token.
-async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+pub(super) async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match state.tokens.authenticate(header) {
         Ok(a) => return Ok(a),
@@ -84,8 +100,10 @@ async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiErro
         .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
         .map(|(_, t)| t.trim());
     let Some(token) = token else { return Err(AuthError::Invalid.into()) };
-    let bearer = state.oauth.tokens.bearer(token).await.map_err(|e| ApiError::Read(ReadError::Store(e)))?;
-    bearer.map(crate::auth::access_from_bearer).ok_or(ApiError::Auth(AuthError::Invalid))
+    let access = crate::auth::access_from_token(&state.oauth.tokens, token)
+        .await
+        .map_err(|e| ApiError::Read(ReadError::Store(e)))?;
+    access.ok_or(ApiError::Auth(AuthError::Invalid))
 }
 
 /// Refuses (403) an interaction the caller's scopes do not grant at all.
@@ -101,7 +119,7 @@ fn pairs(query: &Option<String>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect()
 }
 
-fn lenient(headers: &HeaderMap) -> bool {
+pub(super) fn lenient(headers: &HeaderMap) -> bool {
     crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()))
 }
 
@@ -193,12 +211,26 @@ async fn everything(
     let pairs = pairs(&query);
     // $everything returns what the scopes grant (types without a scope are left out by the
     // policy); an app with no search scope at all may not run it.
-    let result = if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
+    let scoped = if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
         Err(ApiError::InsufficientScope("$everything".into()))
     } else {
-        state.reader.everything(&access, &id, &pairs, lenient(&headers)).await.map_err(ApiError::from)
+        Ok(())
     };
     let what = format!("/fhir/Patient/{id}/$everything");
+    if download_routes::wants_zip(&pairs, &headers) {
+        let result = match scoped {
+            Ok(()) => download_routes::everything_zip(&state, &access, &id, &pairs).await,
+            Err(e) => Err(e),
+        };
+        // The log tells a download from a paged read.
+        let what = format!("{what}?_format=zip");
+        let download = audited(&state, &access, from, "download", what, Some(id.clone()), result).await?;
+        return Ok(download_routes::attachment(download));
+    }
+    let result = match scoped {
+        Ok(()) => state.reader.everything(&access, &id, &pairs, lenient(&headers)).await.map_err(ApiError::from),
+        Err(e) => Err(e),
+    };
     let matches = audited(&state, &access, from, "everything", what, Some(id.clone()), result).await?;
     Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))
 }
@@ -247,8 +279,8 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the
-/// patient themself (not an app acting for them) and for staff. Reading the log is itself
-/// logged.
+/// patient themself (not an app acting for them); staff search by patient, agent and date.
+/// Reading the log is itself logged.
 async fn audit_events(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
@@ -257,36 +289,27 @@ async fn audit_events(
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
     let pairs = pairs(&query);
-    let patient = pairs.iter().find(|(k, _)| k == "patient").map(|(_, v)| v.trim_start_matches("Patient/").to_string());
+    let parsed = crate::audit::AuditQuery::parse(&pairs, state.reader.zone());
+    let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());
     let result = async {
-        if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "patient" && k != "_count" && k != "_format") {
-            return Err(ApiError::Read(ReadError::BadRequest(format!(
-                "AuditEvent is searched by patient (and _count), not `{k}`"
-            ))));
-        }
-        let patient = patient
-            .clone()
-            .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
-        let count: i64 = match pairs.iter().find(|(k, _)| k == "_count") {
-            Some((_, v)) => v
-                .parse()
-                .ok()
-                .filter(|n| (1..=500).contains(n))
-                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("_count must be 1 to 500".into())))?,
-            None => 100,
-        };
-        let own = match &access.patients {
-            crate::auth::PatientScope::Person { source, source_patient_id } => {
-                state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+        let q = parsed.map_err(|e| ApiError::Read(ReadError::BadRequest(e)))?;
+        if !access.is_staff() {
+            // A patient reads the log of their own record only (not through an app).
+            let patient = q
+                .patient
+                .clone()
+                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
+            let own = match &access.patients {
+                crate::auth::PatientScope::Person { source, source_patient_id } => {
+                    state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
+                }
+                crate::auth::PatientScope::Any => false,
+            };
+            if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
+                return Err(ApiError::Read(ReadError::NotFound));
             }
-            crate::auth::PatientScope::Any => false,
-        };
-        let allowed =
-            access.is_staff() || (own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none());
-        if !allowed {
-            return Err(ApiError::Read(ReadError::NotFound));
         }
-        state.audit.for_patient(&patient, count).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
+        state.audit.search(&q).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
     }
     .await;
     let records = audited(&state, &access, from, "search", "/fhir/AuditEvent".into(), patient.clone(), result).await?;

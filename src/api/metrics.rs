@@ -1,6 +1,7 @@
 //! Prometheus metrics at `/metrics`: requests and latencies by route template (never by
-//! path, so no ids reach the metrics), per-source state from the circuit breakers, and the
-//! record cache's hit rate. No patient data.
+//! path, so no ids reach the metrics), per-source state from the circuit breakers, per-source
+//! upstream calls, failures and latency (source_metrics), the record cache's hit rate, and
+//! bulk export jobs. No patient data.
 
 use super::ApiState;
 use axum::extract::{MatchedPath, Request, State};
@@ -18,6 +19,9 @@ pub struct Metrics {
     source_up: IntGaugeVec,
     source_failures: IntGaugeVec,
     cache: IntGaugeVec,
+    export_jobs: IntGaugeVec,
+    export_units: prometheus::IntGauge,
+    export_resources: prometheus::IntGauge,
 }
 
 impl Metrics {
@@ -46,16 +50,45 @@ impl Metrics {
             &["result"],
         )
         .expect("metric");
+        let export_jobs = IntGaugeVec::new(
+            Opts::new(
+                "portico_export_jobs",
+                "Bulk export jobs started, completed and failed by this process since start",
+            ),
+            &["event"],
+        )
+        .expect("metric");
+        let export_units =
+            prometheus::IntGauge::new("portico_export_units_in_flight", "Export work units this process is running")
+                .expect("metric");
+        let export_resources = prometheus::IntGauge::new(
+            "portico_export_resources_written",
+            "Resources written to export files by this process since start",
+        )
+        .expect("metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(latency.clone()),
             Box::new(source_up.clone()),
             Box::new(source_failures.clone()),
             Box::new(cache.clone()),
+            Box::new(export_jobs.clone()),
+            Box::new(export_units.clone()),
+            Box::new(export_resources.clone()),
         ] {
             registry.register(m).expect("unique metric");
         }
-        Metrics { registry, requests, latency, source_up, source_failures, cache }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            source_up,
+            source_failures,
+            cache,
+            export_jobs,
+            export_units,
+            export_resources,
+        }
     }
 }
 
@@ -86,9 +119,18 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let (hits, misses) = state.aggregator.cache_stats();
     m.cache.with_label_values(&["hit"]).set(hits as i64);
     m.cache.with_label_values(&["miss"]).set(misses as i64);
+    let x = state.exports.stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as i64;
+    m.export_jobs.with_label_values(&["started"]).set(load(&x.jobs_started));
+    m.export_jobs.with_label_values(&["completed"]).set(load(&x.jobs_completed));
+    m.export_jobs.with_label_values(&["failed"]).set(load(&x.jobs_failed));
+    m.export_units.set(x.units_in_flight.load(std::sync::atomic::Ordering::Relaxed));
+    m.export_resources.set(load(&x.resources_written));
     let mut out = Vec::new();
     let encoder = TextEncoder::new();
-    if encoder.encode(&m.registry.gather(), &mut out).is_err() {
+    let mut families = m.registry.gather();
+    families.extend(super::source_metrics::families(state.aggregator.sources()));
+    if encoder.encode(&families, &mut out).is_err() {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     ([(header::CONTENT_TYPE, encoder.format_type().to_string())], out).into_response()

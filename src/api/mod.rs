@@ -6,13 +6,17 @@ mod account_routes;
 mod admin;
 mod authorize_routes;
 mod capability;
+mod download_routes;
 pub mod error;
+mod export_routes;
 mod fhir_routes;
 mod health;
 mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod record_pages;
+mod source_metrics;
 mod well_known;
 
 use crate::aggregate::Aggregator;
@@ -45,18 +49,21 @@ pub struct ApiState {
     pub tokens: crate::auth::DevTokens,
     pub max_query_bytes: usize,
     pub started_at: String,
+    pub exports: Arc<crate::export::Exports>,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
-        .nest("/fhir", fhir_routes::router(state.clone()))
+        .nest("/fhir", fhir_routes::router(state.clone()).merge(export_routes::router(state.clone())))
         .merge(health::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(well_known::router(state.clone()))
         .merge(account_routes::router(state.clone()))
+        .merge(download_routes::router(state.clone()))
         .merge(oidc_routes::router(state.clone()))
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
         .merge(authorize_routes::router(state.clone()))
+        .merge(record_pages::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))

@@ -196,6 +196,10 @@ struct Registration {
     jwks: Option<Value>,
     /// … or where to fetch it.
     jwks_uri: Option<String>,
+    /// backend: the partner's purpose of use and the Groups it may export.
+    purpose: Option<String>,
+    #[serde(default)]
+    groups: Vec<String>,
 }
 
 async fn register_client(
@@ -220,7 +224,13 @@ async fn register_client(
         (None, Some(u)) => Some(ClientKeys::JwksUri(u)),
         (None, None) => None,
     };
-    match state.oauth.clients.register(&reg.name, kind, &reg.redirect_uris, &reg.allowed_scopes, keys).await {
+    let partner = oauth::PartnerProfile::given(reg.purpose.as_deref(), &reg.groups);
+    match state
+        .oauth
+        .clients
+        .register_client(&reg.name, kind, &reg.redirect_uris, &reg.allowed_scopes, keys, partner)
+        .await
+    {
         Ok((client_id, secret)) => {
             let mut body = json!({ "client_id": client_id, "kind": kind.as_str() });
             if let Some(s) = secret {

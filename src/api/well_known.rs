@@ -51,9 +51,9 @@ async fn smart(State(state): State<Arc<ApiState>>) -> Response {
         "introspection_endpoint": e["introspect"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
         "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "response_types_supported": ["code"],
-        "scopes_supported": ["openid", "fhirUser", "launch/patient", "offline_access", "online_access", "patient/*.rs", "patient/*.read"],
+        "scopes_supported": ["openid", "fhirUser", "launch/patient", "offline_access", "online_access", "patient/*.rs", "patient/*.read", "system/*.rs", "system/*.read"],
         "code_challenge_methods_supported": ["S256"],
         "capabilities": [
             "launch-standalone", "client-public", "client-confidential-symmetric", "client-confidential-asymmetric",

@@ -4,12 +4,20 @@
 //! changing or removing an entry is detectable. It records ids, never names or clinical
 //! content, and it never decides access.
 
+mod search;
+
+pub use search::AuditQuery;
+
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+
+/// The code system of Portico's own access actions (read, search, everything, download,
+/// export, page, explain, release …), the second `AuditEvent.subtype`.
+pub const ACTION_SYSTEM: &str = "http://portico.example/fhir/CodeSystem/access-action";
 
 /// The hash before the first entry.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -179,6 +187,19 @@ impl AuditLog {
         Ok(Verification { entries, first_broken: None })
     }
 
+    /// Whether an entry for this patient, action and `what` exists (an export job logs each
+    /// patient once, even when a unit is redone).
+    pub async fn has_entry(&self, patient_id: &str, action: &str, what: &str) -> Result<bool, StoreError> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_events WHERE patient_id = $1 AND action = $2 AND what = $3")
+                .bind(patient_id)
+                .bind(action)
+                .bind(what)
+                .fetch_one(&self.store.pool)
+                .await?;
+        Ok(n > 0)
+    }
+
     /// The newest entries about one patient's record.
     pub async fn for_patient(&self, patient_id: &str, limit: i64) -> Result<Vec<AuditRecord>, StoreError> {
         let rows = sqlx::query(
@@ -230,7 +251,10 @@ pub fn as_audit_event(r: &AuditRecord) -> Value {
         "resourceType": "AuditEvent",
         "id": format!("audit-{}", r.seq),
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": interaction}],
+        "subtype": [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": interaction},
+            {"system": ACTION_SYSTEM, "code": r.entry.action}
+        ],
         "action": "E",
         "recorded": r.recorded,
         "outcome": outcome,

@@ -58,6 +58,33 @@ pub fn access_from_bearer(b: oauth::Bearer) -> Access {
     }
 }
 
+/// The access a backend services token (an HIE partner's client) stands for: the partner,
+/// named by its client id, with its purpose of use; any patient (what it sees is still the
+/// policy's decision for that purpose); narrowed by its system scopes exactly as an app's
+/// patient scopes narrow; and only its own Groups to export.
+pub fn access_for_partner(b: oauth::SystemBearer) -> Access {
+    // A stored scope that no longer parses grants nothing (fail closed).
+    let scopes = crate::policy::viewer::parse_scopes(&b.scopes).unwrap_or_default();
+    let viewer = Viewer {
+        actor: format!("client:{}", b.client_id),
+        role: Role::Partner { partner: b.client_id, purpose: b.partner.purpose },
+        app_scopes: Some(scopes),
+    };
+    Access { viewer, patients: PatientScope::Any, groups: Some(b.partner.groups) }
+}
+
+/// The access an OAuth access token stands for (an app's for one patient, or a partner's),
+/// looked up now: None when the token is unknown, expired, revoked or its client disabled.
+pub async fn access_from_token(
+    tokens: &oauth::Tokens,
+    token: &str,
+) -> Result<Option<Access>, crate::store::StoreError> {
+    Ok(tokens.caller(token).await?.map(|c| match c {
+        oauth::Caller::App(b) => access_from_bearer(b),
+        oauth::Caller::System(b) => access_for_partner(b),
+    }))
+}
+
 /// The access a signed-in account has to one record it may open (portal pages and
 /// downloads): itself or a proxy, with no app scopes narrowing it.
 pub fn access_for_link(account_id: &str, link: &accounts::PatientLink) -> Access {
@@ -115,7 +142,7 @@ impl DevTokens {
                 Some((source, id)) => PatientScope::Person { source: source.into(), source_patient_id: id.into() },
                 None => PatientScope::Any,
             };
-            entries.push((t.token.clone(), Access { viewer, patients, groups: None }));
+            entries.push((t.token.clone(), Access { viewer, patients, groups: t.groups.clone() }));
         }
         DevTokens { entries }
     }
@@ -152,6 +179,7 @@ mod tests {
                 viewer: "proxy:MTH".into(),
                 patient: Some("ehr/pt-10007".into()),
                 scopes: None,
+                groups: None,
             }],
             ..ServerConfig::default()
         };

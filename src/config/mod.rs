@@ -41,6 +41,10 @@ pub struct Config {
     pub policy: PolicySection,
     #[serde(default)]
     pub auth: AuthConfig,
+    /// Bulk Data `$export`: where files go, how long they live, the job queue's tuning and
+    /// the partner rosters (Groups).
+    #[serde(default)]
+    pub export: ExportConfig,
     /// The policy file, loaded and validated with the config.
     #[serde(skip)]
     pub policy_config: Option<crate::policy::PolicyConfig>,
@@ -120,6 +124,10 @@ pub struct AuthConfig {
     /// so revocation is immediate).
     #[serde(default = "default_access_ttl")]
     pub access_token_ttl: Duration,
+    /// Lifetime of a backend services (`client_credentials`) access token; SMART suggests
+    /// at most five minutes.
+    #[serde(default = "default_backend_ttl")]
+    pub backend_token_ttl: Duration,
     #[serde(default = "default_refresh_ttl")]
     pub refresh_token_ttl: Duration,
     /// Authorization code lifetime.
@@ -148,6 +156,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
             access_token_ttl: default_access_ttl(),
+            backend_token_ttl: default_backend_ttl(),
             refresh_token_ttl: default_refresh_ttl(),
             code_ttl: default_code_ttl(),
             lockout_attempts: default_lockout_attempts(),
@@ -163,6 +172,9 @@ impl Default for AuthConfig {
 
 fn default_access_ttl() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_backend_ttl() -> Duration {
+    Duration::from_secs(300)
 }
 fn default_refresh_ttl() -> Duration {
     Duration::from_secs(90 * 24 * 3600)
@@ -192,7 +204,7 @@ fn default_session_absolute() -> Duration {
 pub struct ClientConfig {
     pub client_id: String,
     pub name: String,
-    /// `public`, `confidential-symmetric` or `confidential-asymmetric`.
+    /// `public`, `confidential-symmetric`, `confidential-asymmetric` or `backend`.
     pub kind: String,
     #[serde(default)]
     pub redirect_uris: Vec<String>,
@@ -200,9 +212,14 @@ pub struct ClientConfig {
     pub allowed_scopes: String,
     /// confidential-symmetric: the client secret.
     pub secret: Option<Secret>,
-    /// confidential-asymmetric: a JWKS file (relative to the config) or a jwks_uri.
+    /// confidential-asymmetric and backend: a JWKS file (relative to the config) or a jwks_uri.
     pub jwks_file: Option<PathBuf>,
     pub jwks_uri: Option<String>,
+    /// backend (an HIE partner): its purpose of use (TREAT, ETREAT, HPAYMT …) …
+    pub purpose: Option<String>,
+    /// … and the Group ids it may export.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 /// The hospital's OpenID Connect provider.
@@ -242,6 +259,92 @@ pub struct DevToken {
     pub patient: Option<String>,
     /// SMART scopes of an app acting for the viewer (narrowing only).
     pub scopes: Option<String>,
+    /// Staff and partner viewers: the Groups this token may export (Bulk Data); without
+    /// it, any Group.
+    #[serde(default)]
+    pub groups: Option<Vec<String>>,
+}
+
+/// Bulk Data `$export` (see `crate::export`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Folder for export files (relative to the working directory, like the SQLite file).
+    /// Replicas sharing a queue must share this folder.
+    #[serde(default = "default_export_dir")]
+    pub directory: PathBuf,
+    /// How long a finished job's files stay available (then job and files are removed).
+    #[serde(default = "default_export_lifetime")]
+    pub file_lifetime: Duration,
+    /// Jobs one client may have queued or running at once (more: 429).
+    #[serde(default = "default_export_max_jobs")]
+    pub max_jobs_per_client: usize,
+    /// Patients per work unit (what one worker claims at a time).
+    #[serde(default = "default_export_unit")]
+    pub patients_per_unit: usize,
+    /// Worker tasks in this process (0: this replica only accepts jobs, others do them).
+    #[serde(default = "default_export_workers")]
+    pub workers: usize,
+    /// How often an idle worker looks for work, and how often expired jobs are cleaned up.
+    #[serde(default = "default_export_poll")]
+    pub poll_interval: Duration,
+    /// How long a claimed unit is a worker's before another may take it over (renewed
+    /// after every patient, so only a worker that died loses it).
+    #[serde(default = "default_export_lease")]
+    pub lease: Duration,
+    /// Partner rosters: Groups defined here (a Group can also come from a source, named
+    /// `{source}.{group id}`).
+    #[serde(default)]
+    pub groups: Vec<ExportGroup>,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            directory: default_export_dir(),
+            file_lifetime: default_export_lifetime(),
+            max_jobs_per_client: default_export_max_jobs(),
+            patients_per_unit: default_export_unit(),
+            workers: default_export_workers(),
+            poll_interval: default_export_poll(),
+            lease: default_export_lease(),
+            groups: Vec::new(),
+        }
+    }
+}
+
+fn default_export_dir() -> PathBuf {
+    PathBuf::from("data/exports")
+}
+fn default_export_lifetime() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_export_max_jobs() -> usize {
+    2
+}
+fn default_export_unit() -> usize {
+    25
+}
+fn default_export_workers() -> usize {
+    2
+}
+fn default_export_poll() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_export_lease() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// A partner roster: a Group of patients named by their source records.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportGroup {
+    /// The Group's id in `Group/{id}/$export`.
+    pub id: String,
+    pub name: String,
+    /// Members as `source/source-patient-id`.
+    #[serde(default)]
+    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -582,6 +685,9 @@ impl Config {
                 }
                 _ => {}
             }
+            if t.groups.is_some() && viewer.is_patient_facing() {
+                return Err((key("groups"), "is only for staff and partner viewers".into()));
+            }
         }
         crate::fhir::time::parse_utc_offset(&self.server.utc_offset).ok_or_else(|| {
             ("server.utc_offset".to_string(), format!("`{}` is not UTC or ±HH:MM", self.server.utc_offset))
@@ -660,6 +766,42 @@ impl Config {
             }
             if s.breaker_failures == 0 {
                 return Err((key("breaker_failures"), "must be at least 1".into()));
+            }
+        }
+        self.validate_export()
+    }
+
+    fn validate_export(&self) -> Result<(), (String, String)> {
+        let e = &self.export;
+        if e.max_jobs_per_client == 0 {
+            return Err(("export.max_jobs_per_client".into(), "must be at least 1".into()));
+        }
+        if e.patients_per_unit == 0 {
+            return Err(("export.patients_per_unit".into(), "must be at least 1".into()));
+        }
+        for (k, d) in [("poll_interval", e.poll_interval), ("lease", e.lease), ("file_lifetime", e.file_lifetime)] {
+            if d.is_zero() {
+                return Err((format!("export.{k}"), "must be greater than zero".into()));
+            }
+        }
+        let mut ids = HashSet::new();
+        for (i, g) in e.groups.iter().enumerate() {
+            let key = |k: &str| format!("export.groups[{i}].{k}");
+            if !crate::fhir::is_valid_id(&g.id) {
+                return Err((key("id"), format!("`{}` is not a FHIR id (A-Z a-z 0-9 - ., at most 64)", g.id)));
+            }
+            if !ids.insert(&g.id) {
+                return Err((key("id"), format!("`{}` is used by another group", g.id)));
+            }
+            for (j, m) in g.members.iter().enumerate() {
+                let known =
+                    m.split_once('/').is_some_and(|(s, id)| !id.is_empty() && self.sources.iter().any(|x| x.name == s));
+                if !known {
+                    return Err((
+                        format!("export.groups[{i}].members[{j}]"),
+                        format!("`{m}` is not source/source-id of a configured source"),
+                    ));
+                }
             }
         }
         Ok(())

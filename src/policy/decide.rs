@@ -72,6 +72,14 @@ impl Policy {
         &self.config
     }
 
+    /// Whether `viewer` may be told that the system `source` is missing from a record. Naming
+    /// a 42 CFR Part 2 program to anyone but the patient and staff would disclose that the
+    /// patient is its client (even when its records would be withheld), so others are told
+    /// only that some system is not answering.
+    pub fn may_name_missing_source(&self, viewer: &Viewer, source: &str) -> bool {
+        matches!(viewer.role, Role::Patient | Role::Staff) || !self.part2_sources.contains(source)
+    }
+
     /// Labels a merged record in place (done once per record, before caching).
     pub fn label(&self, resources: &mut [Value]) -> std::collections::BTreeMap<String, Vec<String>> {
         self.labeler.label_record(resources, &self.part2_sources)
@@ -199,6 +207,8 @@ impl Policy {
                         rules.push("part2:no-consent".into());
                     }
                 }
+                // A partner's client is narrowed by its system scopes as an app is.
+                rules.extend(scope_rule(viewer, r, t));
                 return rules;
             }
             Role::Patient | Role::Proxy { .. } => {}
@@ -221,20 +231,7 @@ impl Policy {
         if let Some(hold) = holds::active_hold(&self.config.holds, &ctx.ledger, r, key, labels, ctx.now, self.zone) {
             rules.push(hold);
         }
-        if let Some(scopes) = &viewer.app_scopes {
-            let granted = scopes.iter().any(|s| {
-                (s.resource_type == "*" || s.resource_type == t)
-                    && s.category.as_ref().is_none_or(|(system, code)| {
-                        fhir::path_values(r, "category").iter().flat_map(|c| fhir::path_values(c, "coding")).any(|c| {
-                            c.get("code").and_then(Value::as_str) == Some(code.as_str())
-                                && system.as_deref().is_none_or(|s| c.get("system").and_then(Value::as_str) == Some(s))
-                        })
-                    })
-            });
-            if !granted {
-                rules.push("scope:not-granted".into());
-            }
-        }
+        rules.extend(scope_rule(viewer, r, t));
         rules
     }
 
@@ -344,6 +341,22 @@ fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanat
             e.rules.push("supporting:not-referenced".into());
         }
     }
+}
+
+/// `scope:not-granted` when an app's (or a partner client's) scopes do not grant `r`: its
+/// type, and its category where the scope is granular.
+fn scope_rule(viewer: &Viewer, r: &Value, t: &str) -> Option<String> {
+    let scopes = viewer.app_scopes.as_ref()?;
+    let granted = scopes.iter().any(|s| {
+        (s.resource_type == "*" || s.resource_type == t)
+            && s.category.as_ref().is_none_or(|(system, code)| {
+                fhir::path_values(r, "category").iter().flat_map(|c| fhir::path_values(c, "coding")).any(|c| {
+                    c.get("code").and_then(Value::as_str) == Some(code.as_str())
+                        && system.as_deref().is_none_or(|s| c.get("system").and_then(Value::as_str) == Some(s))
+                })
+            })
+    });
+    (!granted).then(|| "scope:not-granted".to_string())
 }
 
 fn key_of(r: &Value) -> String {

@@ -3,9 +3,9 @@
 //! see (scopes never widen). Also the compact viewer spec HIM uses on the command line
 //! (`proxy:MTH`, `partner:hie-north:TREAT` …).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Role {
     /// The patient themself (adult or adolescent; the age decides nothing for self).
@@ -27,7 +27,7 @@ pub enum Role {
 
 /// One SMART scope, reduced to what narrows a viewer: a resource type (or `*`) and an
 /// optional category.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
     pub resource_type: String,
     /// Grants read by id (`.read`, or `r` in v2).

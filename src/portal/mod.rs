@@ -1,6 +1,13 @@
-//! HTML for people: the sign-in, registration, enrollment, record picker and consent pages
-//! (server-rendered with minijinja, escaped by default, no JavaScript) and their stylesheet.
-//! It renders what it is given and never fetches patient data itself.
+//! HTML for people: the sign-in, registration, enrollment, record picker and consent pages,
+//! the per-patient record pages (server-rendered with minijinja, escaped by default, no
+//! JavaScript) and their stylesheet, plus the record pages' view models built from a
+//! released record. It renders what it is given and never fetches patient data itself.
+
+pub mod access_log;
+pub mod fhir_text;
+pub mod record_view;
+pub mod results_view;
+pub mod trend_chart;
 
 use minijinja::Environment;
 use serde::Serialize;
@@ -17,6 +24,16 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("consent.html", include_str!("templates/consent.html")),
         ("account.html", include_str!("templates/account.html")),
         ("error.html", include_str!("templates/error.html")),
+        ("records.html", include_str!("templates/records.html")),
+        ("record_layout.html", include_str!("templates/record_layout.html")),
+        ("record_message.html", include_str!("templates/record_message.html")),
+        ("item_list.html", include_str!("templates/item_list.html")),
+        ("record_list.html", include_str!("templates/record_list.html")),
+        ("record_home.html", include_str!("templates/record_home.html")),
+        ("record_results.html", include_str!("templates/record_results.html")),
+        ("record_care_team.html", include_str!("templates/record_care_team.html")),
+        ("record_access_log.html", include_str!("templates/record_access_log.html")),
+        ("record_apps.html", include_str!("templates/record_apps.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }

@@ -86,6 +86,11 @@ impl Reader {
         Reader { aggregator, policy, ledger, zone, paging }
     }
 
+    /// The zone dates without one are read in.
+    pub fn zone(&self) -> FixedOffset {
+        self.zone
+    }
+
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
         let (released, explanations, missing) = self.decide(access, &access.viewer, patient_id, Utc::now()).await?;
@@ -95,7 +100,26 @@ impl Reader {
         if emergency > 0 {
             tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
         }
+        let missing = self.nameable(&access.viewer, missing);
         Ok(Visible { released, missing })
+    }
+
+    /// The missing sources as `viewer` may be told of them: a system the policy does not let
+    /// this viewer know of becomes one unnamed "hospital system" (listed once).
+    fn nameable(&self, viewer: &Viewer, missing: Vec<MissingSource>) -> Vec<MissingSource> {
+        let mut out: Vec<MissingSource> = Vec::new();
+        for m in missing {
+            if self.policy.may_name_missing_source(viewer, &m.source) {
+                out.push(m);
+            } else if !out.iter().any(|o| o.source.is_empty()) {
+                out.push(MissingSource {
+                    source: String::new(),
+                    display: "one of the hospital's systems".into(),
+                    reason: "is not answering right now".into(),
+                });
+            }
+        }
+        out
     }
 
     /// Gathers the record and has the policy decide for `viewer`. A patient outside the
@@ -318,11 +342,14 @@ fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging)
     let count = query.count.unwrap_or(paging.default_count);
     let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
     let mut warnings = ignored(query);
-    warnings.extend(v.missing.iter().map(|m| {
-        Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
-    }));
+    warnings.extend(v.missing.iter().map(missing_warning));
     warnings.extend(v.released.notices().iter().cloned());
     Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
+}
+
+/// The warning an answer carries for a source missing from the record.
+pub fn missing_warning(m: &MissingSource) -> Issue {
+    Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
 }
 
 fn ignored(query: &SearchQuery) -> Vec<Issue> {

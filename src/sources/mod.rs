@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod files;
 pub mod rest;
 mod retry;
+pub mod stats;
 mod upstream_auth;
 
 use async_trait::async_trait;
@@ -68,6 +69,10 @@ pub trait SourceSystem: Send + Sync {
     ) -> Result<Vec<Value>, SourceError>;
     /// Current health.
     fn status(&self) -> SourceStatus;
+    /// Upstream call statistics, for sources that call out (none for files).
+    fn stats(&self) -> Option<&stats::SourceStats> {
+        None
+    }
 }
 
 pub type SharedSource = Arc<dyn SourceSystem>;

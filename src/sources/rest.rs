@@ -35,6 +35,7 @@ pub struct RestSource {
     max_retry_after: Duration,
     page_size: usize,
     max_pages: usize,
+    stats: super::stats::SourceStats,
 }
 
 impl RestSource {
@@ -66,6 +67,7 @@ impl RestSource {
             max_retry_after: config.max_retry_after.std(),
             page_size: config.page_size,
             max_pages: config.max_pages,
+            stats: Default::default(),
         })
     }
 
@@ -147,7 +149,9 @@ impl RestSource {
         if permit == Permit::Open {
             return Err(SourceError::CircuitOpen { source_name: self.name.clone() });
         }
+        let started = std::time::Instant::now();
         let result = self.get_json_inner(url, deadline).await;
+        self.stats.observe(started.elapsed(), result.is_ok());
         match &result {
             // Unreachable, erroring, too slow for the deadline or refusing our credentials:
             // the source is unhealthy for us.
@@ -290,6 +294,10 @@ impl SourceSystem for RestSource {
             "up"
         };
         SourceStatus { name: self.name.clone(), display: self.display.clone(), state, consecutive_failures: failures }
+    }
+
+    fn stats(&self) -> Option<&super::stats::SourceStats> {
+        Some(&self.stats)
     }
 }
 

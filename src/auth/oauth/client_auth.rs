@@ -1,7 +1,7 @@
 //! Client authentication at `/token`, `/introspect` and `/revoke`: each client by the one
 //! method of its kind — public: `client_id` alone (a secret or assertion is refused);
 //! confidential-symmetric: HTTP Basic (RFC 6749 §2.3.1, form-urlencoded id and secret) or
-//! `client_secret_post`; confidential-asymmetric: `private_key_jwt` (RFC 7523, RS384 or
+//! `client_secret_post`; confidential-asymmetric and backend: `private_key_jwt` (RFC 7523, RS384 or
 //! ES384, `iss` = `sub` = client id, `aud` = the token URL, `exp` at most five minutes
 //! ahead, `jti` never seen before). A spent `jti` is recorded even when the request then
 //! fails, so an assertion works once. It must never log a secret or an assertion.
@@ -96,7 +96,7 @@ impl Clients {
         match record.client.kind {
             ClientKind::Public => Ok((record.client, Method::None)),
             ClientKind::ConfidentialSymmetric => Err(fail("this client must authenticate with its client secret")),
-            ClientKind::ConfidentialAsymmetric => {
+            ClientKind::ConfidentialAsymmetric | ClientKind::Backend => {
                 Err(fail("this client must authenticate with a signed client assertion (private_key_jwt)"))
             }
         }
@@ -154,7 +154,7 @@ impl Clients {
             return Err(bad("client_id differs from the assertion's issuer"));
         }
         let record = self.enabled(iss).await?.ok_or_else(|| bad("unknown client"))?;
-        if record.client.kind != ClientKind::ConfidentialAsymmetric {
+        if !record.client.kind.uses_assertions() {
             return Err(bad("this client does not authenticate with private_key_jwt"));
         }
         let key = self

@@ -5,6 +5,7 @@
 //! never store, log or return a secret otherwise. Registration is validated whole before
 //! anything is written.
 
+use super::backend::{check_partner, PartnerProfile};
 use super::client_keys::{parse_jwks, KeyCache};
 use super::crypto;
 use super::error::ClientError;
@@ -16,7 +17,7 @@ use sqlx::Row;
 use std::net::IpAddr;
 use std::path::Path;
 
-/// The three kinds of SMART client.
+/// The kinds of SMART client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClientKind {
@@ -26,6 +27,10 @@ pub enum ClientKind {
     ConfidentialSymmetric,
     /// `private_key_jwt` with RS384 or ES384, keys from a JWKS or a `jwks_uri`.
     ConfidentialAsymmetric,
+    /// SMART Backend Services (an HIE partner): `client_credentials` only, authenticated by
+    /// `private_key_jwt` like a confidential-asymmetric client, with a purpose of use and
+    /// the Groups it may export; no redirect URIs, no patient in the loop.
+    Backend,
 }
 
 impl ClientKind {
@@ -34,6 +39,7 @@ impl ClientKind {
             ClientKind::Public => "public",
             ClientKind::ConfidentialSymmetric => "confidential-symmetric",
             ClientKind::ConfidentialAsymmetric => "confidential-asymmetric",
+            ClientKind::Backend => "backend",
         }
     }
 
@@ -42,14 +48,20 @@ impl ClientKind {
             "public" => Ok(ClientKind::Public),
             "confidential-symmetric" => Ok(ClientKind::ConfidentialSymmetric),
             "confidential-asymmetric" => Ok(ClientKind::ConfidentialAsymmetric),
-            other => {
-                Err(format!("`{other}` is not a client kind (public, confidential-symmetric, confidential-asymmetric)"))
-            }
+            "backend" => Ok(ClientKind::Backend),
+            other => Err(format!(
+                "`{other}` is not a client kind (public, confidential-symmetric, confidential-asymmetric, backend)"
+            )),
         }
     }
 
     pub fn is_confidential(self) -> bool {
         self != ClientKind::Public
+    }
+
+    /// Authenticates with a signed client assertion (`private_key_jwt`), keys from a JWKS.
+    pub fn uses_assertions(self) -> bool {
+        matches!(self, ClientKind::ConfidentialAsymmetric | ClientKind::Backend)
     }
 }
 
@@ -61,6 +73,8 @@ pub struct Client {
     pub kind: ClientKind,
     pub redirect_uris: Vec<String>,
     pub allowed_scopes: Vec<String>,
+    /// A backend client's purpose of use and Groups (None for every other kind).
+    pub partner: Option<PartnerProfile>,
 }
 
 impl Client {
@@ -117,7 +131,7 @@ pub struct Clients {
 }
 
 const COLUMNS: &str = "client_id, name, kind, redirect_uris, allowed_scopes, secret_hash, jwks, jwks_uri, created_at, \
-     disabled_at, from_config, disabled_by";
+     disabled_at, from_config, disabled_by, purpose_of_use, export_groups";
 
 impl Clients {
     pub fn new(store: Store) -> Clients {
@@ -147,7 +161,21 @@ impl Clients {
         allowed_scopes: &str,
         keys: Option<ClientKeys>,
     ) -> Result<(String, Option<String>), ClientError> {
-        let spec = Spec::validate(name, kind, redirect_uris, allowed_scopes, keys, "")?;
+        self.register_client(name, kind, redirect_uris, allowed_scopes, keys, None).await
+    }
+
+    /// [`Clients::register`] with a backend client's partner profile (purpose of use and
+    /// Groups; required for `backend`, refused for every other kind).
+    pub async fn register_client(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        redirect_uris: &[String],
+        allowed_scopes: &str,
+        keys: Option<ClientKeys>,
+        partner: Option<PartnerProfile>,
+    ) -> Result<(String, Option<String>), ClientError> {
+        let spec = Spec::validate(name, kind, redirect_uris, allowed_scopes, keys, partner, "")?;
         let client_id = uuid::Uuid::new_v4().to_string();
         let secret = (kind == ClientKind::ConfidentialSymmetric).then(|| crypto::random_token(32));
         let secret_hash = match &secret {
@@ -155,8 +183,9 @@ impl Clients {
             None => None,
         };
         sqlx::query(
-            "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at,
+               purpose_of_use, export_groups)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&client_id)
         .bind(&spec.name)
@@ -167,6 +196,8 @@ impl Clients {
         .bind(serde_json::to_string(&spec.redirect_uris).expect("strings serialise"))
         .bind(spec.scopes.join(" "))
         .bind(crypto::ts(Utc::now()))
+        .bind(spec.partner.as_ref().map(|p| p.purpose.clone()))
+        .bind(spec.partner.as_ref().map(|p| serde_json::to_string(&p.groups).expect("strings serialise")))
         .execute(&self.store.pool)
         .await?;
         tracing::info!(%client_id, kind = kind.as_str(), "oauth client registered");
@@ -268,7 +299,8 @@ impl Clients {
                 (None, None) => None,
             };
             let prefix = format!("auth.clients[{i}].");
-            let spec = Spec::validate(&c.name, kind, &c.redirect_uris, &c.allowed_scopes, keys, &prefix)?;
+            let partner = PartnerProfile::given(c.purpose.as_deref(), &c.groups);
+            let spec = Spec::validate(&c.name, kind, &c.redirect_uris, &c.allowed_scopes, keys, partner, &prefix)?;
             specs.push((c.client_id.clone(), kind, spec, secret));
         }
         // Hash secrets that changed (argon2 is slow: keep a hash that still matches).
@@ -288,11 +320,13 @@ impl Clients {
         let mut tx = self.store.pool.begin().await?;
         for (client_id, kind, spec, secret_hash) in &rows {
             sqlx::query(
-                "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at, from_config)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)
+                "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at, from_config,
+                   purpose_of_use, export_groups)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1, $10, $11)
                  ON CONFLICT (client_id) DO UPDATE SET name = excluded.name, kind = excluded.kind,
                    secret_hash = excluded.secret_hash, jwks = excluded.jwks, jwks_uri = excluded.jwks_uri,
                    redirect_uris = excluded.redirect_uris, allowed_scopes = excluded.allowed_scopes, from_config = 1,
+                   purpose_of_use = excluded.purpose_of_use, export_groups = excluded.export_groups,
                    disabled_at = CASE WHEN oauth_clients.disabled_by = 'config' THEN NULL ELSE oauth_clients.disabled_at END,
                    disabled_by = CASE WHEN oauth_clients.disabled_by = 'config' THEN NULL ELSE oauth_clients.disabled_by END",
             )
@@ -305,6 +339,8 @@ impl Clients {
             .bind(serde_json::to_string(&spec.redirect_uris).expect("strings serialise"))
             .bind(spec.scopes.join(" "))
             .bind(&now)
+            .bind(spec.partner.as_ref().map(|p| p.purpose.clone()))
+            .bind(spec.partner.as_ref().map(|p| serde_json::to_string(&p.groups).expect("strings serialise")))
             .execute(&mut *tx)
             .await?;
         }
@@ -359,6 +395,20 @@ fn record_of(r: &sqlx::any::AnyRow) -> Result<ClientRecord, ClientError> {
         ClientError::invalid(format!("oauth_clients {client_id}"), format!("redirect_uris is not a JSON array: {e}"))
     })?;
     let scopes: String = r.get(4);
+    let purpose: Option<String> = r.get(12);
+    let groups: Option<String> = r.get(13);
+    let partner = match purpose {
+        None => None,
+        Some(purpose) => {
+            let groups: Vec<String> = serde_json::from_str(groups.as_deref().unwrap_or("[]")).map_err(|e| {
+                ClientError::invalid(
+                    format!("oauth_clients {client_id}"),
+                    format!("export_groups is not a JSON array: {e}"),
+                )
+            })?;
+            Some(PartnerProfile { purpose, groups })
+        }
+    };
     Ok(ClientRecord {
         client: Client {
             client_id,
@@ -366,6 +416,7 @@ fn record_of(r: &sqlx::any::AnyRow) -> Result<ClientRecord, ClientError> {
             kind,
             redirect_uris,
             allowed_scopes: scopes.split_whitespace().map(str::to_string).collect(),
+            partner,
         },
         secret_hash: r.get(5),
         jwks: r.get(6),
@@ -395,6 +446,7 @@ struct Spec {
     scopes: Vec<String>,
     jwks: Option<String>,
     jwks_uri: Option<String>,
+    partner: Option<PartnerProfile>,
 }
 
 impl Spec {
@@ -404,6 +456,7 @@ impl Spec {
         redirect_uris: &[String],
         allowed_scopes: &str,
         keys: Option<ClientKeys>,
+        partner: Option<PartnerProfile>,
         prefix: &str,
     ) -> Result<Spec, ClientError> {
         let key = |k: &str| format!("{prefix}{k}");
@@ -411,34 +464,41 @@ impl Spec {
         if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
             return Err(ClientError::invalid(key("name"), "must be 1-200 characters without control characters"));
         }
-        if redirect_uris.is_empty() && kind != ClientKind::ConfidentialAsymmetric {
+        if kind == ClientKind::Backend && !redirect_uris.is_empty() {
+            return Err(ClientError::invalid(key("redirect_uris"), "a backend client has no redirect URIs"));
+        }
+        if redirect_uris.is_empty() && !kind.uses_assertions() {
             return Err(ClientError::invalid(key("redirect_uris"), "at least one redirect URI is required"));
         }
         for (j, uri) in redirect_uris.iter().enumerate() {
             check_redirect_uri(uri).map_err(|m| ClientError::invalid(key(&format!("redirect_uris[{j}]")), m))?;
         }
         let scopes = parse_scopes(allowed_scopes).map_err(|m| ClientError::invalid(key("allowed_scopes"), m))?;
-        let (jwks, jwks_uri) = match (kind, keys) {
-            (ClientKind::ConfidentialAsymmetric, None) => {
+        let partner = check_partner(kind, partner, &scopes, prefix)?;
+        let (jwks, jwks_uri) = match (kind.uses_assertions(), keys) {
+            (true, None) => {
                 return Err(ClientError::invalid(
                     key("jwks"),
-                    "a confidential-asymmetric client needs a JWKS or a jwks_uri",
+                    format!("a {} client needs a JWKS or a jwks_uri", kind.as_str()),
                 ))
             }
-            (ClientKind::ConfidentialAsymmetric, Some(ClientKeys::Jwks(text))) => {
+            (true, Some(ClientKeys::Jwks(text))) => {
                 let set = parse_jwks(&text).map_err(|m| ClientError::invalid(key("jwks"), m))?;
                 (Some(serde_json::to_string(&set).expect("JSON serialises")), None)
             }
-            (ClientKind::ConfidentialAsymmetric, Some(ClientKeys::JwksUri(uri))) => {
+            (true, Some(ClientKeys::JwksUri(uri))) => {
                 check_https_or_loopback(&uri).map_err(|m| ClientError::invalid(key("jwks_uri"), m))?;
                 (None, Some(uri))
             }
-            (_, Some(_)) => {
-                return Err(ClientError::invalid(key("jwks"), "keys are only for confidential-asymmetric clients"))
+            (false, Some(_)) => {
+                return Err(ClientError::invalid(
+                    key("jwks"),
+                    "keys are only for confidential-asymmetric and backend clients",
+                ))
             }
-            (_, None) => (None, None),
+            (false, None) => (None, None),
         };
-        Ok(Spec { name: name.to_string(), redirect_uris: redirect_uris.to_vec(), scopes, jwks, jwks_uri })
+        Ok(Spec { name: name.to_string(), redirect_uris: redirect_uris.to_vec(), scopes, jwks, jwks_uri, partner })
     }
 }
 
@@ -527,6 +587,7 @@ mod tests {
             kind: ClientKind::Public,
             redirect_uris: vec!["https://app.example/cb".into()],
             allowed_scopes: vec![],
+            partner: None,
         };
         assert!(c.accepts_redirect("https://app.example/cb"));
         assert!(!c.accepts_redirect("https://app.example/cb/"));

@@ -32,6 +32,20 @@ impl Tokens {
             return Ok(inactive);
         }
         let s = &self.inner;
+        if row.kind == super::backend::SYSTEM {
+            // A backend services token: no account, no patient; live while its client is.
+            let Some(b) = self.system_bearer(&row).await? else { return Ok(inactive) };
+            return Ok(json!({
+                "active": true,
+                "scope": b.scopes,
+                "client_id": b.client_id,
+                "sub": b.client_id,
+                "exp": b.expires_at.timestamp(),
+                "iat": row.created_at.timestamp(),
+                "iss": s.settings.issuer,
+                "token_type": "Bearer",
+            }));
+        }
         let Some(grant) = grants::live(&s.store, &row.grant_id).await? else { return Ok(inactive) };
         let Some(patient) = s.index.gateway_id_of(&grant.source, &grant.source_patient_id) else {
             return Ok(inactive);

@@ -1,11 +1,13 @@
-//! The OAuth 2.0 side of Portico's SMART App Launch authorization server: registered apps
+//! The OAuth 2.0 side of Portico's SMART authorization server: registered apps
 //! ([`Clients`]), client authentication, authorization codes, access and refresh tokens,
-//! id_tokens, introspection and revocation ([`Tokens`]), and the gateway's signing key.
+//! id_tokens, SMART Backend Services (`client_credentials` for HIE partners), introspection
+//! and revocation ([`Tokens`]), and the gateway's signing key.
 //! Access tokens are opaque and looked up on every use, so revocation and termination of
 //! access are immediate. It knows no HTTP framework (the api layer parses forms and renders
 //! [`OAuthError`]s) and must never log or store a secret, code, token or assertion in the
 //! clear.
 
+mod backend;
 pub mod cli;
 mod client_auth;
 mod client_keys;
@@ -17,12 +19,13 @@ mod introspection;
 mod signing;
 mod tokens;
 
+pub use backend::{grant_system_scopes, PartnerProfile, SystemBearer};
 pub use client_auth::{Method, JWT_BEARER};
 pub use client_keys::parse_jwks;
 pub use clients::{check_redirect_uri, parse_scopes, Client, ClientKeys, ClientKind, ClientSummary, Clients};
 pub use error::{ClientError, ErrorCode, OAuthError};
 pub use form::Form;
-pub use tokens::{Bearer, CodeRequest, TokenResponse, Tokens};
+pub use tokens::{Bearer, Caller, CodeRequest, TokenResponse, Tokens};
 
 use crate::config::Config;
 use crate::identity::PatientIndex;
@@ -47,6 +50,8 @@ pub struct OAuthSettings {
     /// `{issuer}/token`: the audience client assertions must name.
     pub token_url: String,
     pub access_token_ttl: Duration,
+    /// Lifetime of a `client_credentials` (backend services) access token.
+    pub backend_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
     pub code_ttl: Duration,
 }
@@ -60,6 +65,7 @@ impl OAuthSettings {
             issuer,
             fhir_base,
             access_token_ttl: config.auth.access_token_ttl.std(),
+            backend_token_ttl: config.auth.backend_token_ttl.std(),
             refresh_token_ttl: config.auth.refresh_token_ttl.std(),
             code_ttl: config.auth.code_ttl.std(),
         }

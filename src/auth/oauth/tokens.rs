@@ -35,6 +35,15 @@ pub struct CodeRequest {
     pub nonce: Option<String>,
 }
 
+/// Who an access token stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// An app acting for an account on one patient's record (SMART App Launch).
+    App(Bearer),
+    /// A backend client (an HIE partner) acting for itself (SMART Backend Services).
+    System(super::backend::SystemBearer),
+}
+
 /// A valid access token as the resource server sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bearer {
@@ -53,7 +62,9 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     pub expires_in: u64,
     pub scope: String,
-    pub patient: String,
+    /// The patient in context (absent for `client_credentials`, which has none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -160,14 +171,18 @@ impl Tokens {
     /// The token endpoint: authenticates the client, then runs the grant type.
     pub async fn token(&self, authorization: Option<&str>, form: &Form) -> Result<TokenResponse, OAuthError> {
         let grant_type = form.require("grant_type")?;
-        if !matches!(grant_type, "authorization_code" | "refresh_token") {
+        if !matches!(grant_type, "authorization_code" | "refresh_token" | "client_credentials") {
             return Err(OAuthError::new(
                 super::error::ErrorCode::UnsupportedGrantType,
-                "grant_type must be authorization_code or refresh_token",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
             ));
         }
         let (client, method) = self.authenticate(authorization, form).await?;
         let result = match grant_type {
+            "client_credentials" => self.client_credentials(&client, form).await,
+            _ if client.kind == super::clients::ClientKind::Backend => {
+                Err(OAuthError::unauthorized_client("a backend client uses grant_type=client_credentials only"))
+            }
             "authorization_code" => self.exchange_code(&client, form).await,
             _ => self.refresh(&client, form).await,
         };
@@ -349,7 +364,7 @@ impl Tokens {
                 token_type: "Bearer",
                 expires_in: access_ttl.as_secs(),
                 scope: scopes.to_string(),
-                patient,
+                patient: Some(patient),
                 refresh_token: refresh,
                 id_token,
             },
@@ -392,11 +407,25 @@ impl Tokens {
         s.signer.sign(&claims).map_err(|e| OAuthError::server(&e))
     }
 
+    /// The resource server's check of any access token: an app's (for one patient) or a
+    /// backend client's (`client_credentials`). None when the token is not valid now.
+    pub async fn caller(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+        let Some(row) = self.token_row(&digest(token)).await? else { return Ok(None) };
+        if row.kind == super::backend::SYSTEM {
+            return Ok(self.system_bearer(&row).await?.map(Caller::System));
+        }
+        Ok(self.bearer_of(row).await?.map(Caller::App))
+    }
+
     /// The resource server's check of an access token: None when unknown, expired, revoked,
     /// issued to a disabled client, or when its grant is no longer live.
     pub async fn bearer(&self, token: &str) -> Result<Option<Bearer>, StoreError> {
-        let s = &self.inner;
         let Some(row) = self.token_row(&digest(token)).await? else { return Ok(None) };
+        self.bearer_of(row).await
+    }
+
+    async fn bearer_of(&self, row: TokenRow) -> Result<Option<Bearer>, StoreError> {
+        let s = &self.inner;
         if row.kind != ACCESS || row.revoked || row.expires_at <= Utc::now() {
             return Ok(None);
         }

@@ -214,6 +214,26 @@ fn app_scopes_only_narrow() {
 }
 
 #[test]
+fn system_scopes_narrow_a_partner_as_patient_scopes_narrow_an_app() {
+    let vitals = json!({"resourceType": "Observation", "id": "bp", "subject": {"reference": "Patient/p"},
+        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}]});
+    let oud = json!({"resourceType": "Condition", "id": "oud", "subject": {"reference": "Patient/p"},
+        "meta": {"security": sec(&["42CFRPart2", "R"])}});
+    let r = record("1970-01-01", vec![obs("cbc", &[]), vitals, oud]);
+    let lab = "system/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
+    let partner = Viewer::from_spec("partner:hie:ETREAT", Some(lab)).unwrap();
+    let d = decided(&policy(), &r, &partner, &ctx());
+    assert!(shown(&d, "Observation/cbc"));
+    assert_eq!(d["Patient/p"].1, vec!["scope:not-granted"], "as for an app not granted Patient");
+    assert_eq!(d["Observation/bp"].1, vec!["scope:not-granted"]);
+    assert_eq!(d["Condition/oud"].1, vec!["scope:not-granted"], "an emergency does not widen scopes");
+    let wide = Viewer::from_spec("partner:hie:TREAT", Some("system/*.read")).unwrap();
+    let d = decided(&policy(), &r, &wide, &ctx());
+    assert!(shown(&d, "Observation/bp") && shown(&d, "Observation/cbc"));
+    assert_eq!(d["Condition/oud"].1, vec!["part2:no-consent"], "scopes do not widen the purpose either");
+}
+
+#[test]
 fn released_copies_lose_references_to_withheld_items_and_proxies_lose_sensitivity_labels() {
     let cond = json!({"resourceType": "Condition", "id": "sti", "subject": {"reference": "Patient/p"}, "meta": {"security": sec(&["STD", "R"])}});
     let enc = json!({"resourceType": "Encounter", "id": "e", "subject": {"reference": "Patient/p"},

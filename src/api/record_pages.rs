@@ -1,0 +1,427 @@
+//! The per-patient record pages at `/records`: the records menu, each record's summary and
+//! sections, who accessed it, and the apps the account allowed (with revoke). Thin: each
+//! handler checks the session, opens the record through `read::Reader` as the account's
+//! view of it (the policy decides what is released), writes the access log entry before
+//! answering (failing closed), and renders `portal::record_view`. A link id that is not the
+//! signed-in account's answers exactly like one that does not exist.
+
+use super::authorize_routes::{records_of, RecordChoice};
+use super::pages::{check_csrf, field, form_fields, page, see_other, session_cookie};
+use super::ApiState;
+use crate::auth::accounts::PatientLink;
+use crate::auth::sessions::{Session, COOKIE};
+use crate::portal::access_log;
+use crate::portal::fhir_text;
+use crate::portal::record_view::{RecordView, SECTIONS};
+use crate::read::{ReadError, WholeRecord};
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use axum_extra::extract::cookie::CookieJar;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// How many access-log entries the page lists.
+const ACCESS_LOG_ROWS: i64 = 200;
+
+pub fn router(state: Arc<ApiState>) -> Router {
+    let mut router = Router::new()
+        .route("/records", get(menu))
+        .route("/records/{link}", get(home))
+        .route("/records/{link}/access-log", get(access_log_page))
+        .route("/records/{link}/apps", get(apps_page))
+        .route("/records/{link}/apps/revoke", post(revoke_app));
+    for (slug, _) in SECTIONS {
+        router = router.route(
+            &format!("/records/{{link}}/{slug}"),
+            get(
+                move |State(state): State<Arc<ApiState>>,
+                      jar: CookieJar,
+                      ConnectInfo(from): ConnectInfo<SocketAddr>,
+                      Path(link): Path<String>| async move {
+                    section_page(state, jar, from, link, slug).await
+                },
+            ),
+        );
+    }
+    router.with_state(state)
+}
+
+/// Why a record page cannot be shown.
+#[derive(Debug, thiserror::Error)]
+enum RecordPageError {
+    /// Not one of the account's records (or no such link): the same answer either way.
+    #[error("no such record page")]
+    NotFound,
+    /// One of the account's records, but the policy gives this account nothing of it now.
+    #[error("the record is not available to this account now")]
+    NotAvailable,
+    /// The store, the record or the access log failed.
+    #[error("something failed on our side")]
+    Unavailable,
+}
+
+/// The signed-in visitor, or where to send the browser instead: a request whose session
+/// has ended (idle or absolute timeout) goes to sign-in with a "you were signed out" note.
+async fn visitor(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session, String), Response> {
+    let Some(cookie) = jar.get(COOKIE).map(|c| c.value().to_string()) else {
+        return Err(see_other("/login"));
+    };
+    match state.sessions.load(&cookie).await {
+        Ok(Some(s)) => match s.account_id.clone() {
+            Some(account) => Ok((jar, s, account)),
+            None => Err((jar, see_other("/login")).into_response()),
+        },
+        Ok(None) => {
+            Err((jar.remove(session_cookie(state, String::new())), see_other("/login?signed_out=1")).into_response())
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "session store failed on a record page");
+            Err(super::pages::PageError::unavailable().into_response())
+        }
+    }
+}
+
+/// A plain message page that keeps the signed-in frame (sign-out button).
+fn message(status: StatusCode, s: &Session, title: &str, text: &str) -> Response {
+    let html = crate::portal::render(
+        "record_message.html",
+        json!({"title": title, "message": text, "signed_in": true, "csrf": s.csrf_token}),
+    );
+    page(status, html, None)
+}
+
+fn failure(e: RecordPageError, s: &Session) -> Response {
+    match e {
+        RecordPageError::NotFound => {
+            message(StatusCode::NOT_FOUND, s, "Page not found", "We could not find that page. It may have moved, or the address may be mistyped.")
+        }
+        RecordPageError::NotAvailable => message(
+            StatusCode::FORBIDDEN,
+            s,
+            "This record is not available to you right now",
+            "Your access to this record has changed — for example when a child turns 12 or 18, or when access ends. Harbor Health Information Management can help: 360-555-0100.",
+        ),
+        RecordPageError::Unavailable => message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            s,
+            "Please try again",
+            "Something went wrong on our side. Please try again in a moment.",
+        ),
+    }
+}
+
+/// A record opened by the signed-in account: the link, the released record, and every
+/// record the account may open (for the switcher).
+struct Opened {
+    link: PatientLink,
+    record: WholeRecord,
+    records: Vec<RecordChoice>,
+}
+
+/// Opens `link_id` for `account_id` as the account's view of that record, and writes the
+/// page view to the access log before anything is shown.
+async fn open(
+    state: &ApiState,
+    account_id: &str,
+    link_id: &str,
+    what: String,
+    from: SocketAddr,
+) -> Result<Opened, RecordPageError> {
+    let links = state.accounts.links(account_id).await.map_err(|_| RecordPageError::Unavailable)?;
+    let link = links.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)?;
+    let patient_id = state
+        .aggregator
+        .index()
+        .gateway_id_of(&link.source, &link.source_patient_id)
+        .ok_or(RecordPageError::NotFound)?;
+    let access = crate::auth::access_for_link(account_id, &link);
+    let result = state.reader.record(&access, &patient_id).await;
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(ReadError::NotFound) => "not-found",
+        Err(ReadError::Forbidden(_)) => "denied",
+        Err(_) => "error",
+    };
+    let entry = crate::audit::AuditEntry::of(&access, "page", what, Some(patient_id), outcome, Some(from.ip()));
+    if let Err(e) = state.audit.record(&entry).await {
+        tracing::error!(error = %e, "audit log write failed; refusing the page");
+        return Err(RecordPageError::Unavailable);
+    }
+    let record = result.map_err(|e| match e {
+        ReadError::NotFound | ReadError::Forbidden(_) => RecordPageError::NotAvailable,
+        _ => RecordPageError::Unavailable,
+    })?;
+    let records = records_of(state, account_id).await.map_err(|_| RecordPageError::Unavailable)?;
+    Ok(Opened { link, record, records })
+}
+
+/// The context every record page shares: whose record, the switcher, the section menu,
+/// the source banner and the withheld-notice.
+fn frame(s: &Session, opened: &Opened, view: &RecordView, current: &str, title: &str) -> Value {
+    let choice = opened.records.iter().find(|r| r.id == opened.link.id);
+    let name = view.whose.name.clone().or_else(|| choice.map(|c| c.name.clone()));
+    let sections: Vec<Value> = SECTIONS
+        .iter()
+        .map(|(slug, t)| json!({"slug": slug, "title": t, "count": view.count(slug), "current": *slug == current}))
+        .collect();
+    let records: Vec<Value> = opened
+        .records
+        .iter()
+        .map(|r| json!({"id": r.id, "name": r.name, "relation": r.relation, "current": r.id == opened.link.id}))
+        .collect();
+    json!({
+        "title": title,
+        "wide": true,
+        "signed_in": true,
+        "csrf": s.csrf_token,
+        "link": opened.link.id,
+        "current": current,
+        "whose": {
+            "name": name,
+            "age": view.whose.age,
+            "deceased": view.whose.deceased,
+            "is_self": opened.link.relationship == "SELF",
+            "relation": choice.map(|c| c.relation.clone()),
+        },
+        "records": records,
+        "sections": sections,
+        "missing": view.missing,
+        "notices": view.notices,
+    })
+}
+
+fn render(template: &str, mut context: Value, extra: Value) -> Response {
+    if let (Some(c), Value::Object(e)) = (context.as_object_mut(), extra) {
+        c.extend(e);
+    }
+    page(StatusCode::OK, crate::portal::render(template, context), None)
+}
+
+/// `GET /records`: the records menu (straight to the record when there is only one).
+async fn menu(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let records = match records_of(&state, &account).await {
+        Ok(r) => r,
+        Err(_) => return failure(RecordPageError::Unavailable, &s),
+    };
+    let response = match records.as_slice() {
+        [] => see_other("/enroll"),
+        [one] => see_other(&format!("/records/{}", one.id)),
+        _ => page(
+            StatusCode::OK,
+            crate::portal::render(
+                "records.html",
+                json!({"title": "Your records", "records": records, "signed_in": true, "csrf": s.csrf_token}),
+            ),
+            None,
+        ),
+    };
+    (jar, response).into_response()
+}
+
+/// `GET /records/{link}`: the summary.
+async fn home(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path(link): Path<String>,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let opened = match open(&state, &account, &link, format!("/records/{link}"), from).await {
+        Ok(o) => o,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    // Clinicians, and the organizations one can call.
+    let contacts: Vec<_> = view
+        .care_team
+        .people
+        .iter()
+        .chain(view.care_team.organizations.iter().filter(|o| o.details.iter().any(|d| d.label == "Phone")))
+        .collect();
+    let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts});
+    (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
+}
+
+/// `GET /records/{link}/{section}`.
+async fn section_page(
+    state: Arc<ApiState>,
+    jar: CookieJar,
+    from: SocketAddr,
+    link: String,
+    slug: &'static str,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let opened = match open(&state, &account, &link, format!("/records/{link}/{slug}"), from).await {
+        Ok(o) => o,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let title = SECTIONS.iter().find(|(x, _)| *x == slug).map_or("Record", |(_, t)| t);
+    let context = frame(&s, &opened, &view, slug, title);
+    let response = match slug {
+        "results" => render("record_results.html", context, json!({"results": view.results})),
+        "care-team" => render("record_care_team.html", context, json!({"care_team": view.care_team})),
+        _ => {
+            let items = view.items(slug).unwrap_or_default();
+            let empty = format!("Nothing under “{title}” is on file.");
+            render("record_list.html", context, json!({"heading": title, "items": items, "empty": empty}))
+        }
+    };
+    (jar, response).into_response()
+}
+
+/// `GET /records/{link}/access-log`: who accessed this record. Shown when the policy lets
+/// the account see the record at all (the same decision as every other page); a proxy does
+/// not see the patient's own activity.
+async fn access_log_page(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path(link): Path<String>,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let opened = match open(&state, &account, &link, format!("/records/{link}/access-log"), from).await {
+        Ok(o) => o,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let records = match state.audit.for_patient(&opened.record.patient_id, ACCESS_LOG_ROWS).await {
+        Ok(r) if opened.link.relationship != "SELF" => access_log::for_proxy(r),
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "access log read failed");
+            return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
+        }
+    };
+    let names = match names(&state, &account, &records).await {
+        Ok(n) => n,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let rows = access_log::rows(&records, &names);
+    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let context = frame(&s, &opened, &view, "access-log", "Who accessed this record");
+    (jar, render("record_access_log.html", context, json!({"rows": rows}))).into_response()
+}
+
+/// The display names of the accounts and apps in the log.
+async fn names(
+    state: &ApiState,
+    me: &str,
+    records: &[crate::audit::AuditRecord],
+) -> Result<access_log::Names, RecordPageError> {
+    let (accounts, apps) = access_log::actors(records);
+    let mut names = access_log::Names { me: me.to_string(), ..Default::default() };
+    for a in accounts {
+        if let Some(n) = state.accounts.display_name(&a).await.map_err(|_| RecordPageError::Unavailable)? {
+            names.accounts.insert(a, n);
+        }
+    }
+    for c in apps {
+        if let Some(client) = state.oauth.clients.client(&c).await.map_err(|_| RecordPageError::Unavailable)? {
+            names.apps.insert(c, client.name.clone());
+        }
+    }
+    Ok(names)
+}
+
+/// `GET /records/{link}/apps`: the apps this account allowed, with a revoke button each.
+async fn apps_page(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path(link): Path<String>,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let opened = match open(&state, &account, &link, format!("/records/{link}/apps"), from).await {
+        Ok(o) => o,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let apps = match crate::auth::grants::of_account(&state.store, &account).await {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "grants read failed");
+            return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
+        }
+    };
+    let apps: Vec<Value> = apps
+        .into_iter()
+        .map(|a| {
+            let texts: Vec<String> = a
+                .scopes
+                .split_whitespace()
+                .filter(|s| *s != "launch/patient" && *s != "fhirUser")
+                .map(crate::auth::authorize::describe)
+                .collect();
+            json!({
+                "grant_id": a.grant_id,
+                "app_name": a.app_name,
+                "scope_texts": texts,
+                "granted": fhir_text::date(&a.granted_at),
+                "last_used": a.last_used.as_deref().map(fhir_text::date_time),
+            })
+        })
+        .collect();
+    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let context = frame(&s, &opened, &view, "apps", "Apps you have allowed");
+    (jar, render("record_apps.html", context, json!({"apps": apps}))).into_response()
+}
+
+/// `POST /records/{link}/apps/revoke`: the app's tokens stop working at once; back to the
+/// apps page.
+async fn revoke_app(
+    State(state): State<Arc<ApiState>>,
+    jar: CookieJar,
+    Path(link): Path<String>,
+    body: Bytes,
+) -> Response {
+    let (jar, s, account) = match visitor(&state, jar).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let form = form_fields(&body);
+    if let Err(e) = check_csrf(&s, &form) {
+        return (jar, e).into_response();
+    }
+    let result = async {
+        let links = state.accounts.links(&account).await.map_err(|_| RecordPageError::Unavailable)?;
+        if !links.iter().any(|l| l.id == link) {
+            return Err(RecordPageError::NotFound);
+        }
+        let grant_id = field(&form, "grant_id").unwrap_or_default();
+        if !crate::auth::grants::belongs_to(&state.store, &grant_id, &account)
+            .await
+            .map_err(|_| RecordPageError::Unavailable)?
+        {
+            return Ok(false);
+        }
+        state.oauth.tokens.revoke_grant(&grant_id).await.map_err(|_| RecordPageError::Unavailable)?;
+        Ok(true)
+    }
+    .await;
+    let response = match result {
+        Ok(true) => see_other(&format!("/records/{link}/apps")),
+        Ok(false) => message(StatusCode::BAD_REQUEST, &s, "Something is not right", "That app is not one you allowed."),
+        Err(e) => failure(e, &s),
+    };
+    (jar, response).into_response()
+}

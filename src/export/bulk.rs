@@ -1,0 +1,334 @@
+//! Bulk Data `$export` as the API sees it: kick-off (who may export what, the parameters,
+//! the patients, the job and its units in the store), status and manifest, cancel, and
+//! which file a client may download. The data itself is written by the workers
+//! ([`super::worker`]) from released records only. It knows nothing of HTTP.
+
+use super::groups::{GroupError, Groups};
+use super::jobs::{parse_stamp, Created, JobStore, NewJob, StoredAccess};
+use super::params::{self, ParamError};
+use super::worker::{self, ExportStats, WorkContext, Workers};
+use crate::audit::AuditLog;
+use crate::auth::{Access, PatientScope};
+use crate::config::{Config, ExportConfig};
+use crate::identity::PatientIndex;
+use crate::policy::{Policy, Role};
+use crate::read::Reader;
+use crate::sources::SharedSource;
+use crate::store::{Store, StoreError};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Forbidden(String),
+    /// An unknown job or Group, or one that is not the caller's (answered alike).
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("this client already has {0} export jobs queued or running; wait for one to finish or delete one")]
+    TooMany(usize),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("the gateway's store is unavailable")]
+    Store(#[from] StoreError),
+    #[error("the export files are unavailable")]
+    Files(#[from] std::io::Error),
+}
+
+impl From<ParamError> for ExportError {
+    fn from(e: ParamError) -> Self {
+        ExportError::BadRequest(e.0)
+    }
+}
+
+const NO_JOB: &str = "no such export job";
+
+/// The three kick-off endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Level {
+    /// `[base]/$export`
+    System,
+    /// `[base]/Group/{id}/$export`
+    Group(String),
+    /// `[base]/Patient/$export`
+    Patient,
+}
+
+/// A kick-off request, as the route extracted it.
+#[derive(Debug, Clone)]
+pub struct KickOff {
+    pub level: Level,
+    /// The full kick-off URL (the manifest's `request`).
+    pub request_url: String,
+    pub pairs: Vec<(String, String)>,
+    /// A POSTed Parameters resource.
+    pub body: Option<Value>,
+    pub lenient: bool,
+}
+
+/// An accepted kick-off.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub job_id: String,
+    /// Where to poll (`Content-Location`).
+    pub status_url: String,
+    /// Parameters ignored under lenient handling.
+    pub warnings: Vec<String>,
+}
+
+/// What polling a job finds.
+#[derive(Debug, Clone)]
+pub enum JobStatus {
+    InProgress { done: i64, total: i64 },
+    Complete { manifest: Value, expires: Option<DateTime<Utc>> },
+    Failed(String),
+}
+
+pub struct Exports {
+    jobs: JobStore,
+    groups: Groups,
+    index: Arc<PatientIndex>,
+    policy: Arc<Policy>,
+    config: ExportConfig,
+    zone: FixedOffset,
+    base_url: String,
+    stats: Arc<ExportStats>,
+    wake: Arc<Notify>,
+    /// This replica's name in unit leases.
+    replica: String,
+}
+
+impl Exports {
+    pub fn new(
+        config: &Config,
+        store: Store,
+        index: Arc<PatientIndex>,
+        sources: Vec<SharedSource>,
+        policy: Arc<Policy>,
+        zone: FixedOffset,
+    ) -> Exports {
+        let deadline = config.aggregate.deadline.std();
+        Exports {
+            jobs: JobStore::new(store),
+            groups: Groups::new(config.export.groups.clone(), sources, index.clone(), deadline),
+            index,
+            policy,
+            config: config.export.clone(),
+            zone,
+            base_url: config.fhir_base_url(),
+            stats: Default::default(),
+            wake: Default::default(),
+            replica: format!("gw-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+        }
+    }
+
+    pub fn stats(&self) -> &ExportStats {
+        &self.stats
+    }
+
+    /// Seconds a client should wait between polls.
+    pub fn poll_seconds(&self) -> u64 {
+        self.config.poll_interval.std().as_secs_f64().ceil().max(1.0) as u64
+    }
+
+    /// Starts this replica's workers (none when `export.workers` is 0).
+    pub fn start_workers(&self, reader: Reader, audit: AuditLog) -> Workers {
+        let ctx = Arc::new(WorkContext {
+            jobs: self.jobs.clone(),
+            reader,
+            audit,
+            dir: self.config.directory.clone(),
+            lease: self.config.lease.std(),
+            poll: self.config.poll_interval.std(),
+            lifetime: self.config.file_lifetime.std(),
+            zone: self.zone,
+            stats: self.stats.clone(),
+            wake: self.wake.clone(),
+        });
+        worker::start(ctx, self.config.workers, &self.replica)
+    }
+
+    /// Accepts an export: checks who may export what, parses the parameters, fixes the
+    /// patients and the transaction time, and queues the job's units.
+    pub async fn kick_off(&self, access: &Access, k: KickOff) -> Result<Accepted, ExportError> {
+        let patient_facing = access.viewer.is_patient_facing();
+        if patient_facing && k.level != Level::Patient {
+            return Err(ExportError::Forbidden(
+                "patients and their proxies export their own record with Patient/$export".into(),
+            ));
+        }
+        if !matches!(access.viewer.role, Role::Staff | Role::Partner { .. }) && !patient_facing {
+            return Err(ExportError::Forbidden("this caller may not export".into()));
+        }
+        if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
+            return Err(ExportError::Forbidden("the access token's scopes do not allow an export".into()));
+        }
+        if let Role::Partner { purpose, .. } = &access.viewer.role {
+            if !self.policy.config().partners.allowed_purposes.contains(purpose) {
+                return Err(ExportError::Forbidden(format!("purpose of use `{purpose}` is not permitted")));
+            }
+        }
+        let parsed = params::parse(&k.pairs, k.body.as_ref(), k.lenient, self.zone)?;
+        let mut all = self.patients(access, &k.level).await?;
+        if let Some(named) = &parsed.params.patients {
+            let mut chosen = BTreeSet::new();
+            for id in named {
+                let resolved = self.index.resolve(id).map(|l| l.gateway_id);
+                match resolved.filter(|g| all.contains(g)) {
+                    Some(g) => {
+                        chosen.insert(g);
+                    }
+                    None if patient_facing => {
+                        return Err(ExportError::BadRequest(
+                            "`patient` may name only the record this token is for".into(),
+                        ))
+                    }
+                    None if matches!(k.level, Level::Group(_)) => {
+                        return Err(ExportError::BadRequest(format!("Patient/{id} is not a member of this Group")))
+                    }
+                    None => return Err(ExportError::BadRequest(format!("Patient/{id} is not known to this server"))),
+                }
+            }
+            all = chosen.into_iter().collect();
+        }
+        let mut stored_params = parsed.params.clone();
+        stored_params.patients = None;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let (level, group_id) = match &k.level {
+            Level::System => ("system", None),
+            Level::Group(g) => ("group", Some(g.clone())),
+            Level::Patient => ("patient", None),
+        };
+        let job = NewJob {
+            id: id.clone(),
+            client: access.viewer.actor.clone(),
+            access: StoredAccess::of(access),
+            request: k.request_url,
+            params: serde_json::to_string(&stored_params).expect("params serialize"),
+            level,
+            group_id,
+            transaction_time: Utc::now(),
+            units: all.chunks(self.config.patients_per_unit).map(<[String]>::to_vec).collect(),
+        };
+        match self.jobs.create(&job, self.config.max_jobs_per_client, self.config.file_lifetime.std()).await? {
+            Created::TooMany(n) => return Err(ExportError::TooMany(n)),
+            Created::Yes => {}
+        }
+        self.stats.jobs_started.fetch_add(1, Ordering::Relaxed);
+        if all.is_empty() {
+            self.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.wake.notify_waiters();
+        tracing::info!(job = %id, level, patients = all.len(), actor = %access.viewer.actor, "export job queued");
+        Ok(Accepted {
+            status_url: format!("{}/$export-status/{id}", self.base_url),
+            job_id: id,
+            warnings: parsed.warnings,
+        })
+    }
+
+    /// The gateway patients a kick-off at `level` covers for this caller, sorted.
+    async fn patients(&self, access: &Access, level: &Level) -> Result<Vec<String>, ExportError> {
+        if let PatientScope::Person { source, source_patient_id } = &access.patients {
+            let own = self
+                .index
+                .gateway_id_of(source, source_patient_id)
+                .ok_or(ExportError::NotFound("the record this token is for is not available"))?;
+            return Ok(vec![own]);
+        }
+        match level {
+            Level::System | Level::Patient => {
+                let mut all: Vec<String> = self.index.links().into_iter().map(|l| l.gateway_id).collect();
+                all.sort();
+                Ok(all)
+            }
+            Level::Group(id) => {
+                if access.groups.as_ref().is_some_and(|allowed| !allowed.contains(id)) {
+                    return Err(ExportError::NotFound("no such Group"));
+                }
+                let members = self.groups.members(id).await.map_err(|e| match e {
+                    GroupError::Unknown => ExportError::NotFound("no such Group"),
+                    GroupError::Source(m) => ExportError::Unavailable(m),
+                })?;
+                if members.unknown > 0 {
+                    tracing::warn!(group = %id, unknown = members.unknown, "group members not in the patient index");
+                }
+                Ok(members.patients)
+            }
+        }
+    }
+
+    /// The caller's job, or not found (also when it is another client's).
+    async fn own_job(&self, access: &Access, job_id: &str) -> Result<super::jobs::Job, ExportError> {
+        if job_id.len() != 32 || !job_id.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(ExportError::NotFound(NO_JOB));
+        }
+        match self.jobs.get(job_id).await? {
+            Some(job) if job.client == access.viewer.actor => Ok(job),
+            _ => Err(ExportError::NotFound(NO_JOB)),
+        }
+    }
+
+    /// Progress, or the manifest once complete.
+    pub async fn status(&self, access: &Access, job_id: &str) -> Result<JobStatus, ExportError> {
+        let job = self.own_job(access, job_id).await?;
+        match job.state.as_str() {
+            "completed" => {}
+            "failed" => return Ok(JobStatus::Failed(job.error.unwrap_or_else(|| "the export failed".into()))),
+            _ => {
+                return Ok(JobStatus::InProgress { done: self.jobs.progress(job_id).await?, total: job.total_patients })
+            }
+        }
+        let mut units = self.jobs.done_units(job_id).await?;
+        units.sort_by_key(|u| u.seq);
+        let mut files: Vec<(String, i64, String, u64)> = units
+            .iter()
+            .flat_map(|u| u.outputs.iter().map(move |o| (o.resource_type.clone(), u.seq, o.file.clone(), o.count)))
+            .collect();
+        files.sort();
+        let entry = |(t, _, file, count): &(String, i64, String, u64)| json!({"type": t, "url": format!("{}/$export-file/{job_id}/{file}", self.base_url), "count": count});
+        let (errors, outputs): (Vec<_>, Vec<_>) = files.iter().partition(|f| f.0 == "OperationOutcome");
+        let manifest = json!({
+            "transactionTime": job.transaction_time,
+            "request": job.request,
+            "requiresAccessToken": true,
+            "output": outputs.into_iter().map(entry).collect::<Vec<_>>(),
+            "error": errors.into_iter().map(entry).collect::<Vec<_>>(),
+        });
+        Ok(JobStatus::Complete { manifest, expires: job.expires_at.as_deref().and_then(parse_stamp) })
+    }
+
+    /// Cancels a job (running or finished) and removes its files.
+    pub async fn cancel(&self, access: &Access, job_id: &str) -> Result<(), ExportError> {
+        let job = self.own_job(access, job_id).await?;
+        self.jobs.delete(&job.id).await?;
+        // A worker may still be writing a unit of it: its files go when it notices (at the
+        // next patient), and the cleanup sweeps any folder no job owns.
+        let folder = self.config.directory.join(&job.id);
+        if let Err(e) = worker::remove_folder(&folder).await {
+            tracing::info!(job = %job.id, error = %e, "cancelled job's folder is removed by the cleanup");
+        }
+        tracing::info!(job = %job.id, "export job cancelled");
+        Ok(())
+    }
+
+    /// The path of a finished job's file, for its client only.
+    pub async fn file(&self, access: &Access, job_id: &str, name: &str) -> Result<PathBuf, ExportError> {
+        let job = self.own_job(access, job_id).await?;
+        if job.state != "completed" || !super::ndjson::is_part_name(name) {
+            return Err(ExportError::NotFound("no such export file"));
+        }
+        let listed = self.jobs.done_units(job_id).await?.iter().any(|u| u.outputs.iter().any(|o| o.file == name));
+        if !listed {
+            return Err(ExportError::NotFound("no such export file"));
+        }
+        Ok(self.config.directory.join(&job.id).join(name))
+    }
+}

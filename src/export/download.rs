@@ -1,0 +1,305 @@
+//! Whole-record downloads for one patient: the record as one FHIR `Bundle`, and as a zip
+//! with one NDJSON file per resource type, a `README.txt`, the `withheld-notice.txt` and a
+//! readable `summary.html`. It gets the record only from `Reader::record` (what the policy
+//! released for this caller) and writes exactly that JSON; it never adds a resource, never
+//! says what was withheld, and never touches HTTP or the access log (the caller audits).
+//!
+//! The Bundle is a `searchset`, not a `collection`: it is the complete result of
+//! `Patient/[id]/$everything` — whose defined output is a searchset — in one piece instead
+//! of pages, so every reader of the API's `$everything` reads it unchanged. Only a
+//! searchset can carry the withheld-notice and the missing-source warnings the way the API
+//! does, as an OperationOutcome entry with `search.mode = outcome`; in a `collection` the
+//! notice would have to pose as part of the record (R4 forbids `entry.search` there).
+
+use crate::auth::Access;
+use crate::fhir;
+use crate::fhir::bundle::searchset;
+use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::read::{missing_warning, ReadError, Reader, WholeRecord};
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Cursor, Seek, Write};
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipWriter};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("writing the zip failed: {0}")]
+    Zip(#[from] zip::result::ZipError),
+    #[error("writing the download failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("writing a resource failed: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Summary(#[from] super::summary::SummaryError),
+    #[error("the download task stopped: {0}")]
+    Task(String),
+}
+
+/// What a download is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The whole record as one FHIR JSON Bundle.
+    Bundle,
+    /// NDJSON per type, README, withheld-notice and the readable summary, zipped.
+    Zip,
+}
+
+/// A finished download: the file's bytes and how to name and label it.
+#[derive(Debug)]
+pub struct Download {
+    /// The gateway id of the patient (for the access log).
+    pub patient_id: String,
+    pub content_type: &'static str,
+    /// `health-record-{gateway id}.json|zip`: ids only, never a name.
+    pub file_name: String,
+    pub body: Vec<u8>,
+}
+
+/// Gathers what `access` may see of `patient_id`'s record and writes it as `format`.
+/// `base_url` is the FHIR base the Bundle's `fullUrl`s use.
+pub async fn prepare(
+    reader: &Reader,
+    access: &Access,
+    patient_id: &str,
+    format: Format,
+    base_url: &str,
+) -> Result<Download, DownloadError> {
+    let record = reader.record(access, patient_id).await?;
+    let produced = Utc::now();
+    let patient_id = record.patient_id.clone();
+    let (content_type, extension, body) = match format {
+        Format::Bundle => {
+            ("application/fhir+json; charset=utf-8", "json", serde_json::to_vec(&bundle(&record, base_url, produced))?)
+        }
+        // Compressing is CPU work: off the async workers. A record is bounded, so the zip
+        // is built in memory (constant in the number of patients).
+        Format::Zip => {
+            let body = tokio::task::spawn_blocking(move || zip_bytes(&record, produced))
+                .await
+                .map_err(|e| DownloadError::Task(e.to_string()))??;
+            ("application/zip", "zip", body)
+        }
+    };
+    Ok(Download { file_name: file_name(&patient_id, extension), patient_id, content_type, body })
+}
+
+/// `health-record-{id}.{extension}`; the id is a gateway id, anything else is replaced.
+pub fn file_name(patient_id: &str, extension: &str) -> String {
+    let id: String =
+        patient_id.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '.' { c } else { '_' }).collect();
+    format!("health-record-{id}.{extension}")
+}
+
+/// The warnings and notices a whole-record answer carries, as `$everything` gives them:
+/// a warning per missing source, then the policy's notices.
+pub fn issues(record: &WholeRecord) -> Vec<Issue> {
+    record.missing.iter().map(missing_warning).chain(record.notices.iter().cloned()).collect()
+}
+
+/// The whole record as one searchset Bundle: every released resource (`search.mode =
+/// match`, record order, `total` = their number), then one OperationOutcome entry with the
+/// warnings and the withheld-notice — the same entries `$everything` pages through.
+pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> Value {
+    let mut entries: Vec<(String, Value, &str)> = record
+        .resources
+        .iter()
+        .map(|r| {
+            let full_url = format!(
+                "{base_url}/{}/{}",
+                fhir::resource_type(r).unwrap_or_default(),
+                fhir::resource_id(r).unwrap_or_default()
+            );
+            (full_url, r.clone(), "match")
+        })
+        .collect();
+    let issues = issues(record);
+    if !issues.is_empty() {
+        let mut outcome = operation_outcome(&issues);
+        outcome["id"] = json!("warnings");
+        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
+    }
+    let self_url = format!("{base_url}/Patient/{}/$everything", record.patient_id);
+    let mut b = searchset(&self_url, None, Some(record.resources.len()), entries);
+    b["id"] = json!(uuid::Uuid::new_v4().to_string());
+    b["timestamp"] = json!(produced.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    b
+}
+
+/// The zip in memory.
+pub fn zip_bytes(record: &WholeRecord, produced: DateTime<Utc>) -> Result<Vec<u8>, DownloadError> {
+    Ok(write_zip(record, produced, Cursor::new(Vec::new()))?.into_inner())
+}
+
+/// Writes the zip to `out`: `{Type}.ndjson` for each resource type present (one resource
+/// per line, exactly the released JSON, in record order), `README.txt`,
+/// `withheld-notice.txt` and `summary.html`. Deflate throughout.
+pub fn write_zip<W: Write + Seek>(record: &WholeRecord, produced: DateTime<Utc>, out: W) -> Result<W, DownloadError> {
+    let mut options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
+    if let Ok(t) = zip::DateTime::from_date_and_time(
+        produced.year().clamp(1980, 2107) as u16,
+        produced.month() as u8,
+        produced.day() as u8,
+        produced.hour() as u8,
+        produced.minute() as u8,
+        produced.second() as u8,
+    ) {
+        options = options.last_modified_time(t);
+    }
+    let mut by_type: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+    for r in &record.resources {
+        by_type.entry(file_type(r)).or_default().push(r);
+    }
+    let mut zip = ZipWriter::new(out);
+    zip.start_file("README.txt", options)?;
+    zip.write_all(readme(record, produced, &by_type).as_bytes())?;
+    zip.start_file("withheld-notice.txt", options)?;
+    zip.write_all(withheld_notice(record).as_bytes())?;
+    zip.start_file("summary.html", options)?;
+    zip.write_all(super::summary::render(record, produced)?.as_bytes())?;
+    for (t, resources) in &by_type {
+        zip.start_file(format!("{t}.ndjson"), options)?;
+        for r in resources {
+            serde_json::to_writer(&mut zip, r)?;
+            zip.write_all(b"\n")?;
+        }
+    }
+    Ok(zip.finish()?)
+}
+
+/// A resource's file name stem: its type when it is a plain FHIR type name (anything else
+/// cannot name a file safely and goes to `Other`).
+fn file_type(r: &Value) -> &str {
+    match fhir::resource_type(r) {
+        Some(t) if !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphabetic()) => t,
+        _ => "Other",
+    }
+}
+
+/// The notices alone (the withheld-notice, and the 42 CFR Part 2 notice when Part 2
+/// records are included). For a patient-facing viewer the withheld-notice is there
+/// whether or not anything was withheld, so this file is the same either way.
+pub fn withheld_notice(record: &WholeRecord) -> String {
+    if record.notices.is_empty() {
+        return "Nothing in this record was withheld from this download.\n".into();
+    }
+    record.notices.iter().map(|n| format!("{}\n", n.diagnostics)).collect::<Vec<_>>().join("\n")
+}
+
+fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str, Vec<&Value>>) -> String {
+    let mut text = format!(
+        "Health record download\n======================\n\nRecord: {}\nProduced: {}\n\n",
+        record.patient_id,
+        produced.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    text.push_str(
+        "What is in this file\n--------------------\n\
+         summary.html                  a readable, printable summary of the record (open it in any web browser)\n\
+         withheld-notice.txt           what you need to know about information not shown here\n",
+    );
+    for (t, resources) in by_type {
+        let n = resources.len();
+        let noun = if n == 1 { "resource" } else { "resources" };
+        text.push_str(&format!("{:<29} {n} FHIR R4 {t} {noun}, one JSON object per line\n", format!("{t}.ndjson")));
+    }
+    text.push_str(
+        "\nThe .ndjson files are the record exactly as the gateway serves it to apps (FHIR R4,\n\
+         newline-delimited JSON). Each item names the hospital system it came from in\n\
+         meta.source and in a meta.tag of system http://portico.example/fhir/CodeSystem/source-system.\n",
+    );
+    if !record.missing.is_empty() {
+        text.push_str("\nIncomplete\n----------\n");
+        for m in &record.missing {
+            text.push_str(&format!("{}\n", missing_warning(m).diagnostics));
+        }
+    }
+    if !record.notices.is_empty() {
+        text.push_str("\nAbout this record\n-----------------\n");
+        text.push_str(&withheld_notice(record));
+    }
+    text.push_str("\nThis is a copy of health information: keep it private.\n");
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aggregate::MissingSource;
+    use std::io::Read;
+
+    fn record() -> WholeRecord {
+        WholeRecord {
+            patient_id: "pt-1".into(),
+            resources: vec![
+                json!({"resourceType": "Patient", "id": "pt-1", "unknownElement": {"kept": true}}),
+                json!({"resourceType": "Observation", "id": "a", "valueString": "line\nbreak"}),
+                json!({"resourceType": "Condition", "id": "c"}),
+                json!({"resourceType": "Observation", "id": "b"}),
+                json!({"resourceType": "../../evil", "id": "x"}),
+            ],
+            missing: vec![MissingSource { source: "lab".into(), display: "Lab".into(), reason: "timed out".into() }],
+            notices: vec![Issue::information("informational", "Some information may not be shown.")],
+        }
+    }
+
+    #[test]
+    fn the_zip_holds_one_ndjson_file_per_type_with_the_released_json_exactly() {
+        let r = record();
+        let bytes = zip_bytes(&r, Utc::now()).unwrap();
+        let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).unwrap();
+        let mut names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "Condition.ndjson",
+                "Observation.ndjson",
+                "Other.ndjson",
+                "Patient.ndjson",
+                "README.txt",
+                "summary.html",
+                "withheld-notice.txt"
+            ]
+        );
+        let mut text = String::new();
+        let mut f = zip.by_name("Observation.ndjson").unwrap();
+        assert_eq!(f.compression(), CompressionMethod::Deflated);
+        f.read_to_string(&mut text).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines, vec![r.resources[1].clone(), r.resources[3].clone()], "record order, unchanged");
+        drop(f);
+        let mut text = String::new();
+        zip.by_name("Patient.ndjson").unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, format!("{}\n", r.resources[0]), "unknown elements kept, byte for byte");
+        let mut text = String::new();
+        zip.by_name("withheld-notice.txt").unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "Some information may not be shown.\n");
+        let mut text = String::new();
+        zip.by_name("README.txt").unwrap().read_to_string(&mut text).unwrap();
+        assert!(
+            text.contains("Results from Lab may be missing") && text.contains("2 FHIR R4 Observation resources"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_bundle_is_the_whole_everything_result_with_the_notice_as_an_outcome() {
+        let r = record();
+        let b = bundle(&r, "http://gw/fhir", Utc::now());
+        assert_eq!(b["type"], "searchset");
+        assert_eq!(b["total"], 5);
+        let entries = b["entry"].as_array().unwrap();
+        assert_eq!(entries.len(), 6);
+        assert_eq!(entries[1]["fullUrl"], "http://gw/fhir/Observation/a");
+        assert_eq!(entries[1]["search"]["mode"], "match");
+        let outcome = &entries[5];
+        assert_eq!(outcome["search"]["mode"], "outcome");
+        assert_eq!(outcome["resource"]["issue"][0]["code"], "incomplete");
+        assert_eq!(outcome["resource"]["issue"][1]["diagnostics"], "Some information may not be shown.");
+        assert!(b.get("link").is_some() && b["link"][1].is_null(), "no next page");
+        assert_eq!(file_name("pt-1/../x", "zip"), "health-record-pt-1_.._x.zip");
+    }
+}

@@ -1,0 +1,89 @@
+//! Groups for `Group/{id}/$export`: partner rosters from the config (`[[export.groups]]`,
+//! members named by source record) and Group resources held by a source (named
+//! `{source}.{group id}`, members' `entity` references to that source's patients). Either
+//! way the members are mapped through the patient index to gateway patient ids. It never
+//! reads clinical data and never decides who may export a Group.
+
+use crate::config::ExportGroup;
+use crate::identity::PatientIndex;
+use crate::sources::SharedSource;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupError {
+    #[error("no such Group")]
+    Unknown,
+    #[error("the Group's source could not be read: {0}")]
+    Source(String),
+}
+
+pub struct Groups {
+    rosters: Vec<ExportGroup>,
+    sources: Vec<SharedSource>,
+    index: Arc<PatientIndex>,
+    deadline: Duration,
+}
+
+/// A Group's members as gateway patient ids, and how many members the index does not know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Members {
+    pub patients: Vec<String>,
+    pub unknown: usize,
+}
+
+impl Groups {
+    pub fn new(
+        rosters: Vec<ExportGroup>,
+        sources: Vec<SharedSource>,
+        index: Arc<PatientIndex>,
+        deadline: Duration,
+    ) -> Groups {
+        Groups { rosters, sources, index, deadline }
+    }
+
+    /// The members of Group `id`.
+    pub async fn members(&self, id: &str) -> Result<Members, GroupError> {
+        if let Some(g) = self.rosters.iter().find(|g| g.id == id) {
+            let named = g.members.iter().filter_map(|m| m.split_once('/'));
+            return Ok(self.map(named));
+        }
+        let (source_name, group_id) = id.split_once('.').ok_or(GroupError::Unknown)?;
+        let source = self.sources.iter().find(|s| s.name() == source_name).ok_or(GroupError::Unknown)?;
+        let deadline = tokio::time::Instant::now() + self.deadline;
+        let found = source
+            .read_many("Group", &[group_id.to_string()], deadline)
+            .await
+            .map_err(|e| GroupError::Source(e.to_string()))?;
+        let group = found.into_iter().find(|g| g.get("id").and_then(Value::as_str) == Some(group_id));
+        let group = group.ok_or(GroupError::Unknown)?;
+        let references: Vec<String> = group
+            .get("member")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|m| m.get("inactive").and_then(Value::as_bool) != Some(true))
+            .filter_map(|m| m.pointer("/entity/reference").and_then(Value::as_str))
+            .filter_map(|r| crate::fhir::reference::parse(r))
+            .filter(|(t, _)| *t == "Patient")
+            .map(|(_, pid)| pid.to_string())
+            .collect();
+        Ok(self.map(references.iter().map(|r| (source_name, r.as_str()))))
+    }
+
+    fn map<'a>(&self, named: impl Iterator<Item = (&'a str, &'a str)>) -> Members {
+        let mut patients = BTreeSet::new();
+        let mut unknown = 0;
+        for (source, id) in named {
+            match self.index.gateway_id_of(source, id) {
+                Some(g) => {
+                    patients.insert(g);
+                }
+                None => unknown += 1,
+            }
+        }
+        Members { patients: patients.into_iter().collect(), unknown }
+    }
+}

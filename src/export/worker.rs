@@ -1,0 +1,324 @@
+//! The export workers: a pool of tokio tasks in every gateway replica that claim work units
+//! from the shared queue ([`JobStore`]), export each unit's patients one released record at
+//! a time (through [`Reader::record`], under the job's stored Access — the one door for
+//! data) into the unit's NDJSON part files, audit every patient exported, and mark the unit
+//! done; plus the cleanup that removes expired jobs and their files. A unit cut off by a
+//! restart is redone from scratch; nothing a manifest lists is ever half-written. It never
+//! reads sources directly and never logs patient data (ids only).
+
+use super::jobs::{JobStore, Unit, UnitOutput};
+use super::ndjson::UnitFiles;
+use super::params::{ExportParams, ParamError, Selection};
+use crate::audit::{AuditEntry, AuditLog};
+use crate::auth::Access;
+use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::read::{ReadError, Reader};
+use crate::store::StoreError;
+use chrono::{FixedOffset, Utc};
+use serde_json::{json, Value};
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// A unit is given up (and its job failed) after this many attempts that ended in error.
+const MAX_ATTEMPTS: i64 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("export files: {0}")]
+    Files(#[from] std::io::Error),
+    #[error("stored parameters: {0}")]
+    Params(#[from] ParamError),
+    #[error("stored parameters: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
+/// Counters since this process started, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    pub jobs_started: AtomicU64,
+    pub jobs_completed: AtomicU64,
+    pub jobs_failed: AtomicU64,
+    pub units_in_flight: AtomicI64,
+    pub resources_written: AtomicU64,
+}
+
+/// What every worker of a replica shares.
+pub struct WorkContext {
+    pub jobs: JobStore,
+    pub reader: Reader,
+    pub audit: AuditLog,
+    pub dir: PathBuf,
+    pub lease: Duration,
+    pub poll: Duration,
+    pub lifetime: Duration,
+    pub zone: FixedOffset,
+    pub stats: Arc<ExportStats>,
+    /// Rung at kick-off so an idle worker starts at once.
+    pub wake: Arc<Notify>,
+}
+
+/// The running workers of this replica.
+pub struct Workers {
+    owner: String,
+    jobs: JobStore,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// Starts `count` workers named `{owner}/w{n}`, and the cleanup task.
+pub fn start(ctx: Arc<WorkContext>, count: usize, owner: &str) -> Workers {
+    let mut handles: Vec<JoinHandle<()>> = (0..count)
+        .map(|n| {
+            let (ctx, me) = (ctx.clone(), format!("{owner}/w{n}"));
+            tokio::spawn(async move { work(ctx, me).await })
+        })
+        .collect();
+    handles.push(tokio::spawn(cleanup(ctx.clone())));
+    Workers { owner: owner.to_string(), jobs: ctx.jobs.clone(), handles }
+}
+
+impl Workers {
+    /// Stops the workers and gives their units back to the queue, so another replica (or
+    /// this one after a restart) redoes them at once.
+    pub async fn stop(mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+        for h in std::mem::take(&mut self.handles) {
+            let _ = h.await;
+        }
+        match self.jobs.release_all(&format!("{}/", self.owner)).await {
+            Ok(n) if n > 0 => tracing::info!(units = n, "export units given back to the queue"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "export units not given back; their leases will expire"),
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for h in &self.handles {
+            h.abort();
+        }
+    }
+}
+
+async fn work(ctx: Arc<WorkContext>, me: String) {
+    loop {
+        match ctx.jobs.claim(&me, ctx.lease).await {
+            Ok(Some(unit)) => {
+                ctx.stats.units_in_flight.fetch_add(1, Ordering::Relaxed);
+                let result = run_unit(&ctx, &me, &unit).await;
+                ctx.stats.units_in_flight.fetch_sub(1, Ordering::Relaxed);
+                if let Err(e) = result {
+                    tracing::warn!(job = %unit.job_id, unit = unit.seq, attempt = unit.attempts, error = %e, "export unit failed");
+                    let gave_up = unit.attempts >= MAX_ATTEMPTS;
+                    let handled = if gave_up {
+                        ctx.jobs
+                            .fail(&unit.job_id, "the export could not be completed; start a new one", ctx.lifetime)
+                            .await
+                            .map(|failed| {
+                                if failed {
+                                    ctx.stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                                }
+                            })
+                    } else {
+                        ctx.jobs.release(&unit.id, &me).await
+                    };
+                    if let Err(e) = handled {
+                        tracing::warn!(job = %unit.job_id, error = %e, "export unit not given back; its lease will expire");
+                    }
+                    tokio::time::sleep(ctx.poll).await;
+                }
+            }
+            Ok(None) => {
+                tokio::select! {
+                    _ = ctx.wake.notified() => {}
+                    _ = tokio::time::sleep(ctx.poll) => {}
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "export queue unavailable");
+                tokio::time::sleep(ctx.poll).await;
+            }
+        }
+    }
+}
+
+/// One OperationOutcome line about one patient (ids only).
+fn outcome_line(patient_id: &str, issue: Issue) -> Value {
+    let mut o = operation_outcome(&[issue]);
+    o["id"] = json!(format!("{}", uuid::Uuid::new_v4()));
+    o["issue"][0]["expression"] = json!([format!("Patient/{patient_id}")]);
+    o
+}
+
+/// Exports one unit. `Ok(false)`: the unit is no longer this worker's (its lease was taken
+/// over, or its job was cancelled), and nothing of it was kept.
+async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, WorkError> {
+    let Some(job) = ctx.jobs.get(&unit.job_id).await? else { return Ok(false) };
+    if !matches!(job.state.as_str(), "queued" | "running") {
+        return Ok(false);
+    }
+    ctx.jobs.mark_running(&job.id).await?;
+    let params: ExportParams = serde_json::from_str(&job.params)?;
+    let selection = Selection::new(&params, ctx.zone)?;
+    let access = job.access.access();
+    let dir = ctx.dir.join(&job.id);
+    let mut files = UnitFiles::start(&dir, unit.seq, &format!("{me}-{}", unit.attempts)).await?;
+    match fill(ctx, me, unit, &job.id, &access, &selection, &mut files).await {
+        Ok(true) => {}
+        Ok(false) => {
+            files.abandon().await;
+            if !ctx.jobs.exists(&job.id).await? {
+                let _ = remove_folder(&dir).await;
+            }
+            return Ok(false);
+        }
+        Err(e) => {
+            files.abandon().await;
+            return Err(e);
+        }
+    }
+    let written = files.finish().await?;
+    let outputs: Vec<UnitOutput> = written
+        .iter()
+        .map(|w| UnitOutput { resource_type: w.resource_type.clone(), file: w.file.clone(), count: w.count })
+        .collect();
+    if !ctx.jobs.complete_unit(&unit.id, me, &outputs).await? {
+        // Taken over after all (the other worker writes the same files), or cancelled.
+        if !ctx.jobs.exists(&job.id).await? {
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+        return Ok(false);
+    }
+    let resources: u64 = written.iter().filter(|w| w.resource_type != "OperationOutcome").map(|w| w.count).sum();
+    ctx.stats.resources_written.fetch_add(resources, Ordering::Relaxed);
+    if ctx.jobs.finish_if_done(&job.id, ctx.lifetime).await? {
+        ctx.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(job = %job.id, patients = job.total_patients, "export job completed");
+    }
+    Ok(true)
+}
+
+/// Writes every patient of the unit; false when the lease was lost on the way.
+async fn fill(
+    ctx: &WorkContext,
+    me: &str,
+    unit: &Unit,
+    job_id: &str,
+    access: &Access,
+    selection: &Selection,
+    files: &mut UnitFiles,
+) -> Result<bool, WorkError> {
+    let what = format!("/fhir/$export-status/{job_id}");
+    let mut shared_seen: HashSet<String> = HashSet::new();
+    for patient_id in &unit.patients {
+        let result = ctx.reader.record(access, patient_id).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(ReadError::NotFound) => "not-found",
+            Err(ReadError::Forbidden(_)) => "denied",
+            Err(ReadError::Store(_)) => "error",
+            Err(_) => "error",
+        };
+        if let Err(ReadError::Store(e)) = result {
+            return Err(e.into());
+        }
+        // Audited before anything of the record is written; a redone unit does not log the
+        // same patient of the same job twice.
+        if !ctx.audit.has_entry(patient_id, "export", &what).await? {
+            let entry = AuditEntry::of(access, "export", what.clone(), Some(patient_id.clone()), outcome, None);
+            ctx.audit.record(&entry).await?;
+        }
+        match result {
+            Ok(record) => {
+                for r in &record.resources {
+                    if !selection.selects(r) {
+                        continue;
+                    }
+                    let t = crate::fhir::resource_type(r).unwrap_or("");
+                    if crate::fhir::SUPPORTING_TYPES.contains(&t) {
+                        // A Practitioner seen by many records is written once per job.
+                        let key = format!("{t}/{}", crate::fhir::resource_id(r).unwrap_or(""));
+                        if !shared_seen.insert(key.clone()) || !ctx.jobs.claim_shared(job_id, &key, unit.seq).await? {
+                            continue;
+                        }
+                    }
+                    files.write(t, r).await?;
+                }
+                for m in &record.missing {
+                    let text = format!(
+                        "Patient/{patient_id}: the record is incomplete; results from {} may be missing (the system {}).",
+                        m.display, m.reason
+                    );
+                    files
+                        .write("OperationOutcome", &outcome_line(patient_id, Issue::warning("incomplete", text)))
+                        .await?;
+                }
+                for n in &record.notices {
+                    files.write("OperationOutcome", &outcome_line(patient_id, n.clone())).await?;
+                }
+            }
+            Err(e) => {
+                let issue = match e {
+                    ReadError::NotFound => {
+                        Issue::error("not-found", format!("Patient/{patient_id}: no record available to this client"))
+                    }
+                    ReadError::Forbidden(m) => Issue::error("forbidden", format!("Patient/{patient_id}: {m}")),
+                    other => Issue::error("exception", format!("Patient/{patient_id}: {other}")),
+                };
+                files.write("OperationOutcome", &outcome_line(patient_id, issue)).await?;
+            }
+        }
+        if !ctx.jobs.renew(&unit.id, me, ctx.lease).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Removes expired jobs with their files, and folders whose job is gone.
+async fn cleanup(ctx: Arc<WorkContext>) {
+    loop {
+        tokio::time::sleep(ctx.poll).await;
+        if let Err(e) = sweep(&ctx).await {
+            tracing::warn!(error = %e, "export cleanup failed; retrying");
+        }
+    }
+}
+
+async fn sweep(ctx: &WorkContext) -> Result<(), WorkError> {
+    for id in ctx.jobs.expired(Utc::now()).await? {
+        remove_folder(&ctx.dir.join(&id)).await?;
+        ctx.jobs.delete(&id).await?;
+        tracing::info!(job = %id, "expired export job removed");
+    }
+    let mut entries = match tokio::fs::read_dir(&ctx.dir).await {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    while let Some(e) = entries.next_entry().await? {
+        let name = e.file_name().to_string_lossy().to_string();
+        let is_job_folder = name.len() == 32 && name.chars().all(|c| c.is_ascii_hexdigit());
+        if is_job_folder && !ctx.jobs.exists(&name).await? {
+            remove_folder(&e.path()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes a job folder; one already gone is fine.
+pub async fn remove_folder(dir: &std::path::Path) -> std::io::Result<()> {
+    match tokio::fs::remove_dir_all(dir).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
