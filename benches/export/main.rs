@@ -157,9 +157,11 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Resu
         "[server]\nlisten = \"127.0.0.1:{port}\"\nutc_offset = \"UTC\"\n\n\
          [[server.dev_tokens]]\ntoken = \"{PARTNER_TOKEN}\"\nviewer = \"partner:hie-north:TREAT\"\n\n\
          [database]\nurl = \"sqlite://{}\"\n\n\
+         [export]\ndirectory = \"{}\"\n\n\
          [aggregate]\ndeadline = \"120s\"\ncache_ttl = \"60s\"\ncache_max_records = 100\n\n\
          [identity]\nrefresh_every = \"24h\"\n\n{source_blocks}{}\n",
         run.join("portico.db").display(),
+        run.join("exports").display(),
         std::env::var("BENCH_EXPORT_GATEWAY_TOML").unwrap_or_default()
     );
     let config_path = run.join("portico.toml");

@@ -181,6 +181,7 @@ pub fn write_config(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
          dev_token = \"portico-demo-token-loopback-only\"\nutc_offset = \"UTC\"\n\n\
          [[server.dev_tokens]]\ntoken = \"demo-hie-partner-treatment\"\nviewer = \"partner:hie-north:TREAT\"\n\n\
          [database]\nurl = \"sqlite://{db}\"\n\n\
+         [export]\ndirectory = \"{exports}\"\n\n\
          [aggregate]\ndeadline = \"30s\"\ncache_ttl = \"60s\"\ncache_max_records = 1000\n\n",
         generator = manifest.generator,
         patients = manifest.patients,
@@ -189,6 +190,7 @@ pub fn write_config(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
         config = absolute.join(CONFIG_FILE).display(),
         anchor = manifest.anchor,
         db = absolute.join("portico.db").display(),
+        exports = absolute.join("exports").display(),
     );
     for s in &manifest.sources {
         text.push_str(&format!(
