@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod export;
 pub mod fhir;
+pub mod generate;
 pub mod him;
 pub mod identity;
 pub mod policy;

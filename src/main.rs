@@ -1,5 +1,5 @@
 //! The `portico` command: serve the gateway, check a config, run a hospital-system
-//! simulator, list the patient index. A thin shell over the library; no domain logic here.
+//! simulator, generate a synthetic population, list the patient index. A thin shell over the library; no domain logic here.
 
 use clap::{Parser, Subcommand};
 use portico::config::{Config, ConfigError};
@@ -106,6 +106,11 @@ enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Synthetic data: `portico fixtures generate` writes a large population across sources.
+    Fixtures {
+        #[command(subcommand)]
+        command: FixturesCommand,
+    },
     /// List the patient index: each linked person, its records and why they were linked,
     /// and possible matches left for a human.
     Patients {
@@ -114,6 +119,24 @@ enum Command {
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum FixturesCommand {
+    /// Write a synthetic population (deterministic from the seed) as NDJSON source folders,
+    /// a manifest of what was generated, and a portico.toml serving it.
+    Generate {
+        #[arg(long)]
+        patients: usize,
+        /// Source systems: ehr, lab, imaging, behavioral (42 CFR Part 2), then clinics.
+        #[arg(long, default_value_t = 4)]
+        sources: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A new (or empty) folder.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -486,6 +509,23 @@ async fn run(command: Command) -> Result<(), String> {
                 return Err(format!("no live consent {id}"));
             }
             println!("consent {id} revoked");
+            Ok(())
+        }
+        Command::Fixtures { command: FixturesCommand::Generate { patients, sources, seed, out } } => {
+            let started = std::time::Instant::now();
+            let options = portico::generate::GenerateOptions { patients, sources, seed, out: out.clone() };
+            let m = portico::generate::generate(&options).map_err(|e| e.to_string())?;
+            println!(
+                "{}: {} patients, {} resources ({:.1} per patient, {:.1} MB) in {} sources, {:.1} s",
+                out.display(),
+                m.patients,
+                m.resources,
+                m.resources_per_patient,
+                m.bytes as f64 / 1e6,
+                m.sources.len(),
+                started.elapsed().as_secs_f64()
+            );
+            println!("serve it: portico serve --config {}", out.join(m.config_file).display());
             Ok(())
         }
         Command::Account { command } => account_command(command).await,

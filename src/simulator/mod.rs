@@ -155,6 +155,8 @@ impl Counters {
 /// Everything the handlers share.
 struct Shared {
     store: ResourceStore,
+    /// Each patient's resources in `store`, for patient searches.
+    index: search::CompartmentIndex,
     options: SimulatorOptions,
     /// `http://host:port/fhir`, no trailing slash.
     base_url: String,
@@ -186,6 +188,7 @@ impl Shared {
         let controls = Arc::new(SimulatorControls::default());
         controls.set_latency(options.latency);
         Shared {
+            index: search::CompartmentIndex::build(&store),
             store,
             options,
             base_url,

@@ -7,12 +7,76 @@
 use super::Shared;
 use crate::fhir::bundle::{decode_cursor, page_after, searchset};
 use crate::fhir::outcome::Issue;
+use crate::fhir::reference;
 use crate::fhir::search::{self as fsearch, SearchError};
 use crate::fhir::{self, PATIENT_COMPARTMENT_TYPES};
+use crate::sources::files::ResourceStore;
 use axum::http::StatusCode;
 use chrono::FixedOffset;
 use serde_json::{json, Value};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashMap};
+
+/// Where each patient's resources are, as positions in `store.of_type(type)`: built once
+/// when the simulator starts, so a patient search costs the size of its answer, not the size
+/// of the store (a generated population holds a million resources). The same compartment as
+/// [`ResourceStore::compartment`]: `subject`/`patient` points at the patient; a Provenance
+/// belongs to the patients its targets are or belong to.
+#[derive(Debug, Default)]
+pub(super) struct CompartmentIndex {
+    members: HashMap<String, HashMap<String, Vec<usize>>>,
+}
+
+impl CompartmentIndex {
+    pub(super) fn build(store: &ResourceStore) -> CompartmentIndex {
+        fn patient_of(v: Option<&Value>) -> Option<&str> {
+            v.and_then(|v| v.get("reference"))
+                .and_then(Value::as_str)
+                .and_then(reference::parse)
+                .and_then(|(t, id)| (t == "Patient").then_some(id))
+        }
+        let mut index = CompartmentIndex::default();
+        let mut owners: HashMap<(&str, &str), &str> = HashMap::new();
+        for t in PATIENT_COMPARTMENT_TYPES.iter().copied().filter(|t| *t != "Provenance") {
+            let Some(element) = fhir::patient_element(t) else { continue };
+            for (i, r) in store.of_type(t).iter().enumerate() {
+                let Some(patient) = patient_of(r.get(element)) else { continue };
+                index.add(t, patient, i);
+                if let Some(id) = fhir::resource_id(r) {
+                    owners.insert((t, id), patient);
+                }
+            }
+        }
+        for (i, p) in store.of_type("Provenance").iter().enumerate() {
+            let mut patients: Vec<&str> = fhir::path_values(p, "target")
+                .iter()
+                .filter_map(|target| {
+                    let (t, id) = target.get("reference").and_then(Value::as_str).and_then(reference::parse)?;
+                    if t == "Patient" {
+                        Some(id)
+                    } else {
+                        owners.get(&(t, id)).copied()
+                    }
+                })
+                .collect();
+            patients.sort_unstable();
+            patients.dedup();
+            for patient in patients {
+                index.add("Provenance", patient, i);
+            }
+        }
+        index
+    }
+
+    fn add(&mut self, resource_type: &str, patient: &str, position: usize) {
+        let by_patient = self.members.entry(resource_type.to_string()).or_default();
+        by_patient.entry(patient.to_string()).or_default().push(position);
+    }
+
+    /// Positions in `store.of_type(resource_type)` of the patient's resources.
+    pub(super) fn positions(&self, resource_type: &str, patient_id: &str) -> impl Iterator<Item = usize> + '_ {
+        self.members.get(resource_type).and_then(|m| m.get(patient_id)).into_iter().flatten().copied()
+    }
+}
 
 /// The paging parameter this server puts in its next links.
 pub(super) const CURSOR: &str = "_cursor";
@@ -110,17 +174,24 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         None => None,
     };
 
-    let mut matched: Vec<&Value> =
-        shared.store.of_type(resource_type).iter().filter(|r| fhir::resource_id(r).is_some()).collect();
+    let all = shared.store.of_type(resource_type);
     // Repeated patient parameters AND together; comma-separated patients OR together.
+    let mut selected: Option<BTreeSet<usize>> = None;
     for (_, value) in &patient_pairs {
-        let mut ids: HashSet<&str> = HashSet::new();
+        let mut these = BTreeSet::new();
         for v in value.split(',') {
-            let pid = patient_id(v)?;
-            ids.extend(shared.store.compartment(pid, resource_type).into_iter().filter_map(fhir::resource_id));
+            these.extend(shared.index.positions(resource_type, patient_id(v)?));
         }
-        matched.retain(|r| fhir::resource_id(r).is_some_and(|id| ids.contains(id)));
+        selected = Some(match selected {
+            None => these,
+            Some(before) => before.intersection(&these).copied().collect(),
+        });
     }
+    let mut matched: Vec<&Value> = match selected {
+        None => all.iter().collect(),
+        Some(positions) => positions.into_iter().map(|i| &all[i]).collect(),
+    };
+    matched.retain(|r| fhir::resource_id(r).is_some());
     matched.retain(|r| query.filters.iter().all(|f| fsearch::matches(r, f, zone)));
     matched.sort_by(|a, b| fhir::resource_id(a).cmp(&fhir::resource_id(b)));
     matched.dedup_by(|a, b| fhir::resource_id(a) == fhir::resource_id(b));

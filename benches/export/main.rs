@@ -1,0 +1,278 @@
+//! `cargo bench --bench export`: a full system-level Bulk Data `$export` of a generated
+//! population through the real gateway (release build, its own process, reading four
+//! simulated source systems that run as separate `portico simulate` processes so the source
+//! data does not count in the gateway's memory), next to a baseline measured in the same
+//! run: reading and writing the same NDJSON with serde_json alone, in a child process of its
+//! own. Reports resources/s, MB/s and peak memory (VmHWM) of both and their ratios, at two
+//! population sizes (peak memory must not grow with the export).
+//!
+//! Knobs (environment; not PORTICO_…, which the gateway's config loader reads as
+//! overrides, and which are kept from the children): BENCH_EXPORT_PATIENTS (comma-separated sizes, default
+//! "10000,1000"), BENCH_EXPORT_SOURCES (4), BENCH_EXPORT_SEED (1), BENCH_EXPORT_DIR
+//! (target/bench-export), BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's
+//! config). Generated populations are kept and reused (generation is deterministic).
+
+mod baseline;
+mod bulk_client;
+mod processes;
+
+use baseline::BaselineResult;
+use bulk_client::{BulkClient, ExportResult};
+use portico::generate::{generate, GenerateOptions, Manifest};
+use processes::{free_port, status_kb, wait_for, Children};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const PORTICO: &str = env!("CARGO_BIN_EXE_portico");
+const PARTNER_TOKEN: &str = "portico-bench-partner-token";
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn main() {
+    if let Ok(spec) = std::env::var(baseline::CHILD_ENV) {
+        let (input, output) = spec.split_once('|').expect("IN|OUT");
+        match baseline::run_child(Path::new(input), Path::new(output)) {
+            Ok(r) => println!("{}", serde_json::to_string(&r).expect("json")),
+            Err(e) => {
+                eprintln!("baseline: {e}");
+                std::process::exit(1);
+            }
+        }
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("export benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+struct Row {
+    patients: usize,
+    manifest: Manifest,
+    baseline: BaselineResult,
+    export: ExportResult,
+    gateway_ready_kb: u64,
+    gateway_peak_kb: u64,
+}
+
+async fn run() -> Result<(), String> {
+    let sizes: Vec<usize> = std::env::var("BENCH_EXPORT_PATIENTS")
+        .unwrap_or_else(|_| "10000,1000".into())
+        .split(',')
+        .map(|s| s.trim().parse().map_err(|e| format!("BENCH_EXPORT_PATIENTS: {s}: {e}")))
+        .collect::<Result<_, _>>()?;
+    let sources: usize = env_or("BENCH_EXPORT_SOURCES", 4);
+    let seed: u64 = env_or("BENCH_EXPORT_SEED", 1);
+    let dir = std::env::var("BENCH_EXPORT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-export"));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut rows = Vec::new();
+    for n in sizes {
+        rows.push(measure(&dir, n, sources, seed).await?);
+    }
+    let report = report(&rows);
+    println!("\n{report}");
+    std::fs::write(dir.join("results.txt"), &report).map_err(|e| e.to_string())?;
+    println!("(also written to {})", dir.join("results.txt").display());
+    Ok(())
+}
+
+fn population(dir: &Path, patients: usize, sources: usize, seed: u64) -> Result<(PathBuf, Manifest), String> {
+    let out = dir.join(format!("population-n{patients}-k{sources}-s{seed}"));
+    if let Ok(m) = Manifest::read(&out) {
+        eprintln!("[bench] reusing {} ({} resources)", out.display(), m.resources);
+        return Ok((out, m));
+    }
+    let started = Instant::now();
+    let m = generate(&GenerateOptions { patients, sources, seed, out: out.clone() }).map_err(|e| e.to_string())?;
+    eprintln!(
+        "[bench] generated {patients} patients, {} resources, {:.0} MB in {:.1} s",
+        m.resources,
+        m.bytes as f64 / 1e6,
+        started.elapsed().as_secs_f64()
+    );
+    Ok((out, m))
+}
+
+fn run_baseline(population: &Path, scratch: &Path) -> Result<BaselineResult, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let output = Command::new(exe)
+        .env(baseline::CHILD_ENV, format!("{}|{}", population.display(), scratch.display()))
+        .output()
+        .map_err(|e| format!("baseline child: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("baseline child failed: {}", String::from_utf8_lossy(&output.stderr)));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| format!("baseline output {text}: {e}"))
+}
+
+async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Result<Row, String> {
+    let (pop, manifest) = population(dir, patients, sources, seed)?;
+    let run = dir.join(format!("run-n{patients}"));
+    let _ = std::fs::remove_dir_all(&run);
+    std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+
+    eprintln!("[bench] {patients} patients: baseline (serde_json read + write, own process)");
+    let baseline = run_baseline(&pop, &run.join("baseline-out"))?;
+    eprintln!(
+        "[bench] {patients} patients: baseline {} resources, {:.1} MB in {:.1} s, peak {:.1} MB",
+        baseline.resources,
+        mb(baseline.bytes_written),
+        baseline.seconds,
+        baseline.peak_kb as f64 / 1024.0
+    );
+
+    let mut children = Children::default();
+    let mut source_blocks = String::new();
+    let mut waits = Vec::new();
+    for s in &manifest.sources {
+        let port = free_port();
+        let mut cmd = Command::new(PORTICO);
+        cmd.args(["simulate", "--source"])
+            .arg(pop.join(&s.folder))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--page-size", "1000"])
+            .args(["--shift-dates-from", &manifest.anchor, "--name", &s.display])
+            .env("PORTICO_LOG", "warn");
+        children.spawn(&format!("simulator {}", s.name), cmd, &run.join(format!("simulator-{}.log", s.name)))?;
+        let url = format!("http://127.0.0.1:{port}/fhir");
+        source_blocks.push_str(&format!(
+            "[[sources]]\nname = {:?}\ndisplay = {:?}\nkind = \"fhir\"\nurl = \"{url}\"\npage_size = 1000\nmax_pages = 1000\nrequest_timeout = \"120s\"\nmax_concurrency = 8\n\n",
+            s.name, s.display
+        ));
+        waits.push(format!("{url}/metadata"));
+    }
+    eprintln!("[bench] {patients} patients: starting {} simulators", waits.len());
+    for url in &waits {
+        wait_for(url, &mut children, Duration::from_secs(1800)).await?;
+    }
+
+    let port = free_port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nutc_offset = \"UTC\"\n\n\
+         [[server.dev_tokens]]\ntoken = \"{PARTNER_TOKEN}\"\nviewer = \"partner:hie-north:TREAT\"\n\n\
+         [database]\nurl = \"sqlite://{}\"\n\n\
+         [export]\ndirectory = \"{}\"\n\n\
+         [aggregate]\ndeadline = \"120s\"\ncache_ttl = \"60s\"\ncache_max_records = 100\n\n\
+         [identity]\nrefresh_every = \"24h\"\n\n{source_blocks}{}\n",
+        run.join("portico.db").display(),
+        run.join("exports").display(),
+        std::env::var("BENCH_EXPORT_GATEWAY_TOML").unwrap_or_default()
+    );
+    let config_path = run.join("portico.toml");
+    std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(PORTICO);
+    cmd.args(["serve", "--config"]).arg(&config_path).env("PORTICO_LOG", "warn");
+    let gateway_pid = children.spawn("gateway", cmd, &run.join("gateway.log"))?.to_string();
+    eprintln!("[bench] {patients} patients: gateway starting (builds the patient index)");
+    wait_for(&format!("http://127.0.0.1:{port}/health/live"), &mut children, Duration::from_secs(1800)).await?;
+    let gateway_ready_kb = status_kb(&gateway_pid, "VmHWM").unwrap_or(0);
+
+    eprintln!("[bench] {patients} patients: $export");
+    let client = BulkClient::new(&format!("http://127.0.0.1:{port}/fhir"), PARTNER_TOKEN);
+    let export = client.export_all(|p| eprintln!("[bench]   progress: {p}")).await;
+    let gateway_peak_kb = status_kb(&gateway_pid, "VmHWM").unwrap_or(0);
+    children.stop_all();
+    let export = export?;
+    let _ = std::fs::remove_file(run.join("portico.db"));
+    eprintln!(
+        "[bench] {patients} patients: exported {} resources in {} files, {:.1} s",
+        export.resources, export.files, export.total_seconds
+    );
+    Ok(Row { patients, manifest, baseline, export, gateway_ready_kb, gateway_peak_kb })
+}
+
+fn mb(bytes: u64) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn report(rows: &[Row]) -> String {
+    let mut out = format!(
+        "Portico export benchmark, {} UTC, {}, portico {}\n\
+         Gateway: release build, own process, 4 sources served by separate `portico simulate` processes,\n\
+         system-level $export as partner hie-north (purpose TREAT), every output file downloaded.\n\
+         Baseline: the same NDJSON read and written with serde_json alone, own process.\n\n",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+        processes::machine(),
+        env!("CARGO_PKG_VERSION")
+    );
+    out.push_str(&format!(
+        "{:>9}  {:<10} {:>10} {:>9} {:>9} {:>12} {:>8} {:>9}\n",
+        "patients", "run", "resources", "MB", "seconds", "resources/s", "MB/s", "peak MB"
+    ));
+    for r in rows {
+        let g = &r.export;
+        let b = &r.baseline;
+        let g_rps = g.resources as f64 / g.total_seconds;
+        let g_mbs = mb(g.bytes) / g.total_seconds;
+        let b_rps = b.resources as f64 / b.seconds;
+        let b_mbs = mb(b.bytes_written) / b.seconds;
+        let g_peak = r.gateway_peak_kb as f64 / 1024.0;
+        let b_peak = b.peak_kb as f64 / 1024.0;
+        out.push_str(&format!(
+            "{:>9}  {:<10} {:>10} {:>9.1} {:>9.1} {:>12.0} {:>8.2} {:>9.1}\n",
+            r.patients,
+            "gateway",
+            g.resources,
+            mb(g.bytes),
+            g.total_seconds,
+            g_rps,
+            g_mbs,
+            g_peak
+        ));
+        out.push_str(&format!(
+            "{:>9}  {:<10} {:>10} {:>9.1} {:>9.1} {:>12.0} {:>8.2} {:>9.1}\n",
+            r.patients,
+            "serde_json",
+            b.resources,
+            mb(b.bytes_written),
+            b.seconds,
+            b_rps,
+            b_mbs,
+            b_peak
+        ));
+        out.push_str(&format!(
+            "{:>9}  {:<10} {:>10} {:>9} {:>9} {:>11.3}x {:>7.3}x {:>8.2}x\n",
+            r.patients,
+            "ratio",
+            "",
+            "",
+            "",
+            g_rps / b_rps,
+            g_mbs / b_mbs,
+            g_peak / b_peak
+        ));
+        out.push_str(&format!(
+            "{:>9}  gateway: generated {} resources ({:.1}/patient), exported {} in {} files ({} withheld or merged), \
+             manifest after {:.1} s, peak before the export {:.1} MB, {} error lines\n\n",
+            "",
+            r.manifest.resources,
+            r.manifest.resources_per_patient,
+            g.resources,
+            g.files,
+            r.manifest.resources.saturating_sub(g.resources),
+            g.export_seconds,
+            r.gateway_ready_kb as f64 / 1024.0,
+            g.errors
+        ));
+    }
+    if rows.len() >= 2 {
+        let (big, small) =
+            if rows[0].patients >= rows[1].patients { (&rows[0], &rows[1]) } else { (&rows[1], &rows[0]) };
+        out.push_str(&format!(
+            "Gateway peak memory: {:.1} MB at {} patients vs {:.1} MB at {} patients (x{:.2} for x{:.1} the resources)\n",
+            big.gateway_peak_kb as f64 / 1024.0,
+            big.patients,
+            small.gateway_peak_kb as f64 / 1024.0,
+            small.patients,
+            big.gateway_peak_kb as f64 / small.gateway_peak_kb.max(1) as f64,
+            big.export.resources as f64 / small.export.resources.max(1) as f64
+        ));
+    }
+    out
+}
