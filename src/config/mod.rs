@@ -3,10 +3,14 @@
 //! the network: a config either loads into a [`Config`] or is refused with a
 //! [`ConfigError`] that names the file, the key and what is wrong.
 
+mod auth;
 mod duration;
 mod env;
+mod export;
 
+pub use auth::{AuthConfig, ClientConfig, OidcConfig};
 pub use duration::Duration;
+pub use export::{ExportConfig, ExportGroup};
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -116,128 +120,6 @@ fn default_tz() -> String {
     "UTC".into()
 }
 
-/// SMART App Launch authorization server, login and sessions.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// Access token lifetime (opaque tokens, checked against the store on every request,
-    /// so revocation is immediate).
-    #[serde(default = "default_access_ttl")]
-    pub access_token_ttl: Duration,
-    /// Lifetime of a backend services (`client_credentials`) access token; SMART suggests
-    /// at most five minutes.
-    #[serde(default = "default_backend_ttl")]
-    pub backend_token_ttl: Duration,
-    #[serde(default = "default_refresh_ttl")]
-    pub refresh_token_ttl: Duration,
-    /// Authorization code lifetime.
-    #[serde(default = "default_code_ttl")]
-    pub code_ttl: Duration,
-    /// Failed sign-ins before an account is locked, and for how long.
-    #[serde(default = "default_lockout_attempts")]
-    pub lockout_attempts: u32,
-    #[serde(default = "default_lockout")]
-    pub lockout_duration: Duration,
-    #[serde(default = "default_password_min")]
-    pub password_min_length: usize,
-    /// A browser session ends after this long without a request, and after this long in all.
-    #[serde(default = "default_session_idle")]
-    pub session_idle: Duration,
-    #[serde(default = "default_session_absolute")]
-    pub session_absolute: Duration,
-    /// Apps registered in config (synchronised into the store at start-up).
-    #[serde(default)]
-    pub clients: Vec<ClientConfig>,
-    /// The hospital's OpenID Connect provider for patient sign-in, if any.
-    pub oidc: Option<OidcConfig>,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        AuthConfig {
-            access_token_ttl: default_access_ttl(),
-            backend_token_ttl: default_backend_ttl(),
-            refresh_token_ttl: default_refresh_ttl(),
-            code_ttl: default_code_ttl(),
-            lockout_attempts: default_lockout_attempts(),
-            lockout_duration: default_lockout(),
-            password_min_length: default_password_min(),
-            session_idle: default_session_idle(),
-            session_absolute: default_session_absolute(),
-            clients: Vec::new(),
-            oidc: None,
-        }
-    }
-}
-
-fn default_access_ttl() -> Duration {
-    Duration::from_secs(3600)
-}
-fn default_backend_ttl() -> Duration {
-    Duration::from_secs(300)
-}
-fn default_refresh_ttl() -> Duration {
-    Duration::from_secs(90 * 24 * 3600)
-}
-fn default_code_ttl() -> Duration {
-    Duration::from_secs(60)
-}
-fn default_lockout_attempts() -> u32 {
-    5
-}
-fn default_lockout() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-fn default_password_min() -> usize {
-    12
-}
-fn default_session_idle() -> Duration {
-    Duration::from_secs(15 * 60)
-}
-fn default_session_absolute() -> Duration {
-    Duration::from_secs(8 * 3600)
-}
-
-/// An app registered in config.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientConfig {
-    pub client_id: String,
-    pub name: String,
-    /// `public`, `confidential-symmetric`, `confidential-asymmetric` or `backend`.
-    pub kind: String,
-    #[serde(default)]
-    pub redirect_uris: Vec<String>,
-    /// Scopes the app may ask for at most (space-separated).
-    pub allowed_scopes: String,
-    /// confidential-symmetric: the client secret.
-    pub secret: Option<Secret>,
-    /// confidential-asymmetric and backend: a JWKS file (relative to the config) or a jwks_uri.
-    pub jwks_file: Option<PathBuf>,
-    pub jwks_uri: Option<String>,
-    /// backend (an HIE partner): its purpose of use (TREAT, ETREAT, HPAYMT …) …
-    pub purpose: Option<String>,
-    /// … and the Group ids it may export.
-    #[serde(default)]
-    pub groups: Vec<String>,
-}
-
-/// The hospital's OpenID Connect provider.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OidcConfig {
-    pub issuer: String,
-    pub client_id: String,
-    pub client_secret: Secret,
-    /// What the sign-in button says ("Sign in with Harbor Health ID").
-    #[serde(default = "default_oidc_label")]
-    pub label: String,
-}
-
-fn default_oidc_label() -> String {
-    "Sign in with your hospital account".into()
-}
-
 /// Where the privacy policy lives.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -263,96 +145,6 @@ pub struct DevToken {
     /// it, any Group.
     #[serde(default)]
     pub groups: Option<Vec<String>>,
-}
-
-/// Bulk Data `$export` (see `crate::export`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportConfig {
-    /// Folder for export files (relative to the working directory, like the SQLite file).
-    /// Replicas sharing a queue must share this folder.
-    #[serde(default = "default_export_dir")]
-    pub directory: PathBuf,
-    /// How long a finished job's files stay available (then job and files are removed).
-    #[serde(default = "default_export_lifetime")]
-    pub file_lifetime: Duration,
-    /// Jobs one client may have queued or running at once (more: 429).
-    #[serde(default = "default_export_max_jobs")]
-    pub max_jobs_per_client: usize,
-    /// Patients per work unit (what one worker claims at a time).
-    #[serde(default = "default_export_unit")]
-    pub patients_per_unit: usize,
-    /// Worker tasks in this process (0: this replica only accepts jobs, others do them).
-    #[serde(default = "default_export_workers")]
-    pub workers: usize,
-    /// How often an idle worker looks for work, and how often expired jobs are cleaned up.
-    #[serde(default = "default_export_poll")]
-    pub poll_interval: Duration,
-    /// How long a claimed unit is a worker's before another may take it over (renewed
-    /// after every patient, so only a worker that died loses it).
-    #[serde(default = "default_export_lease")]
-    pub lease: Duration,
-    /// A record page's download of a record with more released resources than this is not
-    /// built while the browser waits: the page offers to prepare it as a job with progress.
-    #[serde(default = "default_download_job_threshold")]
-    pub download_job_threshold: usize,
-    /// Partner rosters: Groups defined here (a Group can also come from a source, named
-    /// `{source}.{group id}`).
-    #[serde(default)]
-    pub groups: Vec<ExportGroup>,
-}
-
-impl Default for ExportConfig {
-    fn default() -> Self {
-        ExportConfig {
-            directory: default_export_dir(),
-            file_lifetime: default_export_lifetime(),
-            max_jobs_per_client: default_export_max_jobs(),
-            patients_per_unit: default_export_unit(),
-            workers: default_export_workers(),
-            poll_interval: default_export_poll(),
-            lease: default_export_lease(),
-            download_job_threshold: default_download_job_threshold(),
-            groups: Vec::new(),
-        }
-    }
-}
-
-fn default_export_dir() -> PathBuf {
-    PathBuf::from("data/exports")
-}
-fn default_export_lifetime() -> Duration {
-    Duration::from_secs(24 * 3600)
-}
-fn default_export_max_jobs() -> usize {
-    2
-}
-fn default_export_unit() -> usize {
-    25
-}
-fn default_export_workers() -> usize {
-    2
-}
-fn default_export_poll() -> Duration {
-    Duration::from_secs(1)
-}
-fn default_export_lease() -> Duration {
-    Duration::from_secs(120)
-}
-fn default_download_job_threshold() -> usize {
-    5000
-}
-
-/// A partner roster: a Group of patients named by their source records.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExportGroup {
-    /// The Group's id in `Group/{id}/$export`.
-    pub id: String,
-    pub name: String,
-    /// Members as `source/source-patient-id`.
-    #[serde(default)]
-    pub members: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

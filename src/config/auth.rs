@@ -1,0 +1,129 @@
+//! The `[auth]` section: SMART App Launch and Backend Services token lifetimes, lockout,
+//! sessions, registered clients and OpenID Connect sign-in. Types and defaults only;
+//! validation lives with [`super::Config`].
+
+use super::{Duration, Secret};
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// SMART App Launch authorization server, login and sessions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Access token lifetime (opaque tokens, checked against the store on every request,
+    /// so revocation is immediate).
+    #[serde(default = "default_access_ttl")]
+    pub access_token_ttl: Duration,
+    /// Lifetime of a backend services (`client_credentials`) access token; SMART suggests
+    /// at most five minutes.
+    #[serde(default = "default_backend_ttl")]
+    pub backend_token_ttl: Duration,
+    #[serde(default = "default_refresh_ttl")]
+    pub refresh_token_ttl: Duration,
+    /// Authorization code lifetime.
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl: Duration,
+    /// Failed sign-ins before an account is locked, and for how long.
+    #[serde(default = "default_lockout_attempts")]
+    pub lockout_attempts: u32,
+    #[serde(default = "default_lockout")]
+    pub lockout_duration: Duration,
+    #[serde(default = "default_password_min")]
+    pub password_min_length: usize,
+    /// A browser session ends after this long without a request, and after this long in all.
+    #[serde(default = "default_session_idle")]
+    pub session_idle: Duration,
+    #[serde(default = "default_session_absolute")]
+    pub session_absolute: Duration,
+    /// Apps registered in config (synchronised into the store at start-up).
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// The hospital's OpenID Connect provider for patient sign-in, if any.
+    pub oidc: Option<OidcConfig>,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_token_ttl: default_access_ttl(),
+            backend_token_ttl: default_backend_ttl(),
+            refresh_token_ttl: default_refresh_ttl(),
+            code_ttl: default_code_ttl(),
+            lockout_attempts: default_lockout_attempts(),
+            lockout_duration: default_lockout(),
+            password_min_length: default_password_min(),
+            session_idle: default_session_idle(),
+            session_absolute: default_session_absolute(),
+            clients: Vec::new(),
+            oidc: None,
+        }
+    }
+}
+
+fn default_access_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+fn default_backend_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_refresh_ttl() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+fn default_code_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_lockout_attempts() -> u32 {
+    5
+}
+fn default_lockout() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_password_min() -> usize {
+    12
+}
+fn default_session_idle() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_session_absolute() -> Duration {
+    Duration::from_secs(8 * 3600)
+}
+
+/// An app registered in config.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub name: String,
+    /// `public`, `confidential-symmetric`, `confidential-asymmetric` or `backend`.
+    pub kind: String,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// Scopes the app may ask for at most (space-separated).
+    pub allowed_scopes: String,
+    /// confidential-symmetric: the client secret.
+    pub secret: Option<Secret>,
+    /// confidential-asymmetric and backend: a JWKS file (relative to the config) or a jwks_uri.
+    pub jwks_file: Option<PathBuf>,
+    pub jwks_uri: Option<String>,
+    /// backend (an HIE partner): its purpose of use (TREAT, ETREAT, HPAYMT …) …
+    pub purpose: Option<String>,
+    /// … and the Group ids it may export.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// The hospital's OpenID Connect provider.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// What the sign-in button says ("Sign in with Harbor Health ID").
+    #[serde(default = "default_oidc_label")]
+    pub label: String,
+}
+
+fn default_oidc_label() -> String {
+    "Sign in with your hospital account".into()
+}
