@@ -300,7 +300,7 @@ async fn refused_assertions_and_requests_get_their_rfc_6749_error_and_issue_noth
     assert_eq!(issued, 1);
     assert_oauth_error(&env.token_with(&replayed, Some("system/*.rs")).await, 400, "invalid_client", "replay");
     // The same jti in a freshly signed assertion (other key) is refused too.
-    let again = env.assertion(NORTH, "es-1", Assertion { jti: Some(jti), ..Default::default() });
+    let again = env.assertion(NORTH, "es-1", Assertion { jti: Some(jti.clone()), ..Default::default() });
     assert_oauth_error(&env.token_with(&again, Some("system/*.rs")).await, 400, "invalid_client", "jti reuse");
 
     let hs256 = |secret: &[u8]| {
@@ -376,6 +376,9 @@ async fn refused_assertions_and_requests_get_their_rfc_6749_error_and_issue_noth
         assert_oauth_error(&r, 400, "invalid_scope", what);
     }
     assert_eq!(env.tokens_issued().await, issued, "no refusal issued a token");
+    // Another partner that happens to pick the same jti is not locked out by it.
+    let other = env.assertion(ER, "es-1", Assertion { jti: Some(jti), ..Default::default() });
+    assert_eq!(env.token_with(&other, Some("system/*.read")).await.status, 200, "a jti is spent for its client only");
 }
 
 #[tokio::test]

@@ -193,7 +193,7 @@ impl Clients {
         }
         let expires = Utc.timestamp_opt(data.claims.exp + CLOCK_SKEW as i64, 0).single().unwrap_or(now);
         let inserted = sqlx::query(
-            "INSERT INTO client_assertions (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (jti) DO NOTHING",
+            "INSERT INTO client_assertions (jti, client_id, expires_at) VALUES ($1, $2, $3) ON CONFLICT (client_id, jti) DO NOTHING",
         )
         .bind(&jti)
         .bind(iss)
