@@ -171,9 +171,8 @@ impl AuditLog {
         .fetch_all(&self.store.pool)
         .await?;
         let mut prev = GENESIS.to_string();
-        let mut expected_seq = 1;
         let mut entries = 0;
-        for r in rows {
+        for (expected_seq, r) in (1..).zip(rows) {
             entries += 1;
             let record = to_record(&r);
             let (stored_prev, stored_hash): (String, String) = (r.get(10), r.get(11));
@@ -182,7 +181,6 @@ impl AuditLog {
                 return Ok(Verification { entries, first_broken: Some(record.seq) });
             }
             prev = stored_hash;
-            expected_seq += 1;
         }
         Ok(Verification { entries, first_broken: None })
     }

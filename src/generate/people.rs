@@ -106,6 +106,7 @@ impl Traits {
 
 /// How a person relates to an earlier one (by key).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // each variant names whom the person is related to: "…Of"
 pub(super) enum Relation {
     NamesakeOf(String),
     PossibleMatchOf(String),
@@ -260,13 +261,13 @@ impl Population {
 
     pub fn draw(&mut self, number: usize, rng: &mut ChaCha8Rng, ids: &mut IdBook) -> Person {
         let person = match self.previous.take() {
-            Some(prev) if number % 37 == 0 && self.kinds.len() > 1 && prev.relation.is_none() => {
+            Some(prev) if number.is_multiple_of(37) && self.kinds.len() > 1 && prev.relation.is_none() => {
                 self.possible_match(number, &prev, rng, ids)
             }
-            Some(prev) if number % 23 == 0 && !prev.is_minor() && prev.relation.is_none() => {
+            Some(prev) if number.is_multiple_of(23) && !prev.is_minor() && prev.relation.is_none() => {
                 self.ordinary(number, rng, ids, Some(&prev), false)
             }
-            Some(prev) if number % 5 == 0 && prev.is_minor() && prev.relation.is_none() => {
+            Some(prev) if number.is_multiple_of(5) && prev.is_minor() && prev.relation.is_none() => {
                 self.ordinary(number, rng, ids, Some(&prev), true)
             }
             _ => self.ordinary(number, rng, ids, None, false),
@@ -321,7 +322,7 @@ impl Population {
         // only intended possible matches can look alike to the index (even a shared middle
         // initial counts as a shared given name there).
         while self.taken.contains(&(family, birth)) || maiden.is_some_and(|m| self.taken.contains(&(m, birth))) {
-            birth = birth - Duration::days(rng.gen_range(1..30));
+            birth -= Duration::days(rng.gen_range(1..30));
         }
         let age = crate::fhir::time::age_on(birth, shape::anchor());
         self.taken.insert((family, birth));
