@@ -9,7 +9,7 @@
 // the record pages carry the banner naming it; an idle session ends.
 // People are the fixture people of fixtures/README.md (P01 Bob, P07 Maya, P08 Ethan, P09 Noah).
 
-import { Run, textOf, pathOf } from './lib.mjs';
+import { Run, textOf, pathOf, VIEWPORT } from './lib.mjs';
 import { readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { unzipSync, strFromU8 } from 'fflate';
@@ -132,6 +132,15 @@ async function main() {
       await run.screenshot(page, `section-${section}`);
     }
     await run.axe(bob, [home, ...['results', 'medications', 'visits', 'documents', 'care-team'].map((s) => `${home}/${s}`)], 'adult');
+    // On a phone (375 px wide) the pages fit the screen: nothing scrolls sideways.
+    await page.setViewportSize({ width: 375, height: 740 });
+    for (const path of [home, `${home}/results`, `${home}/visits`, `${home}/access-log`]) {
+      await page.goto(path);
+      const [scroll, width] = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      run.check(scroll <= width, `${pathOf(page)} fits a phone's width (${scroll} <= ${width} px)`);
+    }
+    await run.screenshot(page, 'phone-results');
+    await page.setViewportSize(VIEWPORT);
   });
 
   await run.step('adult: downloads his record as FHIR JSON and as a zip with a readable summary', async () => {
