@@ -231,18 +231,47 @@ impl Drop for Gateway {
         // The last gateway on a folder drops its schema (a test still holding the folder
         // may restart on it; .ci/run clears what is left before a PostgreSQL run).
         if let Some(schema) = self.schema.take().filter(|_| std::sync::Arc::strong_count(&self.dir) == 1) {
-            psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            drop_schema(&schema);
         }
     }
 }
 
 /// Runs one statement on the test PostgreSQL server with psql (usable where no runtime is).
-fn psql(sql: &str) {
+/// Drops a stopped gateway's schema. The gateway's background tasks (export workers, the
+/// index refresher) may still hold a transaction on it — and on a current-thread test
+/// runtime they cannot finish while this blocks — so their sessions are ended first, and
+/// the drop waits for locks only briefly (retried; a schema left behind is cleared by
+/// `.ci/run` before the next PostgreSQL run).
+fn drop_schema(schema: &str) {
+    for _ in 0..5 {
+        let sql = format!(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{schema}' AND l.pid <> pg_backend_pid(); \
+             SET lock_timeout = '2s'; DROP SCHEMA IF EXISTS {schema} CASCADE"
+        );
+        if try_psql(&sql).is_ok() {
+            return;
+        }
+    }
+    eprintln!("schema {schema} left behind: its locks were not released");
+}
+
+fn try_psql(sql: &str) -> Result<(), String> {
     let out = std::process::Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-q", "-c", sql])
         .output()
         .unwrap_or_else(|e| panic!("psql is needed for PostgreSQL test runs: {e}"));
-    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn psql(sql: &str) {
+    if let Err(e) = try_psql(sql) {
+        panic!("psql {sql}: {e}");
+    }
 }
 
 pub fn link(bundle: &Value, relation: &str) -> Option<String> {
