@@ -125,6 +125,22 @@ struct Opened {
 
 /// Opens `link_id` for `account_id` as the account's view of that record, and writes the
 /// page view to the access log before anything is shown.
+/// A signed-in visitor's view of one of their records (the page view already in the access
+/// log), or the response to send instead: to sign in, or the not-found/refused/unavailable page.
+async fn open_page(
+    state: &ApiState,
+    jar: CookieJar,
+    link: &str,
+    what: String,
+    from: SocketAddr,
+) -> Result<(CookieJar, Session, String, Opened), Response> {
+    let (jar, s, account) = visitor(state, jar).await?;
+    match open(state, &account, link, what, from).await {
+        Ok(opened) => Ok((jar, s, account, opened)),
+        Err(e) => Err((jar, failure(e, &s)).into_response()),
+    }
+}
+
 async fn open(
     state: &ApiState,
     account_id: &str,
@@ -234,13 +250,9 @@ async fn home(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
+    let (jar, s, _, opened) = match open_page(&state, jar, &link, format!("/records/{link}"), from).await {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let opened = match open(&state, &account, &link, format!("/records/{link}"), from).await {
-        Ok(o) => o,
-        Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let view = RecordView::of(&opened.record, chrono::Utc::now());
     // Clinicians, and the organizations one can call.
@@ -264,13 +276,9 @@ async fn section_page(
     link: String,
     slug: &'static str,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
+    let (jar, s, _, opened) = match open_page(&state, jar, &link, format!("/records/{link}/{slug}"), from).await {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let opened = match open(&state, &account, &link, format!("/records/{link}/{slug}"), from).await {
-        Ok(o) => o,
-        Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let view = RecordView::of(&opened.record, chrono::Utc::now());
     let title = SECTIONS.iter().find(|(x, _)| *x == slug).map_or("Record", |(_, t)| t);
@@ -296,14 +304,11 @@ async fn access_log_page(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let opened = match open(&state, &account, &link, format!("/records/{link}/access-log"), from).await {
-        Ok(o) => o,
-        Err(e) => return (jar, failure(e, &s)).into_response(),
-    };
+    let (jar, s, account, opened) =
+        match open_page(&state, jar, &link, format!("/records/{link}/access-log"), from).await {
+            Ok(v) => v,
+            Err(r) => return r,
+        };
     let records = match state.audit.for_patient(&opened.record.patient_id, ACCESS_LOG_ROWS).await {
         Ok(r) if opened.link.relationship != "SELF" => access_log::for_proxy(r),
         Ok(r) => r,
@@ -350,13 +355,9 @@ async fn apps_page(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
+    let (jar, s, account, opened) = match open_page(&state, jar, &link, format!("/records/{link}/apps"), from).await {
         Ok(v) => v,
         Err(r) => return r,
-    };
-    let opened = match open(&state, &account, &link, format!("/records/{link}/apps"), from).await {
-        Ok(o) => o,
-        Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let apps = match crate::auth::grants::of_account(&state.store, &account).await {
         Ok(a) => a,
