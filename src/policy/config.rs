@@ -3,7 +3,7 @@
 //! gapped age bands, bad code ranges, unknown purposes — and names the file, the key and
 //! what is wrong. It decides nothing itself.
 
-use super::labels::{LabelRuleConfig, Labeler};
+use crate::label::{LabelRuleConfig, Labeler};
 use crate::config::Duration;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -144,7 +144,7 @@ pub struct PartnersConfig {
 /// True for a label code a policy may name: a v3-ActCode sensitivity code, a
 /// confidentiality code (N/R/V), the Part 2 privacy law or its no-redisclosure handling code.
 pub fn is_known_label(code: &str) -> bool {
-    super::labels::sensitivity_codes().contains(&code) || matches!(code, "N" | "R" | "V" | "42CFRPart2" | "NORDSCLCD")
+    crate::label::sensitivity_codes().contains(&code) || matches!(code, "N" | "R" | "V" | "42CFRPart2" | "NORDSCLCD")
 }
 
 const EMBEDDED_POLICY: &str = include_str!("../../config/policy.toml");

@@ -6,7 +6,7 @@
 
 use super::config::{PolicyConfig, ProxyAccess};
 use super::holds::{self, PatientLedger};
-use super::labels::Labeler;
+use crate::label::Labeler;
 use super::minors;
 use super::released::{Finish, Released};
 use super::viewer::{Role, Viewer};

@@ -6,7 +6,6 @@
 pub mod config;
 mod decide;
 pub mod holds;
-pub mod labels;
 pub mod minors;
 mod released;
 pub mod viewer;

@@ -145,7 +145,7 @@ fn hide_unseen_sources(resources: &mut [Value]) {
 
 fn strip_sensitivity(r: &mut Value) {
     let Some(security) = r.pointer_mut("/meta/security").and_then(Value::as_array_mut) else { return };
-    security.retain(|c| !super::labels::is_sensitivity(c));
+    security.retain(|c| !crate::label::is_sensitivity(c));
     if security.is_empty() {
         if let Some(meta) = r.get_mut("meta").and_then(Value::as_object_mut) {
             meta.remove("security");
@@ -154,7 +154,7 @@ fn strip_sensitivity(r: &mut Value) {
 }
 
 fn stamp_part2(r: &mut Value) {
-    use super::labels::{ACT_CODE, CONFIDENTIALITY};
+    use crate::label::{ACT_CODE, CONFIDENTIALITY};
     let wanted = [
         (CONFIDENTIALITY, "R", "restricted"),
         (ACT_CODE, "42CFRPart2", "42 CFR Part2"),

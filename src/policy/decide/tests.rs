@@ -27,8 +27,8 @@ fn sec(codes: &[&str]) -> Value {
     json!(codes
         .iter()
         .map(|c| match *c {
-            "R" | "V" | "N" => json!({"system": crate::policy::labels::CONFIDENTIALITY, "code": c}),
-            _ => json!({"system": crate::policy::labels::ACT_CODE, "code": c}),
+            "R" | "V" | "N" => json!({"system": crate::label::CONFIDENTIALITY, "code": c}),
+            _ => json!({"system": crate::label::ACT_CODE, "code": c}),
         })
         .collect::<Vec<_>>())
 }
