@@ -597,6 +597,9 @@ async fn system_scopes_narrow_what_a_partner_reads() {
 
 #[tokio::test]
 async fn the_partner_flow_runs_on_postgres() {
+    if !require("postgres") {
+        return;
+    }
     with_schema(|schema, _pool| async move {
         let env = Env::start(Some(&url_for(&schema))).await;
         let pid = env.gw.patient_id(DANNY.0, DANNY.1);

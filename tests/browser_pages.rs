@@ -6,7 +6,8 @@
 //! the record, allows and revokes an app, reads the access log, signs out; a second gateway
 //! with the lab down shows the source banner. axe-core checks every main page; screenshots go
 //! to `target/screenshots/` (and, with `PORTICO_README_SCREENSHOTS=1`, the README's to
-//! `docs/screenshots/`). Installs the npm packages on first use (`.ci/run` does it too).
+//! `docs/screenshots/`). Runs under `PORTICO_TEST_BROWSER=1` (scripts/test sets it, installs
+//! Chromium and the npm packages); installs the npm packages on first use too.
 
 mod common;
 use common::*;
@@ -129,6 +130,9 @@ fn base_config(gw: &Gateway, redirect: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
+    if !require("browser") {
+        return;
+    }
     let redirect = app_callback().await;
     let gw = Gateway::start(&format!("{}{}", client_block(&redirect), fixture_file_sources())).await;
     // Ana Rodriguez: mother of Ethan (10) and Maya (16); David Kim: father of Noah (15).
@@ -164,6 +168,9 @@ async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_that_is_down_shows_a_banner_and_an_idle_session_ends() {
+    if !require("browser") {
+        return;
+    }
     let redirect = app_callback().await;
     let ehr = simulate("ehr", SimulatorOptions::default()).await;
     let lab = simulate("lab", SimulatorOptions::default()).await;
@@ -209,12 +216,12 @@ async fn run_scenario(scenario: &str, config: &serde_json::Value) {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
 }
 
-/// Debian's Chromium; `.ci/run` installs it (`apt-get install chromium`).
+/// Debian's Chromium; `scripts/test` installs it (`apt-get install chromium`).
 fn chromium() -> String {
     let path = std::env::var("PORTICO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         Path::new(&path).exists(),
-        "{path} is missing: the browser tests need Debian's Chromium (apt-get install -y chromium; .ci/run does it)"
+        "{path} is missing: the browser tests need Debian's Chromium (apt-get install -y chromium; scripts/test does it)"
     );
     path
 }

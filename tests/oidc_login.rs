@@ -1,7 +1,8 @@
 //! Sign-in through a hospital's OpenID Connect provider, against a real one: panva's
 //! `oidc-provider` (npm, pinned in tests/oidc-provider/package-lock.json) started as a child
-//! process, its own login and consent pages driven over HTTP like a browser would. Needs
-//! `npm ci --prefix tests/oidc-provider` first (.ci/run does it).
+//! process, its own login and consent pages driven over HTTP like a browser would. The tests
+//! that start it need Node.js and run under `PORTICO_TEST_NODE=1` (scripts/test sets it and
+//! runs `npm ci --prefix tests/oidc-provider`; they install on first use too).
 
 mod common;
 use common::*;
@@ -226,6 +227,9 @@ fn bob_birth_date() -> String {
 
 #[tokio::test]
 async fn signing_in_through_the_provider_creates_one_account_per_subject_and_can_enroll() {
+    if !require("node") {
+        return;
+    }
     let (provider, gw, _secrets) = setup(false).await;
 
     // The login page offers the provider.
@@ -308,6 +312,9 @@ async fn signing_in_through_the_provider_creates_one_account_per_subject_and_can
 
 #[tokio::test]
 async fn forged_replayed_and_refused_callbacks_sign_no_one_in() {
+    if !require("node") {
+        return;
+    }
     let (_provider, gw, _secrets) = setup(true).await;
 
     // A forged state is refused and signs no one in; the genuine answer still works.

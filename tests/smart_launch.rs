@@ -111,6 +111,9 @@ async fn token_for(gw: &Gateway, b: &Browser, scope: &str, untick: &[&str]) -> s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_fhirclient_library_completes_a_standalone_launch() {
+    if !require("python") {
+        return;
+    }
     let gw = Gateway::start(&body()).await;
     bob(&gw, "bob@example.org").await;
     let script = root().join("conformance/smart/run_fhirclient.sh");
@@ -378,6 +381,9 @@ async fn a_parent_granted_by_staff_launches_an_app_for_her_teen_and_sees_only_wh
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_launch_runs_the_same_on_postgresql() {
+    if !require("postgres") {
+        return;
+    }
     with_schema(|schema, pool| async move {
         let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
         let gw = Gateway::start_in(dir, &body(), Some(&url_for(&schema))).await;

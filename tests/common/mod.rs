@@ -229,7 +229,7 @@ impl Drop for Gateway {
             let _ = tx.send(());
         }
         // The last gateway on a folder drops its schema (a test still holding the folder
-        // may restart on it; .ci/run clears what is left before a PostgreSQL run).
+        // may restart on it; scripts/test clears what is left before a PostgreSQL run).
         if let Some(schema) = self.schema.take().filter(|_| std::sync::Arc::strong_count(&self.dir) == 1) {
             drop_schema(&schema);
         }
@@ -241,7 +241,7 @@ impl Drop for Gateway {
 /// index refresher) may still hold a transaction on it — and on a current-thread test
 /// runtime they cannot finish while this blocks — so their sessions are ended first, and
 /// the drop waits for locks only briefly (retried; a schema left behind is cleared by
-/// `.ci/run` before the next PostgreSQL run).
+/// `scripts/test` before the next PostgreSQL run).
 fn drop_schema(schema: &str) {
     for _ in 0..5 {
         let sql = format!(
@@ -303,7 +303,87 @@ pub fn write_file(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
 }
 
-/// The PostgreSQL server the tests use (CI starts it; not answering is a failure).
+/// Whether a test that needs more than the Rust toolchain runs. `cargo test` alone runs
+/// none of them: each prints one line naming what it needs and how to run it, and passes.
+/// The variable of its group turns it on — and then a missing prerequisite is a failure,
+/// never a skip (`scripts/test` sets them all and installs or starts what they need):
+///
+/// - `"postgres"` — `TEST_ON_POSTGRES=1`: a PostgreSQL server at 127.0.0.1:5432 (trust auth,
+///   database `test`), and `psql`;
+/// - `"browser"` — `PORTICO_TEST_BROWSER=1`: Chromium (`/usr/bin/chromium`, or
+///   `PORTICO_CHROMIUM`), Node.js and npm;
+/// - `"node"` — `PORTICO_TEST_NODE=1`: Node.js and npm;
+/// - `"python"` — `PORTICO_TEST_PYTHON=1`: python3 with venv and pip, and network to PyPI on
+///   first use.
+///
+/// `PORTICO_TEST_FULL=1` turns on browser, node and python (PostgreSQL stays its own run).
+pub fn require(group: &str) -> bool {
+    let (variable, needs) = match group {
+        "postgres" => ("TEST_ON_POSTGRES", "PostgreSQL at 127.0.0.1:5432 (database test) and psql"),
+        "browser" => ("PORTICO_TEST_BROWSER", "Chromium (/usr/bin/chromium), Node.js and npm"),
+        "node" => ("PORTICO_TEST_NODE", "Node.js and npm"),
+        "python" => ("PORTICO_TEST_PYTHON", "python3 (venv, pip) and PyPI"),
+        other => panic!("unknown test prerequisite group {other:?}"),
+    };
+    let on = |v: &str| std::env::var(v).as_deref() == Ok("1");
+    let enabled = on(variable) || (group != "postgres" && on("PORTICO_TEST_FULL"));
+    if !enabled {
+        // Straight to stderr, past the test harness's capture, so the skip is seen.
+        use std::io::Write;
+        let test = std::thread::current().name().unwrap_or("this test").to_string();
+        let _ =
+            writeln!(std::io::stderr(), "skipped {test}: needs {needs}; scripts/test runs it (or set {variable}=1)");
+        return false;
+    }
+    let missing = missing_prerequisites(group);
+    assert!(
+        missing.is_empty(),
+        "{variable}=1 but this test's prerequisites are missing: {} (scripts/test installs or starts them)",
+        missing.join("; ")
+    );
+    true
+}
+
+fn missing_prerequisites(group: &str) -> Vec<String> {
+    let on_path = |program: &str| {
+        std::env::var_os("PATH")
+            .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+            .unwrap_or(false)
+    };
+    let mut missing = Vec::new();
+    let mut need = |program: &str, what: &str| {
+        if !on_path(program) {
+            missing.push(format!("`{program}` is not on PATH ({what})"));
+        }
+    };
+    match group {
+        "postgres" => need("psql", "PostgreSQL's client, Debian package postgresql-client"),
+        "browser" | "node" => {
+            need("node", "Node.js 20");
+            need("npm", "Node.js's package manager");
+        }
+        "python" => {
+            need("python3", "Python 3 with venv and pip");
+            need("bash", "runs the client scripts");
+        }
+        _ => {}
+    }
+    if group == "browser" {
+        let chromium = std::env::var("PORTICO_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        if !Path::new(&chromium).exists() {
+            missing.push(format!("{chromium} is missing (Debian package chromium)"));
+        }
+    }
+    if group == "postgres" {
+        let addr: std::net::SocketAddr = "127.0.0.1:5432".parse().unwrap();
+        if std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)).is_err() {
+            missing.push("no PostgreSQL server answers at 127.0.0.1:5432".into());
+        }
+    }
+    missing
+}
+
+/// The PostgreSQL server the tests use (`TEST_ON_POSTGRES=1`; `scripts/test` starts it).
 pub const PG_SERVER: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 /// Runs `test` with a fresh schema and a pool on the server, then drops the schema, also
@@ -320,7 +400,7 @@ where
         .connect(PG_SERVER)
         .await
         .unwrap_or_else(|e| {
-            panic!("PostgreSQL is not reachable at {PG_SERVER}: {e}. These tests need it running (CI starts it).")
+            panic!("PostgreSQL is not reachable at {PG_SERVER}: {e}. These tests need it running (scripts/test starts it).")
         });
     let schema = format!("portico_t_{}", &uuid::Uuid::new_v4().simple().to_string()[..16]);
     sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await.unwrap();
