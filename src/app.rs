@@ -108,7 +108,7 @@ impl App {
         let policy = Arc::new(Policy::new(policy_config, zone).map_err(AppError::Policy)?);
         let aggregator = Arc::new(Aggregator::new(
             sources.clone(),
-            policy.clone(),
+            policy.labeler(),
             index.clone(),
             config.aggregate.resource_types.clone(),
             config.aggregate.deadline.std(),

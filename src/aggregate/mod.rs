@@ -9,7 +9,7 @@ pub mod merge;
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;
-use crate::policy::Policy;
+use crate::label::Labeler;
 use crate::sources::{SharedSource, SourceError};
 use merge::Fetched;
 use moka::future::Cache;
@@ -94,7 +94,7 @@ pub enum AggregateError {
 
 pub struct Aggregator {
     sources: Vec<SharedSource>,
-    policy: Arc<Policy>,
+    labeler: Arc<Labeler>,
     index: Arc<PatientIndex>,
     types: Vec<String>,
     deadline: Duration,
@@ -109,7 +109,7 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(
         sources: Vec<SharedSource>,
-        policy: Arc<Policy>,
+        labeler: Arc<Labeler>,
         index: Arc<PatientIndex>,
         types: Vec<String>,
         deadline: Duration,
@@ -118,7 +118,7 @@ impl Aggregator {
     ) -> Self {
         Aggregator {
             sources,
-            policy,
+            labeler,
             index,
             types,
             deadline,
@@ -183,7 +183,7 @@ impl Aggregator {
             fetched.push(f);
         }
         let (mut resources, aliases) = merge::merge(&link.gateway_id, &fetched);
-        let label_rules = self.policy.label(&mut resources);
+        let label_rules = self.labeler.label(&mut resources);
         let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing, label_rules));
         for key in record.positions.keys() {
             self.homes.insert(key.clone(), link.gateway_id.clone()).await;

@@ -9,6 +9,8 @@ pub const SNOMED: &str = "http://snomed.info/sct";
 pub const LOINC: &str = "http://loinc.org";
 pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 pub const CPT: &str = "http://www.ama-assn.org/go/cpt";
+/// HCPCS Level II (the letter codes: H0020, J7300 …).
+pub const HCPCS: &str = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets";
 /// HL7 v2 table 0074, diagnostic service section (DiagnosticReport.category: LAB, GE, …).
 pub const DIAGNOSTIC_SERVICE: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
 
@@ -21,6 +23,7 @@ pub fn canonical_system(system: &str) -> &str {
         "urn:oid:2.16.840.1.113883.6.1" => LOINC,
         "urn:oid:2.16.840.1.113883.6.88" => RXNORM,
         "urn:oid:2.16.840.1.113883.6.12" => CPT,
+        "urn:oid:2.16.840.1.113883.6.285" | "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets" => HCPCS,
         "http://hl7.org/fhir/v2/0074" | "urn:oid:2.16.840.1.113883.12.74" => DIAGNOSTIC_SERVICE,
         other => other,
     }
@@ -118,6 +121,15 @@ pub fn checked_code(system: &str, code: &str) -> Result<String, String> {
                 Ok(upper)
             } else {
                 Err(format!("CPT code `{code}` is not five digits (or four digits and F, T, U or M)"))
+            }
+        }
+        HCPCS => {
+            let upper = code.to_ascii_uppercase();
+            let b = upper.as_bytes();
+            if b.len() == 5 && b[0].is_ascii_uppercase() && b[1..].iter().all(u8::is_ascii_digit) {
+                Ok(upper)
+            } else {
+                Err(format!("HCPCS code `{code}` is not a letter and four digits (H0020)"))
             }
         }
         _ => Ok(code.to_string()),
@@ -232,5 +244,8 @@ mod tests {
         assert!(checked_code(SNOMED, "86406009").is_err());
         assert_eq!(checked_code(CPT, "0001u"), Ok("0001U".into()));
         assert!(checked_code(CPT, "5830").is_err() && checked_code(RXNORM, "10106x").is_err());
+        assert_eq!(checked_code(HCPCS, "h0020"), Ok("H0020".into()));
+        assert!(checked_code(HCPCS, "90832").is_err() && checked_code(HCPCS, "J730").is_err());
+        assert_eq!(canonical_system("urn:oid:2.16.840.1.113883.6.285"), HCPCS);
     }
 }

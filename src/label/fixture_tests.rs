@@ -156,7 +156,9 @@ fn shipped_rules_label_the_fixtures_sensitive_items() {
     has("Encounter/enc-10014", &["SEX", "MH"]);
     has("Encounter/enc-10015", &["PREGNANT", "STD"]);
     has("DocumentReference/doc-10009", &["PREGNANT", "STD", "R"]);
-    lacks("Condition/cond-10012", &["SEX"]);
+    // The depression diagnosis was recorded in the contraception visit: what happened in a
+    // visit for a confidential service carries the visit's reason.
+    has("Condition/cond-10012", &["SEX"]);
     // P02 Liz: genetics, and her pathology report is not labelled.
     has("DiagnosticReport/b0f9dcef-738d-5371-8bc7-4288c487c5cc", &["GDIS", "R"]);
     has("Observation/0bab68ea-73d4-5db6-ba09-6ae4b9e9c161", &["GDIS", "R"]);

@@ -1,15 +1,18 @@
-//! The security labeling service: labels one patient's merged record in place, before any
-//! decision. It keeps every label a source put in `meta.security` in its place and order
-//! (the only rewrite is the legacy code `NORDSLCD` → `NORDSCLCD`), infers v3-ActCode
-//! sensitivity and v3-Confidentiality labels from codes with the rules of `labels.toml`,
-//! adds `42CFRPart2` to what a Part 2 program holds, and propagates labels to the resources
-//! that carry the same fact. It only ever appends labels (DESIGN.md promise 3: "added
-//! `meta.security` labels"); it never removes, reorders or rewrites any other part of a
-//! source resource, and it never decides who sees what — that is the policy's job.
+//! The security labeling service: labels one patient's merged record in place, after
+//! aggregation and before any decision. It keeps every label a source put in `meta.security`
+//! in its place and order (the only rewrite is the legacy code `NORDSLCD` → `NORDSCLCD`),
+//! infers v3-ActCode sensitivity and v3-Confidentiality labels from the codes and words of
+//! every Coding in a resource with the rules of `labels.toml` (public value sets, a curated
+//! term list, ingredient names), adds `42CFRPart2` to what a Part 2 program holds, and
+//! propagates labels to the resources that carry the same fact or happened in a sensitive
+//! visit. It only ever appends labels (DESIGN.md promise 3: "added `meta.security`
+//! labels"); it never removes, reorders or rewrites any other part of a source resource, and
+//! it never decides who sees what — that is the policy's job.
 
 mod codes;
 mod propagate;
 mod rules;
+pub mod terminology;
 mod vocab;
 
 #[cfg(test)]
@@ -22,6 +25,8 @@ use crate::fhir;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+pub use rules::texts_of;
 
 pub use vocab::{
     confidentiality_rank, is_sensitivity, label_kind, sensitivity_codes, LabelKind, OBSERVATION_VALUE, PART2,
@@ -73,19 +78,51 @@ pub struct LabelRuleConfig {
     /// CPT codes.
     #[serde(default)]
     pub cpt: Vec<String>,
+    /// HCPCS Level II codes (H0020, J7300 …).
+    #[serde(default)]
+    pub hcpcs: Vec<String>,
     /// Other codings as `system|code` (local note types, CVX …).
     #[serde(default)]
     pub codings: Vec<String>,
     /// DiagnosticReport.category codes of HL7 v2 table 0074 (GE = genetics).
     #[serde(default)]
     pub report_category: Vec<String>,
+    /// Words matched case-insensitively at word boundaries in every coding `display` and
+    /// `CodeableConcept.text` (never narrative or notes); a trailing `*` makes a stem
+    /// ("pregnan*"). So an unknown code with a telling display is labelled.
+    #[serde(default)]
+    pub terms: Vec<String>,
+    /// Phrases that keep a text from matching this rule's words ("alcohol-free").
+    #[serde(default)]
+    pub terms_exclude: Vec<String>,
+    /// Medication ingredient names, matched like terms in the displays and text of
+    /// medication codings (any RxNorm coding, `medication[x]`, Medication.code): every
+    /// product containing the ingredient, whatever its RxCUI.
+    #[serde(default)]
+    pub ingredients: Vec<String>,
 }
 
-/// Compiled label rules.
+/// The label rules file (`labels.toml`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsFile {
+    /// Expansion files written by `portico terminology import`, relative to labels.toml;
+    /// loading merges their codes into the rules (see [`terminology::merge_imports`]).
+    #[serde(default)]
+    pub imports: Vec<std::path::PathBuf>,
+    pub label_rules: Vec<LabelRuleConfig>,
+}
+
+/// Compiled label rules, and the sources whose data is 42 CFR Part 2 data.
 #[derive(Debug, Clone, Default)]
 pub struct Labeler {
     rules: Vec<rules::Rule>,
+    part2_sources: HashSet<String>,
 }
+
+/// The suffix of a rule id in the explanation when the rule matched by words only (a term
+/// or an ingredient name), not by a listed code: `pregnancy:words`.
+pub const BY_WORDS: &str = ":words";
 
 impl Labeler {
     /// Compiles rules; errors name the rule id and what is wrong (unknown label code,
@@ -105,12 +142,38 @@ impl Labeler {
             if id == FROM_SOURCE || id == FROM_PART2_PROGRAM || id.starts_with("propagated:") {
                 return Err(format!("label rule `{id}`: the id is reserved for labels not made by a rule"));
             }
+            if id.contains(':') {
+                return Err(format!("label rule `{id}`: the id must not contain `:`"));
+            }
             if !seen.insert(id) {
                 return Err(format!("label rule `{id}`: duplicate id"));
             }
             compiled.push(rules::Rule::compile(config).map_err(|e| format!("label rule `{id}`: {e}"))?);
         }
-        Ok(Labeler { rules: compiled })
+        Ok(Labeler { rules: compiled, part2_sources: HashSet::new() })
+    }
+
+    /// The same rules, with the sources (`part2_sources`) whose data is labelled `42CFRPart2`.
+    pub fn with_part2_sources(mut self, sources: impl IntoIterator<Item = String>) -> Labeler {
+        self.part2_sources = sources.into_iter().collect();
+        self
+    }
+
+    /// Whether `source` is a 42 CFR Part 2 program.
+    pub fn is_part2_source(&self, source: &str) -> bool {
+        self.part2_sources.contains(source)
+    }
+
+    /// Labels one patient's merged record in place (see [`Labeler::label_record`]) with this
+    /// labeler's Part 2 sources.
+    pub fn label(&self, resources: &mut [Value]) -> BTreeMap<String, Vec<String>> {
+        self.label_record(resources, &self.part2_sources)
+    }
+
+    /// The ids of the rules whose words (terms, ingredient names) find `text` sensitive,
+    /// with their sensitivity codes (for the labels report's gap review).
+    pub fn rules_matching_text(&self, text: &str, medication: bool) -> Vec<(&str, &'static str)> {
+        self.rules.iter().filter(|r| r.matches_text(text, medication)).map(|r| (r.id.as_str(), r.sensitivity)).collect()
     }
 
     /// Labels one patient's merged record in place; returns, per `Type/id` (ids as they are
@@ -131,9 +194,14 @@ impl Labeler {
             if normalize_source_labels(r) {
                 why.push(FROM_SOURCE.into());
             }
+            let facts = rules::Facts::of(r);
             for rule in &self.rules {
-                if rule.matches(r) && apply_rule(r, rule.sensitivity, rule.confidentiality) {
-                    why.push(rule.id.clone());
+                let Some(how) = rule.matches(&facts) else { continue };
+                if apply_rule(r, rule.sensitivity, rule.confidentiality) {
+                    why.push(match how {
+                        rules::Match::Code => rule.id.clone(),
+                        rules::Match::Words => format!("{}{BY_WORDS}", rule.id),
+                    });
                 }
             }
             if is_part2_data(r, part2_sources) && add_label(r, vocab::part2_coding()) {

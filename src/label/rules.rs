@@ -1,13 +1,17 @@
-//! Compiled label rules and where they look: each rule is a set of code matchers (ICD-10-CM
-//! prefixes and ranges minus exclusions, SNOMED CT, LOINC, RxNorm, CPT, other `system|code`
-//! pairs, DiagnosticReport categories) and the labels it adds. Matching reads only the coded
-//! elements listed in [`coded_elements`] (and of contained resources); it never edits a resource and never decides who
-//! sees what.
+//! Compiled label rules and where they look. Each rule is a set of code matchers (ICD-10-CM
+//! prefixes and ranges minus exclusions, SNOMED CT, LOINC, RxNorm, CPT, HCPCS, other
+//! `system|code` pairs, DiagnosticReport categories) and of words (terms matched at word
+//! boundaries in coding displays and `CodeableConcept.text`, ingredient names matched in
+//! medication texts), and the labels it adds. Matching reads every Coding of a resource,
+//! wherever it sits (values, components, reasons, claim items, contained resources …) —
+//! never `meta`, the narrative or free-text notes; it never edits a resource and never
+//! decides who sees what.
 
 use super::codes::{self, IcdPattern};
 use super::vocab;
 use super::LabelRuleConfig;
 use crate::fhir;
+use regex::Regex;
 use serde_json::Value;
 use std::collections::HashSet;
 
@@ -24,26 +28,111 @@ pub struct Rule {
     /// (system, code) pairs, codes as [`codes::checked_code`] returns them.
     codes: HashSet<(String, String)>,
     report_categories: HashSet<String>,
+    /// Terms, matched in any text.
+    terms: Option<Regex>,
+    /// Ingredient names, matched in medication texts only.
+    ingredients: Option<Regex>,
+    /// A text containing one of these is not matched by the rule's words.
+    terms_exclude: Option<Regex>,
 }
 
-/// The coded elements a rule looks at, per resource type (paths for [`fhir::path_values`]
-/// that reach CodeableConcepts). Observation values and components, Goal descriptions and
-/// free text are deliberately not read.
-pub fn coded_elements(resource_type: &str) -> &'static [&'static str] {
-    match resource_type {
-        "Condition" | "AllergyIntolerance" | "Observation" => &["code"],
-        "DiagnosticReport" => &["code", "category", "conclusionCode"],
-        "MedicationRequest" | "MedicationStatement" | "MedicationDispense" | "MedicationAdministration" => {
-            &["medicationCodeableConcept", "reasonCode"]
+/// How a rule matched a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    /// A listed code.
+    Code,
+    /// Only words: a term in a display or text, or an ingredient name in a medication.
+    Words,
+}
+
+/// Resource types the rules never read: the person and the directory (who, where), whose
+/// codes are not facts about the patient's care.
+const NOT_READ: &[&str] =
+    &["Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "RelatedPerson", "Person", "Group"];
+
+/// What a resource says, as the rules read it: every Coding and every readable text.
+#[derive(Debug, Default)]
+pub struct Facts {
+    /// (canonical system, code).
+    codings: Vec<(String, String)>,
+    /// (text, is it about a medication).
+    texts: Vec<(String, bool)>,
+}
+
+impl Facts {
+    /// Reads `resource` (and what it contains). Skips `meta` (labels and tags), the
+    /// narrative, notes and identifiers; Patient and directory resources yield nothing.
+    pub fn of(resource: &Value) -> Facts {
+        let mut facts = Facts::default();
+        if fhir::resource_type(resource).is_some_and(|t| !NOT_READ.contains(&t)) {
+            let medication = fhir::resource_type(resource) == Some("Medication");
+            facts.walk(resource, medication);
         }
-        "Procedure" | "ServiceRequest" => &["code", "reasonCode"],
-        "Encounter" => &["reasonCode", "type"],
-        "DocumentReference" => &["type"],
-        "Immunization" => &["vaccineCode"],
-        "Medication" => &["code"],
-        "CarePlan" => &["category"],
-        _ => &[],
+        facts
     }
+
+    fn walk(&mut self, v: &Value, medication: bool) {
+        match v {
+            Value::Array(items) => items.iter().for_each(|x| self.walk(x, medication)),
+            Value::Object(map) => {
+                if let Some(code) = map.get("code").and_then(Value::as_str) {
+                    let system = map.get("system").and_then(Value::as_str).unwrap_or("");
+                    let system = codes::canonical_system(system);
+                    let med = medication || system == codes::RXNORM;
+                    self.codings.push((system.to_string(), code.trim().to_string()));
+                    if let Some(display) = map.get("display").and_then(Value::as_str) {
+                        self.texts.push((display.to_string(), med));
+                    }
+                }
+                // A CodeableConcept (with or without codings): its text.
+                if map.keys().all(|k| matches!(k.as_str(), "coding" | "text" | "id" | "extension")) {
+                    if let Some(text) = map.get("text").and_then(Value::as_str) {
+                        self.texts.push((text.to_string(), medication));
+                    }
+                }
+                for (key, child) in map {
+                    match key.as_str() {
+                        "meta" | "note" | "identifier" | "reference" | "div" => continue,
+                        "text" if child.is_object() => continue,
+                        _ => {}
+                    }
+                    if fhir::resource_type(child).is_some() {
+                        // A contained resource: read as its own type.
+                        if fhir::resource_type(child).is_some_and(|t| !NOT_READ.contains(&t)) {
+                            self.walk(child, fhir::resource_type(child) == Some("Medication"));
+                        }
+                        continue;
+                    }
+                    self.walk(child, medication || key.starts_with("medication"));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Compiles a word list into one case-insensitive regex matching any entry at word
+/// boundaries; a trailing `*` makes an entry a stem ("pregnan*").
+fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, String> {
+    let mut parts = Vec::new();
+    for w in words {
+        let w = w.trim();
+        let (stem, open) = match w.strip_suffix('*') {
+            Some(s) => (s.trim(), true),
+            None => (w, false),
+        };
+        if stem.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
+            return Err(format!("{key}: `{w}` is too short to be a term"));
+        }
+        let body = regex::escape(stem).replace("\\ ", "[\\s\\-]+").replace(' ', "[\\s\\-]+");
+        let start = if stem.starts_with(|c: char| c.is_alphanumeric()) { "\\b" } else { "" };
+        let end = if open || !stem.ends_with(|c: char| c.is_alphanumeric()) { "" } else { "\\b" };
+        parts.push(format!("{start}{body}{end}"));
+    }
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(&format!("(?i)(?:{})", parts.join("|"))).map(Some).map_err(|e| format!("{key}: {e}"))
 }
 
 impl Rule {
@@ -77,6 +166,7 @@ impl Rule {
             ("loinc", codes::LOINC, &config.loinc),
             ("rxnorm", codes::RXNORM, &config.rxnorm),
             ("cpt", codes::CPT, &config.cpt),
+            ("hcpcs", codes::HCPCS, &config.hcpcs),
         ] {
             for code in list {
                 let code = codes::checked_code(system, code).map_err(|e| format!("{key}: {e}"))?;
@@ -103,38 +193,66 @@ impl Rule {
             }
             report_categories.insert(c.to_ascii_uppercase());
         }
-        if icd.is_empty() && codes.is_empty() && report_categories.is_empty() {
-            return Err("matches nothing: give icd10cm, snomed, loinc, rxnorm, cpt, codings or report_category".into());
+        let terms = word_regex("terms", &config.terms)?;
+        let ingredients = word_regex("ingredients", &config.ingredients)?;
+        let terms_exclude = word_regex("terms_exclude", &config.terms_exclude)?;
+        if terms_exclude.is_some() && terms.is_none() && ingredients.is_none() {
+            return Err("terms_exclude without terms or ingredients excludes from nothing".into());
         }
-        Ok(Rule { id: config.id.clone(), sensitivity, confidentiality, icd, icd_exclude, codes, report_categories })
+        if icd.is_empty() && codes.is_empty() && report_categories.is_empty() && terms.is_none() && ingredients.is_none()
+        {
+            return Err(
+                "matches nothing: give icd10cm, snomed, loinc, rxnorm, cpt, hcpcs, codings, report_category, terms or ingredients"
+                    .into(),
+            );
+        }
+        Ok(Rule {
+            id: config.id.clone(),
+            sensitivity,
+            confidentiality,
+            icd,
+            icd_exclude,
+            codes,
+            report_categories,
+            terms,
+            ingredients,
+            terms_exclude,
+        })
     }
 
-    /// True when one of the resource's coded elements, or of a resource it contains (a
-    /// contained Medication …), has a code the rule matches.
-    pub fn matches(&self, resource: &Value) -> bool {
-        let Some(t) = fhir::resource_type(resource) else { return false };
-        coded_elements(t).iter().any(|element| {
-            fhir::path_values(resource, &format!("{element}.coding"))
-                .into_iter()
-                .any(|coding| self.matches_coding(coding, t == "DiagnosticReport" && *element == "category"))
-        }) || fhir::path_values(resource, "contained").into_iter().any(|c| self.matches(c))
+    /// How the rule matches what a resource says, if it does: a listed code first, else words.
+    pub fn matches(&self, facts: &Facts) -> Option<Match> {
+        if facts.codings.iter().any(|(system, code)| self.matches_coding(system, code)) {
+            return Some(Match::Code);
+        }
+        facts.texts.iter().any(|(text, medication)| self.matches_text(text, *medication)).then_some(Match::Words)
     }
 
-    fn matches_coding(&self, coding: &Value, is_report_category: bool) -> bool {
-        let (Some(system), Some(code)) =
-            (coding.get("system").and_then(Value::as_str), coding.get("code").and_then(Value::as_str))
-        else {
-            return false;
-        };
-        let system = codes::canonical_system(system);
+    /// True when the rule's words find `text` sensitive (terms anywhere, ingredient names in
+    /// medication texts), unless an excluded phrase is in it.
+    pub fn matches_text(&self, text: &str, medication: bool) -> bool {
+        let found = self.terms.as_ref().is_some_and(|r| r.is_match(text))
+            || (medication && self.ingredients.as_ref().is_some_and(|r| r.is_match(text)));
+        found && !self.terms_exclude.as_ref().is_some_and(|r| r.is_match(text))
+    }
+
+    fn matches_coding(&self, system: &str, code: &str) -> bool {
         if system == codes::ICD10CM {
             let key = codes::icd_key(code);
             return self.icd.iter().any(|p| p.matches(&key)) && !self.icd_exclude.iter().any(|p| p.matches(&key));
         }
-        if is_report_category && system == codes::DIAGNOSTIC_SERVICE {
-            return self.report_categories.contains(&code.trim().to_ascii_uppercase());
+        if system == codes::DIAGNOSTIC_SERVICE {
+            return self.report_categories.contains(&code.to_ascii_uppercase());
         }
-        let code = if system == codes::CPT { code.trim().to_ascii_uppercase() } else { code.trim().to_string() };
-        self.codes.contains(&(system.to_string(), code))
+        if system == codes::CPT || system == codes::HCPCS {
+            return self.codes.contains(&(system.to_string(), code.to_ascii_uppercase()));
+        }
+        self.codes.contains(&(system.to_string(), code.to_string()))
     }
+}
+
+/// The texts of a resource the words look at (for the labels report): coding displays and
+/// `CodeableConcept.text`, with whether each is about a medication.
+pub fn texts_of(resource: &Value) -> Vec<(String, bool)> {
+    Facts::of(resource).texts
 }

@@ -309,21 +309,98 @@ fn classification_of_label_codings() {
 }
 
 #[test]
-fn looks_only_at_the_coded_elements_of_each_type() {
+fn reads_every_coding_wherever_it_sits_but_never_meta_notes_or_narrative() {
     let hiv = json!({"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "B20"}]});
+    let hiv_coding = json!({"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "B20"});
     let mut record = vec![
         json!({"resourceType": "Observation", "id": "value", "code": {"text": "x"}, "valueCodeableConcept": hiv}),
         json!({"resourceType": "Procedure", "id": "reason", "reasonCode": [hiv]}),
         json!({"resourceType": "Encounter", "id": "enc", "reasonCode": [hiv]}),
         json!({"resourceType": "Goal", "id": "goal", "description": hiv}),
-        json!({"resourceType": "MedicationRequest", "id": "mr", "reasonCode": [hiv]}),
+        json!({"resourceType": "Claim", "id": "claim", "diagnosis": [{"sequence": 1, "diagnosisCodeableConcept": hiv}]}),
+        json!({"resourceType": "QuestionnaireResponse", "id": "qr",
+            "item": [{"linkId": "1", "answer": [{"valueCoding": hiv_coding}]}]}),
+        json!({"resourceType": "Condition", "id": "tag-only", "code": {"text": "x"},
+            "meta": {"tag": [hiv_coding]}, "note": [{"text": "HIV B20"}],
+            "text": {"status": "generated", "div": "<div>HIV B20</div>"}}),
+        json!({"resourceType": "Patient", "id": "p", "extension": [{"url": "x", "valueCodeableConcept": hiv}]}),
     ];
     label(&starter(), &mut record);
-    assert!(codes(&record[0]).is_empty(), "Observation values are not read");
-    assert_eq!(codes(&record[1]), ["HIV", "R"]);
-    assert_eq!(codes(&record[2]), ["HIV", "R"]);
-    assert!(codes(&record[3]).is_empty(), "Goal is not read");
-    assert_eq!(codes(&record[4]), ["HIV", "R"]);
+    for i in 0..6 {
+        assert_eq!(codes(&record[i]), ["HIV", "R"], "{}", record[i]["id"]);
+    }
+    assert_eq!(codes(&record[6]), Vec::<String>::new(), "meta, notes and the narrative are not read");
+    assert_eq!(codes(&record[7]), Vec::<String>::new(), "the Patient is never labelled by rules");
+}
+
+#[test]
+fn words_label_unknown_codes_with_a_telling_display_and_nothing_else() {
+    let mut preg = rule("pregnancy", "PREGNANT", Some("R"));
+    preg.terms = vec!["pregnan*".into(), "prenatal".into(), "embaraz*".into()];
+    preg.terms_exclude = vec!["pregnancy test negative".into()];
+    let mut mh = rule("adhd", "MH", Some("R"));
+    mh.ingredients = vec!["methylphenidate".into()];
+    mh.terms = vec!["attention deficit".into()];
+    let labeler = Labeler::new(&[preg, mh]).unwrap();
+    let display = |t: &str, id: &str, d: &str| {
+        json!({"resourceType": t, "id": id, "code": {"coding": [{"system": "http://local.example", "code": "1", "display": d}]}})
+    };
+    let mut record = vec![
+        display("Procedure", "a", "Prenatal visit"),
+        display("Procedure", "b", "Control de embarazo"),
+        json!({"resourceType": "Condition", "id": "c", "code": {"text": "Attention-deficit disorder"}}),
+        json!({"resourceType": "MedicationRequest", "id": "d", "medicationCodeableConcept": {"coding": [
+            {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "999999", "display": "Methylphenidate 10 MG Oral Tablet"}]}}),
+        // Not a medication: an ingredient name alone does not label a lab test.
+        display("Observation", "e", "Methylphenidate [Mass/volume] in Urine"),
+        display("Observation", "f", "Pregnancy test negative"),
+        display("Observation", "g", "Nonpregnant state"),
+        display("Observation", "h", "Body weight"),
+    ];
+    let why = label(&labeler, &mut record);
+    for i in 0..4 {
+        assert!(!codes(&record[i]).is_empty(), "{} should be labelled", record[i]["id"]);
+    }
+    assert_eq!(why["Procedure/a"], ["pregnancy:words"]);
+    assert_eq!(why["MedicationRequest/d"], ["adhd:words"]);
+    for i in 4..8 {
+        assert!(codes(&record[i]).is_empty(), "{} must not be labelled: {:?}", record[i]["id"], codes(&record[i]));
+    }
+}
+
+#[test]
+fn a_sensitive_visit_labels_what_happened_in_it_but_a_diagnosis_does_not_spread_to_vitals() {
+    let labeler = starter();
+    let enc = |id: &str, reason: Option<&str>| {
+        let mut e = json!({"resourceType": "Encounter", "id": id});
+        if let Some(code) = reason {
+            e["reasonCode"] = json!([{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code}]}]);
+        }
+        e
+    };
+    let in_visit = |mut r: Value, e: &str| {
+        r["encounter"] = json!({"reference": format!("Encounter/{e}")});
+        r
+    };
+    let mut record = vec![
+        enc("detox", Some("F11.20")),
+        in_visit(observation("bp", "85354-9"), "detox"),
+        json!({"resourceType": "Claim", "id": "claim", "item": [{"sequence": 1, "encounter": [{"reference": "Encounter/detox"}]}]}),
+        enc("checkup", None),
+        in_visit(condition("hiv-dx", "B20"), "checkup"),
+        in_visit(observation("weight", "29463-7"), "checkup"),
+        json!({"resourceType": "DocumentReference", "id": "note", "context": {"encounter": [{"reference": "Encounter/checkup"}]}}),
+        enc("only-confidential", None),
+        in_visit(observation("vl", "20447-9"), "only-confidential"),
+    ];
+    let why = label(&labeler, &mut record);
+    assert_eq!(codes(&record[1]), ["ETH", "R"], "vitals taken in a detox visit");
+    assert_eq!(codes(&record[2]), ["ETH", "R"], "the claim for the detox visit");
+    assert_eq!(codes(&record[3]), ["HIV", "R"], "the visit addressed the HIV diagnosis");
+    assert!(codes(&record[5]).is_empty(), "a diagnosis does not make the visit's vitals sensitive");
+    assert_eq!(codes(&record[6]), ["HIV", "R"], "the visit's note describes the diagnosis");
+    assert_eq!(codes(&record[7]), ["HIV", "R"], "a visit that was only a confidential service");
+    assert_eq!(why["Encounter/only-confidential"], ["propagated:Observation/vl"]);
 }
 
 #[test]

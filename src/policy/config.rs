@@ -1,11 +1,13 @@
 //! The policy file (`policy.toml`, with its label rules in `labels.toml`): what HIM staff
 //! read and change. Loading validates everything — unknown keys and labels, overlapping or
-//! gapped age bands, bad code ranges, unknown purposes — and names the file, the key and
-//! what is wrong. It decides nothing itself.
+//! gapped age bands, minor-consent rules that name no service or an age past majority, bad
+//! code ranges, unknown purposes — and names the file, the key and what is wrong. It decides
+//! nothing itself.
 
-use crate::label::{LabelRuleConfig, Labeler};
 use crate::config::Duration;
+use crate::label::{LabelRuleConfig, Labeler, LabelsFile};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +47,12 @@ pub struct PolicyConfig {
 pub struct MinorsConfig {
     /// Which of `jurisdictions` applies to this deployment.
     pub jurisdiction: String,
-    /// Services a minor consents to alone; never shown to a parent or guardian.
-    pub minor_consented_labels: Vec<String>,
     /// What a proxy of an adolescent may see (resource types), when unlabeled.
     pub proxy_limited_types: Vec<String>,
+    /// Services a minor may consent to alone, by name, and the security labels that mark
+    /// them. From which age the minor's own consent keeps a service from a parent is each
+    /// jurisdiction's `consent`.
+    pub services: BTreeMap<String, Vec<String>>,
     pub jurisdictions: Vec<Jurisdiction>,
 }
 
@@ -60,6 +64,29 @@ pub struct Jurisdiction {
     pub description: String,
     /// Age bands from 0 up to the age of majority, contiguous, in order.
     pub bands: Vec<AgeBand>,
+    /// For every one of `minors.services`: from which age a minor consents to it alone.
+    pub consent: Vec<ConsentRule>,
+}
+
+impl Jurisdiction {
+    /// The age of majority: the end of the last band.
+    pub fn majority(&self) -> u32 {
+        self.bands.last().map_or(0, |b| b.to)
+    }
+}
+
+/// From `from_age` on, a minor consents to `service` alone, and so it is confidential from
+/// a parent or guardian (under that age the parent consents, and sees it as the age band
+/// allows).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentRule {
+    /// One of `minors.services`.
+    pub service: String,
+    /// 0 = any age; the age of majority = never (a parent consents until then).
+    pub from_age: u32,
+    /// The statute (or why there is none) — for HIM, shown by `policy check`.
+    pub citation: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,13 +220,13 @@ impl PolicyConfig {
     ) -> Result<PolicyConfig, PolicyError> {
         let invalid =
             |file: &str, key: String, message: String| PolicyError::Invalid { file: file.to_string(), key, message };
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct LabelsFile {
-            label_rules: Vec<LabelRuleConfig>,
-        }
         let labels: LabelsFile = parse(labels_text, labels_file)?;
         config.label_rules = labels.label_rules;
+        crate::label::terminology::merge_imports(&mut config.label_rules, &labels.imports, Path::new(labels_file))
+            .map_err(|e| {
+                let (file, key, message) = e.located();
+                PolicyError::Invalid { file, key, message }
+            })?;
         Labeler::new(&config.label_rules).map_err(|m| invalid(labels_file, "label_rules".into(), m))?;
         config.validate().map_err(|(k, m)| invalid(file, k, m))?;
         Ok(config)
@@ -212,13 +239,25 @@ impl PolicyConfig {
                 .find(|c| !is_known_label(c))
                 .map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
         };
-        check_labels("minors.minor_consented_labels", &self.minors.minor_consented_labels)?;
         for t in &self.minors.proxy_limited_types {
             if !crate::fhir::is_served_type(t) {
                 return Err((
                     "minors.proxy_limited_types".into(),
                     format!("`{t}` is not a resource type the gateway serves"),
                 ));
+            }
+        }
+        let mut service_of: BTreeMap<&str, &str> = BTreeMap::new();
+        for (name, labels) in &self.minors.services {
+            let key = format!("minors.services.{name}");
+            if labels.is_empty() {
+                return Err((key, "names no label".into()));
+            }
+            check_labels(&key, labels)?;
+            for l in labels {
+                if let Some(other) = service_of.insert(l, name) {
+                    return Err((key, format!("`{l}` already marks the service `{other}`")));
+                }
             }
         }
         let mut names = std::collections::HashSet::new();
@@ -251,6 +290,44 @@ impl PolicyConfig {
                 return Err((
                     format!("{key}.bands"),
                     "bands must run from 0 to the age of majority (at most 21)".into(),
+                ));
+            }
+            let mut given = std::collections::HashSet::new();
+            for (c, rule) in j.consent.iter().enumerate() {
+                let ckey = format!("{key}.consent[{c}]");
+                if !self.minors.services.contains_key(&rule.service) {
+                    let known: Vec<&str> = self.minors.services.keys().map(String::as_str).collect();
+                    return Err((
+                        format!("{ckey}.service"),
+                        format!("`{}` is not one of minors.services ({})", rule.service, known.join(", ")),
+                    ));
+                }
+                if !given.insert(&rule.service) {
+                    return Err((format!("{ckey}.service"), format!("`{}` is given twice", rule.service)));
+                }
+                if rule.from_age > j.majority() {
+                    return Err((
+                        format!("{ckey}.from_age"),
+                        format!(
+                            "{} is past the age of majority of `{}` ({}); {} means a minor never consents to it alone",
+                            rule.from_age,
+                            j.name,
+                            j.majority(),
+                            j.majority()
+                        ),
+                    ));
+                }
+                if rule.citation.trim().is_empty() {
+                    return Err((format!("{ckey}.citation"), "give the statute, or say why there is none".into()));
+                }
+            }
+            if let Some(missing) = self.minors.services.keys().find(|s| !given.contains(s)) {
+                return Err((
+                    format!("{key}.consent"),
+                    format!(
+                        "says nothing of `{missing}`: give its from_age ({} if a minor never consents to it alone)",
+                        j.majority()
+                    ),
                 ));
             }
         }

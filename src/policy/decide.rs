@@ -2,16 +2,16 @@
 //! withheld, with the rule ids and labels behind it. Staff see everything; partners see all
 //! but 42 CFR Part 2 data without a consent (or emergency); patient-facing viewers lose
 //! excluded document types and held results, proxies lose what the minor's age band keeps
-//! from them, and apps lose what their scopes do not grant — scopes never widen.
+//! from them and the services the minor consents to alone at that age, and apps lose what their scopes do not grant — scopes never widen.
 
 use super::config::{PolicyConfig, ProxyAccess};
 use super::holds::{self, PatientLedger};
-use crate::label::Labeler;
 use super::minors;
 use super::released::{Finish, Released};
 use super::viewer::{Role, Viewer};
 use crate::aggregate::Record;
 use crate::fhir::{self, outcome::Issue, reference};
+use crate::label::Labeler;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -56,16 +56,14 @@ pub struct PolicyContext {
 
 pub struct Policy {
     config: PolicyConfig,
-    labeler: Labeler,
-    part2_sources: HashSet<String>,
+    labeler: std::sync::Arc<Labeler>,
     zone: FixedOffset,
 }
 
 impl Policy {
     pub fn new(config: PolicyConfig, zone: FixedOffset) -> Result<Policy, String> {
-        let labeler = Labeler::new(&config.label_rules)?;
-        let part2_sources = config.part2_sources.iter().cloned().collect();
-        Ok(Policy { config, labeler, part2_sources, zone })
+        let labeler = Labeler::new(&config.label_rules)?.with_part2_sources(config.part2_sources.iter().cloned());
+        Ok(Policy { config, labeler: std::sync::Arc::new(labeler), zone })
     }
 
     pub fn config(&self) -> &PolicyConfig {
@@ -77,12 +75,12 @@ impl Policy {
     /// patient is its client (even when its records would be withheld), so others are told
     /// only that some system is not answering.
     pub fn may_name_missing_source(&self, viewer: &Viewer, source: &str) -> bool {
-        matches!(viewer.role, Role::Patient | Role::Staff) || !self.part2_sources.contains(source)
+        matches!(viewer.role, Role::Patient | Role::Staff) || !self.labeler.is_part2_source(source)
     }
 
-    /// Labels a merged record in place (done once per record, before caching).
-    pub fn label(&self, resources: &mut [Value]) -> std::collections::BTreeMap<String, Vec<String>> {
-        self.labeler.label_record(resources, &self.part2_sources)
+    /// The labeling service these rules configure (aggregation labels each record with it).
+    pub fn labeler(&self) -> std::sync::Arc<Labeler> {
+        self.labeler.clone()
     }
 
     /// Decides what `viewer` may see of `record`.
@@ -92,7 +90,7 @@ impl Policy {
         viewer: &Viewer,
         ctx: &PolicyContext,
     ) -> Result<(Released, Vec<Explanation>), Denied> {
-        let proxy_band = self.proxy_band(record, viewer, ctx.now)?;
+        let minor = self.minor_proxy(record, viewer, ctx.now)?;
         if let Role::Partner { purpose, .. } = &viewer.role {
             if !self.config.partners.allowed_purposes.contains(purpose) {
                 return Err(Denied::Purpose(purpose.clone()));
@@ -103,7 +101,7 @@ impl Policy {
         for (i, r) in record.resources.iter().enumerate() {
             let key = key_of(r);
             let labels = label_codes(r);
-            let mut rules = self.rules_for(r, &key, &labels, viewer, proxy_band, ctx);
+            let mut rules = self.rules_for(r, &key, &labels, viewer, minor.as_ref(), ctx);
             let decision = if rules.is_empty() { Decision::Shown } else { Decision::Withheld };
             if let (Decision::Shown, Role::Partner { purpose, .. }) = (decision, &viewer.role) {
                 if is_part2(&labels) {
@@ -153,9 +151,15 @@ impl Policy {
         Ok((Released::build(record, finish), explanations))
     }
 
-    /// For a proxy: the band of the patient's age (`None` = no band: an adult who granted
-    /// access). Errors when the proxy may not see the patient at all.
-    fn proxy_band(&self, record: &Record, viewer: &Viewer, now: DateTime<Utc>) -> Result<Option<ProxyAccess>, Denied> {
+    /// For a proxy of a minor: the band of the minor's age and the labels of the services
+    /// the minor consents to alone at that age (`None` = not a proxy, or an adult who
+    /// granted access). Errors when the proxy may not see the patient at all.
+    fn minor_proxy(
+        &self,
+        record: &Record,
+        viewer: &Viewer,
+        now: DateTime<Utc>,
+    ) -> Result<Option<MinorProxy<'_>>, Denied> {
         // Patient-facing access ends when the source records say the patient has died.
         let deceased = record.patient().is_some_and(|p| {
             p.get("deceasedBoolean").and_then(Value::as_bool) == Some(true) || p.get("deceasedDateTime").is_some()
@@ -168,7 +172,8 @@ impl Policy {
             .patient()
             .and_then(|p| minors::age_of(p, now, self.zone))
             .ok_or_else(|| Denied::NoAccess("birth date unknown".into()))?;
-        match minors::band(self.config.jurisdiction(), age) {
+        let jurisdiction = self.config.jurisdiction();
+        match minors::band(jurisdiction, age) {
             None if *adult_granted => Ok(None),
             None => Err(Denied::NoAccess("the patient is an adult and has not granted access".into())),
             Some(band) if band.assent_required && !teen_assent => {
@@ -177,7 +182,10 @@ impl Policy {
             Some(band) if band.proxy == ProxyAccess::None => {
                 Err(Denied::NoAccess("no proxy access at this age".into()))
             }
-            Some(band) => Ok(Some(band.proxy)),
+            Some(band) => Ok(Some(MinorProxy {
+                access: band.proxy,
+                minor_consented: minors::minor_consented_labels(&self.config.minors, jurisdiction, age),
+            })),
         }
     }
 
@@ -188,7 +196,7 @@ impl Policy {
         key: &str,
         labels: &BTreeSet<String>,
         viewer: &Viewer,
-        band: Option<ProxyAccess>,
+        minor: Option<&MinorProxy>,
         ctx: &PolicyContext,
     ) -> Vec<String> {
         let t = fhir::resource_type(r).unwrap_or_default();
@@ -216,11 +224,11 @@ impl Policy {
         if t == "DocumentReference" && self.is_excluded_document(r) {
             rules.push("exclusion:document-type".into());
         }
-        if let Some(access) = band {
-            for l in labels.iter().filter(|l| self.config.minors.minor_consented_labels.contains(l)) {
+        if let Some(MinorProxy { access, minor_consented }) = minor {
+            for l in labels.iter().filter(|l| minor_consented.contains(l.as_str())) {
                 rules.push(format!("minors:minor-consented:{l}"));
             }
-            if access == ProxyAccess::Limited && t != "Patient" && !fhir::SUPPORTING_TYPES.contains(&t) {
+            if *access == ProxyAccess::Limited && t != "Patient" && !fhir::SUPPORTING_TYPES.contains(&t) {
                 if !self.config.minors.proxy_limited_types.iter().any(|x| x == t) {
                     rules.push("minors:proxy-limited-type".into());
                 } else if labels.iter().any(|l| l != "N") {
@@ -286,6 +294,13 @@ impl Policy {
             }
         }
     }
+}
+
+/// What a proxy of a minor may see: the band's access, less the services (by label) the
+/// minor consents to alone at this age in the jurisdiction in force.
+struct MinorProxy<'a> {
+    access: ProxyAccess,
+    minor_consented: BTreeSet<&'a str>,
 }
 
 /// A Provenance is about its targets: when every target it names in the record is withheld,

@@ -1,10 +1,12 @@
 //! Ages and age bands: a patient's age in whole years from the birth date against the
-//! request time in the configured zone (birthdays exactly right), and the band of the
-//! jurisdiction in force. Bands are data (policy.toml), never code.
+//! request time in the configured zone (birthdays exactly right), the band of the
+//! jurisdiction in force, and which services a minor of that age consents to alone there.
+//! Bands and consent ages are data (policy.toml), never code.
 
-use super::config::{AgeBand, Jurisdiction};
+use super::config::{AgeBand, Jurisdiction, MinorsConfig};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use serde_json::Value;
+use std::collections::BTreeSet;
 
 /// The patient's age on the day `now` falls on in `zone`; `None` without a full birth date.
 pub fn age_of(patient: &Value, now: DateTime<Utc>, zone: FixedOffset) -> Option<i32> {
@@ -18,10 +20,28 @@ pub fn band(jurisdiction: &Jurisdiction, age: i32) -> Option<&AgeBand> {
     jurisdiction.bands.iter().find(|b| age >= b.from && age < b.to)
 }
 
+/// The labels of the services a minor of `age` consents to alone in `jurisdiction` (those
+/// whose `from_age` the minor has reached): confidential from a parent or guardian.
+pub fn minor_consented_labels<'a>(
+    minors: &'a MinorsConfig,
+    jurisdiction: &Jurisdiction,
+    age: i32,
+) -> BTreeSet<&'a str> {
+    let age = u32::try_from(age).unwrap_or(0);
+    jurisdiction
+        .consent
+        .iter()
+        .filter(|rule| age >= rule.from_age)
+        .filter_map(|rule| minors.services.get(&rule.service))
+        .flatten()
+        .map(String::as_str)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::config::ProxyAccess;
+    use crate::policy::config::{ConsentRule, ProxyAccess};
     use serde_json::json;
 
     fn j() -> Jurisdiction {
@@ -31,6 +51,11 @@ mod tests {
             bands: vec![
                 AgeBand { from: 0, to: 12, proxy: ProxyAccess::AllButConfidential, assent_required: false },
                 AgeBand { from: 12, to: 18, proxy: ProxyAccess::Limited, assent_required: false },
+            ],
+            consent: vec![
+                ConsentRule { service: "pregnancy".into(), from_age: 0, citation: "t".into() },
+                ConsentRule { service: "mental-health".into(), from_age: 12, citation: "t".into() },
+                ConsentRule { service: "hiv".into(), from_age: 18, citation: "t".into() },
             ],
         }
     }
@@ -48,5 +73,23 @@ mod tests {
         assert!(band(&j(), 18).is_none());
         assert_eq!(band(&j(), 11).unwrap().proxy, ProxyAccess::AllButConfidential);
         assert_eq!(age_of(&json!({"birthDate": "2008"}), after, zone), None);
+    }
+
+    #[test]
+    fn a_service_is_the_minors_own_from_its_age_on() {
+        let minors = MinorsConfig {
+            jurisdiction: "t".into(),
+            proxy_limited_types: vec![],
+            services: [("pregnancy", vec!["PREGNANT"]), ("mental-health", vec!["MH", "BH"]), ("hiv", vec!["HIV"])]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
+                .collect(),
+            jurisdictions: vec![j()],
+        };
+        let at = |age| minor_consented_labels(&minors, &j(), age).into_iter().collect::<Vec<_>>();
+        assert_eq!(at(0), vec!["PREGNANT"]);
+        assert_eq!(at(11), vec!["PREGNANT"], "a parent consents to (and sees) an 11-year-old's mental health care");
+        assert_eq!(at(12), vec!["BH", "MH", "PREGNANT"]);
+        assert_eq!(at(17), vec!["BH", "MH", "PREGNANT"], "from_age = majority: never the minor's alone");
     }
 }

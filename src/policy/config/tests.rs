@@ -34,7 +34,7 @@ fn overlapping_or_gapped_bands_are_refused() {
 #[test]
 fn unknown_labels_purposes_jurisdictions_and_keys_are_refused() {
     let e = check(&demo_text().replace("\"42CFRPart2\"]", "\"42CFRPart2\", \"GOSSIP\"]")).unwrap_err();
-    assert_eq!(e, "policy.toml: minors.minor_consented_labels: `GOSSIP` is not a known security label");
+    assert_eq!(e, "policy.toml: minors.services.part2-records: `GOSSIP` is not a known security label");
     let e =
         check(&demo_text().replace("emergency_purposes = [\"ETREAT\", \"BTG\"]", "emergency_purposes = [\"HRESCH\"]"))
             .unwrap_err();
@@ -61,4 +61,68 @@ fn hold_rules_must_match_something_and_name_codes_with_systems() {
 fn a_missing_labels_file_is_named() {
     let e = check(&demo_text().replace("labels = \"labels.toml\"", "labels = \"nope.toml\"")).unwrap_err();
     assert!(e.starts_with("policy.toml: labels: cannot read") && e.contains("nope.toml"), "{e}");
+}
+
+#[test]
+fn the_shipped_jurisdictions_give_every_service_with_a_citation() {
+    let p = check(&demo_text()).unwrap();
+    let names: Vec<&str> = p.minors.jurisdictions.iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["default", "assent-at-13", "california", "washington"]);
+    let age = |j: &str, service: &str| {
+        let j = p.minors.jurisdictions.iter().find(|x| x.name == j).unwrap();
+        j.consent.iter().find(|c| c.service == service).unwrap().from_age
+    };
+    assert_eq!((age("default", "mental-health"), age("default", "sti"), age("default", "pregnancy")), (12, 0, 0));
+    assert_eq!((age("california", "sti"), age("california", "pregnancy"), age("california", "violence")), (12, 0, 0));
+    assert_eq!((age("washington", "mental-health"), age("washington", "sti")), (13, 14));
+    for j in &p.minors.jurisdictions {
+        assert_eq!(j.consent.len(), p.minors.services.len(), "{}", j.name);
+        assert!(j.consent.iter().all(|c| !c.citation.is_empty()));
+    }
+}
+
+#[test]
+fn consent_rules_name_a_service_once_with_an_age_before_majority_and_a_citation() {
+    let mh =
+        "{ service = \"mental-health\", from_age = 13, citation = \"RCW 71.34.530 (outpatient, adolescent = 13-17)\" }";
+    assert_eq!(demo_text().matches(mh).count(), 1);
+    let with = |to: &str| check(&demo_text().replace(mh, to)).unwrap_err();
+    let e = with("{ service = \"mental\", from_age = 13, citation = \"x\" }");
+    assert!(
+        e.starts_with(
+            "policy.toml: minors.jurisdictions[3].consent[4].service: `mental` is not one of minors.services ("
+        ),
+        "{e}"
+    );
+    let e = with("{ service = \"sti\", from_age = 13, citation = \"x\" }");
+    assert_eq!(e, "policy.toml: minors.jurisdictions[3].consent[4].service: `sti` is given twice");
+    let e = with("{ service = \"mental-health\", from_age = 19, citation = \"x\" }");
+    assert!(e.starts_with("policy.toml: minors.jurisdictions[3].consent[4].from_age: 19 is past the age of majority of `washington` (18)"), "{e}");
+    assert!(
+        check(&demo_text().replace(mh, "{ service = \"mental-health\", from_age = 18, citation = \"never\" }")).is_ok(),
+        "18 = never"
+    );
+    let e = with("{ service = \"mental-health\", from_age = 13, citation = \" \" }");
+    assert_eq!(
+        e,
+        "policy.toml: minors.jurisdictions[3].consent[4].citation: give the statute, or say why there is none"
+    );
+    let e = check(&demo_text().replace(&format!("{mh},"), "")).unwrap_err();
+    assert!(e.contains("minors.jurisdictions[3].consent: says nothing of `mental-health`"), "{e}");
+    let e = with("{ service = \"mental-health\", from_age = 13 }");
+    assert!(e.contains("minors.jurisdictions[3].consent[4]") && e.contains("citation"), "{e}");
+}
+
+#[test]
+fn a_label_marks_one_service() {
+    let e = check(&demo_text().replace("hiv = [\"HIV\"]", "hiv = [\"HIV\", \"STD\"]")).unwrap_err();
+    assert!(e.starts_with("policy.toml: minors.services.") && e.contains("`STD` already marks the service"), "{e}");
+    let e = check(&demo_text().replace("hiv = [\"HIV\"]", "hiv = []")).unwrap_err();
+    assert_eq!(e, "policy.toml: minors.services.hiv: names no label");
+    let e = check(&demo_text().replace(
+        "minors.jurisdictions]]\nname = \"default\"",
+        "minors.jurisdictions]]\nname = \"default\"\nminor_consented_labels = [\"MH\"]",
+    ))
+    .unwrap_err();
+    assert!(e.contains("minor_consented_labels"), "the old flat list is refused by name: {e}");
 }

@@ -318,3 +318,115 @@ fn clinics_and_clinicians_are_shown_only_through_what_is_shown() {
     );
     assert!(shown(&decided(&policy(), &r, &viewer("staff"), &ctx()), "Organization/clinic"));
 }
+
+/// The policy with `jurisdiction` in force.
+fn policy_in(jurisdiction: &str) -> Policy {
+    policy_with(|t| t.replace("jurisdiction = \"default\"", &format!("jurisdiction = {jurisdiction:?}")))
+}
+
+/// A proxy's decision and rules for one labelled Condition of a minor born on `birth`.
+fn parent_sees(p: &Policy, birth: &str, labels: &[&str]) -> (bool, Vec<String>) {
+    let c = json!({"resourceType": "Condition", "id": "c", "subject": {"reference": "Patient/p"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "F90.0"}]},
+        "meta": {"security": sec(labels)}});
+    let r = record(birth, vec![c, obs("cbc", &[])]);
+    let d = decided(p, &r, &viewer("proxy:MTH"), &ctx());
+    assert!(shown(&d, "Patient/p"));
+    (shown(&d, "Condition/c"), d["Condition/c"].1.clone())
+}
+
+#[test]
+fn a_parent_of_an_8_year_old_sees_adhd_care_a_parent_of_a_13_year_old_does_not() {
+    // On 2026-06-15: born 2018-01-01 is 8, 2013-01-01 is 13. Mental health consent starts at 12.
+    for j in ["default", "california"] {
+        let p = policy_in(j);
+        assert_eq!(parent_sees(&p, "2018-01-01", &["MH", "R"]), (true, vec![]), "{j}: 8-year-old's ADHD care");
+        let (seen, rules) = parent_sees(&p, "2013-01-01", &["MH", "R"]);
+        assert!(!seen, "{j}: 13-year-old's mental health care");
+        assert!(rules.contains(&"minors:minor-consented:MH".to_string()), "{j}: {rules:?}");
+        // The same 8-year-old's confidential services stay withheld whatever the band.
+        let (seen, rules) = parent_sees(&p, "2018-01-01", &["PREGNANT", "R"]);
+        assert!(!seen && rules == vec!["minors:minor-consented:PREGNANT"], "{j}: {rules:?}");
+        // And the child's own view is the whole record at any age.
+        let r = record("2018-01-01", vec![obs("adhd", &["MH", "R"])]);
+        assert!(shown(&decided(&p, &r, &viewer("patient"), &ctx()), "Observation/adhd"));
+    }
+}
+
+#[test]
+fn the_birthday_that_makes_mental_health_care_the_minors_own_is_exact() {
+    let p = policy();
+    // 12 on 2026-06-15 exactly; the day before, 11.
+    assert_eq!(parent_sees(&p, "2014-06-16", &["MH"]), (true, vec![]));
+    let (seen, rules) = parent_sees(&p, "2014-06-15", &["MH"]);
+    assert!(!seen);
+    assert!(rules.contains(&"minors:minor-consented:MH".to_string()), "{rules:?}");
+    // BH and PSY are the same service.
+    assert_eq!(parent_sees(&p, "2014-06-16", &["BH", "PSY"]), (true, vec![]));
+    assert!(parent_sees(&p, "2014-06-15", &["PSY"]).1.contains(&"minors:minor-consented:PSY".to_string()));
+}
+
+#[test]
+fn washington_mental_health_is_the_minors_own_at_13_and_sti_care_at_14() {
+    let wa = policy_in("washington");
+    // 12 (born 2014-01-01): still the child's band there, and MH is the parent's to consent to.
+    assert_eq!(parent_sees(&wa, "2014-01-01", &["MH", "R"]), (true, vec![]));
+    assert_eq!(parent_sees(&wa, "2014-01-01", &["ETH"]), (true, vec![]), "substance use too");
+    // 13 (born 2013-01-01): the minor's own.
+    let (seen, rules) = parent_sees(&wa, "2013-01-01", &["MH", "R"]);
+    assert!(!seen && rules.contains(&"minors:minor-consented:MH".to_string()), "{rules:?}");
+    assert!(parent_sees(&wa, "2013-01-01", &["SUD"]).1.contains(&"minors:minor-consented:SUD".to_string()));
+    // STI at 13: not yet the minor's own (withheld only because a limited band keeps every
+    // labelled item); at 14 it is.
+    let (seen, rules) = parent_sees(&wa, "2013-01-01", &["STD"]);
+    assert!(!seen);
+    assert_eq!(rules, vec!["minors:proxy-limited-labelled"], "13 in Washington: not minor-consented");
+    let (seen, rules) = parent_sees(&wa, "2012-01-01", &["STD"]);
+    assert!(!seen);
+    assert!(rules.contains(&"minors:minor-consented:STD".to_string()), "14: {rules:?}");
+    assert!(parent_sees(&wa, "2012-01-01", &["HIV"]).1.contains(&"minors:minor-consented:HIV".to_string()));
+    // Under 13 in Washington STI care is the parent's to consent to, and so to see.
+    assert_eq!(parent_sees(&wa, "2014-01-01", &["STD"]), (true, vec![]));
+    // Contraception and pregnancy: any age.
+    assert!(!parent_sees(&wa, "2014-01-01", &["SEX"]).0);
+    assert!(!parent_sees(&wa, "2014-01-01", &["PREGNANT"]).0);
+}
+
+#[test]
+fn california_pregnancy_care_is_confidential_at_11_and_sti_care_from_12() {
+    let ca = policy_in("california");
+    // 11 (born 2015-01-01): the child's band (all but confidential).
+    let (seen, rules) = parent_sees(&ca, "2015-01-01", &["PREGNANT", "R"]);
+    assert!(!seen);
+    assert_eq!(rules, vec!["minors:minor-consented:PREGNANT"]);
+    assert!(!parent_sees(&ca, "2015-01-01", &["SEX"]).0, "contraception: any age");
+    assert!(!parent_sees(&ca, "2015-01-01", &["SDV"]).0, "sexual assault care: any age (Fam. Code § 6928)");
+    assert_eq!(parent_sees(&ca, "2015-01-01", &["STD"]), (true, vec![]), "STI consent starts at 12");
+    assert_eq!(parent_sees(&ca, "2015-01-01", &["HIV"]), (true, vec![]), "HIV testing consent starts at 12");
+    assert_eq!(parent_sees(&ca, "2015-01-01", &["ETH"]), (true, vec![]), "substance use consent starts at 12");
+    // An unlabelled result of the same 11-year-old: shown.
+    let r = record("2015-01-01", vec![obs("cbc", &[])]);
+    assert!(shown(&decided(&ca, &r, &viewer("proxy:MTH"), &ctx()), "Observation/cbc"));
+    // 12 (born 2014-01-01): STI, HIV and substance use are the minor's own.
+    for label in ["STD", "HIV", "ETH", "MH"] {
+        let (seen, rules) = parent_sees(&ca, "2014-01-01", &[label]);
+        assert!(!seen && rules.contains(&format!("minors:minor-consented:{label}")), "{label}: {rules:?}");
+    }
+}
+
+#[test]
+fn part2_records_are_never_a_parents_at_any_age_anywhere() {
+    for j in ["default", "california", "washington", "assent-at-13"] {
+        let (seen, rules) = parent_sees(&policy_in(j), "2020-01-01", &["42CFRPart2", "R"]);
+        assert!(!seen, "{j}");
+        assert_eq!(rules, vec!["minors:minor-consented:42CFRPart2"], "{j}");
+    }
+}
+
+#[test]
+fn an_adult_who_granted_access_has_no_minor_consented_services() {
+    let (_, ex) = policy_in("california")
+        .decide(&record("2000-01-01", vec![obs("preg", &["PREGNANT"])]), &viewer("proxy:MTH:adult-granted"), &ctx())
+        .unwrap();
+    assert!(ex.iter().all(|e| e.decision == Decision::Shown), "{ex:?}");
+}
