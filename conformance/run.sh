@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serves the embedded demo on a free loopback port with a throwaway database and checks
 # what it serves against FHIR R4 with an independent validator (PyPI fhir.resources 6.4.0,
-# R4). Needs python3; installs the validator into a virtualenv under target/.
+# R4). Needs python3; installs the validator into a virtualenv under target/ (`--install`
+# does only that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/conformance-venv
@@ -9,6 +10,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q 'fhir.resources==6.4.0' 'pydantic<2'
 fi
+[ "${1:-}" = --install ] && exit 0
 cargo build -q
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
