@@ -12,17 +12,18 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 [ "${1:-}" = --install ] && exit 0
 cargo build -q
+portico="${CARGO_TARGET_DIR:-target}/debug/portico"
 work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export PORTICO_DATABASE__URL="sqlite://$work/portico.db"
-./target/debug/portico serve --config config/portico.toml --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+"$portico" serve --config config/portico.toml --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 1 60); do
   curl -sf "http://127.0.0.1:$port/health/ready" >/dev/null && break
   sleep 0.5
 done
-patients=$(./target/debug/portico patients --config config/portico.toml --json | "$venv/bin/python" -c 'import json,sys; print(" ".join(l["gateway_id"] for l in json.load(sys.stdin)["links"]))')
+patients=$("$portico" patients --config config/portico.toml --json | "$venv/bin/python" -c 'import json,sys; print(" ".join(l["gateway_id"] for l in json.load(sys.stdin)["links"]))')
 # Staff first (every patient), then the demo's other viewers (config/portico.toml).
 tokens=portico-demo-token-loopback-only,demo-maya-rodriguez-self,demo-maya-mother-proxy,demo-ethan-mother-proxy,demo-bob-martinez-lab-app,demo-hie-partner-treatment
 "$venv/bin/python" conformance/validate_r4.py "http://127.0.0.1:$port/fhir" "$tokens" $patients
