@@ -61,6 +61,12 @@ enum Command {
         #[command(subcommand)]
         command: PolicyCommand,
     },
+    /// Licensed terminologies: `portico terminology import` expands the label rules with a
+    /// SNOMED CT RF2 and/or RxNorm RRF release.
+    Terminology {
+        #[command(subcommand)]
+        command: TerminologyCommand,
+    },
     /// Release a held result to the patient (HIM, after the clinician has reviewed it).
     Release {
         #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
@@ -162,6 +168,26 @@ enum PolicyCommand {
         at: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum TerminologyCommand {
+    /// Write the descendants of the rules' SNOMED CT concepts and the products of their
+    /// RxNorm ingredients to an expansions file that labels.toml names under `imports`.
+    Import {
+        /// The label rules (labels.toml).
+        #[arg(long)]
+        labels: PathBuf,
+        /// A SNOMED CT RF2 release (or its Snapshot folder).
+        #[arg(long, value_name = "DIR")]
+        snomed_rf2: Option<PathBuf>,
+        /// An RxNorm release's RRF folder (RXNCONSO.RRF, RXNREL.RRF).
+        #[arg(long, value_name = "DIR")]
+        rxnorm_rrf: Option<PathBuf>,
+        /// The expansions file to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -475,6 +501,22 @@ async fn run(command: Command) -> Result<(), String> {
                     explanations.len() - withheld
                 );
             }
+            Ok(())
+        }
+        Command::Terminology { command: TerminologyCommand::Import { labels, snomed_rf2, rxnorm_rrf, out } } => {
+            use portico::label::terminology;
+            let options = terminology::ImportOptions { labels, snomed_rf2, rxnorm_rrf, out };
+            let report = terminology::import(&options).map_err(|e| e.to_string())?;
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: {} rules expanded, {} SNOMED CT and {} RxNorm codes",
+                options.out.display(),
+                report.rules,
+                report.snomed,
+                report.rxnorm
+            );
             Ok(())
         }
         Command::Release { config, patient, resource, by } => {

@@ -327,6 +327,90 @@ fn patients_lists_links_with_reasons_and_possible_matches() {
     }
 }
 
+#[test]
+fn terminology_import_expands_rules_that_policy_check_then_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = root().join("tests/data/terminology");
+    std::fs::copy(root().join("config/policy.toml"), dir.path().join("policy.toml")).unwrap();
+    std::fs::copy(data.join("labels.toml"), dir.path().join("labels.toml")).unwrap();
+    let policy = dir.path().join("policy.toml");
+    let labels = dir.path().join("labels.toml");
+    let out_file = dir.path().join("terminology/expansions.toml");
+    let (policy, labels, out_file) = (policy.to_str().unwrap(), labels.to_str().unwrap(), out_file.to_str().unwrap());
+
+    // labels.toml imports a file not written yet: policy check names it.
+    let out = run(&["policy", "check", policy], &[]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains(&format!("{labels}: imports[0]: cannot read")), "{}", text(&out.stderr));
+
+    let import = |rrf: &str| {
+        run(
+            &[
+                "terminology",
+                "import",
+                "--labels",
+                labels,
+                "--snomed-rf2",
+                "tests/data/terminology/snomed",
+                "--rxnorm-rrf",
+                rrf,
+                "--out",
+                out_file,
+            ],
+            &[],
+        )
+    };
+    let out = import("tests/data/terminology/rxnorm/rrf");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("{out_file}: 3 rules expanded, 6 SNOMED CT and 15 RxNorm codes"),
+        "hiv: 5 SNOMED CT descendants, 10 RxNorm products; mh: 1; sud: otherol and its 4"
+    );
+    let warnings: Vec<String> =
+        text(&out.stderr).lines().filter(|l| l.starts_with("warning: ")).map(String::from).collect();
+    assert_eq!(warnings.len(), 3, "165816005 absent, 990007005 retired, nosuchdrug unknown: {warnings:?}");
+    let written = std::fs::read_to_string(out_file).unwrap();
+    assert!(written.contains("[[label_expansions]]\nrule = \"hiv\"\nsnomed = [\n  \"990001006\", #"), "{written}");
+
+    let out = run(&["policy", "check", policy], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("ok (3 label rules"), "{}", text(&out.stdout));
+
+    // The policy as the gateway loads it labels a descendant concept and a branded product.
+    let loaded = portico::policy::PolicyConfig::load(Path::new(policy)).unwrap();
+    let labeler = portico::label::Labeler::new(&loaded.label_rules).unwrap();
+    let mut record = vec![
+        serde_json::json!({"resourceType": "Condition", "id": "c1",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "990005002"}]}}),
+        serde_json::json!({"resourceType": "MedicationRequest", "id": "m1",
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "900055"}]}}),
+    ];
+    let why = labeler.label_record(&mut record, &Default::default());
+    assert_eq!(why["Condition/c1"], ["hiv"]);
+    assert_eq!(why["MedicationRequest/m1"], ["hiv"], "a branded pack of the ingredient");
+    for r in &record {
+        assert!(portico::label::labels_of(r).contains("HIV"), "{r}");
+    }
+
+    // A malformed row: the error names the file and the line, and the file stays as it was.
+    let bad = dir.path().join("rrf");
+    std::fs::create_dir(&bad).unwrap();
+    std::fs::copy(data.join("rxnorm/rrf/RXNREL.RRF"), bad.join("RXNREL.RRF")).unwrap();
+    let conso = std::fs::read_to_string(data.join("rxnorm/rrf/RXNCONSO.RRF")).unwrap();
+    let mut lines: Vec<&str> = conso.lines().collect();
+    lines[4] = "900020|ENG|SCD|examplavir 50 MG Oral Tablet|";
+    std::fs::write(bad.join("RXNCONSO.RRF"), lines.join("\n")).unwrap();
+    let out = import(bad.to_str().unwrap());
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("{}:5: 5 |-separated fields, expected 18", bad.join("RXNCONSO.RRF").display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(out_file).unwrap(), written, "nothing written");
+}
+
 // ---- helpers ----
 
 type Case<'a> = (&'a str, String, &'a [(&'a str, &'a str)], &'a str, &'a [&'a str]);

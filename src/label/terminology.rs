@@ -52,9 +52,13 @@ impl TerminologyError {
         match self {
             TerminologyError::Invalid { file, key, message } => (file, key, message),
             TerminologyError::Malformed { file, line, message } => (file, format!("line {line}"), message),
-            TerminologyError::Unreadable { file, message } => (file, "(file)".into(), format!("cannot read: {message}")),
+            TerminologyError::Unreadable { file, message } => {
+                (file, "(file)".into(), format!("cannot read: {message}"))
+            }
             TerminologyError::Release { dir, message } => (dir, "(release)".into(), message),
-            TerminologyError::Unwritable { file, message } => (file, "(file)".into(), format!("cannot write: {message}")),
+            TerminologyError::Unwritable { file, message } => {
+                (file, "(file)".into(), format!("cannot write: {message}"))
+            }
             TerminologyError::Usage(message) => ("(command line)".into(), "(arguments)".into(), message),
         }
     }
@@ -108,7 +112,8 @@ fn each_line(path: &Path, mut row: impl FnMut(usize, &str) -> Result<(), String>
     let f = std::fs::File::open(path)
         .map_err(|e| TerminologyError::Unreadable { file: file.clone(), message: e.to_string() })?;
     for (n, line) in std::io::BufReader::new(f).lines().enumerate() {
-        let line = line.map_err(|e| TerminologyError::Malformed { file: file.clone(), line: n + 1, message: e.to_string() })?;
+        let line =
+            line.map_err(|e| TerminologyError::Malformed { file: file.clone(), line: n + 1, message: e.to_string() })?;
         let line = line.trim_end_matches(['\r', '\n']);
         let line = if n == 0 { line.trim_start_matches('\u{feff}') } else { line };
         if line.is_empty() {
@@ -122,7 +127,9 @@ fn each_line(path: &Path, mut row: impl FnMut(usize, &str) -> Result<(), String>
 /// Calls `row` with the tab-separated fields of every line of an RF2 file after its header,
 /// which must be `header`.
 fn each_rf2_row(path: &Path, header: &[&str], mut row: impl FnMut(&[&str]) -> Result<(), String>) -> Result<()> {
+    let mut empty = true;
     each_line(path, |n, line| {
+        empty = false;
         let fields: Vec<&str> = line.split('\t').collect();
         if n == 1 {
             return if fields == header {
@@ -135,7 +142,15 @@ fn each_rf2_row(path: &Path, header: &[&str], mut row: impl FnMut(&[&str]) -> Re
             return Err(format!("{} tab-separated fields, expected {}", fields.len(), header.len()));
         }
         row(&fields)
-    })
+    })?;
+    if empty {
+        return Err(TerminologyError::Malformed {
+            file: path.display().to_string(),
+            line: 1,
+            message: format!("the file is empty, expected the RF2 header `{}`", header.join(" ")),
+        });
+    }
+    Ok(())
 }
 
 fn sctid(text: &str, column: &str) -> Result<u64, String> {
@@ -230,8 +245,17 @@ impl SnomedRelease {
         })?;
 
         if let Some(file) = &description_file {
-            let header =
-                ["id", "effectiveTime", "active", "moduleId", "conceptId", "languageCode", "typeId", "term", "caseSignificanceId"];
+            let header = [
+                "id",
+                "effectiveTime",
+                "active",
+                "moduleId",
+                "conceptId",
+                "languageCode",
+                "typeId",
+                "term",
+                "caseSignificanceId",
+            ];
             let mut fsn: HashSet<u64> = HashSet::new();
             each_rf2_row(file, &header, |f| {
                 let concept = sctid(f[4], "conceptId")?;
@@ -288,23 +312,23 @@ impl SnomedRelease {
 /// part (SCDC constitutes SCD). Both directions are listed, so a release that holds only
 /// one of each pair reads the same.
 pub const PRODUCT_RELATIONS: &[(&str, bool)] = &[
-    ("has_ingredient", true),     // SCDC, SCDF, SBD… → IN (or BN, which is not followed)
+    ("has_ingredient", true), // SCDC, SCDF, SBD… → IN (or BN, which is not followed)
     ("ingredient_of", false),
-    ("has_ingredients", true),    // SCD, SBD → MIN
+    ("has_ingredients", true), // SCD, SBD → MIN
     ("ingredients_of", false),
     ("has_precise_ingredient", true), // SCDC, SBDC → PIN
     ("precise_ingredient_of", false),
-    ("consists_of", true),        // SCD → SCDC, SBD → SBDC
+    ("consists_of", true), // SCD → SCDC, SBD → SBDC
     ("constitutes", false),
-    ("tradename_of", true),       // SBD → SCD, SBDC → SCDC, SBDF → SCDF, BPCK → GPCK
+    ("tradename_of", true), // SBD → SCD, SBDC → SCDC, SBDF → SCDF, BPCK → GPCK
     ("has_tradename", false),
-    ("contains", true),           // GPCK, BPCK → SCD, SBD
+    ("contains", true), // GPCK, BPCK → SCD, SBD
     ("contained_in", false),
-    ("isa", true),                // SCD → SCDF, SBD → SBDF, SCDF → SCDG …
+    ("isa", true), // SCD → SCDF, SBD → SBDF, SCDF → SCDG …
     ("inverse_isa", false),
-    ("form_of", true),            // PIN → IN
+    ("form_of", true), // PIN → IN
     ("has_form", false),
-    ("has_part", true),           // MIN → IN
+    ("has_part", true), // MIN → IN
     ("part_of", false),
 ];
 
@@ -363,7 +387,8 @@ impl RxNormRelease {
         let mut release = RxNormRelease::default();
         let mut name_is_own: HashSet<u64> = HashSet::new();
         each_line(&conso_file, |_, line| {
-            const COLUMNS: &str = "RXCUI|LAT|TS|LUI|STT|SUI|ISPREF|RXAUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF";
+            const COLUMNS: &str =
+                "RXCUI|LAT|TS|LUI|STT|SUI|ISPREF|RXAUI|SAUI|SCUI|SDUI|SAB|TTY|CODE|STR|SRL|SUPPRESS|CVF";
             let f = rrf_fields(line, 18, COLUMNS)?;
             let cui = rxcui(f[0], "RXCUI")?;
             let (sab, tty, name, suppress) = (f[11], f[12], f[14], f[16]);
@@ -384,7 +409,8 @@ impl RxNormRelease {
             Ok(())
         })?;
         each_line(&rel_file, |_, line| {
-            const COLUMNS: &str = "RXCUI1|RXAUI1|STYPE1|REL|RXCUI2|RXAUI2|STYPE2|RELA|RUI|SRUI|SAB|SL|DIR|RG|SUPPRESS|CVF";
+            const COLUMNS: &str =
+                "RXCUI1|RXAUI1|STYPE1|REL|RXCUI2|RXAUI2|STYPE2|RELA|RUI|SRUI|SAB|SL|DIR|RG|SUPPRESS|CVF";
             let f = rrf_fields(line, 16, COLUMNS)?;
             let (rela, sab, suppress) = (f[7], f[10], f[14]);
             if sab != "RXNORM" || !current(suppress) || f[0].is_empty() || f[4].is_empty() {
@@ -469,7 +495,8 @@ pub fn read_rule_codes(path: &Path) -> Result<Vec<RuleCodes>> {
     let invalid = |key: String, message: String| TerminologyError::Invalid { file: file.clone(), key, message };
     let value: toml::Value = toml::from_str(&text).map_err(|e| invalid("(syntax)".into(), e.message().to_string()))?;
     let Some(rules) = value.get("label_rules") else { return Ok(Vec::new()) };
-    let rules = rules.as_array().ok_or_else(|| invalid("label_rules".into(), "must be [[label_rules]] tables".into()))?;
+    let rules =
+        rules.as_array().ok_or_else(|| invalid("label_rules".into(), "must be [[label_rules]] tables".into()))?;
     let mut out = Vec::new();
     for (i, rule) in rules.iter().enumerate() {
         let list = |name: &str| -> Result<Vec<String>> {
@@ -530,9 +557,8 @@ pub fn expand(
                     Status::Inactive => warnings.push(format!(
                         "rule `{id}`: SNOMED CT {concept} is inactive (retired) in the release; nothing added for it"
                     )),
-                    Status::Absent => {
-                        warnings.push(format!("rule `{id}`: SNOMED CT {concept} is not in the release; nothing added for it"))
-                    }
+                    Status::Absent => warnings
+                        .push(format!("rule `{id}`: SNOMED CT {concept} is not in the release; nothing added for it")),
                 }
             }
             e.snomed.retain(|c| !listed.contains(c));
@@ -724,7 +750,8 @@ pub fn merge_imports(rules: &mut [LabelRuleConfig], imports: &[PathBuf], labels_
             message: format!("cannot read {file}: {e} (write it with `portico terminology import`)"),
         })?;
         let invalid = |key: String, message: String| TerminologyError::Invalid { file: file.clone(), key, message };
-        let value: toml::Value = toml::from_str(&text).map_err(|e| invalid("(syntax)".into(), e.message().to_string()))?;
+        let value: toml::Value =
+            toml::from_str(&text).map_err(|e| invalid("(syntax)".into(), e.message().to_string()))?;
         let parsed: ExpansionsFile = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             invalid(if key == "." { "(top level)".into() } else { key }, e.into_inner().message().to_string())
@@ -787,7 +814,11 @@ mod tests {
         assert!(sct.descendants(404684003).contains(&990006001), "still a finding by its active is-a");
         assert_eq!(sct.status(990007005), Status::Inactive);
         assert_eq!(sct.status(165816005), Status::Absent);
-        assert_eq!(sct.name(990001006), Some("Synthetic HIV infection, stage 1 (disorder)"), "the FSN, not the old synonym");
+        assert_eq!(
+            sct.name(990001006),
+            Some("Synthetic HIV infection, stage 1 (disorder)"),
+            "the FSN, not the old synonym"
+        );
     }
 
     #[test]
@@ -898,9 +929,21 @@ mod tests {
         let (rules, _) = rules_of(&labels);
         let import = dir.path().join("x.toml");
         let cases = [
-            ("[[label_expansions]]\nrule = \"nope\"\nsnomed = [\"990001006\"]\n", "label_expansions[0].rule", "`nope` is not the id of a label rule"),
-            ("[[label_expansions]]\nrule = \"hiv\"\nsnomed = [\"990001007\"]\n", "label_expansions[0].snomed", "check digit"),
-            ("[[label_expansions]]\nrule = \"hiv\"\nloinc = [\"1-8\"]\n", "label_expansions[0]", "unknown field `loinc`"),
+            (
+                "[[label_expansions]]\nrule = \"nope\"\nsnomed = [\"990001006\"]\n",
+                "label_expansions[0].rule",
+                "`nope` is not the id of a label rule",
+            ),
+            (
+                "[[label_expansions]]\nrule = \"hiv\"\nsnomed = [\"990001007\"]\n",
+                "label_expansions[0].snomed",
+                "check digit",
+            ),
+            (
+                "[[label_expansions]]\nrule = \"hiv\"\nloinc = [\"1-8\"]\n",
+                "label_expansions[0]",
+                "unknown field `loinc`",
+            ),
         ];
         for (text, key, wanted) in cases {
             std::fs::write(&import, text).unwrap();
@@ -956,10 +999,20 @@ mod tests {
         assert!(run(true, false).unwrap_err().to_string().ends_with(":3: active `yes` must be 0 or 1"));
         let conso = edit(rrf.join("RXNCONSO.RRF"), 2, "900002|ENG|PIN|examplavir sodium|");
         let err = run(false, true).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("{}:2: 5 |-separated fields, expected 18 (RXCUI|LAT|", conso.display())), "{err}");
-        let rel = edit(rrf.join("RXNREL.RRF"), 3, "90000x||CUI|RO|900010||CUI|has_precise_ingredient|R1||RXNORM|RXNORM|||N|4096|");
+        assert!(
+            err.starts_with(&format!("{}:2: 5 |-separated fields, expected 18 (RXCUI|LAT|", conso.display())),
+            "{err}"
+        );
+        let rel = edit(
+            rrf.join("RXNREL.RRF"),
+            3,
+            "90000x||CUI|RO|900010||CUI|has_precise_ingredient|R1||RXNORM|RXNORM|||N|4096|",
+        );
         std::fs::copy(data("rxnorm/rrf/RXNCONSO.RRF"), &conso).unwrap();
-        assert_eq!(run(false, true).unwrap_err().to_string(), format!("{}:3: RXCUI1 `90000x` is not an RxCUI", rel.display()));
+        assert_eq!(
+            run(false, true).unwrap_err().to_string(),
+            format!("{}:3: RXCUI1 `90000x` is not an RxCUI", rel.display())
+        );
         std::fs::remove_file(&rel).unwrap();
         assert!(run(false, true).unwrap_err().to_string().contains("no RXNREL*.RRF in this folder or below it"));
         assert!(run(false, false).unwrap_err().to_string().contains("--snomed-rf2"));
