@@ -447,9 +447,9 @@ fn policy_check_accepts_the_shipped_policy_and_names_file_and_key_of_broken_ones
         ),
         (
             "unknown-label",
-            "minor_consented_labels = [\"SEX\"",
-            "minor_consented_labels = [\"SEXY\", \"SEX\"",
-            "minors.minor_consented_labels",
+            "contraception = [\"SEX\"",
+            "contraception = [\"SEXY\", \"SEX\"",
+            "minors.services.contraception",
             "`SEXY` is not a known security label",
         ),
         (

@@ -40,6 +40,9 @@ pub struct PolicyConfig {
     /// Label rules, loaded from `labels`.
     #[serde(skip)]
     pub label_rules: Vec<LabelRuleConfig>,
+    /// The labels report's wide net of review words, loaded from `labels`.
+    #[serde(skip)]
+    pub review_terms: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -52,7 +55,11 @@ pub struct MinorsConfig {
     /// Services a minor may consent to alone, by name, and the security labels that mark
     /// them. From which age the minor's own consent keeps a service from a parent is each
     /// jurisdiction's `consent`.
+    #[serde(default)]
     pub services: BTreeMap<String, Vec<String>>,
+    /// The flat list of earlier policy files, read only to refuse it with what replaced it.
+    #[serde(default, rename = "minor_consented_labels")]
+    pub(crate) legacy_minor_consented_labels: Option<toml::Value>,
     pub jurisdictions: Vec<Jurisdiction>,
 }
 
@@ -222,6 +229,9 @@ impl PolicyConfig {
             |file: &str, key: String, message: String| PolicyError::Invalid { file: file.to_string(), key, message };
         let labels: LabelsFile = parse(labels_text, labels_file)?;
         config.label_rules = labels.label_rules;
+        crate::label::report::ReviewTerms::new(&labels.review_terms)
+            .map_err(|m| invalid(labels_file, "review_terms".into(), m))?;
+        config.review_terms = labels.review_terms;
         crate::label::terminology::merge_imports(&mut config.label_rules, &labels.imports, Path::new(labels_file))
             .map_err(|e| {
                 let (file, key, message) = e.located();
@@ -246,6 +256,18 @@ impl PolicyConfig {
                     format!("`{t}` is not a resource type the gateway serves"),
                 ));
             }
+        }
+        if self.minors.legacy_minor_consented_labels.is_some() {
+            return Err((
+                "minors.minor_consented_labels".into(),
+                "replaced by [minors.services] (each service and its labels) and, in each jurisdiction, \
+                 consent = [{ service, from_age, citation }] (from which age the minor's own consent keeps it \
+                 from a parent); see config/policy.toml"
+                    .into(),
+            ));
+        }
+        if self.minors.services.is_empty() {
+            return Err(("minors.services".into(), "names no service a minor may consent to alone".into()));
         }
         let mut service_of: BTreeMap<&str, &str> = BTreeMap::new();
         for (name, labels) in &self.minors.services {

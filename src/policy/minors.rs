@@ -85,6 +85,7 @@ mod tests {
                 .map(|(k, v)| (k.to_string(), v.into_iter().map(String::from).collect()))
                 .collect(),
             jurisdictions: vec![j()],
+            legacy_minor_consented_labels: None,
         };
         let at = |age| minor_consented_labels(&minors, &j(), age).into_iter().collect::<Vec<_>>();
         assert_eq!(at(0), vec!["PREGNANT"]);

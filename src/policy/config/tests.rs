@@ -119,10 +119,12 @@ fn a_label_marks_one_service() {
     assert!(e.starts_with("policy.toml: minors.services.") && e.contains("`STD` already marks the service"), "{e}");
     let e = check(&demo_text().replace("hiv = [\"HIV\"]", "hiv = []")).unwrap_err();
     assert_eq!(e, "policy.toml: minors.services.hiv: names no label");
-    let e = check(&demo_text().replace(
-        "minors.jurisdictions]]\nname = \"default\"",
-        "minors.jurisdictions]]\nname = \"default\"\nminor_consented_labels = [\"MH\"]",
-    ))
-    .unwrap_err();
-    assert!(e.contains("minor_consented_labels"), "the old flat list is refused by name: {e}");
+    let old =
+        demo_text().replace("proxy_limited_types = ", "minor_consented_labels = [\"MH\"]\nproxy_limited_types = ");
+    let e = check(&old).unwrap_err();
+    assert!(e.starts_with("policy.toml: minors.minor_consented_labels: replaced by [minors.services]"), "{e}");
+    // … also when the file has no [minors.services] yet.
+    let (from, to) = (old.find("[minors.services]").unwrap(), old.find("[[minors.jurisdictions]]").unwrap());
+    let e = check(&format!("{}{}", &old[..from], &old[to..])).unwrap_err();
+    assert!(e.starts_with("policy.toml: minors.minor_consented_labels: replaced by"), "{e}");
 }
