@@ -207,6 +207,11 @@ def process(path, codes):
             cats = sorted({cat for c in clin for cat in intrinsic[c]})
             for cat in cats:
                 L.add(e_url, cat, P_CONF, "confidential-visit:%d/%d-contents-sensitive" % (len(clin), len(clin)))
+                # Reviewed: the bill for a confidential visit discloses the visit (billing is
+                # a leak channel), so its Claim and EOB carry the visit's categories too.
+                for url, r in res.items():
+                    if r["resourceType"] in ("Claim", "ExplanationOfBenefit") and e_url in item_enc_refs(r):
+                        L.add(url, cat, P_CONF, "claim-for-confidential-visit:" + rid(e_url))
     fixpoint()
 
     rows = []
