@@ -1,7 +1,8 @@
 //! What Health Information Management staff do to the policy's inputs: release a held
 //! result, record a patient's review-first preference, record or revoke a partner consent.
 //! Each checks that the caller is staff and that what it names exists, then writes one row;
-//! nothing else changes. The CLI and the admin API both call these.
+//! nothing else changes. The CLI and the admin API both call these. Also the labels report:
+//! every record of the patient index as the labeling service labelled it, counted.
 
 use crate::aggregate::Aggregator;
 use crate::auth::Access;
@@ -41,6 +42,25 @@ impl Him {
             None => index.resolve(named).map(|l| l.gateway_id),
         };
         found.ok_or_else(|| HimError::UnknownPatient(named.to_string()))
+    }
+
+    /// The labels report over every person in the patient index (see
+    /// [`crate::label::report`]): what was labelled per category, and the unlabelled items
+    /// whose words ask for a review. Staff only.
+    pub async fn labels_report(
+        &self,
+        access: &Access,
+        review: &crate::label::report::ReviewTerms,
+    ) -> Result<crate::label::report::LabelsReport, HimError> {
+        if !access.is_staff() {
+            return Err(HimError::NotStaff);
+        }
+        let mut report = crate::label::report::LabelsReport::default();
+        for link in self.aggregator.index().links() {
+            let Ok(record) = self.aggregator.record(&link.gateway_id).await else { continue };
+            report.add_record(&link.gateway_id, &record.resources, &record.label_rules, review);
+        }
+        Ok(report)
     }
 
     /// Releases a held result (`Type/id`) of a patient. True when newly released.

@@ -67,6 +67,12 @@ enum Command {
         #[command(subcommand)]
         command: TerminologyCommand,
     },
+    /// The security labeling service: `portico labels report` counts what was labelled per
+    /// category and lists unlabelled items whose words look sensitive, for HIM review.
+    Labels {
+        #[command(subcommand)]
+        command: LabelsCommand,
+    },
     /// Release a held result to the patient (HIM, after the clinician has reviewed it).
     Release {
         #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
@@ -143,6 +149,18 @@ enum FixturesCommand {
         /// A new (or empty) folder.
         #[arg(long)]
         out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum LabelsCommand {
+    /// Every record of the patient index as labelled: counts per category and type, and the
+    /// gaps to review (no label, but a word of `review_terms` in a display or text).
+    Report {
+        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+        config: PathBuf,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -448,6 +466,17 @@ async fn run(command: Command) -> Result<(), String> {
                 ..SimulatorOptions::default()
             };
             simulator::run(store, options, listen).await.map_err(|e| format!("cannot serve on {listen}: {e}"))
+        }
+        Command::Labels { command: LabelsCommand::Report { config, json } } => {
+            let (app, him) = him_for(&config).await?;
+            let review = portico::label::report::ReviewTerms::new(&app.policy.config().review_terms)?;
+            let report = him.labels_report(&operator(), &review).await.map_err(|e| e.to_string())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(())
         }
         Command::Policy { command: PolicyCommand::Check { file } } => {
             let p = portico::policy::PolicyConfig::load(&file).map_err(|e| e.to_string())?;

@@ -114,7 +114,10 @@ fn shipped_rules_label_the_fixtures_sensitive_items() {
     has("Condition/7300012", &["ETH", "R", "42CFRPart2"]);
     assert_eq!(why["Condition/7300012"], ["source"], "the source sent all three");
     has("Condition/7300013", &["42CFRPart2"]);
-    lacks("Condition/7300013", &["ETH", "SUD", "R"]);
+    // Nicotine dependence is never substance use by its own codes (F17 is excluded) …
+    assert!(!why["Condition/7300013"].iter().any(|w| w == "substance-use" || w == "substance-use:words"));
+    // … but it was diagnosed in a substance-use treatment visit, and carries the visit's reason.
+    assert!(why["Condition/7300013"].iter().any(|w| w.starts_with("propagated:Encounter/")), "{:?}", why["Condition/7300013"]);
     for mr in ["MedicationRequest/7300014", "MedicationRequest/7300015", "Observation/7300016", "Observation/7300018"] {
         has(mr, &["ETH", "R", "42CFRPart2"]);
     }

@@ -11,12 +11,15 @@
 
 mod codes;
 mod propagate;
+pub mod report;
 mod rules;
 pub mod terminology;
 mod vocab;
 
 #[cfg(test)]
 mod fixture_tests;
+#[cfg(test)]
+mod synthea_tests;
 #[cfg(test)]
 mod tests;
 
@@ -111,6 +114,10 @@ pub struct LabelsFile {
     #[serde(default)]
     pub imports: Vec<std::path::PathBuf>,
     pub label_rules: Vec<LabelRuleConfig>,
+    /// A wide net of words for the labels report's gap review (`portico labels report`):
+    /// never used to label.
+    #[serde(default)]
+    pub review_terms: Vec<String>,
 }
 
 /// Compiled label rules, and the sources whose data is 42 CFR Part 2 data.

@@ -13,11 +13,12 @@
 //! ExplanationOfBenefit; a Condition or Procedure → the Claim or EOB that lists it.
 //!
 //! *Visit* (once the same-fact links have settled): an Encounter's *reason* labels — those
-//! from its own codes (type, reasonCode …), from its `reasonReference` targets, or, when
-//! every clinical resource recorded in it is labelled, theirs (a visit that was only a
-//! confidential service is a confidential visit) — go to everything whose `encounter` (or
-//! `context`) names it; then the same-fact links run again. Labels an Encounter has only
-//! because a diagnosis was addressed in it do not spread to its vitals and vaccines.
+//! from its own codes (type, reasonCode …) and from its `reasonReference` targets — go to
+//! everything whose `encounter` (or `context`) names it. A visit whose every clinical
+//! resource is by its own codes a confidential service is a confidential visit: it takes
+//! their labels (and so do its notes and claims, not its other contents). Then the
+//! same-fact links run again. Labels an Encounter has only because a diagnosis was
+//! addressed in it do not spread to its vitals and vaccines.
 //!
 //! It only ever adds labels; it never removes or rewrites one and never decides who sees what.
 
@@ -190,8 +191,8 @@ pub fn run(resources: &mut [Value], added: &mut BTreeMap<String, Vec<String>>) {
     let links = same_fact_links(&ix);
     let encounters: Vec<usize> =
         (0..resources.len()).filter(|&i| fhir::resource_type(&resources[i]) == Some("Encounter")).collect();
-    // Each visit's own labels, before any diagnosis reaches it.
-    let own: HashMap<usize, Vec<Value>> = encounters.iter().map(|&e| (e, propagating(&resources[e]))).collect();
+    // Each resource's own labels (codes, words, source), before anything reaches it.
+    let own: Vec<Vec<Value>> = resources.iter().map(propagating).collect();
     let reasons: HashMap<usize, Vec<usize>> =
         encounters.iter().map(|&e| (e, ix.targets(&resources[e], "reasonReference", &[]))).collect();
     let mut contents: HashMap<usize, Vec<usize>> = HashMap::new();
@@ -207,38 +208,29 @@ pub fn run(resources: &mut [Value], added: &mut BTreeMap<String, Vec<String>>) {
     settle(resources, &links, added);
     let mut visit_links = Vec::new();
     let mut reason_labels: HashMap<usize, Vec<Value>> = HashMap::new();
+    let is_sensitive = |labels: &[Value]| labels.iter().any(|c| vocab::label_kind(c) == LabelKind::Sensitivity);
     for &e in &encounters {
-        let mut labels = own[&e].clone();
+        let mut labels = own[e].clone();
         for &x in &reasons[&e] {
             labels.extend(propagating(&resources[x]));
         }
-        let clinical: Vec<usize> = contents
-            .get(&e)
-            .map(|c| {
-                c.iter()
-                    .copied()
-                    .filter(|&i| fhir::resource_type(&resources[i]).is_some_and(|t| CLINICAL.contains(&t)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let all_labelled = !clinical.is_empty()
-            && clinical.iter().all(|&i| {
-                fhir::path_values(&resources[i], "meta.security")
-                    .into_iter()
-                    .any(|c| vocab::label_kind(c) == LabelKind::Sensitivity)
-            });
-        if all_labelled {
-            for &i in &clinical {
-                labels.extend(propagating(&resources[i]));
-            }
-            for &i in &clinical {
-                let theirs = propagating(&resources[i]);
-                copy(resources, i, e, &theirs, added);
-            }
-        }
-        if labels.iter().any(|c| vocab::label_kind(c) == LabelKind::Sensitivity) {
+        if is_sensitive(&labels) {
             visit_links.extend(contents.get(&e).into_iter().flatten().map(|&i| (e, i)));
             reason_labels.insert(e, labels);
+        }
+        // A visit whose every clinical resource is itself a confidential service (by its own
+        // codes) is a confidential visit.
+        let clinical: Vec<usize> = contents
+            .get(&e)
+            .into_iter()
+            .flatten()
+            .copied()
+            .filter(|&i| fhir::resource_type(&resources[i]).is_some_and(|t| CLINICAL.contains(&t)))
+            .collect();
+        if !clinical.is_empty() && clinical.iter().all(|&i| is_sensitive(&own[i])) {
+            for &i in &clinical {
+                copy(resources, i, e, &own[i], added);
+            }
         }
     }
     for (e, i) in visit_links {

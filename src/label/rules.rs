@@ -56,7 +56,7 @@ pub struct Facts {
     /// (canonical system, code).
     codings: Vec<(String, String)>,
     /// (text, is it about a medication).
-    texts: Vec<(String, bool)>,
+    pub(super) texts: Vec<(String, bool)>,
 }
 
 impl Facts {
@@ -113,7 +113,7 @@ impl Facts {
 
 /// Compiles a word list into one case-insensitive regex matching any entry at word
 /// boundaries; a trailing `*` makes an entry a stem ("pregnan*").
-fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, String> {
+pub(super) fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, String> {
     let mut parts = Vec::new();
     for w in words {
         let w = w.trim();

@@ -1,6 +1,10 @@
 //! File sources: a folder of FHIR JSON (a Bundle, or a single resource, per file) and
 //! NDJSON files, loaded once into memory. Also the store the simulator serves. Dates may
 //! be shifted by whole days when loading (fixtures are written relative to an anchor day).
+//! Transaction Bundles as exporters such as Synthea write them (entries named by
+//! `urn:uuid:` fullUrls, references to those) load as the resources they create: each such
+//! reference becomes `Type/id`. A resource repeated identically across files (the same
+//! Organization in every patient's Bundle) is kept once.
 
 use super::{SourceError, SourceStatus, SourceSystem};
 use crate::fhir::{self, reference};
@@ -27,7 +31,7 @@ impl ResourceStore {
             .collect();
         files.sort();
         let mut store = ResourceStore::default();
-        let mut seen = HashSet::new();
+        let mut seen: std::collections::HashMap<(String, String), Value> = std::collections::HashMap::new();
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut values = Vec::new();
@@ -45,8 +49,13 @@ impl ResourceStore {
                     let (Some(t), Some(id)) = (fhir::resource_type(&resource), fhir::resource_id(&resource)) else {
                         return Err(format!("{}: a resource without resourceType or id", path.display()));
                     };
-                    if !seen.insert((t.to_string(), id.to_string())) {
-                        return Err(format!("{}: {t}/{id} appears twice", path.display()));
+                    let key = (t.to_string(), id.to_string());
+                    match seen.get(&key) {
+                        Some(first) if *first == resource => continue,
+                        Some(_) => return Err(format!("{}: {t}/{id} appears twice", path.display())),
+                        None => {
+                            seen.insert(key, resource.clone());
+                        }
                     }
                     let t = t.to_string();
                     crate::fhir::time::shift_dates(&mut resource, shift_days);
@@ -121,16 +130,43 @@ impl ResourceStore {
     }
 }
 
-/// The resources in a value: a Bundle's entries, or the value itself.
+/// The resources of one JSON file (a Bundle's entries, or the one resource), as [`ResourceStore::load`]
+/// reads them: `urn:` references between a Bundle's entries become `Type/id`.
+pub fn read_json_file(path: &Path) -> Result<Vec<Value>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(unbundle(value))
+}
+
+/// The resources in a value: a Bundle's entries (references to an entry's `urn:` fullUrl
+/// rewritten to `Type/id`), or the value itself.
 fn unbundle(value: Value) -> Vec<Value> {
-    if fhir::resource_type(&value) == Some("Bundle") {
-        match value.get("entry") {
-            Some(Value::Array(entries)) => entries.iter().filter_map(|e| e.get("resource").cloned()).collect(),
-            _ => Vec::new(),
-        }
-    } else {
-        vec![value]
+    if fhir::resource_type(&value) != Some("Bundle") {
+        return vec![value];
     }
+    let Some(Value::Array(entries)) = value.get("entry") else { return Vec::new() };
+    let names: std::collections::HashMap<&str, String> = entries
+        .iter()
+        .filter_map(|e| {
+            let full_url = e.get("fullUrl")?.as_str().filter(|u| u.starts_with("urn:"))?;
+            let r = e.get("resource")?;
+            Some((full_url, format!("{}/{}", fhir::resource_type(r)?, fhir::resource_id(r)?)))
+        })
+        .collect();
+    entries
+        .iter()
+        .filter_map(|e| e.get("resource").cloned())
+        .map(|mut r| {
+            if !names.is_empty() {
+                reference::for_each_mut(&mut r, &mut |s| {
+                    if let Some(local) = names.get(s.as_str()) {
+                        *s = local.clone();
+                    }
+                });
+            }
+            r
+        })
+        .collect()
 }
 
 /// A source backed by a folder of files.
@@ -213,6 +249,34 @@ mod tests {
         assert_eq!(store.compartment("p1", "Observation").len(), 1);
         assert_eq!(store.compartment("p1", "Provenance").len(), 1);
         assert!(store.compartment("p2", "Provenance").is_empty());
+    }
+
+    #[test]
+    fn transaction_bundles_resolve_urn_references_and_identical_repeats_load_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = |org_name: &str| {
+            json!({"resourceType": "Bundle", "type": "transaction", "entry": [
+                {"fullUrl": "urn:uuid:p1", "resource": {"resourceType": "Patient", "id": "p1"}, "request": {"method": "POST", "url": "Patient"}},
+                {"fullUrl": "urn:uuid:o1", "resource": {"resourceType": "Organization", "id": "o1", "name": org_name}},
+                {"fullUrl": "urn:uuid:e1", "resource": {"resourceType": "Encounter", "id": "e1",
+                    "subject": {"reference": "urn:uuid:p1"}, "serviceProvider": {"reference": "urn:uuid:o1"},
+                    "reasonReference": [{"reference": "urn:uuid:elsewhere"}]}}
+            ]})
+        };
+        write(dir.path(), "a.json", &bundle("Clinic").to_string());
+        let mut second = bundle("Clinic");
+        second["entry"].as_array_mut().unwrap().retain(|e| e["resource"]["resourceType"] == "Organization");
+        write(dir.path(), "b.json", &second.to_string());
+        let store = ResourceStore::load(dir.path(), 0).unwrap();
+        assert_eq!(store.len(), 3, "the repeated Organization is kept once");
+        let e = store.get("Encounter", "e1").unwrap();
+        assert_eq!(e["subject"]["reference"], "Patient/p1");
+        assert_eq!(e["serviceProvider"]["reference"], "Organization/o1");
+        assert_eq!(e["reasonReference"][0]["reference"], "urn:uuid:elsewhere", "not an entry: left alone");
+        assert_eq!(store.compartment("p1", "Encounter").len(), 1);
+        write(dir.path(), "b.json", &bundle("Another name").to_string());
+        let err = ResourceStore::load(dir.path(), 0).unwrap_err();
+        assert!(err.contains("appears twice"), "{err}");
     }
 
     #[test]

@@ -197,13 +197,18 @@ impl Gateway {
     /// Follows `next` links from `path`, returning every entry resource (outcomes excluded)
     /// and the outcome entries seen.
     pub async fn all_pages(&self, path: &str) -> (Vec<Value>, Vec<Value>) {
+        self.all_pages_with(path, TOKEN).await
+    }
+
+    /// [`Gateway::all_pages`] with another token.
+    pub async fn all_pages_with(&self, path: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
         let (mut resources, mut outcomes) = (Vec::new(), Vec::new());
         let mut next = Some(path.to_string());
         let mut pages = 0;
         while let Some(p) = next.take() {
             pages += 1;
             assert!(pages < 500, "paging does not end");
-            let (status, bundle) = self.get(&p).await;
+            let (status, bundle) = self.get_with(&p, Some(token), &[]).await;
             assert_eq!(status, 200, "{bundle}");
             for e in bundle["entry"].as_array().into_iter().flatten() {
                 if e["search"]["mode"] == "outcome" {
@@ -291,6 +296,20 @@ pub fn source_tags(r: &Value) -> Vec<String> {
         .flatten()
         .filter(|t| t["system"] == portico::aggregate::merge::SOURCE_TAG_SYSTEM)
         .filter_map(|t| t["code"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// The files of a zip download, by name, as text.
+pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
+    (0..zip.len())
+        .map(|i| {
+            let mut f = zip.by_index(i).unwrap();
+            let name = f.name().unwrap().into_owned();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+            (name, text)
+        })
         .collect()
 }
 

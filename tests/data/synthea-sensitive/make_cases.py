@@ -36,8 +36,11 @@ def load_codes(path):
         for line in f:
             if not line.strip() or line.startswith("#"):
                 continue
-            cat, system, code, display, _src = line.rstrip("\n").split("\t")
-            codes.setdefault((system, code), []).append((cat, display))
+            cat, system, code, display, src = line.rstrip("\n").split("\t")
+            # A row whose source says "display-specific" counts only for codings with that
+            # display (a generic code whose display tells the service).
+            exact = display if src.startswith("display-specific") else None
+            codes.setdefault((system, code), []).append((cat, display, exact))
     return codes
 
 
@@ -52,6 +55,20 @@ def codings(obj):
     elif isinstance(obj, list):
         for v in obj:
             out.extend(codings(v))
+    return out
+
+
+def displayed_codings(obj):
+    """Every ((system, code), display) anywhere inside obj."""
+    out = []
+    if isinstance(obj, dict):
+        if isinstance(obj.get("system"), str) and isinstance(obj.get("code"), str):
+            out.append(((obj["system"], obj["code"]), obj.get("display")))
+        for v in obj.values():
+            out.extend(displayed_codings(v))
+    elif isinstance(obj, list):
+        for v in obj:
+            out.extend(displayed_codings(v))
     return out
 
 
@@ -111,8 +128,10 @@ def process(path, codes):
     for url, r in res.items():
         if r["resourceType"] in SKIP_TYPES:
             continue
-        for sc in codings(r):
-            for cat, disp in codes.get(sc, []):
+        for sc, shown in displayed_codings(r):
+            for cat, disp, exact in codes.get(sc, []):
+                if exact is not None and exact != shown:
+                    continue
                 why = "%s %s" % (sc[1], disp)
                 code_cats.setdefault(url, {}).setdefault(cat, why)
                 L.add(url, cat, P_CODE, why)
@@ -124,8 +143,9 @@ def process(path, codes):
             continue
         cs = codings(r.get("type", [])) + codings(r.get("reasonCode", []))
         for sc in cs:
-            for cat, _ in codes.get(sc, []):
-                own.setdefault(url, set()).add(cat)
+            for cat, _, exact in codes.get(sc, []):
+                if exact is None:
+                    own.setdefault(url, set()).add(cat)
 
     contents = {}  # encounter url -> [content urls]
     for url, r in res.items():

@@ -1,0 +1,194 @@
+//! Privacy on data nobody on this project wrote: the shared Synthea sample
+//! (`../shared/data/synthea-r4`, 60 patients) served by two simulated systems (an EHR and a
+//! lab), each patient's dates shifted so that the patient is a child or a teenager today.
+//! For every minor, the parent's token reaches none of the items the independent case list
+//! (`tests/data/synthea-sensitive/cases.tsv`) marks as a minor-consented service — not
+//! through `$everything`, search, read, or the zip download (its NDJSON and summary) — while
+//! staff see every one of them (so the withheld side is really there) and the parent still
+//! sees the child's unlabelled immunizations.
+
+mod common;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use common::*;
+use portico::simulator::SimulatorOptions;
+use portico::sources::files::ResourceStore;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::PathBuf;
+
+/// Ages the patients are made, in turn: the teen band, where every minor-consented service is withheld.
+const AGES: &[i32] = &[13, 15, 17, 16, 14];
+/// Resource types that go to the lab system; everything else is the EHR's.
+const LAB_TYPES: &[&str] = &["Observation", "DiagnosticReport"];
+
+struct Person {
+    file: String,
+    patient_id: String,
+    age: i32,
+}
+
+fn synthea_dir() -> PathBuf {
+    root().join("../shared/data/synthea-r4")
+}
+
+/// (file, Type/id) → categories, from the independent case list.
+fn cases() -> HashMap<(String, String), BTreeSet<String>> {
+    let text = std::fs::read_to_string(root().join("tests/data/synthea-sensitive/cases.tsv")).unwrap();
+    let mut out: HashMap<(String, String), BTreeSet<String>> = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let c: Vec<&str> = line.split('\t').collect();
+        out.entry((c[0].to_string(), format!("{}/{}", c[1], c[2]))).or_default().insert(c[3].to_string());
+    }
+    out
+}
+
+/// The displays the case list's codes carry (to look for in readable downloads).
+fn sensitive_displays() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(root().join("tests/data/synthea-sensitive/codes.tsv")).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.starts_with("category"))
+        .filter_map(|l| l.split('\t').nth(3))
+        .filter(|d| d.len() > 6)
+        .map(str::to_string)
+        .collect()
+}
+
+/// Loads every bundle, shifting each patient's dates so the patient is `AGES[i]` today; returns the
+/// EHR and lab stores and the people.
+fn load() -> (ResourceStore, ResourceStore, Vec<Person>) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(synthea_dir())
+        .expect("the shared Synthea sample at ../shared/data/synthea-r4")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let today = Utc::now().date_naive();
+    let (mut ehr, mut lab, mut people) = (Vec::new(), Vec::new(), Vec::new());
+    let mut seen = HashSet::new();
+    for (i, path) in files.iter().enumerate() {
+        let mut resources = portico::sources::files::read_json_file(path).unwrap();
+        let patient = resources.iter().find(|r| r["resourceType"] == "Patient").unwrap().clone();
+        let birth = NaiveDate::parse_from_str(patient["birthDate"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+        let age = AGES[i % AGES.len()];
+        // Born `age` years and a month ago (never on today's date, so no birthday edge).
+        let target = today.with_year(today.year() - age).unwrap_or(today) - chrono::Duration::days(40);
+        let shift = (target - birth).num_days();
+        for r in &mut resources {
+            portico::fhir::time::shift_dates(r, shift);
+        }
+        for r in resources {
+            let t = r["resourceType"].as_str().unwrap().to_string();
+            if !seen.insert(format!("{t}/{}", r["id"].as_str().unwrap())) && t != "Patient" {
+                continue;
+            }
+            if t == "Patient" {
+                lab.push(r.clone());
+                ehr.push(r);
+            } else if LAB_TYPES.contains(&t.as_str()) {
+                lab.push(r);
+            } else {
+                ehr.push(r);
+            }
+        }
+        people.push(Person {
+            file: path.file_name().unwrap().to_string_lossy().to_string(),
+            patient_id: patient["id"].as_str().unwrap().to_string(),
+            age,
+        });
+    }
+    (ResourceStore::from_resources(ehr), ResourceStore::from_resources(lab), people)
+}
+
+/// The source id of a gateway id `{source}.{id}`.
+fn source_id(gateway_id: &str) -> &str {
+    gateway_id.split_once('.').map_or(gateway_id, |(_, id)| id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
+    let (ehr, lab, people) = load();
+    let ehr_sim = simulate_store(ehr, SimulatorOptions { name: "ehr".into(), page_size: 500, ..Default::default() }).await;
+    let lab_sim = simulate_store(lab, SimulatorOptions { name: "lab".into(), page_size: 500, ..Default::default() }).await;
+    let mut body = rest_source("ehr", "Synthea EHR", ehr_sim.base_url(), "");
+    body.push_str(&rest_source("lab", "Synthea lab", lab_sim.base_url(), ""));
+    for (i, p) in people.iter().enumerate() {
+        body.push_str(&format!(
+            "[[server.dev_tokens]]\ntoken = \"parent-{i}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/{}\"\n",
+            p.patient_id
+        ));
+    }
+    body.push_str("[aggregate]\ndeadline = \"60s\"\n");
+    let gw = Gateway::start(&body).await;
+    let cases = cases();
+    let displays = sensitive_displays();
+    let served: BTreeSet<&str> = ["Encounter", "Condition", "Procedure", "MedicationRequest", "Observation",
+        "DiagnosticReport", "CarePlan", "CareTeam", "Immunization", "AllergyIntolerance"].into();
+    let (mut checked_withheld, mut parents_saw_immunizations) = (0, 0);
+    for (i, person) in people.iter().enumerate() {
+        let token = format!("parent-{i}");
+        let id = gw.patient_id("ehr", &person.patient_id);
+        // Every case item of this person, as the gateway serves it to staff.
+        let (staff_view, _) = gw.all_pages(&format!("Patient/{id}/$everything?_count=500")).await;
+        let sensitive: Vec<(String, String)> = staff_view
+            .iter()
+            .filter_map(|r| {
+                let t = r["resourceType"].as_str()?;
+                let key = format!("{t}/{}", source_id(r["id"].as_str()?));
+                cases.contains_key(&(person.file.clone(), key)).then(|| (t.to_string(), r["id"].as_str().unwrap().to_string()))
+            })
+            .collect();
+        let expected_here = cases
+            .keys()
+            .filter(|(f, k)| f == &person.file && served.contains(k.split('/').next().unwrap()))
+            .count();
+        assert_eq!(sensitive.len(), expected_here, "{}: staff see every sensitive item", person.file);
+        let withheld: HashSet<String> = sensitive.iter().map(|(t, id)| format!("{t}/{id}")).collect();
+
+        // $everything.
+        let (parent_view, outcomes) =
+            gw.all_pages_with(&format!("Patient/{id}/$everything?_count=500"), &token).await;
+        assert!(!outcomes.is_empty(), "the withheld-notice is there");
+        let shown = keys(&parent_view);
+        let leaked: Vec<&String> = shown.iter().filter(|k| withheld.contains(*k)).collect();
+        assert!(leaked.is_empty(), "{} (age {}): $everything shows {leaked:?}", person.file, person.age);
+        parents_saw_immunizations += usize::from(shown.iter().any(|k| k.starts_with("Immunization/")));
+        assert!(shown.iter().all(|k| !k.starts_with("Encounter/")), "a parent of a teen sees a limited record");
+
+        // Search, per type.
+        for (t, _) in sensitive.iter().take(1) {
+            let (found, _) = gw.all_pages_with(&format!("{t}?patient={id}&_count=500"), &token).await;
+            let leaked: Vec<String> = keys(&found).into_iter().filter(|k| withheld.contains(k)).collect();
+            assert!(leaked.is_empty(), "{}: search shows {leaked:?}", person.file);
+        }
+        // Read: every withheld item answers 404 as a made-up id does.
+        let (status_unknown, body_unknown) = gw.get_with("Condition/ehr.no-such-id", Some(&token), &[]).await;
+        for (t, rid) in &sensitive {
+            let (status, body) = gw.get_with(&format!("{t}/{rid}"), Some(&token), &[]).await;
+            assert_eq!(status, 404, "{}: read {t}/{rid} answered {status}", person.file);
+            assert_eq!(status, status_unknown);
+            assert_eq!(body["resourceType"], body_unknown["resourceType"]);
+            checked_withheld += 1;
+        }
+        // The zip download: NDJSON and the readable summary.
+        let resp = gw
+            .http
+            .get(format!("{}/Patient/{id}/$everything?_format=zip", gw.fhir))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200);
+        let files = unzip(&resp.bytes().await.unwrap());
+        for (name, text) in &files {
+            for (_, rid) in &sensitive {
+                assert!(!text.contains(rid.as_str()), "{}: {name} names withheld {rid}", person.file);
+            }
+            for d in &displays {
+                assert!(!text.contains(d.as_str()), "{}: {name} says \"{d}\"", person.file);
+            }
+        }
+    }
+    assert!(checked_withheld > 300, "the sample's sensitive items were really tried: {checked_withheld}");
+    assert!(parents_saw_immunizations > 20, "parents still see the unlabelled record: {parents_saw_immunizations}");
+    gw.stop().await;
+}
