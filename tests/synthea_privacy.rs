@@ -16,8 +16,9 @@ use portico::sources::files::ResourceStore;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 
-/// Ages the patients are made, in turn: the teen band, where every minor-consented service is withheld.
-const AGES: &[i32] = &[13, 15, 17, 16, 14];
+/// Ages the patients are made, in turn: teens (the limited band) and children (the parent
+/// sees all but the services a minor may consent to at that age).
+const AGES: &[i32] = &[13, 15, 8, 17, 16, 10, 14];
 /// Resource types that go to the lab system; everything else is the EHR's.
 const LAB_TYPES: &[&str] = &["Observation", "DiagnosticReport"];
 
@@ -42,14 +43,16 @@ fn cases() -> HashMap<(String, String), BTreeSet<String>> {
     out
 }
 
-/// The displays the case list's codes carry (to look for in readable downloads).
-fn sensitive_displays() -> BTreeSet<String> {
+/// (category, display) of the case list's codes (to look for in readable downloads).
+fn sensitive_displays() -> BTreeSet<(String, String)> {
     let text = std::fs::read_to_string(root().join("tests/data/synthea-sensitive/codes.tsv")).unwrap();
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.starts_with("category"))
-        .filter_map(|l| l.split('\t').nth(3))
-        .filter(|d| d.len() > 6)
-        .map(str::to_string)
+        .filter_map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            Some((c.first()?.to_string(), c.get(3)?.to_string()))
+        })
+        .filter(|(_, d)| d.len() > 6)
         .collect()
 }
 
@@ -113,35 +116,53 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
     body.push_str(&rest_source("lab", "Synthea lab", lab_sim.base_url(), ""));
     for (i, p) in people.iter().enumerate() {
         body.push_str(&format!(
-            "[[server.dev_tokens]]\ntoken = \"parent-{i}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/{}\"\n",
+            "[[server.dev_tokens]]\ntoken = \"synthea-parent-token-{i:03}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/{}\"\n",
             p.patient_id
         ));
     }
     body.push_str("[aggregate]\ndeadline = \"60s\"\n");
     let gw = Gateway::start(&body).await;
     let cases = cases();
+    // The labels a parent may not see at each age, from the policy in force (the shipped one).
+    let policy = portico::policy::PolicyConfig::load(&root().join("config/policy.toml")).unwrap();
+    let consented_at = |age: i32| -> BTreeSet<String> {
+        let j = policy.jurisdiction();
+        j.consent
+            .iter()
+            .filter(|c| i64::from(c.from_age) <= i64::from(age))
+            .flat_map(|c| policy.minors.services[&c.service].iter().cloned())
+            .collect()
+    };
     let displays = sensitive_displays();
     let served: BTreeSet<&str> = ["Encounter", "Condition", "Procedure", "MedicationRequest", "Observation",
         "DiagnosticReport", "CarePlan", "CareTeam", "Immunization", "AllergyIntolerance"].into();
-    let (mut checked_withheld, mut parents_saw_immunizations) = (0, 0);
+    let (mut checked_withheld, mut parents_saw_immunizations, mut children_visits_shown) = (0, 0, 0);
     for (i, person) in people.iter().enumerate() {
-        let token = format!("parent-{i}");
+        let token = format!("synthea-parent-token-{i:03}");
         let id = gw.patient_id("ehr", &person.patient_id);
         // Every case item of this person, as the gateway serves it to staff.
         let (staff_view, _) = gw.all_pages(&format!("Patient/{id}/$everything?_count=500")).await;
-        let sensitive: Vec<(String, String)> = staff_view
+        let all_sensitive: Vec<(String, String, &BTreeSet<String>)> = staff_view
             .iter()
             .filter_map(|r| {
                 let t = r["resourceType"].as_str()?;
                 let key = format!("{t}/{}", source_id(r["id"].as_str()?));
-                cases.contains_key(&(person.file.clone(), key)).then(|| (t.to_string(), r["id"].as_str().unwrap().to_string()))
+                let categories = cases.get(&(person.file.clone(), key))?;
+                Some((t.to_string(), r["id"].as_str().unwrap().to_string(), categories))
             })
             .collect();
         let expected_here = cases
             .keys()
             .filter(|(f, k)| f == &person.file && served.contains(k.split('/').next().unwrap()))
             .count();
-        assert_eq!(sensitive.len(), expected_here, "{}: staff see every sensitive item", person.file);
+        assert_eq!(all_sensitive.len(), expected_here, "{}: staff see every sensitive item", person.file);
+        // What this parent may not see: under 12, only the services consented to at that age.
+        let consented = consented_at(person.age);
+        let sensitive: Vec<(String, String)> = all_sensitive
+            .iter()
+            .filter(|(_, _, categories)| person.age >= 12 || categories.iter().any(|c| consented.contains(c)))
+            .map(|(t, id, _)| (t.clone(), id.clone()))
+            .collect();
         let withheld: HashSet<String> = sensitive.iter().map(|(t, id)| format!("{t}/{id}")).collect();
 
         // $everything.
@@ -152,10 +173,15 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
         let leaked: Vec<&String> = shown.iter().filter(|k| withheld.contains(*k)).collect();
         assert!(leaked.is_empty(), "{} (age {}): $everything shows {leaked:?}", person.file, person.age);
         parents_saw_immunizations += usize::from(shown.iter().any(|k| k.starts_with("Immunization/")));
-        assert!(shown.iter().all(|k| !k.starts_with("Encounter/")), "a parent of a teen sees a limited record");
+        if person.age >= 12 {
+            assert!(shown.iter().all(|k| !k.starts_with("Encounter/")), "a parent of a teen sees a limited record");
+        } else {
+            children_visits_shown += usize::from(shown.iter().any(|k| k.starts_with("Encounter/")));
+        }
 
         // Search, per type.
-        for (t, _) in sensitive.iter().take(1) {
+        let types: BTreeSet<&String> = sensitive.iter().map(|(t, _)| t).collect();
+        for t in types {
             let (found, _) = gw.all_pages_with(&format!("{t}?patient={id}&_count=500"), &token).await;
             let leaked: Vec<String> = keys(&found).into_iter().filter(|k| withheld.contains(k)).collect();
             assert!(leaked.is_empty(), "{}: search shows {leaked:?}", person.file);
@@ -183,12 +209,16 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
             for (_, rid) in &sensitive {
                 assert!(!text.contains(rid.as_str()), "{}: {name} names withheld {rid}", person.file);
             }
-            for d in &displays {
+            for (category, d) in &displays {
+                if person.age < 12 && !consented.contains(category) {
+                    continue;
+                }
                 assert!(!text.contains(d.as_str()), "{}: {name} says \"{d}\"", person.file);
             }
         }
     }
     assert!(checked_withheld > 300, "the sample's sensitive items were really tried: {checked_withheld}");
+    assert!(children_visits_shown > 10, "a child's parent sees the child's visits: {children_visits_shown}");
     assert!(parents_saw_immunizations > 20, "parents still see the unlabelled record: {parents_saw_immunizations}");
     gw.stop().await;
 }
