@@ -143,9 +143,20 @@ fn hide_unseen_sources(resources: &mut [Value]) {
     }
 }
 
+/// Removes every label that would single out a sensitive item: sensitivity codes, and the
+/// confidentiality (R, V), privacy-law (42CFRPart2 …) and handling (NORDSCLCD …) codes that
+/// travel with them. Integrity and other labels stay.
 fn strip_sensitivity(r: &mut Value) {
+    use crate::label::{label_kind, LabelKind};
     let Some(security) = r.pointer_mut("/meta/security").and_then(Value::as_array_mut) else { return };
-    security.retain(|c| !crate::label::is_sensitivity(c));
+    security.retain(|c| match label_kind(c) {
+        LabelKind::Sensitivity | LabelKind::PrivacyLaw | LabelKind::Handling => false,
+        LabelKind::Confidentiality => {
+            c.get("code").and_then(Value::as_str).and_then(crate::label::confidentiality_rank)
+                <= crate::label::confidentiality_rank("N")
+        }
+        _ => true,
+    });
     if security.is_empty() {
         if let Some(meta) = r.get_mut("meta").and_then(Value::as_object_mut) {
             meta.remove("security");
