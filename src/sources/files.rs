@@ -285,7 +285,7 @@ mod tests {
         write(
             dir.path(),
             "x.ndjson",
-            "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"a\"}\n",
+            "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"other\"}\n",
         );
         let e = ResourceStore::load(dir.path(), 0).unwrap_err();
         assert!(e.contains("x.ndjson") && e.contains("Patient/a appears twice"), "{e}");
