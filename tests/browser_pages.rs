@@ -6,7 +6,7 @@
 //! the record, allows and revokes an app, reads the access log, signs out; a second gateway
 //! with the lab down shows the source banner. axe-core checks every main page; screenshots go
 //! to `target/screenshots/` (and, with `PORTICO_README_SCREENSHOTS=1`, the README's to
-//! `docs/screenshots/`). Runs under `PORTICO_TEST_BROWSER=1` (scripts/test sets it, installs
+//! `docs/screenshots/`). Runs under `TEST_WITH_BROWSER=1` (scripts/test sets it, installs
 //! Chromium and the npm packages); installs the npm packages on first use too.
 
 mod common;

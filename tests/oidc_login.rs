@@ -1,7 +1,7 @@
 //! Sign-in through a hospital's OpenID Connect provider, against a real one: panva's
 //! `oidc-provider` (npm, pinned in tests/oidc-provider/package-lock.json) started as a child
 //! process, its own login and consent pages driven over HTTP like a browser would. The tests
-//! that start it need Node.js and run under `PORTICO_TEST_NODE=1` (scripts/test sets it and
+//! that start it need Node.js and run under `TEST_WITH_NODE=1` (scripts/test sets it and
 //! runs `npm ci --prefix tests/oidc-provider`; they install on first use too).
 
 mod common;

@@ -329,23 +329,24 @@ pub fn write_file(dir: &Path, name: &str, text: &str) {
 ///
 /// - `"postgres"` — `TEST_ON_POSTGRES=1`: a PostgreSQL server at 127.0.0.1:5432 (trust auth,
 ///   database `test`), and `psql`;
-/// - `"browser"` — `PORTICO_TEST_BROWSER=1`: Chromium (`/usr/bin/chromium`, or
+/// - `"browser"` — `TEST_WITH_BROWSER=1`: Chromium (`/usr/bin/chromium`, or
 ///   `PORTICO_CHROMIUM`), Node.js and npm;
-/// - `"node"` — `PORTICO_TEST_NODE=1`: Node.js and npm;
-/// - `"python"` — `PORTICO_TEST_PYTHON=1`: python3 with venv and pip, and network to PyPI on
+/// - `"node"` — `TEST_WITH_NODE=1`: Node.js and npm;
+/// - `"python"` — `TEST_WITH_PYTHON=1`: python3 with venv and pip, and network to PyPI on
 ///   first use.
 ///
-/// `PORTICO_TEST_FULL=1` turns on browser, node and python (PostgreSQL stays its own run).
+/// `TEST_FULL=1` turns on browser, node and python (PostgreSQL stays its own run).
+/// (Not `PORTICO_…` names: the gateway reads every `PORTICO_` variable as a config override.)
 pub fn require(group: &str) -> bool {
     let (variable, needs) = match group {
         "postgres" => ("TEST_ON_POSTGRES", "PostgreSQL at 127.0.0.1:5432 (database test) and psql"),
-        "browser" => ("PORTICO_TEST_BROWSER", "Chromium (/usr/bin/chromium), Node.js and npm"),
-        "node" => ("PORTICO_TEST_NODE", "Node.js and npm"),
-        "python" => ("PORTICO_TEST_PYTHON", "python3 (venv, pip) and PyPI"),
+        "browser" => ("TEST_WITH_BROWSER", "Chromium (/usr/bin/chromium), Node.js and npm"),
+        "node" => ("TEST_WITH_NODE", "Node.js and npm"),
+        "python" => ("TEST_WITH_PYTHON", "python3 (venv, pip) and PyPI"),
         other => panic!("unknown test prerequisite group {other:?}"),
     };
     let on = |v: &str| std::env::var(v).as_deref() == Ok("1");
-    let enabled = on(variable) || (group != "postgres" && on("PORTICO_TEST_FULL"));
+    let enabled = on(variable) || (group != "postgres" && on("TEST_FULL"));
     if !enabled {
         // Straight to stderr, past the test harness's capture, so the skip is seen.
         use std::io::Write;
