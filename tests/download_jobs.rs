@@ -11,7 +11,6 @@ use common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,20 +192,6 @@ async fn finished(b: &Browser, path: &str) -> String {
         assert!(started.elapsed() < Duration::from_secs(90), "the job did not finish: {html}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// Every file of a zip, as text.
-fn unzip(bytes: &[u8]) -> BTreeMap<String, String> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
-    (0..zip.len())
-        .map(|i| {
-            let mut f = zip.by_index(i).unwrap();
-            let name = f.name().unwrap().into_owned();
-            let mut text = String::new();
-            f.read_to_string(&mut text).unwrap();
-            (name, text)
-        })
-        .collect()
 }
 
 fn sorted(mut resources: Vec<Value>) -> Vec<Value> {

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Read;
 
 const BOB: &str = "download-test-bob-self-0123";
 const MOTHER: &str = "download-test-maya-mother-0123";
@@ -67,21 +66,6 @@ async fn fetch(
 
 fn header<'a>(h: &'a reqwest::header::HeaderMap, name: &str) -> &'a str {
     h.get(name).map(|v| v.to_str().unwrap()).unwrap_or("")
-}
-
-/// Every file of a zip, as text.
-fn unzip(bytes: &[u8]) -> BTreeMap<String, String> {
-    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
-    (0..zip.len())
-        .map(|i| {
-            let mut f = zip.by_index(i).unwrap();
-            let name = f.name().unwrap().into_owned();
-            assert_eq!(f.compression(), zip::CompressionMethod::Deflated, "{name}");
-            let mut text = String::new();
-            f.read_to_string(&mut text).unwrap();
-            (name, text)
-        })
-        .collect()
 }
 
 /// The resources of a zip's NDJSON files: every line parses, and sits in its type's file.

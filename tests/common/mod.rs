@@ -299,13 +299,14 @@ pub fn source_tags(r: &Value) -> Vec<String> {
         .collect()
 }
 
-/// The files of a zip download, by name, as text.
+/// The files of a zip download, by name, as text (each must be deflated).
 pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
     (0..zip.len())
         .map(|i| {
             let mut f = zip.by_index(i).unwrap();
             let name = f.name().unwrap().into_owned();
+            assert_eq!(f.compression(), zip::CompressionMethod::Deflated, "{name}");
             let mut text = String::new();
             std::io::Read::read_to_string(&mut f, &mut text).unwrap();
             (name, text)
