@@ -378,14 +378,9 @@ fn key_of(r: &Value) -> String {
     format!("{}/{}", fhir::resource_type(r).unwrap_or_default(), fhir::resource_id(r).unwrap_or_default())
 }
 
-/// The codes in `meta.security` (legacy NORDSLCD read as NORDSCLCD).
-pub fn label_codes(r: &Value) -> BTreeSet<String> {
-    fhir::path_values(r, "meta.security")
-        .into_iter()
-        .filter_map(|c| c.get("code").and_then(Value::as_str))
-        .map(|c| if c == "NORDSLCD" { "NORDSCLCD".to_string() } else { c.to_string() })
-        .collect()
-}
+/// The codes in `meta.security` (legacy NORDSLCD read as NORDSCLCD): the labeling service's
+/// own reading.
+pub use crate::label::labels_of as label_codes;
 
 fn is_part2(labels: &BTreeSet<String>) -> bool {
     labels.contains("42CFRPart2")
