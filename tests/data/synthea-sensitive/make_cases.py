@@ -46,16 +46,7 @@ def load_codes(path):
 
 def codings(obj):
     """Every (system, code) pair anywhere inside obj (codes anywhere count)."""
-    out = []
-    if isinstance(obj, dict):
-        if isinstance(obj.get("system"), str) and isinstance(obj.get("code"), str):
-            out.append((obj["system"], obj["code"]))
-        for v in obj.values():
-            out.extend(codings(v))
-    elif isinstance(obj, list):
-        for v in obj:
-            out.extend(codings(v))
-    return out
+    return [sc for sc, _display in displayed_codings(obj)]
 
 
 def displayed_codings(obj):
