@@ -18,7 +18,6 @@ use std::time::Duration;
 
 const CLIENT: &str = "growth-chart";
 const APP_NAME: &str = "Growth Chart";
-const PASSWORD: &str = "harbor-lights-at-dusk";
 
 /// The screenshots the README shows, copied to docs/screenshots/ on request.
 const README_SHOTS: [&str; 5] = ["sign-in", "record-home", "results", "access-log", "apps"];
@@ -44,40 +43,9 @@ fn client_block(redirect: &str) -> String {
     )
 }
 
-/// A fixture birth date as the index holds it (fixture dates move with today).
-fn shifted(date: &str) -> String {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap() + chrono::Duration::days(shift_days());
-    d.format("%Y-%m-%d").to_string()
-}
-
 fn bob() -> serde_json::Value {
     json!({"name": "Bob Martinez", "username": "bob@example.org", "password": PASSWORD,
            "mrn": "HG100142", "birth_date": shifted("1967-06-18"), "family": "Martinez"})
-}
-
-/// Creates a local account through the registration page (as a person would).
-async fn register(gw: &Gateway, name: &str, username: &str) {
-    let b = Browser::new(gw);
-    let (token, _) = b.form_page("/register").await;
-    let (status, html, _) = b
-        .post("/register", &[("csrf", &token), ("display_name", name), ("username", username), ("password", PASSWORD)])
-        .await;
-    assert_eq!(status, 303, "{html}");
-}
-
-/// Staff grant `username` proxy access to a fixture patient (POST /admin/proxies).
-async fn grant(gw: &Gateway, username: &str, patient: &str, relationship: &str, related_person: &str) {
-    let r = gw
-        .http
-        .post(format!("{}/admin/proxies", gw.origin))
-        .bearer_auth(TOKEN)
-        .json(&json!({"username": username, "patient": patient, "relationship": relationship,
-                      "related_person": related_person, "by": "HIM desk"}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    assert_eq!(status, 201, "{}", r.text().await.unwrap());
 }
 
 /// Registers a person and connects their record over plain HTTP (for scenarios that do not
@@ -137,10 +105,10 @@ async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
     let gw = Gateway::start(&format!("{}{}", client_block(&redirect), fixture_file_sources())).await;
     // Ana Rodriguez: mother of Ethan (10) and Maya (16); David Kim: father of Noah (15).
     register(&gw, "Ana Rodriguez", "ana@example.org").await;
-    grant(&gw, "ana@example.org", "ehr/pt-10008", "MTH", "ehr/rp-10002").await;
-    grant(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
+    grant_proxy(&gw, "ana@example.org", "ehr/pt-10008", "MTH", "ehr/rp-10002").await;
+    grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
     register(&gw, "David Kim", "david@example.org").await;
-    grant(&gw, "david@example.org", "ehr/pt-10009", "FTH", "ehr/rp-10004").await;
+    grant_proxy(&gw, "david@example.org", "ehr/pt-10009", "FTH", "ehr/rp-10004").await;
 
     let mut config = base_config(&gw, &redirect);
     config["parent_of_ten"] = json!({"username": "ana@example.org", "password": PASSWORD});

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 const BOB: &str = "dljob-test-bob-self-0123";
 const MOTHER: &str = "dljob-test-maya-mother-0123";
-const PASSWORD: &str = "harbor-lights-at-dusk";
 
 /// Maya's items a parent may not see (as tests/downloads.rs).
 const MAYA_CONFIDENTIAL_IDS: &[&str] = &[
@@ -61,22 +60,6 @@ async fn start(extra: &str) -> Gateway {
     Gateway::start_in(dir, &body(&exports, extra, &fixture_file_sources()), None).await
 }
 
-/// A fixture date as the gateway holds it (dates move with today).
-fn shifted(date: &str) -> String {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap() + chrono::Duration::days(shift_days());
-    d.format("%Y-%m-%d").to_string()
-}
-
-async fn register(gw: &Gateway, name: &str, username: &str) -> Browser {
-    let b = Browser::new(gw);
-    let (token, _) = b.form_page("/register").await;
-    let (status, html, _) = b
-        .post("/register", &[("csrf", &token), ("display_name", name), ("username", username), ("password", PASSWORD)])
-        .await;
-    assert_eq!(status, 303, "{html}");
-    b
-}
-
 /// Bob Martinez's own account, connected to his record; (browser, link id).
 async fn bob_account(gw: &Gateway) -> (Browser, String) {
     let b = register(gw, "Robert Martinez", "bob@example.org").await;
@@ -94,10 +77,7 @@ async fn bob_account(gw: &Gateway) -> (Browser, String) {
 
 /// Staff grant `username` access to Maya as her mother; the link id.
 async fn grant_maya(gw: &Gateway, username: &str) -> String {
-    let grant = serde_json::json!({"username": username, "patient": "ehr/pt-10007", "relationship": "MTH", "related_person": "ehr/rp-10001", "by": "HIM desk"});
-    let r = gw.http.post(format!("{}/admin/proxies", gw.origin)).bearer_auth(TOKEN).json(&grant).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    r.json::<Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string()
+    grant_proxy(gw, username, "ehr/pt-10007", "MTH", "ehr/rp-10001").await
 }
 
 /// The same browser (its cookies) speaking to another gateway process.

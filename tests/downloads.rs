@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 
 const BOB: &str = "download-test-bob-self-0123";
 const MOTHER: &str = "download-test-maya-mother-0123";
-const PASSWORD: &str = "harbor-lights-at-dusk";
 
 fn body() -> String {
     format!(
@@ -258,17 +257,6 @@ async fn the_zip_holds_what_everything_gives_with_a_readable_summary() {
     assert_eq!(zip_entries, 2, "{log:?}");
 }
 
-/// Registers an account through the pages; the browser is signed in.
-async fn register(gw: &Gateway, name: &str, username: &str) -> Browser {
-    let b = Browser::new(gw);
-    let (token, _) = b.form_page("/register").await;
-    let (status, html, _) = b
-        .post("/register", &[("csrf", &token), ("display_name", name), ("username", username), ("password", PASSWORD)])
-        .await;
-    assert_eq!(status, 303, "{html}");
-    b
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_download_of_a_teenager_record_holds_nothing_confidential() {
     let gw = Gateway::start(&body()).await;
@@ -276,10 +264,7 @@ async fn a_parent_download_of_a_teenager_record_holds_nothing_confidential() {
     let bob = gw.patient_id("ehr", "pt-10001");
     // Ana Rodriguez signs up; HIM grants her access to Maya (16) as her mother.
     let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
-    let grant = serde_json::json!({"username": "ana@example.org", "patient": "ehr/pt-10007", "relationship": "MTH", "related_person": "ehr/rp-10001", "by": "HIM desk"});
-    let r = gw.http.post(format!("{}/admin/proxies", gw.origin)).bearer_auth(TOKEN).json(&grant).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let link_id = r.json::<Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string();
+    let link_id = grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
 
     // What the policy lets everyone see, to prove the checks below can find what they look for.
     let (status, _, bytes) =
@@ -379,10 +364,7 @@ async fn a_parent_download_of_a_teenager_record_holds_nothing_confidential() {
 async fn record_links_open_only_for_their_own_signed_in_account() {
     let gw = Gateway::start(&body()).await;
     let _ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
-    let grant = serde_json::json!({"username": "ana@example.org", "patient": "ehr/pt-10008", "relationship": "MTH", "related_person": "ehr/rp-10002", "by": "HIM desk"});
-    let r = gw.http.post(format!("{}/admin/proxies", gw.origin)).bearer_auth(TOKEN).json(&grant).send().await.unwrap();
-    assert_eq!(r.status(), 201);
-    let link_id = r.json::<Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string();
+    let link_id = grant_proxy(&gw, "ana@example.org", "ehr/pt-10008", "MTH", "ehr/rp-10002").await;
     let ethan = gw.patient_id("ehr", "pt-10008");
     let before = access_log(&gw, &ethan).await.len();
 
@@ -446,9 +428,7 @@ async fn bad_formats_are_refused_and_nothing_goes_out() {
 async fn a_download_that_cannot_be_logged_does_not_go_out() {
     let gw = Gateway::start(&body()).await;
     let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
-    let grant = serde_json::json!({"username": "ana@example.org", "patient": "ehr/pt-10007", "relationship": "MTH", "related_person": "ehr/rp-10001", "by": "HIM desk"});
-    let r = gw.http.post(format!("{}/admin/proxies", gw.origin)).bearer_auth(TOKEN).json(&grant).send().await.unwrap();
-    let link_id = r.json::<Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string();
+    let link_id = grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
     let maya = gw.patient_id("ehr", "pt-10007");
     let page_url = format!("{}/records/{link_id}/download.zip", gw.origin);
     let api_url = format!("{}/Patient/{maya}/$everything?_format=zip", gw.fhir);

@@ -10,7 +10,6 @@ use common::*;
 use portico::simulator::SimulatorOptions;
 use std::time::Duration;
 
-const PASSWORD: &str = "harbor-lights-at-dusk";
 const CLINIC: &str = "Harbor Teen & Family Clinic";
 
 /// A small extra source (a family clinic) holding two problems for Ethan (10), linked to
@@ -50,23 +49,6 @@ async fn gateway() -> Gateway {
     Gateway::start_in(dir, &body, None).await
 }
 
-/// A fixture date as the gateway holds it (dates move with today).
-fn shifted(date: &str) -> String {
-    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap() + chrono::Duration::days(shift_days());
-    d.format("%Y-%m-%d").to_string()
-}
-
-/// Registers an account (signed in afterwards).
-async fn register(gw: &Gateway, username: &str, name: &str) -> Browser {
-    let b = Browser::new(gw);
-    let (token, _) = b.form_page("/register").await;
-    let (status, html, _) = b
-        .post("/register", &[("csrf", &token), ("display_name", name), ("username", username), ("password", PASSWORD)])
-        .await;
-    assert_eq!(status, 303, "{html}");
-    b
-}
-
 /// Connects the signed-in account to its own record.
 async fn enroll(b: &Browser, mrn: &str, birth: &str, family: &str) {
     let (token, _) = b.form_page("/enroll").await;
@@ -74,20 +56,6 @@ async fn enroll(b: &Browser, mrn: &str, birth: &str, family: &str) {
     let (status, html, _) =
         b.post("/enroll", &[("csrf", &token), ("mrn", mrn), ("birth_date", &birth), ("family", family)]).await;
     assert_eq!(status, 303, "{html}");
-}
-
-/// Staff grant `username` proxy access; returns the link id.
-async fn grant(gw: &Gateway, username: &str, patient: &str, relationship: &str, related_person: &str) -> String {
-    let r = reqwest::Client::new()
-        .post(format!("{}/admin/proxies", gw.origin))
-        .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"username": username, "patient": patient, "relationship": relationship,
-                                  "related_person": related_person, "by": "HIM desk"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    r.json::<serde_json::Value>().await.unwrap()["link"]["id"].as_str().unwrap().to_string()
 }
 
 /// The link id `/records` sends a one-record account to.
@@ -187,7 +155,7 @@ async fn page_views(gw: &Gateway, patient: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
     let gw = gateway().await;
-    let b = register(&gw, "bob@example.org", "Bob Martinez").await;
+    let b = register(&gw, "Bob Martinez", "bob@example.org").await;
     enroll(&b, "HG100142", "1967-06-18", "Martinez").await;
     let link = only_record(&b).await;
     assert!(link.len() >= 16 && !link.contains("HG100142") && !link.contains("1967"), "opaque: {link}");
@@ -259,10 +227,10 @@ async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_parent_switches_between_her_children_and_sees_only_what_a_parent_may() {
     let gw = gateway().await;
-    let ana = register(&gw, "ana@example.org", "Ana Rodriguez").await;
-    let maya = grant(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
-    let ethan = grant(&gw, "ana@example.org", "ehr/pt-10008", "MTH", "ehr/rp-10002").await;
-    let bob = register(&gw, "bob@example.org", "Bob Martinez").await;
+    let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    let maya = grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
+    let ethan = grant_proxy(&gw, "ana@example.org", "ehr/pt-10008", "MTH", "ehr/rp-10002").await;
+    let bob = register(&gw, "Bob Martinez", "bob@example.org").await;
     enroll(&bob, "HG100142", "1967-06-18", "Martinez").await;
     let bob_link = only_record(&bob).await;
 
@@ -334,8 +302,8 @@ async fn a_parent_switches_between_her_children_and_sees_only_what_a_parent_may(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_father_of_a_fifteen_year_old_sees_the_limited_record_and_a_teen_sees_her_own() {
     let gw = gateway().await;
-    let david = register(&gw, "david@example.org", "David Kim").await;
-    let noah = grant(&gw, "david@example.org", "ehr/pt-10009", "FTH", "ehr/rp-10004").await;
+    let david = register(&gw, "David Kim", "david@example.org").await;
+    let noah = grant_proxy(&gw, "david@example.org", "ehr/pt-10009", "FTH", "ehr/rp-10004").await;
     let pages = every_page(&david, &noah).await;
     let whose = region(&view(&david, &format!("/records/{noah}")).await, "whose-record").unwrap();
     assert!(whose.contains("Noah Kim's record") && whose.contains("age 15"), "{whose}");
@@ -352,7 +320,7 @@ async fn a_father_of_a_fifteen_year_old_sees_the_limited_record_and_a_teen_sees_
     }
 
     // Maya (16) herself sees her confidential care.
-    let maya = register(&gw, "maya@example.org", "Maya Rodriguez").await;
+    let maya = register(&gw, "Maya Rodriguez", "maya@example.org").await;
     enroll(&maya, "HG100733", "2009-08-14", "Rodriguez").await;
     let link = only_record(&maya).await;
     let results = region(&view(&maya, &format!("/records/{link}/results")).await, "section-results").unwrap();
@@ -370,11 +338,11 @@ async fn a_father_of_a_fifteen_year_old_sees_the_limited_record_and_a_teen_sees_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_access_log_shows_api_and_page_access_in_plain_words() {
     let gw = gateway().await;
-    let maya = register(&gw, "maya@example.org", "Maya Rodriguez").await;
+    let maya = register(&gw, "Maya Rodriguez", "maya@example.org").await;
     enroll(&maya, "HG100733", "2009-08-14", "Rodriguez").await;
     let maya_link = only_record(&maya).await;
-    let ana = register(&gw, "ana@example.org", "Ana Rodriguez").await;
-    let ana_link = grant(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
+    let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    let ana_link = grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
     let pid = gw.patient_id("ehr", "pt-10007");
 
     // Staff read her Patient over the API; her mother opens the record's home page.
@@ -399,7 +367,7 @@ async fn the_access_log_shows_api_and_page_access_in_plain_words() {
     assert!(log.contains("Harbor Health staff") && log.contains("Opened the record's home page"), "{log}");
     assert!(!log.contains("Maya Rodriguez (the patient)") && !log.contains("Maya"), "{log}");
     // An adult's proxy without the adult's grant: the record — and its log — are not shown.
-    let olivia = grant(&gw, "ana@example.org", "ehr/pt-10010", "PRN", "ehr/rp-10005").await;
+    let olivia = grant_proxy(&gw, "ana@example.org", "ehr/pt-10010", "PRN", "ehr/rp-10005").await;
     let (status, html, _) = ana.get(&format!("/records/{olivia}/access-log")).await;
     assert_eq!(status, 403);
     assert!(!html.contains("Olivia") && !html.contains("Bennett") && region(&html, "section-access-log").is_none());
@@ -420,7 +388,7 @@ async fn a_source_that_is_down_shows_a_banner_and_none_when_all_are_up() {
         )
     );
     let gw = Gateway::start(&body).await;
-    let b = register(&gw, "bob@example.org", "Bob Martinez").await;
+    let b = register(&gw, "Bob Martinez", "bob@example.org").await;
     enroll(&b, "HG100142", "1967-06-18", "Martinez").await;
     let link = only_record(&b).await;
     let path = format!("/records/{link}/results");
@@ -444,7 +412,7 @@ async fn a_source_that_is_down_shows_a_banner_and_none_when_all_are_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apps_are_revoked_from_the_page_and_forms_need_their_csrf_token() {
     let gw = gateway().await;
-    let b = register(&gw, "bob@example.org", "Bob Martinez").await;
+    let b = register(&gw, "Bob Martinez", "bob@example.org").await;
     enroll(&b, "HG100142", "1967-06-18", "Martinez").await;
     let link = only_record(&b).await;
     let store = portico::store::Store::open(&gw.database_url, 2).await.unwrap();
@@ -497,7 +465,7 @@ async fn apps_are_revoked_from_the_page_and_forms_need_their_csrf_token() {
 async fn an_expired_session_sends_the_browser_to_sign_in_with_a_clear_message() {
     let body = format!("[auth]\nsession_idle = \"2s\"\n{}", fixture_file_sources());
     let gw = Gateway::start(&body).await;
-    let b = register(&gw, "bob@example.org", "Bob Martinez").await;
+    let b = register(&gw, "Bob Martinez", "bob@example.org").await;
     enroll(&b, "HG100142", "1967-06-18", "Martinez").await;
     let link = only_record(&b).await;
     view(&b, &format!("/records/{link}")).await;

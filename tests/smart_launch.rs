@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 const CLIENT: &str = "growth-chart";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const PASSWORD: &str = "harbor-lights-at-dusk";
 
 fn body() -> String {
     let files = fixture_file_sources();

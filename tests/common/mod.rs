@@ -299,6 +299,45 @@ pub fn source_tags(r: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The password test accounts are registered with.
+pub const PASSWORD: &str = "harbor-lights-at-dusk";
+
+/// A fixture date as the gateway holds it (dates move with today).
+pub fn shifted(date: &str) -> String {
+    let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap() + chrono::Duration::days(shift_days());
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// Registers an account through the registration page, as a person would; the returned
+/// browser is signed in.
+pub async fn register(gw: &Gateway, name: &str, username: &str) -> Browser {
+    let b = Browser::new(gw);
+    let (token, _) = b.form_page("/register").await;
+    let (status, html, _) = b
+        .post("/register", &[("csrf", &token), ("display_name", name), ("username", username), ("password", PASSWORD)])
+        .await;
+    assert_eq!(status, 303, "{html}");
+    b
+}
+
+/// Staff grant `username` proxy access to `patient` (`source/id`) through the admin API;
+/// returns the new link's id.
+pub async fn grant_proxy(gw: &Gateway, username: &str, patient: &str, relationship: &str, related_person: &str) -> String {
+    let r = gw
+        .http
+        .post(format!("{}/admin/proxies", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"username": username, "patient": patient, "relationship": relationship,
+                                  "related_person": related_person, "by": "HIM desk"}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(status, 201, "{body}");
+    body["link"]["id"].as_str().unwrap().to_string()
+}
+
 /// The files of a zip download, by name, as text (each must be deflated).
 pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
