@@ -65,31 +65,6 @@ async fn only_record(b: &Browser) -> String {
     location.unwrap().strip_prefix("/records/").expect("straight to the one record").to_string()
 }
 
-/// A page that must answer 200, with the record-page headers checked.
-async fn view(b: &Browser, path: &str) -> String {
-    let r = b.http.get(b.url(path)).send().await.unwrap();
-    let status = r.status().as_u16();
-    let h = r.headers().clone();
-    let html = r.text().await.unwrap();
-    assert_eq!(status, 200, "{path}: {html}");
-    assert_eq!(h["cache-control"], "no-store", "{path}");
-    let csp = h["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
-    assert!(!html.contains("<script") && !html.contains("style="), "{path}: no script, no inline style");
-    decoded(&html)
-}
-
-/// The page with the template's escapes of ordinary characters undone (`&lt;` and `&gt;`
-/// stay, so no markup appears that was not there).
-fn decoded(html: &str) -> String {
-    html.replace("&#x2f;", "/")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&quot;", "\"")
-        .replace("&#x3d;", "=")
-        .replace("&amp;", "&")
-}
-
 /// The element carrying `data-testid="{id}"`, whole (same-name tags nested inside counted).
 fn region(html: &str, id: &str) -> Option<String> {
     let at = html.find(&format!("data-testid=\"{id}\""))?;
@@ -117,27 +92,6 @@ fn region(html: &str, id: &str) -> Option<String> {
     }
 }
 
-/// Every page of a record, concatenated (for what must appear nowhere).
-async fn every_page(b: &Browser, link: &str) -> String {
-    let mut all = String::new();
-    for p in [
-        "",
-        "/results",
-        "/medications",
-        "/allergies",
-        "/immunizations",
-        "/problems",
-        "/visits",
-        "/documents",
-        "/care-team",
-        "/access-log",
-        "/apps",
-    ] {
-        all.push_str(&view(b, &format!("/records/{link}{p}")).await);
-    }
-    all
-}
-
 /// The audit log's page-view entries for a patient (read by staff through the API).
 async fn page_views(gw: &Gateway, patient: &str) -> Vec<String> {
     let (status, bundle) = gw.get(&format!("AuditEvent?patient={patient}&_count=500")).await;
@@ -160,7 +114,7 @@ async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
     let link = only_record(&b).await;
     assert!(link.len() >= 16 && !link.contains("HG100142") && !link.contains("1967"), "opaque: {link}");
 
-    let home = view(&b, &format!("/records/{link}")).await;
+    let home = b.view(&format!("/records/{link}")).await;
     let whose = region(&home, "whose-record").unwrap();
     assert!(
         whose.contains("your own record") && whose.contains("Robert Martinez") && whose.contains("age 58"),
@@ -175,7 +129,7 @@ async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
     assert!(home.contains("name=\"csrf\""), "the sign-out button is a form with its token");
     assert!(home.contains("class=\"skip\"") && home.contains("<html lang=\"en\">"));
 
-    let results = view(&b, &format!("/records/{link}/results")).await;
+    let results = b.view(&format!("/records/{link}/results")).await;
     let section = region(&results, "section-results").unwrap();
     assert!(section.contains("Hemoglobin A1c") && section.contains("<svg class=\"trend\""), "a trend for HbA1c");
     assert!(
@@ -184,21 +138,21 @@ async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
     assert!(section.contains("Bayview Regional Reference Lab") && section.contains("Harbor Imaging Center"));
     assert!(section.contains("<caption>") && section.contains("scope=\"col\""));
 
-    let meds = region(&view(&b, &format!("/records/{link}/medications")).await, "section-medications").unwrap();
+    let meds = region(&b.view(&format!("/records/{link}/medications")).await, "section-medications").unwrap();
     assert!(meds.to_lowercase().contains("metformin") && meds.contains("From Harbor General Hospital"), "{meds}");
-    let allergies = region(&view(&b, &format!("/records/{link}/allergies")).await, "section-allergies").unwrap();
+    let allergies = region(&b.view(&format!("/records/{link}/allergies")).await, "section-allergies").unwrap();
     assert!(allergies.contains("Penicillin"));
-    let imm = region(&view(&b, &format!("/records/{link}/immunizations")).await, "section-immunizations").unwrap();
+    let imm = region(&b.view(&format!("/records/{link}/immunizations")).await, "section-immunizations").unwrap();
     assert!(imm.contains("Influenza"));
-    let problems = region(&view(&b, &format!("/records/{link}/problems")).await, "section-problems").unwrap();
+    let problems = region(&b.view(&format!("/records/{link}/problems")).await, "section-problems").unwrap();
     assert!(problems.contains("Essential (primary) hypertension"));
-    let visits = region(&view(&b, &format!("/records/{link}/visits")).await, "section-visits").unwrap();
+    let visits = region(&b.view(&format!("/records/{link}/visits")).await, "section-visits").unwrap();
     assert!(visits.contains("Outpatient imaging visit") && visits.contains("From Harbor Imaging Center"));
-    let docs_page = view(&b, &format!("/records/{link}/documents")).await;
+    let docs_page = b.view(&format!("/records/{link}/documents")).await;
     let docs = region(&docs_page, "section-documents").unwrap();
     assert!(docs.contains("Office visit note - diabetes follow-up"));
     assert!(!docs_page.contains("RGlhYmV0ZXMg"), "no raw attachment data");
-    let team_page = view(&b, &format!("/records/{link}/care-team")).await;
+    let team_page = b.view(&format!("/records/{link}/care-team")).await;
     assert!(region(&team_page, "section-care-team").unwrap().contains("Diabetes care team"));
     assert!(region(&team_page, "emergency-notice").is_some());
 
@@ -221,7 +175,7 @@ async fn an_adult_sees_every_section_with_the_system_each_item_came_from() {
     assert_eq!(status, 503, "{html}");
     assert!(!html.contains("Martinez") && !html.contains("Hemoglobin"), "{html}");
     sqlx::query("ALTER TABLE audit_events_away RENAME TO audit_events").execute(&store.pool).await.unwrap();
-    view(&b, &format!("/records/{link}/results")).await;
+    b.view(&format!("/records/{link}/results")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +192,7 @@ async fn a_parent_switches_between_her_children_and_sees_only_what_a_parent_may(
     let (status, menu, _) = ana.get("/records").await;
     assert_eq!(status, 200);
     assert!(menu.contains(&format!("/records/{maya}")) && menu.contains(&format!("/records/{ethan}")));
-    let home = view(&ana, &format!("/records/{ethan}")).await;
+    let home = ana.view(&format!("/records/{ethan}")).await;
     let switcher = region(&home, "record-switcher").unwrap();
     assert!(switcher.contains("Maya Rodriguez") && switcher.contains("Ethan Rodriguez"), "{switcher}");
     assert!(switcher.contains(&format!("href=\"/records/{maya}\"")) && !switcher.contains("Martinez"));
@@ -252,18 +206,18 @@ async fn a_parent_switches_between_her_children_and_sees_only_what_a_parent_may(
 
     // Ethan (10): all but minor-consented services (at 10, mental health care is not one of
     // them by default), each item with its system.
-    let problems = region(&view(&ana, &format!("/records/{ethan}/problems")).await, "section-problems").unwrap();
+    let problems = region(&ana.view(&format!("/records/{ethan}/problems")).await, "section-problems").unwrap();
     assert!(problems.contains("Seasonal hay fever") && problems.contains(CLINIC), "{problems}");
     assert!(problems.to_lowercase().contains("fracture"));
-    let allergies = region(&view(&ana, &format!("/records/{ethan}/allergies")).await, "section-allergies").unwrap();
+    let allergies = region(&ana.view(&format!("/records/{ethan}/allergies")).await, "section-allergies").unwrap();
     assert!(allergies.to_lowercase().contains("peanut"));
-    let ethan_pages = every_page(&ana, &ethan).await;
+    let ethan_pages = ana.every_page(&ethan).await;
     assert!(ethan_pages.contains("Separation anxiety"), "a 10-year-old's mental health care reaches the parent");
     let (_, staff_view) = gw.get(&format!("Condition?patient={}&_count=100", gw.patient_id("ehr", "pt-10008"))).await;
     assert!(staff_view.to_string().contains("Separation anxiety"), "it is in Ethan's record (linked from the clinic)");
 
     // Maya (16): only the limited record.
-    let maya_pages = every_page(&ana, &maya).await.to_lowercase();
+    let maya_pages = ana.every_page(&maya).await.to_lowercase();
     assert!(maya_pages.contains("tdap") && maya_pages.contains("hpv9"), "a parent of a teen sees immunizations");
     for secret in [
         "pregnan",
@@ -283,8 +237,8 @@ async fn a_parent_switches_between_her_children_and_sees_only_what_a_parent_may(
     // The withheld-notice: word for word the same where much was withheld (Maya for her
     // mother), where a little was (Ethan) and where nothing was (Bob's own record).
     let notice = |html: &str| region(html, "withheld-notice").unwrap();
-    let maya_home = view(&ana, &format!("/records/{maya}")).await;
-    let bob_home = view(&bob, &format!("/records/{bob_link}")).await;
+    let maya_home = ana.view(&format!("/records/{maya}")).await;
+    let bob_home = bob.view(&format!("/records/{bob_link}")).await;
     assert_eq!(notice(&maya_home), notice(&home));
     assert_eq!(notice(&maya_home), notice(&bob_home));
 
@@ -304,8 +258,8 @@ async fn a_father_of_a_fifteen_year_old_sees_the_limited_record_and_a_teen_sees_
     let gw = gateway().await;
     let david = register(&gw, "David Kim", "david@example.org").await;
     let noah = grant_proxy(&gw, "david@example.org", "ehr/pt-10009", "FTH", "ehr/rp-10004").await;
-    let pages = every_page(&david, &noah).await;
-    let whose = region(&view(&david, &format!("/records/{noah}")).await, "whose-record").unwrap();
+    let pages = david.every_page(&noah).await;
+    let whose = region(&david.view(&format!("/records/{noah}")).await, "whose-record").unwrap();
     assert!(whose.contains("Noah Kim's record") && whose.contains("age 15"), "{whose}");
     let lower = pages.to_lowercase();
     let (_, everything) = gw.get(&format!("Patient/{}/$everything?_count=500", gw.patient_id("ehr", "pt-10009"))).await;
@@ -323,15 +277,15 @@ async fn a_father_of_a_fifteen_year_old_sees_the_limited_record_and_a_teen_sees_
     let maya = register(&gw, "Maya Rodriguez", "maya@example.org").await;
     enroll(&maya, "HG100733", "2009-08-14", "Rodriguez").await;
     let link = only_record(&maya).await;
-    let results = region(&view(&maya, &format!("/records/{link}/results")).await, "section-results").unwrap();
+    let results = region(&maya.view(&format!("/records/{link}/results")).await, "section-results").unwrap();
     assert!(results.contains("Chlamydia trachomatis") && results.contains("Choriogonadotropin"));
-    let meds = region(&view(&maya, &format!("/records/{link}/medications")).await, "section-medications").unwrap();
+    let meds = region(&maya.view(&format!("/records/{link}/medications")).await, "section-medications").unwrap();
     assert!(meds.contains("Camila"));
-    let problems = region(&view(&maya, &format!("/records/{link}/problems")).await, "section-problems").unwrap();
+    let problems = region(&maya.view(&format!("/records/{link}/problems")).await, "section-problems").unwrap();
     assert!(problems.contains("pregnancy test, result positive") && problems.contains("Depression, unspecified"));
-    let docs = region(&view(&maya, &format!("/records/{link}/documents")).await, "section-documents").unwrap();
+    let docs = region(&maya.view(&format!("/records/{link}/documents")).await, "section-documents").unwrap();
     assert!(docs.contains("Adolescent confidential visit note"));
-    let whose = region(&view(&maya, &format!("/records/{link}")).await, "whose-record").unwrap();
+    let whose = region(&maya.view(&format!("/records/{link}")).await, "whose-record").unwrap();
     assert!(whose.contains("your own record") && whose.contains("age 16"));
 }
 
@@ -347,9 +301,9 @@ async fn the_access_log_shows_api_and_page_access_in_plain_words() {
 
     // Staff read her Patient over the API; her mother opens the record's home page.
     assert_eq!(gw.get(&format!("Patient/{pid}")).await.0, 200);
-    view(&ana, &format!("/records/{ana_link}")).await;
+    ana.view(&format!("/records/{ana_link}")).await;
 
-    let html = view(&maya, &format!("/records/{maya_link}/access-log")).await;
+    let html = maya.view(&format!("/records/{maya_link}/access-log")).await;
     let log = region(&html, "section-access-log").unwrap();
     assert!(log.contains("Harbor Health staff") && log.contains("Read one item: name and contact details"), "{log}");
     assert!(log.contains("Ana Rodriguez (mother)") && log.contains("Opened the record's home page"), "{log}");
@@ -362,7 +316,7 @@ async fn the_access_log_shows_api_and_page_access_in_plain_words() {
 
     // A parent sees the log too, because the policy lets her see the record — but not the
     // teenager's own visits to it (the patient's activity is hers).
-    let html = view(&ana, &format!("/records/{ana_link}/access-log")).await;
+    let html = ana.view(&format!("/records/{ana_link}/access-log")).await;
     let log = region(&html, "section-access-log").unwrap();
     assert!(log.contains("Harbor Health staff") && log.contains("Opened the record's home page"), "{log}");
     assert!(!log.contains("Maya Rodriguez (the patient)") && !log.contains("Maya"), "{log}");
@@ -392,19 +346,19 @@ async fn a_source_that_is_down_shows_a_banner_and_none_when_all_are_up() {
     enroll(&b, "HG100142", "1967-06-18", "Martinez").await;
     let link = only_record(&b).await;
     let path = format!("/records/{link}/results");
-    assert!(region(&view(&b, &path).await, "source-banner").is_none());
+    assert!(region(&b.view(&path).await, "source-banner").is_none());
 
     lab.controls().set_down(true);
-    let html = view(&b, &path).await;
+    let html = b.view(&path).await;
     let banner = region(&html, "source-banner").expect("a banner while the lab is down");
     assert!(banner.contains("Results from Bayview Regional Reference Lab may be missing right now"), "{banner}");
     let results = region(&html, "section-results").unwrap();
     assert!(!results.contains("Bayview Regional Reference Lab"), "nothing from the lab now");
-    assert!(region(&view(&b, &format!("/records/{link}")).await, "source-banner").is_some(), "on every record page");
+    assert!(region(&b.view(&format!("/records/{link}")).await, "source-banner").is_some(), "on every record page");
 
     lab.controls().set_down(false);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let html = view(&b, &path).await;
+    let html = b.view(&path).await;
     assert!(region(&html, "source-banner").is_none(), "gone once the lab answers again");
     assert!(region(&html, "section-results").unwrap().contains("Bayview Regional Reference Lab"));
 }
@@ -425,7 +379,7 @@ async fn apps_are_revoked_from_the_page_and_forms_need_their_csrf_token() {
             .await
             .unwrap();
 
-    let html = view(&b, &format!("/records/{link}/apps")).await;
+    let html = b.view(&format!("/records/{link}/apps")).await;
     let apps = region(&html, "section-apps").unwrap();
     assert!(
         apps.contains("Growth Chart") && apps.contains("Read test results, vital signs and other measurements"),
@@ -449,12 +403,12 @@ async fn apps_are_revoked_from_the_page_and_forms_need_their_csrf_token() {
     let (status, _, location) = b.post(&revoke, &[("csrf", &token), ("grant_id", &grant_id)]).await;
     assert_eq!((status, location.as_deref()), (303, Some(format!("/records/{link}/apps").as_str())));
     assert!(portico::auth::grants::of_account(&store, &account).await.unwrap().is_empty());
-    assert!(view(&b, &format!("/records/{link}/apps")).await.contains("You have not allowed any apps"));
+    assert!(b.view(&format!("/records/{link}/apps")).await.contains("You have not allowed any apps"));
 
     // Sign-out is a form too: without its token nothing happens, with it the session ends.
     let (status, _, _) = b.post("/logout", &[]).await;
     assert_eq!(status, 403);
-    view(&b, &format!("/records/{link}")).await;
+    b.view(&format!("/records/{link}")).await;
     let (status, _, location) = b.post("/logout", &[("csrf", &token)]).await;
     assert_eq!((status, location.as_deref()), (303, Some("/login")));
     let (status, _, location) = b.get(&format!("/records/{link}")).await;
@@ -468,7 +422,7 @@ async fn an_expired_session_sends_the_browser_to_sign_in_with_a_clear_message() 
     let b = register(&gw, "Bob Martinez", "bob@example.org").await;
     enroll(&b, "HG100142", "1967-06-18", "Martinez").await;
     let link = only_record(&b).await;
-    view(&b, &format!("/records/{link}")).await;
+    b.view(&format!("/records/{link}")).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let (status, html, location) = b.get(&format!("/records/{link}/results")).await;
     assert_eq!((status, location.as_deref()), (303, Some("/login?signed_out=1")), "{html}");

@@ -9,7 +9,48 @@ pub struct Browser {
     pub origin: String,
 }
 
+/// The sections of a record, as paths under `/records/{link}`.
+pub const RECORD_PAGES: &[&str] = &[
+    "",
+    "/results",
+    "/medications",
+    "/allergies",
+    "/immunizations",
+    "/problems",
+    "/visits",
+    "/documents",
+    "/care-team",
+    "/access-log",
+    "/apps",
+];
+
 impl Browser {
+    /// A record page that must answer 200, with the record-page headers checked (no-store,
+    /// a strict CSP, no script or inline style); the HTML with the template's escapes of
+    /// ordinary characters undone (`&lt;` and `&gt;` stay, so no markup appears that was
+    /// not there).
+    pub async fn view(&self, path: &str) -> String {
+        let r = self.http.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        let h = r.headers().clone();
+        let html = r.text().await.unwrap();
+        assert_eq!(status, 200, "{path}: {html}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!html.contains("<script") && !html.contains("style="), "{path}: no script, no inline style");
+        unescape(&html)
+    }
+
+    /// Every page of a record, concatenated (for what must appear nowhere).
+    pub async fn every_page(&self, link: &str) -> String {
+        let mut all = String::new();
+        for p in RECORD_PAGES {
+            all.push_str(&self.view(&format!("/records/{link}{p}")).await);
+        }
+        all
+    }
+
     pub fn new(gw: &Gateway) -> Browser {
         let http = reqwest::Client::builder()
             .cookie_store(true)
@@ -72,6 +113,8 @@ pub fn unescape(s: &str) -> String {
         .replace("&#x2f;", "/")
         .replace("&#x3D;", "=")
         .replace("&#x3d;", "=")
+        .replace("&#x27;", "'")
         .replace("&#39;", "'")
+        .replace("&quot;", "\"")
         .replace("&amp;", "&")
 }

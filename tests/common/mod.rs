@@ -4,7 +4,7 @@
 
 mod browser;
 #[allow(unused_imports)]
-pub use browser::{csrf, unescape, value_of, Browser};
+pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
 
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};
@@ -320,15 +320,19 @@ pub async fn register(gw: &Gateway, name: &str, username: &str) -> Browser {
     b
 }
 
-/// Staff grant `username` proxy access to `patient` (`source/id`) through the admin API;
-/// returns the new link's id.
+/// Staff grant `username` proxy access to `patient` (`source/id`) through the admin API
+/// (`related_person` "" for none); returns the new link's id.
 pub async fn grant_proxy(gw: &Gateway, username: &str, patient: &str, relationship: &str, related_person: &str) -> String {
+    let mut grant = serde_json::json!({"username": username, "patient": patient, "relationship": relationship,
+                                       "by": "HIM desk"});
+    if !related_person.is_empty() {
+        grant["related_person"] = related_person.into();
+    }
     let r = gw
         .http
         .post(format!("{}/admin/proxies", gw.origin))
         .bearer_auth(TOKEN)
-        .json(&serde_json::json!({"username": username, "patient": patient, "relationship": relationship,
-                                  "related_person": related_person, "by": "HIM desk"}))
+        .json(&grant)
         .send()
         .await
         .unwrap();
