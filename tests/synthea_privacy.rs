@@ -3,7 +3,8 @@
 //! lab), each patient's dates shifted so that the patient is a child or a teenager today.
 //! For every minor, the parent's token reaches none of the items the independent case list
 //! (`tests/data/synthea-sensitive/cases.tsv`) marks as a minor-consented service — not
-//! through `$everything`, search, read, or the zip download (its NDJSON and summary) — while
+//! through `$everything`, search, read, the zip download (its NDJSON and summary) or the
+//! record pages of a parent's signed-in account — while
 //! staff see every one of them (so the withheld side is really there) and the parent still
 //! sees the child's unlabelled immunizations.
 
@@ -122,6 +123,8 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
     }
     body.push_str("[aggregate]\ndeadline = \"60s\"\n");
     let gw = Gateway::start(&body).await;
+    // One parent account, granted by HIM to every child, for the record pages.
+    let parent = register(&gw, "Pat Synthea", "synthea-parent@example.org").await;
     let cases = cases();
     // The labels a parent may not see at each age, from the policy in force (the shipped one).
     let policy = portico::policy::PolicyConfig::load(&root().join("config/policy.toml")).unwrap();
@@ -204,8 +207,14 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
             .await
             .unwrap();
         assert_eq!(resp.status().as_u16(), 200);
-        let files = unzip(&resp.bytes().await.unwrap());
-        for (name, text) in &files {
+        let mut texts = unzip(&resp.bytes().await.unwrap());
+        // The record pages, as the parent signed in sees them.
+        let link = grant_proxy(&gw, "synthea-parent@example.org", &format!("ehr/{}", person.patient_id), "MTH", "").await;
+        let pages = parent.every_page(&link).await;
+        let given = staff_view[0]["name"][0]["given"][0].as_str().unwrap();
+        assert!(pages.contains(given), "{}: the pages are {given}'s record", person.file);
+        texts.insert("record pages".to_string(), pages);
+        for (name, text) in &texts {
             for (_, rid) in &sensitive {
                 assert!(!text.contains(rid.as_str()), "{}: {name} names withheld {rid}", person.file);
             }
