@@ -46,11 +46,13 @@ impl Him {
 
     /// The labels report over every person in the patient index (see
     /// [`crate::label::report`]): what was labelled per category, and the unlabelled items
-    /// whose words ask for a review. Staff only.
+    /// whose words ask for a review. Staff only; each record read is in the access log
+    /// (action `labels-report`) before the report is returned, and a failed write fails it.
     pub async fn labels_report(
         &self,
         access: &Access,
         review: &crate::label::report::ReviewTerms,
+        audit: &crate::audit::AuditLog,
     ) -> Result<crate::label::report::LabelsReport, HimError> {
         if !access.is_staff() {
             return Err(HimError::NotStaff);
@@ -58,6 +60,15 @@ impl Him {
         let mut report = crate::label::report::LabelsReport::default();
         for link in self.aggregator.index().links() {
             let Ok(record) = self.aggregator.record(&link.gateway_id).await else { continue };
+            let entry = crate::audit::AuditEntry::of(
+                access,
+                "labels-report",
+                "portico labels report".into(),
+                Some(link.gateway_id.clone()),
+                "success",
+                None,
+            );
+            audit.record(&entry).await?;
             report.add_record(&link.gateway_id, &record.resources, &record.label_rules, review);
         }
         Ok(report)

@@ -470,7 +470,8 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Labels { command: LabelsCommand::Report { config, json } } => {
             let (app, him) = him_for(&config).await?;
             let review = portico::label::report::ReviewTerms::new(&app.policy.config().review_terms)?;
-            let report = him.labels_report(&operator(), &review).await.map_err(|e| e.to_string())?;
+            let audit = portico::audit::AuditLog::new(app.store.clone());
+            let report = him.labels_report(&operator(), &review, &audit).await.map_err(|e| e.to_string())?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
             } else {

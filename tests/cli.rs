@@ -327,6 +327,50 @@ fn patients_lists_links_with_reasons_and_possible_matches() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_report_counts_each_category_lists_gaps_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_files_config(dir.path());
+    let links = patients_json(&config)["links"].as_array().unwrap().clone();
+    let out = run(&["labels", "report", "--config", &config, "--json"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["records"].as_u64().unwrap() as usize, links.len(), "every person in the index");
+    // The fixtures hold each kind of sensitive care; every category is counted by type.
+    for category in ["HIV", "ETH", "MH", "PREGNANT", "SEX", "STD", "GDIS", "SDV"] {
+        let c = &report["categories"][category];
+        let n = c["resources"].as_u64().unwrap_or(0);
+        assert!(n > 0, "{category} is counted: {report}");
+        let by_type: u64 = c["by_type"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(by_type, n, "{category}: the per-type counts add up");
+    }
+    // Gaps: unlabelled items whose words ask for a look — the Part 2 clinic's counseling
+    // visits carry only 42CFRPart2, no sensitivity code.
+    let gaps = report["gaps"].as_array().unwrap();
+    assert!(gaps.iter().any(|g| g["text"] == "Group counseling"), "{gaps:?}");
+    for g in gaps {
+        let (t, m) = (g["text"].as_str().unwrap().to_lowercase(), g["matched"].as_str().unwrap().to_lowercase());
+        assert!(t.contains(&m), "{g}");
+    }
+    // The text form says the same.
+    let out = run(&["labels", "report", "--config", &config], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed = text(&out.stdout);
+    assert!(printed.contains(&format!("{} records", links.len())) && printed.contains("to review:"), "{printed}");
+    // Each record read is in the access log as a staff action.
+    let store = portico::store::Store::open(&format!("sqlite://{}/portico.db", dir.path().display()), 1).await.unwrap();
+    let audit = portico::audit::AuditLog::new(store);
+    for l in &links {
+        let id = l["gateway_id"].as_str().unwrap();
+        assert!(audit.has_entry(id, "labels-report", "portico labels report").await.unwrap(), "{id} is audited");
+    }
+    // Bad input: a config that does not load reports what is wrong and writes nothing.
+    let out = run(&["labels", "report", "--config", "/nonexistent/portico.toml"], &[]);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("/nonexistent/portico.toml"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
 #[test]
 fn terminology_import_expands_rules_that_policy_check_then_loads() {
     let dir = tempfile::tempdir().unwrap();

@@ -128,3 +128,18 @@ fn a_label_marks_one_service() {
     let e = check(&format!("{}{}", &old[..from], &old[to..])).unwrap_err();
     assert!(e.starts_with("policy.toml: minors.minor_consented_labels: replaced by"), "{e}");
 }
+
+#[test]
+fn the_labels_files_review_net_is_checked_like_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels = std::fs::read_to_string(config_dir().join("labels.toml")).unwrap();
+    let policy = demo_text();
+    let broken = labels.replacen("review_terms = [", "review_terms = [\"x\", ", 1);
+    assert_ne!(broken, labels, "the shipped labels file has a review net");
+    std::fs::write(dir.path().join("labels.toml"), &broken).unwrap();
+    let e = PolicyConfig::from_toml(&policy, "policy.toml", dir.path()).unwrap_err().to_string();
+    assert!(e.contains("labels.toml: review_terms:") && e.contains("`x` is too short"), "{e}");
+    std::fs::write(dir.path().join("labels.toml"), &labels).unwrap();
+    let ok = PolicyConfig::from_toml(&policy, "policy.toml", dir.path()).unwrap();
+    assert!(ok.review_terms.iter().any(|t| t == "pregnan*"));
+}
