@@ -1,5 +1,8 @@
 //! The `portico` command: serve the gateway, check a config, run a hospital-system
-//! simulator, generate a synthetic population, list the patient index. A thin shell over the library; no domain logic here.
+//! simulator, generate a synthetic population, list the patient index, and the operator's
+//! tools — policy check and explain, terminology import, the labels report, HIM actions
+//! (release, consent, hold preference), audit verify, app clients and accounts. A thin
+//! shell over the library; no domain logic here.
 
 use clap::{Parser, Subcommand};
 use portico::config::{Config, ConfigError};

@@ -1,6 +1,10 @@
-//! HTTP routers (axum): the FHIR API at `/fhir`, health at `/health`. Handlers are thin:
-//! extract, call one domain function, render. Errors become OperationOutcomes in
-//! [`error`] and nowhere else.
+//! HTTP routers (axum), merged into one by [`router`]: the FHIR API and Bulk Data `$export`
+//! at `/fhir`, the authorization server (`/authorize`, `/token`, `/introspect`, `/revoke`,
+//! `/jwks`, `/.well-known/…`), sign-in and accounts (local and OIDC), the record pages and
+//! downloads at `/records`, `/admin` for HIM staff, `/health` and `/metrics`. Handlers are
+//! thin: extract, call one domain function, render. Each surface has its own error form: FHIR
+//! endpoints answer OperationOutcomes ([`error`], and `export_routes` for `$export`), OAuth
+//! endpoints RFC 6749 error JSON (`oauth`), pages an HTML error page (`pages`).
 
 mod account_routes;
 mod admin;

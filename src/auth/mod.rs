@@ -1,7 +1,10 @@
 //! Who is calling and for whom: turns the request's credentials into an [`Access`] — a
-//! [`Viewer`] and the patients it may reach. Until SMART authorization lands the only
-//! credentials are the config's static dev tokens (loopback only), each standing for one
-//! viewer; without a valid one there is no data access at all. It never reads patient data.
+//! [`Viewer`] and the patients it may reach. Credentials are SMART App Launch access tokens
+//! for apps ([`oauth`], [`authorize`], [`grants`]), SMART Backend Services tokens for HIE
+//! partners (`oauth::backend`), browser sessions of local or OpenID Connect accounts
+//! ([`accounts`], [`oidc`], [`sessions`]) and the config's static dev tokens (loopback only),
+//! each standing for one viewer; without a valid one there is no data access at all. It
+//! never reads patient data.
 
 pub mod accounts;
 pub mod authorize;

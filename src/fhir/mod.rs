@@ -1,5 +1,6 @@
 //! FHIR R4 plumbing on raw JSON: resource access, references, Bundle and OperationOutcome
-//! writing, search-parameter parsing and matching, dates, the CapabilityStatement shell.
+//! writing, search-parameter parsing and matching, dates (the CapabilityStatement itself is
+//! written in `api::capability`).
 //! It knows FHIR and nothing of Portico's sources, viewers or policy, and it never
 //! round-trips source JSON through typed models (DESIGN.md promise 3).
 

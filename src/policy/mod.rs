@@ -1,6 +1,6 @@
-//! Privacy policy: labels (inferred from codes), viewers, minors and proxies, holds,
-//! exclusions, partners and 42 CFR Part 2 — one decision for every output path, and its
-//! explanation for HIM staff. Only this module can build a [`Released`] record, and every
+//! Privacy policy: viewers, minors and proxies, holds, exclusions, partners and 42 CFR
+//! Part 2 — one decision for every output path, over the labels the labeling service
+//! (`crate::label`) put on the record, and its explanation for HIM staff. Only this module can build a [`Released`] record, and every
 //! renderer accepts nothing else (DESIGN.md promise 1). It knows nothing of HTTP.
 
 pub mod config;

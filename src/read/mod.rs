@@ -1,8 +1,10 @@
 //! The read path: read, search and `$everything` over one patient's record. Given who is
 //! asking ([`Access`]) and what, it gathers the record, has the policy decide what this
 //! viewer may see, then selects, filters and pages only what was released. Every output
-//! that carries patient data comes through here (DESIGN.md "one way through the house");
-//! it knows nothing of HTTP.
+//! that carries patient data is meant to come through here (DESIGN.md "one way through the
+//! house"); today the callers still write the audit entry themselves, and the record
+//! picker's patient names (`api::authorize_routes::records_of`) read the aggregator directly
+//! (issue 11 part 2 closes both). It knows nothing of HTTP.
 
 use crate::aggregate::merge::sort_key;
 use crate::aggregate::{AggregateError, Aggregator, MissingSource};
