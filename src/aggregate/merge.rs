@@ -7,11 +7,9 @@
 
 use crate::fhir::{self, reference};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
-/// The code system of the provenance tag naming the source system of a resource.
-pub const SOURCE_TAG_SYSTEM: &str = "http://portico.example/fhir/CodeSystem/source-system";
+pub use super::provenance::{gateway_resource_id, meta_source, SOURCE_TAG_SYSTEM};
 
 /// What one source returned for the person.
 #[derive(Debug, Clone)]
@@ -21,22 +19,6 @@ pub struct Fetched {
     /// The source's own ids for this person.
     pub patient_ids: Vec<String>,
     pub resources: Vec<Value>,
-}
-
-/// The gateway id of a source resource: `{source}.{id}`, or a digest when that would not
-/// fit FHIR's 64 characters. Stable across restarts and caches.
-pub fn gateway_resource_id(source: &str, source_id: &str) -> String {
-    if source.len() + 1 + source_id.len() <= 64 {
-        format!("{source}.{source_id}")
-    } else {
-        let digest = hex::encode(Sha256::digest(source_id.as_bytes()));
-        format!("{source}.h{}", &digest[..40])
-    }
-}
-
-/// The `meta.source` value for a source.
-pub fn meta_source(source: &str) -> String {
-    format!("urn:portico:source:{source}")
 }
 
 type Key = (String, String, String); // (source, type, source id)

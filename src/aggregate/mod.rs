@@ -6,6 +6,7 @@
 //! before any viewer's rules.
 
 pub mod merge;
+pub mod provenance;
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;
@@ -258,7 +259,7 @@ impl Aggregator {
 
     /// The source and source id named by a gateway id `{source}.{id}`.
     fn source_of<'a>(&self, id: &'a str) -> Option<(&SharedSource, &'a str)> {
-        let (source_name, source_id) = id.split_once('.')?;
+        let (source_name, source_id) = provenance::split_gateway_id(id)?;
         Some((self.sources.iter().find(|s| s.name() == source_name)?, source_id))
     }
 

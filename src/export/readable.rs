@@ -4,7 +4,6 @@
 //! JSON (DESIGN.md promise 3: source data is never rewritten); they never fail — a
 //! missing or odd element is an empty string.
 
-use crate::aggregate::merge::SOURCE_TAG_SYSTEM;
 use serde_json::Value;
 
 /// A fallback for an empty cell.
@@ -24,15 +23,7 @@ impl OrDisplay for String {
 
 /// The names of the systems a resource came from (its provenance tags).
 pub fn source_of(r: &Value) -> String {
-    let names: Vec<&str> = r
-        .pointer("/meta/tag")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|t| t.get("system").and_then(Value::as_str) == Some(SOURCE_TAG_SYSTEM))
-        .filter_map(|t| t.get("display").or_else(|| t.get("code")).and_then(Value::as_str))
-        .collect();
-    names.join(", ")
+    crate::aggregate::provenance::holder_names(r).join(", ")
 }
 
 /// A string, number or boolean as text; anything else is empty.

@@ -23,7 +23,7 @@ mod synthea_tests;
 #[cfg(test)]
 mod tests;
 
-use crate::aggregate::merge::SOURCE_TAG_SYSTEM;
+use crate::aggregate::provenance;
 use crate::fhir;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -276,16 +276,7 @@ fn add_label(r: &mut Value, coding: Value) -> bool {
 /// the patient: a `42CFRPart2` label on it would protect nothing and, stamped with the
 /// redisclosure notice, would tell every partner that the person is in a Part 2 program.
 fn is_part2_data(r: &Value, part2_sources: &HashSet<String>) -> bool {
-    fhir::resource_type(r) != Some("Patient") && holders(r).iter().any(|h| part2_sources.contains(h))
-}
-
-/// The sources holding a resource: codes of its provenance `meta.tag`s.
-fn holders(r: &Value) -> Vec<String> {
-    fhir::path_values(r, "meta.tag")
-        .into_iter()
-        .filter(|t| t.get("system").and_then(Value::as_str) == Some(SOURCE_TAG_SYSTEM))
-        .filter_map(|t| t.get("code").and_then(Value::as_str).map(str::to_string))
-        .collect()
+    fhir::resource_type(r) != Some("Patient") && provenance::holders(r).iter().any(|h| part2_sources.contains(h))
 }
 
 /// The label codes in a resource's `meta.security`, of every kind (e.g. {"HIV", "R"}); the

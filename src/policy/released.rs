@@ -121,16 +121,9 @@ fn prune(v: &mut Value, withheld: &HashSet<String>) {
 /// was withheld (a parent learning that the teen is known to a behavioral health clinic), so
 /// the Patient keeps only the tags of systems whose data the viewer receives.
 fn hide_unseen_sources(resources: &mut [Value]) {
-    use crate::aggregate::merge::{meta_source, SOURCE_TAG_SYSTEM};
-    let tag_codes = |r: &Value| -> Vec<String> {
-        fhir::path_values(r, "meta.tag")
-            .into_iter()
-            .filter(|t| t.get("system").and_then(Value::as_str) == Some(SOURCE_TAG_SYSTEM))
-            .filter_map(|t| t.get("code").and_then(Value::as_str).map(str::to_string))
-            .collect()
-    };
+    use crate::aggregate::provenance::{holders, meta_source, SOURCE_TAG_SYSTEM};
     let seen: HashSet<String> =
-        resources.iter().filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(tag_codes).collect();
+        resources.iter().filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(holders).collect();
     let Some(patient) = resources.iter_mut().find(|r| fhir::resource_type(r) == Some("Patient")) else { return };
     let primary = patient.pointer("/meta/source").and_then(Value::as_str).map(str::to_string);
     if let Some(tags) = patient.pointer_mut("/meta/tag").and_then(Value::as_array_mut) {

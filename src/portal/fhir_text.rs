@@ -3,7 +3,6 @@
 //! system an item came from (its provenance tags). It reads only the elements it is given
 //! and never decides what may be shown — everything it sees was already released.
 
-use crate::aggregate::merge::SOURCE_TAG_SYSTEM;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -135,23 +134,7 @@ pub fn quantity(q: &Value) -> Option<String> {
 /// The hospital systems an item came from: the display of each provenance tag, else the
 /// name in `meta.source`.
 pub fn sources(r: &Value) -> Vec<String> {
-    let mut out: Vec<String> = r
-        .pointer("/meta/tag")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|t| t.get("system").and_then(Value::as_str) == Some(SOURCE_TAG_SYSTEM))
-        .filter_map(|t| t.get("display").or_else(|| t.get("code")).and_then(Value::as_str).map(str::to_string))
-        .collect();
-    if out.is_empty() {
-        if let Some(name) =
-            r.pointer("/meta/source").and_then(Value::as_str).and_then(|s| s.strip_prefix("urn:portico:source:"))
-        {
-            out.push(name.to_string());
-        }
-    }
-    out.dedup();
-    out
+    crate::aggregate::provenance::holder_names(r)
 }
 
 /// The released resources by `Type/id`, for following references.

@@ -392,7 +392,7 @@ impl Tokens {
             .map(|r| r.get(0));
             related.flatten().and_then(|rp| {
                 let (source, id) = rp.split_once('/')?;
-                Some(format!("{fhir_base}/RelatedPerson/{}", crate::aggregate::merge::gateway_resource_id(source, id)))
+                Some(format!("{fhir_base}/RelatedPerson/{}", crate::aggregate::provenance::gateway_resource_id(source, id)))
             })
         };
         let claims = IdTokenClaims {
