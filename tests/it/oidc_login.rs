@@ -4,8 +4,7 @@
 //! that start it need Node.js and run under `TEST_WITH_NODE=1` (scripts/test sets it and
 //! runs `npm ci --prefix tests/oidc-provider`; they install on first use too).
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

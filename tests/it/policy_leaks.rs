@@ -4,8 +4,7 @@
 //! endpoints refuse non-staff and bad input; `portico policy check|explain` speak clearly.
 //! Known bugs are `#[ignore = "bug: …"]` tests at the end.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -8,10 +8,9 @@
 //! staff see every one of them (so the withheld side is really there) and the parent still
 //! sees the child's unlabelled immunizations.
 
-mod common;
 
 use chrono::{Datelike, NaiveDate, Utc};
-use common::*;
+use crate::common::*;
 use portico::simulator::SimulatorOptions;
 use portico::sources::files::ResourceStore;
 use std::collections::{BTreeSet, HashMap, HashSet};

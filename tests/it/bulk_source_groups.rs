@@ -2,12 +2,9 @@
 //! Patient members, mapped through the patient index, are exported — nobody else — and a
 //! Group the source does not hold is answered like any unknown Group.
 
-#[path = "bulk/client.rs"]
-mod client;
-mod common;
 
-use client::*;
-use common::*;
+use crate::bulk::client::*;
+use crate::common::*;
 use serde_json::json;
 use std::sync::Arc;
 

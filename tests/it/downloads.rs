@@ -4,8 +4,7 @@
 //! of a teenager's record holds none of her confidential items, in any file; the notice is
 //! the same whether or not anything was withheld; every download is in the access log.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

@@ -6,8 +6,7 @@
 //! account that started it, and survives restarts of the gateway; a failed job says so and
 //! offers to try again.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use serde_json::Value;
 use std::collections::BTreeMap;

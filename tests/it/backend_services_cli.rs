@@ -3,8 +3,7 @@
 //! write nothing, and `portico client assertion` signing an assertion the running gateway
 //! accepts for a `client_credentials` token that reads a record.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -3,8 +3,7 @@
 //! the patient's `$everything`, never hard-coded; every refusal is checked as closely as
 //! the answer it refuses.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::RunningSimulator;
 use reqwest::Method;
 use serde_json::Value;

@@ -5,8 +5,7 @@
 //! preference, release) over the four fixture folders as file sources.
 //! Prints `policy matrix: N passed, M failed`; cases marked `known_bug` run but do not count.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};

@@ -2,8 +2,7 @@
 //! the README names, the look-alikes and the siblings kept apart, the one possible match
 //! listed and not linked, and reasons that name attributes, never values.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::collections::BTreeSet;
 
 fn file_sources() -> String {

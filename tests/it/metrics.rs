@@ -1,8 +1,7 @@
 //! `/metrics`: requests by route template (never by path: no ids), per-source state and the
 //! record cache, in Prometheus text format.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::SimulatorOptions;
 
 #[tokio::test]

@@ -12,12 +12,9 @@
 //! patient once; a process killed (SIGKILL) in the middle of a job leaves its unit to the
 //! other when the lease ends, and the job completes with nothing twice and nothing missing.
 
-#[path = "bulk/client.rs"]
-mod client;
-mod common;
 
-use client::*;
-use common::*;
+use crate::bulk::client::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use serde_json::{json, Value};

@@ -5,9 +5,8 @@
 //! leaves ordinary items unlabelled, and an adolescent's parent sees none of the
 //! adolescent's sensitive items but does see an ordinary immunization.
 
-mod common;
 
-use common::{link, Gateway};
+use crate::common::{link, Gateway};
 use portico::generate::{generate, GenerateOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

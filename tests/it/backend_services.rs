@@ -7,8 +7,7 @@
 //! narrowing types (403) and categories (absent). With TEST_ON_POSTGRES=1 every gateway runs
 //! on PostgreSQL; `the_partner_flow_runs_on_postgres` does so in any run.
 
-mod common;
-use common::*;
+use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portico::store::Store;
 use serde_json::{json, Value};

@@ -3,12 +3,9 @@
 //! exactly the right resources, and two gateways on one PostgreSQL schema share the queue
 //! without exporting a patient twice.
 
-#[path = "bulk/client.rs"]
-mod client;
-mod common;
 
-use client::*;
-use common::*;
+use crate::bulk::client::*;
+use crate::common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use std::path::Path;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! it is checked against: the union of `$everything` for the same viewer.
 #![allow(dead_code)]
 
-use super::common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

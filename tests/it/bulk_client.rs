@@ -4,12 +4,9 @@
 //! the manifest and downloads every file; what it saved equals `$everything` for the same
 //! partner, resource for resource.
 
-#[path = "bulk/client.rs"]
-mod client;
-mod common;
 
-use client::*;
-use common::*;
+use crate::bulk::client::*;
+use crate::common::*;
 use serde_json::Value;
 use std::sync::Arc;
 

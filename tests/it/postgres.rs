@@ -4,8 +4,7 @@
 //! `TEST_ON_POSTGRES=1` (scripts/test starts the server); there, PostgreSQL not answering is
 //! a failure, not a skip.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::RunningSimulator;
 use portico::store::{Dialect, Store};
 use sqlx::postgres::PgPool;

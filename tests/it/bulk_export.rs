@@ -4,12 +4,9 @@
 //! each partner purpose sees what the policy releases (Part 2 with and without consent),
 //! and a job belongs to the client that started it.
 
-#[path = "bulk/client.rs"]
-mod client;
-mod common;
 
-use client::*;
-use common::*;
+use crate::bulk::client::*;
+use crate::common::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::Arc;

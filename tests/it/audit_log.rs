@@ -2,8 +2,7 @@
 //! who looked at their record (and no one else's), and `portico audit verify` notices a
 //! changed entry.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 const MAYA: &str = "audit-maya-self-token";

@@ -2,8 +2,7 @@
 //! within its deadline with what it has, says which system is missing, recovers when the
 //! source does, and stops calling a source whose circuit is open.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use serde_json::Value;
 use std::time::{Duration, Instant};

@@ -5,8 +5,7 @@
 //! anything was withheld, another account's record answers like a made-up address, a down
 //! source shows a banner, every page view is in the access log, forms need their CSRF token.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::SimulatorOptions;
 use std::time::Duration;
 

@@ -2,8 +2,7 @@
 //! `simulate` as a stand-alone hospital system, `serve` until SIGTERM, and `patients`.
 //! Every child process is killed when its test ends, pass or fail.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -9,8 +9,7 @@
 //! `docs/screenshots/`). Runs under `TEST_WITH_BROWSER=1` (scripts/test sets it, installs
 //! Chromium and the npm packages); installs the npm packages on first use too.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::SimulatorOptions;
 use serde_json::json;
 use std::path::{Path, PathBuf};

@@ -2,8 +2,7 @@
 //! arrives once, duplicates across systems collapse with both provenances, every reference
 //! resolves inside the record or to the gateway, and source JSON passes through untouched.
 
-mod common;
-use common::*;
+use crate::common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use portico::sources::files::ResourceStore;
 use serde_json::{json, Value};

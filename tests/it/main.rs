@@ -1,0 +1,43 @@
+//! The integration tests: one test program (issue 11 part 6), so a build links the library
+//! into one binary instead of one per file. Each module below was once its own
+//! `tests/<name>.rs`; run one with `cargo test --test it <name>::` (a filter on the module
+//! path), e.g. `cargo test --test it policy_matrix::`.
+//!
+//! Tests of different modules now share one process and run concurrently: a test must not
+//! change process-wide state (environment variables, the current directory). Pass settings
+//! to the gateway or the child process instead (`Command::env`, the config text).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+/// The Bulk Data client the export tests share (`tests/it/bulk/client.rs`).
+mod bulk {
+    pub mod client;
+}
+
+mod aggregation;
+mod audit_log;
+mod backend_services;
+mod backend_services_cli;
+mod browser_pages;
+mod bulk_client;
+mod bulk_export;
+mod bulk_export_jobs;
+mod bulk_source_groups;
+mod cli;
+mod download_jobs;
+mod downloads;
+mod fhir_api;
+mod generated_population;
+mod metrics;
+mod oauth_tokens;
+mod oidc_login;
+mod partner_export;
+mod patient_index;
+mod policy_leaks;
+mod policy_matrix;
+mod portal_pages;
+mod postgres;
+mod resilience;
+mod smart_launch;
+mod synthea_privacy;
