@@ -1,4 +1,4 @@
-// The patient pages in a real browser (issue 6 part 7), run by tests/browser_pages.rs:
+// The patient pages in a real browser (issue 6 part 7), run by tests/it/browser_pages.rs:
 //
 //   PORTICO_BROWSER_CONFIG='{"origin": …}' node tests/browser/portal.mjs main|source-down
 //

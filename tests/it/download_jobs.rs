@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 const BOB: &str = "dljob-test-bob-self-0123";
 const MOTHER: &str = "dljob-test-maya-mother-0123";
 
-/// Maya's items a parent may not see (as tests/downloads.rs).
+/// Maya's items a parent may not see (as the downloads tests).
 const MAYA_CONFIDENTIAL_IDS: &[&str] = &[
     "obs-10045",
     "9e989c92-5860-5b3f-9e05-510d900b67e2",

@@ -929,7 +929,7 @@ async fn malformed_requests_get_oauth_errors() {
         let r = env.post("/token", &[("grant_type", gt), ("client_id", PUBLIC)], None).await;
         assert_oauth_error(&r, 400, "unsupported_grant_type");
     }
-    // client_credentials is offered, but only to backend clients (tests/backend_services.rs).
+    // client_credentials is offered, but only to backend clients (backend_services.rs).
     let r = env.post("/token", &[("grant_type", "client_credentials"), ("client_id", PUBLIC)], None).await;
     assert_oauth_error(&r, 400, "unauthorized_client");
     // Missing refresh_token.

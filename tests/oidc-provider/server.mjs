@@ -1,5 +1,5 @@
 // A real OpenID provider (panva's `oidc-provider`, the certified Node implementation) for
-// tests/oidc_login.rs. It serves its own discovery document, JWKS, authorization, token and
+// tests/it/oidc_login.rs. It serves its own discovery document, JWKS, authorization, token and
 // userinfo endpoints and its built-in development login and consent pages ("devInteractions":
 // any login name signs in as that account; the password is not checked).
 //
