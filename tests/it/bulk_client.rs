@@ -4,7 +4,6 @@
 //! the manifest and downloads every file; what it saved equals `$everything` for the same
 //! partner, resource for resource.
 
-
 use crate::bulk::client::*;
 use crate::common::*;
 use serde_json::Value;

@@ -4,7 +4,6 @@
 //! each partner purpose sees what the policy releases (Part 2 with and without consent),
 //! and a job belongs to the client that started it.
 
-
 use crate::bulk::client::*;
 use crate::common::*;
 use serde_json::{json, Value};

@@ -3,7 +3,6 @@
 //! exactly the right resources, and two gateways on one PostgreSQL schema share the queue
 //! without exporting a patient twice.
 
-
 use crate::bulk::client::*;
 use crate::common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};

@@ -2,7 +2,6 @@
 //! Patient members, mapped through the patient index, are exported — nobody else — and a
 //! Group the source does not hold is answered like any unknown Group.
 
-
 use crate::bulk::client::*;
 use crate::common::*;
 use serde_json::json;

@@ -5,7 +5,6 @@
 //! leaves ordinary items unlabelled, and an adolescent's parent sees none of the
 //! adolescent's sensitive items but does see an ordinary immunization.
 
-
 use crate::common::{link, Gateway};
 use portico::generate::{generate, GenerateOptions};
 use serde_json::Value;

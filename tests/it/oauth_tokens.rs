@@ -5,9 +5,9 @@
 //! written straight into the gateway's store (login lives elsewhere); codes are issued
 //! through a library handle on the same store, as `/authorize` does.
 
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crate::common::*;
 use futures::FutureExt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use portico::auth::oauth::{Clients, CodeRequest, OAuthSettings, Tokens};

@@ -12,7 +12,6 @@
 //! patient once; a process killed (SIGKILL) in the middle of a job leaves its unit to the
 //! other when the lease ends, and the job completes with nothing twice and nothing missing.
 
-
 use crate::bulk::client::*;
 use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};

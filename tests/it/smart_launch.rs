@@ -2,9 +2,9 @@
 //! (MRN + birth date + last name), and an app walks the standalone launch — first the real
 //! SMART client library (PyPI fhirclient), then this file's own browser for the refusals.
 
+use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use crate::common::*;
 use sha2::{Digest, Sha256};
 
 const CLIENT: &str = "growth-chart";

@@ -8,9 +8,8 @@
 //! staff see every one of them (so the withheld side is really there) and the parent still
 //! sees the child's unlabelled immunizations.
 
-
-use chrono::{Datelike, NaiveDate, Utc};
 use crate::common::*;
+use chrono::{Datelike, NaiveDate, Utc};
 use portico::simulator::SimulatorOptions;
 use portico::sources::files::ResourceStore;
 use std::collections::{BTreeSet, HashMap, HashSet};
