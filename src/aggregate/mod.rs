@@ -10,7 +10,6 @@ pub mod provenance;
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;
-use crate::label::Labeler;
 use crate::sources::{SharedSource, SourceError};
 use merge::Fetched;
 use moka::future::Cache;
@@ -93,9 +92,17 @@ pub enum AggregateError {
     UnknownPatient,
 }
 
+/// The labeling step a record goes through after merging (the security labeling service
+/// implements it). Aggregation holds one of these, not the labeller itself, so that this
+/// module never imports the steps after it on the road.
+pub trait Labelling: Send + Sync {
+    /// Labels one merged record in place; per `Type/id`, what labelled each resource.
+    fn label(&self, resources: &mut [Value]) -> BTreeMap<String, Vec<String>>;
+}
+
 pub struct Aggregator {
     sources: Vec<SharedSource>,
-    labeler: Arc<Labeler>,
+    labeler: Arc<dyn Labelling>,
     index: Arc<PatientIndex>,
     types: Vec<String>,
     deadline: Duration,
@@ -110,7 +117,7 @@ pub struct Aggregator {
 impl Aggregator {
     pub fn new(
         sources: Vec<SharedSource>,
-        labeler: Arc<Labeler>,
+        labeler: Arc<dyn Labelling>,
         index: Arc<PatientIndex>,
         types: Vec<String>,
         deadline: Duration,

@@ -297,3 +297,9 @@ pub fn sensitivity_labels_of(resource: &Value) -> BTreeSet<String> {
         .filter_map(|c| c.get("code").and_then(Value::as_str).map(str::to_string))
         .collect()
 }
+
+impl crate::aggregate::Labelling for Labeler {
+    fn label(&self, resources: &mut [Value]) -> BTreeMap<String, Vec<String>> {
+        Labeler::label(self, resources)
+    }
+}
