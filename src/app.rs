@@ -33,11 +33,22 @@ pub enum AppError {
     #[error(transparent)]
     Source(#[from] crate::sources::SourceError),
     #[error("authorization server: {0}")]
-    Auth(String),
+    Auth(#[from] crate::auth::oauth::ClientError),
+    #[error("authorization server: {0}")]
+    Oidc(#[from] crate::auth::oidc::OidcError),
     #[error("policy: {0}")]
-    Policy(String),
+    Policy(#[from] crate::policy::PolicyError),
     #[error("source {source_name}: {message}")]
     Simulator { source_name: String, message: String },
+    /// A config built without [`Config::load`] (which loads the policy with it).
+    #[error("the config has no policy loaded")]
+    NoPolicy,
+    /// A config built without [`Config::load`] (which checks `server.utc_offset`).
+    #[error("server.utc_offset: `{0}` is not a UTC offset")]
+    UtcOffset(String),
+    /// A config built without [`Config::load`] (which checks that these sources name a path).
+    #[error("source {0}: a files or simulated source needs a path")]
+    NoPath(String),
 }
 
 pub struct App {
@@ -56,13 +67,16 @@ pub struct App {
     /// In-process stand-ins for `simulated` sources, by source name.
     pub simulators: Vec<(String, RunningSimulator)>,
     refresher: Option<tokio::task::JoinHandle<()>>,
+    /// `config.server.utc_offset`, parsed.
+    zone: chrono::FixedOffset,
 }
 
 impl App {
     /// Opens everything the config names and builds the patient index once.
     pub async fn build(config: Config) -> Result<App, AppError> {
         let store = Store::open(&config.database.url, config.database.max_connections).await?;
-        let zone = parse_utc_offset(&config.server.utc_offset).expect("validated");
+        let zone = parse_utc_offset(&config.server.utc_offset)
+            .ok_or_else(|| AppError::UtcOffset(config.server.utc_offset.clone()))?;
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut simulators = Vec::new();
         for sc in &config.sources {
@@ -71,11 +85,11 @@ impl App {
             match sc.kind {
                 SourceKindName::Fhir => sources.push(Arc::new(RestSource::new(sc, &config.base_dir)?)),
                 SourceKindName::Files => {
-                    let dir = path.expect("validated");
+                    let dir = path.ok_or_else(|| AppError::NoPath(sc.name.clone()))?;
                     sources.push(Arc::new(FileSource::open(&sc.name, sc.display_name(), &dir, shift)?));
                 }
                 SourceKindName::Simulated => {
-                    let dir = path.expect("validated");
+                    let dir = path.ok_or_else(|| AppError::NoPath(sc.name.clone()))?;
                     let fail = |message: String| AppError::Simulator { source_name: sc.name.clone(), message };
                     let data = ResourceStore::load(&dir, shift).map_err(fail)?;
                     let options = SimulatorOptions {
@@ -84,7 +98,7 @@ impl App {
                         page_size: sc.simulator_page_size.unwrap_or(SimulatorOptions::default().page_size),
                         ..SimulatorOptions::default()
                     };
-                    let running = simulator::start(data, options, "127.0.0.1:0".parse().expect("address"))
+                    let running = simulator::start(data, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                         .await
                         .map_err(|e| fail(e.to_string()))?;
                     let rest = SourceConfig {
@@ -104,8 +118,8 @@ impl App {
             tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
         }
         tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
-        let policy_config = config.policy_config.clone().expect("the policy is loaded with the config");
-        let policy = Arc::new(Policy::new(policy_config, zone).map_err(AppError::Policy)?);
+        let policy_config = config.policy_config.clone().ok_or(AppError::NoPolicy)?;
+        let policy = Arc::new(Policy::new(policy_config, zone)?);
         let aggregator = Arc::new(Aggregator::new(
             sources.clone(),
             policy.labeler(),
@@ -142,15 +156,11 @@ impl App {
             })
         };
         let ledger = PolicyLedger::new(store.clone());
-        let oauth = crate::auth::oauth::OAuth::start(&config, store.clone(), index.clone())
-            .await
-            .map_err(|e| AppError::Auth(e.to_string()))?;
+        let oauth = crate::auth::oauth::OAuth::start(&config, store.clone(), index.clone()).await?;
         let accounts =
             Arc::new(crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone()));
         let oidc = match &config.auth.oidc {
-            Some(c) => Some(Arc::new(
-                crate::auth::oidc::OidcLogin::new(c, &config.base_dir).map_err(|e| AppError::Auth(e.to_string()))?,
-            )),
+            Some(c) => Some(Arc::new(crate::auth::oidc::OidcLogin::new(c, &config.base_dir)?)),
             None => None,
         };
         Ok(App {
@@ -166,12 +176,13 @@ impl App {
             ledger,
             simulators,
             refresher: Some(refresher),
+            zone,
         })
     }
 
     /// The read path over this app's sources and policy.
     pub fn reader(&self) -> Reader {
-        let zone = parse_utc_offset(&self.config.server.utc_offset).expect("validated");
+        let zone = self.zone;
         let paging =
             Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
         Reader::new(self.aggregator.clone(), self.policy.clone(), self.ledger.clone(), zone, paging)

@@ -12,6 +12,7 @@ pub mod fhir;
 pub mod generate;
 pub mod him;
 pub mod identity;
+pub mod json;
 pub mod label;
 pub mod policy;
 pub mod portal;

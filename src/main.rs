@@ -384,8 +384,11 @@ async fn him_for(config: &std::path::Path) -> Result<(App, portico::him::Him), S
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
-    match runtime.block_on(run(cli.command)) {
+    let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(run(cli.command)),
+        Err(e) => Err(format!("cannot start the async runtime: {e}")),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("portico: {message}");
@@ -456,9 +459,8 @@ async fn run(command: Command) -> Result<(), String> {
                 }
                 None => None,
             };
-            let shift = shift_dates_from.map_or(0, |anchor| {
-                days_since(anchor, chrono::Utc::now(), chrono::FixedOffset::east_opt(0).expect("utc"))
-            });
+            let shift = shift_dates_from
+                .map_or(0, |anchor| days_since(anchor, chrono::Utc::now(), chrono::Offset::fix(&chrono::Utc)));
             let store = ResourceStore::load(&source, shift)?;
             let options = SimulatorOptions {
                 name,
@@ -507,7 +509,7 @@ async fn run(command: Command) -> Result<(), String> {
                 app.reader().explain(&operator(), &patient, &viewer, at).await.map_err(|e| e.to_string())?;
             if json {
                 let out = serde_json::json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations});
-                println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+                println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
             } else {
                 println!(
                     "patient {patient}, viewer {}, at {}",
@@ -626,7 +628,7 @@ async fn run(command: Command) -> Result<(), String> {
             let possible = app.index.possible_matches();
             if json {
                 let out = serde_json::json!({"links": links, "possible_matches": possible});
-                println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+                println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
             } else {
                 for link in &links {
                     println!("{}", link.gateway_id);

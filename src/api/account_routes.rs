@@ -208,7 +208,7 @@ async fn account(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<R
                 .filter(|s| *s != "launch/patient" && *s != "fhirUser")
                 .map(crate::auth::authorize::describe)
                 .collect();
-            let mut v = serde_json::to_value(&a).expect("serializable");
+            let mut v = crate::json::value(&a);
             v["scope_texts"] = serde_json::json!(texts);
             v
         })

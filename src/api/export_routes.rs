@@ -67,6 +67,13 @@ fn failed(exports: &Exports) -> impl Fn(ExportError) -> Failure + '_ {
     move |e| Failure::Export(e, exports.poll_seconds().max(10))
 }
 
+/// A header value of text the gateway wrote (a progress line, an HTTP date, the status URL
+/// under the configured base URL). Only a base URL with control characters can fail here.
+fn header_value(text: &str) -> Result<HeaderValue, Failure> {
+    HeaderValue::from_str(text)
+        .map_err(|_| Failure::Export(ExportError::Unavailable(format!("`{text}` cannot be sent as a header")), 0))
+}
+
 fn bad(text: impl Into<String>) -> Failure {
     Failure::Export(ExportError::BadRequest(text.into()), 0)
 }
@@ -156,7 +163,7 @@ async fn kick_off(
     let mut issues = vec![Issue::information("informational", format!("export job {} accepted", accepted.job_id))];
     issues.extend(accepted.warnings.into_iter().map(|w| Issue::warning("not-supported", w)));
     let mut response = fhir_json(StatusCode::ACCEPTED, &operation_outcome(&issues));
-    let location = HeaderValue::from_str(&accepted.status_url).expect("a URL is a header value");
+    let location = header_value(&accepted.status_url)?;
     response.headers_mut().insert(header::CONTENT_LOCATION, location);
     Ok(response)
 }
@@ -174,7 +181,7 @@ async fn status(
             let mut r = StatusCode::ACCEPTED.into_response();
             let h = r.headers_mut();
             let progress = format!("{pct}% ({done}/{total} patients)");
-            h.insert("x-progress", HeaderValue::from_str(&progress).expect("ascii"));
+            h.insert("x-progress", header_value(&progress)?);
             h.insert(header::RETRY_AFTER, HeaderValue::from(state.exports.poll_seconds()));
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             r
@@ -186,7 +193,7 @@ async fn status(
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             if let Some(at) = expires {
                 let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-                h.insert(header::EXPIRES, HeaderValue::from_str(&date).expect("ascii"));
+                h.insert(header::EXPIRES, header_value(&date)?);
             }
             r
         }

@@ -100,7 +100,7 @@ async fn token(
     }
     .await;
     match result {
-        Ok(answer) => no_store(StatusCode::OK, &serde_json::to_value(answer).expect("serialises")),
+        Ok(answer) => no_store(StatusCode::OK, &crate::json::value(&answer)),
         Err(e) => oauth_error(e),
     }
 }

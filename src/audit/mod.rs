@@ -264,7 +264,7 @@ pub fn as_audit_event(r: &AuditRecord) -> Value {
         event["action"] = json!("R");
     }
     if let Some(p) = &r.entry.patient_id {
-        event["entity"].as_array_mut().expect("array").push(json!({"what": {"reference": format!("Patient/{p}")}}));
+        event["entity"] = json!([{"what": {"display": r.entry.what}}, {"what": {"reference": format!("Patient/{p}")}}]);
     }
     if let Some(purpose) = &r.entry.purpose {
         event["purposeOfEvent"] =

@@ -242,7 +242,7 @@ impl Exports {
             client: access.viewer.actor.clone(),
             access: StoredAccess::of(access),
             request: k.request_url,
-            params: serde_json::to_string(&stored_params).expect("params serialize"),
+            params: crate::json::text(&stored_params),
             level,
             group_id,
             transaction_time: Utc::now(),

@@ -202,7 +202,7 @@ impl JobStore {
         )
         .bind(&job.id)
         .bind(&job.client)
-        .bind(serde_json::to_string(&job.access).expect("access serializes"))
+        .bind(crate::json::text(&job.access))
         .bind(&job.request)
         .bind(&job.params)
         .bind(job.level)
@@ -224,7 +224,7 @@ impl JobStore {
             .bind(format!("{}-{seq}", job.id))
             .bind(&job.id)
             .bind(seq as i64)
-            .bind(serde_json::to_string(patients).expect("ids serialize"))
+            .bind(crate::json::text(patients))
             .bind(patients.len() as i64)
             .bind(&now)
             .execute(&mut *tx)
@@ -321,7 +321,7 @@ impl JobStore {
              WHERE id = $3 AND owner = $1 AND state = 'claimed'",
         )
         .bind(owner)
-        .bind(serde_json::to_string(outputs).expect("outputs serialize"))
+        .bind(crate::json::text(outputs))
         .bind(unit_id)
         .execute(&self.store.pool)
         .await?;

@@ -78,13 +78,15 @@ impl UnitFiles {
 
     /// Appends one resource to its type's file.
     pub async fn write(&mut self, resource_type: &str, resource: &Value) -> std::io::Result<()> {
-        if !self.parts.contains_key(resource_type) {
-            let name = file_name(resource_type, self.seq);
-            let tmp = self.dir.join(format!("{name}.{}.tmp", self.attempt));
-            let out = BufWriter::with_capacity(64 * 1024, File::create(&tmp).await?);
-            self.parts.insert(resource_type.to_string(), Part { tmp, name, out, count: 0 });
-        }
-        let part = self.parts.get_mut(resource_type).expect("just inserted");
+        let part = match self.parts.entry(resource_type.to_string()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let name = file_name(resource_type, self.seq);
+                let tmp = self.dir.join(format!("{name}.{}.tmp", self.attempt));
+                let out = BufWriter::with_capacity(64 * 1024, File::create(&tmp).await?);
+                e.insert(Part { tmp, name, out, count: 0 })
+            }
+        };
         self.line.clear();
         serde_json::to_writer(&mut self.line, resource).map_err(std::io::Error::other)?;
         self.line.push(b'\n');

@@ -14,8 +14,11 @@ pub struct DateRange {
     pub end: i64,
 }
 
+// Cannot fail: a regex literal (its tests compile it).
+#[allow(clippy::expect_used)]
 static FULL_DATE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$").unwrap()
+    Regex::new(r"^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:\d{2})?)?$")
+        .expect("a valid regex literal")
 });
 
 /// `UTC`, `Z` or `±HH:MM`.

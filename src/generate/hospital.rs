@@ -7,7 +7,9 @@
 
 use super::codes::{self, Problem, ALLERGIES, ICD10, LOINC, NOTE_LINES, RXNORM, SNOMED};
 use super::lab;
-use super::shape::{at, attachment, cc, coding, day, later, observation_category, quantity, reference, security, Ctx};
+use super::shape::{
+    at, attachment, cc, coding, day, later, observation_category, pick, quantity, reference, security, Ctx,
+};
 use super::{GenerateError, SourceKind};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -281,7 +283,7 @@ fn allergies(ctx: &mut Ctx) -> Result<()> {
         list.push(&ALLERGIES[1]);
     }
     if ctx.rng.gen_bool(0.3) {
-        list.push(ALLERGIES.choose(ctx.rng).expect("allergies"));
+        list.push(pick(ctx.rng, ALLERGIES));
     }
     list.dedup_by_key(|a| a.0);
     for (code, display, category, criticality) in list {
@@ -302,7 +304,7 @@ fn allergies(ctx: &mut Ctx) -> Result<()> {
 
 fn immunization(ctx: &mut Ctx, vaccine: (&str, &str), days_ago: i64, ordinary: bool) -> Result<()> {
     let id = ctx.id("Immunization");
-    let lot = format!("{}{}{}", ["FK", "UV", "HT", "MD"].choose(ctx.rng).expect("lots"), 4400 + days_ago, id.len());
+    let lot = format!("{}{}{}", pick(ctx.rng, &["FK", "UV", "HT", "MD"]), 4400 + days_ago, id.len());
     let resource = json!({
         "resourceType": "Immunization", "id": id, "status": "completed",
         "vaccineCode": cc(codes::CVX, vaccine.0, vaccine.1),

@@ -138,7 +138,7 @@ impl Manifest {
     }
 
     pub fn write(&self, dir: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).expect("manifest serializes");
+        let text = serde_json::to_string_pretty(self)?;
         std::fs::write(dir.join(MANIFEST_FILE), text + "\n")
     }
 

@@ -149,15 +149,14 @@ impl Output {
     /// Writes one resource to its source's file of its type.
     pub fn put(&mut self, source: usize, resource: &Value) -> Result<(), GenerateError> {
         let t = resource["resourceType"].as_str().unwrap_or("Unknown").to_string();
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, resource).expect("a JSON value serializes");
-        self.line.push(b'\n');
         let files = &mut self.sources[source];
-        if !files.files.contains_key(&t) {
-            let path = files.dir.join(format!("{t}.ndjson"));
-            files.files.insert(t.clone(), create(&path)?);
-        }
-        let file = files.files.get_mut(&t).expect("just opened");
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, resource).map_err(|e| GenerateError::io(&files.dir)(e.into()))?;
+        self.line.push(b'\n');
+        let file = match files.files.entry(t.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(create(&files.dir.join(format!("{t}.ndjson")))?),
+        };
         file.write_all(&self.line).map_err(GenerateError::io(&files.dir))?;
         files.bytes += self.line.len() as u64;
         *files.counts.entry(t).or_insert(0) += 1;

@@ -10,7 +10,7 @@
 
 use super::codes::{self, CITIES, FAMILIES, FEMALE_GIVEN, MALE_GIVEN, MIDDLE, NICKNAMES, STREETS};
 use super::output::IdBook;
-use super::shape;
+use super::shape::{self, pick};
 use super::{SourceKind, SourcePlan};
 use chrono::{Duration, NaiveDate};
 use rand::seq::SliceRandom;
@@ -315,7 +315,7 @@ impl Population {
         }
         let middle = if rng.gen_bool(0.6) { MIDDLE.choose(rng).copied() } else { None };
         let maiden = (female && age >= 25 && rng.gen_bool(0.35) && relation.is_none())
-            .then(|| *FAMILIES.choose(rng).expect("names"))
+            .then(|| *pick(rng, FAMILIES))
             .filter(|m| *m != family);
         let mut birth = self.birth_for(age, rng);
         // No two people share a family name (birth name included) and a birth date, so
@@ -333,10 +333,10 @@ impl Population {
         let guardians = if age < 18 {
             let mut g = Vec::new();
             if rng.gen_bool(0.9) {
-                g.push(("MTH", *FEMALE_GIVEN.choose(rng).expect("names")));
+                g.push(("MTH", *pick(rng, FEMALE_GIVEN)));
             }
             if g.is_empty() || rng.gen_bool(0.55) {
-                g.push(("FTH", *MALE_GIVEN.choose(rng).expect("names")));
+                g.push(("FTH", *pick(rng, MALE_GIVEN)));
             }
             g
         } else {
@@ -386,7 +386,7 @@ impl Population {
             relation: Some(Relation::PossibleMatchOf(prev.key.clone())),
         };
         if person.is_minor() {
-            person.guardians.push(("MTH", *FEMALE_GIVEN.choose(rng).expect("names")));
+            person.guardians.push(("MTH", *pick(rng, FEMALE_GIVEN)));
         }
         person.traits.back_pain = rng.gen_bool(0.5);
         person.records = self.records(&person, &[source], rng, ids);
@@ -482,8 +482,8 @@ impl Population {
 
 fn draw_name(rng: &mut ChaCha8Rng) -> (bool, &'static str, &'static str) {
     let female = rng.gen_bool(0.52);
-    let given = if female { FEMALE_GIVEN.choose(rng) } else { MALE_GIVEN.choose(rng) }.expect("names");
-    (female, given, FAMILIES.choose(rng).expect("names"))
+    let given = *pick(rng, if female { FEMALE_GIVEN } else { MALE_GIVEN });
+    (female, given, *pick(rng, FAMILIES))
 }
 
 fn draw_traits(age: i32, female: bool, rng: &mut ChaCha8Rng) -> Traits {

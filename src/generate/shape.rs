@@ -77,7 +77,7 @@ impl Ctx<'_> {
     }
 
     pub fn clinician(&mut self) -> Value {
-        let id = self.directory.practitioners.choose(self.rng).expect("every source has clinicians");
+        let id = pick(self.rng, &self.directory.practitioners);
         reference("Practitioner", id)
     }
 
@@ -86,7 +86,7 @@ impl Ctx<'_> {
     }
 
     pub fn location(&mut self) -> Value {
-        let id = self.directory.locations.choose(self.rng).expect("every source has a site");
+        let id = pick(self.rng, &self.directory.locations);
         reference("Location", id)
     }
 
@@ -102,7 +102,18 @@ impl Ctx<'_> {
     }
 }
 
+/// One item of `list`, drawn as `SliceRandom::choose` draws it (the same draws, so a seed
+/// still gives the same population).
+// Cannot fail: every list passed is non-empty — the fixed tables of `codes`, and each source's
+// directory, built below with at least two sites and six clinicians.
+#[allow(clippy::expect_used)]
+pub fn pick<'a, T, R: Rng + ?Sized>(rng: &mut R, list: &'a [T]) -> &'a T {
+    list.choose(rng).expect("a non-empty list")
+}
+
 /// The anchor day.
+// Cannot fail: `ANCHOR` is a date literal (every generator test uses it).
+#[allow(clippy::expect_used)]
 pub fn anchor() -> NaiveDate {
     static ANCHOR_DAY: std::sync::OnceLock<NaiveDate> = std::sync::OnceLock::new();
     *ANCHOR_DAY.get_or_init(|| NaiveDate::parse_from_str(super::ANCHOR, "%Y-%m-%d").expect("anchor is a date"))
@@ -186,8 +197,8 @@ pub fn attachment(text: &str, title: &str) -> Value {
 fn npi(base9: u32) -> String {
     let digits = format!("80840{base9:09}");
     let mut sum = 0;
-    for (i, c) in digits.chars().rev().enumerate() {
-        let mut d = c.to_digit(10).expect("digits");
+    for (i, b) in digits.bytes().rev().enumerate() {
+        let mut d = u32::from(b - b'0');
         if i % 2 == 0 {
             d *= 2;
             if d > 9 {
@@ -256,8 +267,8 @@ pub(super) fn directory(
     for _ in 0..clinicians {
         let id = ids.next(source, "Practitioner");
         let female = rng.gen_bool(0.5);
-        let given = if female { FEMALE_GIVEN.choose(rng) } else { MALE_GIVEN.choose(rng) }.expect("names");
-        let family = FAMILIES.choose(rng).expect("names");
+        let given = pick(rng, if female { FEMALE_GIVEN } else { MALE_GIVEN });
+        let family = pick(rng, FAMILIES);
         resources.push(json!({
             "resourceType": "Practitioner", "id": id,
             "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": npi(rng.gen_range(100_000_000..999_999_999))}],

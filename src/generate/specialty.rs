@@ -6,11 +6,10 @@
 //! scores, a care plan.
 
 use super::codes::{self, ICD10, IMPRESSIONS, LOINC, SNOMED, STUDIES};
-use super::shape::{at, attachment, cc, coding, day, later, observation_category, reference, security, Ctx};
+use super::shape::{at, attachment, cc, coding, day, later, observation_category, pick, reference, security, Ctx};
 use super::GenerateError;
-use rand::seq::SliceRandom;
 use rand::Rng;
-use serde_json::json;
+use serde_json::{json, Value};
 
 type Result<T> = std::result::Result<T, GenerateError>;
 
@@ -26,7 +25,7 @@ pub(super) fn imaging(ctx: &mut Ctx) -> Result<()> {
         } else if n == 0 && t.hypothyroid {
             STUDIES[4]
         } else {
-            *STUDIES.choose(ctx.rng).expect("studies")
+            *pick(ctx.rng, STUDIES)
         };
         let d = ctx.days_ago(1095);
         let start = ctx.clinic_time(d);
@@ -50,7 +49,7 @@ pub(super) fn imaging(ctx: &mut Ctx) -> Result<()> {
         ctx.put(resource)?;
         let report = ctx.id("DiagnosticReport");
         let accession = format!("RAD-{}", &report[7..]);
-        let impression = *IMPRESSIONS.choose(ctx.rng).expect("impressions");
+        let impression = *pick(ctx.rng, IMPRESSIONS);
         let resource = json!({
             "resourceType": "DiagnosticReport", "id": report, "status": "final",
             "identifier": [{"system": format!("{}/sid/accession", ctx.directory.base), "value": accession}],
@@ -128,8 +127,10 @@ pub(super) fn part2_program(ctx: &mut Ctx) -> Result<()> {
             "code": cc(LOINC, code.0, code.1), "subject": ctx.patient(),
             "encounter": reference("Encounter", &enc), "effectiveDateTime": start
         });
-        for (k, v) in value.as_object().expect("object") {
-            o[k] = v.clone();
+        if let Value::Object(fields) = value {
+            for (k, v) in fields {
+                o[k] = v;
+            }
         }
         ctx.put(o)?;
         if n % 2 == 0 {

@@ -12,7 +12,7 @@ use matching::{compare, Demographics, Verdict};
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::RwLock;
+use std::sync::{PoisonError, RwLock};
 use tokio::time::Instant;
 
 /// One source's record of a person, as a member of a link.
@@ -95,6 +95,8 @@ impl From<sqlx::Error> for IdentityError {
 
 pub struct PatientIndex {
     store: Store,
+    /// Replaced whole under the write lock, so a poisoned lock still holds a complete state
+    /// and is read as it is.
     state: RwLock<IndexState>,
 }
 
@@ -103,7 +105,7 @@ impl PatientIndex {
     pub async fn open(store: Store) -> Result<PatientIndex, IdentityError> {
         let index = PatientIndex { store, state: RwLock::new(IndexState::default()) };
         let state = index.load().await?;
-        *index.state.write().expect("index lock") = state;
+        *index.state.write().unwrap_or_else(PoisonError::into_inner) = state;
         Ok(index)
     }
 
@@ -114,7 +116,7 @@ impl PatientIndex {
 
     /// The link under `gateway_id` (or under the id it was merged into).
     pub fn resolve(&self, gateway_id: &str) -> Option<PatientLink> {
-        let state = self.state.read().expect("index lock");
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let id = state.aliases.get(gateway_id).map_or(gateway_id, String::as_str);
         state.links.get(id).cloned()
     }
@@ -123,24 +125,24 @@ impl PatientIndex {
     pub fn gateway_id_of(&self, source: &str, source_patient_id: &str) -> Option<String> {
         self.state
             .read()
-            .expect("index lock")
+            .unwrap_or_else(PoisonError::into_inner)
             .by_member
             .get(&(source.to_string(), source_patient_id.to_string()))
             .cloned()
     }
 
     pub fn links(&self) -> Vec<PatientLink> {
-        self.state.read().expect("index lock").links.values().cloned().collect()
+        self.state.read().unwrap_or_else(PoisonError::into_inner).links.values().cloned().collect()
     }
 
     pub fn possible_matches(&self) -> Vec<PossibleMatch> {
-        self.state.read().expect("index lock").possible.clone()
+        self.state.read().unwrap_or_else(PoisonError::into_inner).possible.clone()
     }
 
     /// Source records holding an identifier with this value (any system), with their
     /// demographics: what enrollment checks a medical record number against.
     pub fn records_with_identifier(&self, value: &str) -> Vec<(String, String, Demographics)> {
-        let state = self.state.read().expect("index lock");
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
         let value = value.trim();
         let mut found: Vec<_> = state
             .demographics
@@ -154,7 +156,7 @@ impl PatientIndex {
 
     /// Sources the last rebuild could not read (their patients may be missing from links).
     pub fn unread_sources(&self) -> Vec<String> {
-        self.state.read().expect("index lock").unread.clone()
+        self.state.read().unwrap_or_else(PoisonError::into_inner).unread.clone()
     }
 
     /// Re-reads every source's patients, recomputes links, keeps existing gateway ids, and
@@ -260,7 +262,7 @@ impl PatientIndex {
         state.unread = report.failed_sources.iter().map(|(s, _)| s.clone()).collect();
         state.demographics = nodes.into_iter().map(|(s, id, d)| ((s, id), d)).collect();
         report.links = state.links.len();
-        *self.state.write().expect("index lock") = state;
+        *self.state.write().unwrap_or_else(PoisonError::into_inner) = state;
         Ok(report)
     }
 }

@@ -127,6 +127,24 @@ pub struct Labeler {
     part2_sources: HashSet<String>,
 }
 
+/// Why label rules do not compile: each names the rule and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LabelError {
+    #[error("label rule #{0} has an empty id")]
+    EmptyId(usize),
+    #[error("label rule `{0}`: the id must not contain spaces")]
+    SpaceInId(String),
+    #[error("label rule `{0}`: the id is reserved for labels not made by a rule")]
+    ReservedId(String),
+    #[error("label rule `{0}`: the id must not contain `:`")]
+    ColonInId(String),
+    #[error("label rule `{0}`: duplicate id")]
+    DuplicateId(String),
+    /// A matcher of the rule is wrong (unknown label code, malformed range, bad check digit …).
+    #[error("label rule `{id}`: {message}")]
+    Rule { id: String, message: String },
+}
+
 /// The suffix of a rule id in the explanation when the rule matched by words only (a term
 /// or an ingredient name), not by a listed code: `pregnancy:words`.
 pub const BY_WORDS: &str = ":words";
@@ -135,27 +153,29 @@ impl Labeler {
     /// Compiles rules; errors name the rule id and what is wrong (unknown label code,
     /// malformed ICD-10-CM range such as "F16-F10" or "X", a LOINC or SNOMED CT code with a
     /// wrong check digit, empty matcher, duplicate id …).
-    pub fn new(rules: &[LabelRuleConfig]) -> Result<Labeler, String> {
+    pub fn new(rules: &[LabelRuleConfig]) -> Result<Labeler, LabelError> {
         let mut seen = HashSet::new();
         let mut compiled = Vec::with_capacity(rules.len());
         for (n, config) in rules.iter().enumerate() {
             let id = config.id.trim();
             if id.is_empty() {
-                return Err(format!("label rule #{} has an empty id", n + 1));
+                return Err(LabelError::EmptyId(n + 1));
             }
             if id != config.id || id.chars().any(char::is_whitespace) {
-                return Err(format!("label rule `{}`: the id must not contain spaces", config.id));
+                return Err(LabelError::SpaceInId(config.id.clone()));
             }
             if id == FROM_SOURCE || id == FROM_PART2_PROGRAM || id.starts_with("propagated:") {
-                return Err(format!("label rule `{id}`: the id is reserved for labels not made by a rule"));
+                return Err(LabelError::ReservedId(id.to_string()));
             }
             if id.contains(':') {
-                return Err(format!("label rule `{id}`: the id must not contain `:`"));
+                return Err(LabelError::ColonInId(id.to_string()));
             }
             if !seen.insert(id) {
-                return Err(format!("label rule `{id}`: duplicate id"));
+                return Err(LabelError::DuplicateId(id.to_string()));
             }
-            compiled.push(rules::Rule::compile(config).map_err(|e| format!("label rule `{id}`: {e}"))?);
+            compiled.push(
+                rules::Rule::compile(config).map_err(|message| LabelError::Rule { id: id.to_string(), message })?,
+            );
         }
         Ok(Labeler { rules: compiled, part2_sources: HashSet::new() })
     }

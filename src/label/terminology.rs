@@ -70,6 +70,18 @@ type Result<T, E = TerminologyError> = std::result::Result<T, E>;
 
 /// The one file under `dir` (searched a few folders deep) whose name starts with `prefix`
 /// and ends with `suffix`.
+fn missing_file(dir: &Path, prefix: &str, suffix: &str, option: &str) -> TerminologyError {
+    TerminologyError::Release {
+        dir: dir.display().to_string(),
+        message: format!("no {prefix}*{suffix} in this folder or below it: point {option} at a release folder"),
+    }
+}
+
+/// [`release_file`] of a file the release must have.
+fn required_file(dir: &Path, prefix: &str, suffix: &str, option: &str) -> Result<PathBuf> {
+    release_file(dir, prefix, suffix, option, true)?.ok_or_else(|| missing_file(dir, prefix, suffix, option))
+}
+
 fn release_file(dir: &Path, prefix: &str, suffix: &str, option: &str, required: bool) -> Result<Option<PathBuf>> {
     let mut found = Vec::new();
     let mut stack = vec![(dir.to_path_buf(), 0)];
@@ -88,10 +100,7 @@ fn release_file(dir: &Path, prefix: &str, suffix: &str, option: &str, required: 
     }
     found.sort();
     match found.len() {
-        0 if required => Err(TerminologyError::Release {
-            dir: dir.display().to_string(),
-            message: format!("no {prefix}*{suffix} in this folder or below it: point {option} at a release folder"),
-        }),
+        0 if required => Err(missing_file(dir, prefix, suffix, option)),
         0 => Ok(None),
         1 => Ok(found.pop()),
         _ => Err(TerminologyError::Release {
@@ -200,8 +209,8 @@ impl SnomedRelease {
     /// type is-a (116680003, whatever their characteristic type) between concepts count.
     pub fn load(dir: &Path) -> Result<SnomedRelease> {
         const OPT: &str = "--snomed-rf2";
-        let concept_file = release_file(dir, "sct2_Concept_Snapshot", ".txt", OPT, true)?.expect("required");
-        let relationship_file = release_file(dir, "sct2_Relationship_Snapshot", ".txt", OPT, true)?.expect("required");
+        let concept_file = required_file(dir, "sct2_Concept_Snapshot", ".txt", OPT)?;
+        let relationship_file = required_file(dir, "sct2_Relationship_Snapshot", ".txt", OPT)?;
         let description_file = release_file(dir, "sct2_Description_Snapshot", ".txt", OPT, false)?;
         let mut release = SnomedRelease::default();
 
@@ -382,8 +391,8 @@ impl RxNormRelease {
     /// release). Only SAB=RXNORM rows whose SUPPRESS is N count.
     pub fn load(dir: &Path) -> Result<RxNormRelease> {
         const OPT: &str = "--rxnorm-rrf";
-        let conso_file = release_file(dir, "RXNCONSO", ".RRF", OPT, true)?.expect("required");
-        let rel_file = release_file(dir, "RXNREL", ".RRF", OPT, true)?.expect("required");
+        let conso_file = required_file(dir, "RXNCONSO", ".RRF", OPT)?;
+        let rel_file = required_file(dir, "RXNREL", ".RRF", OPT)?;
         let mut release = RxNormRelease::default();
         let mut name_is_own: HashSet<u64> = HashSet::new();
         each_line(&conso_file, |_, line| {

@@ -69,11 +69,11 @@ fn compile_errors_name_the_rule_and_the_problem() {
         (icd("", "HIV", &["B20"]), "empty id"),
     ];
     for (config, expected) in cases {
-        let err = Labeler::new(std::slice::from_ref(&config)).unwrap_err();
+        let err = Labeler::new(std::slice::from_ref(&config)).unwrap_err().to_string();
         assert!(err.contains(expected), "{}: {err}", config.id);
         assert!(config.id.is_empty() || err.contains(&format!("`{}`", config.id)), "{err}");
     }
-    let err = Labeler::new(&[icd("twice", "HIV", &["B20"]), icd("twice", "STD", &["A56"])]).unwrap_err();
+    let err = Labeler::new(&[icd("twice", "HIV", &["B20"]), icd("twice", "STD", &["A56"])]).unwrap_err().to_string();
     assert!(err.contains("`twice`: duplicate id"), "{err}");
 }
 

@@ -16,6 +16,10 @@ pub enum PolicyError {
     Unreadable { file: String, message: String },
     #[error("{file}: {key}: {message}")]
     Invalid { file: String, key: String, message: String },
+    #[error(transparent)]
+    Labels(#[from] crate::label::LabelError),
+    #[error("minors.jurisdiction: `{0}` is not one of minors.jurisdictions")]
+    UnknownJurisdiction(String),
 }
 
 /// The policy as written in `policy.toml`.
@@ -212,6 +216,8 @@ impl PolicyConfig {
 
     /// The policy shipped with Portico (config/policy.toml and config/labels.toml, built
     /// in), used when the config names no policy file.
+    // Cannot fail at run time: the files are built in, and the config tests load them.
+    #[allow(clippy::expect_used)]
     pub fn embedded() -> PolicyConfig {
         let config: PolicyConfig =
             parse(EMBEDDED_POLICY, "(built-in policy.toml)").expect("the built-in policy parses");
@@ -237,7 +243,7 @@ impl PolicyConfig {
                 let (file, key, message) = e.located();
                 PolicyError::Invalid { file, key, message }
             })?;
-        Labeler::new(&config.label_rules).map_err(|m| invalid(labels_file, "label_rules".into(), m))?;
+        Labeler::new(&config.label_rules).map_err(|e| invalid(labels_file, "label_rules".into(), e.to_string()))?;
         config.validate().map_err(|(k, m)| invalid(file, k, m))?;
         Ok(config)
     }
@@ -397,9 +403,10 @@ impl PolicyConfig {
         Ok(())
     }
 
-    /// The jurisdiction in force.
-    pub fn jurisdiction(&self) -> &Jurisdiction {
-        self.minors.jurisdictions.iter().find(|j| j.name == self.minors.jurisdiction).expect("validated")
+    /// The jurisdiction in force (loading checks that there is one; [`crate::policy::Policy::new`]
+    /// refuses a config without it).
+    pub fn jurisdiction(&self) -> Option<&Jurisdiction> {
+        self.minors.jurisdictions.iter().find(|j| j.name == self.minors.jurisdiction)
     }
 }
 

@@ -4,7 +4,7 @@
 //! excluded document types and held results, proxies lose what the minor's age band keeps
 //! from them and the services the minor consents to alone at that age, and apps lose what their scopes do not grant — scopes never widen.
 
-use super::config::{PolicyConfig, ProxyAccess};
+use super::config::{Jurisdiction, PolicyConfig, PolicyError, ProxyAccess};
 use super::holds::{self, PatientLedger};
 use super::minors;
 use super::released::{Finish, Released};
@@ -56,14 +56,20 @@ pub struct PolicyContext {
 
 pub struct Policy {
     config: PolicyConfig,
+    /// `config`'s jurisdiction in force.
+    jurisdiction: Jurisdiction,
     labeler: std::sync::Arc<Labeler>,
     zone: FixedOffset,
 }
 
 impl Policy {
-    pub fn new(config: PolicyConfig, zone: FixedOffset) -> Result<Policy, String> {
+    pub fn new(config: PolicyConfig, zone: FixedOffset) -> Result<Policy, PolicyError> {
         let labeler = Labeler::new(&config.label_rules)?.with_part2_sources(config.part2_sources.iter().cloned());
-        Ok(Policy { config, labeler: std::sync::Arc::new(labeler), zone })
+        let jurisdiction = config
+            .jurisdiction()
+            .cloned()
+            .ok_or_else(|| PolicyError::UnknownJurisdiction(config.minors.jurisdiction.clone()))?;
+        Ok(Policy { config, jurisdiction, labeler: std::sync::Arc::new(labeler), zone })
     }
 
     pub fn config(&self) -> &PolicyConfig {
@@ -172,8 +178,7 @@ impl Policy {
             .patient()
             .and_then(|p| minors::age_of(p, now, self.zone))
             .ok_or_else(|| Denied::NoAccess("birth date unknown".into()))?;
-        let jurisdiction = self.config.jurisdiction();
-        match minors::band(jurisdiction, age) {
+        match minors::band(&self.jurisdiction, age) {
             None if *adult_granted => Ok(None),
             None => Err(Denied::NoAccess("the patient is an adult and has not granted access".into())),
             Some(band) if band.assent_required && !teen_assent => {
@@ -184,7 +189,7 @@ impl Policy {
             }
             Some(band) => Ok(Some(MinorProxy {
                 access: band.proxy,
-                minor_consented: minors::minor_consented_labels(&self.config.minors, jurisdiction, age),
+                minor_consented: minors::minor_consented_labels(&self.config.minors, &self.jurisdiction, age),
             })),
         }
     }

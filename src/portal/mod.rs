@@ -13,6 +13,8 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::sync::LazyLock;
 
+// Cannot fail at run time: the templates are built in, and the page tests render each of them.
+#[allow(clippy::expect_used)]
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, text) in [

@@ -12,7 +12,7 @@ use crate::fhir::search::{self as fsearch, SearchError};
 use crate::fhir::{self, PATIENT_COMPARTMENT_TYPES};
 use crate::sources::files::ResourceStore;
 use axum::http::StatusCode;
-use chrono::FixedOffset;
+use chrono::{Offset, Utc};
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
 
@@ -163,7 +163,7 @@ fn patient_id(value: &str) -> Result<&str, Refusal> {
 /// Runs a search of `resource_type` (already known to be supported) and answers the
 /// searchset page. `raw_query` is the query string exactly as received.
 pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient: bool) -> Result<Value, Refusal> {
-    let zone = FixedOffset::east_opt(0).expect("UTC");
+    let zone = Utc.fix();
     let pairs = decode_pairs(raw_query).map_err(bad)?;
     let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(name, _)| is_patient_param(resource_type, name));

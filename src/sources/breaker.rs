@@ -2,13 +2,15 @@
 //! called for `cooldown`; then one probe call is let through, and its outcome closes the
 //! circuit or opens it again. It only counts; it never calls anything itself.
 
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 #[derive(Debug)]
 pub struct CircuitBreaker {
     threshold: u32,
     cooldown: Duration,
+    /// Never left half-updated (no call inside the lock can panic), so a poisoned lock's
+    /// state is still good and is used as it is.
     state: Mutex<State>,
 }
 
@@ -36,7 +38,7 @@ impl CircuitBreaker {
     }
 
     pub fn permit(&self) -> Permit {
-        let mut s = self.state.lock().expect("breaker lock");
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match s.open_until {
             None => Permit::Closed,
             Some(until) if Instant::now() < until => Permit::Open,
@@ -49,12 +51,12 @@ impl CircuitBreaker {
     }
 
     pub fn record_success(&self) {
-        let mut s = self.state.lock().expect("breaker lock");
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         *s = State::default();
     }
 
     pub fn record_failure(&self) {
-        let mut s = self.state.lock().expect("breaker lock");
+        let mut s = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         s.consecutive_failures += 1;
         s.probe_in_flight = false;
         if s.consecutive_failures >= self.threshold {
@@ -63,11 +65,11 @@ impl CircuitBreaker {
     }
 
     pub fn consecutive_failures(&self) -> u32 {
-        self.state.lock().expect("breaker lock").consecutive_failures
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).consecutive_failures
     }
 
     pub fn is_open(&self) -> bool {
-        self.state.lock().expect("breaker lock").open_until.is_some()
+        self.state.lock().unwrap_or_else(PoisonError::into_inner).open_until.is_some()
     }
 }
 

@@ -127,7 +127,7 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
     // The labels a parent may not see at each age, from the policy in force (the shipped one).
     let policy = portico::policy::PolicyConfig::load(&root().join("config/policy.toml")).unwrap();
     let consented_at = |age: i32| -> BTreeSet<String> {
-        let j = policy.jurisdiction();
+        let j = policy.jurisdiction().expect("the shipped policy names its jurisdiction");
         j.consent
             .iter()
             .filter(|c| i64::from(c.from_age) <= i64::from(age))

@@ -7,7 +7,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::clients::ClientRecord;
@@ -92,11 +92,16 @@ fn decoding_key(k: &Value, alg: Algorithm) -> Option<DecodingKey> {
 #[derive(Clone)]
 pub(super) struct KeyCache {
     fetched: moka::future::Cache<String, Arc<Value>>,
+    /// One insert or lookup per lock: a poisoned lock's map is still good and is used.
     refetched: Arc<Mutex<HashMap<String, Instant>>>,
     http: reqwest::Client,
 }
 
 impl KeyCache {
+    // Cannot fail: with rustls and only a redirect policy and a timeout set, reqwest's builder
+    // has no TLS backend, certificate or proxy setting to refuse (`Clients::new`, and the tests
+    // that call it, take no error).
+    #[allow(clippy::expect_used)]
     pub fn new() -> KeyCache {
         KeyCache {
             fetched: moka::future::Cache::builder().max_capacity(10_000).time_to_live(CACHE_TTL).build(),
@@ -142,7 +147,7 @@ impl KeyCache {
     }
 
     fn may_refetch(&self, client_id: &str) -> bool {
-        let mut map = self.refetched.lock().expect("refetch lock");
+        let mut map = self.refetched.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
         map.retain(|_, t| now.duration_since(*t) < REFETCH_FLOOR);
         if map.contains_key(client_id) {

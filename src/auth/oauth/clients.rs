@@ -193,11 +193,11 @@ impl Clients {
         .bind(secret_hash)
         .bind(spec.jwks)
         .bind(spec.jwks_uri)
-        .bind(serde_json::to_string(&spec.redirect_uris).expect("strings serialise"))
+        .bind(crate::json::text(&spec.redirect_uris))
         .bind(spec.scopes.join(" "))
         .bind(crypto::ts(Utc::now()))
         .bind(spec.partner.as_ref().map(|p| p.purpose.clone()))
-        .bind(spec.partner.as_ref().map(|p| serde_json::to_string(&p.groups).expect("strings serialise")))
+        .bind(spec.partner.as_ref().map(|p| crate::json::text(&p.groups)))
         .execute(&self.store.pool)
         .await?;
         tracing::info!(%client_id, kind = kind.as_str(), "oauth client registered");
@@ -336,11 +336,11 @@ impl Clients {
             .bind(secret_hash)
             .bind(&spec.jwks)
             .bind(&spec.jwks_uri)
-            .bind(serde_json::to_string(&spec.redirect_uris).expect("strings serialise"))
+            .bind(crate::json::text(&spec.redirect_uris))
             .bind(spec.scopes.join(" "))
             .bind(&now)
             .bind(spec.partner.as_ref().map(|p| p.purpose.clone()))
-            .bind(spec.partner.as_ref().map(|p| serde_json::to_string(&p.groups).expect("strings serialise")))
+            .bind(spec.partner.as_ref().map(|p| crate::json::text(&p.groups)))
             .execute(&mut *tx)
             .await?;
         }
@@ -484,7 +484,7 @@ impl Spec {
             }
             (true, Some(ClientKeys::Jwks(text))) => {
                 let set = parse_jwks(&text).map_err(|m| ClientError::invalid(key("jwks"), m))?;
-                (Some(serde_json::to_string(&set).expect("JSON serialises")), None)
+                (Some(crate::json::text(&set)), None)
             }
             (true, Some(ClientKeys::JwksUri(uri))) => {
                 check_https_or_loopback(&uri).map_err(|m| ClientError::invalid(key("jwks_uri"), m))?;

@@ -16,7 +16,7 @@ fn check(text: &str) -> Result<PolicyConfig, String> {
 fn the_shipped_policy_is_valid_and_holds_nothing_by_default() {
     let p = check(&demo_text()).unwrap();
     assert!(p.holds.rules.is_empty(), "no blanket delay of results by default");
-    assert_eq!(p.jurisdiction().name, "default");
+    assert_eq!(p.jurisdiction().unwrap().name, "default");
     assert_eq!(p.part2_sources, vec!["behavioral"]);
 }
 
