@@ -11,6 +11,8 @@
 //! "10000,1000"), BENCH_EXPORT_SOURCES (4), BENCH_EXPORT_SEED (1), BENCH_EXPORT_DIR
 //! (target/bench-export), BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's
 //! config). Generated populations are kept and reused (generation is deterministic).
+// A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod baseline;
 mod bulk_client;

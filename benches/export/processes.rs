@@ -100,7 +100,7 @@ pub fn machine() -> String {
         .find(|l| l.starts_with("model name"))
         .and_then(|l| l.split(':').nth(1))
         .map_or("unknown CPU".to_string(), |m| m.trim().to_string());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     let mem_gb = status_mem_total().map_or(0.0, |kb| kb as f64 / 1024.0 / 1024.0);
     format!("{cores} cores ({model}), {mem_gb:.0} GB RAM")
 }

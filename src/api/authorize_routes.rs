@@ -73,9 +73,8 @@ fn display_name(patient: &serde_json::Value) -> String {
 }
 
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
-    let mut url = match url::Url::parse(redirect_uri) {
-        Ok(u) => u,
-        Err(_) => return PageError::bad_request("The app's return address is not valid.").into_response(),
+    let Ok(mut url) = url::Url::parse(redirect_uri) else {
+        return PageError::bad_request("The app's return address is not valid.").into_response();
     };
     {
         let mut q = url.query_pairs_mut();
@@ -114,7 +113,7 @@ async fn start(state: Arc<ApiState>, jar: CookieJar, params: AuthorizeParams) ->
         Err(r) => return Ok(refusal(r)),
     };
     let (jar, mut s) = session(&state, jar).await?;
-    s.data["authorize"] = serde_json::to_value(&pending).expect("serializable");
+    s.data["authorize"] = crate::json::value(&pending);
     state.sessions.save(&s).await?;
     let next = if s.account_id.is_some() { "/authorize/pick" } else { "/login" };
     Ok((jar, see_other(next)).into_response())
@@ -181,7 +180,7 @@ async fn pick(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -
         return Err(PageError::bad_request("Choose one of the records listed."));
     }
     p.link_id = Some(chosen);
-    s.data["authorize"] = serde_json::to_value(&p).expect("serializable");
+    s.data["authorize"] = crate::json::value(&p);
     state.sessions.save(&s).await?;
     Ok((jar, see_other("/authorize/consent")).into_response())
 }

@@ -184,9 +184,8 @@ async fn progress(
         Ok(j) => j,
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
-    let records = match super::authorize_routes::records_of(&state, &account).await {
-        Ok(r) => r,
-        Err(_) => return (jar, failure(RecordPageError::Unavailable, &s)).into_response(),
+    let Ok(records) = super::authorize_routes::records_of(&state, &account).await else {
+        return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
     };
     let Some(choice) = records.into_iter().find(|r| r.id == link_id) else {
         return (jar, failure(RecordPageError::NotFound, &s)).into_response();

@@ -71,10 +71,8 @@ pub(super) fn wants_zip(pairs: &[(String, String)], headers: &HeaderMap) -> bool
     for item in accept.split(',') {
         let mut parts = item.split(';');
         let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
-            .next()
-            .unwrap_or(1.0);
+        let q =
+            parts.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).unwrap_or(1.0);
         let zip = match media.as_str() {
             "application/zip" => true,
             "application/fhir+json" | "application/json" | "*/*" | "application/*" => false,

@@ -40,7 +40,7 @@ impl ApiError {
             ApiError::Read(ReadError::UnsupportedType(_)) => {
                 (StatusCode::NOT_FOUND, Issue::error("not-supported", text))
             }
-            ApiError::Read(ReadError::Search(_)) | ApiError::Read(ReadError::BadRequest(_)) => {
+            ApiError::Read(ReadError::Search(_) | ReadError::BadRequest(_)) => {
                 (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
             }
             ApiError::Read(ReadError::Forbidden(_)) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),

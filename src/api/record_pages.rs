@@ -224,9 +224,8 @@ async fn menu(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Response {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let records = match records_of(&state, &account).await {
-        Ok(r) => r,
-        Err(_) => return failure(RecordPageError::Unavailable, &s),
+    let Ok(records) = records_of(&state, &account).await else {
+        return failure(RecordPageError::Unavailable, &s);
     };
     let response = match records.as_slice() {
         [] => see_other("/enroll"),

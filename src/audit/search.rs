@@ -53,7 +53,7 @@ impl AuditQuery {
                         .parse()
                         .ok()
                         .filter(|n| (1..=500).contains(n))
-                        .ok_or_else(|| "_count must be 1 to 500".to_string())?
+                        .ok_or_else(|| "_count must be 1 to 500".to_string())?;
                 }
                 "_format" => {}
                 other => {

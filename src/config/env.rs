@@ -13,7 +13,7 @@ pub fn apply_overrides(table: &mut toml::Table, vars: &[(String, String)]) -> Re
         if NOT_KEYS.contains(&name.as_str()) {
             continue;
         }
-        let path: Vec<String> = name["PORTICO_".len()..].split("__").map(|p| p.to_ascii_lowercase()).collect();
+        let path: Vec<String> = name["PORTICO_".len()..].split("__").map(str::to_ascii_lowercase).collect();
         if path.len() < 2 || path.iter().any(String::is_empty) {
             return Err((
                 name.clone(),
@@ -36,7 +36,7 @@ fn scalar(raw: &str) -> toml::Value {
 }
 
 fn set(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
-    let (first, rest) = path.split_first().expect("non-empty path");
+    let Some((first, rest)) = path.split_first() else { return Err("the variable names no setting".into()) };
     if rest.is_empty() {
         table.insert(first.clone(), value);
         return Ok(());

@@ -206,7 +206,7 @@ fn default_cache_records() -> u64 {
     1000
 }
 pub fn default_types() -> Vec<String> {
-    crate::fhir::PATIENT_COMPARTMENT_TYPES.iter().map(|s| s.to_string()).collect()
+    crate::fhir::PATIENT_COMPARTMENT_TYPES.iter().map(std::string::ToString::to_string).collect()
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -159,7 +159,7 @@ impl DownloadJobs {
         format: Format,
     ) -> Result<String, DownloadJobError> {
         let params = DownloadParams { link: link_id.to_string(), format: format_name(format).to_string() };
-        let params = serde_json::to_string(&params).expect("params serialize");
+        let params = crate::json::text(&params);
         let client = &access.viewer.actor;
         if let Some(id) = self.jobs.active_like(client, KIND, &params).await? {
             return Ok(id);
@@ -323,7 +323,7 @@ fn write_file(record: &WholeRecord, format: Format, base_url: &str, path: &Path)
         }
     };
     out.flush()?;
-    let file = out.into_inner().map_err(|e| e.into_error())?;
+    let file = out.into_inner().map_err(std::io::IntoInnerError::into_error)?;
     file.sync_all()?;
     Ok(())
 }

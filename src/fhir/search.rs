@@ -260,7 +260,7 @@ pub fn parse(
             });
         }
         let values: Vec<String> = raw_value.split(',').map(str::to_string).collect();
-        if values.iter().any(|v| v.is_empty()) {
+        if values.iter().any(std::string::String::is_empty) {
             return Err(SearchError::BadValue { param: name.into(), message: "empty value".into() });
         }
         if def.kind == Date {

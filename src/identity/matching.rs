@@ -142,7 +142,7 @@ impl Demographics {
             }
         }
         for a in strs(patient.get("address")) {
-            let line = strs(a.get("line")).filter_map(Value::as_str).next().map(normalize_street);
+            let line = strs(a.get("line")).find_map(Value::as_str).map(normalize_street);
             let zip = a.get("postalCode").and_then(Value::as_str).map(|z| z.chars().take(5).collect::<String>());
             if let (Some(line), Some(zip)) = (line, zip) {
                 d.addresses.insert(format!("{line}|{zip}"));

@@ -54,7 +54,7 @@ impl IcdPattern {
         };
         let n = low.len().min(high.len());
         if low[..n] > high[..n] {
-            return Err(format!("ICD-10-CM range `{text}` runs backwards ({} comes after {})", low, high));
+            return Err(format!("ICD-10-CM range `{text}` runs backwards ({low} comes after {high})"));
         }
         Ok(IcdPattern { low, high })
     }

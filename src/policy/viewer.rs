@@ -87,7 +87,7 @@ impl Viewer {
     pub fn from_spec(spec: &str, scopes: Option<&str>) -> Result<Viewer, String> {
         let parts: Vec<&str> = spec.split(':').collect();
         let role = match parts.as_slice() {
-            ["patient"] | ["self"] => Role::Patient,
+            ["patient" | "self"] => Role::Patient,
             ["staff"] => Role::Staff,
             ["proxy", rel, flags @ ..] if !rel.is_empty() => {
                 if let Some(bad) = flags.iter().find(|f| !matches!(**f, "assent" | "adult-granted")) {

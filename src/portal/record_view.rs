@@ -334,7 +334,7 @@ fn condition(r: &Value) -> Item {
         .detail(
             "Confirmed?",
             match verification {
-                Some("provisional") | Some("differential") | Some("unconfirmed") => Some("Not yet confirmed".into()),
+                Some("provisional" | "differential" | "unconfirmed") => Some("Not yet confirmed".into()),
                 Some("refuted") => Some("Ruled out".into()),
                 _ => None,
             },
@@ -349,7 +349,7 @@ fn encounter(r: &Value, lookup: &Lookup<'_>, now: DateTime<Utc>) -> (Item, bool)
     let kind = match class {
         Some("AMB") => Some("Office or clinic visit".to_string()),
         Some("EMER") => Some("Emergency department".to_string()),
-        Some("IMP") | Some("ACUTE") => Some("Hospital stay".to_string()),
+        Some("IMP" | "ACUTE") => Some("Hospital stay".to_string()),
         Some("VR") => Some("Virtual visit".to_string()),
         Some("HH") => Some("Home visit".to_string()),
         _ => r.pointer("/class/display").and_then(Value::as_str).map(str::to_string),

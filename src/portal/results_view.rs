@@ -229,7 +229,7 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
                 match series.iter_mut().find(|s| s.key == key && s.unit == unit) {
                     Some(s) => s.points.push((when, point)),
                     None => {
-                        series.push(Series { key, name, unit, range: range_bounds(r), points: vec![(when, point)] })
+                        series.push(Series { key, name, unit, range: range_bounds(r), points: vec![(when, point)] });
                     }
                 }
             }

@@ -32,14 +32,14 @@ impl TokenBook {
     pub(super) fn issue(&self, ttl: Duration, epoch: u64) -> String {
         let token = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
         let now = Instant::now();
-        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let mut tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens.retain(|_, (expires, issued_in)| *expires > now && *issued_in == epoch);
         tokens.insert(token.clone(), (now + ttl, epoch));
         token
     }
 
     pub(super) fn is_live(&self, token: &str, epoch: u64) -> bool {
-        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        let tokens = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         tokens.get(token).is_some_and(|(expires, issued_in)| *expires > Instant::now() && *issued_in == epoch)
     }
 }

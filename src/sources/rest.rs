@@ -107,7 +107,7 @@ impl RestSource {
                 let mode = entry.pointer("/search/mode").and_then(Value::as_str).unwrap_or("match");
                 match entry.get("resource") {
                     Some(r) if mode == "match" && crate::fhir::resource_type(r) == Some(resource_type) => {
-                        out.push(r.clone())
+                        out.push(r.clone());
                     }
                     _ => {}
                 }
@@ -156,7 +156,7 @@ impl RestSource {
             // Unreachable, erroring, too slow for the deadline or refusing our credentials:
             // the source is unhealthy for us.
             Err(SourceError::Auth { .. } | SourceError::Unavailable { .. } | SourceError::DeadlineExceeded { .. }) => {
-                self.breaker.record_failure()
+                self.breaker.record_failure();
             }
             // It answered (even if with a 4xx or an odd body): it is up.
             _ => self.breaker.record_success(),

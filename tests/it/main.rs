@@ -6,7 +6,9 @@
 //! Tests of different modules now share one process and run concurrently: a test must not
 //! change process-wide state (environment variables, the current directory). Pass settings
 //! to the gateway or the child process instead (`Command::env`, the config text).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests may unwrap and expect (Cargo.toml's [lints] deny them outside tests), and their
+// fixtures' tuple types are spelled out where they are used.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::type_complexity)]
 
 mod common;
 

@@ -68,7 +68,7 @@ async fn only_record(b: &Browser) -> String {
 fn region(html: &str, id: &str) -> Option<String> {
     let at = html.find(&format!("data-testid=\"{id}\""))?;
     let start = html[..at].rfind('<')?;
-    let tag: String = html[start + 1..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+    let tag: String = html[start + 1..].chars().take_while(char::is_ascii_alphanumeric).collect();
     let (open, close) = (format!("<{tag}"), format!("</{tag}>"));
     let mut depth = 0;
     let mut i = start;

@@ -55,9 +55,9 @@ impl Clients {
         let post_secret = form.get("client_secret");
         let assertion = form.get("client_assertion");
         let assertion_type = form.get("client_assertion_type");
-        let methods = basic.is_some() as u8
-            + post_secret.is_some() as u8
-            + (assertion.is_some() || assertion_type.is_some()) as u8;
+        let methods = u8::from(basic.is_some())
+            + u8::from(post_secret.is_some())
+            + u8::from(assertion.is_some() || assertion_type.is_some());
         if methods > 1 {
             return Err(OAuthError::invalid_request("use exactly one client authentication method"));
         }
@@ -243,7 +243,7 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     let unform = |s: &str| {
         percent_encoding::percent_decode_str(&s.replace('+', " "))
             .decode_utf8()
-            .map(|c| c.into_owned())
+            .map(std::borrow::Cow::into_owned)
             .map_err(|_| malformed())
     };
     let (id, secret) = (unform(id)?, unform(secret)?);
