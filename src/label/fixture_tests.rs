@@ -4,6 +4,7 @@
 //! does; ids stay the sources' own ids (references are relative, so they still resolve).
 
 use super::*;
+use crate::aggregate::provenance::SOURCE_TAG_SYSTEM;
 use crate::sources::files::ResourceStore;
 use std::collections::HashMap;
 use std::path::Path;

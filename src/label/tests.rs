@@ -2,6 +2,7 @@
 //! kept, no duplicates, confidentiality never lowered, Part 2 and propagation.
 
 use super::*;
+use crate::aggregate::provenance::SOURCE_TAG_SYSTEM;
 use serde_json::json;
 
 fn rule(id: &str, sensitivity: &str, confidentiality: Option<&str>) -> LabelRuleConfig {

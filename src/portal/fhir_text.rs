@@ -171,6 +171,7 @@ impl<'a> Lookup<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aggregate::provenance::SOURCE_TAG_SYSTEM;
     use serde_json::json;
 
     #[test]
