@@ -235,7 +235,7 @@ mod tests {
                 "patient/Observation.read",
             ]
             .iter()
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .collect(),
         }
     }

@@ -70,16 +70,16 @@ mod tests {
 
     #[test]
     fn keyset_pages_do_not_skip_or_repeat_when_items_are_added() {
-        let keys = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let first = page_after(keys(&["a", "c", "e", "g"]), |s| s.clone(), None, 2);
+        let keys = |v: &[&str]| v.iter().map(ToString::to_string).collect::<Vec<_>>();
+        let first = page_after(keys(&["a", "c", "e", "g"]), Clone::clone, None, 2);
         assert_eq!(first.items, vec!["a", "c"]);
         let cursor = decode_cursor(first.next.as_deref().unwrap()).unwrap();
         // "b" arrived before "c" was served and "d" after it: the next page starts after "c".
-        let second = page_after(keys(&["a", "b", "c", "d", "e", "g"]), |s| s.clone(), Some(&cursor), 2);
+        let second = page_after(keys(&["a", "b", "c", "d", "e", "g"]), Clone::clone, Some(&cursor), 2);
         assert_eq!(second.items, vec!["d", "e"]);
         let third = page_after(
             keys(&["a", "b", "c", "d", "e", "g"]),
-            |s| s.clone(),
+            Clone::clone,
             Some(&decode_cursor(second.next.as_deref().unwrap()).unwrap()),
             2,
         );

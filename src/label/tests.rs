@@ -15,7 +15,7 @@ fn rule(id: &str, sensitivity: &str, confidentiality: Option<&str>) -> LabelRule
 }
 
 fn icd(id: &str, sensitivity: &str, codes: &[&str]) -> LabelRuleConfig {
-    LabelRuleConfig { icd10cm: codes.iter().map(|c| c.to_string()).collect(), ..rule(id, sensitivity, Some("R")) }
+    LabelRuleConfig { icd10cm: codes.iter().map(ToString::to_string).collect(), ..rule(id, sensitivity, Some("R")) }
 }
 
 fn starter() -> Labeler {
@@ -327,8 +327,8 @@ fn reads_every_coding_wherever_it_sits_but_never_meta_notes_or_narrative() {
         json!({"resourceType": "Patient", "id": "p", "extension": [{"url": "x", "valueCodeableConcept": hiv}]}),
     ];
     label(&starter(), &mut record);
-    for i in 0..6 {
-        assert_eq!(codes(&record[i]), ["HIV", "R"], "{}", record[i]["id"]);
+    for r in &record[..6] {
+        assert_eq!(codes(r), ["HIV", "R"], "{}", r["id"]);
     }
     assert_eq!(codes(&record[6]), Vec::<String>::new(), "meta, notes and the narrative are not read");
     assert_eq!(codes(&record[7]), Vec::<String>::new(), "the Patient is never labelled by rules");
@@ -359,13 +359,13 @@ fn words_label_unknown_codes_with_a_telling_display_and_nothing_else() {
         display("Observation", "h", "Body weight"),
     ];
     let why = label(&labeler, &mut record);
-    for i in 0..4 {
-        assert!(!codes(&record[i]).is_empty(), "{} should be labelled", record[i]["id"]);
+    for r in &record[..4] {
+        assert!(!codes(r).is_empty(), "{} should be labelled", r["id"]);
     }
     assert_eq!(why["Procedure/a"], ["pregnancy:words"]);
     assert_eq!(why["MedicationRequest/d"], ["adhd:words"]);
-    for i in 4..8 {
-        assert!(codes(&record[i]).is_empty(), "{} must not be labelled: {:?}", record[i]["id"], codes(&record[i]));
+    for r in &record[4..8] {
+        assert!(codes(r).is_empty(), "{} must not be labelled: {:?}", r["id"], codes(r));
     }
 }
 

@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn a_backend_client_needs_a_known_purpose_and_system_scopes() {
         let p = |purpose: &str, groups: &[&str]| {
-            Some(PartnerProfile { purpose: purpose.into(), groups: groups.iter().map(|g| g.to_string()).collect() })
+            Some(PartnerProfile { purpose: purpose.into(), groups: groups.iter().map(ToString::to_string).collect() })
         };
         let sys = allowed("system/*.rs");
         let ok = check_partner(ClientKind::Backend, p("treat", &["g1", "g2", "g1"]), &sys, "").unwrap().unwrap();

@@ -132,7 +132,7 @@ fn part2_goes_to_partners_only_with_consent_or_in_an_emergency_and_is_stamped() 
     let (released, ex) = p.decide(&r, &viewer("partner:hie:TREAT"), &with_consent).unwrap();
     assert!(ex.iter().any(|e| e.resource == "Observation/oud" && e.rules == vec!["part2:released:consent"]));
     let oud = released.get("Observation", "oud").unwrap();
-    assert!(label_codes(oud).is_superset(&["R", "42CFRPart2", "NORDSCLCD"].iter().map(|s| s.to_string()).collect()));
+    assert!(label_codes(oud).is_superset(&["R", "42CFRPart2", "NORDSCLCD"].iter().map(ToString::to_string).collect()));
     assert!(released.notices().iter().any(|n| n.diagnostics.contains("42 CFR part 2")));
     assert!(
         !decided(&p, &r, &viewer("partner:other:TREAT"), &with_consent)["Observation/oud"].0.eq(&Decision::Shown),
@@ -243,7 +243,7 @@ fn released_copies_lose_references_to_withheld_items_and_proxies_lose_sensitivit
     let (released, _) = p.decide(&r, &viewer("staff"), &ctx()).unwrap();
     assert_eq!(
         label_codes(released.get("Condition", "sti").unwrap()),
-        ["R", "STD"].iter().map(|s| s.to_string()).collect()
+        ["R", "STD"].iter().map(ToString::to_string).collect()
     );
     assert!(released.notices().is_empty(), "no withheld-notice for staff");
     // Make the encounter visible to a proxy by dropping its minor-consented label.
