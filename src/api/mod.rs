@@ -1,10 +1,11 @@
-//! HTTP routers (axum), merged into one by [`router`]: the FHIR API and Bulk Data `$export`
-//! at `/fhir`, the authorization server (`/authorize`, `/token`, `/introspect`, `/revoke`,
-//! `/jwks`, `/.well-known/…`), sign-in and accounts (local and OIDC), the record pages and
-//! downloads at `/records`, `/admin` for HIM staff, `/health` and `/metrics`. Handlers are
-//! thin: extract, call one domain function, render. Each surface has its own error form: FHIR
-//! endpoints answer OperationOutcomes ([`error`], and `export_routes` for `$export`), OAuth
-//! endpoints RFC 6749 error JSON (`oauth`), pages an HTML error page (`pages`).
+//! HTTP routers (axum), merged into one by [`router`]: the front door (`/`), the FHIR API and
+//! Bulk Data `$export` at `/fhir`, the authorization server (`/authorize`, `/token`,
+//! `/introspect`, `/revoke`, `/jwks`, `/.well-known/…`), sign-in and accounts (local and OIDC),
+//! the record pages and downloads at `/records`, `/admin` for HIM staff, `/health` and
+//! `/metrics`. Handlers are thin: extract, call one domain function, render. Each surface has
+//! its own error form: FHIR endpoints answer OperationOutcomes ([`error`], and `export_routes`
+//! for `$export`), OAuth endpoints RFC 6749 error JSON (`oauth`), pages an HTML error page
+//! (`pages`).
 
 mod account_routes;
 mod admin;
@@ -16,6 +17,7 @@ pub mod error;
 mod export_routes;
 mod fhir_routes;
 mod health;
+mod home;
 mod metrics;
 mod oauth;
 mod oidc_routes;
@@ -61,6 +63,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/fhir", fhir_routes::router(state.clone()).merge(export_routes::router(state.clone())))
         .merge(health::router(state.clone()))
+        .merge(home::router(state.clone()))
         .merge(admin::router(state.clone()))
         .merge(well_known::router(state.clone()))
         .merge(account_routes::router(state.clone()))

@@ -19,6 +19,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, text) in [
         ("base.html", include_str!("templates/base.html")),
+        ("home.html", include_str!("templates/home.html")),
         ("login.html", include_str!("templates/login.html")),
         ("register.html", include_str!("templates/register.html")),
         ("enroll.html", include_str!("templates/enroll.html")),

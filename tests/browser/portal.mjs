@@ -69,6 +69,15 @@ async function main() {
   const adult = config.adult;
   const bob = await run.person('adult');
 
+  await run.step('front door: says what this is and leads to sign-in', async () => {
+    const { page } = bob;
+    await page.goto(run.url('/'));
+    await run.screenshot(page, 'front-door');
+    run.check((await textOf(page, 'main')).includes('patient access gateway'), 'the front door says what this is');
+    await Promise.all([page.waitForURL('**/login'), page.getByRole('link', { name: 'Sign in', exact: true }).click()]);
+    run.ok('its Sign in link leads to the sign-in page');
+  });
+
   await run.step('sign-in page: a wrong password is refused plainly and nothing opens', async () => {
     const { page } = bob;
     await page.goto(run.url('/login'));
@@ -99,7 +108,7 @@ async function main() {
     run.check(pathOf(page) !== '/enroll', 'the right details connect the record', page.url());
   });
 
-  await run.axe(bob, ['/login', '/register', '/enroll'], 'signed-out and enrollment pages');
+  await run.axe(bob, ['/', '/login', '/register', '/enroll'], 'front door, signed-out and enrollment pages');
 
   let home = null;
   await run.step('adult: his record home, sections and no banner while every system is up', async () => {

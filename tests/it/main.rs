@@ -30,6 +30,7 @@ mod cli;
 mod download_jobs;
 mod downloads;
 mod fhir_api;
+mod front_door;
 mod generated_population;
 mod metrics;
 mod oauth_tokens;
