@@ -223,7 +223,8 @@ async fn nothing_dangles_and_no_withheld_text_reaches_proxies_apps_or_partners()
     // viewer, patient, text only withheld resources carry ('|'-separated, case-insensitive)
     for (name, patient, forbidden) in [
         ("maya-mother", "ehr/pt-10007", "chlamydia|gonorrh|pregnan|gonadotropin|hcg|contracept|camila|norethindrone|depress|phq|confidential|well child"),
-        ("noah-father", "ehr/pt-10009", "anxiety|gad-7|gad7|f41|spirometry|thyrotropin"),
+        // `f41.` is the ICD-10 code (F41.1): a random hex id may hold the three characters `f41`.
+        ("noah-father", "ehr/pt-10009", "anxiety|gad-7|gad7|f41.|spirometry|thyrotropin"),
         ("ethan-mother", "ehr/pt-10008", ""),
         ("olivia-granted", "ehr/pt-10010", ""),
         ("bob-lab-app", "ehr/pt-10001", "metformin|lisinopril|amlodipine|simvastatin|penicillin|hypertension|blood pressure|tobacco|ultrasound|emergency department"),
