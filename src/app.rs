@@ -5,7 +5,7 @@
 use crate::aggregate::Aggregator;
 use crate::api::{self, ApiState};
 use crate::config::{Config, SourceConfig, SourceKindName};
-use crate::fhir::time::{days_since, parse_utc_offset};
+use crate::fhir::time::days_since;
 use crate::identity::PatientIndex;
 use crate::policy::holds::PolicyLedger;
 use crate::policy::Policy;
@@ -38,14 +38,11 @@ pub enum AppError {
     Oidc(#[from] crate::auth::oidc::OidcError),
     #[error("policy: {0}")]
     Policy(#[from] crate::policy::PolicyError),
+    /// What [`crate::settings`] refuses (a config built without it is validated here).
+    #[error(transparent)]
+    Settings(#[from] crate::settings::SettingsError),
     #[error("source {source_name}: {message}")]
     Simulator { source_name: String, message: String },
-    /// A config built without [`Config::load`] (which loads the policy with it).
-    #[error("the config has no policy loaded")]
-    NoPolicy,
-    /// A config built without [`Config::load`] (which checks `server.utc_offset`).
-    #[error("server.utc_offset: `{0}` is not a UTC offset")]
-    UtcOffset(String),
     /// A config built without [`Config::load`] (which checks that these sources name a path).
     #[error("source {0}: a files or simulated source needs a path")]
     NoPath(String),
@@ -69,14 +66,21 @@ pub struct App {
     refresher: Option<tokio::task::JoinHandle<()>>,
     /// `config.server.utc_offset`, parsed.
     zone: chrono::FixedOffset,
+    /// The dev tokens' credentials (from the validated settings).
+    dev_tokens: crate::auth::DevTokens,
 }
 
 impl App {
-    /// Opens everything the config names and builds the patient index once.
+    /// Validates the settings a loaded config names (see [`crate::settings`]), then
+    /// [`App::from_settings`].
     pub async fn build(config: Config) -> Result<App, AppError> {
+        Self::from_settings(crate::settings::Settings::from_config(config)?).await
+    }
+
+    /// Opens everything the settings name and builds the patient index once.
+    pub async fn from_settings(settings: crate::settings::Settings) -> Result<App, AppError> {
+        let crate::settings::Settings { config, policy: policy_config, zone, dev_viewers } = settings;
         let store = Store::open(&config.database.url, config.database.max_connections).await?;
-        let zone = parse_utc_offset(&config.server.utc_offset)
-            .ok_or_else(|| AppError::UtcOffset(config.server.utc_offset.clone()))?;
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut simulators = Vec::new();
         for sc in &config.sources {
@@ -118,7 +122,6 @@ impl App {
             tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
         }
         tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
-        let policy_config = config.policy_config.clone().ok_or(AppError::NoPolicy)?;
         let policy = Arc::new(Policy::new(policy_config, zone)?);
         let aggregator = Arc::new(Aggregator::new(
             sources.clone(),
@@ -163,6 +166,7 @@ impl App {
             Some(c) => Some(Arc::new(crate::auth::oidc::OidcLogin::new(c, &config.base_dir)?)),
             None => None,
         };
+        let dev_tokens = crate::auth::DevTokens::from_settings(config.server.dev_token.as_deref(), &dev_viewers);
         Ok(App {
             exports,
             oauth,
@@ -177,6 +181,7 @@ impl App {
             simulators,
             refresher: Some(refresher),
             zone,
+            dev_tokens,
         })
     }
 
@@ -209,7 +214,7 @@ impl App {
             min_password_length: self.config.auth.password_min_length,
             aggregator: self.aggregator.clone(),
             base_url: self.config.fhir_base_url(),
-            tokens: crate::auth::DevTokens::from_config(&self.config.server),
+            tokens: self.dev_tokens.clone(),
             max_query_bytes: self.config.server.max_query_bytes,
             started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             exports: self.exports.clone(),

@@ -17,6 +17,7 @@ pub mod label;
 pub mod policy;
 pub mod portal;
 pub mod read;
+pub mod settings;
 pub mod simulator;
 pub mod sources;
 pub mod store;

@@ -415,8 +415,10 @@ fn load(path: &std::path::Path) -> Result<Config, String> {
 async fn run(command: Command) -> Result<(), String> {
     match command {
         Command::CheckConfig { file } => {
-            let config = load(&file)?;
-            println!("{}: ok ({} sources)", file.display(), config.sources.len());
+            // Everything `serve` would refuse before opening the database: the config, the
+            // policy it names, the zone and the dev tokens' viewers.
+            let settings = portico::settings::Settings::load(&file).map_err(|e| e.to_string())?;
+            println!("{}: ok ({} sources)", file.display(), settings.config.sources.len());
             Ok(())
         }
         Command::Serve { config, listen } => {

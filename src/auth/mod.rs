@@ -13,7 +13,6 @@ pub mod oauth;
 pub mod oidc;
 pub mod sessions;
 
-use crate::config::ServerConfig;
 use crate::policy::{Role, Viewer};
 use subtle::ConstantTimeEq;
 
@@ -125,12 +124,12 @@ pub struct DevTokens {
 }
 
 impl DevTokens {
-    /// From `server.dev_token` (staff) and `server.dev_tokens` (validated with the config).
-    pub fn from_config(server: &ServerConfig) -> DevTokens {
+    /// From `server.dev_token` (staff) and the dev tokens' viewers the settings checked.
+    pub fn from_settings(staff_token: Option<&str>, viewers: &[crate::settings::DevViewer]) -> DevTokens {
         let mut entries = Vec::new();
-        if let Some(t) = &server.dev_token {
+        if let Some(t) = staff_token {
             entries.push((
-                t.clone(),
+                t.to_string(),
                 Access {
                     viewer: Viewer::new("dev-token:staff", Role::Staff),
                     patients: PatientScope::Any,
@@ -138,14 +137,12 @@ impl DevTokens {
                 },
             ));
         }
-        for (i, t) in server.dev_tokens.iter().enumerate() {
-            let Ok(mut viewer) = Viewer::from_spec(&t.viewer, t.scopes.as_deref()) else { continue };
-            viewer.actor = format!("dev-token:{i}:{}", t.viewer);
-            let patients = match t.patient.as_deref().and_then(|p| p.split_once('/')) {
-                Some((source, id)) => PatientScope::Person { source: source.into(), source_patient_id: id.into() },
+        for t in viewers {
+            let patients = match &t.patient {
+                Some((source, id)) => PatientScope::Person { source: source.clone(), source_patient_id: id.clone() },
                 None => PatientScope::Any,
             };
-            entries.push((t.token.clone(), Access { viewer, patients, groups: t.groups.clone() }));
+            entries.push((t.token.clone(), Access { viewer: t.viewer.clone(), patients, groups: t.groups.clone() }));
         }
         DevTokens { entries }
     }
@@ -171,22 +168,17 @@ impl DevTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DevToken;
+    use crate::settings::DevViewer;
 
     #[test]
     fn only_exact_tokens_pass_and_each_stands_for_its_viewer() {
-        let server = ServerConfig {
-            dev_token: Some("0123456789abcdef-demo".into()),
-            dev_tokens: vec![DevToken {
-                token: "mother-of-maya-0123".into(),
-                viewer: "proxy:MTH".into(),
-                patient: Some("ehr/pt-10007".into()),
-                scopes: None,
-                groups: None,
-            }],
-            ..ServerConfig::default()
+        let mother = DevViewer {
+            token: "mother-of-maya-0123".into(),
+            viewer: Viewer::from_spec("proxy:MTH", None).unwrap(),
+            patient: Some(("ehr".into(), "pt-10007".into())),
+            groups: None,
         };
-        let t = DevTokens::from_config(&server);
+        let t = DevTokens::from_settings(Some("0123456789abcdef-demo"), &[mother]);
         assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-demo")).unwrap().viewer.role, Role::Staff);
         let proxy = t.authenticate(Some("bearer mother-of-maya-0123")).unwrap();
         assert!(matches!(proxy.viewer.role, Role::Proxy { .. }));

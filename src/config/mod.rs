@@ -1,6 +1,8 @@
-//! Typed configuration: the TOML file, `PORTICO_…` environment overrides, and validation.
-//! Owns every knob the gateway reads at start-up. It must never start anything or touch
-//! the network: a config either loads into a [`Config`] or is refused with a
+//! Typed configuration: the TOML file, `PORTICO_…` environment overrides, and validation of
+//! what the file says on its own. Owns every knob the gateway reads at start-up. It must
+//! never start anything or touch the network, and it imports nothing further down the road:
+//! the policy file it names, the zone and the dev tokens' viewers are checked by
+//! [`crate::settings`]. A config either loads into a [`Config`] or is refused with a
 //! [`ConfigError`] that names the file, the key and what is wrong.
 
 mod auth;
@@ -23,9 +25,6 @@ pub enum ConfigError {
     Unreadable { file: String, message: String },
     #[error("{file}: {key}: {message}")]
     Invalid { file: String, key: String, message: String },
-    /// The policy file the config names is broken (the message names its file and key).
-    #[error("{0}")]
-    Policy(String),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,9 +48,9 @@ pub struct Config {
     /// the partner rosters (Groups).
     #[serde(default)]
     pub export: ExportConfig,
-    /// The policy file, loaded and validated with the config.
+    /// The file the config was read from (as errors name it).
     #[serde(skip)]
-    pub policy_config: Option<crate::policy::PolicyConfig>,
+    pub file: String,
     /// The folder the config file lives in; relative paths in the config resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -430,12 +429,8 @@ impl Config {
             invalid(if key == "." { "(top level)".into() } else { key }, e.into_inner().message().to_string())
         })?;
         config.base_dir = base_dir.to_path_buf();
+        config.file = file.to_string();
         config.validate().map_err(|(key, msg)| invalid(key, msg))?;
-        config.policy_config = Some(match &config.policy.file {
-            Some(f) => crate::policy::PolicyConfig::load(&config.base_dir.join(f))
-                .map_err(|e| ConfigError::Policy(e.to_string()))?,
-            None => crate::policy::PolicyConfig::embedded(),
-        });
         Ok(config)
     }
 
@@ -473,25 +468,7 @@ impl Config {
                     format!("dev tokens are allowed only when listening on loopback, not {listen}"),
                 ));
             }
-            let viewer =
-                crate::policy::Viewer::from_spec(&t.viewer, t.scopes.as_deref()).map_err(|m| (key("viewer"), m))?;
-            match (&t.patient, viewer.is_patient_facing()) {
-                (None, true) => {
-                    return Err((key("patient"), "is required for a patient or proxy viewer (source/source-id)".into()))
-                }
-                (Some(_), false) => return Err((key("patient"), "is only for patient and proxy viewers".into())),
-                (Some(p), true) if !p.contains('/') => {
-                    return Err((key("patient"), format!("`{p}` is not source/source-id")))
-                }
-                _ => {}
-            }
-            if t.groups.is_some() && viewer.is_patient_facing() {
-                return Err((key("groups"), "is only for staff and partner viewers".into()));
-            }
         }
-        crate::fhir::time::parse_utc_offset(&self.server.utc_offset).ok_or_else(|| {
-            ("server.utc_offset".to_string(), format!("`{}` is not UTC or ±HH:MM", self.server.utc_offset))
-        })?;
         if self.server.default_page_size == 0 || self.server.default_page_size > self.server.max_page_size {
             return Err(("server.default_page_size".into(), "must be between 1 and server.max_page_size".into()));
         }
