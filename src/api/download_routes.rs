@@ -146,11 +146,11 @@ async fn zip_for_link(
 /// The same answer for a link of another account, a made-up one and a record this
 /// account may no longer open.
 fn no_such_record() -> PageError {
-    PageError {
-        status: StatusCode::NOT_FOUND,
-        title: "Not found",
-        message: "There is no such record to download. Go back to your account and choose the record again.".into(),
-    }
+    PageError::new(
+        StatusCode::NOT_FOUND,
+        "Not found",
+        "There is no such record to download. Go back to your account and choose the record again.",
+    )
 }
 
 /// One of the signed-in account's records, downloaded as `format`.

@@ -24,12 +24,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 fn not_configured() -> Response {
-    PageError { status: StatusCode::NOT_FOUND, title: "Not found", message: "There is no such page.".into() }
-        .into_response()
+    PageError::new(StatusCode::NOT_FOUND, "Not found", "There is no such page.").into_response()
 }
 
 fn sign_in_failed(status: StatusCode, message: impl Into<String>) -> PageError {
-    PageError { status, title: "Sign-in did not complete", message: message.into() }
+    PageError::new(status, "Sign-in did not complete", message)
 }
 
 /// The provider sends the browser back here.

@@ -9,27 +9,40 @@ use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::context;
 
-/// An error shown as a page (never a redirect to an unverified address).
+/// An error shown as a page (never a redirect to an unverified address): the one error
+/// form of every HTML page. Outside an account it is the plain error page; for a signed-in
+/// visitor ([`PageError::signed_in`]) it keeps the account's frame (sign-out, a way back to
+/// the records).
 #[derive(Debug)]
 pub struct PageError {
     pub status: StatusCode,
     pub title: &'static str,
     pub message: String,
+    /// The signed-in visitor's CSRF token (for the sign-out form), when in the frame.
+    frame: Option<String>,
 }
 
 impl PageError {
+    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> PageError {
+        PageError { status, title, message: message.into(), frame: None }
+    }
     pub fn bad_request(message: impl Into<String>) -> PageError {
-        PageError { status: StatusCode::BAD_REQUEST, title: "Something is not right", message: message.into() }
+        PageError::new(StatusCode::BAD_REQUEST, "Something is not right", message)
     }
     pub fn forbidden(message: impl Into<String>) -> PageError {
-        PageError { status: StatusCode::FORBIDDEN, title: "Not allowed", message: message.into() }
+        PageError::new(StatusCode::FORBIDDEN, "Not allowed", message)
     }
     pub fn unavailable() -> PageError {
-        PageError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            title: "Please try again",
-            message: "Something went wrong on our side. Please try again in a moment.".into(),
-        }
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Please try again",
+            "Something went wrong on our side. Please try again in a moment.",
+        )
+    }
+    /// The same error inside the signed-in visitor's frame.
+    pub fn signed_in(mut self, session: &Session) -> PageError {
+        self.frame = Some(session.csrf_token.clone());
+        self
     }
 }
 
@@ -42,10 +55,16 @@ impl From<crate::store::StoreError> for PageError {
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let html = crate::portal::render(
-            "error.html",
-            context! { title => self.title, message => self.message, signed_in => false },
-        );
+        let html = match &self.frame {
+            None => crate::portal::render(
+                "error.html",
+                context! { title => self.title, message => self.message, signed_in => false },
+            ),
+            Some(csrf) => crate::portal::render(
+                "record_message.html",
+                context! { title => self.title, message => self.message, signed_in => true, csrf => csrf },
+            ),
+        };
         page(self.status, html, None)
     }
 }

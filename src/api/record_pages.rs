@@ -6,7 +6,7 @@
 //! signed-in account's answers exactly like one that does not exist.
 
 use super::authorize_routes::{records_of, RecordChoice};
-use super::pages::{check_csrf, field, form_fields, page, see_other, session_cookie};
+use super::pages::{check_csrf, field, form_fields, page, see_other, session_cookie, PageError};
 use super::ApiState;
 use crate::auth::accounts::PatientLink;
 use crate::auth::sessions::{Session, COOKIE};
@@ -81,38 +81,37 @@ pub(super) async fn visitor(state: &ApiState, jar: CookieJar) -> Result<(CookieJ
         }
         Err(e) => {
             tracing::error!(error = %e, "session store failed on a record page");
-            Err(super::pages::PageError::unavailable().into_response())
+            Err(PageError::unavailable().into_response())
         }
     }
 }
 
 /// A plain message page that keeps the signed-in frame (sign-out button).
-pub(super) fn message(status: StatusCode, s: &Session, title: &str, text: &str) -> Response {
-    let html = crate::portal::render(
-        "record_message.html",
-        json!({"title": title, "message": text, "signed_in": true, "csrf": s.csrf_token}),
-    );
-    page(status, html, None)
+pub(super) fn message(status: StatusCode, s: &Session, title: &'static str, text: &str) -> Response {
+    PageError::new(status, title, text).signed_in(s).into_response()
 }
 
-pub(super) fn failure(e: RecordPageError, s: &Session) -> Response {
-    match e {
-        RecordPageError::NotFound => {
-            message(StatusCode::NOT_FOUND, s, "Page not found", "We could not find that page. It may have moved, or the address may be mistyped.")
+impl From<RecordPageError> for PageError {
+    fn from(e: RecordPageError) -> PageError {
+        match e {
+            RecordPageError::NotFound => PageError::new(
+                StatusCode::NOT_FOUND,
+                "Page not found",
+                "We could not find that page. It may have moved, or the address may be mistyped.",
+            ),
+            RecordPageError::NotAvailable => PageError::new(
+                StatusCode::FORBIDDEN,
+                "This record is not available to you right now",
+                "Your access to this record has changed — for example when a child turns 12 or 18, or when access ends. Harbor Health Information Management can help: 360-555-0100.",
+            ),
+            RecordPageError::Unavailable => PageError::unavailable(),
         }
-        RecordPageError::NotAvailable => message(
-            StatusCode::FORBIDDEN,
-            s,
-            "This record is not available to you right now",
-            "Your access to this record has changed — for example when a child turns 12 or 18, or when access ends. Harbor Health Information Management can help: 360-555-0100.",
-        ),
-        RecordPageError::Unavailable => message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            s,
-            "Please try again",
-            "Something went wrong on our side. Please try again in a moment.",
-        ),
     }
+}
+
+/// A record page's error, in the signed-in frame.
+pub(super) fn failure(e: RecordPageError, s: &Session) -> Response {
+    PageError::from(e).signed_in(s).into_response()
 }
 
 /// A record opened by the signed-in account: the link, the released record, and every
