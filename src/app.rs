@@ -41,8 +41,12 @@ pub enum AppError {
     /// What [`crate::settings`] refuses (a config built without it is validated here).
     #[error(transparent)]
     Settings(#[from] crate::settings::SettingsError),
-    #[error("source {source_name}: {message}")]
-    Simulator { source_name: String, message: String },
+    /// A `simulated` source's folder that does not load.
+    #[error("source {source_name}: {problem}")]
+    SimulatorData { source_name: String, problem: crate::sources::files::LoadError },
+    /// A `simulated` source's in-process server that does not start.
+    #[error("source {source_name}: {problem}")]
+    SimulatorStart { source_name: String, problem: std::io::Error },
     /// A config built without [`Config::load`] (which checks that these sources name a path).
     #[error("source {0}: a files or simulated source needs a path")]
     NoPath(String),
@@ -79,7 +83,7 @@ impl App {
 
     /// Opens everything the settings name and builds the patient index once.
     pub async fn from_settings(settings: crate::settings::Settings) -> Result<App, AppError> {
-        let crate::settings::Settings { config, policy: policy_config, zone, dev_viewers } = settings;
+        let crate::settings::Settings { config, policy: policy_config, zone, dev_viewers, clients, oidc } = settings;
         let store = Store::open(&config.database.url, config.database.max_connections).await?;
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut simulators = Vec::new();
@@ -94,8 +98,8 @@ impl App {
                 }
                 SourceKindName::Simulated => {
                     let dir = path.ok_or_else(|| AppError::NoPath(sc.name.clone()))?;
-                    let fail = |message: String| AppError::Simulator { source_name: sc.name.clone(), message };
-                    let data = ResourceStore::load(&dir, shift).map_err(fail)?;
+                    let data = ResourceStore::load(&dir, shift)
+                        .map_err(|problem| AppError::SimulatorData { source_name: sc.name.clone(), problem })?;
                     let options = SimulatorOptions {
                         name: sc.display_name().to_string(),
                         latency: sc.latency.std(),
@@ -104,7 +108,7 @@ impl App {
                     };
                     let running = simulator::start(data, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                         .await
-                        .map_err(|e| fail(e.to_string()))?;
+                        .map_err(|problem| AppError::SimulatorStart { source_name: sc.name.clone(), problem })?;
                     let rest = SourceConfig {
                         kind: SourceKindName::Fhir,
                         url: Some(running.base_url().to_string()),
@@ -159,11 +163,11 @@ impl App {
             })
         };
         let ledger = PolicyLedger::new(store.clone());
-        let oauth = crate::auth::oauth::OAuth::start(&config, store.clone(), index.clone()).await?;
+        let oauth = crate::auth::oauth::OAuth::start(&config, &clients, store.clone(), index.clone()).await?;
         let accounts =
             Arc::new(crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone()));
-        let oidc = match &config.auth.oidc {
-            Some(c) => Some(Arc::new(crate::auth::oidc::OidcLogin::new(c, &config.base_dir)?)),
+        let oidc = match oidc {
+            Some(s) => Some(Arc::new(crate::auth::oidc::OidcLogin::from_settings(s)?)),
             None => None,
         };
         let dev_tokens = crate::auth::DevTokens::from_settings(config.server.dev_token.as_deref(), &dev_viewers);

@@ -11,12 +11,17 @@ use portico::simulator::{self, SimulatorOptions};
 use portico::sources::files::ResourceStore;
 use portico::App;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
 #[command(name = "portico", version, about = "SMART-on-FHIR patient access gateway")]
 struct Cli {
+    /// The config file, for every command that reads one (also after the subcommand:
+    /// `portico serve --config FILE`).
+    #[arg(long, global = true, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
+    config: PathBuf,
     #[command(subcommand)]
     command: Command,
 }
@@ -25,14 +30,13 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         /// Listen address (overrides server.listen).
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Load and validate a config file, then exit (non-zero when it is broken).
-    CheckConfig { file: PathBuf },
+    /// Load and validate a config file (FILE, else --config), then exit (non-zero when it
+    /// is broken).
+    CheckConfig { file: Option<PathBuf> },
     /// Serve one fixture folder as a FHIR R4 server that behaves like a hospital system.
     Simulate {
         /// Folder of FHIR JSON Bundles / NDJSON files.
@@ -78,8 +82,6 @@ enum Command {
     },
     /// Release a held result to the patient (HIM, after the clinician has reviewed it).
     Release {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         /// Gateway patient id, or source/source-id.
         #[arg(long)]
         patient: String,
@@ -97,8 +99,6 @@ enum Command {
     },
     /// Set the labels a patient wants to see only after clinician review (empty clears).
     HoldPreference {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         patient: String,
         /// Comma-separated label codes, e.g. HIV,GDIS.
@@ -129,8 +129,6 @@ enum Command {
     /// List the patient index: each linked person, its records and why they were linked,
     /// and possible matches left for a human.
     Patients {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -160,8 +158,6 @@ enum LabelsCommand {
     /// Every record of the patient index as labelled: counts per category and type, and the
     /// gaps to review (no label, but a word of `review_terms` in a display or text).
     Report {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         json: bool,
     },
@@ -173,8 +169,6 @@ enum PolicyCommand {
     Check { file: PathBuf },
     /// Every resource of a record with the decision for a viewer, the rules and labels.
     Explain {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         /// Gateway patient id, or source/source-id.
         #[arg(long)]
         patient: String,
@@ -215,18 +209,13 @@ enum TerminologyCommand {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Recompute every link of the access log's chain; exit 1 naming the first broken entry.
-    Verify {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
-    },
+    Verify,
 }
 
 #[derive(Subcommand)]
 enum ClientCommand {
     /// Register an app; prints its client_id (and a confidential client's secret, once).
     Register {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         name: String,
         /// public, confidential-symmetric, confidential-asymmetric or backend (an HIE partner:
@@ -267,14 +256,9 @@ enum ClientCommand {
         #[arg(long)]
         kid: String,
     },
-    List {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
-    },
+    List,
     /// Disable an app (its tokens stop working).
     Disable {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         client_id: String,
     },
@@ -284,8 +268,6 @@ enum ClientCommand {
 enum AccountCommand {
     /// Create a local account; the password is read from standard input (never an argument).
     Create {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         username: String,
         #[arg(long)]
@@ -293,8 +275,6 @@ enum AccountCommand {
     },
     /// Grant a local account proxy access to a patient record (parent, guardian, caregiver).
     Grant {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         username: String,
         /// The patient record, source/source-id.
@@ -320,15 +300,11 @@ enum AccountCommand {
     },
     /// The records an account may open, with their link ids.
     Links {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         username: String,
     },
     /// End an account's access to a record (tokens stop on their next request).
     Terminate {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         link: String,
         /// deceased, left the practice, revoked …
@@ -342,8 +318,6 @@ enum AccountCommand {
 #[derive(Subcommand)]
 enum ConsentCommand {
     Grant {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         patient: String,
         #[arg(long)]
@@ -358,8 +332,6 @@ enum ConsentCommand {
         by: String,
     },
     Revoke {
-        #[arg(long, env = "PORTICO_CONFIG", default_value = "config/portico.toml")]
-        config: PathBuf,
         #[arg(long)]
         id: String,
     },
@@ -375,18 +347,83 @@ fn operator() -> portico::auth::Access {
     }
 }
 
-async fn him_for(config: &std::path::Path) -> Result<(App, portico::him::Him), String> {
-    let app = App::build(load(config)?).await.map_err(|e| e.to_string())?;
+async fn him_for(config: &Path) -> Result<(App, portico::him::Him), CliError> {
+    let app = App::build(load(config)?).await?;
     let him = portico::him::Him::new(app.aggregator.clone(), app.ledger.clone());
     Ok((app, him))
+}
+
+/// Why a command failed; printed as `portico: {message}`, exit code 1. The library's errors
+/// print as they are.
+#[derive(Debug, thiserror::Error)]
+enum CliError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Settings(#[from] portico::settings::SettingsError),
+    #[error(transparent)]
+    App(#[from] portico::AppError),
+    #[error(transparent)]
+    Him(#[from] portico::him::HimError),
+    #[error(transparent)]
+    Read(#[from] portico::read::ReadError),
+    #[error(transparent)]
+    Policy(#[from] portico::policy::PolicyError),
+    #[error(transparent)]
+    Viewer(#[from] portico::policy::ViewerError),
+    #[error(transparent)]
+    ReviewTerms(#[from] portico::label::WordsError),
+    #[error(transparent)]
+    Terminology(#[from] portico::label::terminology::TerminologyError),
+    #[error(transparent)]
+    Generate(#[from] portico::generate::GenerateError),
+    #[error(transparent)]
+    Store(#[from] portico::store::StoreError),
+    #[error(transparent)]
+    Account(#[from] portico::auth::accounts::AccountError),
+    #[error(transparent)]
+    Client(#[from] portico::auth::oauth::ClientError),
+    #[error(transparent)]
+    ClientKind(#[from] portico::auth::oauth::RegistrationError),
+    #[error(transparent)]
+    Files(#[from] portico::sources::files::LoadError),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    /// The gateway's listener or server failed while serving.
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot listen on {address}: {problem}")]
+    Listen { address: String, problem: std::io::Error },
+    #[error("cannot serve on {address}: {problem}")]
+    Simulate { address: SocketAddr, problem: std::io::Error },
+    #[error("--fail-rate {0} must be between 0 and 1")]
+    FailRate(f64),
+    #[error("--page-size must be at least 1")]
+    PageSize,
+    #[error("--require-client-credentials must be ID:SECRET")]
+    ClientCredentials,
+    #[error("--at {value}: {problem}")]
+    At { value: String, problem: chrono::ParseError },
+    #[error("cannot read the password from standard input: {0}")]
+    Password(std::io::Error),
+    #[error("no account {0}")]
+    NoAccount(String),
+    #[error("no live access link {0}")]
+    NoLink(String),
+    #[error("no live consent {0}")]
+    NoConsent(String),
+    #[error("access log broken at entry {0}: it was changed, removed or inserted after the fact")]
+    AuditBroken(i64),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(run(cli.command)),
-        Err(e) => Err(format!("cannot start the async runtime: {e}")),
+        Ok(runtime) => runtime.block_on(run(&cli.config, cli.command)),
+        Err(e) => Err(CliError::Runtime(e)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -408,32 +445,34 @@ fn init_tracing() {
     }
 }
 
-fn load(path: &std::path::Path) -> Result<Config, String> {
-    Config::load(path).map_err(|e: ConfigError| e.to_string())
+fn load(path: &Path) -> Result<Config, CliError> {
+    Ok(Config::load(path)?)
 }
 
-async fn run(command: Command) -> Result<(), String> {
+async fn run(config: &Path, command: Command) -> Result<(), CliError> {
     match command {
         Command::CheckConfig { file } => {
             // Everything `serve` would refuse before opening the database: the config, the
-            // policy it names, the zone and the dev tokens' viewers.
-            let settings = portico::settings::Settings::load(&file).map_err(|e| e.to_string())?;
+            // policy it names, the zone, the dev tokens' viewers, the registered clients and
+            // the OpenID provider.
+            let file = file.as_deref().unwrap_or(config);
+            let settings = portico::settings::Settings::load(file)?;
             println!("{}: ok ({} sources)", file.display(), settings.config.sources.len());
             Ok(())
         }
-        Command::Serve { config, listen } => {
-            let mut config = load(&config)?;
+        Command::Serve { listen } => {
+            let mut config = load(config)?;
             if let Some(l) = listen {
                 config.server.listen = l;
-                config.revalidate().map_err(|e| e.to_string())?;
+                config.revalidate()?;
             }
             let listener = tokio::net::TcpListener::bind(&config.server.listen)
                 .await
-                .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
-            config.server.listen = listener.local_addr().map_err(|e| e.to_string())?.to_string();
-            let app = App::build(config).await.map_err(|e| e.to_string())?;
+                .map_err(|problem| CliError::Listen { address: config.server.listen.clone(), problem })?;
+            config.server.listen = listener.local_addr().map_err(CliError::Io)?.to_string();
+            let app = App::build(config).await?;
             tracing::info!(base = %app.config.fhir_base_url(), "Portico is serving");
-            app.serve(listener, shutdown_signal()).await.map_err(|e| e.to_string())
+            app.serve(listener, shutdown_signal()).await.map_err(CliError::Io)
         }
         Command::Simulate {
             source,
@@ -446,17 +485,17 @@ async fn run(command: Command) -> Result<(), String> {
             name,
         } => {
             if !(0.0..=1.0).contains(&fail_rate) {
-                return Err(format!("--fail-rate {fail_rate} must be between 0 and 1"));
+                return Err(CliError::FailRate(fail_rate));
             }
             if page_size == 0 {
-                return Err("--page-size must be at least 1".into());
+                return Err(CliError::PageSize);
             }
             let client_credentials = match require_client_credentials {
                 Some(pair) => {
                     let (id, secret) = pair
                         .split_once(':')
                         .filter(|(i, s)| !i.is_empty() && !s.is_empty())
-                        .ok_or("--require-client-credentials must be ID:SECRET")?;
+                        .ok_or(CliError::ClientCredentials)?;
                     Some((id.to_string(), secret.to_string()))
                 }
                 None => None,
@@ -472,22 +511,24 @@ async fn run(command: Command) -> Result<(), String> {
                 page_size,
                 ..SimulatorOptions::default()
             };
-            simulator::run(store, options, listen).await.map_err(|e| format!("cannot serve on {listen}: {e}"))
+            simulator::run(store, options, listen)
+                .await
+                .map_err(|problem| CliError::Simulate { address: listen, problem })
         }
-        Command::Labels { command: LabelsCommand::Report { config, json } } => {
-            let (app, him) = him_for(&config).await?;
+        Command::Labels { command: LabelsCommand::Report { json } } => {
+            let (app, him) = him_for(config).await?;
             let review = portico::label::report::ReviewTerms::new(&app.policy.config().review_terms)?;
             let audit = portico::audit::AuditLog::new(app.store.clone());
-            let report = him.labels_report(&operator(), &review, &audit).await.map_err(|e| e.to_string())?;
+            let report = him.labels_report(&operator(), &review, &audit).await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+                println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
                 print!("{}", report.render());
             }
             Ok(())
         }
         Command::Policy { command: PolicyCommand::Check { file } } => {
-            let p = portico::policy::PolicyConfig::load(&file).map_err(|e| e.to_string())?;
+            let p = portico::policy::PolicyConfig::load(&file)?;
             println!(
                 "{}: ok ({} label rules, {} hold rules, jurisdiction {})",
                 file.display(),
@@ -497,21 +538,20 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Policy { command: PolicyCommand::Explain { config, patient, viewer, scopes, at, json } } => {
+        Command::Policy { command: PolicyCommand::Explain { patient, viewer, scopes, at, json } } => {
             let viewer = portico::policy::Viewer::from_spec(&viewer, scopes.as_deref())?;
             let at = match at {
                 Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
-                    .map_err(|e| format!("--at {t}: {e}"))?
+                    .map_err(|problem| CliError::At { value: t.clone(), problem })?
                     .with_timezone(&chrono::Utc),
                 None => chrono::Utc::now(),
             };
-            let (app, him) = him_for(&config).await?;
-            let patient = him.patient_id(&patient).map_err(|e| e.to_string())?;
-            let explanations =
-                app.reader().explain(&operator(), &patient, &viewer, at).await.map_err(|e| e.to_string())?;
+            let (app, him) = him_for(config).await?;
+            let patient = him.patient_id(&patient)?;
+            let explanations = app.reader().explain(&operator(), &patient, &viewer, at).await?;
             if json {
                 let out = serde_json::json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations});
-                println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 println!(
                     "patient {patient}, viewer {}, at {}",
@@ -543,7 +583,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Terminology { command: TerminologyCommand::Import { labels, snomed_rf2, rxnorm_rrf, out } } => {
             use portico::label::terminology;
             let options = terminology::ImportOptions { labels, snomed_rf2, rxnorm_rrf, out };
-            let report = terminology::import(&options).map_err(|e| e.to_string())?;
+            let report = terminology::import(&options)?;
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
@@ -556,36 +596,33 @@ async fn run(command: Command) -> Result<(), String> {
             );
             Ok(())
         }
-        Command::Release { config, patient, resource, by } => {
-            let (_app, him) = him_for(&config).await?;
-            let newly = him.release(&operator(), &patient, &resource, &by).await.map_err(|e| e.to_string())?;
+        Command::Release { patient, resource, by } => {
+            let (_app, him) = him_for(config).await?;
+            let newly = him.release(&operator(), &patient, &resource, &by).await?;
             println!("{resource}: {}", if newly { "released" } else { "was already released" });
             Ok(())
         }
-        Command::HoldPreference { config, patient, labels } => {
+        Command::HoldPreference { patient, labels } => {
             let labels: Vec<String> =
                 labels.split(',').map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect();
-            let (_app, him) = him_for(&config).await?;
-            him.set_preferences(&operator(), &patient, &labels).await.map_err(|e| e.to_string())?;
+            let (_app, him) = him_for(config).await?;
+            him.set_preferences(&operator(), &patient, &labels).await?;
             println!("review-first labels for {patient}: [{}]", labels.join(","));
             Ok(())
         }
-        Command::Consent { command: ConsentCommand::Grant { config, patient, partner, purpose, part2, by } } => {
+        Command::Consent { command: ConsentCommand::Grant { patient, partner, purpose, part2, by } } => {
             let purposes: Vec<String> =
                 purpose.split(',').map(|p| p.trim().to_uppercase()).filter(|p| !p.is_empty()).collect();
-            let (_app, him) = him_for(&config).await?;
-            let id = him
-                .add_consent(&operator(), &patient, &partner, &purposes, part2, &by)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (_app, him) = him_for(config).await?;
+            let id = him.add_consent(&operator(), &patient, &partner, &purposes, part2, &by).await?;
             println!("consent {id} recorded");
             Ok(())
         }
-        Command::Consent { command: ConsentCommand::Revoke { config, id } } => {
-            let (_app, him) = him_for(&config).await?;
-            let done = him.revoke_consent(&operator(), &id).await.map_err(|e| e.to_string())?;
+        Command::Consent { command: ConsentCommand::Revoke { id } } => {
+            let (_app, him) = him_for(config).await?;
+            let done = him.revoke_consent(&operator(), &id).await?;
             if !done {
-                return Err(format!("no live consent {id}"));
+                return Err(CliError::NoConsent(id));
             }
             println!("consent {id} revoked");
             Ok(())
@@ -593,7 +630,7 @@ async fn run(command: Command) -> Result<(), String> {
         Command::Fixtures { command: FixturesCommand::Generate { patients, sources, seed, out } } => {
             let started = std::time::Instant::now();
             let options = portico::generate::GenerateOptions { patients, sources, seed, out: out.clone() };
-            let m = portico::generate::generate(&options).map_err(|e| e.to_string())?;
+            let m = portico::generate::generate(&options)?;
             println!(
                 "{}: {} patients, {} resources ({:.1} per patient, {:.1} MB) in {} sources, {:.1} s",
                 out.display(),
@@ -607,30 +644,28 @@ async fn run(command: Command) -> Result<(), String> {
             println!("serve it: portico serve --config {}", out.join(m.config_file).display());
             Ok(())
         }
-        Command::Account { command } => account_command(command).await,
-        Command::Client { command } => client_command(command).await,
-        Command::Audit { command: AuditCommand::Verify { config } } => {
-            let config = load(&config)?;
-            let store = portico::store::Store::open(&config.database.url, 2).await.map_err(|e| e.to_string())?;
-            let v = portico::audit::AuditLog::new(store).verify().await.map_err(|e| e.to_string())?;
+        Command::Account { command } => account_command(config, command).await,
+        Command::Client { command } => client_command(config, command).await,
+        Command::Audit { command: AuditCommand::Verify } => {
+            let config = load(config)?;
+            let store = portico::store::Store::open(&config.database.url, 2).await?;
+            let v = portico::audit::AuditLog::new(store).verify().await?;
             match v.first_broken {
                 None => {
                     println!("access log intact: {} entries", v.entries);
                     Ok(())
                 }
-                Some(seq) => {
-                    Err(format!("access log broken at entry {seq}: it was changed, removed or inserted after the fact"))
-                }
+                Some(seq) => Err(CliError::AuditBroken(seq)),
             }
         }
-        Command::Patients { config, json } => {
-            let config = load(&config)?;
-            let app = App::build(config).await.map_err(|e| e.to_string())?;
+        Command::Patients { json } => {
+            let config = load(config)?;
+            let app = App::build(config).await?;
             let links = app.index.links();
             let possible = app.index.possible_matches();
             if json {
                 let out = serde_json::json!({"links": links, "possible_matches": possible});
-                println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
+                println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for link in &links {
                     println!("{}", link.gateway_id);
@@ -671,25 +706,18 @@ async fn shutdown_signal() {
     tracing::info!("shutting down; finishing in-flight requests");
 }
 
-async fn account_command(command: AccountCommand) -> Result<(), String> {
+async fn account_command(config: &Path, command: AccountCommand) -> Result<(), CliError> {
     use portico::auth::accounts::grant_proxy;
     match command {
-        AccountCommand::Create { config, username, name } => {
+        AccountCommand::Create { username, name } => {
             let mut password = String::new();
-            std::io::stdin()
-                .read_line(&mut password)
-                .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
-            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
-            let id = app
-                .accounts
-                .create_local(&username, password.trim_end_matches(['\n', '\r']), &name)
-                .await
-                .map_err(|e| e.to_string())?;
+            std::io::stdin().read_line(&mut password).map_err(CliError::Password)?;
+            let app = App::build(load(config)?).await?;
+            let id = app.accounts.create_local(&username, password.trim_end_matches(['\n', '\r']), &name).await?;
             println!("account {id} created for {username}");
             Ok(())
         }
         AccountCommand::Grant {
-            config,
             username,
             patient,
             relationship,
@@ -699,7 +727,7 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
             teen_assent,
             by,
         } => {
-            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
+            let app = App::build(load(config)?).await?;
             let link = grant_proxy(
                 &app.accounts,
                 &username,
@@ -710,20 +738,14 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
                 (adult_granted, teen_assent),
                 &by,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             println!("{username} may open {patient} as {} (link {})", link.relationship, link.id);
             Ok(())
         }
-        AccountCommand::Links { config, username } => {
-            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
-            let id = app
-                .accounts
-                .id_of(&username)
-                .await
-                .map_err(|e| e.to_string())?
-                .ok_or(format!("no account {username}"))?;
-            for l in app.accounts.links(&id).await.map_err(|e| e.to_string())? {
+        AccountCommand::Links { username } => {
+            let app = App::build(load(config)?).await?;
+            let id = app.accounts.id_of(&username).await?.ok_or_else(|| CliError::NoAccount(username.clone()))?;
+            for l in app.accounts.links(&id).await? {
                 println!(
                     "{}  {}/{}  {}{}",
                     l.id,
@@ -735,10 +757,10 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
             }
             Ok(())
         }
-        AccountCommand::Terminate { config, link, reason, by } => {
-            let app = App::build(load(&config)?).await.map_err(|e| e.to_string())?;
-            match app.accounts.terminate(&link, &reason, &by).await.map_err(|e| e.to_string())? {
-                0 => Err(format!("no live access link {link}")),
+        AccountCommand::Terminate { link, reason, by } => {
+            let app = App::build(load(config)?).await?;
+            match app.accounts.terminate(&link, &reason, &by).await? {
+                0 => Err(CliError::NoLink(link)),
                 _ => {
                     println!("access {link} terminated");
                     Ok(())
@@ -748,34 +770,31 @@ async fn account_command(command: AccountCommand) -> Result<(), String> {
     }
 }
 
-async fn client_command(command: ClientCommand) -> Result<(), String> {
+async fn client_command(config: &Path, command: ClientCommand) -> Result<(), CliError> {
     use portico::auth::oauth::{cli, ClientKind};
     match command {
-        ClientCommand::Register { config, name, kind, redirect_uris, scopes, jwks_file, jwks_uri, purpose, groups } => {
-            let config = load(&config)?;
-            let clients = cli::open_clients(&config).await.map_err(|e| e.to_string())?;
+        ClientCommand::Register { name, kind, redirect_uris, scopes, jwks_file, jwks_uri, purpose, groups } => {
+            let config = load(config)?;
+            let clients = cli::open_clients(&config).await?;
             let kind = ClientKind::parse(&kind)?;
-            let keys = cli::keys_from_args(jwks_file.as_deref(), jwks_uri.as_deref()).map_err(|e| e.to_string())?;
+            let keys = cli::keys_from_args(jwks_file.as_deref(), jwks_uri.as_deref())?;
             let partner = portico::auth::oauth::PartnerProfile::given(purpose.as_deref(), &groups);
-            let (id, secret) = clients
-                .register_client(&name, kind, &redirect_uris, &scopes, keys, partner)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (id, secret) = clients.register_client(&name, kind, &redirect_uris, &scopes, keys, partner).await?;
             println!("{}", cli::render_registered(&id, secret.as_deref()));
             Ok(())
         }
         ClientCommand::Assertion { client_id, token_url, key, kid } => {
-            println!("{}", cli::sign_assertion(&client_id, &token_url, &key, &kid).map_err(|e| e.to_string())?);
+            println!("{}", cli::sign_assertion(&client_id, &token_url, &key, &kid)?);
             Ok(())
         }
-        ClientCommand::List { config } => {
-            let clients = cli::open_clients(&load(&config)?).await.map_err(|e| e.to_string())?;
-            print!("{}", cli::render_list(&clients.list().await.map_err(|e| e.to_string())?));
+        ClientCommand::List => {
+            let clients = cli::open_clients(&load(config)?).await?;
+            print!("{}", cli::render_list(&clients.list().await?));
             Ok(())
         }
-        ClientCommand::Disable { config, client_id } => {
-            let clients = cli::open_clients(&load(&config)?).await.map_err(|e| e.to_string())?;
-            clients.disable(&client_id).await.map_err(|e| e.to_string())?;
+        ClientCommand::Disable { client_id } => {
+            let clients = cli::open_clients(&load(config)?).await?;
+            clients.disable(&client_id).await?;
             println!("{client_id} disabled; its tokens no longer work");
             Ok(())
         }

@@ -1,13 +1,17 @@
 //! Raw configuration → validated settings, once. [`crate::config`] reads the TOML file and
 //! its `PORTICO_*` overrides and checks what it can on its own; this step adds everything
-//! that needs the steps further down the road: it loads and validates the privacy policy the
-//! config names (or the built-in one), parses `server.utc_offset` into a zone, and turns each
-//! dev token's viewer into a checked [`Viewer`]. What comes out is what `App::build` uses —
-//! nothing is parsed twice, and `portico check-config` refuses exactly what `serve` would,
-//! without opening a database. It starts nothing and touches no network.
+//! that needs the modules that consume it: it loads and validates the privacy policy the
+//! config names (or the built-in one), parses `server.utc_offset` into a zone, turns each
+//! dev token's viewer into a checked [`Viewer`], checks every `[[auth.clients]]` entry
+//! (secret read, JWKS file parsed) and `[auth.oidc]` (issuer URL, client secret read). What
+//! comes out is what `App::build` uses — nothing is parsed twice, and `portico check-config`
+//! refuses exactly what `serve` would, without opening a database. It starts nothing and
+//! touches no network (a `jwks_uri` and the OpenID provider are only visited when used).
 
+use crate::auth::oauth::{check_config_clients, ClientError, ConfiguredClient};
+use crate::auth::oidc::{OidcError, OidcSettings};
 use crate::config::{Config, ConfigError};
-use crate::policy::{PolicyConfig, PolicyError, Viewer};
+use crate::policy::{PolicyConfig, PolicyError, Viewer, ViewerError};
 use chrono::FixedOffset;
 use std::path::Path;
 
@@ -20,19 +24,18 @@ pub enum SettingsError {
     Policy(#[from] PolicyError),
     #[error("{file}: {key}: {message}")]
     Invalid { file: String, key: String, message: String },
+    /// A `[[auth.clients]]` entry that is refused (the message names its key).
+    #[error("{file}: {problem}")]
+    Clients { file: String, problem: ClientError },
+    /// `[auth.oidc]` is refused.
+    #[error("{file}: {problem}")]
+    Oidc { file: String, problem: OidcError },
+    /// A dev token's viewer (or its scopes) that does not parse.
+    #[error("{file}: {key}: {problem}")]
+    Viewer { file: String, key: String, problem: ViewerError },
 }
 
-/// A dev token with its viewer checked.
-#[derive(Debug, Clone)]
-pub struct DevViewer {
-    pub token: String,
-    /// The viewer it stands for (`dev-token:{n}:{spec}` as its actor).
-    pub viewer: Viewer,
-    /// The patient (source, source id) a patient or proxy viewer acts for.
-    pub patient: Option<(String, String)>,
-    /// The Groups a staff or partner token may export; `None`: any.
-    pub groups: Option<Vec<String>>,
-}
+pub use crate::auth::DevViewer;
 
 /// Everything the gateway is started with, validated.
 #[derive(Debug, Clone)]
@@ -44,6 +47,10 @@ pub struct Settings {
     pub zone: FixedOffset,
     /// `server.dev_tokens`, each with its viewer.
     pub dev_viewers: Vec<DevViewer>,
+    /// `[[auth.clients]]`, each checked (secret read, JWKS file parsed).
+    pub clients: Vec<ConfiguredClient>,
+    /// `[auth.oidc]`, checked (issuer URL, client secret read).
+    pub oidc: Option<OidcSettings>,
 }
 
 impl Settings {
@@ -66,7 +73,8 @@ impl Settings {
         let mut dev_viewers = Vec::with_capacity(config.server.dev_tokens.len());
         for (i, t) in config.server.dev_tokens.iter().enumerate() {
             let key = |k: &str| format!("server.dev_tokens[{i}].{k}");
-            let mut viewer = Viewer::from_spec(&t.viewer, t.scopes.as_deref()).map_err(|m| invalid(key("viewer"), m))?;
+            let mut viewer = Viewer::from_spec(&t.viewer, t.scopes.as_deref())
+                .map_err(|problem| SettingsError::Viewer { file: config.file.clone(), key: key("viewer"), problem })?;
             viewer.actor = format!("dev-token:{i}:{}", t.viewer);
             let patient = match (&t.patient, viewer.is_patient_facing()) {
                 (None, true) => {
@@ -75,7 +83,9 @@ impl Settings {
                         "is required for a patient or proxy viewer (source/source-id)".into(),
                     ))
                 }
-                (Some(_), false) => return Err(invalid(key("patient"), "is only for patient and proxy viewers".into())),
+                (Some(_), false) => {
+                    return Err(invalid(key("patient"), "is only for patient and proxy viewers".into()))
+                }
                 (Some(p), true) => {
                     let (source, id) = p
                         .split_once('/')
@@ -89,7 +99,16 @@ impl Settings {
             }
             dev_viewers.push(DevViewer { token: t.token.clone(), viewer, patient, groups: t.groups.clone() });
         }
-        Ok(Settings { config, policy, zone, dev_viewers })
+        let clients = check_config_clients(&config.auth.clients, &config.base_dir)
+            .map_err(|problem| SettingsError::Clients { file: config.file.clone(), problem })?;
+        let oidc = match &config.auth.oidc {
+            Some(c) => Some(
+                OidcSettings::check(c, &config.base_dir)
+                    .map_err(|problem| SettingsError::Oidc { file: config.file.clone(), problem })?,
+            ),
+            None => None,
+        };
+        Ok(Settings { config, policy, zone, dev_viewers, clients, oidc })
     }
 }
 
@@ -119,6 +138,7 @@ mod tests {
 
     #[test]
     fn what_serve_would_refuse_is_refused_here_naming_file_and_key() {
+        // Registered clients and the OpenID provider are checked here too, without a database.
         let token = |body: &str| format!("[[server.dev_tokens]]\ntoken = \"0123456789abcdef-x\"\n{body}\n");
         for (extra, expected) in [
             ("utc_offset = \"America/Chicago\"\n", "t.toml: server.utc_offset: `America/Chicago` is not UTC or ±HH:MM"),
@@ -128,6 +148,22 @@ mod tests {
             (&token("viewer = \"patient\"\npatient = \"p1\""), "t.toml: server.dev_tokens[0].patient: `p1` is not source/source-id"),
             (&token("viewer = \"patient\"\npatient = \"ehr/p1\"\ngroups = [\"g\"]"), "t.toml: server.dev_tokens[0].groups:"),
             ("[policy]\nfile = \"nope.toml\"\n", "nope.toml: cannot read"),
+            (
+                "[[auth.clients]]\nclient_id = \"a\"\nname = \"A\"\nkind = \"partner\"\nallowed_scopes = \"openid\"\n",
+                "t.toml: auth.clients[0].kind: `partner` is not a client kind",
+            ),
+            (
+                "[[auth.clients]]\nclient_id = \"a\"\nname = \"A\"\nkind = \"public\"\nredirect_uris = [\"http://app.example/cb\"]\nallowed_scopes = \"openid\"\n",
+                "t.toml: auth.clients[0].redirect_uris[0]: `http://app.example/cb` must be https",
+            ),
+            (
+                "[auth.oidc]\nissuer = \"not a url\"\nclient_id = \"p\"\nclient_secret = { env = \"PORTICO_TEST_UNSET_OIDC_SECRET\" }\n",
+                "t.toml: auth.oidc.issuer: `not a url` is not a URL",
+            ),
+            (
+                "[auth.oidc]\nissuer = \"https://id.example.org\"\nclient_id = \"p\"\nclient_secret = { env = \"PORTICO_TEST_UNSET_OIDC_SECRET\" }\n",
+                "t.toml: auth.oidc.client_secret: environment variable PORTICO_TEST_UNSET_OIDC_SECRET is not set",
+            ),
         ] {
             let e = from(extra).unwrap_err();
             assert!(e.contains(expected), "{extra}: {e}");

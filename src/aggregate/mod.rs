@@ -364,9 +364,9 @@ fn summarize(problems: &[SourceError]) -> Option<String> {
         SourceError::DeadlineExceeded { .. } => "did not answer in time".to_string(),
         SourceError::CircuitOpen { .. } => "is unavailable (recent failures)".to_string(),
         SourceError::Unavailable { message, .. } => format!("is unavailable ({message})"),
-        SourceError::Auth { .. } => "refused the gateway's credentials".to_string(),
+        SourceError::Auth { .. } | SourceError::Credentials { .. } => "refused the gateway's credentials".to_string(),
         SourceError::BadResponse { message, .. } => format!("answered unexpectedly ({message})"),
-        SourceError::Files { message, .. } => format!("could not be read ({message})"),
+        SourceError::Files { problem, .. } => format!("could not be read ({problem})"),
     };
     Some(reason)
 }

@@ -72,7 +72,7 @@ async fn explain(
 ) -> Result<Response, ApiError> {
     let access = access(&state, &headers)?;
     let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
-    let viewer = Viewer::from_spec(&q.viewer, q.scopes.as_deref()).map_err(ApiError::BadInput)?;
+    let viewer = Viewer::from_spec(&q.viewer, q.scopes.as_deref())?;
     let at = match &q.at {
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
             .map_err(|e| ApiError::BadInput(format!("at: {e}")))?

@@ -1,7 +1,12 @@
-//! The one place errors become HTTP for the FHIR API: every failure is an
-//! OperationOutcome with the right status, and its text never reveals patient data.
+//! The one place errors become HTTP for the FHIR API (`/fhir`, its `$export` routes and the
+//! staff `/admin` endpoints): every failure is an OperationOutcome with the right status,
+//! and its text never reveals patient data. The OAuth endpoints answer RFC 6749 JSON
+//! (`impl IntoResponse for OAuthError` in `oauth.rs`), pages the HTML error page
+//! (`pages.rs`).
 
+use crate::auth::oauth::ClientError;
 use crate::auth::AuthError;
+use crate::export::ExportError;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::read::ReadError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -25,10 +30,23 @@ pub enum ApiError {
     Him(#[from] crate::him::HimError),
     #[error("{0}")]
     BadInput(String),
+    /// A viewer spec or scopes given by staff that do not parse.
+    #[error(transparent)]
+    Viewer(#[from] crate::policy::ViewerError),
     #[error("the access token's scopes do not allow this ({0})")]
     InsufficientScope(String),
     #[error("the download could not be written")]
     Download(#[source] crate::export::download::DownloadError),
+    /// An AuditEvent search that does not parse.
+    #[error(transparent)]
+    AuditQuery(#[from] crate::audit::AuditQueryError),
+    /// A Bulk Data `$export` route's error; `retry_after` (seconds) goes out as
+    /// `Retry-After` when the gateway is busy (429) or unavailable (503).
+    #[error("{error}")]
+    Export { error: ExportError, retry_after: u64 },
+    /// The staff client registry (`/admin/clients`).
+    #[error(transparent)]
+    Clients(#[from] ClientError),
 }
 
 impl ApiError {
@@ -52,9 +70,10 @@ impl ApiError {
             ApiError::Him(crate::him::HimError::UnknownPatient(_) | crate::him::HimError::UnknownResource(_)) => {
                 (StatusCode::NOT_FOUND, Issue::error("not-found", text))
             }
-            ApiError::Him(crate::him::HimError::Invalid(_)) | ApiError::BadInput(_) => {
-                (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
-            }
+            ApiError::Him(crate::him::HimError::Invalid(_))
+            | ApiError::BadInput(_)
+            | ApiError::Viewer(_)
+            | ApiError::AuditQuery(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
             ApiError::Him(crate::him::HimError::Store(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Issue::error("exception", "the gateway's store is unavailable".to_string()),
@@ -62,6 +81,32 @@ impl ApiError {
             ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
             ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
             ApiError::Download(_) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
+            ApiError::Export { error, .. } => match error {
+                ExportError::BadRequest(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
+                ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
+                ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+                ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error("throttled", text)),
+                ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error("transient", text)),
+                ExportError::Store(_) | ExportError::Files(_) => {
+                    (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text))
+                }
+            },
+            ApiError::Clients(
+                ClientError::Invalid { .. }
+                | ClientError::Registration { .. }
+                | ClientError::Jwks { .. }
+                | ClientError::Secret { .. },
+            ) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
+            ApiError::Clients(ClientError::Unknown(_)) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ApiError::Clients(
+                ClientError::Store(_) | ClientError::Signing(_) | ClientError::Hash(_) | ClientError::HashTask(_),
+            ) => {
+                tracing::error!(error = %text, "client registry");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Issue::error("exception", "the gateway's store is unavailable".to_string()),
+                )
+            }
         }
     }
 }
@@ -79,6 +124,9 @@ impl IntoResponse for ApiError {
         }
         if matches!(self, ApiError::MethodNotAllowed(_)) {
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET"));
+        }
+        if let ApiError::Export { error: ExportError::TooMany(_) | ExportError::Unavailable(_), retry_after } = self {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         response
     }

@@ -26,56 +26,22 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// A failure of an export route, as an OperationOutcome.
-enum Failure {
-    Api(ApiError),
-    Export(ExportError, u64),
-}
-
-impl From<ApiError> for Failure {
-    fn from(e: ApiError) -> Self {
-        Failure::Api(e)
-    }
-}
-
-impl IntoResponse for Failure {
-    fn into_response(self) -> Response {
-        let (e, retry) = match self {
-            Failure::Api(e) => return e.into_response(),
-            Failure::Export(e, retry) => (e, retry),
-        };
-        let text = e.to_string();
-        let (status, issue) = match &e {
-            ExportError::BadRequest(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
-            ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
-            ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
-            ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error("throttled", text)),
-            ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error("transient", text)),
-            ExportError::Store(_) | ExportError::Files(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text))
-            }
-        };
-        let mut response = fhir_json(status, &operation_outcome(&[issue]));
-        if matches!(e, ExportError::TooMany(_) | ExportError::Unavailable(_)) {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
-        }
-        response
-    }
-}
-
-fn failed(exports: &Exports) -> impl Fn(ExportError) -> Failure + '_ {
-    move |e| Failure::Export(e, exports.poll_seconds().max(10))
+/// An export error, answered with the `Retry-After` the exports advise when it is busy.
+fn failed(exports: &Exports) -> impl Fn(ExportError) -> ApiError + '_ {
+    move |error| ApiError::Export { error, retry_after: exports.poll_seconds().max(10) }
 }
 
 /// A header value of text the gateway wrote (a progress line, an HTTP date, the status URL
 /// under the configured base URL). Only a base URL with control characters can fail here.
-fn header_value(text: &str) -> Result<HeaderValue, Failure> {
-    HeaderValue::from_str(text)
-        .map_err(|_| Failure::Export(ExportError::Unavailable(format!("`{text}` cannot be sent as a header")), 0))
+fn header_value(text: &str) -> Result<HeaderValue, ApiError> {
+    HeaderValue::from_str(text).map_err(|_| ApiError::Export {
+        error: ExportError::Unavailable(format!("`{text}` cannot be sent as a header")),
+        retry_after: 0,
+    })
 }
 
-fn bad(text: impl Into<String>) -> Failure {
-    Failure::Export(ExportError::BadRequest(text.into()), 0)
+fn bad(text: impl Into<String>) -> ApiError {
+    ApiError::Export { error: ExportError::BadRequest(text.into()), retry_after: 0 }
 }
 
 async fn system(
@@ -84,7 +50,7 @@ async fn system(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     kick_off(&state, Level::System, "$export", method, headers, query, body).await
 }
 
@@ -95,7 +61,7 @@ async fn group(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let path = format!("Group/{id}/$export");
     kick_off(&state, Level::Group(id), &path, method, headers, query, body).await
 }
@@ -106,7 +72,7 @@ async fn patient(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     kick_off(&state, Level::Patient, "Patient/$export", method, headers, query, body).await
 }
 
@@ -139,7 +105,7 @@ async fn kick_off(
     headers: HeaderMap,
     query: Option<String>,
     body: Bytes,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let access = access(state, &headers).await?;
     if !prefers_async(&headers) {
         return Err(bad("$export runs asynchronously: send `Prefer: respond-async`"));
@@ -172,7 +138,7 @@ async fn status(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(job): Path<String>,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
     let found = state.exports.status(&access, &job).await.map_err(failed(&state.exports))?;
     Ok(match found {
@@ -207,7 +173,7 @@ async fn cancel(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path(job): Path<String>,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
     state.exports.cancel(&access, &job).await.map_err(failed(&state.exports))?;
     let done = Issue::information("informational", format!("export job {job} cancelled; its files are removed"));
@@ -218,7 +184,7 @@ async fn file(
     State(state): State<Arc<ApiState>>,
     headers: HeaderMap,
     Path((job, name)): Path<(String, String)>,
-) -> Result<Response, Failure> {
+) -> Result<Response, ApiError> {
     let access = access(&state, &headers).await?;
     let path = state.exports.file(&access, &job, &name).await.map_err(failed(&state.exports))?;
     let file = tokio::fs::File::open(&path).await.map_err(|e| failed(&state.exports)(ExportError::Files(e)))?;

@@ -292,7 +292,7 @@ async fn audit_events(
     let parsed = crate::audit::AuditQuery::parse(&pairs, state.reader.zone());
     let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());
     let result = async {
-        let q = parsed.map_err(|e| ApiError::Read(ReadError::BadRequest(e)))?;
+        let q = parsed?;
         if !access.is_staff() {
             // A patient reads the log of their own record only (not through an app).
             let patient = q

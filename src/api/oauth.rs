@@ -5,10 +5,8 @@
 //! [`crate::auth::oauth`]. Nothing here logs a request body.
 
 use super::error::ApiError;
-use super::fhir_json;
 use crate::auth::oauth::{self, ClientError, ClientKeys, ClientKind, Form, OAuth, OAuthError};
 use crate::auth::DevTokens;
-use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -55,13 +53,17 @@ fn no_store(status: StatusCode, body: &Value) -> Response {
     r
 }
 
-fn oauth_error(e: OAuthError) -> Response {
-    let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::BAD_REQUEST);
-    let mut r = no_store(status, &json!({ "error": e.code.as_str(), "error_description": e.description }));
-    if status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"portico\""));
+/// The one form of an OAuth endpoint's error: RFC 6749 §5.2 JSON, never cached, with
+/// `WWW-Authenticate: Basic` when a client that tried HTTP Basic is refused.
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let mut r = no_store(status, &json!({ "error": self.code.as_str(), "error_description": self.description }));
+        if status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"portico\""));
+        }
+        r
     }
-    r
 }
 
 /// The form body and `Authorization` header of an OAuth request.
@@ -93,52 +95,32 @@ async fn token(
     State(state): State<Arc<OAuthState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = async {
-        let form = form_of(&headers, body)?;
-        state.oauth.tokens.token(authorization(&headers)?, &form).await
-    }
-    .await;
-    match result {
-        Ok(answer) => no_store(StatusCode::OK, &crate::json::value(&answer)),
-        Err(e) => oauth_error(e),
-    }
+) -> Result<Response, OAuthError> {
+    let form = form_of(&headers, body)?;
+    let answer = state.oauth.tokens.token(authorization(&headers)?, &form).await?;
+    Ok(no_store(StatusCode::OK, &crate::json::value(&answer)))
 }
 
 async fn introspect(
     State(state): State<Arc<OAuthState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = async {
-        let form = form_of(&headers, body)?;
-        state.oauth.tokens.introspect(authorization(&headers)?, &form).await
-    }
-    .await;
-    match result {
-        Ok(answer) => no_store(StatusCode::OK, &answer),
-        Err(e) => oauth_error(e),
-    }
+) -> Result<Response, OAuthError> {
+    let form = form_of(&headers, body)?;
+    let answer = state.oauth.tokens.introspect(authorization(&headers)?, &form).await?;
+    Ok(no_store(StatusCode::OK, &answer))
 }
 
 async fn revoke(
     State(state): State<Arc<OAuthState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let result = async {
-        let form = form_of(&headers, body)?;
-        state.oauth.tokens.revoke(authorization(&headers)?, &form).await
-    }
-    .await;
-    match result {
-        Ok(()) => {
-            let mut r = StatusCode::OK.into_response();
-            r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            r
-        }
-        Err(e) => oauth_error(e),
-    }
+) -> Result<Response, OAuthError> {
+    let form = form_of(&headers, body)?;
+    state.oauth.tokens.revoke(authorization(&headers)?, &form).await?;
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 async fn jwks(State(state): State<Arc<OAuthState>>) -> Response {
@@ -158,30 +140,10 @@ fn staff_only(state: &OAuthState, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn client_error(e: ClientError) -> Response {
-    match e {
-        ClientError::Invalid { .. } => ApiError::BadInput(e.to_string()).into_response(),
-        ClientError::Unknown(_) => {
-            fhir_json(StatusCode::NOT_FOUND, &operation_outcome(&[Issue::error("not-found", e.to_string())]))
-        }
-        ClientError::Store(_) | ClientError::Signing(_) => {
-            tracing::error!(error = %e, "client registry");
-            fhir_json(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &operation_outcome(&[Issue::error("exception", "the gateway's store is unavailable")]),
-            )
-        }
-    }
-}
-
-async fn list_clients(State(state): State<Arc<OAuthState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = staff_only(&state, &headers) {
-        return e.into_response();
-    }
-    match state.oauth.clients.list().await {
-        Ok(list) => no_store(StatusCode::OK, &json!({ "clients": list })),
-        Err(e) => client_error(e),
-    }
+async fn list_clients(State(state): State<Arc<OAuthState>>, headers: HeaderMap) -> Result<Response, ApiError> {
+    staff_only(&state, &headers)?;
+    let list = state.oauth.clients.list().await?;
+    Ok(no_store(StatusCode::OK, &json!({ "clients": list })))
 }
 
 #[derive(Deserialize)]
@@ -206,52 +168,35 @@ async fn register_client(
     State(state): State<Arc<OAuthState>>,
     headers: HeaderMap,
     body: Result<Json<Registration>, JsonRejection>,
-) -> Response {
-    if let Err(e) = staff_only(&state, &headers) {
-        return e.into_response();
-    }
-    let reg = match body {
-        Ok(Json(r)) => r,
-        Err(e) => return ApiError::BadInput(e.body_text()).into_response(),
-    };
-    let kind = match ClientKind::parse(&reg.kind) {
-        Ok(k) => k,
-        Err(m) => return ApiError::BadInput(format!("kind: {m}")).into_response(),
-    };
+) -> Result<Response, ApiError> {
+    staff_only(&state, &headers)?;
+    let Json(reg) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let kind = ClientKind::parse(&reg.kind).map_err(|problem| ClientError::registration("kind", problem))?;
     let keys = match (reg.jwks, reg.jwks_uri) {
-        (Some(_), Some(_)) => return ApiError::BadInput("give jwks or jwks_uri, not both".into()).into_response(),
+        (Some(_), Some(_)) => return Err(ApiError::BadInput("give jwks or jwks_uri, not both".into())),
         (Some(j), None) => Some(ClientKeys::Jwks(j.to_string())),
         (None, Some(u)) => Some(ClientKeys::JwksUri(u)),
         (None, None) => None,
     };
     let partner = oauth::PartnerProfile::given(reg.purpose.as_deref(), &reg.groups);
-    match state
+    let (client_id, secret) = state
         .oauth
         .clients
         .register_client(&reg.name, kind, &reg.redirect_uris, &reg.allowed_scopes, keys, partner)
-        .await
-    {
-        Ok((client_id, secret)) => {
-            let mut body = json!({ "client_id": client_id, "kind": kind.as_str() });
-            if let Some(s) = secret {
-                body["client_secret"] = json!(s);
-            }
-            no_store(StatusCode::CREATED, &body)
-        }
-        Err(e) => client_error(e),
+        .await?;
+    let mut body = json!({ "client_id": client_id, "kind": kind.as_str() });
+    if let Some(s) = secret {
+        body["client_secret"] = json!(s);
     }
+    Ok(no_store(StatusCode::CREATED, &body))
 }
 
 async fn disable_client(
     State(state): State<Arc<OAuthState>>,
     headers: HeaderMap,
     Path(client_id): Path<String>,
-) -> Response {
-    if let Err(e) = staff_only(&state, &headers) {
-        return e.into_response();
-    }
-    match state.oauth.clients.disable(&client_id).await {
-        Ok(()) => no_store(StatusCode::OK, &json!({ "client_id": client_id, "disabled": true })),
-        Err(e) => client_error(e),
-    }
+) -> Result<Response, ApiError> {
+    staff_only(&state, &headers)?;
+    state.oauth.clients.disable(&client_id).await?;
+    Ok(no_store(StatusCode::OK, &json!({ "client_id": client_id, "disabled": true })))
 }

@@ -6,7 +6,7 @@
 
 mod search;
 
-pub use search::AuditQuery;
+pub use search::{AuditQuery, AuditQueryError};
 
 use crate::store::{Store, StoreError};
 use chrono::Utc;

@@ -7,6 +7,17 @@ use crate::fhir::time::parse_range;
 use crate::store::StoreError;
 use chrono::{DateTime, FixedOffset, SecondsFormat, Utc};
 
+/// Why an AuditEvent search is refused; each names the parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditQueryError {
+    #[error("date: `{0}` is not a date or instant")]
+    Date(String),
+    #[error("_count must be 1 to 500")]
+    Count,
+    #[error("AuditEvent is searched by patient, agent, date and _count, not `{0}`")]
+    UnknownParameter(String),
+}
+
 /// A parsed AuditEvent search.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditQuery {
@@ -24,7 +35,7 @@ fn stamp(seconds: i64) -> String {
 
 impl AuditQuery {
     /// From query pairs; an unknown parameter or a malformed value is an error naming it.
-    pub fn parse(pairs: &[(String, String)], zone: FixedOffset) -> Result<AuditQuery, String> {
+    pub fn parse(pairs: &[(String, String)], zone: FixedOffset) -> Result<AuditQuery, AuditQueryError> {
         let mut q = AuditQuery { limit: 100, ..AuditQuery::default() };
         for (k, v) in pairs {
             match k.as_str() {
@@ -35,7 +46,7 @@ impl AuditQuery {
                         Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &v[2..]),
                         _ => ("eq", v.as_str()),
                     };
-                    let r = parse_range(value, zone).ok_or_else(|| format!("date: `{v}` is not a date or instant"))?;
+                    let r = parse_range(value, zone).ok_or_else(|| AuditQueryError::Date(v.clone()))?;
                     // DateRange is [start, end) in seconds.
                     match prefix {
                         "ge" => q.from = Some(stamp(r.start)),
@@ -49,16 +60,10 @@ impl AuditQuery {
                     }
                 }
                 "_count" => {
-                    q.limit = v
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=500).contains(n))
-                        .ok_or_else(|| "_count must be 1 to 500".to_string())?;
+                    q.limit = v.parse().ok().filter(|n| (1..=500).contains(n)).ok_or(AuditQueryError::Count)?;
                 }
                 "_format" => {}
-                other => {
-                    return Err(format!("AuditEvent is searched by patient, agent, date and _count, not `{other}`"))
-                }
+                other => return Err(AuditQueryError::UnknownParameter(other.to_string())),
             }
         }
         Ok(q)
@@ -111,8 +116,8 @@ mod tests {
     #[test]
     fn bad_parameters_are_named() {
         let utc = FixedOffset::east_opt(0).unwrap();
-        assert!(AuditQuery::parse(&pairs("date=yesterday"), utc).unwrap_err().contains("yesterday"));
-        assert!(AuditQuery::parse(&pairs("entity=x"), utc).unwrap_err().contains("`entity`"));
+        assert!(AuditQuery::parse(&pairs("date=yesterday"), utc).unwrap_err().to_string().contains("yesterday"));
+        assert!(AuditQuery::parse(&pairs("entity=x"), utc).unwrap_err().to_string().contains("`entity`"));
         assert!(AuditQuery::parse(&pairs("_count=0"), utc).is_err());
     }
 }

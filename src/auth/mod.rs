@@ -117,6 +117,18 @@ pub enum AuthError {
     Invalid,
 }
 
+/// A dev token with its viewer checked (by [`crate::settings`]).
+#[derive(Debug, Clone)]
+pub struct DevViewer {
+    pub token: String,
+    /// The viewer it stands for (`dev-token:{n}:{spec}` as its actor).
+    pub viewer: Viewer,
+    /// The patient (source, source id) a patient or proxy viewer acts for.
+    pub patient: Option<(String, String)>,
+    /// The Groups a staff or partner token may export; `None`: any.
+    pub groups: Option<Vec<String>>,
+}
+
 /// The static tokens the config defines.
 #[derive(Debug, Clone, Default)]
 pub struct DevTokens {
@@ -125,7 +137,7 @@ pub struct DevTokens {
 
 impl DevTokens {
     /// From `server.dev_token` (staff) and the dev tokens' viewers the settings checked.
-    pub fn from_settings(staff_token: Option<&str>, viewers: &[crate::settings::DevViewer]) -> DevTokens {
+    pub fn from_settings(staff_token: Option<&str>, viewers: &[DevViewer]) -> DevTokens {
         let mut entries = Vec::new();
         if let Some(t) = staff_token {
             entries.push((
@@ -168,7 +180,6 @@ impl DevTokens {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::DevViewer;
 
     #[test]
     fn only_exact_tokens_pass_and_each_stands_for_its_viewer() {

@@ -8,7 +8,7 @@
 //! accounts and sessions are the caller's. Tokens and codes are never logged, and never
 //! appear in an error's text.
 
-use crate::config::OidcConfig;
+use crate::config::{OidcConfig, SecretError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet, EndpointNotSet,
@@ -35,8 +35,14 @@ type Client =
 
 #[derive(Debug, thiserror::Error)]
 pub enum OidcError {
-    #[error("OpenID Connect configuration: {0}")]
-    Config(String),
+    #[error("auth.oidc.issuer: `{issuer}` is not a URL: {problem}")]
+    Issuer { issuer: String, problem: openidconnect::url::ParseError },
+    #[error("auth.oidc.client_secret: {0}")]
+    Secret(SecretError),
+    #[error("OpenID Connect HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    #[error("OpenID Connect redirect URI `{uri}`: {problem}")]
+    RedirectUri { uri: String, problem: openidconnect::url::ParseError },
     /// The provider could not be reached or its metadata is unusable.
     #[error("the identity provider is unavailable: {0}")]
     Unavailable(String),
@@ -96,6 +102,37 @@ struct Discovered {
     fetched: Instant,
 }
 
+/// `[auth.oidc]`, checked: the issuer is a URL and the client secret could be read.
+#[derive(Clone)]
+pub struct OidcSettings {
+    issuer: IssuerUrl,
+    client_id: ClientId,
+    client_secret: ClientSecret,
+    label: String,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OidcSettings(issuer={}, client_id={})", self.issuer.as_str(), self.client_id.as_str())
+    }
+}
+
+impl OidcSettings {
+    /// Checks the section without going to the provider (its metadata is discovered on
+    /// first use).
+    pub fn check(config: &OidcConfig, base_dir: &Path) -> Result<OidcSettings, OidcError> {
+        let issuer = IssuerUrl::new(config.issuer.clone())
+            .map_err(|problem| OidcError::Issuer { issuer: config.issuer.clone(), problem })?;
+        let secret = config.client_secret.reveal(base_dir).map_err(OidcError::Secret)?;
+        Ok(OidcSettings {
+            issuer,
+            client_id: ClientId::new(config.client_id.clone()),
+            client_secret: ClientSecret::new(secret),
+            label: config.label.clone(),
+        })
+    }
+}
+
 /// The configured provider and what was learned about it.
 pub struct OidcLogin {
     issuer: IssuerUrl,
@@ -136,27 +173,20 @@ fn joined(given: Option<&str>, family: Option<&str>) -> Option<String> {
 impl OidcLogin {
     /// From the config (the client secret is read now; nothing is fetched yet).
     pub fn new(config: &OidcConfig, base_dir: &Path) -> Result<OidcLogin, OidcError> {
-        let issuer = IssuerUrl::new(config.issuer.clone())
-            .map_err(|e| OidcError::Config(format!("auth.oidc.issuer `{}`: {e}", config.issuer)))?;
-        let secret = config
-            .client_secret
-            .reveal(base_dir)
-            .map_err(|m| OidcError::Config(format!("auth.oidc.client_secret: {m}")))?;
+        OidcLogin::from_settings(OidcSettings::check(config, base_dir)?)
+    }
+
+    /// The login for checked settings (see [`OidcSettings::check`]).
+    pub fn from_settings(settings: OidcSettings) -> Result<OidcLogin, OidcError> {
+        let OidcSettings { issuer, client_id, client_secret, label } = settings;
         let http = reqwest::Client::builder()
             // Following redirects would let the provider's answers point the gateway anywhere.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(PROVIDER_TIMEOUT)
             .timeout(PROVIDER_TIMEOUT)
             .build()
-            .map_err(|e| OidcError::Config(format!("HTTP client: {e}")))?;
-        Ok(OidcLogin {
-            issuer,
-            client_id: ClientId::new(config.client_id.clone()),
-            client_secret: ClientSecret::new(secret),
-            label: config.label.clone(),
-            http,
-            discovered: Mutex::new(None),
-        })
+            .map_err(OidcError::HttpClient)?;
+        Ok(OidcLogin { issuer, client_id, client_secret, label, http, discovered: Mutex::new(None) })
     }
 
     /// The configured issuer, as written in the config.
@@ -199,7 +229,7 @@ impl OidcLogin {
 
     fn client(&self, metadata: CoreProviderMetadata, redirect_uri: &str) -> Result<Client, OidcError> {
         let redirect = RedirectUrl::new(redirect_uri.to_string())
-            .map_err(|e| OidcError::Config(format!("redirect URI `{redirect_uri}`: {e}")))?;
+            .map_err(|problem| OidcError::RedirectUri { uri: redirect_uri.to_string(), problem })?;
         Ok(CoreClient::from_provider_metadata(metadata, self.client_id.clone(), Some(self.client_secret.clone()))
             .set_redirect_uri(redirect))
     }

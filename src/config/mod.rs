@@ -380,19 +380,30 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// Why a secret's value could not be read; it names where it was looked for.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("environment variable {0} is not set")]
+    EnvNotSet(String),
+    #[error("cannot read secret file {path}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("secret needs `env` or `file`")]
+    Unnamed,
+}
+
 impl Secret {
     /// Reads the secret's value; the error names where it was looked for.
-    pub fn reveal(&self, base_dir: &Path) -> Result<String, String> {
+    pub fn reveal(&self, base_dir: &Path) -> Result<String, SecretError> {
         if let Some(var) = &self.env {
-            return std::env::var(var).map_err(|_| format!("environment variable {var} is not set"));
+            return std::env::var(var).map_err(|_| SecretError::EnvNotSet(var.clone()));
         }
         if let Some(file) = &self.file {
             let path = base_dir.join(file);
             return std::fs::read_to_string(&path)
                 .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read secret file {}: {e}", path.display()));
+                .map_err(|source| SecretError::Unreadable { path: path.display().to_string(), source });
         }
-        Err("secret needs `env` or `file`".into())
+        Err(SecretError::Unnamed)
     }
 }
 
@@ -606,7 +617,7 @@ impl Config {
 }
 
 fn check_secrets(auth: &UpstreamAuth, base: &Path) -> Result<(), (String, String)> {
-    let check = |k: &str, s: &Secret| s.reveal(base).map(|_| ()).map_err(|m| (k.to_string(), m));
+    let check = |k: &str, s: &Secret| s.reveal(base).map(|_| ()).map_err(|e| (k.to_string(), e.to_string()));
     match auth {
         UpstreamAuth::None => Ok(()),
         UpstreamAuth::Bearer { token } => check("auth.token", token),

@@ -7,6 +7,7 @@
 
 use super::people::{LinkBy, Person, Relation};
 use super::{GenerateOptions, ANCHOR};
+use crate::sources::files::LoadError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -142,10 +143,11 @@ impl Manifest {
         std::fs::write(dir.join(MANIFEST_FILE), text + "\n")
     }
 
-    pub fn read(dir: &Path) -> Result<Manifest, String> {
+    pub fn read(dir: &Path) -> Result<Manifest, LoadError> {
         let path = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| LoadError::Unreadable { path: path.display().to_string(), source })?;
+        serde_json::from_str(&text).map_err(|source| LoadError::Json { path: path.display().to_string(), source })
     }
 
     /// `[[sources]]` blocks reading the population's folders as `files` sources.

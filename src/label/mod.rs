@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-pub use rules::texts_of;
+pub use rules::{texts_of, WordsError};
 
 pub use vocab::{
     confidentiality_rank, is_sensitivity, label_kind, sensitivity_codes, LabelKind, OBSERVATION_VALUE, PART2,

@@ -48,7 +48,7 @@ pub struct LabelsReport {
 pub struct ReviewTerms(Option<Regex>);
 
 impl ReviewTerms {
-    pub fn new(words: &[String]) -> Result<ReviewTerms, String> {
+    pub fn new(words: &[String]) -> Result<ReviewTerms, super::rules::WordsError> {
         word_regex("review_terms", words).map(ReviewTerms)
     }
 }

@@ -111,9 +111,18 @@ impl Facts {
     }
 }
 
+/// Why a word list (`terms`, `ingredients`, `review_terms` …) does not compile.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WordsError {
+    #[error("{key}: `{word}` is too short to be a term")]
+    TooShort { key: String, word: String },
+    #[error("{key}: {problem}")]
+    Regex { key: String, problem: regex::Error },
+}
+
 /// Compiles a word list into one case-insensitive regex matching any entry at word
 /// boundaries; a trailing `*` makes an entry a stem ("pregnan*").
-pub(super) fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, String> {
+pub(super) fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, WordsError> {
     let mut parts = Vec::new();
     for w in words {
         let w = w.trim();
@@ -122,7 +131,7 @@ pub(super) fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, S
             None => (w, false),
         };
         if stem.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
-            return Err(format!("{key}: `{w}` is too short to be a term"));
+            return Err(WordsError::TooShort { key: key.to_string(), word: w.to_string() });
         }
         let body = regex::escape(stem).replace("\\ ", "[\\s\\-]+").replace(' ', "[\\s\\-]+");
         let start = if stem.starts_with(|c: char| c.is_alphanumeric()) { "\\b" } else { "" };
@@ -132,7 +141,9 @@ pub(super) fn word_regex(key: &str, words: &[String]) -> Result<Option<Regex>, S
     if parts.is_empty() {
         return Ok(None);
     }
-    Regex::new(&format!("(?i)(?:{})", parts.join("|"))).map(Some).map_err(|e| format!("{key}: {e}"))
+    Regex::new(&format!("(?i)(?:{})", parts.join("|")))
+        .map(Some)
+        .map_err(|problem| WordsError::Regex { key: key.to_string(), problem })
 }
 
 impl Rule {
@@ -193,13 +204,18 @@ impl Rule {
             }
             report_categories.insert(c.to_ascii_uppercase());
         }
-        let terms = word_regex("terms", &config.terms)?;
-        let ingredients = word_regex("ingredients", &config.ingredients)?;
-        let terms_exclude = word_regex("terms_exclude", &config.terms_exclude)?;
+        let words = |key: &str, list: &[String]| word_regex(key, list).map_err(|e| e.to_string());
+        let terms = words("terms", &config.terms)?;
+        let ingredients = words("ingredients", &config.ingredients)?;
+        let terms_exclude = words("terms_exclude", &config.terms_exclude)?;
         if terms_exclude.is_some() && terms.is_none() && ingredients.is_none() {
             return Err("terms_exclude without terms or ingredients excludes from nothing".into());
         }
-        if icd.is_empty() && codes.is_empty() && report_categories.is_empty() && terms.is_none() && ingredients.is_none()
+        if icd.is_empty()
+            && codes.is_empty()
+            && report_categories.is_empty()
+            && terms.is_none()
+            && ingredients.is_none()
         {
             return Err(
                 "matches nothing: give icd10cm, snomed, loinc, rxnorm, cpt, hcpcs, codings, report_category, terms or ingredients"

@@ -18,6 +18,9 @@ pub enum PolicyError {
     Invalid { file: String, key: String, message: String },
     #[error(transparent)]
     Labels(#[from] crate::label::LabelError),
+    /// labels.toml's `review_terms` do not compile.
+    #[error("{file}: review_terms: {problem}")]
+    ReviewTerms { file: String, problem: crate::label::WordsError },
     #[error("minors.jurisdiction: `{0}` is not one of minors.jurisdictions")]
     UnknownJurisdiction(String),
 }
@@ -236,7 +239,7 @@ impl PolicyConfig {
         let labels: LabelsFile = parse(labels_text, labels_file)?;
         config.label_rules = labels.label_rules;
         crate::label::report::ReviewTerms::new(&labels.review_terms)
-            .map_err(|m| invalid(labels_file, "review_terms".into(), m))?;
+            .map_err(|problem| PolicyError::ReviewTerms { file: labels_file.to_string(), problem })?;
         config.review_terms = labels.review_terms;
         crate::label::terminology::merge_imports(&mut config.label_rules, &labels.imports, Path::new(labels_file))
             .map_err(|e| {

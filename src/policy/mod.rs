@@ -13,4 +13,4 @@ pub mod viewer;
 pub use config::{PolicyConfig, PolicyError};
 pub use decide::{label_codes, Decision, Denied, Explanation, Policy, PolicyContext};
 pub use released::Released;
-pub use viewer::{Interaction, Role, Viewer};
+pub use viewer::{Interaction, Role, Viewer, ViewerError};

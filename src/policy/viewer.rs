@@ -5,6 +5,25 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Why a viewer spec or a scope string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewerError {
+    #[error("unknown proxy flag `{0}` (assent, adult-granted)")]
+    UnknownProxyFlag(String),
+    #[error("`{0}` is not a viewer: patient, staff, proxy:REL[:assent][:adult-granted], partner:NAME:PURPOSE")]
+    NotAViewer(String),
+    #[error("scope `{0}` has no permissions")]
+    NoPermissions(String),
+    #[error("scope `{scope}` has unknown permissions `{permissions}`")]
+    UnknownPermissions { scope: String, permissions: String },
+    #[error("scope `{0}` names an unknown resource type")]
+    UnknownResourceType(String),
+    #[error("scope `{0}` has a malformed query")]
+    MalformedQuery(String),
+    #[error("scope `{0}`: only category= is supported in granular scopes")]
+    UnsupportedQuery(String),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum Role {
@@ -84,14 +103,14 @@ impl Viewer {
 
     /// Parses `patient`, `staff`, `proxy:REL[:assent][:adult-granted]`,
     /// `partner:NAME:PURPOSE`, with optional app scopes.
-    pub fn from_spec(spec: &str, scopes: Option<&str>) -> Result<Viewer, String> {
+    pub fn from_spec(spec: &str, scopes: Option<&str>) -> Result<Viewer, ViewerError> {
         let parts: Vec<&str> = spec.split(':').collect();
         let role = match parts.as_slice() {
             ["patient" | "self"] => Role::Patient,
             ["staff"] => Role::Staff,
             ["proxy", rel, flags @ ..] if !rel.is_empty() => {
                 if let Some(bad) = flags.iter().find(|f| !matches!(**f, "assent" | "adult-granted")) {
-                    return Err(format!("unknown proxy flag `{bad}` (assent, adult-granted)"));
+                    return Err(ViewerError::UnknownProxyFlag((*bad).to_string()));
                 }
                 Role::Proxy {
                     relationship: rel.to_uppercase(),
@@ -102,11 +121,7 @@ impl Viewer {
             ["partner", name, purpose] if !name.is_empty() && !purpose.is_empty() => {
                 Role::Partner { partner: name.to_string(), purpose: purpose.to_uppercase() }
             }
-            _ => {
-                return Err(format!(
-                "`{spec}` is not a viewer: patient, staff, proxy:REL[:assent][:adult-granted], partner:NAME:PURPOSE"
-            ))
-            }
+            _ => return Err(ViewerError::NotAViewer(spec.to_string())),
         };
         let app_scopes = scopes.map(parse_scopes).transpose()?;
         Ok(Viewer { actor: format!("viewer-spec:{spec}"), role, app_scopes })
@@ -116,7 +131,7 @@ impl Viewer {
 /// Parses SMART v1 (`patient/Observation.read`) and v2 (`patient/Observation.rs`,
 /// `patient/Observation.rs?category=http://…|laboratory`) scopes that grant reading. Scopes
 /// that grant no read (`launch`, `openid`, writes only) are skipped.
-pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, String> {
+pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, ViewerError> {
     let mut out = Vec::new();
     for s in text.split_whitespace() {
         let Some((context, rest)) = s.split_once('/') else { continue };
@@ -128,23 +143,23 @@ pub fn parse_scopes(text: &str) -> Result<Vec<Scope>, String> {
             None => (rest, None),
         };
         let (resource_type, perms) =
-            resource_and_perm.rsplit_once('.').ok_or_else(|| format!("scope `{s}` has no permissions"))?;
+            resource_and_perm.rsplit_once('.').ok_or_else(|| ViewerError::NoPermissions(s.to_string()))?;
         let (read, search) = match perms {
             "read" | "*" => (true, true),
             "write" => (false, false),
             v2 if !v2.is_empty() && v2.chars().all(|c| "cruds".contains(c)) => (v2.contains('r'), v2.contains('s')),
-            _ => return Err(format!("scope `{s}` has unknown permissions `{perms}`")),
+            _ => return Err(ViewerError::UnknownPermissions { scope: s.to_string(), permissions: perms.to_string() }),
         };
         let reads = read || search;
         if !(resource_type == "*" || crate::fhir::is_served_type(resource_type)) {
-            return Err(format!("scope `{s}` names an unknown resource type"));
+            return Err(ViewerError::UnknownResourceType(s.to_string()));
         }
         let category = match query {
             None => None,
             Some(q) => {
-                let (k, v) = q.split_once('=').ok_or_else(|| format!("scope `{s}` has a malformed query"))?;
+                let (k, v) = q.split_once('=').ok_or_else(|| ViewerError::MalformedQuery(s.to_string()))?;
                 if k != "category" {
-                    return Err(format!("scope `{s}`: only category= is supported in granular scopes"));
+                    return Err(ViewerError::UnsupportedQuery(s.to_string()));
                 }
                 let v = percent_encoding::percent_decode_str(v).decode_utf8_lossy().to_string();
                 Some(match v.split_once('|') {
@@ -175,7 +190,7 @@ mod tests {
             Viewer::from_spec("partner:hie:treat", None).unwrap().role,
             Role::Partner { partner: "hie".into(), purpose: "TREAT".into() }
         );
-        assert!(Viewer::from_spec("proxy:MTH:maybe", None).unwrap_err().contains("maybe"));
+        assert!(Viewer::from_spec("proxy:MTH:maybe", None).unwrap_err().to_string().contains("maybe"));
         assert!(Viewer::from_spec("nobody", None).is_err());
     }
 

@@ -14,6 +14,29 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use tokio::time::Instant;
 
+/// Why a folder of files (or one file) could not be loaded; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Json { path: String, source: serde_json::Error },
+    #[error("{path} line {line}: {source}")]
+    JsonLine { path: String, line: usize, source: serde_json::Error },
+    #[error("{path}: a resource without resourceType or id")]
+    NoTypeOrId { path: String },
+    #[error("{path}: {resource} appears twice")]
+    Twice { path: String, resource: String },
+}
+
+fn unreadable(path: &Path) -> impl FnOnce(std::io::Error) -> LoadError + '_ {
+    move |source| LoadError::Unreadable { path: path.display().to_string(), source }
+}
+
+fn not_json(path: &Path) -> impl FnOnce(serde_json::Error) -> LoadError + '_ {
+    move |source| LoadError::Json { path: path.display().to_string(), source }
+}
+
 /// Every resource of one source, by type, in file order.
 #[derive(Debug, Default, Clone)]
 pub struct ResourceStore {
@@ -23,9 +46,9 @@ pub struct ResourceStore {
 impl ResourceStore {
     /// Loads every `*.json` and `*.ndjson` file under `dir` (not recursive). Bundles
     /// contribute their entries' resources. Duplicate (type, id) pairs are refused.
-    pub fn load(dir: &Path, shift_days: i64) -> Result<ResourceStore, String> {
+    pub fn load(dir: &Path, shift_days: i64) -> Result<ResourceStore, LoadError> {
         let mut files: Vec<_> = std::fs::read_dir(dir)
-            .map_err(|e| format!("{}: {e}", dir.display()))?
+            .map_err(unreadable(dir))?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("json" | "ndjson")))
             .collect();
@@ -33,26 +56,33 @@ impl ResourceStore {
         let mut store = ResourceStore::default();
         let mut seen: std::collections::HashMap<(String, String), Value> = std::collections::HashMap::new();
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(unreadable(&path))?;
             let mut values = Vec::new();
             if path.extension().is_some_and(|x| x == "ndjson") {
                 for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    values.push(
-                        serde_json::from_str(line).map_err(|e| format!("{} line {}: {e}", path.display(), n + 1))?,
-                    );
+                    values.push(serde_json::from_str(line).map_err(|source| LoadError::JsonLine {
+                        path: path.display().to_string(),
+                        line: n + 1,
+                        source,
+                    })?);
                 }
             } else {
-                values.push(serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?);
+                values.push(serde_json::from_str(&text).map_err(not_json(&path))?);
             }
             for value in values {
                 for mut resource in unbundle(value) {
                     let (Some(t), Some(id)) = (fhir::resource_type(&resource), fhir::resource_id(&resource)) else {
-                        return Err(format!("{}: a resource without resourceType or id", path.display()));
+                        return Err(LoadError::NoTypeOrId { path: path.display().to_string() });
                     };
                     let key = (t.to_string(), id.to_string());
                     match seen.get(&key) {
                         Some(first) if *first == resource => continue,
-                        Some(_) => return Err(format!("{}: {t}/{id} appears twice", path.display())),
+                        Some(_) => {
+                            return Err(LoadError::Twice {
+                                path: path.display().to_string(),
+                                resource: format!("{t}/{id}"),
+                            })
+                        }
                         None => {
                             seen.insert(key, resource.clone());
                         }
@@ -132,9 +162,9 @@ impl ResourceStore {
 
 /// The resources of one JSON file (a Bundle's entries, or the one resource), as [`ResourceStore::load`]
 /// reads them: `urn:` references between a Bundle's entries become `Type/id`.
-pub fn read_json_file(path: &Path) -> Result<Vec<Value>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn read_json_file(path: &Path) -> Result<Vec<Value>, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(unreadable(path))?;
+    let value = serde_json::from_str(&text).map_err(not_json(path))?;
     Ok(unbundle(value))
 }
 
@@ -179,7 +209,7 @@ pub struct FileSource {
 impl FileSource {
     pub fn open(name: &str, display: &str, dir: &Path, shift_days: i64) -> Result<FileSource, SourceError> {
         let store = ResourceStore::load(dir, shift_days)
-            .map_err(|message| SourceError::Files { source_name: name.into(), message })?;
+            .map_err(|problem| SourceError::Files { source_name: name.into(), problem: problem.into() })?;
         Ok(FileSource { name: name.into(), display: display.into(), store })
     }
 
@@ -275,7 +305,7 @@ mod tests {
         assert_eq!(e["reasonReference"][0]["reference"], "urn:uuid:elsewhere", "not an entry: left alone");
         assert_eq!(store.compartment("p1", "Encounter").len(), 1);
         write(dir.path(), "b.json", &bundle("Another name").to_string());
-        let err = ResourceStore::load(dir.path(), 0).unwrap_err();
+        let err = ResourceStore::load(dir.path(), 0).unwrap_err().to_string();
         assert!(err.contains("appears twice"), "{err}");
     }
 
@@ -287,10 +317,10 @@ mod tests {
             "x.ndjson",
             "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n{\"resourceType\":\"Patient\",\"id\":\"a\",\"gender\":\"other\"}\n",
         );
-        let e = ResourceStore::load(dir.path(), 0).unwrap_err();
+        let e = ResourceStore::load(dir.path(), 0).unwrap_err().to_string();
         assert!(e.contains("x.ndjson") && e.contains("Patient/a appears twice"), "{e}");
         write(dir.path(), "x.ndjson", "{not json\n");
-        let e = ResourceStore::load(dir.path(), 0).unwrap_err();
+        let e = ResourceStore::load(dir.path(), 0).unwrap_err().to_string();
         assert!(e.contains("x.ndjson line 1"), "{e}");
     }
 }

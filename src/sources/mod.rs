@@ -25,12 +25,16 @@ pub enum SourceError {
     CircuitOpen { source_name: String },
     #[error("{source_name}: {message}")]
     Unavailable { source_name: String, message: String },
-    #[error("{source_name}: upstream authentication failed: {message}")]
-    Auth { source_name: String, message: String },
+    /// The source answered 401 or 403 to the gateway.
+    #[error("{source_name}: upstream authentication failed: HTTP {status}")]
+    Auth { source_name: String, status: u16 },
+    /// The gateway's credentials for the source could not be read or a token not fetched.
+    #[error("{source_name}: upstream authentication failed: {problem}")]
+    Credentials { source_name: String, problem: std::sync::Arc<upstream_auth::CredentialError> },
     #[error("{source_name}: unexpected response: {message}")]
     BadResponse { source_name: String, message: String },
-    #[error("{source_name}: cannot load files: {message}")]
-    Files { source_name: String, message: String },
+    #[error("{source_name}: cannot load files: {problem}")]
+    Files { source_name: String, problem: std::sync::Arc<files::LoadError> },
 }
 
 /// Health of a source as the gateway sees it.

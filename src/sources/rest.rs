@@ -46,8 +46,9 @@ impl RestSource {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let credentials = SourceCredentials::from_config(&config.auth, base_dir)
-            .map_err(|message| SourceError::Auth { source_name: config.name.clone(), message })?;
+        let credentials = SourceCredentials::from_config(&config.auth, base_dir).map_err(|problem| {
+            SourceError::Credentials { source_name: config.name.clone(), problem: problem.into() }
+        })?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
@@ -155,7 +156,12 @@ impl RestSource {
         match &result {
             // Unreachable, erroring, too slow for the deadline or refusing our credentials:
             // the source is unhealthy for us.
-            Err(SourceError::Auth { .. } | SourceError::Unavailable { .. } | SourceError::DeadlineExceeded { .. }) => {
+            Err(
+                SourceError::Auth { .. }
+                | SourceError::Credentials { .. }
+                | SourceError::Unavailable { .. }
+                | SourceError::DeadlineExceeded { .. },
+            ) => {
                 self.breaker.record_failure();
             }
             // It answered (even if with a 4xx or an odd body): it is up.
@@ -178,11 +184,10 @@ impl RestSource {
             }
             let timeout = self.request_timeout.min(deadline - now);
             let request = self.http.get(url.clone()).header("Accept", "application/fhir+json").timeout(timeout);
-            let request = self
-                .credentials
-                .apply(request)
-                .await
-                .map_err(|message| SourceError::Auth { source_name: self.name.clone(), message })?;
+            let request = self.credentials.apply(request).await.map_err(|problem| SourceError::Credentials {
+                source_name: self.name.clone(),
+                problem: problem.into(),
+            })?;
             let wait = match request.send().await {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
@@ -198,10 +203,7 @@ impl RestSource {
                         continue;
                     }
                     if status == 401 || status == 403 {
-                        return Err(SourceError::Auth {
-                            source_name: self.name.clone(),
-                            message: format!("HTTP {status}"),
-                        });
+                        return Err(SourceError::Auth { source_name: self.name.clone(), status });
                     }
                     if !is_retryable(status) {
                         return Err(SourceError::BadResponse {

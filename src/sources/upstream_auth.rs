@@ -3,7 +3,7 @@
 //! refreshed before it expires or when the source answers 401. Secrets are read once at
 //! start-up and never logged.
 
-use crate::config::UpstreamAuth;
+use crate::config::{SecretError, UpstreamAuth};
 use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, ClientSecret, Scope, TokenResponse, TokenUrl};
 use std::path::Path;
@@ -12,6 +12,25 @@ use tokio::sync::Mutex;
 
 /// Refresh a cached token this long before it expires (or a fifth of its life if shorter).
 const REFRESH_MARGIN: Duration = Duration::from_secs(30);
+
+/// Why the gateway could not authenticate to a source (never carries a secret).
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("{0}")]
+    HttpClient(reqwest::Error),
+    #[error("{0}")]
+    TokenUrl(oauth2::url::ParseError),
+    #[error("token endpoint refused: {0}")]
+    Refused(oauth2::basic::BasicErrorResponseType),
+    #[error("token endpoint unreachable: {0}")]
+    Unreachable(String),
+    #[error("token endpoint answered something that is not a token response")]
+    NotATokenResponse,
+    #[error("{0}")]
+    Other(String),
+}
 
 pub enum SourceCredentials {
     None,
@@ -30,7 +49,7 @@ pub struct TokenClient {
 }
 
 impl SourceCredentials {
-    pub fn from_config(auth: &UpstreamAuth, base_dir: &Path) -> Result<SourceCredentials, String> {
+    pub fn from_config(auth: &UpstreamAuth, base_dir: &Path) -> Result<SourceCredentials, CredentialError> {
         Ok(match auth {
             UpstreamAuth::None => SourceCredentials::None,
             UpstreamAuth::Bearer { token } => SourceCredentials::Bearer(token.reveal(base_dir)?),
@@ -42,7 +61,7 @@ impl SourceCredentials {
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(Duration::from_secs(10))
                     .build()
-                    .map_err(|e| e.to_string())?;
+                    .map_err(CredentialError::HttpClient)?;
                 SourceCredentials::ClientCredentials(Box::new(TokenClient {
                     client_id: client_id.clone(),
                     client_secret: client_secret.reveal(base_dir)?,
@@ -56,7 +75,7 @@ impl SourceCredentials {
     }
 
     /// Adds authentication to a request, fetching a token first when needed.
-    pub async fn apply(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, String> {
+    pub async fn apply(&self, req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, CredentialError> {
         Ok(match self {
             SourceCredentials::None => req,
             SourceCredentials::Bearer(t) => req.bearer_auth(t),
@@ -78,7 +97,7 @@ impl SourceCredentials {
 }
 
 impl TokenClient {
-    async fn token(&self) -> Result<String, String> {
+    async fn token(&self) -> Result<String, CredentialError> {
         let mut cached = self.cached.lock().await;
         if let Some((token, refresh_at)) = cached.as_ref() {
             if Instant::now() < *refresh_at {
@@ -88,8 +107,8 @@ impl TokenClient {
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_client_secret(ClientSecret::new(self.client_secret.clone()))
             // The client-credentials grant never visits an authorization URL; oauth2 wants one.
-            .set_auth_uri(AuthUrl::new(self.token_url.clone()).map_err(|e| e.to_string())?)
-            .set_token_uri(TokenUrl::new(self.token_url.clone()).map_err(|e| e.to_string())?);
+            .set_auth_uri(AuthUrl::new(self.token_url.clone()).map_err(CredentialError::TokenUrl)?)
+            .set_token_uri(TokenUrl::new(self.token_url.clone()).map_err(CredentialError::TokenUrl)?);
         let mut request = client.exchange_client_credentials();
         if let Some(scope) = &self.scope {
             for s in scope.split_whitespace() {
@@ -107,13 +126,11 @@ impl TokenClient {
 
 fn describe_token_error<RE: std::error::Error + 'static>(
     e: oauth2::RequestTokenError<RE, oauth2::basic::BasicErrorResponse>,
-) -> String {
+) -> CredentialError {
     match e {
-        oauth2::RequestTokenError::ServerResponse(r) => format!("token endpoint refused: {}", r.error()),
-        oauth2::RequestTokenError::Request(r) => format!("token endpoint unreachable: {r}"),
-        oauth2::RequestTokenError::Parse(_, _) => {
-            "token endpoint answered something that is not a token response".into()
-        }
-        oauth2::RequestTokenError::Other(m) => m,
+        oauth2::RequestTokenError::ServerResponse(r) => CredentialError::Refused(r.error().clone()),
+        oauth2::RequestTokenError::Request(r) => CredentialError::Unreachable(r.to_string()),
+        oauth2::RequestTokenError::Parse(_, _) => CredentialError::NotATokenResponse,
+        oauth2::RequestTokenError::Other(m) => CredentialError::Other(m),
     }
 }

@@ -14,6 +14,17 @@ fn check_config_accepts_the_demo_config() {
     let out = run(&["check-config", "config/portico.toml"], &[]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("config/portico.toml: ok (4 sources)"), "{}", text(&out.stdout));
+    // Without FILE it checks the one shared --config, given before or after the subcommand,
+    // or from PORTICO_CONFIG.
+    for (args, env) in [
+        (&["check-config", "--config", "config/portico.toml"][..], &[][..]),
+        (&["--config", "config/portico.toml", "check-config"][..], &[][..]),
+        (&["check-config"][..], &[("PORTICO_CONFIG", "config/portico.toml")][..]),
+    ] {
+        let out = run(args, env);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(text(&out.stdout).contains("config/portico.toml: ok (4 sources)"), "{args:?}: {}", text(&out.stdout));
+    }
 }
 
 #[test]
@@ -56,6 +67,20 @@ fn check_config_names_file_key_and_problem() {
             &[],
             "sources[0].path",
             &["no-such-folder is not a folder"],
+        ),
+        (
+            "client",
+            format!("{source}[[auth.clients]]\nclient_id = \"a\"\nname = \"A\"\nkind = \"partner\"\nallowed_scopes = \"openid\"\n"),
+            &[],
+            "auth.clients[0].kind",
+            &["`partner` is not a client kind"],
+        ),
+        (
+            "oidc",
+            format!("{source}[auth.oidc]\nissuer = \"https://id.example.org\"\nclient_id = \"portico\"\nclient_secret = {{ env = \"PORTICO_TEST_UNSET_OIDC_SECRET\" }}\n"),
+            &[],
+            "auth.oidc.client_secret",
+            &["PORTICO_TEST_UNSET_OIDC_SECRET is not set"],
         ),
         (
             "env",

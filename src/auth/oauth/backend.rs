@@ -131,7 +131,7 @@ impl<'a> SystemScope<'a> {
     fn parse(text: &'a str) -> Result<Option<SystemScope<'a>>, String> {
         let Some(rest) = text.strip_prefix("system/") else { return Ok(None) };
         // The SMART grammar (known types, permissions, category only) is the viewer's.
-        crate::policy::viewer::parse_scopes(text)?;
+        crate::policy::viewer::parse_scopes(text).map_err(|e| e.to_string())?;
         let (head, query) = match rest.split_once('?') {
             Some((h, q)) => (h, Some(q)),
             None => (rest, None),

@@ -21,17 +21,44 @@ const REFETCH_FLOOR: Duration = Duration::from_secs(10);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// Why a client's JWKS is refused or could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("the JWKS is not JSON: {0}")]
+    NotJson(serde_json::Error),
+    #[error("the JWKS has no `keys` array")]
+    NoKeys,
+    #[error("every JWKS key must be a JSON object")]
+    KeyNotAnObject,
+    #[error("the JWKS holds private key material; publish only public keys")]
+    PrivateKeyMaterial,
+    #[error("the JWKS has no key with a `kid` usable for RS384 (RSA ≥ 2048 bits) or ES384 (EC P-384)")]
+    NoUsableKey,
+    #[error("stored JWKS unreadable: {0}")]
+    StoredUnreadable(serde_json::Error),
+    #[error("cannot fetch the jwks_uri: {0}")]
+    Fetch(reqwest::Error),
+    #[error("the jwks_uri answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("cannot read the jwks_uri: {0}")]
+    Read(reqwest::Error),
+    #[error("the jwks_uri document is too large")]
+    TooLarge,
+    #[error("the jwks_uri document is not UTF-8")]
+    NotUtf8,
+}
+
 /// Checks a JWKS document: an object with `keys`, no private key material, and at least
 /// one key with a `kid` usable for RS384 (RSA, ≥ 2048 bits) or ES384 (EC P-384).
-pub fn parse_jwks(text: &str) -> Result<Value, String> {
-    let set: Value = serde_json::from_str(text).map_err(|e| format!("the JWKS is not JSON: {e}"))?;
-    let keys = set.get("keys").and_then(Value::as_array).ok_or("the JWKS has no `keys` array")?;
+pub fn parse_jwks(text: &str) -> Result<Value, JwksError> {
+    let set: Value = serde_json::from_str(text).map_err(JwksError::NotJson)?;
+    let keys = set.get("keys").and_then(Value::as_array).ok_or(JwksError::NoKeys)?;
     for k in keys {
         if !k.is_object() {
-            return Err("every JWKS key must be a JSON object".into());
+            return Err(JwksError::KeyNotAnObject);
         }
         if ["d", "p", "q", "dp", "dq", "qi", "k"].iter().any(|f| k.get(f).is_some()) {
-            return Err("the JWKS holds private key material; publish only public keys".into());
+            return Err(JwksError::PrivateKeyMaterial);
         }
     }
     let usable = keys.iter().any(|k| {
@@ -39,7 +66,7 @@ pub fn parse_jwks(text: &str) -> Result<Value, String> {
         kid_ok && (decoding_key(k, Algorithm::RS384).is_some() || decoding_key(k, Algorithm::ES384).is_some())
     });
     if !usable {
-        return Err("the JWKS has no key with a `kid` usable for RS384 (RSA ≥ 2048 bits) or ES384 (EC P-384)".into());
+        return Err(JwksError::NoUsableKey);
     }
     Ok(set)
 }
@@ -125,9 +152,9 @@ impl KeyCache {
         record: &ClientRecord,
         kid: &str,
         alg: Algorithm,
-    ) -> Result<Option<DecodingKey>, String> {
+    ) -> Result<Option<DecodingKey>, JwksError> {
         if let Some(text) = &record.jwks {
-            let set: Value = serde_json::from_str(text).map_err(|e| format!("stored JWKS unreadable: {e}"))?;
+            let set: Value = serde_json::from_str(text).map_err(JwksError::StoredUnreadable)?;
             return Ok(find_key(&set, kid, alg));
         }
         let Some(uri) = &record.jwks_uri else { return Ok(None) };
@@ -157,25 +184,25 @@ impl KeyCache {
         true
     }
 
-    async fn fetch_into_cache(&self, client_id: &str, uri: &str) -> Result<Arc<Value>, String> {
+    async fn fetch_into_cache(&self, client_id: &str, uri: &str) -> Result<Arc<Value>, JwksError> {
         let set = Arc::new(self.fetch(uri).await?);
         self.fetched.insert(client_id.to_string(), set.clone()).await;
         Ok(set)
     }
 
-    async fn fetch(&self, uri: &str) -> Result<Value, String> {
-        let mut resp = self.http.get(uri).send().await.map_err(|e| format!("cannot fetch the jwks_uri: {e}"))?;
+    async fn fetch(&self, uri: &str) -> Result<Value, JwksError> {
+        let mut resp = self.http.get(uri).send().await.map_err(JwksError::Fetch)?;
         if resp.status() != reqwest::StatusCode::OK {
-            return Err(format!("the jwks_uri answered {}", resp.status()));
+            return Err(JwksError::Status(resp.status()));
         }
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| format!("cannot read the jwks_uri: {e}"))? {
+        while let Some(chunk) = resp.chunk().await.map_err(JwksError::Read)? {
             if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err("the jwks_uri document is too large".into());
+                return Err(JwksError::TooLarge);
             }
             body.extend_from_slice(&chunk);
         }
-        let text = String::from_utf8(body).map_err(|_| "the jwks_uri document is not UTF-8".to_string())?;
+        let text = String::from_utf8(body).map_err(|_| JwksError::NotUtf8)?;
         parse_jwks(&text)
     }
 }

@@ -17,6 +17,28 @@ use sqlx::Row;
 use std::net::IpAddr;
 use std::path::Path;
 
+/// Why a registration's kind, redirect URI or scopes are refused (the caller names the
+/// key or field).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistrationError {
+    #[error("`{0}` is not a client kind (public, confidential-symmetric, confidential-asymmetric, backend)")]
+    UnknownKind(String),
+    #[error("`{uri}` is not an absolute URL: {problem}")]
+    NotAbsolute { uri: String, problem: url::ParseError },
+    #[error("`{0}` must not carry user information")]
+    UserInfo(String),
+    #[error("`{0}` must be https (http only for a loopback host)")]
+    HttpNotLoopback(String),
+    #[error("`{0}` must be an https URL (or http on a loopback host)")]
+    NotHttps(String),
+    #[error("`{0}` must not have a fragment")]
+    Fragment(String),
+    #[error("`{0}` has characters a scope may not contain")]
+    ScopeCharacters(String),
+    #[error("at least one scope is required")]
+    NoScope,
+}
+
 /// The kinds of SMART client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -43,15 +65,13 @@ impl ClientKind {
         }
     }
 
-    pub fn parse(s: &str) -> Result<ClientKind, String> {
+    pub fn parse(s: &str) -> Result<ClientKind, RegistrationError> {
         match s {
             "public" => Ok(ClientKind::Public),
             "confidential-symmetric" => Ok(ClientKind::ConfidentialSymmetric),
             "confidential-asymmetric" => Ok(ClientKind::ConfidentialAsymmetric),
             "backend" => Ok(ClientKind::Backend),
-            other => Err(format!(
-                "`{other}` is not a client kind (public, confidential-symmetric, confidential-asymmetric, backend)"
-            )),
+            other => Err(RegistrationError::UnknownKind(other.to_string())),
         }
     }
 
@@ -251,61 +271,15 @@ impl Clients {
     /// validated — secrets revealed, JWKS files read — before anything is written; errors
     /// name `auth.clients[i].key`.
     pub async fn sync_config(&self, clients: &[ClientConfig], base_dir: &Path) -> Result<(), ClientError> {
-        let mut specs = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for (i, c) in clients.iter().enumerate() {
-            let key = |k: &str| format!("auth.clients[{i}].{k}");
-            if c.client_id.is_empty()
-                || c.client_id.len() > 128
-                || !c.client_id.chars().all(|ch| ch.is_ascii_graphic() && ch != ':')
-            {
-                return Err(ClientError::invalid(
-                    key("client_id"),
-                    "must be 1-128 visible ASCII characters without `:`",
-                ));
-            }
-            if !seen.insert(c.client_id.as_str()) {
-                return Err(ClientError::invalid(key("client_id"), format!("`{}` is used twice", c.client_id)));
-            }
-            let kind = ClientKind::parse(&c.kind).map_err(|m| ClientError::invalid(key("kind"), m))?;
-            let secret = match (&c.secret, kind) {
-                (Some(s), ClientKind::ConfidentialSymmetric) => {
-                    let value = s.reveal(base_dir).map_err(|m| ClientError::invalid(key("secret"), m))?;
-                    if value.len() < 16 {
-                        return Err(ClientError::invalid(key("secret"), "must be at least 16 characters"));
-                    }
-                    Some(value)
-                }
-                (None, ClientKind::ConfidentialSymmetric) => {
-                    return Err(ClientError::invalid(key("secret"), "is required for a confidential-symmetric client"))
-                }
-                (Some(_), _) => {
-                    return Err(ClientError::invalid(key("secret"), "is only for confidential-symmetric clients"))
-                }
-                (None, _) => None,
-            };
-            let keys = match (&c.jwks_file, &c.jwks_uri) {
-                (Some(_), Some(_)) => {
-                    return Err(ClientError::invalid(key("jwks_file"), "give jwks_file or jwks_uri, not both"))
-                }
-                (Some(f), None) => {
-                    let path = base_dir.join(f);
-                    let text = std::fs::read_to_string(&path).map_err(|e| {
-                        ClientError::invalid(key("jwks_file"), format!("cannot read {}: {e}", path.display()))
-                    })?;
-                    Some(ClientKeys::Jwks(text))
-                }
-                (None, Some(u)) => Some(ClientKeys::JwksUri(u.clone())),
-                (None, None) => None,
-            };
-            let prefix = format!("auth.clients[{i}].");
-            let partner = PartnerProfile::given(c.purpose.as_deref(), &c.groups);
-            let spec = Spec::validate(&c.name, kind, &c.redirect_uris, &c.allowed_scopes, keys, partner, &prefix)?;
-            specs.push((c.client_id.clone(), kind, spec, secret));
-        }
+        self.sync_checked(&check_config_clients(clients, base_dir)?).await
+    }
+
+    /// [`Clients::sync_config`] for entries already checked by [`check_config_clients`]
+    /// (the settings did it at start-up).
+    pub async fn sync_checked(&self, clients: &[ConfiguredClient]) -> Result<(), ClientError> {
         // Hash secrets that changed (argon2 is slow: keep a hash that still matches).
         let mut rows = Vec::new();
-        for (client_id, kind, spec, secret) in specs {
+        for ConfiguredClient { client_id, kind, spec, secret } in clients.iter().cloned() {
             let existing = self.record(&client_id).await?;
             let secret_hash = match secret {
                 None => None,
@@ -363,6 +337,78 @@ impl Clients {
     }
 }
 
+/// A `[[auth.clients]]` entry, checked: its kind, redirect URIs, scopes and partner profile
+/// valid, its secret read, its JWKS file read and parsed. Debug never shows the secret.
+#[derive(Clone)]
+pub struct ConfiguredClient {
+    client_id: String,
+    kind: ClientKind,
+    spec: Spec,
+    secret: Option<String>,
+}
+
+impl std::fmt::Debug for ConfiguredClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ConfiguredClient(client_id={}, kind={})", self.client_id, self.kind.as_str())
+    }
+}
+
+/// Checks every `[[auth.clients]]` entry — secrets revealed, JWKS files read — without a
+/// database; errors name `auth.clients[i].key`.
+pub fn check_config_clients(clients: &[ClientConfig], base_dir: &Path) -> Result<Vec<ConfiguredClient>, ClientError> {
+    let mut specs = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in clients.iter().enumerate() {
+        let key = |k: &str| format!("auth.clients[{i}].{k}");
+        if c.client_id.is_empty()
+            || c.client_id.len() > 128
+            || !c.client_id.chars().all(|ch| ch.is_ascii_graphic() && ch != ':')
+        {
+            return Err(ClientError::invalid(key("client_id"), "must be 1-128 visible ASCII characters without `:`"));
+        }
+        if !seen.insert(c.client_id.as_str()) {
+            return Err(ClientError::invalid(key("client_id"), format!("`{}` is used twice", c.client_id)));
+        }
+        let kind = ClientKind::parse(&c.kind).map_err(|p| ClientError::registration(key("kind"), p))?;
+        let secret = match (&c.secret, kind) {
+            (Some(s), ClientKind::ConfidentialSymmetric) => {
+                let value =
+                    s.reveal(base_dir).map_err(|problem| ClientError::Secret { key: key("secret"), problem })?;
+                if value.len() < 16 {
+                    return Err(ClientError::invalid(key("secret"), "must be at least 16 characters"));
+                }
+                Some(value)
+            }
+            (None, ClientKind::ConfidentialSymmetric) => {
+                return Err(ClientError::invalid(key("secret"), "is required for a confidential-symmetric client"))
+            }
+            (Some(_), _) => {
+                return Err(ClientError::invalid(key("secret"), "is only for confidential-symmetric clients"))
+            }
+            (None, _) => None,
+        };
+        let keys = match (&c.jwks_file, &c.jwks_uri) {
+            (Some(_), Some(_)) => {
+                return Err(ClientError::invalid(key("jwks_file"), "give jwks_file or jwks_uri, not both"))
+            }
+            (Some(f), None) => {
+                let path = base_dir.join(f);
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ClientError::invalid(key("jwks_file"), format!("cannot read {}: {e}", path.display()))
+                })?;
+                Some(ClientKeys::Jwks(text))
+            }
+            (None, Some(u)) => Some(ClientKeys::JwksUri(u.clone())),
+            (None, None) => None,
+        };
+        let prefix = format!("auth.clients[{i}].");
+        let partner = PartnerProfile::given(c.purpose.as_deref(), &c.groups);
+        let spec = Spec::validate(&c.name, kind, &c.redirect_uris, &c.allowed_scopes, keys, partner, &prefix)?;
+        specs.push(ConfiguredClient { client_id: c.client_id.clone(), kind, spec, secret });
+    }
+    Ok(specs)
+}
+
 /// Disables a client and revokes its tokens, inside `tx`.
 async fn disable_in(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -389,7 +435,8 @@ async fn disable_in(
 fn record_of(r: &sqlx::any::AnyRow) -> Result<ClientRecord, ClientError> {
     let client_id: String = r.get(0);
     let kind: String = r.get(2);
-    let kind = ClientKind::parse(&kind).map_err(|m| ClientError::invalid(format!("oauth_clients {client_id}"), m))?;
+    let kind =
+        ClientKind::parse(&kind).map_err(|p| ClientError::registration(format!("oauth_clients {client_id}"), p))?;
     let redirect_uris: String = r.get(3);
     let redirect_uris: Vec<String> = serde_json::from_str(&redirect_uris).map_err(|e| {
         ClientError::invalid(format!("oauth_clients {client_id}"), format!("redirect_uris is not a JSON array: {e}"))
@@ -429,10 +476,7 @@ fn record_of(r: &sqlx::any::AnyRow) -> Result<ClientRecord, ClientError> {
 }
 
 async fn hash_blocking(secret: String) -> Result<String, ClientError> {
-    tokio::task::spawn_blocking(move || crypto::hash_secret(&secret))
-        .await
-        .map_err(|e| ClientError::invalid("secret", e.to_string()))?
-        .map_err(|m| ClientError::invalid("secret", m))
+    Ok(tokio::task::spawn_blocking(move || crypto::hash_secret(&secret)).await??)
 }
 
 async fn verify_blocking(secret: String, hash: String) -> bool {
@@ -440,6 +484,7 @@ async fn verify_blocking(secret: String, hash: String) -> bool {
 }
 
 /// A validated registration.
+#[derive(Clone)]
 struct Spec {
     name: String,
     redirect_uris: Vec<String>,
@@ -471,9 +516,9 @@ impl Spec {
             return Err(ClientError::invalid(key("redirect_uris"), "at least one redirect URI is required"));
         }
         for (j, uri) in redirect_uris.iter().enumerate() {
-            check_redirect_uri(uri).map_err(|m| ClientError::invalid(key(&format!("redirect_uris[{j}]")), m))?;
+            check_redirect_uri(uri).map_err(|p| ClientError::registration(key(&format!("redirect_uris[{j}]")), p))?;
         }
-        let scopes = parse_scopes(allowed_scopes).map_err(|m| ClientError::invalid(key("allowed_scopes"), m))?;
+        let scopes = parse_scopes(allowed_scopes).map_err(|p| ClientError::registration(key("allowed_scopes"), p))?;
         let partner = check_partner(kind, partner, &scopes, prefix)?;
         let (jwks, jwks_uri) = match (kind.uses_assertions(), keys) {
             (true, None) => {
@@ -483,11 +528,11 @@ impl Spec {
                 ))
             }
             (true, Some(ClientKeys::Jwks(text))) => {
-                let set = parse_jwks(&text).map_err(|m| ClientError::invalid(key("jwks"), m))?;
+                let set = parse_jwks(&text).map_err(|problem| ClientError::Jwks { key: key("jwks"), problem })?;
                 (Some(crate::json::text(&set)), None)
             }
             (true, Some(ClientKeys::JwksUri(uri))) => {
-                check_https_or_loopback(&uri).map_err(|m| ClientError::invalid(key("jwks_uri"), m))?;
+                check_https_or_loopback(&uri).map_err(|p| ClientError::registration(key("jwks_uri"), p))?;
                 (None, Some(uri))
             }
             (false, Some(_)) => {
@@ -504,24 +549,25 @@ impl Spec {
 
 /// A redirect URI must be absolute, https (http only on a loopback host) and without a
 /// fragment.
-pub fn check_redirect_uri(uri: &str) -> Result<(), String> {
+pub fn check_redirect_uri(uri: &str) -> Result<(), RegistrationError> {
     check_https_or_loopback(uri)?;
     if uri.contains('#') {
-        return Err(format!("`{uri}` must not have a fragment"));
+        return Err(RegistrationError::Fragment(uri.to_string()));
     }
     Ok(())
 }
 
-fn check_https_or_loopback(uri: &str) -> Result<(), String> {
-    let url = url::Url::parse(uri).map_err(|e| format!("`{uri}` is not an absolute URL: {e}"))?;
+fn check_https_or_loopback(uri: &str) -> Result<(), RegistrationError> {
+    let url =
+        url::Url::parse(uri).map_err(|problem| RegistrationError::NotAbsolute { uri: uri.to_string(), problem })?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(format!("`{uri}` must not carry user information"));
+        return Err(RegistrationError::UserInfo(uri.to_string()));
     }
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
-        "http" => Err(format!("`{uri}` must be https (http only for a loopback host)")),
-        _ => Err(format!("`{uri}` must be an https URL (or http on a loopback host)")),
+        "http" => Err(RegistrationError::HttpNotLoopback(uri.to_string())),
+        _ => Err(RegistrationError::NotHttps(uri.to_string())),
     }
 }
 
@@ -535,21 +581,21 @@ fn is_loopback(url: &url::Url) -> bool {
 }
 
 /// Space-separated scope tokens (RFC 6749 §3.3 characters), at least one, no duplicates.
-pub fn parse_scopes(s: &str) -> Result<Vec<String>, String> {
+pub fn parse_scopes(s: &str) -> Result<Vec<String>, RegistrationError> {
     let mut out: Vec<String> = Vec::new();
     for scope in s.split(' ').filter(|t| !t.is_empty()) {
         if !scope
             .chars()
             .all(|c| c == '\u{21}' || ('\u{23}'..='\u{5b}').contains(&c) || ('\u{5d}'..='\u{7e}').contains(&c))
         {
-            return Err(format!("`{scope}` has characters a scope may not contain"));
+            return Err(RegistrationError::ScopeCharacters(scope.to_string()));
         }
         if !out.iter().any(|o| o == scope) {
             out.push(scope.to_string());
         }
     }
     if out.is_empty() {
-        return Err("at least one scope is required".into());
+        return Err(RegistrationError::NoScope);
     }
     Ok(out)
 }

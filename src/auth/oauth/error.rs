@@ -97,6 +97,20 @@ impl From<sqlx::Error> for OAuthError {
 pub enum ClientError {
     #[error("{key}: {message}")]
     Invalid { key: String, message: String },
+    /// A kind, redirect URI or scope list that is refused, under its key.
+    #[error("{key}: {problem}")]
+    Registration { key: String, problem: super::RegistrationError },
+    /// A JWKS that is refused, under its key.
+    #[error("{key}: {problem}")]
+    Jwks { key: String, problem: super::client_keys::JwksError },
+    /// A configured client secret that cannot be read.
+    #[error("{key}: {problem}")]
+    Secret { key: String, problem: crate::config::SecretError },
+    /// Hashing a client secret failed.
+    #[error("secret: {0}")]
+    Hash(#[from] super::crypto::HashError),
+    #[error("secret: {0}")]
+    HashTask(#[from] tokio::task::JoinError),
     #[error("no client {0}")]
     Unknown(String),
     #[error(transparent)]
@@ -108,6 +122,9 @@ pub enum ClientError {
 impl ClientError {
     pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> ClientError {
         ClientError::Invalid { key: key.into(), message: message.into() }
+    }
+    pub fn registration(key: impl Into<String>, problem: super::RegistrationError) -> ClientError {
+        ClientError::Registration { key: key.into(), problem }
     }
 }
 

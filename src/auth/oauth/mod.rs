@@ -21,8 +21,12 @@ mod tokens;
 
 pub use backend::{grant_system_scopes, PartnerProfile, SystemBearer};
 pub use client_auth::{Method, JWT_BEARER};
-pub use client_keys::parse_jwks;
-pub use clients::{check_redirect_uri, parse_scopes, Client, ClientKeys, ClientKind, ClientSummary, Clients};
+pub use client_keys::{parse_jwks, JwksError};
+pub use clients::{
+    check_config_clients, check_redirect_uri, parse_scopes, Client, ClientKeys, ClientKind, ClientSummary, Clients,
+    ConfiguredClient, RegistrationError,
+};
+pub use crypto::HashError;
 pub use error::{ClientError, ErrorCode, OAuthError};
 pub use form::Form;
 pub use tokens::{Bearer, Caller, CodeRequest, TokenResponse, Tokens};
@@ -91,10 +95,16 @@ pub struct OAuth {
 }
 
 impl OAuth {
-    /// Loads `[[auth.clients]]` into the store and the signing key (creating it once).
-    pub async fn start(config: &Config, store: Store, index: Arc<PatientIndex>) -> Result<OAuth, ClientError> {
+    /// Loads the checked `[[auth.clients]]` ([`check_config_clients`]) into the store and
+    /// the signing key (creating it once).
+    pub async fn start(
+        config: &Config,
+        configured: &[ConfiguredClient],
+        store: Store,
+        index: Arc<PatientIndex>,
+    ) -> Result<OAuth, ClientError> {
         let clients = Clients::new(store.clone());
-        clients.sync_config(&config.auth.clients, &config.base_dir).await?;
+        clients.sync_checked(configured).await?;
         let tokens = Tokens::new(store, clients.clone(), index, OAuthSettings::from_config(config)).await?;
         Ok(OAuth { clients, tokens })
     }
