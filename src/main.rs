@@ -508,7 +508,10 @@ async fn run(command: Command) -> Result<(), String> {
             let (app, him) = him_for(&config).await?;
             let patient = him.patient_id(&patient).map_err(|e| e.to_string())?;
             let explanations =
-                app.reader().explain(&operator(), &patient, &viewer, at).await.map_err(|e| e.to_string())?;
+                app.reader()
+                .explain(&operator(), &portico::read::Trail::internal("portico policy explain"), &patient, &viewer, at)
+                .await
+                .map_err(|e| e.to_string())?;
             if json {
                 let out = serde_json::json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations});
                 println!("{}", serde_json::to_string_pretty(&out).map_err(|e| e.to_string())?);
