@@ -194,7 +194,14 @@ impl App {
         let zone = self.zone;
         let paging =
             Paging { default_count: self.config.server.default_page_size, max_count: self.config.server.max_page_size };
-        Reader::new(self.aggregator.clone(), self.policy.clone(), self.ledger.clone(), zone, paging)
+        Reader::new(
+            self.aggregator.clone(),
+            self.policy.clone(),
+            self.ledger.clone(),
+            crate::audit::AuditLog::new(self.store.clone()),
+            zone,
+            paging,
+        )
     }
 
     /// The HTTP router for this app.
@@ -211,12 +218,12 @@ impl App {
                 self.config.auth.session_idle.std(),
                 self.config.auth.session_absolute.std(),
             ),
-            store: self.store.clone(),
+            grants: crate::auth::grants::Grants::new(self.store.clone()),
             secure_cookies: self.config.secure_cookies(),
             oidc_label: self.config.auth.oidc.as_ref().map(|o| o.label.clone()),
             oidc: self.oidc.clone(),
             min_password_length: self.config.auth.password_min_length,
-            aggregator: self.aggregator.clone(),
+            gauges: crate::aggregate::Gauges::new(self.aggregator.clone()),
             base_url: self.config.fhir_base_url(),
             tokens: self.dev_tokens.clone(),
             max_query_bytes: self.config.server.max_query_bytes,
@@ -233,7 +240,7 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        let workers = self.exports.start_workers(self.reader(), crate::audit::AuditLog::new(self.store.clone()));
+        let workers = self.exports.start_workers(self.reader());
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;

@@ -548,7 +548,8 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             };
             let (app, him) = him_for(config).await?;
             let patient = him.patient_id(&patient)?;
-            let explanations = app.reader().explain(&operator(), &patient, &viewer, at).await?;
+            let trail = portico::read::Trail::internal("portico policy explain");
+            let explanations = app.reader().explain(&operator(), &trail, &patient, &viewer, at).await?;
             if json {
                 let out = serde_json::json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations});
                 println!("{}", serde_json::to_string_pretty(&out)?);

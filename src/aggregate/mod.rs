@@ -5,8 +5,11 @@
 //! no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
 //! before any viewer's rules.
 
+mod gauges;
 pub mod merge;
 pub mod provenance;
+
+pub use gauges::{Gauges, SourceCalls};
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;

@@ -1,6 +1,7 @@
 //! Sign-in, registration, enrollment, sign-out and the account page. Thin: each checks the
 //! session and CSRF token, calls one function of `auth::accounts`, renders or redirects.
 
+use super::extract::SignedIn;
 use super::pages::{check_csrf, field, form_fields, page, see_other, session, session_cookie, PageError};
 use super::ApiState;
 use crate::auth::accounts::AccountError;
@@ -160,19 +161,15 @@ fn enroll_html(s: &crate::auth::sessions::Session, message: &str) -> String {
     )
 }
 
-async fn enroll_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
-    let (jar, s) = session(&state, jar).await?;
-    if s.account_id.is_none() {
-        return Ok((jar, see_other("/login")).into_response());
-    }
+async fn enroll_page(visitor: SignedIn) -> Result<Response, PageError> {
+    let SignedIn { jar, session: s, .. } = visitor;
     Ok((jar, page(StatusCode::OK, enroll_html(&s, ""), None)).into_response())
 }
 
-async fn enroll(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
-    let (jar, s) = session(&state, jar).await?;
+async fn enroll(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
+    let SignedIn { jar, session: s, account: account_id } = visitor;
     let form = form_fields(&body);
     check_csrf(&s, &form)?;
-    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
     let (mrn, birth, family) = (
         field(&form, "mrn").unwrap_or_default(),
         field(&form, "birth_date").unwrap_or_default(),
@@ -192,13 +189,12 @@ async fn logout(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes)
     Ok((jar.remove(session_cookie(&state, String::new())), see_other("/login")).into_response())
 }
 
-async fn account(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Response, PageError> {
-    let (jar, s) = session(&state, jar).await?;
-    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
+async fn account(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Result<Response, PageError> {
+    let SignedIn { jar, session: s, account: account_id } = visitor;
     let name =
         state.accounts.display_name(&account_id).await.map_err(|_| PageError::unavailable())?.unwrap_or_default();
     let patients = super::authorize_routes::records_of(&state, &account_id).await?;
-    let apps: Vec<serde_json::Value> = crate::auth::grants::of_account(&state.store, &account_id)
+    let apps: Vec<serde_json::Value> = state.grants.of_account(&account_id)
         .await?
         .into_iter()
         .map(|a| {
@@ -221,13 +217,12 @@ async fn account(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<R
 }
 
 /// The patient's "revoke" button: the app's tokens stop working at once.
-async fn revoke_app(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
-    let (jar, s) = session(&state, jar).await?;
+async fn revoke_app(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
+    let SignedIn { jar, session: s, account: account_id } = visitor;
     let form = form_fields(&body);
     check_csrf(&s, &form)?;
-    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
     let grant_id = field(&form, "grant_id").unwrap_or_default();
-    if !crate::auth::grants::belongs_to(&state.store, &grant_id, &account_id).await? {
+    if !state.grants.belongs_to(&grant_id, &account_id).await? {
         return Err(PageError::bad_request("That app is not one you allowed."));
     }
     state.oauth.tokens.revoke_grant(&grant_id).await?;

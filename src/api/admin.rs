@@ -4,11 +4,12 @@
 
 use super::error::ApiError;
 use super::{fhir_json, ApiState};
+use super::extract::Staff;
 use crate::auth::Access;
 use crate::policy::Viewer;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,15 +25,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/admin/proxies", post(grant_proxy))
         .route("/admin/access/terminate", post(terminate))
         .with_state(state)
-}
-
-fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let access = state.tokens.authenticate(header)?;
-    if !access.is_staff() {
-        return Err(ApiError::Him(crate::him::HimError::NotStaff));
-    }
-    Ok(access)
 }
 
 /// Writes the staff action to the access log (failing closed), then passes `result` on.
@@ -67,10 +59,9 @@ struct ExplainQuery {
 async fn explain(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Staff(access): Staff,
     q: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
     let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let viewer = Viewer::from_spec(&q.viewer, q.scopes.as_deref())?;
     let at = match &q.at {
@@ -80,8 +71,8 @@ async fn explain(
         None => chrono::Utc::now(),
     };
     let patient = state.him.patient_id(&q.patient)?;
-    let explained = state.reader.explain(&access, &patient, &viewer, at).await.map_err(ApiError::from);
-    let explanations = logged(&state, &access, from, "explain", Some(patient.clone()), explained).await?;
+    let trail = crate::read::Trail::new("/admin/explain", Some(from.ip()));
+    let explanations = state.reader.explain(&access, &trail, &patient, &viewer, at).await?;
     Ok(fhir_json(
         StatusCode::OK,
         &json!({"patient": patient, "viewer": viewer, "at": at.to_rfc3339(), "resources": explanations}),
@@ -99,10 +90,9 @@ struct ReleaseBody {
 async fn release(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Staff(access): Staff,
     body: Result<Json<ReleaseBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
     let Json(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let patient = state.him.patient_id(&body.patient).ok();
     let released = state.him.release(&access, &body.patient, &body.resource, &body.by).await.map_err(ApiError::from);
@@ -131,10 +121,9 @@ struct ProxyBody {
 async fn grant_proxy(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Staff(access): Staff,
     body: Result<Json<ProxyBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let link = crate::auth::accounts::grant_proxy(
         &state.accounts,
@@ -165,10 +154,9 @@ struct TerminateBody {
 async fn terminate(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Staff(access): Staff,
     body: Result<Json<TerminateBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let done = match state.accounts.terminate(&b.link_id, &b.reason, &b.by).await {
         Ok(0) => Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id)))),

@@ -14,6 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
+use crate::read::RecordChoice;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -25,51 +26,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// One record an account may open, as the pages show it.
-#[derive(Debug, Serialize)]
-pub struct RecordChoice {
-    pub id: String,
-    pub name: String,
-    pub relation: String,
-}
-
-fn relation_words(code: &str) -> &'static str {
-    match code {
-        "SELF" => "you",
-        "MTH" | "FTH" | "PRN" => "your child",
-        "GUARD" => "in your guardianship",
-        "CAREGIVER" => "in your care",
-        _ => "a family member",
-    }
-}
-
-/// The records an account may open, with the patients' names from their records.
+/// The records an account may open, named as the account may see them (the reader's
+/// record picker).
 pub async fn records_of(state: &ApiState, account_id: &str) -> Result<Vec<RecordChoice>, PageError> {
     let links = state.accounts.links(account_id).await.map_err(|_| PageError::unavailable())?;
-    let mut out = Vec::new();
-    for l in links {
-        let name = match state.aggregator.index().gateway_id_of(&l.source, &l.source_patient_id) {
-            Some(gid) => match state.aggregator.record(&gid).await {
-                Ok(r) => r.patient().map(display_name).unwrap_or_else(|| "Patient record".into()),
-                Err(_) => "Patient record".into(),
-            },
-            None => continue,
-        };
-        out.push(RecordChoice { id: l.id, name, relation: relation_words(&l.relationship).into() });
-    }
-    Ok(out)
-}
-
-fn display_name(patient: &serde_json::Value) -> String {
-    let name = patient.get("name").and_then(|n| n.get(0));
-    let given = name.and_then(|n| n.get("given")).and_then(|g| g.get(0)).and_then(|g| g.as_str()).unwrap_or("");
-    let family = name.and_then(|n| n.get("family")).and_then(|f| f.as_str()).unwrap_or("");
-    let full = format!("{given} {family}").trim().to_string();
-    if full.is_empty() {
-        "Patient record".into()
-    } else {
-        full
-    }
+    Ok(state.reader.choices(account_id, links).await)
 }
 
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -253,7 +214,7 @@ async fn consent(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes
         .cloned()
         .collect();
     let scopes = granted.join(" ");
-    let grant_id = crate::auth::grants::create(&state.store, &account, &link_id, &p.client_id, &scopes).await?;
+    let grant_id = state.grants.give(&account, &link_id, &p.client_id, &scopes).await?;
     let code = state
         .oauth
         .tokens

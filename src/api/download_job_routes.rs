@@ -7,20 +7,21 @@
 //! account's record link, call `export::download_jobs`, render. Nothing here is cached.
 
 use super::pages::{check_csrf, field, form_fields, page, see_other};
-use super::record_pages::{failure, message, visitor, RecordPageError};
+use super::extract::SignedIn;
+use super::record_pages::{choices, failure, message, own_link, RecordPageError};
 use super::ApiState;
 use crate::auth::accounts::PatientLink;
 use crate::auth::sessions::Session;
 use crate::export::download::Format;
 use crate::export::download_jobs::{DownloadJobError, Prepared, Progress, ReadyFile, STEPS};
 use crate::portal::fhir_text;
+use crate::read::Trail;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use axum_extra::extract::cookie::CookieJar;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -36,18 +37,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// The account's record link `link_id` and its record's gateway id.
-async fn own_link(state: &ApiState, account: &str, link_id: &str) -> Result<(PatientLink, String), RecordPageError> {
-    let links = state.accounts.links(account).await.map_err(|_| RecordPageError::Unavailable)?;
-    let link = links.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)?;
-    let patient_id = state
-        .aggregator
-        .index()
-        .gateway_id_of(&link.source, &link.source_patient_id)
-        .ok_or(RecordPageError::NotFound)?;
-    Ok((link, patient_id))
-}
-
 /// The account's job `job_id` on its record link `link_id`.
 async fn own_job(
     state: &ApiState,
@@ -55,7 +44,7 @@ async fn own_job(
     link_id: &str,
     job_id: &str,
 ) -> Result<(PatientLink, Prepared), RecordPageError> {
-    let (link, _) = own_link(state, account, link_id).await?;
+    let link = own_link(state, account, link_id).await?;
     let access = crate::auth::access_for_link(account, &link);
     let job = state.exports.downloads().find(&access, link_id, job_id).await.map_err(|e| match e {
         DownloadJobError::NotFound => RecordPageError::NotFound,
@@ -71,14 +60,11 @@ async fn own_job(
 /// the record and sends the browser to the progress page.
 async fn start(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     Path(link_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let SignedIn { jar, session: s, account } = visitor;
     let form = form_fields(&body);
     if let Err(e) = check_csrf(&s, &form) {
         return (jar, e).into_response();
@@ -91,11 +77,14 @@ async fn start(
             return (jar, message(StatusCode::BAD_REQUEST, &s, "Something is not right", text)).into_response();
         }
     };
-    let (link, patient_id) = match own_link(&state, &account, &link_id).await {
+    let link = match own_link(&state, &account, &link_id).await {
         Ok(l) => l,
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let access = crate::auth::access_for_link(&account, &link);
+    let Some(patient_id) = state.reader.whose(&access) else {
+        return (jar, failure(RecordPageError::NotFound, &s)).into_response();
+    };
     let response = match state.exports.downloads().start(&access, &link_id, &patient_id, format).await {
         Ok(job) => see_other(&format!("/records/{link_id}/downloads/{job}")),
         Err(DownloadJobError::TooMany(n)) => message(
@@ -173,18 +162,15 @@ fn progress_page(s: &Session, link_id: &str, whose: serde_json::Value, job: &Pre
 /// `GET /records/{link}/downloads/{job}`: where the job is, then the download link.
 async fn progress(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     Path((link_id, job_id)): Path<(String, String)>,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let SignedIn { jar, session: s, account } = visitor;
     let (link, job) = match own_job(&state, &account, &link_id, &job_id).await {
         Ok(j) => j,
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
-    let Ok(records) = super::authorize_routes::records_of(&state, &account).await else {
+    let Ok(records) = choices(&state, &account).await else {
         return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
     };
     let Some(choice) = records.into_iter().find(|r| r.id == link_id) else {
@@ -198,14 +184,11 @@ async fn progress(
 /// (action `download`) before it goes out; nothing goes out when the log cannot be written.
 async fn file(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((link_id, job_id)): Path<(String, String)>,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let SignedIn { jar, session: s, account } = visitor;
     let (_, job) = match own_job(&state, &account, &link_id, &job_id).await {
         Ok(j) => j,
         Err(e) => return (jar, failure(e, &s)).into_response(),
@@ -223,17 +206,8 @@ async fn file(
             return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
         }
     };
-    let what = format!("/records/{link_id}/downloads/{job_id}/file");
-    let entry = crate::audit::AuditEntry::of(
-        &job.access,
-        "download",
-        what,
-        Some(file.patient_id.clone()),
-        "success",
-        Some(from.ip()),
-    );
-    if let Err(e) = state.audit.record(&entry).await {
-        tracing::error!(error = %e, "audit log write failed; refusing the download");
+    let trail = Trail::new(format!("/records/{link_id}/downloads/{job_id}/file"), Some(from.ip()));
+    if state.reader.hand_over(&job.access, &trail, &file.patient_id).await.is_err() {
         return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
     }
     (jar, attachment(file, opened)).into_response()

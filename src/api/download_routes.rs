@@ -2,23 +2,23 @@
 //! signed-in account's own records (the links the pages offer), and the zip form of
 //! `Patient/[id]/$everything` (`_format=zip` or `Accept: application/zip`) for the FHIR
 //! API, plus the `_format`/`Accept` reading that decides between them. Thin: find the
-//! caller's access, call `export::download::prepare` (a page download of a record larger
-//! than `export.download_job_threshold` goes back to the record's home page instead, which
-//! offers to prepare it as a job), write the access log (failing
-//! closed), send the file as an attachment that is never cached.
+//! caller's access, have the reader release the record (it writes the access log, failing
+//! closed), write it with `export::download` (a page download of a record larger than
+//! `export.download_job_threshold` goes back to the record's home page instead, which
+//! offers to prepare it as a job), send the file as an attachment that is never cached.
 
 use super::error::ApiError;
-use super::pages::{see_other, session, PageError};
+use super::extract::SignedIn;
+use super::pages::{see_other, PageError};
 use super::ApiState;
 use crate::auth::Access;
 use crate::export::download::{self, Download, DownloadError, Format};
-use crate::read::ReadError;
+use crate::read::{ReadError, Trail, Use};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_extra::extract::cookie::CookieJar;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -90,15 +90,17 @@ pub(super) fn wants_zip(pairs: &[(String, String)], headers: &HeaderMap) -> bool
 pub(super) async fn everything_zip(
     state: &ApiState,
     access: &Access,
+    trail: &Trail,
     patient_id: &str,
     pairs: &[(String, String)],
 ) -> Result<Download, ApiError> {
     if let Some((k, _)) = pairs.iter().find(|(k, _)| k != "_format") {
-        return Err(ApiError::Read(ReadError::BadRequest(format!(
+        let refused = ReadError::BadRequest(format!(
             "`{k}` does not apply to the zip download, which is always the whole record (leave out _format=zip for the paged Bundle)"
-        ))));
+        ));
+        return Err(state.reader.refuse(access, trail, Use::Download, patient_id, refused).await.into());
     }
-    download::prepare(&state.reader, access, patient_id, Format::Zip, &state.base_url).await.map_err(api_error)
+    download::prepare(&state.reader, access, trail, patient_id, Format::Zip, &state.base_url).await.map_err(api_error)
 }
 
 fn api_error(e: DownloadError) -> ApiError {
@@ -128,19 +130,19 @@ pub(super) fn attachment(d: Download) -> Response {
 async fn bundle_for_link(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    jar: CookieJar,
+    visitor: SignedIn,
     Path(link): Path<String>,
 ) -> Result<Response, PageError> {
-    for_link(&state, from, jar, link, Format::Bundle).await
+    for_link(&state, from, visitor, link, Format::Bundle).await
 }
 
 async fn zip_for_link(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    jar: CookieJar,
+    visitor: SignedIn,
     Path(link): Path<String>,
 ) -> Result<Response, PageError> {
-    for_link(&state, from, jar, link, Format::Zip).await
+    for_link(&state, from, visitor, link, Format::Zip).await
 }
 
 /// The same answer for a link of another account, a made-up one and a record this
@@ -157,42 +159,32 @@ fn no_such_record() -> PageError {
 async fn for_link(
     state: &ApiState,
     from: SocketAddr,
-    jar: CookieJar,
+    visitor: SignedIn,
     link_id: String,
     format: Format,
 ) -> Result<Response, PageError> {
-    let (jar, s) = session(state, jar).await?;
-    let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
-    let links = state.accounts.links(&account_id).await.map_err(|_| PageError::unavailable())?;
+    let SignedIn { jar, account, .. } = visitor;
+    let links = state.accounts.links(&account).await.map_err(|_| PageError::unavailable())?;
     let Some(link) = links.into_iter().find(|l| l.id == link_id) else { return Err(no_such_record()) };
-    let Some(patient_id) = state.aggregator.index().gateway_id_of(&link.source, &link.source_patient_id) else {
-        return Err(no_such_record());
-    };
-    let access = crate::auth::access_for_link(&account_id, &link);
-    let record = state.reader.record(&access, &patient_id).await;
+    let access = crate::auth::access_for_link(&account, &link);
     // A large record is prepared as a job, which the record's home page offers to start:
     // nothing of the record goes out here.
-    if record.as_ref().is_ok_and(|r| state.exports.downloads().is_large(r.resources.len())) {
-        return Ok((jar, see_other(&format!("/records/{link_id}#download-heading"))).into_response());
+    if let Ok(n) = state.reader.own_record_size(&access).await {
+        if state.exports.downloads().is_large(n) {
+            return Ok((jar, see_other(&format!("/records/{link_id}#download-heading"))).into_response());
+        }
     }
-    let result = match record {
+    let extension = if format == Format::Zip { "zip" } else { "json" };
+    let trail = Trail::new(format!("/records/{link_id}/download.{extension}"), Some(from.ip()));
+    let result = match state.reader.own_record(&access, &trail, Use::Download).await {
         Ok(r) => download::build(r, format, &state.base_url).await,
         Err(e) => Err(e.into()),
     };
-    let outcome = match &result {
-        Ok(_) => "success",
-        Err(DownloadError::Read(ReadError::NotFound)) => "not-found",
-        Err(DownloadError::Read(ReadError::Forbidden(_))) => "denied",
-        Err(_) => "error",
-    };
-    let extension = if format == Format::Zip { "zip" } else { "json" };
-    let what = format!("/records/{link_id}/download.{extension}");
-    let entry = crate::audit::AuditEntry::of(&access, "download", what, Some(patient_id), outcome, Some(from.ip()));
-    // No unaudited download: if the access log cannot be written, nothing goes out.
-    state.audit.record(&entry).await?;
     match result {
         Ok(d) => Ok((jar, attachment(d)).into_response()),
-        Err(DownloadError::Read(ReadError::NotFound | ReadError::Forbidden(_))) => Err(no_such_record()),
+        Err(DownloadError::Read(ReadError::NotFound | ReadError::Forbidden(_) | ReadError::InsufficientScope(_))) => {
+            Err(no_such_record())
+        }
         Err(e) => {
             tracing::error!(error = %e, link = %link_id, "a record download failed");
             Err(PageError::unavailable())

@@ -78,7 +78,9 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 Issue::error("exception", "the gateway's store is unavailable".to_string()),
             ),
-            ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
+            ApiError::InsufficientScope(_) | ApiError::Read(ReadError::InsufficientScope(_)) => {
+                (StatusCode::FORBIDDEN, Issue::error("forbidden", text))
+            }
             ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
             ApiError::Download(_) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
             ApiError::Export { error, .. } => match error {

@@ -4,8 +4,9 @@
 //! at `$export-file/{job}/{file}`, streamed from disk. Every one needs a bearer token.
 
 use super::error::ApiError;
-use super::fhir_routes::{access, lenient};
+use super::fhir_routes::lenient;
 use super::{fhir_json, ApiState};
+use crate::auth::Access;
 use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
 use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::{Body, Bytes};
@@ -46,16 +47,18 @@ fn bad(text: impl Into<String>) -> ApiError {
 
 async fn system(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    kick_off(&state, Level::System, "$export", method, headers, query, body).await
+    kick_off(&state, access, Level::System, "$export", method, headers, query, body).await
 }
 
 async fn group(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     Path(id): Path<String>,
     method: Method,
     headers: HeaderMap,
@@ -63,17 +66,18 @@ async fn group(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = format!("Group/{id}/$export");
-    kick_off(&state, Level::Group(id), &path, method, headers, query, body).await
+    kick_off(&state, access, Level::Group(id), &path, method, headers, query, body).await
 }
 
 async fn patient(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    kick_off(&state, Level::Patient, "Patient/$export", method, headers, query, body).await
+    kick_off(&state, access, Level::Patient, "Patient/$export", method, headers, query, body).await
 }
 
 /// `Prefer: respond-async` among the request's preferences.
@@ -97,8 +101,10 @@ fn accepts_fhir_json(headers: &HeaderMap) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn kick_off(
     state: &ApiState,
+    access: Access,
     level: Level,
     path: &str,
     method: Method,
@@ -106,7 +112,6 @@ async fn kick_off(
     query: Option<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let access = access(state, &headers).await?;
     if !prefers_async(&headers) {
         return Err(bad("$export runs asynchronously: send `Prefer: respond-async`"));
     }
@@ -136,10 +141,9 @@ async fn kick_off(
 
 async fn status(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    access: Access,
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
     let found = state.exports.status(&access, &job).await.map_err(failed(&state.exports))?;
     Ok(match found {
         JobStatus::InProgress { done, total } => {
@@ -171,10 +175,9 @@ async fn status(
 
 async fn cancel(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    access: Access,
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
     state.exports.cancel(&access, &job).await.map_err(failed(&state.exports))?;
     let done = Issue::information("informational", format!("export job {job} cancelled; its files are removed"));
     Ok(fhir_json(StatusCode::ACCEPTED, &operation_outcome(&[done])))
@@ -182,10 +185,9 @@ async fn cancel(
 
 async fn file(
     State(state): State<Arc<ApiState>>,
-    headers: HeaderMap,
+    access: Access,
     Path((job, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
     let path = state.exports.file(&access, &job, &name).await.map_err(failed(&state.exports))?;
     let file = tokio::fs::File::open(&path).await.map_err(|e| failed(&state.exports)(ExportError::Files(e)))?;
     let mut r = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();

@@ -5,13 +5,10 @@
 use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
 use super::{capability, fhir_json, ApiState};
-use crate::auth::{Access, AuthError};
+use crate::auth::Access;
 use crate::fhir::bundle::searchset;
 use crate::fhir::outcome::operation_outcome;
-use crate::policy::Interaction;
-use crate::policy::Role;
-use crate::read::Matches;
-use crate::read::ReadError;
+use crate::read::{Matches, Trail};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
@@ -86,35 +83,6 @@ async fn read_only(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
 }
 
-/// Who is calling: a SMART access token (looked up on every request, so revocation and
-/// termination take effect at once) or, on loopback, a configured demo token.
-pub(super) async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
-    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.tokens.authenticate(header) {
-        Ok(a) => return Ok(a),
-        Err(AuthError::Missing) => return Err(AuthError::Missing.into()),
-        Err(AuthError::Invalid) => {}
-    }
-    let token = header
-        .and_then(|h| h.trim().split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
-    let Some(token) = token else { return Err(AuthError::Invalid.into()) };
-    let access = crate::auth::access_from_token(&state.oauth.tokens, token)
-        .await
-        .map_err(|e| ApiError::Read(ReadError::Store(e)))?;
-    access.ok_or(ApiError::Auth(AuthError::Invalid))
-}
-
-/// Refuses (403) an interaction the caller's scopes do not grant at all.
-fn permit(access: &Access, resource_type: &str, interaction: Interaction) -> Result<(), ApiError> {
-    if access.viewer.permits(resource_type, interaction) {
-        Ok(())
-    } else {
-        Err(ApiError::InsufficientScope(resource_type.to_string()))
-    }
-}
-
 fn pairs(query: &Option<String>) -> Vec<(String, String)> {
     url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect()
 }
@@ -127,111 +95,49 @@ async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
     fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, &state.started_at))
 }
 
-/// Writes the access to the audit log before the answer goes out; if the log cannot be
-/// written, the answer is an error (no unaudited data access).
-async fn audited<T>(
-    state: &ApiState,
-    access: &Access,
-    from: SocketAddr,
-    action: &str,
-    what: String,
-    patient_id: Option<String>,
-    result: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let outcome = match &result {
-        Ok(_) => "success",
-        Err(ApiError::Read(ReadError::NotFound)) => "not-found",
-        Err(ApiError::Read(ReadError::Forbidden(_)) | ApiError::InsufficientScope(_)) => "denied",
-        Err(_) => "error",
-    };
-    let entry = crate::audit::AuditEntry::of(access, action, what, patient_id, outcome, Some(from.ip()));
-    if let Err(e) = state.audit.record(&entry).await {
-        tracing::error!(error = %e, "audit log write failed; refusing the answer");
-        return Err(ApiError::Read(ReadError::Store(e)));
-    }
-    result
-}
-
-/// The patient a search names (`patient`, `subject`, or a Patient `_id`).
-fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Option<String> {
-    let wanted: &[&str] = if resource_type == "Patient" { &["_id"] } else { &["patient", "subject"] };
-    pairs
-        .iter()
-        .find(|(k, _)| wanted.contains(&k.split(':').next().unwrap_or("")))
-        .map(|(_, v)| v.trim_start_matches("Patient/").to_string())
-}
-
 async fn read(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     Path((resource_type, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
-    let result = match permit(&access, &resource_type, Interaction::Read) {
-        Ok(()) => state.reader.read(&access, &resource_type, &id).await.map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    let patient = match (&result, resource_type.as_str()) {
-        (_, "Patient") => Some(id.clone()),
-        (Ok(_), t) => state.aggregator.locate(t, &id).await,
-        _ => None,
-    };
-    let resource =
-        audited(&state, &access, from, "read", format!("/fhir/{resource_type}/{id}"), patient, result).await?;
+    let trail = Trail::new(format!("/fhir/{resource_type}/{id}"), Some(from.ip()));
+    let resource = state.reader.read(&access, &trail, &resource_type, &id).await?;
     Ok(fhir_json(StatusCode::OK, &resource))
 }
 
 async fn search(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
     let pairs = pairs(&query);
-    let result = match permit(&access, &resource_type, Interaction::Search) {
-        Ok(()) => state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await.map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    let patient = searched_patient(&resource_type, &pairs);
-    let matches = audited(&state, &access, from, "search", format!("/fhir/{resource_type}"), patient, result).await?;
+    let trail = Trail::new(format!("/fhir/{resource_type}"), Some(from.ip()));
+    let matches = state.reader.search(&access, &trail, &resource_type, &pairs, lenient(&headers)).await?;
     Ok(render_bundle(&state, &resource_type, &pairs, matches))
 }
 
 async fn everything(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
     let pairs = pairs(&query);
-    // $everything returns what the scopes grant (types without a scope are left out by the
-    // policy); an app with no search scope at all may not run it.
-    let scoped = if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
-        Err(ApiError::InsufficientScope("$everything".into()))
-    } else {
-        Ok(())
-    };
     let what = format!("/fhir/Patient/{id}/$everything");
     if download_routes::wants_zip(&pairs, &headers) {
-        let result = match scoped {
-            Ok(()) => download_routes::everything_zip(&state, &access, &id, &pairs).await,
-            Err(e) => Err(e),
-        };
         // The log tells a download from a paged read.
-        let what = format!("{what}?_format=zip");
-        let download = audited(&state, &access, from, "download", what, Some(id.clone()), result).await?;
+        let trail = Trail::new(format!("{what}?_format=zip"), Some(from.ip()));
+        let download = download_routes::everything_zip(&state, &access, &trail, &id, &pairs).await?;
         return Ok(download_routes::attachment(download));
     }
-    let result = match scoped {
-        Ok(()) => state.reader.everything(&access, &id, &pairs, lenient(&headers)).await.map_err(ApiError::from),
-        Err(e) => Err(e),
-    };
-    let matches = audited(&state, &access, from, "everything", what, Some(id.clone()), result).await?;
+    let trail = Trail::new(what, Some(from.ip()));
+    let matches = state.reader.everything(&access, &trail, &id, &pairs, lenient(&headers)).await?;
     Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))
 }
 
@@ -256,9 +162,10 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
         let cursor = pairs.iter().find(|(k, _)| k == "_cursor").map(|(_, v)| v.as_str());
         url_with(cursor)
     };
-    let next_url = matches.next_cursor.as_deref().map(|c| url_with(Some(c)));
+    let next_url = matches.next_cursor().map(|c| url_with(Some(c)));
+    let (total, warnings) = (matches.total(), matches.warnings().to_vec());
     let mut entries: Vec<(String, serde_json::Value, &str)> = matches
-        .resources
+        .into_resources()
         .into_iter()
         .map(|r| {
             let full = format!(
@@ -270,12 +177,12 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
             (full, r, "match")
         })
         .collect();
-    if !matches.warnings.is_empty() {
-        let mut outcome = operation_outcome(&matches.warnings);
+    if !warnings.is_empty() {
+        let mut outcome = operation_outcome(&warnings);
         outcome["id"] = json!("warnings");
         entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
     }
-    fhir_json(StatusCode::OK, &searchset(&self_url, next_url.as_deref(), Some(matches.total), entries))
+    fhir_json(StatusCode::OK, &searchset(&self_url, next_url.as_deref(), Some(total), entries))
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the
@@ -283,36 +190,13 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
 /// Reading the log is itself logged.
 async fn audit_events(
     State(state): State<Arc<ApiState>>,
+    access: Access,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
     let pairs = pairs(&query);
-    let parsed = crate::audit::AuditQuery::parse(&pairs, state.reader.zone());
-    let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());
-    let result = async {
-        let q = parsed?;
-        if !access.is_staff() {
-            // A patient reads the log of their own record only (not through an app).
-            let patient = q
-                .patient
-                .clone()
-                .ok_or_else(|| ApiError::Read(ReadError::BadRequest("name the patient (patient=[id])".into())))?;
-            let own = match &access.patients {
-                crate::auth::PatientScope::Person { source, source_patient_id } => {
-                    state.aggregator.index().gateway_id_of(source, source_patient_id).is_some_and(|g| g == patient)
-                }
-                crate::auth::PatientScope::Any => false,
-            };
-            if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
-                return Err(ApiError::Read(ReadError::NotFound));
-            }
-        }
-        state.audit.search(&q).await.map_err(|e| ApiError::Read(ReadError::Store(e)))
-    }
-    .await;
-    let records = audited(&state, &access, from, "search", "/fhir/AuditEvent".into(), patient.clone(), result).await?;
+    let trail = Trail::new("/fhir/AuditEvent", Some(from.ip()));
+    let records = state.reader.access_log(&access, &trail, &pairs).await?;
     let entries = records
         .iter()
         .map(|r| {

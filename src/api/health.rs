@@ -18,10 +18,10 @@ async fn live() -> Json<Value> {
 }
 
 async fn ready(State(state): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) {
-    let sources: Vec<_> = state.aggregator.sources().iter().map(|s| s.status()).collect();
+    let sources = state.gauges.sources();
     let all_down = !sources.is_empty() && sources.iter().all(|s| s.state == "down");
     let status = if all_down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let patients = state.aggregator.index().links().len();
+    let patients = state.gauges.patients_indexed();
     (
         status,
         Json(

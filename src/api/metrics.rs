@@ -114,12 +114,11 @@ pub async fn track(State(state): State<Arc<ApiState>>, request: Request, next: N
 
 pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let m = &state.metrics;
-    for s in state.aggregator.sources() {
-        let status = s.status();
+    for status in state.gauges.sources() {
         m.source_up.with_label_values(&[&status.name]).set(i64::from(status.state != "down"));
         m.source_failures.with_label_values(&[&status.name]).set(i64::from(status.consecutive_failures));
     }
-    let (hits, misses) = state.aggregator.cache_stats();
+    let (hits, misses) = state.gauges.cache();
     m.cache.with_label_values(&["hit"]).set(hits as i64);
     m.cache.with_label_values(&["miss"]).set(misses as i64);
     let x = state.exports.stats();
@@ -132,7 +131,7 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let mut out = Vec::new();
     let encoder = TextEncoder::new();
     let mut families = m.registry.gather();
-    families.extend(super::source_metrics::families(state.aggregator.sources()));
+    families.extend(super::source_metrics::families(&state.gauges.calls()));
     if encoder.encode(&families, &mut out).is_err() {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }

@@ -14,6 +14,7 @@ mod capability;
 mod download_job_routes;
 mod download_routes;
 pub mod error;
+mod extract;
 mod export_routes;
 mod fhir_routes;
 mod health;
@@ -26,7 +27,6 @@ mod record_pages;
 mod source_metrics;
 mod well_known;
 
-use crate::aggregate::Aggregator;
 use crate::read::Reader;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,7 +42,7 @@ pub struct ApiState {
     pub oauth: crate::auth::oauth::OAuth,
     pub accounts: Arc<crate::auth::accounts::Accounts>,
     pub sessions: crate::auth::sessions::Sessions,
-    pub store: crate::store::Store,
+    pub grants: crate::auth::grants::Grants,
     /// Session cookies carry `Secure` unless the gateway is served over plain HTTP on loopback.
     pub secure_cookies: bool,
     /// The OIDC sign-in button's label, when a provider is configured.
@@ -51,7 +51,8 @@ pub struct ApiState {
     pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
     pub min_password_length: usize,
     pub him: crate::him::Him,
-    pub aggregator: Arc<Aggregator>,
+    /// Counters of sources, index and cache for health and metrics (no patient data).
+    pub gauges: crate::aggregate::Gauges,
     pub base_url: String,
     pub tokens: crate::auth::DevTokens,
     pub max_query_bytes: usize,

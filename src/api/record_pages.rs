@@ -5,15 +5,15 @@
 //! answering (failing closed), and renders `portal::record_view`. A link id that is not the
 //! signed-in account's answers exactly like one that does not exist.
 
-use super::authorize_routes::{records_of, RecordChoice};
-use super::pages::{check_csrf, field, form_fields, page, see_other, session_cookie, PageError};
+use super::extract::SignedIn;
+use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::ApiState;
 use crate::auth::accounts::PatientLink;
-use crate::auth::sessions::{Session, COOKIE};
+use crate::auth::sessions::Session;
 use crate::portal::access_log;
 use crate::portal::fhir_text;
 use crate::portal::record_view::{RecordView, SECTIONS};
-use crate::read::{ReadError, WholeRecord};
+use crate::read::{ReadError, RecordChoice, Trail, Use, WholeRecord};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
@@ -40,10 +40,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
             &format!("/records/{{link}}/{slug}"),
             get(
                 move |State(state): State<Arc<ApiState>>,
-                      jar: CookieJar,
+                      visitor: SignedIn,
                       ConnectInfo(from): ConnectInfo<SocketAddr>,
                       Path(link): Path<String>| async move {
-                    section_page(state, jar, from, link, slug).await
+                    section_page(state, visitor, from, link, slug).await
                 },
             ),
         );
@@ -63,27 +63,6 @@ pub(super) enum RecordPageError {
     /// The store, the record or the access log failed.
     #[error("something failed on our side")]
     Unavailable,
-}
-
-/// The signed-in visitor, or where to send the browser instead: a request whose session
-/// has ended (idle or absolute timeout) goes to sign-in with a "you were signed out" note.
-pub(super) async fn visitor(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session, String), Response> {
-    let Some(cookie) = jar.get(COOKIE).map(|c| c.value().to_string()) else {
-        return Err(see_other("/login"));
-    };
-    match state.sessions.load(&cookie).await {
-        Ok(Some(s)) => match s.account_id.clone() {
-            Some(account) => Ok((jar, s, account)),
-            None => Err((jar, see_other("/login")).into_response()),
-        },
-        Ok(None) => {
-            Err((jar.remove(session_cookie(state, String::new())), see_other("/login?signed_out=1")).into_response())
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "session store failed on a record page");
-            Err(PageError::unavailable().into_response())
-        }
-    }
 }
 
 /// A plain message page that keeps the signed-in frame (sign-out button).
@@ -118,6 +97,8 @@ pub(super) fn failure(e: RecordPageError, s: &Session) -> Response {
 /// record the account may open (for the switcher).
 struct Opened {
     link: PatientLink,
+    /// The account's view of the record (the viewer the policy decided for).
+    access: crate::auth::Access,
     record: WholeRecord,
     records: Vec<RecordChoice>,
 }
@@ -128,16 +109,29 @@ struct Opened {
 /// log), or the response to send instead: to sign in, or the not-found/refused/unavailable page.
 async fn open_page(
     state: &ApiState,
-    jar: CookieJar,
+    visitor: SignedIn,
     link: &str,
     what: String,
     from: SocketAddr,
 ) -> Result<(CookieJar, Session, String, Opened), Response> {
-    let (jar, s, account) = visitor(state, jar).await?;
+    let SignedIn { jar, session: s, account } = visitor;
     match open(state, &account, link, what, from).await {
         Ok(opened) => Ok((jar, s, account, opened)),
         Err(e) => Err((jar, failure(e, &s)).into_response()),
     }
+}
+
+/// The account's record link `link_id` (the same answer for another account's link and a
+/// made-up one).
+pub(super) async fn own_link(state: &ApiState, account_id: &str, link_id: &str) -> Result<PatientLink, RecordPageError> {
+    let links = state.accounts.links(account_id).await.map_err(|_| RecordPageError::Unavailable)?;
+    links.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)
+}
+
+/// The records the account may open, named as the account may see them.
+pub(super) async fn choices(state: &ApiState, account_id: &str) -> Result<Vec<RecordChoice>, RecordPageError> {
+    let links = state.accounts.links(account_id).await.map_err(|_| RecordPageError::Unavailable)?;
+    Ok(state.reader.choices(account_id, links).await)
 }
 
 async fn open(
@@ -147,32 +141,17 @@ async fn open(
     what: String,
     from: SocketAddr,
 ) -> Result<Opened, RecordPageError> {
-    let links = state.accounts.links(account_id).await.map_err(|_| RecordPageError::Unavailable)?;
-    let link = links.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)?;
-    let patient_id = state
-        .aggregator
-        .index()
-        .gateway_id_of(&link.source, &link.source_patient_id)
-        .ok_or(RecordPageError::NotFound)?;
+    let link = own_link(state, account_id, link_id).await?;
     let access = crate::auth::access_for_link(account_id, &link);
-    let result = state.reader.record(&access, &patient_id).await;
-    let outcome = match &result {
-        Ok(_) => "success",
-        Err(ReadError::NotFound) => "not-found",
-        Err(ReadError::Forbidden(_)) => "denied",
-        Err(_) => "error",
-    };
-    let entry = crate::audit::AuditEntry::of(&access, "page", what, Some(patient_id), outcome, Some(from.ip()));
-    if let Err(e) = state.audit.record(&entry).await {
-        tracing::error!(error = %e, "audit log write failed; refusing the page");
-        return Err(RecordPageError::Unavailable);
-    }
-    let record = result.map_err(|e| match e {
-        ReadError::NotFound | ReadError::Forbidden(_) => RecordPageError::NotAvailable,
+    let trail = Trail::new(what, Some(from.ip()));
+    let record = state.reader.own_record(&access, &trail, Use::Page).await.map_err(|e| match e {
+        ReadError::NotFound | ReadError::Forbidden(_) | ReadError::InsufficientScope(_) => {
+            RecordPageError::NotAvailable
+        }
         _ => RecordPageError::Unavailable,
     })?;
-    let records = records_of(state, account_id).await.map_err(|_| RecordPageError::Unavailable)?;
-    Ok(Opened { link, record, records })
+    let records = choices(state, account_id).await?;
+    Ok(Opened { link, access, record, records })
 }
 
 /// The context every record page shares: whose record, the switcher, the section menu,
@@ -218,12 +197,9 @@ fn render(template: &str, mut context: Value, extra: Value) -> Response {
 }
 
 /// `GET /records`: the records menu (straight to the record when there is only one).
-async fn menu(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
-    let Ok(records) = records_of(&state, &account).await else {
+async fn menu(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Response {
+    let SignedIn { jar, session: s, account } = visitor;
+    let Ok(records) = choices(&state, &account).await else {
         return failure(RecordPageError::Unavailable, &s);
     };
     let response = match records.as_slice() {
@@ -244,11 +220,11 @@ async fn menu(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Response {
 /// `GET /records/{link}`: the summary.
 async fn home(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
-    let (jar, s, _, opened) = match open_page(&state, jar, &link, format!("/records/{link}"), from).await {
+    let (jar, s, _, opened) = match open_page(&state, visitor, &link, format!("/records/{link}"), from).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -261,7 +237,7 @@ async fn home(
         .chain(view.care_team.organizations.iter().filter(|o| o.details.iter().any(|d| d.label == "Phone")))
         .collect();
     // A large record's download is prepared as a job (started with a form, never a link).
-    let large = state.exports.downloads().is_large(opened.record.resources.len());
+    let large = state.exports.downloads().is_large(opened.record.resources().len());
     let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts, "large": large});
     (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
 }
@@ -269,12 +245,12 @@ async fn home(
 /// `GET /records/{link}/{section}`.
 async fn section_page(
     state: Arc<ApiState>,
-    jar: CookieJar,
+    visitor: SignedIn,
     from: SocketAddr,
     link: String,
     slug: &'static str,
 ) -> Response {
-    let (jar, s, _, opened) = match open_page(&state, jar, &link, format!("/records/{link}/{slug}"), from).await {
+    let (jar, s, _, opened) = match open_page(&state, visitor, &link, format!("/records/{link}/{slug}"), from).await {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -298,16 +274,16 @@ async fn section_page(
 /// not see the patient's own activity.
 async fn access_log_page(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
     let (jar, s, account, opened) =
-        match open_page(&state, jar, &link, format!("/records/{link}/access-log"), from).await {
+        match open_page(&state, visitor, &link, format!("/records/{link}/access-log"), from).await {
             Ok(v) => v,
             Err(r) => return r,
         };
-    let records = match state.audit.for_patient(&opened.record.patient_id, ACCESS_LOG_ROWS).await {
+    let records = match state.reader.access_log_of(&opened.access, &opened.record, ACCESS_LOG_ROWS).await {
         Ok(r) if opened.link.relationship != "SELF" => access_log::for_proxy(r),
         Ok(r) => r,
         Err(e) => {
@@ -349,15 +325,15 @@ async fn names(
 /// `GET /records/{link}/apps`: the apps this account allowed, with a revoke button each.
 async fn apps_page(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
-    let (jar, s, account, opened) = match open_page(&state, jar, &link, format!("/records/{link}/apps"), from).await {
+    let (jar, s, account, opened) = match open_page(&state, visitor, &link, format!("/records/{link}/apps"), from).await {
         Ok(v) => v,
         Err(r) => return r,
     };
-    let apps = match crate::auth::grants::of_account(&state.store, &account).await {
+    let apps = match state.grants.of_account(&account).await {
         Ok(a) => a,
         Err(e) => {
             tracing::error!(error = %e, "grants read failed");
@@ -391,14 +367,11 @@ async fn apps_page(
 /// apps page.
 async fn revoke_app(
     State(state): State<Arc<ApiState>>,
-    jar: CookieJar,
+    visitor: SignedIn,
     Path(link): Path<String>,
     body: Bytes,
 ) -> Response {
-    let (jar, s, account) = match visitor(&state, jar).await {
-        Ok(v) => v,
-        Err(r) => return r,
-    };
+    let SignedIn { jar, session: s, account } = visitor;
     let form = form_fields(&body);
     if let Err(e) = check_csrf(&s, &form) {
         return (jar, e).into_response();
@@ -409,7 +382,7 @@ async fn revoke_app(
             return Err(RecordPageError::NotFound);
         }
         let grant_id = field(&form, "grant_id").unwrap_or_default();
-        if !crate::auth::grants::belongs_to(&state.store, &grant_id, &account)
+        if !state.grants.belongs_to(&grant_id, &account)
             .await
             .map_err(|_| RecordPageError::Unavailable)?
         {

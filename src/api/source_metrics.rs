@@ -3,7 +3,7 @@
 //! source's configured name only). No patient data, no URLs.
 
 use crate::sources::stats::LATENCY_BUCKETS;
-use crate::sources::SharedSource;
+use crate::aggregate::SourceCalls;
 use prometheus::proto::{Bucket, Counter, Histogram, LabelPair, Metric, MetricFamily, MetricType};
 
 fn family(name: &str, help: &str, kind: MetricType, metrics: Vec<Metric>) -> MetricFamily {
@@ -31,13 +31,12 @@ fn counter(source: &str, value: u64) -> Metric {
 }
 
 /// The metric families for `sources` (empty for sources that make no upstream calls).
-pub fn families(sources: &[SharedSource]) -> Vec<MetricFamily> {
+pub fn families(sources: &[SourceCalls]) -> Vec<MetricFamily> {
     let (mut calls, mut errors, mut latency) = (Vec::new(), Vec::new(), Vec::new());
     for s in sources {
-        let Some(stats) = s.stats() else { continue };
-        let snap = stats.snapshot();
-        calls.push(counter(s.name(), snap.requests));
-        errors.push(counter(s.name(), snap.errors));
+        let snap = &s.stats;
+        calls.push(counter(&s.name, snap.requests));
+        errors.push(counter(&s.name, snap.errors));
         let mut h = Histogram::default();
         h.set_sample_count(snap.requests);
         h.set_sample_sum(snap.latency_sum_seconds);
@@ -53,7 +52,7 @@ pub fn families(sources: &[SharedSource]) -> Vec<MetricFamily> {
                 })
                 .collect(),
         );
-        let mut m = labelled(s.name());
+        let mut m = labelled(&s.name);
         m.set_histogram(h);
         latency.push(m);
     }

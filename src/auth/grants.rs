@@ -122,3 +122,31 @@ pub async fn belongs_to(store: &Store, grant_id: &str, account_id: &str) -> Resu
         .await?;
     Ok(n == 1)
 }
+
+/// An account's grants as the pages handle them (give, list, check before revoking),
+/// without handing the pages the store.
+#[derive(Clone)]
+pub struct Grants {
+    store: Store,
+}
+
+impl Grants {
+    pub fn new(store: Store) -> Grants {
+        Grants { store }
+    }
+
+    /// Stores the grant an account gave an app for one of its patient links; its id.
+    pub async fn give(&self, account_id: &str, link_id: &str, client_id: &str, scopes: &str) -> Result<String, StoreError> {
+        create(&self.store, account_id, link_id, client_id, scopes).await
+    }
+
+    /// The live grants of an account, newest first.
+    pub async fn of_account(&self, account_id: &str) -> Result<Vec<AllowedApp>, StoreError> {
+        of_account(&self.store, account_id).await
+    }
+
+    /// True when the grant belongs to the account (before it may revoke it).
+    pub async fn belongs_to(&self, grant_id: &str, account_id: &str) -> Result<bool, StoreError> {
+        belongs_to(&self.store, grant_id, account_id).await
+    }
+}

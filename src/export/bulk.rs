@@ -7,7 +7,6 @@ use super::groups::{GroupError, Groups};
 use super::jobs::{parse_stamp, Created, JobStore, NewJob, StoredAccess};
 use super::params::{self, ParamError};
 use super::worker::{self, ExportStats, WorkContext, Workers};
-use crate::audit::AuditLog;
 use crate::auth::{Access, PatientScope};
 use crate::config::{Config, ExportConfig};
 use crate::identity::PatientIndex;
@@ -152,11 +151,10 @@ impl Exports {
     }
 
     /// Starts this replica's workers (none when `export.workers` is 0).
-    pub fn start_workers(&self, reader: Reader, audit: AuditLog) -> Workers {
+    pub fn start_workers(&self, reader: Reader) -> Workers {
         let ctx = Arc::new(WorkContext {
             jobs: self.jobs.clone(),
             reader,
-            audit,
             dir: self.config.directory.clone(),
             lease: self.config.lease.std(),
             poll: self.config.poll_interval.std(),
@@ -184,10 +182,8 @@ impl Exports {
         if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
             return Err(ExportError::Forbidden("the access token's scopes do not allow an export".into()));
         }
-        if let Role::Partner { purpose, .. } = &access.viewer.role {
-            if !self.policy.config().partners.allowed_purposes.contains(purpose) {
-                return Err(ExportError::Forbidden(format!("purpose of use `{purpose}` is not permitted")));
-            }
+        if let Err(crate::policy::Denied::Purpose(purpose)) = self.policy.check_purpose(&access.viewer) {
+            return Err(ExportError::Forbidden(format!("purpose of use `{purpose}` is not permitted")));
         }
         // A caller that names its Groups (a partner's roster) exports only those: a system or
         // all-patients export would reach past them (Bulk Data IG: the server limits the

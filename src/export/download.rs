@@ -15,7 +15,7 @@ use crate::auth::Access;
 use crate::fhir;
 use crate::fhir::bundle::searchset;
 use crate::fhir::outcome::{operation_outcome, Issue};
-use crate::read::{missing_warning, ReadError, Reader, WholeRecord};
+use crate::read::{missing_warning, ReadError, Reader, Trail, Use, WholeRecord};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -64,17 +64,18 @@ pub struct Download {
 pub async fn prepare(
     reader: &Reader,
     access: &Access,
+    trail: &Trail,
     patient_id: &str,
     format: Format,
     base_url: &str,
 ) -> Result<Download, DownloadError> {
-    build(reader.record(access, patient_id).await?, format, base_url).await
+    build(reader.record(access, trail, Use::Download, patient_id).await?, format, base_url).await
 }
 
 /// Writes a record already read (what the policy released) as `format`.
 pub async fn build(record: WholeRecord, format: Format, base_url: &str) -> Result<Download, DownloadError> {
     let produced = Utc::now();
-    let patient_id = record.patient_id.clone();
+    let patient_id = record.patient_id().to_string();
     let (content_type, extension, body) = match format {
         Format::Bundle => {
             ("application/fhir+json; charset=utf-8", "json", serde_json::to_vec(&bundle(&record, base_url, produced))?)
@@ -101,7 +102,7 @@ pub fn file_name(patient_id: &str, extension: &str) -> String {
 /// The warnings and notices a whole-record answer carries, as `$everything` gives them:
 /// a warning per missing source, then the policy's notices.
 pub fn issues(record: &WholeRecord) -> Vec<Issue> {
-    record.missing.iter().map(missing_warning).chain(record.notices.iter().cloned()).collect()
+    record.missing().iter().map(missing_warning).chain(record.notices().iter().cloned()).collect()
 }
 
 /// The whole record as one searchset Bundle: every released resource (`search.mode =
@@ -109,7 +110,7 @@ pub fn issues(record: &WholeRecord) -> Vec<Issue> {
 /// warnings and the withheld-notice — the same entries `$everything` pages through.
 pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> Value {
     let mut entries: Vec<(String, Value, &str)> = record
-        .resources
+        .resources()
         .iter()
         .map(|r| {
             let full_url = format!(
@@ -126,8 +127,8 @@ pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> 
         outcome["id"] = json!("warnings");
         entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
     }
-    let self_url = format!("{base_url}/Patient/{}/$everything", record.patient_id);
-    let mut b = searchset(&self_url, None, Some(record.resources.len()), entries);
+    let self_url = format!("{base_url}/Patient/{}/$everything", record.patient_id());
+    let mut b = searchset(&self_url, None, Some(record.resources().len()), entries);
     b["id"] = json!(uuid::Uuid::new_v4().to_string());
     b["timestamp"] = json!(produced.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     b
@@ -154,7 +155,7 @@ pub fn write_zip<W: Write + Seek>(record: &WholeRecord, produced: DateTime<Utc>,
         options = options.last_modified_time(t);
     }
     let mut by_type: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
-    for r in &record.resources {
+    for r in record.resources() {
         by_type.entry(file_type(r)).or_default().push(r);
     }
     let mut zip = ZipWriter::new(out);
@@ -187,16 +188,16 @@ fn file_type(r: &Value) -> &str {
 /// records are included). For a patient-facing viewer the withheld-notice is there
 /// whether or not anything was withheld, so this file is the same either way.
 pub fn withheld_notice(record: &WholeRecord) -> String {
-    if record.notices.is_empty() {
+    if record.notices().is_empty() {
         return "Nothing in this record was withheld from this download.\n".into();
     }
-    record.notices.iter().map(|n| format!("{}\n", n.diagnostics)).collect::<Vec<_>>().join("\n")
+    record.notices().iter().map(|n| format!("{}\n", n.diagnostics)).collect::<Vec<_>>().join("\n")
 }
 
 fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str, Vec<&Value>>) -> String {
     let mut text = format!(
         "Health record download\n======================\n\nRecord: {}\nProduced: {}\n\n",
-        record.patient_id,
+        record.patient_id(),
         produced.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     text.push_str(
@@ -214,13 +215,13 @@ fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str
          newline-delimited JSON). Each item names the hospital system it came from in\n\
          meta.source and in a meta.tag of system http://portico.example/fhir/CodeSystem/source-system.\n",
     );
-    if !record.missing.is_empty() {
+    if !record.missing().is_empty() {
         text.push_str("\nIncomplete\n----------\n");
-        for m in &record.missing {
+        for m in record.missing() {
             text.push_str(&format!("{}\n", missing_warning(m).diagnostics));
         }
     }
-    if !record.notices.is_empty() {
+    if !record.notices().is_empty() {
         text.push_str("\nAbout this record\n-----------------\n");
         text.push_str(&withheld_notice(record));
     }
@@ -235,18 +236,18 @@ mod tests {
     use std::io::Read;
 
     fn record() -> WholeRecord {
-        WholeRecord {
-            patient_id: "pt-1".into(),
-            resources: vec![
+        WholeRecord::for_test(
+            "pt-1",
+            vec![
                 json!({"resourceType": "Patient", "id": "pt-1", "unknownElement": {"kept": true}}),
                 json!({"resourceType": "Observation", "id": "a", "valueString": "line\nbreak"}),
                 json!({"resourceType": "Condition", "id": "c"}),
                 json!({"resourceType": "Observation", "id": "b"}),
                 json!({"resourceType": "../../evil", "id": "x"}),
             ],
-            missing: vec![MissingSource { source: "lab".into(), display: "Lab".into(), reason: "timed out".into() }],
-            notices: vec![Issue::information("informational", "Some information may not be shown.")],
-        }
+            vec![MissingSource { source: "lab".into(), display: "Lab".into(), reason: "timed out".into() }],
+            vec![Issue::information("informational", "Some information may not be shown.")],
+        )
     }
 
     #[test]
@@ -273,11 +274,11 @@ mod tests {
         assert_eq!(f.compression(), CompressionMethod::Deflated);
         f.read_to_string(&mut text).unwrap();
         let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(lines, vec![r.resources[1].clone(), r.resources[3].clone()], "record order, unchanged");
+        assert_eq!(lines, vec![r.resources()[1].clone(), r.resources()[3].clone()], "record order, unchanged");
         drop(f);
         let mut text = String::new();
         zip.by_name("Patient.ndjson").unwrap().read_to_string(&mut text).unwrap();
-        assert_eq!(text, format!("{}\n", r.resources[0]), "unknown elements kept, byte for byte");
+        assert_eq!(text, format!("{}\n", r.resources()[0]), "unknown elements kept, byte for byte");
         let mut text = String::new();
         zip.by_name("withheld-notice.txt").unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "Some information may not be shown.\n");

@@ -13,7 +13,7 @@ use super::download::{self, DownloadError, Format};
 use super::jobs::{parse_stamp, Created, Job, JobStore, NewJob, StoredAccess, Unit, UnitOutput};
 use super::worker::{ExportStats, WorkContext, WorkError};
 use crate::auth::Access;
-use crate::read::{ReadError, WholeRecord};
+use crate::read::{ReadError, Trail, Use, WholeRecord};
 use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -257,7 +257,9 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
     ctx.jobs.mark_running(&job.id).await?;
     ctx.jobs.set_step(&job.id, 0, None).await?;
     let access = job.access.access();
-    let record = match ctx.reader.record(&access, patient_id).await {
+    // Preparing is not yet an access: the file going out is (logged when it is handed over).
+    let trail = Trail::internal(format!("/records/{}/downloads/{}", params.link, job.id));
+    let record = match ctx.reader.record(&access, &trail, Use::Prepare, patient_id).await {
         Ok(r) => r,
         Err(ReadError::NotFound | ReadError::Forbidden(_)) => {
             if ctx.jobs.fail(&job.id, NOT_AVAILABLE, ctx.lifetime).await? {
@@ -272,19 +274,19 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
         return Ok(false);
     }
     let notes = Notes {
-        notices: record.notices.iter().map(|n| n.diagnostics.clone()).collect(),
-        missing: record.missing.iter().map(|m| m.display.clone()).collect(),
+        notices: record.notices().iter().map(|n| n.diagnostics.clone()).collect(),
+        missing: record.missing().iter().map(|m| m.display.clone()).collect(),
     };
     ctx.jobs.set_step(&job.id, 1, Some(&serde_json::to_string(&notes)?)).await?;
 
     let folder = ctx.dir.join(&job.id);
     tokio::fs::create_dir_all(&folder).await?;
     remove_temporary_files(&folder).await?;
-    let name = download::file_name(&record.patient_id, format_name(format));
+    let name = download::file_name(record.patient_id(), format_name(format));
     let attempt: String =
         format!("{me}-{}", unit.attempts).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let tmp = folder.join(format!(".{name}.{attempt}.tmp"));
-    let resources = record.resources.len() as u64;
+    let resources = record.resources().len() as u64;
     let (base_url, to) = (ctx.base_url.clone(), tmp.clone());
     // Compressing and writing is blocking work: off the async workers.
     let written = tokio::task::spawn_blocking(move || write_file(&record, format, &base_url, &to))

@@ -61,19 +61,19 @@ struct Fact {
 
 /// Renders the summary of `record`, produced at `produced`.
 pub fn render(record: &WholeRecord, produced: DateTime<Utc>) -> Result<String, SummaryError> {
-    let patient = record.resources.iter().find(|r| fhir::resource_type(r) == Some("Patient"));
+    let patient = record.resources().iter().find(|r| fhir::resource_type(r) == Some("Patient"));
     let name = patient.map(person_name).filter(|n| !n.is_empty()).unwrap_or_else(|| "this patient".to_string());
     let demographics = patient.map(demographics).unwrap_or_default();
     let patient_source = patient.map(source_of).unwrap_or_default();
-    let notices: Vec<&str> = record.notices.iter().map(|i| i.diagnostics.as_str()).collect();
-    let missing: Vec<String> = record.missing.iter().map(|m| crate::read::missing_warning(m).diagnostics).collect();
+    let notices: Vec<&str> = record.notices().iter().map(|i| i.diagnostics.as_str()).collect();
+    let missing: Vec<String> = record.missing().iter().map(|m| crate::read::missing_warning(m).diagnostics).collect();
     let html = TEMPLATES.get_template("summary.html")?.render(context! {
         name,
-        patient_id => record.patient_id,
+        patient_id => record.patient_id(),
         produced => produced.format("%Y-%m-%d %H:%M UTC").to_string(),
         demographics,
         patient_source,
-        sections => sections(&record.resources),
+        sections => sections(record.resources()),
         notices,
         missing,
     })?;

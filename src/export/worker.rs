@@ -1,7 +1,7 @@
 //! The export workers: a pool of tokio tasks in every gateway replica that claim work units
 //! from the shared queue ([`JobStore`]), export each unit's patients one released record at
 //! a time (through [`Reader::record`], under the job's stored Access — the one door for
-//! data) into the unit's NDJSON part files, audit every patient exported, and mark the unit
+//! data, which logs every patient exported) into the unit's NDJSON part files, and mark the unit
 //! done; plus the cleanup that removes expired jobs and their files. A unit cut off by a
 //! restart is redone from scratch; nothing a manifest lists is ever half-written. It never
 //! reads sources directly and never logs patient data (ids only).
@@ -9,10 +9,9 @@
 use super::jobs::{JobStore, Unit, UnitOutput};
 use super::ndjson::UnitFiles;
 use super::params::{ExportParams, ParamError, Selection};
-use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::Access;
 use crate::fhir::outcome::{operation_outcome, Issue};
-use crate::read::{ReadError, Reader};
+use crate::read::{ReadError, Reader, Trail, Use};
 use crate::store::StoreError;
 use chrono::{FixedOffset, Utc};
 use serde_json::{json, Value};
@@ -55,7 +54,6 @@ pub struct ExportStats {
 pub struct WorkContext {
     pub jobs: JobStore,
     pub reader: Reader,
-    pub audit: AuditLog,
     pub dir: PathBuf,
     pub lease: Duration,
     pub poll: Duration,
@@ -230,26 +228,15 @@ async fn fill(
     let what = format!("/fhir/$export-status/{job_id}");
     let mut shared_seen: HashSet<String> = HashSet::new();
     for patient_id in &unit.patients {
-        let result = ctx.reader.record(access, patient_id).await;
-        let outcome = match &result {
-            Ok(_) => "success",
-            Err(ReadError::NotFound) => "not-found",
-            Err(ReadError::Forbidden(_)) => "denied",
-            Err(ReadError::Store(_)) => "error",
-            Err(_) => "error",
-        };
+        // The reader logs the export before anything of the record is written; a redone unit
+        // does not log the same patient of the same job twice.
+        let result = ctx.reader.record(access, &Trail::internal(what.clone()), Use::Export, patient_id).await;
         if let Err(ReadError::Store(e)) = result {
             return Err(e.into());
         }
-        // Audited before anything of the record is written; a redone unit does not log the
-        // same patient of the same job twice.
-        if !ctx.audit.has_entry(patient_id, "export", &what).await? {
-            let entry = AuditEntry::of(access, "export", what.clone(), Some(patient_id.clone()), outcome, None);
-            ctx.audit.record(&entry).await?;
-        }
         match result {
             Ok(record) => {
-                for r in &record.resources {
+                for r in record.resources() {
                     if !selection.selects(r) {
                         continue;
                     }
@@ -263,7 +250,7 @@ async fn fill(
                     }
                     files.write(t, r).await?;
                 }
-                for m in &record.missing {
+                for m in record.missing() {
                     let text = format!(
                         "Patient/{patient_id}: the record is incomplete; results from {} may be missing (the system {}).",
                         m.display, m.reason
@@ -272,7 +259,7 @@ async fn fill(
                         .write("OperationOutcome", &outcome_line(patient_id, Issue::warning("incomplete", text)))
                         .await?;
                 }
-                for n in &record.notices {
+                for n in record.notices() {
                     files.write("OperationOutcome", &outcome_line(patient_id, n.clone())).await?;
                 }
             }

@@ -89,6 +89,17 @@ impl Policy {
         self.labeler.clone()
     }
 
+    /// A partner's purpose of use must be one HIM allows (`partners.allowed_purposes`);
+    /// every other viewer has none to check. The one place this rule lives.
+    pub fn check_purpose(&self, viewer: &Viewer) -> Result<(), Denied> {
+        match &viewer.role {
+            Role::Partner { purpose, .. } if !self.config.partners.allowed_purposes.contains(purpose) => {
+                Err(Denied::Purpose(purpose.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Decides what `viewer` may see of `record`.
     pub fn decide(
         &self,
@@ -97,11 +108,7 @@ impl Policy {
         ctx: &PolicyContext,
     ) -> Result<(Released, Vec<Explanation>), Denied> {
         let minor = self.minor_proxy(record, viewer, ctx.now)?;
-        if let Role::Partner { purpose, .. } = &viewer.role {
-            if !self.config.partners.allowed_purposes.contains(purpose) {
-                return Err(Denied::Purpose(purpose.clone()));
-            }
-        }
+        self.check_purpose(viewer)?;
         let mut explanations = Vec::with_capacity(record.resources.len());
         let mut part2_stamp = HashSet::new();
         for (i, r) in record.resources.iter().enumerate() {

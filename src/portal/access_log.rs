@@ -167,6 +167,8 @@ fn what(r: &AuditRecord) -> String {
                 },
             }
         }
+        // An item the viewer is not shown is logged as `/fhir` for them: no type, no id.
+        "read" if segments.len() < 2 => "Read one item of the record".into(),
         "read" => format!("Read one item: {}", type_words(segments.get(1).copied().unwrap_or(""))),
         "search" => format!("Looked up {}", type_words(segments.get(1).copied().unwrap_or(""))),
         "everything" => "Retrieved the whole record".into(),

@@ -119,7 +119,7 @@ const RECENT_VISITS: usize = 3;
 impl RecordView {
     /// Builds the view of `record` as of `now` (ages, upcoming or past visits).
     pub fn of(record: &WholeRecord, now: DateTime<Utc>) -> RecordView {
-        let resources = &record.resources;
+        let resources = record.resources();
         let lookup = Lookup::new(resources);
         let of_type =
             |t: &'static str| resources.iter().filter(move |r| fx::text(r, "resourceType").as_deref() == Some(t));
@@ -133,8 +133,8 @@ impl RecordView {
         let recent = visits.iter().filter(|(_, up)| !*up).take(RECENT_VISITS).map(|(i, _)| i.clone()).collect();
         RecordView {
             whose: whose(resources.first().filter(|r| fx::text(r, "resourceType").as_deref() == Some("Patient")), now),
-            notices: record.notices.iter().map(|n| n.diagnostics.clone()).collect(),
-            missing: record.missing.iter().map(|m| m.display.clone()).collect(),
+            notices: record.notices().iter().map(|n| n.diagnostics.clone()).collect(),
+            missing: record.missing().iter().map(|m| m.display.clone()).collect(),
             results: results_view::results(resources, &lookup),
             medications: newest_first(
                 of_type("MedicationRequest").chain(of_type("MedicationStatement")).map(|r| medication(r, &lookup)),

@@ -1,21 +1,32 @@
-//! The read path: read, search and `$everything` over one patient's record. Given who is
-//! asking ([`Access`]) and what, it gathers the record, has the policy decide what this
-//! viewer may see, then selects, filters and pages only what was released. Every output
-//! that carries patient data is meant to come through here (DESIGN.md "one way through the
-//! house"); today the callers still write the audit entry themselves, and the record
-//! picker's patient names (`api::authorize_routes::records_of`) read the aggregator directly
-//! (issue 11 part 2 closes both). It knows nothing of HTTP.
+//! The read path, and the one door patient data leaves by: read, search, `$everything`,
+//! whole records (pages, downloads, exports), the access log and the record picker's
+//! names. Given who is asking ([`Access`]), what for and from where ([`Trail`]), the reader
+//! resolves whose record it is, gathers it, has the policy decide what this viewer may see,
+//! writes the access-log entry, and only then hands out what was released — as
+//! [`Matches`] or [`WholeRecord`], which nothing else can make. Handlers never reach the
+//! aggregator, the patient index or the access log themselves. It knows nothing of HTTP.
 
-use crate::aggregate::merge::sort_key;
+mod choices;
+mod log_view;
+mod query;
+mod released;
+mod trail;
+
+pub use choices::RecordChoice;
+pub use query::{missing_warning, searched_patient};
+pub use released::{Matches, WholeRecord};
+pub use trail::{Trail, Use};
+
 use crate::aggregate::{AggregateError, Aggregator, MissingSource};
+use crate::audit::{AuditLog, AuditQuery, AuditRecord};
 use crate::auth::{Access, PatientScope};
-use crate::fhir::bundle::{decode_cursor, page_after};
 use crate::fhir::outcome::Issue;
-use crate::fhir::search::{self, SearchError, SearchQuery};
+use crate::fhir::search::{self, SearchError};
 use crate::fhir::{self, time::parse_range};
 use crate::policy::holds::PolicyLedger;
-use crate::policy::{Denied, Explanation, Policy, PolicyContext, Released, Viewer};
+use crate::policy::{Denied, Explanation, Interaction, Policy, PolicyContext, Released, Role, Viewer};
 use chrono::{DateTime, FixedOffset, Utc};
+use query::{ignored, page, patient_of_search};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -31,29 +42,11 @@ pub enum ReadError {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The token's scopes do not grant this interaction at all (403 `insufficient_scope`).
+    #[error("the access token's scopes do not allow this ({0})")]
+    InsufficientScope(String),
     #[error("the gateway's store is unavailable")]
     Store(#[from] crate::store::StoreError),
-}
-
-/// One page of matches, with what the caller should be told (warnings about missing
-/// sources, ignored parameters, and the policy's notices).
-#[derive(Debug)]
-pub struct Matches {
-    pub resources: Vec<Value>,
-    pub total: usize,
-    pub next_cursor: Option<String>,
-    pub warnings: Vec<Issue>,
-}
-
-/// A patient's whole released record at once (portal pages, downloads, exports): the
-/// resources in record order, the sources missing from it, and the notices it carries.
-#[derive(Debug)]
-pub struct WholeRecord {
-    pub patient_id: String,
-    pub resources: Vec<Value>,
-    pub missing: Vec<MissingSource>,
-    /// The policy's notices (the withheld-notice for patient-facing viewers).
-    pub notices: Vec<Issue>,
 }
 
 /// Page sizes.
@@ -67,8 +60,17 @@ pub struct Reader {
     aggregator: Arc<Aggregator>,
     policy: Arc<Policy>,
     ledger: PolicyLedger,
+    audit: AuditLog,
     zone: FixedOffset,
     paging: Paging,
+}
+
+/// The `Type/id` of each resource.
+fn keys(resources: &[Value]) -> std::collections::HashSet<String> {
+    resources
+        .iter()
+        .map(|r| format!("{}/{}", fhir::resource_type(r).unwrap_or(""), fhir::resource_id(r).unwrap_or("")))
+        .collect()
 }
 
 /// A released record with the sources missing from it.
@@ -82,15 +84,217 @@ impl Reader {
         aggregator: Arc<Aggregator>,
         policy: Arc<Policy>,
         ledger: PolicyLedger,
+        audit: AuditLog,
         zone: FixedOffset,
         paging: Paging,
     ) -> Reader {
-        Reader { aggregator, policy, ledger, zone, paging }
+        Reader { aggregator, policy, ledger, audit, zone, paging }
     }
 
     /// The zone dates without one are read in.
     pub fn zone(&self) -> FixedOffset {
         self.zone
+    }
+
+    /// `GET [type]/[id]`. A withheld resource is answered exactly like a missing one.
+    pub async fn read(&self, access: &Access, trail: &Trail, resource_type: &str, id: &str) -> Result<Value, ReadError> {
+        let (patient, result) = match self.permit(access, resource_type, Interaction::Read) {
+            Ok(()) => self.find(access, resource_type, id).await,
+            Err(e) => (None, Err(e)),
+        };
+        let patient = if resource_type == "Patient" { Some(id.to_string()) } else { patient };
+        trail::logged(&self.audit, access, trail, "read", patient, false, result).await
+    }
+
+    /// `GET [type]?patient=…&…`. `total` counts only what the viewer may see.
+    pub async fn search(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        resource_type: &str,
+        pairs: &[(String, String)],
+        lenient: bool,
+    ) -> Result<Matches, ReadError> {
+        let result = match self.permit(access, resource_type, Interaction::Search) {
+            Ok(()) => self.select(access, resource_type, pairs, lenient).await,
+            Err(e) => Err(e),
+        };
+        let patient = searched_patient(resource_type, pairs);
+        trail::logged(&self.audit, access, trail, "search", patient, false, result).await
+    }
+
+    /// `GET Patient/[id]/$everything` with `_type`, `_since`, `_count`. It returns what the
+    /// scopes grant (types without a scope are left out by the policy); an app with no
+    /// search scope at all may not run it.
+    pub async fn everything(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        patient_id: &str,
+        pairs: &[(String, String)],
+        lenient: bool,
+    ) -> Result<Matches, ReadError> {
+        let result = match self.permit_whole_record(access) {
+            Ok(()) => self.everything_unlogged(access, patient_id, pairs, lenient).await,
+            Err(e) => Err(e),
+        };
+        trail::logged(&self.audit, access, trail, "everything", Some(patient_id.to_string()), false, result).await
+    }
+
+    /// Everything of `patient_id`'s record the caller may see now, unpaged, for `use_`
+    /// (pages, downloads, exports).
+    pub async fn record(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        use_: Use,
+        patient_id: &str,
+    ) -> Result<WholeRecord, ReadError> {
+        let result = match self.permit_whole_record(access) {
+            Ok(()) => self.whole(access, patient_id).await,
+            Err(e) => Err(e),
+        };
+        if use_ == Use::Prepare {
+            return result;
+        }
+        let once = use_ == Use::Export;
+        trail::logged(&self.audit, access, trail, use_.action(), Some(patient_id.to_string()), once, result).await
+    }
+
+    /// A whole-record request refused before anything was read (a parameter that does not
+    /// apply, say): logged with its outcome like every other request, then `error` is the
+    /// answer.
+    pub async fn refuse(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        use_: Use,
+        patient_id: &str,
+        error: ReadError,
+    ) -> ReadError {
+        let outcome = trail::refusal(&error);
+        match trail::write(&self.audit, access, trail, use_.action(), Some(patient_id.to_string()), outcome).await {
+            Ok(()) => error,
+            Err(store) => store,
+        }
+    }
+
+    /// The caller's own record (the record a patient's or proxy's access is for), whole.
+    pub async fn own_record(&self, access: &Access, trail: &Trail, use_: Use) -> Result<WholeRecord, ReadError> {
+        match self.own_id(access) {
+            Some(id) => self.record(access, trail, use_, &id).await,
+            None => trail::logged(&self.audit, access, trail, use_.action(), None, false, Err(ReadError::NotFound)).await,
+        }
+    }
+
+    /// The gateway id of the record a patient's or proxy's access is for (none for staff
+    /// and partners, or when the index does not know the person). Ids only, no content.
+    pub fn whose(&self, access: &Access) -> Option<String> {
+        self.own_id(access)
+    }
+
+    /// Logs a file prepared earlier from `patient_id`'s released record (a download job's
+    /// file) going out now; the file may go out only when this succeeds.
+    pub async fn hand_over(&self, access: &Access, trail: &Trail, patient_id: &str) -> Result<(), ReadError> {
+        trail::logged(&self.audit, access, trail, Use::Download.action(), Some(patient_id.to_string()), false, Ok(()))
+            .await
+    }
+
+    /// How many resources of the caller's own record the caller may see: no content and
+    /// not an access (not logged); it lets a download choose between now and a job.
+    pub async fn own_record_size(&self, access: &Access) -> Result<usize, ReadError> {
+        let id = self.own_id(access).ok_or(ReadError::NotFound)?;
+        Ok(self.visible(access, &id).await?.released.resources().len())
+    }
+
+    /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
+    /// rules and the labels behind it. Staff only; logged as `explain`.
+    pub async fn explain(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        patient_id: &str,
+        viewer: &Viewer,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Explanation>, ReadError> {
+        let result = if access.is_staff() {
+            self.decide(access, viewer, patient_id, at).await.map(|(_, explanations, _)| explanations)
+        } else {
+            Err(ReadError::Forbidden("explaining decisions is for staff".into()))
+        };
+        trail::logged(&self.audit, access, trail, "explain", Some(patient_id.to_string()), false, result).await
+    }
+
+    /// "Who accessed my record" (`GET /fhir/AuditEvent`): staff search the whole log; a
+    /// patient (not an app acting for them) reads the log of their own record only, and
+    /// anything else is answered like a record that does not exist. Reading the log is
+    /// itself logged.
+    pub async fn access_log(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<AuditRecord>, ReadError> {
+        let parsed = AuditQuery::parse(pairs, self.zone);
+        let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());
+        let result = async {
+            let q = parsed.map_err(|e| ReadError::BadRequest(e.to_string()))?;
+            if !access.is_staff() {
+                let patient = q.patient.as_deref().ok_or_else(|| ReadError::BadRequest("name the patient (patient=[id])".into()))?;
+                let own = self.own_id(access).is_some_and(|g| g == patient);
+                if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
+                    return Err(ReadError::NotFound);
+                }
+                let shown = keys(self.visible(access, patient).await?.released.resources());
+                return Ok(log_view::as_seen_by(access, &shown, self.audit.search(&q).await?));
+            }
+            Ok(self.audit.search(&q).await?)
+        }
+        .await;
+        trail::logged(&self.audit, access, trail, "search", patient, false, result).await
+    }
+
+    /// The newest `limit` entries of the access log of a record already released to the
+    /// caller (the record page "who accessed this record"; its page view is the logged
+    /// access).
+    /// As everywhere the log is shown outside staff, it shows no more than the record.
+    pub async fn access_log_of(
+        &self,
+        access: &Access,
+        record: &WholeRecord,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, ReadError> {
+        let entries = self.audit.for_patient(record.patient_id(), limit).await?;
+        Ok(log_view::as_seen_by(access, &keys(record.resources()), entries))
+    }
+
+    /// Refuses (403) an interaction the caller's scopes do not grant at all.
+    fn permit(&self, access: &Access, resource_type: &str, interaction: Interaction) -> Result<(), ReadError> {
+        if access.viewer.permits(resource_type, interaction) {
+            Ok(())
+        } else {
+            Err(ReadError::InsufficientScope(resource_type.to_string()))
+        }
+    }
+
+    /// A whole record (`$everything`, downloads, exports) needs some search scope when an
+    /// app asks.
+    fn permit_whole_record(&self, access: &Access) -> Result<(), ReadError> {
+        if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
+            Err(ReadError::InsufficientScope("$everything".into()))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The gateway id of the record a patient's or proxy's access is for.
+    fn own_id(&self, access: &Access) -> Option<String> {
+        match &access.patients {
+            PatientScope::Person { source, source_patient_id } => {
+                self.aggregator.index().gateway_id_of(source, source_patient_id)
+            }
+            PatientScope::Any => None,
+        }
     }
 
     /// The part of a patient's record the caller may see now.
@@ -104,6 +308,16 @@ impl Reader {
         }
         let missing = self.nameable(&access.viewer, missing);
         Ok(Visible { released, missing })
+    }
+
+    async fn whole(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
+        let v = self.visible(access, patient_id).await?;
+        Ok(WholeRecord {
+            patient_id: v.released.patient_id().to_string(),
+            resources: v.released.resources().to_vec(),
+            missing: v.missing,
+            notices: v.released.notices().to_vec(),
+        })
     }
 
     /// The missing sources as `viewer` may be told of them: a system the policy does not let
@@ -157,50 +371,26 @@ impl Reader {
         Ok((released, explanations, record.missing.clone()))
     }
 
-    /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
-    /// rules and the labels behind it. Staff only.
-    pub async fn explain(
-        &self,
-        access: &Access,
-        patient_id: &str,
-        viewer: &Viewer,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Explanation>, ReadError> {
-        if !access.is_staff() {
-            return Err(ReadError::Forbidden("explaining decisions is for staff".into()));
-        }
-        let (_, explanations, _) = self.decide(access, viewer, patient_id, at).await?;
-        Ok(explanations)
-    }
-
-    /// Everything of `patient_id`'s record the caller may see now, unpaged. Only for
-    /// renderers that take the whole record (pages, downloads, exports).
-    pub async fn record(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
-        let v = self.visible(access, patient_id).await?;
-        Ok(WholeRecord {
-            patient_id: v.released.patient_id().to_string(),
-            resources: v.released.resources().to_vec(),
-            missing: v.missing,
-            notices: v.released.notices().to_vec(),
-        })
-    }
-
-    /// `GET [type]/[id]`. A withheld resource is answered exactly like a missing one.
-    pub async fn read(&self, access: &Access, resource_type: &str, id: &str) -> Result<Value, ReadError> {
+    /// The resource `resource_type/id` if released to the caller, with the record it was
+    /// found in (for the access log; none for a resource that belongs to no one record).
+    async fn find(&self, access: &Access, resource_type: &str, id: &str) -> (Option<String>, Result<Value, ReadError>) {
         if !fhir::is_served_type(resource_type) {
-            return Err(ReadError::UnsupportedType(resource_type.into()));
+            return (None, Err(ReadError::UnsupportedType(resource_type.into())));
         }
         if !fhir::is_valid_id(id) {
-            return Err(ReadError::NotFound);
+            return (None, Err(ReadError::NotFound));
         }
-        if let (true, PatientScope::Person { source, source_patient_id }) =
+        if let (true, PatientScope::Person { .. }) =
             (fhir::SUPPORTING_TYPES.contains(&resource_type), &access.patients)
         {
             // A patient's or proxy's clinicians and clinics are the ones in their own record,
             // whichever other record happens to hold them too.
-            let own = self.aggregator.index().gateway_id_of(source, source_patient_id).ok_or(ReadError::NotFound)?;
-            let v = self.visible(access, &own).await?;
-            return v.released.get(resource_type, id).cloned().ok_or(ReadError::NotFound);
+            let Some(own) = self.own_id(access) else { return (None, Err(ReadError::NotFound)) };
+            let found = match self.visible(access, &own).await {
+                Ok(v) => v.released.get(resource_type, id).cloned().ok_or(ReadError::NotFound),
+                Err(e) => Err(e),
+            };
+            return (found.is_ok().then_some(own), found);
         }
         let patient_id = if resource_type == "Patient" {
             id.to_string()
@@ -208,16 +398,24 @@ impl Reader {
             match self.aggregator.locate(resource_type, id).await {
                 Some(p) => p,
                 // Practitioners, Organizations … belong to no one record.
-                None => return self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound),
+                None => {
+                    return (None, self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound))
+                }
             }
         };
-        let v = self.visible(access, &patient_id).await?;
-        let found = if resource_type == "Patient" { v.released.patient() } else { v.released.get(resource_type, id) };
-        found.cloned().ok_or(ReadError::NotFound)
+        let found = match self.visible(access, &patient_id).await {
+            Ok(v) => {
+                let found =
+                    if resource_type == "Patient" { v.released.patient() } else { v.released.get(resource_type, id) };
+                found.cloned().ok_or(ReadError::NotFound)
+            }
+            Err(e) => Err(e),
+        };
+        (found.is_ok().then_some(patient_id), found)
     }
 
-    /// `GET [type]?patient=…&…`. `total` counts only what the viewer may see.
-    pub async fn search(
+    /// The matches of a search, before logging.
+    async fn select(
         &self,
         access: &Access,
         resource_type: &str,
@@ -251,8 +449,7 @@ impl Reader {
         page(&v, selected, &query, self.paging)
     }
 
-    /// `GET Patient/[id]/$everything` with `_type`, `_since`, `_count`.
-    pub async fn everything(
+    async fn everything_unlogged(
         &self,
         access: &Access,
         patient_id: &str,
@@ -302,62 +499,4 @@ impl Reader {
             .collect();
         page(&v, selected, &query, self.paging)
     }
-}
-
-/// The one patient a search is about.
-fn patient_of_search(resource_type: &str, query: &SearchQuery) -> Result<String, ReadError> {
-    if resource_type == "Patient" {
-        let ids: Vec<&str> = query.filters_named("_id").flat_map(|f| f.values.iter().map(String::as_str)).collect();
-        return match ids.as_slice() {
-            [one] => Ok(one.to_string()),
-            _ => Err(ReadError::BadRequest("Patient search needs exactly one _id".into())),
-        };
-    }
-    if fhir::patient_element(resource_type).is_none() && resource_type != "Provenance" {
-        return Err(ReadError::BadRequest(format!(
-            "{resource_type} is read by id (GET {resource_type}/[id]), not searched"
-        )));
-    }
-    let values: Vec<&str> = query
-        .filters
-        .iter()
-        .filter(|f| f.def.kind == search::ParamKind::Reference)
-        .flat_map(|f| f.values.iter().map(String::as_str))
-        .collect();
-    match values.as_slice() {
-        [one] => Ok(one.strip_prefix("Patient/").unwrap_or(one).to_string()),
-        [] => Err(ReadError::BadRequest(format!("a {resource_type} search must name one patient (patient=[id])"))),
-        _ => Err(ReadError::BadRequest("a search names exactly one patient".into())),
-    }
-}
-
-/// One page of `selected` (in record order) after the query's cursor, with the warnings
-/// and notices the answer carries.
-fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging) -> Result<Matches, ReadError> {
-    let after = match query.control("_cursor") {
-        Some(c) => Some(
-            decode_cursor(c).ok_or_else(|| ReadError::BadRequest("_cursor is not one this server issued".into()))?,
-        ),
-        None => None,
-    };
-    let total = selected.len();
-    let count = query.count.unwrap_or(paging.default_count);
-    let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
-    let mut warnings = ignored(query);
-    warnings.extend(v.missing.iter().map(missing_warning));
-    warnings.extend(v.released.notices().iter().cloned());
-    Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
-}
-
-/// The warning an answer carries for a source missing from the record.
-pub fn missing_warning(m: &MissingSource) -> Issue {
-    Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
-}
-
-fn ignored(query: &SearchQuery) -> Vec<Issue> {
-    query
-        .ignored
-        .iter()
-        .map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored")))
-        .collect()
 }

@@ -8,12 +8,14 @@ use serde_json::Value;
 const MAYA: &str = "audit-maya-self-token";
 const MOTHER: &str = "audit-maya-mother-token";
 const PARTNER: &str = "audit-partner-token-1";
+const SARAH: &str = "audit-sarah-self-token";
 
 fn body() -> String {
     format!(
         "[[server.dev_tokens]]\ntoken = \"{MAYA}\"\nviewer = \"patient\"\npatient = \"ehr/pt-10007\"\n\
          [[server.dev_tokens]]\ntoken = \"{MOTHER}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/pt-10007\"\n\
-         [[server.dev_tokens]]\ntoken = \"{PARTNER}\"\nviewer = \"partner:hie-north:TREAT\"\n{}",
+         [[server.dev_tokens]]\ntoken = \"{PARTNER}\"\nviewer = \"partner:hie-north:TREAT\"\n\
+         [[server.dev_tokens]]\ntoken = \"{SARAH}\"\nviewer = \"patient\"\npatient = \"ehr/pt-10006\"\n{}",
         fixture_file_sources()
     )
 }
@@ -31,6 +33,7 @@ async fn the_patient_sees_who_accessed_her_record_and_nothing_else() {
     assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(PARTNER), &[]).await.0, 200);
     assert_eq!(gw.get_with(&format!("Observation?patient={maya}&category=laboratory"), Some(TOKEN), &[]).await.0, 200);
     assert_eq!(gw.get_with(&format!("Patient/{bob}"), Some(MAYA), &[]).await.0, 404, "someone else's record");
+    assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(MAYA), &[]).await.0, 200, "her own");
 
     let (status, bundle) = gw.get_with(&format!("AuditEvent?patient={maya}"), Some(MAYA), &[]).await;
     assert_eq!(status, 200, "{bundle}");
@@ -44,7 +47,16 @@ async fn the_patient_sees_who_accessed_her_record_and_nothing_else() {
     assert_eq!(partner["purposeOfEvent"][0]["coding"][0]["code"], "TREAT");
     assert_eq!(partner["subtype"][0]["code"], "read");
     assert_eq!(partner["outcome"], "0");
-    assert_eq!(partner["agent"][0]["network"]["address"], "127.0.0.1");
+    // Other people's network addresses are for staff; her own requests keep theirs.
+    assert!(partner["agent"][0].get("network").is_none(), "{partner}");
+    let own = list.iter().find(|e| e["agent"][0]["type"]["text"] == "patient").unwrap();
+    assert_eq!(own["agent"][0]["network"]["address"], "127.0.0.1", "{own}");
+    let (_, staff_view) = gw.get_with(&format!("AuditEvent?patient={maya}"), Some(TOKEN), &[]).await;
+    let staff_partner = events(&staff_view)
+        .into_iter()
+        .find(|e| e["agent"][0]["who"]["display"].as_str().unwrap().contains("partner"))
+        .unwrap();
+    assert_eq!(staff_partner["agent"][0]["network"]["address"], "127.0.0.1", "staff see the log as written");
     let seqs: Vec<i64> =
         list.iter().map(|e| e["id"].as_str().unwrap().trim_start_matches("audit-").parse().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] > w[1]), "newest first: {seqs:?}");
@@ -141,4 +153,33 @@ async fn staff_search_the_log_by_patient_actor_and_time() {
     assert_eq!(gw.get_with(&format!("AuditEvent?patient={maya}"), Some(PARTNER), &[]).await.0, 404);
     assert_eq!(gw.get("AuditEvent?date=sometime").await.0, 400);
     assert_eq!(gw.get("AuditEvent?_count=9999").await.0, 400);
+}
+
+/// A patient's log never names an item withheld from her: a staff read of Sarah's internal
+/// note is in her log as a read of "an item", with no type, id or source; staff see it as
+/// written, and the note is still not hers to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_patients_log_names_no_item_withheld_from_her() {
+    let gw = Gateway::start(&body()).await;
+    let sarah = gw.patient_id("ehr", "pt-10006");
+    let note = "DocumentReference/ehr.doc-10008";
+    assert_eq!(gw.get_with(note, Some(SARAH), &[]).await.0, 404, "withheld from Sarah");
+    assert_eq!(gw.get_with(note, Some(TOKEN), &[]).await.0, 200, "staff read it");
+    assert_eq!(gw.get_with(&format!("Patient/{sarah}"), Some(TOKEN), &[]).await.0, 200, "and her Patient");
+
+    let (status, bundle) = gw.get_with(&format!("AuditEvent?patient={sarah}"), Some(SARAH), &[]).await;
+    assert_eq!(status, 200, "{bundle}");
+    let text = bundle.to_string();
+    assert!(!text.contains("DocumentReference") && !text.contains("doc-10008"), "{text}");
+    let staff_reads: Vec<String> = events(&bundle)
+        .iter()
+        .filter(|e| e["agent"][0]["who"]["display"].as_str().unwrap().contains("staff"))
+        .map(|e| e["entity"][0]["what"]["display"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(staff_reads.len(), 2, "both staff reads are there: {staff_reads:?}");
+    assert!(staff_reads.contains(&"/fhir".to_string()), "the note as an unnamed item: {staff_reads:?}");
+    assert!(staff_reads.contains(&format!("/fhir/Patient/{sarah}")), "what she may see keeps its name");
+
+    let (_, as_written) = gw.get_with(&format!("AuditEvent?patient={sarah}"), Some(TOKEN), &[]).await;
+    assert!(as_written.to_string().contains(&format!("/fhir/{note}")), "staff see the log as written");
 }

@@ -324,6 +324,13 @@ async fn the_access_log_shows_api_and_page_access_in_plain_words() {
     let (status, html, _) = ana.get(&format!("/records/{olivia}/access-log")).await;
     assert_eq!(status, 403);
     assert!(!html.contains("Olivia") && !html.contains("Bennett") && region(&html, "section-access-log").is_none());
+    // The record picker names a record from what the account is released of it: Olivia's
+    // record is listed, but not by her name (nor is her name anywhere on the account page).
+    for page in ["/records", "/account"] {
+        let html = ana.view(page).await;
+        assert!(html.contains("Maya Rodriguez") && html.contains("Patient record"), "{page}: {html}");
+        assert!(!html.contains("Olivia") && !html.contains("Bennett"), "{page}: {html}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,16 +9,16 @@ fn tag(display: &str) -> Value {
 }
 
 fn record(resources: Vec<Value>) -> WholeRecord {
-    WholeRecord {
-        patient_id: "pt-0123456789abcdef0123".into(),
+    WholeRecord::for_test(
+        "pt-0123456789abcdef0123",
         resources,
-        missing: vec![MissingSource {
+        vec![MissingSource {
             source: "lab".into(),
             display: "Bayview <Lab>".into(),
             reason: "did not answer in time".into(),
         }],
-        notices: vec![Issue::information("informational", "Some information may not be shown & more.")],
-    }
+        vec![Issue::information("informational", "Some information may not be shown & more.")],
+    )
 }
 
 #[test]
@@ -48,8 +48,7 @@ fn everything_the_record_says_is_escaped() {
 
 #[test]
 fn a_record_without_items_says_so_and_names_no_one() {
-    let mut r = record(vec![]);
-    r.missing.clear();
+    let r = record(vec![]).without_missing();
     let html = render(&r, Utc::now()).unwrap();
     assert!(html.contains("No problems are listed.") && html.contains("No results are listed."), "{html}");
     assert!(html.contains("this patient") && !html.contains("may be missing"), "{html}");

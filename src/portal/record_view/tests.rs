@@ -15,9 +15,9 @@ fn now() -> DateTime<Utc> {
 
 fn record() -> WholeRecord {
     let ehr = |r: Value| tagged(r, "ehr", "Harbor General Hospital");
-    WholeRecord {
-        patient_id: "pt-1".into(),
-        resources: vec![
+    WholeRecord::for_test(
+        "pt-1",
+        vec![
             ehr(
                 json!({"resourceType": "Patient", "id": "pt-1", "birthDate": "2015-05-03", "name": [{"family": "Rodriguez", "given": ["Ethan"]}]}),
             ),
@@ -65,13 +65,13 @@ fn record() -> WholeRecord {
             ),
             ehr(json!({"resourceType": "Organization", "id": "ehr.o1", "name": "Harbor General Hospital"})),
         ],
-        missing: vec![MissingSource {
+        vec![MissingSource {
             source: "lab".into(),
             display: "Bayview Regional Reference Lab".into(),
             reason: "did not answer".into(),
         }],
-        notices: vec![Issue::information("informational", "Some information may not be shown here.")],
-    }
+        vec![Issue::information("informational", "Some information may not be shown here.")],
+    )
 }
 
 #[test]
@@ -117,18 +117,18 @@ fn visits_split_into_upcoming_and_recent() {
 
 #[test]
 fn a_record_without_a_released_patient_or_data_is_still_a_view() {
-    let empty = WholeRecord { patient_id: "pt-2".into(), resources: vec![], missing: vec![], notices: vec![] };
+    let empty = WholeRecord::for_test("pt-2", vec![], vec![], vec![]);
     let v = RecordView::of(&empty, now());
     assert_eq!(v.whose.name, None);
     assert!(SECTIONS.iter().all(|(s, _)| v.count(s) == 0));
-    let dead = WholeRecord {
-        patient_id: "pt-3".into(),
-        resources: vec![
+    let dead = WholeRecord::for_test(
+        "pt-3",
+        vec![
             json!({"resourceType": "Patient", "id": "pt-3", "birthDate": "1941-03-08", "deceasedDateTime": "2025-11-02T04:18:00-08:00", "name": [{"family": "Jensen", "given": ["Harold"]}]}),
         ],
-        missing: vec![],
-        notices: vec![],
-    };
+        vec![],
+        vec![],
+    );
     let v = RecordView::of(&dead, now());
     assert_eq!((v.whose.age, v.whose.deceased.as_deref()), (None, Some("Nov 2, 2025")));
 }

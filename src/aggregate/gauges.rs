@@ -1,0 +1,51 @@
+//! What operators see of aggregation, as numbers: each source's breaker state and call
+//! statistics, how many people the index holds, and the record cache's hits and misses.
+//! A snapshot of counters only — it carries no patient data and no way to fetch any, so
+//! health and metrics endpoints hold it instead of the aggregator.
+
+use super::Aggregator;
+use crate::sources::stats::StatsSnapshot;
+use crate::sources::SourceStatus;
+use std::sync::Arc;
+
+/// The operators' view of the aggregator (cheap to clone).
+#[derive(Clone)]
+pub struct Gauges {
+    aggregator: Arc<Aggregator>,
+}
+
+/// One source's upstream call statistics (sources that make no upstream calls have none).
+pub struct SourceCalls {
+    pub name: String,
+    pub stats: StatsSnapshot,
+}
+
+impl Gauges {
+    pub fn new(aggregator: Arc<Aggregator>) -> Gauges {
+        Gauges { aggregator }
+    }
+
+    /// Each source's status as its circuit breaker sees it.
+    pub fn sources(&self) -> Vec<SourceStatus> {
+        self.aggregator.sources().iter().map(|s| s.status()).collect()
+    }
+
+    /// Upstream call statistics per source that makes upstream calls.
+    pub fn calls(&self) -> Vec<SourceCalls> {
+        self.aggregator
+            .sources()
+            .iter()
+            .filter_map(|s| s.stats().map(|st| SourceCalls { name: s.name().to_string(), stats: st.snapshot() }))
+            .collect()
+    }
+
+    /// How many people (linked records) the patient index holds.
+    pub fn patients_indexed(&self) -> usize {
+        self.aggregator.index().links().len()
+    }
+
+    /// The record cache's (hits, misses).
+    pub fn cache(&self) -> (u64, u64) {
+        self.aggregator.cache_stats()
+    }
+}
