@@ -2,6 +2,7 @@
 //! OperationOutcome with the right status, and its text never reveals patient data.
 
 use crate::auth::AuthError;
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::read::ReadError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -29,39 +30,51 @@ pub enum ApiError {
     InsufficientScope(String),
     #[error("the download could not be written")]
     Download(#[source] crate::export::download::DownloadError),
+    #[error("an access log entry could not be written as an AuditEvent")]
+    AuditEntry(#[source] crate::audit::AuditEventError),
 }
 
 impl ApiError {
     fn status_and_issue(&self) -> (StatusCode, Issue) {
         let text = self.to_string();
         match self {
-            ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error("login", text)),
-            ApiError::Read(ReadError::NotFound) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error(IssueType::Login, text)),
+            ApiError::Read(ReadError::NotFound) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
             ApiError::Read(ReadError::UnsupportedType(_)) => {
-                (StatusCode::NOT_FOUND, Issue::error("not-supported", text))
+                (StatusCode::NOT_FOUND, Issue::error(IssueType::NotSupported, text))
             }
             ApiError::Read(ReadError::Search(_) | ReadError::BadRequest(_)) => {
-                (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
+                (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text))
             }
-            ApiError::Read(ReadError::Forbidden(_)) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
-            ApiError::Read(ReadError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
-            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error("not-supported", text)),
-            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", text)),
-            ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
-            ApiError::Him(crate::him::HimError::NotStaff) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
+            ApiError::Read(ReadError::Forbidden(_)) => {
+                (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text))
+            }
+            ApiError::Read(ReadError::Store(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
+            }
+            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error(IssueType::NotSupported, text)),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueType::NotSupported, text))
+            }
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
+            ApiError::Him(crate::him::HimError::NotStaff) => {
+                (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text))
+            }
             ApiError::Him(crate::him::HimError::UnknownPatient(_) | crate::him::HimError::UnknownResource(_)) => {
-                (StatusCode::NOT_FOUND, Issue::error("not-found", text))
+                (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text))
             }
             ApiError::Him(crate::him::HimError::Invalid(_)) | ApiError::BadInput(_) => {
-                (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
+                (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text))
             }
             ApiError::Him(crate::him::HimError::Store(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Issue::error("exception", "the gateway's store is unavailable".to_string()),
+                Issue::error(IssueType::Exception, "the gateway's store is unavailable".to_string()),
             ),
-            ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
-            ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
-            ApiError::Download(_) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
+            ApiError::InsufficientScope(_) => (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text)),
+            ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error(IssueType::TooLong, text)),
+            ApiError::Download(_) | ApiError::AuditEntry(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
+            }
         }
     }
 }

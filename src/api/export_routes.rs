@@ -7,6 +7,7 @@ use super::error::ApiError;
 use super::fhir_routes::{access, lenient};
 use super::{fhir_json, ApiState};
 use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -46,13 +47,13 @@ impl IntoResponse for Failure {
         };
         let text = e.to_string();
         let (status, issue) = match &e {
-            ExportError::BadRequest(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
-            ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
-            ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
-            ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error("throttled", text)),
-            ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error("transient", text)),
+            ExportError::BadRequest(_) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
+            ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text)),
+            ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
+            ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueType::Throttled, text)),
+            ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error(IssueType::Transient, text)),
             ExportError::Store(_) | ExportError::Files(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text))
+                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
             }
         };
         let mut response = fhir_json(status, &operation_outcome(&[issue]));
@@ -160,8 +161,9 @@ async fn kick_off(
     };
     let k = KickOff { level, request_url, pairs, body, lenient: lenient(&headers) };
     let accepted = state.exports.kick_off(&access, k).await.map_err(failed(&state.exports))?;
-    let mut issues = vec![Issue::information("informational", format!("export job {} accepted", accepted.job_id))];
-    issues.extend(accepted.warnings.into_iter().map(|w| Issue::warning("not-supported", w)));
+    let mut issues =
+        vec![Issue::information(IssueType::Informational, format!("export job {} accepted", accepted.job_id))];
+    issues.extend(accepted.warnings.into_iter().map(|w| Issue::warning(IssueType::NotSupported, w)));
     let mut response = fhir_json(StatusCode::ACCEPTED, &operation_outcome(&issues));
     let location = header_value(&accepted.status_url)?;
     response.headers_mut().insert(header::CONTENT_LOCATION, location);
@@ -197,9 +199,10 @@ async fn status(
             }
             r
         }
-        JobStatus::Failed(message) => {
-            fhir_json(StatusCode::INTERNAL_SERVER_ERROR, &operation_outcome(&[Issue::error("exception", message)]))
-        }
+        JobStatus::Failed(message) => fhir_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &operation_outcome(&[Issue::error(IssueType::Exception, message)]),
+        ),
     })
 }
 
@@ -210,7 +213,8 @@ async fn cancel(
 ) -> Result<Response, Failure> {
     let access = access(&state, &headers).await?;
     state.exports.cancel(&access, &job).await.map_err(failed(&state.exports))?;
-    let done = Issue::information("informational", format!("export job {job} cancelled; its files are removed"));
+    let done =
+        Issue::information(IssueType::Informational, format!("export job {job} cancelled; its files are removed"));
     Ok(fhir_json(StatusCode::ACCEPTED, &operation_outcome(&[done])))
 }
 

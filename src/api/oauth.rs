@@ -8,6 +8,7 @@ use super::error::ApiError;
 use super::fhir_json;
 use crate::auth::oauth::{self, ClientError, ClientKeys, ClientKind, Form, OAuth, OAuthError};
 use crate::auth::DevTokens;
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -162,13 +163,13 @@ fn client_error(e: ClientError) -> Response {
     match e {
         ClientError::Invalid { .. } => ApiError::BadInput(e.to_string()).into_response(),
         ClientError::Unknown(_) => {
-            fhir_json(StatusCode::NOT_FOUND, &operation_outcome(&[Issue::error("not-found", e.to_string())]))
+            fhir_json(StatusCode::NOT_FOUND, &operation_outcome(&[Issue::error(IssueType::NotFound, e.to_string())]))
         }
         ClientError::Store(_) | ClientError::Signing(_) => {
             tracing::error!(error = %e, "client registry");
             fhir_json(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                &operation_outcome(&[Issue::error("exception", "the gateway's store is unavailable")]),
+                &operation_outcome(&[Issue::error(IssueType::Exception, "the gateway's store is unavailable")]),
             )
         }
     }

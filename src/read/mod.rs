@@ -10,6 +10,7 @@ use crate::aggregate::merge::sort_key;
 use crate::aggregate::{AggregateError, Aggregator, MissingSource};
 use crate::auth::{Access, PatientScope};
 use crate::fhir::bundle::{decode_cursor, page_after};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use crate::fhir::search::{self, SearchError, SearchQuery};
 use crate::fhir::{self, time::parse_range};
@@ -234,7 +235,10 @@ impl Reader {
             Err(ReadError::NotFound) => {
                 let mut warnings = ignored(&query);
                 if access.viewer.is_patient_facing() {
-                    warnings.push(Issue::information("informational", self.policy.config().withheld_notice.clone()));
+                    warnings.push(Issue::information(
+                        IssueType::Informational,
+                        self.policy.config().withheld_notice.clone(),
+                    ));
                 }
                 return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings });
             }
@@ -351,13 +355,18 @@ fn page(v: &Visible, selected: Vec<&Value>, query: &SearchQuery, paging: Paging)
 
 /// The warning an answer carries for a source missing from the record.
 pub fn missing_warning(m: &MissingSource) -> Issue {
-    Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
+    Issue::warning(
+        IssueType::Incomplete,
+        format!("Results from {} may be missing: the system {}.", m.display, m.reason),
+    )
 }
 
 fn ignored(query: &SearchQuery) -> Vec<Issue> {
     query
         .ignored
         .iter()
-        .map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored")))
+        .map(|p| {
+            Issue::warning(IssueType::NotSupported, format!("search parameter `{p}` is not supported and was ignored"))
+        })
         .collect()
 }
