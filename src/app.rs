@@ -227,7 +227,7 @@ impl App {
             base_url: self.config.fhir_base_url(),
             tokens: self.dev_tokens.clone(),
             max_query_bytes: self.config.server.max_query_bytes,
-            started_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            started_at: chrono::Utc::now(),
             exports: self.exports.clone(),
         });
         api::router(state, self.config.server.max_body_bytes)

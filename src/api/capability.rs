@@ -1,109 +1,312 @@
 //! The gateway's CapabilityStatement: exactly what the API implements — read and search
 //! per type with their parameters, `$everything` on Patient, Bulk Data `$export` (system,
-//! Patient, Group), the access log, JSON only, read-only.
+//! Patient, Group), the access log, JSON only, read-only. Built with the typed model
+//! (`fhir::model`).
 
+use crate::fhir::model::codes::{
+    CapabilityStatementKind, FHIRVersion, PublicationStatus, ResourceType, ResourceVersionPolicy,
+    RestfulCapabilityMode, SearchParamType,
+};
+use crate::fhir::model::resources::{
+    CapabilityStatement, CapabilityStatementImplementation, CapabilityStatementRest, CapabilityStatementRestResource,
+    CapabilityStatementRestResourceInteraction, CapabilityStatementRestResourceOperation,
+    CapabilityStatementRestResourceSearchParam, CapabilityStatementRestSecurity, CapabilityStatementSoftware,
+};
+use crate::fhir::model::types::{CodeableConcept, Coding, Extension, ExtensionValue};
+use crate::fhir::model::{finish, instant, BuilderError, DateTime};
 use crate::fhir::{self, search, FHIR_VERSION};
-use serde_json::{json, Value};
+use chrono::{Timelike, Utc};
+use serde_json::Value;
 
 /// The Bulk Data Access IG's canonical base.
 const BULK: &str = "http://hl7.org/fhir/uv/bulkdata";
 
-pub fn capability_statement(base_url: &str, date: &str) -> Value {
+/// The CapabilityStatement of the gateway at `base_url`, dated when it started.
+pub fn capability_statement(base_url: &str, started: chrono::DateTime<Utc>) -> Value {
+    finish(typed(base_url, started))
+}
+
+fn param(
+    name: &str,
+    kind: SearchParamType,
+) -> Result<Option<CapabilityStatementRestResourceSearchParam>, BuilderError> {
+    CapabilityStatementRestResourceSearchParam::builder().name(name.to_string()).r#type(kind).build().map(Some)
+}
+
+fn operation(name: &str, definition: String) -> Result<Option<CapabilityStatementRestResourceOperation>, BuilderError> {
+    CapabilityStatementRestResourceOperation::builder().name(name.to_string()).definition(definition).build().map(Some)
+}
+
+fn interaction(code: &str) -> Result<Option<CapabilityStatementRestResourceInteraction>, BuilderError> {
+    CapabilityStatementRestResourceInteraction::builder().code(code.to_string()).build().map(Some)
+}
+
+/// One served type: read, and search with its parameters where it is searchable.
+fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestResource, BuilderError> {
+    let searchable = t == "Patient" || fhir::patient_element(t).is_some() || t == "Provenance";
+    let mut params = Vec::new();
+    if searchable {
+        params.push(param("_id", SearchParamType::Token)?);
+        params.push(param("_lastUpdated", SearchParamType::Date)?);
+        for name in ["patient", "subject"] {
+            if search::definition(t, name).is_some() {
+                params.push(param(name, SearchParamType::Reference)?);
+            }
+        }
+        if t != "Patient" {
+            for d in search::type_params(t) {
+                params.push(param(d.name, kind_of(d.kind))?);
+            }
+        }
+    }
+    let mut interactions = vec![interaction("read")?];
+    if searchable {
+        interactions.push(interaction("search-type")?);
+    }
+    let mut r = CapabilityStatementRestResource::builder()
+        .r#type(kind)
+        .interaction(interactions)
+        .versioning(ResourceVersionPolicy::NoVersion)
+        .read_history(false)
+        .update_create(false)
+        .search_param(params);
+    if t == "Patient" {
+        r = r.operation(vec![
+            operation("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything".into())?,
+            operation("export", format!("{BULK}/OperationDefinition/patient-export"))?,
+        ]);
+    }
+    r.build()
+}
+
+fn typed(base_url: &str, started: chrono::DateTime<Utc>) -> Result<CapabilityStatement, BuilderError> {
     let endpoints = super::well_known::endpoints(base_url);
     let mut types: Vec<&str> = vec!["Patient"];
     types.extend(fhir::PATIENT_COMPARTMENT_TYPES);
     types.extend(fhir::SUPPORTING_TYPES);
-    let resources: Vec<Value> = types
-        .iter()
-        .map(|t| {
-            let searchable = *t == "Patient" || fhir::patient_element(t).is_some() || *t == "Provenance";
-            let mut params: Vec<Value> = Vec::new();
-            if searchable {
-                params.push(json!({"name": "_id", "type": "token"}));
-                params.push(json!({"name": "_lastUpdated", "type": "date"}));
-                for name in ["patient", "subject"] {
-                    if search::definition(t, name).is_some() {
-                        params.push(json!({"name": name, "type": "reference"}));
-                    }
-                }
-                if *t != "Patient" {
-                    for d in search::type_params(t) {
-                        params.push(json!({"name": d.name, "type": kind_name(d.kind)}));
-                    }
-                }
-            }
-            let mut interactions = vec![json!({"code": "read"})];
-            if searchable {
-                interactions.push(json!({"code": "search-type"}));
-            }
-            let mut r = json!({"type": t, "interaction": interactions, "versioning": "no-version", "readHistory": false, "updateCreate": false});
-            if !params.is_empty() {
-                r["searchParam"] = json!(params);
-            }
-            if *t == "Patient" {
-                r["operation"] = json!([
-                    {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
-                    {"name": "export", "definition": format!("{BULK}/OperationDefinition/patient-export")}
-                ]);
-            }
-            r
-        })
-        .collect();
-    let mut resources = resources;
-    resources.push(json!({
-        "type": "AuditEvent",
-        "documentation": "Who accessed a patient's record: the patient (not an app) searches by patient; staff by patient, agent and date.",
-        "interaction": [{"code": "search-type"}],
-        "searchParam": [
-            {"name": "patient", "type": "reference"},
-            {"name": "agent", "type": "reference"},
-            {"name": "date", "type": "date"}
-        ]
-    }));
-    resources.push(json!({
-        "type": "Group",
-        "documentation": "Groups a partner may export (its roster), by id; not read or searched.",
-        "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/group-export")}]
-    }));
-    json!({
-        "resourceType": "CapabilityStatement",
-        "status": "active",
-        "date": date,
-        "publisher": "Portico",
-        "kind": "instance",
-        "software": {"name": "Portico", "version": env!("CARGO_PKG_VERSION")},
-        "implementation": {"description": "Portico patient access gateway", "url": base_url},
-        "fhirVersion": FHIR_VERSION,
-        "instantiates": [format!("{BULK}/CapabilityStatement/bulk-data")],
-        "format": ["application/fhir+json", "json"],
-        "rest": [{
-            "mode": "server",
-            "documentation": "Read-only. Search on patient-compartment types needs patient=[id].",
-            "security": {
-                "cors": false,
-                "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"}],
-                "extension": [{
-                    "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-                    "extension": [
-                        {"url": "authorize", "valueUri": endpoints["authorize"]},
-                        {"url": "token", "valueUri": endpoints["token"]},
-                        {"url": "revoke", "valueUri": endpoints["revoke"]},
-                        {"url": "introspect", "valueUri": endpoints["introspect"]}
-                    ]
-                }],
-                "description": "A SMART App Launch access token (or, on loopback only, a configured demo token) is required on every data endpoint."
-            },
-            "resource": resources,
-            "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/export")}]
-        }]
-    })
+    let mut resources = Vec::new();
+    // Every served type is an R4 type that R4B kept (a unit test checks none is left out).
+    for (t, kind) in types.iter().filter_map(|t| Some((*t, t.parse::<ResourceType>().ok()?))) {
+        resources.push(Some(served_type(t, kind)?));
+    }
+    resources.push(Some(
+        CapabilityStatementRestResource::builder()
+            .r#type(ResourceType::AuditEvent)
+            .documentation(
+                "Who accessed a patient's record: the patient (not an app) searches by patient; staff by patient, agent and date."
+                    .to_string(),
+            )
+            .interaction(vec![interaction("search-type")?])
+            .search_param(vec![
+                param("patient", SearchParamType::Reference)?,
+                param("agent", SearchParamType::Reference)?,
+                param("date", SearchParamType::Date)?,
+            ])
+            .build()?,
+    ));
+    resources.push(Some(
+        CapabilityStatementRestResource::builder()
+            .r#type(ResourceType::Group)
+            .documentation("Groups a partner may export (its roster), by id; not read or searched.".to_string())
+            .operation(vec![operation("export", format!("{BULK}/OperationDefinition/group-export"))?])
+            .build()?,
+    ));
+
+    let uri = |name: &str| {
+        let url = endpoints[name].as_str().unwrap_or_default().to_string();
+        Extension::builder().url(name.to_string()).value(ExtensionValue::Uri(url)).build()
+    };
+    let oauth_uris = Extension::builder()
+        .url("http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris".to_string())
+        .extension(vec![uri("authorize")?, uri("token")?, uri("revoke")?, uri("introspect")?])
+        .build()?;
+    let smart = Coding::builder()
+        .system("http://terminology.hl7.org/CodeSystem/restful-security-service".to_string())
+        .code("SMART-on-FHIR".to_string())
+        .build()?;
+    let security = CapabilityStatementRestSecurity::builder()
+        .extension(vec![oauth_uris])
+        .cors(false)
+        .service(vec![Some(
+            CodeableConcept::builder()
+                .coding(vec![Some(smart)])
+                .text("OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)".to_string())
+                .build()?,
+        )])
+        .description(
+            "A SMART App Launch access token (or, on loopback only, a configured demo token) is required on every data endpoint."
+                .to_string(),
+        )
+        .build()?;
+    let rest = CapabilityStatementRest::builder()
+        .mode(RestfulCapabilityMode::Server)
+        .documentation("Read-only. Search on patient-compartment types needs patient=[id].".to_string())
+        .security(security)
+        .resource(resources)
+        .operation(vec![operation("export", format!("{BULK}/OperationDefinition/export"))?])
+        .build()?;
+    // The FHIR version served is R4's; R4B's value set names it too.
+    let fhir_version = FHIR_VERSION.parse::<FHIRVersion>().unwrap_or(FHIRVersion::N401);
+    let started = started.with_nanosecond(0).unwrap_or(started);
+    CapabilityStatement::builder()
+        .status(PublicationStatus::Active)
+        .date(DateTime::DateTime(instant(started)))
+        .publisher("Portico".to_string())
+        .kind(CapabilityStatementKind::Instance)
+        .software(
+            CapabilityStatementSoftware::builder()
+                .name("Portico".to_string())
+                .version(env!("CARGO_PKG_VERSION").to_string())
+                .build()?,
+        )
+        .implementation(
+            CapabilityStatementImplementation::builder()
+                .description("Portico patient access gateway".to_string())
+                .url(base_url.to_string())
+                .build()?,
+        )
+        .fhir_version(fhir_version)
+        .instantiates(vec![Some(format!("{BULK}/CapabilityStatement/bulk-data"))])
+        .format(vec![Some("application/fhir+json".to_string()), Some("json".to_string())])
+        .rest(vec![Some(rest)])
+        .build()
 }
 
-fn kind_name(k: search::ParamKind) -> &'static str {
+fn kind_of(k: search::ParamKind) -> SearchParamType {
     match k {
-        search::ParamKind::Token => "token",
-        search::ParamKind::Date => "date",
-        search::ParamKind::Text => "string",
-        search::ParamKind::Reference => "reference",
+        search::ParamKind::Token => SearchParamType::Token,
+        search::ParamKind::Date => SearchParamType::Date,
+        search::ParamKind::Text => SearchParamType::String,
+        search::ParamKind::Reference => SearchParamType::Reference,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    trait KindName {
+        fn kind_name(&self) -> &'static str;
+    }
+    impl KindName for search::ParamDef {
+        fn kind_name(&self) -> &'static str {
+            match self.kind {
+                search::ParamKind::Token => "token",
+                search::ParamKind::Date => "date",
+                search::ParamKind::Text => "string",
+                search::ParamKind::Reference => "reference",
+            }
+        }
+    }
+
+    /// The CapabilityStatement as the gateway wrote it with json! before the typed model.
+    fn before(base_url: &str, date: &str) -> Value {
+        let endpoints = crate::api::well_known::endpoints(base_url);
+        let mut types: Vec<&str> = vec!["Patient"];
+        types.extend(fhir::PATIENT_COMPARTMENT_TYPES);
+        types.extend(fhir::SUPPORTING_TYPES);
+        let resources: Vec<Value> = types
+            .iter()
+            .map(|t| {
+                let searchable = *t == "Patient" || fhir::patient_element(t).is_some() || *t == "Provenance";
+                let mut params: Vec<Value> = Vec::new();
+                if searchable {
+                    params.push(json!({"name": "_id", "type": "token"}));
+                    params.push(json!({"name": "_lastUpdated", "type": "date"}));
+                    for name in ["patient", "subject"] {
+                        if search::definition(t, name).is_some() {
+                            params.push(json!({"name": name, "type": "reference"}));
+                        }
+                    }
+                    if *t != "Patient" {
+                        for d in search::type_params(t) {
+                            params.push(json!({"name": d.name, "type": d.kind_name()}));
+                        }
+                    }
+                }
+                let mut interactions = vec![json!({"code": "read"})];
+                if searchable {
+                    interactions.push(json!({"code": "search-type"}));
+                }
+                let mut r = json!({"type": t, "interaction": interactions, "versioning": "no-version", "readHistory": false, "updateCreate": false});
+                if !params.is_empty() {
+                    r["searchParam"] = json!(params);
+                }
+                if *t == "Patient" {
+                    r["operation"] = json!([
+                        {"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"},
+                        {"name": "export", "definition": format!("{BULK}/OperationDefinition/patient-export")}
+                    ]);
+                }
+                r
+            })
+            .collect();
+        let mut resources = resources;
+        resources.push(json!({
+            "type": "AuditEvent",
+            "documentation": "Who accessed a patient's record: the patient (not an app) searches by patient; staff by patient, agent and date.",
+            "interaction": [{"code": "search-type"}],
+            "searchParam": [
+                {"name": "patient", "type": "reference"},
+                {"name": "agent", "type": "reference"},
+                {"name": "date", "type": "date"}
+            ]
+        }));
+        resources.push(json!({
+            "type": "Group",
+            "documentation": "Groups a partner may export (its roster), by id; not read or searched.",
+            "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/group-export")}]
+        }));
+        json!({
+            "resourceType": "CapabilityStatement",
+            "status": "active",
+            "date": date,
+            "publisher": "Portico",
+            "kind": "instance",
+            "software": {"name": "Portico", "version": env!("CARGO_PKG_VERSION")},
+            "implementation": {"description": "Portico patient access gateway", "url": base_url},
+            "fhirVersion": FHIR_VERSION,
+            "instantiates": [format!("{BULK}/CapabilityStatement/bulk-data")],
+            "format": ["application/fhir+json", "json"],
+            "rest": [{
+                "mode": "server",
+                "documentation": "Read-only. Search on patient-compartment types needs patient=[id].",
+                "security": {
+                    "cors": false,
+                    "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"}],
+                    "extension": [{
+                        "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                        "extension": [
+                            {"url": "authorize", "valueUri": endpoints["authorize"]},
+                            {"url": "token", "valueUri": endpoints["token"]},
+                            {"url": "revoke", "valueUri": endpoints["revoke"]},
+                            {"url": "introspect", "valueUri": endpoints["introspect"]}
+                        ]
+                    }],
+                    "description": "A SMART App Launch access token (or, on loopback only, a configured demo token) is required on every data endpoint."
+                },
+                "resource": resources,
+                "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/export")}]
+            }]
+        })
+    }
+
+    #[test]
+    fn the_capability_statement_is_what_the_gateway_wrote_before_and_reads_back_typed() {
+        let started = chrono::DateTime::parse_from_rfc3339("2026-03-01T10:20:30.456Z").unwrap().with_timezone(&Utc);
+        let served = capability_statement("http://gw/fhir", started);
+        assert_eq!(served, before("http://gw/fhir", "2026-03-01T10:20:30Z"));
+        let listed: Vec<&str> =
+            served["rest"][0]["resource"].as_array().unwrap().iter().filter_map(|r| r["type"].as_str()).collect();
+        assert!(listed.iter().all(|t| fhir::is_served_type(t) || ["AuditEvent", "Group"].contains(t)));
+        assert_eq!(
+            listed.len(),
+            1 + fhir::PATIENT_COMPARTMENT_TYPES.len() + fhir::SUPPORTING_TYPES.len() + 2,
+            "{listed:?}"
+        );
+        let back: CapabilityStatement = serde_json::from_value(served.clone()).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), served, "round-trips through the R4B model");
+        assert_eq!(served["fhirVersion"], json!("4.0.1"));
     }
 }

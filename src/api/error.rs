@@ -7,6 +7,7 @@
 use crate::auth::oauth::ClientError;
 use crate::auth::AuthError;
 use crate::export::ExportError;
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::read::ReadError;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -47,50 +48,62 @@ pub enum ApiError {
     /// The staff client registry (`/admin/clients`).
     #[error(transparent)]
     Clients(#[from] ClientError),
+    #[error("an access log entry could not be written as an AuditEvent")]
+    AuditEntry(#[source] crate::audit::AuditEventError),
 }
 
 impl ApiError {
     fn status_and_issue(&self) -> (StatusCode, Issue) {
         let text = self.to_string();
         match self {
-            ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error("login", text)),
-            ApiError::Read(ReadError::NotFound) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error(IssueType::Login, text)),
+            ApiError::Read(ReadError::NotFound) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
             ApiError::Read(ReadError::UnsupportedType(_)) => {
-                (StatusCode::NOT_FOUND, Issue::error("not-supported", text))
+                (StatusCode::NOT_FOUND, Issue::error(IssueType::NotSupported, text))
             }
             ApiError::Read(ReadError::Search(_) | ReadError::BadRequest(_)) => {
-                (StatusCode::BAD_REQUEST, Issue::error("invalid", text))
+                (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text))
             }
-            ApiError::Read(ReadError::Forbidden(_)) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
-            ApiError::Read(ReadError::Store(_)) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
-            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error("not-supported", text)),
-            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", text)),
-            ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
-            ApiError::Him(crate::him::HimError::NotStaff) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
+            ApiError::Read(ReadError::Forbidden(_)) => {
+                (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text))
+            }
+            ApiError::Read(ReadError::Store(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
+            }
+            ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error(IssueType::NotSupported, text)),
+            ApiError::MethodNotAllowed(_) => {
+                (StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueType::NotSupported, text))
+            }
+            ApiError::NoRoute => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
+            ApiError::Him(crate::him::HimError::NotStaff) => {
+                (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text))
+            }
             ApiError::Him(crate::him::HimError::UnknownPatient(_) | crate::him::HimError::UnknownResource(_)) => {
-                (StatusCode::NOT_FOUND, Issue::error("not-found", text))
+                (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text))
             }
             ApiError::Him(crate::him::HimError::Invalid(_))
             | ApiError::BadInput(_)
             | ApiError::Viewer(_)
-            | ApiError::AuditQuery(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
+            | ApiError::AuditQuery(_) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
             ApiError::Him(crate::him::HimError::Store(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Issue::error("exception", "the gateway's store is unavailable".to_string()),
+                Issue::error(IssueType::Exception, "the gateway's store is unavailable".to_string()),
             ),
             ApiError::InsufficientScope(_) | ApiError::Read(ReadError::InsufficientScope(_)) => {
-                (StatusCode::FORBIDDEN, Issue::error("forbidden", text))
+                (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text))
             }
-            ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error("too-long", text)),
-            ApiError::Download(_) => (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text)),
+            ApiError::QueryTooLong(_) => (StatusCode::URI_TOO_LONG, Issue::error(IssueType::TooLong, text)),
+            ApiError::Download(_) | ApiError::AuditEntry(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
+            }
             ApiError::Export { error, .. } => match error {
-                ExportError::BadRequest(_) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
-                ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error("forbidden", text)),
-                ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
-                ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error("throttled", text)),
-                ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error("transient", text)),
+                ExportError::BadRequest(_) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
+                ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text)),
+                ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
+                ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueType::Throttled, text)),
+                ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error(IssueType::Transient, text)),
                 ExportError::Store(_) | ExportError::Files(_) => {
-                    (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text))
+                    (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
                 }
             },
             ApiError::Clients(
@@ -98,15 +111,15 @@ impl ApiError {
                 | ClientError::Registration { .. }
                 | ClientError::Jwks { .. }
                 | ClientError::Secret { .. },
-            ) => (StatusCode::BAD_REQUEST, Issue::error("invalid", text)),
-            ApiError::Clients(ClientError::Unknown(_)) => (StatusCode::NOT_FOUND, Issue::error("not-found", text)),
+            ) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
+            ApiError::Clients(ClientError::Unknown(_)) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
             ApiError::Clients(
                 ClientError::Store(_) | ClientError::Signing(_) | ClientError::Hash(_) | ClientError::HashTask(_),
             ) => {
                 tracing::error!(error = %text, "client registry");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    Issue::error("exception", "the gateway's store is unavailable".to_string()),
+                    Issue::error(IssueType::Exception, "the gateway's store is unavailable".to_string()),
                 )
             }
         }

@@ -8,6 +8,7 @@ use super::fhir_routes::lenient;
 use super::{fhir_json, ApiState};
 use crate::auth::Access;
 use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
@@ -131,8 +132,9 @@ async fn kick_off(
     };
     let k = KickOff { level, request_url, pairs, body, lenient: lenient(&headers) };
     let accepted = state.exports.kick_off(&access, k).await.map_err(failed(&state.exports))?;
-    let mut issues = vec![Issue::information("informational", format!("export job {} accepted", accepted.job_id))];
-    issues.extend(accepted.warnings.into_iter().map(|w| Issue::warning("not-supported", w)));
+    let mut issues =
+        vec![Issue::information(IssueType::Informational, format!("export job {} accepted", accepted.job_id))];
+    issues.extend(accepted.warnings.into_iter().map(|w| Issue::warning(IssueType::NotSupported, w)));
     let mut response = fhir_json(StatusCode::ACCEPTED, &operation_outcome(&issues));
     let location = header_value(&accepted.status_url)?;
     response.headers_mut().insert(header::CONTENT_LOCATION, location);
@@ -167,9 +169,10 @@ async fn status(
             }
             r
         }
-        JobStatus::Failed(message) => {
-            fhir_json(StatusCode::INTERNAL_SERVER_ERROR, &operation_outcome(&[Issue::error("exception", message)]))
-        }
+        JobStatus::Failed(message) => fhir_json(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &operation_outcome(&[Issue::error(IssueType::Exception, message)]),
+        ),
     })
 }
 
@@ -179,7 +182,8 @@ async fn cancel(
     Path(job): Path<String>,
 ) -> Result<Response, ApiError> {
     state.exports.cancel(&access, &job).await.map_err(failed(&state.exports))?;
-    let done = Issue::information("informational", format!("export job {job} cancelled; its files are removed"));
+    let done =
+        Issue::information(IssueType::Informational, format!("export job {job} cancelled; its files are removed"));
     Ok(fhir_json(StatusCode::ACCEPTED, &operation_outcome(&[done])))
 }
 

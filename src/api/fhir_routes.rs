@@ -6,8 +6,9 @@ use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
 use super::{capability, fhir_json, ApiState};
 use crate::auth::Access;
-use crate::fhir::bundle::searchset;
-use crate::fhir::outcome::operation_outcome;
+use crate::fhir::bundle::{searchset, Entry, Searchset};
+use crate::fhir::model::codes::SearchEntryMode;
+use crate::fhir::outcome::operation_outcome_with_id;
 use crate::read::{Matches, Trail};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -15,7 +16,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -92,7 +92,7 @@ pub(super) fn lenient(headers: &HeaderMap) -> bool {
 }
 
 async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
-    fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, &state.started_at))
+    fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, state.started_at))
 }
 
 async fn read(
@@ -164,7 +164,7 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
     };
     let next_url = matches.next_cursor().map(|c| url_with(Some(c)));
     let (total, warnings) = (matches.total(), matches.warnings().to_vec());
-    let mut entries: Vec<(String, serde_json::Value, &str)> = matches
+    let mut entries: Vec<Entry> = matches
         .into_resources()
         .into_iter()
         .map(|r| {
@@ -174,15 +174,15 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
                 r["resourceType"].as_str().unwrap_or(""),
                 r["id"].as_str().unwrap_or("")
             );
-            (full, r, "match")
+            (full, r, SearchEntryMode::Match)
         })
         .collect();
     if !warnings.is_empty() {
-        let mut outcome = operation_outcome(&warnings);
-        outcome["id"] = json!("warnings");
-        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
+        let outcome = operation_outcome_with_id("warnings", &warnings);
+        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, SearchEntryMode::Outcome));
     }
-    fhir_json(StatusCode::OK, &searchset(&self_url, next_url.as_deref(), Some(total), entries))
+    let shell = Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
+    fhir_json(StatusCode::OK, &searchset(&shell, entries))
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the
@@ -200,11 +200,12 @@ async fn audit_events(
     let entries = records
         .iter()
         .map(|r| {
-            let e = crate::audit::as_audit_event(r);
-            (format!("{}/AuditEvent/{}", state.base_url, e["id"].as_str().unwrap_or("")), e, "match")
+            let e = crate::audit::as_audit_event(r).map_err(ApiError::AuditEntry)?;
+            Ok((format!("{}/AuditEvent/{}", state.base_url, e["id"].as_str().unwrap_or("")), e, SearchEntryMode::Match))
         })
-        .collect::<Vec<_>>();
+        .collect::<Result<Vec<Entry>, ApiError>>()?;
     let total = entries.len();
     let self_url = format!("{}/AuditEvent?{}", state.base_url, query.unwrap_or_default());
-    Ok(fhir_json(StatusCode::OK, &searchset(&self_url, None, Some(total), entries)))
+    let shell = Searchset { self_url: &self_url, total: Some(total), ..Searchset::default() };
+    Ok(fhir_json(StatusCode::OK, &searchset(&shell, entries)))
 }

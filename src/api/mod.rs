@@ -56,7 +56,8 @@ pub struct ApiState {
     pub base_url: String,
     pub tokens: crate::auth::DevTokens,
     pub max_query_bytes: usize,
-    pub started_at: String,
+    /// When this gateway started: the CapabilityStatement's `date`.
+    pub started_at: chrono::DateTime<chrono::Utc>,
     pub exports: Arc<crate::export::Exports>,
 }
 

@@ -8,6 +8,12 @@ mod search;
 
 pub use search::{AuditQuery, AuditQueryError};
 
+use crate::fhir::model::codes::{AuditEventAction, AuditEventAgentNetworkType, AuditEventOutcome};
+use crate::fhir::model::resources::{
+    AuditEvent, AuditEventAgent, AuditEventAgentNetwork, AuditEventEntity, AuditEventSource,
+};
+use crate::fhir::model::types::{CodeableConcept, Coding, Reference};
+use crate::fhir::model::{finish, instant, BuilderError, Instant};
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
@@ -229,48 +235,79 @@ fn to_record(r: &sqlx::any::AnyRow) -> AuditRecord {
     }
 }
 
-/// An entry as a FHIR R4 AuditEvent (what patients see in "who accessed my record").
-pub fn as_audit_event(r: &AuditRecord) -> Value {
-    let interaction = match r.entry.action.as_str() {
+/// An access log entry whose `recorded` is not an RFC 3339 instant (not one the log wrote).
+#[derive(Debug, thiserror::Error)]
+#[error("access log entry {seq}: `recorded` is not an instant")]
+pub struct AuditEventError {
+    seq: i64,
+    #[source]
+    source: chrono::ParseError,
+}
+
+/// An entry as a FHIR R4 AuditEvent (what patients see in "who accessed my record"), built
+/// with the typed model.
+pub fn as_audit_event(r: &AuditRecord) -> Result<Value, AuditEventError> {
+    let recorded = chrono::DateTime::parse_from_rfc3339(&r.recorded)
+        .map_err(|source| AuditEventError { seq: r.seq, source })?
+        .with_timezone(&Utc);
+    Ok(finish(typed_audit_event(r, instant(recorded))))
+}
+
+fn typed_audit_event(r: &AuditRecord, recorded: Instant) -> Result<AuditEvent, BuilderError> {
+    let e = &r.entry;
+    let interaction = match e.action.as_str() {
         "read" => "read",
         "search" => "search-type",
         _ => "operation",
     };
-    let outcome = match r.entry.outcome.as_str() {
-        "success" => "0",
-        "not-found" | "denied" => "4",
-        _ => "8",
+    let outcome = match e.outcome.as_str() {
+        "success" => AuditEventOutcome::N0,
+        "not-found" | "denied" => AuditEventOutcome::N4,
+        _ => AuditEventOutcome::N8,
     };
-    let mut agent = json!({"who": {"display": r.entry.actor}, "type": {"text": r.entry.role}, "requestor": true});
-    if let Some(ip) = &r.entry.source_ip {
-        agent["network"] = json!({"address": ip, "type": "2"});
+    let action = if e.action == "read" || e.action == "search" { AuditEventAction::R } else { AuditEventAction::E };
+    let coding = |system: &str, code: &str| Coding::builder().system(system.to_string()).code(code.to_string()).build();
+    let display = |text: &str| Reference::builder().display(text.to_string()).build();
+
+    let mut agent = AuditEventAgent::builder()
+        .who(display(&e.actor)?)
+        .r#type(CodeableConcept::builder().text(e.role.clone()).build()?)
+        .requestor(true);
+    if let Some(ip) = &e.source_ip {
+        agent = agent.network(
+            AuditEventAgentNetwork::builder().address(ip.clone()).r#type(AuditEventAgentNetworkType::N2).build()?,
+        );
     }
-    let mut event = json!({
-        "resourceType": "AuditEvent",
-        "id": format!("audit-{}", r.seq),
-        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
-        "subtype": [
-            {"system": "http://hl7.org/fhir/restful-interaction", "code": interaction},
-            {"system": ACTION_SYSTEM, "code": r.entry.action}
-        ],
-        "action": "E",
-        "recorded": r.recorded,
-        "outcome": outcome,
-        "agent": [agent],
-        "source": {"observer": {"display": "Portico gateway"}},
-        "entity": [{"what": {"display": r.entry.what}}]
-    });
-    if r.entry.action == "read" || r.entry.action == "search" {
-        event["action"] = json!("R");
-    }
+    let mut entity = vec![Some(AuditEventEntity::builder().what(display(&e.what)?).build()?)];
     if let Some(p) = &r.entry.patient_id {
-        event["entity"] = json!([{"what": {"display": r.entry.what}}, {"what": {"reference": format!("Patient/{p}")}}]);
+        let patient = Reference::builder().reference(format!("Patient/{p}")).build()?;
+        entity.push(Some(AuditEventEntity::builder().what(patient).build()?));
     }
-    if let Some(purpose) = &r.entry.purpose {
-        event["purposeOfEvent"] =
-            json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}]);
+    let event_type = Coding::builder()
+        .system("http://terminology.hl7.org/CodeSystem/audit-event-type".to_string())
+        .code("rest".to_string())
+        .display("RESTful Operation".to_string())
+        .build()?;
+    let mut event = AuditEvent::builder()
+        .id(format!("audit-{}", r.seq))
+        .r#type(event_type)
+        .subtype(vec![
+            Some(coding("http://hl7.org/fhir/restful-interaction", interaction)?),
+            Some(coding(ACTION_SYSTEM, &e.action)?),
+        ])
+        .action(action)
+        .recorded(recorded)
+        .outcome(outcome)
+        .agent(vec![Some(agent.build()?)])
+        .source(AuditEventSource::builder().observer(display("Portico gateway")?).build()?)
+        .entity(entity);
+    if let Some(purpose) = &e.purpose {
+        let concept = CodeableConcept::builder()
+            .coding(vec![Some(coding("http://terminology.hl7.org/CodeSystem/v3-ActReason", purpose)?)])
+            .build()?;
+        event = event.purpose_of_event(vec![Some(concept)]);
     }
-    event
+    event.build()
 }
 
 #[cfg(test)]
@@ -318,5 +355,74 @@ mod tests {
         sqlx::query("DELETE FROM audit_events WHERE seq = 12").execute(&store.pool).await.unwrap();
         let v = log.verify().await.unwrap();
         assert_eq!(v.first_broken, Some(13), "a removed entry breaks the next link: {v:?}");
+    }
+
+    /// The AuditEvent as the gateway wrote it with json! before the typed model.
+    fn audit_event_before(r: &AuditRecord) -> Value {
+        let interaction = match r.entry.action.as_str() {
+            "read" => "read",
+            "search" => "search-type",
+            _ => "operation",
+        };
+        let outcome = match r.entry.outcome.as_str() {
+            "success" => "0",
+            "not-found" | "denied" => "4",
+            _ => "8",
+        };
+        let mut agent = json!({"who": {"display": r.entry.actor}, "type": {"text": r.entry.role}, "requestor": true});
+        if let Some(ip) = &r.entry.source_ip {
+            agent["network"] = json!({"address": ip, "type": "2"});
+        }
+        let mut event = json!({
+            "resourceType": "AuditEvent",
+            "id": format!("audit-{}", r.seq),
+            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest", "display": "RESTful Operation"},
+            "subtype": [
+                {"system": "http://hl7.org/fhir/restful-interaction", "code": interaction},
+                {"system": ACTION_SYSTEM, "code": r.entry.action}
+            ],
+            "action": "E",
+            "recorded": r.recorded,
+            "outcome": outcome,
+            "agent": [agent],
+            "source": {"observer": {"display": "Portico gateway"}},
+            "entity": [{"what": {"display": r.entry.what}}]
+        });
+        if r.entry.action == "read" || r.entry.action == "search" {
+            event["action"] = json!("R");
+        }
+        if let Some(p) = &r.entry.patient_id {
+            event["entity"] =
+                json!([{"what": {"display": r.entry.what}}, {"what": {"reference": format!("Patient/{p}")}}]);
+        }
+        if let Some(purpose) = &r.entry.purpose {
+            event["purposeOfEvent"] = json!([{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": purpose}]}]);
+        }
+        event
+    }
+
+    #[test]
+    fn audit_events_are_what_the_gateway_wrote_before_and_read_back_typed() {
+        let read = AuditRecord { seq: 7, recorded: "2026-03-01T10:20:30.123Z".into(), entry: entry(1) };
+        let mut export = read.clone();
+        export.entry.action = "export".into();
+        export.entry.outcome = "denied".into();
+        export.entry.purpose = Some("TREAT".into());
+        export.entry.source_ip = None;
+        export.entry.patient_id = None;
+        let mut failed = read.clone();
+        failed.entry.action = "search".into();
+        failed.entry.outcome = "error".into();
+        for r in [read, export, failed] {
+            let served = as_audit_event(&r).unwrap();
+            assert_eq!(served, audit_event_before(&r), "{}", r.entry.action);
+            let back: AuditEvent = serde_json::from_value(served.clone()).unwrap();
+            assert_eq!(serde_json::to_value(back).unwrap(), served, "round-trips through the R4B model");
+        }
+        // An instant is written in its shortest form: the same instant, trailing zeros dropped.
+        let whole = AuditRecord { seq: 8, recorded: "2026-03-01T10:20:30.000Z".into(), entry: entry(2) };
+        assert_eq!(as_audit_event(&whole).unwrap()["recorded"], "2026-03-01T10:20:30Z");
+        let tampered = AuditRecord { seq: 9, recorded: "yesterday".into(), entry: entry(3) };
+        assert!(as_audit_event(&tampered).unwrap_err().to_string().contains("entry 9"));
     }
 }

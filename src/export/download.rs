@@ -13,11 +13,12 @@
 
 use crate::auth::Access;
 use crate::fhir;
-use crate::fhir::bundle::searchset;
-use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::fhir::bundle::{searchset, Entry, Searchset};
+use crate::fhir::model::codes::SearchEntryMode;
+use crate::fhir::outcome::{operation_outcome_with_id, Issue};
 use crate::read::{missing_warning, ReadError, Reader, Trail, Use, WholeRecord};
 use chrono::{DateTime, Datelike, Timelike, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Cursor, Seek, Write};
 use zip::write::SimpleFileOptions;
@@ -109,7 +110,7 @@ pub fn issues(record: &WholeRecord) -> Vec<Issue> {
 /// match`, record order, `total` = their number), then one OperationOutcome entry with the
 /// warnings and the withheld-notice — the same entries `$everything` pages through.
 pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> Value {
-    let mut entries: Vec<(String, Value, &str)> = record
+    let mut entries: Vec<Entry> = record
         .resources()
         .iter()
         .map(|r| {
@@ -118,20 +119,25 @@ pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> 
                 fhir::resource_type(r).unwrap_or_default(),
                 fhir::resource_id(r).unwrap_or_default()
             );
-            (full_url, r.clone(), "match")
+            (full_url, r.clone(), SearchEntryMode::Match)
         })
         .collect();
     let issues = issues(record);
     if !issues.is_empty() {
-        let mut outcome = operation_outcome(&issues);
-        outcome["id"] = json!("warnings");
-        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, "outcome"));
+        let outcome = operation_outcome_with_id("warnings", &issues);
+        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, SearchEntryMode::Outcome));
     }
     let self_url = format!("{base_url}/Patient/{}/$everything", record.patient_id());
-    let mut b = searchset(&self_url, None, Some(record.resources().len()), entries);
-    b["id"] = json!(uuid::Uuid::new_v4().to_string());
-    b["timestamp"] = json!(produced.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    b
+    // Whole seconds, as the download has always said.
+    let produced = produced.with_nanosecond(0).unwrap_or(produced);
+    let shell = Searchset {
+        id: Some(uuid::Uuid::new_v4().to_string()),
+        timestamp: Some(produced),
+        self_url: &self_url,
+        next_url: None,
+        total: Some(record.resources().len()),
+    };
+    searchset(&shell, entries)
 }
 
 /// The zip in memory.
@@ -233,6 +239,8 @@ fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str
 mod tests {
     use super::*;
     use crate::aggregate::MissingSource;
+    use crate::fhir::model::codes::IssueType;
+    use serde_json::json;
     use std::io::Read;
 
     fn record() -> WholeRecord {
@@ -246,7 +254,7 @@ mod tests {
                 json!({"resourceType": "../../evil", "id": "x"}),
             ],
             vec![MissingSource { source: "lab".into(), display: "Lab".into(), reason: "timed out".into() }],
-            vec![Issue::information("informational", "Some information may not be shown.")],
+            vec![Issue::information(IssueType::Informational, "Some information may not be shown.")],
         )
     }
 

@@ -10,11 +10,12 @@ use super::jobs::{JobStore, Unit, UnitOutput};
 use super::ndjson::UnitFiles;
 use super::params::{ExportParams, ParamError, Selection};
 use crate::auth::Access;
-use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::fhir::model::codes::IssueType;
+use crate::fhir::outcome::{operation_outcome_with_id, Issue};
 use crate::read::{ReadError, Reader, Trail, Use};
 use crate::store::StoreError;
 use chrono::{FixedOffset, Utc};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -158,10 +159,7 @@ async fn work(ctx: Arc<WorkContext>, me: String) {
 
 /// One OperationOutcome line about one patient (ids only).
 fn outcome_line(patient_id: &str, issue: Issue) -> Value {
-    let mut o = operation_outcome(&[issue]);
-    o["id"] = json!(format!("{}", uuid::Uuid::new_v4()));
-    o["issue"][0]["expression"] = json!([format!("Patient/{patient_id}")]);
-    o
+    operation_outcome_with_id(&uuid::Uuid::new_v4().to_string(), &[issue.at(format!("Patient/{patient_id}"))])
 }
 
 /// Exports one unit. `Ok(false)`: the unit is no longer this worker's (its lease was taken
@@ -256,7 +254,10 @@ async fn fill(
                         m.display, m.reason
                     );
                     files
-                        .write("OperationOutcome", &outcome_line(patient_id, Issue::warning("incomplete", text)))
+                        .write(
+                            "OperationOutcome",
+                            &outcome_line(patient_id, Issue::warning(IssueType::Incomplete, text)),
+                        )
                         .await?;
                 }
                 for n in record.notices() {
@@ -265,11 +266,12 @@ async fn fill(
             }
             Err(e) => {
                 let issue = match e {
-                    ReadError::NotFound => {
-                        Issue::error("not-found", format!("Patient/{patient_id}: no record available to this client"))
-                    }
-                    ReadError::Forbidden(m) => Issue::error("forbidden", format!("Patient/{patient_id}: {m}")),
-                    other => Issue::error("exception", format!("Patient/{patient_id}: {other}")),
+                    ReadError::NotFound => Issue::error(
+                        IssueType::NotFound,
+                        format!("Patient/{patient_id}: no record available to this client"),
+                    ),
+                    ReadError::Forbidden(m) => Issue::error(IssueType::Forbidden, format!("Patient/{patient_id}: {m}")),
+                    other => Issue::error(IssueType::Exception, format!("Patient/{patient_id}: {other}")),
                 };
                 files.write("OperationOutcome", &outcome_line(patient_id, issue)).await?;
             }

@@ -1,10 +1,16 @@
 //! Bundle writing: searchset pages with `self` and `next` links, and the keyset cursor that
 //! keeps paging stable while the underlying set changes (a page starts after the sort key
-//! of the last entry already served, so nothing is skipped or repeated).
+//! of the last entry already served, so nothing is skipped or repeated). The Bundle itself is
+//! built with the typed model; the resources in it are put in as they came.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{json, Value};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use super::model::codes::{BundleType, SearchEntryMode};
+use super::model::resources::{Bundle, BundleEntry, BundleEntrySearch, BundleLink};
+use super::model::{finish, instant, BuilderError};
 
 /// One page cut from a sorted list.
 #[derive(Debug)]
@@ -37,36 +43,94 @@ pub fn page_after<T>(items: Vec<T>, key: impl Fn(&T) -> String, after: Option<&s
     Page { items: rest, next }
 }
 
-/// A `searchset` Bundle. `entries` are `(fullUrl, resource, mode)`.
-pub fn searchset(
-    self_url: &str,
-    next_url: Option<&str>,
-    total: Option<usize>,
-    entries: Vec<(String, Value, &str)>,
-) -> Value {
-    let mut links = vec![json!({"relation": "self", "url": self_url})];
-    if let Some(n) = next_url {
-        links.push(json!({"relation": "next", "url": n}));
-    }
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "link": links,
-        "entry": entries.into_iter().map(|(full_url, resource, mode)| json!({
-            "fullUrl": full_url,
-            "resource": resource,
-            "search": {"mode": mode}
-        })).collect::<Vec<_>>()
-    });
-    if let Some(t) = total {
-        bundle["total"] = json!(t);
+/// What a `searchset` Bundle says of itself, besides its entries.
+#[derive(Debug, Default, Clone)]
+pub struct Searchset<'a> {
+    pub id: Option<String>,
+    pub timestamp: Option<DateTime<Utc>>,
+    pub self_url: &'a str,
+    pub next_url: Option<&'a str>,
+    pub total: Option<usize>,
+}
+
+/// One entry: `fullUrl`, the resource (exactly as given) and its `search.mode`.
+pub type Entry = (String, Value, SearchEntryMode);
+
+/// A `searchset` Bundle. The shell — links, total, each entry's `fullUrl` and `search` — is
+/// built with the typed model; the entries' resources are then put in as they are (source
+/// JSON stays pass-through, never parsed into a typed model).
+pub fn searchset(shell: &Searchset<'_>, entries: Vec<Entry>) -> Value {
+    let (entry_shells, resources): (Vec<_>, Vec<_>) =
+        entries.into_iter().map(|(full_url, resource, mode)| ((full_url, mode), resource)).unzip();
+    let mut bundle = finish(typed_shell(shell, entry_shells));
+    match bundle.get_mut("entry").and_then(Value::as_array_mut) {
+        Some(list) => {
+            for (entry, resource) in list.iter_mut().zip(resources) {
+                put_resource(entry, resource);
+            }
+        }
+        // The gateway has always answered `"entry": []` for no match; clients and tests read it.
+        None => {
+            if let Value::Object(map) = &mut bundle {
+                map.insert("entry".into(), Value::Array(Vec::new()));
+            }
+        }
     }
     bundle
+}
+
+fn typed_shell(shell: &Searchset<'_>, entries: Vec<(String, SearchEntryMode)>) -> Result<Bundle, BuilderError> {
+    let link = |relation: &str, url: &str| {
+        BundleLink::builder().relation(relation.to_string()).url(url.to_string()).build().map(Some)
+    };
+    let mut links = vec![link("self", shell.self_url)?];
+    if let Some(next) = shell.next_url {
+        links.push(link("next", next)?);
+    }
+    let entry = entries
+        .into_iter()
+        .map(|(full_url, mode)| {
+            let search = BundleEntrySearch::builder().mode(mode).build()?;
+            BundleEntry::builder().full_url(full_url).search(search).build().map(Some)
+        })
+        .collect::<Result<Vec<_>, BuilderError>>()?;
+    let mut bundle = Bundle::builder().r#type(BundleType::Searchset).link(links).entry(entry);
+    if let Some(id) = &shell.id {
+        bundle = bundle.id(id.clone());
+    }
+    if let Some(t) = shell.timestamp {
+        bundle = bundle.timestamp(instant(t));
+    }
+    if let Some(total) = shell.total {
+        bundle = bundle.total(u32::try_from(total).unwrap_or(u32::MAX));
+    }
+    bundle.build()
+}
+
+/// Puts `resource` into an entry shell where FHIR orders it: after `fullUrl`, before `search`.
+fn put_resource(entry: &mut Value, resource: Value) {
+    let Value::Object(shell) = std::mem::take(entry) else { return };
+    let mut out = serde_json::Map::with_capacity(shell.len() + 1);
+    let mut resource = Some(resource);
+    for (k, v) in shell {
+        if matches!(k.as_str(), "search" | "request" | "response") {
+            if let Some(r) = resource.take() {
+                out.insert("resource".into(), r);
+            }
+        }
+        out.insert(k, v);
+    }
+    if let Some(r) = resource {
+        out.insert("resource".into(), r);
+    }
+    *entry = Value::Object(out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::model::codes::IssueType;
+    use serde_json::json;
 
     #[test]
     fn keyset_pages_do_not_skip_or_repeat_when_items_are_added() {
@@ -86,5 +150,80 @@ mod tests {
         assert_eq!(third.items, vec!["g"]);
         assert!(third.next.is_none());
         assert!(decode_cursor("%%%").is_none());
+    }
+
+    /// The searchset as the gateway wrote it with json! before the typed model.
+    fn searchset_before(self_url: &str, next_url: Option<&str>, total: usize, entries: &[Entry]) -> Value {
+        let mut links = vec![json!({"relation": "self", "url": self_url})];
+        if let Some(n) = next_url {
+            links.push(json!({"relation": "next", "url": n}));
+        }
+        json!({
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "link": links,
+            "entry": entries.iter().map(|(full_url, resource, mode)| json!({
+                "fullUrl": full_url,
+                "resource": resource,
+                "search": {"mode": mode.to_string()}
+            })).collect::<Vec<_>>(),
+            "total": total
+        })
+    }
+
+    #[test]
+    fn searchsets_are_what_the_gateway_wrote_before_and_source_resources_pass_through() {
+        // A source resource with elements no model knows, and a decimal with its trailing zero.
+        let source = json!({"resourceType": "Observation", "id": "lab.o1", "status": "final",
+            "code": {"text": "K"}, "valueQuantity": {"value": 4.5, "unit": "mmol/L"},
+            "unknownElement": {"kept": [1, "two", null]}, "_status": {"extension": [{"url": "x", "valueString": "y"}]}});
+        let outcome = crate::fhir::outcome::operation_outcome_with_id(
+            "warnings",
+            &[crate::fhir::outcome::Issue::warning(IssueType::Incomplete, "Lab may be missing.")],
+        );
+        let entries: Vec<Entry> = vec![
+            ("http://gw/fhir/Observation/lab.o1".into(), source.clone(), SearchEntryMode::Match),
+            ("urn:uuid:1".into(), outcome, SearchEntryMode::Outcome),
+        ];
+        let shell = Searchset {
+            self_url: "http://gw/fhir/Observation?patient=p",
+            next_url: Some("http://gw/fhir/Observation?patient=p&_cursor=YQ"),
+            total: Some(1),
+            ..Searchset::default()
+        };
+        let served = searchset(&shell, entries.clone());
+        assert_eq!(served, searchset_before(shell.self_url, shell.next_url, 1, &entries));
+        assert_eq!(served["entry"][0]["resource"], source, "the source resource exactly as given");
+        let keys: Vec<&str> = served["entry"][0].as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, ["fullUrl", "resource", "search"]);
+        // The shell reads back into the R4B model unchanged.
+        let mut shell_only = served.clone();
+        for e in shell_only["entry"].as_array_mut().unwrap() {
+            e.as_object_mut().unwrap().remove("resource");
+        }
+        let back: Bundle = serde_json::from_value(shell_only.clone()).unwrap();
+        assert_eq!(serde_json::to_value(back).unwrap(), shell_only);
+
+        let empty = searchset(
+            &Searchset { self_url: "http://gw/fhir/AuditEvent?", total: Some(0), ..Searchset::default() },
+            vec![],
+        );
+        assert_eq!(empty, searchset_before("http://gw/fhir/AuditEvent?", None, 0, &[]));
+
+        let produced = DateTime::parse_from_rfc3339("2026-03-01T10:20:30Z").unwrap().with_timezone(&Utc);
+        let download = searchset(
+            &Searchset {
+                id: Some("b1".into()),
+                timestamp: Some(produced),
+                self_url: "s",
+                total: Some(0),
+                ..Searchset::default()
+            },
+            vec![],
+        );
+        assert_eq!(
+            (download["id"].as_str(), download["timestamp"].as_str()),
+            (Some("b1"), Some("2026-03-01T10:20:30Z"))
+        );
     }
 }

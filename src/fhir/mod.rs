@@ -1,10 +1,12 @@
 //! FHIR R4 plumbing on raw JSON: resource access, references, Bundle and OperationOutcome
 //! writing, search-parameter parsing and matching, dates (the CapabilityStatement itself is
-//! written in `api::capability`).
+//! written in `api::capability`). What the gateway writes itself is built with fhir-sdk's
+//! typed models (`model`); source resources stay JSON.
 //! It knows FHIR and nothing of Portico's sources, viewers or policy, and it never
 //! round-trips source JSON through typed models (DESIGN.md promise 3).
 
 pub mod bundle;
+pub mod model;
 pub mod outcome;
 pub mod reference;
 pub mod search;

@@ -10,6 +10,7 @@ use super::minors;
 use super::released::{Finish, Released};
 use super::viewer::{Role, Viewer};
 use crate::aggregate::Record;
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::{self, outcome::Issue, reference};
 use crate::label::Labeler;
 use chrono::{DateTime, FixedOffset, Utc};
@@ -149,10 +150,10 @@ impl Policy {
             explanations.iter().enumerate().filter(|(_, e)| e.decision == Decision::Shown).map(|(i, _)| i).collect();
         let mut notices = Vec::new();
         if viewer.is_patient_facing() {
-            notices.push(Issue::information("informational", self.config.withheld_notice.clone()));
+            notices.push(Issue::information(IssueType::Informational, self.config.withheld_notice.clone()));
         }
         if keep.iter().any(|i| part2_stamp.contains(i)) {
-            notices.push(Issue::information("informational", self.config.redisclosure_notice.clone()));
+            notices.push(Issue::information(IssueType::Informational, self.config.redisclosure_notice.clone()));
         }
         let finish = Finish {
             keep: &keep,

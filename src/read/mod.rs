@@ -20,6 +20,7 @@ pub use trail::{Trail, Use};
 use crate::aggregate::{AggregateError, Aggregator, MissingSource};
 use crate::audit::{AuditLog, AuditQuery, AuditRecord};
 use crate::auth::{Access, PatientScope};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use crate::fhir::search::{self, SearchError};
 use crate::fhir::{self, time::parse_range};
@@ -432,7 +433,10 @@ impl Reader {
             Err(ReadError::NotFound) => {
                 let mut warnings = ignored(&query);
                 if access.viewer.is_patient_facing() {
-                    warnings.push(Issue::information("informational", self.policy.config().withheld_notice.clone()));
+                    warnings.push(Issue::information(
+                        IssueType::Informational,
+                        self.policy.config().withheld_notice.clone(),
+                    ));
                 }
                 return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings });
             }

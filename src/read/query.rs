@@ -6,6 +6,7 @@ use crate::aggregate::merge::sort_key;
 use crate::aggregate::MissingSource;
 use crate::fhir;
 use crate::fhir::bundle::{decode_cursor, page_after};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use crate::fhir::search::{self, SearchQuery};
 use serde_json::Value;
@@ -74,13 +75,13 @@ pub(super) fn page(
 
 /// The warning an answer carries for a source missing from the record.
 pub fn missing_warning(m: &MissingSource) -> Issue {
-    Issue::warning("incomplete", format!("Results from {} may be missing: the system {}.", m.display, m.reason))
+    Issue::warning(IssueType::Incomplete, format!("Results from {} may be missing: the system {}.", m.display, m.reason))
 }
 
 pub(super) fn ignored(query: &SearchQuery) -> Vec<Issue> {
     query
         .ignored
         .iter()
-        .map(|p| Issue::warning("not-supported", format!("search parameter `{p}` is not supported and was ignored")))
+        .map(|p| Issue::warning(IssueType::NotSupported, format!("search parameter `{p}` is not supported and was ignored")))
         .collect()
 }

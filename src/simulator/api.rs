@@ -5,6 +5,7 @@
 
 use super::guard::{fhir_json, outcome};
 use super::{capability, search, Shared};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
@@ -22,7 +23,7 @@ pub(super) async fn smart_configuration(State(shared): Sim) -> Response {
     if shared.options.client_credentials.is_none() {
         return outcome(
             StatusCode::NOT_FOUND,
-            Issue::error("not-found", "this server does not use SMART authorization"),
+            Issue::error(IssueType::NotFound, "this server does not use SMART authorization"),
         );
     }
     ([(header::CONTENT_TYPE, "application/json")], capability::smart_configuration(&shared.token_url).to_string())
@@ -32,7 +33,10 @@ pub(super) async fn smart_configuration(State(shared): Sim) -> Response {
 fn unsupported_type(resource_type: &str) -> Response {
     outcome(
         StatusCode::NOT_FOUND,
-        Issue::error("not-supported", format!("resource type `{resource_type}` is not supported by this server")),
+        Issue::error(
+            IssueType::NotSupported,
+            format!("resource type `{resource_type}` is not supported by this server"),
+        ),
     )
 }
 
@@ -41,11 +45,14 @@ pub(super) async fn read(State(shared): Sim, Path((resource_type, id)): Path<(St
         return unsupported_type(&resource_type);
     }
     if !crate::fhir::is_valid_id(&id) {
-        return outcome(StatusCode::BAD_REQUEST, Issue::error("invalid", "not a valid FHIR logical id"));
+        return outcome(StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, "not a valid FHIR logical id"));
     }
     match shared.store.get(&resource_type, &id) {
         Some(resource) => fhir_json(StatusCode::OK, resource),
-        None => outcome(StatusCode::NOT_FOUND, Issue::error("not-found", format!("{resource_type}/{id} is not known"))),
+        None => outcome(
+            StatusCode::NOT_FOUND,
+            Issue::error(IssueType::NotFound, format!("{resource_type}/{id} is not known")),
+        ),
     }
 }
 
@@ -68,7 +75,8 @@ pub(super) async fn search(
 
 /// 405 for anything but reading.
 pub(super) async fn write_refused() -> Response {
-    let mut resp = outcome(StatusCode::METHOD_NOT_ALLOWED, Issue::error("not-supported", "this server is read-only"));
+    let mut resp =
+        outcome(StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueType::NotSupported, "this server is read-only"));
     resp.headers_mut().insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
     resp
 }
@@ -79,7 +87,7 @@ pub(super) async fn fhir_fallback(req: Request) -> Response {
     if under_fhir && req.method() != Method::GET && req.method() != Method::HEAD {
         return write_refused().await;
     }
-    outcome(StatusCode::NOT_FOUND, Issue::error("not-found", "no such endpoint"))
+    outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, "no such endpoint"))
 }
 
 pub(super) async fn stats(State(shared): Sim) -> Json<super::SimulatorStats> {

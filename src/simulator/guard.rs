@@ -5,6 +5,7 @@
 //! and never logs anything but method and path.
 
 use super::{Counters, Shared};
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::fhir::FHIR_JSON;
 use axum::extract::{Request, State};
@@ -51,8 +52,10 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
         tokio::time::sleep(latency).await;
     }
     if shared.controls.is_down() {
-        let mut resp =
-            outcome(StatusCode::SERVICE_UNAVAILABLE, Issue::error("transient", "the system is down for maintenance"));
+        let mut resp = outcome(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Issue::error(IssueType::Transient, "the system is down for maintenance"),
+        );
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(shared.options.retry_after_secs));
         return resp;
     }
@@ -62,13 +65,15 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
     if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_BYTES) {
         return outcome(
             StatusCode::URI_TOO_LONG,
-            Issue::error("too-long", format!("query string longer than {MAX_QUERY_BYTES} bytes")),
+            Issue::error(IssueType::TooLong, format!("query string longer than {MAX_QUERY_BYTES} bytes")),
         );
     }
     if shared.controls.take_forced_failure() || throttled_at_random(shared.options.fail_rate) {
         Counters::bump(&counters.answered_429);
-        let mut resp =
-            outcome(StatusCode::TOO_MANY_REQUESTS, Issue::error("throttled", "too many requests, retry later"));
+        let mut resp = outcome(
+            StatusCode::TOO_MANY_REQUESTS,
+            Issue::error(IssueType::Throttled, "too many requests, retry later"),
+        );
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(shared.options.retry_after_secs));
         return resp;
     }
@@ -82,7 +87,7 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
             } else {
                 "a bearer access token is required"
             };
-            let mut resp = outcome(StatusCode::UNAUTHORIZED, Issue::error("login", message));
+            let mut resp = outcome(StatusCode::UNAUTHORIZED, Issue::error(IssueType::Login, message));
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer error=\"invalid_token\""));
             return resp;

@@ -5,7 +5,8 @@
 //! it never changes the store, never alters a resource and never logs query values.
 
 use super::Shared;
-use crate::fhir::bundle::{decode_cursor, page_after, searchset};
+use crate::fhir::bundle::{decode_cursor, page_after, searchset, Searchset};
+use crate::fhir::model::codes::{IssueType, SearchEntryMode};
 use crate::fhir::outcome::Issue;
 use crate::fhir::reference;
 use crate::fhir::search::{self as fsearch, SearchError};
@@ -85,7 +86,7 @@ pub(super) const CURSOR: &str = "_cursor";
 pub(super) type Refusal = (StatusCode, Issue);
 
 fn bad(message: impl Into<String>) -> Refusal {
-    (StatusCode::BAD_REQUEST, Issue::error("invalid", message))
+    (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, message))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` string strictly: bad percent escapes,
@@ -130,8 +131,8 @@ fn decode_component(s: &str) -> Option<String> {
 
 fn refusal(e: SearchError) -> Refusal {
     let code = match e {
-        SearchError::UnknownParameter { .. } | SearchError::UnsupportedModifier { .. } => "not-supported",
-        SearchError::BadValue { .. } => "invalid",
+        SearchError::UnknownParameter { .. } | SearchError::UnsupportedModifier { .. } => IssueType::NotSupported,
+        SearchError::BadValue { .. } => IssueType::Invalid,
     };
     (StatusCode::BAD_REQUEST, Issue::error(code, e.to_string()))
 }
@@ -219,11 +220,17 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         .into_iter()
         .map(|r| {
             let id = fhir::resource_id(r).unwrap_or_default();
-            (format!("{base}/{resource_type}/{id}"), r.clone(), "match")
+            (format!("{base}/{resource_type}/{id}"), r.clone(), SearchEntryMode::Match)
         })
         .collect();
-    let mut bundle = searchset(&self_url, next_url.as_deref(), Some(total), entries);
-    bundle["id"] = json!(uuid::Uuid::new_v4().to_string());
+    let shell = Searchset {
+        id: Some(uuid::Uuid::new_v4().to_string()),
+        self_url: &self_url,
+        next_url: next_url.as_deref(),
+        total: Some(total),
+        ..Searchset::default()
+    };
+    let mut bundle = searchset(&shell, entries);
     bundle["meta"] = json!({"lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
     Ok(bundle)
 }

@@ -19,6 +19,7 @@ mod bulk {
 
 mod aggregation;
 mod audit_log;
+mod authored_r4;
 mod backend_services;
 mod backend_services_cli;
 mod browser_pages;

@@ -1,6 +1,7 @@
 use super::*;
 use crate::aggregate::merge::SOURCE_TAG_SYSTEM;
 use crate::aggregate::MissingSource;
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use serde_json::json;
 
@@ -17,7 +18,7 @@ fn record(resources: Vec<Value>) -> WholeRecord {
             display: "Bayview <Lab>".into(),
             reason: "did not answer in time".into(),
         }],
-        vec![Issue::information("informational", "Some information may not be shown & more.")],
+        vec![Issue::information(IssueType::Informational, "Some information may not be shown & more.")],
     )
 }
 

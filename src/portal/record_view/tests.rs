@@ -1,6 +1,7 @@
 use super::*;
 use crate::aggregate::merge::SOURCE_TAG_SYSTEM;
 use crate::aggregate::MissingSource;
+use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use serde_json::json;
 
@@ -70,7 +71,7 @@ fn record() -> WholeRecord {
             display: "Bayview Regional Reference Lab".into(),
             reason: "did not answer".into(),
         }],
-        vec![Issue::information("informational", "Some information may not be shown here.")],
+        vec![Issue::information(IssueType::Informational, "Some information may not be shown here.")],
     )
 }
 
