@@ -166,7 +166,11 @@ impl App {
             Some(c) => Some(Arc::new(crate::auth::oidc::OidcLogin::new(c, &config.base_dir)?)),
             None => None,
         };
-        let dev_tokens = crate::auth::DevTokens::from_settings(config.server.dev_token.as_deref(), &dev_viewers);
+        let dev_tokens = crate::auth::DevTokens::from_settings(
+            config.server.dev_token.as_deref(),
+            &dev_viewers,
+            &config.fhir_base_url(),
+        );
         Ok(App {
             exports,
             oauth,

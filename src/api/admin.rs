@@ -26,9 +26,9 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+fn access(state: &ApiState, headers: &HeaderMap, peer: std::net::IpAddr) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let access = state.tokens.authenticate(header)?;
+    let access = state.tokens.authenticate(header, peer)?;
     if !access.is_staff() {
         return Err(ApiError::Him(crate::him::HimError::NotStaff));
     }
@@ -70,7 +70,7 @@ async fn explain(
     headers: HeaderMap,
     q: Result<Query<ExplainQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers, from.ip())?;
     let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let viewer = Viewer::from_spec(&q.viewer, q.scopes.as_deref()).map_err(ApiError::BadInput)?;
     let at = match &q.at {
@@ -102,7 +102,7 @@ async fn release(
     headers: HeaderMap,
     body: Result<Json<ReleaseBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers, from.ip())?;
     let Json(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let patient = state.him.patient_id(&body.patient).ok();
     let released = state.him.release(&access, &body.patient, &body.resource, &body.by).await.map_err(ApiError::from);
@@ -134,7 +134,7 @@ async fn grant_proxy(
     headers: HeaderMap,
     body: Result<Json<ProxyBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers, from.ip())?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let link = crate::auth::accounts::grant_proxy(
         &state.accounts,
@@ -168,7 +168,7 @@ async fn terminate(
     headers: HeaderMap,
     body: Result<Json<TerminateBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers)?;
+    let access = access(&state, &headers, from.ip())?;
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let done = match state.accounts.terminate(&b.link_id, &b.reason, &b.by).await {
         Ok(0) => Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id)))),

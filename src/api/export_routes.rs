@@ -9,11 +9,12 @@ use super::{fhir_json, ApiState};
 use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
 use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -80,16 +81,18 @@ fn bad(text: impl Into<String>) -> Failure {
 
 async fn system(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    kick_off(&state, Level::System, "$export", method, headers, query, body).await
+    kick_off(&state, from, Level::System, "$export", method, headers, query, body).await
 }
 
 async fn group(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
     method: Method,
     headers: HeaderMap,
@@ -97,17 +100,18 @@ async fn group(
     body: Bytes,
 ) -> Result<Response, Failure> {
     let path = format!("Group/{id}/$export");
-    kick_off(&state, Level::Group(id), &path, method, headers, query, body).await
+    kick_off(&state, from, Level::Group(id), &path, method, headers, query, body).await
 }
 
 async fn patient(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    kick_off(&state, Level::Patient, "Patient/$export", method, headers, query, body).await
+    kick_off(&state, from, Level::Patient, "Patient/$export", method, headers, query, body).await
 }
 
 /// `Prefer: respond-async` among the request's preferences.
@@ -131,8 +135,10 @@ fn accepts_fhir_json(headers: &HeaderMap) -> bool {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn kick_off(
     state: &ApiState,
+    from: SocketAddr,
     level: Level,
     path: &str,
     method: Method,
@@ -140,7 +146,7 @@ async fn kick_off(
     query: Option<String>,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    let access = access(state, &headers).await?;
+    let access = access(state, &headers, from.ip()).await?;
     if !prefers_async(&headers) {
         return Err(bad("$export runs asynchronously: send `Prefer: respond-async`"));
     }
@@ -170,10 +176,11 @@ async fn kick_off(
 
 async fn status(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(job): Path<String>,
 ) -> Result<Response, Failure> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     let found = state.exports.status(&access, &job).await.map_err(failed(&state.exports))?;
     Ok(match found {
         JobStatus::InProgress { done, total } => {
@@ -205,10 +212,11 @@ async fn status(
 
 async fn cancel(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(job): Path<String>,
 ) -> Result<Response, Failure> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     state.exports.cancel(&access, &job).await.map_err(failed(&state.exports))?;
     let done = Issue::information("informational", format!("export job {job} cancelled; its files are removed"));
     Ok(fhir_json(StatusCode::ACCEPTED, &operation_outcome(&[done])))
@@ -216,10 +224,11 @@ async fn cancel(
 
 async fn file(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((job, name)): Path<(String, String)>,
 ) -> Result<Response, Failure> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     let path = state.exports.file(&access, &job, &name).await.map_err(failed(&state.exports))?;
     let file = tokio::fs::File::open(&path).await.map_err(|e| failed(&state.exports)(ExportError::Files(e)))?;
     let mut r = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();

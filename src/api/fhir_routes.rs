@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use serde_json::json;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -87,10 +87,11 @@ async fn read_only(method: Method) -> ApiError {
 }
 
 /// Who is calling: a SMART access token (looked up on every request, so revocation and
-/// termination take effect at once) or, on loopback, a configured demo token.
-pub(super) async fn access(state: &ApiState, headers: &HeaderMap) -> Result<Access, ApiError> {
+/// termination take effect at once) or, from a loopback `peer` on a loopback public URL, a
+/// configured demo token.
+pub(super) async fn access(state: &ApiState, headers: &HeaderMap, peer: IpAddr) -> Result<Access, ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    match state.tokens.authenticate(header) {
+    match state.tokens.authenticate(header, peer) {
         Ok(a) => return Ok(a),
         Err(AuthError::Missing) => return Err(AuthError::Missing.into()),
         Err(AuthError::Invalid) => {}
@@ -167,7 +168,7 @@ async fn read(
     headers: HeaderMap,
     Path((resource_type, id)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     let result = match permit(&access, &resource_type, Interaction::Read) {
         Ok(()) => state.reader.read(&access, &resource_type, &id).await.map_err(ApiError::from),
         Err(e) => Err(e),
@@ -189,7 +190,7 @@ async fn search(
     Path(resource_type): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     let pairs = pairs(&query);
     let result = match permit(&access, &resource_type, Interaction::Search) {
         Ok(()) => state.reader.search(&access, &resource_type, &pairs, lenient(&headers)).await.map_err(ApiError::from),
@@ -207,7 +208,7 @@ async fn everything(
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     let pairs = pairs(&query);
     // $everything returns what the scopes grant (types without a scope are left out by the
     // policy); an app with no search scope at all may not run it.
@@ -287,7 +288,7 @@ async fn audit_events(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let access = access(&state, &headers).await?;
+    let access = access(&state, &headers, from.ip()).await?;
     let pairs = pairs(&query);
     let parsed = crate::audit::AuditQuery::parse(&pairs, state.reader.zone());
     let patient = parsed.as_ref().ok().and_then(|q| q.patient.clone());

@@ -11,13 +11,14 @@ use crate::auth::DevTokens;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest OAuth request body accepted (assertions included).
@@ -149,9 +150,9 @@ async fn jwks(State(state): State<Arc<OAuthState>>) -> Response {
     r
 }
 
-fn staff_only(state: &OAuthState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn staff_only(state: &OAuthState, headers: &HeaderMap, from: SocketAddr) -> Result<(), ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let access = state.staff.authenticate(header)?;
+    let access = state.staff.authenticate(header, from.ip())?;
     if !access.is_staff() {
         return Err(ApiError::Him(crate::him::HimError::NotStaff));
     }
@@ -174,8 +175,12 @@ fn client_error(e: ClientError) -> Response {
     }
 }
 
-async fn list_clients(State(state): State<Arc<OAuthState>>, headers: HeaderMap) -> Response {
-    if let Err(e) = staff_only(&state, &headers) {
+async fn list_clients(
+    State(state): State<Arc<OAuthState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(e) = staff_only(&state, &headers, from) {
         return e.into_response();
     }
     match state.oauth.clients.list().await {
@@ -204,10 +209,11 @@ struct Registration {
 
 async fn register_client(
     State(state): State<Arc<OAuthState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<Registration>, JsonRejection>,
 ) -> Response {
-    if let Err(e) = staff_only(&state, &headers) {
+    if let Err(e) = staff_only(&state, &headers, from) {
         return e.into_response();
     }
     let reg = match body {
@@ -244,10 +250,11 @@ async fn register_client(
 
 async fn disable_client(
     State(state): State<Arc<OAuthState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(client_id): Path<String>,
 ) -> Response {
-    if let Err(e) = staff_only(&state, &headers) {
+    if let Err(e) = staff_only(&state, &headers, from) {
         return e.into_response();
     }
     match state.oauth.clients.disable(&client_id).await {

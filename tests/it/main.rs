@@ -27,6 +27,7 @@ mod bulk_export;
 mod bulk_export_jobs;
 mod bulk_source_groups;
 mod cli;
+mod dev_tokens;
 mod download_jobs;
 mod downloads;
 mod fhir_api;
