@@ -196,7 +196,7 @@ async fn account(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<R
     let (jar, s) = session(&state, jar).await?;
     let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
     let name =
-        state.accounts.display_name(&account_id).await.map_err(|_| PageError::unavailable())?.unwrap_or_default();
+        state.accounts.display_name(&account_id).await.map_err(PageError::because)?.unwrap_or_default();
     let patients = super::authorize_routes::records_of(&state, &account_id).await?;
     let apps: Vec<serde_json::Value> = crate::auth::grants::of_account(&state.store, &account_id)
         .await?

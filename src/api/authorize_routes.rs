@@ -45,7 +45,7 @@ fn relation_words(code: &str) -> &'static str {
 
 /// The records an account may open, with the patients' names from their records.
 pub async fn records_of(state: &ApiState, account_id: &str) -> Result<Vec<RecordChoice>, PageError> {
-    let links = state.accounts.links(account_id).await.map_err(|_| PageError::unavailable())?;
+    let links = state.accounts.links(account_id).await.map_err(PageError::because)?;
     let mut out = Vec::new();
     for l in links {
         let name = match state.aggregator.index().gateway_id_of(&l.source, &l.source_patient_id) {
@@ -100,7 +100,7 @@ fn refusal(r: Refusal) -> Response {
 
 async fn start(state: Arc<ApiState>, jar: CookieJar, params: AuthorizeParams) -> Result<Response, PageError> {
     let app = match params.client_id.as_deref() {
-        Some(id) => state.oauth.clients.client(id).await.map_err(|_| PageError::unavailable())?.map(|c| AppView {
+        Some(id) => state.oauth.clients.client(id).await.map_err(PageError::because)?.map(|c| AppView {
             client_id: c.client_id.clone(),
             name: c.name.clone(),
             redirect_uris: c.redirect_uris.clone(),
@@ -175,7 +175,7 @@ async fn pick(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -
         Err(r) => return Ok((jar, *r).into_response()),
     };
     let chosen = field(&form, "link_id").unwrap_or_default();
-    let links = state.accounts.links(&account).await.map_err(|_| PageError::unavailable())?;
+    let links = state.accounts.links(&account).await.map_err(PageError::because)?;
     if !links.iter().any(|l| l.id == chosen) {
         return Err(PageError::bad_request("Choose one of the records listed."));
     }
@@ -266,6 +266,6 @@ async fn consent(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes
             nonce: p.nonce.clone(),
         })
         .await
-        .map_err(|_| PageError::unavailable())?;
+        .map_err(PageError::because)?;
     Ok((jar, redirect_with(&p.redirect_uri, &[("code", &code), ("state", &p.state)])).into_response())
 }

@@ -163,7 +163,7 @@ async fn for_link(
 ) -> Result<Response, PageError> {
     let (jar, s) = session(state, jar).await?;
     let Some(account_id) = s.account_id.clone() else { return Ok((jar, see_other("/login")).into_response()) };
-    let links = state.accounts.links(&account_id).await.map_err(|_| PageError::unavailable())?;
+    let links = state.accounts.links(&account_id).await.map_err(PageError::because)?;
     let Some(link) = links.into_iter().find(|l| l.id == link_id) else { return Err(no_such_record()) };
     let Some(patient_id) = state.aggregator.index().gateway_id_of(&link.source, &link.source_patient_id) else {
         return Err(no_such_record());

@@ -56,6 +56,9 @@ impl IntoResponse for Failure {
                 (StatusCode::INTERNAL_SERVER_ERROR, Issue::error("exception", text))
             }
         };
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %super::error::causes(&e), "export request failed");
+        }
         let mut response = fhir_json(status, &operation_outcome(&[issue]));
         if matches!(e, ExportError::TooMany(_) | ExportError::Unavailable(_)) {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
@@ -205,6 +208,7 @@ async fn status(
             r
         }
         JobStatus::Failed(message) => {
+            tracing::error!(%job, error = %message, "export status: the job failed");
             fhir_json(StatusCode::INTERNAL_SERVER_ERROR, &operation_outcome(&[Issue::error("exception", message)]))
         }
     })

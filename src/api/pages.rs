@@ -24,6 +24,11 @@ impl PageError {
     pub fn forbidden(message: impl Into<String>) -> PageError {
         PageError { status: StatusCode::FORBIDDEN, title: "Not allowed", message: message.into() }
     }
+    /// [`PageError::unavailable`], logging its cause at ERROR (the page says only "try again").
+    pub fn because(cause: impl std::fmt::Display) -> PageError {
+        tracing::error!(error = %cause, "page failed");
+        PageError::unavailable()
+    }
     pub fn unavailable() -> PageError {
         PageError {
             status: StatusCode::SERVICE_UNAVAILABLE,

@@ -44,4 +44,5 @@ mod portal_pages;
 mod postgres;
 mod resilience;
 mod smart_launch;
+mod store_races;
 mod synthea_privacy;

@@ -229,7 +229,7 @@ impl Clients {
     /// record. Disabling a disabled app changes nothing; a restart does not enable it again.
     pub async fn disable(&self, client_id: &str) -> Result<(), ClientError> {
         let now = crypto::ts(Utc::now());
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let exists = sqlx::query("SELECT client_id FROM oauth_clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&mut *tx)
@@ -317,7 +317,7 @@ impl Clients {
             rows.push((client_id, kind, spec, secret_hash));
         }
         let now = crypto::ts(Utc::now());
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         for (client_id, kind, spec, secret_hash) in &rows {
             sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at, from_config,

@@ -241,7 +241,7 @@ impl Tokens {
         let (scopes, nonce): (String, Option<String>) = (row.get(4), row.get(5));
         let grant = self.live_grant_of(&grant_id, client).await?;
         let issued = self.prepare(&grant, &scopes, nonce.as_deref(), &code_hash).await?;
-        let mut tx = s.store.pool.begin().await?;
+        let mut tx = s.store.begin_write().await?;
         let won = sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
             .bind(ts(Utc::now()))
             .bind(&code_hash)
@@ -293,7 +293,7 @@ impl Tokens {
         };
         let grant = self.live_grant_of(&row.grant_id, client).await?;
         let issued = self.prepare(&grant, &scopes, None, &row.family).await?;
-        let mut tx = s.store.pool.begin().await?;
+        let mut tx = s.store.begin_write().await?;
         let won = sqlx::query(
             "UPDATE tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
         )
@@ -447,7 +447,7 @@ impl Tokens {
     /// staff termination). Revoking a revoked grant changes nothing.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
         let now = ts(Utc::now());
-        let mut tx = self.inner.store.pool.begin().await?;
+        let mut tx = self.inner.store.begin_write().await?;
         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(&now)
             .bind(grant_id)
