@@ -29,18 +29,19 @@ struct OAuthState {
     staff: DevTokens,
 }
 
-/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints.
-pub fn router(oauth: OAuth, staff: DevTokens) -> Router {
+/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints; `cors` opens
+/// `/token` and the JWKS to browser apps.
+pub fn router(oauth: OAuth, staff: DevTokens, cors: tower_http::cors::CorsLayer) -> Router {
     let state = Arc::new(OAuthState { oauth, staff });
     let forms = Router::new()
-        .route(oauth::TOKEN_PATH, post(token))
+        .route(oauth::TOKEN_PATH, post(token).layer(cors.clone()))
         .route(oauth::INTROSPECT_PATH, post(introspect))
         .route(oauth::REVOKE_PATH, post(revoke))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
     Router::new()
         .merge(forms)
-        .route(oauth::JWKS_PATH, get(jwks))
-        .route(oauth::WELL_KNOWN_JWKS_PATH, get(jwks))
+        .route(oauth::JWKS_PATH, get(jwks).layer(cors.clone()))
+        .route(oauth::WELL_KNOWN_JWKS_PATH, get(jwks).layer(cors))
         .route("/admin/clients", get(list_clients).post(register_client))
         .route("/admin/clients/{client_id}/disable", post(disable_client))
         .with_state(state)
@@ -143,7 +144,11 @@ async fn revoke(
 }
 
 async fn jwks(State(state): State<Arc<OAuthState>>) -> Response {
-    let mut r = (StatusCode::OK, state.oauth.tokens.jwks().to_string()).into_response();
+    let jwks = match state.oauth.tokens.jwks().await {
+        Ok(j) => j,
+        Err(e) => return client_error(e),
+    };
+    let mut r = (StatusCode::OK, jwks.to_string()).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
