@@ -119,7 +119,8 @@ impl AuditLog {
 
     /// Appends an entry to the chain. Appends queue for the head of the chain (SQLite's
     /// write lock, a transaction-scoped advisory lock on PostgreSQL); one that still fails
-    /// (another replica's race, a busy store) is retried for up to [`APPEND_DEADLINE`].
+    /// for a reason waiting may cure (a busy store, a race for the same position) is retried
+    /// for up to [`APPEND_DEADLINE`]; any other failure refuses at once.
     pub async fn record(&self, e: &AuditEntry) -> Result<i64, StoreError> {
         let started = std::time::Instant::now();
         let mut attempt: u64 = 0;
@@ -127,7 +128,7 @@ impl AuditLog {
             attempt += 1;
             match self.try_append(e).await {
                 Ok(seq) => return Ok(seq),
-                Err(err) if started.elapsed() < APPEND_DEADLINE => {
+                Err(err) if err.is_transient() && started.elapsed() < APPEND_DEADLINE => {
                     tracing::debug!(error = %err, attempt, "audit append raced; retrying");
                     tokio::time::sleep(std::time::Duration::from_millis((5 * attempt).min(100))).await;
                 }

@@ -24,6 +24,26 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
 }
 
+impl StoreError {
+    /// A failure that waiting may cure: the write lock still held (SQLite busy or locked,
+    /// a stale snapshot), a race for the same row (unique violation), a serialization
+    /// failure or deadlock (PostgreSQL), no connection free in time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::PoolTimedOut) => true,
+            StoreError::Query(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    || matches!(
+                        e.code().as_deref(),
+                        Some("5" | "6" | "261" | "262" | "517" | "773" | "40001" | "40P01" | "55P03")
+                    )
+                    || e.message().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Which database a pool talks to (a few statements differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
