@@ -170,7 +170,11 @@ impl App {
             Some(s) => Some(Arc::new(crate::auth::oidc::OidcLogin::from_settings(s)?)),
             None => None,
         };
-        let dev_tokens = crate::auth::DevTokens::from_settings(config.server.dev_token.as_deref(), &dev_viewers);
+        let dev_tokens = crate::auth::DevTokens::from_settings(
+            config.server.dev_token.as_deref(),
+            &dev_viewers,
+            &config.fhir_base_url(),
+        );
         Ok(App {
             exports,
             oauth,

@@ -192,7 +192,7 @@ async fn logout(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes)
 async fn account(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, account: account_id } = visitor;
     let name =
-        state.accounts.display_name(&account_id).await.map_err(|_| PageError::unavailable())?.unwrap_or_default();
+        state.accounts.display_name(&account_id).await.map_err(PageError::because)?.unwrap_or_default();
     let patients = super::authorize_routes::records_of(&state, &account_id).await?;
     let apps: Vec<serde_json::Value> = state.grants.of_account(&account_id)
         .await?

@@ -29,7 +29,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 /// The records an account may open, named as the account may see them (the reader's
 /// record picker).
 pub async fn records_of(state: &ApiState, account_id: &str) -> Result<Vec<RecordChoice>, PageError> {
-    let links = state.accounts.links(account_id).await.map_err(|_| PageError::unavailable())?;
+    let links = state.accounts.links(account_id).await.map_err(PageError::because)?;
     Ok(state.reader.choices(account_id, links).await)
 }
 
@@ -61,7 +61,7 @@ fn refusal(r: Refusal) -> Response {
 
 async fn start(state: Arc<ApiState>, jar: CookieJar, params: AuthorizeParams) -> Result<Response, PageError> {
     let app = match params.client_id.as_deref() {
-        Some(id) => state.oauth.clients.client(id).await.map_err(|_| PageError::unavailable())?.map(|c| AppView {
+        Some(id) => state.oauth.clients.client(id).await.map_err(PageError::because)?.map(|c| AppView {
             client_id: c.client_id.clone(),
             name: c.name.clone(),
             redirect_uris: c.redirect_uris.clone(),
@@ -136,7 +136,7 @@ async fn pick(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -
         Err(r) => return Ok((jar, *r).into_response()),
     };
     let chosen = field(&form, "link_id").unwrap_or_default();
-    let links = state.accounts.links(&account).await.map_err(|_| PageError::unavailable())?;
+    let links = state.accounts.links(&account).await.map_err(PageError::because)?;
     if !links.iter().any(|l| l.id == chosen) {
         return Err(PageError::bad_request("Choose one of the records listed."));
     }
@@ -227,6 +227,6 @@ async fn consent(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes
             nonce: p.nonce.clone(),
         })
         .await
-        .map_err(|_| PageError::unavailable())?;
+        .map_err(PageError::because)?;
     Ok((jar, redirect_with(&p.redirect_uri, &[("code", &code), ("state", &p.state)])).into_response())
 }

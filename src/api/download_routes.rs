@@ -164,7 +164,7 @@ async fn for_link(
     format: Format,
 ) -> Result<Response, PageError> {
     let SignedIn { jar, account, .. } = visitor;
-    let links = state.accounts.links(&account).await.map_err(|_| PageError::unavailable())?;
+    let links = state.accounts.links(&account).await.map_err(PageError::because)?;
     let Some(link) = links.into_iter().find(|l| l.id == link_id) else { return Err(no_such_record()) };
     let access = crate::auth::access_for_link(&account, &link);
     // A large record is prepared as a job, which the record's home page offers to start:

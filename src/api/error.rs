@@ -126,9 +126,25 @@ impl ApiError {
     }
 }
 
+/// `e` and every error below it, for the log.
+pub fn causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    text
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, issue) = self.status_and_issue();
+        if status.is_server_error() {
+            // The answer says only "unavailable"; the log says why.
+            tracing::error!(status = status.as_u16(), error = %causes(&self), "request failed");
+        }
         let mut response = super::fhir_json(status, &operation_outcome(&[issue]));
         if matches!(self, ApiError::Auth(_)) {
             let challenge = match self {

@@ -169,10 +169,10 @@ async fn status(
             }
             r
         }
-        JobStatus::Failed(message) => fhir_json(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &operation_outcome(&[Issue::error(IssueType::Exception, message)]),
-        ),
+        JobStatus::Failed(message) => {
+            tracing::error!(%job, error = %message, "export status: the job failed");
+            fhir_json(StatusCode::INTERNAL_SERVER_ERROR, &operation_outcome(&[Issue::error(IssueType::Exception, message)]))
+        }
     })
 }
 

@@ -9,12 +9,22 @@ use super::ApiState;
 use crate::auth::sessions::{Session, COOKIE};
 use crate::auth::{Access, AuthError};
 use crate::read::ReadError;
-use axum::extract::FromRequestParts;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+
+/// The network address the request came from (dev tokens are for loopback peers only); an
+/// unknown peer is never loopback.
+fn peer(parts: &Parts) -> IpAddr {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
+}
 
 /// A SMART access token (looked up on every request, so revocation and termination take
 /// effect at once) or, on loopback, a configured demo token.
@@ -23,7 +33,7 @@ impl FromRequestParts<Arc<ApiState>> for Access {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Access, ApiError> {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        match state.tokens.authenticate(header) {
+        match state.tokens.authenticate(header, peer(parts)) {
             Ok(a) => return Ok(a),
             Err(AuthError::Missing) => return Err(AuthError::Missing.into()),
             Err(AuthError::Invalid) => {}
@@ -48,7 +58,7 @@ impl FromRequestParts<Arc<ApiState>> for Staff {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ApiState>) -> Result<Staff, ApiError> {
         let header = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let access = state.tokens.authenticate(header)?;
+        let access = state.tokens.authenticate(header, peer(parts))?;
         if !access.is_staff() {
             return Err(ApiError::Him(crate::him::HimError::NotStaff));
         }

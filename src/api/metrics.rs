@@ -132,7 +132,8 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let encoder = TextEncoder::new();
     let mut families = m.registry.gather();
     families.extend(super::source_metrics::families(&state.gauges.calls()));
-    if encoder.encode(&families, &mut out).is_err() {
+    if let Err(e) = encoder.encode(&families, &mut out) {
+        tracing::error!(error = %e, "metrics could not be encoded");
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
     ([(header::CONTENT_TYPE, encoder.format_type().to_string())], out).into_response()

@@ -5,12 +5,14 @@
 //! `/metrics`. Handlers are thin: extract, call one domain function, render. Each surface has
 //! its own error form: FHIR endpoints answer OperationOutcomes ([`error`], and `export_routes`
 //! for `$export`), OAuth endpoints RFC 6749 error JSON (`oauth`), pages an HTML error page
-//! (`pages`).
+//! (`pages`). CORS (`cors`) opens the FHIR API, `/token`, discovery and the JWKS to the
+//! origins of registered apps' redirect URIs.
 
 mod account_routes;
 mod admin;
 mod authorize_routes;
 mod capability;
+mod cors;
 mod download_job_routes;
 mod download_routes;
 pub mod error;
@@ -62,17 +64,22 @@ pub struct ApiState {
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
+    // Browser apps of registered origins reach the FHIR API, token, discovery and JWKS.
+    let cors = cors::layer(state.oauth.clients.clone());
     Router::new()
-        .nest("/fhir", fhir_routes::router(state.clone()).merge(export_routes::router(state.clone())))
+        .nest(
+            "/fhir",
+            fhir_routes::router(state.clone()).merge(export_routes::router(state.clone())).layer(cors.clone()),
+        )
         .merge(health::router(state.clone()))
         .merge(home::router(state.clone()))
         .merge(admin::router(state.clone()))
-        .merge(well_known::router(state.clone()))
+        .merge(well_known::router(state.clone()).layer(cors.clone()))
         .merge(account_routes::router(state.clone()))
         .merge(download_routes::router(state.clone()))
         .merge(download_job_routes::router(state.clone()))
         .merge(oidc_routes::router(state.clone()))
-        .merge(oauth::router(state.oauth.clone(), state.tokens.clone()))
+        .merge(oauth::router(state.oauth.clone(), state.tokens.clone(), cors))
         .merge(authorize_routes::router(state.clone()))
         .merge(record_pages::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))

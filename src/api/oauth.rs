@@ -9,13 +9,14 @@ use crate::auth::oauth::{self, ClientError, ClientKeys, ClientKind, Form, OAuth,
 use crate::auth::DevTokens;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Largest OAuth request body accepted (assertions included).
@@ -26,18 +27,19 @@ struct OAuthState {
     staff: DevTokens,
 }
 
-/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints.
-pub fn router(oauth: OAuth, staff: DevTokens) -> Router {
+/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints; `cors` opens
+/// `/token` and the JWKS to browser apps.
+pub fn router(oauth: OAuth, staff: DevTokens, cors: tower_http::cors::CorsLayer) -> Router {
     let state = Arc::new(OAuthState { oauth, staff });
     let forms = Router::new()
-        .route(oauth::TOKEN_PATH, post(token))
+        .route(oauth::TOKEN_PATH, post(token).layer(cors.clone()))
         .route(oauth::INTROSPECT_PATH, post(introspect))
         .route(oauth::REVOKE_PATH, post(revoke))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES));
     Router::new()
         .merge(forms)
-        .route(oauth::JWKS_PATH, get(jwks))
-        .route(oauth::WELL_KNOWN_JWKS_PATH, get(jwks))
+        .route(oauth::JWKS_PATH, get(jwks).layer(cors.clone()))
+        .route(oauth::WELL_KNOWN_JWKS_PATH, get(jwks).layer(cors))
         .route("/admin/clients", get(list_clients).post(register_client))
         .route("/admin/clients/{client_id}/disable", post(disable_client))
         .with_state(state)
@@ -124,24 +126,32 @@ async fn revoke(
 }
 
 async fn jwks(State(state): State<Arc<OAuthState>>) -> Response {
-    let mut r = (StatusCode::OK, state.oauth.tokens.jwks().to_string()).into_response();
+    let jwks = match state.oauth.tokens.jwks().await {
+        Ok(j) => j,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    let mut r = (StatusCode::OK, jwks.to_string()).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=300"));
     r
 }
 
-fn staff_only(state: &OAuthState, headers: &HeaderMap) -> Result<(), ApiError> {
+fn staff_only(state: &OAuthState, headers: &HeaderMap, from: SocketAddr) -> Result<(), ApiError> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let access = state.staff.authenticate(header)?;
+    let access = state.staff.authenticate(header, from.ip())?;
     if !access.is_staff() {
         return Err(ApiError::Him(crate::him::HimError::NotStaff));
     }
     Ok(())
 }
 
-async fn list_clients(State(state): State<Arc<OAuthState>>, headers: HeaderMap) -> Result<Response, ApiError> {
-    staff_only(&state, &headers)?;
+async fn list_clients(
+    State(state): State<Arc<OAuthState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    staff_only(&state, &headers, from)?;
     let list = state.oauth.clients.list().await?;
     Ok(no_store(StatusCode::OK, &json!({ "clients": list })))
 }
@@ -166,10 +176,11 @@ struct Registration {
 
 async fn register_client(
     State(state): State<Arc<OAuthState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<Registration>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    staff_only(&state, &headers)?;
+    staff_only(&state, &headers, from)?;
     let Json(reg) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let kind = ClientKind::parse(&reg.kind).map_err(|problem| ClientError::registration("kind", problem))?;
     let keys = match (reg.jwks, reg.jwks_uri) {
@@ -193,10 +204,11 @@ async fn register_client(
 
 async fn disable_client(
     State(state): State<Arc<OAuthState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(client_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    staff_only(&state, &headers)?;
+    staff_only(&state, &headers, from)?;
     state.oauth.clients.disable(&client_id).await?;
     Ok(no_store(StatusCode::OK, &json!({ "client_id": client_id, "disabled": true })))
 }

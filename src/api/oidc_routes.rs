@@ -50,7 +50,7 @@ async fn start(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Res
             return Ok((jar, sign_in_failed(StatusCode::SERVICE_UNAVAILABLE, message)).into_response());
         }
     };
-    let pending = serde_json::to_value(&pending).map_err(|_| PageError::unavailable())?;
+    let pending = serde_json::to_value(&pending).map_err(PageError::because)?;
     match s.data.as_object_mut() {
         Some(data) => {
             data.insert(PENDING_KEY.into(), pending);

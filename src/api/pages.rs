@@ -32,6 +32,11 @@ impl PageError {
     pub fn forbidden(message: impl Into<String>) -> PageError {
         PageError::new(StatusCode::FORBIDDEN, "Not allowed", message)
     }
+    /// [`PageError::unavailable`], logging its cause at ERROR (the page says only "try again").
+    pub fn because(cause: impl std::fmt::Display) -> PageError {
+        tracing::error!(error = %cause, "page failed");
+        PageError::unavailable()
+    }
     pub fn unavailable() -> PageError {
         PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -72,7 +72,7 @@ async fn openid(State(state): State<Arc<ApiState>>) -> Response {
         "jwks_uri": e["jwks"],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["ES256"],
+        "id_token_signing_alg_values_supported": ["RS256"],
         "scopes_supported": ["openid", "fhirUser"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser"],
         "code_challenge_methods_supported": ["S256"],

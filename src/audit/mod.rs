@@ -14,7 +14,7 @@ use crate::fhir::model::resources::{
 };
 use crate::fhir::model::types::{CodeableConcept, Coding, Reference};
 use crate::fhir::model::{finish, instant, BuilderError, Instant};
-use crate::store::{Store, StoreError};
+use crate::store::{Dialect, Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -98,6 +98,9 @@ pub struct AuditLog {
     store: Store,
 }
 
+/// How long an append keeps retrying before the access (which must be logged) is refused.
+const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn chain_hash(prev: &str, seq: i64, recorded: &str, e: &AuditEntry) -> String {
     let fields = json!([
         prev,
@@ -120,24 +123,35 @@ impl AuditLog {
         AuditLog { store }
     }
 
-    /// Appends an entry to the chain. Writers racing for the same position retry.
+    /// Appends an entry to the chain. Appends queue for the head of the chain (SQLite's
+    /// write lock, a transaction-scoped advisory lock on PostgreSQL); one that still fails
+    /// for a reason waiting may cure (a busy store, a race for the same position) is retried
+    /// for up to [`APPEND_DEADLINE`]; any other failure refuses at once.
     pub async fn record(&self, e: &AuditEntry) -> Result<i64, StoreError> {
-        let mut attempt = 0;
+        let started = std::time::Instant::now();
+        let mut attempt: u64 = 0;
         loop {
             attempt += 1;
             match self.try_append(e).await {
                 Ok(seq) => return Ok(seq),
-                Err(err) if attempt < 20 => {
-                    tracing::debug!(error = %err, "audit append raced; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis(5 * attempt)).await;
+                Err(err) if err.is_transient() && started.elapsed() < APPEND_DEADLINE => {
+                    tracing::debug!(error = %err, attempt, "audit append raced; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis((5 * attempt).min(100))).await;
                 }
-                Err(err) => return Err(err),
+                Err(err) => {
+                    tracing::error!(error = %err, attempt, "the access log could not be written");
+                    return Err(err);
+                }
             }
         }
     }
 
     async fn try_append(&self, e: &AuditEntry) -> Result<i64, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
+        if self.store.dialect == Dialect::Postgres {
+            // One appender at a time across replicas (released at commit or rollback).
+            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7370001)) AS locked").execute(&mut *tx).await?;
+        }
         let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
             .fetch_optional(&mut *tx)
             .await?;

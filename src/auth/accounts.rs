@@ -176,7 +176,7 @@ impl Accounts {
     }
 
     async fn count_failure(&self, account_id: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1")
             .bind(account_id)
             .execute(&mut *tx)

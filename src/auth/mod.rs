@@ -14,6 +14,7 @@ pub mod oidc;
 pub mod sessions;
 
 use crate::policy::{Role, Viewer};
+use std::net::IpAddr;
 use subtle::ConstantTimeEq;
 
 /// Which patients a caller may reach.
@@ -129,15 +130,31 @@ pub struct DevViewer {
     pub groups: Option<Vec<String>>,
 }
 
-/// The static tokens the config defines.
+/// The static tokens the config defines. They stay on the developer's machine: one is
+/// accepted only from a loopback peer, and only while the gateway's public base URL is
+/// loopback too (behind a reverse proxy every peer is the proxy, often on 127.0.0.1, so the
+/// public URL is what tells).
 #[derive(Debug, Clone, Default)]
 pub struct DevTokens {
     entries: Vec<(String, Access)>,
+    /// The public base URL is a loopback one (`http://127.0.0.1:…`, `localhost`, `[::1]`).
+    loopback_base: bool,
+}
+
+/// Whether `url`'s host is a loopback address or `localhost`.
+pub fn is_loopback_url(url: &str) -> bool {
+    match url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 impl DevTokens {
-    /// From `server.dev_token` (staff) and the dev tokens' viewers the settings checked.
-    pub fn from_settings(staff_token: Option<&str>, viewers: &[DevViewer]) -> DevTokens {
+    /// From `server.dev_token` (staff) and the dev tokens' viewers the settings checked;
+    /// `public_base_url` is the gateway's (the FHIR base clients see).
+    pub fn from_settings(staff_token: Option<&str>, viewers: &[DevViewer], public_base_url: &str) -> DevTokens {
         let mut entries = Vec::new();
         if let Some(t) = staff_token {
             entries.push((
@@ -156,11 +173,20 @@ impl DevTokens {
             };
             entries.push((t.token.clone(), Access { viewer: t.viewer.clone(), patients, groups: t.groups.clone() }));
         }
-        DevTokens { entries }
+        let loopback_base = is_loopback_url(public_base_url);
+        if !entries.is_empty() && !loopback_base {
+            tracing::warn!(
+                public_base_url,
+                "dev tokens are configured but the public base URL is not loopback: every dev token is refused"
+            );
+        }
+        DevTokens { entries, loopback_base }
     }
 
-    /// Checks an `Authorization` header value; every token is compared in constant time.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Access, AuthError> {
+    /// Checks an `Authorization` header value from `peer`; every token is compared in
+    /// constant time. A dev token from a peer that is not loopback, or on a gateway whose
+    /// public base URL is not, is refused like an unknown one (`Invalid`).
+    pub fn authenticate(&self, authorization: Option<&str>, peer: IpAddr) -> Result<Access, AuthError> {
         let header = authorization.ok_or(AuthError::Missing)?;
         let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Invalid)?;
         if !scheme.eq_ignore_ascii_case("bearer") {
@@ -173,7 +199,12 @@ impl DevTokens {
                 found = Some(access.clone());
             }
         }
-        found.ok_or(AuthError::Invalid)
+        let access = found.ok_or(AuthError::Invalid)?;
+        if !(self.loopback_base && peer.to_canonical().is_loopback()) {
+            tracing::warn!(%peer, "a dev token was refused: dev tokens are accepted only on loopback");
+            return Err(AuthError::Invalid);
+        }
+        Ok(access)
     }
 }
 
@@ -189,14 +220,42 @@ mod tests {
             patient: Some(("ehr".into(), "pt-10007".into())),
             groups: None,
         };
-        let t = DevTokens::from_settings(Some("0123456789abcdef-demo"), &[mother]);
-        assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-demo")).unwrap().viewer.role, Role::Staff);
-        let proxy = t.authenticate(Some("bearer mother-of-maya-0123")).unwrap();
+        let t = DevTokens::from_settings(Some("0123456789abcdef-demo"), &[mother], "http://127.0.0.1:8080/fhir");
+        let here = IpAddr::from([127, 0, 0, 1]);
+        assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-demo"), here).unwrap().viewer.role, Role::Staff);
+        let proxy = t.authenticate(Some("bearer mother-of-maya-0123"), here).unwrap();
         assert!(matches!(proxy.viewer.role, Role::Proxy { .. }));
         assert_eq!(proxy.patients, PatientScope::Person { source: "ehr".into(), source_patient_id: "pt-10007".into() });
-        assert_eq!(t.authenticate(None), Err(AuthError::Missing));
-        assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-dem")), Err(AuthError::Invalid));
-        assert_eq!(t.authenticate(Some("Basic 0123456789abcdef-demo")), Err(AuthError::Invalid));
-        assert_eq!(DevTokens::default().authenticate(Some("Bearer 0123456789abcdef-demo")), Err(AuthError::Invalid));
+        assert_eq!(t.authenticate(None, here), Err(AuthError::Missing));
+        assert_eq!(t.authenticate(Some("Bearer 0123456789abcdef-dem"), here), Err(AuthError::Invalid));
+        assert_eq!(t.authenticate(Some("Basic 0123456789abcdef-demo"), here), Err(AuthError::Invalid));
+        assert_eq!(
+            DevTokens::default().authenticate(Some("Bearer 0123456789abcdef-demo"), here),
+            Err(AuthError::Invalid)
+        );
+    }
+
+    #[test]
+    fn dev_tokens_pass_only_from_loopback_peers_on_a_loopback_public_url() {
+        let token = Some("Bearer 0123456789abcdef-demo");
+        let v6_loopback: IpAddr = "::1".parse().unwrap();
+        let mapped_loopback: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        for base in ["http://127.0.0.1:8080/fhir", "http://localhost:8080/fhir", "http://[::1]:8080/fhir"] {
+            let t = DevTokens::from_settings(Some("0123456789abcdef-demo"), &[], base);
+            for peer in [IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 1, 2, 3]), v6_loopback, mapped_loopback] {
+                assert!(t.authenticate(token, peer).is_ok(), "{base} from {peer}");
+            }
+            for peer in ["192.0.2.7", "10.0.0.1", "::ffff:192.0.2.7", "fd00::2", "0.0.0.0"] {
+                let peer: IpAddr = peer.parse().unwrap();
+                assert_eq!(t.authenticate(token, peer), Err(AuthError::Invalid), "{base} from {peer}");
+            }
+        }
+        // Behind a reverse proxy on the same machine: the peer is loopback, the public URL is not.
+        for base in
+            ["https://portal.example.org/fhir", "http://192.0.2.7:8080/fhir", "http://localhost.example.org/fhir"]
+        {
+            let t = DevTokens::from_settings(Some("0123456789abcdef-demo"), &[], base);
+            assert_eq!(t.authenticate(token, IpAddr::from([127, 0, 0, 1])), Err(AuthError::Invalid), "{base}");
+        }
     }
 }

@@ -180,7 +180,7 @@ impl JobStore {
         max_active: usize,
         lifetime: std::time::Duration,
     ) -> Result<Created, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let active: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM export_jobs WHERE client = $1 AND state IN ('queued', 'running')")
                 .bind(&job.client)
@@ -385,7 +385,7 @@ impl JobStore {
 
     /// Fails the job (its units are dropped); the error is kept until the job expires.
     pub async fn fail(&self, job_id: &str, error: &str, lifetime: std::time::Duration) -> Result<bool, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let now = Utc::now();
         let done = sqlx::query(
             "UPDATE export_jobs SET state = 'failed', error = $1, completed_at = $2, expires_at = $3
@@ -444,7 +444,7 @@ impl JobStore {
 
     /// Removes a job, its units and its shared-resource claims.
     pub async fn delete(&self, job_id: &str) -> Result<bool, StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("DELETE FROM export_units WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM export_shared WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
         let done = sqlx::query("DELETE FROM export_jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;

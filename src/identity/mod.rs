@@ -189,7 +189,7 @@ impl PatientIndex {
         // updates the lock row (SQLite: takes the write lock; PostgreSQL: a row lock held
         // to commit), and the links are read only after it, so each rebuild reuses the ids
         // the previous one assigned.
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("UPDATE index_rebuild_lock SET generation = generation + 1 WHERE id = 1").execute(&mut *tx).await?;
         let previous = load_state(&mut tx).await?;
         let mut claimed: BTreeSet<String> = BTreeSet::new();

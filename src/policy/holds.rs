@@ -155,7 +155,7 @@ impl PolicyLedger {
 
     /// Replaces the patient's review-first labels.
     pub async fn set_preferences(&self, patient_id: &str, labels: &[String]) -> Result<(), StoreError> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("DELETE FROM hold_preferences WHERE patient_id = $1").bind(patient_id).execute(&mut *tx).await?;
         for l in labels {
             sqlx::query("INSERT INTO hold_preferences (patient_id, label, set_at) VALUES ($1, $2, $3)")

@@ -1,6 +1,14 @@
 //! Database pools and migrations: an SQLite file by default, PostgreSQL when `database.url`
 //! says so; both run the same migrations (`migrations/`) and the same queries (written with
 //! `$n` placeholders, which both accept). It owns connections, never business rules.
+//!
+//! SQLite has one writer at a time. So that concurrent writers queue instead of failing
+//! with "database is locked", the file runs in WAL mode (readers never wait for the
+//! writer), every connection waits up to [`SQLITE_BUSY_TIMEOUT`] for the write lock, and a
+//! transaction that writes starts with [`Store::begin_write`] (`BEGIN IMMEDIATE`: it takes
+//! the write lock first, so it never has to upgrade a read snapshot another writer has
+//! made stale — an error no wait can cure). Writes are single statements or short
+//! transactions; nothing holds the write lock across a network call.
 
 use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
@@ -14,6 +22,26 @@ pub enum StoreError {
     Migrate(String),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// A failure that waiting may cure: the write lock still held (SQLite busy or locked,
+    /// a stale snapshot), a race for the same row (unique violation), a serialization
+    /// failure or deadlock (PostgreSQL), no connection free in time.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::PoolTimedOut) => true,
+            StoreError::Query(sqlx::Error::Database(e)) => {
+                e.is_unique_violation()
+                    || matches!(
+                        e.code().as_deref(),
+                        Some("5" | "6" | "261" | "262" | "517" | "773" | "40001" | "40P01" | "55P03")
+                    )
+                    || e.message().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Which database a pool talks to (a few statements differ).
@@ -30,6 +58,9 @@ pub struct Store {
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How long an SQLite connection waits for another's write to finish before giving up.
+pub const SQLITE_BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Store {
     /// Opens (creating an SQLite file and its folder when missing) and migrates.
@@ -52,6 +83,18 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { max_connections.min(4) } else { max_connections })
             .acquire_timeout(std::time::Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        let wait = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
+                        sqlx::query(&wait).execute(&mut *conn).await?;
+                        // WAL keeps committed data safe with NORMAL; only the last commits
+                        // before a power loss may be lost, never the file.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&connect_url)
             .await
             .map_err(|e| open_err(e.to_string()))?;
@@ -60,6 +103,16 @@ impl Store {
         }
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
         Ok(Store { pool, dialect })
+    }
+
+    /// A transaction that will write: on SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`, waiting its turn behind other writers), so a read inside it can
+    /// never be made stale by another writer; on PostgreSQL an ordinary transaction.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
     }
 }
 

@@ -377,10 +377,10 @@ async fn a_code_becomes_tokens_and_an_id_token_that_verifies_against_the_jwks() 
     assert!(access.len() >= 43, "at least 256 bits");
     assert!(b["refresh_token"].as_str().is_some_and(|t| t.len() >= 43 && t != access));
 
-    // The id_token: ES256, kid in the header, verifies with the published key.
+    // The id_token: RS256 (OIDC's default), kid in the header, verifies with the published key.
     let id_token = b["id_token"].as_str().unwrap();
     let header = jsonwebtoken::decode_header(id_token).unwrap();
-    assert_eq!(header.alg, Algorithm::ES256);
+    assert_eq!(header.alg, Algorithm::RS256);
     let (status, jwks) = env.gw.get_with(&format!("{}/jwks", env.gw.origin), None, &[]).await;
     assert_eq!(status, 200);
     let (_, well_known) = env.gw.get_with(&format!("{}/.well-known/jwks.json", env.gw.origin), None, &[]).await;
@@ -388,7 +388,7 @@ async fn a_code_becomes_tokens_and_an_id_token_that_verifies_against_the_jwks() 
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
     let key = set.find(header.kid.as_deref().unwrap()).expect("the id_token's kid is published");
     assert!(jwks.to_string().find("\"d\"").is_none(), "no private key material: {jwks}");
-    let mut validation = Validation::new(Algorithm::ES256);
+    let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[PUBLIC]);
     validation.set_issuer(&[env.gw.origin.as_str()]);
     let claims =
@@ -1217,7 +1217,7 @@ async fn the_token_flow_runs_on_postgres() {
         )
         .await
         .unwrap();
-        assert_eq!(again.jwks(), env.tokens.jwks());
+        assert_eq!(again.jwks().await.unwrap(), env.tokens.jwks().await.unwrap());
         env.store.pool.close().await;
         env.gw.stop().await;
     })
@@ -1272,4 +1272,167 @@ async fn config_clients_follow_the_file_and_staff_decisions_stick() {
     let text = portico::auth::oauth::cli::render_list(&list);
     assert!(text.contains("disabled") && text.contains("By staff"), "{text}");
     assert!(matches!(clients.disable("nobody").await, Err(portico::auth::oauth::ClientError::Unknown(_))));
+}
+
+/// Issue 12 part 7: OIDC Discovery lists RS256 (which every relying party must support) and
+/// an id_token is RS256, verifiable with the key the discovered JWKS publishes under its kid.
+#[tokio::test]
+async fn an_rs256_id_token_verifies_against_the_jwks_discovery_names() {
+    let env = Env::start(Duration::from_secs(60), None).await;
+    let (status, discovery) =
+        env.gw.get_with(&format!("{}/.well-known/openid-configuration", env.gw.origin), None, &[]).await;
+    assert_eq!(status, 200);
+    let algs = discovery["id_token_signing_alg_values_supported"].as_array().unwrap();
+    assert!(algs.contains(&json!("RS256")), "{discovery}");
+    let (_, body) = env.tokens_for(PUBLIC, SCOPES).await;
+    let id_token = body["id_token"].as_str().unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, Algorithm::RS256);
+    let (status, jwks) = env.gw.get_with(discovery["jwks_uri"].as_str().unwrap(), None, &[]).await;
+    assert_eq!(status, 200);
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).unwrap();
+    let key = set.find(header.kid.as_deref().unwrap()).expect("the id_token's kid is published");
+    assert_eq!(key.common.key_algorithm, Some(jsonwebtoken::jwk::KeyAlgorithm::RS256));
+    assert!(!jwks.to_string().contains("\"d\"") && !jwks.to_string().contains("\"p\""), "public halves only: {jwks}");
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.set_audience(&[PUBLIC]);
+    validation.set_issuer(&[env.gw.origin.as_str()]);
+    let claims =
+        jsonwebtoken::decode::<Value>(id_token, &DecodingKey::from_jwk(key).unwrap(), &validation).unwrap().claims;
+    assert_eq!(claims["aud"], PUBLIC);
+    // A second gateway start on the same store signs with the same key (no new key per start).
+    let (_, again) = env.tokens_for(PUBLIC, SCOPES).await;
+    let kid_again = jsonwebtoken::decode_header(again["id_token"].as_str().unwrap()).unwrap().kid;
+    assert_eq!(kid_again, header.kid);
+}
+
+/// Issue 12 part 7: a public client may refresh without `client_id` (RFC 6749 §6; npm
+/// `fhirclient` does so by default) — the refresh token names the client; a confidential
+/// client still must authenticate, and its refused attempt spends nothing.
+#[tokio::test]
+async fn a_public_client_refreshes_without_client_id_and_a_confidential_one_must_authenticate() {
+    let env = Env::start(Duration::from_secs(60), None).await;
+    let (grant, first) = env.tokens_for(PUBLIC, SCOPES).await;
+    let refresh = first["refresh_token"].as_str().unwrap();
+    fn bare(token: &str) -> Vec<(&str, &str)> {
+        vec![("grant_type", "refresh_token"), ("refresh_token", token)]
+    }
+    let r = env.post("/token", &bare(refresh), None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let access = r.body["access_token"].as_str().unwrap();
+    let bearer = env.tokens.bearer(access).await.unwrap().expect("the new access token is live");
+    assert_eq!((bearer.client_id.as_str(), bearer.grant.grant_id.as_str()), (PUBLIC, grant.id.as_str()));
+    assert!(r.body["refresh_token"].as_str().is_some_and(|t| t != refresh), "rotated");
+    // Rotation still holds: the spent refresh token is refused (and its family revoked).
+    assert_oauth_error(&env.post("/token", &bare(refresh), None).await, 400, "invalid_grant");
+    assert!(env.tokens.bearer(access).await.unwrap().is_none(), "reuse revoked the family");
+    // An unknown refresh token names no client.
+    assert_oauth_error(&env.post("/token", &bare("not-a-refresh-token"), None).await, 400, "invalid_grant");
+    // An access token is no refresh token.
+    let (_, other) = env.tokens_for(PUBLIC, SCOPES).await;
+    let other_access = other["access_token"].as_str().unwrap();
+    assert_oauth_error(&env.post("/token", &bare(other_access), None).await, 400, "invalid_grant");
+
+    // A confidential client without its secret: invalid_client, and nothing is spent.
+    let (_, confidential) = env.tokens_for(SYMMETRIC, SCOPES).await;
+    let conf_refresh = confidential["refresh_token"].as_str().unwrap();
+    let r = env.post("/token", &bare(conf_refresh), None).await;
+    assert_oauth_error(&r, 400, "invalid_client");
+    let r = env.post("/token", &[bare(conf_refresh), vec![("client_id", SYMMETRIC)]].concat(), None).await;
+    assert_oauth_error(&r, 400, "invalid_client");
+    let r = env.post("/token", &bare(conf_refresh), Some((SYMMETRIC, "a-wrong-secret"))).await;
+    assert_oauth_error(&r, 401, "invalid_client");
+    let r = env.refresh(SYMMETRIC, conf_refresh, None).await;
+    assert_eq!(r.status, 200, "the refused attempts spent nothing: {}", r.body);
+}
+
+/// Issue 12 part 7: CORS for browser apps on the FHIR API, the token endpoint, SMART and
+/// OpenID discovery and the JWKS — for the origins of registered (enabled) clients' redirect
+/// URIs only, never with credentials; preflights are answered. Other routes stay closed.
+#[tokio::test]
+async fn browser_apps_of_registered_origins_get_cors_and_others_do_not() {
+    let env = Env::start(Duration::from_secs(60), None).await;
+    let app = "https://app.example"; // REDIRECT's origin
+    let http = &env.gw.http;
+    let preflight = |path: &str, method: &str, origin: &str| {
+        http.request(reqwest::Method::OPTIONS, format!("{}{path}", env.gw.origin))
+            .header("Origin", origin)
+            .header("Access-Control-Request-Method", method)
+            .header("Access-Control-Request-Headers", "authorization, content-type")
+            .send()
+    };
+    let header = |r: &reqwest::Response, name: &str| {
+        r.headers().get(name).map(|v| v.to_str().unwrap().to_ascii_lowercase()).unwrap_or_default()
+    };
+    let open = [
+        ("/fhir/Patient", "GET"),
+        ("/fhir/metadata", "GET"),
+        ("/fhir/$export", "GET"),
+        ("/token", "POST"),
+        ("/.well-known/smart-configuration", "GET"),
+        ("/fhir/.well-known/smart-configuration", "GET"),
+        ("/.well-known/openid-configuration", "GET"),
+        ("/jwks", "GET"),
+        ("/.well-known/jwks.json", "GET"),
+    ];
+    for (path, method) in open {
+        for origin in [app, "http://127.0.0.1:9999"] {
+            let r = preflight(path, method, origin).await.unwrap();
+            assert!(r.status().is_success(), "{path} from {origin}: {}", r.status());
+            assert_eq!(header(&r, "access-control-allow-origin"), origin, "{path}");
+            assert!(header(&r, "access-control-allow-methods").contains(&method.to_ascii_lowercase()), "{path}");
+            assert!(header(&r, "access-control-allow-headers").contains("authorization"), "{path}");
+            assert_eq!(header(&r, "access-control-allow-credentials"), "", "never credentials: {path}");
+        }
+        for origin in ["https://evil.example", "https://app.example:8443", "http://app.example"] {
+            let r = preflight(path, method, origin).await.unwrap();
+            assert_eq!(header(&r, "access-control-allow-origin"), "", "{path} from {origin}");
+        }
+    }
+    // Pages, sign-in, the authorization endpoint and admin are not opened to other origins.
+    for (path, method) in
+        [("/login", "POST"), ("/authorize", "GET"), ("/admin/clients", "POST"), ("/introspect", "POST")]
+    {
+        let r = preflight(path, method, app).await.unwrap();
+        assert_eq!(header(&r, "access-control-allow-origin"), "", "{path}");
+    }
+    // Actual requests carry the header too, errors included (the app must read a 401).
+    let r = http.get(format!("{}/fhir/Patient", env.gw.origin)).header("Origin", app).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), header(&r, "access-control-allow-origin")), (401, app.to_string()));
+    let r = http.get(format!("{}/fhir/metadata", env.gw.origin)).header("Origin", app).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), header(&r, "access-control-allow-origin")), (200, app.to_string()));
+    assert!(header(&r, "vary").contains("origin"), "caches keep answers per origin");
+    let r = http
+        .get(format!("{}/fhir/metadata", env.gw.origin))
+        .header("Origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), header(&r, "access-control-allow-origin")), (200, String::new()));
+
+    // A client registered now is served at once; disabled, it is not.
+    let new_origin = "https://new-app.example.net";
+    let r = http
+        .post(format!("{}/admin/clients", env.gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&json!({
+            "name": "A new browser app", "kind": "public",
+            "redirect_uris": [format!("{new_origin}/callback")], "allowed_scopes": "launch/patient patient/*.rs"
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let client_id = r.json::<Value>().await.unwrap()["client_id"].as_str().unwrap().to_string();
+    let r = preflight("/fhir/Patient", "GET", new_origin).await.unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), new_origin);
+    let r = http
+        .post(format!("{}/admin/clients/{client_id}/disable", env.gw.origin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = preflight("/fhir/Patient", "GET", new_origin).await.unwrap();
+    assert_eq!(header(&r, "access-control-allow-origin"), "", "a disabled client's origin is closed");
 }

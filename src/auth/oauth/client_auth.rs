@@ -1,5 +1,6 @@
 //! Client authentication at `/token`, `/introspect` and `/revoke`: each client by the one
-//! method of its kind — public: `client_id` alone (a secret or assertion is refused);
+//! method of its kind — public: `client_id` alone (a secret or assertion is refused), or
+//! nothing at all for a refresh, where the refresh token names the client;
 //! confidential-symmetric: HTTP Basic (RFC 6749 §2.3.1, form-urlencoded id and secret) or
 //! `client_secret_post`; confidential-asymmetric and backend: `private_key_jwt` (RFC 7523, RS384 or
 //! ES384, `iss` = `sub` = client id, `aud` = the token URL, `exp` at most five minutes
@@ -99,6 +100,16 @@ impl Clients {
             ClientKind::ConfidentialAsymmetric | ClientKind::Backend => {
                 Err(fail("this client must authenticate with a signed client assertion (private_key_jwt)"))
             }
+        }
+    }
+
+    /// The client a refresh token was issued to, for a refresh without client
+    /// authentication: only an enabled public client may refresh that way.
+    pub(super) async fn public_by_refresh(&self, id: &str) -> Result<(Client, Method), OAuthError> {
+        let record = self.enabled(id).await?.ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
+        match record.client.kind {
+            ClientKind::Public => Ok((record.client, Method::None)),
+            _ => Err(OAuthError::invalid_client("this client must authenticate to refresh its tokens")),
         }
     }
 

@@ -3,7 +3,8 @@
 //! `/authorize` and client authentication. Secrets are stored only as argon2id hashes and
 //! a generated secret is returned once, to the caller that registered it; this module must
 //! never store, log or return a secret otherwise. Registration is validated whole before
-//! anything is written.
+//! anything is written. The origins of enabled clients' redirect URIs are the browser apps
+//! the api layer's CORS lets in ([`Clients::is_app_origin`]).
 
 use super::backend::{check_partner, PartnerProfile};
 use super::client_keys::{parse_jwks, KeyCache};
@@ -148,14 +149,25 @@ pub struct Clients {
     pub(super) keys: KeyCache,
     /// When spent assertion ids were last cleaned out (unix seconds).
     pub(super) last_cleanup: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// The origins of enabled clients' redirect URIs, read at most every
+    /// [`ORIGINS_TTL`] (forgotten at once when this process registers or disables one).
+    origins: moka::future::Cache<(), std::sync::Arc<std::collections::HashSet<String>>>,
 }
+
+/// How long another replica's registration may take to open CORS to its origin here.
+const ORIGINS_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 const COLUMNS: &str = "client_id, name, kind, redirect_uris, allowed_scopes, secret_hash, jwks, jwks_uri, created_at, \
      disabled_at, from_config, disabled_by, purpose_of_use, export_groups";
 
 impl Clients {
     pub fn new(store: Store) -> Clients {
-        Clients { store, keys: KeyCache::new(), last_cleanup: Default::default() }
+        Clients {
+            store,
+            keys: KeyCache::new(),
+            last_cleanup: Default::default(),
+            origins: moka::future::Cache::builder().max_capacity(1).time_to_live(ORIGINS_TTL).build(),
+        }
     }
 
     /// The enabled client `client_id` (None when unknown or disabled).
@@ -220,6 +232,7 @@ impl Clients {
         .bind(spec.partner.as_ref().map(|p| crate::json::text(&p.groups)))
         .execute(&self.store.pool)
         .await?;
+        self.origins.invalidate_all();
         tracing::info!(%client_id, kind = kind.as_str(), "oauth client registered");
         Ok((client_id, secret))
     }
@@ -249,7 +262,7 @@ impl Clients {
     /// record. Disabling a disabled app changes nothing; a restart does not enable it again.
     pub async fn disable(&self, client_id: &str) -> Result<(), ClientError> {
         let now = crypto::ts(Utc::now());
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         let exists = sqlx::query("SELECT client_id FROM oauth_clients WHERE client_id = $1")
             .bind(client_id)
             .fetch_optional(&mut *tx)
@@ -261,6 +274,7 @@ impl Clients {
         disable_in(&mut tx, client_id, "staff", &now).await?;
         tx.commit().await?;
         self.keys.forget(client_id).await;
+        self.origins.invalidate_all();
         tracing::info!(%client_id, "oauth client disabled");
         Ok(())
     }
@@ -291,7 +305,7 @@ impl Clients {
             rows.push((client_id, kind, spec, secret_hash));
         }
         let now = crypto::ts(Utc::now());
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = self.store.begin_write().await?;
         for (client_id, kind, spec, secret_hash) in &rows {
             sqlx::query(
                 "INSERT INTO oauth_clients (client_id, name, kind, secret_hash, jwks, jwks_uri, redirect_uris, allowed_scopes, created_at, from_config,
@@ -333,8 +347,43 @@ impl Clients {
         for (client_id, ..) in &rows {
             self.keys.forget(client_id).await;
         }
+        self.origins.invalidate_all();
         Ok(())
     }
+
+    /// Whether `origin` (a browser's `Origin` header, `scheme://host[:port]`) is the origin
+    /// of a redirect URI of an enabled client: a browser app CORS may let in. A store that
+    /// cannot be read lets nobody in.
+    pub async fn is_app_origin(&self, origin: &str) -> bool {
+        let store = self.store.clone();
+        let loaded =
+            self.origins.try_get_with((), async move { app_origins(&store).await.map(std::sync::Arc::new) }).await;
+        match loaded {
+            Ok(origins) => origins.contains(origin),
+            Err(e) => {
+                tracing::error!(error = %e, "client origins could not be read; CORS lets no origin in");
+                false
+            }
+        }
+    }
+}
+
+/// The origins (RFC 6454 serialisation, as browsers send them) of every enabled client's
+/// redirect URIs.
+async fn app_origins(store: &Store) -> Result<std::collections::HashSet<String>, crate::store::StoreError> {
+    let rows =
+        sqlx::query("SELECT redirect_uris FROM oauth_clients WHERE disabled_at IS NULL").fetch_all(&store.pool).await?;
+    let mut origins = std::collections::HashSet::new();
+    for r in &rows {
+        let uris: Vec<String> = serde_json::from_str(&r.get::<String, _>(0)).unwrap_or_default();
+        for uri in uris {
+            let origin = url::Url::parse(&uri).ok().map(|u| u.origin()).filter(url::Origin::is_tuple);
+            if let Some(o) = origin {
+                origins.insert(o.ascii_serialization());
+            }
+        }
+    }
+    Ok(origins)
 }
 
 /// A `[[auth.clients]]` entry, checked: its kind, redirect URIs, scopes and partner profile

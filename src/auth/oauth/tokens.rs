@@ -112,7 +112,7 @@ impl Tokens {
         index: Arc<PatientIndex>,
         settings: OAuthSettings,
     ) -> Result<Tokens, ClientError> {
-        let signer = Signer::load_or_create(&store).await?;
+        let signer = Signer::new(store.clone());
         let touched = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(std::time::Duration::from_secs(60))
@@ -124,9 +124,9 @@ impl Tokens {
         &self.inner.settings
     }
 
-    /// The public signing keys (`/jwks`).
-    pub fn jwks(&self) -> &serde_json::Value {
-        self.inner.signer.jwks()
+    /// The public signing keys (`/jwks`); the first call may create the signing key.
+    pub async fn jwks(&self) -> Result<serde_json::Value, ClientError> {
+        self.inner.signer.jwks().await
     }
 
     /// Stores a one-time code for an approved request and returns it (256 random bits,
@@ -177,7 +177,11 @@ impl Tokens {
                 "grant_type must be authorization_code, refresh_token or client_credentials",
             ));
         }
-        let (client, method) = self.authenticate(authorization, form).await?;
+        let (client, method) = if grant_type == "refresh_token" && !carries_client_authentication(authorization, form) {
+            self.refreshing_client(form).await?
+        } else {
+            self.authenticate(authorization, form).await?
+        };
         let result = match grant_type {
             "client_credentials" => self.client_credentials(&client, form).await,
             _ if client.kind == super::clients::ClientKind::Backend => {
@@ -187,6 +191,20 @@ impl Tokens {
             _ => self.refresh(&client, form).await,
         };
         result.map_err(|e| OAuthError { basic_attempted: method == Method::Basic, ..e })
+    }
+
+    /// The client a refresh token names, for a refresh request without any client
+    /// authentication (RFC 6749 §6 asks it only of confidential clients; browser apps such
+    /// as npm `fhirclient` send no `client_id`): a public client's token identifies it, any
+    /// other client must authenticate. An unknown token is `invalid_grant`, as it would be
+    /// with a `client_id`.
+    async fn refreshing_client(&self, form: &Form) -> Result<(Client, Method), OAuthError> {
+        let presented = form.require("refresh_token")?;
+        let row = self.token_row(&digest(presented)).await?.filter(|r| r.kind == REFRESH);
+        let Some(row) = row else {
+            return Err(OAuthError::invalid_grant("the refresh token is invalid, expired, revoked or already used"));
+        };
+        self.inner.clients.public_by_refresh(&row.client_id).await
     }
 
     pub(super) async fn authenticate(
@@ -241,7 +259,7 @@ impl Tokens {
         let (scopes, nonce): (String, Option<String>) = (row.get(4), row.get(5));
         let grant = self.live_grant_of(&grant_id, client).await?;
         let issued = self.prepare(&grant, &scopes, nonce.as_deref(), &code_hash).await?;
-        let mut tx = s.store.pool.begin().await?;
+        let mut tx = s.store.begin_write().await?;
         let won = sqlx::query("UPDATE auth_codes SET used_at = $1 WHERE code_hash = $2 AND used_at IS NULL")
             .bind(ts(Utc::now()))
             .bind(&code_hash)
@@ -293,7 +311,7 @@ impl Tokens {
         };
         let grant = self.live_grant_of(&row.grant_id, client).await?;
         let issued = self.prepare(&grant, &scopes, None, &row.family).await?;
-        let mut tx = s.store.pool.begin().await?;
+        let mut tx = s.store.begin_write().await?;
         let won = sqlx::query(
             "UPDATE tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL AND revoked_at IS NULL",
         )
@@ -404,7 +422,7 @@ impl Tokens {
             nonce,
             fhir_user,
         };
-        s.signer.sign(&claims).map_err(|e| OAuthError::server(&e))
+        s.signer.sign(&claims).await.map_err(|e| OAuthError::server(&e))
     }
 
     /// The resource server's check of any access token: an app's (for one patient) or a
@@ -447,7 +465,7 @@ impl Tokens {
     /// staff termination). Revoking a revoked grant changes nothing.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
         let now = ts(Utc::now());
-        let mut tx = self.inner.store.pool.begin().await?;
+        let mut tx = self.inner.store.begin_write().await?;
         sqlx::query("UPDATE grants SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(&now)
             .bind(grant_id)
@@ -564,6 +582,15 @@ impl Issued {
         }
         Ok(())
     }
+}
+
+/// Whether a token request carries any client authentication or identification (HTTP
+/// Basic, `client_id`, `client_secret`, a client assertion).
+fn carries_client_authentication(authorization: Option<&str>, form: &Form) -> bool {
+    authorization.is_some()
+        || ["client_id", "client_secret", "client_assertion", "client_assertion_type"]
+            .iter()
+            .any(|k| form.get(k).is_some())
 }
 
 /// Scopes as one space-separated string, each once, in the order given.

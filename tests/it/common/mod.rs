@@ -120,7 +120,21 @@ impl Gateway {
     /// explicit database URL.
     pub async fn start_in(dir: std::sync::Arc<tempfile::TempDir>, body: &str, database_url: Option<&str>) -> Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, dir, "", body, database_url).await
+    }
+
+    /// Starts serving on `listener` (any local address; the config says it listens on
+    /// 127.0.0.1 at the same port, so dev tokens are allowed), with `server` as extra
+    /// `[server]` lines (e.g. `public_base_url = "…"`).
+    pub async fn start_on(
+        listener: tokio::net::TcpListener,
+        dir: std::sync::Arc<tempfile::TempDir>,
+        server: &str,
+        body: &str,
+        database_url: Option<&str>,
+    ) -> Gateway {
         let addr = listener.local_addr().unwrap();
+        let listen = std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()));
         // TEST_ON_POSTGRES=1 runs every gateway of the suite on PostgreSQL, each
         // in a fresh schema (CI runs the suite both ways).
         // The schema follows the folder, so a gateway restarted on the same folder finds
@@ -137,8 +151,9 @@ impl Gateway {
             (None, Some(url)) => url.to_string(),
             (None, None) => format!("sqlite://{}/portico.db", dir.path().display()),
         };
-        let text =
-            format!("[server]\nlisten = \"{addr}\"\ndev_token = \"{TOKEN}\"\n[database]\nurl = \"{db}\"\n{}", body);
+        let text = format!(
+            "[server]\nlisten = \"{listen}\"\ndev_token = \"{TOKEN}\"\n{server}\n[database]\nurl = \"{db}\"\n{body}"
+        );
         let config =
             Config::from_toml(&text, "test.toml", &root().join("config"), &[]).unwrap_or_else(|e| panic!("{e}"));
         let app = App::build(config).await.expect("gateway builds");
