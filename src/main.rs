@@ -298,6 +298,18 @@ enum AccountCommand {
         #[arg(long)]
         by: String,
     },
+    /// Issue a one-time activation code for a patient to connect their account (printed
+    /// once; only its hash is kept).
+    ActivationCode {
+        /// The patient record, source/source-id.
+        #[arg(long)]
+        patient: String,
+        /// Days the code is valid (default: the config's auth.activation_code_days).
+        #[arg(long)]
+        valid_days: Option<u32>,
+    },
+    /// Enrollments refused because the record already had an owner, for HIM review (ids only).
+    EnrollmentReviews,
     /// The records an account may open, with their link ids.
     Links {
         #[arg(long)]
@@ -741,6 +753,22 @@ async fn account_command(config: &Path, command: AccountCommand) -> Result<(), C
             )
             .await?;
             println!("{username} may open {patient} as {} (link {})", link.relationship, link.id);
+            Ok(())
+        }
+        AccountCommand::ActivationCode { patient, valid_days } => {
+            let app = App::build(load(config)?).await?;
+            let code = app.accounts.issue_activation_code(&patient, valid_days, "cli", chrono::Utc::now()).await?;
+            println!("{}  for {}  valid until {}", code.code, code.patient, code.expires_at);
+            Ok(())
+        }
+        AccountCommand::EnrollmentReviews => {
+            let app = App::build(load(config)?).await?;
+            for r in app.accounts.enrollment_reviews().await? {
+                println!(
+                    "{}  {}  account {}  record {}/{}  by {}",
+                    r.id, r.created_at, r.account_id, r.source, r.source_patient_id, r.method
+                );
+            }
             Ok(())
         }
         AccountCommand::Links { username } => {

@@ -99,6 +99,22 @@ impl Settings {
             }
             dev_viewers.push(DevViewer { token: t.token.clone(), viewer, patient, groups: t.groups.clone() });
         }
+        let auth = &config.auth;
+        if auth.enroll_record_attempts == 0 {
+            return Err(invalid("auth.enroll_record_attempts".into(), "must be at least 1".into()));
+        }
+        if auth.enroll_global_attempts < auth.enroll_record_attempts {
+            return Err(invalid(
+                "auth.enroll_global_attempts".into(),
+                "must be at least auth.enroll_record_attempts".into(),
+            ));
+        }
+        if auth.enroll_throttle_window.std().is_zero() {
+            return Err(invalid("auth.enroll_throttle_window".into(), "must be longer than zero".into()));
+        }
+        if !(1..=365).contains(&auth.activation_code_days) {
+            return Err(invalid("auth.activation_code_days".into(), "must be 1 to 365".into()));
+        }
         let clients = check_config_clients(&config.auth.clients, &config.base_dir)
             .map_err(|problem| SettingsError::Clients { file: config.file.clone(), problem })?;
         let oidc = match &config.auth.oidc {

@@ -6,13 +6,14 @@ use super::pages::{check_csrf, field, form_fields, page, see_other, session, ses
 use super::ApiState;
 use crate::auth::accounts::AccountError;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -154,31 +155,59 @@ async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Byte
     }
 }
 
-fn enroll_html(s: &crate::auth::sessions::Session, message: &str) -> String {
+fn enroll_html(state: &ApiState, s: &crate::auth::sessions::Session, message: &str) -> String {
     crate::portal::render(
         "enroll.html",
-        context! { title => "Connect your record", csrf => s.csrf_token, message, signed_in => true },
+        context! { title => "Connect your record", csrf => s.csrf_token, message, signed_in => true,
+                   by_demographics => state.accounts.enroll_by_demographics() },
     )
 }
 
-async fn enroll_page(visitor: SignedIn) -> Result<Response, PageError> {
+async fn enroll_page(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, .. } = visitor;
-    Ok((jar, page(StatusCode::OK, enroll_html(&s, ""), None)).into_response())
+    Ok((jar, page(StatusCode::OK, enroll_html(&state, &s, ""), None)).into_response())
 }
 
-async fn enroll(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
+/// With a `code`: an activation code and the birth date; else medical record number,
+/// birth date and last name. An attempt on a record that already has an owner is answered
+/// like a mismatch and written to that patient's access log.
+async fn enroll(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    visitor: SignedIn,
+    body: Bytes,
+) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, account: account_id } = visitor;
     let form = form_fields(&body);
     check_csrf(&s, &form)?;
-    let (mrn, birth, family) = (
-        field(&form, "mrn").unwrap_or_default(),
-        field(&form, "birth_date").unwrap_or_default(),
-        field(&form, "family").unwrap_or_default(),
-    );
-    match state.accounts.enroll(&account_id, &mrn, &birth, &family, chrono::Utc::now()).await {
+    let birth = field(&form, "birth_date").unwrap_or_default();
+    let now = chrono::Utc::now();
+    let result = match field(&form, "code").filter(|c| !c.trim().is_empty()) {
+        Some(code) => state.accounts.enroll_with_code(&account_id, &code, &birth, now).await,
+        None => {
+            let (mrn, family) = (field(&form, "mrn").unwrap_or_default(), field(&form, "family").unwrap_or_default());
+            state.accounts.enroll(&account_id, &mrn, &birth, &family, now).await
+        }
+    };
+    match result {
         Ok(_) => Ok((jar, see_other(next_step(&s))).into_response()),
         Err(AccountError::Store(e)) => Err(e.into()),
-        Err(e) => Ok((jar, page(StatusCode::BAD_REQUEST, enroll_html(&s, &e.to_string()), None)).into_response()),
+        Err(e) => {
+            if let AccountError::RecordHasOwner { patient_id } = &e {
+                let entry = crate::audit::AuditEntry {
+                    actor: format!("account:{account_id}"),
+                    role: "patient".into(),
+                    patient_id: Some(patient_id.clone()),
+                    action: "enroll".into(),
+                    what: "/enroll".into(),
+                    purpose: None,
+                    outcome: "denied".into(),
+                    source_ip: Some(from.ip().to_string()),
+                };
+                state.audit.record(&entry).await?;
+            }
+            Ok((jar, page(StatusCode::BAD_REQUEST, enroll_html(&state, &s, &e.to_string()), None)).into_response())
+        }
     }
 }
 

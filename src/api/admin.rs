@@ -1,6 +1,7 @@
 //! `/admin`: staff-only endpoints for HIM — explain a decision, release a held result,
-//! grant or end proxy access. Answers are JSON; errors are OperationOutcomes like the FHIR
-//! API's. Every action, done or refused, is in the access log before the answer goes out.
+//! grant or end proxy access, issue a patient's activation code. Answers are JSON; errors
+//! are OperationOutcomes like the FHIR API's. Every action, done or refused, is in the
+//! access log before the answer goes out.
 
 use super::error::ApiError;
 use super::{fhir_json, ApiState};
@@ -24,6 +25,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/admin/holds/release", post(release))
         .route("/admin/proxies", post(grant_proxy))
         .route("/admin/access/terminate", post(terminate))
+        .route("/admin/activation-codes", post(activation_code))
         .with_state(state)
 }
 
@@ -165,4 +167,36 @@ async fn terminate(
     };
     logged(&state, &access, from, "terminate-access", None, done).await?;
     Ok(fhir_json(StatusCode::OK, &json!({"terminated": b.link_id})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivationCodeBody {
+    /// The patient record, `source/source-id`.
+    patient: String,
+    /// Days the code is valid; the config's `activation_code_days` when absent.
+    valid_days: Option<u32>,
+}
+
+/// Staff issue a one-time activation code for a patient to connect their account (HIM
+/// desk, after-visit summary). The code is in the answer only; the access log has the
+/// action, not the code.
+async fn activation_code(
+    State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Staff(access): Staff,
+    body: Result<Json<ActivationCodeBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let code = state
+        .accounts
+        .issue_activation_code(&b.patient, b.valid_days, &access.viewer.actor, chrono::Utc::now())
+        .await
+        .map_err(|e| match e {
+            crate::auth::accounts::AccountError::Store(e) => ApiError::Read(crate::read::ReadError::Store(e)),
+            e => ApiError::BadInput(e.to_string()),
+        });
+    let patient = state.him.patient_id(&b.patient).ok();
+    let code = logged(&state, &access, from, "activation-code", patient, code).await?;
+    Ok(fhir_json(StatusCode::CREATED, &json!(code)))
 }

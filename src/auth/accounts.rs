@@ -1,8 +1,15 @@
 //! Accounts: local sign-in (argon2id, a password policy, lockout after repeated failures),
 //! federated accounts keyed by issuer + subject, enrollment (linking an account to its own
-//! patient record by medical record number + birth date + last name) and the links staff
-//! create for proxies, with their termination. Messages never reveal whether an account
-//! exists or which enrollment field was wrong. Passwords are never logged or stored.
+//! patient record) and the links staff create for proxies, with their termination.
+//!
+//! Enrollment is by a one-time activation code HIM issued for the record (random from the
+//! OS, stored as its SHA-256 only, expiring, spent atomically) entered with the birth date,
+//! or — when the config allows it — by medical record number + birth date + last name,
+//! throttled per target record (whatever the account) and overall, not only per account.
+//! A record that already has an owner (a live `SELF` link) is never linked again
+//! automatically: the attempt is refused like a mismatch and goes on the HIM review list.
+//! Messages never reveal whether an account exists, which enrollment field was wrong or
+//! whether a record has an owner. Passwords and codes are never logged or stored.
 
 use crate::config::AuthConfig;
 use crate::identity::matching::fold;
@@ -33,6 +40,16 @@ pub enum AccountError {
     SignInFailed,
     #[error("We couldn't verify those details. Check them against a letter or bill from Harbor Health and try again; after several attempts the account is locked for a while.")]
     VerificationFailed,
+    /// The details matched a record that already has an owner: said like a mismatch; the
+    /// caller writes the attempt to that patient's access log (the review is already queued).
+    #[error("We couldn't verify those details. Check them against a letter or bill from Harbor Health and try again; after several attempts the account is locked for a while.")]
+    RecordHasOwner {
+        /// The record's gateway id, for the access log.
+        patient_id: String,
+    },
+    /// Enrollment by medical record number is turned off in the config.
+    #[error("Enter the activation code Harbor Health gave you (at the front desk or on your visit summary) with your date of birth.")]
+    DemographicsOff,
     #[error("{0}")]
     WeakPassword(String),
     #[error("that user name is taken")]
@@ -64,6 +81,57 @@ pub struct PatientLink {
     pub teen_assent: bool,
 }
 
+/// A code HIM hands to a patient; `code` is shown once and never stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivationCode {
+    pub code: String,
+    /// `source/source-id`.
+    pub patient: String,
+    pub expires_at: String,
+}
+
+/// An enrollment HIM must look at: the record already had an owner.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnrollmentReview {
+    pub id: String,
+    pub account_id: String,
+    pub source: String,
+    pub source_patient_id: String,
+    /// `demographics` or `activation-code`.
+    pub method: String,
+    pub created_at: String,
+}
+
+/// Crockford's base 32 (no I, L, O, U; 5 bits a character); typed O is read as 0, I and L as 1.
+const CODE_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// 10 characters: 50 bits, shown as two groups of five.
+const CODE_LENGTH: usize = 10;
+/// Wrong birth dates entered with one code before the code is void.
+const CODE_ATTEMPTS: i32 = 5;
+
+fn new_activation_code() -> String {
+    use rand::Rng;
+    let mut rng = rand::rngs::OsRng;
+    let chars: String =
+        (0..CODE_LENGTH).map(|_| char::from(CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())])).collect();
+    format!("{}-{}", &chars[..5], &chars[5..])
+}
+
+/// The stored form of a code as a person may type it (any case, spaces or dashes).
+fn code_hash(code: &str) -> String {
+    use sha2::Digest;
+    let normal: String = code
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| match c.to_ascii_uppercase() {
+            'O' => '0',
+            'I' | 'L' => '1',
+            c => c,
+        })
+        .collect();
+    hex::encode(sha2::Sha256::digest(format!("portico-activation-code:{normal}").as_bytes()))
+}
+
 pub struct Accounts {
     store: Store,
     index: Arc<PatientIndex>,
@@ -82,6 +150,11 @@ fn verify_password(password: &str, hash: &str) -> bool {
 impl Accounts {
     pub fn new(store: Store, index: Arc<PatientIndex>, config: AuthConfig) -> Accounts {
         Accounts { store, index, config }
+    }
+
+    /// Whether patients may enroll by medical record number + birth date + last name.
+    pub fn enroll_by_demographics(&self) -> bool {
+        self.config.enroll_by_demographics
     }
 
     /// Why a password is refused, or `None` when it is acceptable.
@@ -250,7 +323,13 @@ impl Accounts {
     }
 
     /// Links the account to its own record when the medical record number, birth date and
-    /// last name all match one patient record. Failures count toward the lockout.
+    /// last name all match one patient record (if the config allows this way at all).
+    ///
+    /// Every attempt is counted against each record the number names before it is checked
+    /// (so parallel attempts can't slip past the limit) and taken back when it succeeds: a
+    /// record with `enroll_record_attempts` attempts in the window is refused even with the
+    /// right details, from any account, and so is everyone once `enroll_global_attempts`
+    /// attempts failed in the window. Failures count toward the account's lockout too.
     pub async fn enroll(
         &self,
         account_id: &str,
@@ -259,18 +338,235 @@ impl Accounts {
         family: &str,
         now: DateTime<Utc>,
     ) -> Result<PatientLink, AccountError> {
+        if !self.config.enroll_by_demographics {
+            return Err(AccountError::DemographicsOff);
+        }
         if self.is_locked(account_id, now).await? {
             return Err(AccountError::VerificationFailed);
         }
+        let candidates = self.index.records_with_identifier(mrn);
+        let attempt = uuid::Uuid::new_v4().to_string();
+        let at = now.to_rfc3339();
+        let window = chrono::Duration::from_std(self.config.enroll_throttle_window.std()).unwrap_or_default();
+        let since = (now - window).to_rfc3339();
+        let mut targets: Vec<Option<(&str, &str)>> =
+            candidates.iter().map(|(s, id, _)| Some((s.as_str(), id.as_str()))).collect();
+        if targets.is_empty() {
+            targets.push(None);
+        }
+        for target in &targets {
+            sqlx::query(
+                "INSERT INTO enrollment_attempts (attempt_id, source, source_patient_id, at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&attempt)
+            .bind(target.map(|t| t.0))
+            .bind(target.map(|t| t.1))
+            .bind(&at)
+            .execute(&self.store.pool)
+            .await?;
+        }
+        let overall: i64 = sqlx::query("SELECT COUNT(DISTINCT attempt_id) FROM enrollment_attempts WHERE at > $1")
+            .bind(&since)
+            .fetch_one(&self.store.pool)
+            .await?
+            .get(0);
+        let mut throttled = overall > i64::from(self.config.enroll_global_attempts);
+        if throttled {
+            tracing::warn!("enrollment by demographics paused: too many failed attempts overall");
+        }
+        for (source, id, _) in &candidates {
+            let against: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM enrollment_attempts WHERE source = $1 AND source_patient_id = $2 AND at > $3",
+            )
+            .bind(source)
+            .bind(id)
+            .bind(&since)
+            .fetch_one(&self.store.pool)
+            .await?
+            .get(0);
+            if against > i64::from(self.config.enroll_record_attempts) {
+                tracing::warn!(source = %source, "enrollment by demographics refused: too many attempts against one record");
+                throttled = true;
+            }
+        }
         let family = fold(family);
-        let matched = self.index.records_with_identifier(mrn).into_iter().find(|(_, _, d)| {
+        let matched = candidates.into_iter().find(|(_, _, d)| {
             d.birth_date.as_deref() == Some(birth_date.trim()) && !family.is_empty() && d.families.contains(&family)
         });
-        let Some((source, source_patient_id, _)) = matched else {
+        let Some((source, source_patient_id, _)) = matched.filter(|_| !throttled) else {
             self.count_failure(account_id, now).await?;
             return Err(AccountError::VerificationFailed);
         };
-        self.link(account_id, &source, &source_patient_id, "SELF", None, None, None, "enrollment").await
+        self.refuse_if_owned(account_id, &source, &source_patient_id, "demographics", now).await?;
+        let link = self.link(account_id, &source, &source_patient_id, "SELF", None, None, None, "enrollment").await?;
+        sqlx::query("DELETE FROM enrollment_attempts WHERE attempt_id = $1")
+            .bind(&attempt)
+            .execute(&self.store.pool)
+            .await?;
+        Ok(link)
+    }
+
+    /// Links the account to the record an activation code was issued for, when the birth
+    /// date matches that record. The code is spent by one conditional update, so of two
+    /// uses at once only one links. A wrong birth date counts against the code (void after
+    /// a few) and the account's lockout; an unknown, spent or expired code against the account.
+    pub async fn enroll_with_code(
+        &self,
+        account_id: &str,
+        code: &str,
+        birth_date: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PatientLink, AccountError> {
+        if self.is_locked(account_id, now).await? {
+            return Err(AccountError::VerificationFailed);
+        }
+        let hash = code_hash(code);
+        let at = now.to_rfc3339();
+        let row = sqlx::query(
+            "SELECT source, source_patient_id FROM activation_codes
+             WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 AND failed_attempts < $3",
+        )
+        .bind(&hash)
+        .bind(&at)
+        .bind(CODE_ATTEMPTS)
+        .fetch_optional(&self.store.pool)
+        .await?;
+        let Some(row) = row else {
+            self.count_failure(account_id, now).await?;
+            return Err(AccountError::VerificationFailed);
+        };
+        let (source, source_patient_id): (String, String) = (row.get(0), row.get(1));
+        let born = self.index.demographics_of(&source, &source_patient_id).and_then(|d| d.birth_date);
+        if born.as_deref() != Some(birth_date.trim()) {
+            sqlx::query("UPDATE activation_codes SET failed_attempts = failed_attempts + 1 WHERE code_hash = $1")
+                .bind(&hash)
+                .execute(&self.store.pool)
+                .await?;
+            self.count_failure(account_id, now).await?;
+            return Err(AccountError::VerificationFailed);
+        }
+        self.refuse_if_owned(account_id, &source, &source_patient_id, "activation-code", now).await?;
+        let spent = sqlx::query(
+            "UPDATE activation_codes SET used_at = $1, used_by = $2 WHERE code_hash = $3 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(&at)
+        .bind(account_id)
+        .bind(&hash)
+        .execute(&self.store.pool)
+        .await?;
+        if spent.rows_affected() == 0 {
+            self.count_failure(account_id, now).await?;
+            return Err(AccountError::VerificationFailed);
+        }
+        self.link(account_id, &source, &source_patient_id, "SELF", None, None, None, "activation-code").await
+    }
+
+    /// Refuses (and queues for HIM review) linking `account_id` to a record of a person
+    /// who already has an owner: a live `SELF` link from another account to any of the
+    /// person's source records.
+    async fn refuse_if_owned(
+        &self,
+        account_id: &str,
+        source: &str,
+        source_patient_id: &str,
+        method: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), AccountError> {
+        let gateway_id = self.index.gateway_id_of(source, source_patient_id);
+        let members: Vec<(String, String)> = match gateway_id.as_deref().and_then(|g| self.index.resolve(g)) {
+            Some(link) => link.members.into_iter().map(|m| (m.source, m.source_patient_id)).collect(),
+            None => vec![(source.to_string(), source_patient_id.to_string())],
+        };
+        for (s, id) in &members {
+            let owned = sqlx::query(
+                "SELECT 1 FROM account_patients WHERE source = $1 AND source_patient_id = $2 AND relationship = 'SELF'
+                 AND terminated_at IS NULL AND account_id <> $3 LIMIT 1",
+            )
+            .bind(s)
+            .bind(id)
+            .bind(account_id)
+            .fetch_optional(&self.store.pool)
+            .await?;
+            if owned.is_some() {
+                sqlx::query(
+                    "INSERT INTO enrollment_reviews (id, account_id, source, source_patient_id, method, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind(account_id)
+                .bind(source)
+                .bind(source_patient_id)
+                .bind(method)
+                .bind(now.to_rfc3339())
+                .execute(&self.store.pool)
+                .await?;
+                tracing::warn!(account = %account_id, method, "enrollment into a record with an owner refused; queued for review");
+                // Issue 12 part 3: tell the record's owner by email ("someone tried to
+                // enroll into your record") here, once `[mail]` exists.
+                return Err(AccountError::RecordHasOwner {
+                    patient_id: gateway_id.unwrap_or_else(|| format!("{source}/{source_patient_id}")),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Issues a one-time activation code for a patient record (`source/source-id`), valid
+    /// for `valid_days` (the config's `activation_code_days` when `None`). Only its hash is kept.
+    pub async fn issue_activation_code(
+        &self,
+        patient: &str,
+        valid_days: Option<u32>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ActivationCode, AccountError> {
+        let (source, id) = patient
+            .split_once('/')
+            .ok_or_else(|| AccountError::Invalid(format!("`{patient}` is not source/source-id")))?;
+        if self.index.gateway_id_of(source, id).is_none() {
+            return Err(AccountError::Invalid(format!("no patient record {source}/{id}")));
+        }
+        let days = valid_days.unwrap_or(self.config.activation_code_days);
+        if !(1..=365).contains(&days) {
+            return Err(AccountError::Invalid(format!("valid days {days}: give 1 to 365")));
+        }
+        if by.trim().is_empty() {
+            return Err(AccountError::Invalid("say who issues the code (by)".into()));
+        }
+        let code = new_activation_code();
+        let expires_at = (now + chrono::Duration::days(i64::from(days))).to_rfc3339();
+        sqlx::query(
+            "INSERT INTO activation_codes (code_hash, source, source_patient_id, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(code_hash(&code))
+        .bind(source)
+        .bind(id)
+        .bind(by)
+        .bind(now.to_rfc3339())
+        .bind(&expires_at)
+        .execute(&self.store.pool)
+        .await?;
+        Ok(ActivationCode { code, patient: format!("{source}/{id}"), expires_at })
+    }
+
+    /// Enrollments refused because the record had an owner, not yet resolved, oldest first.
+    pub async fn enrollment_reviews(&self) -> Result<Vec<EnrollmentReview>, AccountError> {
+        let rows = sqlx::query(
+            "SELECT id, account_id, source, source_patient_id, method, created_at FROM enrollment_reviews
+             WHERE resolved_at IS NULL ORDER BY created_at",
+        )
+        .fetch_all(&self.store.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EnrollmentReview {
+                id: r.get(0),
+                account_id: r.get(1),
+                source: r.get(2),
+                source_patient_id: r.get(3),
+                method: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
     }
 
     /// Creates a link from an account to a patient record (`SELF`, or a proxy relationship

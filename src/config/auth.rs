@@ -30,6 +30,22 @@ pub struct AuthConfig {
     pub lockout_duration: Duration,
     #[serde(default = "default_password_min")]
     pub password_min_length: usize,
+    /// Patients may enroll with medical record number + birth date + last name (besides
+    /// a one-time activation code from HIM).
+    #[serde(default = "default_true")]
+    pub enroll_by_demographics: bool,
+    /// Attempts by demographics against one record (whatever the account) within
+    /// `enroll_throttle_window` after which that record can't be enrolled by demographics …
+    #[serde(default = "default_enroll_record_attempts")]
+    pub enroll_record_attempts: u32,
+    /// … and failed attempts in all, within the same window, after which nobody can.
+    #[serde(default = "default_enroll_global_attempts")]
+    pub enroll_global_attempts: u32,
+    #[serde(default = "default_enroll_window")]
+    pub enroll_throttle_window: Duration,
+    /// How long an activation code is valid when issued without `--valid-days`.
+    #[serde(default = "default_activation_days")]
+    pub activation_code_days: u32,
     /// A browser session ends after this long without a request, and after this long in all.
     #[serde(default = "default_session_idle")]
     pub session_idle: Duration,
@@ -52,6 +68,11 @@ impl Default for AuthConfig {
             lockout_attempts: default_lockout_attempts(),
             lockout_duration: default_lockout(),
             password_min_length: default_password_min(),
+            enroll_by_demographics: true,
+            enroll_record_attempts: default_enroll_record_attempts(),
+            enroll_global_attempts: default_enroll_global_attempts(),
+            enroll_throttle_window: default_enroll_window(),
+            activation_code_days: default_activation_days(),
             session_idle: default_session_idle(),
             session_absolute: default_session_absolute(),
             clients: Vec::new(),
@@ -80,6 +101,21 @@ fn default_lockout() -> Duration {
 }
 fn default_password_min() -> usize {
     12
+}
+fn default_true() -> bool {
+    true
+}
+fn default_enroll_record_attempts() -> u32 {
+    5
+}
+fn default_enroll_global_attempts() -> u32 {
+    200
+}
+fn default_enroll_window() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_activation_days() -> u32 {
+    30
 }
 fn default_session_idle() -> Duration {
     Duration::from_secs(15 * 60)

@@ -154,6 +154,16 @@ impl PatientIndex {
         found
     }
 
+    /// The demographics of one source record, as the last rebuild read them.
+    pub fn demographics_of(&self, source: &str, source_patient_id: &str) -> Option<Demographics> {
+        self.state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .demographics
+            .get(&(source.to_string(), source_patient_id.to_string()))
+            .cloned()
+    }
+
     /// Sources the last rebuild could not read (their patients may be missing from links).
     pub fn unread_sources(&self) -> Vec<String> {
         self.state.read().unwrap_or_else(PoisonError::into_inner).unread.clone()

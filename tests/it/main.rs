@@ -31,6 +31,7 @@ mod cli;
 mod dev_tokens;
 mod download_jobs;
 mod downloads;
+mod enrollment;
 mod fhir_api;
 mod front_door;
 mod generated_population;
