@@ -356,6 +356,7 @@ fn operator() -> portico::auth::Access {
         viewer: portico::policy::Viewer::new(format!("cli:{who}"), portico::policy::Role::Staff),
         patients: portico::auth::PatientScope::Any,
         groups: None,
+        basis: portico::auth::Basis::default(),
     }
 }
 
@@ -399,6 +400,8 @@ enum CliError {
     ClientKind(#[from] portico::auth::oauth::RegistrationError),
     #[error(transparent)]
     Files(#[from] portico::sources::files::LoadError),
+    #[error(transparent)]
+    Export(#[from] portico::export::ExportError),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
     /// The gateway's listener or server failed while serving.
@@ -791,7 +794,9 @@ async fn account_command(config: &Path, command: AccountCommand) -> Result<(), C
             match app.accounts.terminate(&link, &reason, &by).await? {
                 0 => Err(CliError::NoLink(link)),
                 _ => {
-                    println!("access {link} terminated");
+                    // The jobs started under the link end with it.
+                    let jobs = app.exports.end_basis(Some(&link), None).await?;
+                    println!("access {link} terminated ({jobs} export or download jobs cancelled)");
                     Ok(())
                 }
             }

@@ -255,5 +255,7 @@ async fn revoke_app(State(state): State<Arc<ApiState>>, visitor: SignedIn, body:
         return Err(PageError::bad_request("That app is not one you allowed."));
     }
     state.oauth.tokens.revoke_grant(&grant_id).await?;
+    // The app's export jobs end with its grant.
+    state.exports.end_basis(None, Some(&grant_id)).await.map_err(PageError::because)?;
     Ok((jar, see_other("/account")).into_response())
 }

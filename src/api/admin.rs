@@ -162,7 +162,14 @@ async fn terminate(
     let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let done = match state.accounts.terminate(&b.link_id, &b.reason, &b.by).await {
         Ok(0) => Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id)))),
-        Ok(_) => Ok(()),
+        // The jobs started under the link (the account's downloads, its apps' exports)
+        // end with it.
+        Ok(_) => state
+            .exports
+            .end_basis(Some(&b.link_id), None)
+            .await
+            .map(|_| ())
+            .map_err(|error| ApiError::Export { error, retry_after: 0 }),
         Err(e) => Err(ApiError::BadInput(e.to_string())),
     };
     logged(&state, &access, from, "terminate-access", None, done).await?;

@@ -10,12 +10,14 @@ use crate::auth::Access;
 use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::read::Trail;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 pub fn router(state: Arc<ApiState>) -> Router {
@@ -187,13 +189,18 @@ async fn cancel(
     Ok(fhir_json(StatusCode::ACCEPTED, &operation_outcome(&[done])))
 }
 
+/// An export file, logged (`download`, for each patient in it) before it goes out; no
+/// entry, no file.
 async fn file(
     State(state): State<Arc<ApiState>>,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
     access: Access,
     Path((job, name)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let path = state.exports.file(&access, &job, &name).await.map_err(failed(&state.exports))?;
-    let file = tokio::fs::File::open(&path).await.map_err(|e| failed(&state.exports)(ExportError::Files(e)))?;
+    let found = state.exports.file(&access, &job, &name).await.map_err(failed(&state.exports))?;
+    let file = tokio::fs::File::open(&found.path).await.map_err(|e| failed(&state.exports)(ExportError::Files(e)))?;
+    let trail = Trail::new(format!("/fhir/$export-file/{job}/{name}"), Some(from.ip()));
+    state.reader.hand_over_export(&access, &trail, &found.patients).await?;
     let mut r = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+ndjson"));

@@ -389,6 +389,11 @@ async fn revoke_app(
             return Ok(false);
         }
         state.oauth.tokens.revoke_grant(&grant_id).await.map_err(|_| RecordPageError::Unavailable)?;
+        // The app's export jobs end with its grant.
+        state.exports.end_basis(None, Some(&grant_id)).await.map_err(|e| {
+            tracing::error!(error = %e, "cannot cancel the revoked grant's jobs");
+            RecordPageError::Unavailable
+        })?;
         Ok(true)
     }
     .await;

@@ -11,6 +11,8 @@ use sqlx::Row;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveGrant {
     pub grant_id: String,
+    /// The account's link to the patient (`account_patients.id`) the grant rests on.
+    pub link_id: String,
     pub account_id: String,
     pub client_id: String,
     /// Scopes the patient granted (space-separated).
@@ -28,7 +30,7 @@ pub struct LiveGrant {
 pub async fn live(store: &Store, grant_id: &str) -> Result<Option<LiveGrant>, StoreError> {
     let now = Utc::now().to_rfc3339();
     let row = sqlx::query(
-        "SELECT g.id, g.account_id, g.client_id, g.scopes, p.source, p.source_patient_id, p.relationship, p.adult_granted, p.teen_assent
+        "SELECT g.id, g.account_id, g.client_id, g.scopes, p.source, p.source_patient_id, p.relationship, p.adult_granted, p.teen_assent, p.id
          FROM grants g JOIN account_patients p ON p.id = g.account_patient_id
          WHERE g.id = $1 AND g.revoked_at IS NULL AND p.terminated_at IS NULL
            AND (p.valid_from IS NULL OR p.valid_from <= $2) AND (p.valid_until IS NULL OR p.valid_until > $2)",
@@ -39,6 +41,7 @@ pub async fn live(store: &Store, grant_id: &str) -> Result<Option<LiveGrant>, St
     .await?;
     Ok(row.map(|r| LiveGrant {
         grant_id: r.get(0),
+        link_id: r.get(9),
         account_id: r.get(1),
         client_id: r.get(2),
         scopes: r.get(3),
@@ -136,7 +139,13 @@ impl Grants {
     }
 
     /// Stores the grant an account gave an app for one of its patient links; its id.
-    pub async fn give(&self, account_id: &str, link_id: &str, client_id: &str, scopes: &str) -> Result<String, StoreError> {
+    pub async fn give(
+        &self,
+        account_id: &str,
+        link_id: &str,
+        client_id: &str,
+        scopes: &str,
+    ) -> Result<String, StoreError> {
         create(&self.store, account_id, link_id, client_id, scopes).await
     }
 

@@ -34,6 +34,19 @@ pub struct Access {
     /// The Groups this caller may export (Bulk Data): `None` any (staff, dev tokens),
     /// `Some(list)` only those (a partner's roster; empty for patients and proxies).
     pub groups: Option<Vec<String>>,
+    /// What this access rests on, when it can end: what it starts (export and download
+    /// jobs) belongs to it and ends with it.
+    pub basis: Basis,
+}
+
+/// The account's link to a record (`account_patients.id`) and, for an app, the grant on
+/// it, that an [`Access`] rests on; both `None` for staff, partners and dev tokens (a
+/// partner's jobs belong to its client). Terminating the link or revoking the grant ends
+/// the access, and with it the jobs started under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Basis {
+    pub link: Option<String>,
+    pub grant: Option<String>,
 }
 
 impl Access {
@@ -58,6 +71,7 @@ pub fn access_from_bearer(b: oauth::Bearer) -> Access {
         viewer,
         patients: PatientScope::Person { source: g.source.clone(), source_patient_id: g.source_patient_id.clone() },
         groups: Some(Vec::new()),
+        basis: Basis { link: Some(g.link_id.clone()), grant: Some(g.grant_id.clone()) },
     }
 }
 
@@ -73,7 +87,7 @@ pub fn access_for_partner(b: oauth::SystemBearer) -> Access {
         role: Role::Partner { partner: b.client_id, purpose: b.partner.purpose },
         app_scopes: Some(scopes),
     };
-    Access { viewer, patients: PatientScope::Any, groups: Some(b.partner.groups) }
+    Access { viewer, patients: PatientScope::Any, groups: Some(b.partner.groups), basis: Basis::default() }
 }
 
 /// The access an OAuth access token stands for (an app's for one patient, or a partner's),
@@ -107,6 +121,7 @@ pub fn access_for_link(account_id: &str, link: &accounts::PatientLink) -> Access
             source_patient_id: link.source_patient_id.clone(),
         },
         groups: Some(Vec::new()),
+        basis: Basis { link: Some(link.id.clone()), grant: None },
     }
 }
 
@@ -163,6 +178,7 @@ impl DevTokens {
                     viewer: Viewer::new("dev-token:staff", Role::Staff),
                     patients: PatientScope::Any,
                     groups: None,
+                    basis: Basis::default(),
                 },
             ));
         }
@@ -171,7 +187,12 @@ impl DevTokens {
                 Some((source, id)) => PatientScope::Person { source: source.clone(), source_patient_id: id.clone() },
                 None => PatientScope::Any,
             };
-            entries.push((t.token.clone(), Access { viewer: t.viewer.clone(), patients, groups: t.groups.clone() }));
+            entries.push((t.token.clone(), Access {
+                    viewer: t.viewer.clone(),
+                    patients,
+                    groups: t.groups.clone(),
+                    basis: Basis::default(),
+                }));
         }
         let loopback_base = is_loopback_url(public_base_url);
         if !entries.is_empty() && !loopback_base {

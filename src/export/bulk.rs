@@ -90,6 +90,14 @@ pub enum JobStatus {
     Failed(String),
 }
 
+/// An export file a client may download.
+#[derive(Debug, Clone)]
+pub struct ExportFile {
+    pub path: PathBuf,
+    /// The gateway ids of the patients of the unit that wrote it.
+    pub patients: Vec<String>,
+}
+
 pub struct Exports {
     jobs: JobStore,
     groups: Groups,
@@ -299,7 +307,11 @@ impl Exports {
         }
         match self.jobs.get(job_id).await? {
             // A record page's download job is the account's, seen only through the pages.
-            Some(job) if job.client == access.viewer.actor && job.kind == "bulk" => Ok(job),
+            // An app's job is its grant's: under a later grant (the first one revoked, or
+            // its link terminated) it is not found, as one that never existed.
+            Some(job) if job.client == access.viewer.actor && job.kind == "bulk" && job.access.basis == access.basis => {
+                Ok(job)
+            }
             _ => Err(ExportError::NotFound(NO_JOB)),
         }
     }
@@ -336,27 +348,49 @@ impl Exports {
     /// Cancels a job (running or finished) and removes its files.
     pub async fn cancel(&self, access: &Access, job_id: &str) -> Result<(), ExportError> {
         let job = self.own_job(access, job_id).await?;
-        self.jobs.delete(&job.id).await?;
-        // A worker may still be writing a unit of it: its files go when it notices (at the
-        // next patient), and the cleanup sweeps any folder no job owns.
-        let folder = self.config.directory.join(&job.id);
-        if let Err(e) = worker::remove_folder(&folder).await {
-            tracing::info!(job = %job.id, error = %e, "cancelled job's folder is removed by the cleanup");
-        }
+        self.remove(&job.id).await?;
         tracing::info!(job = %job.id, "export job cancelled");
         Ok(())
     }
 
-    /// The path of a finished job's file, for its client only.
-    pub async fn file(&self, access: &Access, job_id: &str, name: &str) -> Result<PathBuf, ExportError> {
+    /// Ends every job started under an account's link or an app's grant — the link was
+    /// terminated or the grant revoked: Bulk exports and prepared downloads, queued, running
+    /// or finished, are cancelled and their files removed, so their status and files are
+    /// not found. Returns how many there were.
+    pub async fn end_basis(&self, link: Option<&str>, grant: Option<&str>) -> Result<usize, ExportError> {
+        let ids = self.jobs.of_basis(link, grant).await?;
+        for id in &ids {
+            self.remove(id).await?;
+        }
+        if !ids.is_empty() {
+            tracing::info!(jobs = ids.len(), link, grant, "jobs of ended access cancelled");
+        }
+        Ok(ids.len())
+    }
+
+    /// Deletes a job and its folder.
+    async fn remove(&self, job_id: &str) -> Result<(), ExportError> {
+        self.jobs.delete(job_id).await?;
+        // A worker may still be writing a unit of it: its files go when it notices (at the
+        // next patient), and the cleanup sweeps any folder no job owns.
+        let folder = self.config.directory.join(job_id);
+        if let Err(e) = worker::remove_folder(&folder).await {
+            tracing::info!(job = %job_id, error = %e, "cancelled job's folder is removed by the cleanup");
+        }
+        Ok(())
+    }
+
+    /// A finished job's file, for its client only: where it is and the patients whose
+    /// records went into it (for the access log, written before it goes out).
+    pub async fn file(&self, access: &Access, job_id: &str, name: &str) -> Result<ExportFile, ExportError> {
         let job = self.own_job(access, job_id).await?;
         if job.state != "completed" || !super::ndjson::is_part_name(name) {
             return Err(ExportError::NotFound("no such export file"));
         }
-        let listed = self.jobs.done_units(job_id).await?.iter().any(|u| u.outputs.iter().any(|o| o.file == name));
-        if !listed {
+        let units = self.jobs.done_units(job_id).await?;
+        let Some(unit) = units.into_iter().find(|u| u.outputs.iter().any(|o| o.file == name)) else {
             return Err(ExportError::NotFound("no such export file"));
-        }
-        Ok(self.config.directory.join(&job.id).join(name))
+        };
+        Ok(ExportFile { path: self.config.directory.join(&job.id).join(name), patients: unit.patients })
     }
 }

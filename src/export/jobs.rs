@@ -5,7 +5,7 @@
 //! lease that expires (its worker died) lets another worker redo the unit from scratch.
 //! It stores ids and parameters only, never patient data, and decides nothing about access.
 
-use crate::auth::{Access, PatientScope};
+use crate::auth::{Access, Basis, PatientScope};
 use crate::policy::viewer::Scope;
 use crate::policy::{Role, Viewer};
 use crate::store::{Dialect, Store, StoreError};
@@ -32,6 +32,9 @@ pub struct StoredAccess {
     /// A patient or proxy: the one person (source, source patient id).
     pub person: Option<(String, String)>,
     pub groups: Option<Vec<String>>,
+    /// The link and grant the access rests on: the job ends with them.
+    #[serde(default)]
+    pub basis: Basis,
 }
 
 impl StoredAccess {
@@ -45,6 +48,7 @@ impl StoredAccess {
                 PatientScope::Person { source, source_patient_id } => Some((source.clone(), source_patient_id.clone())),
             },
             groups: a.groups.clone(),
+            basis: a.basis.clone(),
         }
     }
 
@@ -56,6 +60,7 @@ impl StoredAccess {
                 Some((source, id)) => PatientScope::Person { source: source.clone(), source_patient_id: id.clone() },
             },
             groups: self.groups.clone(),
+            basis: self.basis.clone(),
         }
     }
 }
@@ -197,8 +202,8 @@ impl JobStore {
             ("queued", None, None)
         };
         sqlx::query(
-            "INSERT INTO export_jobs (id, client, access, request, params, level, group_id, state, transaction_time, created_at, completed_at, expires_at, total_patients, kind)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            "INSERT INTO export_jobs (id, client, access, request, params, level, group_id, state, transaction_time, created_at, completed_at, expires_at, total_patients, kind, link_id, grant_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
         .bind(&job.id)
         .bind(&job.client)
@@ -214,6 +219,8 @@ impl JobStore {
         .bind(expires)
         .bind(total as i64)
         .bind(job.kind)
+        .bind(&job.access.basis.link)
+        .bind(&job.access.basis.grant)
         .execute(&mut *tx)
         .await?;
         for (seq, patients) in job.units.iter().enumerate() {
@@ -484,6 +491,16 @@ impl JobStore {
         .await?)
     }
 
+    /// The jobs (of any kind and state) started under the account's link `link` (by the
+    /// account itself or an app it allowed) or under the app's grant `grant`.
+    pub async fn of_basis(&self, link: Option<&str>, grant: Option<&str>) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar("SELECT id FROM export_jobs WHERE link_id = $1 OR grant_id = $2 ORDER BY id")
+            .bind(link)
+            .bind(grant)
+            .fetch_all(&self.store.pool)
+            .await?)
+    }
+
     /// Whether a job exists (in any state).
     pub async fn exists(&self, job_id: &str) -> Result<bool, StoreError> {
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM export_jobs WHERE id = $1")
@@ -531,6 +548,7 @@ mod tests {
                 app_scopes: None,
                 person: None,
                 groups: Some(vec!["g1".into()]),
+                basis: Basis::default(),
             },
             request: "http://x/fhir/$export".into(),
             params: "{}".into(),

@@ -20,4 +20,4 @@ pub mod readable;
 pub mod summary;
 pub mod worker;
 
-pub use bulk::{Accepted, ExportError, Exports, JobStatus, KickOff, Level};
+pub use bulk::{Accepted, ExportError, ExportFile, Exports, JobStatus, KickOff, Level};

@@ -98,8 +98,12 @@ mod tests {
             entry("app:growth:account:me", "/fhir/Observation"),
         ];
         use crate::policy::{Role, Viewer};
-        let access =
-            Access { viewer: Viewer::new("account:me", Role::Patient), patients: crate::auth::PatientScope::Any, groups: None };
+        let access = Access {
+            viewer: Viewer::new("account:me", Role::Patient),
+            patients: crate::auth::PatientScope::Any,
+            groups: None,
+            basis: Default::default(),
+        };
         let seen = as_seen_by(&access, &shown, entries.clone());
         let text = serde_json::to_string(&seen).unwrap();
         assert!(!text.contains("DocumentReference") && !text.contains("ehr.doc-9"), "{text}");

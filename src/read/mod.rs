@@ -201,6 +201,19 @@ impl Reader {
             .await
     }
 
+    /// Logs a Bulk export file going out now (`download`): one entry for each patient of
+    /// the unit that wrote it, so each patient's log shows it; the file may go out only
+    /// when every entry was written.
+    pub async fn hand_over_export(&self, access: &Access, trail: &Trail, patients: &[String]) -> Result<(), ReadError> {
+        if patients.is_empty() {
+            return trail::logged(&self.audit, access, trail, Use::Download.action(), None, false, Ok(())).await;
+        }
+        for p in patients {
+            trail::logged(&self.audit, access, trail, Use::Download.action(), Some(p.clone()), false, Ok(())).await?;
+        }
+        Ok(())
+    }
+
     /// How many resources of the caller's own record the caller may see: no content and
     /// not an access (not logged); it lets a download choose between now and a job.
     pub async fn own_record_size(&self, access: &Access) -> Result<usize, ReadError> {
@@ -279,7 +292,8 @@ impl Reader {
     }
 
     /// A whole record (`$everything`, downloads, exports) needs some search scope when an
-    /// app asks.
+    /// app asks; what it lists is only of the types the scopes let it search (see
+    /// [`searchable`]).
     fn permit_whole_record(&self, access: &Access) -> Result<(), ReadError> {
         if access.viewer.app_scopes.as_ref().is_some_and(|scopes| !scopes.iter().any(|s| s.search)) {
             Err(ReadError::InsufficientScope("$everything".into()))
@@ -315,7 +329,7 @@ impl Reader {
         let v = self.visible(access, patient_id).await?;
         Ok(WholeRecord {
             patient_id: v.released.patient_id().to_string(),
-            resources: v.released.resources().to_vec(),
+            resources: v.released.resources().iter().filter(|r| searchable(access, r)).cloned().collect(),
             missing: v.missing,
             notices: v.released.notices().to_vec(),
         })
@@ -478,6 +492,11 @@ impl Reader {
         if let Some(bad) = types.iter().flatten().find(|t| !fhir::is_served_type(t)) {
             return Err(ReadError::BadRequest(format!("_type: `{bad}` is not a supported resource type")));
         }
+        // A type the scopes let the app read by id only (`.r`) is not listed: asking for it
+        // is refused, as a search of it would be.
+        if let Some(bad) = types.iter().flatten().find(|t| !access.viewer.permits(t, Interaction::Search)) {
+            return Err(ReadError::InsufficientScope((*bad).to_string()));
+        }
         let since = match query.control("_since") {
             Some(s) if s.len() > 10 => Some(
                 parse_range(s, self.zone)
@@ -494,6 +513,7 @@ impl Reader {
             .released
             .resources()
             .iter()
+            .filter(|r| searchable(access, r))
             .filter(|r| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
             .filter(|r| match (since, r.pointer("/meta/lastUpdated").and_then(Value::as_str)) {
                 (Some(since), Some(updated)) => parse_range(updated, self.zone).is_none_or(|u| u.start >= since),
@@ -503,4 +523,13 @@ impl Reader {
             .collect();
         page(&v, selected, &query, self.paging)
     }
+}
+
+/// Whether a whole record (`$everything`, an export, a download) lists `r` for this caller:
+/// listing is searching, so an app needs a search scope (`.s`, or v1 `.read`) for its type;
+/// a type granted read by id only (`.r`) stays readable with `GET [type]/[id]` but is left
+/// out. Without app scopes nothing is narrowed.
+fn searchable(access: &Access, r: &Value) -> bool {
+    access.viewer.app_scopes.is_none()
+        || fhir::resource_type(r).is_some_and(|t| access.viewer.permits(t, Interaction::Search))
 }

@@ -17,6 +17,7 @@ mod bulk {
     pub mod client;
 }
 
+mod access_reach;
 mod aggregation;
 mod audit_log;
 mod authored_r4;
