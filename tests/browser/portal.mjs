@@ -365,11 +365,13 @@ async function signIn(page, who) {
   }
 }
 
+/// The medical-record-number form of `/enroll` (the page also has the activation-code form).
 async function enrollForm(page, mrn, birthDate, family) {
-  await page.getByLabel('Medical record number').fill(mrn);
-  await page.getByLabel('Date of birth').fill(birthDate);
-  await page.getByLabel('Last name').fill(family);
-  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Connect my record' }).click()]);
+  const form = page.locator('form', { has: page.getByLabel('Medical record number') });
+  await form.getByLabel('Medical record number').fill(mrn);
+  await form.getByLabel('Date of birth').fill(birthDate);
+  await form.getByLabel('Last name').fill(family);
+  await Promise.all([page.waitForLoadState('load'), form.getByRole('button', { name: 'Connect my record' }).click()]);
 }
 
 /// `/records` for an account with one record redirects to it; returns the record's base URL.
