@@ -280,6 +280,10 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
     ctx.jobs.set_step(&job.id, 1, Some(&serde_json::to_string(&notes)?)).await?;
 
     let folder = ctx.dir.join(&job.id);
+    // Cancelled while the record was read (its link ended): nothing is written.
+    if !ctx.jobs.exists(&job.id).await? {
+        return Ok(false);
+    }
     tokio::fs::create_dir_all(&folder).await?;
     remove_temporary_files(&folder).await?;
     let name = download::file_name(record.patient_id(), format_name(format));
@@ -300,7 +304,11 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
     ctx.jobs.set_step(&job.id, 2, None).await?;
     let output = UnitOutput { resource_type: format_name(format).to_string(), file: name, count: resources };
     if !ctx.jobs.complete_unit(&unit.id, me, &[output]).await? {
-        // Taken over: the other worker writes (and renames onto) the same file.
+        // Taken over (the other worker writes and renames onto the same file), or cancelled
+        // while the file was written: then the folder this attempt made goes too.
+        if !ctx.jobs.exists(&job.id).await? {
+            let _ = super::worker::remove_folder(&folder).await;
+        }
         return Ok(false);
     }
     ctx.stats.resources_written.fetch_add(resources, Ordering::Relaxed);

@@ -511,10 +511,12 @@ impl JobStore {
     }
 
     /// Claims a supporting resource (Practitioner, Organization …) for unit `seq` of a
-    /// job: true when this unit writes it (first to claim, or the same unit redone).
+    /// job: true when this unit writes it (first to claim, or the same unit redone). A job
+    /// deleted meanwhile (cancelled) claims nothing and leaves no row behind.
     pub async fn claim_shared(&self, job_id: &str, key: &str, seq: i64) -> Result<bool, StoreError> {
         sqlx::query(
-            "INSERT INTO export_shared (job_id, resource_key, unit_seq) VALUES ($1, $2, $3)
+            "INSERT INTO export_shared (job_id, resource_key, unit_seq)
+             SELECT $1, $2, $3 WHERE EXISTS (SELECT 1 FROM export_jobs WHERE id = $1)
              ON CONFLICT (job_id, resource_key) DO NOTHING",
         )
         .bind(job_id)
@@ -522,13 +524,13 @@ impl JobStore {
         .bind(seq)
         .execute(&self.store.pool)
         .await?;
-        let owner: i64 =
+        let owner: Option<i64> =
             sqlx::query_scalar("SELECT unit_seq FROM export_shared WHERE job_id = $1 AND resource_key = $2")
                 .bind(job_id)
                 .bind(key)
-                .fetch_one(&self.store.pool)
+                .fetch_optional(&self.store.pool)
                 .await?;
-        Ok(owner == seq)
+        Ok(owner == Some(seq))
     }
 }
 
@@ -621,6 +623,7 @@ mod tests {
         assert!(jobs.expired(Utc::now() + hour * 2).await.unwrap().contains(&"j1".to_string()));
         assert!(jobs.delete("j1").await.unwrap());
         assert!(jobs.get("j1").await.unwrap().is_none());
+        assert!(!jobs.claim_shared("j1", "Practitioner/b", 0).await.unwrap(), "a deleted job claims nothing");
         assert!(jobs.done_units("j1").await.unwrap().is_empty());
     }
 }

@@ -178,6 +178,12 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     let access = job.access.access();
     let dir = ctx.dir.join(&job.id);
     let mut files = UnitFiles::start(&dir, unit.seq, &format!("{me}-{}", unit.attempts)).await?;
+    // Cancelled between the check above and the folder being made: the folder goes again.
+    if !ctx.jobs.exists(&job.id).await? {
+        files.abandon().await;
+        let _ = remove_folder(&dir).await;
+        return Ok(false);
+    }
     match fill(ctx, me, unit, &job.id, &access, &selection, &mut files).await {
         Ok(true) => {}
         Ok(false) => {
@@ -200,7 +206,7 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     if !ctx.jobs.complete_unit(&unit.id, me, &outputs).await? {
         // Taken over after all (the other worker writes the same files), or cancelled.
         if !ctx.jobs.exists(&job.id).await? {
-            let _ = tokio::fs::remove_dir_all(&dir).await;
+            let _ = remove_folder(&dir).await;
         }
         return Ok(false);
     }

@@ -38,6 +38,20 @@ fn exports_dir(gw: &Gateway) -> std::path::PathBuf {
     gw.dir.path().join("exports")
 }
 
+/// True once job `j`'s folder is gone. The job's row goes at once; a worker that was writing
+/// a unit of it at that moment removes what it wrote when it notices (at its next step), so
+/// this waits up to ten seconds.
+async fn files_removed(gw: &Gateway, j: &str) -> bool {
+    let folder = exports_dir(gw).join(j);
+    for _ in 0..100 {
+        if !folder.exists() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    !folder.exists()
+}
+
 /// Bob Martinez's birth date as the index holds it (fixture dates move with today).
 fn bob_birth_date() -> String {
     shifted("1967-06-18")
@@ -191,7 +205,7 @@ async fn revoking_the_app_cancels_its_exports_and_their_files_are_logged_then_go
     // The jobs went with the grant, finished or not: no row, no folder.
     for j in [&job, &second] {
         assert_eq!(job_rows(&gw, j).await, 0, "job {j} is cancelled");
-        assert!(!exports_dir(&gw).join(j).exists(), "job {j}'s files are removed");
+        assert!(files_removed(&gw, j).await, "job {j}'s files are removed");
     }
     // The same app allowed again (a new grant) finds them exactly as a job that never was.
     let again = access_token(&token_for(&gw, &b, scope).await);
@@ -240,7 +254,7 @@ async fn terminating_the_link_cancels_the_jobs_of_its_apps_and_its_downloads() {
     assert_eq!(status_of(&gw, &finished_url, &app).await, 401, "the app's token stops");
     for j in [&finished, &running, &download] {
         assert_eq!(job_rows(&gw, j).await, 0, "job {j} is cancelled");
-        assert!(!exports_dir(&gw).join(j).exists(), "job {j}'s files are removed");
+        assert!(files_removed(&gw, j).await, "job {j}'s files are removed");
     }
     let (status, _, _) = b.get(&download_url).await;
     assert_eq!(status, 404, "the download is gone from the pages");
