@@ -163,7 +163,8 @@ async fn upstream_token_is_cached_refreshed_on_expiry_and_bad_credentials_are_re
 #[tokio::test]
 async fn an_open_circuit_stops_calls_until_a_probe_succeeds() {
     let lab = simulate("lab", SimulatorOptions::default()).await;
-    let (_ehr, gw) = two_sources(&lab, "max_retries = 0\nbreaker_failures = 2\nbreaker_cooldown = \"400ms\"", "").await;
+    // A cooldown long enough that a loaded machine still asks again within it.
+    let (_ehr, gw) = two_sources(&lab, "max_retries = 0\nbreaker_failures = 2\nbreaker_cooldown = \"3s\"", "").await;
     let person = ehr_and_lab_person(&gw);
     let path = format!("Patient/{person}/$everything?_count=500");
     lab.controls().set_down(true);
@@ -179,7 +180,7 @@ async fn an_open_circuit_stops_calls_until_a_probe_succeeds() {
     assert_eq!(lab.stats().fhir_requests, calls, "no call while the circuit is open");
 
     lab.controls().set_down(false);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     // The first call after the cooldown is the probe; it succeeds and closes the circuit.
     gw.all_pages(&path).await;
     let (resources, outcomes) = gw.all_pages(&path).await;
