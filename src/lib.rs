@@ -6,6 +6,7 @@ pub mod api;
 mod app;
 pub mod audit;
 pub mod auth;
+pub mod causes;
 pub mod config;
 pub mod export;
 pub mod fhir;

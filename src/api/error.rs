@@ -5,6 +5,7 @@
 //! (`pages.rs`).
 
 use crate::auth::oauth::ClientError;
+use crate::causes::causes;
 use crate::auth::AuthError;
 use crate::export::ExportError;
 use crate::fhir::model::codes::IssueType;
@@ -124,18 +125,6 @@ impl ApiError {
             }
         }
     }
-}
-
-/// `e` and every error below it, for the log.
-pub fn causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut next = e.source();
-    while let Some(cause) = next {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    text
 }
 
 impl IntoResponse for ApiError {

@@ -8,6 +8,8 @@
 //! accounts and sessions are the caller's. Tokens and codes are never logged, and never
 //! appear in an error's text.
 
+// Transport errors carry no secrets: their causes go into the error text.
+use crate::causes::causes;
 use crate::config::{OidcConfig, SecretError};
 use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims};
 use openidconnect::{
@@ -149,18 +151,6 @@ impl std::fmt::Debug for OidcLogin {
     }
 }
 
-/// An error and its causes, for errors that carry no secrets (HTTP transport errors).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 fn first_name(parts: &[Option<&str>]) -> Option<String> {
     parts.iter().flatten().map(|s| s.trim()).find(|s| !s.is_empty()).map(str::to_string)
 }
@@ -214,7 +204,7 @@ impl OidcLogin {
         .await;
         let metadata = match found {
             Err(_) => return Err(OidcError::Unavailable("discovery timed out".into())),
-            Ok(Err(openidconnect::DiscoveryError::Request(e))) => return Err(OidcError::Unavailable(chain(&e))),
+            Ok(Err(openidconnect::DiscoveryError::Request(e))) => return Err(OidcError::Unavailable(causes(&e))),
             Ok(Err(openidconnect::DiscoveryError::Parse(_))) => {
                 return Err(OidcError::Unavailable("the discovery document or JWKS could not be parsed".into()))
             }
@@ -283,7 +273,7 @@ impl OidcLogin {
             Ok(Err(RequestTokenError::ServerResponse(r))) => {
                 return Err(OidcError::Refused(r.error().as_ref().to_string()));
             }
-            Ok(Err(RequestTokenError::Request(e))) => return Err(OidcError::Unavailable(chain(&e))),
+            Ok(Err(RequestTokenError::Request(e))) => return Err(OidcError::Unavailable(causes(&e))),
             // The body may hold tokens: never quoted.
             Ok(Err(RequestTokenError::Parse(..))) => {
                 return Err(OidcError::InvalidResponse("the token response could not be parsed".into()))
