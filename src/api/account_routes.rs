@@ -222,7 +222,7 @@ async fn account(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Resul
     let SignedIn { jar, session: s, account: account_id } = visitor;
     let name =
         state.accounts.display_name(&account_id).await.map_err(PageError::because)?.unwrap_or_default();
-    let patients = super::authorize_routes::records_of(&state, &account_id).await?;
+    let patients = super::record_pages::choices(&state, &account_id).await?;
     let apps: Vec<serde_json::Value> = state.grants.of_account(&account_id)
         .await?
         .into_iter()

@@ -14,7 +14,6 @@ use axum::routing::get;
 use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
-use crate::read::RecordChoice;
 use serde::Serialize;
 use std::sync::Arc;
 
@@ -24,13 +23,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/authorize/pick", get(pick_page).post(pick))
         .route("/authorize/consent", get(consent_page).post(consent))
         .with_state(state)
-}
-
-/// The records an account may open, named as the account may see them (the reader's
-/// record picker).
-pub async fn records_of(state: &ApiState, account_id: &str) -> Result<Vec<RecordChoice>, PageError> {
-    let links = state.accounts.links(account_id).await.map_err(PageError::because)?;
-    Ok(state.reader.choices(account_id, links).await)
 }
 
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
@@ -116,7 +108,7 @@ async fn pick_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result
         Ok(x) => x,
         Err(r) => return Ok((jar, *r).into_response()),
     };
-    let patients = records_of(&state, &account).await?;
+    let patients = super::record_pages::choices(&state, &account).await?;
     if patients.is_empty() {
         return Ok((jar, see_other("/enroll")).into_response());
     }
@@ -160,7 +152,7 @@ async fn consent_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Res
     };
     let Some(link_id) = p.link_id.clone() else { return Ok((jar, see_other("/authorize/pick")).into_response()) };
     let patient_name =
-        records_of(&state, &account).await?.into_iter().find(|r| r.id == link_id).map(|r| r.name).unwrap_or_default();
+        super::record_pages::choices(&state, &account).await?.into_iter().find(|r| r.id == link_id).map(|r| r.name).unwrap_or_default();
     let scopes: Vec<ScopeChoice> = p
         .scopes
         .iter()

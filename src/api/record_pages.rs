@@ -124,14 +124,20 @@ async fn open_page(
 /// The account's record link `link_id` (the same answer for another account's link and a
 /// made-up one).
 pub(super) async fn own_link(state: &ApiState, account_id: &str, link_id: &str) -> Result<PatientLink, RecordPageError> {
-    let links = state.accounts.links(account_id).await.map_err(|_| RecordPageError::Unavailable)?;
-    links.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)
+    links_of(state, account_id).await?.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)
 }
 
-/// The records the account may open, named as the account may see them.
+/// The records the account may open, named as the account may see them (every page's
+/// record picker, the authorization's and the account page's included).
 pub(super) async fn choices(state: &ApiState, account_id: &str) -> Result<Vec<RecordChoice>, RecordPageError> {
-    let links = state.accounts.links(account_id).await.map_err(|_| RecordPageError::Unavailable)?;
-    Ok(state.reader.choices(account_id, links).await)
+    Ok(state.reader.choices(account_id, links_of(state, account_id).await?).await)
+}
+
+async fn links_of(state: &ApiState, account_id: &str) -> Result<Vec<PatientLink>, RecordPageError> {
+    state.accounts.links(account_id).await.map_err(|e| {
+        tracing::error!(error = %e, "the account's record links are unavailable");
+        RecordPageError::Unavailable
+    })
 }
 
 async fn open(
