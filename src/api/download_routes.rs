@@ -13,7 +13,7 @@ use super::pages::{see_other, PageError};
 use super::ApiState;
 use crate::auth::Access;
 use crate::export::download::{self, Download, DownloadError, Format};
-use crate::read::{ReadError, Trail, Use};
+use crate::read::{OwnDownload, ReadError, Trail, Use};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -167,17 +167,16 @@ async fn for_link(
     let links = state.accounts.links(&account).await.map_err(PageError::because)?;
     let Some(link) = links.into_iter().find(|l| l.id == link_id) else { return Err(no_such_record()) };
     let access = crate::auth::access_for_link(&account, &link);
-    // A large record is prepared as a job, which the record's home page offers to start:
-    // nothing of the record goes out here.
-    if let Ok(n) = state.reader.own_record_size(&access).await {
-        if state.exports.downloads().is_large(n) {
-            return Ok((jar, see_other(&format!("/records/{link_id}#download-heading"))).into_response());
-        }
-    }
     let extension = if format == Format::Zip { "zip" } else { "json" };
     let trail = Trail::new(format!("/records/{link_id}/download.{extension}"), Some(from.ip()));
-    let result = match state.reader.own_record(&access, &trail, Use::Download).await {
-        Ok(r) => download::build(r, format, &state.base_url).await,
+    let downloads = state.exports.downloads();
+    let result = match state.reader.own_download(&access, &trail, |n| downloads.is_large(n)).await {
+        // A large record is prepared as a job, which the record's home page offers to
+        // start: nothing of the record goes out here.
+        Ok(OwnDownload::Later) => {
+            return Ok((jar, see_other(&format!("/records/{link_id}#download-heading"))).into_response())
+        }
+        Ok(OwnDownload::Now(r)) => download::build(r, format, &state.base_url).await,
         Err(e) => Err(e.into()),
     };
     match result {

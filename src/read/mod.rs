@@ -17,6 +17,13 @@ pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
 pub use trail::{Trail, Use};
 
+/// A download of one's own record: the record now, or too large to build while the person
+/// waits (a download job prepares it).
+pub enum OwnDownload {
+    Now(WholeRecord),
+    Later,
+}
+
 use crate::aggregate::{AggregateError, Aggregator, MissingSource};
 use crate::audit::{AuditLog, AuditQuery, AuditRecord};
 use crate::auth::{Access, PatientScope};
@@ -214,11 +221,27 @@ impl Reader {
         Ok(())
     }
 
-    /// How many resources of the caller's own record the caller may see: no content and
-    /// not an access (not logged); it lets a download choose between now and a job.
-    pub async fn own_record_size(&self, access: &Access) -> Result<usize, ReadError> {
-        let id = self.own_id(access).ok_or(ReadError::NotFound)?;
-        Ok(self.visible(access, &id).await?.released.resources().len())
+    /// The caller's own record for a download made now, decided once: `Later` when it holds
+    /// more resources the caller may see than `is_large` allows — a job prepares it then,
+    /// nothing went out and nothing is logged; otherwise the record, logged as a download.
+    pub async fn own_download(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        is_large: impl Fn(usize) -> bool,
+    ) -> Result<OwnDownload, ReadError> {
+        let action = Use::Download.action();
+        let Some(id) = self.own_id(access) else {
+            return trail::logged(&self.audit, access, trail, action, None, false, Err(ReadError::NotFound)).await;
+        };
+        let result = match self.permit_whole_record(access) {
+            Ok(()) => self.whole(access, &id).await,
+            Err(e) => Err(e),
+        };
+        if matches!(&result, Ok(record) if is_large(record.resources.len())) {
+            return Ok(OwnDownload::Later);
+        }
+        trail::logged(&self.audit, access, trail, action, Some(id), false, result).await.map(OwnDownload::Now)
     }
 
     /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
