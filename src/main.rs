@@ -545,11 +545,13 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         Command::Policy { command: PolicyCommand::Check { file } } => {
             let p = portico::policy::PolicyConfig::load(&file)?;
             println!(
-                "{}: ok ({} label rules, {} hold rules, jurisdiction {})",
+                "{}: ok ({} label rules, {} hold rules, jurisdiction {}, {} configured types; any other type \
+                 is withheld from proxies, apps and partners)",
                 file.display(),
                 p.label_rules.len(),
                 p.holds.rules.len(),
-                p.minors.jurisdiction
+                p.minors.jurisdiction,
+                p.types.configured.len()
             );
             Ok(())
         }

@@ -11,6 +11,10 @@ pub const RXNORM: &str = "http://www.nlm.nih.gov/research/umls/rxnorm";
 pub const CPT: &str = "http://www.ama-assn.org/go/cpt";
 /// HCPCS Level II (the letter codes: H0020, J7300 …).
 pub const HCPCS: &str = "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets";
+/// National Drug Codes (pharmacy claims and dispenses).
+pub const NDC: &str = "http://hl7.org/fhir/sid/ndc";
+/// UCUM units (a Quantity's `code`).
+pub const UCUM: &str = "http://unitsofmeasure.org";
 /// HL7 v2 table 0074, diagnostic service section (DiagnosticReport.category: LAB, GE, …).
 pub const DIAGNOSTIC_SERVICE: &str = "http://terminology.hl7.org/CodeSystem/v2-0074";
 
@@ -24,6 +28,8 @@ pub fn canonical_system(system: &str) -> &str {
         "urn:oid:2.16.840.1.113883.6.88" => RXNORM,
         "urn:oid:2.16.840.1.113883.6.12" => CPT,
         "urn:oid:2.16.840.1.113883.6.285" | "http://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets" => HCPCS,
+        "urn:oid:2.16.840.1.113883.6.69" => NDC,
+        "urn:oid:2.16.840.1.113883.6.8" => UCUM,
         "http://hl7.org/fhir/v2/0074" | "urn:oid:2.16.840.1.113883.12.74" => DIAGNOSTIC_SERVICE,
         other => other,
     }

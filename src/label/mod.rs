@@ -17,6 +17,8 @@ pub mod terminology;
 mod vocab;
 
 #[cfg(test)]
+mod every_type_tests;
+#[cfg(test)]
 mod fixture_tests;
 #[cfg(test)]
 mod synthea_tests;

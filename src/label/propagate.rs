@@ -3,14 +3,29 @@
 //! sensitive. Sensitivity and confidentiality labels (never 42CFRPart2, handling or
 //! integrity labels) flow along two kinds of links.
 //!
-//! *Same fact* (copied until nothing changes): DiagnosticReport ↔ its `result`s; a panel
-//! Observation → its `hasMember`s; Condition → the Encounter that lists it in `diagnosis` or
-//! that its `encounter` names; a `reasonReference` target, a Condition a CarePlan or Goal
-//! `addresses`, and a `medicationReference` Medication → the resource naming it; a
-//! prescription → its dispenses, administrations, statements and claims; a CarePlan → its
-//! CareTeams; an Encounter → its notes (DocumentReference, Composition), claims and
-//! explanations of benefit (they describe and bill the whole visit); a Claim → its
-//! ExplanationOfBenefit; a Condition or Procedure → the Claim or EOB that lists it.
+//! *Same fact* (copied until nothing changes): DiagnosticReport ↔ its `result`s and its
+//! `imagingStudy`; a panel Observation → its `hasMember`s; an Observation ↔ the
+//! QuestionnaireResponse it is `derivedFrom` (a PHQ-9 score and its answers); Condition → the
+//! Encounter that lists it in `diagnosis` or that its `encounter` names; a `reasonReference`
+//! target, a Condition a CarePlan or Goal `addresses`, and a `medicationReference`
+//! Medication → the resource naming it; a ServiceRequest ↔ what is `basedOn` it (an order for
+//! an HIV test is the HIV test); a result → the Specimen it was made on, and an order → the
+//! Specimen collected for it (`request`); a prescription → its dispenses, administrations,
+//! statements and claims; a CarePlan → its CareTeams; an Encounter → its notes
+//! (DocumentReference, Composition), claims and explanations of benefit (they describe and
+//! bill the whole visit, through `item.encounter` or `encounter`); a Claim ↔ its
+//! ExplanationOfBenefit (`claim`: one bill); a Condition, Procedure, prescription, referral
+//! or supporting resource → the Claim or EOB that lists it (`diagnosis.diagnosisReference`,
+//! `procedure.procedureReference`, `prescription`, `originalPrescription`, `referral`,
+//! `supportingInfo.valueReference`).
+//!
+//! *Billing.* A bill is a leak channel as wide as the visit: a minor's confidential visit
+//! must not reach a parent through its Claim or EOB, so they take every label of what they
+//! bill. Coverage inherits nothing: no element of a Coverage points at care (it is pointed
+//! at by claims), it is usually the family's own policy with the parent as subscriber, and
+//! labelling it from one sensitive claim would hide the family's insurance without
+//! protecting the visit. Its own codes are still read (a "family planning only" plan type is
+//! labelled by the rules).
 //!
 //! *Visit* (once the same-fact links have settled): an Encounter's *reason* labels — those
 //! from its own codes (type, reasonCode …) and from its `reasonReference` targets — go to
@@ -95,20 +110,47 @@ fn same_fact_links(ix: &Index) -> Vec<(usize, usize)> {
                 for o in ix.targets(r, "result", &["Observation"]) {
                     out.extend([(i, o), (o, i)]);
                 }
+                for s in ix.targets(r, "imagingStudy", &["ImagingStudy"]) {
+                    out.extend([(i, s), (s, i)]);
+                }
             }
-            "Observation" => out.extend(ix.targets(r, "hasMember", &["Observation"]).into_iter().map(|m| (i, m))),
+            "Observation" => {
+                out.extend(ix.targets(r, "hasMember", &["Observation"]).into_iter().map(|m| (i, m)));
+                for q in ix.targets(r, "derivedFrom", &["QuestionnaireResponse"]) {
+                    out.extend([(i, q), (q, i)]);
+                }
+            }
+            "Specimen" => out.extend(ix.targets(r, "request", &["ServiceRequest"]).into_iter().map(|o| (o, i))),
             "Encounter" => out.extend(ix.targets(r, "diagnosis.condition", &["Condition"]).into_iter().map(|c| (c, i))),
             "Condition" => out.extend(ix.targets(r, "encounter", &["Encounter"]).into_iter().map(|e| (i, e))),
-            "MedicationDispense" => out.extend(ix.targets(r, "authorizingPrescription", &[]).into_iter().map(|m| (m, i))),
+            "MedicationDispense" => {
+                out.extend(ix.targets(r, "authorizingPrescription", &[]).into_iter().map(|m| (m, i)));
+            }
             "MedicationAdministration" => out.extend(ix.targets(r, "request", &[]).into_iter().map(|m| (m, i))),
             "MedicationStatement" => out.extend(ix.targets(r, "basedOn", &[]).into_iter().map(|m| (m, i))),
             "CarePlan" => out.extend(ix.targets(r, "careTeam", &["CareTeam"]).into_iter().map(|c| (i, c))),
             "Claim" | "ExplanationOfBenefit" => {
-                for path in ["prescription", "diagnosis.diagnosisReference", "procedure.procedureReference", "claim"] {
+                for path in [
+                    "prescription",
+                    "originalPrescription",
+                    "referral",
+                    "diagnosis.diagnosisReference",
+                    "procedure.procedureReference",
+                    "supportingInfo.valueReference",
+                ] {
                     out.extend(ix.targets(r, path, &[]).into_iter().map(|x| (x, i)));
+                }
+                for c in ix.targets(r, "claim", &["Claim"]) {
+                    out.extend([(c, i), (i, c)]);
                 }
             }
             _ => {}
+        }
+        if matches!(t, "Observation" | "DiagnosticReport") {
+            out.extend(ix.targets(r, "specimen", &["Specimen"]).into_iter().map(|s| (i, s)));
+        }
+        for o in ix.targets(r, "basedOn", &["ServiceRequest"]) {
+            out.extend([(o, i), (i, o)]);
         }
         if OF_THE_WHOLE_VISIT.contains(&t) {
             out.extend(ix.visits_of(r).into_iter().map(|e| (e, i)));

@@ -2,10 +2,33 @@
 //! prefixes and ranges minus exclusions, SNOMED CT, LOINC, RxNorm, CPT, HCPCS, other
 //! `system|code` pairs, DiagnosticReport categories) and of words (terms matched at word
 //! boundaries in coding displays and `CodeableConcept.text`, ingredient names matched in
-//! medication texts), and the labels it adds. Matching reads every Coding of a resource,
-//! wherever it sits (values, components, reasons, claim items, contained resources …) —
-//! never `meta`, the narrative or free-text notes; it never edits a resource and never
-//! decides who sees what.
+//! medication texts), and the labels it adds. It never edits a resource and never decides
+//! who sees what.
+//!
+//! *Where it looks.* One walk over the resource's JSON reads every Coding (any object with
+//! a string `code`) and every CodeableConcept `text`, wherever it sits and whatever the
+//! resource type: values, components, reasons, Claim and ExplanationOfBenefit diagnoses and
+//! items (`productOrService`, `detail`, `subDetail`), `medication[x]`, ServiceRequest and
+//! ImagingStudy codes, QuestionnaireResponse answers, Specimen types, contained resources
+//! (read as their own type, so a contained Questionnaire's `code`) … Since the items of a
+//! QuestionnaireResponse carry no codes of their own, it also reads as LOINC codes its form
+//! canonical (`questionnaire` = `http://loinc.org/q/44249-1`, the PHQ-9) and item `linkId`s
+//! (`/44250-9`) when their last segment is a LOINC code with a right check digit; question
+//! texts are prose and are not read.
+//!
+//! *Where it never looks* (skipped wherever the key sits), because what is there is not a
+//! fact about the patient's care, and a word in it would be a false positive:
+//! - the resource's own bookkeeping: `meta` (labels and tags), the narrative (`text` as an
+//!   object, `div`), `identifier` (and so `identifier.type`), `reference`;
+//! - free text: `note`, `processNote` (the rules read codes and short labels, never prose);
+//! - the person, not the care: `language`, `communication` (languages spoken),
+//!   `maritalStatus`, `relationship` (Coverage's "self"/"child", a related claim's kind);
+//! - the money and the plan, not the service: `adjudication`, `total`, `payment`, `payee`,
+//!   `benefitBalance` (a plan's benefit categories, e.g. "Mental health" on every EOB of a
+//!   plan), `costToBeneficiary`, `insurance`;
+//! - units: a Quantity's UCUM `code` (`mg`, `/min`) is not a coding of a finding.
+//!
+//! Patient and directory resources (`NOT_READ`) are not read at all.
 
 use super::codes::{self, IcdPattern};
 use super::vocab;
@@ -50,6 +73,27 @@ pub enum Match {
 const NOT_READ: &[&str] =
     &["Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "RelatedPerson", "Person", "Group"];
 
+/// Keys never read wherever they sit (see the module head for why each is there).
+const NOT_CARE: &[&str] = &[
+    "meta",
+    "div",
+    "identifier",
+    "reference",
+    "note",
+    "processNote",
+    "language",
+    "communication",
+    "maritalStatus",
+    "relationship",
+    "adjudication",
+    "total",
+    "payment",
+    "payee",
+    "benefitBalance",
+    "costToBeneficiary",
+    "insurance",
+];
+
 /// What a resource says, as the rules read it: every Coding and every readable text.
 #[derive(Debug, Default)]
 pub struct Facts {
@@ -60,25 +104,54 @@ pub struct Facts {
 }
 
 impl Facts {
-    /// Reads `resource` (and what it contains). Skips `meta` (labels and tags), the
-    /// narrative, notes and identifiers; Patient and directory resources yield nothing.
+    /// Reads `resource` (and what it contains) in one walk. Skips the keys of [`NOT_CARE`]
+    /// wherever they sit; Patient and directory resources yield nothing.
     pub fn of(resource: &Value) -> Facts {
         let mut facts = Facts::default();
         if fhir::resource_type(resource).is_some_and(|t| !NOT_READ.contains(&t)) {
+            facts.read_form(resource);
             let medication = fhir::resource_type(resource) == Some("Medication");
             facts.walk(resource, medication);
         }
         facts
     }
 
+    /// A QuestionnaireResponse reads as the LOINC code of its form when its `questionnaire`
+    /// canonical ends in one (`http://loinc.org/q/44249-1`, `…/Questionnaire/44249-1|2.0`).
+    fn read_form(&mut self, resource: &Value) {
+        if fhir::resource_type(resource) != Some("QuestionnaireResponse") {
+            return;
+        }
+        let Some(canonical) = resource.get("questionnaire").and_then(Value::as_str) else { return };
+        let url = canonical.split('|').next().unwrap_or_default();
+        self.push_loinc_tail(url);
+    }
+
+    /// The last `/` segment of `text`, when it is a LOINC code with a right check digit (a
+    /// form canonical, an item `linkId` such as `/44249-1/44250-9`).
+    fn push_loinc_tail(&mut self, text: &str) {
+        let tail = text.trim().rsplit('/').next().unwrap_or_default();
+        if tail.bytes().next().is_some_and(|b| b.is_ascii_digit()) && codes::checked_code(codes::LOINC, tail).is_ok() {
+            self.codings.push((codes::LOINC.to_string(), tail.to_string()));
+        }
+    }
+
     fn walk(&mut self, v: &Value, medication: bool) {
         match v {
             Value::Array(items) => items.iter().for_each(|x| self.walk(x, medication)),
             Value::Object(map) => {
+                // A questionnaire item: LOINC-coded forms use the item's LOINC code as linkId.
+                if let Some(link) = map.get("linkId").and_then(Value::as_str) {
+                    self.push_loinc_tail(link);
+                }
                 if let Some(code) = map.get("code").and_then(Value::as_str) {
                     let system = map.get("system").and_then(Value::as_str).unwrap_or("");
                     let system = codes::canonical_system(system);
-                    let med = medication || system == codes::RXNORM;
+                    if system == codes::UCUM {
+                        // A Quantity (or a unit answer): its unit, not a finding.
+                        return;
+                    }
+                    let med = medication || system == codes::RXNORM || system == codes::NDC;
                     self.codings.push((system.to_string(), code.trim().to_string()));
                     if let Some(display) = map.get("display").and_then(Value::as_str) {
                         self.texts.push((display.to_string(), med));
@@ -92,7 +165,7 @@ impl Facts {
                 }
                 for (key, child) in map {
                     match key.as_str() {
-                        "meta" | "note" | "identifier" | "reference" | "div" => continue,
+                        k if NOT_CARE.contains(&k) => continue,
                         "text" if child.is_object() => continue,
                         _ => {}
                     }

@@ -44,6 +44,10 @@ pub struct PolicyConfig {
     #[serde(default)]
     pub exclusions: ExclusionsConfig,
     pub partners: PartnersConfig,
+    /// The resource types this policy has rules for; any other type is withheld from
+    /// proxies, apps and partners (fail-closed).
+    #[serde(default)]
+    pub types: TypesConfig,
     /// Label rules, loaded from `labels`.
     #[serde(skip)]
     pub label_rules: Vec<LabelRuleConfig>,
@@ -57,7 +61,8 @@ pub struct PolicyConfig {
 pub struct MinorsConfig {
     /// Which of `jurisdictions` applies to this deployment.
     pub jurisdiction: String,
-    /// What a proxy of an adolescent may see (resource types), when unlabeled.
+    /// What a proxy of an adolescent may see (resource types), when unlabeled; each one of
+    /// `types.configured`.
     pub proxy_limited_types: Vec<String>,
     /// Services a minor may consent to alone, by name, and the security labels that mark
     /// them. From which age the minor's own consent keeps a service from a parent is each
@@ -182,6 +187,48 @@ pub struct PartnersConfig {
     pub emergency_purposes: Vec<String>,
 }
 
+/// `[types]`: the resource types HIM has looked at and that the rules (labels, minors,
+/// holds, exclusions, scopes) cover. A type not listed — one a source newly sends, or one
+/// the labeller has no way to read — is shown only to the patient themself (not through an
+/// app) and to staff; proxies, apps and partners do not get it (rule
+/// `types:not-configured`) until HIM adds it here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TypesConfig {
+    /// Resource type names (`Claim`, `ExplanationOfBenefit` …). A policy file without
+    /// `[types]` configures the types Portico has always served ([`served_types`]).
+    pub configured: Vec<String>,
+}
+
+impl Default for TypesConfig {
+    fn default() -> Self {
+        TypesConfig { configured: served_types() }
+    }
+}
+
+impl TypesConfig {
+    /// Whether the policy has rules for `resource_type`.
+    pub fn is_configured(&self, resource_type: &str) -> bool {
+        self.configured.iter().any(|t| t == resource_type)
+    }
+}
+
+/// The Patient and the types the gateway has served since its first release (the 14
+/// compartment types and 5 supporting ones): the policy's types when a file says nothing.
+pub fn served_types() -> Vec<String> {
+    std::iter::once("Patient")
+        .chain(crate::fhir::PATIENT_COMPARTMENT_TYPES.iter().copied())
+        .chain(crate::fhir::SUPPORTING_TYPES.iter().copied())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A resource type name as FHIR spells them: an upper-case ASCII letter, then letters and
+/// digits.
+fn is_type_name(t: &str) -> bool {
+    t.starts_with(|c: char| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric())
+}
+
 /// True for a label code a policy may name: a v3-ActCode sensitivity code, a
 /// confidentiality code (N/R/V), the Part 2 privacy law or its no-redisclosure handling code.
 pub fn is_known_label(code: &str) -> bool {
@@ -258,11 +305,20 @@ impl PolicyConfig {
                 .find(|c| !is_known_label(c))
                 .map_or(Ok(()), |c| Err((key.to_string(), format!("`{c}` is not a known security label"))))
         };
+        let mut listed = std::collections::HashSet::new();
+        for t in &self.types.configured {
+            if !is_type_name(t) {
+                return Err(("types.configured".into(), format!("`{t}` is not a resource type name (e.g. Claim)")));
+            }
+            if !listed.insert(t) {
+                return Err(("types.configured".into(), format!("`{t}` is listed twice")));
+            }
+        }
         for t in &self.minors.proxy_limited_types {
-            if !crate::fhir::is_served_type(t) {
+            if !self.types.is_configured(t) {
                 return Err((
                     "minors.proxy_limited_types".into(),
-                    format!("`{t}` is not a resource type the gateway serves"),
+                    format!("`{t}` is not in types.configured: a type the policy has no rules for is never shown to a proxy"),
                 ));
             }
         }

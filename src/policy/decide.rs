@@ -3,6 +3,9 @@
 //! but 42 CFR Part 2 data without a consent (or emergency); patient-facing viewers lose
 //! excluded document types and held results, proxies lose what the minor's age band keeps
 //! from them and the services the minor consents to alone at that age, and apps lose what their scopes do not grant — scopes never widen.
+//! Fail-closed over types: a resource type the policy has no rules for (not in
+//! `[types] configured`) is withheld from proxies, apps and partners (`types:not-configured`)
+//! and shown only to the patient themself and staff.
 
 use super::config::{Jurisdiction, PolicyConfig, PolicyError, ProxyAccess};
 use super::holds::{self, PatientLedger};
@@ -214,6 +217,9 @@ impl Policy {
     ) -> Vec<String> {
         let t = fhir::resource_type(r).unwrap_or_default();
         let mut rules = Vec::new();
+        if !matches!(viewer.role, Role::Staff) {
+            rules.extend(self.type_rule(viewer, t));
+        }
         match &viewer.role {
             Role::Staff => return rules,
             Role::Partner { partner, purpose } => {
@@ -254,6 +260,13 @@ impl Policy {
         }
         rules.extend(scope_rule(viewer, r, t));
         rules
+    }
+
+    /// `types:not-configured` when the policy has no rules for type `t` and the viewer is
+    /// not the patient themself (a proxy, an app, a partner). Staff never reach here.
+    fn type_rule(&self, viewer: &Viewer, t: &str) -> Option<String> {
+        let own_eyes = viewer.role == Role::Patient && viewer.app_scopes.is_none();
+        (!own_eyes && !self.config.types.is_configured(t)).then(|| TYPE_NOT_CONFIGURED.to_string())
     }
 
     fn is_excluded_document(&self, r: &Value) -> bool {
@@ -308,6 +321,9 @@ impl Policy {
         }
     }
 }
+
+/// The rule that withholds a type the policy has no rules for.
+pub const TYPE_NOT_CONFIGURED: &str = "types:not-configured";
 
 /// What a proxy of a minor may see: the band's access, less the services (by label) the
 /// minor consents to alone at this age in the jurisdiction in force.
@@ -401,3 +417,5 @@ fn is_part2(labels: &BTreeSet<String>) -> bool {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod types_tests;

@@ -11,6 +11,6 @@ mod released;
 pub mod viewer;
 
 pub use config::{PolicyConfig, PolicyError};
-pub use decide::{label_codes, Decision, Denied, Explanation, Policy, PolicyContext};
+pub use decide::{label_codes, Decision, Denied, Explanation, Policy, PolicyContext, TYPE_NOT_CONFIGURED};
 pub use released::Released;
 pub use viewer::{Interaction, Role, Viewer, ViewerError};
