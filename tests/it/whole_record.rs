@@ -131,6 +131,16 @@ async fn every_compartment_type_a_source_holds_reaches_the_record() {
     assert!(completed > 0 && completed < source.of_type("MedicationDispense").len());
     let (rs, _) = gw.all_pages(&format!("MedicationDispense?patient={pat1}&status=completed&_count=200")).await;
     assert_eq!(rs.len(), completed);
+    // Result parameters apps send: `_summary=count` answers the total alone, `_total` is
+    // accepted, a summary that would trim resources is refused clearly.
+    let (status, counted) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=count&_total=accurate")).await;
+    assert_eq!(status, 200, "{counted}");
+    assert_eq!(counted["total"], source.of_type("MedicationDispense").len());
+    assert!(counted["entry"].as_array().into_iter().flatten().all(|e| e["search"]["mode"] != "match"), "{counted}");
+    let (status, _) = gw.get(&format!("MedicationDispense?patient={pat1}&_total=none")).await;
+    assert_eq!(status, 200);
+    let (status, refused) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=text")).await;
+    assert_eq!(status, 400, "{refused}");
     let eob = record.iter().find(|r| r["resourceType"] == "ExplanationOfBenefit").unwrap();
     let (status, read) = gw.get(&format!("ExplanationOfBenefit/{}", eob["id"].as_str().unwrap())).await;
     assert_eq!((status, &read), (200, eob), "read by id");
@@ -140,4 +150,38 @@ async fn every_compartment_type_a_source_holds_reaches_the_record() {
     assert_eq!(ready["not_served"]["examples"]["Questionnaire"], 1, "{ready}");
     assert!(ready["not_served"].get("synthea").is_none(), "{ready}");
     gw.stop().await;
+}
+
+/// Staff's command line names what a source holds but the gateway does not serve, and what
+/// each source is searched for.
+#[test]
+fn portico_sources_counts_what_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portico.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[database]\nurl = \"sqlite://{}/portico.db\"\n\
+         [[sources]]\nname = \"examples\"\ndisplay = \"FHIR R4 examples\"\nkind = \"files\"\npath = \"{}\"\n",
+        dir.path().display(),
+        fixtures("r4-examples").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["sources", "--json", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let examples = &report[0];
+    assert_eq!(examples["name"], "examples");
+    assert_eq!(examples["not_served"], serde_json::json!({"Questionnaire": 1}), "{report}");
+    let gathered: Vec<&str> = examples["gathered"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(gathered.contains(&"MedicationDispense") && gathered.contains(&"ExplanationOfBenefit"), "{gathered:?}");
+    assert!(!gathered.contains(&"Observation"), "a type the source does not hold is not searched: {gathered:?}");
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["sources", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("NOT SERVED: 1 Questionnaire"));
 }
