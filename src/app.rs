@@ -144,13 +144,23 @@ impl App {
             policy.clone(),
             zone,
         ));
+        // What each source offers (its CapabilityStatement); one that is down is retried
+        // with the index refresh, its configured types gathered meanwhile.
+        for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
+            tracing::warn!(%source, %error, "capability statement not read; configured types gathered until it is");
+        }
         let refresher = {
             let (index, every) = (index.clone(), config.identity.refresh_every.std());
+            let aggregator = aggregator.clone();
             tokio::spawn(async move {
                 loop {
                     // A source missed by the last build is retried sooner.
-                    let wait = if index.unread_sources().is_empty() { every } else { every.min(UNREAD_RETRY) };
+                    let behind = !index.unread_sources().is_empty() || !aggregator.offers_unknown().is_empty();
+                    let wait = if behind { every.min(UNREAD_RETRY) } else { every };
                     tokio::time::sleep(wait).await;
+                    for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
+                        tracing::warn!(%source, %error, "capability statement not read; configured types gathered until it is");
+                    }
                     match index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await {
                         Ok(report) => {
                             for (source, error) in &report.failed_sources {

@@ -133,6 +133,13 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Each source's state, the types it is searched for per person (from its
+    /// CapabilityStatement) and what it holds that the gateway does not serve.
+    Sources {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -676,6 +683,10 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 Some(seq) => Err(CliError::AuditBroken(seq)),
             }
         }
+        Command::Sources { json } => {
+            let app = App::build(load(config)?).await?;
+            print_sources(&app, json)
+        }
         Command::Patients { json } => {
             let config = load(config)?;
             let app = App::build(config).await?;
@@ -706,6 +717,27 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn print_sources(app: &App, json: bool) -> Result<(), CliError> {
+    let gauges = portico::aggregate::Gauges::new(app.aggregator.clone());
+    let report = gauges.source_report();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    for s in &report {
+        println!("{} ({}): {}", s.name, s.display, s.state);
+        println!("  gathered per person: {}", s.gathered.join(", "));
+        if !s.offer_known {
+            println!("  capability statement not read yet: configured types gathered");
+        }
+        for (t, n) in &s.not_served {
+            let n = n.map_or_else(|| "an unknown number of".to_string(), |n| n.to_string());
+            println!("  NOT SERVED: {n} {t}");
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -14,6 +14,17 @@ pub struct Gauges {
     aggregator: Arc<Aggregator>,
 }
 
+/// One source as staff see it in health and `portico sources`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SourceReport {
+    pub name: String,
+    pub display: String,
+    pub state: &'static str,
+    pub offer_known: bool,
+    pub gathered: Vec<String>,
+    pub not_served: std::collections::BTreeMap<String, Option<usize>>,
+}
+
 /// One source's upstream call statistics (sources that make no upstream calls have none).
 pub struct SourceCalls {
     pub name: String,
@@ -42,6 +53,30 @@ impl Gauges {
     /// How many people (linked records) the patient index holds.
     pub fn patients_indexed(&self) -> usize {
         self.aggregator.index().links().len()
+    }
+
+    /// Per source: its state, the types it is searched for per person, whether its
+    /// CapabilityStatement is known, and what it holds that the gateway does not serve
+    /// (type → count, `None` when the source cannot say). Type names and counts only.
+    pub fn source_report(&self) -> Vec<SourceReport> {
+        let unserved = self.aggregator.unserved();
+        let unknown = self.aggregator.offers_unknown();
+        let mut gathered = self.aggregator.gathered_types();
+        self.aggregator
+            .sources()
+            .iter()
+            .map(|s| {
+                let status = s.status();
+                SourceReport {
+                    name: status.name,
+                    display: status.display,
+                    state: status.state,
+                    offer_known: !unknown.iter().any(|u| u == s.name()),
+                    gathered: gathered.remove(s.name()).unwrap_or_default(),
+                    not_served: unserved.get(s.name()).cloned().unwrap_or_default(),
+                }
+            })
+            .collect()
     }
 
     /// The record cache's (hits, misses).

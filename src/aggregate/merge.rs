@@ -145,7 +145,7 @@ fn duplicate_keys(
         .filter_map(|i| Some(format!("id|{t}|{}|{}", i.get("system")?.as_str()?, i.get("value")?.as_str()?)))
         .collect();
     let subject = fhir::patient_element(t)
-        .and_then(|e| r.get(e))
+        .and_then(|e| fhir::path_values(r, e).into_iter().next())
         .and_then(|s| s.get("reference"))
         .and_then(Value::as_str)
         .and_then(reference::parse)

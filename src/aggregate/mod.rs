@@ -9,11 +9,11 @@ mod gauges;
 pub mod merge;
 pub mod provenance;
 
-pub use gauges::{Gauges, SourceCalls};
+pub use gauges::{Gauges, SourceCalls, SourceReport};
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;
-use crate::sources::{SharedSource, SourceError};
+use crate::sources::{Offer, SharedSource, SourceError};
 use merge::Fetched;
 use moka::future::Cache;
 use serde_json::Value;
@@ -107,7 +107,13 @@ pub struct Aggregator {
     sources: Vec<SharedSource>,
     labeler: Arc<dyn Labelling>,
     index: Arc<PatientIndex>,
-    types: Vec<String>,
+    /// `aggregate.resource_types`, when configured.
+    configured: Option<Vec<String>>,
+    /// Per source, what its CapabilityStatement last said it offers.
+    offers: std::sync::RwLock<HashMap<String, Offer>>,
+    /// Per source, what it holds that the gateway does not serve: type → how many (when
+    /// the source can say).
+    unserved: std::sync::RwLock<BTreeMap<String, BTreeMap<String, Option<usize>>>>,
     deadline: Duration,
     cache: Cache<String, Arc<Record>>,
     /// Where a resource lives: gateway `Type/id` → gateway patient id.
@@ -122,7 +128,7 @@ impl Aggregator {
         sources: Vec<SharedSource>,
         labeler: Arc<dyn Labelling>,
         index: Arc<PatientIndex>,
-        types: Vec<String>,
+        configured: Option<Vec<String>>,
         deadline: Duration,
         ttl: Duration,
         max_records: u64,
@@ -131,7 +137,9 @@ impl Aggregator {
             sources,
             labeler,
             index,
-            types,
+            configured,
+            offers: Default::default(),
+            unserved: Default::default(),
             deadline,
             cache: Cache::builder().time_to_live(ttl).max_capacity(max_records).build(),
             hits: Default::default(),
@@ -169,10 +177,11 @@ impl Aggregator {
         for m in &link.members {
             members.entry(m.source.as_str()).or_default().push(m.source_patient_id.clone());
         }
-        let work = self
-            .sources
-            .iter()
-            .filter_map(|s| members.get(s.name()).map(|ids| gather(s.clone(), ids.clone(), &self.types, deadline)));
+        let work = self.sources.iter().filter_map(|s| {
+            let ids = members.get(s.name())?;
+            let (types, referenced) = self.plan(s.name());
+            Some(gather(s.clone(), ids.clone(), types, referenced, deadline))
+        });
         let results = futures::future::join_all(work).await;
         let mut fetched = Vec::new();
         let mut missing: Vec<MissingSource> = self
@@ -218,32 +227,24 @@ impl Aggregator {
         let deadline = Instant::now() + self.deadline;
         let found =
             source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
-        let candidates: Vec<String> = match fhir::patient_element(resource_type) {
-            Some(element) => found
-                .get(element)
-                .and_then(|r| r.get("reference"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .into_iter()
-                .collect(),
-            None if resource_type == "Provenance" => fhir::path_values(&found, "target")
+        let candidates: Vec<String> = if resource_type == "Provenance" {
+            fhir::path_values(&found, "target")
                 .into_iter()
                 .filter_map(|t| t.get("reference").and_then(Value::as_str).map(str::to_string))
-                .collect(),
-            None => Vec::new(),
+                .collect()
+        } else {
+            fhir::compartment::patients_of(&found, resource_type).into_iter().map(|p| format!("Patient/{p}")).collect()
         };
         for reference in candidates {
             let Some((t, rid)) = reference::parse(&reference) else { continue };
-            let patient = match (t, fhir::patient_element(t)) {
-                ("Patient", _) => Some(rid.to_string()),
-                (_, Some(element)) => {
+            let patient = match t {
+                "Patient" => Some(rid.to_string()),
+                t if fhir::compartment::get(t).is_some() => {
                     let target =
                         source.read_many(t, &[rid.to_string()], deadline).await.ok().and_then(|v| v.into_iter().next());
-                    target
-                        .as_ref()
-                        .and_then(|r| r.get(element)?.get("reference")?.as_str())
-                        .and_then(reference::parse)
-                        .map(|(_, p)| p.to_string())
+                    target.as_ref().and_then(|r| {
+                        fhir::compartment::patients_of(r, t).first().map(std::string::ToString::to_string)
+                    })
                 }
                 _ => None,
             };
@@ -273,6 +274,98 @@ impl Aggregator {
         Some((self.sources.iter().find(|s| s.name() == source_name)?, source_id))
     }
 
+    /// What to ask source `name` for: the compartment types to search per person and the
+    /// types to read by id when referenced. From its CapabilityStatement when known (every
+    /// compartment type it declares with a usable patient parameter, within
+    /// `aggregate.resource_types` when configured), else the configured or US Core types.
+    fn plan(&self, name: &str) -> (Vec<String>, Vec<&'static str>) {
+        let offers = self.offers.read().ok();
+        match offers.as_ref().and_then(|o| o.get(name)) {
+            Some(offer) => {
+                let types = fhir::compartment::type_names()
+                    .filter(|t| offer.patient_param(t).is_some())
+                    .filter(|t| self.configured.as_ref().is_none_or(|c| c.iter().any(|x| x == t)))
+                    .map(str::to_string)
+                    .collect();
+                let referenced = fhir::REFERENCED_TYPES.iter().copied().filter(|t| offer.offers(t)).collect();
+                (types, referenced)
+            }
+            None => {
+                let types = match &self.configured {
+                    Some(c) => c.clone(),
+                    None => fhir::PATIENT_COMPARTMENT_TYPES.iter().map(std::string::ToString::to_string).collect(),
+                };
+                (types, fhir::SUPPORTING_TYPES.to_vec())
+            }
+        }
+    }
+
+    /// Reads every source's CapabilityStatement (at start, then with the index refresh) and
+    /// counts what each holds that the gateway does not serve. A source that cannot be read
+    /// keeps what was known of it (or the configured types) and is named in the answer so
+    /// the caller retries sooner; it never stops the gateway.
+    pub async fn refresh_offers(&self, deadline: Instant) -> Vec<(String, SourceError)> {
+        let mut failed = Vec::new();
+        for source in &self.sources {
+            let offer = match source.offer(deadline).await {
+                Ok(Some(offer)) => offer,
+                Ok(None) => continue,
+                Err(e) => {
+                    failed.push((source.name().to_string(), e));
+                    continue;
+                }
+            };
+            let (gathered, referenced) = {
+                if let Ok(mut offers) = self.offers.write() {
+                    offers.insert(source.name().to_string(), offer.clone());
+                }
+                self.plan(source.name())
+            };
+            let mut unserved = BTreeMap::new();
+            for t in offer.types.keys() {
+                let served = t == "Patient"
+                    || gathered.contains(t)
+                    || referenced.contains(&t.as_str())
+                    || fhir::SUPPORTING_TYPES.contains(&t.as_str());
+                if served {
+                    continue;
+                }
+                match source.count(t, deadline).await {
+                    Ok(Some(0)) => {}
+                    Ok(n) => {
+                        unserved.insert(t.clone(), n);
+                    }
+                    Err(_) => {
+                        unserved.insert(t.clone(), None);
+                    }
+                }
+            }
+            for (t, n) in &unserved {
+                tracing::warn!(source = source.name(), resource_type = %t, count = ?n, "source holds a type the gateway does not serve");
+            }
+            if let Ok(mut all) = self.unserved.write() {
+                all.insert(source.name().to_string(), unserved);
+            }
+        }
+        failed
+    }
+
+    /// Sources whose CapabilityStatement is not known yet (to retry sooner).
+    pub fn offers_unknown(&self) -> Vec<String> {
+        let offers = self.offers.read().map(|o| o.keys().cloned().collect::<BTreeSet<_>>()).unwrap_or_default();
+        self.sources.iter().map(|s| s.name().to_string()).filter(|s| !offers.contains(s)).collect()
+    }
+
+    /// Per source, what it declared that the gateway does not serve: type → count.
+    pub fn unserved(&self) -> BTreeMap<String, BTreeMap<String, Option<usize>>> {
+        self.unserved.read().map(|u| u.clone()).unwrap_or_default()
+    }
+
+    /// Per source, the types it is searched for per person.
+    pub fn gathered_types(&self) -> BTreeMap<String, Vec<String>> {
+        self.sources.iter().map(|s| (s.name().to_string(), self.plan(s.name()).0)).collect()
+    }
+
     /// Drops a cached record (after new data or a policy change).
     pub async fn invalidate(&self, patient_id: &str) {
         self.cache.invalidate(patient_id).await;
@@ -284,7 +377,8 @@ impl Aggregator {
 async fn gather(
     source: SharedSource,
     patient_ids: Vec<String>,
-    types: &[String],
+    types: Vec<String>,
+    referenced: Vec<&'static str>,
     deadline: Instant,
 ) -> (Fetched, Vec<SourceError>) {
     let name = source.name().to_string();
@@ -301,7 +395,7 @@ async fn gather(
             Ok(p) => resources.extend(p),
             Err(e) => problems.push(e),
         }
-        let calls = patient_ids.iter().flat_map(|pid| types.iter().map(move |t| (pid, t)));
+        let calls = patient_ids.iter().flat_map(|pid| types.iter().map(move |t| (pid, t.as_str())));
         let results = futures::future::join_all(calls.map(|(pid, t)| source.patient_resources(pid, t, deadline))).await;
         for r in results {
             match r {
@@ -311,7 +405,7 @@ async fn gather(
         }
         let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
         for _ in 0..SUPPORTING_ROUNDS {
-            let wanted = referenced_supporting(&resources, &have);
+            let wanted = referenced_supporting(&resources, &have, &referenced);
             if wanted.is_empty() {
                 break;
             }
@@ -345,13 +439,17 @@ fn type_and_id(r: &Value) -> Option<(String, String)> {
     Some((fhir::resource_type(r)?.to_string(), fhir::resource_id(r)?.to_string()))
 }
 
-/// Supporting resources referenced but not yet fetched, by type.
-fn referenced_supporting(resources: &[Value], have: &BTreeSet<(String, String)>) -> Vec<(String, Vec<String>)> {
+/// Resources of the `referenced` types pointed at but not yet fetched, by type.
+fn referenced_supporting(
+    resources: &[Value],
+    have: &BTreeSet<(String, String)>,
+    referenced: &[&str],
+) -> Vec<(String, Vec<String>)> {
     let mut wanted: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
     for r in resources {
         for s in reference::all(r) {
             if let Some((t, id)) = reference::parse(&s) {
-                if fhir::SUPPORTING_TYPES.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
+                if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
                     wanted.entry(t.to_string()).or_default().insert(id.to_string());
                 }
             }

@@ -41,17 +41,34 @@ fn interaction(code: &str) -> Result<Option<CapabilityStatementRestResourceInter
     CapabilityStatementRestResourceInteraction::builder().code(code.to_string()).build().map(Some)
 }
 
+/// The patient parameters a type is searched with: `patient`, `subject` where the type's
+/// patient element is `subject`, and the type's own compartment parameter (`actor` …).
+fn patient_params(t: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = vec!["patient", "subject"];
+    if let Some(c) = fhir::compartment::get(t) {
+        if !names.contains(&c.search) {
+            names.push(c.search);
+        }
+    }
+    names.retain(|n| search::definition(t, n).is_some());
+    names
+}
+
+/// Patient, and every type of the patient compartment, is searchable; supporting types
+/// are read by id.
+fn is_searchable(t: &str) -> bool {
+    t == "Patient" || fhir::compartment::get(t).is_some()
+}
+
 /// One served type: read, and search with its parameters where it is searchable.
 fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestResource, BuilderError> {
-    let searchable = t == "Patient" || fhir::patient_element(t).is_some() || t == "Provenance";
+    let searchable = is_searchable(t);
     let mut params = Vec::new();
     if searchable {
         params.push(param("_id", SearchParamType::Token)?);
         params.push(param("_lastUpdated", SearchParamType::Date)?);
-        for name in ["patient", "subject"] {
-            if search::definition(t, name).is_some() {
-                params.push(param(name, SearchParamType::Reference)?);
-            }
+        for name in patient_params(t) {
+            params.push(param(name, SearchParamType::Reference)?);
         }
         if t != "Patient" {
             for d in search::type_params(t) {
@@ -81,9 +98,7 @@ fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestRes
 
 fn typed(base_url: &str, started: chrono::DateTime<Utc>) -> Result<CapabilityStatement, BuilderError> {
     let endpoints = super::well_known::endpoints(base_url);
-    let mut types: Vec<&str> = vec!["Patient"];
-    types.extend(fhir::PATIENT_COMPARTMENT_TYPES);
-    types.extend(fhir::SUPPORTING_TYPES);
+    let types = fhir::served_types();
     let mut resources = Vec::new();
     // Every served type is an R4 type that R4B kept (a unit test checks none is left out).
     for (t, kind) in types.iter().filter_map(|t| Some((*t, t.parse::<ResourceType>().ok()?))) {
@@ -203,21 +218,17 @@ mod tests {
     /// The CapabilityStatement as the gateway wrote it with json! before the typed model.
     fn before(base_url: &str, date: &str) -> Value {
         let endpoints = crate::api::well_known::endpoints(base_url);
-        let mut types: Vec<&str> = vec!["Patient"];
-        types.extend(fhir::PATIENT_COMPARTMENT_TYPES);
-        types.extend(fhir::SUPPORTING_TYPES);
+        let types = fhir::served_types();
         let resources: Vec<Value> = types
             .iter()
             .map(|t| {
-                let searchable = *t == "Patient" || fhir::patient_element(t).is_some() || *t == "Provenance";
+                let searchable = super::is_searchable(t);
                 let mut params: Vec<Value> = Vec::new();
                 if searchable {
                     params.push(json!({"name": "_id", "type": "token"}));
                     params.push(json!({"name": "_lastUpdated", "type": "date"}));
-                    for name in ["patient", "subject"] {
-                        if search::definition(t, name).is_some() {
-                            params.push(json!({"name": name, "type": "reference"}));
-                        }
+                    for name in super::patient_params(t) {
+                        params.push(json!({"name": name, "type": "reference"}));
                     }
                     if *t != "Patient" {
                         for d in search::type_params(t) {
@@ -300,11 +311,10 @@ mod tests {
         let listed: Vec<&str> =
             served["rest"][0]["resource"].as_array().unwrap().iter().filter_map(|r| r["type"].as_str()).collect();
         assert!(listed.iter().all(|t| fhir::is_served_type(t) || ["AuditEvent", "Group"].contains(t)));
-        assert_eq!(
-            listed.len(),
-            1 + fhir::PATIENT_COMPARTMENT_TYPES.len() + fhir::SUPPORTING_TYPES.len() + 2,
-            "{listed:?}"
-        );
+        assert_eq!(listed.len(), fhir::served_types().len() + 2, "{listed:?}");
+        for t in ["Claim", "ExplanationOfBenefit", "ImagingStudy", "MedicationAdministration", "Coverage", "Device"] {
+            assert!(listed.contains(&t), "{t}");
+        }
         let back: CapabilityStatement = serde_json::from_value(served.clone()).unwrap();
         assert_eq!(serde_json::to_value(back).unwrap(), served, "round-trips through the R4B model");
         assert_eq!(served["fhirVersion"], json!("4.0.1"));

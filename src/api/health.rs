@@ -1,5 +1,6 @@
 //! `/health/live` (the process answers) and `/health/ready` (the patient index is loaded;
-//! per-source status as the circuit breakers see it). No patient data.
+//! per-source status as the circuit breakers see it, and per source what it holds that the
+//! gateway does not serve, by type and count). No patient data.
 
 use super::ApiState;
 use axum::extract::State;
@@ -22,10 +23,17 @@ async fn ready(State(state): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) 
     let all_down = !sources.is_empty() && sources.iter().all(|s| s.state == "down");
     let status = if all_down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     let patients = state.gauges.patients_indexed();
+    let not_served: serde_json::Map<String, Value> = state
+        .gauges
+        .source_report()
+        .into_iter()
+        .filter(|r| !r.not_served.is_empty())
+        .map(|r| (r.name, json!(r.not_served)))
+        .collect();
     (
         status,
         Json(
-            json!({"status": if all_down { "unavailable" } else { "ready" }, "patients_indexed": patients, "sources": sources}),
+            json!({"status": if all_down { "unavailable" } else { "ready" }, "patients_indexed": patients, "sources": sources, "not_served": not_served}),
         ),
     )
 }

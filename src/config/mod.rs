@@ -180,9 +180,12 @@ pub struct AggregateConfig {
     /// How many aggregated records the cache holds at most.
     #[serde(default = "default_cache_records")]
     pub cache_max_records: u64,
-    /// Resource types fetched for a patient's record (the US Core set by default).
-    #[serde(default = "default_types")]
-    pub resource_types: Vec<String>,
+    /// Resource types fetched for a patient's record: when set, only these (any type of
+    /// the R4 Patient compartment, `crate::fhir::compartment`), intersected with what each
+    /// source's CapabilityStatement declares. When unset, every compartment type a source
+    /// declares; the US Core set (`default_types`) while a source's statement is unknown.
+    #[serde(default)]
+    pub resource_types: Option<Vec<String>>,
 }
 
 impl Default for AggregateConfig {
@@ -191,7 +194,7 @@ impl Default for AggregateConfig {
             deadline: default_deadline(),
             cache_ttl: default_cache_ttl(),
             cache_max_records: default_cache_records(),
-            resource_types: default_types(),
+            resource_types: None,
         }
     }
 }
@@ -492,11 +495,11 @@ impl Config {
         if self.aggregate.deadline.is_zero() {
             return Err(("aggregate.deadline".into(), "must be greater than zero".into()));
         }
-        for (i, t) in self.aggregate.resource_types.iter().enumerate() {
-            if !crate::fhir::PATIENT_COMPARTMENT_TYPES.contains(&t.as_str()) {
+        for (i, t) in self.aggregate.resource_types.iter().flatten().enumerate() {
+            if crate::fhir::compartment::get(t).is_none() {
                 return Err((
                     format!("aggregate.resource_types[{i}]"),
-                    format!("`{t}` is not a supported patient-compartment type"),
+                    format!("`{t}` is not a type of the FHIR R4 Patient compartment the gateway gathers"),
                 ));
             }
         }

@@ -6,6 +6,7 @@
 //! round-trips source JSON through typed models (DESIGN.md promise 3).
 
 pub mod bundle;
+pub mod compartment;
 pub mod model;
 pub mod outcome;
 pub mod reference;
@@ -19,8 +20,9 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 /// The FHIR version served.
 pub const FHIR_VERSION: &str = "4.0.1";
 
-/// The US Core resource types that hang off a patient and that the gateway gathers for a
-/// record. Practitioner, Organization, Location and Medication are fetched when referenced.
+/// The US Core types gathered from a source until its CapabilityStatement says what it
+/// offers (and the default of `aggregate.resource_types`). Every type of the R4 Patient
+/// compartment is gathered once a source declares it ([`compartment`]).
 pub const PATIENT_COMPARTMENT_TYPES: &[&str] = &[
     "AllergyIntolerance",
     "CarePlan",
@@ -39,21 +41,37 @@ pub const PATIENT_COMPARTMENT_TYPES: &[&str] = &[
 ];
 
 /// Types that are not about one patient but are referenced by patient data.
-pub const SUPPORTING_TYPES: &[&str] = &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication"];
+pub const SUPPORTING_TYPES: &[&str] =
+    &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance"];
+
+/// Types fetched by id when a gathered resource points at them and no search found them:
+/// the supporting types, and Device and Specimen (a person's, but often only referenced).
+pub const REFERENCED_TYPES: &[&str] =
+    &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance", "Device", "Specimen"];
 
 /// Every type the API answers for.
 pub fn is_served_type(t: &str) -> bool {
-    t == "Patient" || PATIENT_COMPARTMENT_TYPES.contains(&t) || SUPPORTING_TYPES.contains(&t)
+    t == "Patient" || compartment::get(t).is_some() || SUPPORTING_TYPES.contains(&t)
 }
 
-/// The element that points a resource of this type at its patient (`subject` or `patient`).
+/// Every type the API answers for: Patient, the gathered compartment types, the supporting
+/// types.
+pub fn served_types() -> Vec<&'static str> {
+    let mut types: Vec<&'static str> = vec!["Patient"];
+    types.extend(compartment::type_names());
+    types.extend(SUPPORTING_TYPES.iter().copied().filter(|t| compartment::get(t).is_none()));
+    types
+}
+
+/// The element that points a resource of this type at its patient (the first element of
+/// its compartment search parameter, possibly dotted such as `participant.actor`; read it
+/// with [`compartment::patients_of`]). None for Provenance, whose `target` may also be one
+/// of the patient's resources.
 pub fn patient_element(resource_type: &str) -> Option<&'static str> {
-    match resource_type {
-        "AllergyIntolerance" | "Immunization" | "RelatedPerson" => Some("patient"),
-        "Provenance" => None,
-        t if PATIENT_COMPARTMENT_TYPES.contains(&t) => Some("subject"),
-        _ => None,
+    if resource_type == "Provenance" {
+        return None;
     }
+    compartment::get(resource_type).and_then(|t| t.paths.first().copied())
 }
 
 pub fn resource_type(r: &Value) -> Option<&str> {

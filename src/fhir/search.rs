@@ -129,12 +129,33 @@ const TYPE_PARAMS: &[(&str, &[ParamDef])] = &[
     ("Location", &[def("identifier", Token, &["identifier"]), def("name", Text, &["name"])]),
 ];
 
+/// Per type, the hand-written parameters above, then the R4 date/code/category/status/
+/// reason-code parameters of the Patient compartment table ([`super::compartment`]) that
+/// the hand-written ones do not already name.
+static ALL_TYPE_PARAMS: std::sync::LazyLock<std::collections::BTreeMap<&'static str, Vec<ParamDef>>> =
+    std::sync::LazyLock::new(|| {
+        let mut all: std::collections::BTreeMap<&'static str, Vec<ParamDef>> =
+            TYPE_PARAMS.iter().map(|(t, d)| (*t, d.to_vec())).collect();
+        for t in super::compartment::types() {
+            let defs = all.entry(t.resource_type).or_default();
+            for p in &t.params {
+                if !defs.iter().any(|d| d.name == p.name) {
+                    defs.push(*p);
+                }
+            }
+        }
+        all
+    });
+
 /// The parameters a type supports beyond `_id`, `_lastUpdated` and its patient reference.
 pub fn type_params(resource_type: &str) -> &'static [ParamDef] {
-    TYPE_PARAMS.iter().find(|(t, _)| *t == resource_type).map_or(&[], |(_, d)| d)
+    ALL_TYPE_PARAMS.get(resource_type).map_or(&[], Vec::as_slice)
 }
 
-/// Looks up a parameter of a type, including `_id`, `_lastUpdated` and `patient`/`subject`.
+/// Looks up a parameter of a type, including `_id`, `_lastUpdated` and the patient
+/// reference: `patient` on every type of the Patient compartment, the type's own
+/// compartment search parameter (`actor`, `subject` …) and `subject` where that is the
+/// element that names the patient.
 pub fn definition(resource_type: &str, name: &str) -> Option<ParamDef> {
     if let Some(d) = COMMON.iter().find(|d| d.name == name) {
         return Some(*d);
@@ -147,14 +168,10 @@ pub fn definition(resource_type: &str, name: &str) -> Option<ParamDef> {
         // about the record's patient or one of their resources.
         return Some(def("patient", Reference, &["target"]));
     }
-    let element = super::patient_element(resource_type)?;
-    match (name, element) {
-        ("patient", "patient") => Some(def("patient", Reference, &["patient"])),
-        ("patient" | "subject", "subject") => {
-            Some(def(if name == "patient" { "patient" } else { "subject" }, Reference, &["subject"]))
-        }
-        _ => None,
-    }
+    let t = super::compartment::get(resource_type)?;
+    let known = ["patient", t.search].into_iter().chain((t.paths.as_slice() == ["subject"]).then_some("subject"));
+    let name = known.into_iter().find(|k| *k == name)?;
+    Some(def(name, Reference, t.paths.as_slice()))
 }
 
 /// One parsed search parameter occurrence: the values OR together.

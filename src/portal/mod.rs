@@ -5,6 +5,7 @@
 
 pub mod access_log;
 pub mod fhir_text;
+mod other_records;
 pub mod record_view;
 pub mod results_view;
 pub mod trend_chart;

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 /// The sections of a record, in menu order: (path segment, heading, what the menu says).
-pub const SECTIONS: [(&str, &str); 8] = [
+pub const SECTIONS: [(&str, &str); 9] = [
     ("results", "Test results"),
     ("medications", "Medications"),
     ("allergies", "Allergies"),
@@ -21,6 +21,7 @@ pub const SECTIONS: [(&str, &str); 8] = [
     ("visits", "Visits"),
     ("documents", "Documents"),
     ("care-team", "Care team"),
+    ("other", "Other records"),
 ];
 
 /// One labelled fact about an item.
@@ -46,7 +47,7 @@ pub struct Item {
 }
 
 impl Item {
-    fn new(r: &Value, title: Option<String>, fallback: &str) -> Item {
+    pub(super) fn new(r: &Value, title: Option<String>, fallback: &str) -> Item {
         Item {
             title: title.unwrap_or_else(|| fallback.to_string()),
             date: None,
@@ -58,7 +59,7 @@ impl Item {
         }
     }
 
-    fn when(mut self, value: Option<String>, with_time: bool) -> Item {
+    pub(super) fn when(mut self, value: Option<String>, with_time: bool) -> Item {
         if let Some(v) = value {
             self.date = Some(if with_time { fx::date_time(&v) } else { fx::date(&v) });
             self.sort = v;
@@ -111,6 +112,8 @@ pub struct RecordView {
     pub recent: Vec<Item>,
     pub documents: Vec<Item>,
     pub care_team: CareTeamView,
+    /// Every type no other section shows (claims, coverage, imaging studies …).
+    pub other: Vec<Item>,
 }
 
 /// How many past visits the home page lists.
@@ -151,6 +154,7 @@ impl RecordView {
                 people: of_type("Practitioner").map(contact).collect(),
                 organizations: of_type("Organization").map(contact).collect(),
             },
+            other: super::other_records::items(resources),
         }
     }
 
@@ -164,6 +168,7 @@ impl RecordView {
             "problems" => self.problems.len(),
             "visits" => self.visits.len(),
             "documents" => self.documents.len(),
+            "other" => self.other.len(),
             "care-team" => {
                 self.care_team.teams.len() + self.care_team.people.len() + self.care_team.organizations.len()
             }
@@ -180,6 +185,7 @@ impl RecordView {
             "problems" => &self.problems,
             "visits" => &self.visits,
             "documents" => &self.documents,
+            "other" => &self.other,
             _ => return None,
         })
     }

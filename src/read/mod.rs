@@ -463,7 +463,15 @@ impl Reader {
         if !fhir::is_served_type(resource_type) {
             return Err(ReadError::UnsupportedType(resource_type.into()));
         }
-        let query = search::parse(resource_type, pairs, &["_cursor"], lenient, self.paging.max_count, self.zone)?;
+        let query = search::parse(
+            resource_type,
+            pairs,
+            &["_cursor", "_total", "_summary"],
+            lenient,
+            self.paging.max_count,
+            self.zone,
+        )?;
+        let count_only = query::result_controls(&query)?;
         let patient_id = patient_of_search(resource_type, &query)?;
         let v = match self.visible(access, &patient_id).await {
             Ok(v) => v,
@@ -487,7 +495,12 @@ impl Reader {
             .filter(|r| fhir::resource_type(r) == Some(resource_type))
             .filter(|r| filters.iter().all(|f| search::matches(r, f, self.zone)))
             .collect();
-        page(&v, selected, &query, self.paging)
+        let mut matches = page(&v, selected, &query, self.paging)?;
+        if count_only {
+            matches.resources.clear();
+            matches.next_cursor = None;
+        }
+        Ok(matches)
     }
 
     async fn everything_unlogged(

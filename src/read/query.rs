@@ -40,6 +40,25 @@ pub(super) fn patient_of_search(resource_type: &str, query: &SearchQuery) -> Res
     }
 }
 
+/// Checks the result parameters a search accepts besides paging: `_total` (`none`,
+/// `estimate`, `accurate`: the total is always counted exactly, which each allows) and
+/// `_summary` (`count`: the total and no entries; `false`: the resources as they are).
+/// True for `_summary=count`. Other summaries would trim resources and are refused.
+pub(super) fn result_controls(query: &SearchQuery) -> Result<bool, ReadError> {
+    if let Some(t) = query.control("_total") {
+        if !["none", "estimate", "accurate"].contains(&t) {
+            return Err(ReadError::BadRequest(format!("_total must be none, estimate or accurate, not `{t}`")));
+        }
+    }
+    match query.control("_summary") {
+        None | Some("false") => Ok(false),
+        Some("count") => Ok(true),
+        Some(other) => Err(ReadError::BadRequest(format!(
+            "_summary={other} is not supported (count and false are); ask for the whole resources"
+        ))),
+    }
+}
+
 /// The patient a search's raw parameters name (`patient`, `subject`, or a Patient `_id`),
 /// for the access log, even when the search itself is refused.
 pub fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Option<String> {
@@ -75,13 +94,18 @@ pub(super) fn page(
 
 /// The warning an answer carries for a source missing from the record.
 pub fn missing_warning(m: &MissingSource) -> Issue {
-    Issue::warning(IssueType::Incomplete, format!("Results from {} may be missing: the system {}.", m.display, m.reason))
+    Issue::warning(
+        IssueType::Incomplete,
+        format!("Results from {} may be missing: the system {}.", m.display, m.reason),
+    )
 }
 
 pub(super) fn ignored(query: &SearchQuery) -> Vec<Issue> {
     query
         .ignored
         .iter()
-        .map(|p| Issue::warning(IssueType::NotSupported, format!("search parameter `{p}` is not supported and was ignored")))
+        .map(|p| {
+            Issue::warning(IssueType::NotSupported, format!("search parameter `{p}` is not supported and was ignored"))
+        })
         .collect()
 }

@@ -3,8 +3,8 @@
 //! and, when tokens are required, where to get one. Built once at start; it describes the
 //! simulator only and never mentions the data it holds.
 
-use crate::fhir::search::{type_params, ParamKind};
-use crate::fhir::{self, FHIR_JSON, FHIR_VERSION, PATIENT_COMPARTMENT_TYPES};
+use crate::fhir::search::{definition, type_params, ParamKind};
+use crate::fhir::{FHIR_JSON, FHIR_VERSION};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 
@@ -22,11 +22,15 @@ fn kind_name(kind: ParamKind) -> &'static str {
 /// The search parameters a type answers here, as CapabilityStatement entries.
 fn search_params(resource_type: &str) -> Vec<Value> {
     let mut params = vec![json!({"name": "_id", "type": "token"}), json!({"name": "_lastUpdated", "type": "date"})];
-    if PATIENT_COMPARTMENT_TYPES.contains(&resource_type) {
-        params.push(json!({"name": "patient", "type": "reference"}));
+    let mut patient_params = vec!["patient", "subject"];
+    if let Some(t) = crate::fhir::compartment::get(resource_type) {
+        patient_params.push(t.search);
     }
-    if fhir::patient_element(resource_type) == Some("subject") {
-        params.push(json!({"name": "subject", "type": "reference"}));
+    patient_params.dedup();
+    for name in patient_params {
+        if definition(resource_type, name).is_some() && !params.iter().any(|p| p["name"] == name) {
+            params.push(json!({"name": name, "type": "reference"}));
+        }
     }
     params.extend(type_params(resource_type).iter().map(|d| json!({"name": d.name, "type": kind_name(d.kind)})));
     params

@@ -5,12 +5,12 @@
 //! it never changes the store, never alters a resource and never logs query values.
 
 use super::Shared;
+use crate::fhir;
 use crate::fhir::bundle::{decode_cursor, page_after, searchset, Searchset};
 use crate::fhir::model::codes::{IssueType, SearchEntryMode};
 use crate::fhir::outcome::Issue;
 use crate::fhir::reference;
 use crate::fhir::search::{self as fsearch, SearchError};
-use crate::fhir::{self, PATIENT_COMPARTMENT_TYPES};
 use crate::sources::files::ResourceStore;
 use axum::http::StatusCode;
 use chrono::{Offset, Utc};
@@ -29,21 +29,18 @@ pub(super) struct CompartmentIndex {
 
 impl CompartmentIndex {
     pub(super) fn build(store: &ResourceStore) -> CompartmentIndex {
-        fn patient_of(v: Option<&Value>) -> Option<&str> {
-            v.and_then(|v| v.get("reference"))
-                .and_then(Value::as_str)
-                .and_then(reference::parse)
-                .and_then(|(t, id)| (t == "Patient").then_some(id))
-        }
         let mut index = CompartmentIndex::default();
         let mut owners: HashMap<(&str, &str), &str> = HashMap::new();
-        for t in PATIENT_COMPARTMENT_TYPES.iter().copied().filter(|t| *t != "Provenance") {
-            let Some(element) = fhir::patient_element(t) else { continue };
+        for t in fhir::compartment::type_names().filter(|t| *t != "Provenance") {
             for (i, r) in store.of_type(t).iter().enumerate() {
-                let Some(patient) = patient_of(r.get(element)) else { continue };
-                index.add(t, patient, i);
-                if let Some(id) = fhir::resource_id(r) {
-                    owners.insert((t, id), patient);
+                let mut patients = fhir::compartment::patients_of(r, t);
+                patients.sort_unstable();
+                patients.dedup();
+                for patient in patients {
+                    index.add(t, patient, i);
+                    if let Some(id) = fhir::resource_id(r) {
+                        owners.insert((t, id), patient);
+                    }
                 }
             }
         }
@@ -137,14 +134,12 @@ fn refusal(e: SearchError) -> Refusal {
     (StatusCode::BAD_REQUEST, Issue::error(code, e.to_string()))
 }
 
-/// Whether `name` is the patient-compartment parameter of `resource_type` here.
+/// Whether `name` is a patient-compartment parameter of `resource_type` here: `patient`
+/// on every compartment type, the type's own compartment parameter (`actor` …), and
+/// `subject` where that element names the patient.
 fn is_patient_param(resource_type: &str, name: &str) -> bool {
     let name = name.strip_suffix(":Patient").unwrap_or(name);
-    match name {
-        "patient" => PATIENT_COMPARTMENT_TYPES.contains(&resource_type),
-        "subject" => fhir::patient_element(resource_type) == Some("subject"),
-        _ => false,
-    }
+    fsearch::definition(resource_type, name).is_some_and(|d| d.kind == fsearch::ParamKind::Reference)
 }
 
 /// The patient id of a `patient=` value: `id`, `Patient/id` or an absolute `…/Patient/id`.
@@ -169,7 +164,13 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(name, _)| is_patient_param(resource_type, name));
     let page_size = shared.options.page_size;
-    let query = fsearch::parse(resource_type, &other_pairs, &[CURSOR], lenient, page_size, zone).map_err(refusal)?;
+    let query = fsearch::parse(resource_type, &other_pairs, &[CURSOR, "_summary"], lenient, page_size, zone)
+        .map_err(refusal)?;
+    let count_only = match query.control("_summary") {
+        None => false,
+        Some("count") => true,
+        Some(other) => return Err(bad(format!("`_summary={other}` is not supported here (only `count`)"))),
+    };
     let after = match query.control(CURSOR) {
         Some(c) => Some(decode_cursor(c).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?),
         None => None,
@@ -198,6 +199,9 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     matched.dedup_by(|a, b| fhir::resource_id(a) == fhir::resource_id(b));
 
     let total = matched.len();
+    if count_only {
+        matched.clear();
+    }
     let count = query.count.unwrap_or(page_size);
     let key = |r: &&Value| fhir::resource_id(r).unwrap_or_default().to_string();
     let page = page_after(matched, key, after.as_deref(), count);

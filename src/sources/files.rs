@@ -128,16 +128,16 @@ impl ResourceStore {
     }
 
     /// The resources of `resource_type` in patient `patient_id`'s compartment: those whose
-    /// `subject`/`patient` points at the patient; for Provenance, those whose `target` is the
+    /// compartment search parameter's elements (`subject`, `patient`, `beneficiary` …) point
+    /// at the patient; for Provenance, those whose `target` is the
     /// patient or one of the patient's resources.
     pub fn compartment(&self, patient_id: &str, resource_type: &str) -> Vec<&Value> {
         let points_at_patient = |v: &Value| {
             v.get("reference").and_then(Value::as_str).and_then(reference::parse) == Some(("Patient", patient_id))
         };
         if resource_type == "Provenance" {
-            let owned: HashSet<(String, String)> = fhir::PATIENT_COMPARTMENT_TYPES
-                .iter()
-                .filter(|t| **t != "Provenance")
+            let owned: HashSet<(String, String)> = fhir::compartment::type_names()
+                .filter(|t| *t != "Provenance")
                 .flat_map(|t| self.compartment(patient_id, t))
                 .filter_map(|r| Some((fhir::resource_type(r)?.to_string(), fhir::resource_id(r)?.to_string())))
                 .collect();
@@ -155,8 +155,10 @@ impl ResourceStore {
                 })
                 .collect();
         }
-        let Some(element) = fhir::patient_element(resource_type) else { return Vec::new() };
-        self.of_type(resource_type).iter().filter(|r| r.get(element).is_some_and(points_at_patient)).collect()
+        self.of_type(resource_type)
+            .iter()
+            .filter(|r| fhir::compartment::patients_of(r, resource_type).contains(&patient_id))
+            .collect()
     }
 }
 
@@ -244,6 +246,20 @@ impl SourceSystem for FileSource {
         _deadline: Instant,
     ) -> Result<Vec<Value>, SourceError> {
         Ok(ids.iter().filter_map(|id| self.store.get(resource_type, id).cloned()).collect())
+    }
+    async fn offer(&self, _deadline: Instant) -> Result<Option<super::Offer>, SourceError> {
+        let mut offer = super::Offer::default();
+        for t in self.store.types() {
+            let params = offer.types.entry(t.to_string()).or_default();
+            params.insert("_id".to_string());
+            if let Some(c) = fhir::compartment::get(t) {
+                params.insert(c.search.to_string());
+            }
+        }
+        Ok(Some(offer))
+    }
+    async fn count(&self, resource_type: &str, _deadline: Instant) -> Result<Option<usize>, SourceError> {
+        Ok(Some(self.store.of_type(resource_type).len()))
     }
     fn status(&self) -> SourceStatus {
         SourceStatus { name: self.name.clone(), display: self.display.clone(), state: "up", consecutive_failures: 0 }

@@ -12,6 +12,7 @@ mod upstream_auth;
 
 use async_trait::async_trait;
 use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use tokio::time::Instant;
 
@@ -47,6 +48,63 @@ pub struct SourceStatus {
     pub consecutive_failures: u32,
 }
 
+/// What a source says it offers, from its CapabilityStatement: per resource type it can
+/// search, the search parameters it declares (empty when it lists none).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Offer {
+    pub types: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl Offer {
+    /// The searchable types of a CapabilityStatement's server `rest` entries.
+    pub fn from_capability_statement(statement: &Value) -> Option<Offer> {
+        if crate::fhir::resource_type(statement) != Some("CapabilityStatement") {
+            return None;
+        }
+        let mut offer = Offer::default();
+        let rests = statement.get("rest").and_then(Value::as_array).into_iter().flatten();
+        for rest in rests.filter(|r| r.get("mode").and_then(Value::as_str) != Some("client")) {
+            for resource in rest.get("resource").and_then(Value::as_array).into_iter().flatten() {
+                let Some(t) = resource.get("type").and_then(Value::as_str) else { continue };
+                let searches = resource
+                    .get("interaction")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .any(|i| i.get("code").and_then(Value::as_str) == Some("search-type"));
+                if !searches {
+                    continue;
+                }
+                let params = resource
+                    .get("searchParam")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p.get("name").and_then(Value::as_str).map(str::to_string));
+                offer.types.entry(t.to_string()).or_default().extend(params);
+            }
+        }
+        Some(offer)
+    }
+
+    /// The parameter to search `resource_type` for one patient's resources with, if the
+    /// source offers the type with a usable one: `patient`, else the type's compartment
+    /// search parameter (`subject`, `actor` …); a type declared without any parameter list
+    /// is asked with the compartment's.
+    pub fn patient_param(&self, resource_type: &str) -> Option<&'static str> {
+        let t = crate::fhir::compartment::get(resource_type)?;
+        let declared = self.types.get(resource_type)?;
+        if declared.is_empty() {
+            return Some(t.search);
+        }
+        ["patient", t.search].into_iter().find(|p| declared.contains(*p))
+    }
+
+    pub fn offers(&self, resource_type: &str) -> bool {
+        self.types.contains_key(resource_type)
+    }
+}
+
 /// One upstream system the gateway reads from.
 #[async_trait]
 pub trait SourceSystem: Send + Sync {
@@ -71,6 +129,16 @@ pub trait SourceSystem: Send + Sync {
         ids: &[String],
         deadline: Instant,
     ) -> Result<Vec<Value>, SourceError>;
+    /// What the source offers (its CapabilityStatement), read now; `None` for a kind of
+    /// source that does not describe itself (the configured types are gathered).
+    async fn offer(&self, _deadline: Instant) -> Result<Option<Offer>, SourceError> {
+        Ok(None)
+    }
+    /// How many resources of `resource_type` the source holds in all, when it can say
+    /// (staff see what is held but not served).
+    async fn count(&self, _resource_type: &str, _deadline: Instant) -> Result<Option<usize>, SourceError> {
+        Ok(None)
+    }
     /// Current health.
     fn status(&self) -> SourceStatus;
     /// Upstream call statistics, for sources that call out (none for files).

@@ -8,7 +8,7 @@
 use super::breaker::{CircuitBreaker, Permit};
 use super::retry::{backoff, is_retryable, parse_retry_after};
 use super::upstream_auth::SourceCredentials;
-use super::{SourceError, SourceStatus, SourceSystem};
+use super::{Offer, SourceError, SourceStatus, SourceSystem};
 use crate::config::SourceConfig;
 use async_trait::async_trait;
 use serde_json::Value;
@@ -36,6 +36,8 @@ pub struct RestSource {
     page_size: usize,
     max_pages: usize,
     stats: super::stats::SourceStats,
+    /// What the source's CapabilityStatement last said it offers.
+    offered: std::sync::RwLock<Option<super::Offer>>,
 }
 
 impl RestSource {
@@ -69,6 +71,7 @@ impl RestSource {
             page_size: config.page_size,
             max_pages: config.max_pages,
             stats: Default::default(),
+            offered: std::sync::RwLock::new(None),
         })
     }
 
@@ -272,7 +275,33 @@ impl SourceSystem for RestSource {
         resource_type: &str,
         deadline: Instant,
     ) -> Result<Vec<Value>, SourceError> {
-        self.search_all(resource_type, &[("patient", patient_id.to_string())], deadline).await
+        // The parameter the source declared for the type (`patient`, else the type's
+        // compartment parameter); `patient` while its CapabilityStatement is unknown.
+        let param = self
+            .offered
+            .read()
+            .ok()
+            .and_then(|o| o.as_ref().and_then(|o| o.patient_param(resource_type)))
+            .unwrap_or("patient");
+        self.search_all(resource_type, &[(param, patient_id.to_string())], deadline).await
+    }
+    async fn offer(&self, deadline: Instant) -> Result<Option<Offer>, SourceError> {
+        let url = self.base.join("metadata").map_err(|e| self.unavailable(e.to_string()))?;
+        let statement = self.get_json(url, deadline).await?;
+        let offer = Offer::from_capability_statement(&statement).ok_or_else(|| SourceError::BadResponse {
+            source_name: self.name.clone(),
+            message: "metadata did not answer a CapabilityStatement".into(),
+        })?;
+        if let Ok(mut held) = self.offered.write() {
+            *held = Some(offer.clone());
+        }
+        Ok(Some(offer))
+    }
+    async fn count(&self, resource_type: &str, deadline: Instant) -> Result<Option<usize>, SourceError> {
+        let mut url = self.base.join(resource_type).map_err(|e| self.unavailable(e.to_string()))?;
+        url.query_pairs_mut().append_pair("_summary", "count");
+        let bundle = self.get_json(url, deadline).await?;
+        Ok(bundle.get("total").and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok()))
     }
     async fn read_many(
         &self,

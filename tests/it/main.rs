@@ -49,3 +49,4 @@ mod resilience;
 mod smart_launch;
 mod store_races;
 mod synthea_privacy;
+mod whole_record;

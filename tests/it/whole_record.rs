@@ -1,0 +1,187 @@
+//! The whole record (issue 13 part 1): every type of the R4 Patient compartment a source
+//! holds reaches the patient's record. Two simulated systems serve data nobody on this
+//! project wrote: three patients of the shared Synthea sample (`../shared/data/synthea-r4`:
+//! Claim, ExplanationOfBenefit, ImagingStudy, Device …) and the official FHIR R4 examples
+//! about `Patient/pat1` (`fixtures/r4-examples`: MedicationAdministration,
+//! MedicationDispense, ExplanationOfBenefit, CoverageEligibilityRequest …) plus one
+//! Questionnaire, a type the gateway does not serve. Staff's `$everything` holds every
+//! compartment resource the source holds, per type, searches by `patient` work on the new
+//! types, the CapabilityStatement lists them, and the Questionnaire is counted for staff in
+//! `/health/ready` instead of silently dropped.
+
+use crate::common::*;
+use portico::simulator::SimulatorOptions;
+use portico::sources::files::ResourceStore;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Small Synthea patients that hold an ImagingStudy, a Device, or neither.
+const SYNTHEA: &[&str] = &[
+    "Darcy_Schmidt_af9d61c1-30b4-452b-9f07-abe1cb6d0a12.json",
+    "Alfredo_Alaniz_538a9a4e-8437-47d3-8c01-1a17dca8f0be.json",
+    "Fannie_Waelchi_8666cd40-7af9-48c6-a1a6-86a161195542.json",
+];
+
+/// Per type, how many of `resources` there are (supporting types left out: they are
+/// fetched only when something points at them).
+fn per_type(resources: &[Value]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for r in resources {
+        let t = r["resourceType"].as_str().unwrap();
+        if !portico::fhir::SUPPORTING_TYPES.contains(&t) {
+            *out.entry(t.to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+async fn everything(gw: &Gateway, patient: &str) -> Vec<Value> {
+    let (resources, outcomes) = gw.all_pages(&format!("Patient/{patient}/$everything?_count=200")).await;
+    assert!(outcomes.iter().all(|o| !o.to_string().contains("may be missing")), "{outcomes:?}");
+    resources
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compartment_type_a_source_holds_reaches_the_record() {
+    let synthea_dir = root().join("../shared/data/synthea-r4");
+    let bundles: Vec<Vec<Value>> =
+        SYNTHEA.iter().map(|f| portico::sources::files::read_json_file(&synthea_dir.join(f)).unwrap()).collect();
+    let mut all = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for b in &bundles {
+        for r in b {
+            if seen.insert(format!("{}/{}", r["resourceType"], r["id"])) {
+                all.push(r.clone());
+            }
+        }
+    }
+    let synthea = simulate_store(
+        ResourceStore::from_resources(all),
+        SimulatorOptions { name: "synthea".into(), page_size: 200, ..Default::default() },
+    )
+    .await;
+    let examples = simulate_store(
+        ResourceStore::load(&fixtures("r4-examples"), 0).unwrap(),
+        SimulatorOptions { name: "r4-examples".into(), ..Default::default() },
+    )
+    .await;
+    let mut body = rest_source("synthea", "Synthea EHR", synthea.base_url(), "");
+    body.push_str(&rest_source("examples", "FHIR R4 examples", examples.base_url(), ""));
+    let gw = Gateway::start(&body).await;
+
+    // The CapabilityStatement lists the new types, searchable by patient.
+    let (status, cs) = gw.get("metadata").await;
+    assert_eq!(status, 200);
+    let listed: BTreeMap<&str, &Value> =
+        cs["rest"][0]["resource"].as_array().unwrap().iter().map(|r| (r["type"].as_str().unwrap(), r)).collect();
+    for t in [
+        "Claim",
+        "ExplanationOfBenefit",
+        "ImagingStudy",
+        "MedicationAdministration",
+        "MedicationDispense",
+        "Coverage",
+        "Device",
+        "ServiceRequest",
+    ] {
+        let r = listed.get(t).unwrap_or_else(|| panic!("{t} not in the CapabilityStatement"));
+        assert!(r["searchParam"].as_array().unwrap().iter().any(|p| p["name"] == "patient"), "{t}: {r}");
+    }
+    assert!(!listed.contains_key("Questionnaire"), "not served, so not claimed");
+
+    // Synthea: each patient's $everything holds every resource of the bundle, per type.
+    for (file, bundle) in SYNTHEA.iter().zip(&bundles) {
+        let source_id = bundle.iter().find(|r| r["resourceType"] == "Patient").unwrap()["id"].as_str().unwrap();
+        let gid = gw.patient_id("synthea", source_id);
+        let got = per_type(&everything(&gw, &gid).await);
+        assert_eq!(got, per_type(bundle), "{file}");
+        assert!(got.contains_key("Claim") && got.contains_key("ExplanationOfBenefit"), "{file}: {got:?}");
+    }
+    let darcy = gw.patient_id("synthea", "af9d61c1-30b4-452b-9f07-abe1cb6d0a12");
+    let alfredo = gw.patient_id("synthea", "538a9a4e-8437-47d3-8c01-1a17dca8f0be");
+    let (rs, _) = gw.all_pages(&format!("ImagingStudy?patient={darcy}")).await;
+    assert_eq!(rs.len(), 1, "search by patient on a new type");
+    let (rs, _) = gw.all_pages(&format!("Device?patient={alfredo}")).await;
+    assert_eq!(rs.len(), 1);
+    let (rs, _) = gw.all_pages(&format!("Device?patient={darcy}")).await;
+    assert!(rs.is_empty(), "another patient's device is not in this record");
+    let claims = bundles[0].iter().filter(|r| r["resourceType"] == "Claim").count();
+    let (rs, _) = gw.all_pages(&format!("Claim?patient={darcy}&_count=7")).await;
+    assert_eq!(rs.len(), claims, "paged search on a new type");
+
+    // The official examples: MedicationDispense, MedicationAdministration … of pat1, with the
+    // R4 status parameter on a type the gateway had no hand-written parameters for.
+    let source = ResourceStore::load(&fixtures("r4-examples"), 0).unwrap();
+    let pat1 = gw.patient_id("examples", "pat1");
+    let before = examples.stats().fhir_requests;
+    let record = everything(&gw, &pat1).await;
+    let calls = examples.stats().fhir_requests - before;
+    let got = per_type(&record);
+    let mut want = per_type(&source.types().flat_map(|t| source.of_type(t).iter().cloned()).collect::<Vec<_>>());
+    want.remove("Questionnaire");
+    assert_eq!(got, want);
+    for t in ["MedicationAdministration", "MedicationDispense", "ExplanationOfBenefit", "CoverageEligibilityResponse"] {
+        assert!(got.contains_key(t), "{t}: {got:?}");
+    }
+    assert!(
+        calls < portico::fhir::compartment::types().len() as u64,
+        "one search per type the source declares, not per compartment type: {calls} calls"
+    );
+    let completed = source.of_type("MedicationDispense").iter().filter(|r| r["status"] == "completed").count();
+    assert!(completed > 0 && completed < source.of_type("MedicationDispense").len());
+    let (rs, _) = gw.all_pages(&format!("MedicationDispense?patient={pat1}&status=completed&_count=200")).await;
+    assert_eq!(rs.len(), completed);
+    // Result parameters apps send: `_summary=count` answers the total alone, `_total` is
+    // accepted, a summary that would trim resources is refused clearly.
+    let (status, counted) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=count&_total=accurate")).await;
+    assert_eq!(status, 200, "{counted}");
+    assert_eq!(counted["total"], source.of_type("MedicationDispense").len());
+    assert!(counted["entry"].as_array().into_iter().flatten().all(|e| e["search"]["mode"] != "match"), "{counted}");
+    let (status, _) = gw.get(&format!("MedicationDispense?patient={pat1}&_total=none")).await;
+    assert_eq!(status, 200);
+    let (status, refused) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=text")).await;
+    assert_eq!(status, 400, "{refused}");
+    let eob = record.iter().find(|r| r["resourceType"] == "ExplanationOfBenefit").unwrap();
+    let (status, read) = gw.get(&format!("ExplanationOfBenefit/{}", eob["id"].as_str().unwrap())).await;
+    assert_eq!((status, &read), (200, eob), "read by id");
+
+    // What the examples system holds but the gateway does not serve is counted for staff.
+    let ready: Value = gw.http.get(format!("{}/health/ready", gw.origin)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(ready["not_served"]["examples"]["Questionnaire"], 1, "{ready}");
+    assert!(ready["not_served"].get("synthea").is_none(), "{ready}");
+    gw.stop().await;
+}
+
+/// Staff's command line names what a source holds but the gateway does not serve, and what
+/// each source is searched for.
+#[test]
+fn portico_sources_counts_what_is_not_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("portico.toml");
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:8080\"\n[database]\nurl = \"sqlite://{}/portico.db\"\n\
+         [[sources]]\nname = \"examples\"\ndisplay = \"FHIR R4 examples\"\nkind = \"files\"\npath = \"{}\"\n",
+        dir.path().display(),
+        fixtures("r4-examples").display()
+    );
+    std::fs::write(&config, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["sources", "--json", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let examples = &report[0];
+    assert_eq!(examples["name"], "examples");
+    assert_eq!(examples["not_served"], serde_json::json!({"Questionnaire": 1}), "{report}");
+    let gathered: Vec<&str> = examples["gathered"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    assert!(gathered.contains(&"MedicationDispense") && gathered.contains(&"ExplanationOfBenefit"), "{gathered:?}");
+    assert!(!gathered.contains(&"Observation"), "a type the source does not hold is not searched: {gathered:?}");
+    let text = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["sources", "--config", config.to_str().unwrap()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("NOT SERVED: 1 Questionnaire"));
+}
