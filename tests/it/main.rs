@@ -36,6 +36,7 @@ mod enrollment;
 mod fhir_api;
 mod front_door;
 mod generated_population;
+mod keys;
 mod metrics;
 mod oauth_tokens;
 mod oidc_login;
