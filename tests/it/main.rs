@@ -22,6 +22,7 @@ mod aggregation;
 mod audit_log;
 mod authored_r4;
 mod backend_services;
+mod bad_input;
 mod backend_services_cli;
 mod browser_pages;
 mod bulk_client;
