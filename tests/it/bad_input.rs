@@ -381,11 +381,14 @@ fn query_of(pairs: &[(String, String)]) -> String {
 
 #[test]
 fn fhir_search_answers_bad_parameters_with_a_clear_4xx() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let counted = seen.clone();
     against_gateway(
         128,
         &fixture_file_sources(),
         (prop::sample::select(vec!["Observation", "Condition", "Patient", "Encounter", "AuditEvent"]), pairs()),
-        |gw, (kind, pairs)| {
+        move |gw, (kind, pairs)| {
+            let seen = counted.clone();
             Box::pin(async move {
                 let url = format!("{}/{kind}?{}", gw.fhir, query_of(&pairs));
                 let r = gw.http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
@@ -393,10 +396,13 @@ fn fhir_search_answers_bad_parameters_with_a_clear_4xx() {
                 let body = r.text().await.unwrap();
                 clear_answer(status, &body, &url)?;
                 prop_assert!(status == 200 || (400..500).contains(&status), "{url}: {status}");
+                seen.lock().unwrap().insert(status / 100);
                 Ok(())
             })
         },
     );
+    // The generator reaches both sides: valid searches answered, bad ones refused.
+    assert_eq!(*seen.lock().unwrap(), [2, 4].into_iter().collect(), "answers seen");
 }
 
 /// A backend client (`partner`, its JWKS written to `dir`) and a public app (`web`), and the
@@ -592,7 +598,10 @@ fn export_kick_off_answers_any_parameters_with_202_or_a_clear_4xx() {
         "[export]\nworkers = 1\nmax_jobs_per_client = 4\n[[export.groups]]\nid = \"roster\"\nname = \"Roster\"\nmembers = [\"ehr/pt-10001\", \"ehr/pt-10004\"]\n{}",
         fixture_file_sources()
     );
-    against_gateway(96, &config, (any::<bool>(), pairs), |gw, (lenient, pairs)| {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let counted = seen.clone();
+    against_gateway(96, &config, (any::<bool>(), pairs), move |gw, (lenient, pairs)| {
+        let seen = counted.clone();
         Box::pin(async move {
             let url = format!("{}/Group/roster/$export?{}", gw.fhir, query_of(&pairs));
             let mut req = gw.http.get(&url).bearer_auth(TOKEN).header("accept", "application/fhir+json");
@@ -603,6 +612,7 @@ fn export_kick_off_answers_any_parameters_with_202_or_a_clear_4xx() {
             let text = r.text().await.unwrap();
             clear_answer(status, &text, &url)?;
             prop_assert!(matches!(status, 202 | 400 | 404 | 422 | 429), "{url}: {status} {text}");
+            seen.lock().unwrap().insert(status);
             if let Some(job) = location.filter(|_| status == 202) {
                 // Cancel at once: the next case starts from an empty queue.
                 let gone = gw.http.delete(&job).bearer_auth(TOKEN).send().await.unwrap().status().as_u16();
@@ -611,4 +621,7 @@ fn export_kick_off_answers_any_parameters_with_202_or_a_clear_4xx() {
             Ok(())
         })
     });
+    // Valid kick-offs are accepted and bad ones refused (both sides reached).
+    let seen = seen.lock().unwrap();
+    assert!(seen.contains(&202) && seen.contains(&400), "answers seen: {seen:?}");
 }
