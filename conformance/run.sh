@@ -27,3 +27,6 @@ patients=$("$portico" patients --config config/portico.toml --json | "$venv/bin/
 # Staff first (every patient), then the demo's other viewers (config/portico.toml).
 tokens=portico-demo-token-loopback-only,demo-maya-rodriguez-self,demo-maya-mother-proxy,demo-ethan-mother-proxy,demo-bob-martinez-lab-app,demo-hie-partner-treatment
 "$venv/bin/python" conformance/validate_r4.py "http://127.0.0.1:$port/fhir" "$tokens" $patients
+# Attack replays (issue 12): each serves its own demo gateway and exits non-zero unless the
+# attack is stopped.
+conformance/attacks/enrollment_guessing.sh

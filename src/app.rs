@@ -47,6 +47,9 @@ pub enum AppError {
     /// A `simulated` source's in-process server that does not start.
     #[error("source {source_name}: {problem}")]
     SimulatorStart { source_name: String, problem: std::io::Error },
+    /// No usable key-encryption key ([`crate::auth::keyring`]).
+    #[error(transparent)]
+    Keys(#[from] crate::auth::keyring::KeyringError),
     /// A config built without [`Config::load`] (which checks that these sources name a path).
     #[error("source {0}: a files or simulated source needs a path")]
     NoPath(String),
@@ -84,6 +87,8 @@ impl App {
     /// Opens everything the settings name and builds the patient index once.
     pub async fn from_settings(settings: crate::settings::Settings) -> Result<App, AppError> {
         let crate::settings::Settings { config, policy: policy_config, zone, dev_viewers, clients, oidc } = settings;
+        // Before anything is opened: without a key-encryption key the gateway does not start.
+        let kek = Arc::new(crate::auth::keyring::KeyEncryptionKey::load(&config)?);
         let store = Store::open(&config.database.url, config.database.max_connections).await?;
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut simulators = Vec::new();
@@ -173,9 +178,14 @@ impl App {
             })
         };
         let ledger = PolicyLedger::new(store.clone());
-        let oauth = crate::auth::oauth::OAuth::start(&config, &clients, store.clone(), index.clone()).await?;
-        let accounts =
-            Arc::new(crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone()));
+        let oauth =
+            crate::auth::oauth::OAuth::start(&config, &clients, store.clone(), index.clone(), kek.clone()).await?;
+        let accounts = Arc::new(crate::auth::accounts::Accounts::new(
+            store.clone(),
+            index.clone(),
+            config.auth.clone(),
+            kek.clone(),
+        ));
         let oidc = match oidc {
             Some(s) => Some(Arc::new(crate::auth::oidc::OidcLogin::from_settings(s)?)),
             None => None,

@@ -115,6 +115,11 @@ enum Command {
         #[command(subcommand)]
         command: ClientCommand,
     },
+    /// The gateway's id_token signing keys: list them, rotate in a new one.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
     /// Patient and proxy accounts: create a local account, grant proxy access, list and
     /// terminate access.
     Account {
@@ -268,6 +273,19 @@ enum ClientCommand {
     Disable {
         #[arg(long)]
         client_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// The stored keys and their state (signing, next, retired) — never a private half.
+    List,
+    /// Publish a new key in the JWKS as the next key (it does not sign yet); with
+    /// --activate, start signing with the next key (once it has been published for
+    /// auth.key_publish_delay) and retire the current one.
+    Rotate {
+        #[arg(long)]
+        activate: bool,
     },
 }
 
@@ -479,6 +497,8 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             // the OpenID provider.
             let file = file.as_deref().unwrap_or(config);
             let settings = portico::settings::Settings::load(file)?;
+            portico::auth::keyring::KeyEncryptionKey::check(&settings.config)
+                .map_err(portico::auth::oauth::ClientError::from)?;
             println!("{}: ok ({} sources)", file.display(), settings.config.sources.len());
             Ok(())
         }
@@ -671,6 +691,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         }
         Command::Account { command } => account_command(config, command).await,
         Command::Client { command } => client_command(config, command).await,
+        Command::Keys { command } => keys_command(config, command).await,
         Command::Audit { command: AuditCommand::Verify } => {
             let config = load(config)?;
             let store = portico::store::Store::open(&config.database.url, 2).await?;
@@ -836,6 +857,38 @@ async fn account_command(config: &Path, command: AccountCommand) -> Result<(), C
             }
         }
     }
+}
+
+async fn keys_command(config: &Path, command: KeysCommand) -> Result<(), CliError> {
+    use portico::auth::keyring::KeyEncryptionKey;
+    let config = load(config)?;
+    let kek = std::sync::Arc::new(KeyEncryptionKey::load(&config).map_err(portico::auth::oauth::ClientError::from)?);
+    let store = portico::store::Store::open(&config.database.url, 2).await?;
+    let signer = portico::auth::oauth::Signer::new(store, kek, config.auth.access_token_ttl.std());
+    signer.prepare().await?;
+    let show = |k: &portico::auth::oauth::KeyInfo| {
+        let until = k.published_until.as_deref().map(|u| format!("  published until {u}")).unwrap_or_default();
+        format!("{}  {}  {}  created {}{until}", k.kid, k.alg, k.state, k.created_at)
+    };
+    match command {
+        KeysCommand::List => {
+            for k in signer.list().await? {
+                println!("{}", show(&k));
+            }
+        }
+        KeysCommand::Rotate { activate: false } => {
+            let k = signer.rotate().await?;
+            let delay = humantime::format_duration(config.auth.key_publish_delay.std());
+            println!("{}", show(&k));
+            println!("published in the JWKS; activate it after {delay} with `portico keys rotate --activate`");
+        }
+        KeysCommand::Rotate { activate: true } => {
+            let k = signer.activate(config.auth.key_publish_delay.std(), chrono::Utc::now()).await?;
+            println!("{}", show(&k));
+            println!("now signing id_tokens; the previous key stays published until its id_tokens expire");
+        }
+    }
+    Ok(())
 }
 
 async fn client_command(config: &Path, command: ClientCommand) -> Result<(), CliError> {

@@ -169,7 +169,11 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Resu
     let config_path = run.join("portico.toml");
     std::fs::write(&config_path, config).map_err(|e| e.to_string())?;
     let mut cmd = Command::new(PORTICO);
-    cmd.args(["serve", "--config"]).arg(&config_path).env("PORTICO_LOG", "warn");
+    // A throwaway key-encryption key for the bench's throwaway database.
+    cmd.args(["serve", "--config"])
+        .arg(&config_path)
+        .env("PORTICO_LOG", "warn")
+        .env(portico::auth::keyring::KEK_ENV, "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXkhISE=");
     let gateway_pid = children.spawn("gateway", cmd, &run.join("gateway.log"))?.to_string();
     eprintln!("[bench] {patients} patients: gateway starting (builds the patient index)");
     wait_for(&format!("http://127.0.0.1:{port}/health/live"), &mut children, Duration::from_secs(1800)).await?;

@@ -102,7 +102,9 @@ impl ApiError {
                 ExportError::Forbidden(_) => (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text)),
                 ExportError::NotFound(_) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
                 ExportError::TooMany(_) => (StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueType::Throttled, text)),
-                ExportError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, Issue::error(IssueType::Transient, text)),
+                ExportError::Unavailable(_) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Issue::error(IssueType::Transient, text))
+                }
                 ExportError::Store(_) | ExportError::Files(_) => {
                     (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
                 }
@@ -113,9 +115,18 @@ impl ApiError {
                 | ClientError::Jwks { .. }
                 | ClientError::Secret { .. },
             ) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
-            ApiError::Clients(ClientError::Unknown(_)) => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
+            ApiError::Clients(ClientError::Unknown(_)) => {
+                (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text))
+            }
+            ApiError::Clients(ClientError::Rotation(_)) => {
+                (StatusCode::CONFLICT, Issue::error(IssueType::Invalid, text))
+            }
             ApiError::Clients(
-                ClientError::Store(_) | ClientError::Signing(_) | ClientError::Hash(_) | ClientError::HashTask(_),
+                ClientError::Store(_)
+                | ClientError::Signing(_)
+                | ClientError::Keys(_)
+                | ClientError::Hash(_)
+                | ClientError::HashTask(_),
             ) => {
                 tracing::error!(error = %text, "client registry");
                 (

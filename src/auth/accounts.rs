@@ -3,14 +3,15 @@
 //! patient record) and the links staff create for proxies, with their termination.
 //!
 //! Enrollment is by a one-time activation code HIM issued for the record (random from the
-//! OS, stored as its SHA-256 only, expiring, spent atomically) entered with the birth date,
-//! or — when the config allows it — by medical record number + birth date + last name,
-//! throttled per target record (whatever the account) and overall, not only per account.
+//! OS, stored only as an HMAC keyed from the key-encryption key, expiring, spent atomically)
+//! entered with the birth date, or — when the config allows it — by medical record number +
+//! birth date + last name, throttled per target record (whatever the account) and overall, not only per account.
 //! A record that already has an owner (a live `SELF` link) is never linked again
 //! automatically: the attempt is refused like a mismatch and goes on the HIM review list.
 //! Messages never reveal whether an account exists, which enrollment field was wrong or
 //! whether a record has an owner. Passwords and codes are never logged or stored.
 
+use crate::auth::keyring::KeyEncryptionKey;
 use crate::config::AuthConfig;
 use crate::identity::matching::fold;
 use crate::identity::PatientIndex;
@@ -117,25 +118,24 @@ fn new_activation_code() -> String {
     format!("{}-{}", &chars[..5], &chars[5..])
 }
 
-/// The stored form of a code as a person may type it (any case, spaces or dashes).
-fn code_hash(code: &str) -> String {
-    use sha2::Digest;
-    let normal: String = code
-        .chars()
+/// A code as a person may type it (any case, spaces or dashes) in its one canonical form.
+fn normal_code(code: &str) -> String {
+    code.chars()
         .filter(char::is_ascii_alphanumeric)
         .map(|c| match c.to_ascii_uppercase() {
             'O' => '0',
             'I' | 'L' => '1',
             c => c,
         })
-        .collect();
-    hex::encode(sha2::Sha256::digest(format!("portico-activation-code:{normal}").as_bytes()))
+        .collect()
 }
 
 pub struct Accounts {
     store: Store,
     index: Arc<PatientIndex>,
     config: AuthConfig,
+    /// Keys the stored hashes of activation codes.
+    kek: Arc<KeyEncryptionKey>,
 }
 
 fn hash_password(password: &str) -> Result<String, String> {
@@ -148,8 +148,14 @@ fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 impl Accounts {
-    pub fn new(store: Store, index: Arc<PatientIndex>, config: AuthConfig) -> Accounts {
-        Accounts { store, index, config }
+    pub fn new(store: Store, index: Arc<PatientIndex>, config: AuthConfig, kek: Arc<KeyEncryptionKey>) -> Accounts {
+        Accounts { store, index, config, kek }
+    }
+
+    /// The stored form of an activation code: an HMAC keyed from the key-encryption key, so
+    /// a database dump alone does not allow guessing codes offline.
+    fn code_hash(&self, code: &str) -> String {
+        self.kek.code_mac(&normal_code(code))
     }
 
     /// Whether patients may enroll by medical record number + birth date + last name.
@@ -420,7 +426,7 @@ impl Accounts {
         if self.is_locked(account_id, now).await? {
             return Err(AccountError::VerificationFailed);
         }
-        let hash = code_hash(code);
+        let hash = self.code_hash(code);
         let at = now.to_rfc3339();
         let row = sqlx::query(
             "SELECT source, source_patient_id FROM activation_codes
@@ -537,7 +543,7 @@ impl Accounts {
         sqlx::query(
             "INSERT INTO activation_codes (code_hash, source, source_patient_id, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(code_hash(&code))
+        .bind(self.code_hash(&code))
         .bind(source)
         .bind(id)
         .bind(by)

@@ -9,6 +9,7 @@
 pub mod accounts;
 pub mod authorize;
 pub mod grants;
+pub mod keyring;
 pub mod oauth;
 pub mod oidc;
 pub mod sessions;

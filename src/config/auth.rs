@@ -51,6 +51,20 @@ pub struct AuthConfig {
     pub session_idle: Duration,
     #[serde(default = "default_session_absolute")]
     pub session_absolute: Duration,
+    /// The key-encryption key's file (base64 of 32 bytes; relative to the working directory,
+    /// like the SQLite file), used when `PORTICO_KEY_ENCRYPTION_KEY` is not set. It seals the
+    /// signing keys in the store and keys activation-code hashes; the gateway refuses to start
+    /// without one of the two.
+    pub key_file: Option<PathBuf>,
+    /// Create `key_file` with a fresh random key (mode 0600) when it does not exist: the
+    /// embedded demo's no-setup start. Off by default, so a mistyped path in a deployment
+    /// is an error, not a new key.
+    #[serde(default)]
+    pub create_key_file: bool,
+    /// How long a new signing key (`portico keys rotate`) is published in the JWKS before
+    /// `portico keys rotate --activate` may start signing with it (apps cache JWKS).
+    #[serde(default = "default_key_publish_delay")]
+    pub key_publish_delay: Duration,
     /// Apps registered in config (synchronised into the store at start-up).
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -75,6 +89,9 @@ impl Default for AuthConfig {
             activation_code_days: default_activation_days(),
             session_idle: default_session_idle(),
             session_absolute: default_session_absolute(),
+            key_file: None,
+            create_key_file: false,
+            key_publish_delay: default_key_publish_delay(),
             clients: Vec::new(),
             oidc: None,
         }
@@ -116,6 +133,9 @@ fn default_enroll_window() -> Duration {
 }
 fn default_activation_days() -> u32 {
     30
+}
+fn default_key_publish_delay() -> Duration {
+    Duration::from_secs(3600)
 }
 fn default_session_idle() -> Duration {
     Duration::from_secs(15 * 60)

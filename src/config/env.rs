@@ -3,7 +3,7 @@
 //! TOML scalars when they parse as one (numbers, booleans), else as strings.
 
 /// Variables the CLI reads itself; they are not config keys.
-const NOT_KEYS: &[&str] = &["PORTICO_CONFIG", "PORTICO_LOG", "PORTICO_LOG_FORMAT"];
+const NOT_KEYS: &[&str] = &["PORTICO_CONFIG", "PORTICO_LOG", "PORTICO_LOG_FORMAT", crate::auth::keyring::KEK_ENV];
 
 /// Applies every `PORTICO_` variable to the parsed table. Errors carry the key.
 pub fn apply_overrides(table: &mut toml::Table, vars: &[(String, String)]) -> Result<(), (String, String)> {

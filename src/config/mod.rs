@@ -48,6 +48,10 @@ pub struct Config {
     /// the partner rosters (Groups).
     #[serde(default)]
     pub export: ExportConfig,
+    /// The key-encryption key from `PORTICO_KEY_ENCRYPTION_KEY`, when set (see
+    /// [`crate::auth::keyring`]); else `auth.key_file` names it.
+    #[serde(skip)]
+    pub key_encryption_key: Option<EnvSecret>,
     /// The file the config was read from (as errors name it).
     #[serde(skip)]
     pub file: String,
@@ -383,6 +387,25 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// A secret value read from the environment; never shown by `Debug`.
+#[derive(Clone)]
+pub struct EnvSecret(String);
+
+impl EnvSecret {
+    pub fn new(value: String) -> EnvSecret {
+        EnvSecret(value)
+    }
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for EnvSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvSecret(…)")
+    }
+}
+
 /// Why a secret's value could not be read; it names where it was looked for.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
@@ -444,6 +467,10 @@ impl Config {
         })?;
         config.base_dir = base_dir.to_path_buf();
         config.file = file.to_string();
+        config.key_encryption_key = vars
+            .iter()
+            .find(|(k, v)| k == crate::auth::keyring::KEK_ENV && !v.is_empty())
+            .map(|(_, v)| EnvSecret::new(v.clone()));
         config.validate().map_err(|(key, msg)| invalid(key, msg))?;
         Ok(config)
     }

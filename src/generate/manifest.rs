@@ -184,6 +184,8 @@ pub fn write_config(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
          [[server.dev_tokens]]\ntoken = \"demo-hie-partner-treatment\"\nviewer = \"partner:hie-north:TREAT\"\n\n\
          [database]\nurl = \"sqlite://{db}\"\n\n\
          [export]\ndirectory = \"{exports}\"\n\n\
+         [auth]\n# A demo key-encryption key, made on first start (mode 0600).\n\
+         key_file = \"{key}\"\ncreate_key_file = true\n\n\
          [aggregate]\ndeadline = \"30s\"\ncache_ttl = \"60s\"\ncache_max_records = 1000\n\n",
         generator = manifest.generator,
         patients = manifest.patients,
@@ -193,6 +195,7 @@ pub fn write_config(dir: &Path, manifest: &Manifest) -> std::io::Result<()> {
         anchor = manifest.anchor,
         db = absolute.join("portico.db").display(),
         exports = absolute.join("exports").display(),
+        key = absolute.join("portico.key").display(),
     );
     for s in &manifest.sources {
         text.push_str(&format!(

@@ -145,7 +145,8 @@ async fn job_rows(gw: &Gateway, job: &str) -> i64 {
 /// The account's live links (the pages' record links).
 async fn links_of(gw: &Gateway, username: &str) -> Vec<String> {
     let store = store(gw).await;
-    let accounts = portico::auth::accounts::Accounts::new(store.clone(), gw.index.clone(), Default::default());
+    let accounts =
+        portico::auth::accounts::Accounts::new(store.clone(), gw.index.clone(), Default::default(), test_kek());
     let account: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = $1")
         .bind(username)
         .fetch_one(&store.pool)

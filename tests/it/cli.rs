@@ -490,6 +490,7 @@ fn portico(args: &[&str], env: &[(&str, &str)]) -> Command {
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("PORTICO_")) {
         cmd.env_remove(k);
     }
+    cmd.env(KEK_ENV, TEST_KEK);
     cmd.envs(env.iter().copied());
     cmd
 }

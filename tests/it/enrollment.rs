@@ -222,6 +222,7 @@ fn reviews(gw: &Gateway) -> String {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(["account", "enrollment-reviews", "--config", &config.display().to_string()])
         .current_dir(root())
+        .env(KEK_ENV, TEST_KEK)
         .env_remove("PORTICO_CONFIG")
         .output()
         .unwrap();

@@ -158,7 +158,7 @@ jwks_uri = "{jwks_url}"
             refresh_token_ttl: Duration::from_secs(86400),
             code_ttl,
         };
-        let tokens = Tokens::new(store.clone(), Clients::new(store.clone()), gw.index.clone(), settings)
+        let tokens = Tokens::new(store.clone(), Clients::new(store.clone()), gw.index.clone(), settings, test_kek())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         Env { gw, store, tokens, served_jwks, jwks_fetches }
@@ -1214,6 +1214,7 @@ async fn the_token_flow_runs_on_postgres() {
             Clients::new(env.store.clone()),
             env.gw.index.clone(),
             env.tokens.settings().clone(),
+            test_kek(),
         )
         .await
         .unwrap();

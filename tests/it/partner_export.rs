@@ -357,6 +357,7 @@ impl Process {
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
             .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
             .env("PORTICO_LOG_FORMAT", "json")
+            .env(KEK_ENV, TEST_KEK)
             .env("PORTICO_LOG", "info")
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())

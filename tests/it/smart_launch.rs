@@ -181,7 +181,8 @@ async fn a_token_reaches_one_patient_within_its_scopes_and_stops_when_revoked_or
     let live = t2["access_token"].as_str().unwrap().to_string();
     assert_eq!(get(format!("Patient/{pid}"), live.clone()).await.0, 200);
     let store = portico::store::Store::open(&gw.database_url.clone(), 2).await.unwrap();
-    let accounts = portico::auth::accounts::Accounts::new(store.clone(), gw.index.clone(), Default::default());
+    let accounts =
+        portico::auth::accounts::Accounts::new(store.clone(), gw.index.clone(), Default::default(), test_kek());
     let account: String = sqlx::query_scalar("SELECT id FROM accounts WHERE username = 'bob2@example.org'")
         .fetch_one(&store.pool)
         .await

@@ -117,6 +117,12 @@ pub enum ClientError {
     Store(#[from] StoreError),
     #[error("signing key: {0}")]
     Signing(String),
+    /// The key-encryption key is missing or does not open a stored key.
+    #[error(transparent)]
+    Keys(#[from] crate::auth::keyring::KeyringError),
+    /// A rotation step that is refused now, and why.
+    #[error("key rotation: {0}")]
+    Rotation(String),
 }
 
 impl ClientError {

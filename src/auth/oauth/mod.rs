@@ -29,6 +29,7 @@ pub use clients::{
 pub use crypto::HashError;
 pub use error::{ClientError, ErrorCode, OAuthError};
 pub use form::Form;
+pub use signing::{KeyInfo, Signer};
 pub use tokens::{Bearer, Caller, CodeRequest, TokenResponse, Tokens};
 
 use crate::config::Config;
@@ -96,16 +97,17 @@ pub struct OAuth {
 
 impl OAuth {
     /// Loads the checked `[[auth.clients]]` ([`check_config_clients`]) into the store and
-    /// the signing key (creating it once).
+    /// checks the signing keys open with `kek` (sealing any stored in clear).
     pub async fn start(
         config: &Config,
         configured: &[ConfiguredClient],
         store: Store,
         index: Arc<PatientIndex>,
+        kek: Arc<crate::auth::keyring::KeyEncryptionKey>,
     ) -> Result<OAuth, ClientError> {
         let clients = Clients::new(store.clone());
         clients.sync_checked(configured).await?;
-        let tokens = Tokens::new(store, clients.clone(), index, OAuthSettings::from_config(config)).await?;
+        let tokens = Tokens::new(store, clients.clone(), index, OAuthSettings::from_config(config), kek).await?;
         Ok(OAuth { clients, tokens })
     }
 }

@@ -15,6 +15,7 @@ use super::form::Form;
 use super::signing::Signer;
 use super::OAuthSettings;
 use crate::auth::grants::{self, LiveGrant};
+use crate::auth::keyring::KeyEncryptionKey;
 use crate::identity::PatientIndex;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -105,14 +106,18 @@ const ACCESS: &str = "access";
 const REFRESH: &str = "refresh";
 
 impl Tokens {
-    /// The service over `store`; loads (or creates, the first time) the id_token signing key.
+    /// The service over `store`; seals signing keys stored in clear and checks that `kek`
+    /// opens the stored ones ([`Signer::prepare`]).
     pub async fn new(
         store: Store,
         clients: Clients,
         index: Arc<PatientIndex>,
         settings: OAuthSettings,
+        kek: Arc<KeyEncryptionKey>,
     ) -> Result<Tokens, ClientError> {
-        let signer = Signer::new(store.clone());
+        // id_tokens live as long as access tokens.
+        let signer = Signer::new(store.clone(), kek, settings.access_token_ttl);
+        signer.prepare().await?;
         let touched = moka::future::Cache::builder()
             .max_capacity(100_000)
             .time_to_live(std::time::Duration::from_secs(60))
@@ -122,6 +127,11 @@ impl Tokens {
 
     pub fn settings(&self) -> &OAuthSettings {
         &self.inner.settings
+    }
+
+    /// The id_token signer (key rotation).
+    pub fn signer(&self) -> &Signer {
+        &self.inner.signer
     }
 
     /// The public signing keys (`/jwks`); the first call may create the signing key.
@@ -410,7 +420,10 @@ impl Tokens {
             .map(|r| r.get(0));
             related.flatten().and_then(|rp| {
                 let (source, id) = rp.split_once('/')?;
-                Some(format!("{fhir_base}/RelatedPerson/{}", crate::aggregate::provenance::gateway_resource_id(source, id)))
+                Some(format!(
+                    "{fhir_base}/RelatedPerson/{}",
+                    crate::aggregate::provenance::gateway_resource_id(source, id)
+                ))
             })
         };
         let claims = IdTokenClaims {

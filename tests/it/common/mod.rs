@@ -92,6 +92,17 @@ pub fn display_of(source: &str) -> String {
     .to_string()
 }
 
+/// The key-encryption key every test gateway (and every `portico` the tests run) is given
+/// (base64 of 32 bytes; a test value, never a deployment's).
+pub const TEST_KEK: &str = "cG9ydGljby10ZXN0LWtleS1lbmNyeXB0aW9uLWtleSE=";
+/// Its environment variable.
+pub const KEK_ENV: &str = portico::auth::keyring::KEK_ENV;
+
+/// The test KEK, for services a test builds itself over a gateway's store.
+pub fn test_kek() -> std::sync::Arc<portico::auth::keyring::KeyEncryptionKey> {
+    std::sync::Arc::new(portico::auth::keyring::KeyEncryptionKey::from_base64(TEST_KEK, KEK_ENV).unwrap())
+}
+
 /// A running gateway.
 pub struct Gateway {
     /// `http://127.0.0.1:PORT`
@@ -154,8 +165,9 @@ impl Gateway {
         let text = format!(
             "[server]\nlisten = \"{listen}\"\ndev_token = \"{TOKEN}\"\n{server}\n[database]\nurl = \"{db}\"\n{body}"
         );
+        let vars = [(KEK_ENV.to_string(), TEST_KEK.to_string())];
         let config =
-            Config::from_toml(&text, "test.toml", &root().join("config"), &[]).unwrap_or_else(|e| panic!("{e}"));
+            Config::from_toml(&text, "test.toml", &root().join("config"), &vars).unwrap_or_else(|e| panic!("{e}"));
         let app = App::build(config).await.expect("gateway builds");
         let index = app.index.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
