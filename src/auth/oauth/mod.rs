@@ -96,14 +96,15 @@ pub struct OAuth {
 
 impl OAuth {
     /// Loads the checked `[[auth.clients]]` ([`check_config_clients`]) into the store and
-    /// the signing key (creating it once).
+    /// the signing key (creating it once). Client secrets are checked on `hasher`.
     pub async fn start(
         config: &Config,
         configured: &[ConfiguredClient],
         store: Store,
         index: Arc<PatientIndex>,
+        hasher: crate::auth::hashing::Hasher,
     ) -> Result<OAuth, ClientError> {
-        let clients = Clients::new(store.clone());
+        let clients = Clients::new(store.clone()).with_hasher(hasher);
         clients.sync_checked(configured).await?;
         let tokens = Tokens::new(store, clients.clone(), index, OAuthSettings::from_config(config)).await?;
         Ok(OAuth { clients, tokens })
