@@ -72,8 +72,17 @@ fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
-/// Longest cookie value accepted as an anonymous session's (ours are 43 characters).
+/// Longest cookie value accepted as an anonymous session's (ours are 45 characters).
 const MAX_COOKIE: usize = 64;
+
+/// How an anonymous session's cookie value starts, so that a cookie without a row can be
+/// told apart: anonymous (never had one) or ended (its row was deleted).
+const ANONYMOUS_PREFIX: &str = "a.";
+
+/// True when `cookie` was made for an anonymous session.
+pub fn is_anonymous(cookie: &str) -> bool {
+    cookie.starts_with(ANONYMOUS_PREFIX)
+}
 
 impl Sessions {
     pub fn new(store: Store, idle: std::time::Duration, absolute: std::time::Duration) -> Sessions {
@@ -89,12 +98,13 @@ impl Sessions {
         self.create(None, json!({})).await
     }
 
-    /// An anonymous session without a row: for `cookie` when the browser sent one we do not
-    /// hold (a plausible value), else for a new random cookie. (cookie value, session, new?)
+    /// An anonymous session without a row: for `cookie` when the browser sent an anonymous
+    /// one we do not hold, else for a new random cookie (an ended session's cookie is never
+    /// reused). (cookie value, session, new?)
     pub fn anonymous(&self, cookie: Option<&str>) -> (String, Session, bool) {
-        let (cookie, new) = match cookie.filter(|c| (16..=MAX_COOKIE).contains(&c.len())) {
+        let (cookie, new) = match cookie.filter(|c| is_anonymous(c) && c.len() <= MAX_COOKIE) {
             Some(c) => (c.to_string(), false),
-            None => (random_token(), true),
+            None => (format!("{ANONYMOUS_PREFIX}{}", random_token()), true),
         };
         let session = Session {
             id_hash: hash(&cookie),
@@ -260,6 +270,8 @@ mod tests {
         let (_, again, new) = s.anonymous(Some(&cookie));
         assert!(!new && again.csrf_ok(&anon.csrf_token), "the same cookie, the same token");
         assert!(!s.anonymous(None).1.csrf_ok(&anon.csrf_token), "another cookie, another token");
+        let (_, _, new) = s.anonymous(Some("an-ended-signed-in-session-cookie-value"));
+        assert!(new, "a cookie that was not anonymous is replaced");
         assert_eq!(rows(&s).await, 0);
         anon.data["authorize"] = json!({"client_id": "app"});
         s.save(&anon).await.unwrap();

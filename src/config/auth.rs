@@ -193,10 +193,10 @@ impl Default for RateLimitConfig {
 }
 
 fn default_ip_per_minute() -> u32 {
-    120
+    60
 }
 fn default_ip_burst() -> u32 {
-    60
+    30
 }
 fn default_account_per_minute() -> u32 {
     30
