@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Serves the embedded demo on a free loopback port with a throwaway database and checks
 # what it serves against FHIR R4 with an independent validator (PyPI fhir.resources 6.4.0,
-# R4). Needs python3; installs the validator into a virtualenv under target/ (`--install`
+# R4), then replays the attacks under conformance/attacks/ against it (each exits non-zero
+# when the attack is not stopped). Needs python3 and curl; installs the validator into a virtualenv under target/ (`--install`
 # does only that).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +31,5 @@ tokens=portico-demo-token-loopback-only,demo-maya-rodriguez-self,demo-maya-mothe
 # Attack replays (issue 12): each serves its own demo gateway and exits non-zero unless the
 # attack is stopped.
 conformance/attacks/enrollment_guessing.sh
+# Attacks last (a flood spends this address's sign-in allowance).
+conformance/attacks/login_flood.sh "http://127.0.0.1:$port"

@@ -75,6 +75,8 @@ pub struct App {
     zone: chrono::FixedOffset,
     /// The dev tokens' credentials (from the validated settings).
     dev_tokens: crate::auth::DevTokens,
+    /// Rate limits of the auth endpoints (shared by the router and the sweep).
+    throttle: Arc<crate::auth::throttle::Throttle>,
 }
 
 impl App {
@@ -178,18 +180,26 @@ impl App {
             })
         };
         let ledger = PolicyLedger::new(store.clone());
-        let oauth =
-            crate::auth::oauth::OAuth::start(&config, &clients, store.clone(), index.clone(), kek.clone()).await?;
         let accounts = Arc::new(crate::auth::accounts::Accounts::new(
             store.clone(),
             index.clone(),
             config.auth.clone(),
             kek.clone(),
         ));
+        let oauth = crate::auth::oauth::OAuth::start(
+            &config,
+            &clients,
+            store.clone(),
+            index.clone(),
+            kek.clone(),
+            accounts.hasher(),
+        )
+        .await?;
         let oidc = match oidc {
             Some(s) => Some(Arc::new(crate::auth::oidc::OidcLogin::from_settings(s)?)),
             None => None,
         };
+        let config_rate_limits = config.auth.rate_limits.clone();
         let dev_tokens = crate::auth::DevTokens::from_settings(
             config.server.dev_token.as_deref(),
             &dev_viewers,
@@ -210,6 +220,7 @@ impl App {
             refresher: Some(refresher),
             zone,
             dev_tokens,
+            throttle: Arc::new(crate::auth::throttle::Throttle::new(&config_rate_limits)),
         })
     }
 
@@ -228,6 +239,25 @@ impl App {
         )
     }
 
+    /// Browser sessions with this app's limits.
+    fn sessions(&self) -> crate::auth::sessions::Sessions {
+        crate::auth::sessions::Sessions::new(
+            self.store.clone(),
+            self.config.auth.session_idle.std(),
+            self.config.auth.session_absolute.std(),
+        )
+    }
+
+    /// The periodic clean-up of expired sessions, codes and the like.
+    pub fn sweeper(&self) -> crate::auth::sweep::Sweeper {
+        crate::auth::sweep::Sweeper {
+            store: self.store.clone(),
+            sessions: self.sessions(),
+            throttle: self.throttle.clone(),
+            enroll_window: self.config.auth.enroll_throttle_window.std(),
+        }
+    }
+
     /// The HTTP router for this app.
     pub fn router(&self) -> axum::Router {
         let state = Arc::new(ApiState {
@@ -237,11 +267,7 @@ impl App {
             audit: crate::audit::AuditLog::new(self.store.clone()),
             oauth: self.oauth.clone(),
             accounts: self.accounts.clone(),
-            sessions: crate::auth::sessions::Sessions::new(
-                self.store.clone(),
-                self.config.auth.session_idle.std(),
-                self.config.auth.session_absolute.std(),
-            ),
+            sessions: self.sessions(),
             grants: crate::auth::grants::Grants::new(self.store.clone()),
             secure_cookies: self.config.secure_cookies(),
             oidc_label: self.config.auth.oidc.as_ref().map(|o| o.label.clone()),
@@ -253,6 +279,7 @@ impl App {
             max_query_bytes: self.config.server.max_query_bytes,
             started_at: chrono::Utc::now(),
             exports: self.exports.clone(),
+            throttle: self.throttle.clone(),
         });
         api::router(state, self.config.server.max_body_bytes)
     }
@@ -265,10 +292,12 @@ impl App {
     ) -> std::io::Result<()> {
         let router = self.router();
         let workers = self.exports.start_workers(self.reader());
+        let sweep = self.sweeper().start(self.config.auth.sweep_every.std());
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         workers.stop().await;
+        sweep.abort();
         served?;
         if let Some(r) = self.refresher.take() {
             r.abort();

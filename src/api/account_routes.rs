@@ -5,6 +5,8 @@ use super::extract::SignedIn;
 use super::pages::{check_csrf, field, form_fields, page, see_other, session, session_cookie, PageError};
 use super::ApiState;
 use crate::auth::accounts::AccountError;
+use crate::auth::hashing::Busy;
+use crate::auth::throttle::Endpoint;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
@@ -88,12 +90,14 @@ async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) 
     check_csrf(&s, &form)?;
     let username = field(&form, "username").unwrap_or_default();
     let password = field(&form, "password").unwrap_or_default();
+    state.throttle.check_account(Endpoint::Login, &username).map_err(|l| PageError::too_many(l.retry_after))?;
     match state.accounts.sign_in(&username, &password, chrono::Utc::now()).await {
         Ok(account_id) => {
             let (cookie, signed_in) = state.sessions.sign_in(&s, &account_id).await?;
             Ok((jar.add(session_cookie(&state, cookie)), see_other(next_step(&signed_in))).into_response())
         }
         Err(AccountError::Store(e)) => Err(e.into()),
+        Err(AccountError::Busy(_)) => Err(PageError::too_many(Busy::RETRY_AFTER_SECS)),
         Err(e) => Ok((jar, page(StatusCode::UNAUTHORIZED, login_html(&state, &s, &e.to_string(), &username), None))
             .into_response()),
     }
@@ -126,12 +130,14 @@ async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Byte
         field(&form, "password").unwrap_or_default(),
         field(&form, "display_name").unwrap_or_default(),
     );
+    state.throttle.check_account(Endpoint::Register, &username).map_err(|l| PageError::too_many(l.retry_after))?;
     match state.accounts.create_local(&username, &password, &name).await {
         Ok(account_id) => {
             let (cookie, _) = state.sessions.sign_in(&s, &account_id).await?;
             Ok((jar.add(session_cookie(&state, cookie)), see_other("/enroll")).into_response())
         }
         Err(AccountError::Store(e)) => Err(e.into()),
+        Err(AccountError::Busy(_)) => Err(PageError::too_many(Busy::RETRY_AFTER_SECS)),
         // A taken name gets the same answer as any other refusal to avoid telling who has an account.
         Err(AccountError::NameTaken) => Ok((
             jar,
@@ -159,7 +165,7 @@ fn enroll_html(state: &ApiState, s: &crate::auth::sessions::Session, message: &s
     crate::portal::render(
         "enroll.html",
         context! { title => "Connect your record", csrf => s.csrf_token, message, signed_in => true,
-                   by_demographics => state.accounts.enroll_by_demographics() },
+        by_demographics => state.accounts.enroll_by_demographics() },
     )
 }
 
@@ -180,6 +186,7 @@ async fn enroll(
     let SignedIn { jar, session: s, account: account_id } = visitor;
     let form = form_fields(&body);
     check_csrf(&s, &form)?;
+    state.throttle.check_account(Endpoint::Enroll, &account_id).map_err(|l| PageError::too_many(l.retry_after))?;
     let birth = field(&form, "birth_date").unwrap_or_default();
     let now = chrono::Utc::now();
     let result = match field(&form, "code").filter(|c| !c.trim().is_empty()) {

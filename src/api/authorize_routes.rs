@@ -6,6 +6,7 @@
 use super::pages::{check_csrf, field, form_fields, page, see_other, session, PageError};
 use super::ApiState;
 use crate::auth::authorize::{self, AppView, AuthorizeParams, PendingAuthorization, Refusal};
+use crate::auth::throttle::Endpoint;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -52,6 +53,12 @@ fn refusal(r: Refusal) -> Response {
 }
 
 async fn start(state: Arc<ApiState>, jar: CookieJar, params: AuthorizeParams) -> Result<Response, PageError> {
+    if let Err(r) = authorize::check_lengths(&params) {
+        return Ok(refusal(r));
+    }
+    if let Some(id) = params.client_id.as_deref() {
+        state.throttle.check_client(Endpoint::Authorize, id).map_err(|l| PageError::too_many(l.retry_after))?;
+    }
     let app = match params.client_id.as_deref() {
         Some(id) => state.oauth.clients.client(id).await.map_err(PageError::because)?.map(|c| AppView {
             client_id: c.client_id.clone(),

@@ -10,8 +10,8 @@ use crate::auth::sessions::{Session, COOKIE};
 use crate::auth::{Access, AuthError};
 use crate::read::ReadError;
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::request::Parts;
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::CookieJar;
 use std::net::{IpAddr, SocketAddr};
@@ -90,8 +90,11 @@ impl FromRequestParts<Arc<ApiState>> for SignedIn {
                 Some(account) => Ok(SignedIn { jar, session, account }),
                 None => Err((jar, see_other("/login")).into_response()),
             },
+            // An anonymous visitor's cookie has no row: plain sign-in.
+            Ok(None) if crate::auth::sessions::is_anonymous(&cookie) => Err((jar, see_other("/login")).into_response()),
             Ok(None) => {
-                Err((jar.remove(session_cookie(state, String::new())), see_other("/login?signed_out=1")).into_response())
+                Err((jar.remove(session_cookie(state, String::new())), see_other("/login?signed_out=1"))
+                    .into_response())
             }
             Err(e) => {
                 tracing::error!(error = %e, "session store failed on a signed-in page");

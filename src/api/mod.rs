@@ -16,8 +16,8 @@ mod cors;
 mod download_job_routes;
 mod download_routes;
 pub mod error;
-mod extract;
 mod export_routes;
+mod extract;
 mod fhir_routes;
 mod health;
 mod home;
@@ -25,6 +25,7 @@ mod metrics;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod rate_limit;
 mod record_pages;
 mod source_metrics;
 mod well_known;
@@ -61,6 +62,8 @@ pub struct ApiState {
     /// When this gateway started: the CapabilityStatement's `date`.
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub exports: Arc<crate::export::Exports>,
+    /// Rate limits of the sign-in, registration, enrollment, token and authorization endpoints.
+    pub throttle: Arc<crate::auth::throttle::Throttle>,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
@@ -79,10 +82,11 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(download_routes::router(state.clone()))
         .merge(download_job_routes::router(state.clone()))
         .merge(oidc_routes::router(state.clone()))
-        .merge(oauth::router(state.oauth.clone(), state.tokens.clone(), cors))
+        .merge(oauth::router(state.oauth.clone(), state.tokens.clone(), state.throttle.clone(), cors))
         .merge(authorize_routes::router(state.clone()))
         .merge(record_pages::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())

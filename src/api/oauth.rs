@@ -6,6 +6,7 @@
 
 use super::error::ApiError;
 use crate::auth::oauth::{self, ClientError, ClientKeys, ClientKind, Form, OAuth, OAuthError};
+use crate::auth::throttle::{Endpoint, Throttle};
 use crate::auth::DevTokens;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
@@ -25,12 +26,13 @@ const MAX_FORM_BYTES: usize = 64 * 1024;
 struct OAuthState {
     oauth: OAuth,
     staff: DevTokens,
+    throttle: Arc<Throttle>,
 }
 
-/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints; `cors` opens
-/// `/token` and the JWKS to browser apps.
-pub fn router(oauth: OAuth, staff: DevTokens, cors: tower_http::cors::CorsLayer) -> Router {
-    let state = Arc::new(OAuthState { oauth, staff });
+/// The routes; `staff` authenticates callers of the `/admin/clients` endpoints; `throttle`
+/// limits `/token` per app; `cors` opens `/token` and the JWKS to browser apps.
+pub fn router(oauth: OAuth, staff: DevTokens, throttle: Arc<Throttle>, cors: tower_http::cors::CorsLayer) -> Router {
+    let state = Arc::new(OAuthState { oauth, staff, throttle });
     let forms = Router::new()
         .route(oauth::TOKEN_PATH, post(token).layer(cors.clone()))
         .route(oauth::INTROSPECT_PATH, post(introspect))
@@ -63,6 +65,9 @@ impl IntoResponse for OAuthError {
         let mut r = no_store(status, &json!({ "error": self.code.as_str(), "error_description": self.description }));
         if status == StatusCode::UNAUTHORIZED {
             r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"portico\""));
+        }
+        if let Some(seconds) = self.retry_after {
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         r
     }
@@ -99,8 +104,25 @@ async fn token(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, OAuthError> {
     let form = form_of(&headers, body)?;
+    if let Some(client_id) = claimed_client(&form, authorization(&headers)?) {
+        state.throttle.check_client(Endpoint::Token, &client_id).map_err(|l| OAuthError::too_many(l.retry_after))?;
+    }
     let answer = state.oauth.tokens.token(authorization(&headers)?, &form).await?;
     Ok(no_store(StatusCode::OK, &crate::json::value(&answer)))
+}
+
+/// The app a token request says it is from (`client_id`, or the HTTP Basic user name), not
+/// yet authenticated: the key of its rate limit.
+fn claimed_client(form: &Form, authorization: Option<&str>) -> Option<String> {
+    use base64::Engine;
+    if let Some(id) = form.get("client_id") {
+        return Some(id.to_string());
+    }
+    let basic = authorization?.trim().split_once(' ').filter(|(s, _)| s.eq_ignore_ascii_case("basic"))?.1;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(basic.trim()).ok()?;
+    let user = String::from_utf8(decoded).ok()?.split_once(':')?.0.to_string();
+    let user = percent_encoding::percent_decode_str(&user).decode_utf8().ok()?.into_owned();
+    Some(user)
 }
 
 async fn introspect(

@@ -20,11 +20,25 @@ pub struct PageError {
     pub message: String,
     /// The signed-in visitor's CSRF token (for the sign-out form), when in the frame.
     frame: Option<String>,
+    /// Seconds for `Retry-After` (a 429).
+    retry_after: Option<u64>,
 }
 
 impl PageError {
     pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> PageError {
-        PageError { status, title, message: message.into(), frame: None }
+        PageError { status, title, message: message.into(), frame: None, retry_after: None }
+    }
+    /// 429: too many attempts, try again in `seconds` (sent as `Retry-After`).
+    pub fn too_many(seconds: u64) -> PageError {
+        let seconds = seconds.max(1);
+        PageError {
+            retry_after: Some(seconds),
+            ..PageError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Please wait a moment",
+                format!("There have been too many attempts. Please wait {seconds} seconds and try again."),
+            )
+        }
     }
     pub fn bad_request(message: impl Into<String>) -> PageError {
         PageError::new(StatusCode::BAD_REQUEST, "Something is not right", message)
@@ -70,7 +84,11 @@ impl IntoResponse for PageError {
                 context! { title => self.title, message => self.message, signed_in => true, csrf => csrf },
             ),
         };
-        page(self.status, html, None)
+        let mut response = page(self.status, html, None);
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
@@ -114,15 +132,18 @@ pub fn session_cookie(state: &ApiState, value: String) -> Cookie<'static> {
         .build()
 }
 
-/// The request's live session, or a new anonymous one (with its cookie set on `jar`).
+/// The request's live session, or an anonymous one without a stored row (a new cookie set
+/// on `jar` when the browser had none we could use).
 pub async fn session(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Session), PageError> {
-    if let Some(c) = jar.get(COOKIE) {
-        if let Some(s) = state.sessions.load(c.value()).await? {
+    let sent = jar.get(COOKIE).map(|c| c.value().to_string());
+    if let Some(c) = &sent {
+        if let Some(s) = state.sessions.load(c).await? {
             return Ok((jar, s));
         }
     }
-    let (cookie, s) = state.sessions.start().await?;
-    Ok((jar.add(session_cookie(state, cookie)), s))
+    let (cookie, s, new) = state.sessions.anonymous(sent.as_deref());
+    let jar = if new { jar.add(session_cookie(state, cookie)) } else { jar };
+    Ok((jar, s))
 }
 
 /// Refuses a form whose CSRF token is not the session's.

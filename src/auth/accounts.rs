@@ -10,7 +10,9 @@
 //! automatically: the attempt is refused like a mismatch and goes on the HIM review list.
 //! Messages never reveal whether an account exists, which enrollment field was wrong or
 //! whether a record has an owner. Passwords and codes are never logged or stored.
+//! Hashing runs on the bounded pool of [`crate::auth::hashing`], never on an async worker.
 
+use crate::auth::hashing::{Busy, Hasher};
 use crate::auth::keyring::KeyEncryptionKey;
 use crate::config::AuthConfig;
 use crate::identity::matching::fold;
@@ -57,6 +59,9 @@ pub enum AccountError {
     NameTaken,
     #[error("{0}")]
     Invalid(String),
+    /// The hashing pool is full (a flood): answer 429 with Retry-After.
+    #[error(transparent)]
+    Busy(#[from] Busy),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -136,6 +141,16 @@ pub struct Accounts {
     config: AuthConfig,
     /// Keys the stored hashes of activation codes.
     kek: Arc<KeyEncryptionKey>,
+    hasher: Hasher,
+}
+
+/// Longest user name and password looked at (longer ones are refused before hashing).
+const MAX_USERNAME: usize = 254;
+const MAX_PASSWORD: usize = 1024;
+
+/// `locked_until` as stored: fixed width, UTC, so that text comparison in SQL is time order.
+fn lock_time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 fn hash_password(password: &str) -> Result<String, String> {
@@ -148,8 +163,15 @@ fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 impl Accounts {
+    /// Hashing runs on a pool of `config.hash_workers` threads with `config.hash_queue` waiting.
     pub fn new(store: Store, index: Arc<PatientIndex>, config: AuthConfig, kek: Arc<KeyEncryptionKey>) -> Accounts {
-        Accounts { store, index, config, kek }
+        let hasher = Hasher::new(config.hash_workers, config.hash_queue);
+        Accounts { store, index, config, kek, hasher }
+    }
+
+    /// The hashing pool (the authorization server checks client secrets on it too).
+    pub fn hasher(&self) -> Hasher {
+        self.hasher.clone()
     }
 
     /// The stored form of an activation code: an HMAC keyed from the key-encryption key, so
@@ -169,7 +191,7 @@ impl Accounts {
         if password.chars().count() < min {
             return Some(format!("Choose a password of at least {min} characters."));
         }
-        if password.len() > 1024 {
+        if password.len() > MAX_PASSWORD {
             return Some("That password is too long.".into());
         }
         let lower = password.to_lowercase();
@@ -187,7 +209,7 @@ impl Accounts {
         display_name: &str,
     ) -> Result<String, AccountError> {
         let username = username.trim().to_lowercase();
-        if username.len() < 3 || username.len() > 254 || username.chars().any(char::is_whitespace) {
+        if username.len() < 3 || username.len() > MAX_USERNAME || username.chars().any(char::is_whitespace) {
             return Err(AccountError::Invalid(
                 "Choose a user name (your e-mail address) of 3 to 254 characters without spaces.".into(),
             ));
@@ -198,7 +220,8 @@ impl Accounts {
         if let Some(p) = self.password_problem(&username, password) {
             return Err(AccountError::WeakPassword(p));
         }
-        let hash = hash_password(password).map_err(AccountError::Invalid)?;
+        let password = password.to_string();
+        let hash = self.hasher.run(move || hash_password(&password)).await?.map_err(AccountError::Invalid)?;
         let id = uuid::Uuid::new_v4().to_string();
         let done = sqlx::query(
             "INSERT INTO accounts (id, username, password_hash, display_name, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (username) DO NOTHING",
@@ -216,25 +239,29 @@ impl Accounts {
         Ok(id)
     }
 
-    /// Checks a local sign-in. Failures count toward the lockout; success resets the count.
+    /// Checks a local sign-in. Each try on an existing account first takes one of its
+    /// attempts (one conditional UPDATE, so parallel tries cannot take more than
+    /// `lockout_attempts`; the one that takes the last locks the account at once); a locked
+    /// account is refused without hashing. Success gives the attempts back. Hashing runs on
+    /// the bounded pool: when it is full the answer is [`AccountError::Busy`].
     pub async fn sign_in(&self, username: &str, password: &str, now: DateTime<Utc>) -> Result<String, AccountError> {
         let username = username.trim().to_lowercase();
-        let row = sqlx::query("SELECT id, password_hash, locked_until FROM accounts WHERE username = $1")
+        if username.len() > MAX_USERNAME || password.len() > MAX_PASSWORD {
+            return Err(AccountError::SignInFailed);
+        }
+        let row = sqlx::query("SELECT id, password_hash FROM accounts WHERE username = $1")
             .bind(&username)
             .fetch_optional(&self.store.pool)
             .await?;
         let Some(row) = row else {
-            verify_password(password, &DUMMY_HASH);
+            self.verify(password, None).await?;
             return Err(AccountError::SignInFailed);
         };
-        let (id, hash, locked_until): (String, Option<String>, Option<String>) = (row.get(0), row.get(1), row.get(2));
-        let locked =
-            locked_until.as_deref().and_then(|t| DateTime::parse_from_rfc3339(t).ok()).is_some_and(|t| t > now);
-        let ok = verify_password(password, hash.as_deref().unwrap_or(&DUMMY_HASH));
-        if locked || !ok {
-            if !locked {
-                self.count_failure(&id, now).await?;
-            }
+        let (id, hash): (String, Option<String>) = (row.get(0), row.get(1));
+        if !self.take_attempt(&id, now).await? {
+            return Err(AccountError::SignInFailed);
+        }
+        if !self.verify(password, hash).await? {
             return Err(AccountError::SignInFailed);
         }
         sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = NULL WHERE id = $1")
@@ -242,6 +269,13 @@ impl Accounts {
             .execute(&self.store.pool)
             .await?;
         Ok(id)
+    }
+
+    /// Verifies a password on the hashing pool (against the decoy hash when there is no
+    /// account or no password, so that takes as long).
+    async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, AccountError> {
+        let password = password.to_string();
+        Ok(self.hasher.run(move || verify_password(&password, hash.as_deref().unwrap_or(&DUMMY_HASH))).await?)
     }
 
     /// True when the account is locked now (enrollment checks it too).
@@ -254,27 +288,34 @@ impl Accounts {
         Ok(locked.flatten().and_then(|t| DateTime::parse_from_rfc3339(&t).ok()).is_some_and(|t| t > now))
     }
 
-    async fn count_failure(&self, account_id: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
-        let mut tx = self.store.begin_write().await?;
-        sqlx::query("UPDATE accounts SET failed_attempts = failed_attempts + 1 WHERE id = $1")
-            .bind(account_id)
-            .execute(&mut *tx)
-            .await?;
-        let attempts: i32 = sqlx::query("SELECT failed_attempts FROM accounts WHERE id = $1")
-            .bind(account_id)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-        if attempts >= self.config.lockout_attempts as i32 {
-            let until = now + chrono::Duration::from_std(self.config.lockout_duration.std()).unwrap_or_default();
-            sqlx::query("UPDATE accounts SET failed_attempts = 0, locked_until = $1 WHERE id = $2")
-                .bind(until.to_rfc3339())
-                .bind(account_id)
-                .execute(&mut *tx)
-                .await?;
+    /// Takes one attempt of the account's allowance, atomically: false (nothing taken) while
+    /// it is locked. The attempt that reaches `lockout_attempts` locks the account in the
+    /// same statement; a lock that has run out starts the count again.
+    async fn take_attempt(&self, account_id: &str, now: DateTime<Utc>) -> Result<bool, AccountError> {
+        let until = now + chrono::Duration::from_std(self.config.lockout_duration.std()).unwrap_or_default();
+        let taken = sqlx::query(
+            "UPDATE accounts SET
+                failed_attempts = CASE WHEN locked_until IS NULL THEN failed_attempts + 1 ELSE 1 END,
+                locked_until = CASE WHEN (CASE WHEN locked_until IS NULL THEN failed_attempts + 1 ELSE 1 END) >= $2
+                                    THEN $3 ELSE NULL END
+             WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $4)",
+        )
+        .bind(account_id)
+        .bind(i64::from(self.config.lockout_attempts))
+        .bind(lock_time(until))
+        .bind(lock_time(now))
+        .execute(&self.store.pool)
+        .await?;
+        let taken = taken.rows_affected() == 1;
+        if taken && self.is_locked(account_id, now).await? {
             tracing::warn!(account = %account_id, "account locked after repeated failures");
         }
-        tx.commit().await?;
+        Ok(taken)
+    }
+
+    /// A failed enrollment counts toward the account's lockout.
+    async fn count_failure(&self, account_id: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
+        self.take_attempt(account_id, now).await?;
         Ok(())
     }
 

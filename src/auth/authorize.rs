@@ -54,12 +54,53 @@ pub enum Refusal {
     Redirect { redirect_uri: String, error: &'static str, description: String, state: Option<String> },
 }
 
+/// The longest value accepted for each request parameter (bytes). Anything longer is
+/// refused on an error page before anything is looked up or stored.
+const MAX_LENGTHS: &[(&str, usize)] = &[
+    ("response_type", 32),
+    ("client_id", 256),
+    ("redirect_uri", 2048),
+    ("scope", 4096),
+    ("state", 512),
+    ("aud", 2048),
+    ("code_challenge", 128),
+    ("code_challenge_method", 16),
+    ("nonce", 512),
+    ("launch", 512),
+];
+
+/// Refuses a request with an over-long parameter (a page, never a redirect: the request
+/// has not been checked).
+pub fn check_lengths(params: &AuthorizeParams) -> Result<(), Refusal> {
+    let values = [
+        &params.response_type,
+        &params.client_id,
+        &params.redirect_uri,
+        &params.scope,
+        &params.state,
+        &params.aud,
+        &params.code_challenge,
+        &params.code_challenge_method,
+        &params.nonce,
+        &params.launch,
+    ];
+    for ((name, max), value) in MAX_LENGTHS.iter().zip(values) {
+        if value.as_ref().is_some_and(|v| v.len() > *max) {
+            return Err(Refusal::Page(format!(
+                "The app's request is too long: {name} may be at most {max} characters."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks an authorization request against the app's registration.
 pub fn check(
     params: &AuthorizeParams,
     app: Option<&AppView>,
     fhir_base: &str,
 ) -> Result<PendingAuthorization, Refusal> {
+    check_lengths(params)?;
     let client_id = params
         .client_id
         .as_deref()
@@ -300,6 +341,19 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn over_long_parameters_are_refused_on_a_page() {
+        let mut p = params();
+        p.state = Some("s".repeat(513));
+        assert!(matches!(check(&p, Some(&app()), BASE), Err(Refusal::Page(m)) if m.contains("state")));
+        let mut p = params();
+        p.nonce = Some("n".repeat(513));
+        assert!(matches!(check(&p, Some(&app()), BASE), Err(Refusal::Page(m)) if m.contains("nonce")));
+        let mut p = params();
+        p.state = Some("s".repeat(512));
+        assert!(check(&p, Some(&app()), BASE).is_ok(), "512 is allowed");
     }
 
     #[test]

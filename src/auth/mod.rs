@@ -10,9 +10,12 @@ pub mod accounts;
 pub mod authorize;
 pub mod grants;
 pub mod keyring;
+pub mod hashing;
 pub mod oauth;
 pub mod oidc;
 pub mod sessions;
+pub mod sweep;
+pub mod throttle;
 
 use crate::policy::{Role, Viewer};
 use std::net::IpAddr;
@@ -188,12 +191,10 @@ impl DevTokens {
                 Some((source, id)) => PatientScope::Person { source: source.clone(), source_patient_id: id.clone() },
                 None => PatientScope::Any,
             };
-            entries.push((t.token.clone(), Access {
-                    viewer: t.viewer.clone(),
-                    patients,
-                    groups: t.groups.clone(),
-                    basis: Basis::default(),
-                }));
+            entries.push((
+                t.token.clone(),
+                Access { viewer: t.viewer.clone(), patients, groups: t.groups.clone(), basis: Basis::default() },
+            ));
         }
         let loopback_base = is_loopback_url(public_base_url);
         if !entries.is_empty() && !loopback_base {

@@ -1,8 +1,14 @@
 //! Browser sessions: a random cookie value (stored only as a hash), its CSRF token, the
 //! signed-in account, and small per-session state (a pending authorization request, OIDC
 //! state). Sessions end after `session_idle` without a request and after
-//! `session_absolute` in all; signing in issues a fresh session id (no fixation). It never
-//! stores passwords or tokens.
+//! `session_absolute` in all, and [`Sessions::sweep`] deletes the rows of ended ones;
+//! signing in issues a fresh session id (no fixation). It never stores passwords or tokens.
+//!
+//! An anonymous visitor has no row: their session lives in the cookie alone until it has
+//! something to keep (a pending authorization, OIDC state: [`Sessions::save`]) or signs in.
+//! Its CSRF token is derived from the cookie value (SHA-256 with a fixed label) — a
+//! double-submit check: a form is accepted only from someone who can read the cookie —
+//! and carried over when the session is stored, so a page's form keeps working.
 
 use crate::store::{Store, StoreError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,6 +30,8 @@ pub struct Session {
     pub csrf_token: String,
     pub data: Value,
     created_at: DateTime<Utc>,
+    /// Whether the session has a row (anonymous sessions have none until saved).
+    stored: bool,
 }
 
 impl Session {
@@ -54,6 +62,28 @@ fn hash(value: &str) -> String {
     hex::encode(Sha256::digest(value.as_bytes()))
 }
 
+/// The CSRF token of an anonymous session (see the module's notes).
+fn derived_csrf(cookie: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(format!("portico-session-csrf:{cookie}").as_bytes()))
+}
+
+/// The stored time format: fixed width, UTC, so that text comparison in SQL is time order.
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Longest cookie value accepted as an anonymous session's (ours are 45 characters).
+const MAX_COOKIE: usize = 64;
+
+/// How an anonymous session's cookie value starts, so that a cookie without a row can be
+/// told apart: anonymous (never had one) or ended (its row was deleted).
+const ANONYMOUS_PREFIX: &str = "a.";
+
+/// True when `cookie` was made for an anonymous session.
+pub fn is_anonymous(cookie: &str) -> bool {
+    cookie.starts_with(ANONYMOUS_PREFIX)
+}
+
 impl Sessions {
     pub fn new(store: Store, idle: std::time::Duration, absolute: std::time::Duration) -> Sessions {
         Sessions {
@@ -63,9 +93,38 @@ impl Sessions {
         }
     }
 
-    /// A new anonymous session: (cookie value, session).
+    /// A new anonymous session, stored at once: (cookie value, session).
     pub async fn start(&self) -> Result<(String, Session), StoreError> {
         self.create(None, json!({})).await
+    }
+
+    /// An anonymous session without a row: for `cookie` when the browser sent an anonymous
+    /// one we do not hold, else for a new random cookie (an ended session's cookie is never
+    /// reused). (cookie value, session, new?)
+    pub fn anonymous(&self, cookie: Option<&str>) -> (String, Session, bool) {
+        let (cookie, new) = match cookie.filter(|c| is_anonymous(c) && c.len() <= MAX_COOKIE) {
+            Some(c) => (c.to_string(), false),
+            None => (format!("{ANONYMOUS_PREFIX}{}", random_token()), true),
+        };
+        let session = Session {
+            id_hash: hash(&cookie),
+            account_id: None,
+            csrf_token: derived_csrf(&cookie),
+            data: json!({}),
+            created_at: Utc::now(),
+            stored: false,
+        };
+        (cookie, session, new)
+    }
+
+    /// Deletes the rows of sessions past their idle or absolute limit; how many.
+    pub async fn sweep(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen < $1 OR created_at < $2")
+            .bind(ts(now - self.idle))
+            .bind(ts(now - self.absolute))
+            .execute(&self.store.pool)
+            .await?;
+        Ok(done.rows_affected())
     }
 
     async fn create(&self, account_id: Option<&str>, data: Value) -> Result<(String, Session), StoreError> {
@@ -77,13 +136,14 @@ impl Sessions {
             csrf_token: random_token(),
             data,
             created_at: now,
+            stored: true,
         };
         sqlx::query("INSERT INTO sessions (id_hash, account_id, csrf_token, data, created_at, last_seen) VALUES ($1, $2, $3, $4, $5, $5)")
             .bind(&session.id_hash)
             .bind(&session.account_id)
             .bind(&session.csrf_token)
             .bind(session.data.to_string())
-            .bind(now.to_rfc3339())
+            .bind(ts(now))
             .execute(&self.store.pool)
             .await?;
         Ok((cookie, session))
@@ -107,7 +167,7 @@ impl Sessions {
             return Ok(None);
         }
         sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2")
-            .bind(now.to_rfc3339())
+            .bind(ts(now))
             .bind(&id_hash)
             .execute(&self.store.pool)
             .await?;
@@ -118,16 +178,31 @@ impl Sessions {
             csrf_token: row.get(1),
             data: serde_json::from_str(&data).unwrap_or_else(|_| json!({})),
             created_at,
+            stored: true,
         }))
     }
 
-    /// Saves the session's data.
+    /// Saves the session's data; an anonymous session gets its row now (it then expires
+    /// like any other).
     pub async fn save(&self, session: &Session) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2")
-            .bind(session.data.to_string())
+        if session.stored {
+            sqlx::query("UPDATE sessions SET data = $1 WHERE id_hash = $2")
+                .bind(session.data.to_string())
+                .bind(&session.id_hash)
+                .execute(&self.store.pool)
+                .await?;
+        } else {
+            sqlx::query(
+                "INSERT INTO sessions (id_hash, account_id, csrf_token, data, created_at, last_seen) VALUES ($1, NULL, $2, $3, $4, $4)
+                 ON CONFLICT (id_hash) DO UPDATE SET data = excluded.data",
+            )
             .bind(&session.id_hash)
+            .bind(&session.csrf_token)
+            .bind(session.data.to_string())
+            .bind(ts(Utc::now()))
             .execute(&self.store.pool)
             .await?;
+        }
         Ok(())
     }
 
@@ -181,6 +256,37 @@ mod tests {
             let _ = s.load(&cookie).await.unwrap();
         }
         assert!(s.load(&cookie).await.unwrap().is_none(), "busy, but past the absolute limit");
+    }
+
+    async fn rows(s: &Sessions) -> i64 {
+        sqlx::query("SELECT COUNT(*) FROM sessions").fetch_one(&s.store.pool).await.unwrap().get(0)
+    }
+
+    #[tokio::test]
+    async fn anonymous_sessions_have_no_row_until_saved_and_keep_their_csrf_token() {
+        let (_d, s) = sessions(60_000, 60_000).await;
+        let (cookie, mut anon, new) = s.anonymous(None);
+        assert!(new);
+        let (_, again, new) = s.anonymous(Some(&cookie));
+        assert!(!new && again.csrf_ok(&anon.csrf_token), "the same cookie, the same token");
+        assert!(!s.anonymous(None).1.csrf_ok(&anon.csrf_token), "another cookie, another token");
+        let (_, _, new) = s.anonymous(Some("an-ended-signed-in-session-cookie-value"));
+        assert!(new, "a cookie that was not anonymous is replaced");
+        assert_eq!(rows(&s).await, 0);
+        anon.data["authorize"] = json!({"client_id": "app"});
+        s.save(&anon).await.unwrap();
+        assert_eq!(rows(&s).await, 1);
+        let loaded = s.load(&cookie).await.unwrap().unwrap();
+        assert!(loaded.csrf_ok(&anon.csrf_token) && loaded.data["authorize"]["client_id"] == "app");
+    }
+
+    #[tokio::test]
+    async fn the_sweep_deletes_only_ended_sessions() {
+        let (_d, s) = sessions(60_000, 60_000).await;
+        s.start().await.unwrap();
+        assert_eq!(s.sweep(Utc::now()).await.unwrap(), 0, "a live session stays");
+        assert_eq!(s.sweep(Utc::now() + Duration::seconds(61)).await.unwrap(), 1, "an idle one goes");
+        assert_eq!(rows(&s).await, 0);
     }
 
     #[tokio::test]

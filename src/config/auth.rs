@@ -65,6 +65,21 @@ pub struct AuthConfig {
     /// `portico keys rotate --activate` may start signing with it (apps cache JWKS).
     #[serde(default = "default_key_publish_delay")]
     pub key_publish_delay: Duration,
+    /// How often expired sessions, authorization codes, client-assertion ids and old
+    /// enrollment attempts are deleted from the store.
+    #[serde(default = "default_sweep_every")]
+    pub sweep_every: Duration,
+    /// Password and client-secret hashing (argon2) runs on at most this many threads at
+    /// once (0: one per CPU core) …
+    #[serde(default)]
+    pub hash_workers: usize,
+    /// … with at most this many more waiting; beyond that the request answers 429.
+    #[serde(default = "default_hash_queue")]
+    pub hash_queue: usize,
+    /// Request rates allowed at the sign-in, registration, enrollment, token and
+    /// authorization endpoints (`[auth.rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitConfig,
     /// Apps registered in config (synchronised into the store at start-up).
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
@@ -92,6 +107,10 @@ impl Default for AuthConfig {
             key_file: None,
             create_key_file: false,
             key_publish_delay: default_key_publish_delay(),
+            sweep_every: default_sweep_every(),
+            hash_workers: 0,
+            hash_queue: default_hash_queue(),
+            rate_limits: RateLimitConfig::default(),
             clients: Vec::new(),
             oidc: None,
         }
@@ -142,6 +161,74 @@ fn default_session_idle() -> Duration {
 }
 fn default_session_absolute() -> Duration {
     Duration::from_secs(8 * 3600)
+}
+
+fn default_sweep_every() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_hash_queue() -> usize {
+    64
+}
+
+/// `[auth.rate_limits]`: token buckets (a steady rate per minute and a burst) kept for each
+/// of `/login`, `/register`, `/enroll`, `/token` and `/authorize` separately — per client IP
+/// address, per account (the user name signing in, the signed-in account enrolling) and per
+/// app (`client_id` at `/token` and `/authorize`). Over the limit the answer is 429 with
+/// `Retry-After`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    #[serde(default = "default_ip_per_minute")]
+    pub per_ip_per_minute: u32,
+    #[serde(default = "default_ip_burst")]
+    pub per_ip_burst: u32,
+    #[serde(default = "default_account_per_minute")]
+    pub per_account_per_minute: u32,
+    #[serde(default = "default_account_burst")]
+    pub per_account_burst: u32,
+    /// An app's own limit is shared by all its users: keep it high.
+    #[serde(default = "default_client_per_minute")]
+    pub per_client_per_minute: u32,
+    #[serde(default = "default_client_burst")]
+    pub per_client_burst: u32,
+    /// Reverse proxies (exact IP addresses) whose `X-Forwarded-For` is believed: from one of
+    /// them, the client is the right-most address in that header that is not itself a
+    /// trusted proxy. From anyone else the header is ignored and the client is the socket's peer.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            per_ip_per_minute: default_ip_per_minute(),
+            per_ip_burst: default_ip_burst(),
+            per_account_per_minute: default_account_per_minute(),
+            per_account_burst: default_account_burst(),
+            per_client_per_minute: default_client_per_minute(),
+            per_client_burst: default_client_burst(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+fn default_ip_per_minute() -> u32 {
+    60
+}
+fn default_ip_burst() -> u32 {
+    30
+}
+fn default_account_per_minute() -> u32 {
+    30
+}
+fn default_account_burst() -> u32 {
+    20
+}
+fn default_client_per_minute() -> u32 {
+    1200
+}
+fn default_client_burst() -> u32 {
+    300
 }
 
 /// An app registered in config.

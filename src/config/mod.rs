@@ -10,7 +10,7 @@ mod duration;
 mod env;
 mod export;
 
-pub use auth::{AuthConfig, ClientConfig, OidcConfig};
+pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
 pub use duration::Duration;
 pub use export::{ExportConfig, ExportGroup};
 
@@ -518,6 +518,25 @@ impl Config {
             || self.database.url.starts_with("postgresql://"))
         {
             return Err(("database.url".into(), "must start with sqlite: or postgres://".into()));
+        }
+        let r = &self.auth.rate_limits;
+        for (k, v) in [
+            ("per_ip_per_minute", r.per_ip_per_minute),
+            ("per_ip_burst", r.per_ip_burst),
+            ("per_account_per_minute", r.per_account_per_minute),
+            ("per_account_burst", r.per_account_burst),
+            ("per_client_per_minute", r.per_client_per_minute),
+            ("per_client_burst", r.per_client_burst),
+        ] {
+            if v == 0 {
+                return Err((format!("auth.rate_limits.{k}"), "must be at least 1".into()));
+            }
+        }
+        if self.auth.hash_queue == 0 {
+            return Err(("auth.hash_queue".into(), "must be at least 1".into()));
+        }
+        if self.auth.sweep_every.is_zero() {
+            return Err(("auth.sweep_every".into(), "must be greater than zero".into()));
         }
         if self.aggregate.deadline.is_zero() {
             return Err(("aggregate.deadline".into(), "must be greater than zero".into()));

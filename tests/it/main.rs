@@ -35,6 +35,7 @@ mod download_jobs;
 mod downloads;
 mod enrollment;
 mod fhir_api;
+mod floods;
 mod front_door;
 mod generated_population;
 mod keys;

@@ -129,9 +129,7 @@ impl Clients {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| crypto::decoy_hash().to_string());
         let secret = secret.to_string();
-        let ok = tokio::task::spawn_blocking(move || crypto::verify_secret(&secret, &hash))
-            .await
-            .map_err(|e| OAuthError::server(&e))?;
+        let ok = self.hasher.run(move || crypto::verify_secret(&secret, &hash)).await?;
         match record {
             Some(r) if ok && known => Ok(r.client),
             _ => Err(OAuthError::invalid_client("client authentication failed")),

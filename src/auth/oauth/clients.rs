@@ -149,6 +149,8 @@ pub struct Clients {
     pub(super) keys: KeyCache,
     /// When spent assertion ids were last cleaned out (unix seconds).
     pub(super) last_cleanup: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    /// Where client secrets are checked (bounded; a flood is answered 429).
+    pub(super) hasher: crate::auth::hashing::Hasher,
     /// The origins of enabled clients' redirect URIs, read at most every
     /// [`ORIGINS_TTL`] (forgotten at once when this process registers or disables one).
     origins: moka::future::Cache<(), std::sync::Arc<std::collections::HashSet<String>>>,
@@ -166,8 +168,15 @@ impl Clients {
             store,
             keys: KeyCache::new(),
             last_cleanup: Default::default(),
+            hasher: Default::default(),
             origins: moka::future::Cache::builder().max_capacity(1).time_to_live(ORIGINS_TTL).build(),
         }
+    }
+
+    /// The same registry checking client secrets on `hasher` (shared with sign-in).
+    pub fn with_hasher(mut self, hasher: crate::auth::hashing::Hasher) -> Clients {
+        self.hasher = hasher;
+        self
     }
 
     /// The enabled client `client_id` (None when unknown or disabled).

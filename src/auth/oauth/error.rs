@@ -16,6 +16,8 @@ pub enum ErrorCode {
     InvalidScope,
     UnsupportedTokenType,
     ServerError,
+    /// Too many requests (a rate limit or the hashing pool): 429 with `Retry-After`.
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -29,6 +31,7 @@ impl ErrorCode {
             ErrorCode::InvalidScope => "invalid_scope",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -42,11 +45,13 @@ pub struct OAuthError {
     /// The client tried HTTP Basic authentication: an `invalid_client` answer is then a 401
     /// with `WWW-Authenticate: Basic`.
     pub basic_attempted: bool,
+    /// Seconds the client should wait before trying again (`Retry-After`, with a 429).
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
-        OAuthError { code, description: description.into(), basic_attempted: false }
+        OAuthError { code, description: description.into(), basic_attempted: false, retry_after: None }
     }
     pub fn invalid_request(d: impl Into<String>) -> OAuthError {
         Self::new(ErrorCode::InvalidRequest, d)
@@ -63,6 +68,13 @@ impl OAuthError {
     pub fn unauthorized_client(d: impl Into<String>) -> OAuthError {
         Self::new(ErrorCode::UnauthorizedClient, d)
     }
+    /// Too many requests: answered 429 with `Retry-After: seconds`.
+    pub fn too_many(seconds: u64) -> OAuthError {
+        OAuthError {
+            retry_after: Some(seconds.max(1)),
+            ..Self::new(ErrorCode::TemporarilyUnavailable, "too many requests; try again later")
+        }
+    }
     /// A failure of the gateway itself; the cause is logged, never returned.
     pub fn server(cause: &dyn std::fmt::Display) -> OAuthError {
         tracing::error!(error = %cause, "oauth: internal error");
@@ -74,8 +86,15 @@ impl OAuthError {
         match self.code {
             ErrorCode::InvalidClient if self.basic_attempted => 401,
             ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 429,
             _ => 400,
         }
+    }
+}
+
+impl From<crate::auth::hashing::Busy> for OAuthError {
+    fn from(_: crate::auth::hashing::Busy) -> Self {
+        OAuthError::too_many(crate::auth::hashing::Busy::RETRY_AFTER_SECS)
     }
 }
 

@@ -1,8 +1,13 @@
 //! The parameters of an OAuth request body (`application/x-www-form-urlencoded`): each at
-//! most once (RFC 6749 §3.1), empty values as if absent. It parses; it never decides.
+//! most once (RFC 6749 §3.1), empty values as if absent, none over-long. It parses; it never decides.
 
 use super::error::OAuthError;
 use std::collections::BTreeMap;
+
+/// The longest parameter value accepted (codes, tokens, verifiers, URIs, scopes) …
+const MAX_VALUE: usize = 4096;
+/// … and the longest `client_assertion` (a signed JWT).
+const MAX_ASSERTION: usize = 16 * 1024;
 
 /// A parsed form body.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -16,6 +21,10 @@ impl Form {
         std::str::from_utf8(body).map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?;
         let mut params = BTreeMap::new();
         for (k, v) in url::form_urlencoded::parse(body) {
+            let max = if k == "client_assertion" { MAX_ASSERTION } else { MAX_VALUE };
+            if k.len() > MAX_VALUE || v.len() > max {
+                return Err(OAuthError::invalid_request(format!("a parameter is longer than {max} characters")));
+            }
             if params.contains_key(k.as_ref()) {
                 return Err(OAuthError::invalid_request(format!("parameter `{k}` is repeated")));
             }
@@ -52,5 +61,7 @@ mod tests {
         assert!(f.require("scope").is_err());
         assert!(Form::parse(b"code=a&code=b").is_err());
         assert!(Form::parse(&[0x63, 0x3d, 0xff]).is_err());
+        assert!(Form::parse(format!("state={}", "s".repeat(4097)).as_bytes()).is_err(), "over-long");
+        assert!(Form::parse(format!("client_assertion={}", "a".repeat(5000)).as_bytes()).is_ok());
     }
 }

@@ -97,15 +97,17 @@ pub struct OAuth {
 
 impl OAuth {
     /// Loads the checked `[[auth.clients]]` ([`check_config_clients`]) into the store and
-    /// checks the signing keys open with `kek` (sealing any stored in clear).
+    /// checks the signing keys open with `kek` (sealing any stored in clear). Client secrets
+    /// are checked on `hasher`.
     pub async fn start(
         config: &Config,
         configured: &[ConfiguredClient],
         store: Store,
         index: Arc<PatientIndex>,
         kek: Arc<crate::auth::keyring::KeyEncryptionKey>,
+        hasher: crate::auth::hashing::Hasher,
     ) -> Result<OAuth, ClientError> {
-        let clients = Clients::new(store.clone());
+        let clients = Clients::new(store.clone()).with_hasher(hasher);
         clients.sync_checked(configured).await?;
         let tokens = Tokens::new(store, clients.clone(), index, OAuthSettings::from_config(config), kek).await?;
         Ok(OAuth { clients, tokens })
