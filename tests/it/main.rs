@@ -33,6 +33,7 @@ mod dev_tokens;
 mod download_jobs;
 mod downloads;
 mod enrollment;
+mod mail;
 mod fhir_api;
 mod front_door;
 mod generated_population;
