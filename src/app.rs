@@ -36,6 +36,8 @@ pub enum AppError {
     Auth(#[from] crate::auth::oauth::ClientError),
     #[error("authorization server: {0}")]
     Oidc(#[from] crate::auth::oidc::OidcError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailError),
     #[error("policy: {0}")]
     Policy(#[from] crate::policy::PolicyError),
     /// What [`crate::settings`] refuses (a config built without it is validated here).
@@ -180,12 +182,15 @@ impl App {
             })
         };
         let ledger = PolicyLedger::new(store.clone());
-        let accounts = Arc::new(crate::auth::accounts::Accounts::new(
-            store.clone(),
-            index.clone(),
-            config.auth.clone(),
-            kek.clone(),
-        ));
+        let mailer = crate::mail::Mailer::start(
+            config.mail.as_ref(),
+            &config.base_dir,
+            &crate::api::public_origin(&config.fhir_base_url()),
+        )?;
+        let accounts = Arc::new(
+            crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone(), kek.clone())
+                .with_mail(mailer, config.mail.as_ref()),
+        );
         let oauth = crate::auth::oauth::OAuth::start(
             &config,
             &clients,

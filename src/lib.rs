@@ -15,6 +15,7 @@ pub mod him;
 pub mod identity;
 pub mod json;
 pub mod label;
+pub mod mail;
 pub mod policy;
 pub mod portal;
 pub mod read;

@@ -335,6 +335,12 @@ enum AccountCommand {
     },
     /// Enrollments refused because the record already had an owner, for HIM review (ids only).
     EnrollmentReviews,
+    /// Confirm a local account's e-mail address (staff checked it another way, e.g. at the
+    /// desk); the account may then enroll.
+    VerifyEmail {
+        #[arg(long)]
+        username: String,
+    },
     /// The records an account may open, with their link ids.
     Links {
         #[arg(long)]
@@ -827,6 +833,14 @@ async fn account_command(config: &Path, command: AccountCommand) -> Result<(), C
                     r.id, r.created_at, r.account_id, r.source, r.source_patient_id, r.method
                 );
             }
+            Ok(())
+        }
+        AccountCommand::VerifyEmail { username } => {
+            let app = App::build(load(config)?).await?;
+            if !app.accounts.mark_email_verified(&username, chrono::Utc::now()).await? {
+                return Err(CliError::NoAccount(username));
+            }
+            println!("the e-mail address of {username} is confirmed");
             Ok(())
         }
         AccountCommand::Links { username } => {

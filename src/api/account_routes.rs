@@ -1,5 +1,7 @@
-//! Sign-in, registration, enrollment, sign-out and the account page. Thin: each checks the
-//! session and CSRF token, calls one function of `auth::accounts`, renders or redirects.
+//! Sign-in, registration, e-mail verification, enrollment, sign-out and the account page.
+//! Thin: each checks the session and CSRF token, calls one function of `auth::accounts`,
+//! renders or redirects. Sign-in and registration also set the long-lived device cookie
+//! by which a sign-in from a new browser is told apart (see `auth::email`).
 
 use super::extract::SignedIn;
 use super::pages::{check_csrf, field, form_fields, page, see_other, session, session_cookie, PageError};
@@ -13,7 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use axum_extra::extract::cookie::CookieJar;
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::context;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/login", get(login_page).post(login))
         .route("/register", get(register_page).post(register))
         .route("/enroll", get(enroll_page).post(enroll))
+        .route("/verify-email", get(verify_email))
+        .route("/verify-email/resend", axum::routing::post(resend_verification))
         .route("/logout", axum::routing::post(logout))
         .route("/account", get(account))
         .route("/account/apps/revoke", axum::routing::post(revoke_app))
@@ -84,6 +88,25 @@ async fn login_page(
     Ok((jar, page(StatusCode::OK, login_html_with(&state, &s, "", "", notice), None)).into_response())
 }
 
+/// The device cookie: a random value per browser, kept as long as the browser allows (400 days).
+const DEVICE_COOKIE: &str = "portico_device";
+
+/// The browser's device cookie value, a new one added to `jar` when it has none.
+fn device(state: &ApiState, jar: CookieJar) -> (CookieJar, String) {
+    if let Some(v) = jar.get(DEVICE_COOKIE).map(|c| c.value().to_string()).filter(|v| v.len() == 64) {
+        return (jar, v);
+    }
+    let value = crate::auth::email::new_secret();
+    let cookie = Cookie::build((DEVICE_COOKIE, value.clone()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.secure_cookies)
+        .permanent()
+        .build();
+    (jar.add(cookie), value)
+}
+
 async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
     let (jar, s) = session(&state, jar).await?;
     let form = form_fields(&body);
@@ -93,6 +116,12 @@ async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) 
     state.throttle.check_account(Endpoint::Login, &username).map_err(|l| PageError::too_many(l.retry_after))?;
     match state.accounts.sign_in(&username, &password, chrono::Utc::now()).await {
         Ok(account_id) => {
+            let (jar, device) = device(&state, jar);
+            state
+                .accounts
+                .signed_in_from(&account_id, &device, chrono::Utc::now())
+                .await
+                .map_err(PageError::because)?;
             let (cookie, signed_in) = state.sessions.sign_in(&s, &account_id).await?;
             Ok((jar.add(session_cookie(&state, cookie)), see_other(next_step(&signed_in))).into_response())
         }
@@ -133,6 +162,10 @@ async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Byte
     state.throttle.check_account(Endpoint::Register, &username).map_err(|l| PageError::too_many(l.retry_after))?;
     match state.accounts.create_local(&username, &password, &name).await {
         Ok(account_id) => {
+            let now = chrono::Utc::now();
+            state.accounts.send_verification(&account_id, now).await.map_err(PageError::because)?;
+            let (jar, device) = device(&state, jar);
+            state.accounts.note_device(&account_id, &device, now).await.map_err(PageError::because)?;
             let (cookie, _) = state.sessions.sign_in(&s, &account_id).await?;
             Ok((jar.add(session_cookie(&state, cookie)), see_other("/enroll")).into_response())
         }
@@ -161,17 +194,68 @@ async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Byte
     }
 }
 
-fn enroll_html(state: &ApiState, s: &crate::auth::sessions::Session, message: &str) -> String {
-    crate::portal::render(
+async fn enroll_html(
+    state: &ApiState,
+    s: &crate::auth::sessions::Session,
+    account_id: &str,
+    message: &str,
+    notice: &str,
+) -> Result<String, PageError> {
+    let email_verified = state.accounts.email_verified(account_id).await.map_err(PageError::because)?;
+    Ok(crate::portal::render(
         "enroll.html",
-        context! { title => "Connect your record", csrf => s.csrf_token, message, signed_in => true,
-        by_demographics => state.accounts.enroll_by_demographics() },
-    )
+        context! { title => "Connect your record", csrf => s.csrf_token, message, notice, signed_in => true,
+                   email_verified, by_demographics => state.accounts.enroll_by_demographics() },
+    ))
 }
 
 async fn enroll_page(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Result<Response, PageError> {
-    let SignedIn { jar, session: s, .. } = visitor;
-    Ok((jar, page(StatusCode::OK, enroll_html(&state, &s, ""), None)).into_response())
+    let SignedIn { jar, session: s, account } = visitor;
+    Ok((jar, page(StatusCode::OK, enroll_html(&state, &s, &account, "", "").await?, None)).into_response())
+}
+
+/// The link from the verification mail (`?token=…`): confirms the address whoever follows
+/// it (the token is the proof), once.
+async fn verify_email(
+    State(state): State<Arc<ApiState>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, PageError> {
+    let token = form_fields(query.unwrap_or_default().as_bytes())
+        .into_iter()
+        .find_map(|(k, v)| (k == "token").then_some(v))
+        .unwrap_or_default();
+    let confirmed = state.accounts.verify_email(&token, chrono::Utc::now()).await.map_err(PageError::because)?;
+    let (status, title) = if confirmed {
+        (StatusCode::OK, "E-mail address confirmed")
+    } else {
+        (StatusCode::BAD_REQUEST, "Link not valid")
+    };
+    let html = crate::portal::render("verify_email.html", context! { title, confirmed, signed_in => false });
+    Ok(page(status, html, None))
+}
+
+/// "Send the mail again" on the enroll page; a few an hour, then 429 with Retry-After.
+async fn resend_verification(
+    State(state): State<Arc<ApiState>>,
+    visitor: SignedIn,
+    body: Bytes,
+) -> Result<Response, PageError> {
+    let SignedIn { jar, session: s, account } = visitor;
+    check_csrf(&s, &form_fields(&body))?;
+    match state.accounts.resend_verification(&account, chrono::Utc::now()).await {
+        Ok(()) => {
+            let html = enroll_html(&state, &s, &account, "", "We sent a new link to your e-mail address.").await?;
+            Ok((jar, page(StatusCode::OK, html, None)).into_response())
+        }
+        Err(e @ AccountError::TooManyMails { retry_after_secs }) => {
+            let html = enroll_html(&state, &s, &account, &e.to_string(), "").await?;
+            let mut response = page(StatusCode::TOO_MANY_REQUESTS, html, None);
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+            Ok((jar, response).into_response())
+        }
+        Err(AccountError::Store(e)) => Err(e.into()),
+        Err(e) => Err(PageError::because(e)),
+    }
 }
 
 /// With a `code`: an activation code and the birth date; else medical record number,
@@ -213,7 +297,13 @@ async fn enroll(
                 };
                 state.audit.record(&entry).await?;
             }
-            Ok((jar, page(StatusCode::BAD_REQUEST, enroll_html(&state, &s, &e.to_string()), None)).into_response())
+            let status = if matches!(e, AccountError::EmailNotVerified) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let html = enroll_html(&state, &s, &account_id, &e.to_string(), "").await?;
+            Ok((jar, page(status, html, None)).into_response())
         }
     }
 }

@@ -30,6 +30,8 @@ mod record_pages;
 mod source_metrics;
 mod well_known;
 
+pub use well_known::issuer as public_origin;
+
 use crate::read::Reader;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};

@@ -11,12 +11,19 @@
 //! Messages never reveal whether an account exists, which enrollment field was wrong or
 //! whether a record has an owner. Passwords and codes are never logged or stored.
 //! Hashing runs on the bounded pool of [`crate::auth::hashing`], never on an async worker.
+//!
+//! Only an account whose e-mail address is confirmed may enroll (see [`super::email`]).
+//! One live `SELF` link per record is also kept by the database (a unique index): of two
+//! enrollments into one record at the same instant, the one whose insert loses goes on the
+//! review list too. The account is mailed when its record is connected, and a record's
+//! owner when someone else tries to enroll into it.
 
 use crate::auth::hashing::{Busy, Hasher};
 use crate::auth::keyring::KeyEncryptionKey;
 use crate::config::AuthConfig;
 use crate::identity::matching::fold;
 use crate::identity::PatientIndex;
+use crate::mail::{Mailer, Notice};
 use crate::store::{Store, StoreError};
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -53,6 +60,14 @@ pub enum AccountError {
     /// Enrollment by medical record number is turned off in the config.
     #[error("Enter the activation code Harbor Health gave you (at the front desk or on your visit summary) with your date of birth.")]
     DemographicsOff,
+    /// The account's e-mail address is not confirmed yet: it cannot enroll.
+    #[error("Confirm your e-mail address first: open the link in the mail we sent when you created your account, or ask for a new mail below. Nothing was connected.")]
+    EmailNotVerified,
+    /// Too many verification mails asked for; try again after this many seconds.
+    #[error(
+        "We have sent several mails in the last hour. Please wait a while and check your inbox (and spam folder)."
+    )]
+    TooManyMails { retry_after_secs: u64 },
     #[error("{0}")]
     WeakPassword(String),
     #[error("that user name is taken")]
@@ -136,12 +151,17 @@ fn normal_code(code: &str) -> String {
 }
 
 pub struct Accounts {
-    store: Store,
+    pub(super) store: Store,
     index: Arc<PatientIndex>,
     config: AuthConfig,
     /// Keys the stored hashes of activation codes.
     kek: Arc<KeyEncryptionKey>,
     hasher: Hasher,
+    pub(super) mail: Mailer,
+    /// How long an e-mail verification link works.
+    pub(super) verify_link_valid: std::time::Duration,
+    /// Verification mails one account may ask for in an hour.
+    pub(super) resend_per_hour: u32,
 }
 
 /// Longest user name and password looked at (longer ones are refused before hashing).
@@ -166,12 +186,31 @@ impl Accounts {
     /// Hashing runs on a pool of `config.hash_workers` threads with `config.hash_queue` waiting.
     pub fn new(store: Store, index: Arc<PatientIndex>, config: AuthConfig, kek: Arc<KeyEncryptionKey>) -> Accounts {
         let hasher = Hasher::new(config.hash_workers, config.hash_queue);
-        Accounts { store, index, config, kek, hasher }
+        Accounts {
+            store,
+            index,
+            config,
+            kek,
+            hasher,
+            mail: Mailer::off(""),
+            verify_link_valid: crate::config::default_verify_link_valid().std(),
+            resend_per_hour: crate::config::default_resend_per_hour(),
+        }
     }
 
     /// The hashing pool (the authorization server checks client secrets on it too).
     pub fn hasher(&self) -> Hasher {
         self.hasher.clone()
+    }
+
+    /// Sends the security mails through `mail`, with the `[mail]` section's limits.
+    pub fn with_mail(self, mail: Mailer, config: Option<&crate::config::MailConfig>) -> Accounts {
+        Accounts {
+            mail,
+            verify_link_valid: config.map_or(self.verify_link_valid, |c| c.verify_link_valid.std()),
+            resend_per_hour: config.map_or(self.resend_per_hour, |c| c.resend_per_hour),
+            ..self
+        }
     }
 
     /// The stored form of an activation code: an HMAC keyed from the key-encryption key, so
@@ -209,9 +248,10 @@ impl Accounts {
         display_name: &str,
     ) -> Result<String, AccountError> {
         let username = username.trim().to_lowercase();
-        if username.len() < 3 || username.len() > MAX_USERNAME || username.chars().any(char::is_whitespace) {
+        // The user name is the address the verification link goes to.
+        if username.len() < 3 || username.len() > MAX_USERNAME || username.parse::<lettre::Address>().is_err() {
             return Err(AccountError::Invalid(
-                "Choose a user name (your e-mail address) of 3 to 254 characters without spaces.".into(),
+                "Your user name is your e-mail address (like name@example.org): we send a link to confirm it.".into(),
             ));
         }
         if display_name.trim().is_empty() {
@@ -388,6 +428,9 @@ impl Accounts {
         if !self.config.enroll_by_demographics {
             return Err(AccountError::DemographicsOff);
         }
+        if !self.email_verified(account_id).await? {
+            return Err(AccountError::EmailNotVerified);
+        }
         if self.is_locked(account_id, now).await? {
             return Err(AccountError::VerificationFailed);
         }
@@ -444,8 +487,7 @@ impl Accounts {
             self.count_failure(account_id, now).await?;
             return Err(AccountError::VerificationFailed);
         };
-        self.refuse_if_owned(account_id, &source, &source_patient_id, "demographics", now).await?;
-        let link = self.link(account_id, &source, &source_patient_id, "SELF", None, None, None, "enrollment").await?;
+        let link = self.link_owner(account_id, &source, &source_patient_id, "demographics", now).await?;
         sqlx::query("DELETE FROM enrollment_attempts WHERE attempt_id = $1")
             .bind(&attempt)
             .execute(&self.store.pool)
@@ -464,6 +506,9 @@ impl Accounts {
         birth_date: &str,
         now: DateTime<Utc>,
     ) -> Result<PatientLink, AccountError> {
+        if !self.email_verified(account_id).await? {
+            return Err(AccountError::EmailNotVerified);
+        }
         if self.is_locked(account_id, now).await? {
             return Err(AccountError::VerificationFailed);
         }
@@ -505,7 +550,41 @@ impl Accounts {
             self.count_failure(account_id, now).await?;
             return Err(AccountError::VerificationFailed);
         }
-        self.link(account_id, &source, &source_patient_id, "SELF", None, None, None, "activation-code").await
+        self.link_owner(account_id, &source, &source_patient_id, "activation-code", now).await
+    }
+
+    /// Links the account to its own record (`SELF`) after the details were checked, unless
+    /// the record has an owner. Should another account become the owner between the check
+    /// and the insert (two enrollments at once), the database's one-owner index refuses
+    /// the insert and the attempt takes the owned record's path. The account is told by
+    /// mail that its record was connected.
+    async fn link_owner(
+        &self,
+        account_id: &str,
+        source: &str,
+        source_patient_id: &str,
+        method: &str,
+        now: DateTime<Utc>,
+    ) -> Result<PatientLink, AccountError> {
+        self.refuse_if_owned(account_id, source, source_patient_id, method, now).await?;
+        let by = if method == "demographics" { "enrollment" } else { method };
+        let link = match self.link(account_id, source, source_patient_id, "SELF", None, None, None, by).await {
+            Err(AccountError::Store(StoreError::Query(e)))
+                if e.as_database_error().is_some_and(sqlx::error::DatabaseError::is_unique_violation) =>
+            {
+                tracing::warn!(account = %account_id, method, "two enrollments into one record at once: this one lost");
+                self.refuse_if_owned(account_id, source, source_patient_id, method, now).await?;
+                // Not owned by another account: this account's own link won.
+                self.links(account_id)
+                    .await?
+                    .into_iter()
+                    .find(|l| l.source == source && l.source_patient_id == source_patient_id)
+                    .ok_or(AccountError::VerificationFailed)?
+            }
+            other => other?,
+        };
+        self.notify(account_id, Notice::RecordConnected).await?;
+        Ok(link)
     }
 
     /// Refuses (and queues for HIM review) linking `account_id` to a record of a person
@@ -547,8 +626,7 @@ impl Accounts {
                 .execute(&self.store.pool)
                 .await?;
                 tracing::warn!(account = %account_id, method, "enrollment into a record with an owner refused; queued for review");
-                // Issue 12 part 3: tell the record's owner by email ("someone tried to
-                // enroll into your record") here, once `[mail]` exists.
+                self.notify_owners(account_id, &members).await?;
                 return Err(AccountError::RecordHasOwner {
                     patient_id: gateway_id.unwrap_or_else(|| format!("{source}/{source_patient_id}")),
                 });

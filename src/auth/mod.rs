@@ -8,6 +8,7 @@
 
 pub mod accounts;
 pub mod authorize;
+pub mod email;
 pub mod grants;
 pub mod keyring;
 pub mod hashing;

@@ -9,10 +9,14 @@ mod auth;
 mod duration;
 mod env;
 mod export;
+mod mail;
 
 pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
 pub use duration::Duration;
 pub use export::{ExportConfig, ExportGroup};
+pub use mail::{
+    default_resend as default_resend_per_hour, default_verify_valid as default_verify_link_valid, MailConfig,
+};
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -52,6 +56,9 @@ pub struct Config {
     /// [`crate::auth::keyring`]); else `auth.key_file` names it.
     #[serde(skip)]
     pub key_encryption_key: Option<EnvSecret>,
+    /// Security mails (see [`MailConfig`]); `None`: none are sent, each is logged as not sent.
+    #[serde(default)]
+    pub mail: Option<MailConfig>,
     /// The file the config was read from (as errors name it).
     #[serde(skip)]
     pub file: String,
@@ -604,6 +611,9 @@ impl Config {
             if s.breaker_failures == 0 {
                 return Err((key("breaker_failures"), "must be at least 1".into()));
             }
+        }
+        if let Some(mail) = &self.mail {
+            mail.validate(&self.base_dir)?;
         }
         self.validate_export()
     }

@@ -24,6 +24,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("templates/login.html")),
         ("register.html", include_str!("templates/register.html")),
         ("enroll.html", include_str!("templates/enroll.html")),
+        ("verify_email.html", include_str!("templates/verify_email.html")),
         ("pick.html", include_str!("templates/pick.html")),
         ("consent.html", include_str!("templates/consent.html")),
         ("account.html", include_str!("templates/account.html")),

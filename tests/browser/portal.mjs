@@ -10,7 +10,8 @@
 // People are the fixture people of fixtures/README.md (P01 Bob, P07 Maya, P08 Ethan, P09 Noah).
 
 import { Run, textOf, pathOf, VIEWPORT } from './lib.mjs';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { unzipSync, strFromU8 } from 'fflate';
 
@@ -99,6 +100,8 @@ async function main() {
     await page.getByLabel('Password').fill(adult.password);
     await Promise.all([page.waitForURL('**/enroll'), page.getByRole('button', { name: 'Create account' }).click()]);
     run.ok('registration leads to connecting the record');
+    await run.sees(page, 'confirm your e-mail address', 'adult (not yet confirmed)');
+    await confirmEmail(page, adult.username);
     await run.screenshot(page, 'enroll');
     await enrollForm(page, adult.mrn, adult.birth_date, 'Smith');
     run.check(pathOf(page) === '/enroll', 'a wrong last name does not connect the record');
@@ -304,6 +307,7 @@ async function main() {
     await page.getByLabel('User name').fill(t.username);
     await page.getByLabel('Password').fill(t.password);
     await Promise.all([page.waitForURL('**/enroll'), page.getByRole('button', { name: 'Create account' }).click()]);
+    await confirmEmail(page, t.username);
     await enrollForm(page, t.mrn, t.birth_date, t.family);
     run.check(pathOf(page) !== '/enroll', 'the teen connects his own record', page.url());
     const noah = await openOnlyRecord(page, 'teen');
@@ -363,6 +367,27 @@ async function signIn(page, who) {
   if (!run.check(pathOf(page) !== '/login', `${who.username} signs in`, page.url())) {
     throw new Error(`${who.username} could not sign in`);
   }
+}
+
+/// Opens the verification link the gateway wrote for `username` to its mail folder (the
+/// test gateway's `[mail] folder`), as the person would from their inbox; back on /enroll.
+async function confirmEmail(page, username) {
+  let link = null;
+  for (let i = 0; i < 1500 && !link; i++) {
+    for (const name of readdirSync(config.mail_dir).filter((n) => n.endsWith('.eml'))) {
+      // The body may be quoted-printable (a long link): undo soft breaks and =XX.
+      const text = readFileSync(join(config.mail_dir, name), 'utf8')
+        .replace(/=\r?\n/g, '')
+        .replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+      const found = text.match(/http\S*\/verify-email\?token=[0-9a-f]{64}/);
+      if (found && (text.match(/^To: (.*)$/im)?.[1] ?? '').includes(username)) link = found[0];
+    }
+    if (!link) await new Promise((r) => setTimeout(r, 20));
+  }
+  if (!run.check(link !== null, `the verification mail for ${username} arrived`)) return;
+  await page.goto(link);
+  run.check(/confirmed/i.test(await textOf(page, 'main')), 'the link confirms the address', page.url());
+  await page.goto(run.url('/enroll'));
 }
 
 /// The medical-record-number form of `/enroll` (the page also has the activation-code form).

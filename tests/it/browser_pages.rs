@@ -65,6 +65,7 @@ async fn enrolled(gw: &Gateway, person: &serde_json::Value) {
         )
         .await;
     assert_eq!(status, 303, "{html}");
+    verify_email(gw, &b, &text("username")).await;
     let (token, _) = b.form_page("/enroll").await;
     let (status, html, _) = b
         .post(
@@ -88,6 +89,7 @@ fn base_config(gw: &Gateway, redirect: &str) -> serde_json::Value {
     json!({
         "origin": gw.origin,
         "fhir": gw.fhir,
+        "mail_dir": gw.mail_dir,
         "screenshots": screenshots(),
         "chromium": chromium(),
         "app": {"client_id": CLIENT, "name": APP_NAME, "redirect_uri": redirect},

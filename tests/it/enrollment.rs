@@ -229,3 +229,103 @@ fn reviews(gw: &Gateway) -> String {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_whose_address_is_not_confirmed_cannot_enroll_and_nothing_is_linked() {
+    let gw = Gateway::start(&body()).await;
+    let birth = bob_birth_date();
+    let code = issue(&gw, &bob_record(&gw), None).await;
+    let bob = register_unverified(&gw, "Bob Martinez", "bob@example.org").await;
+    let (status, html) = by_demographics(&bob, MRN, &birth, "Martinez").await;
+    assert_eq!(status, 403, "{html}");
+    assert!(alert(&html).contains("Confirm your e-mail address first"), "{html}");
+    let (status, html) = by_code(&bob, &code, &birth).await;
+    assert_eq!(status, 403, "{html}");
+    assert!(!connected(&bob).await);
+    assert!(reviews(&gw).is_empty(), "nothing queued either");
+    // The page says what to do instead of offering the forms.
+    let (_, page, _) = bob.get("/enroll").await;
+    assert!(page.contains("First, confirm your e-mail address") && !page.contains("name=\"mrn\""), "{page}");
+    // A new mail on request, a few an hour (registration sent the first of 3), then 429.
+    for _ in 0..2 {
+        let (token, _) = bob.form_page("/enroll").await;
+        assert_eq!(bob.post("/verify-email/resend", &[("csrf", &token)]).await.0, 200);
+    }
+    let (token, _) = bob.form_page("/enroll").await;
+    let r = bob.http.post(format!("{}/verify-email/resend", gw.origin)).form(&[("csrf", &token)]).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry), "{retry}");
+    // Confirmed, the same code (not spent by the refused attempt) connects the record.
+    verify_email(&gw, &bob, "bob@example.org").await;
+    assert_eq!(by_code(&bob, &code, &birth).await.0, 303);
+    assert!(connected(&bob).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_enrollments_into_one_record_at_once_make_one_owner_and_one_review() {
+    let gw = Gateway::start(&body()).await;
+    let maya_birth = shifted("2009-08-14");
+    for round in 0..3 {
+        let record = ["HG100733", "HG100142", "HG100734"][round];
+        let Some((source, id, details)) = gw.index.records_with_identifier(record).into_iter().next() else {
+            continue;
+        };
+        let family = details.families.first().cloned().unwrap_or_default();
+        let birth = details.birth_date.clone().unwrap_or_else(|| maya_birth.clone());
+        let a = register(&gw, "A", &format!("a{round}@example.org")).await;
+        let b = register(&gw, "B", &format!("b{round}@example.org")).await;
+        let ((sa, ha), (sb, hb)) =
+            tokio::join!(by_demographics(&a, record, &birth, &family), by_demographics(&b, record, &birth, &family));
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert_eq!(statuses, [303, 400], "one owner: {ha}\n{hb}");
+        assert_eq!(live_owners(&gw, &source, &id).await, 1);
+    }
+    let lines = reviews(&gw).lines().count();
+    assert!(lines >= 1, "each loser is on the review list");
+}
+
+/// Live SELF links to one record, read from the database.
+async fn live_owners(gw: &Gateway, source: &str, id: &str) -> i64 {
+    let store = portico::store::Store::open(&gw.database_url, 1).await.unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM account_patients WHERE source = $1 AND source_patient_id = $2 AND relationship = 'SELF' AND terminated_at IS NULL",
+    )
+    .bind(source)
+    .bind(id)
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    store.pool.close().await;
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_itself_refuses_a_second_owner_of_a_record() {
+    let gw = Gateway::start(&body()).await;
+    let bob = register(&gw, "Bob Martinez", "bob@example.org").await;
+    assert_eq!(by_demographics(&bob, MRN, &bob_birth_date(), "Martinez").await.0, 303);
+    let (source, id) = bob_record(&gw).split_once('/').map(|(s, i)| (s.to_string(), i.to_string())).unwrap();
+    let store = portico::store::Store::open(&gw.database_url, 1).await.unwrap();
+    let insert = |link: &'static str, relationship: &'static str, terminated: Option<&'static str>| {
+        sqlx::query(
+            "INSERT INTO account_patients (id, account_id, source, source_patient_id, relationship, created_by, created_at, terminated_at)
+             VALUES ($1, 'another-account', $2, $3, $4, 'test', '2026-01-01T00:00:00+00:00', $5)",
+        )
+        .bind(link)
+        .bind(source.clone())
+        .bind(id.clone())
+        .bind(relationship)
+        .bind(terminated)
+        .execute(&store.pool)
+    };
+    // Past whatever the code checks, a second live SELF link is refused by the index …
+    let err = insert("second-owner", "SELF", None).await.unwrap_err();
+    assert!(err.as_database_error().is_some_and(sqlx::error::DatabaseError::is_unique_violation), "{err}");
+    // … while a terminated owner and a proxy are not owners.
+    insert("old-owner", "SELF", Some("2026-01-02T00:00:00+00:00")).await.unwrap();
+    insert("a-proxy", "MTH", None).await.unwrap();
+    store.pool.close().await;
+    assert_eq!(live_owners(&gw, &source, &id).await, 1);
+}

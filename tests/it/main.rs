@@ -34,6 +34,7 @@ mod dev_tokens;
 mod download_jobs;
 mod downloads;
 mod enrollment;
+mod mail;
 mod fhir_api;
 mod floods;
 mod front_door;

@@ -34,6 +34,7 @@ async fn bob(gw: &Gateway, username: &str) -> Browser {
         )
         .await;
     assert_eq!((status, location.as_deref()), (303, Some("/enroll")), "{html}");
+    verify_email(gw, &b, username).await;
     let (token, _) = b.form_page("/enroll").await;
     let birth = bob_birth_date();
     let (status, html, _) = b
@@ -451,6 +452,7 @@ async fn enrollment_never_says_which_detail_was_wrong_and_counts_toward_the_lock
         &[("csrf", &token), ("display_name", "Bob Martinez"), ("username", "bob7@example.org"), ("password", PASSWORD)],
     )
     .await;
+    verify_email(&gw, &b, "bob7@example.org").await;
     let birth = bob_birth_date();
     let mut messages = Vec::new();
     for (mrn, dob, family) in [

@@ -3,8 +3,11 @@
 #![allow(dead_code)]
 
 mod browser;
+mod mail;
 #[allow(unused_imports)]
 pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
+#[allow(unused_imports)]
+pub use mail::{folder_mails, verify_email, wait_for_mail, Mail};
 
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};
@@ -119,6 +122,8 @@ pub struct Gateway {
     pub database_url: String,
     /// A PostgreSQL schema this gateway created and drops when it goes.
     schema: Option<String>,
+    /// Where the gateway writes its mail (`{dir}/mail`) unless the test gave its own `[mail]`.
+    pub mail_dir: PathBuf,
 }
 
 impl Gateway {
@@ -162,8 +167,15 @@ impl Gateway {
             (None, Some(url)) => url.to_string(),
             (None, None) => format!("sqlite://{}/portico.db", dir.path().display()),
         };
+        let mail_dir = dir.path().join("mail");
+        // Test gateways write their mail to a folder, so registrations can be verified.
+        let mail = if body.contains("[mail]") {
+            String::new()
+        } else {
+            format!("\n[mail]\nfolder = {:?}\n", mail_dir.display().to_string())
+        };
         let text = format!(
-            "[server]\nlisten = \"{listen}\"\ndev_token = \"{TOKEN}\"\n{server}\n[database]\nurl = \"{db}\"\n{body}"
+            "[server]\nlisten = \"{listen}\"\ndev_token = \"{TOKEN}\"\n{server}\n[database]\nurl = \"{db}\"\n{body}{mail}"
         );
         let vars = [(KEK_ENV.to_string(), TEST_KEK.to_string())];
         let config =
@@ -188,6 +200,7 @@ impl Gateway {
             dir,
             database_url: db,
             schema,
+            mail_dir,
         }
     }
 
@@ -335,9 +348,16 @@ pub fn shifted(date: &str) -> String {
     d.format("%Y-%m-%d").to_string()
 }
 
-/// Registers an account through the registration page, as a person would; the returned
-/// browser is signed in.
+/// Registers an account through the registration page and confirms its e-mail address
+/// with the link the gateway mailed, as a person would; the returned browser is signed in.
 pub async fn register(gw: &Gateway, name: &str, username: &str) -> Browser {
+    let b = register_unverified(gw, name, username).await;
+    verify_email(gw, &b, username).await;
+    b
+}
+
+/// Registers an account without following the verification link (it cannot enroll yet).
+pub async fn register_unverified(gw: &Gateway, name: &str, username: &str) -> Browser {
     let b = Browser::new(gw);
     let (token, _) = b.form_page("/register").await;
     let (status, html, _) = b
