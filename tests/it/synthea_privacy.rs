@@ -135,8 +135,11 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
             .collect()
     };
     let displays = sensitive_displays();
+    // Claims and explanations of benefit are gathered too (issue 13): billing names the
+    // services, so they are checked like the clinical items.
     let served: BTreeSet<&str> = ["Encounter", "Condition", "Procedure", "MedicationRequest", "Observation",
-        "DiagnosticReport", "CarePlan", "CareTeam", "Immunization", "AllergyIntolerance"].into();
+        "DiagnosticReport", "CarePlan", "CareTeam", "Immunization", "AllergyIntolerance", "Claim",
+        "ExplanationOfBenefit"].into();
     let (mut checked_withheld, mut parents_saw_immunizations, mut children_visits_shown) = (0, 0, 0);
     for (i, person) in people.iter().enumerate() {
         let token = format!("synthea-parent-token-{i:03}");
