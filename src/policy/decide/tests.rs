@@ -6,20 +6,20 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-const NOW: &str = "2026-06-15T12:00:00Z";
+pub(super) const NOW: &str = "2026-06-15T12:00:00Z";
 
-fn now() -> DateTime<Utc> {
+pub(super) fn now() -> DateTime<Utc> {
     NOW.parse().unwrap()
 }
 
-fn policy_with(edit: impl Fn(String) -> String) -> Policy {
+pub(super) fn policy_with(edit: impl Fn(String) -> String) -> Policy {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let text = edit(std::fs::read_to_string(dir.join("policy.toml")).unwrap());
     let config = PolicyConfig::from_toml(&text, "policy.toml", &dir).unwrap();
     Policy::new(config, FixedOffset::east_opt(0).unwrap()).unwrap()
 }
 
-fn policy() -> Policy {
+pub(super) fn policy() -> Policy {
     policy_with(|t| t)
 }
 

@@ -12,22 +12,8 @@ use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-const NOW: &str = "2026-06-15T12:00:00Z";
-
-fn now() -> DateTime<Utc> {
-    NOW.parse().unwrap()
-}
-
-fn policy_with(edit: impl Fn(String) -> String) -> Policy {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
-    let text = edit(std::fs::read_to_string(dir.join("policy.toml")).unwrap());
-    let config = PolicyConfig::from_toml(&text, "policy.toml", &dir).unwrap();
-    Policy::new(config, FixedOffset::east_opt(0).unwrap()).unwrap()
-}
-
-fn policy() -> Policy {
-    policy_with(|t| t)
-}
+// The clock and the shipped policy, as the other decision tests use them.
+use super::tests::{now, policy, policy_with};
 
 fn ctx() -> PolicyContext {
     PolicyContext { now: now(), ledger: PatientLedger::default() }
