@@ -4,8 +4,8 @@
 //! Synthea sample (`../shared/data/synthea-r4`), which no parent reaches through its Claim or
 //! ExplanationOfBenefit.
 //!
-//! These types do not reach the API yet (the gateway gathers the 14 + 5 types only), so the
-//! decision is tested here, on records labelled by the shipped labeller.
+//! The decision is tested here, on records labelled by the shipped labeller; the gathering of
+//! these types and every output path are tested in `tests/it` (whole_record, synthea_privacy).
 
 use super::*;
 use serde_json::json;
@@ -200,13 +200,15 @@ fn a_type_is_opened_only_by_listing_it_and_old_policy_files_stay_closed_for_new_
         assert_eq!(d["RiskAssessment/genetic"], (Decision::Shown, vec![]), "{v:?}");
         assert_eq!(d["Basic/referral"].1, vec![TYPE_NOT_CONFIGURED.to_string()], "{v:?}");
     }
-    // A policy file without [types]: the Patient and the 14 + 5 served types only.
+    // A policy file without [types]: the Patient and the types served before [types] existed
+    // (the 14 compartment types and the supporting types) only.
     let old = policy_with(|t| {
         let start = t.find("[types]").unwrap();
         let end = t[start..].find("\n]\n").unwrap() + start + 3;
         format!("{}{}", &t[..start], &t[end..])
     });
-    assert_eq!(old.config().types.configured.len(), 20);
+    assert_eq!(old.config().types.configured.len(), crate::policy::config::served_types().len());
+    assert!(!old.config().types.is_configured("Claim"));
     let rec = new_types_record(&old, "1990-01-01");
     let d = decided(&old, &rec, &partner);
     for key in keys("plain").iter().chain(["Coverage/cov".to_string()].iter()) {
