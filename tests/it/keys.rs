@@ -280,8 +280,11 @@ async fn activation_codes_are_stored_as_a_hash_keyed_by_the_kek() {
     let born = gw.index.demographics_of("ehr", "pt-10001").unwrap().birth_date.unwrap();
     // With another KEK the code is unknown; with the gateway's it links.
     let other = theirs.create_local("keyed-hash-1@example.org", "a long enough passphrase 1", "One").await.unwrap();
+    // Both accounts confirmed their address, so only the code decides.
+    assert!(theirs.mark_email_verified("keyed-hash-1@example.org", now).await.unwrap());
     assert!(theirs.enroll_with_code(&other, &code.code, &born, now).await.is_err());
     let account = ours.create_local("keyed-hash-2@example.org", "a long enough passphrase 2", "Two").await.unwrap();
+    assert!(ours.mark_email_verified("keyed-hash-2@example.org", now).await.unwrap());
     let link = ours.enroll_with_code(&account, &code.code.to_lowercase(), &born, now).await.unwrap();
     assert_eq!((link.source.as_str(), link.source_patient_id.as_str()), ("ehr", "pt-10001"));
     store.pool.close().await;

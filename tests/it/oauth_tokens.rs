@@ -164,11 +164,26 @@ jwks_uri = "{jwks_url}"
         Env { gw, store, tokens, served_jwks, jwks_fetches }
     }
 
-    /// An account, its link to ehr/pt-10001 and a grant to `client_id`.
+    /// An account, its link to ehr/pt-10001 and a grant to `client_id`. A record has one
+    /// owner (the database keeps one live SELF link per record), so every SELF grant of a
+    /// test goes to the same owner's account and link while it is live.
     async fn grant(&self, client_id: &str, relationship: &str, related_person: Option<&str>) -> Grant {
         let now = chrono::Utc::now().to_rfc3339();
-        let (account, link, id) =
-            (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
+        let id = uuid::Uuid::new_v4().to_string();
+        if relationship == "SELF" {
+            let owner: Option<(String, String)> = sqlx::query_as(
+                "SELECT account_id, id FROM account_patients
+                 WHERE source = 'ehr' AND source_patient_id = 'pt-10001' AND relationship = 'SELF' AND terminated_at IS NULL",
+            )
+            .fetch_optional(&self.store.pool)
+            .await
+            .unwrap();
+            if let Some((account, link)) = owner {
+                self.insert_grant(&id, &account, &link, client_id, &now).await;
+                return Grant { id, account, link };
+            }
+        }
+        let (account, link) = (uuid::Uuid::new_v4().to_string(), uuid::Uuid::new_v4().to_string());
         sqlx::query("INSERT INTO accounts (id, username, display_name, created_at) VALUES ($1, $2, $3, $4)")
             .bind(&account)
             .bind(format!("{account}@example.org"))
@@ -189,19 +204,23 @@ jwks_uri = "{jwks_url}"
         .execute(&self.store.pool)
         .await
         .unwrap();
+        self.insert_grant(&id, &account, &link, client_id, &now).await;
+        Grant { id, account, link }
+    }
+
+    async fn insert_grant(&self, id: &str, account: &str, link: &str, client_id: &str, now: &str) {
         sqlx::query(
             "INSERT INTO grants (id, account_id, account_patient_id, client_id, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
-        .bind(&id)
-        .bind(&account)
-        .bind(&link)
+        .bind(id)
+        .bind(account)
+        .bind(link)
         .bind(client_id)
         .bind(SCOPES)
-        .bind(&now)
+        .bind(now)
         .execute(&self.store.pool)
         .await
         .unwrap();
-        Grant { id, account, link }
     }
 
     /// A code as `/authorize` would issue it; returns (code, verifier).

@@ -429,7 +429,12 @@ async fn admin_endpoints_refuse_non_staff_and_bad_input_and_change_nothing() {
 
 fn portico(args: &[&str]) -> (bool, String, String) {
     let out =
-        Command::new(env!("CARGO_BIN_EXE_portico")).args(args).current_dir(root()).env("PORTICO_LOG", "warn").output();
+        Command::new(env!("CARGO_BIN_EXE_portico"))
+            .args(args)
+            .current_dir(root())
+            .env("PORTICO_LOG", "warn")
+            .env(KEK_ENV, TEST_KEK)
+            .output();
     let out = out.unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }

@@ -168,6 +168,7 @@ fn portico_sources_counts_what_is_not_served() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(["sources", "--json", "--config", config.to_str().unwrap()])
         .env_clear()
+        .env(KEK_ENV, TEST_KEK)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -181,6 +182,7 @@ fn portico_sources_counts_what_is_not_served() {
     let text = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
         .args(["sources", "--config", config.to_str().unwrap()])
         .env_clear()
+        .env(KEK_ENV, TEST_KEK)
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("NOT SERVED: 1 Questionnaire"));
