@@ -60,6 +60,46 @@ fn is_searchable(t: &str) -> bool {
     t == "Patient" || fhir::compartment::get(t).is_some()
 }
 
+/// `_summary` and `_elements`, on every search (and on reads, which a CapabilityStatement
+/// does not list parameters for).
+const SUMMARY_DOC: &str = "true (the elements R4 marks summary, plus mandatory ones), text, data, count or false; trimmed resources are tagged SUBSETTED.";
+const ELEMENTS_DOC: &str =
+    "Top-level elements to return (id, meta and mandatory elements always come); the resources are tagged SUBSETTED.";
+
+fn documented(
+    name: &str,
+    kind: SearchParamType,
+    doc: &str,
+) -> Result<Option<CapabilityStatementRestResourceSearchParam>, BuilderError> {
+    CapabilityStatementRestResourceSearchParam::builder()
+        .name(name.to_string())
+        .r#type(kind)
+        .documentation(doc.to_string())
+        .build()
+        .map(Some)
+}
+
+/// `_include` values a search of `t` accepts: each R4 reference parameter of `t`.
+fn includes(t: &str) -> Vec<String> {
+    search::r4::facts(t).map(|f| f.references.iter().map(|r| format!("{t}:{}", r.name)).collect()).unwrap_or_default()
+}
+
+/// `_revinclude` values a search of `t` accepts: each reference parameter of a served type
+/// that R4 lets point at `t` by name (parameters that may point at any type are accepted
+/// too, but not listed for every type).
+fn rev_includes(t: &str) -> Vec<String> {
+    fhir::served_types()
+        .into_iter()
+        .filter_map(search::r4::facts)
+        .flat_map(|f| {
+            f.references
+                .iter()
+                .filter(move |r| r.targets.contains(&t))
+                .map(move |r| format!("{}:{}", f.resource_type, r.name))
+        })
+        .collect()
+}
+
 /// One served type: read, and search with its parameters where it is searchable.
 fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestResource, BuilderError> {
     let searchable = is_searchable(t);
@@ -75,6 +115,8 @@ fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestRes
                 params.push(param(d.name, kind_of(d.kind))?);
             }
         }
+        params.push(documented("_summary", SearchParamType::Token, SUMMARY_DOC)?);
+        params.push(documented("_elements", SearchParamType::Special, ELEMENTS_DOC)?);
     }
     let mut interactions = vec![interaction("read")?];
     if searchable {
@@ -87,6 +129,11 @@ fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestRes
         .read_history(false)
         .update_create(false)
         .search_param(params);
+    if searchable {
+        r = r
+            .search_include(includes(t).into_iter().map(Some).collect())
+            .search_rev_include(rev_includes(t).into_iter().map(Some).collect());
+    }
     if t == "Patient" {
         r = r.operation(vec![
             operation("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything".into())?,
@@ -155,7 +202,7 @@ fn typed(base_url: &str, started: chrono::DateTime<Utc>) -> Result<CapabilitySta
         .build()?;
     let rest = CapabilityStatementRest::builder()
         .mode(RestfulCapabilityMode::Server)
-        .documentation("Read-only. Search on patient-compartment types needs patient=[id].".to_string())
+        .documentation("Read-only. Search on patient-compartment types needs patient=[id]. _include and _revinclude (also :iterate; not *) resolve only within what was released to the caller; _summary and _elements also apply to reads.".to_string())
         .security(security)
         .resource(resources)
         .operation(vec![operation("export", format!("{BULK}/OperationDefinition/export"))?])
@@ -235,6 +282,8 @@ mod tests {
                             params.push(json!({"name": d.name, "type": d.kind_name()}));
                         }
                     }
+                    params.push(json!({"name": "_summary", "type": "token", "documentation": super::SUMMARY_DOC}));
+                    params.push(json!({"name": "_elements", "type": "special", "documentation": super::ELEMENTS_DOC}));
                 }
                 let mut interactions = vec![json!({"code": "read"})];
                 if searchable {
@@ -243,6 +292,15 @@ mod tests {
                 let mut r = json!({"type": t, "interaction": interactions, "versioning": "no-version", "readHistory": false, "updateCreate": false});
                 if !params.is_empty() {
                     r["searchParam"] = json!(params);
+                }
+                if searchable {
+                    let (inc, rev) = (super::includes(t), super::rev_includes(t));
+                    if !inc.is_empty() {
+                        r["searchInclude"] = json!(inc);
+                    }
+                    if !rev.is_empty() {
+                        r["searchRevInclude"] = json!(rev);
+                    }
                 }
                 if *t == "Patient" {
                     r["operation"] = json!([
@@ -282,7 +340,7 @@ mod tests {
             "format": ["application/fhir+json", "json"],
             "rest": [{
                 "mode": "server",
-                "documentation": "Read-only. Search on patient-compartment types needs patient=[id].",
+                "documentation": "Read-only. Search on patient-compartment types needs patient=[id]. _include and _revinclude (also :iterate; not *) resolve only within what was released to the caller; _summary and _elements also apply to reads.",
                 "security": {
                     "cors": false,
                     "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR"}], "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)"}],
@@ -318,5 +376,14 @@ mod tests {
         let back: CapabilityStatement = serde_json::from_value(served.clone()).unwrap();
         assert_eq!(serde_json::to_value(back).unwrap(), served, "round-trips through the R4B model");
         assert_eq!(served["fhirVersion"], json!("4.0.1"));
+        let of = |t: &str| listed.iter().position(|l| *l == t).map(|i| &served["rest"][0]["resource"][i]).unwrap();
+        let names =
+            |v: &Value| v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect::<Vec<_>>();
+        assert!(names(&of("Observation")["searchInclude"]).contains(&"Observation:performer".to_string()));
+        assert!(names(&of("MedicationRequest")["searchInclude"]).contains(&"MedicationRequest:medication".to_string()));
+        assert!(names(&of("Patient")["searchRevInclude"]).contains(&"Observation:subject".to_string()));
+        assert!(of("Practitioner").get("searchInclude").is_none(), "read by id only");
+        let summary = of("Observation")["searchParam"].as_array().unwrap().iter().any(|p| p["name"] == "_elements");
+        assert!(summary);
     }
 }

@@ -9,6 +9,7 @@ use crate::auth::Access;
 use crate::fhir::bundle::{searchset, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
 use crate::fhir::outcome::operation_outcome_with_id;
+use crate::fhir::search::subset::Subset;
 use crate::read::{Matches, Trail};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
@@ -16,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -95,15 +97,30 @@ async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
     fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, state.started_at))
 }
 
+/// `GET [type]/[id]`, with `_summary` (not `count`) or `_elements` as R4 allows on a read;
+/// a bad value of either is refused before anything is read.
 async fn read(
     State(state): State<Arc<ApiState>>,
     access: Access,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((resource_type, id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let subset = read_subset(&resource_type, &pairs(&query))?;
     let trail = Trail::new(format!("/fhir/{resource_type}/{id}"), Some(from.ip()));
-    let resource = state.reader.read(&access, &trail, &resource_type, &id).await?;
+    let mut resource = state.reader.read(&access, &trail, &resource_type, &id).await?;
+    subset.apply(&mut resource);
     Ok(fhir_json(StatusCode::OK, &resource))
+}
+
+/// The `_summary`/`_elements` of a read (other parameters are ignored, as they always were).
+fn read_subset(resource_type: &str, pairs: &[(String, String)]) -> Result<Subset, ApiError> {
+    let values = |name: &str| pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    match Subset::parse(resource_type, &values("_summary"), &values("_elements")) {
+        Ok(Subset::Count) => Err(ApiError::BadInput("_summary=count applies to searches, not to a read".into())),
+        Ok(subset) => Ok(subset),
+        Err(e) => Err(ApiError::BadInput(e.to_string())),
+    }
 }
 
 async fn search(
@@ -141,7 +158,9 @@ async fn everything(
     Ok(render_bundle(&state, &format!("Patient/{id}/$everything"), &pairs, matches))
 }
 
-/// A searchset page: matches, then an OperationOutcome entry carrying the warnings.
+/// A searchset page: matches, then what `_include`/`_revinclude` added (`search.mode`
+/// `include`; `total` counts matches only), then an OperationOutcome entry carrying the
+/// warnings.
 fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], matches: Matches) -> Response {
     let url_with = |cursor: Option<&str>| {
         let mut q = url::form_urlencoded::Serializer::new(String::new());
@@ -164,19 +183,18 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
     };
     let next_url = matches.next_cursor().map(|c| url_with(Some(c)));
     let (total, warnings) = (matches.total(), matches.warnings().to_vec());
-    let mut entries: Vec<Entry> = matches
-        .into_resources()
-        .into_iter()
-        .map(|r| {
-            let full = format!(
-                "{}/{}/{}",
-                state.base_url,
-                r["resourceType"].as_str().unwrap_or(""),
-                r["id"].as_str().unwrap_or("")
-            );
-            (full, r, SearchEntryMode::Match)
-        })
-        .collect();
+    let entry = |r: Value, mode: SearchEntryMode| {
+        let full = format!(
+            "{}/{}/{}",
+            state.base_url,
+            r["resourceType"].as_str().unwrap_or(""),
+            r["id"].as_str().unwrap_or("")
+        );
+        (full, r, mode)
+    };
+    let (found, included) = matches.into_parts();
+    let mut entries: Vec<Entry> = found.into_iter().map(|r| entry(r, SearchEntryMode::Match)).collect();
+    entries.extend(included.into_iter().map(|r| entry(r, SearchEntryMode::Include)));
     if !warnings.is_empty() {
         let outcome = operation_outcome_with_id("warnings", &warnings);
         entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, SearchEntryMode::Outcome));

@@ -1,7 +1,13 @@
 //! FHIR search parameters on raw JSON: which parameters each type supports, parsing a
 //! query string into [`Filter`]s (unknown or malformed parameters are errors unless the
 //! caller asked for lenient handling), and matching a resource against a filter.
-//! Repeated parameters AND together; comma-separated values OR together.
+//! Repeated parameters AND together; comma-separated values OR together. `_include` and
+//! `_revinclude` are parsed here too ([`include`]); `_summary` and `_elements` are read by
+//! [`subset`]; both from the facts of R4 in [`r4`].
+
+pub mod include;
+pub mod r4;
+pub mod subset;
 
 use super::time::{parse_range, value_range, DateRange};
 use chrono::FixedOffset;
@@ -191,11 +197,23 @@ pub struct SearchQuery {
     pub controls: Vec<(String, String)>,
     /// Parameters ignored under `Prefer: handling=lenient`.
     pub ignored: Vec<String>,
+    /// `_include` and `_revinclude`, when the caller allowed them.
+    pub includes: Vec<include::Include>,
 }
 
 impl SearchQuery {
     pub fn control(&self, name: &str) -> Option<&str> {
         self.controls.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    /// Every value of a control, in query order.
+    pub fn controls_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.controls.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+    /// The subset (`_summary`, `_elements`) asked for, for resources of `resource_type`.
+    pub fn subset(&self, resource_type: &str) -> Result<subset::Subset, SearchError> {
+        let summary: Vec<&str> = self.controls_named("_summary").collect();
+        let elements: Vec<&str> = self.controls_named("_elements").collect();
+        subset::Subset::parse(resource_type, &summary, &elements)
     }
     /// The filters on one parameter name.
     pub fn filters_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Filter> + 'a {
@@ -227,7 +245,8 @@ const ALWAYS_ALLOWED: &[&str] = &["_format"];
 
 /// Parses query pairs for a search on `resource_type`. `controls` names the result
 /// parameters this endpoint understands besides `_count`; anything else unknown is an
-/// error, or ignored (and listed) when `lenient`.
+/// error, or ignored (and listed) when `lenient`. `_include` and `_revinclude` among the
+/// controls are parsed into [`SearchQuery::includes`] (modifier `:iterate` kept).
 pub fn parse(
     resource_type: &str,
     pairs: &[(String, String)],
@@ -251,6 +270,10 @@ pub fn parse(
                 message: format!("`{raw_value}` is not a non-negative whole number"),
             })?;
             q.count = Some(n.min(max_count));
+            continue;
+        }
+        if (name == "_include" || name == "_revinclude") && controls.contains(&name) {
+            q.includes.push(include::Include::parse(name, modifier.as_deref(), raw_value, resource_type)?);
             continue;
         }
         if controls.contains(&name) {

@@ -29,7 +29,8 @@ use crate::audit::{AuditLog, AuditQuery, AuditRecord};
 use crate::auth::{Access, PatientScope};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
-use crate::fhir::search::{self, SearchError};
+use crate::fhir::search::subset::Subset;
+use crate::fhir::search::{self, include, SearchError};
 use crate::fhir::{self, time::parse_range};
 use crate::policy::holds::PolicyLedger;
 use crate::policy::{Denied, Explanation, Interaction, Policy, PolicyContext, Released, Role, Viewer};
@@ -127,7 +128,8 @@ impl Reader {
             Ok(()) => self.select(access, resource_type, pairs, lenient).await,
             Err(e) => Err(e),
         };
-        let patient = searched_patient(resource_type, pairs);
+        let patient =
+            searched_patient(resource_type, pairs).or_else(|| self.own_patient_search(access, resource_type, pairs));
         trail::logged(&self.audit, access, trail, "search", patient, false, result).await
     }
 
@@ -325,6 +327,16 @@ impl Reader {
         }
     }
 
+    /// A `Patient` search that names no `_id`, by a patient or proxy: their own record.
+    fn own_patient_search(&self, access: &Access, resource_type: &str, pairs: &[(String, String)]) -> Option<String> {
+        let names_id = pairs.iter().any(|(k, _)| k.split(':').next() == Some("_id"));
+        if resource_type == "Patient" && !names_id {
+            self.own_id(access)
+        } else {
+            None
+        }
+    }
+
     /// The gateway id of the record a patient's or proxy's access is for.
     fn own_id(&self, access: &Access) -> Option<String> {
         match &access.patients {
@@ -466,13 +478,16 @@ impl Reader {
         let query = search::parse(
             resource_type,
             pairs,
-            &["_cursor", "_total", "_summary"],
+            &["_cursor", "_total", "_summary", "_elements", "_include", "_revinclude"],
             lenient,
             self.paging.max_count,
             self.zone,
         )?;
-        let count_only = query::result_controls(&query)?;
-        let patient_id = patient_of_search(resource_type, &query)?;
+        let subset = query::result_controls(resource_type, &query)?;
+        let patient_id = match self.own_patient_search(access, resource_type, pairs) {
+            Some(own) => own,
+            None => patient_of_search(resource_type, &query)?,
+        };
         let v = match self.visible(access, &patient_id).await {
             Ok(v) => v,
             Err(ReadError::NotFound) => {
@@ -483,7 +498,7 @@ impl Reader {
                         self.policy.config().withheld_notice.clone(),
                     ));
                 }
-                return Ok(Matches { resources: vec![], total: 0, next_cursor: None, warnings });
+                return Ok(Matches { resources: vec![], included: vec![], total: 0, next_cursor: None, warnings });
             }
             Err(e) => return Err(e),
         };
@@ -496,10 +511,23 @@ impl Reader {
             .filter(|r| filters.iter().all(|f| search::matches(r, f, self.zone)))
             .collect();
         let mut matches = page(&v, selected, &query, self.paging)?;
-        if count_only {
+        if subset == Subset::Count {
             matches.resources.clear();
             matches.next_cursor = None;
+            return Ok(matches);
         }
+        // Included only from what was released to this viewer and what it may list (as a
+        // whole record lists), so an include can never reach past the released record.
+        let pool: Vec<&Value> = v.released.resources().iter().filter(|r| searchable(access, r)).collect();
+        let on_page: Vec<&Value> = matches.resources.iter().collect();
+        let mut included: Vec<Value> =
+            include::resolve(&on_page, &pool, &query.includes).into_iter().cloned().collect();
+        matches.resources.iter_mut().for_each(|r| subset.apply(r));
+        // `_elements` names elements of the searched type; included resources come whole.
+        if !matches!(subset, Subset::Elements(_)) {
+            included.iter_mut().for_each(|r| subset.apply(r));
+        }
+        matches.included = included;
         Ok(matches)
     }
 

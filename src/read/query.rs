@@ -8,6 +8,7 @@ use crate::fhir;
 use crate::fhir::bundle::{decode_cursor, page_after};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
+use crate::fhir::search::subset::Subset;
 use crate::fhir::search::{self, SearchQuery};
 use serde_json::Value;
 
@@ -41,22 +42,16 @@ pub(super) fn patient_of_search(resource_type: &str, query: &SearchQuery) -> Res
 }
 
 /// Checks the result parameters a search accepts besides paging: `_total` (`none`,
-/// `estimate`, `accurate`: the total is always counted exactly, which each allows) and
-/// `_summary` (`count`: the total and no entries; `false`: the resources as they are).
-/// True for `_summary=count`. Other summaries would trim resources and are refused.
-pub(super) fn result_controls(query: &SearchQuery) -> Result<bool, ReadError> {
+/// `estimate`, `accurate`: the total is always counted exactly, which each allows), and
+/// `_summary`/`_elements` (what each resource carries; `_summary=count`: the total and no
+/// entries).
+pub(super) fn result_controls(resource_type: &str, query: &SearchQuery) -> Result<Subset, ReadError> {
     if let Some(t) = query.control("_total") {
         if !["none", "estimate", "accurate"].contains(&t) {
             return Err(ReadError::BadRequest(format!("_total must be none, estimate or accurate, not `{t}`")));
         }
     }
-    match query.control("_summary") {
-        None | Some("false") => Ok(false),
-        Some("count") => Ok(true),
-        Some(other) => Err(ReadError::BadRequest(format!(
-            "_summary={other} is not supported (count and false are); ask for the whole resources"
-        ))),
-    }
+    Ok(query.subset(resource_type)?)
 }
 
 /// The patient a search's raw parameters name (`patient`, `subject`, or a Patient `_id`),
@@ -89,7 +84,8 @@ pub(super) fn page(
     let mut warnings = ignored(query);
     warnings.extend(v.missing.iter().map(missing_warning));
     warnings.extend(v.released.notices().iter().cloned());
-    Ok(Matches { resources: page.items.into_iter().cloned().collect(), total, next_cursor: page.next, warnings })
+    let resources = page.items.into_iter().cloned().collect();
+    Ok(Matches { resources, included: Vec::new(), total, next_cursor: page.next, warnings })
 }
 
 /// The warning an answer carries for a source missing from the record.

@@ -7,11 +7,13 @@ use crate::aggregate::MissingSource;
 use crate::fhir::outcome::Issue;
 use serde_json::Value;
 
-/// One page of matches, with what the caller should be told (warnings about missing
-/// sources, ignored parameters, and the policy's notices).
+/// One page of matches, the resources `_include`/`_revinclude` added to it (released ones
+/// only), and what the caller should be told (warnings about missing sources, ignored
+/// parameters, and the policy's notices).
 #[derive(Debug)]
 pub struct Matches {
     pub(super) resources: Vec<Value>,
+    pub(super) included: Vec<Value>,
     pub(super) total: usize,
     pub(super) next_cursor: Option<String>,
     pub(super) warnings: Vec<Issue>,
@@ -21,6 +23,11 @@ impl Matches {
     /// The page's resources, in record order.
     pub fn resources(&self) -> &[Value] {
         &self.resources
+    }
+
+    /// The resources included with this page (`_include`, `_revinclude`), in record order.
+    pub fn included(&self) -> &[Value] {
+        &self.included
     }
 
     /// How many resources match in all (what the viewer may see, not what the sources hold).
@@ -40,6 +47,11 @@ impl Matches {
     /// The page's resources, taken out.
     pub fn into_resources(self) -> Vec<Value> {
         self.resources
+    }
+
+    /// The page's resources and the included ones, taken out.
+    pub fn into_parts(self) -> (Vec<Value>, Vec<Value>) {
+        (self.resources, self.included)
     }
 }
 

@@ -50,6 +50,7 @@ mod policy_matrix;
 mod portal_pages;
 mod postgres;
 mod resilience;
+mod search_params;
 mod smart_launch;
 mod store_races;
 mod synthea_privacy;

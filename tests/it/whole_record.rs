@@ -132,14 +132,14 @@ async fn every_compartment_type_a_source_holds_reaches_the_record() {
     let (rs, _) = gw.all_pages(&format!("MedicationDispense?patient={pat1}&status=completed&_count=200")).await;
     assert_eq!(rs.len(), completed);
     // Result parameters apps send: `_summary=count` answers the total alone, `_total` is
-    // accepted, a summary that would trim resources is refused clearly.
+    // accepted, a summary that is none of R4's is refused clearly.
     let (status, counted) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=count&_total=accurate")).await;
     assert_eq!(status, 200, "{counted}");
     assert_eq!(counted["total"], source.of_type("MedicationDispense").len());
     assert!(counted["entry"].as_array().into_iter().flatten().all(|e| e["search"]["mode"] != "match"), "{counted}");
     let (status, _) = gw.get(&format!("MedicationDispense?patient={pat1}&_total=none")).await;
     assert_eq!(status, 200);
-    let (status, refused) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=text")).await;
+    let (status, refused) = gw.get(&format!("MedicationDispense?patient={pat1}&_summary=brief")).await;
     assert_eq!(status, 400, "{refused}");
     let eob = record.iter().find(|r| r["resourceType"] == "ExplanationOfBenefit").unwrap();
     let (status, read) = gw.get(&format!("ExplanationOfBenefit/{}", eob["id"].as_str().unwrap())).await;
