@@ -90,3 +90,30 @@ fn prefer_lenient_in_any_of_its_forms() {
     assert!(!prefers_lenient(["handling-lenient"]));
     assert!(!prefers_lenient([]));
 }
+
+#[test]
+fn includes_are_parsed_only_where_allowed_and_subsets_read_from_the_controls() {
+    let pairs: Vec<(String, String)> = [
+        ("_include", "Observation:performer"),
+        ("_include:iterate", "PractitionerRole:practitioner"),
+        ("_revinclude", "Provenance:target"),
+        ("_elements", "code"),
+        ("_elements", "value"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let allowed = ["_include", "_revinclude", "_elements", "_summary"];
+    let s = parse("Observation", &pairs, &allowed, false, 100, utc()).unwrap();
+    let parsed: Vec<(bool, bool, &str)> = s.includes.iter().map(|i| (i.reverse, i.iterate, i.param.name)).collect();
+    assert_eq!(parsed, [(false, false, "performer"), (false, true, "practitioner"), (true, false, "target")]);
+    assert_eq!(s.subset("Observation").unwrap(), subset::Subset::Elements(vec!["code".into(), "value[x]".into()]));
+    // An endpoint that does not take them refuses them as unknown, or ignores them leniently.
+    assert!(matches!(
+        parse("Observation", &pairs[..1], &[], false, 100, utc()),
+        Err(SearchError::UnknownParameter { .. })
+    ));
+    assert_eq!(parse("Observation", &pairs[..1], &[], true, 100, utc()).unwrap().ignored, ["_include"]);
+    let bad = [("_include".to_string(), "Observation:code".to_string())];
+    assert!(matches!(parse("Observation", &bad, &allowed, true, 100, utc()), Err(SearchError::BadValue { .. })));
+}
