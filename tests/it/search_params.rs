@@ -62,17 +62,55 @@ fn pharmacy_source(dir: &std::path::Path) -> String {
 }
 
 async fn gateway() -> Gateway {
+    gateway_over(&fixture_file_sources()).await
+}
+
+/// A gateway over `sources` (plus the pharmacy), with a token per viewer above.
+async fn gateway_over(sources: &str) -> Gateway {
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let lab = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
     let body = format!(
         "[[server.dev_tokens]]\ntoken = \"{BOB}\"\nviewer = \"patient\"\npatient = \"ehr/pt-10001\"\n\
          [[server.dev_tokens]]\ntoken = \"{BOB_LAB_APP}\"\nviewer = \"patient\"\npatient = \"ehr/pt-10001\"\nscopes = {lab:?}\n\
          [[server.dev_tokens]]\ntoken = \"{MAYA}\"\nviewer = \"patient\"\npatient = \"ehr/pt-10007\"\n\
-         [[server.dev_tokens]]\ntoken = \"{MOTHER}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/pt-10007\"\n{}{}",
-        fixture_file_sources(),
+         [[server.dev_tokens]]\ntoken = \"{MOTHER}\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/pt-10007\"\n{sources}{}",
         pharmacy_source(dir.path())
     );
     Gateway::start_in(dir, &body, None).await
+}
+
+/// The four fixture systems as `files` sources from a copy in `dir` that leaves out the
+/// resources with the ids `drop`: the same record as if those had never existed.
+fn fixtures_without(dir: &std::path::Path, drop: &[&str]) -> String {
+    let kept = |r: &Value| !drop.contains(&r["id"].as_str().unwrap_or(""));
+    let mut sources = String::new();
+    for source in ["ehr", "lab", "imaging", "behavioral"] {
+        let to = dir.join(source);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(fixtures(source)).unwrap().map(|f| f.unwrap().path()) {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let name = f.file_name().unwrap().to_str().unwrap();
+            let out = if name.ends_with(".ndjson") {
+                let lines = text.lines().filter(|l| !l.trim().is_empty());
+                lines.filter(|l| kept(&serde_json::from_str(l).unwrap())).map(|l| format!("{l}\n")).collect()
+            } else if name.ends_with(".json") {
+                let mut bundle: Value = serde_json::from_str(&text).unwrap();
+                if let Some(entries) = bundle["entry"].as_array_mut() {
+                    entries.retain(|e| kept(&e["resource"]));
+                }
+                bundle.to_string()
+            } else {
+                continue;
+            };
+            write_file(&to, name, &out);
+        }
+        sources += &format!(
+            "[[sources]]\nname = {source:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+            display_of(source),
+            to.display().to_string()
+        );
+    }
+    sources
 }
 
 /// One searchset page, split by `search.mode`.
@@ -342,6 +380,43 @@ async fn a_withheld_resource_is_never_included_and_the_bundle_is_the_one_without
         self_saw_withheld |= own.included.iter().any(|r| withheld.contains(&keys(std::slice::from_ref(r))[0]));
     }
     assert!(self_saw_withheld, "the queries reach items withheld from the mother when Maya asks");
+
+    // Literally the Bundle of a record without them: a gateway over the same systems less
+    // Maya's confidential items answers the mother byte for byte the same (but for the
+    // gateway's own patient id, address and the outcome entry's random fullUrl).
+    let copy = tempfile::tempdir().unwrap();
+    let without = gateway_over(&fixtures_without(copy.path(), MAYA_CONFIDENTIAL)).await;
+    let maya_there = without.patient_id("ehr", "pt-10007");
+    let normal = |gw: &Gateway, id: &str, mut bundle: Value| {
+        for e in bundle["entry"].as_array_mut().unwrap() {
+            if e["search"]["mode"] == "outcome" {
+                e["fullUrl"] = json!("urn:uuid:outcome");
+            }
+        }
+        bundle.to_string().replace(id, "MAYA").replace(&gw.origin, "ORIGIN")
+    };
+    let there_self = search(&without, &format!("Patient?_id={maya_there}&_revinclude=Observation:subject"), MAYA).await;
+    assert!(MAYA_CONFIDENTIAL.iter().all(|id| !there_self.text.contains(id)), "the copy lacks them");
+    for (query, _) in &cases {
+        let (t, params) = query.split_once('?').unwrap();
+        let ask = |id: &str| {
+            if t == "Patient" {
+                format!("Patient?_id={id}&{params}&_count=200")
+            } else {
+                format!("{t}?patient={id}&{params}&_count=200")
+            }
+        };
+        let (status, here) = gw.get_with(&ask(&maya), Some(MOTHER), &[]).await;
+        let (status_there, there) = without.get_with(&ask(&maya_there), Some(MOTHER), &[]).await;
+        assert_eq!((status, status_there), (200, 200));
+        assert_eq!(normal(&gw, &maya, here), normal(&without, &maya_there, there), "{query}");
+    }
+    // The comparison can tell: Maya's own Bundles do differ between the two.
+    let revincludes = cases[0].0.split_once('?').unwrap().1;
+    let (_, here) = gw.get_with(&format!("Patient?_id={maya}&{revincludes}&_count=200"), Some(MAYA), &[]).await;
+    let there_path = format!("Patient?_id={maya_there}&{revincludes}&_count=200");
+    let (_, there) = without.get_with(&there_path, Some(MAYA), &[]).await;
+    assert_ne!(normal(&gw, &maya, here), normal(&without, &maya_there, there));
     assert!(mother_included >= 5, "the mother's searches include what she may see: {mother_included}");
 
     // The mother's own token searches Patient without an id: the same Bundle as with it.
