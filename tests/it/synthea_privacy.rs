@@ -10,6 +10,7 @@
 
 use crate::common::*;
 use chrono::{Datelike, NaiveDate, Utc};
+use futures::StreamExt;
 use portico::simulator::SimulatorOptions;
 use portico::sources::files::ResourceStore;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -109,8 +110,10 @@ fn source_id(gateway_id: &str) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
     let (ehr, lab, people) = load();
-    let ehr_sim = simulate_store(ehr, SimulatorOptions { name: "ehr".into(), page_size: 500, ..Default::default() }).await;
-    let lab_sim = simulate_store(lab, SimulatorOptions { name: "lab".into(), page_size: 500, ..Default::default() }).await;
+    let ehr_sim =
+        simulate_store(ehr, SimulatorOptions { name: "ehr".into(), page_size: 500, ..Default::default() }).await;
+    let lab_sim =
+        simulate_store(lab, SimulatorOptions { name: "lab".into(), page_size: 500, ..Default::default() }).await;
     let mut body = rest_source("ehr", "Synthea EHR", ehr_sim.base_url(), "");
     body.push_str(&rest_source("lab", "Synthea lab", lab_sim.base_url(), ""));
     for (i, p) in people.iter().enumerate() {
@@ -137,98 +140,147 @@ async fn no_minor_consented_service_reaches_a_parent_on_any_path() {
     let displays = sensitive_displays();
     // Claims and explanations of benefit are gathered too (issue 13): billing names the
     // services, so they are checked like the clinical items.
-    let served: BTreeSet<&str> = ["Encounter", "Condition", "Procedure", "MedicationRequest", "Observation",
-        "DiagnosticReport", "CarePlan", "CareTeam", "Immunization", "AllergyIntolerance", "Claim",
-        "ExplanationOfBenefit"].into();
-    let (mut checked_withheld, mut parents_saw_immunizations, mut children_visits_shown) = (0, 0, 0);
-    for (i, person) in people.iter().enumerate() {
-        let token = format!("synthea-parent-token-{i:03}");
-        let id = gw.patient_id("ehr", &person.patient_id);
-        // Every case item of this person, as the gateway serves it to staff.
-        let (staff_view, _) = gw.all_pages(&format!("Patient/{id}/$everything?_count=500")).await;
-        let all_sensitive: Vec<(String, String, &BTreeSet<String>)> = staff_view
-            .iter()
-            .filter_map(|r| {
-                let t = r["resourceType"].as_str()?;
-                let key = format!("{t}/{}", source_id(r["id"].as_str()?));
-                let categories = cases.get(&(person.file.clone(), key))?;
-                Some((t.to_string(), r["id"].as_str().unwrap().to_string(), categories))
-            })
-            .collect();
-        let expected_here = cases
-            .keys()
-            .filter(|(f, k)| f == &person.file && served.contains(k.split('/').next().unwrap()))
-            .count();
-        assert_eq!(all_sensitive.len(), expected_here, "{}: staff see every sensitive item", person.file);
-        // What this parent may not see: under 12, only the services consented to at that age.
-        let consented = consented_at(person.age);
-        let sensitive: Vec<(String, String)> = all_sensitive
-            .iter()
-            .filter(|(_, _, categories)| person.age >= 12 || categories.iter().any(|c| consented.contains(c)))
-            .map(|(t, id, _)| (t.clone(), id.clone()))
-            .collect();
-        let withheld: HashSet<String> = sensitive.iter().map(|(t, id)| format!("{t}/{id}")).collect();
-
-        // $everything.
-        let (parent_view, outcomes) =
-            gw.all_pages_with(&format!("Patient/{id}/$everything?_count=500"), &token).await;
-        assert!(!outcomes.is_empty(), "the withheld-notice is there");
-        let shown = keys(&parent_view);
-        let leaked: Vec<&String> = shown.iter().filter(|k| withheld.contains(*k)).collect();
-        assert!(leaked.is_empty(), "{} (age {}): $everything shows {leaked:?}", person.file, person.age);
-        parents_saw_immunizations += usize::from(shown.iter().any(|k| k.starts_with("Immunization/")));
-        if person.age >= 12 {
-            assert!(shown.iter().all(|k| !k.starts_with("Encounter/")), "a parent of a teen sees a limited record");
-        } else {
-            children_visits_shown += usize::from(shown.iter().any(|k| k.starts_with("Encounter/")));
-        }
-
-        // Search, per type.
-        let types: BTreeSet<&String> = sensitive.iter().map(|(t, _)| t).collect();
-        for t in types {
-            let (found, _) = gw.all_pages_with(&format!("{t}?patient={id}&_count=500"), &token).await;
-            let leaked: Vec<String> = keys(&found).into_iter().filter(|k| withheld.contains(k)).collect();
-            assert!(leaked.is_empty(), "{}: search shows {leaked:?}", person.file);
-        }
-        // Read: every withheld item answers 404 as a made-up id does.
-        let (status_unknown, body_unknown) = gw.get_with("Condition/ehr.no-such-id", Some(&token), &[]).await;
-        for (t, rid) in &sensitive {
-            let (status, body) = gw.get_with(&format!("{t}/{rid}"), Some(&token), &[]).await;
-            assert_eq!(status, 404, "{}: read {t}/{rid} answered {status}", person.file);
-            assert_eq!(status, status_unknown);
-            assert_eq!(body["resourceType"], body_unknown["resourceType"]);
-            checked_withheld += 1;
-        }
-        // The zip download: NDJSON and the readable summary.
-        let resp = gw
-            .http
-            .get(format!("{}/Patient/{id}/$everything?_format=zip", gw.fhir))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status().as_u16(), 200);
-        let mut texts = unzip(&resp.bytes().await.unwrap());
-        // The record pages, as the parent signed in sees them.
-        let link = grant_proxy(&gw, "synthea-parent@example.org", &format!("ehr/{}", person.patient_id), "MTH", "").await;
-        let pages = parent.every_page(&link).await;
-        let given = staff_view[0]["name"][0]["given"][0].as_str().unwrap();
-        assert!(pages.contains(given), "{}: the pages are {given}'s record", person.file);
-        texts.insert("record pages".to_string(), pages);
-        for (name, text) in &texts {
-            for (_, rid) in &sensitive {
-                assert!(!text.contains(rid.as_str()), "{}: {name} names withheld {rid}", person.file);
-            }
-            for (category, d) in &displays {
-                if person.age < 12 && !consented.contains(category) {
-                    continue;
-                }
-                assert!(!text.contains(d.as_str()), "{}: {name} says \"{d}\"", person.file);
-            }
-        }
-    }
+    let served: BTreeSet<&str> = [
+        "Encounter",
+        "Condition",
+        "Procedure",
+        "MedicationRequest",
+        "Observation",
+        "DiagnosticReport",
+        "CarePlan",
+        "CareTeam",
+        "Immunization",
+        "AllergyIntolerance",
+        "Claim",
+        "ExplanationOfBenefit",
+    ]
+    .into();
+    // People are checked a few at a time: the gateway serves them concurrently, as it would.
+    let ctx = Shared {
+        gw: &gw,
+        parent: &parent,
+        cases: &cases,
+        displays: &displays,
+        served: &served,
+        consented_at: &consented_at,
+    };
+    let seen: Vec<Seen> = futures::stream::iter(people.iter().enumerate())
+        .map(|(i, person)| check_person(&ctx, i, person))
+        .buffer_unordered(3)
+        .collect()
+        .await;
+    let checked_withheld: usize = seen.iter().map(|s| s.checked_withheld).sum();
+    let children_visits_shown: usize = seen.iter().map(|s| s.children_visits_shown).sum();
+    let parents_saw_immunizations: usize = seen.iter().map(|s| s.parents_saw_immunizations).sum();
     assert!(checked_withheld > 300, "the sample's sensitive items were really tried: {checked_withheld}");
     assert!(children_visits_shown > 10, "a child's parent sees the child's visits: {children_visits_shown}");
     assert!(parents_saw_immunizations > 20, "parents still see the unlabelled record: {parents_saw_immunizations}");
     gw.stop().await;
+}
+
+/// What the test shares with each person's check.
+struct Shared<'a> {
+    gw: &'a Gateway,
+    parent: &'a Browser,
+    cases: &'a HashMap<(String, String), BTreeSet<String>>,
+    displays: &'a BTreeSet<(String, String)>,
+    served: &'a BTreeSet<&'static str>,
+    consented_at: &'a dyn Fn(i32) -> BTreeSet<String>,
+}
+
+/// What one person's check saw, summed over the sample at the end.
+#[derive(Default)]
+struct Seen {
+    checked_withheld: usize,
+    parents_saw_immunizations: usize,
+    children_visits_shown: usize,
+}
+
+/// Every path for one person: staff see each case item; the parent's token and pages show none
+/// of the ones a parent may not see.
+async fn check_person(ctx: &Shared<'_>, i: usize, person: &Person) -> Seen {
+    let Shared { gw, parent, cases, displays, served, consented_at } = *ctx;
+    let mut seen = Seen::default();
+    let token = format!("synthea-parent-token-{i:03}");
+    let id = gw.patient_id("ehr", &person.patient_id);
+    // Every case item of this person, as the gateway serves it to staff.
+    let (staff_view, _) = gw.all_pages(&format!("Patient/{id}/$everything?_count=500")).await;
+    let all_sensitive: Vec<(String, String, &BTreeSet<String>)> = staff_view
+        .iter()
+        .filter_map(|r| {
+            let t = r["resourceType"].as_str()?;
+            let key = format!("{t}/{}", source_id(r["id"].as_str()?));
+            let categories = cases.get(&(person.file.clone(), key))?;
+            Some((t.to_string(), r["id"].as_str().unwrap().to_string(), categories))
+        })
+        .collect();
+    let expected_here =
+        cases.keys().filter(|(f, k)| f == &person.file && served.contains(k.split('/').next().unwrap())).count();
+    assert_eq!(all_sensitive.len(), expected_here, "{}: staff see every sensitive item", person.file);
+    // What this parent may not see: under 12, only the services consented to at that age.
+    let consented = consented_at(person.age);
+    let sensitive: Vec<(String, String)> = all_sensitive
+        .iter()
+        .filter(|(_, _, categories)| person.age >= 12 || categories.iter().any(|c| consented.contains(c)))
+        .map(|(t, id, _)| (t.clone(), id.clone()))
+        .collect();
+    let withheld: HashSet<String> = sensitive.iter().map(|(t, id)| format!("{t}/{id}")).collect();
+
+    // $everything.
+    let (parent_view, outcomes) = gw.all_pages_with(&format!("Patient/{id}/$everything?_count=500"), &token).await;
+    assert!(!outcomes.is_empty(), "the withheld-notice is there");
+    let shown = keys(&parent_view);
+    let leaked: Vec<&String> = shown.iter().filter(|k| withheld.contains(*k)).collect();
+    assert!(leaked.is_empty(), "{} (age {}): $everything shows {leaked:?}", person.file, person.age);
+    seen.parents_saw_immunizations += usize::from(shown.iter().any(|k| k.starts_with("Immunization/")));
+    if person.age >= 12 {
+        assert!(shown.iter().all(|k| !k.starts_with("Encounter/")), "a parent of a teen sees a limited record");
+    } else {
+        seen.children_visits_shown += usize::from(shown.iter().any(|k| k.starts_with("Encounter/")));
+    }
+
+    // Search, per type.
+    let types: BTreeSet<&String> = sensitive.iter().map(|(t, _)| t).collect();
+    for t in types {
+        let (found, _) = gw.all_pages_with(&format!("{t}?patient={id}&_count=500"), &token).await;
+        let leaked: Vec<String> = keys(&found).into_iter().filter(|k| withheld.contains(k)).collect();
+        assert!(leaked.is_empty(), "{}: search shows {leaked:?}", person.file);
+    }
+    // Read: every withheld item answers 404 as a made-up id does.
+    let (status_unknown, body_unknown) = gw.get_with("Condition/ehr.no-such-id", Some(&token), &[]).await;
+    for (t, rid) in &sensitive {
+        let (status, body) = gw.get_with(&format!("{t}/{rid}"), Some(&token), &[]).await;
+        assert_eq!(status, 404, "{}: read {t}/{rid} answered {status}", person.file);
+        assert_eq!(status, status_unknown);
+        assert_eq!(body["resourceType"], body_unknown["resourceType"]);
+        seen.checked_withheld += 1;
+    }
+    // The zip download: NDJSON and the readable summary.
+    let resp = gw
+        .http
+        .get(format!("{}/Patient/{id}/$everything?_format=zip", gw.fhir))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut texts = unzip(&resp.bytes().await.unwrap());
+    // The record pages, as the parent signed in sees them.
+    let link = grant_proxy(&gw, "synthea-parent@example.org", &format!("ehr/{}", person.patient_id), "MTH", "").await;
+    let pages = parent.every_page(&link).await;
+    let given = staff_view[0]["name"][0]["given"][0].as_str().unwrap();
+    assert!(pages.contains(given), "{}: the pages are {given}'s record", person.file);
+    texts.insert("record pages".to_string(), pages);
+    for (name, text) in &texts {
+        for (_, rid) in &sensitive {
+            assert!(!text.contains(rid.as_str()), "{}: {name} names withheld {rid}", person.file);
+        }
+        for (category, d) in displays {
+            if person.age < 12 && !consented.contains(category) {
+                continue;
+            }
+            assert!(!text.contains(d.as_str()), "{}: {name} says \"{d}\"", person.file);
+        }
+    }
+    seen
 }
