@@ -29,7 +29,9 @@ pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<
                 count = n.min(page_size);
             }
             CURSOR => {
-                after = Some(decode_cursor(&value).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?)
+                let cursor =
+                    decode_cursor(&value).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?;
+                after = Some(cursor);
             }
             "_format" => {}
             other => return Err(bad(format!("`{other}` is not supported on $everything here"))),
