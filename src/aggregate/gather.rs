@@ -39,11 +39,16 @@ impl Plan {
     }
 
     /// Whether a resource of a `$everything` answer belongs in the record: the person's own
-    /// Patient resources, the gathered compartment types and the referenced types.
+    /// Patient resources, the gathered compartment types, and the types gathered when
+    /// referenced (whether or not the source offers reading them on their own).
     fn keeps(&self, resource: &Value, patient_ids: &[String]) -> bool {
         match fhir::resource_type(resource) {
             Some("Patient") => fhir::resource_id(resource).is_some_and(|id| patient_ids.iter().any(|p| p == id)),
-            Some(t) => self.types.iter().any(|x| x == t) || self.referenced.contains(&t),
+            Some(t) => {
+                self.types.iter().any(|x| x == t)
+                    || fhir::REFERENCED_TYPES.contains(&t)
+                    || fhir::SUPPORTING_TYPES.contains(&t)
+            }
             None => false,
         }
     }
@@ -145,4 +150,33 @@ fn referenced_supporting(
         }
     }
     wanted.into_iter().map(|(t, ids)| (t, ids.into_iter().collect())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_everything_answer_keeps_the_person_the_gathered_types_and_what_they_point_at() {
+        let plan = Plan {
+            everything: true,
+            types: vec!["Observation".into(), "Provenance".into()],
+            referenced: vec![],
+            provenance_by_revinclude: false,
+        };
+        let ids = vec!["p1".to_string()];
+        let keeps = |r: Value| plan.keeps(&r, &ids);
+        assert!(keeps(json!({"resourceType": "Patient", "id": "p1"})));
+        assert!(!keeps(json!({"resourceType": "Patient", "id": "p2"})), "a linked other patient is not hers");
+        assert!(keeps(json!({"resourceType": "Observation", "id": "o1"})));
+        assert!(keeps(json!({"resourceType": "Practitioner", "id": "dr"})), "referenced types come along");
+        assert!(keeps(json!({"resourceType": "Device", "id": "d"})));
+        assert!(!keeps(json!({"resourceType": "Condition", "id": "c"})), "not gathered here (configured out)");
+        assert!(!keeps(json!({"resourceType": "Questionnaire", "id": "q"})), "not served");
+        assert!(!keeps(json!({"id": "x"})));
+        let by_revinclude = Plan { provenance_by_revinclude: true, ..plan.clone() };
+        let searched: Vec<&str> = by_revinclude.searched().collect();
+        assert_eq!(searched, ["Observation"], "Provenance comes with the searches");
+    }
 }

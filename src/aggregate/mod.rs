@@ -280,8 +280,9 @@ impl Aggregator {
         let offers = self.offers.read().ok();
         match offers.as_ref().and_then(|o| o.get(name)) {
             Some(offer) => {
+                // `$everything` answers the whole compartment, searchable type or not.
                 let types: Vec<String> = fhir::compartment::type_names()
-                    .filter(|t| offer.patient_param(t).is_some())
+                    .filter(|t| offer.everything || offer.patient_param(t).is_some())
                     .filter(|t| self.configured.as_ref().is_none_or(|c| c.iter().any(|x| x == t)))
                     .map(str::to_string)
                     .collect();
