@@ -5,26 +5,23 @@
 //! no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
 //! before any viewer's rules.
 
+mod gather;
 mod gauges;
 pub mod merge;
 pub mod provenance;
 
+use gather::Plan;
 pub use gauges::{Gauges, SourceCalls, SourceReport};
 
 use crate::fhir::{self, reference};
 use crate::identity::PatientIndex;
 use crate::sources::{Offer, SharedSource, SourceError};
-use merge::Fetched;
 use moka::future::Cache;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Rounds of fetching referenced Practitioners, Organizations … (a PractitionerRole
-/// points at an Organization, which points at another).
-const SUPPORTING_ROUNDS: usize = 2;
 
 /// A source that could not give its part of a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,8 +176,7 @@ impl Aggregator {
         }
         let work = self.sources.iter().filter_map(|s| {
             let ids = members.get(s.name())?;
-            let (types, referenced) = self.plan(s.name());
-            Some(gather(s.clone(), ids.clone(), types, referenced, deadline))
+            Some(gather::gather(s.clone(), ids.clone(), self.plan(s.name()), deadline))
         });
         let results = futures::future::join_all(work).await;
         let mut fetched = Vec::new();
@@ -274,28 +270,39 @@ impl Aggregator {
         Some((self.sources.iter().find(|s| s.name() == source_name)?, source_id))
     }
 
-    /// What to ask source `name` for: the compartment types to search per person and the
-    /// types to read by id when referenced. From its CapabilityStatement when known (every
-    /// compartment type it declares with a usable patient parameter, within
-    /// `aggregate.resource_types` when configured), else the configured or US Core types.
-    fn plan(&self, name: &str) -> (Vec<String>, Vec<&'static str>) {
+    /// What to ask source `name` for ([`Plan`]). From its CapabilityStatement when known:
+    /// `Patient/{id}/$everything` when it offers that, else a search per compartment type it
+    /// declares with a usable patient parameter (Provenance brought along by
+    /// `_revinclude=Provenance:target` instead of its own search when the Patient and every
+    /// such type offer it); within `aggregate.resource_types` when configured. Else the
+    /// configured or US Core types, searched one by one.
+    fn plan(&self, name: &str) -> Plan {
         let offers = self.offers.read().ok();
         match offers.as_ref().and_then(|o| o.get(name)) {
             Some(offer) => {
-                let types = fhir::compartment::type_names()
-                    .filter(|t| offer.patient_param(t).is_some())
+                // `$everything` answers the whole compartment, searchable type or not.
+                let types: Vec<String> = fhir::compartment::type_names()
+                    .filter(|t| offer.everything || offer.patient_param(t).is_some())
                     .filter(|t| self.configured.as_ref().is_none_or(|c| c.iter().any(|x| x == t)))
                     .map(str::to_string)
                     .collect();
                 let referenced = fhir::REFERENCED_TYPES.iter().copied().filter(|t| offer.offers(t)).collect();
-                (types, referenced)
+                let provenance_by_revinclude = types.iter().any(|t| t == "Provenance")
+                    && offer.revincludes_provenance("Patient")
+                    && types.iter().filter(|t| *t != "Provenance").all(|t| offer.revincludes_provenance(t));
+                Plan { everything: offer.everything, types, referenced, provenance_by_revinclude }
             }
             None => {
                 let types = match &self.configured {
                     Some(c) => c.clone(),
                     None => fhir::PATIENT_COMPARTMENT_TYPES.iter().map(std::string::ToString::to_string).collect(),
                 };
-                (types, fhir::SUPPORTING_TYPES.to_vec())
+                Plan {
+                    everything: false,
+                    types,
+                    referenced: fhir::SUPPORTING_TYPES.to_vec(),
+                    provenance_by_revinclude: false,
+                }
             }
         }
     }
@@ -315,7 +322,7 @@ impl Aggregator {
                     continue;
                 }
             };
-            let (gathered, referenced) = {
+            let Plan { types: gathered, referenced, .. } = {
                 if let Ok(mut offers) = self.offers.write() {
                     offers.insert(source.name().to_string(), offer.clone());
                 }
@@ -363,99 +370,13 @@ impl Aggregator {
 
     /// Per source, the types it is searched for per person.
     pub fn gathered_types(&self) -> BTreeMap<String, Vec<String>> {
-        self.sources.iter().map(|s| (s.name().to_string(), self.plan(s.name()).0)).collect()
+        self.sources.iter().map(|s| (s.name().to_string(), self.plan(s.name()).types)).collect()
     }
 
     /// Drops a cached record (after new data or a policy change).
     pub async fn invalidate(&self, patient_id: &str) {
         self.cache.invalidate(patient_id).await;
     }
-}
-
-/// Everything one source holds for one person: Patient, compartment types, then referenced
-/// supporting resources. Never outlives the deadline.
-async fn gather(
-    source: SharedSource,
-    patient_ids: Vec<String>,
-    types: Vec<String>,
-    referenced: Vec<&'static str>,
-    deadline: Instant,
-) -> (Fetched, Vec<SourceError>) {
-    let name = source.name().to_string();
-    let mut fetched = Fetched {
-        source: name.clone(),
-        display: source.display().to_string(),
-        patient_ids: patient_ids.clone(),
-        resources: Vec::new(),
-    };
-    let work = async {
-        let mut problems = Vec::new();
-        let mut resources = Vec::new();
-        match source.read_many("Patient", &patient_ids, deadline).await {
-            Ok(p) => resources.extend(p),
-            Err(e) => problems.push(e),
-        }
-        let calls = patient_ids.iter().flat_map(|pid| types.iter().map(move |t| (pid, t.as_str())));
-        let results = futures::future::join_all(calls.map(|(pid, t)| source.patient_resources(pid, t, deadline))).await;
-        for r in results {
-            match r {
-                Ok(found) => resources.extend(found),
-                Err(e) => problems.push(e),
-            }
-        }
-        let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
-        for _ in 0..SUPPORTING_ROUNDS {
-            let wanted = referenced_supporting(&resources, &have, &referenced);
-            if wanted.is_empty() {
-                break;
-            }
-            for (t, ids) in wanted {
-                match source.read_many(&t, &ids, deadline).await {
-                    Ok(found) => {
-                        have.extend(found.iter().filter_map(type_and_id));
-                        resources.extend(found);
-                    }
-                    Err(e) => problems.push(e),
-                }
-            }
-        }
-        // A source may answer the same resource under two searches.
-        let mut seen = BTreeSet::new();
-        resources.retain(|r| type_and_id(r).is_some_and(|k| seen.insert(k)));
-        (resources, problems)
-    };
-    // The adapters honour the deadline themselves; this is the backstop that makes a hang
-    // impossible whatever an adapter does.
-    match tokio::time::timeout_at(deadline + Duration::from_millis(50), work).await {
-        Ok((resources, problems)) => {
-            fetched.resources = resources;
-            (fetched, problems)
-        }
-        Err(_) => (fetched, vec![SourceError::DeadlineExceeded { source_name: name }]),
-    }
-}
-
-fn type_and_id(r: &Value) -> Option<(String, String)> {
-    Some((fhir::resource_type(r)?.to_string(), fhir::resource_id(r)?.to_string()))
-}
-
-/// Resources of the `referenced` types pointed at but not yet fetched, by type.
-fn referenced_supporting(
-    resources: &[Value],
-    have: &BTreeSet<(String, String)>,
-    referenced: &[&str],
-) -> Vec<(String, Vec<String>)> {
-    let mut wanted: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
-    for r in resources {
-        for s in reference::all(r) {
-            if let Some((t, id)) = reference::parse(&s) {
-                if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
-                    wanted.entry(t.to_string()).or_default().insert(id.to_string());
-                }
-            }
-        }
-    }
-    wanted.into_iter().map(|(t, ids)| (t, ids.into_iter().collect())).collect()
 }
 
 /// One line on what went wrong with a source, or `None` when nothing did.

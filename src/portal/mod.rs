@@ -51,16 +51,77 @@ pub const STYLESHEET: &str = include_str!("static/portal.css");
 
 /// Renders a page; a template error is a bug, reported as a plain message.
 pub fn render<C: Serialize>(template: &str, context: C) -> String {
+    let context = template_context(&context);
     TEMPLATES.get_template(template).and_then(|t| t.render(context)).unwrap_or_else(|e| {
         tracing::error!(template, error = %e, "template failed");
         "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>".into()
     })
 }
 
+/// The name serde_json (built with `arbitrary_precision`, so source decimals keep every
+/// digit) gives a number when it serializes one to anything but itself: a one-key map.
+const JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// The context as template values. A JSON number from the record serializes, with
+/// `arbitrary_precision`, as serde_json's private one-key map, which a template would show as
+/// a map; here it becomes a plain integer or float again.
+fn template_context<C: Serialize>(context: &C) -> minijinja::Value {
+    match serde_json::to_value(context) {
+        Ok(v) => plain(v),
+        Err(_) => minijinja::Value::from_serialize(context),
+    }
+}
+
+fn plain(v: serde_json::Value) -> minijinja::Value {
+    use serde_json::Value as J;
+    match v {
+        J::Null => minijinja::Value::from(()),
+        J::Bool(b) => minijinja::Value::from(b),
+        J::Number(n) => number(&n),
+        J::String(s) => minijinja::Value::from(s),
+        J::Array(items) => items.into_iter().map(plain).collect(),
+        J::Object(map) => {
+            if let (1, Some(J::String(n))) = (map.len(), map.get(JSON_NUMBER_TOKEN)) {
+                if let Ok(n) = n.parse::<serde_json::Number>() {
+                    return number(&n);
+                }
+            }
+            map.into_iter().map(|(k, v)| (k, plain(v))).collect()
+        }
+    }
+}
+
+fn number(n: &serde_json::Number) -> minijinja::Value {
+    if let Some(u) = n.as_u64() {
+        minijinja::Value::from(u)
+    } else if let Some(i) = n.as_i64() {
+        minijinja::Value::from(i)
+    } else if let Some(f) = n.as_f64() {
+        minijinja::Value::from(f)
+    } else {
+        minijinja::Value::from(n.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use minijinja::context;
+
+    #[test]
+    fn record_numbers_reach_templates_as_numbers() {
+        let source: serde_json::Value = serde_json::from_str(r#"{"v": 0.10, "n": 7, "big": 1e400}"#).unwrap();
+        for ctx in [template_context(&source), template_context(&context! { v => source["v"], n => source["n"] })] {
+            let env = Environment::new();
+            let out = env.render_str("{{ v }} {{ v + 1 }} {{ n * 2 }}", ctx).unwrap();
+            assert_eq!(out, "0.1 1.1 14");
+        }
+        assert_eq!(
+            template_context(&source).get_attr("big").unwrap().to_string(),
+            "1e+400",
+            "too big for a float: kept as text"
+        );
+    }
 
     #[test]
     fn pages_escape_what_they_are_given() {

@@ -1,10 +1,11 @@
 //! The simulator's FHIR handlers, kept thin: metadata, SMART discovery, read, search,
-//! refusals (405 for writes, 404 for unknown endpoints and types) and the stats panel.
-//! Access control, throttling and latency happen before these run (`guard`). They only
-//! read the store; they never write to it and never log patient data.
+//! `Patient/{id}/$everything` (when offered), refusals (405 for writes, 404 for unknown
+//! endpoints and types) and the stats panel; each counts its call per route. Access
+//! control, throttling and latency happen before these run (`guard`). They only read the
+//! store; they never write to it and never log patient data.
 
 use super::guard::{fhir_json, outcome};
-use super::{capability, search, Shared};
+use super::{capability, everything, search, Shared};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use axum::extract::{Path, Request, State};
@@ -16,6 +17,7 @@ use std::sync::Arc;
 type Sim = State<Arc<Shared>>;
 
 pub(super) async fn metadata(State(shared): Sim) -> Response {
+    shared.counters.call("metadata".into());
     fhir_json(StatusCode::OK, &shared.capability)
 }
 
@@ -41,6 +43,7 @@ fn unsupported_type(resource_type: &str) -> Response {
 }
 
 pub(super) async fn read(State(shared): Sim, Path((resource_type, id)): Path<(String, String)>) -> Response {
+    shared.counters.call(format!("read {resource_type}"));
     if !shared.supported.contains(&resource_type) {
         return unsupported_type(&resource_type);
     }
@@ -62,12 +65,39 @@ pub(super) async fn search(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    shared.counters.call(format!("search {resource_type}"));
     if !shared.supported.contains(&resource_type) {
         return unsupported_type(&resource_type);
     }
     let lenient =
         crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()));
     match search::run(&shared, &resource_type, uri.query().unwrap_or(""), lenient) {
+        Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
+        Err((status, issue)) => outcome(status, issue),
+    }
+}
+
+/// `GET /fhir/{type}/{id}/{operation}`: only `Patient/{id}/$everything`, and only when
+/// the simulator offers it (else 404, as on a server without it).
+pub(super) async fn instance_operation(
+    State(shared): Sim,
+    Path((resource_type, id, operation)): Path<(String, String, String)>,
+    uri: Uri,
+) -> Response {
+    if resource_type != "Patient" || operation != "$everything" || !shared.options.everything {
+        return outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, "no such endpoint"));
+    }
+    shared.counters.call("Patient/$everything".into());
+    if shared.controls.everything_broken() {
+        return outcome(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Issue::error(IssueType::Exception, "$everything failed on this server"),
+        );
+    }
+    if !crate::fhir::is_valid_id(&id) {
+        return outcome(StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, "not a valid FHIR logical id"));
+    }
+    match everything::run(&shared, &id, uri.query().unwrap_or("")) {
         Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
         Err((status, issue)) => outcome(status, issue),
     }

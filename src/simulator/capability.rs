@@ -1,6 +1,7 @@
 //! The simulated hospital's CapabilityStatement and SMART discovery document: which types
 //! it answers (read + search-type), their search parameters (from `crate::fhir::search`),
-//! and, when tokens are required, where to get one. Built once at start; it describes the
+//! `Patient/$everything` and `_revinclude=Provenance:target` when offered, and, when tokens
+//! are required, where to get one. Built once at start; it describes the
 //! simulator only and never mentions the data it holds.
 
 use crate::fhir::search::{definition, type_params, ParamKind};
@@ -36,16 +37,41 @@ fn search_params(resource_type: &str) -> Vec<Value> {
     params
 }
 
+/// What the simulator offers beyond read and search.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Features {
+    /// `Patient/{id}/$everything`.
+    pub everything: bool,
+    /// `_revinclude=Provenance:target` on every search.
+    pub revinclude_provenance: bool,
+}
+
+/// The canonical OperationDefinition of `Patient/$everything`.
+const PATIENT_EVERYTHING: &str = "http://hl7.org/fhir/OperationDefinition/Patient-everything";
+
 /// The CapabilityStatement. `token_url` is set when bearer tokens are required.
-pub(super) fn statement(name: &str, base_url: &str, types: &BTreeSet<String>, token_url: Option<&str>) -> Value {
+pub(super) fn statement(
+    name: &str,
+    base_url: &str,
+    types: &BTreeSet<String>,
+    token_url: Option<&str>,
+    features: Features,
+) -> Value {
     let resources: Vec<Value> = types
         .iter()
         .map(|t| {
-            json!({
+            let mut resource = json!({
                 "type": t,
                 "interaction": [{"code": "read"}, {"code": "search-type"}],
                 "searchParam": search_params(t),
-            })
+            });
+            if features.revinclude_provenance {
+                resource["searchRevInclude"] = json!([crate::sources::PROVENANCE_REVINCLUDE]);
+            }
+            if features.everything && t == "Patient" {
+                resource["operation"] = json!([{"name": "everything", "definition": PATIENT_EVERYTHING}]);
+            }
+            resource
         })
         .collect();
     let mut rest = json!({"mode": "server", "resource": resources});

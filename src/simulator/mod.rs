@@ -1,13 +1,16 @@
 //! The hospital simulator: a FHIR R4 server over real HTTP (axum) that serves one fixture
 //! [`ResourceStore`] the way a hospital system would, quirks included — paging with absolute
 //! or relative next links, OAuth2 client-credentials tokens that really expire, throttling
-//! (429 + Retry-After), outages (503) and added latency, all switchable while it runs. This
-//! file owns the public API (options, live controls, stats, start/stop/run) and the router.
+//! (429 + Retry-After), outages (503) and added latency, all switchable while it runs — and,
+//! when asked, `Patient/{id}/$everything` and `_revinclude=Provenance:target`, with calls
+//! counted per route so tests can see how a client used it. This file owns the public API
+//! (options, live controls, stats, start/stop/run) and the router.
 //! It is a stand-in for hospital systems in tests and the demo: it must never be used by
 //! the gateway to serve real patients, never write to its store, and never log patient data.
 
 mod api;
 mod capability;
+mod everything;
 mod guard;
 mod search;
 mod token;
@@ -19,7 +22,7 @@ use crate::sources::files::ResourceStore;
 use axum::routing::{any, get, post};
 use axum::Router;
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -46,6 +49,11 @@ pub struct SimulatorOptions {
     pub page_size: usize,
     /// Quirk: emit next links relative to the FHIR base instead of absolute.
     pub relative_next_links: bool,
+    /// Answer `Patient/{id}/$everything` (paged) and say so in the CapabilityStatement.
+    pub everything: bool,
+    /// Answer `_revinclude=Provenance:target` on every search and say so in the
+    /// CapabilityStatement (`searchRevInclude`).
+    pub revinclude_provenance: bool,
 }
 
 impl Default for SimulatorOptions {
@@ -59,6 +67,8 @@ impl Default for SimulatorOptions {
             token_ttl: Duration::from_secs(3600),
             page_size: 50,
             relative_next_links: false,
+            everything: false,
+            revinclude_provenance: false,
         }
     }
 }
@@ -74,6 +84,8 @@ impl std::fmt::Debug for SimulatorOptions {
             .field("token_ttl", &self.token_ttl)
             .field("page_size", &self.page_size)
             .field("relative_next_links", &self.relative_next_links)
+            .field("everything", &self.everything)
+            .field("revinclude_provenance", &self.revinclude_provenance)
             .finish()
     }
 }
@@ -86,6 +98,8 @@ pub struct SimulatorControls {
     down: AtomicBool,
     /// Tokens issued under an older epoch are invalid.
     token_epoch: AtomicU64,
+    /// While set, `Patient/{id}/$everything` answers 500 (the rest works).
+    everything_broken: AtomicBool,
 }
 
 impl SimulatorControls {
@@ -100,6 +114,10 @@ impl SimulatorControls {
     /// While down, every request answers 503 with an OperationOutcome.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+    /// While broken, `Patient/{id}/$everything` answers 500 with an OperationOutcome.
+    pub fn set_everything_broken(&self, broken: bool) {
+        self.everything_broken.store(broken, Ordering::SeqCst);
     }
     /// Every token issued so far becomes invalid (401).
     pub fn expire_tokens(&self) {
@@ -116,6 +134,9 @@ impl SimulatorControls {
     fn take_forced_failure(&self) -> bool {
         self.fail_next.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
     }
+    fn everything_broken(&self) -> bool {
+        self.everything_broken.load(Ordering::SeqCst)
+    }
     fn epoch(&self) -> u64 {
         self.token_epoch.load(Ordering::SeqCst)
     }
@@ -128,6 +149,16 @@ pub struct SimulatorStats {
     pub token_requests: u64,
     pub rejected_401: u64,
     pub answered_429: u64,
+    /// Requests that reached a FHIR handler, per route: `metadata`, `search {Type}`,
+    /// `read {Type}`, `Patient/$everything` (every page counts).
+    pub calls: BTreeMap<String, u64>,
+}
+
+impl SimulatorStats {
+    /// How many requests reached `route` (see [`SimulatorStats::calls`]).
+    pub fn calls_to(&self, route: &str) -> u64 {
+        self.calls.get(route).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -136,14 +167,23 @@ struct Counters {
     token_requests: AtomicU64,
     rejected_401: AtomicU64,
     answered_429: AtomicU64,
+    /// Per route; see [`SimulatorStats::calls`].
+    calls: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Counters {
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
+    /// Counts one request to `route`.
+    fn call(&self, route: String) {
+        if let Ok(mut calls) = self.calls.lock() {
+            *calls.entry(route).or_default() += 1;
+        }
+    }
     fn snapshot(&self) -> SimulatorStats {
         SimulatorStats {
+            calls: self.calls.lock().map(|c| c.clone()).unwrap_or_default(),
             fhir_requests: self.fhir_requests.load(Ordering::Relaxed),
             token_requests: self.token_requests.load(Ordering::Relaxed),
             rejected_401: self.rejected_401.load(Ordering::Relaxed),
@@ -184,7 +224,11 @@ impl Shared {
                 .map(str::to_string),
         );
         let token_for_capability = options.client_credentials.is_some().then_some(token_url.as_str());
-        let capability = capability::statement(&options.name, &base_url, &supported, token_for_capability);
+        let features = capability::Features {
+            everything: options.everything,
+            revinclude_provenance: options.revinclude_provenance,
+        };
+        let capability = capability::statement(&options.name, &base_url, &supported, token_for_capability, features);
         let controls = Arc::new(SimulatorControls::default());
         controls.set_latency(options.latency);
         Shared {
@@ -218,6 +262,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fhir/.well-known/smart-configuration", get(api::smart_configuration).fallback(api::write_refused))
         .route("/fhir/{type}", get(api::search).fallback(api::write_refused))
         .route("/fhir/{type}/{id}", get(api::read).fallback(api::write_refused))
+        .route("/fhir/{type}/{id}/{operation}", get(api::instance_operation).fallback(api::write_refused))
         .route("/token", post(token::token).fallback(token::method_not_allowed))
         .route("/_simulator/stats", get(api::stats))
         .fallback(api::fhir_fallback)

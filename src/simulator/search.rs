@@ -1,7 +1,8 @@
 //! Search as the simulated hospital answers it: strict query-string decoding, the patient
 //! compartment (`patient=` / `subject=`, through targets for Provenance), the shared FHIR
 //! filters (`crate::fhir::search`), a stable order by id and keyset paging with an opaque
-//! `_cursor`, with next links absolute or (quirk) relative. Pure functions over the store:
+//! `_cursor`, with next links absolute or (quirk) relative, and, when offered,
+//! `_revinclude=Provenance:target`. Pure functions over the store:
 //! it never changes the store, never alters a resource and never logs query values.
 
 use super::Shared;
@@ -25,6 +26,9 @@ use std::collections::{BTreeSet, HashMap};
 #[derive(Debug, Default)]
 pub(super) struct CompartmentIndex {
     members: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// `Type/id` → positions in `store.of_type("Provenance")` of the Provenances targeting
+    /// it (for `_revinclude=Provenance:target`).
+    provenance_targets: HashMap<String, Vec<usize>>,
 }
 
 impl CompartmentIndex {
@@ -45,6 +49,16 @@ impl CompartmentIndex {
             }
         }
         for (i, p) in store.of_type("Provenance").iter().enumerate() {
+            let mut targets: Vec<String> = fhir::path_values(p, "target")
+                .iter()
+                .filter_map(|target| target.get("reference").and_then(Value::as_str).and_then(reference::parse))
+                .map(|(t, id)| format!("{t}/{id}"))
+                .collect();
+            targets.sort_unstable();
+            targets.dedup();
+            for target in targets {
+                index.provenance_targets.entry(target).or_default().push(i);
+            }
             let mut patients: Vec<&str> = fhir::path_values(p, "target")
                 .iter()
                 .filter_map(|target| {
@@ -70,6 +84,11 @@ impl CompartmentIndex {
         by_patient.entry(patient.to_string()).or_default().push(position);
     }
 
+    /// Positions in `store.of_type("Provenance")` of the Provenances targeting `Type/id`.
+    pub(super) fn provenances_of(&self, key: &str) -> impl Iterator<Item = usize> + '_ {
+        self.provenance_targets.get(key).into_iter().flatten().copied()
+    }
+
     /// Positions in `store.of_type(resource_type)` of the patient's resources.
     pub(super) fn positions(&self, resource_type: &str, patient_id: &str) -> impl Iterator<Item = usize> + '_ {
         self.members.get(resource_type).and_then(|m| m.get(patient_id)).into_iter().flatten().copied()
@@ -79,10 +98,13 @@ impl CompartmentIndex {
 /// The paging parameter this server puts in its next links.
 pub(super) const CURSOR: &str = "_cursor";
 
+/// The include parameter answered when the simulator offers it.
+const REVINCLUDE: &str = "_revinclude";
+
 /// Why a search was refused: the status and the issue to answer with.
 pub(super) type Refusal = (StatusCode, Issue);
 
-fn bad(message: impl Into<String>) -> Refusal {
+pub(super) fn bad(message: impl Into<String>) -> Refusal {
     (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, message))
 }
 
@@ -164,8 +186,16 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(name, _)| is_patient_param(resource_type, name));
     let page_size = shared.options.page_size;
-    let query = fsearch::parse(resource_type, &other_pairs, &[CURSOR, "_summary"], lenient, page_size, zone)
-        .map_err(refusal)?;
+    let controls: &[&str] =
+        if shared.options.revinclude_provenance { &[CURSOR, "_summary", REVINCLUDE] } else { &[CURSOR, "_summary"] };
+    let query = fsearch::parse(resource_type, &other_pairs, controls, lenient, page_size, zone).map_err(refusal)?;
+    let revinclude = match query.control(REVINCLUDE) {
+        None => false,
+        Some(crate::sources::PROVENANCE_REVINCLUDE) => true,
+        Some(other) => {
+            return Err(bad(format!("`_revinclude={other}` is not supported here (only `Provenance:target`)")))
+        }
+    };
     let count_only = match query.control("_summary") {
         None => false,
         Some("count") => true,
@@ -219,6 +249,7 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
             format!("{base}/{relative}")
         }
     });
+    let included = if revinclude { provenances_targeting(shared, resource_type, &page.items) } else { Vec::new() };
     let entries = page
         .items
         .into_iter()
@@ -226,6 +257,10 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
             let id = fhir::resource_id(r).unwrap_or_default();
             (format!("{base}/{resource_type}/{id}"), r.clone(), SearchEntryMode::Match)
         })
+        .chain(included.into_iter().map(|p| {
+            let id = fhir::resource_id(p).unwrap_or_default();
+            (format!("{base}/Provenance/{id}"), p.clone(), SearchEntryMode::Include)
+        }))
         .collect();
     let shell = Searchset {
         id: Some(uuid::Uuid::new_v4().to_string()),
@@ -239,8 +274,24 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     Ok(bundle)
 }
 
+/// The Provenances targeting any of `matches` (each once, by id), for
+/// `_revinclude=Provenance:target`; a Provenance already among the matches is not repeated.
+fn provenances_targeting<'a>(shared: &'a Shared, resource_type: &str, matches: &[&Value]) -> Vec<&'a Value> {
+    let all = shared.store.of_type("Provenance");
+    let mut seen: BTreeSet<usize> = BTreeSet::new();
+    for r in matches {
+        let Some(id) = fhir::resource_id(r) else { continue };
+        seen.extend(shared.index.provenances_of(&format!("{resource_type}/{id}")));
+    }
+    let mut out: Vec<&Value> = seen.into_iter().map(|i| &all[i]).collect();
+    if resource_type == "Provenance" {
+        out.retain(|p| !matches.iter().any(|m| fhir::resource_id(m) == fhir::resource_id(p)));
+    }
+    out
+}
+
 /// `Type?<original params, as sent, minus any old cursor>&_cursor=<cursor>`.
-fn next_link(resource_type: &str, raw_query: &str, cursor: &str) -> String {
+pub(super) fn next_link(resource_type: &str, raw_query: &str, cursor: &str) -> String {
     let mut segments: Vec<&str> = raw_query
         .split('&')
         .filter(|s| !s.is_empty())

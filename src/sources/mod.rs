@@ -49,10 +49,27 @@ pub struct SourceStatus {
 }
 
 /// What a source says it offers, from its CapabilityStatement: per resource type it can
-/// search, the search parameters it declares (empty when it lists none).
+/// search, the search parameters it declares (empty when it lists none); whether it answers
+/// `Patient/{id}/$everything`; per type, the `_revinclude` values it declares
+/// (`searchRevInclude`, e.g. `Provenance:target`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Offer {
     pub types: BTreeMap<String, BTreeSet<String>>,
+    pub everything: bool,
+    pub revinclude: BTreeMap<String, BTreeSet<String>>,
+}
+
+/// The `_revinclude` that brings a resource's Provenances along with it.
+pub const PROVENANCE_REVINCLUDE: &str = "Provenance:target";
+
+/// Whether a CapabilityStatement `operation` entry is Patient `$everything` (by its
+/// canonical definition, or by name where the entry sits on the Patient resource).
+fn is_patient_everything(operation: &Value, on_patient: bool) -> bool {
+    let definition = operation.get("definition").and_then(Value::as_str).unwrap_or("");
+    let canonical = definition.split('|').next().unwrap_or("");
+    canonical.ends_with("/OperationDefinition/Patient-everything")
+        || (on_patient
+            && operation.get("name").and_then(Value::as_str).map(|n| n.trim_start_matches('$')) == Some("everything"))
 }
 
 impl Offer {
@@ -64,8 +81,25 @@ impl Offer {
         let mut offer = Offer::default();
         let rests = statement.get("rest").and_then(Value::as_array).into_iter().flatten();
         for rest in rests.filter(|r| r.get("mode").and_then(Value::as_str) != Some("client")) {
+            let operations = |v: &Value| v.get("operation").and_then(Value::as_array).cloned().unwrap_or_default();
+            if operations(rest).iter().any(|o| is_patient_everything(o, false)) {
+                offer.everything = true;
+            }
             for resource in rest.get("resource").and_then(Value::as_array).into_iter().flatten() {
                 let Some(t) = resource.get("type").and_then(Value::as_str) else { continue };
+                if operations(resource).iter().any(|o| is_patient_everything(o, t == "Patient")) {
+                    offer.everything = true;
+                }
+                let revincludes = resource
+                    .get("searchRevInclude")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect::<BTreeSet<_>>();
+                if !revincludes.is_empty() {
+                    offer.revinclude.entry(t.to_string()).or_default().extend(revincludes);
+                }
                 let searches = resource
                     .get("interaction")
                     .and_then(Value::as_array)
@@ -103,6 +137,12 @@ impl Offer {
     pub fn offers(&self, resource_type: &str) -> bool {
         self.types.contains_key(resource_type)
     }
+
+    /// Whether a search of `resource_type` can bring the Provenances that target its
+    /// matches along (`_revinclude=Provenance:target`).
+    pub fn revincludes_provenance(&self, resource_type: &str) -> bool {
+        self.revinclude.get(resource_type).is_some_and(|r| r.contains(PROVENANCE_REVINCLUDE))
+    }
 }
 
 /// One upstream system the gateway reads from.
@@ -114,13 +154,30 @@ pub trait SourceSystem: Send + Sync {
     fn display(&self) -> &str;
     /// Every Patient the source holds, for the patient index.
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError>;
-    /// The resources of `resource_type` belonging to the source's patient `patient_id`.
+    /// The resources of `resource_type` belonging to the source's patient `patient_id`,
+    /// plus — where the source offers `_revinclude=Provenance:target` on the type — the
+    /// Provenances that target them.
     async fn patient_resources(
         &self,
         patient_id: &str,
         resource_type: &str,
         deadline: Instant,
     ) -> Result<Vec<Value>, SourceError>;
+    /// The person's whole record in one operation, `Patient/{id}/$everything` with every
+    /// page: the Patient, its compartment and what those reference, exactly as sent. Only
+    /// called when the source's [`Offer`] says it answers it; a source that does not
+    /// refuses.
+    async fn everything(&self, _patient_id: &str, _deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        Err(SourceError::BadResponse {
+            source_name: self.name().to_string(),
+            message: "does not offer Patient/$everything".into(),
+        })
+    }
+    /// The source's Patient resources `ids`, plus — where the source offers
+    /// `_revinclude=Provenance:target` on Patient — the Provenances that target them.
+    async fn patients(&self, ids: &[String], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        self.read_many("Patient", ids, deadline).await
+    }
     /// Resources of one type by id (referenced Practitioners, Organizations …). Ids the
     /// source does not have are simply absent from the answer.
     async fn read_many(
@@ -148,3 +205,38 @@ pub trait SourceSystem: Send + Sync {
 }
 
 pub type SharedSource = Arc<dyn SourceSystem>;
+
+#[cfg(test)]
+mod offer_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn reads_everything_and_revincludes_from_a_capability_statement() {
+        let statement = |patient: Value, rest_ops: Value| {
+            json!({"resourceType": "CapabilityStatement", "rest": [{"mode": "server", "operation": rest_ops, "resource": [
+                patient,
+                {"type": "Observation", "interaction": [{"code": "search-type"}], "searchParam": [{"name": "patient"}],
+                 "searchRevInclude": ["Provenance:target", "AuditEvent:entity"]},
+                {"type": "Condition", "interaction": [{"code": "search-type"}]}
+            ]}]})
+        };
+        let patient = json!({"type": "Patient", "interaction": [{"code": "search-type"}],
+            "operation": [{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything"}]});
+        let offer = Offer::from_capability_statement(&statement(patient, json!([]))).unwrap();
+        assert!(offer.everything);
+        assert!(offer.revincludes_provenance("Observation"));
+        assert!(!offer.revincludes_provenance("Condition"), "declares none");
+        assert!(!offer.revincludes_provenance("Patient"));
+
+        // By name only on the Patient resource; by canonical (with a version) at system level.
+        let named = json!({"type": "Patient", "operation": [{"name": "$everything", "definition": "http://x/OD/pe"}]});
+        assert!(Offer::from_capability_statement(&statement(named, json!([]))).unwrap().everything);
+        let plain = json!({"type": "Patient", "interaction": [{"code": "search-type"}]});
+        assert!(!Offer::from_capability_statement(&statement(plain.clone(), json!([]))).unwrap().everything);
+        let system = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything|4.0.1"}]);
+        assert!(Offer::from_capability_statement(&statement(plain.clone(), system)).unwrap().everything);
+        let other = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Encounter-everything"}]);
+        assert!(!Offer::from_capability_statement(&statement(plain, other)).unwrap().everything, "not Patient's");
+    }
+}

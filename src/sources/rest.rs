@@ -3,7 +3,9 @@
 //! per-request timeout clipped to the caller's deadline, retries with backoff and jitter on
 //! 429/502/503/504 honouring `Retry-After`, a concurrency limit, one token refresh on 401,
 //! and a circuit breaker. It never follows a link to another origin (the source's
-//! credentials must not leave it) and never changes the JSON it receives.
+//! credentials must not leave it) and never changes the JSON it receives. Where the source's
+//! CapabilityStatement offers them, a person's record is one paged `Patient/{id}/$everything`
+//! and each search brings its Provenances along (`_revinclude=Provenance:target`).
 
 use super::breaker::{CircuitBreaker, Permit};
 use super::retry::{backoff, is_retryable, parse_retry_after};
@@ -20,6 +22,15 @@ use url::Url;
 
 /// How many ids go into one `_id=` search.
 const IDS_PER_SEARCH: usize = 50;
+
+/// Which entries of a search answer are gathered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    /// The matches (of the searched type).
+    Matches,
+    /// The matches, and the Provenances targeting them (`_revinclude=Provenance:target`).
+    WithProvenance,
+}
 
 pub struct RestSource {
     name: String,
@@ -83,11 +94,13 @@ impl RestSource {
         SourceError::DeadlineExceeded { source_name: self.name.clone() }
     }
 
-    /// Runs a search and follows next links, gathering every `match` entry's resource.
+    /// Runs a search and follows next links, gathering every `match` entry's resource (and,
+    /// with `Keep::WithProvenance`, the `include` entries that are Provenances).
     async fn search_all(
         &self,
         resource_type: &str,
         params: &[(&str, String)],
+        keep: Keep,
         deadline: Instant,
     ) -> Result<Vec<Value>, SourceError> {
         let mut url = self.base.join(resource_type).map_err(|e| self.unavailable(e.to_string()))?;
@@ -96,23 +109,58 @@ impl RestSource {
             for (k, v) in params {
                 q.append_pair(k, v);
             }
+            if keep == Keep::WithProvenance {
+                q.append_pair("_revinclude", super::PROVENANCE_REVINCLUDE);
+            }
             q.append_pair("_count", &self.page_size.to_string());
         }
+        self.all_pages(url, "search", self.max_pages, deadline, |mode, r| {
+            let t = crate::fhir::resource_type(r);
+            (mode == "match" && t == Some(resource_type))
+                || (keep == Keep::WithProvenance && mode == "include" && t == Some("Provenance"))
+        })
+        .await
+    }
+
+    /// Whether the source's CapabilityStatement offers `_revinclude=Provenance:target` on
+    /// searches of `resource_type`.
+    fn keep_for(&self, resource_type: &str) -> Keep {
+        let revinclude = self
+            .offered
+            .read()
+            .ok()
+            .is_some_and(|o| o.as_ref().is_some_and(|o| o.revincludes_provenance(resource_type)));
+        if revinclude {
+            Keep::WithProvenance
+        } else {
+            Keep::Matches
+        }
+    }
+
+    /// GETs `url` and follows next links (at most `max_pages` pages), gathering the resources
+    /// of the entries `keep` accepts (given the entry's `search.mode`, `match` when absent).
+    /// `what` names the interaction in errors.
+    async fn all_pages(
+        &self,
+        mut url: Url,
+        what: &str,
+        max_pages: usize,
+        deadline: Instant,
+        keep: impl Fn(&str, &Value) -> bool,
+    ) -> Result<Vec<Value>, SourceError> {
         let mut out = Vec::new();
-        for _ in 0..self.max_pages {
+        for _ in 0..max_pages {
             let bundle = self.get_json(url.clone(), deadline).await?;
             if crate::fhir::resource_type(&bundle) != Some("Bundle") {
                 return Err(SourceError::BadResponse {
                     source_name: self.name.clone(),
-                    message: "search did not answer a Bundle".into(),
+                    message: format!("{what} did not answer a Bundle"),
                 });
             }
             for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
                 let mode = entry.pointer("/search/mode").and_then(Value::as_str).unwrap_or("match");
                 match entry.get("resource") {
-                    Some(r) if mode == "match" && crate::fhir::resource_type(r) == Some(resource_type) => {
-                        out.push(r.clone());
-                    }
+                    Some(r) if keep(mode, r) => out.push(r.clone()),
                     _ => {}
                 }
             }
@@ -123,7 +171,7 @@ impl RestSource {
         }
         Err(SourceError::BadResponse {
             source_name: self.name.clone(),
-            message: format!("more than {} pages", self.max_pages),
+            message: format!("more than {max_pages} pages"),
         })
     }
 
@@ -267,7 +315,7 @@ impl SourceSystem for RestSource {
         &self.display
     }
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError> {
-        self.search_all("Patient", &[], deadline).await
+        self.search_all("Patient", &[], Keep::Matches, deadline).await
     }
     async fn patient_resources(
         &self,
@@ -283,7 +331,34 @@ impl SourceSystem for RestSource {
             .ok()
             .and_then(|o| o.as_ref().and_then(|o| o.patient_param(resource_type)))
             .unwrap_or("patient");
-        self.search_all(resource_type, &[(param, patient_id.to_string())], deadline).await
+        let keep = self.keep_for(resource_type);
+        self.search_all(resource_type, &[(param, patient_id.to_string())], keep, deadline).await
+    }
+    async fn everything(&self, patient_id: &str, deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        if !crate::fhir::is_valid_id(patient_id) {
+            return Err(SourceError::BadResponse {
+                source_name: self.name.clone(),
+                message: "a patient id is not a valid FHIR id".into(),
+            });
+        }
+        let path = format!("Patient/{patient_id}/$everything");
+        let mut url = self.base.join(&path).map_err(|e| self.unavailable(e.to_string()))?;
+        url.query_pairs_mut().append_pair("_count", &self.page_size.to_string());
+        // One answer instead of a search per type, so as many pages as those searches could
+        // take; every entry but an OperationOutcome about the answer itself.
+        let max_pages = self.max_pages.saturating_mul(crate::fhir::compartment::types().len().max(1));
+        self.all_pages(url, "$everything", max_pages, deadline, |mode, r| {
+            mode != "outcome" && crate::fhir::resource_type(r).is_some_and(|t| t != "OperationOutcome")
+        })
+        .await
+    }
+    async fn patients(&self, ids: &[String], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        let keep = self.keep_for("Patient");
+        let mut out = Vec::new();
+        for chunk in ids.chunks(IDS_PER_SEARCH) {
+            out.extend(self.search_all("Patient", &[("_id", chunk.join(","))], keep, deadline).await?);
+        }
+        Ok(out)
     }
     async fn offer(&self, deadline: Instant) -> Result<Option<Offer>, SourceError> {
         let url = self.base.join("metadata").map_err(|e| self.unavailable(e.to_string()))?;
@@ -311,7 +386,7 @@ impl SourceSystem for RestSource {
     ) -> Result<Vec<Value>, SourceError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(IDS_PER_SEARCH) {
-            out.extend(self.search_all(resource_type, &[("_id", chunk.join(","))], deadline).await?);
+            out.extend(self.search_all(resource_type, &[("_id", chunk.join(","))], Keep::Matches, deadline).await?);
         }
         Ok(out)
     }

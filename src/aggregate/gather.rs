@@ -1,0 +1,182 @@
+//! Gathering one person's part from one source, within the record's deadline, with as few
+//! calls as the source allows: one `Patient/{id}/$everything` (every page) when its
+//! CapabilityStatement offers that, else one search per type it holds (Provenance brought
+//! along by `_revinclude=Provenance:target` where offered), then the referenced supporting
+//! resources still missing. Every failure is handed back as a problem, so the record says
+//! which source is partial; nothing here is ever silent, changes a resource or hangs.
+
+use super::merge::Fetched;
+use crate::fhir::{self, reference};
+use crate::sources::{SharedSource, SourceError};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Rounds of fetching referenced Practitioners, Organizations … (a PractitionerRole
+/// points at an Organization, which points at another).
+const SUPPORTING_ROUNDS: usize = 2;
+
+/// What to ask one source for, per person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Plan {
+    /// Ask `Patient/{id}/$everything` instead of searching type by type.
+    pub everything: bool,
+    /// The compartment types gathered: searched one by one, or kept from `$everything`.
+    pub types: Vec<String>,
+    /// Types read by id when a gathered resource points at them (and kept from
+    /// `$everything`).
+    pub referenced: Vec<&'static str>,
+    /// Provenance comes with the other searches (`_revinclude=Provenance:target` on the
+    /// Patient and every type), so it is not searched on its own.
+    pub provenance_by_revinclude: bool,
+}
+
+impl Plan {
+    /// The types searched one by one.
+    fn searched(&self) -> impl Iterator<Item = &str> {
+        self.types.iter().map(String::as_str).filter(|t| !(self.provenance_by_revinclude && *t == "Provenance"))
+    }
+
+    /// Whether a resource of a `$everything` answer belongs in the record: the person's own
+    /// Patient resources, the gathered compartment types, and the types gathered when
+    /// referenced (whether or not the source offers reading them on their own).
+    fn keeps(&self, resource: &Value, patient_ids: &[String]) -> bool {
+        match fhir::resource_type(resource) {
+            Some("Patient") => fhir::resource_id(resource).is_some_and(|id| patient_ids.iter().any(|p| p == id)),
+            Some(t) => {
+                self.types.iter().any(|x| x == t)
+                    || fhir::REFERENCED_TYPES.contains(&t)
+                    || fhir::SUPPORTING_TYPES.contains(&t)
+            }
+            None => false,
+        }
+    }
+}
+
+/// Everything one source holds for one person: Patient, compartment types, then referenced
+/// supporting resources. Never outlives the deadline.
+pub(super) async fn gather(
+    source: SharedSource,
+    patient_ids: Vec<String>,
+    plan: Plan,
+    deadline: Instant,
+) -> (Fetched, Vec<SourceError>) {
+    let name = source.name().to_string();
+    let mut fetched = Fetched {
+        source: name.clone(),
+        display: source.display().to_string(),
+        patient_ids: patient_ids.clone(),
+        resources: Vec::new(),
+    };
+    let work = async {
+        let mut problems = Vec::new();
+        let mut resources = Vec::new();
+        if plan.everything {
+            let calls = patient_ids.iter().map(|pid| source.everything(pid, deadline));
+            for r in futures::future::join_all(calls).await {
+                match r {
+                    Ok(found) => resources.extend(found.into_iter().filter(|r| plan.keeps(r, &patient_ids))),
+                    Err(e) => problems.push(e),
+                }
+            }
+        } else {
+            match source.patients(&patient_ids, deadline).await {
+                Ok(p) => resources.extend(p),
+                Err(e) => problems.push(e),
+            }
+            let calls = patient_ids.iter().flat_map(|pid| plan.searched().map(move |t| (pid, t)));
+            let results =
+                futures::future::join_all(calls.map(|(pid, t)| source.patient_resources(pid, t, deadline))).await;
+            for r in results {
+                match r {
+                    Ok(found) => resources.extend(found),
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
+        for _ in 0..SUPPORTING_ROUNDS {
+            let wanted = referenced_supporting(&resources, &have, &plan.referenced);
+            if wanted.is_empty() {
+                break;
+            }
+            for (t, ids) in wanted {
+                match source.read_many(&t, &ids, deadline).await {
+                    Ok(found) => {
+                        // Asked for once, found or not: never asked again this record.
+                        have.extend(ids.into_iter().map(|id| (t.clone(), id)));
+                        resources.extend(found);
+                    }
+                    Err(e) => problems.push(e),
+                }
+            }
+        }
+        // A source may answer the same resource under two searches (or a Provenance
+        // targeting two of them).
+        let mut seen = BTreeSet::new();
+        resources.retain(|r| type_and_id(r).is_some_and(|k| seen.insert(k)));
+        (resources, problems)
+    };
+    // The adapters honour the deadline themselves; this is the backstop that makes a hang
+    // impossible whatever an adapter does.
+    match tokio::time::timeout_at(deadline + Duration::from_millis(50), work).await {
+        Ok((resources, problems)) => {
+            fetched.resources = resources;
+            (fetched, problems)
+        }
+        Err(_) => (fetched, vec![SourceError::DeadlineExceeded { source_name: name }]),
+    }
+}
+
+fn type_and_id(r: &Value) -> Option<(String, String)> {
+    Some((fhir::resource_type(r)?.to_string(), fhir::resource_id(r)?.to_string()))
+}
+
+/// Resources of the `referenced` types pointed at but not yet fetched, by type.
+fn referenced_supporting(
+    resources: &[Value],
+    have: &BTreeSet<(String, String)>,
+    referenced: &[&str],
+) -> Vec<(String, Vec<String>)> {
+    let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for r in resources {
+        for s in reference::all(r) {
+            if let Some((t, id)) = reference::parse(&s) {
+                if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
+                    wanted.entry(t.to_string()).or_default().insert(id.to_string());
+                }
+            }
+        }
+    }
+    wanted.into_iter().map(|(t, ids)| (t, ids.into_iter().collect())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_everything_answer_keeps_the_person_the_gathered_types_and_what_they_point_at() {
+        let plan = Plan {
+            everything: true,
+            types: vec!["Observation".into(), "Provenance".into()],
+            referenced: vec![],
+            provenance_by_revinclude: false,
+        };
+        let ids = vec!["p1".to_string()];
+        let keeps = |r: Value| plan.keeps(&r, &ids);
+        assert!(keeps(json!({"resourceType": "Patient", "id": "p1"})));
+        assert!(!keeps(json!({"resourceType": "Patient", "id": "p2"})), "a linked other patient is not hers");
+        assert!(keeps(json!({"resourceType": "Observation", "id": "o1"})));
+        assert!(keeps(json!({"resourceType": "Practitioner", "id": "dr"})), "referenced types come along");
+        assert!(keeps(json!({"resourceType": "Device", "id": "d"})));
+        assert!(!keeps(json!({"resourceType": "Condition", "id": "c"})), "not gathered here (configured out)");
+        assert!(!keeps(json!({"resourceType": "Questionnaire", "id": "q"})), "not served");
+        assert!(!keeps(json!({"id": "x"})));
+        let by_revinclude = Plan { provenance_by_revinclude: true, ..plan.clone() };
+        let searched: Vec<&str> = by_revinclude.searched().collect();
+        assert_eq!(searched, ["Observation"], "Provenance comes with the searches");
+    }
+}
