@@ -37,6 +37,10 @@ enum Command {
     /// Load and validate a config file (FILE, else --config), then exit (non-zero when it
     /// is broken).
     CheckConfig { file: Option<PathBuf> },
+    /// Print the public JWKS of the keys the gateway signs SMART Backend Services
+    /// assertions to sources with (also served at /jwks/sources.json), for a source to
+    /// register.
+    SourceJwks,
     /// Serve one fixture folder as a FHIR R4 server that behaves like a hospital system.
     Simulate {
         /// Folder of FHIR JSON Bundles / NDJSON files.
@@ -506,6 +510,16 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             portico::auth::keyring::KeyEncryptionKey::check(&settings.config)
                 .map_err(portico::auth::oauth::ClientError::from)?;
             println!("{}: ok ({} sources)", file.display(), settings.config.sources.len());
+            Ok(())
+        }
+        Command::SourceJwks => {
+            let config = load(config)?;
+            let jwks = portico::sources::upstream_auth::source_jwks(&config.sources, &config.base_dir)
+                .map_err(|(source_name, problem)| portico::AppError::from(portico::sources::SourceError::Credentials {
+                    source_name,
+                    problem: problem.into(),
+                }))?;
+            println!("{}", serde_json::to_string_pretty(&jwks)?);
             Ok(())
         }
         Command::Serve { listen } => {
