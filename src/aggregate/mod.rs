@@ -225,8 +225,11 @@ impl Aggregator {
         }
         let (source, source_id) = self.source_of(id)?;
         let deadline = Instant::now() + self.deadline;
-        let found =
+        let mut found =
             source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
+        if let Some(base) = source.base_url() {
+            reference::localize(&mut found, base);
+        }
         let candidates: Vec<String> = if resource_type == "Provenance" {
             fhir::path_values(&found, "target")
                 .into_iter()
@@ -236,7 +239,7 @@ impl Aggregator {
             fhir::compartment::patients_of(&found, resource_type).into_iter().map(|p| format!("Patient/{p}")).collect()
         };
         for reference in candidates {
-            let Some((t, rid)) = reference::parse(&reference) else { continue };
+            let Some((t, rid)) = reference::parse_local(&reference, None) else { continue };
             let patient = match t {
                 "Patient" => Some(rid.to_string()),
                 t if fhir::compartment::get(t).is_some() => {
@@ -263,8 +266,11 @@ impl Aggregator {
         }
         let (source, source_id) = self.source_of(id)?;
         let deadline = Instant::now() + self.deadline;
-        let found =
+        let mut found =
             source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
+        if let Some(base) = source.base_url() {
+            reference::localize(&mut found, base);
+        }
         merge::standalone(source.name(), source.display(), found)
     }
 
@@ -403,6 +409,9 @@ async fn gather(
                 Err(e) => problems.push(e),
             }
         }
+        // From here on only relative references are the source's own (see `merge`).
+        localize(&source, &mut resources);
+        resources.retain(|r| !names_only_foreign_patients(r));
         let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
         for _ in 0..SUPPORTING_ROUNDS {
             let wanted = referenced_supporting(&resources, &have, &referenced);
@@ -411,7 +420,8 @@ async fn gather(
             }
             for (t, ids) in wanted {
                 match source.read_many(&t, &ids, deadline).await {
-                    Ok(found) => {
+                    Ok(mut found) => {
+                        localize(&source, &mut found);
                         have.extend(found.iter().filter_map(type_and_id));
                         resources.extend(found);
                     }
@@ -435,6 +445,28 @@ async fn gather(
     }
 }
 
+/// Makes a source's absolute references under its own base URL relative.
+fn localize(source: &SharedSource, resources: &mut [Value]) {
+    if let Some(base) = source.base_url() {
+        resources.iter_mut().for_each(|r| reference::localize(r, base));
+    }
+}
+
+/// Whether a compartment resource names its patient only by absolute references to another
+/// server: it is that server's patient's, not this source's patient of the same id, and is
+/// left out of the record however the source matched it.
+fn names_only_foreign_patients(r: &Value) -> bool {
+    let Some(t) = fhir::resource_type(r) else { return false };
+    let Some(types) = fhir::compartment::get(t) else { return false };
+    let foreign = types
+        .paths
+        .iter()
+        .flat_map(|p| fhir::path_values(r, p))
+        .filter_map(|v| v.get("reference").and_then(Value::as_str))
+        .any(|s| reference::is_absolute(s) && reference::parse(s).is_some_and(|(rt, _)| rt == "Patient"));
+    foreign && fhir::compartment::patients_of(r, t).is_empty()
+}
+
 fn type_and_id(r: &Value) -> Option<(String, String)> {
     Some((fhir::resource_type(r)?.to_string(), fhir::resource_id(r)?.to_string()))
 }
@@ -448,7 +480,7 @@ fn referenced_supporting(
     let mut wanted: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
     for r in resources {
         for s in reference::all(r) {
-            if let Some((t, id)) = reference::parse(&s) {
+            if let Some((t, id)) = reference::parse_local(&s, None) {
                 if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
                     wanted.entry(t.to_string()).or_default().insert(id.to_string());
                 }
