@@ -20,7 +20,7 @@ pub(super) async fn metadata(State(shared): Sim) -> Response {
 }
 
 pub(super) async fn smart_configuration(State(shared): Sim) -> Response {
-    if shared.options.client_credentials.is_none() {
+    if !shared.options.issues_tokens() {
         return outcome(
             StatusCode::NOT_FOUND,
             Issue::error(IssueType::NotFound, "this server does not use SMART authorization"),
