@@ -53,4 +53,5 @@ mod resilience;
 mod smart_launch;
 mod store_races;
 mod synthea_privacy;
+mod upstream_sources;
 mod whole_record;
