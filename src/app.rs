@@ -97,9 +97,13 @@ impl App {
         // Before anything is opened: without a key-encryption key the gateway does not start.
         let kek = Arc::new(crate::auth::keyring::KeyEncryptionKey::load(&config)?);
         let store = Store::open(&config.database.url, config.database.max_connections).await?;
-        let source_jwks = Arc::new(crate::sources::upstream_auth::source_jwks(&config.sources, &config.base_dir).map_err(
-            |(source_name, problem)| crate::sources::SourceError::Credentials { source_name, problem: problem.into() },
-        )?);
+        let source_jwks =
+            Arc::new(crate::sources::upstream_auth::source_jwks(&config.sources, &config.base_dir).map_err(
+                |(source_name, problem)| crate::sources::SourceError::Credentials {
+                    source_name,
+                    problem: problem.into(),
+                },
+            )?);
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut simulators = Vec::new();
         for sc in &config.sources {
@@ -298,8 +302,7 @@ impl App {
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
         });
-        api::router(state, self.config.server.max_body_bytes)
-            .merge(api::source_jwks::router(self.source_jwks.clone()))
+        api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }
 
     /// Serves on `listener` until `shutdown` resolves, finishing in-flight requests.

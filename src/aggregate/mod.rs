@@ -503,3 +503,21 @@ fn summarize(problems: &[SourceError]) -> Option<String> {
     };
     Some(reason)
 }
+
+#[cfg(test)]
+mod foreign_patient_tests {
+    use super::names_only_foreign_patients;
+    use serde_json::json;
+
+    #[test]
+    fn a_resource_of_another_servers_patient_is_not_this_patients() {
+        let obs = |subject: &str| json!({"resourceType": "Observation", "id": "o", "subject": {"reference": subject}});
+        assert!(names_only_foreign_patients(&obs("http://other.example/fhir/Patient/123")));
+        assert!(!names_only_foreign_patients(&obs("Patient/123")));
+        assert!(!names_only_foreign_patients(&obs("Group/g1")), "no patient named at all: kept as before");
+        let both = json!({"resourceType": "Coverage", "id": "c",
+                          "beneficiary": {"reference": "Patient/123"},
+                          "payor": [{"reference": "http://other.example/fhir/Patient/9"}]});
+        assert!(!names_only_foreign_patients(&both), "a local patient is named too");
+    }
+}

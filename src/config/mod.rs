@@ -15,10 +15,10 @@ mod upstream;
 pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
 pub use duration::Duration;
 pub use export::{ExportConfig, ExportGroup};
-pub use upstream::{SimulatorProfile, SourceTls, UpstreamAuth};
 pub use mail::{
     default_resend as default_resend_per_hour, default_verify_valid as default_verify_link_valid, MailConfig,
 };
+pub use upstream::{SimulatorProfile, SourceTls, UpstreamAuth};
 
 use serde::Deserialize;
 use std::collections::HashSet;

@@ -48,8 +48,10 @@ impl CompartmentIndex {
             let mut patients: Vec<&str> = fhir::path_values(p, "target")
                 .iter()
                 .filter_map(|target| {
-                    let (t, id) =
-                        target.get("reference").and_then(Value::as_str).and_then(|r| reference::parse_local(r, None))?;
+                    let (t, id) = target
+                        .get("reference")
+                        .and_then(Value::as_str)
+                        .and_then(|r| reference::parse_local(r, None))?;
                     if t == "Patient" {
                         Some(id)
                     } else {
@@ -174,7 +176,9 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         Some(other) => return Err(bad(format!("`_summary={other}` is not supported here (only `count`)"))),
     };
     let after = match query.control(cursor_param) {
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| bad(format!("`{cursor_param}` is not a cursor this server issued")))?),
+        Some(c) => {
+            Some(decode_cursor(c).ok_or_else(|| bad(format!("`{cursor_param}` is not a cursor this server issued")))?)
+        }
         None => None,
     };
 

@@ -48,8 +48,10 @@ impl RestSource {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let credential_error =
-            |problem: CredentialError| SourceError::Credentials { source_name: config.name.clone(), problem: problem.into() };
+        let credential_error = |problem: CredentialError| SourceError::Credentials {
+            source_name: config.name.clone(),
+            problem: problem.into(),
+        };
         let tls = || tls::client_builder(&config.tls, base_dir).map_err(credential_error);
         let credentials = SourceCredentials::from_config(config, base_dir, tls()?).map_err(credential_error)?;
         let http = tls()?

@@ -495,3 +495,68 @@ async fn source_auth_and_tls_config_is_checked_at_load() {
     let no_ca = load("tls = { ca_file = \"/nonexistent/ca.pem\" }").unwrap_err();
     assert!(no_ca.contains("sources[0].tls.ca_file"), "{no_ca}");
 }
+
+#[tokio::test]
+async fn a_simulated_source_can_require_backend_services_or_behave_like_epic() {
+    let simulated = |name: &str, extra: &str| {
+        format!(
+            "[[sources]]\nname = \"{name}\"\ndisplay = \"{LAB}\"\nkind = \"simulated\"\npath = {:?}\n\
+             shift_dates_from = \"{FIXTURE_ANCHOR}\"\nmax_retries = 0\n{extra}\n",
+            fixtures("lab").display().to_string()
+        )
+    };
+    let ehr = simulate("ehr", SimulatorOptions::default()).await;
+    let ehr_source = rest_source("ehr", "Harbor General Hospital", ehr.base_url(), "");
+    // The in-process simulator registers the gateway's key and requires its assertions
+    // (no token_url: the simulator's own).
+    let auth = format!(
+        "auth = {{ type = \"backend_services\", client_id = \"{CLIENT_ID}\", private_key = {{ file = {:?} }}, kid = \"rs-1\" }}",
+        key_path("rs384.pem").display().to_string()
+    );
+    let gw = Gateway::start(&format!("{ehr_source}{}", simulated("lab", &auth))).await;
+    let person = gw.patient_id("ehr", BOB);
+    let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    assert!(from_source(&resources, "lab") > 0);
+
+    // An Epic-like system does not list its patients: the gateway cannot index it, and
+    // says so on every record instead of silently leaving its part out.
+    let gw = Gateway::start(&format!("{ehr_source}{}", simulated("lab", "simulator_profile = \"epic\""))).await;
+    let person = gw.patient_id("ehr", BOB);
+    let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
+    assert!(warnings(&outcomes).iter().any(|w| w.contains(LAB)), "{outcomes:?}");
+    assert_eq!(from_source(&resources, "lab"), 0);
+}
+
+#[test]
+fn portico_source_jwks_prints_the_public_keys_to_register() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = |name: &str, key: &str| {
+        format!(
+            "[[sources]]\nname = \"{name}\"\nkind = \"fhir\"\nurl = \"https://{name}.example/fhir\"\n\
+             auth = {{ type = \"backend_services\", token_url = \"https://{name}.example/token\", client_id = \"gw\", \
+             private_key = {{ file = {:?} }}, kid = \"{}\" }}\n",
+            key_path(&format!("{key}.pem")).display().to_string(),
+            kid_of(key)
+        )
+    };
+    write_file(dir.path(), "portico.toml", &format!("{}{}", source("epic", "rs384"), source("oracle", "es384")));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
+        .args(["source-jwks", "--config"])
+        .arg(dir.path().join("portico.toml"))
+        .env(KEK_ENV, TEST_KEK)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let jwks: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let printed = jwks["keys"].as_array().unwrap();
+    assert_eq!(printed.len(), 2, "{jwks}");
+    for (printed, name) in printed.iter().zip(["rs384", "es384"]) {
+        let expected = &registered_jwks(name)["keys"][0];
+        for f in ["kty", "kid", "n", "e", "crv", "x", "y"] {
+            assert_eq!(printed.get(f), expected.get(f), "{name} {f}");
+        }
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("\"d\"") && !text.contains("PRIVATE"), "{text}");
+}
