@@ -560,3 +560,27 @@ fn portico_source_jwks_prints_the_public_keys_to_register() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("\"d\"") && !text.contains("PRIVATE"), "{text}");
 }
+
+#[tokio::test]
+async fn a_backend_services_token_is_replaced_shortly_before_it_expires() {
+    let lab = backend_lab(
+        ClientKeys::Jwks(registered_jwks("es384")),
+        SimulatorOptions { token_ttl: std::time::Duration::from_secs(10), ..Default::default() },
+    )
+    .await;
+    let (_ehr, gw) = ehr_and(lab.base_url(), &backend_auth(&lab.token_url(), "es384")).await;
+    let person = gw.patient_id("ehr", BOB);
+    let path = format!("Patient/{person}/$everything?_count=500");
+    let (_, outcomes) = gw.all_pages(&path).await;
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    let before = lab.stats();
+    // A 10 s token is used until a fifth of its life is left, then replaced before the
+    // source would refuse it: a new token, no 401.
+    tokio::time::sleep(std::time::Duration::from_millis(8500)).await;
+    let (resources, outcomes) = gw.all_pages(&path).await;
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    assert!(from_source(&resources, "lab") > 0);
+    let after = lab.stats();
+    assert_eq!(after.token_requests, before.token_requests + 1, "{before:?} {after:?}");
+    assert_eq!(after.rejected_401, 0, "{after:?}");
+}
