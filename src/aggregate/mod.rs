@@ -453,18 +453,22 @@ fn localize(source: &SharedSource, resources: &mut [Value]) {
 }
 
 /// Whether a compartment resource names its patient only by absolute references to another
-/// server: it is that server's patient's, not this source's patient of the same id, and is
+/// server (and its compartment elements point at nothing local, as a Provenance's target
+/// may): it is that server's patient's, not this source's patient of the same id, and is
 /// left out of the record however the source matched it.
 fn names_only_foreign_patients(r: &Value) -> bool {
     let Some(t) = fhir::resource_type(r) else { return false };
     let Some(types) = fhir::compartment::get(t) else { return false };
-    let foreign = types
+    let references: Vec<&str> = types
         .paths
         .iter()
         .flat_map(|p| fhir::path_values(r, p))
         .filter_map(|v| v.get("reference").and_then(Value::as_str))
+        .collect();
+    let foreign_patient = references
+        .iter()
         .any(|s| reference::is_absolute(s) && reference::parse(s).is_some_and(|(rt, _)| rt == "Patient"));
-    foreign && fhir::compartment::patients_of(r, t).is_empty()
+    foreign_patient && references.iter().all(|s| reference::parse_local(s, None).is_none())
 }
 
 fn type_and_id(r: &Value) -> Option<(String, String)> {
@@ -519,5 +523,9 @@ mod foreign_patient_tests {
                           "beneficiary": {"reference": "Patient/123"},
                           "payor": [{"reference": "http://other.example/fhir/Patient/9"}]});
         assert!(!names_only_foreign_patients(&both), "a local patient is named too");
+        let provenance = json!({"resourceType": "Provenance", "id": "p",
+                                "target": [{"reference": "http://other.example/fhir/Patient/9"},
+                                           {"reference": "Observation/o1"}]});
+        assert!(!names_only_foreign_patients(&provenance), "it also targets a local resource");
     }
 }

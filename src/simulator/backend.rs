@@ -6,7 +6,7 @@
 //! `exp` in the future and at most five minutes ahead, and a `jti` never used before. It
 //! keeps spent `jti`s until their assertion expires. It never logs an assertion.
 
-use jsonwebtoken::{Algorithm, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -85,8 +85,7 @@ pub(super) async fn verify(
         ClientKeys::Jwks(set) => set.clone(),
         ClientKeys::JwksUrl(url) => fetch_jwks(url).await?,
     };
-    let key = crate::auth::oauth::find_key(&jwks, &kid, header.alg)
-        .ok_or("no registered key matches the assertion's kid and algorithm")?;
+    let key = find_key(&jwks, &kid, header.alg).ok_or("no registered key matches the assertion's kid and algorithm")?;
     let mut validation = Validation::new(header.alg);
     validation.leeway = LEEWAY_SECS;
     validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
@@ -115,6 +114,31 @@ pub(super) async fn verify(
         return Err("this assertion (jti) was already used".into());
     }
     Ok(())
+}
+
+/// The key `kid` of a JWKS, if it is of the type `alg` needs (RSA for RS384, EC P-384 for
+/// ES384) and not restricted to another algorithm.
+fn find_key(jwks: &Value, kid: &str, alg: Algorithm) -> Option<DecodingKey> {
+    let keys = jwks.get("keys")?.as_array()?;
+    keys.iter().filter(|k| k.get("kid").and_then(Value::as_str) == Some(kid)).find_map(|k| {
+        let s = |f: &str| k.get(f).and_then(Value::as_str);
+        match (alg, s("kty"), s("alg")) {
+            (_, _, Some(a)) if Some(a) != alg_name(alg) => None,
+            (Algorithm::RS384, Some("RSA"), _) => DecodingKey::from_rsa_components(s("n")?, s("e")?).ok(),
+            (Algorithm::ES384, Some("EC"), _) if s("crv") == Some("P-384") => {
+                DecodingKey::from_ec_components(s("x")?, s("y")?).ok()
+            }
+            _ => None,
+        }
+    })
+}
+
+fn alg_name(alg: Algorithm) -> Option<&'static str> {
+    match alg {
+        Algorithm::RS384 => Some("RS384"),
+        Algorithm::ES384 => Some("ES384"),
+        _ => None,
+    }
 }
 
 async fn fetch_jwks(url: &str) -> Result<Value, String> {

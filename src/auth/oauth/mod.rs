@@ -21,7 +21,7 @@ mod tokens;
 
 pub use backend::{grant_system_scopes, PartnerProfile, SystemBearer};
 pub use client_auth::{Method, JWT_BEARER};
-pub use client_keys::{find_key, parse_jwks, JwksError};
+pub use client_keys::{parse_jwks, JwksError};
 pub use clients::{
     check_config_clients, check_redirect_uri, parse_scopes, Client, ClientKeys, ClientKind, ClientSummary, Clients,
     ConfiguredClient, RegistrationError,

