@@ -104,6 +104,17 @@ pub fn source_jwks(sources: &[SourceConfig], base_dir: &Path) -> Result<Value, (
     assertion::jwks(&keys).map_err(|e| ("(sources)".to_string(), e))
 }
 
+/// Checks what a source's config names the way the gateway will use it — its Backend
+/// Services key parses, its CA and client certificate load — for `check-config` and start-up.
+/// `Err` names the key at fault under the source (`auth.private_key`, `tls`).
+pub fn check(config: &SourceConfig, base_dir: &Path) -> Result<(), (&'static str, CredentialError)> {
+    assertion_key(config, base_dir).map_err(|e| ("auth.private_key", e))?;
+    tls::client_builder(&config.tls, base_dir)
+        .and_then(|b| b.build().map_err(CredentialError::HttpClient))
+        .map_err(|e| ("tls", e))?;
+    Ok(())
+}
+
 impl SourceCredentials {
     /// The credentials of a source's config; `http` (with the source's TLS) also reaches
     /// its token endpoint.

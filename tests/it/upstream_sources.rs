@@ -490,6 +490,28 @@ async fn source_auth_and_tls_config_is_checked_at_load() {
     )
     .unwrap_err();
     assert!(missing_key.contains("sources[0].auth.private_key"), "{missing_key}");
+    // What loads as a file but is no key or certificate is refused by the settings check
+    // (`check-config`, start-up), naming the key.
+    let settings = |lines: &str| {
+        let text =
+            format!("[[sources]]\nname = \"lab\"\nkind = \"fhir\"\nurl = \"https://lab.example/fhir\"\n{lines}\n");
+        let config = portico::config::Config::from_toml(&text, "t.toml", &root(), &[]).unwrap();
+        portico::settings::Settings::from_config(config).map(|_| ()).map_err(|e| e.to_string())
+    };
+    let not_a_key = key_path("es384.jwk.json").display().to_string();
+    let refused = settings(&format!(
+        "auth = {{ type = \"backend_services\", token_url = \"https://lab.example/token\", client_id = \"gw\", \
+         private_key = {{ file = {not_a_key:?} }}, kid = \"k1\" }}"
+    ))
+    .unwrap_err();
+    assert!(refused.contains("sources[0].auth.private_key"), "{refused}");
+    let refused = settings(&format!("tls = {{ ca_file = {not_a_key:?} }}")).unwrap_err();
+    assert!(refused.contains("sources[0].tls") && refused.contains("no PEM certificate"), "{refused}");
+    assert!(settings(&format!(
+        "auth = {{ type = \"backend_services\", token_url = \"https://lab.example/token\", client_id = \"gw\", \
+         private_key = {{ file = {key:?} }}, kid = \"k1\" }}"
+    ))
+    .is_ok());
     let half = load(&format!("tls = {{ client_cert = {key:?} }}")).unwrap_err();
     assert!(half.contains("sources[0].tls.client_key"), "{half}");
     let no_ca = load("tls = { ca_file = \"/nonexistent/ca.pem\" }").unwrap_err();
