@@ -125,6 +125,7 @@ impl App {
                         page_size: sc.simulator_page_size.unwrap_or(SimulatorOptions::default().page_size),
                         profile: sc.simulator_profile,
                         backend_services: simulated_backend_client(sc, &config.base_dir)?,
+                        client_credentials: simulated_client_secret(sc, &config.base_dir)?,
                         ..SimulatorOptions::default()
                     };
                     let running = simulator::start(data, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -136,7 +137,9 @@ impl App {
                         path: None,
                         ..sc.clone()
                     };
-                    if let UpstreamAuth::BackendServices { token_url, .. } = &mut rest.auth {
+                    if let UpstreamAuth::BackendServices { token_url, .. }
+                    | UpstreamAuth::ClientCredentials { token_url, .. } = &mut rest.auth
+                    {
                         token_url.get_or_insert_with(|| running.token_url());
                     }
                     sources.push(Arc::new(RestSource::new(&rest, &config.base_dir)?));
@@ -336,6 +339,20 @@ impl Drop for App {
             r.abort();
         }
     }
+}
+
+/// The client id and secret a `simulated` source's simulator requires, when the source's
+/// auth is `client_credentials`.
+fn simulated_client_secret(
+    sc: &SourceConfig,
+    base_dir: &std::path::Path,
+) -> Result<Option<(String, String)>, AppError> {
+    let UpstreamAuth::ClientCredentials { client_id, client_secret, .. } = &sc.auth else { return Ok(None) };
+    let secret = client_secret.reveal(base_dir).map_err(|e| crate::sources::SourceError::Credentials {
+        source_name: sc.name.clone(),
+        problem: std::sync::Arc::new(e.into()),
+    })?;
+    Ok(Some((client_id.clone(), secret)))
 }
 
 /// The Backend Services client a `simulated` source's simulator registers: the gateway's

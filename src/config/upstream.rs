@@ -22,8 +22,11 @@ pub enum UpstreamAuth {
         username: String,
         password: Secret,
     },
+    /// OAuth2 client credentials with a client secret. `token_url` is required for `fhir`
+    /// sources; a `simulated` source's is its simulator's, which then requires this secret.
     ClientCredentials {
-        token_url: String,
+        #[serde(default)]
+        token_url: Option<String>,
         client_id: String,
         client_secret: Secret,
         #[serde(default)]
@@ -78,7 +81,7 @@ pub enum SimulatorProfile {
 }
 
 /// Checks what `auth` and `tls` name: token URLs parse, secrets and files are readable (a
-/// `simulated` source may leave a Backend Services `token_url` out).
+/// `simulated` source leaves `token_url` out: its simulator's is used).
 /// Errors are `(key under the source, message)`.
 pub(super) fn check(
     auth: &UpstreamAuth,
@@ -89,22 +92,21 @@ pub(super) fn check(
     let secret = |k: &str, s: &Secret| s.reveal(base).map(|_| ()).map_err(|e| (k.to_string(), e.to_string()));
     let url =
         |u: &str| url::Url::parse(u).map(|_| ()).map_err(|e| ("auth.token_url".to_string(), format!("not a URL: {e}")));
+    let token_url_given = |token_url: Option<&str>| match token_url {
+        Some(u) => url(u),
+        None if !simulated => Err(("auth.token_url".into(), "is required for a source of kind fhir".into())),
+        None => Ok(()),
+    };
     match auth {
         UpstreamAuth::None => {}
         UpstreamAuth::Bearer { token } => secret("auth.token", token)?,
         UpstreamAuth::Basic { password, .. } => secret("auth.password", password)?,
         UpstreamAuth::ClientCredentials { token_url, client_secret, .. } => {
-            url(token_url)?;
+            token_url_given(token_url.as_deref())?;
             secret("auth.client_secret", client_secret)?;
         }
         UpstreamAuth::BackendServices { token_url, client_id, private_key, kid, .. } => {
-            match token_url {
-                Some(u) => url(u)?,
-                None if !simulated => {
-                    return Err(("auth.token_url".into(), "is required for a source of kind fhir".into()))
-                }
-                None => {}
-            }
+            token_url_given(token_url.as_deref())?;
             if client_id.is_empty() {
                 return Err(("auth.client_id".into(), "must not be empty".into()));
             }

@@ -145,6 +145,8 @@ impl SourceCredentials {
                 SourceCredentials::Basic { username: username.clone(), password: password.reveal(base_dir)? }
             }
             UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope } => {
+                let token_url =
+                    token_url.as_deref().ok_or_else(|| CredentialError::Other("auth.token_url is not set".into()))?;
                 token_client(token_url, client_id, scope, ClientAuth::Secret(client_secret.reveal(base_dir)?))?
             }
             UpstreamAuth::BackendServices { token_url, client_id, scope, .. } => {

@@ -519,7 +519,7 @@ async fn source_auth_and_tls_config_is_checked_at_load() {
 }
 
 #[tokio::test]
-async fn a_simulated_source_can_require_backend_services_or_behave_like_epic() {
+async fn a_simulated_source_can_require_backend_services_or_a_secret_or_behave_like_epic() {
     let simulated = |name: &str, extra: &str| {
         format!(
             "[[sources]]\nname = \"{name}\"\ndisplay = \"{LAB}\"\nkind = \"simulated\"\npath = {:?}\n\
@@ -534,6 +534,20 @@ async fn a_simulated_source_can_require_backend_services_or_behave_like_epic() {
     let auth = format!(
         "auth = {{ type = \"backend_services\", client_id = \"{CLIENT_ID}\", private_key = {{ file = {:?} }}, kid = \"rs-1\" }}",
         key_path("rs384.pem").display().to_string()
+    );
+    let gw = Gateway::start(&format!("{ehr_source}{}", simulated("lab", &auth))).await;
+    let person = gw.patient_id("ehr", BOB);
+    let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    assert!(from_source(&resources, "lab") > 0);
+
+    // An Oracle-Health-like system with client credentials (its secret from a file).
+    let dir = tempfile::tempdir().unwrap();
+    write_file(dir.path(), "secret", "oracle-like-secret\n");
+    let auth = format!(
+        "simulator_profile = \"oracle-health\"\npage_size = 500\n\
+         auth = {{ type = \"client_credentials\", client_id = \"gw\", client_secret = {{ file = {:?} }} }}",
+        dir.path().join("secret").display().to_string()
     );
     let gw = Gateway::start(&format!("{ehr_source}{}", simulated("lab", &auth))).await;
     let person = gw.patient_id("ehr", BOB);
