@@ -569,7 +569,7 @@ impl Config {
                     if s.path.is_some() {
                         return Err((key("path"), "is only for sources of kind files or simulated".into()));
                     }
-                    upstream::check(&s.auth, &s.tls, false, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
+                    upstream::check(&s.auth, &s.tls, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
                 }
                 SourceKindName::Files | SourceKindName::Simulated => {
                     let path =
@@ -585,7 +585,7 @@ impl Config {
                         return Err((key("tls"), "is only for sources of kind fhir".into()));
                     }
                     if s.kind == SourceKindName::Simulated {
-                        upstream::check(&s.auth, &s.tls, true, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
+                        upstream::check(&s.auth, &s.tls, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
                     }
                 }
             }

@@ -22,8 +22,9 @@ pub enum UpstreamAuth {
         username: String,
         password: Secret,
     },
-    /// OAuth2 client credentials with a client secret. `token_url` is required for `fhir`
-    /// sources; a `simulated` source's is its simulator's, which then requires this secret.
+    /// OAuth2 client credentials with a client secret. Without `token_url`, a `fhir`
+    /// source's is discovered from its `.well-known/smart-configuration`; a `simulated`
+    /// source's is its simulator's, which then requires this secret.
     ClientCredentials {
         #[serde(default)]
         token_url: Option<String>,
@@ -37,7 +38,7 @@ pub enum UpstreamAuth {
     /// EC P-384 key (PEM, PKCS#8; PKCS#1 for RSA too) — whose public half the gateway
     /// publishes at `/jwks/sources.json` under `kid`.
     BackendServices {
-        /// Required for `fhir` sources; a `simulated` source's is its simulator's.
+        /// As for `client_credentials`: discovered, or the simulator's.
         #[serde(default)]
         token_url: Option<String>,
         client_id: String,
@@ -80,23 +81,15 @@ pub enum SimulatorProfile {
     OracleHealth,
 }
 
-/// Checks what `auth` and `tls` name: token URLs parse, secrets and files are readable (a
-/// `simulated` source leaves `token_url` out: its simulator's is used).
+/// Checks what `auth` and `tls` name: token URLs parse, secrets and files are readable.
 /// Errors are `(key under the source, message)`.
-pub(super) fn check(
-    auth: &UpstreamAuth,
-    tls: &SourceTls,
-    simulated: bool,
-    base: &Path,
-) -> Result<(), (String, String)> {
+pub(super) fn check(auth: &UpstreamAuth, tls: &SourceTls, base: &Path) -> Result<(), (String, String)> {
     let secret = |k: &str, s: &Secret| s.reveal(base).map(|_| ()).map_err(|e| (k.to_string(), e.to_string()));
     let url =
         |u: &str| url::Url::parse(u).map(|_| ()).map_err(|e| ("auth.token_url".to_string(), format!("not a URL: {e}")));
-    let token_url_given = |token_url: Option<&str>| match token_url {
-        Some(u) => url(u),
-        None if !simulated => Err(("auth.token_url".into(), "is required for a source of kind fhir".into())),
-        None => Ok(()),
-    };
+    // Without one, a `fhir` source's is discovered from its SMART configuration, a
+    // `simulated` source's is its simulator's.
+    let token_url_given = |token_url: Option<&str>| token_url.map_or(Ok(()), url);
     match auth {
         UpstreamAuth::None => {}
         UpstreamAuth::Bearer { token } => secret("auth.token", token)?,

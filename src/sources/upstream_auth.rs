@@ -1,7 +1,9 @@
 //! How the gateway authenticates to a source: nothing, a static bearer token, HTTP Basic,
 //! OAuth2 client credentials with a client secret (through the `oauth2` crate), or SMART
 //! Backend Services — client credentials with a signed `private_key_jwt` assertion, a new
-//! one (fresh `jti`) per token request ([`assertion`]). Tokens are cached and fetched again
+//! one (fresh `jti`) per token request ([`assertion`]). Without a configured `token_url`,
+//! the token endpoint is discovered from the source's `.well-known/smart-configuration`
+//! (an `https` URL, or one on the source's own origin). Tokens are cached and fetched again
 //! shortly before they expire or when the source answers 401. Also the TLS the source is
 //! reached with (its CA, the gateway's client certificate: [`tls`]). Secrets and keys are
 //! read once at start-up and never logged; only public keys leave ([`source_jwks`]).
@@ -47,6 +49,9 @@ pub enum CredentialError {
     /// The Backend Services private key is unusable, or signing failed.
     #[error("private key: {0}")]
     Key(String),
+    /// The token endpoint could not be discovered from the source's SMART configuration.
+    #[error("token endpoint discovery: {0}")]
+    Discovery(String),
     /// The CA file or the client certificate and key are unusable.
     #[error("TLS: {0}")]
     Tls(String),
@@ -74,7 +79,10 @@ enum ClientAuth {
 pub struct TokenClient {
     client_id: String,
     auth: ClientAuth,
-    token_url: String,
+    /// Configured, or discovered once from `discovery`.
+    token_url: tokio::sync::OnceCell<String>,
+    /// The source's FHIR base (with a trailing slash), for discovery.
+    discovery: Option<url::Url>,
     scope: Option<String>,
     http: reqwest::Client,
     cached: Mutex<Option<(String, Instant)>>,
@@ -123,7 +131,13 @@ impl SourceCredentials {
         base_dir: &Path,
         http: reqwest::ClientBuilder,
     ) -> Result<SourceCredentials, CredentialError> {
-        let token_client = |token_url: &str, client_id: &str, scope: &Option<String>, auth: ClientAuth| {
+        let discovery = config.url.as_deref().and_then(|u| url::Url::parse(u).ok()).map(|mut u| {
+            if !u.path().ends_with('/') {
+                u.set_path(&format!("{}/", u.path()));
+            }
+            u
+        });
+        let token_client = |token_url: &Option<String>, client_id: &str, scope: &Option<String>, auth: ClientAuth| {
             let http = http
                 .redirect(reqwest::redirect::Policy::none())
                 .timeout(Duration::from_secs(10))
@@ -132,7 +146,8 @@ impl SourceCredentials {
             Ok::<_, CredentialError>(SourceCredentials::ClientCredentials(Box::new(TokenClient {
                 client_id: client_id.to_string(),
                 auth,
-                token_url: token_url.to_string(),
+                token_url: tokio::sync::OnceCell::new_with(token_url.clone()),
+                discovery,
                 scope: scope.clone(),
                 http,
                 cached: Mutex::new(None),
@@ -145,13 +160,9 @@ impl SourceCredentials {
                 SourceCredentials::Basic { username: username.clone(), password: password.reveal(base_dir)? }
             }
             UpstreamAuth::ClientCredentials { token_url, client_id, client_secret, scope } => {
-                let token_url =
-                    token_url.as_deref().ok_or_else(|| CredentialError::Other("auth.token_url is not set".into()))?;
                 token_client(token_url, client_id, scope, ClientAuth::Secret(client_secret.reveal(base_dir)?))?
             }
             UpstreamAuth::BackendServices { token_url, client_id, scope, .. } => {
-                let token_url =
-                    token_url.as_deref().ok_or_else(|| CredentialError::Other("auth.token_url is not set".into()))?;
                 let key = assertion_key(config, base_dir)?
                     .ok_or_else(|| CredentialError::Other("no Backend Services key".into()))?;
                 token_client(token_url, client_id, scope, ClientAuth::Assertion(key))?
@@ -189,21 +200,51 @@ impl TokenClient {
                 return Ok(token.clone());
             }
         }
+        let token_url = self.token_url.get_or_try_init(|| self.discover()).await?;
         let (token, lifetime) = match &self.auth {
-            ClientAuth::Secret(secret) => self.by_secret(secret).await?,
-            ClientAuth::Assertion(key) => self.by_assertion(key).await?,
+            ClientAuth::Secret(secret) => self.by_secret(token_url, secret).await?,
+            ClientAuth::Assertion(key) => self.by_assertion(token_url, key).await?,
         };
         let refresh_at = Instant::now() + lifetime - REFRESH_MARGIN.min(lifetime / 5);
         *cached = Some((token.clone(), refresh_at));
         Ok(token)
     }
 
-    async fn by_secret(&self, secret: &str) -> Result<(String, Duration), CredentialError> {
+    /// The token endpoint of the source's `.well-known/smart-configuration`: an `https`
+    /// URL, or one on the source's own origin (never a plain-HTTP URL elsewhere, which
+    /// would carry the gateway's credentials in the clear to another host).
+    async fn discover(&self) -> Result<String, CredentialError> {
+        let failed = |m: &str| CredentialError::Discovery(m.to_string());
+        let base = self.discovery.as_ref().ok_or_else(|| failed("no token_url and no source URL"))?;
+        let url = base.join(".well-known/smart-configuration").map_err(|_| failed("bad source URL"))?;
+        let resp = self
+            .http
+            .get(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| CredentialError::Discovery(without_url(&e)))?;
+        if !resp.status().is_success() {
+            return Err(CredentialError::Discovery(format!("HTTP {}", resp.status().as_u16())));
+        }
+        let document: Value = resp.json().await.map_err(|_| failed("not a JSON document"))?;
+        let endpoint = document
+            .get("token_endpoint")
+            .and_then(Value::as_str)
+            .and_then(|t| url::Url::parse(t).ok())
+            .ok_or_else(|| failed("no token_endpoint"))?;
+        if endpoint.scheme() != "https" && endpoint.origin() != base.origin() {
+            return Err(failed("the token_endpoint is neither https nor on the source's origin"));
+        }
+        Ok(endpoint.to_string())
+    }
+
+    async fn by_secret(&self, token_url: &str, secret: &str) -> Result<(String, Duration), CredentialError> {
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
             .set_client_secret(ClientSecret::new(secret.to_string()))
             // The client-credentials grant never visits an authorization URL; oauth2 wants one.
-            .set_auth_uri(AuthUrl::new(self.token_url.clone()).map_err(CredentialError::TokenUrl)?)
-            .set_token_uri(TokenUrl::new(self.token_url.clone()).map_err(CredentialError::TokenUrl)?);
+            .set_auth_uri(AuthUrl::new(token_url.to_string()).map_err(CredentialError::TokenUrl)?)
+            .set_token_uri(TokenUrl::new(token_url.to_string()).map_err(CredentialError::TokenUrl)?);
         let mut request = client.exchange_client_credentials();
         if let Some(scope) = &self.scope {
             for s in scope.split_whitespace() {
@@ -217,8 +258,8 @@ impl TokenClient {
 
     /// SMART Backend Services: one fresh assertion per request, sent as
     /// `client_assertion` with the `client_credentials` grant.
-    async fn by_assertion(&self, key: &AssertionKey) -> Result<(String, Duration), CredentialError> {
-        let assertion = key.sign(&self.client_id, &self.token_url)?;
+    async fn by_assertion(&self, token_url: &str, key: &AssertionKey) -> Result<(String, Duration), CredentialError> {
+        let assertion = key.sign(&self.client_id, token_url)?;
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_assertion_type", JWT_BEARER),
@@ -229,7 +270,7 @@ impl TokenClient {
         }
         let mut resp = self
             .http
-            .post(&self.token_url)
+            .post(token_url)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(&form)
             .send()

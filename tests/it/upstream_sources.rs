@@ -124,14 +124,17 @@ async fn a_backend_services_source_is_read_with_rs384_and_es384_and_its_token_is
 }
 
 #[tokio::test]
-async fn a_source_registering_the_gateways_jwks_url_accepts_its_assertions() {
+async fn a_source_registering_the_gateways_jwks_url_accepts_its_assertions_at_its_discovered_token_url() {
     // A first gateway publishes the JWKS (its source is not up yet: a named gap, no failure).
     let dead = "http://127.0.0.1:9/fhir";
     let first =
         Gateway::start(&rest_source("lab", LAB, dead, &backend_auth("http://127.0.0.1:9/token", "es384"))).await;
     let url = format!("{}/jwks/sources.json", first.origin);
     let lab = backend_lab(ClientKeys::JwksUrl(url), SimulatorOptions::default()).await;
-    let (_ehr, gw) = ehr_and(lab.base_url(), &backend_auth(&lab.token_url(), "es384")).await;
+    // No token_url: the gateway finds it in the lab's .well-known/smart-configuration.
+    let auth = backend_auth(&lab.token_url(), "es384").replace(&format!("token_url = \"{}\", ", lab.token_url()), "");
+    assert!(!auth.contains("token_url"), "{auth}");
+    let (_ehr, gw) = ehr_and(lab.base_url(), &auth).await;
     let person = gw.patient_id("ehr", BOB);
     let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
     assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
@@ -479,11 +482,17 @@ async fn source_auth_and_tls_config_is_checked_at_load() {
          private_key = {{ file = {key:?} }}, kid = \"k1\" }}"
     ))
     .is_ok());
-    let no_token_url = load(&format!(
+    // Without a token_url it is discovered (SMART configuration); a bad one is refused.
+    assert!(load(&format!(
         "auth = {{ type = \"backend_services\", client_id = \"gw\", private_key = {{ file = {key:?} }}, kid = \"k1\" }}"
     ))
+    .is_ok());
+    let bad_token_url = load(&format!(
+        "auth = {{ type = \"backend_services\", token_url = \"not a url\", client_id = \"gw\", \
+         private_key = {{ file = {key:?} }}, kid = \"k1\" }}"
+    ))
     .unwrap_err();
-    assert!(no_token_url.contains("sources[0].auth.token_url"), "{no_token_url}");
+    assert!(bad_token_url.contains("sources[0].auth.token_url"), "{bad_token_url}");
     let missing_key = load(
         "auth = { type = \"backend_services\", token_url = \"https://lab.example/token\", client_id = \"gw\", \
          private_key = { file = \"/nonexistent/key.pem\" }, kid = \"k1\" }",
