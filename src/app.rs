@@ -4,7 +4,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::api::{self, ApiState};
-use crate::config::{Config, SourceConfig, SourceKindName};
+use crate::config::{Config, SourceConfig, SourceKindName, UpstreamAuth};
 use crate::fhir::time::days_since;
 use crate::identity::PatientIndex;
 use crate::policy::holds::PolicyLedger;
@@ -77,6 +77,9 @@ pub struct App {
     zone: chrono::FixedOffset,
     /// The dev tokens' credentials (from the validated settings).
     dev_tokens: crate::auth::DevTokens,
+    /// The public keys the gateway signs Backend Services assertions to sources with
+    /// (served at `/jwks/sources.json`).
+    source_jwks: Arc<serde_json::Value>,
     /// Rate limits of the auth endpoints (shared by the router and the sweep).
     throttle: Arc<crate::auth::throttle::Throttle>,
 }
@@ -94,6 +97,13 @@ impl App {
         // Before anything is opened: without a key-encryption key the gateway does not start.
         let kek = Arc::new(crate::auth::keyring::KeyEncryptionKey::load(&config)?);
         let store = Store::open(&config.database.url, config.database.max_connections).await?;
+        let source_jwks =
+            Arc::new(crate::sources::upstream_auth::source_jwks(&config.sources, &config.base_dir).map_err(
+                |(source_name, problem)| crate::sources::SourceError::Credentials {
+                    source_name,
+                    problem: problem.into(),
+                },
+            )?);
         let mut sources: Vec<SharedSource> = Vec::new();
         let mut simulators = Vec::new();
         for sc in &config.sources {
@@ -113,17 +123,25 @@ impl App {
                         name: sc.display_name().to_string(),
                         latency: sc.latency.std(),
                         page_size: sc.simulator_page_size.unwrap_or(SimulatorOptions::default().page_size),
+                        profile: sc.simulator_profile,
+                        backend_services: simulated_backend_client(sc, &config.base_dir)?,
+                        client_credentials: simulated_client_secret(sc, &config.base_dir)?,
                         ..SimulatorOptions::default()
                     };
                     let running = simulator::start(data, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
                         .await
                         .map_err(|problem| AppError::SimulatorStart { source_name: sc.name.clone(), problem })?;
-                    let rest = SourceConfig {
+                    let mut rest = SourceConfig {
                         kind: SourceKindName::Fhir,
                         url: Some(running.base_url().to_string()),
                         path: None,
                         ..sc.clone()
                     };
+                    if let UpstreamAuth::BackendServices { token_url, .. }
+                    | UpstreamAuth::ClientCredentials { token_url, .. } = &mut rest.auth
+                    {
+                        token_url.get_or_insert_with(|| running.token_url());
+                    }
                     sources.push(Arc::new(RestSource::new(&rest, &config.base_dir)?));
                     simulators.push((sc.name.clone(), running));
                 }
@@ -225,6 +243,7 @@ impl App {
             refresher: Some(refresher),
             zone,
             dev_tokens,
+            source_jwks,
             throttle: Arc::new(crate::auth::throttle::Throttle::new(&config_rate_limits)),
         })
     }
@@ -286,7 +305,7 @@ impl App {
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
         });
-        api::router(state, self.config.server.max_body_bytes)
+        api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }
 
     /// Serves on `listener` until `shutdown` resolves, finishing in-flight requests.
@@ -320,4 +339,34 @@ impl Drop for App {
             r.abort();
         }
     }
+}
+
+/// The client id and secret a `simulated` source's simulator requires, when the source's
+/// auth is `client_credentials`.
+fn simulated_client_secret(
+    sc: &SourceConfig,
+    base_dir: &std::path::Path,
+) -> Result<Option<(String, String)>, AppError> {
+    let UpstreamAuth::ClientCredentials { client_id, client_secret, .. } = &sc.auth else { return Ok(None) };
+    let secret = client_secret.reveal(base_dir).map_err(|e| crate::sources::SourceError::Credentials {
+        source_name: sc.name.clone(),
+        problem: std::sync::Arc::new(e.into()),
+    })?;
+    Ok(Some((client_id.clone(), secret)))
+}
+
+/// The Backend Services client a `simulated` source's simulator registers: the gateway's
+/// client id and public key, when the source's auth is `backend_services`.
+fn simulated_backend_client(
+    sc: &SourceConfig,
+    base_dir: &std::path::Path,
+) -> Result<Option<simulator::BackendClient>, AppError> {
+    let UpstreamAuth::BackendServices { client_id, .. } = &sc.auth else { return Ok(None) };
+    let credentials = |problem| crate::sources::SourceError::Credentials {
+        source_name: sc.name.clone(),
+        problem: std::sync::Arc::new(problem),
+    };
+    let key = crate::sources::upstream_auth::assertion_key(sc, base_dir).map_err(credentials)?;
+    let jwks = crate::sources::upstream_auth::assertion::jwks(key.iter()).map_err(credentials)?;
+    Ok(Some(simulator::BackendClient { client_id: client_id.clone(), keys: simulator::ClientKeys::Jwks(jwks) }))
 }

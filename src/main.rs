@@ -37,6 +37,10 @@ enum Command {
     /// Load and validate a config file (FILE, else --config), then exit (non-zero when it
     /// is broken).
     CheckConfig { file: Option<PathBuf> },
+    /// Print the public JWKS of the keys the gateway signs SMART Backend Services
+    /// assertions to sources with (also served at /jwks/sources.json), for a source to
+    /// register.
+    SourceJwks,
     /// Serve one fixture folder as a FHIR R4 server that behaves like a hospital system.
     Simulate {
         /// Folder of FHIR JSON Bundles / NDJSON files.
@@ -62,6 +66,18 @@ enum Command {
         /// Name shown in the CapabilityStatement.
         #[arg(long, default_value = "Portico hospital simulator")]
         name: String,
+        /// Which vendor to behave like: standard, epic (no Patient search without
+        /// parameters) or oracle-health (`_count` at most 100, its own paging links).
+        #[arg(long, default_value = "standard", value_parser = parse_profile)]
+        profile: simulator::SimulatorProfile,
+        /// Require SMART Backend Services assertions from this client id (with
+        /// --backend-jwks-url) and serve a token endpoint.
+        #[arg(long, requires = "backend_jwks_url", conflicts_with = "require_client_credentials")]
+        backend_client_id: Option<String>,
+        /// Where the Backend Services client's public keys are (e.g. the gateway's
+        /// /jwks/sources.json).
+        #[arg(long, requires = "backend_client_id")]
+        backend_jwks_url: Option<String>,
     },
     /// The privacy policy: validate a policy file, or explain every decision on a record.
     Policy {
@@ -491,6 +507,12 @@ fn init_tracing() {
     }
 }
 
+/// `--profile`: a simulator profile by its config name.
+fn parse_profile(name: &str) -> Result<simulator::SimulatorProfile, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_string()))
+        .map_err(|_| "one of standard, epic, oracle-health".to_string())
+}
+
 fn load(path: &Path) -> Result<Config, CliError> {
     Ok(Config::load(path)?)
 }
@@ -506,6 +528,19 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             portico::auth::keyring::KeyEncryptionKey::check(&settings.config)
                 .map_err(portico::auth::oauth::ClientError::from)?;
             println!("{}: ok ({} sources)", file.display(), settings.config.sources.len());
+            Ok(())
+        }
+        Command::SourceJwks => {
+            let config = load(config)?;
+            let jwks = portico::sources::upstream_auth::source_jwks(&config.sources, &config.base_dir).map_err(
+                |(source_name, problem)| {
+                    portico::AppError::from(portico::sources::SourceError::Credentials {
+                        source_name,
+                        problem: problem.into(),
+                    })
+                },
+            )?;
+            println!("{}", serde_json::to_string_pretty(&jwks)?);
             Ok(())
         }
         Command::Serve { listen } => {
@@ -531,6 +566,9 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             page_size,
             shift_dates_from,
             name,
+            profile,
+            backend_client_id,
+            backend_jwks_url,
         } => {
             if !(0.0..=1.0).contains(&fail_rate) {
                 return Err(CliError::FailRate(fail_rate));
@@ -557,6 +595,10 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 fail_rate,
                 client_credentials,
                 page_size,
+                profile,
+                backend_services: backend_client_id.zip(backend_jwks_url).map(|(client_id, url)| {
+                    simulator::BackendClient { client_id, keys: simulator::ClientKeys::JwksUrl(url) }
+                }),
                 ..SimulatorOptions::default()
             };
             simulator::run(store, options, listen)

@@ -115,6 +115,13 @@ impl Settings {
         if !(1..=365).contains(&auth.activation_code_days) {
             return Err(invalid("auth.activation_code_days".into(), "must be 1 to 365".into()));
         }
+        // Each source's Backend Services key and TLS files, as the gateway will use them.
+        for (i, s) in config.sources.iter().enumerate() {
+            crate::sources::upstream_auth::check(s, &config.base_dir)
+                .map_err(|(key, problem)| invalid(format!("sources[{i}].{key}"), problem.to_string()))?;
+        }
+        crate::sources::upstream_auth::source_jwks(&config.sources, &config.base_dir)
+            .map_err(|(_, problem)| invalid("sources".into(), problem.to_string()))?;
         let clients = check_config_clients(&config.auth.clients, &config.base_dir)
             .map_err(|problem| SettingsError::Clients { file: config.file.clone(), problem })?;
         let oidc = match &config.auth.oidc {

@@ -5,6 +5,7 @@
 //! resources still missing. Every failure is handed back as a problem, so the record says
 //! which source is partial; nothing here is ever silent, changes a resource or hangs.
 
+use super::locality::{localize, names_only_foreign_patients};
 use super::merge::Fetched;
 use crate::fhir::{self, reference};
 use crate::sources::{SharedSource, SourceError};
@@ -95,6 +96,9 @@ pub(super) async fn gather(
                 }
             }
         }
+        // From here on only relative references are the source's own (see `merge`).
+        localize(&source, &mut resources);
+        resources.retain(|r| !names_only_foreign_patients(r));
         let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
         for _ in 0..SUPPORTING_ROUNDS {
             let wanted = referenced_supporting(&resources, &have, &plan.referenced);
@@ -103,7 +107,8 @@ pub(super) async fn gather(
             }
             for (t, ids) in wanted {
                 match source.read_many(&t, &ids, deadline).await {
-                    Ok(found) => {
+                    Ok(mut found) => {
+                        localize(&source, &mut found);
                         // Asked for once, found or not: never asked again this record.
                         have.extend(ids.into_iter().map(|id| (t.clone(), id)));
                         resources.extend(found);
@@ -142,7 +147,7 @@ fn referenced_supporting(
     let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in resources {
         for s in reference::all(r) {
-            if let Some((t, id)) = reference::parse(&s) {
+            if let Some((t, id)) = reference::parse_local(&s, None) {
                 if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
                     wanted.entry(t.to_string()).or_default().insert(id.to_string());
                 }

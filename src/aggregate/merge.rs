@@ -1,7 +1,9 @@
 //! Merging what each source returned for one person into one record: gateway ids,
 //! de-duplication across sources (same business identifier, or same code + patient +
 //! effective time + value), reference rewriting to gateway ids (at any depth, contained
-//! resources included), and provenance (`meta.source`, a source `meta.tag` per system that
+//! resources included; a source's absolute references under its own base URL were made
+//! relative when gathered, so an absolute reference left here names another server and is
+//! made display-only — never resolved to this source's resource of the same id), and provenance (`meta.source`, a source `meta.tag` per system that
 //! holds the item). These are the only changes made to source JSON (DESIGN.md promise 3);
 //! everything else passes through untouched, unknown elements and extensions included.
 
@@ -115,7 +117,7 @@ pub fn standalone(source: &str, display: &str, resource: Value) -> Option<Value>
         gateway_resource_id(source, fhir::resource_id(&resource)?),
     );
     for r in reference::all(&resource) {
-        if let Some((t, id)) = reference::parse(&r).filter(|(t, _)| fhir::SUPPORTING_TYPES.contains(t)) {
+        if let Some((t, id)) = reference::parse_local(&r, None).filter(|(t, _)| fhir::SUPPORTING_TYPES.contains(t)) {
             ids.insert(key(t, id), gateway_resource_id(source, id));
         }
     }
@@ -148,7 +150,7 @@ fn duplicate_keys(
         .and_then(|e| fhir::path_values(r, e).into_iter().next())
         .and_then(|s| s.get("reference"))
         .and_then(Value::as_str)
-        .and_then(reference::parse)
+        .and_then(|s| reference::parse_local(s, None))
         .and_then(|(rt, id)| ids.get(&(source.to_string(), rt.to_string(), id.to_string())));
     let code = r.get("code").or_else(|| r.get("vaccineCode"));
     let when = first_with_prefix(r, "effective")
@@ -179,12 +181,13 @@ fn first_with_prefix<'a>(r: &'a Value, prefix: &str) -> Option<&'a Value> {
 }
 
 /// Rewrites one reference of a resource from `source` to the gateway id it maps to.
-/// References that map to nothing are marked for [`finish_unresolvable`].
+/// References that map to nothing — absolute ones to another server included — are marked
+/// for [`finish_unresolvable`].
 fn rewrite(s: &mut String, source: &str, ids: &HashMap<Key, String>) {
     if s.starts_with('#') {
         return;
     }
-    let target = reference::parse(s)
+    let target = reference::parse_local(s, None)
         .and_then(|(t, id)| ids.get(&(source.to_string(), t.to_string(), id.to_string())).map(|g| format!("{t}/{g}")));
     *s = match target {
         Some(t) => t,

@@ -7,6 +7,7 @@
 
 mod gather;
 mod gauges;
+mod locality;
 pub mod merge;
 pub mod provenance;
 
@@ -221,8 +222,11 @@ impl Aggregator {
         }
         let (source, source_id) = self.source_of(id)?;
         let deadline = Instant::now() + self.deadline;
-        let found =
+        let mut found =
             source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
+        if let Some(base) = source.base_url() {
+            reference::localize(&mut found, base);
+        }
         let candidates: Vec<String> = if resource_type == "Provenance" {
             fhir::path_values(&found, "target")
                 .into_iter()
@@ -232,7 +236,7 @@ impl Aggregator {
             fhir::compartment::patients_of(&found, resource_type).into_iter().map(|p| format!("Patient/{p}")).collect()
         };
         for reference in candidates {
-            let Some((t, rid)) = reference::parse(&reference) else { continue };
+            let Some((t, rid)) = reference::parse_local(&reference, None) else { continue };
             let patient = match t {
                 "Patient" => Some(rid.to_string()),
                 t if fhir::compartment::get(t).is_some() => {
@@ -259,8 +263,11 @@ impl Aggregator {
         }
         let (source, source_id) = self.source_of(id)?;
         let deadline = Instant::now() + self.deadline;
-        let found =
+        let mut found =
             source.read_many(resource_type, &[source_id.to_string()], deadline).await.ok()?.into_iter().next()?;
+        if let Some(base) = source.base_url() {
+            reference::localize(&mut found, base);
+        }
         merge::standalone(source.name(), source.display(), found)
     }
 

@@ -27,6 +27,7 @@ mod oidc_routes;
 pub mod pages;
 mod rate_limit;
 mod record_pages;
+pub mod source_jwks;
 mod source_metrics;
 mod well_known;
 

@@ -10,6 +10,7 @@ mod duration;
 mod env;
 mod export;
 mod mail;
+mod upstream;
 
 pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
 pub use duration::Duration;
@@ -17,6 +18,7 @@ pub use export::{ExportConfig, ExportGroup};
 pub use mail::{
     default_resend as default_resend_per_hour, default_verify_valid as default_verify_link_valid, MailConfig,
 };
+pub use upstream::{SimulatorProfile, SourceTls, UpstreamAuth};
 
 use serde::Deserialize;
 use std::collections::HashSet;
@@ -256,6 +258,9 @@ pub struct SourceConfig {
     pub shift_dates_from: Option<chrono::NaiveDate>,
     #[serde(default)]
     pub auth: UpstreamAuth,
+    /// A custom CA and a client certificate for mutual TLS (see [`SourceTls`]).
+    #[serde(default)]
+    pub tls: SourceTls,
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Duration,
     #[serde(default = "default_retries")]
@@ -283,6 +288,9 @@ pub struct SourceConfig {
     pub latency: Duration,
     /// Simulated sources only: the simulator's own page size.
     pub simulator_page_size: Option<usize>,
+    /// Simulated sources only: which vendor the simulator behaves like.
+    #[serde(default)]
+    pub simulator_profile: SimulatorProfile,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -304,6 +312,7 @@ impl SourceConfig {
             path: None,
             shift_dates_from: None,
             auth: UpstreamAuth::None,
+            tls: SourceTls::default(),
             request_timeout: default_request_timeout(),
             max_retries: default_retries(),
             retry_backoff: default_backoff(),
@@ -315,6 +324,7 @@ impl SourceConfig {
             breaker_cooldown: default_breaker_cooldown(),
             latency: Duration::default(),
             simulator_page_size: None,
+            simulator_profile: SimulatorProfile::Standard,
         }
     }
 
@@ -355,29 +365,6 @@ fn default_breaker_failures() -> u32 {
 }
 fn default_breaker_cooldown() -> Duration {
     Duration::from_secs(30)
-}
-
-/// How the gateway authenticates to an upstream source. Secrets come from the environment
-/// (`*_env`) or a file (`*_file`), never from the config itself.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum UpstreamAuth {
-    #[default]
-    None,
-    Bearer {
-        token: Secret,
-    },
-    Basic {
-        username: String,
-        password: Secret,
-    },
-    ClientCredentials {
-        token_url: String,
-        client_id: String,
-        client_secret: Secret,
-        #[serde(default)]
-        scope: Option<String>,
-    },
 }
 
 /// A secret named by where it lives, never its value.
@@ -582,10 +569,7 @@ impl Config {
                     if s.path.is_some() {
                         return Err((key("path"), "is only for sources of kind files or simulated".into()));
                     }
-                    if let UpstreamAuth::ClientCredentials { token_url, .. } = &s.auth {
-                        url::Url::parse(token_url).map_err(|e| (key("auth.token_url"), format!("not a URL: {e}")))?;
-                    }
-                    check_secrets(&s.auth, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
+                    upstream::check(&s.auth, &s.tls, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
                 }
                 SourceKindName::Files | SourceKindName::Simulated => {
                     let path =
@@ -596,6 +580,12 @@ impl Config {
                     let full = self.base_dir.join(path);
                     if !full.is_dir() {
                         return Err((key("path"), format!("{} is not a folder", full.display())));
+                    }
+                    if !s.tls.is_default() {
+                        return Err((key("tls"), "is only for sources of kind fhir".into()));
+                    }
+                    if s.kind == SourceKindName::Simulated {
+                        upstream::check(&s.auth, &s.tls, &self.base_dir).map_err(|(k, m)| (key(&k), m))?;
                     }
                 }
             }
@@ -672,16 +662,6 @@ impl Config {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => format!("http://{}/fhir", self.server.listen),
         }
-    }
-}
-
-fn check_secrets(auth: &UpstreamAuth, base: &Path) -> Result<(), (String, String)> {
-    let check = |k: &str, s: &Secret| s.reveal(base).map(|_| ()).map_err(|e| (k.to_string(), e.to_string()));
-    match auth {
-        UpstreamAuth::None => Ok(()),
-        UpstreamAuth::Bearer { token } => check("auth.token", token),
-        UpstreamAuth::Basic { password, .. } => check("auth.password", password),
-        UpstreamAuth::ClientCredentials { client_secret, .. } => check("auth.client_secret", client_secret),
     }
 }
 

@@ -66,7 +66,8 @@ impl Groups {
             .flatten()
             .filter(|m| m.get("inactive").and_then(Value::as_bool) != Some(true))
             .filter_map(|m| m.pointer("/entity/reference").and_then(Value::as_str))
-            .filter_map(|r| crate::fhir::reference::parse(r))
+            // Another server's Patient/x is not this source's patient x.
+            .filter_map(|r| crate::fhir::reference::parse_local(r, source.base_url()))
             .filter(|(t, _)| *t == "Patient")
             .map(|(_, pid)| pid.to_string())
             .collect();

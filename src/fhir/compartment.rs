@@ -136,14 +136,15 @@ pub fn type_names() -> impl Iterator<Item = &'static str> {
 }
 
 /// The Patient ids a resource of `resource_type` names through its compartment search
-/// parameter's elements (`Patient/id` references only).
+/// parameter's elements (relative `Patient/id` references only: an absolute one names a
+/// patient of another server, see [`super::reference::parse_local`]).
 pub fn patients_of<'a>(resource: &'a Value, resource_type: &str) -> Vec<&'a str> {
     let Some(t) = get(resource_type) else { return Vec::new() };
     t.paths
         .iter()
         .flat_map(|p| super::path_values(resource, p))
         .filter_map(|v| v.get("reference").and_then(Value::as_str))
-        .filter_map(super::reference::parse)
+        .filter_map(|r| super::reference::parse_local(r, None))
         .filter_map(|(rt, id)| (rt == "Patient").then_some(id))
         .collect()
 }

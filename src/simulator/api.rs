@@ -22,14 +22,19 @@ pub(super) async fn metadata(State(shared): Sim) -> Response {
 }
 
 pub(super) async fn smart_configuration(State(shared): Sim) -> Response {
-    if shared.options.client_credentials.is_none() {
+    if !shared.options.issues_tokens() {
         return outcome(
             StatusCode::NOT_FOUND,
             Issue::error(IssueType::NotFound, "this server does not use SMART authorization"),
         );
     }
-    ([(header::CONTENT_TYPE, "application/json")], capability::smart_configuration(&shared.token_url).to_string())
-        .into_response()
+    let mut document = capability::smart_configuration(&shared.token_url);
+    if shared.options.backend_services.is_some() {
+        document["token_endpoint_auth_methods_supported"] = serde_json::json!(["private_key_jwt"]);
+        document["token_endpoint_auth_signing_alg_values_supported"] = serde_json::json!(["RS384", "ES384"]);
+        document["capabilities"] = serde_json::json!(["client-confidential-asymmetric"]);
+    }
+    ([(header::CONTENT_TYPE, "application/json")], document.to_string()).into_response()
 }
 
 fn unsupported_type(resource_type: &str) -> Response {

@@ -5,7 +5,7 @@
 //! order by `Type/id`, keyset-paged with `_cursor` like searches. Pure over the store: it
 //! never changes a resource and never logs query values.
 
-use super::search::{bad, decode_pairs, next_link, Refusal, CURSOR};
+use super::search::{bad, decode_pairs, next_link, Refusal};
 use super::Shared;
 use crate::fhir;
 use crate::fhir::bundle::{decode_cursor, page_after, searchset, Searchset};
@@ -22,13 +22,14 @@ pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<
     let page_size = shared.options.page_size;
     let mut count = page_size;
     let mut after = None;
+    let cursor_param = shared.options.cursor_param();
     for (name, value) in decode_pairs(raw_query).map_err(bad)? {
         match name.as_str() {
             "_count" => {
                 let n: usize = value.parse().map_err(|_| bad("`_count` is not a non-negative whole number"))?;
                 count = n.min(page_size);
             }
-            CURSOR => {
+            n if n == cursor_param => {
                 let cursor =
                     decode_cursor(&value).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?;
                 after = Some(cursor);
@@ -83,7 +84,7 @@ pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<
         q => format!("{base}/{operation}?{q}"),
     };
     let next_url = page.next.as_deref().map(|cursor| {
-        let relative = next_link(&operation, raw_query, cursor);
+        let relative = next_link(&operation, raw_query, cursor_param, cursor);
         if shared.options.relative_next_links {
             relative
         } else {

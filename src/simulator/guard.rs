@@ -1,10 +1,11 @@
 //! The simulator's front door, run before every handler: counts requests, sleeps the
 //! configured latency, answers 503 while "down", 429 + Retry-After when throttling, and 401
-//! when a bearer token is required and missing, unknown or expired. Also the FHIR response
+//! when a bearer token is required and missing, unknown or expired; under the Epic-like
+//! profile, 403 for a `Patient` search without search parameters. Also the FHIR response
 //! helpers every simulator handler uses. It never looks at request bodies or query values
 //! and never logs anything but method and path.
 
-use super::{Counters, Shared};
+use super::{Counters, Shared, SimulatorProfile};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::fhir::FHIR_JSON;
@@ -77,7 +78,7 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
         resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(shared.options.retry_after_secs));
         return resp;
     }
-    if shared.options.client_credentials.is_some() {
+    if shared.options.issues_tokens() {
         let token = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
         let live = token.is_some_and(|t| shared.tokens.is_live(t, shared.controls.epoch()));
         if !live {
@@ -93,7 +94,32 @@ pub(super) async fn guard(State(shared): State<Arc<Shared>>, req: Request, next:
             return resp;
         }
     }
+    if shared.options.profile == SimulatorProfile::Epic && is_unparameterized_patient_search(&req) {
+        return outcome(
+            StatusCode::FORBIDDEN,
+            Issue::error(
+                IssueType::Forbidden,
+                "a Patient search needs search parameters (this system does not list every patient)",
+            ),
+        );
+    }
     next.run(req).await
+}
+
+/// `GET /fhir/Patient` with nothing to search by: no parameter but result controls
+/// (`_count`, `_format` …); the paging cursor continues a search that had some.
+fn is_unparameterized_patient_search(req: &Request) -> bool {
+    const RESULT_CONTROLS: [&str; 7] = ["_count", "_format", "_pretty", "_summary", "_elements", "_sort", "_total"];
+    let path = req.uri().path().trim_end_matches('/');
+    if path != "/fhir/Patient" {
+        return false;
+    }
+    let query = req.uri().query().unwrap_or("");
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').map_or(p, |(name, _)| name))
+        .all(|name| RESULT_CONTROLS.contains(&name))
 }
 
 fn throttled_at_random(rate: f64) -> bool {
@@ -132,5 +158,16 @@ mod unit {
         assert_eq!(bearer_token("bearer abc"), Some("abc"));
         assert_eq!(bearer_token("Basic abc"), None);
         assert_eq!(bearer_token("Bearer "), None);
+    }
+
+    #[test]
+    fn knows_an_unparameterized_patient_search() {
+        let req = |uri: &str| axum::http::Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap();
+        assert!(is_unparameterized_patient_search(&req("/fhir/Patient")));
+        assert!(is_unparameterized_patient_search(&req("/fhir/Patient/?_count=100")));
+        assert!(!is_unparameterized_patient_search(&req("/fhir/Patient?identifier=x|1&_count=10")));
+        assert!(!is_unparameterized_patient_search(&req("/fhir/Patient?_id=a,b")));
+        assert!(!is_unparameterized_patient_search(&req("/fhir/Patient/p1")));
+        assert!(!is_unparameterized_patient_search(&req("/fhir/Observation")));
     }
 }

@@ -1,19 +1,28 @@
 //! The hospital simulator: a FHIR R4 server over real HTTP (axum) that serves one fixture
 //! [`ResourceStore`] the way a hospital system would, quirks included — paging with absolute
-//! or relative next links, OAuth2 client-credentials tokens that really expire, throttling
-//! (429 + Retry-After), outages (503) and added latency, all switchable while it runs — and,
-//! when asked, `Patient/{id}/$everything` and `_revinclude=Provenance:target`, with calls
-//! counted per route so tests can see how a client used it. This file owns the public API
-//! (options, live controls, stats, start/stop/run) and the router.
+//! or relative next links, OAuth2 client-credentials tokens that really expire (by secret,
+//! or by a verified SMART Backend Services assertion: `backend.rs`), vendor profiles
+//! ([`SimulatorProfile`]: Epic-like, Oracle-Health-like), HTTPS with required client
+//! certificates (`tls.rs`), throttling (429 + Retry-After), outages (503) and added
+//! latency, all switchable while it runs — and, when asked, `Patient/{id}/$everything` and
+//! `_revinclude=Provenance:target`, with calls counted per route so tests can see how a
+//! client used it. This file owns the public API (options, live controls, stats,
+//! start/stop/run) and the router.
 //! It is a stand-in for hospital systems in tests and the demo: it must never be used by
 //! the gateway to serve real patients, never write to its store, and never log patient data.
 
 mod api;
+mod backend;
 mod capability;
 mod everything;
 mod guard;
 mod search;
+mod tls;
 mod token;
+
+pub use crate::config::SimulatorProfile;
+pub use backend::{BackendClient, ClientKeys};
+pub use tls::SimulatorTls;
 
 #[cfg(test)]
 mod tests;
@@ -54,6 +63,13 @@ pub struct SimulatorOptions {
     /// Answer `_revinclude=Provenance:target` on every search and say so in the
     /// CapabilityStatement (`searchRevInclude`).
     pub revinclude_provenance: bool,
+    /// When set, `POST /token` requires a SMART Backend Services assertion from this
+    /// client (instead of a client secret) and bearer tokens are checked.
+    pub backend_services: Option<BackendClient>,
+    /// Which vendor's habits to copy (see [`SimulatorProfile`]).
+    pub profile: SimulatorProfile,
+    /// When set, the simulator serves HTTPS (and, with a client CA, requires mutual TLS).
+    pub tls: Option<SimulatorTls>,
 }
 
 impl Default for SimulatorOptions {
@@ -69,6 +85,27 @@ impl Default for SimulatorOptions {
             relative_next_links: false,
             everything: false,
             revinclude_provenance: false,
+            backend_services: None,
+            profile: SimulatorProfile::Standard,
+            tls: None,
+        }
+    }
+}
+
+/// Oracle-Health-like: the largest `_count` answered.
+const ORACLE_MAX_COUNT: usize = 100;
+
+impl SimulatorOptions {
+    /// Whether `POST /token` is served and bearer tokens are required.
+    fn issues_tokens(&self) -> bool {
+        self.client_credentials.is_some() || self.backend_services.is_some()
+    }
+
+    /// The query parameter the next links carry the paging cursor in.
+    fn cursor_param(&self) -> &'static str {
+        match self.profile {
+            SimulatorProfile::OracleHealth => "-pageContext",
+            _ => search::CURSOR,
         }
     }
 }
@@ -86,6 +123,9 @@ impl std::fmt::Debug for SimulatorOptions {
             .field("relative_next_links", &self.relative_next_links)
             .field("everything", &self.everything)
             .field("revinclude_provenance", &self.revinclude_provenance)
+            .field("backend_client_id", &self.backend_services.as_ref().map(|b| &b.client_id))
+            .field("profile", &self.profile)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -208,12 +248,18 @@ struct Shared {
     controls: Arc<SimulatorControls>,
     counters: Counters,
     tokens: token::TokenBook,
+    /// Backend Services assertions already presented.
+    spent_assertions: backend::SpentAssertions,
 }
 
 impl Shared {
     fn new(store: ResourceStore, mut options: SimulatorOptions, addr: SocketAddr) -> Shared {
         options.page_size = options.page_size.max(1);
-        let origin = format!("http://{}", public_addr(addr));
+        if options.profile == SimulatorProfile::OracleHealth {
+            options.page_size = options.page_size.min(ORACLE_MAX_COUNT);
+        }
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        let origin = format!("{scheme}://{}", public_addr(addr));
         let base_url = format!("{origin}/fhir");
         let token_url = format!("{origin}/token");
         let mut supported: BTreeSet<String> = store.types().map(str::to_string).collect();
@@ -223,7 +269,7 @@ impl Shared {
                 .chain(crate::fhir::SUPPORTING_TYPES.iter().copied())
                 .map(str::to_string),
         );
-        let token_for_capability = options.client_credentials.is_some().then_some(token_url.as_str());
+        let token_for_capability = options.issues_tokens().then_some(token_url.as_str());
         let features = capability::Features {
             everything: options.everything,
             revinclude_provenance: options.revinclude_provenance,
@@ -242,6 +288,7 @@ impl Shared {
             controls,
             counters: Counters::default(),
             tokens: token::TokenBook::default(),
+            spent_assertions: backend::SpentAssertions::default(),
         }
     }
 }
@@ -329,16 +376,19 @@ pub async fn start(
 ) -> std::io::Result<RunningSimulator> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
+    let acceptor = options.tls.as_ref().map(SimulatorTls::acceptor).transpose()?;
     let shared = Arc::new(Shared::new(store, options, addr));
     let app = router(shared.clone());
     let (tx, rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
-    });
+    let stopped = async move {
+        let _ = rx.await;
+    };
+    let task = match acceptor {
+        Some(acceptor) => tokio::spawn(async move {
+            axum::serve(tls::TlsListener { tcp: listener, acceptor }, app).with_graceful_shutdown(stopped).await
+        }),
+        None => tokio::spawn(async move { axum::serve(listener, app).with_graceful_shutdown(stopped).await }),
+    };
     Ok(RunningSimulator { addr, shared, shutdown: Some(tx), task: Some(task) })
 }
 
@@ -349,7 +399,7 @@ pub async fn run(store: ResourceStore, options: SimulatorOptions, addr: SocketAd
     let shared = Arc::new(Shared::new(store, options, addr));
     tracing::info!(
         base_url = %shared.base_url,
-        token_url = shared.options.client_credentials.is_some().then_some(shared.token_url.as_str()),
+        token_url = shared.options.issues_tokens().then_some(shared.token_url.as_str()),
         name = %shared.options.name,
         "hospital simulator serving"
     );

@@ -62,7 +62,10 @@ impl CompartmentIndex {
             let mut patients: Vec<&str> = fhir::path_values(p, "target")
                 .iter()
                 .filter_map(|target| {
-                    let (t, id) = target.get("reference").and_then(Value::as_str).and_then(reference::parse)?;
+                    let (t, id) = target
+                        .get("reference")
+                        .and_then(Value::as_str)
+                        .and_then(|r| reference::parse_local(r, None))?;
                     if t == "Patient" {
                         Some(id)
                     } else {
@@ -186,8 +189,12 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) =
         pairs.into_iter().partition(|(name, _)| is_patient_param(resource_type, name));
     let page_size = shared.options.page_size;
-    let controls: &[&str] =
-        if shared.options.revinclude_provenance { &[CURSOR, "_summary", REVINCLUDE] } else { &[CURSOR, "_summary"] };
+    let cursor_param = shared.options.cursor_param();
+    let controls: &[&str] = if shared.options.revinclude_provenance {
+        &[cursor_param, "_summary", REVINCLUDE]
+    } else {
+        &[cursor_param, "_summary"]
+    };
     let query = fsearch::parse(resource_type, &other_pairs, controls, lenient, page_size, zone).map_err(refusal)?;
     let revinclude = match query.control(REVINCLUDE) {
         None => false,
@@ -201,8 +208,10 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         Some("count") => true,
         Some(other) => return Err(bad(format!("`_summary={other}` is not supported here (only `count`)"))),
     };
-    let after = match query.control(CURSOR) {
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| bad("`_cursor` is not a cursor this server issued"))?),
+    let after = match query.control(cursor_param) {
+        Some(c) => {
+            Some(decode_cursor(c).ok_or_else(|| bad(format!("`{cursor_param}` is not a cursor this server issued")))?)
+        }
         None => None,
     };
 
@@ -242,7 +251,7 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         q => format!("{base}/{resource_type}?{q}"),
     };
     let next_url = page.next.as_deref().map(|cursor| {
-        let relative = next_link(resource_type, raw_query, cursor);
+        let relative = next_link(resource_type, raw_query, cursor_param, cursor);
         if shared.options.relative_next_links {
             relative
         } else {
@@ -290,14 +299,14 @@ fn provenances_targeting<'a>(shared: &'a Shared, resource_type: &str, matches: &
     out
 }
 
-/// `Type?<original params, as sent, minus any old cursor>&_cursor=<cursor>`.
-pub(super) fn next_link(resource_type: &str, raw_query: &str, cursor: &str) -> String {
+/// `Type?<original params, as sent, minus any old cursor>&<cursor_param>=<cursor>`.
+pub(super) fn next_link(resource_type: &str, raw_query: &str, cursor_param: &str, cursor: &str) -> String {
     let mut segments: Vec<&str> = raw_query
         .split('&')
         .filter(|s| !s.is_empty())
-        .filter(|s| s.split_once('=').map_or(*s, |(n, _)| n) != CURSOR)
+        .filter(|s| s.split_once('=').map_or(*s, |(n, _)| n) != cursor_param)
         .collect();
-    let cursor_segment = format!("{CURSOR}={cursor}");
+    let cursor_segment = format!("{cursor_param}={cursor}");
     segments.push(&cursor_segment);
     format!("{resource_type}?{}", segments.join("&"))
 }
@@ -326,10 +335,10 @@ mod unit {
     #[test]
     fn next_link_keeps_params_and_replaces_cursor() {
         assert_eq!(
-            next_link("Observation", "patient=p1&_cursor=old&_count=2", "abc"),
+            next_link("Observation", "patient=p1&_cursor=old&_count=2", CURSOR, "abc"),
             "Observation?patient=p1&_count=2&_cursor=abc"
         );
-        assert_eq!(next_link("Patient", "", "abc"), "Patient?_cursor=abc");
+        assert_eq!(next_link("Patient", "", CURSOR, "abc"), "Patient?_cursor=abc");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The simulated hospital's OAuth2 token endpoint (RFC 6749 client credentials, client
-//! auth by HTTP Basic or form fields) and the book of tokens it has issued, each with a
+//! auth by HTTP Basic or form fields, or by a SMART Backend Services assertion checked in
+//! `backend.rs`) and the book of tokens it has issued, each with a
 //! real expiry and the epoch it was issued in (`expire_tokens` starts a new epoch). Errors
 //! are RFC 6749 JSON, every answer `Cache-Control: no-store`. It never logs secrets or
 //! tokens and never accepts a token it did not issue.
@@ -65,9 +66,9 @@ pub(super) async fn method_not_allowed() -> Response {
 
 /// `POST /token`.
 pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Response {
-    let Some((client_id, client_secret)) = &shared.options.client_credentials else {
+    if !shared.options.issues_tokens() {
         return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "this server does not issue tokens");
-    };
+    }
     let (parts, body) = req.into_parts();
     let is_form = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| {
         ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded")
@@ -108,6 +109,17 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Re
             )
         }
     }
+    if let Some(client) = &shared.options.backend_services {
+        if let Err(reason) = super::backend::verify(client, &shared.token_url, &fields, &shared.spent_assertions).await
+        {
+            Counters::bump(&shared.counters.rejected_401);
+            return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client", &reason);
+        }
+        return issue(&shared, &fields);
+    }
+    let Some((client_id, client_secret)) = &shared.options.client_credentials else {
+        return oauth_error(StatusCode::NOT_FOUND, "invalid_request", "this server does not issue tokens");
+    };
     let basic = basic_credentials(&parts.headers);
     let presented = match (&basic, fields.get("client_id"), fields.get("client_secret")) {
         (Some(_), _, Some(_)) => {
@@ -128,6 +140,11 @@ pub(super) async fn token(State(shared): State<Arc<Shared>>, req: Request) -> Re
         }
         return resp;
     }
+    issue(&shared, &fields)
+}
+
+/// A new access token for an authenticated client.
+fn issue(shared: &Shared, fields: &HashMap<&str, &str>) -> Response {
     let ttl = shared.options.token_ttl;
     let access_token = shared.tokens.issue(ttl, shared.controls.epoch());
     let scope = fields.get("scope").copied().unwrap_or(DEFAULT_SCOPE);

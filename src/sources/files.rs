@@ -133,7 +133,8 @@ impl ResourceStore {
     /// patient or one of the patient's resources.
     pub fn compartment(&self, patient_id: &str, resource_type: &str) -> Vec<&Value> {
         let points_at_patient = |v: &Value| {
-            v.get("reference").and_then(Value::as_str).and_then(reference::parse) == Some(("Patient", patient_id))
+            v.get("reference").and_then(Value::as_str).and_then(|r| reference::parse_local(r, None))
+                == Some(("Patient", patient_id))
         };
         if resource_type == "Provenance" {
             let owned: HashSet<(String, String)> = fhir::compartment::type_names()
@@ -149,7 +150,7 @@ impl ResourceStore {
                         points_at_patient(t)
                             || t.get("reference")
                                 .and_then(Value::as_str)
-                                .and_then(reference::parse)
+                                .and_then(|r| reference::parse_local(r, None))
                                 .is_some_and(|(ty, id)| owned.contains(&(ty.to_string(), id.to_string())))
                     })
                 })

@@ -8,7 +8,7 @@ pub mod files;
 pub mod rest;
 mod retry;
 pub mod stats;
-mod upstream_auth;
+pub mod upstream_auth;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -195,6 +195,12 @@ pub trait SourceSystem: Send + Sync {
     /// (staff see what is held but not served).
     async fn count(&self, _resource_type: &str, _deadline: Instant) -> Result<Option<usize>, SourceError> {
         Ok(None)
+    }
+    /// The source's FHIR base URL, its identity: an absolute reference in its data is its
+    /// own only under this base (`crate::fhir::reference::parse_local`). `None` for a kind
+    /// of source without one (a folder of files: only relative references are its own).
+    fn base_url(&self) -> Option<&str> {
+        None
     }
     /// Current health.
     fn status(&self) -> SourceStatus;

@@ -9,7 +9,7 @@
 
 use super::breaker::{CircuitBreaker, Permit};
 use super::retry::{backoff, is_retryable, parse_retry_after};
-use super::upstream_auth::SourceCredentials;
+use super::upstream_auth::{tls, CredentialError, SourceCredentials};
 use super::{Offer, SourceError, SourceStatus, SourceSystem};
 use crate::config::SourceConfig;
 use async_trait::async_trait;
@@ -59,10 +59,13 @@ impl RestSource {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let credentials = SourceCredentials::from_config(&config.auth, base_dir).map_err(|problem| {
-            SourceError::Credentials { source_name: config.name.clone(), problem: problem.into() }
-        })?;
-        let http = reqwest::Client::builder()
+        let credential_error = |problem: CredentialError| SourceError::Credentials {
+            source_name: config.name.clone(),
+            problem: problem.into(),
+        };
+        let tls = || tls::client_builder(&config.tls, base_dir).map_err(credential_error);
+        let credentials = SourceCredentials::from_config(config, base_dir, tls()?).map_err(credential_error)?;
+        let http = tls()?
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("portico/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -313,6 +316,9 @@ impl SourceSystem for RestSource {
     }
     fn display(&self) -> &str {
         &self.display
+    }
+    fn base_url(&self) -> Option<&str> {
+        Some(self.base.as_str())
     }
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError> {
         self.search_all("Patient", &[], Keep::Matches, deadline).await

@@ -56,4 +56,5 @@ mod smart_launch;
 mod source_calls;
 mod store_races;
 mod synthea_privacy;
+mod upstream_sources;
 mod whole_record;

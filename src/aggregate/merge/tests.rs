@@ -127,3 +127,23 @@ fn long_ids_are_digested_to_fit() {
     assert_eq!(id, gateway_resource_id("imaging", &long));
     assert_eq!(gateway_resource_id("lab", "L-1"), "lab.L-1");
 }
+
+#[test]
+fn a_reference_to_another_servers_resource_is_never_this_sources() {
+    // The EHR holds Patient/e1 and Observation/o2; a note points at another server's
+    // Patient/e1 and Observation/o2 (absolute URLs under another base).
+    let obs = json!({
+        "resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": "Patient/e1"},
+        "hasMember": [{"reference": "http://other.example/fhir/Observation/o2", "display": "their result"}],
+        "focus": [{"reference": "http://other.example/fhir/Patient/e1"}]
+    });
+    let own = json!({"resourceType": "Observation", "id": "o2", "status": "final", "code": {"text": "y"},
+                     "subject": {"reference": "Patient/e1"}});
+    let (out, _) = merge("pt-1", &[fetched("ehr", "e1", vec![obs, own])]);
+    let got = find(&out, "Observation", "ehr.o1");
+    assert_eq!(got["subject"]["reference"], "Patient/pt-1");
+    assert_eq!(got["hasMember"][0], json!({"display": "their result"}), "not Observation/ehr.o2");
+    assert_eq!(got["focus"][0], json!({"display": "(not available through this gateway)"}), "not Patient/pt-1");
+    assert!(!got.to_string().contains("other.example"), "no reference points at another server");
+}
