@@ -82,6 +82,8 @@ pub struct App {
     source_jwks: Arc<serde_json::Value>,
     /// Rate limits of the auth endpoints (shared by the router and the sweep).
     throttle: Arc<crate::auth::throttle::Throttle>,
+    /// Released views already decided, shared by every reader of this app.
+    decisions: crate::read::Decisions,
 }
 
 impl App {
@@ -245,6 +247,7 @@ impl App {
             dev_tokens,
             source_jwks,
             throttle: Arc::new(crate::auth::throttle::Throttle::new(&config_rate_limits)),
+            decisions: crate::read::Decisions::default(),
         })
     }
 
@@ -260,6 +263,7 @@ impl App {
             crate::audit::AuditLog::new(self.store.clone()),
             zone,
             paging,
+            self.decisions.clone(),
         )
     }
 

@@ -165,7 +165,22 @@ impl Policy {
             part2_stamp: &part2_stamp,
             notices,
         };
-        Ok((Released::build(record, finish), explanations))
+        let changes_at = self.holds_end(record, &explanations, ctx);
+        Ok((Released::build(record, finish).changing_at(changes_at), explanations))
+    }
+
+    /// The earliest moment a hold in this decision ends by itself (its maximum period).
+    fn holds_end(&self, record: &Record, explanations: &[Explanation], ctx: &PolicyContext) -> Option<DateTime<Utc>> {
+        record
+            .resources
+            .iter()
+            .zip(explanations)
+            .filter(|(_, e)| e.rules.iter().any(|r| r.starts_with("hold:")))
+            .filter_map(|(r, e)| {
+                holds::hold_ends(&self.config.holds, &ctx.ledger, r, &e.resource, &label_codes(r), ctx.now, self.zone)
+            })
+            .min()
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
     }
 
     /// For a proxy of a minor: the band of the minor's age and the labels of the services

@@ -61,6 +61,30 @@ pub fn active_hold(
     None
 }
 
+/// When the holds keeping `resource` back at `now` could first end (seconds since the
+/// epoch): the earliest future end among the rules and the preference that match it. `None`
+/// when nothing time-bound holds it (a clinician's release changes the ledger instead). Lets a
+/// decision be reused until then and not a moment longer.
+pub fn hold_ends(
+    holds: &HoldsConfig,
+    ledger: &PatientLedger,
+    resource: &Value,
+    key: &str,
+    labels: &BTreeSet<String>,
+    now: DateTime<Utc>,
+    zone: FixedOffset,
+) -> Option<i64> {
+    if ledger.releases.contains(key) {
+        return None;
+    }
+    let at = issued_at(resource, zone)?;
+    let end = |max: std::time::Duration| at + max.as_secs() as i64;
+    let by_rules = holds.rules.iter().filter(|rule| rule_matches(rule, resource, labels)).map(|rule| end(rule.max.std()));
+    let by_preference =
+        labels.iter().any(|l| ledger.preferences.contains(l)).then(|| end(holds.preference_max.std()));
+    by_rules.chain(by_preference).filter(|&e| e > now.timestamp()).min()
+}
+
 fn rule_matches(rule: &HoldRule, r: &Value, labels: &BTreeSet<String>) -> bool {
     let codings = |path: &str| -> Vec<(String, String)> {
         fhir::path_values(r, path)

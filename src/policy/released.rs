@@ -6,6 +6,7 @@
 
 use crate::aggregate::Record;
 use crate::fhir::{self, outcome::Issue, reference};
+use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 
@@ -15,6 +16,8 @@ pub struct Released {
     resources: Vec<Value>,
     positions: HashMap<String, usize>,
     notices: Vec<Issue>,
+    /// The first moment the same inputs could be decided differently (a hold ending).
+    changes_at: Option<DateTime<Utc>>,
 }
 
 /// How the released copies are finished.
@@ -54,7 +57,19 @@ impl Released {
             hide_unseen_sources(&mut resources);
         }
         let positions = record.keys().filter_map(|(k, i)| Some((k.to_string(), *new_index.get(&i)?))).collect();
-        Released { patient_id: record.patient_id.clone(), resources, positions, notices: finish.notices }
+        Released { patient_id: record.patient_id.clone(), resources, positions, notices: finish.notices, changes_at: None }
+    }
+
+    /// Marks when this release stops being the answer for the same record, viewer and ledger.
+    pub(super) fn changing_at(mut self, at: Option<DateTime<Utc>>) -> Released {
+        self.changes_at = at;
+        self
+    }
+
+    /// The first moment the same record, viewer and ledger could be decided differently
+    /// (a hold in it ending); `None` when only a change of those could.
+    pub fn changes_at(&self) -> Option<DateTime<Utc>> {
+        self.changes_at
     }
 
     pub fn patient_id(&self) -> &str {

@@ -7,6 +7,7 @@
 //! aggregator, the patient index or the access log themselves. It knows nothing of HTTP.
 
 mod choices;
+mod decisions;
 mod log_view;
 mod query;
 mod released;
@@ -35,6 +36,8 @@ use crate::fhir::{self, time::parse_range};
 use crate::policy::holds::PolicyLedger;
 use crate::policy::{Denied, Explanation, Interaction, Policy, PolicyContext, Released, Role, Viewer};
 use chrono::{DateTime, FixedOffset, Utc};
+pub use decisions::Decisions;
+use decisions::Inputs;
 use query::{ignored, page, patient_of_search};
 use serde_json::Value;
 use std::sync::Arc;
@@ -58,6 +61,14 @@ pub enum ReadError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// When a decision is made for: now (kept and reused), or another time (staff's
+/// `explain`: never kept).
+#[derive(Debug, Clone, Copy)]
+enum At {
+    Now,
+    Then(DateTime<Utc>),
+}
+
 /// Page sizes.
 #[derive(Debug, Clone, Copy)]
 pub struct Paging {
@@ -72,6 +83,7 @@ pub struct Reader {
     audit: AuditLog,
     zone: FixedOffset,
     paging: Paging,
+    decisions: Decisions,
 }
 
 /// The `Type/id` of each resource.
@@ -84,7 +96,7 @@ fn keys(resources: &[Value]) -> std::collections::HashSet<String> {
 
 /// A released record with the sources missing from it.
 struct Visible {
-    released: Released,
+    released: Arc<Released>,
     missing: Vec<MissingSource>,
 }
 
@@ -96,8 +108,9 @@ impl Reader {
         audit: AuditLog,
         zone: FixedOffset,
         paging: Paging,
+        decisions: Decisions,
     ) -> Reader {
-        Reader { aggregator, policy, ledger, audit, zone, paging }
+        Reader { aggregator, policy, ledger, audit, zone, paging, decisions }
     }
 
     /// The zone dates without one are read in.
@@ -257,7 +270,7 @@ impl Reader {
         at: DateTime<Utc>,
     ) -> Result<Vec<Explanation>, ReadError> {
         let result = if access.is_staff() {
-            self.decide(access, viewer, patient_id, at).await.map(|(_, explanations, _)| explanations)
+            self.decide(access, viewer, patient_id, At::Then(at)).await.map(|(_, explanations, _)| explanations.to_vec())
         } else {
             Err(ReadError::Forbidden("explaining decisions is for staff".into()))
         };
@@ -349,7 +362,7 @@ impl Reader {
 
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
-        let (released, explanations, missing) = self.decide(access, &access.viewer, patient_id, Utc::now()).await?;
+        let (released, explanations, missing) = self.decide(access, &access.viewer, patient_id, At::Now).await?;
         // Emergency Part 2 disclosures are in the access log with their purpose; they are
         // also flagged in the service log (ids only). Only real disclosures, not explanations.
         let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
@@ -396,8 +409,8 @@ impl Reader {
         access: &Access,
         viewer: &Viewer,
         patient_id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(Released, Vec<Explanation>, Vec<MissingSource>), ReadError> {
+        at: At,
+    ) -> Result<(Arc<Released>, Arc<Vec<Explanation>>, Vec<MissingSource>), ReadError> {
         let link = self.aggregator.index().resolve(patient_id).ok_or(ReadError::NotFound)?;
         if let PatientScope::Person { source, source_patient_id } = &access.patients {
             if !link.members.iter().any(|m| &m.source == source && &m.source_patient_id == source_patient_id) {
@@ -408,7 +421,16 @@ impl Reader {
             AggregateError::UnknownPatient => ReadError::NotFound,
         })?;
         let ledger = self.ledger.for_patient(&record.patient_id).await?;
-        let ctx = PolicyContext { now, ledger };
+        let now = match at {
+            At::Now => Utc::now(),
+            At::Then(t) => t,
+        };
+        let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
+        // A decision "as of" another time is never kept nor reused.
+        if let (At::Now, Some(decided)) = (at, self.decisions.get(&inputs).await) {
+            return Ok((decided.released.clone(), decided.explanations.clone(), record.missing.clone()));
+        }
+        let ctx = PolicyContext { now, ledger: ledger.clone() };
         let (released, mut explanations) = self.policy.decide(&record, viewer, &ctx).map_err(|d| match d {
             Denied::NoAccess(_) => ReadError::NotFound,
             Denied::Purpose(p) => ReadError::Forbidden(format!("purpose of use `{p}` is not permitted")),
@@ -418,6 +440,13 @@ impl Reader {
                 e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
             }
         }
+        let (released, explanations) = match at {
+            At::Now => {
+                let decided = self.decisions.keep(&inputs, released, explanations).await;
+                (decided.released.clone(), decided.explanations.clone())
+            }
+            At::Then(_) => (Arc::new(released), Arc::new(explanations)),
+        };
         Ok((released, explanations, record.missing.clone()))
     }
 

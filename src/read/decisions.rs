@@ -1,0 +1,112 @@
+//! Decisions already made: the released view of one gathered record for one viewer, reused
+//! while nothing it was decided from can have changed — the very record the aggregator holds
+//! (the same `Arc`, so new data is a new decision), the same viewer (role, actor, app
+//! scopes), the same ledger (releases, preferences, consents), the same day in the policy's
+//! zone (ages change by the day) — and never past the first moment a hold in it ends.
+//! Apps and pages make many small requests over one record; each used to decide the whole
+//! record again.
+//!
+//! It must never hand a decision to another viewer, outlive the record or ledger it was made
+//! from, or be used for a decision "as of" another time (staff's `explain`).
+
+use crate::aggregate::Record;
+use crate::policy::holds::PatientLedger;
+use crate::policy::{Explanation, Released, Viewer};
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use moka::future::Cache;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Resources held across all cached decisions (each decision weighs its resource count).
+const MAX_RESOURCES: u64 = 200_000;
+/// A decision is dropped this long after it was made even if nothing changed.
+const TIME_TO_LIVE: Duration = Duration::from_secs(300);
+
+/// One viewer's decision over one record.
+pub(super) struct Decided {
+    record: Arc<Record>,
+    pub released: Arc<Released>,
+    pub explanations: Arc<Vec<Explanation>>,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    patient: String,
+    viewer: String,
+    ledger: String,
+    day: NaiveDate,
+}
+
+impl Key {
+    fn new(patient: &str, viewer: &Viewer, ledger: &PatientLedger, now: DateTime<Utc>, zone: FixedOffset) -> Key {
+        let mut releases: Vec<&String> = ledger.releases.iter().collect();
+        releases.sort();
+        Key {
+            patient: patient.to_string(),
+            viewer: format!("{viewer:?}"),
+            ledger: format!("{releases:?}|{:?}|{:?}", ledger.preferences, ledger.consents),
+            day: now.with_timezone(&zone).date_naive(),
+        }
+    }
+}
+
+/// The shared cache of decisions (cheap to clone; one per app).
+#[derive(Clone)]
+pub struct Decisions {
+    cache: Cache<Key, Arc<Decided>>,
+}
+
+impl Default for Decisions {
+    fn default() -> Decisions {
+        Decisions {
+            cache: Cache::builder()
+                .max_capacity(MAX_RESOURCES)
+                .weigher(|_, d: &Arc<Decided>| u32::try_from(d.released.resources().len() + 1).unwrap_or(u32::MAX))
+                .time_to_live(TIME_TO_LIVE)
+                .build(),
+        }
+    }
+}
+
+/// What a decision is made from.
+pub(super) struct Inputs<'a> {
+    pub record: &'a Arc<Record>,
+    pub viewer: &'a Viewer,
+    pub ledger: &'a PatientLedger,
+    pub now: DateTime<Utc>,
+    pub zone: FixedOffset,
+}
+
+impl Decisions {
+    /// The decision for `inputs` if one was made from exactly them and still holds at
+    /// `inputs.now`.
+    pub(super) async fn get(&self, inputs: &Inputs<'_>) -> Option<Arc<Decided>> {
+        let key = Key::new(&inputs.record.patient_id, inputs.viewer, inputs.ledger, inputs.now, inputs.zone);
+        let hit = self.cache.get(&key).await?;
+        let current = Arc::ptr_eq(&hit.record, inputs.record)
+            && hit.released.changes_at().is_none_or(|at| inputs.now < at);
+        if current {
+            Some(hit)
+        } else {
+            self.cache.invalidate(&key).await;
+            None
+        }
+    }
+
+    /// Keeps a decision made from `inputs`.
+    pub(super) async fn keep(
+        &self,
+        inputs: &Inputs<'_>,
+        released: Released,
+        explanations: Vec<Explanation>,
+    ) -> Arc<Decided> {
+        let key = Key::new(&inputs.record.patient_id, inputs.viewer, inputs.ledger, inputs.now, inputs.zone);
+        let decided = Arc::new(Decided {
+            record: inputs.record.clone(),
+            released: Arc::new(released),
+            explanations: Arc::new(explanations),
+        });
+        self.cache.insert(key, decided.clone()).await;
+        decided
+    }
+}
