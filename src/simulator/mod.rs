@@ -7,6 +7,7 @@
 //! the gateway to serve real patients, never write to its store, and never log patient data.
 
 mod api;
+mod binary;
 mod capability;
 mod guard;
 mod search;
@@ -217,6 +218,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fhir/metadata", get(api::metadata).fallback(api::write_refused))
         .route("/fhir/.well-known/smart-configuration", get(api::smart_configuration).fallback(api::write_refused))
         .route("/fhir/{type}", get(api::search).fallback(api::write_refused))
+        .route("/fhir/Binary/{id}", get(binary::read).fallback(api::write_refused))
         .route("/fhir/{type}/{id}", get(api::read).fallback(api::write_refused))
         .route("/token", post(token::token).fallback(token::method_not_allowed))
         .route("/_simulator/stats", get(api::stats))
