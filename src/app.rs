@@ -242,6 +242,7 @@ impl App {
             zone,
             paging,
         )
+        .with_fhir_base(&self.config.fhir_base_url())
     }
 
     /// Browser sessions with this app's limits.

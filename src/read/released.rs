@@ -52,6 +52,8 @@ pub struct WholeRecord {
     pub(super) missing: Vec<MissingSource>,
     /// The policy's notices (the withheld-notice for patient-facing viewers).
     pub(super) notices: Vec<Issue>,
+    /// The attachments of `resources` the gateway serves (see `binary`).
+    pub(super) documents: Vec<super::ReleasedAttachment>,
 }
 
 impl WholeRecord {
@@ -83,7 +85,7 @@ impl WholeRecord {
         missing: Vec<MissingSource>,
         notices: Vec<Issue>,
     ) -> WholeRecord {
-        WholeRecord { patient_id: patient_id.to_string(), resources, missing, notices }
+        WholeRecord { patient_id: patient_id.to_string(), resources, missing, notices, documents: Vec::new() }
     }
 
     /// Drops the missing sources, for renderers' unit tests.
