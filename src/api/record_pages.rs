@@ -33,6 +33,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/records", get(menu))
         .route("/records/{link}", get(home))
         .route("/records/{link}/access-log", get(access_log_page))
+        .route("/records/{link}/documents/{id}", get(document))
         .route("/records/{link}/apps", get(apps_page))
         .route("/records/{link}/apps/revoke", post(revoke_app));
     for (slug, _) in SECTIONS {
@@ -246,6 +247,35 @@ async fn home(
     let large = state.exports.downloads().is_large(opened.record.resources().len());
     let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts, "large": large});
     (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
+}
+
+/// `GET /records/{link}/documents/{id}`: the content of a document of the record (a PDF
+/// opens, other formats are saved), read through the reader as the account's view of the
+/// record — content no released item points at is the page-not-found of a made-up address.
+async fn document(
+    State(state): State<Arc<ApiState>>,
+    visitor: SignedIn,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path((link, id)): Path<(String, String)>,
+) -> Response {
+    let SignedIn { jar, session: s, account } = visitor;
+    let link = match own_link(&state, &account, &link).await {
+        Ok(link) => link,
+        Err(e) => return (jar, failure(e, &s)).into_response(),
+    };
+    let access = crate::auth::access_for_link(&account, &link);
+    let trail = Trail::new(format!("/records/{}/documents/{id}", link.id), Some(from.ip()));
+    let response = match state.reader.binary(&access, &trail, &id).await {
+        Ok(content) => super::binary_routes::raw(content),
+        Err(ReadError::NotFound | ReadError::Forbidden(_) | ReadError::InsufficientScope(_)) => {
+            failure(RecordPageError::NotFound, &s)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a document could not be opened");
+            failure(RecordPageError::Unavailable, &s)
+        }
+    };
+    (jar, response).into_response()
 }
 
 /// `GET /records/{link}/{section}`.

@@ -4,6 +4,7 @@
 //! released record. It renders what it is given and never fetches patient data itself.
 
 pub mod access_log;
+pub mod documents_view;
 pub mod fhir_text;
 mod other_records;
 pub mod record_view;
