@@ -47,9 +47,9 @@ fn form(query: Option<&str>, headers: &HeaderMap) -> Result<Form, ApiError> {
     if let Some(f) = format {
         return match super::download_routes::format_kind(&f) {
             super::download_routes::FormatKind::Json => Ok(Form::Resource),
-            super::download_routes::FormatKind::Malformed => {
-                Err(ApiError::BadInput(format!("_format `{f}` is not a format (use json, or leave it out for the content)")))
-            }
+            super::download_routes::FormatKind::Malformed => Err(ApiError::BadInput(format!(
+                "_format `{f}` is not a format (use json, or leave it out for the content)"
+            ))),
             _ => Err(ApiError::NotAcceptable(format!("_format `{f}` is not supported for Binary"))),
         };
     }
@@ -127,10 +127,7 @@ pub(super) fn raw(content: BinaryContent) -> Response {
     }
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let inline = essence == "application/pdf" || essence == "text/plain" || essence.starts_with("image/");
-    h.insert(
-        header::CONTENT_DISPOSITION,
-        HeaderValue::from_static(if inline { "inline" } else { "attachment" }),
-    );
+    h.insert(header::CONTENT_DISPOSITION, HeaderValue::from_static(if inline { "inline" } else { "attachment" }));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));

@@ -12,12 +12,12 @@
 //! does, as an OperationOutcome entry with `search.mode = outcome`; in a `collection` the
 //! notice would have to pose as part of the record (R4 forbids `entry.search` there).
 
+use super::download_documents::Documents;
 use crate::auth::Access;
 use crate::fhir;
 use crate::fhir::bundle::{searchset, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
 use crate::fhir::outcome::{operation_outcome_with_id, Issue};
-use super::download_documents::Documents;
 use crate::read::{missing_warning, ReadError, Reader, Trail, Use, WholeRecord};
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde_json::Value;
@@ -77,7 +77,12 @@ pub async fn prepare(
 
 /// Writes a record already read (what the policy released) as `format`; a zip's documents
 /// are fetched through `reader`.
-pub async fn build(reader: &Reader, record: WholeRecord, format: Format, base_url: &str) -> Result<Download, DownloadError> {
+pub async fn build(
+    reader: &Reader,
+    record: WholeRecord,
+    format: Format,
+    base_url: &str,
+) -> Result<Download, DownloadError> {
     let produced = Utc::now();
     let patient_id = record.patient_id().to_string();
     let (content_type, extension, body) = match format {
@@ -91,8 +96,8 @@ pub async fn build(reader: &Reader, record: WholeRecord, format: Format, base_ur
             let body = tokio::task::spawn_blocking(move || {
                 Ok::<_, DownloadError>(write_zip(&record, &documents, produced, Cursor::new(Vec::new()))?.into_inner())
             })
-                .await
-                .map_err(|e| DownloadError::Task(e.to_string()))??;
+            .await
+            .map_err(|e| DownloadError::Task(e.to_string()))??;
             ("application/zip", "zip", body)
         }
     };

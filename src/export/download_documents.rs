@@ -78,11 +78,13 @@ pub async fn fetch(reader: &Reader, record: &WholeRecord, scratch: &Path) -> Res
         let content = match reader.open_attachment(d).await {
             Ok(c) => c,
             Err(ReadError::NotFound) => {
-                out.left_out.push(LeftOut { id: d.id().to_string(), reason: "the system that holds it no longer has it" });
+                out.left_out
+                    .push(LeftOut { id: d.id().to_string(), reason: "the system that holds it no longer has it" });
                 continue;
             }
             Err(_) => {
-                out.left_out.push(LeftOut { id: d.id().to_string(), reason: "the system that holds it did not answer" });
+                out.left_out
+                    .push(LeftOut { id: d.id().to_string(), reason: "the system that holds it did not answer" });
                 continue;
             }
         };

@@ -35,14 +35,22 @@ fn wants_resource(headers: &HeaderMap, uri: &Uri) -> bool {
     })
 }
 
-pub(super) async fn read(State(shared): State<Arc<Shared>>, Path(id): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+pub(super) async fn read(
+    State(shared): State<Arc<Shared>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
     if !crate::fhir::is_valid_id(&id) {
         return outcome(StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, "not a valid FHIR logical id"));
     }
     let body = match shared.store.binaries().open(&id).await {
         Ok(Some(body)) => body,
         Ok(None) => {
-            return outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, format!("Binary/{id} is not known")))
+            return outcome(
+                StatusCode::NOT_FOUND,
+                Issue::error(IssueType::NotFound, format!("Binary/{id} is not known")),
+            )
         }
         Err(_) => {
             return outcome(StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, "content unreadable"))
@@ -57,7 +65,10 @@ pub(super) async fn read(State(shared): State<Arc<Shared>>, Path(id): Path<Strin
             );
         }
         let Ok(chunks) = body.stream.try_collect::<Vec<_>>().await else {
-            return outcome(StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, "content unreadable"));
+            return outcome(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Issue::error(IssueType::Exception, "content unreadable"),
+            );
         };
         let data = base64::engine::general_purpose::STANDARD.encode(chunks.concat());
         let binary = serde_json::json!({"resourceType": "Binary", "id": id, "contentType": content_type, "data": data});

@@ -93,9 +93,15 @@ pub fn generated_byte(i: u64) -> u8 {
 /// demo's large-document case).
 #[derive(Debug, Clone)]
 pub enum StoredBinary {
-    File { path: PathBuf, content_type: String },
+    File {
+        path: PathBuf,
+        content_type: String,
+    },
     /// `length` bytes of [`generated_byte`], made while they are sent.
-    Generated { length: u64, content_type: String },
+    Generated {
+        length: u64,
+        content_type: String,
+    },
 }
 
 /// The attachments a folder of files serves: `Binary/{id}.{ext}` beside the resources.
@@ -260,7 +266,9 @@ impl RestSource {
             return match status {
                 401 | 403 => Err(SourceError::Auth { source_name: self.name_owned(), status }),
                 404 | 410 => Ok(None),
-                _ => Err(SourceError::Unavailable { source_name: self.name_owned(), message: format!("HTTP {status}") }),
+                _ => {
+                    Err(SourceError::Unavailable { source_name: self.name_owned(), message: format!("HTTP {status}") })
+                }
             };
         }
     }
@@ -268,8 +276,9 @@ impl RestSource {
     async fn body_of(&self, resp: reqwest::Response) -> Result<AttachmentBody, SourceError> {
         let content_type =
             resp.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let is_fhir_json =
-            content_type.as_deref().is_some_and(|t| t.starts_with("application/fhir+json") || t.starts_with("application/json+fhir"));
+        let is_fhir_json = content_type
+            .as_deref()
+            .is_some_and(|t| t.starts_with("application/fhir+json") || t.starts_with("application/json+fhir"));
         if is_fhir_json {
             return self.binary_resource(resp).await;
         }
@@ -307,7 +316,8 @@ impl RestSource {
             return Err(bad("attachment answered a resource that is not a Binary"));
         }
         let data = binary.get("data").and_then(serde_json::Value::as_str).unwrap_or("");
-        let data = base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| bad("Binary data is not base64"))?;
+        let data =
+            base64::engine::general_purpose::STANDARD.decode(data).map_err(|_| bad("Binary data is not base64"))?;
         let content_type = binary.get("contentType").and_then(serde_json::Value::as_str).map(str::to_string);
         Ok(AttachmentBody {
             content_type,

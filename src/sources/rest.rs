@@ -267,7 +267,10 @@ impl RestSource {
     pub(super) fn breaker_open(&self) -> bool {
         self.breaker.permit() == Permit::Open
     }
-    pub(super) async fn authorize(&self, request: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, SourceError> {
+    pub(super) async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, SourceError> {
         self.credentials
             .apply(request)
             .await

@@ -29,7 +29,12 @@ fn fixture_bytes(name: &str) -> Vec<u8> {
 }
 
 /// GET with a bearer token and headers: (status, headers, body).
-async fn fetch(gw: &Gateway, url: &str, token: &str, headers: &[(&str, &str)]) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
+async fn fetch(
+    gw: &Gateway,
+    url: &str,
+    token: &str,
+    headers: &[(&str, &str)],
+) -> (u16, reqwest::header::HeaderMap, Vec<u8>) {
     let mut req = gw.http.get(url).bearer_auth(token);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -64,9 +69,11 @@ async fn gateway(rest: bool) -> (Gateway, Option<portico::simulator::RunningSimu
         return (Gateway::start(&format!("{}{}", tokens(), fixture_file_sources())).await, None);
     }
     let sim = simulate("ehr", SimulatorOptions::default()).await;
-    let files: String = fixture_file_sources().split("[[sources]]").filter(|s| !s.contains("\"ehr\"")).map(|s| {
-        if s.trim().is_empty() { String::new() } else { format!("[[sources]]{s}") }
-    }).collect();
+    let files: String = fixture_file_sources()
+        .split("[[sources]]")
+        .filter(|s| !s.contains("\"ehr\""))
+        .map(|s| if s.trim().is_empty() { String::new() } else { format!("[[sources]]{s}") })
+        .collect();
     let ehr = rest_source("ehr", &display_of("ehr"), sim.base_url(), "");
     (Gateway::start(&format!("{}{ehr}{files}", tokens())).await, Some(sim))
 }
@@ -112,13 +119,17 @@ async fn a_pdf_and_a_ccda_pass_byte_identical_through_binary_the_record_page_and
         // As a FHIR Binary resource when asked for one.
         let (status, binary) = gw.get_with(&url, Some(BOB), &[("accept", "application/fhir+json")]).await;
         assert_eq!(status, 200);
-        assert_eq!((binary["resourceType"].as_str(), binary["contentType"].as_str()), (Some("Binary"), Some("application/pdf")));
+        assert_eq!(
+            (binary["resourceType"].as_str(), binary["contentType"].as_str()),
+            (Some("Binary"), Some("application/pdf"))
+        );
         use base64::Engine;
         let data = base64::engine::general_purpose::STANDARD.decode(binary["data"].as_str().unwrap()).unwrap();
         assert!(data == pdf);
 
         // The zip holds both documents beside the NDJSON, byte for byte, with the rewritten URLs.
-        let (status, _, zip) = fetch(&gw, &format!("{}/Patient/{bob}/$everything?_format=zip", gw.fhir), BOB, &[]).await;
+        let (status, _, zip) =
+            fetch(&gw, &format!("{}/Patient/{bob}/$everything?_format=zip", gw.fhir), BOB, &[]).await;
         assert_eq!(status, 200);
         let files = zip_files(&zip);
         assert!(files["documents/ehr.bin-10001.pdf"] == pdf, "rest={rest}: the zip's PDF");
@@ -205,7 +216,11 @@ async fn a_withheld_notes_content_answers_like_a_made_up_id_and_is_in_no_downloa
         let withheld = answer(fetch(&gw, &url("ehr.bin-10003"), MOTHER, headers).await);
         assert_eq!(withheld.0, 404, "{}", String::from_utf8_lossy(&withheld.2));
         for other in ["ehr.bin-99999", "ehr.bin-10001", "lab.bin-10003", "nothing"] {
-            assert_eq!(answer(fetch(&gw, &url(other), MOTHER, headers).await), withheld, "{other} vs the withheld note");
+            assert_eq!(
+                answer(fetch(&gw, &url(other), MOTHER, headers).await),
+                withheld,
+                "{other} vs the withheld note"
+            );
         }
     }
     // Staff, who may reach any record, read it once a released resource names it.
@@ -214,7 +229,8 @@ async fn a_withheld_notes_content_answers_like_a_made_up_id_and_is_in_no_downloa
     assert!(fetch(&gw, &url("ehr.bin-10003"), TOKEN, &[]).await.2 == pdf);
 
     // The mother's zip, and her record pages, hold nothing of it.
-    let (status, _, zip) = fetch(&gw, &format!("{}/Patient/{maya}/$everything?_format=zip", gw.fhir), MOTHER, &[]).await;
+    let (status, _, zip) =
+        fetch(&gw, &format!("{}/Patient/{maya}/$everything?_format=zip", gw.fhir), MOTHER, &[]).await;
     assert_eq!(status, 200);
     let files = zip_files(&zip);
     assert!(files.keys().all(|n| !n.starts_with("documents/")), "{:?}", files.keys());
@@ -257,7 +273,8 @@ async fn a_large_attachment_streams_through_without_the_gateway_holding_it() {
         rest_source("scanner", "Scanner", sim.base_url(), "")
     );
     let gw = Gateway::start(&body).await;
-    let (status, doc) = gw.get_with("DocumentReference/scanner.scan-1", Some("documents-test-large-self-0123"), &[]).await;
+    let (status, doc) =
+        gw.get_with("DocumentReference/scanner.scan-1", Some("documents-test-large-self-0123"), &[]).await;
     assert_eq!(status, 200, "{doc}");
     let url = doc["content"][0]["attachment"]["url"].as_str().unwrap().to_string();
     assert_eq!(url, format!("{}/Binary/scanner.big-scan", gw.fhir));
@@ -281,14 +298,16 @@ async fn a_large_attachment_streams_through_without_the_gateway_holding_it() {
     let grown = peak.saturating_sub(before);
     assert!(grown < SIZE / 4, "memory grew by {} MiB while {} MiB went through", grown >> 20, SIZE >> 20);
     // A FHIR Binary resource of it would have to be held whole: refused, clearly.
-    let (status, outcome) = gw.get_with(&url, Some("documents-test-large-self-0123"), &[("accept", "application/fhir+json")]).await;
+    let (status, outcome) =
+        gw.get_with(&url, Some("documents-test-large-self-0123"), &[("accept", "application/fhir+json")]).await;
     assert_eq!(status, 406, "{outcome}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_is_read_only_and_needs_a_token() {
     let (gw, _) = gateway(false).await;
-    let r = gw.http.post(format!("{}/Binary/ehr.bin-10001", gw.fhir)).bearer_auth(TOKEN).body("x").send().await.unwrap();
+    let r =
+        gw.http.post(format!("{}/Binary/ehr.bin-10001", gw.fhir)).bearer_auth(TOKEN).body("x").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 405);
     let r = gw.http.get(format!("{}/Binary/ehr.bin-10001", gw.fhir)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401, "a token is needed");

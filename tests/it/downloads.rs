@@ -192,7 +192,11 @@ async fn the_zip_holds_what_everything_gives_with_a_readable_summary() {
     names.extend(["documents/ehr.bin-10001.pdf", "documents/ehr.bin-10002.xml"].map(String::from));
     names.sort();
     names.dedup();
-    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), names, "one NDJSON file per type, the documents and the three texts");
+    assert_eq!(
+        files.keys().cloned().collect::<Vec<_>>(),
+        names,
+        "one NDJSON file per type, the documents and the three texts"
+    );
     assert_eq!(ndjson_resources(&files), expected, "exactly what $everything gives the same viewer");
 
     // Accept: application/zip asks for the same.
