@@ -314,3 +314,39 @@ async fn binary_is_read_only_and_needs_a_token() {
     let (status, outcome) = gw.get_with("Binary/ehr.bin-10001?_format=xml", Some(BOB), &[]).await;
     assert_eq!(status, 406, "{outcome}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teens_dispense_and_the_bill_of_her_confidential_visit_stay_from_her_mother() {
+    let (gw, _) = gateway(false).await;
+    let maya = gw.patient_id("ehr", "pt-10007");
+    let keys_of = |resources: &[serde_json::Value]| keys(resources);
+    let (own, _) = gw.all_pages_with(&format!("Patient/{maya}/$everything"), MAYA).await;
+    let own = keys_of(&own);
+    for k in ["Claim/ehr.clm-10001", "MedicationDispense/ehr.md-10001", "Coverage/ehr.cov-10001"] {
+        assert!(own.contains(&k.to_string()), "Maya sees {k}");
+    }
+    let (mother, _) = gw.all_pages_with(&format!("Patient/{maya}/$everything"), MOTHER).await;
+    let text = serde_json::to_string(&mother).unwrap().to_lowercase();
+    assert!(!text.contains("clm-10001") && !text.contains("md-10001"), "the bill and the dispense are withheld");
+    assert!(!text.contains("pregnancy") && !text.contains("camila"), "and nothing they say");
+    // Withheld as what they are, not only as types without a rule: they carry the visit's and
+    // the prescription's sensitivity labels (Maya herself sees the labels).
+    for k in ["Claim/ehr.clm-10001", "MedicationDispense/ehr.md-10001"] {
+        let (status, r) = gw.get_with(k, Some(MAYA), &[]).await;
+        assert_eq!(status, 200);
+        let labels = r["meta"]["security"].as_array().map_or(0, Vec::len);
+        assert!(labels > 0, "{k} is labelled: {}", r["meta"]);
+    }
+    for (withheld, made_up) in [
+        ("Claim/ehr.clm-10001", "Claim/ehr.clm-99999"),
+        ("MedicationDispense/ehr.md-10001", "MedicationDispense/ehr.md-99999"),
+    ] {
+        let a = fetch(&gw, &format!("{}/{withheld}", gw.fhir), MOTHER, &[]).await;
+        let b = fetch(&gw, &format!("{}/{made_up}", gw.fhir), MOTHER, &[]).await;
+        assert_eq!(a.0, 404);
+        assert_eq!(answer(a), answer(b), "{withheld}");
+    }
+    // Bob's renal ultrasound study reaches him.
+    let (status, study) = gw.get_with("ImagingStudy/imaging.IMG.IS.00001", Some(BOB), &[]).await;
+    assert_eq!((status, study["series"][0]["numberOfInstances"].as_u64()), (200, Some(3)), "{study}");
+}
