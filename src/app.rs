@@ -79,6 +79,9 @@ pub struct App {
     dev_tokens: crate::auth::DevTokens,
     /// Rate limits of the auth endpoints (shared by the router and the sweep).
     throttle: Arc<crate::auth::throttle::Throttle>,
+    /// Attachment URLs and which record released each (shared by every reader: the API's
+    /// and the export workers').
+    attachments: crate::read::AttachmentIndex,
 }
 
 impl App {
@@ -211,6 +214,7 @@ impl App {
             &config.fhir_base_url(),
         );
         Ok(App {
+            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()),
             exports,
             oauth,
             accounts,
@@ -242,7 +246,7 @@ impl App {
             zone,
             paging,
         )
-        .with_fhir_base(&self.config.fhir_base_url())
+        .with_attachments(self.attachments.clone())
     }
 
     /// Browser sessions with this app's limits.

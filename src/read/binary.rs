@@ -24,17 +24,21 @@ use tokio_util::bytes::Bytes;
 /// How long a source has to start answering with an attachment.
 const FETCH_DEADLINE: Duration = Duration::from_secs(30);
 
-/// What the reader keeps for attachments: the base their gateway URLs start with, and which
+/// What readers keep for attachments: the base their gateway URLs start with, and which
 /// record each attachment id was last released from (so staff and partners, who may reach
-/// any record, can read one by its id alone).
-pub(super) struct Attachments {
+/// any record, can read one by its id alone — after a page, a read or an export named it).
+/// Clones share one index: give every reader of a gateway the same.
+#[derive(Clone)]
+pub struct AttachmentIndex {
     fhir_base: String,
     homes: Cache<String, String>,
 }
 
-impl Attachments {
-    pub(super) fn new(fhir_base: &str) -> Attachments {
-        Attachments {
+impl AttachmentIndex {
+    /// `fhir_base`: the FHIR base the gateway's Binary URLs start with (empty: relative
+    /// `Binary/{id}`).
+    pub fn new(fhir_base: &str) -> AttachmentIndex {
+        AttachmentIndex {
             fhir_base: fhir_base.trim_end_matches('/').to_string(),
             homes: Cache::builder().max_capacity(200_000).time_to_live(Duration::from_secs(24 * 3600)).build(),
         }
@@ -143,9 +147,9 @@ fn text_of(a: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 impl Reader {
-    /// Sets the FHIR base the gateway's Binary URLs start with (`{base}/Binary/{id}`).
-    pub fn with_fhir_base(mut self, base: &str) -> Reader {
-        self.attachments = Attachments::new(base);
+    /// Uses `index` for attachment URLs and homes (the gateway's one, shared by its readers).
+    pub fn with_attachments(mut self, index: AttachmentIndex) -> Reader {
+        self.attachments = index;
         self
     }
 

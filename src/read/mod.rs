@@ -13,7 +13,7 @@ mod query;
 mod released;
 mod trail;
 
-pub use binary::{BinaryContent, ReleasedAttachment};
+pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
 pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
@@ -76,7 +76,7 @@ pub struct Reader {
     audit: AuditLog,
     zone: FixedOffset,
     paging: Paging,
-    attachments: binary::Attachments,
+    attachments: binary::AttachmentIndex,
 }
 
 /// The `Type/id` of each resource.
@@ -102,7 +102,7 @@ impl Reader {
         zone: FixedOffset,
         paging: Paging,
     ) -> Reader {
-        Reader { aggregator, policy, ledger, audit, zone, paging, attachments: binary::Attachments::new("") }
+        Reader { aggregator, policy, ledger, audit, zone, paging, attachments: binary::AttachmentIndex::new("") }
     }
 
     /// The zone dates without one are read in.

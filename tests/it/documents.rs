@@ -350,3 +350,26 @@ async fn a_teens_dispense_and_the_bill_of_her_confidential_visit_stay_from_her_m
     let (status, study) = gw.get_with("ImagingStudy/imaging.IMG.IS.00001", Some(BOB), &[]).await;
     assert_eq!((status, study["series"][0]["numberOfInstances"].as_u64()), (200, Some(3)), "{study}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bulk_export_names_documents_by_gateway_urls_its_client_can_read() {
+    const NORTH: &str = "documents-test-hie-north-token";
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let body = format!(
+        "[[server.dev_tokens]]\ntoken = \"{NORTH}\"\nviewer = \"partner:hie-north:TREAT\"\ngroups = [\"north-roster\"]\n\
+         [export]\ndirectory = {:?}\npoll_interval = \"100ms\"\n\
+         [[export.groups]]\nid = \"north-roster\"\nname = \"HIE North\"\nmembers = [\"ehr/pt-10001\"]\n{}",
+        dir.path().join("exports").display().to_string(),
+        fixture_file_sources()
+    );
+    let gw = Gateway::start_in(dir, &body, None).await;
+    // Nothing but the export has read Bob's record: the Bulk Data IG's attachment URLs must
+    // still open for the client that ran it (requiresAccessToken: its own token).
+    let done = crate::bulk::client::export(&gw, "Group/north-roster/$export?_type=DocumentReference", NORTH).await;
+    let pdf = done.resources.iter().find(|r| r["id"] == "ehr.doc-10016").expect("Bob's PDF note is exported");
+    let url = pdf["content"][0]["attachment"]["url"].as_str().unwrap();
+    assert_eq!(url, format!("{}/Binary/ehr.bin-10001", gw.fhir));
+    let (status, h, bytes) = fetch(&gw, url, NORTH, &[]).await;
+    assert_eq!((status, h["content-type"].to_str().unwrap()), (200, "application/pdf"));
+    assert!(bytes == fixture_bytes("bin-10001.pdf"));
+}
