@@ -184,6 +184,22 @@ async fn the_record_pages_show_plain_notes_as_text_and_link_the_pdf_and_ccda() {
         let ct = r.headers()["content-type"].to_str().unwrap().to_string();
         assert!(r.bytes().await.unwrap().to_vec() == bytes, "{href}: byte for byte ({ct})");
     }
+    // The C-CDA can be read on a page: its title, sections and narrative, as text.
+    let href = format!("/records/{link}/documents/ehr.bin-10002/readable");
+    assert!(html.contains(&format!("<a href=\"{href}\" data-testid=\"document-readable\">Read it here</a>")));
+    let readable = b.view(&href).await;
+    for words in [
+        "<h1>Diabetes follow-up</h1>",
+        "<h2>Assessment and plan</h2>",
+        "Type 2 diabetes improving: HbA1c 7.2 % from 7.6 %.",
+        "recheck HbA1c in three months – sooner if symptoms.",
+    ] {
+        assert!(readable.contains(words), "{words}: {readable}");
+    }
+    assert!(!readable.contains("ClinicalDocument") && !readable.contains("paragraph"), "no markup: {readable}");
+    // A PDF is not read onto a page: it opens.
+    let (status, _, location) = b.get(&format!("/records/{link}/documents/ehr.bin-10001/readable")).await;
+    assert_eq!((status, location.as_deref()), (303, Some(format!("/records/{link}/documents/ehr.bin-10001").as_str())));
     // Another person's document, through this account's record link: not found, like a made-up one.
     let (other, _, _) = b.get(&format!("/records/{link}/documents/ehr.bin-10003")).await;
     let (made_up, _, _) = b.get(&format!("/records/{link}/documents/ehr.bin-99999")).await;
@@ -246,6 +262,10 @@ async fn a_withheld_notes_content_answers_like_a_made_up_id_and_is_in_no_downloa
     let (withheld, withheld_html, _) = ana.get(&format!("/records/{link}/documents/ehr.bin-10003")).await;
     let (made_up, made_up_html, _) = ana.get(&format!("/records/{link}/documents/ehr.bin-99999")).await;
     assert_eq!((withheld, &withheld_html), (404, &made_up_html));
+    assert_eq!(made_up, 404);
+    let (withheld, withheld_html, _) = ana.get(&format!("/records/{link}/documents/ehr.bin-10003/readable")).await;
+    let (made_up, made_up_html, _) = ana.get(&format!("/records/{link}/documents/ehr.bin-99999/readable")).await;
+    assert_eq!((withheld, &withheld_html), (made_up, &made_up_html));
     assert_eq!(made_up, 404);
 }
 
