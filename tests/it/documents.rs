@@ -393,3 +393,45 @@ async fn a_bulk_export_names_documents_by_gateway_urls_its_client_can_read() {
     assert_eq!((status, h["content-type"].to_str().unwrap()), (200, "application/pdf"));
     assert!(bytes == fixture_bytes("bin-10001.pdf"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_and_media_name_their_content_by_gateway_urls_and_other_origins_are_left_alone() {
+    let elsewhere = "https://elsewhere.example/reports/rep-1.pdf";
+    let store = ResourceStore::from_resources(vec![
+        json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "Form", "given": ["Pat"]}],
+               "birthDate": "1970-01-01", "gender": "female"}),
+        json!({"resourceType": "DiagnosticReport", "id": "rep-1", "status": "final", "code": {"text": "Echo"},
+               "subject": {"reference": "Patient/p1"},
+               "presentedForm": [{"contentType": "application/pdf", "url": "Binary/rep-1-pdf", "title": "Echo report"},
+                                 {"contentType": "application/pdf", "url": elsewhere}]}),
+        json!({"resourceType": "Media", "id": "photo-1", "status": "completed", "subject": {"reference": "Patient/p1"},
+               "content": {"contentType": "image/png", "url": "Binary/photo-1-png"}}),
+    ])
+    .with_binary("rep-1-pdf", StoredBinary::Generated { length: 70_001, content_type: "application/pdf".into() })
+    .with_binary("photo-1-png", StoredBinary::Generated { length: 999, content_type: "image/png".into() });
+    let sim = simulate_store(store, SimulatorOptions { name: "cardio".into(), ..Default::default() }).await;
+    const PAT: &str = "documents-test-pat-form-self-0123";
+    let body = format!(
+        "[[server.dev_tokens]]\ntoken = \"{PAT}\"\nviewer = \"patient\"\npatient = \"cardio/p1\"\n{}",
+        rest_source("cardio", "Cardiology", sim.base_url(), "")
+    );
+    let gw = Gateway::start(&body).await;
+    let (status, report) = gw.get_with("DiagnosticReport/cardio.rep-1", Some(PAT), &[]).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["presentedForm"][0]["url"], format!("{}/Binary/cardio.rep-1-pdf", gw.fhir).as_str());
+    assert_eq!(report["presentedForm"][0]["title"], "Echo report");
+    assert_eq!(report["presentedForm"][1]["url"], elsewhere, "another origin's URL is not the source's to fetch");
+    let (status, media) = gw.get_with("Media/cardio.photo-1", Some(PAT), &[]).await;
+    assert_eq!(status, 200, "{media}");
+    let photo = media["content"]["url"].as_str().unwrap().to_string();
+    assert_eq!(photo, format!("{}/Binary/cardio.photo-1-png", gw.fhir));
+    for (url, length, content_type) in
+        [(format!("{}/Binary/cardio.rep-1-pdf", gw.fhir), 70_001u64, "application/pdf"), (photo, 999, "image/png")]
+    {
+        let (status, h, bytes) = fetch(&gw, &url, PAT, &[]).await;
+        assert_eq!((status, h["content-type"].to_str().unwrap()), (200, content_type));
+        assert_eq!(h["content-disposition"], "inline");
+        assert_eq!(bytes.len() as u64, length);
+        assert!(bytes.iter().enumerate().all(|(i, b)| *b == generated_byte(i as u64)), "{url}");
+    }
+}
