@@ -97,7 +97,7 @@ fn element<'a>(xml: &'a str, tag: &str) -> Option<&'a str> {
     while let Some(at) = xml[from..].find(&open) {
         let start = from + at + open.len();
         match xml[start..].chars().next() {
-            Some('>') | Some(' ') | Some('\n') | Some('\t') | Some('\r') => {
+            Some('>' | ' ' | '\n' | '\t' | '\r') => {
                 let body = start + xml[start..].find('>')? + 1;
                 if xml[..body].ends_with("/>") {
                     return Some("");
