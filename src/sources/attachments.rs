@@ -361,4 +361,40 @@ mod tests {
         assert!(files.open("nothing").await.unwrap().is_none());
         assert!(BinaryFiles::load(&dir.path().join("missing")).unwrap().is_empty());
     }
+
+    #[tokio::test]
+    async fn a_rest_source_streams_raw_content_or_decodes_a_binary_resource_from_its_own_origin_only() {
+        use crate::sources::SourceSystem;
+        let content: Vec<u8> = (0..5000u64).map(generated_byte).collect();
+        let store = crate::sources::files::ResourceStore::default()
+            .with_binary("a", StoredBinary::Generated { length: 5000, content_type: "application/pdf".into() });
+        let sim = crate::simulator::start(store, Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let base = sim.base_url().to_string();
+        let source = RestSource::new(&crate::config::SourceConfig::rest("sim", &base), Path::new(".")).unwrap();
+        assert_eq!(source.attachment_key("Binary/a").as_deref(), Some("a"));
+        assert_eq!(source.attachment_key(&format!("{base}/Binary/a")).as_deref(), Some("a"));
+        let other = source.attachment_key(&base.replace("/fhir", "/docs/1.pdf")).unwrap();
+        assert!(other.starts_with('u'), "{other}");
+        assert_eq!(source.attachment_key("https://elsewhere.example/Binary/a"), None);
+        let soon = Instant::now() + Duration::from_secs(5);
+        for url in ["Binary/a", "Binary/a?_format=json"] {
+            let body = source.attachment(url, Some("application/pdf"), soon).await.unwrap().unwrap();
+            assert_eq!((body.content_type.as_deref(), body.length), (Some("application/pdf"), Some(5000)), "{url}");
+            let bytes: Vec<u8> = body.stream.map(Result::unwrap).collect::<Vec<_>>().await.concat();
+            assert!(bytes == content, "{url}: the same bytes, raw or from a Binary resource");
+        }
+        assert!(source.attachment("Binary/missing", None, soon).await.unwrap().is_none());
+        assert!(source.attachment("https://elsewhere.example/Binary/a", None, soon).await.unwrap().is_none());
+        // The simulator refuses to put large content in a Binary resource.
+        let huge = crate::sources::files::ResourceStore::default()
+            .with_binary("h", StoredBinary::Generated { length: 40 << 20, content_type: "application/pdf".into() });
+        let sim = crate::simulator::start(huge, Default::default(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let r = reqwest::Client::new()
+            .get(format!("{}/Binary/h", sim.base_url()))
+            .header("accept", "application/fhir+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 406);
+    }
 }
