@@ -250,7 +250,18 @@ impl RestSource {
             // then each chunk must come within the request timeout.
             let request = self.client().get(url.clone()).header("Accept", format!("{accept}, */*;q=0.1"));
             let request = self.authorize(request).await?;
-            let resp = match tokio::time::timeout_at(until, request.send()).await {
+            // One of the source's concurrent calls until the answer starts; the body then
+            // streams without holding it (a long download must not starve record gathering).
+            let slot = tokio::time::timeout_at(until, self.slots().acquire())
+                .await
+                .map_err(|_| self.deadline_error())?
+                .map_err(|_| SourceError::Unavailable {
+                    source_name: self.name_owned(),
+                    message: "source closed".into(),
+                })?;
+            let sent = tokio::time::timeout_at(until, request.send()).await;
+            drop(slot);
+            let resp = match sent {
                 Err(_) => return Err(self.deadline_error()),
                 Ok(Err(e)) => return Err(self.transport(e, deadline)),
                 Ok(Ok(resp)) => resp,

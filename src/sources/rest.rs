@@ -264,6 +264,9 @@ impl RestSource {
     pub(super) fn transport(&self, e: reqwest::Error, deadline: Instant) -> SourceError {
         self.transport_error(e, deadline)
     }
+    pub(super) fn slots(&self) -> &Semaphore {
+        &self.limit
+    }
     pub(super) fn breaker_open(&self) -> bool {
         self.breaker.permit() == Permit::Open
     }
