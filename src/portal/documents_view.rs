@@ -201,6 +201,31 @@ mod tests {
     }
 
     #[test]
+    fn the_record_view_links_the_documents_of_notes_and_reports() {
+        use crate::read::{ReleasedAttachment, WholeRecord};
+        let record = WholeRecord::for_test(
+            "pt-1",
+            vec![
+                json!({"resourceType": "Patient", "id": "pt-1"}),
+                json!({"resourceType": "DocumentReference", "id": "ehr.d1", "description": "Discharge",
+                       "content": [{"attachment": {"contentType": "application/pdf", "url": "https://gw/fhir/Binary/ehr.b1"}}]}),
+                json!({"resourceType": "DiagnosticReport", "id": "lab.r1", "code": {"text": "Echo"}, "status": "final",
+                       "presentedForm": [{"contentType": "application/pdf", "url": "https://gw/fhir/Binary/lab.b2"}]}),
+            ],
+            vec![],
+            vec![],
+        )
+        .with_documents(vec![
+            ReleasedAttachment::for_test("ehr.b1", "application/pdf", "DocumentReference/ehr.d1"),
+            ReleasedAttachment::for_test("lab.b2", "application/xml", "DiagnosticReport/lab.r1"),
+        ]);
+        let view = crate::portal::record_view::RecordView::of(&record, chrono::Utc::now());
+        let link = |id: &str, label: &str, readable| DocumentLink { id: id.into(), label: label.into(), readable };
+        assert_eq!(view.documents[0].files, vec![link("ehr.b1", "Open the PDF", false)]);
+        assert_eq!(view.results.reports[0].files, vec![link("lab.b2", "Save the document (C-CDA, XML)", true)]);
+    }
+
+    #[test]
     fn a_ccda_reads_as_its_title_and_sections_with_markup_gone() {
         let xml = r#"<?xml version="1.0"?><ClinicalDocument xmlns="urn:hl7-org:v3"><title>Diabetes follow-up</title>
             <component><structuredBody><component><section><title>Assessment &amp; plan</title>

@@ -150,7 +150,13 @@ impl RecordView {
             whose: whose(resources.first().filter(|r| fx::text(r, "resourceType").as_deref() == Some("Patient")), now),
             notices: record.notices().iter().map(|n| n.diagnostics.clone()).collect(),
             missing: record.missing().iter().map(|m| m.display.clone()).collect(),
-            results: results_view::results(resources, &lookup),
+            results: {
+                let mut results = results_view::results(resources, &lookup);
+                for report in &mut results.reports {
+                    report.files = files.remove(&report.key).unwrap_or_default();
+                }
+                results
+            },
             medications: newest_first(
                 of_type("MedicationRequest").chain(of_type("MedicationStatement")).map(|r| medication(r, &lookup)),
             ),

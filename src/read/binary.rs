@@ -74,6 +74,19 @@ impl ReleasedAttachment {
     pub fn pointed_by(&self) -> &str {
         &self.pointed_by
     }
+
+    /// An attachment as if released, for renderers' unit tests.
+    #[cfg(test)]
+    pub fn for_test(id: &str, content_type: &str, pointed_by: &str) -> ReleasedAttachment {
+        ReleasedAttachment {
+            id: id.into(),
+            source: "test".into(),
+            url: format!("Binary/{id}"),
+            content_type: Some(content_type.into()),
+            title: None,
+            pointed_by: pointed_by.into(),
+        }
+    }
 }
 
 /// An attachment's content as it arrives from its source.

@@ -88,6 +88,13 @@ impl WholeRecord {
         WholeRecord { patient_id: patient_id.to_string(), resources, missing, notices, documents: Vec::new() }
     }
 
+    /// The same record with `documents` released, for renderers' unit tests.
+    #[cfg(test)]
+    pub fn with_documents(mut self, documents: Vec<super::ReleasedAttachment>) -> WholeRecord {
+        self.documents = documents;
+        self
+    }
+
     /// Drops the missing sources, for renderers' unit tests.
     #[cfg(test)]
     pub fn without_missing(mut self) -> WholeRecord {
