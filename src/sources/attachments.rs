@@ -4,12 +4,16 @@
 //! with that source's credentials, and handed on as a stream of chunks ([`AttachmentBody`]).
 //! A REST source is asked for the raw content (`Accept` the attachment's type); a folder of
 //! files serves the files in its `Binary/` folder (`{id}.{ext}`, the type from the
-//! extension). It never buffers a whole attachment (a source answering with a FHIR `Binary`
+//! extension). A REST fetch takes one of the source's concurrent-call slots until the answer
+//! starts, counts in its circuit breaker and statistics, re-authenticates once on 401 and
+//! retries 429/502/503/504 honouring `Retry-After`, like every call to the source. It never
+//! buffers a whole attachment (a source answering with a FHIR `Binary`
 //! resource instead of raw content is the one exception: JSON must be read whole, and is
 //! capped), never follows a URL to another origin (the source's credentials must not leave
 //! it), and knows nothing of gateway ids, viewers or policy.
 
 use super::rest::RestSource;
+use super::retry::{backoff, is_retryable, parse_retry_after};
 use super::SourceError;
 use base64::Engine;
 use futures::stream::{self, BoxStream, StreamExt};
@@ -239,7 +243,9 @@ impl RestSource {
         deadline: Instant,
     ) -> Result<Option<AttachmentBody>, SourceError> {
         let accept = content_type.filter(|t| !t.trim().is_empty()).unwrap_or("*/*");
+        let (max_retries, retry_backoff, max_retry_after) = self.retry_policy();
         let mut reauthenticated = false;
+        let mut attempt = 0u32;
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -273,6 +279,24 @@ impl RestSource {
             if status == 401 && !reauthenticated && self.reauthenticate().await {
                 reauthenticated = true;
                 continue;
+            }
+            // Throttled or briefly down: retried as every call to the source is.
+            if is_retryable(status) && attempt < max_retries {
+                let asked = resp
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after);
+                let wait = match asked {
+                    Some(d) if d > max_retry_after => None,
+                    Some(d) => Some(d),
+                    None => Some(backoff(retry_backoff, attempt)),
+                };
+                if let Some(wait) = wait.filter(|w| Instant::now() + *w < deadline) {
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                    continue;
+                }
             }
             return match status {
                 401 | 403 => Err(SourceError::Auth { source_name: self.name_owned(), status }),
@@ -395,6 +419,11 @@ mod tests {
             assert!(bytes == content, "{url}: the same bytes, raw or from a Binary resource");
         }
         assert!(source.attachment("Binary/missing", None, soon).await.unwrap().is_none());
+        // Throttled once (429 + Retry-After): retried, then the content.
+        sim.controls().fail_next(1);
+        let body = source.attachment("Binary/a", None, soon).await.unwrap().unwrap();
+        assert_eq!(body.length, Some(5000));
+        assert_eq!(sim.stats().answered_429, 1);
         assert!(source.attachment("https://elsewhere.example/Binary/a", None, soon).await.unwrap().is_none());
         // The simulator refuses to put large content in a Binary resource.
         let huge = crate::sources::files::ResourceStore::default()

@@ -264,6 +264,10 @@ impl RestSource {
     pub(super) fn transport(&self, e: reqwest::Error, deadline: Instant) -> SourceError {
         self.transport_error(e, deadline)
     }
+    /// Retries, their base backoff and the longest `Retry-After` honoured.
+    pub(super) fn retry_policy(&self) -> (u32, Duration, Duration) {
+        (self.max_retries, self.retry_backoff, self.max_retry_after)
+    }
     pub(super) fn slots(&self) -> &Semaphore {
         &self.limit
     }
