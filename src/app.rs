@@ -84,6 +84,9 @@ pub struct App {
     throttle: Arc<crate::auth::throttle::Throttle>,
     /// Released views already decided, shared by every reader of this app.
     decisions: crate::read::Decisions,
+    /// Attachment URLs and which record released each (shared by every reader: the API's
+    /// and the export workers').
+    attachments: crate::read::AttachmentIndex,
 }
 
 impl App {
@@ -231,6 +234,7 @@ impl App {
             &config.fhir_base_url(),
         );
         Ok(App {
+            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()),
             exports,
             oauth,
             accounts,
@@ -265,6 +269,7 @@ impl App {
             paging,
             self.decisions.clone(),
         )
+        .with_attachments(self.attachments.clone())
     }
 
     /// Browser sessions with this app's limits.

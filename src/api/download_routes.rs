@@ -176,7 +176,7 @@ async fn for_link(
         Ok(OwnDownload::Later) => {
             return Ok((jar, see_other(&format!("/records/{link_id}#download-heading"))).into_response())
         }
-        Ok(OwnDownload::Now(r)) => download::build(r, format, &state.base_url).await,
+        Ok(OwnDownload::Now(r)) => download::build(&state.reader, r, format, &state.base_url).await,
         Err(e) => Err(e.into()),
     };
     match result {

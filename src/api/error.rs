@@ -71,6 +71,9 @@ impl ApiError {
             ApiError::Read(ReadError::Store(_)) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, text))
             }
+            ApiError::Read(ReadError::SourceUnavailable) => {
+                (StatusCode::BAD_GATEWAY, Issue::error(IssueType::Transient, text))
+            }
             ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, Issue::error(IssueType::NotSupported, text)),
             ApiError::MethodNotAllowed(_) => {
                 (StatusCode::METHOD_NOT_ALLOWED, Issue::error(IssueType::NotSupported, text))

@@ -11,6 +11,7 @@
 mod account_routes;
 mod admin;
 mod authorize_routes;
+mod binary_routes;
 mod capability;
 mod cors;
 mod download_job_routes;
@@ -75,7 +76,10 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
     Router::new()
         .nest(
             "/fhir",
-            fhir_routes::router(state.clone()).merge(export_routes::router(state.clone())).layer(cors.clone()),
+            fhir_routes::router(state.clone())
+                .merge(export_routes::router(state.clone()))
+                .merge(binary_routes::router(state.clone()))
+                .layer(cors.clone()),
         )
         .merge(health::router(state.clone()))
         .merge(home::router(state.clone()))

@@ -33,6 +33,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/records", get(menu))
         .route("/records/{link}", get(home))
         .route("/records/{link}/access-log", get(access_log_page))
+        .route("/records/{link}/documents/{id}", get(document))
+        .route("/records/{link}/documents/{id}/readable", get(readable_document))
         .route("/records/{link}/apps", get(apps_page))
         .route("/records/{link}/apps/revoke", post(revoke_app));
     for (slug, _) in SECTIONS {
@@ -246,6 +248,87 @@ async fn home(
     let large = state.exports.downloads().is_large(opened.record.resources().len());
     let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts, "large": large});
     (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
+}
+
+/// `GET /records/{link}/documents/{id}`: the content of a document of the record (a PDF
+/// opens, other formats are saved), read through the reader as the account's view of the
+/// record — content no released item points at is the page-not-found of a made-up address.
+async fn document(
+    State(state): State<Arc<ApiState>>,
+    visitor: SignedIn,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path((link, id)): Path<(String, String)>,
+) -> Response {
+    let SignedIn { jar, session: s, account } = visitor;
+    let what = format!("/records/{link}/documents/{id}");
+    let response = match content_of(&state, &account, &s, &link, &id, what, from).await {
+        Ok(content) => super::binary_routes::raw(content),
+        Err(refused) => refused,
+    };
+    (jar, response).into_response()
+}
+
+/// The largest document read onto a page.
+const MAX_READABLE_BYTES: usize = 4 * 1024 * 1024;
+
+/// `GET /records/{link}/documents/{id}/readable`: a C-CDA document's title and sections as
+/// text on a page (the same decision and log entry as opening it); anything else is opened.
+async fn readable_document(
+    State(state): State<Arc<ApiState>>,
+    visitor: SignedIn,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path((link, id)): Path<(String, String)>,
+) -> Response {
+    use futures::StreamExt;
+    let SignedIn { jar, session: s, account } = visitor;
+    let what = format!("/records/{link}/documents/{id}/readable");
+    let content = match content_of(&state, &account, &s, &link, &id, what, from).await {
+        Ok(content) => content,
+        Err(refused) => return (jar, refused).into_response(),
+    };
+    if !crate::portal::documents_view::is_xml(Some(content.content_type())) {
+        return (jar, see_other(&format!("/records/{link}/documents/{id}"))).into_response();
+    }
+    let mut bytes = Vec::new();
+    let mut stream = content.into_stream();
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(chunk) if bytes.len() + chunk.len() <= MAX_READABLE_BYTES => bytes.extend_from_slice(&chunk),
+            _ => return (jar, see_other(&format!("/records/{link}/documents/{id}"))).into_response(),
+        }
+    }
+    let Some(doc) = crate::portal::documents_view::readable_cda(&String::from_utf8_lossy(&bytes)) else {
+        return (jar, see_other(&format!("/records/{link}/documents/{id}"))).into_response();
+    };
+    let title = doc.title.clone().unwrap_or_else(|| "Clinical document".into());
+    let context = json!({"title": title, "doc": doc, "link": link, "id": id, "signed_in": true, "csrf": s.csrf_token});
+    (jar, page(StatusCode::OK, crate::portal::render("record_document.html", context), None)).into_response()
+}
+
+/// A document's content through the reader, as the account's view of the record `link_id`;
+/// the page to answer instead when it is not released (the page-not-found of a made-up
+/// address) or cannot be had.
+async fn content_of(
+    state: &ApiState,
+    account: &str,
+    s: &Session,
+    link_id: &str,
+    id: &str,
+    what: String,
+    from: SocketAddr,
+) -> Result<crate::read::BinaryContent, Response> {
+    let link = own_link(state, account, link_id).await.map_err(|e| failure(e, s))?;
+    let access = crate::auth::access_for_link(account, &link);
+    let trail = Trail::new(what, Some(from.ip()));
+    state.reader.binary(&access, &trail, id).await.map_err(|e| match e {
+        ReadError::NotFound | ReadError::Forbidden(_) | ReadError::InsufficientScope(_) => {
+            failure(RecordPageError::NotFound, s)
+        }
+        e => {
+            tracing::warn!(error = %e, "a document could not be opened");
+            failure(RecordPageError::Unavailable, s)
+        }
+    })
 }
 
 /// `GET /records/{link}/{section}`.

@@ -1,6 +1,7 @@
 //! Whole-record downloads for one patient: the record as one FHIR `Bundle`, and as a zip
-//! with one NDJSON file per resource type, a `README.txt`, the `withheld-notice.txt` and a
-//! readable `summary.html`. It gets the record only from `Reader::record` (what the policy
+//! with one NDJSON file per resource type, the documents the released resources point at
+//! (`documents/{id}.{ext}`, see `download_documents`), a `README.txt`, the
+//! `withheld-notice.txt` and a readable `summary.html`. It gets the record only from `Reader::record` (what the policy
 //! released for this caller) and writes exactly that JSON; it never adds a resource, never
 //! says what was withheld, and never touches HTTP or the access log (the caller audits).
 //!
@@ -11,6 +12,7 @@
 //! does, as an OperationOutcome entry with `search.mode = outcome`; in a `collection` the
 //! notice would have to pose as part of the record (R4 forbids `entry.search` there).
 
+use super::download_documents::Documents;
 use crate::auth::Access;
 use crate::fhir;
 use crate::fhir::bundle::{searchset, Entry, Searchset};
@@ -70,11 +72,17 @@ pub async fn prepare(
     format: Format,
     base_url: &str,
 ) -> Result<Download, DownloadError> {
-    build(reader.record(access, trail, Use::Download, patient_id).await?, format, base_url).await
+    build(reader, reader.record(access, trail, Use::Download, patient_id).await?, format, base_url).await
 }
 
-/// Writes a record already read (what the policy released) as `format`.
-pub async fn build(record: WholeRecord, format: Format, base_url: &str) -> Result<Download, DownloadError> {
+/// Writes a record already read (what the policy released) as `format`; a zip's documents
+/// are fetched through `reader`.
+pub async fn build(
+    reader: &Reader,
+    record: WholeRecord,
+    format: Format,
+    base_url: &str,
+) -> Result<Download, DownloadError> {
     let produced = Utc::now();
     let patient_id = record.patient_id().to_string();
     let (content_type, extension, body) = match format {
@@ -84,9 +92,12 @@ pub async fn build(record: WholeRecord, format: Format, base_url: &str) -> Resul
         // Compressing is CPU work: off the async workers. A record is bounded, so the zip
         // is built in memory (constant in the number of patients).
         Format::Zip => {
-            let body = tokio::task::spawn_blocking(move || zip_bytes(&record, produced))
-                .await
-                .map_err(|e| DownloadError::Task(e.to_string()))??;
+            let documents = super::download_documents::fetch(reader, &record, &std::env::temp_dir()).await?;
+            let body = tokio::task::spawn_blocking(move || {
+                Ok::<_, DownloadError>(write_zip(&record, &documents, produced, Cursor::new(Vec::new()))?.into_inner())
+            })
+            .await
+            .map_err(|e| DownloadError::Task(e.to_string()))??;
             ("application/zip", "zip", body)
         }
     };
@@ -142,13 +153,19 @@ pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> 
 
 /// The zip in memory.
 pub fn zip_bytes(record: &WholeRecord, produced: DateTime<Utc>) -> Result<Vec<u8>, DownloadError> {
-    Ok(write_zip(record, produced, Cursor::new(Vec::new()))?.into_inner())
+    Ok(write_zip(record, &Documents::default(), produced, Cursor::new(Vec::new()))?.into_inner())
 }
 
 /// Writes the zip to `out`: `{Type}.ndjson` for each resource type present (one resource
-/// per line, exactly the released JSON, in record order), `README.txt`,
-/// `withheld-notice.txt` and `summary.html`. Deflate throughout.
-pub fn write_zip<W: Write + Seek>(record: &WholeRecord, produced: DateTime<Utc>, out: W) -> Result<W, DownloadError> {
+/// per line, exactly the released JSON, in record order), `documents/{id}.{ext}` (each as
+/// its system keeps it, copied from the scratch file), `README.txt`, `withheld-notice.txt`
+/// and `summary.html`. Deflate throughout.
+pub fn write_zip<W: Write + Seek>(
+    record: &WholeRecord,
+    documents: &Documents,
+    produced: DateTime<Utc>,
+    out: W,
+) -> Result<W, DownloadError> {
     let mut options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
     if let Ok(t) = zip::DateTime::from_date_and_time(
         produced.year().clamp(1980, 2107) as u16,
@@ -166,7 +183,7 @@ pub fn write_zip<W: Write + Seek>(record: &WholeRecord, produced: DateTime<Utc>,
     }
     let mut zip = ZipWriter::new(out);
     zip.start_file("README.txt", options)?;
-    zip.write_all(readme(record, produced, &by_type).as_bytes())?;
+    zip.write_all(readme(record, produced, &by_type, documents).as_bytes())?;
     zip.start_file("withheld-notice.txt", options)?;
     zip.write_all(withheld_notice(record).as_bytes())?;
     zip.start_file("summary.html", options)?;
@@ -177,6 +194,10 @@ pub fn write_zip<W: Write + Seek>(record: &WholeRecord, produced: DateTime<Utc>,
             serde_json::to_writer(&mut zip, r)?;
             zip.write_all(b"\n")?;
         }
+    }
+    for d in &documents.files {
+        zip.start_file(d.name.as_str(), options)?;
+        std::io::copy(&mut std::fs::File::open(&d.path)?, &mut zip)?;
     }
     Ok(zip.finish()?)
 }
@@ -200,7 +221,12 @@ pub fn withheld_notice(record: &WholeRecord) -> String {
     record.notices().iter().map(|n| format!("{}\n", n.diagnostics)).collect::<Vec<_>>().join("\n")
 }
 
-fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str, Vec<&Value>>) -> String {
+fn readme(
+    record: &WholeRecord,
+    produced: DateTime<Utc>,
+    by_type: &BTreeMap<&str, Vec<&Value>>,
+    documents: &Documents,
+) -> String {
     let mut text = format!(
         "Health record download\n======================\n\nRecord: {}\nProduced: {}\n\n",
         record.patient_id(),
@@ -216,11 +242,25 @@ fn readme(record: &WholeRecord, produced: DateTime<Utc>, by_type: &BTreeMap<&str
         let noun = if n == 1 { "resource" } else { "resources" };
         text.push_str(&format!("{:<29} {n} FHIR R4 {t} {noun}, one JSON object per line\n", format!("{t}.ndjson")));
     }
+    if !documents.files.is_empty() {
+        let n = documents.files.len();
+        let noun = if n == 1 { "document" } else { "documents" };
+        text.push_str(&format!(
+            "{:<29} {n} {noun} (PDF, C-CDA …) exactly as the hospital systems keep them\n",
+            "documents/"
+        ));
+    }
     text.push_str(
         "\nThe .ndjson files are the record exactly as the gateway serves it to apps (FHIR R4,\n\
          newline-delimited JSON). Each item names the hospital system it came from in\n\
          meta.source and in a meta.tag of system http://portico.example/fhir/CodeSystem/source-system.\n",
     );
+    if !documents.left_out.is_empty() {
+        text.push_str("\nDocuments not in this file\n--------------------------\n");
+        for d in &documents.left_out {
+            text.push_str(&format!("Binary/{}: {}; open it from your record instead\n", d.id, d.reason));
+        }
+    }
     if !record.missing().is_empty() {
         text.push_str("\nIncomplete\n----------\n");
         for m in record.missing() {

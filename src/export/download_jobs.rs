@@ -292,8 +292,12 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
     let tmp = folder.join(format!(".{name}.{attempt}.tmp"));
     let resources = record.resources().len() as u64;
     let (base_url, to) = (ctx.base_url.clone(), tmp.clone());
+    let documents = match format {
+        Format::Zip => super::download_documents::fetch(&ctx.reader, &record, &folder).await?,
+        Format::Bundle => super::download_documents::Documents::default(),
+    };
     // Compressing and writing is blocking work: off the async workers.
-    let written = tokio::task::spawn_blocking(move || write_file(&record, format, &base_url, &to))
+    let written = tokio::task::spawn_blocking(move || write_file(&record, &documents, format, &base_url, &to))
         .await
         .map_err(|e| DownloadError::Task(e.to_string()))?;
     if let Err(e) = written {
@@ -321,11 +325,17 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
 }
 
 /// Writes the record as `format` to `path` and makes it durable.
-fn write_file(record: &WholeRecord, format: Format, base_url: &str, path: &Path) -> Result<(), DownloadError> {
+fn write_file(
+    record: &WholeRecord,
+    documents: &super::download_documents::Documents,
+    format: Format,
+    base_url: &str,
+    path: &Path,
+) -> Result<(), DownloadError> {
     let produced = Utc::now();
     let out = BufWriter::new(std::fs::File::create(path)?);
     let mut out = match format {
-        Format::Zip => download::write_zip(record, produced, out)?,
+        Format::Zip => download::write_zip(record, documents, produced, out)?,
         Format::Bundle => {
             let mut out = out;
             serde_json::to_writer(&mut out, &download::bundle(record, base_url, produced))?;

@@ -11,6 +11,7 @@
 
 pub mod bulk;
 pub mod download;
+pub mod download_documents;
 pub mod download_jobs;
 pub mod groups;
 pub mod jobs;

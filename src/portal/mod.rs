@@ -4,6 +4,7 @@
 //! released record. It renders what it is given and never fetches patient data itself.
 
 pub mod access_log;
+pub mod documents_view;
 pub mod fhir_text;
 mod other_records;
 pub mod record_view;
@@ -32,6 +33,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("records.html", include_str!("templates/records.html")),
         ("record_layout.html", include_str!("templates/record_layout.html")),
         ("record_message.html", include_str!("templates/record_message.html")),
+        ("record_document.html", include_str!("templates/record_document.html")),
         ("item_list.html", include_str!("templates/item_list.html")),
         ("record_list.html", include_str!("templates/record_list.html")),
         ("record_home.html", include_str!("templates/record_home.html")),

@@ -44,6 +44,10 @@ pub struct Item {
     pub sources: Vec<String>,
     /// Worth a second look (a high-risk allergy).
     pub alert: bool,
+    /// A note's own words, when it is plain text.
+    pub text: Option<String>,
+    /// Links to the content the gateway serves for it (PDF, C-CDA …).
+    pub files: Vec<super::documents_view::DocumentLink>,
 }
 
 impl Item {
@@ -56,6 +60,8 @@ impl Item {
             details: Vec::new(),
             sources: fx::sources(r),
             alert: false,
+            text: None,
+            files: Vec::new(),
         }
     }
 
@@ -64,6 +70,11 @@ impl Item {
             self.date = Some(if with_time { fx::date_time(&v) } else { fx::date(&v) });
             self.sort = v;
         }
+        self
+    }
+
+    fn with_text(mut self, text: Option<String>) -> Item {
+        self.text = text;
         self
     }
 
@@ -124,6 +135,7 @@ impl RecordView {
     pub fn of(record: &WholeRecord, now: DateTime<Utc>) -> RecordView {
         let resources = record.resources();
         let lookup = Lookup::new(resources);
+        let mut files = super::documents_view::links(record);
         let of_type =
             |t: &'static str| resources.iter().filter(move |r| fx::text(r, "resourceType").as_deref() == Some(t));
         let mut visits: Vec<(Item, bool)> = of_type("Encounter")
@@ -138,7 +150,13 @@ impl RecordView {
             whose: whose(resources.first().filter(|r| fx::text(r, "resourceType").as_deref() == Some("Patient")), now),
             notices: record.notices().iter().map(|n| n.diagnostics.clone()).collect(),
             missing: record.missing().iter().map(|m| m.display.clone()).collect(),
-            results: results_view::results(resources, &lookup),
+            results: {
+                let mut results = results_view::results(resources, &lookup);
+                for report in &mut results.reports {
+                    report.files = files.remove(&report.key).unwrap_or_default();
+                }
+                results
+            },
             medications: newest_first(
                 of_type("MedicationRequest").chain(of_type("MedicationStatement")).map(|r| medication(r, &lookup)),
             ),
@@ -148,7 +166,10 @@ impl RecordView {
             visits: visits.into_iter().map(|(i, _)| i).collect(),
             upcoming,
             recent,
-            documents: newest_first(of_type("DocumentReference").map(|r| document(r, &lookup))),
+            documents: newest_first(of_type("DocumentReference").map(|r| {
+                let key = format!("DocumentReference/{}", fx::text(r, "id").unwrap_or_default());
+                Item { files: files.remove(&key).unwrap_or_default(), ..document(r, &lookup) }
+            })),
             care_team: CareTeamView {
                 teams: of_type("CareTeam").map(|r| care_team(r, &lookup)).collect(),
                 people: of_type("Practitioner").map(contact).collect(),
@@ -441,6 +462,7 @@ fn document(r: &Value, lookup: &Lookup<'_>) -> Item {
     item.detail("Type", fx::concept(r.get("type")))
         .detail("Written by", (!authors.is_empty()).then(|| authors.join(", ")))
         .detail("Kept by", r.get("custodian").and_then(|c| lookup.name(c)))
+        .with_text(super::documents_view::note_text(r))
 }
 
 fn care_team(r: &Value, lookup: &Lookup<'_>) -> Item {

@@ -37,6 +37,11 @@ pub struct ReportRow {
     #[serde(skip)]
     pub sort: String,
     pub sources: Vec<String>,
+    /// `DiagnosticReport/{id}`, to find its documents.
+    #[serde(skip)]
+    pub key: String,
+    /// Links to its presented forms the gateway serves (a PDF report …).
+    pub files: Vec<super::documents_view::DocumentLink>,
 }
 
 /// A test repeated with numeric values, drawn as a chart.
@@ -251,6 +256,8 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
                     date: when.as_deref().map(fx::date),
                     sort: when.unwrap_or_default(),
                     sources: fx::sources(r),
+                    key: format!("DiagnosticReport/{}", fx::text(r, "id").unwrap_or_default()),
+                    files: Vec::new(),
                 });
             }
             _ => {}

@@ -6,6 +6,7 @@
 //! [`Matches`] or [`WholeRecord`], which nothing else can make. Handlers never reach the
 //! aggregator, the patient index or the access log themselves. It knows nothing of HTTP.
 
+mod binary;
 mod choices;
 mod decisions;
 mod log_view;
@@ -13,6 +14,7 @@ mod query;
 mod released;
 mod trail;
 
+pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
 pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
@@ -59,6 +61,9 @@ pub enum ReadError {
     InsufficientScope(String),
     #[error("the gateway's store is unavailable")]
     Store(#[from] crate::store::StoreError),
+    /// The system holding an attachment's content did not give it (names no system).
+    #[error("the system that holds this content is not answering; try again later")]
+    SourceUnavailable,
 }
 
 /// When a decision is made for: now (kept and reused), or another time (staff's
@@ -84,6 +89,7 @@ pub struct Reader {
     zone: FixedOffset,
     paging: Paging,
     decisions: Decisions,
+    attachments: binary::AttachmentIndex,
 }
 
 /// The `Type/id` of each resource.
@@ -110,7 +116,7 @@ impl Reader {
         paging: Paging,
         decisions: Decisions,
     ) -> Reader {
-        Reader { aggregator, policy, ledger, audit, zone, paging, decisions }
+        Reader { aggregator, policy, ledger, audit, zone, paging, decisions, attachments: binary::AttachmentIndex::new("") }
     }
 
     /// The zone dates without one are read in.
@@ -125,6 +131,7 @@ impl Reader {
             Err(e) => (None, Err(e)),
         };
         let patient = if resource_type == "Patient" { Some(id.to_string()) } else { patient };
+        let result = result.map(|r| self.outward(r));
         trail::logged(&self.audit, access, trail, "read", patient, false, result).await
     }
 
@@ -143,6 +150,7 @@ impl Reader {
         };
         let patient =
             searched_patient(resource_type, pairs).or_else(|| self.own_patient_search(access, resource_type, pairs));
+        let result = result.map(|m| self.outward_matches(m));
         trail::logged(&self.audit, access, trail, "search", patient, false, result).await
     }
 
@@ -161,6 +169,7 @@ impl Reader {
             Ok(()) => self.everything_unlogged(access, patient_id, pairs, lenient).await,
             Err(e) => Err(e),
         };
+        let result = result.map(|m| self.outward_matches(m));
         trail::logged(&self.audit, access, trail, "everything", Some(patient_id.to_string()), false, result).await
     }
 
@@ -370,17 +379,26 @@ impl Reader {
             tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
         }
         let missing = self.nameable(&access.viewer, missing);
+        self.remember_attachments(released.patient_id(), released.resources()).await;
         Ok(Visible { released, missing })
     }
 
     async fn whole(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
         let v = self.visible(access, patient_id).await?;
+        let resources: Vec<Value> = v.released.resources().iter().filter(|r| searchable(access, r)).cloned().collect();
         Ok(WholeRecord {
             patient_id: v.released.patient_id().to_string(),
-            resources: v.released.resources().iter().filter(|r| searchable(access, r)).cloned().collect(),
+            documents: self.documents_of(&resources),
+            resources: resources.into_iter().map(|r| self.outward(r)).collect(),
             missing: v.missing,
             notices: v.released.notices().to_vec(),
         })
+    }
+
+    /// A page of matches as it goes out (attachment URLs made the gateway's).
+    fn outward_matches(&self, mut m: Matches) -> Matches {
+        m.resources = std::mem::take(&mut m.resources).into_iter().map(|r| self.outward(r)).collect();
+        m
     }
 
     /// The missing sources as `viewer` may be told of them: a system the policy does not let

@@ -64,6 +64,8 @@ pub struct WholeRecord {
     pub(super) missing: Vec<MissingSource>,
     /// The policy's notices (the withheld-notice for patient-facing viewers).
     pub(super) notices: Vec<Issue>,
+    /// The attachments of `resources` the gateway serves (see `binary`).
+    pub(super) documents: Vec<super::ReleasedAttachment>,
 }
 
 impl WholeRecord {
@@ -95,7 +97,14 @@ impl WholeRecord {
         missing: Vec<MissingSource>,
         notices: Vec<Issue>,
     ) -> WholeRecord {
-        WholeRecord { patient_id: patient_id.to_string(), resources, missing, notices }
+        WholeRecord { patient_id: patient_id.to_string(), resources, missing, notices, documents: Vec::new() }
+    }
+
+    /// The same record with `documents` released, for renderers' unit tests.
+    #[cfg(test)]
+    pub fn with_documents(mut self, documents: Vec<super::ReleasedAttachment>) -> WholeRecord {
+        self.documents = documents;
+        self
     }
 
     /// Drops the missing sources, for renderers' unit tests.

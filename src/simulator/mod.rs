@@ -13,6 +13,7 @@
 
 mod api;
 mod backend;
+mod binary;
 mod capability;
 mod everything;
 mod guard;
@@ -308,6 +309,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fhir/metadata", get(api::metadata).fallback(api::write_refused))
         .route("/fhir/.well-known/smart-configuration", get(api::smart_configuration).fallback(api::write_refused))
         .route("/fhir/{type}", get(api::search).fallback(api::write_refused))
+        .route("/fhir/Binary/{id}", get(binary::read).fallback(api::write_refused))
         .route("/fhir/{type}/{id}", get(api::read).fallback(api::write_refused))
         .route("/fhir/{type}/{id}/{operation}", get(api::instance_operation).fallback(api::write_refused))
         .route("/token", post(token::token).fallback(token::method_not_allowed))

@@ -41,6 +41,8 @@ fn not_json(path: &Path) -> impl FnOnce(serde_json::Error) -> LoadError + '_ {
 #[derive(Debug, Default, Clone)]
 pub struct ResourceStore {
     by_type: BTreeMap<String, Vec<Value>>,
+    /// The attachments beside the resources (`Binary/{id}.{ext}`).
+    binaries: super::attachments::BinaryFiles,
 }
 
 impl ResourceStore {
@@ -54,6 +56,8 @@ impl ResourceStore {
             .collect();
         files.sort();
         let mut store = ResourceStore::default();
+        let binaries = dir.join("Binary");
+        store.binaries = super::attachments::BinaryFiles::load(&binaries).map_err(unreadable(&binaries))?;
         let mut seen: std::collections::HashMap<(String, String), Value> = std::collections::HashMap::new();
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(unreadable(&path))?;
@@ -105,6 +109,17 @@ impl ResourceStore {
             }
         }
         store
+    }
+
+    /// The attachments this store serves as `Binary/{id}`.
+    pub fn binaries(&self) -> &super::attachments::BinaryFiles {
+        &self.binaries
+    }
+
+    /// Adds an attachment served as `Binary/{id}` (tests, generated content).
+    pub fn with_binary(mut self, id: &str, binary: super::attachments::StoredBinary) -> ResourceStore {
+        self.binaries.insert(id, binary);
+        self
     }
 
     pub fn of_type(&self, resource_type: &str) -> &[Value] {
@@ -264,6 +279,21 @@ impl SourceSystem for FileSource {
     }
     fn status(&self) -> SourceStatus {
         SourceStatus { name: self.name.clone(), display: self.display.clone(), state: "up", consecutive_failures: 0 }
+    }
+    fn attachment_key(&self, url: &str) -> Option<String> {
+        super::attachments::files_key(url)
+    }
+    async fn attachment(
+        &self,
+        url: &str,
+        _content_type: Option<&str>,
+        _deadline: Instant,
+    ) -> Result<Option<super::attachments::AttachmentBody>, SourceError> {
+        let Some(id) = super::attachments::files_key(url) else { return Ok(None) };
+        self.store.binaries().open(&id).await.map_err(|e| SourceError::Unavailable {
+            source_name: self.name.clone(),
+            message: format!("attachment file unreadable: {}", e.kind()),
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 //! circuit breakers. Sources return resources exactly as the system sent them; they know
 //! nothing of gateway ids, viewers or policy.
 
+pub mod attachments;
 pub mod breaker;
 pub mod files;
 pub mod rest;
@@ -201,6 +202,23 @@ pub trait SourceSystem: Send + Sync {
     /// of source without one (a folder of files: only relative references are its own).
     fn base_url(&self) -> Option<&str> {
         None
+    }
+    /// The source's own key for the content an attachment URL names, when the URL is one
+    /// this source serves (`Binary/{id}` relative to its base, or, for a REST source, a URL
+    /// on its own origin): stable and a valid FHIR id. `None` for anything else.
+    fn attachment_key(&self, _url: &str) -> Option<String> {
+        None
+    }
+    /// The content an attachment URL names (one [`SourceSystem::attachment_key`] accepts),
+    /// streamed; `content_type` is what the attachment says it is. `None` when the source
+    /// does not have it.
+    async fn attachment(
+        &self,
+        _url: &str,
+        _content_type: Option<&str>,
+        _deadline: Instant,
+    ) -> Result<Option<attachments::AttachmentBody>, SourceError> {
+        Ok(None)
     }
     /// Current health.
     fn status(&self) -> SourceStatus;

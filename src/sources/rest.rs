@@ -296,6 +296,61 @@ impl RestSource {
         }
     }
 
+    // What the attachment fetch (`super::attachments`) uses of this source.
+    pub(super) fn base_url(&self) -> &Url {
+        &self.base
+    }
+    pub(super) fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+    pub(super) fn timeout(&self) -> Duration {
+        self.request_timeout
+    }
+    pub(super) fn name_owned(&self) -> String {
+        self.name.clone()
+    }
+    pub(super) fn deadline_error(&self) -> SourceError {
+        self.deadline_exceeded()
+    }
+    pub(super) fn transport(&self, e: reqwest::Error, deadline: Instant) -> SourceError {
+        self.transport_error(e, deadline)
+    }
+    /// Retries, their base backoff and the longest `Retry-After` honoured.
+    pub(super) fn retry_policy(&self) -> (u32, Duration, Duration) {
+        (self.max_retries, self.retry_backoff, self.max_retry_after)
+    }
+    pub(super) fn slots(&self) -> &Semaphore {
+        &self.limit
+    }
+    pub(super) fn breaker_open(&self) -> bool {
+        self.breaker.permit() == Permit::Open
+    }
+    pub(super) async fn authorize(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::RequestBuilder, SourceError> {
+        self.credentials
+            .apply(request)
+            .await
+            .map_err(|problem| SourceError::Credentials { source_name: self.name.clone(), problem: problem.into() })
+    }
+    pub(super) async fn reauthenticate(&self) -> bool {
+        self.credentials.invalidate().await
+    }
+    /// Counts a call in the statistics and the circuit breaker, as `get_json` does.
+    pub(super) fn observe<T>(&self, took: std::time::Duration, result: &Result<T, SourceError>) {
+        self.stats.observe(took, result.is_ok());
+        match result {
+            Err(
+                SourceError::Auth { .. }
+                | SourceError::Credentials { .. }
+                | SourceError::Unavailable { .. }
+                | SourceError::DeadlineExceeded { .. },
+            ) => self.breaker.record_failure(),
+            _ => self.breaker.record_success(),
+        }
+    }
+
     fn transport_error(&self, e: reqwest::Error, deadline: Instant) -> SourceError {
         if Instant::now() >= deadline {
             self.deadline_exceeded()
@@ -410,6 +465,17 @@ impl SourceSystem for RestSource {
 
     fn stats(&self) -> Option<&super::stats::SourceStats> {
         Some(&self.stats)
+    }
+    fn attachment_key(&self, url: &str) -> Option<String> {
+        self.rest_attachment_key(url)
+    }
+    async fn attachment(
+        &self,
+        url: &str,
+        content_type: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Option<super::attachments::AttachmentBody>, SourceError> {
+        self.rest_attachment(url, content_type, deadline).await
     }
 }
 

@@ -14,6 +14,9 @@ fn ehr_with_a_group(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::create_dir_all(&ehr).unwrap();
     for entry in std::fs::read_dir(fixtures("ehr")).unwrap() {
         let path = entry.unwrap().path();
+        if path.is_dir() {
+            continue; // the documents' files (Binary/)
+        }
         std::fs::copy(&path, ehr.join(path.file_name().unwrap())).unwrap();
     }
     let group = json!({

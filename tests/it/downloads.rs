@@ -188,9 +188,15 @@ async fn the_zip_holds_what_everything_gives_with_a_readable_summary() {
     let mut names: Vec<String> =
         expected.iter().map(|r| format!("{}.ndjson", r["resourceType"].as_str().unwrap())).collect();
     names.extend(["README.txt", "summary.html", "withheld-notice.txt"].map(String::from));
+    // Bob's PDF and C-CDA documents (fixtures/ehr/Binary), beside the NDJSON.
+    names.extend(["documents/ehr.bin-10001.pdf", "documents/ehr.bin-10002.xml"].map(String::from));
     names.sort();
     names.dedup();
-    assert_eq!(files.keys().cloned().collect::<Vec<_>>(), names, "one NDJSON file per type, and the three texts");
+    assert_eq!(
+        files.keys().cloned().collect::<Vec<_>>(),
+        names,
+        "one NDJSON file per type, the documents and the three texts"
+    );
     assert_eq!(ndjson_resources(&files), expected, "exactly what $everything gives the same viewer");
 
     // Accept: application/zip asks for the same.

@@ -31,6 +31,7 @@ mod bulk_export_jobs;
 mod bulk_source_groups;
 mod cli;
 mod dev_tokens;
+mod documents;
 mod download_jobs;
 mod downloads;
 mod enrollment;

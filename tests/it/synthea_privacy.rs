@@ -266,7 +266,7 @@ async fn check_person(ctx: &Shared<'_>, i: usize, person: &Person) -> Seen {
     assert_eq!(resp.status().as_u16(), 200);
     let mut texts = unzip(&resp.bytes().await.unwrap());
     // The record pages, as the parent signed in sees them.
-    let link = grant_proxy(&gw, "synthea-parent@example.org", &format!("ehr/{}", person.patient_id), "MTH", "").await;
+    let link = grant_proxy(gw, "synthea-parent@example.org", &format!("ehr/{}", person.patient_id), "MTH", "").await;
     let pages = parent.every_page(&link).await;
     let given = staff_view[0]["name"][0]["given"][0].as_str().unwrap();
     assert!(pages.contains(given), "{}: the pages are {given}'s record", person.file);

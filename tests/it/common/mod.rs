@@ -389,7 +389,8 @@ pub async fn grant_proxy(gw: &Gateway, username: &str, patient: &str, relationsh
     body["link"]["id"].as_str().unwrap().to_string()
 }
 
-/// The files of a zip download, by name, as text (each must be deflated).
+/// The files of a zip download, by name, as text (each must be deflated; a document that is
+/// not UTF-8 is read lossily).
 pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
     (0..zip.len())
@@ -397,8 +398,10 @@ pub fn unzip(bytes: &[u8]) -> std::collections::BTreeMap<String, String> {
             let mut f = zip.by_index(i).unwrap();
             let name = f.name().unwrap().into_owned();
             assert_eq!(f.compression(), zip::CompressionMethod::Deflated, "{name}");
-            let mut text = String::new();
-            std::io::Read::read_to_string(&mut f, &mut text).unwrap();
+            // Documents (PDFs …) are not text: read lossily, so text checks still see them.
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut bytes).unwrap();
+            let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             (name, text)
         })
         .collect()
