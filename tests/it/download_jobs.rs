@@ -436,17 +436,22 @@ async fn a_job_cut_off_by_restarts_completes_afterwards() {
     // worker has claimed the unit and is gathering the record).
     lab.controls().set_latency(Duration::from_secs(3));
     let second = Gateway::start_in(dir.clone(), &config(1), None).await;
+    // The worker claims the unit, then marks the job running: wait for both.
     let started = Instant::now();
-    while unit_of(&database_url, &job).await.map(|u| u.0).as_deref() != Some("claimed") {
+    let store = portico::store::Store::open(&database_url, 1).await.unwrap();
+    let (state, step) = loop {
+        let claimed = unit_of(&database_url, &job).await.map(|u| u.0).as_deref() == Some("claimed");
+        let (state, step): (String, i64) = sqlx::query_as("SELECT state, step FROM export_jobs WHERE id = $1")
+            .bind(&job)
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
+        if claimed && state != "queued" {
+            break (state, step);
+        }
         assert!(started.elapsed() < Duration::from_secs(30), "never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let store = portico::store::Store::open(&database_url, 1).await.unwrap();
-    let (state, step): (String, i64) = sqlx::query_as("SELECT state, step FROM export_jobs WHERE id = $1")
-        .bind(&job)
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    };
     store.pool.close().await;
     assert_eq!((state.as_str(), step), ("running", 0), "gathering the record");
     second.stop().await;
