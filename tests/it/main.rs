@@ -52,6 +52,7 @@ mod portal_pages;
 mod postgres;
 mod precision;
 mod resilience;
+mod reused_decisions;
 mod search_params;
 mod smart_launch;
 mod source_calls;

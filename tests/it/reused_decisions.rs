@@ -1,0 +1,125 @@
+//! Decisions are reused between requests (`read::decisions`), and reuse never shows anyone
+//! more, or longer, than a fresh decision would: a hold ends on the second it ends (not when
+//! a kept decision expires), a parent and her teen reading the same record one after the
+//! other each get their own view.
+
+use crate::common::*;
+use chrono::{SecondsFormat, Utc};
+use portico::simulator::SimulatorOptions;
+use portico::sources::files::ResourceStore;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// How long the test's hold rule keeps a critical value back.
+const HOLD_SECS: i64 = 6;
+
+fn patient(id: &str, birth: &str) -> Value {
+    json!({"resourceType": "Patient", "id": id, "birthDate": birth, "gender": "female",
+           "identifier": [{"system": "urn:test:mrn", "value": format!("MRN-{id}")}],
+           "name": [{"family": "Decided", "given": [id]}]})
+}
+
+fn critical_value(id: &str, patient: &str, issued: &str) -> Value {
+    json!({"resourceType": "Observation", "id": id, "status": "final",
+           "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}],
+           "code": {"coding": [{"system": "http://loinc.org", "code": "2823-3", "display": "Potassium"}]},
+           "subject": {"reference": format!("Patient/{patient}")},
+           "effectiveDateTime": issued, "issued": issued,
+           "valueQuantity": {"value": 6.9, "unit": "mmol/L"},
+           "interpretation": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation", "code": "HH"}]}]})
+}
+
+/// The shipped policy with one hold rule: critical values wait `HOLD_SECS` seconds.
+fn policy_with_short_hold(dir: &std::path::Path) -> std::path::PathBuf {
+    let config = root().join("config");
+    let mut text = std::fs::read_to_string(config.join("policy.toml")).unwrap();
+    let labels = format!("labels = {:?}", config.join("labels.toml").display().to_string());
+    text = text.replacen("labels = \"labels.toml\"", &labels, 1);
+    assert_eq!(text.matches("\nrules = []").count(), 1);
+    let rule = format!(
+        "\nrules = [{{ id = \"critical-values\", description = \"test\", interpretations = [\"HH\"], max = \"{HOLD_SECS}s\" }}]"
+    );
+    text = text.replacen("\nrules = []", &rule, 1);
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_ends_on_time_although_the_decision_was_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    // Whole seconds: the value says when it was issued to the second.
+    let issued = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let store = ResourceStore::from_resources([
+        patient("p1", "1980-05-05"),
+        critical_value("k1", "p1", &issued.to_rfc3339_opts(SecondsFormat::Secs, true)),
+    ]);
+    let sim = simulate_store(store, SimulatorOptions { name: "lab".into(), ..Default::default() }).await;
+    let mut body = rest_source("lab", "Test lab", sim.base_url(), "");
+    body += &format!("[policy]\nfile = {:?}\n", policy_with_short_hold(dir.path()).display().to_string());
+    body += "[[server.dev_tokens]]\ntoken = \"decided-patient-token\"\nviewer = \"patient\"\npatient = \"lab/p1\"\n";
+    let gw = Gateway::start(&body).await;
+    let me = "decided-patient-token";
+    let id = gw.patient_id("lab", "p1");
+    let read = "Observation/lab.k1".to_string();
+    let everything = format!("Patient/{id}/$everything");
+    let shown = |bundle: &Value| {
+        bundle["entry"].as_array().unwrap().iter().any(|e| e["resource"]["id"] == "lab.k1")
+    };
+
+    // Held: staff see it, the patient does not — asked several times, so the decision is kept.
+    assert_eq!(gw.get_with(&read, Some(TOKEN), &[]).await.0, 200, "staff see the held value");
+    for _ in 0..3 {
+        assert_eq!(gw.get_with(&read, Some(me), &[]).await.0, 404, "held from the patient");
+        assert!(!shown(&gw.get_with(&everything, Some(me), &[]).await.1), "held from the patient's $everything");
+    }
+    // The same request, again and again until the hold ends: the first answer after the end
+    // shows it (no kept decision outlives the hold).
+    let ends = issued + chrono::Duration::seconds(HOLD_SECS);
+    let started = Instant::now();
+    loop {
+        let before = Utc::now();
+        let (status, _) = gw.get_with(&read, Some(me), &[]).await;
+        if status == 200 {
+            assert!(Utc::now() >= ends, "shown before the hold ended");
+            break;
+        }
+        assert_eq!(status, 404);
+        assert!(before < ends + chrono::Duration::seconds(2), "still held two seconds after the hold ended");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(shown(&gw.get_with(&everything, Some(me), &[]).await.1), "and in $everything");
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_viewer_gets_their_own_decision() {
+    let gw = Gateway::start(&format!(
+        "{}[[server.dev_tokens]]\ntoken = \"maya-mother-token\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/pt-10007\"\n\
+         [[server.dev_tokens]]\ntoken = \"maya-self-token-0\"\nviewer = \"patient\"\npatient = \"ehr/pt-10007\"\n",
+        fixture_file_sources()
+    ))
+    .await;
+    let maya = gw.patient_id("ehr", "pt-10007");
+    let ids = |bundle: &Value| -> Vec<String> {
+        bundle["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["id"].as_str().map(String::from)).collect()
+    };
+    let path = format!("Patient/{maya}/$everything?_count=500");
+    let teen_first = ids(&gw.get_with(&path, Some("maya-self-token-0"), &[]).await.1);
+    let mother = ids(&gw.get_with(&path, Some("maya-mother-token"), &[]).await.1);
+    let teen_again = ids(&gw.get_with(&path, Some("maya-self-token-0"), &[]).await.1);
+    let mother_again = ids(&gw.get_with(&path, Some("maya-mother-token"), &[]).await.1);
+    assert_eq!(teen_first, teen_again, "the teen's view, decided once or reused");
+    assert_eq!(mother, mother_again, "the mother's view, decided once or reused");
+    let confidential: Vec<&String> = teen_first.iter().filter(|id| !mother.contains(id)).collect();
+    assert!(confidential.len() > 5, "the teen sees her confidential items, her mother does not: {confidential:?}");
+    assert!(mother.iter().all(|id| teen_first.contains(id)), "the mother sees nothing the teen does not");
+    // A confidential read by id, right after the teen's own: still 404 for the mother.
+    for id in confidential.iter().filter(|id| id.starts_with("ehr.cond") || id.starts_with("ehr.doc")).take(3) {
+        let t = if id.starts_with("ehr.cond") { "Condition" } else { "DocumentReference" };
+        assert_eq!(gw.get_with(&format!("{t}/{id}"), Some("maya-self-token-0"), &[]).await.0, 200);
+        assert_eq!(gw.get_with(&format!("{t}/{id}"), Some("maya-mother-token"), &[]).await.0, 404, "{t}/{id}");
+    }
+    gw.stop().await;
+}
