@@ -11,6 +11,7 @@ use crate::fhir::bundle::{decode_cursor, page_after, searchset, Searchset};
 use crate::fhir::model::codes::{IssueType, SearchEntryMode};
 use crate::fhir::outcome::Issue;
 use crate::fhir::reference;
+use crate::fhir::search::include::Include;
 use crate::fhir::search::{self as fsearch, SearchError};
 use crate::sources::files::ResourceStore;
 use axum::http::StatusCode;
@@ -196,11 +197,12 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         &[cursor_param, "_summary"]
     };
     let query = fsearch::parse(resource_type, &other_pairs, controls, lenient, page_size, zone).map_err(refusal)?;
-    let revinclude = match query.control(REVINCLUDE) {
-        None => false,
-        Some(crate::sources::PROVENANCE_REVINCLUDE) => true,
+    // `fsearch::parse` hands a `_revinclude` listed among the controls back parsed, in
+    // `query.includes` (never in `query.controls`).
+    let revinclude = match query.includes.iter().find(|i| !is_provenance_target(i)) {
+        None => !query.includes.is_empty(),
         Some(other) => {
-            return Err(bad(format!("`_revinclude={other}` is not supported here (only `Provenance:target`)")))
+            return Err(bad(format!("`{}` is not supported here (only `Provenance:target`)", other.describe())))
         }
     };
     let count_only = match query.control("_summary") {
@@ -281,6 +283,15 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     let mut bundle = searchset(&shell, entries);
     bundle["meta"] = json!({"lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
     Ok(bundle)
+}
+
+/// Whether an include is the one the simulator answers, `_revinclude=Provenance:target`
+/// (no `:iterate`, no target type).
+fn is_provenance_target(include: &Include) -> bool {
+    include.reverse
+        && !include.iterate
+        && include.target.is_none()
+        && format!("{}:{}", include.source_type, include.param.name) == crate::sources::PROVENANCE_REVINCLUDE
 }
 
 /// The Provenances targeting any of `matches` (each once, by id), for

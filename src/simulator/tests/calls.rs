@@ -118,6 +118,8 @@ async fn revinclude_brings_provenances_of_each_page_when_offered() {
     assert_eq!(ids(&without), ["o03"]);
     let bad = get(&format!("{base}/Observation?patient=p1&_revinclude=AuditEvent:entity")).await;
     assert_eq!(bad.status(), 400);
-    assert_eq!(s.stats().calls_to("search Observation"), 4, "two pages, the _id search, the refused one");
+    let iterate = get(&format!("{base}/Observation?patient=p1&_revinclude:iterate=Provenance:target")).await;
+    assert_eq!(iterate.status(), 400, "only the plain Provenance:target is answered");
+    assert_eq!(s.stats().calls_to("search Observation"), 5, "two pages, the _id search, the refused two");
     s.stop().await;
 }
