@@ -143,6 +143,9 @@ fn served_type(t: &str, kind: ResourceType) -> Result<CapabilityStatementRestRes
     r.build()
 }
 
+/// What `Binary` read serves (documents and attachments, `read::binary`).
+const BINARY_DOC: &str = "The content of a document, report form or media item a resource released to the caller points at (attachment.url), by the id in that URL: raw bytes with the source's content type, or a Binary resource for Accept: application/fhir+json (up to 16 MiB). Not searched.";
+
 fn typed(base_url: &str, started: chrono::DateTime<Utc>) -> Result<CapabilityStatement, BuilderError> {
     let endpoints = super::well_known::endpoints(base_url);
     let types = fhir::served_types();
@@ -171,6 +174,13 @@ fn typed(base_url: &str, started: chrono::DateTime<Utc>) -> Result<CapabilitySta
             .r#type(ResourceType::Group)
             .documentation("Groups a partner may export (its roster), by id; not read or searched.".to_string())
             .operation(vec![operation("export", format!("{BULK}/OperationDefinition/group-export"))?])
+            .build()?,
+    ));
+    resources.push(Some(
+        CapabilityStatementRestResource::builder()
+            .r#type(ResourceType::Binary)
+            .documentation(BINARY_DOC.to_string())
+            .interaction(vec![interaction("read")?])
             .build()?,
     ));
 
@@ -327,6 +337,11 @@ mod tests {
             "documentation": "Groups a partner may export (its roster), by id; not read or searched.",
             "operation": [{"name": "export", "definition": format!("{BULK}/OperationDefinition/group-export")}]
         }));
+        resources.push(json!({
+            "type": "Binary",
+            "documentation": super::BINARY_DOC,
+            "interaction": [{"code": "read"}]
+        }));
         json!({
             "resourceType": "CapabilityStatement",
             "status": "active",
@@ -368,8 +383,8 @@ mod tests {
         assert_eq!(served, before("http://gw/fhir", "2026-03-01T10:20:30Z"));
         let listed: Vec<&str> =
             served["rest"][0]["resource"].as_array().unwrap().iter().filter_map(|r| r["type"].as_str()).collect();
-        assert!(listed.iter().all(|t| fhir::is_served_type(t) || ["AuditEvent", "Group"].contains(t)));
-        assert_eq!(listed.len(), fhir::served_types().len() + 2, "{listed:?}");
+        assert!(listed.iter().all(|t| fhir::is_served_type(t) || ["AuditEvent", "Group", "Binary"].contains(t)));
+        assert_eq!(listed.len(), fhir::served_types().len() + 3, "{listed:?}");
         for t in ["Claim", "ExplanationOfBenefit", "ImagingStudy", "MedicationAdministration", "Coverage", "Device"] {
             assert!(listed.contains(&t), "{t}");
         }
