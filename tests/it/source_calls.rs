@@ -63,12 +63,12 @@ fn calls_between(
 
 /// `$everything` of the source patient `ehr/{source_patient}` for `token`: the resources
 /// sorted by `Type/id`, with the gateway's patient id (each gateway makes its own) written
-/// `PATIENT`, and the outcomes.
+/// `PATIENT` and its address (in attachment URLs) `GATEWAY`, and the outcomes.
 async fn everything(gw: &Gateway, source_patient: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
     let patient = gw.patient_id("ehr", source_patient);
     let (resources, outcomes) = gw.all_pages_with(&format!("Patient/{patient}/$everything?_count=500"), token).await;
     let mut resources: Vec<Value> =
-        resources.iter().map(|r| serde_json::from_str(&r.to_string().replace(&patient, "PATIENT")).unwrap()).collect();
+        resources.iter().map(|r| serde_json::from_str(&r.to_string().replace(&patient, "PATIENT").replace(&gw.origin, "GATEWAY")).unwrap()).collect();
     resources.sort_by_key(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()));
     (resources, outcomes)
 }
