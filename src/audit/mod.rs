@@ -1,11 +1,14 @@
 //! The access log: one entry per data access (who, in what role, whose record, what, when,
 //! from where, for what purpose, with what outcome), written to the store before the
 //! response completes, and chained — each entry holds the hash of the one before — so that
-//! changing or removing an entry is detectable. It records ids, never names or clinical
-//! content, and it never decides access.
+//! changing or removing an entry is detectable. Concurrent appends are committed together
+//! (`committer.rs`: one transaction for many entries). It records ids, never names or
+//! clinical content, and it never decides access.
 
+mod committer;
 mod search;
 
+pub use committer::AppendError;
 pub use search::{AuditQuery, AuditQueryError};
 
 use crate::fhir::model::codes::{AuditEventAction, AuditEventAgentNetworkType, AuditEventOutcome};
@@ -14,12 +17,14 @@ use crate::fhir::model::resources::{
 };
 use crate::fhir::model::types::{CodeableConcept, Coding, Reference};
 use crate::fhir::model::{finish, instant, BuilderError, Instant};
-use crate::store::{Dialect, Store, StoreError};
+use crate::store::{Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// The code system of Portico's own access actions (read, search, everything, download,
 /// export, page, explain, release …), the second `AuditEvent.subtype`.
@@ -93,12 +98,27 @@ pub struct Verification {
     pub first_broken: Option<i64>,
 }
 
+/// The access log over one store. Clones share one committer (one queue, one task); build
+/// one per process and clone it, so that its appends are committed together.
 #[derive(Clone)]
 pub struct AuditLog {
     store: Store,
+    committer: Arc<committer::Committer>,
 }
 
-/// How long an append keeps retrying before the access (which must be logged) is refused.
+/// What an [`AuditLog`] (and its clones) has written so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AppendStats {
+    /// Transactions committed.
+    pub commits: u64,
+    /// Entries they wrote.
+    pub entries: u64,
+    /// Entries handed to the committer (written, refused or still queued).
+    pub submitted: u64,
+}
+
+/// How long a batch keeps retrying before the accesses in it (which must be logged) are
+/// refused.
 const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn chain_hash(prev: &str, seq: i64, recorded: &str, e: &AuditEntry) -> String {
@@ -120,67 +140,26 @@ fn chain_hash(prev: &str, seq: i64, recorded: &str, e: &AuditEntry) -> String {
 
 impl AuditLog {
     pub fn new(store: Store) -> AuditLog {
-        AuditLog { store }
+        AuditLog { committer: Arc::new(committer::Committer::new(store.clone())), store }
     }
 
-    /// Appends an entry to the chain. Appends queue for the head of the chain (SQLite's
-    /// write lock, a transaction-scoped advisory lock on PostgreSQL); one that still fails
-    /// for a reason waiting may cure (a busy store, a race for the same position) is retried
-    /// for up to [`APPEND_DEADLINE`]; any other failure refuses at once.
+    /// Appends an entry to the chain and returns once it is committed (its sequence
+    /// number). Entries queued together are written in one transaction under the chain
+    /// lock (SQLite's write lock, a transaction-scoped advisory lock on PostgreSQL); a
+    /// batch that fails for a reason waiting may cure (a busy store) is retried for up to
+    /// [`APPEND_DEADLINE`]; any other failure refuses every entry in the batch at once.
     pub async fn record(&self, e: &AuditEntry) -> Result<i64, StoreError> {
-        let started = std::time::Instant::now();
-        let mut attempt: u64 = 0;
-        loop {
-            attempt += 1;
-            match self.try_append(e).await {
-                Ok(seq) => return Ok(seq),
-                Err(err) if err.is_transient() && started.elapsed() < APPEND_DEADLINE => {
-                    tracing::debug!(error = %err, attempt, "audit append raced; retrying");
-                    tokio::time::sleep(std::time::Duration::from_millis((5 * attempt).min(100))).await;
-                }
-                Err(err) => {
-                    tracing::error!(error = %err, attempt, "the access log could not be written");
-                    return Err(err);
-                }
-            }
-        }
+        self.committer.append(e.clone()).await
     }
 
-    async fn try_append(&self, e: &AuditEntry) -> Result<i64, StoreError> {
-        let mut tx = self.store.begin_write().await?;
-        if self.store.dialect == Dialect::Postgres {
-            // One appender at a time across replicas (released at commit or rollback).
-            sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7370001)) AS locked").execute(&mut *tx).await?;
+    /// Commits and entries so far (several entries per commit under concurrent load).
+    pub fn stats(&self) -> AppendStats {
+        let c = &self.committer.counters;
+        AppendStats {
+            commits: c.commits.load(Ordering::Relaxed),
+            entries: c.entries.load(Ordering::Relaxed),
+            submitted: c.submitted.load(Ordering::Relaxed),
         }
-        let head = sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
-            .await?;
-        let (seq, prev) = match head {
-            Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
-            None => (1, GENESIS.to_string()),
-        };
-        let recorded = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let hash = chain_hash(&prev, seq, &recorded, e);
-        sqlx::query(
-            "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-        )
-        .bind(seq)
-        .bind(&recorded)
-        .bind(&e.actor)
-        .bind(&e.role)
-        .bind(&e.patient_id)
-        .bind(&e.action)
-        .bind(&e.what)
-        .bind(&e.purpose)
-        .bind(&e.outcome)
-        .bind(&e.source_ip)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(seq)
     }
 
     /// Recomputes every link of the chain.

@@ -183,3 +183,148 @@ async fn the_patients_log_names_no_item_withheld_from_her() {
     let (_, as_written) = gw.get_with(&format!("AuditEvent?patient={sarah}"), Some(TOKEN), &[]).await;
     assert!(as_written.to_string().contains(&format!("/fhir/{note}")), "staff see the log as written");
 }
+
+// Group commit: concurrent appends share a transaction and still make one chain, on
+// SQLite and (TEST_ON_POSTGRES=1) on PostgreSQL.
+
+use portico::audit::{AuditEntry, AuditLog};
+use portico::store::{Dialect, Store};
+
+fn entry(actor: String) -> AuditEntry {
+    AuditEntry {
+        actor,
+        role: "patient".into(),
+        patient_id: Some("pt-batch".into()),
+        action: "read".into(),
+        what: "/fhir/Patient/pt-batch".into(),
+        purpose: None,
+        outcome: "success".into(),
+        source_ip: Some("127.0.0.1".into()),
+    }
+}
+
+/// `n` logs on the test gateway's database, each on its own pool, as `n` replicas of the
+/// gateway would have.
+async fn replicas(gw: &Gateway, n: usize) -> Vec<(Store, AuditLog)> {
+    let mut logs = Vec::new();
+    for _ in 0..n {
+        let store = Store::open(&gw.database_url, 4).await.unwrap();
+        logs.push((store.clone(), AuditLog::new(store)));
+    }
+    logs
+}
+
+/// The actor of every entry, by sequence number.
+async fn actors(store: &Store) -> std::collections::BTreeMap<i64, String> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT seq, actor FROM audit_events ORDER BY seq").fetch_all(&store.pool).await.unwrap();
+    rows.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_from_two_replicas_are_committed_together_in_one_chain() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    let logs = replicas(&gw, 2).await;
+    let before = logs[0].1.verify().await.unwrap().entries as i64;
+    let writers = (0..200).map(|i| {
+        let log = logs[i % 2].1.clone();
+        tokio::spawn(async move { (i, log.record(&entry(format!("app:batch:{i}"))).await.unwrap()) })
+    });
+    let answers: Vec<(usize, i64)> = futures::future::join_all(writers).await.into_iter().map(|r| r.unwrap()).collect();
+
+    // Every caller's entry is there, at the position it was told, once; no gaps.
+    let written = actors(&logs[0].0).await;
+    for (i, seq) in &answers {
+        assert_eq!(written.get(seq), Some(&format!("app:batch:{i}")), "caller {i} was told {seq}");
+    }
+    let mut seqs: Vec<i64> = answers.iter().map(|(_, s)| *s).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (before + 1..=before + 200).collect::<Vec<_>>());
+    assert_eq!(written.len() as i64, before + 200);
+    let v = logs[1].1.verify().await.unwrap();
+    assert_eq!((v.entries as i64, v.first_broken), (before + 200, None), "one chain across both replicas");
+
+    // Far fewer transactions than entries.
+    let stats: Vec<_> = logs.iter().map(|(_, l)| l.stats()).collect();
+    assert_eq!(stats.iter().map(|s| s.entries).sum::<u64>(), 200, "{stats:?}");
+    assert_eq!(stats.iter().map(|s| s.submitted).sum::<u64>(), 200, "{stats:?}");
+    let commits: u64 = stats.iter().map(|s| s.commits).sum();
+    assert!(commits >= 2 && commits <= 50, "200 entries in {commits} transactions: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn more_appends_than_the_queue_holds_wait_their_turn_and_all_land() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    let (store, log) = replicas(&gw, 1).await.remove(0);
+    let before = log.verify().await.unwrap().entries;
+    let writers = (0..1500).map(|i| {
+        let log = log.clone();
+        tokio::spawn(async move { log.record(&entry(format!("app:flood:{i}"))).await.unwrap() })
+    });
+    let mut seqs: Vec<i64> = futures::future::join_all(writers).await.into_iter().map(|r| r.unwrap()).collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 1500, "no entry dropped or doubled");
+    let v = log.verify().await.unwrap();
+    assert_eq!((v.entries, v.first_broken), (before + 1500, None));
+    let stats = log.stats();
+    assert!(stats.commits >= 1500 / 256, "at most 256 entries a transaction: {stats:?}");
+    assert_eq!(actors(&store).await.values().filter(|a| a.starts_with("app:flood:")).count(), 1500);
+}
+
+/// A store refusing one entry of a batch: every caller in that batch is refused, none of
+/// its entries is written, and the chain goes on from where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_that_cannot_be_written_fails_every_caller_and_writes_none_of_it() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    let (store, log) = replicas(&gw, 1).await.remove(0);
+    let first = log.record(&entry("app:before".into())).await.unwrap();
+    let refuse_poison: &[&str] = match store.dialect {
+        Dialect::Sqlite => &["CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_events WHEN NEW.actor = 'poison' \
+              BEGIN SELECT RAISE(ABORT, 'poison refused'); END"],
+        Dialect::Postgres => &[
+            "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \
+             'BEGIN IF NEW.actor = ''poison'' THEN RAISE EXCEPTION ''poison refused''; END IF; RETURN NEW; END'",
+            "CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+        ],
+    };
+    for sql in refuse_poison {
+        sqlx::query(sql).execute(&store.pool).await.unwrap();
+    }
+
+    // Another replica holds the chain lock while 20 appends queue, so they go as one batch.
+    let other = Store::open(&gw.database_url, 1).await.unwrap();
+    let mut holder = other.begin_write().await.unwrap();
+    if other.dialect == Dialect::Postgres {
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7370001)) AS locked")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+    }
+    let submitted = log.stats().submitted;
+    let writers: Vec<_> = (0..20)
+        .map(|i| {
+            let log = log.clone();
+            let actor = if i == 13 { "poison".to_string() } else { format!("app:doomed:{i}") };
+            tokio::spawn(async move { log.record(&entry(actor)).await })
+        })
+        .collect();
+    let queued = std::time::Instant::now();
+    while log.stats().submitted < submitted + 20 {
+        assert!(queued.elapsed() < std::time::Duration::from_secs(5), "{:?}", log.stats());
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    holder.commit().await.unwrap();
+    for w in writers {
+        let err = w.await.unwrap().expect_err("no caller of the failed batch is told it was logged");
+        assert!(err.to_string().contains("batch of 20 entries was not written"), "{err}");
+    }
+    let written = actors(&store).await;
+    assert!(written.values().all(|a| a != "poison" && !a.starts_with("app:doomed:")), "{written:?}");
+    assert_eq!(log.stats().commits, 1, "only the first entry's transaction committed");
+
+    // The log goes on: the next entry follows the last one written, and the chain holds.
+    let next = log.record(&entry("app:after".into())).await.unwrap();
+    assert_eq!(next, first + 1);
+    assert_eq!(log.verify().await.unwrap().first_broken, None);
+}

@@ -1,0 +1,209 @@
+//! Group commit for the access log. Callers hand an entry to their log's one committer task
+//! and wait for its outcome; the task takes whatever is queued (at most [`MAX_BATCH`]),
+//! writes it in arrival order in one transaction that extends the hash chain under the
+//! chain lock (SQLite's write lock, a transaction-scoped advisory lock on PostgreSQL, so
+//! several gateways on one database still make one chain), commits once and only then
+//! answers each caller. A batch that cannot be written fails every caller in it and leaves
+//! none of its entries. The queue is bounded: when it is full callers wait; an entry is
+//! never dropped. It never decides access.
+
+use super::{chain_hash, AuditEntry, APPEND_DEADLINE, GENESIS};
+use crate::store::{Dialect, Store, StoreError};
+use sqlx::Row;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{mpsc, oneshot};
+
+/// The most entries one transaction writes.
+pub(super) const MAX_BATCH: usize = 256;
+/// How many entries may wait for the committer before callers wait to queue theirs.
+const QUEUE: usize = 1024;
+/// Rows per INSERT statement (12 values each, under SQLite's oldest variable limit).
+const ROWS_PER_INSERT: usize = 64;
+
+/// Why an append was refused. Callers receive it inside a [`StoreError`] (as the source
+/// of an I/O error), so the read path refuses the answer as for any store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("the access log batch of {entries} entries was not written: {source}")]
+    BatchFailed {
+        entries: usize,
+        #[source]
+        source: Arc<StoreError>,
+    },
+    #[error("the access log writer stopped before the entry was written")]
+    WriterGone,
+}
+
+impl From<AppendError> for StoreError {
+    fn from(e: AppendError) -> StoreError {
+        StoreError::Query(sqlx::Error::Io(std::io::Error::other(e)))
+    }
+}
+
+/// What the committer has done (for tests and metrics).
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    /// Transactions committed.
+    pub commits: AtomicU64,
+    /// Entries written by those transactions.
+    pub entries: AtomicU64,
+    /// Entries handed to the committer.
+    pub submitted: AtomicU64,
+}
+
+struct Pending {
+    entry: AuditEntry,
+    answer: oneshot::Sender<Result<i64, AppendError>>,
+}
+
+/// The callers' side: the queue to the committer task, started on first use (and again if
+/// the runtime it ran on has ended).
+pub(super) struct Committer {
+    store: Store,
+    queue: Mutex<Option<mpsc::Sender<Pending>>>,
+    pub counters: Arc<Counters>,
+}
+
+impl Committer {
+    pub fn new(store: Store) -> Committer {
+        Committer { store, queue: Mutex::new(None), counters: Arc::default() }
+    }
+
+    fn sender(&self) -> mpsc::Sender<Pending> {
+        let mut queue = self.queue.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(tx) = queue.as_ref().filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(self.store.clone(), rx, self.counters.clone()));
+        *queue = Some(tx.clone());
+        tx
+    }
+
+    /// Queues `entry` (waiting while the queue is full) and waits until it is committed:
+    /// its sequence number, or the error that refused its whole batch.
+    pub async fn append(&self, entry: AuditEntry) -> Result<i64, StoreError> {
+        let (answer, outcome) = oneshot::channel();
+        let mut pending = Pending { entry, answer };
+        // A committer whose runtime has ended is replaced once.
+        for _ in 0..2 {
+            match self.sender().send(pending).await {
+                Ok(()) => {
+                    self.counters.submitted.fetch_add(1, Ordering::Relaxed);
+                    return match outcome.await {
+                        Ok(result) => result.map_err(StoreError::from),
+                        Err(_) => Err(AppendError::WriterGone.into()),
+                    };
+                }
+                Err(mpsc::error::SendError(back)) => pending = back,
+            }
+        }
+        Err(AppendError::WriterGone.into())
+    }
+}
+
+/// The committer task: one batch at a time until every sender is gone and the queue is
+/// drained (so nothing queued is left unanswered when the log is dropped).
+async fn run(store: Store, mut queue: mpsc::Receiver<Pending>, counters: Arc<Counters>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commit(&store, &mut queue, &mut batch, &counters).await;
+    }
+}
+
+/// Writes `batch` (retrying, for up to [`APPEND_DEADLINE`], a failure waiting may cure)
+/// and answers every caller in it.
+async fn commit(store: &Store, queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, counters: &Counters) {
+    let started = std::time::Instant::now();
+    let mut attempt: u64 = 0;
+    let result = loop {
+        attempt += 1;
+        match write(store, queue, batch).await {
+            Ok(first) => break Ok(first),
+            Err(err) if err.is_transient() && started.elapsed() < APPEND_DEADLINE => {
+                tracing::debug!(error = %err, attempt, "audit batch raced; retrying");
+                tokio::time::sleep(std::time::Duration::from_millis((5 * attempt).min(100))).await;
+            }
+            Err(err) => break Err(err),
+        }
+    };
+    let entries = batch.len();
+    match result {
+        Ok(first) => {
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            counters.entries.fetch_add(entries as u64, Ordering::Relaxed);
+            for (seq, p) in (first..).zip(batch.drain(..)) {
+                // A caller that stopped waiting is over-logged, never under-logged.
+                let _ = p.answer.send(Ok(seq));
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, entries, attempt, "the access log could not be written; refusing the batch");
+            let source = Arc::new(err);
+            for p in batch.drain(..) {
+                let _ = p.answer.send(Err(AppendError::BatchFailed { entries, source: source.clone() }));
+            }
+        }
+    }
+}
+
+/// One transaction: take the chain lock, let entries that queued meanwhile join, extend
+/// the chain from its head, commit. Returns the first entry's sequence number.
+async fn write(
+    store: &Store,
+    queue: &mut mpsc::Receiver<Pending>,
+    batch: &mut Vec<Pending>,
+) -> Result<i64, StoreError> {
+    let mut tx = store.begin_write().await?;
+    if store.dialect == Dialect::Postgres {
+        // One appender at a time across replicas (released at commit or rollback).
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7370001)) AS locked").execute(&mut *tx).await?;
+    }
+    while batch.len() < MAX_BATCH {
+        let Ok(p) = queue.try_recv() else { break };
+        batch.push(p);
+    }
+    let head =
+        sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
+    let (first, mut prev) = match head {
+        Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
+        None => (1, GENESIS.to_string()),
+    };
+    let mut seq = first;
+    for chunk in batch.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+                format!("({})", values.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash) VALUES {}",
+            rows.join(", ")
+        );
+        let mut insert = sqlx::query(&sql);
+        for p in chunk {
+            let e = &p.entry;
+            let recorded = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let hash = chain_hash(&prev, seq, &recorded, e);
+            insert = insert
+                .bind(seq)
+                .bind(recorded)
+                .bind(e.actor.clone())
+                .bind(e.role.clone())
+                .bind(e.patient_id.clone())
+                .bind(e.action.clone())
+                .bind(e.what.clone())
+                .bind(e.purpose.clone())
+                .bind(e.outcome.clone())
+                .bind(e.source_ip.clone())
+                .bind(std::mem::replace(&mut prev, hash.clone()))
+                .bind(hash);
+            seq += 1;
+        }
+        insert.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(first)
+}
