@@ -249,7 +249,7 @@ async fn concurrent_appends_from_two_replicas_are_committed_together_in_one_chai
     assert_eq!(stats.iter().map(|s| s.entries).sum::<u64>(), 200, "{stats:?}");
     assert_eq!(stats.iter().map(|s| s.submitted).sum::<u64>(), 200, "{stats:?}");
     let commits: u64 = stats.iter().map(|s| s.commits).sum();
-    assert!(commits >= 2 && commits <= 50, "200 entries in {commits} transactions: {stats:?}");
+    assert!((2..=50).contains(&commits), "200 entries in {commits} transactions: {stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
