@@ -84,6 +84,9 @@ pub struct App {
     throttle: Arc<crate::auth::throttle::Throttle>,
     /// Released views already decided, shared by every reader of this app.
     decisions: crate::read::Decisions,
+    /// The access log: one per app, so concurrent appends from the API and the export
+    /// workers are committed together.
+    audit: crate::audit::AuditLog,
     /// Attachment URLs and which record released each (shared by every reader: the API's
     /// and the export workers').
     attachments: crate::read::AttachmentIndex,
@@ -240,6 +243,7 @@ impl App {
             accounts,
             oidc,
             config,
+            audit: crate::audit::AuditLog::new(store.clone()),
             store,
             index,
             aggregator,
@@ -264,7 +268,7 @@ impl App {
             self.aggregator.clone(),
             self.policy.clone(),
             self.ledger.clone(),
-            crate::audit::AuditLog::new(self.store.clone()),
+            self.audit.clone(),
             zone,
             paging,
             self.decisions.clone(),
@@ -297,7 +301,7 @@ impl App {
             him: crate::him::Him::new(self.aggregator.clone(), self.ledger.clone()),
             reader: self.reader(),
             metrics: Default::default(),
-            audit: crate::audit::AuditLog::new(self.store.clone()),
+            audit: self.audit.clone(),
             oauth: self.oauth.clone(),
             accounts: self.accounts.clone(),
             sessions: self.sessions(),
