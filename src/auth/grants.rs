@@ -182,3 +182,20 @@ impl Grants {
         belongs_to(&self.store, grant_id, account_id).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_ends_when_the_stored_comparison_turns_false() {
+        let day = link_end("2026-12-03").unwrap();
+        assert_eq!(day.to_rfc3339(), "2026-12-03T00:00:00+00:00");
+        // The store compares text: the date is not after any time on that day.
+        assert!("2026-12-03" <= day.to_rfc3339().as_str());
+        assert!("2026-12-03" > (day - chrono::Duration::seconds(1)).to_rfc3339().as_str());
+        let t = link_end("2026-12-03T10:30:00+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-03T08:30:00+00:00");
+        assert!(link_end("soon").is_none());
+    }
+}

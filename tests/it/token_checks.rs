@@ -103,6 +103,18 @@ async fn every_revocation_refuses_the_next_request_after_a_cached_check() {
     assert_eq!(read(&gw, &pid, &access).await, 401, "HIM terminated the link");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_app_is_refused_on_the_next_request() {
+    let gw = Gateway::start(&body()).await;
+    let b = bob(&gw, "tc5@example.org").await;
+    let (access, pid) = tokens(&token_for(&gw, &b, SCOPES, &[]).await);
+    used(&gw, &pid, &access).await;
+    let r =
+        gw.http.post(format!("{}/admin/clients/{CLIENT}/disable", gw.origin)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(read(&gw, &pid, &access).await, 401, "staff disabled the app");
+}
+
 /// The check really is cached, and the generation is what keeps it honest: a token revoked
 /// behind the gateway's back (no generation raised — no path of the gateway does this)
 /// still passes, and refuses as soon as the generation moves.

@@ -2,9 +2,8 @@
 //! the token endpoint's `authorization_code` and `refresh_token` grants, the bearer check
 //! of the resource server and revoking a grant. Access and refresh tokens are opaque random
 //! values stored only as SHA-256 digests and checked against the store and
-//! [`grants::live`]; a check that passed is kept in memory only while the store's
-//! [`revocation`] generation is unchanged (read on every use, raised by every path that
-//! revokes or ends access) and never past the token's or the link's end, so revocation and
+//! [`grants::live`] (the bearer check, with its cache, is `bearer_check`); every revocation
+//! here raises the store's [`revocation`] generation in its transaction, so revocation and
 //! termination of access take effect on the next request. A request that fails writes nothing, except what RFC 6749 and the
 //! OAuth security BCP call for: a replayed code or a reused refresh token revokes every
 //! token of its family. It must never log a code or a token.
@@ -88,18 +87,9 @@ pub(super) struct Inner {
     pub settings: OAuthSettings,
     pub signer: Signer,
     /// Grants whose `last_used` was written in the last minute.
-    touched: moka::future::Cache<String, ()>,
+    pub(super) touched: moka::future::Cache<String, ()>,
     /// Access-token checks that passed, by token digest.
-    checked: moka::future::Cache<String, Checked>,
-}
-
-/// An access-token check that passed: good while the revocation generation is still
-/// `generation` and until `until` (the token's expiry or its link's end, if sooner).
-#[derive(Clone)]
-struct Checked {
-    generation: i64,
-    caller: Caller,
-    until: DateTime<Utc>,
+    pub(super) checked: moka::future::Cache<String, super::bearer_check::Checked>,
 }
 
 /// A `tokens` row.
@@ -116,7 +106,7 @@ pub(super) struct TokenRow {
     pub revoked: bool,
 }
 
-const ACCESS: &str = "access";
+pub(super) const ACCESS: &str = "access";
 const REFRESH: &str = "refresh";
 
 impl Tokens {
@@ -455,74 +445,6 @@ impl Tokens {
             fhir_user,
         };
         s.signer.sign(&claims).await.map_err(|e| OAuthError::server(&e))
-    }
-
-    /// The resource server's check of any access token: an app's (for one patient) or a
-    /// backend client's (`client_credentials`). None when the token is not valid now.
-    /// The generation is read before anything else, so a revocation that commits during a
-    /// full check leaves that check cached under the old generation, which is never used.
-    pub async fn caller(&self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let s = &self.inner;
-        let hash = digest(token);
-        let generation = revocation::current(&s.store.pool).await?;
-        if let Some(c) = s.checked.get(&hash).await {
-            if c.generation == generation && Utc::now() < c.until {
-                if let Caller::App(b) = &c.caller {
-                    self.touch(&b.grant.grant_id).await?;
-                }
-                return Ok(Some(c.caller));
-            }
-            s.checked.invalidate(&hash).await;
-        }
-        let Some(row) = self.token_row(&hash).await? else { return Ok(None) };
-        let checked = if row.kind == super::backend::SYSTEM {
-            self.system_bearer(&row).await?.map(|b| (b.expires_at, Caller::System(b)))
-        } else {
-            self.checked_bearer(row).await?.map(|(b, until)| (until, Caller::App(b)))
-        };
-        let Some((until, caller)) = checked else { return Ok(None) };
-        s.checked.insert(hash, Checked { generation, caller: caller.clone(), until }).await;
-        Ok(Some(caller))
-    }
-
-    /// The resource server's check of an access token: None when unknown, expired, revoked,
-    /// issued to a disabled client, or when its grant is no longer live.
-    pub async fn bearer(&self, token: &str) -> Result<Option<Bearer>, StoreError> {
-        let Some(row) = self.token_row(&digest(token)).await? else { return Ok(None) };
-        self.bearer_of(row).await
-    }
-
-    async fn bearer_of(&self, row: TokenRow) -> Result<Option<Bearer>, StoreError> {
-        Ok(self.checked_bearer(row).await?.map(|(b, _)| b))
-    }
-
-    /// [`Tokens::bearer_of`] with the moment the check stops holding by itself: the token's
-    /// expiry or the end of the link's dates, whichever comes first.
-    async fn checked_bearer(&self, row: TokenRow) -> Result<Option<(Bearer, DateTime<Utc>)>, StoreError> {
-        let s = &self.inner;
-        if row.kind != ACCESS || row.revoked || row.expires_at <= Utc::now() {
-            return Ok(None);
-        }
-        if !self.client_enabled(&row.client_id).await? {
-            return Ok(None);
-        }
-        let Some((grant, link_end)) = grants::live_until(&s.store, &row.grant_id).await? else { return Ok(None) };
-        if grant.client_id != row.client_id {
-            return Ok(None);
-        }
-        self.touch(&grant.grant_id).await?;
-        let until = link_end.map_or(row.expires_at, |end| end.min(row.expires_at));
-        Ok(Some((Bearer { grant, client_id: row.client_id, scopes: row.scopes, expires_at: row.expires_at }, until)))
-    }
-
-    /// Writes the grant's `last_used` at most once a minute.
-    async fn touch(&self, grant_id: &str) -> Result<(), StoreError> {
-        let s = &self.inner;
-        if !s.touched.contains_key(grant_id) {
-            s.touched.insert(grant_id.to_string(), ()).await;
-            grants::touch(&s.store, grant_id).await?;
-        }
-        Ok(())
     }
 
     /// Revokes a grant and every token issued under it (the patient's "revoke this app",
