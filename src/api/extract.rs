@@ -26,8 +26,9 @@ fn peer(parts: &Parts) -> IpAddr {
         .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip())
 }
 
-/// A SMART access token (looked up on every request, so revocation and termination take
-/// effect at once) or, on loopback, a configured demo token.
+/// A SMART access token (checked on every request against the store's revocation
+/// generation — a cached check is used only while it is unchanged — so revocation and
+/// termination take effect at once) or, on loopback, a configured demo token.
 impl FromRequestParts<Arc<ApiState>> for Access {
     type Rejection = ApiError;
 

@@ -392,12 +392,16 @@ impl Accounts {
 
     /// Records what an adult patient granted their proxy, or a minor's assent.
     pub async fn set_terms(&self, link_id: &str, adult_granted: bool, teen_assent: bool) -> Result<(), AccountError> {
+        // What the link's grants allow changes: cached token checks must not outlive it.
+        let mut tx = self.store.begin_write().await?;
         sqlx::query("UPDATE account_patients SET adult_granted = $1, teen_assent = $2 WHERE id = $3")
             .bind(i32::from(adult_granted))
             .bind(i32::from(teen_assent))
             .bind(link_id)
-            .execute(&self.store.pool)
+            .execute(&mut *tx)
             .await?;
+        super::revocation::bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -788,12 +792,15 @@ impl Accounts {
         if reason.trim().is_empty() {
             return Err(AccountError::Invalid("give a reason (deceased, left the practice, revoked …)".into()));
         }
+        let mut tx = self.store.begin_write().await?;
         let done = sqlx::query("UPDATE account_patients SET terminated_at = $1, termination_reason = $2 WHERE id = $3 AND terminated_at IS NULL")
             .bind(Utc::now().to_rfc3339())
             .bind(format!("{reason} (by {by})"))
             .bind(link_id)
-            .execute(&self.store.pool)
+            .execute(&mut *tx)
             .await?;
+        super::revocation::bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(done.rows_affected())
     }
 }

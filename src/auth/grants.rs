@@ -4,7 +4,7 @@
 //! asks this, so revocation and termination take effect on the next request.
 
 use crate::store::{Store, StoreError};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 /// A live grant and the account–patient link it rests on.
@@ -28,9 +28,18 @@ pub struct LiveGrant {
 
 /// The grant `grant_id` if it is live now.
 pub async fn live(store: &Store, grant_id: &str) -> Result<Option<LiveGrant>, StoreError> {
+    Ok(live_until(store, grant_id).await?.map(|(g, _)| g))
+}
+
+/// The grant `grant_id` if it is live now, with the moment its link's dates end it (None:
+/// no end date; an end date that cannot be read ends it now, as far as a cache goes).
+pub async fn live_until(
+    store: &Store,
+    grant_id: &str,
+) -> Result<Option<(LiveGrant, Option<DateTime<Utc>>)>, StoreError> {
     let now = Utc::now().to_rfc3339();
     let row = sqlx::query(
-        "SELECT g.id, g.account_id, g.client_id, g.scopes, p.source, p.source_patient_id, p.relationship, p.adult_granted, p.teen_assent, p.id
+        "SELECT g.id, g.account_id, g.client_id, g.scopes, p.source, p.source_patient_id, p.relationship, p.adult_granted, p.teen_assent, p.id, p.valid_until
          FROM grants g JOIN account_patients p ON p.id = g.account_patient_id
          WHERE g.id = $1 AND g.revoked_at IS NULL AND p.terminated_at IS NULL
            AND (p.valid_from IS NULL OR p.valid_from <= $2) AND (p.valid_until IS NULL OR p.valid_until > $2)",
@@ -39,18 +48,32 @@ pub async fn live(store: &Store, grant_id: &str) -> Result<Option<LiveGrant>, St
     .bind(&now)
     .fetch_optional(&store.pool)
     .await?;
-    Ok(row.map(|r| LiveGrant {
-        grant_id: r.get(0),
-        link_id: r.get(9),
-        account_id: r.get(1),
-        client_id: r.get(2),
-        scopes: r.get(3),
-        source: r.get(4),
-        source_patient_id: r.get(5),
-        relationship: r.get(6),
-        adult_granted: r.get::<i32, _>(7) != 0,
-        teen_assent: r.get::<i32, _>(8) != 0,
+    Ok(row.map(|r| {
+        let grant = LiveGrant {
+            grant_id: r.get(0),
+            link_id: r.get(9),
+            account_id: r.get(1),
+            client_id: r.get(2),
+            scopes: r.get(3),
+            source: r.get(4),
+            source_patient_id: r.get(5),
+            relationship: r.get(6),
+            adult_granted: r.get::<i32, _>(7) != 0,
+            teen_assent: r.get::<i32, _>(8) != 0,
+        };
+        let end = r.get::<Option<String>, _>(10).map(|v| link_end(&v).unwrap_or(DateTime::<Utc>::MIN_UTC));
+        (grant, end)
     }))
+}
+
+/// When a link's `valid_until` (a date, ending at its midnight UTC, or an RFC 3339 time)
+/// ends it — the moment the SQL comparison with the current RFC 3339 time turns false.
+fn link_end(valid_until: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(valid_until) {
+        return Some(t.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(valid_until, "%Y-%m-%d").ok()?;
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
 }
 
 /// Records that a grant's token was used (shown on the patient's apps page).
@@ -157,5 +180,22 @@ impl Grants {
     /// True when the grant belongs to the account (before it may revoke it).
     pub async fn belongs_to(&self, grant_id: &str, account_id: &str) -> Result<bool, StoreError> {
         belongs_to(&self.store, grant_id, account_id).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_ends_when_the_stored_comparison_turns_false() {
+        let day = link_end("2026-12-03").unwrap();
+        assert_eq!(day.to_rfc3339(), "2026-12-03T00:00:00+00:00");
+        // The store compares text: the date is not after any time on that day.
+        assert!("2026-12-03" <= day.to_rfc3339().as_str());
+        assert!("2026-12-03" > (day - chrono::Duration::seconds(1)).to_rfc3339().as_str());
+        let t = link_end("2026-12-03T10:30:00+02:00").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-12-03T08:30:00+00:00");
+        assert!(link_end("soon").is_none());
     }
 }

@@ -14,6 +14,7 @@ pub mod keyring;
 pub mod hashing;
 pub mod oauth;
 pub mod oidc;
+pub mod revocation;
 pub mod sessions;
 pub mod sweep;
 pub mod throttle;

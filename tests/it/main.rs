@@ -58,5 +58,6 @@ mod smart_launch;
 mod source_calls;
 mod store_races;
 mod synthea_privacy;
+mod token_checks;
 mod upstream_sources;
 mod whole_record;

@@ -7,10 +7,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-const CLIENT: &str = "growth-chart";
+pub(crate) const CLIENT: &str = "growth-chart";
 const REDIRECT: &str = "http://127.0.0.1:9/callback";
 
-fn body() -> String {
+pub(crate) fn body() -> String {
     let files = fixture_file_sources();
     format!(
         "[auth]\nlockout_attempts = 3\nlockout_duration = \"10m\"\n[[auth.clients]]\nclient_id = \"{CLIENT}\"\nname = \"Growth Chart\"\nkind = \"public\"\nredirect_uris = [\"{REDIRECT}\"]\nallowed_scopes = \"launch/patient openid fhirUser offline_access online_access patient/*.rs patient/*.read\"\n{files}"
@@ -24,7 +24,7 @@ fn bob_birth_date() -> String {
 }
 
 /// Registers and enrolls Bob through the pages; returns his browser, signed in.
-async fn bob(gw: &Gateway, username: &str) -> Browser {
+pub(crate) async fn bob(gw: &Gateway, username: &str) -> Browser {
     let b = Browser::new(gw);
     let (token, _) = b.form_page("/register").await;
     let (status, html, location) = b
@@ -100,7 +100,7 @@ async fn exchange(gw: &Gateway, callback: &str, verifier: &str) -> serde_json::V
     r.json().await.unwrap()
 }
 
-async fn token_for(gw: &Gateway, b: &Browser, scope: &str, untick: &[&str]) -> serde_json::Value {
+pub(crate) async fn token_for(gw: &Gateway, b: &Browser, scope: &str, untick: &[&str]) -> serde_json::Value {
     let (verifier, challenge) = pkce();
     let url = authorize_url(gw, scope, Some((&challenge, "S256")), &gw.fhir, REDIRECT);
     let callback = approve(b, &url, untick).await;

@@ -352,6 +352,8 @@ impl Clients {
             disable_in(&mut tx, gone, "config", &now).await?;
             tracing::info!(client_id = %gone, "oauth client no longer in the config: disabled");
         }
+        // A client's kind or partner profile may have changed: cached token checks end.
+        crate::auth::revocation::bump(&mut tx).await?;
         tx.commit().await?;
         for (client_id, ..) in &rows {
             self.keys.forget(client_id).await;
@@ -487,6 +489,7 @@ async fn disable_in(
         .bind(client_id)
         .execute(&mut **tx)
         .await?;
+    crate::auth::revocation::bump(tx).await?;
     Ok(())
 }
 

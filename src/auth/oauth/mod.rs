@@ -2,12 +2,13 @@
 //! ([`Clients`]), client authentication, authorization codes, access and refresh tokens,
 //! id_tokens, SMART Backend Services (`client_credentials` for HIE partners), introspection
 //! and revocation ([`Tokens`]), and the gateway's signing key.
-//! Access tokens are opaque and looked up on every use, so revocation and termination of
-//! access are immediate. It knows no HTTP framework (the api layer parses forms and renders
+//! Access tokens are opaque; a check is reused only while the store's revocation generation
+//! (read on every use) is unchanged, so revocation and termination of access are immediate. It knows no HTTP framework (the api layer parses forms and renders
 //! [`OAuthError`]s) and must never log or store a secret, code, token or assertion in the
 //! clear.
 
 mod backend;
+mod bearer_check;
 pub mod cli;
 mod client_auth;
 mod client_keys;

@@ -2,8 +2,9 @@
 //! the token endpoint's `authorization_code` and `refresh_token` grants, the bearer check
 //! of the resource server and revoking a grant. Access and refresh tokens are opaque random
 //! values stored only as SHA-256 digests and checked against the store and
-//! [`grants::live`] on every use, so revocation and termination of access take effect on
-//! the next request. A request that fails writes nothing, except what RFC 6749 and the
+//! [`grants::live`] (the bearer check, with its cache, is `bearer_check`); every revocation
+//! here raises the store's [`revocation`] generation in its transaction, so revocation and
+//! termination of access take effect on the next request. A request that fails writes nothing, except what RFC 6749 and the
 //! OAuth security BCP call for: a replayed code or a reused refresh token revokes every
 //! token of its family. It must never log a code or a token.
 
@@ -16,6 +17,7 @@ use super::signing::Signer;
 use super::OAuthSettings;
 use crate::auth::grants::{self, LiveGrant};
 use crate::auth::keyring::KeyEncryptionKey;
+use crate::auth::revocation;
 use crate::identity::PatientIndex;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -85,7 +87,9 @@ pub(super) struct Inner {
     pub settings: OAuthSettings,
     pub signer: Signer,
     /// Grants whose `last_used` was written in the last minute.
-    touched: moka::future::Cache<String, ()>,
+    pub(super) touched: moka::future::Cache<String, ()>,
+    /// Access-token checks that passed, by token digest.
+    pub(super) checked: moka::future::Cache<String, super::bearer_check::Checked>,
 }
 
 /// A `tokens` row.
@@ -102,7 +106,7 @@ pub(super) struct TokenRow {
     pub revoked: bool,
 }
 
-const ACCESS: &str = "access";
+pub(super) const ACCESS: &str = "access";
 const REFRESH: &str = "refresh";
 
 impl Tokens {
@@ -122,7 +126,12 @@ impl Tokens {
             .max_capacity(100_000)
             .time_to_live(std::time::Duration::from_secs(60))
             .build();
-        Ok(Tokens { inner: Arc::new(Inner { store, clients, index, settings, signer, touched }) })
+        // Stale entries are never used (generation, `until`); the time to live only frees them.
+        let checked = moka::future::Cache::builder()
+            .max_capacity(100_000)
+            .time_to_live(std::time::Duration::from_secs(600))
+            .build();
+        Ok(Tokens { inner: Arc::new(Inner { store, clients, index, settings, signer, touched, checked }) })
     }
 
     pub fn settings(&self) -> &OAuthSettings {
@@ -438,42 +447,6 @@ impl Tokens {
         s.signer.sign(&claims).await.map_err(|e| OAuthError::server(&e))
     }
 
-    /// The resource server's check of any access token: an app's (for one patient) or a
-    /// backend client's (`client_credentials`). None when the token is not valid now.
-    pub async fn caller(&self, token: &str) -> Result<Option<Caller>, StoreError> {
-        let Some(row) = self.token_row(&digest(token)).await? else { return Ok(None) };
-        if row.kind == super::backend::SYSTEM {
-            return Ok(self.system_bearer(&row).await?.map(Caller::System));
-        }
-        Ok(self.bearer_of(row).await?.map(Caller::App))
-    }
-
-    /// The resource server's check of an access token: None when unknown, expired, revoked,
-    /// issued to a disabled client, or when its grant is no longer live.
-    pub async fn bearer(&self, token: &str) -> Result<Option<Bearer>, StoreError> {
-        let Some(row) = self.token_row(&digest(token)).await? else { return Ok(None) };
-        self.bearer_of(row).await
-    }
-
-    async fn bearer_of(&self, row: TokenRow) -> Result<Option<Bearer>, StoreError> {
-        let s = &self.inner;
-        if row.kind != ACCESS || row.revoked || row.expires_at <= Utc::now() {
-            return Ok(None);
-        }
-        if !self.client_enabled(&row.client_id).await? {
-            return Ok(None);
-        }
-        let Some(grant) = grants::live(&s.store, &row.grant_id).await? else { return Ok(None) };
-        if grant.client_id != row.client_id {
-            return Ok(None);
-        }
-        if !s.touched.contains_key(&grant.grant_id) {
-            s.touched.insert(grant.grant_id.clone(), ()).await;
-            grants::touch(&s.store, &grant.grant_id).await?;
-        }
-        Ok(Some(Bearer { grant, client_id: row.client_id, scopes: row.scopes, expires_at: row.expires_at }))
-    }
-
     /// Revokes a grant and every token issued under it (the patient's "revoke this app",
     /// staff termination). Revoking a revoked grant changes nothing.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<(), StoreError> {
@@ -489,6 +462,7 @@ impl Tokens {
             .bind(grant_id)
             .execute(&mut *tx)
             .await?;
+        revocation::bump(&mut tx).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -527,20 +501,26 @@ impl Tokens {
     }
 
     pub(super) async fn revoke_family(&self, family: &str) -> Result<(), StoreError> {
+        let mut tx = self.inner.store.begin_write().await?;
         sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL")
             .bind(ts(Utc::now()))
             .bind(family)
-            .execute(&self.inner.store.pool)
+            .execute(&mut *tx)
             .await?;
+        revocation::bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     pub(super) async fn revoke_token(&self, hash: &str) -> Result<(), StoreError> {
+        let mut tx = self.inner.store.begin_write().await?;
         sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL")
             .bind(ts(Utc::now()))
             .bind(hash)
-            .execute(&self.inner.store.pool)
+            .execute(&mut *tx)
             .await?;
+        revocation::bump(&mut tx).await?;
+        tx.commit().await?;
         Ok(())
     }
 }
