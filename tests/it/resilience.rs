@@ -17,19 +17,6 @@ fn ehr_and_lab_person(gw: &Gateway) -> String {
         .gateway_id
 }
 
-fn warnings(outcomes: &[Value]) -> Vec<String> {
-    outcomes
-        .iter()
-        .flat_map(|o| o["issue"].as_array().cloned().unwrap_or_default())
-        .filter(|i| i["code"] == "incomplete" && i["severity"] == "warning")
-        .map(|i| i["diagnostics"].as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn from_source(resources: &[Value], source: &str) -> usize {
-    resources.iter().filter(|r| source_tags(r).iter().any(|t| t == source)).count()
-}
-
 async fn two_sources(lab: &RunningSimulator, lab_extra: &str, aggregate: &str) -> (RunningSimulator, Gateway) {
     let ehr = simulate("ehr", SimulatorOptions::default()).await;
     let body = format!(
@@ -63,15 +50,15 @@ async fn a_source_that_is_down_gives_a_partial_answer_that_names_it_then_recover
     let w = warnings(&outcomes);
     assert_eq!(w.len(), 1, "{outcomes:?}");
     assert!(w[0].contains("Bayview Regional Reference Lab"), "{}", w[0]);
-    assert_eq!(from_source(&resources, "lab"), 0);
-    assert!(from_source(&resources, "ehr") > 1, "the EHR's part is still there");
+    assert_eq!(count_from_source(&resources, "lab"), 0);
+    assert!(count_from_source(&resources, "ehr") > 1, "the EHR's part is still there");
 
     lab.controls().set_down(false);
     // The failures opened the lab's circuit; after its cooldown a probe goes through.
     tokio::time::sleep(Duration::from_millis(150)).await;
     let (resources, outcomes) = gw.all_pages(&path).await;
     assert!(warnings(&outcomes).is_empty(), "partial records are not cached: {outcomes:?}");
-    assert!(from_source(&resources, "lab") > 0);
+    assert!(count_from_source(&resources, "lab") > 0);
 
     // A source that is gone altogether (connection refused) is reported the same way.
     let (status, _) = gw.get(&format!("Patient/{person}")).await;
@@ -79,7 +66,7 @@ async fn a_source_that_is_down_gives_a_partial_answer_that_names_it_then_recover
     lab.stop().await;
     let (resources, outcomes) = gw.all_pages(&path).await;
     assert!(warnings(&outcomes).iter().any(|w| w.contains("Bayview Regional Reference Lab")));
-    assert!(from_source(&resources, "ehr") > 1);
+    assert!(count_from_source(&resources, "ehr") > 1);
 }
 
 #[tokio::test]
@@ -94,7 +81,7 @@ async fn a_slow_source_does_not_hold_the_answer_past_the_deadline() {
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     let w = warnings(&outcomes);
     assert!(w.iter().any(|w| w.contains("Bayview Regional Reference Lab") && w.contains("in time")), "{w:?}");
-    assert!(from_source(&resources, "ehr") > 1);
+    assert!(count_from_source(&resources, "ehr") > 1);
 }
 
 #[tokio::test]
@@ -109,7 +96,7 @@ async fn throttling_with_retry_after_is_retried_and_an_excessive_wait_is_not() {
     let (resources, outcomes) = gw.all_pages(&path).await;
     assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
     assert_eq!(lab.stats().answered_429 - before, 2, "both 429s were met and retried");
-    assert!(from_source(&resources, "lab") > 0);
+    assert!(count_from_source(&resources, "lab") > 0);
 
     let slow = simulate("lab", SimulatorOptions { retry_after_secs: 30, ..Default::default() }).await;
     let (_ehr2, gw2) = two_sources(&slow, "max_retries = 3\nmax_retry_after = \"2s\"", "").await;
@@ -185,7 +172,7 @@ async fn an_open_circuit_stops_calls_until_a_probe_succeeds() {
     gw.all_pages(&path).await;
     let (resources, outcomes) = gw.all_pages(&path).await;
     assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
-    assert!(from_source(&resources, "lab") > 0);
+    assert!(count_from_source(&resources, "lab") > 0);
 }
 
 #[tokio::test]
@@ -231,7 +218,7 @@ async fn a_source_unreadable_when_the_index_was_built_is_never_a_silent_gap() {
         w.iter().any(|w| w.contains("Bayview Regional Reference Lab") && w.contains("could not be searched")),
         "{w:?}"
     );
-    assert_eq!(from_source(&resources, "lab"), 0);
+    assert_eq!(count_from_source(&resources, "lab"), 0);
 
     lab.controls().set_down(false);
     let mut linked = false;
@@ -245,7 +232,7 @@ async fn a_source_unreadable_when_the_index_was_built_is_never_a_silent_gap() {
     assert!(linked, "the index picked the lab up on its next refresh");
     let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
     assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
-    assert!(from_source(&resources, "lab") > 0);
+    assert!(count_from_source(&resources, "lab") > 0);
 }
 
 /// A 42 CFR Part 2 program that is down is named to the patient and staff, but a partner

@@ -531,3 +531,18 @@ where
 pub fn url_for(schema: &str) -> String {
     format!("{PG_SERVER}?options=-c%20search_path%3D{schema}")
 }
+
+/// The diagnostics of the partial-answer warnings (`incomplete`) among a Bundle's outcomes.
+pub fn warnings(outcomes: &[Value]) -> Vec<String> {
+    outcomes
+        .iter()
+        .flat_map(|o| o["issue"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["code"] == "incomplete" && i["severity"] == "warning")
+        .map(|i| i["diagnostics"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// How many of `resources` carry `source`'s tag.
+pub fn count_from_source(resources: &[Value], source: &str) -> usize {
+    resources.iter().filter(|r| source_tags(r).iter().any(|t| t == source)).count()
+}
