@@ -6,7 +6,6 @@
 use crate::bulk::client::*;
 use crate::common::*;
 use portico::simulator::{RunningSimulator, SimulatorOptions};
-use serde_json::Value;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -188,11 +187,7 @@ async fn two_gateways_on_one_postgresql_share_the_queue_and_export_each_patient_
         let job = location.unwrap().rsplit('/').next().unwrap().to_string();
         // Polled and downloaded through the other gateway.
         let finished = collect(&b, &format!("{}/$export-status/{job}", b.fhir), PARTNER).await;
-        // Attachment URLs name the gateway whose worker wrote the file (replicas behind one
-        // public address write the same; here each has its own port).
-        let as_b = |r: &Value| serde_json::from_str::<Value>(&r.to_string().replace(&a.origin, &b.origin)).unwrap();
-        let exported_as_b: Vec<Value> = finished.resources.iter().map(as_b).collect();
-        assert_same(&exported_as_b, &everything(&b, &all, PARTNER).await);
+        assert_same(&as_if_from(&finished.resources, &a.origin, &b.origin), &everything(&b, &all, PARTNER).await);
         let mut exported: Vec<String> = finished
             .resources
             .iter()

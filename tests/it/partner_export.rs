@@ -577,7 +577,7 @@ async fn two_gateway_processes_share_one_queue_and_survive_a_killed_one() {
         patients.sort();
         assert_eq!(patients.len(), 15, "every member once");
         assert_eq!(patients.iter().collect::<BTreeSet<_>>().len(), 15);
-        assert_same(&first, &everything_at(&http, &b.fhir(), &patients, &token).await);
+        assert_same(&as_if_from(&first, &a.origin, &b.origin), &everything_at(&http, &b.fhir(), &patients, &token).await);
         let counts = per_patient(&first, &patients);
         assert!(counts.values().all(|n| *n > 1), "{counts:?}");
         let units = unit_rows(&pool, &job1).await;
@@ -641,7 +641,7 @@ async fn two_gateway_processes_share_one_queue_and_survive_a_killed_one() {
         // Nothing twice, nothing missing: the same resources per patient as job 1 and as
         // $everything.
         assert_eq!(per_patient(&second, &patients), counts, "per-patient counts equal job 1's");
-        assert_same(&second, &everything_at(&http, &b.fhir(), &patients, &token).await);
+        assert_same(&as_if_from(&second, &a.origin, &b.origin), &everything_at(&http, &b.fhir(), &patients, &token).await);
         let audits = export_audits(&url_for(&schema), &job2).await;
         assert_eq!(audits.keys().cloned().collect::<Vec<_>>(), patients);
         assert!(audits.values().all(|n| *n == 1), "each patient logged once: {audits:?}");

@@ -146,6 +146,13 @@ pub fn by_key(resources: &[Value]) -> BTreeMap<String, Value> {
     out
 }
 
+/// `resources` with gateway address `from` written `to`: attachment URLs name the replica whose
+/// worker wrote the file (replicas behind one public address write the same; in tests each
+/// has its own port).
+pub fn as_if_from(resources: &[Value], from: &str, to: &str) -> Vec<Value> {
+    resources.iter().map(|r| serde_json::from_str(&r.to_string().replace(from, to)).unwrap()).collect()
+}
+
 /// Asserts the export holds exactly `expected` (same keys; each resource as `$everything`
 /// gave it), naming differences.
 pub fn assert_same(exported: &[Value], expected: &BTreeMap<String, Vec<Value>>) {
