@@ -1,8 +1,9 @@
 //! The load client: `concurrency` tokio tasks sending requests over one reqwest client (keep-
 //! alive connections, like an app or a portal) for a fixed time, each reading the whole body,
-//! and the summary of what they saw per route: requests/s, p50/p99 latency, MB/s, errors and
-//! documented partial answers (a 2xx whose body carries an OperationOutcome: a source that did
-//! not answer).
+//! and the summary of what they saw per route: requests/s, p50/p99 latency, MB/s, errors
+//! (transport failures and non-2xx answers) and 2xx answers that carry an OperationOutcome
+//! (a documented partial warning — or any outcome entry, e.g. a note about withheld data:
+//! the bench only looks for the resource type, so this count is an upper bound).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -25,7 +26,7 @@ impl Target {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Ok,
-    /// 2xx with an OperationOutcome in it (a documented partial answer).
+    /// 2xx with an OperationOutcome in it (partial warnings, notes; see the module doc).
     Partial,
     Error,
 }

@@ -35,7 +35,7 @@ pub struct Report {
 fn header() -> String {
     format!(
         "{:<34} {:>5} {:>8} {:>9} {:>9} {:>9} {:>8} {:>6} {:>7}\n",
-        "route", "conc", "requests", "req/s", "p50 ms", "p99 ms", "MB/s", "errors", "partial"
+        "route", "conc", "requests", "req/s", "p50 ms", "p99 ms", "MB/s", "errors", "with OO"
     )
 }
 
@@ -146,7 +146,7 @@ impl Report {
             ));
         }
         let m = &self.mixed;
-        let measured = format!("{} errors, {} partial of {}", m.all.errors, m.all.partial, m.all.requests);
+        let measured = format!("{} errors, {} with OO of {}", m.all.errors, m.all.partial, m.all.requests);
         out.push_str(&target(
             "mixed load: errors (not partial warnings)",
             &measured,
