@@ -1,0 +1,167 @@
+//! The serving bench's report: every phase measured, then each target of issue 15 with its
+//! measured ratio and whether it is met (one run; absolute numbers move with the machine).
+
+use crate::load::Summary;
+
+#[derive(Default)]
+pub struct Cold {
+    pub gateway: Summary,
+    /// Each source's own `$everything` for the same person.
+    pub sources: Vec<(&'static str, Summary)>,
+}
+
+#[derive(Default)]
+pub struct Mixed {
+    pub concurrency: usize,
+    pub seconds: f64,
+    pub people: usize,
+    pub all: Summary,
+    pub by_window: Vec<(&'static str, Summary)>,
+    pub by_route: Vec<(&'static str, Summary)>,
+}
+
+#[derive(Default)]
+pub struct Report {
+    pub machine: String,
+    pub rss_start_kb: u64,
+    pub rss_end_kb: u64,
+    pub everything_bytes: usize,
+    /// (phase key, route, concurrency, summary)
+    pub steady: Vec<(String, &'static str, usize, Summary)>,
+    pub cold: Cold,
+    pub mixed: Mixed,
+}
+
+fn header() -> String {
+    format!(
+        "{:<34} {:>5} {:>8} {:>9} {:>9} {:>9} {:>8} {:>6} {:>7}\n",
+        "route", "conc", "requests", "req/s", "p50 ms", "p99 ms", "MB/s", "errors", "with OO"
+    )
+}
+
+fn row(route: &str, concurrency: &str, s: &Summary) -> String {
+    format!(
+        "{:<34} {:>5} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>8.2} {:>6} {:>7}\n",
+        route, concurrency, s.requests, s.rps, s.p50_ms, s.p99_ms, s.mb_s, s.errors, s.partial
+    )
+}
+
+fn target(name: &str, measured: &str, ratio: f64, goal: &str, met: bool) -> String {
+    format!("{:<44} {:<34} {:>8.3} {:>8} {:>4}\n", name, measured, ratio, goal, if met { "yes" } else { "NO" })
+}
+
+impl Report {
+    pub fn new(machine: String) -> Report {
+        Report { machine, ..Default::default() }
+    }
+
+    fn steady_of(&self, key: &str, concurrency: usize) -> Option<&Summary> {
+        self.steady.iter().find(|(k, _, c, _)| k == key && *c == concurrency).map(|(_, _, _, s)| s)
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!(
+            "Portico serving benchmark, {} UTC, {}, portico {}\n\
+             Gateways, simulators (demo fixtures, 4 systems), static handler and load client in one \
+             process (release build, SQLite, audit on).\n\
+             $everything of the bench's patient: {} bytes per answer.\n\n",
+            chrono::Utc::now().format("%Y-%m-%d %H:%M"),
+            self.machine,
+            env!("CARGO_PKG_VERSION"),
+            self.everything_bytes
+        );
+        out.push_str("Steady phases (fixed time per concurrency)\n");
+        out.push_str(&header());
+        for (_, route, c, s) in &self.steady {
+            out.push_str(&row(route, &c.to_string(), s));
+        }
+        out.push_str("\nCold $everything, one request at a time, interleaved with each source's own $everything\n");
+        out.push_str(&header());
+        out.push_str(&row("gateway $everything (cold)", "1", &self.cold.gateway));
+        for (route, s) in &self.cold.sources {
+            out.push_str(&row(route, "1", s));
+        }
+        let m = &self.mixed;
+        out.push_str(&format!(
+            "\nMixed traffic, {} people, staff token, {:.0} s at concurrency {} (lab slow, then down, then back, a quarter each)\n",
+            m.people, m.seconds, m.concurrency
+        ));
+        out.push_str(&header());
+        for (window, s) in &m.by_window {
+            out.push_str(&row(&format!("window: {window}"), &m.concurrency.to_string(), s));
+        }
+        for (route, s) in &m.by_route {
+            out.push_str(&row(route, &m.concurrency.to_string(), s));
+        }
+        out.push_str(&row("all", &m.concurrency.to_string(), &m.all));
+        out.push_str(&format!(
+            "\nMemory (VmRSS of the whole bench process): {:.1} MB after start-up, {:.1} MB at the end\n\n",
+            self.rss_start_kb as f64 / 1024.0,
+            self.rss_end_kb as f64 / 1024.0
+        ));
+        out.push_str(&self.targets());
+        out
+    }
+
+    fn targets(&self) -> String {
+        let mut out = format!("{:<44} {:<34} {:>8} {:>8} {:>4}\n", "target", "measured", "ratio", "goal", "met");
+        let mut levels: Vec<usize> = self.steady.iter().map(|(_, _, c, _)| *c).collect();
+        levels.dedup();
+        for c in &levels {
+            if let (Some(read), Some(meta)) = (self.steady_of("read", *c), self.steady_of("metadata", *c)) {
+                let ratio = read.rps / meta.rps.max(1e-9);
+                let measured = format!("{:.0} / {:.0} req/s", read.rps, meta.rps);
+                out.push_str(&target(
+                    &format!("read rps / metadata rps (c={c})"),
+                    &measured,
+                    ratio,
+                    ">= 0.5",
+                    ratio >= 0.5,
+                ));
+            }
+        }
+        for c in &levels {
+            if let (Some(warm), Some(stat)) = (self.steady_of("warm", *c), self.steady_of("static", *c)) {
+                let ratio = warm.mb_s / stat.mb_s.max(1e-9);
+                let measured = format!("{:.1} / {:.1} MB/s", warm.mb_s, stat.mb_s);
+                out.push_str(&target(
+                    &format!("warm $everything MB/s / static MB/s (c={c})"),
+                    &measured,
+                    ratio,
+                    ">= 0.5",
+                    ratio >= 0.5,
+                ));
+            }
+        }
+        if let Some((route, slowest)) = self.cold.sources.iter().max_by(|a, b| a.1.p50_ms.total_cmp(&b.1.p50_ms)) {
+            let ratio = self.cold.gateway.p50_ms / slowest.p50_ms.max(1e-9);
+            let source = route.split(' ').next().unwrap_or("?");
+            let measured = format!("{:.2} / {:.2} ms ({source})", self.cold.gateway.p50_ms, slowest.p50_ms);
+            out.push_str(&target(
+                "cold $everything p50 / slowest source p50",
+                &measured,
+                ratio,
+                "<= 1.2",
+                ratio <= 1.2,
+            ));
+        }
+        let m = &self.mixed;
+        let measured = format!("{} errors, {} with OO of {}", m.all.errors, m.all.partial, m.all.requests);
+        out.push_str(&target(
+            "mixed load: errors (not partial warnings)",
+            &measured,
+            m.all.errors as f64,
+            "0",
+            m.all.errors == 0,
+        ));
+        let steady = m.by_window.first().map(|w| w.1.p99_ms).unwrap_or(0.0);
+        let recovered = m.by_window.last().map(|w| w.1.p99_ms).unwrap_or(0.0);
+        let ratio = recovered / steady.max(1e-9);
+        let measured = format!("{recovered:.1} / {steady:.1} ms");
+        out.push_str(&target("mixed: p99 after recovery / steady p99", &measured, ratio, "<= 2", ratio <= 2.0));
+        let ratio = self.rss_end_kb as f64 / self.rss_start_kb.max(1) as f64;
+        let measured = format!("{:.1} / {:.1} MB", self.rss_end_kb as f64 / 1024.0, self.rss_start_kb as f64 / 1024.0);
+        out.push_str(&target("memory end / start (VmRSS)", &measured, ratio, "<= 1.1", ratio <= 1.1));
+        out
+    }
+}

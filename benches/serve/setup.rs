@@ -1,0 +1,132 @@
+//! What the serving bench runs in its own process: the four demo fixture systems as
+//! simulators (`$everything` on, one page of up to 1,000 resources), gateways built from the
+//! library (`App::build`, the same code `portico serve` runs) on port 0 over a throwaway SQLite
+//! file, and a static handler serving fixed bytes from memory (the yardstick for `$everything`).
+
+use portico::config::Config;
+use portico::identity::PatientIndex;
+use portico::simulator::{self, RunningSimulator, SimulatorOptions};
+use portico::sources::files::ResourceStore;
+use portico::App;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The staff dev token (loopback only) and a patient's (Bob Martinez, `ehr/pt-10001`).
+pub const STAFF_TOKEN: &str = "portico-bench-staff-token-0123456789";
+pub const PATIENT_TOKEN: &str = "portico-bench-patient-token-0123456789";
+pub const PATIENT: (&str, &str) = ("ehr", "pt-10001");
+
+/// The day the fixtures' dates are written relative to.
+const FIXTURE_ANCHOR: &str = "2026-01-01";
+/// A throwaway key-encryption key for the bench's throwaway databases.
+const BENCH_KEK: &str = "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXkhISE=";
+pub const SOURCES: [&str; 4] = ["ehr", "lab", "imaging", "behavioral"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Starts one simulator per fixture system.
+pub async fn simulators() -> Result<Vec<(&'static str, RunningSimulator)>, String> {
+    let anchor = chrono::NaiveDate::parse_from_str(FIXTURE_ANCHOR, "%Y-%m-%d").map_err(|e| e.to_string())?;
+    let utc = chrono::FixedOffset::east_opt(0).ok_or("UTC")?;
+    let shift = portico::fhir::time::days_since(anchor, chrono::Utc::now(), utc);
+    let mut sims = Vec::new();
+    for name in SOURCES {
+        let store = ResourceStore::load(&root().join("fixtures").join(name), shift).map_err(|e| e.to_string())?;
+        let options = SimulatorOptions { name: name.into(), everything: true, page_size: 1000, ..Default::default() };
+        let addr = "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?;
+        sims.push((name, simulator::start(store, options, addr).await.map_err(|e| e.to_string())?));
+    }
+    Ok(sims)
+}
+
+/// A gateway serving in this process.
+pub struct Gateway {
+    /// `http://127.0.0.1:PORT/fhir`
+    pub fhir: String,
+    pub index: Arc<PatientIndex>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Builds and starts a gateway over `sims` with `aggregate` as its `[aggregate]` lines.
+    pub async fn start(sims: &[(&str, RunningSimulator)], aggregate: &str) -> Result<Gateway, String> {
+        let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let text = config_text(dir.path(), &addr.to_string(), sims, aggregate);
+        let vars = [(portico::auth::keyring::KEK_ENV.to_string(), BENCH_KEK.to_string())];
+        let config =
+            Config::from_toml(&text, "bench.toml", &root().join("config"), &vars).map_err(|e| e.to_string())?;
+        let app = App::build(config).await.map_err(|e| e.to_string())?;
+        let index = app.index.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let served = app
+                .serve(listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+            if let Err(e) = served {
+                eprintln!("[bench] gateway stopped: {e}");
+            }
+        });
+        Ok(Gateway { fhir: format!("http://{addr}/fhir"), index, shutdown: Some(tx), _dir: dir })
+    }
+
+    /// The gateway id of the bench's patient.
+    pub fn patient_id(&self) -> Result<String, String> {
+        self.index.gateway_id_of(PATIENT.0, PATIENT.1).ok_or_else(|| format!("{PATIENT:?} is not indexed"))
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn config_text(dir: &Path, listen: &str, sims: &[(&str, RunningSimulator)], aggregate: &str) -> String {
+    let sources: String = sims
+        .iter()
+        .map(|(name, sim)| {
+            format!(
+                "[[sources]]\nname = \"{name}\"\ndisplay = \"{name}\"\nkind = \"fhir\"\nurl = \"{}\"\nretry_backoff = \"20ms\"\n\n",
+                sim.base_url()
+            )
+        })
+        .collect();
+    format!(
+        "[server]\nlisten = \"{listen}\"\nutc_offset = \"UTC\"\ndev_token = \"{STAFF_TOKEN}\"\nmax_page_size = 1000\n\n\
+         [[server.dev_tokens]]\ntoken = \"{PATIENT_TOKEN}\"\nviewer = \"patient\"\npatient = \"{}/{}\"\n\n\
+         [database]\nurl = \"sqlite://{}\"\n\n[mail]\nfolder = {:?}\n\n[export]\ndirectory = {:?}\n\n\
+         [aggregate]\n{aggregate}\n\n{sources}",
+        PATIENT.0,
+        PATIENT.1,
+        dir.join("portico.db").display(),
+        dir.join("mail").display().to_string(),
+        dir.join("exports").display().to_string(),
+    )
+}
+
+/// Serves `body` as `application/fhir+json` at `/everything` from memory; returns its URL.
+pub async fn static_server(body: axum::body::Bytes) -> Result<String, String> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/everything",
+        get(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/fhir+json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}/everything"))
+}
