@@ -31,6 +31,31 @@ pub struct Consent {
     pub part2: bool,
 }
 
+/// The holds that match `resource` (with `labels`), in order — the configured rules, then the
+/// patient's preference — each with the moment it ends (`None`: a result with no date cannot
+/// be shown to have waited long enough). None once a clinician released it.
+fn matching<'a>(
+    holds: &'a HoldsConfig,
+    ledger: &'a PatientLedger,
+    resource: &'a Value,
+    key: &str,
+    labels: &'a BTreeSet<String>,
+    zone: FixedOffset,
+) -> impl Iterator<Item = (String, Option<i64>)> + 'a {
+    let released = ledger.releases.contains(key);
+    let issued = issued_at(resource, zone);
+    let end = move |max: std::time::Duration| issued.map(|at| at + max.as_secs() as i64);
+    let by_rules = holds
+        .rules
+        .iter()
+        .filter(move |rule| !released && rule_matches(rule, resource, labels))
+        .map(move |rule| (format!("hold:{}", rule.id), end(rule.max.std())));
+    let by_preference = std::iter::once(())
+        .filter(move |_| !released && labels.iter().any(|l| ledger.preferences.contains(l)))
+        .map(move |_| ("hold:patient-preference".to_string(), end(holds.preference_max.std())));
+    by_rules.chain(by_preference)
+}
+
 /// The id of the hold keeping `resource` (with `labels`) back at `now`, if any.
 pub fn active_hold(
     holds: &HoldsConfig,
@@ -41,24 +66,9 @@ pub fn active_hold(
     now: DateTime<Utc>,
     zone: FixedOffset,
 ) -> Option<String> {
-    if ledger.releases.contains(key) {
-        return None;
-    }
-    let issued = issued_at(resource, zone);
-    let within = |max: std::time::Duration| match issued {
-        Some(at) => now.timestamp() < at + max.as_secs() as i64,
-        // A result with no date cannot be shown to have waited long enough.
-        None => true,
-    };
-    for rule in &holds.rules {
-        if rule_matches(rule, resource, labels) && within(rule.max.std()) {
-            return Some(format!("hold:{}", rule.id));
-        }
-    }
-    if labels.iter().any(|l| ledger.preferences.contains(l)) && within(holds.preference_max.std()) {
-        return Some("hold:patient-preference".into());
-    }
-    None
+    matching(holds, ledger, resource, key, labels, zone)
+        .find(|(_, end)| end.is_none_or(|e| now.timestamp() < e))
+        .map(|(id, _)| id)
 }
 
 /// When the holds keeping `resource` back at `now` could first end (seconds since the
@@ -74,15 +84,10 @@ pub fn hold_ends(
     now: DateTime<Utc>,
     zone: FixedOffset,
 ) -> Option<i64> {
-    if ledger.releases.contains(key) {
-        return None;
-    }
-    let at = issued_at(resource, zone)?;
-    let end = |max: std::time::Duration| at + max.as_secs() as i64;
-    let by_rules = holds.rules.iter().filter(|rule| rule_matches(rule, resource, labels)).map(|rule| end(rule.max.std()));
-    let by_preference =
-        labels.iter().any(|l| ledger.preferences.contains(l)).then(|| end(holds.preference_max.std()));
-    by_rules.chain(by_preference).filter(|&e| e > now.timestamp()).min()
+    matching(holds, ledger, resource, key, labels, zone)
+        .filter_map(|(_, end)| end)
+        .filter(|&e| e > now.timestamp())
+        .min()
 }
 
 fn rule_matches(rule: &HoldRule, r: &Value, labels: &BTreeSet<String>) -> bool {
