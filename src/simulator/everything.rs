@@ -5,15 +5,15 @@
 //! order by `Type/id`, keyset-paged with `_cursor` like searches. Pure over the store: it
 //! never changes a resource and never logs query values.
 
-use super::search::{bad, decode_pairs, next_link, Refusal};
+use super::search::{bad, decode_pairs, page_bundle, Refusal};
 use super::Shared;
 use crate::fhir;
-use crate::fhir::bundle::{decode_cursor, page_after, searchset, Searchset};
+use crate::fhir::bundle::{decode_cursor, page_after};
 use crate::fhir::model::codes::{IssueType, SearchEntryMode};
 use crate::fhir::outcome::Issue;
 use crate::fhir::reference;
 use axum::http::StatusCode;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 
 /// One page of `patient_id`'s `$everything`. `raw_query` is the query string as received:
@@ -79,27 +79,6 @@ pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<
     let page = page_after(all, |(key, _)| key.clone(), after.as_deref(), count);
     let base = &shared.base_url;
     let operation = format!("Patient/{patient_id}/$everything");
-    let self_url = match raw_query {
-        "" => format!("{base}/{operation}"),
-        q => format!("{base}/{operation}?{q}"),
-    };
-    let next_url = page.next.as_deref().map(|cursor| {
-        let relative = next_link(&operation, raw_query, cursor_param, cursor);
-        if shared.options.relative_next_links {
-            relative
-        } else {
-            format!("{base}/{relative}")
-        }
-    });
     let entries = page.items.into_iter().map(|(key, (r, mode))| (format!("{base}/{key}"), r.clone(), mode)).collect();
-    let shell = Searchset {
-        id: Some(uuid::Uuid::new_v4().to_string()),
-        self_url: &self_url,
-        next_url: next_url.as_deref(),
-        total: Some(total),
-        ..Searchset::default()
-    };
-    let mut bundle = searchset(&shell, entries);
-    bundle["meta"] = json!({"lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
-    Ok(bundle)
+    Ok(page_bundle(shared, &operation, raw_query, page.next.as_deref(), total, entries))
 }

@@ -7,7 +7,7 @@
 
 use super::Shared;
 use crate::fhir;
-use crate::fhir::bundle::{decode_cursor, page_after, searchset, Searchset};
+use crate::fhir::bundle::{decode_cursor, page_after, searchset, Entry, Searchset};
 use crate::fhir::model::codes::{IssueType, SearchEntryMode};
 use crate::fhir::outcome::Issue;
 use crate::fhir::reference;
@@ -248,18 +248,6 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     let page = page_after(matched, key, after.as_deref(), count);
 
     let base = &shared.base_url;
-    let self_url = match raw_query {
-        "" => format!("{base}/{resource_type}"),
-        q => format!("{base}/{resource_type}?{q}"),
-    };
-    let next_url = page.next.as_deref().map(|cursor| {
-        let relative = next_link(resource_type, raw_query, cursor_param, cursor);
-        if shared.options.relative_next_links {
-            relative
-        } else {
-            format!("{base}/{relative}")
-        }
-    });
     let included = if revinclude { provenances_targeting(shared, resource_type, &page.items) } else { Vec::new() };
     let entries = page
         .items
@@ -273,6 +261,33 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
             (format!("{base}/Provenance/{id}"), p.clone(), SearchEntryMode::Include)
         }))
         .collect();
+    Ok(page_bundle(shared, resource_type, raw_query, page.next.as_deref(), total, entries))
+}
+
+/// One page of a searchset at `path` (a type, or `Patient/{id}/$everything`) as this server
+/// writes it: self and next links under its base (next relative when that quirk is on, the
+/// cursor in its profile's parameter), `total`, and `meta.lastUpdated`.
+pub(super) fn page_bundle(
+    shared: &Shared,
+    path: &str,
+    raw_query: &str,
+    cursor: Option<&str>,
+    total: usize,
+    entries: Vec<Entry>,
+) -> Value {
+    let base = &shared.base_url;
+    let self_url = match raw_query {
+        "" => format!("{base}/{path}"),
+        q => format!("{base}/{path}?{q}"),
+    };
+    let next_url = cursor.map(|cursor| {
+        let relative = next_link(path, raw_query, shared.options.cursor_param(), cursor);
+        if shared.options.relative_next_links {
+            relative
+        } else {
+            format!("{base}/{relative}")
+        }
+    });
     let shell = Searchset {
         id: Some(uuid::Uuid::new_v4().to_string()),
         self_url: &self_url,
@@ -282,7 +297,7 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
     };
     let mut bundle = searchset(&shell, entries);
     bundle["meta"] = json!({"lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
-    Ok(bundle)
+    bundle
 }
 
 /// Whether an include is the one the simulator answers, `_revinclude=Provenance:target`
@@ -311,7 +326,7 @@ fn provenances_targeting<'a>(shared: &'a Shared, resource_type: &str, matches: &
 }
 
 /// `Type?<original params, as sent, minus any old cursor>&<cursor_param>=<cursor>`.
-pub(super) fn next_link(resource_type: &str, raw_query: &str, cursor_param: &str, cursor: &str) -> String {
+fn next_link(resource_type: &str, raw_query: &str, cursor_param: &str, cursor: &str) -> String {
     let mut segments: Vec<&str> = raw_query
         .split('&')
         .filter(|s| !s.is_empty())
