@@ -314,7 +314,9 @@ impl App {
             base_url: self.config.fhir_base_url(),
             tokens: self.dev_tokens.clone(),
             max_query_bytes: self.config.server.max_query_bytes,
-            started_at: chrono::Utc::now(),
+            capability: crate::api::capability::capability_statement(&self.config.fhir_base_url(), chrono::Utc::now())
+                .to_string()
+                .into(),
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
         });
