@@ -321,6 +321,7 @@ impl App {
                 self.store.clone(),
                 self.audit.clone(),
                 self.accounts.clone(),
+                &crate::api::public_origin(&self.config.fhir_base_url()),
                 &self.config.fhir_base_url(),
             )),
         });

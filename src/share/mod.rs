@@ -146,7 +146,15 @@ fn check(req: &ShareRequest, now: DateTime<Utc>) -> Result<(), ShareError> {
 }
 
 impl Shares {
-    pub fn new(store: crate::store::Store, audit: AuditLog, accounts: Arc<Accounts>, fhir_base: &str) -> Shares {
+    /// `origin`: the gateway's public origin (manifest and viewer URLs); `fhir_base`: its
+    /// FHIR base URL (the snapshot's `fullUrl`s).
+    pub fn new(
+        store: crate::store::Store,
+        audit: AuditLog,
+        accounts: Arc<Accounts>,
+        origin: &str,
+        fhir_base: &str,
+    ) -> Shares {
         let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
         Shares {
             links: Links::new(store),
@@ -154,7 +162,7 @@ impl Shares {
             hasher: accounts.hasher(),
             accounts,
             limiter: RateLimiter::keyed(Quota::per_minute(n(OPENS_PER_MINUTE)).allow_burst(n(OPENS_BURST))),
-            origin: crate::api::public_origin(fhir_base),
+            origin: origin.trim_end_matches('/').to_string(),
             fhir_base: fhir_base.to_string(),
         }
     }

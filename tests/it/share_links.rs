@@ -375,3 +375,91 @@ async fn passcode_floods_meet_429_and_lockout_never_500() {
     let page = b.view(&format!("/records/{link}/share")).await;
     assert!(page.contains("locked"), "{page}");
 }
+
+const CLIENT: &str = "school-forms";
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const APP_SCOPE: &str = "launch/patient patient/Patient.rs patient/AllergyIntolerance.rs";
+
+/// An app token for Bob's record through `/authorize` and `/token`, as an app would get one.
+async fn app_token(gw: &Gateway, b: &Browser) -> String {
+    use sha2::Digest;
+    let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes()) + &URL_SAFE_NO_PAD.encode([7u8; 16]);
+    let challenge = URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+    let mut q = url::form_urlencoded::Serializer::new(String::new());
+    q.append_pair("response_type", "code")
+        .append_pair("client_id", CLIENT)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", APP_SCOPE)
+        .append_pair("state", "s")
+        .append_pair("aud", &gw.fhir)
+        .append_pair("code_challenge", &challenge)
+        .append_pair("code_challenge_method", "S256");
+    let (status, _, location) = b.get(&format!("{}/authorize?{}", gw.origin, q.finish())).await;
+    let location = location.unwrap_or_default();
+    assert_eq!(status, 303, "{location}");
+    if location == "/authorize/pick" {
+        let (token, html) = b.form_page("/authorize/pick").await;
+        let link = value_of(&html, "link_id").remove(0);
+        b.post("/authorize/pick", &[("csrf", &token), ("link_id", &link)]).await;
+    }
+    let (token, html) = b.form_page("/authorize/consent").await;
+    let scopes = value_of(&html, "scope");
+    let mut form: Vec<(&str, &str)> = vec![("csrf", &token), ("decision", "allow")];
+    form.extend(scopes.iter().map(|s| ("scope", s.as_str())));
+    let (status, _, location) = b.post("/authorize/consent", &form).await;
+    assert_eq!(status, 303);
+    let callback = url::Url::parse(&location.unwrap()).unwrap();
+    let code = callback.query_pairs().find(|(k, _)| k == "code").unwrap().1.to_string();
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("client_id", CLIENT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let t: Value = gw.http.post(format!("{}/token", gw.origin)).form(&form).send().await.unwrap().json().await.unwrap();
+    t["access_token"].as_str().unwrap_or_else(|| panic!("{t}")).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_makes_lists_and_revokes_links_within_its_scopes() {
+    let body = format!(
+        "[[auth.clients]]\nclient_id = \"{CLIENT}\"\nname = \"School forms\"\nkind = \"public\"\n\
+         redirect_uris = [\"{REDIRECT}\"]\nallowed_scopes = \"{APP_SCOPE}\"\n{}",
+        fixture_file_sources()
+    );
+    let gw = Gateway::start(&body).await;
+    let (b, link) = bob(&gw).await;
+    let token = app_token(&gw, &b).await;
+    let api = format!("{}/share-links", gw.origin);
+    let expires = (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339();
+    let ask = json!({"sections": ["everything"], "label": "From my app", "expires": expires});
+    let r = gw.http.post(&api).bearer_auth(&token).json(&ask).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let made: Value = r.json().await.unwrap();
+    assert!(made["shlink"].as_str().unwrap().starts_with("shlink:/") && made["qrSvg"].as_str().is_some());
+    // "Everything" is everything the app may list: the patient and the allergies.
+    let patient = gw.patient_id("ehr", "pt-10001");
+    let (allergies, _) = gw.all_pages(&format!("AllergyIntolerance?patient={patient}")).await;
+    assert_eq!(made["items"].as_u64(), Some(1 + allergies.len() as u64), "{made}");
+
+    let bad = json!({"sections": ["secrets"], "label": "x", "expires": expires});
+    let r = gw.http.post(&api).bearer_auth(&token).json(&bad).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let listed: Value = gw.http.get(&api).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let links = listed["links"].as_array().unwrap();
+    assert_eq!(links.len(), 1, "{listed}");
+    assert_eq!((links[0]["status"].as_str(), links[0]["views"].as_i64()), (Some("active"), Some(0)));
+    assert!(!listed.to_string().contains("shlink:/"), "the link itself is not kept");
+    assert!(b.view(&format!("/records/{link}/share")).await.contains("From my app"), "the portal lists it too");
+
+    let id = made["id"].as_str().unwrap();
+    let r = gw.http.delete(format!("{api}/{id}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let r = gw.http.delete(format!("{api}/{id}")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let viewer = format!("{}/share#{}", gw.origin, made["shlink"].as_str().unwrap());
+    let (status, body) = post_manifest(&gw, &viewer, json!({"recipient": "School"})).await;
+    assert_eq!(status, 404);
+    shows_nothing(&body);
+}
