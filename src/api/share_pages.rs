@@ -25,8 +25,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The lifetimes offered, in days (the first is preselected).
-const LIFETIMES: &[(i64, &str)] =
-    &[(30, "30 days"), (1, "1 day"), (7, "1 week"), (90, "3 months"), (365, "1 year")];
+const LIFETIMES: &[(i64, &str)] = &[(30, "30 days"), (1, "1 day"), (7, "1 week"), (90, "3 months"), (365, "1 year")];
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
@@ -101,7 +100,8 @@ async fn make(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let access = crate::auth::access_for_link(&account, &record_link);
-    let days = field(&form, "days").and_then(|d| d.parse::<i64>().ok()).filter(|d| LIFETIMES.iter().any(|(x, _)| x == d));
+    let days =
+        field(&form, "days").and_then(|d| d.parse::<i64>().ok()).filter(|d| LIFETIMES.iter().any(|(x, _)| x == d));
     let Some(days) = days else {
         return (jar, problem(&s, &link, StatusCode::BAD_REQUEST, "Choose how long the link works.")).into_response();
     };
@@ -127,7 +127,9 @@ async fn make(
         Err(ShareError::Read(ReadError::NotFound | ReadError::Forbidden(_))) => {
             failure(RecordPageError::NotAvailable, &s)
         }
-        Err(ShareError::TooMany { retry_after }) => super::pages::PageError::too_many(retry_after).signed_in(&s).into_response(),
+        Err(ShareError::TooMany { retry_after }) => {
+            super::pages::PageError::too_many(retry_after).signed_in(&s).into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "a share link could not be made");
             failure(RecordPageError::Unavailable, &s)

@@ -68,7 +68,7 @@ fn refusal(e: &ShareError) -> Response {
         ShareError::Read(ReadError::Forbidden(_) | ReadError::InsufficientScope(_)) => {
             (StatusCode::FORBIDDEN, json!({"error": e.to_string()}))
         }
-        ShareError::Read(_) | ShareError::Store(_) | ShareError::Seal => {
+        ShareError::Read(_) | ShareError::Store(_) | ShareError::Seal | ShareError::Accounts => {
             tracing::error!(error = %e, "share link request failed");
             (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "please try again in a moment"}))
         }
@@ -238,7 +238,10 @@ async fn view(State(state): State<Arc<ApiState>>, ConnectInfo(from): ConnectInfo
     let recipient = field("recipient");
     let again = |status: StatusCode, text: &str| viewer(status, form(Some(text), &recipient));
     let Ok(payload) = Payload::parse(&field("shlink")) else {
-        return again(StatusCode::BAD_REQUEST, "That is not a share link. Paste the whole link you were given (it contains “shlink:/”).");
+        return again(
+            StatusCode::BAD_REQUEST,
+            "That is not a share link. Paste the whole link you were given (it contains “shlink:/”).",
+        );
     };
     let (Some(token), Ok(key)) = (state.shares.token_of(&payload.url), payload.key_bytes()) else {
         return again(StatusCode::BAD_REQUEST, "This link is not from this site, or it is damaged. Open it in a SMART Health Links viewer, or ask for a new one.");
@@ -260,7 +263,10 @@ async fn view(State(state): State<Arc<ApiState>>, ConnectInfo(from): ConnectInfo
     let bundle: Option<Value> =
         jwe::decrypt(&key, &opened.link.jwe).ok().and_then(|(_, plain)| serde_json::from_slice(&plain).ok());
     let Some(bundle) = bundle else {
-        return again(StatusCode::BAD_REQUEST, "This link is damaged: its key does not open the record. Ask for a new one.");
+        return again(
+            StatusCode::BAD_REQUEST,
+            "This link is damaged: its key does not open the record. Ask for a new one.",
+        );
     };
     let record = state.reader.reopen_shared(&opened.link.patient_id, snapshot::resources_of(&bundle));
     let view = RecordView::of(&record, chrono::Utc::now());

@@ -321,7 +321,14 @@ mod tests {
     #[test]
     fn share_link_openings_in_plain_words_and_not_for_proxies() {
         let records = vec![
-            record("share-link/abc", "share link", "share-view", "/shl/abc?recipient=Lincoln%20High", Some("For school"), "success"),
+            record(
+                "share-link/abc",
+                "share link",
+                "share-view",
+                "/shl/abc?recipient=Lincoln%20High",
+                Some("For school"),
+                "success",
+            ),
             record("account:me", "patient", "share", "/records/l1/share", None, "success"),
         ];
         let rows = rows(&records, &Names { me: "me".into(), ..Default::default() });

@@ -273,7 +273,13 @@ impl Reader {
     /// read back from the link's JWE (authenticated under the link's key, which only the
     /// holder has); their opening is already in the access log.
     pub fn reopen_shared(&self, patient_id: &str, resources: Vec<Value>) -> WholeRecord {
-        WholeRecord { patient_id: patient_id.to_string(), resources, missing: Vec::new(), notices: Vec::new(), documents: Vec::new() }
+        WholeRecord {
+            patient_id: patient_id.to_string(),
+            resources,
+            missing: Vec::new(),
+            notices: Vec::new(),
+            documents: Vec::new(),
+        }
     }
 
     /// For HIM: every resource of the record with the decision for `viewer` at `at`, the

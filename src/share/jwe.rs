@@ -99,6 +99,9 @@ mod tests {
         assert_eq!(decrypt(&key, &swapped), Err(JweError::WrongKey));
         assert_eq!(decrypt(&key, "a.b.c"), Err(JweError::Malformed));
         let rsa = URL_SAFE_NO_PAD.encode(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#);
-        assert_eq!(decrypt(&key, &format!("{rsa}..{}.{}.{}", parts[2], parts[3], parts[4])), Err(JweError::Unsupported));
+        assert_eq!(
+            decrypt(&key, &format!("{rsa}..{}.{}.{}", parts[2], parts[3], parts[4])),
+            Err(JweError::Unsupported)
+        );
     }
 }

@@ -51,7 +51,8 @@ pub struct NewLink<'a> {
     pub jwe: &'a str,
 }
 
-const COLUMNS: &str = "id, patient_id, created_by, account_id, record_link, label, sections, items, passcode_hash, created_at, \
+const COLUMNS: &str =
+    "id, patient_id, created_by, account_id, record_link, label, sections, items, passcode_hash, created_at, \
                        expires_at, revoked_at, failed_attempts, views, last_viewed_at, jwe";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<LinkRow, sqlx::Error> {
@@ -168,10 +169,12 @@ impl Links {
 
     /// Gives back an attempt taken by [`Links::reserve_attempt`] (the passcode was right).
     pub async fn release_attempt(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE share_links SET failed_attempts = failed_attempts - 1 WHERE id = $1 AND failed_attempts > 0")
-            .bind(id)
-            .execute(&self.store.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE share_links SET failed_attempts = failed_attempts - 1 WHERE id = $1 AND failed_attempts > 0",
+        )
+        .bind(id)
+        .execute(&self.store.pool)
+        .await?;
         Ok(())
     }
 

@@ -68,6 +68,9 @@ pub enum ShareError {
     Store(#[from] crate::store::StoreError),
     #[error("the share link could not be made")]
     Seal,
+    /// The accounts' record links could not be read (whether the maker's access is live).
+    #[error("the accounts store is unavailable")]
+    Accounts,
 }
 
 /// What a person asks to share.
@@ -293,7 +296,7 @@ impl Shares {
         }
         let access = self.accounts.links(&link.account_id).await.map_err(|e| {
             tracing::error!(error = %e, "record links unavailable while opening a share link");
-            ShareError::Seal
+            ShareError::Accounts
         })?;
         if !access.iter().any(|l| l.id == link.record_link) {
             return Err(ShareError::Gone);
@@ -351,7 +354,10 @@ impl Shares {
             let used = self.links.reserve_attempt(&link.id, PASSCODE_ATTEMPTS).await?.ok_or(ShareError::Gone)?;
             let verdict = self
                 .hasher
-                .run(move || PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(given.as_bytes(), &h).is_ok()))
+                .run(move || {
+                    PasswordHash::new(&hash)
+                        .is_ok_and(|h| Argon2::default().verify_password(given.as_bytes(), &h).is_ok())
+                })
                 .await;
             match verdict {
                 Ok(true) => self.links.release_attempt(&link.id).await?,

@@ -70,11 +70,7 @@ impl Payload {
 /// when it is too long for a QR code.
 pub fn qr_svg(text: &str) -> Option<String> {
     let code = qrcode::QrCode::with_error_correction_level(text.as_bytes(), qrcode::EcLevel::M).ok()?;
-    let svg = code
-        .render::<qrcode::render::svg::Color<'_>>()
-        .min_dimensions(240, 240)
-        .quiet_zone(true)
-        .build();
+    let svg = code.render::<qrcode::render::svg::Color<'_>>().min_dimensions(240, 240).quiet_zone(true).build();
     let start = svg.find("<svg")?;
     Some(svg[start..].replacen("<svg ", "<svg role=\"img\" aria-label=\"QR code of the share link\" ", 1))
 }

@@ -79,14 +79,24 @@ pub fn select(released: &[Value], sections: &[&str]) -> Vec<Value> {
         .collect()
 }
 
-/// Every `reference` string in `v`.
+/// `Type/id` of a literal reference (relative or absolute).
+fn type_and_id(reference: &str) -> Option<String> {
+    let mut parts = reference.rsplit('/');
+    let id = parts.next().filter(|p| !p.is_empty())?;
+    let t = parts.next().filter(|p| !p.is_empty())?;
+    Some(format!("{t}/{id}"))
+}
+
+/// Every `reference` string in `v`, as `Type/id`.
 fn references(v: &Value, out: &mut HashSet<String>) {
     match v {
         Value::Object(map) => {
             for (k, x) in map {
                 match (k.as_str(), x) {
                     ("reference", Value::String(s)) => {
-                        out.insert(s.rsplit('/').take(2).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("/"));
+                        if let Some(key) = type_and_id(s) {
+                            out.insert(key);
+                        }
                     }
                     _ => references(x, out),
                 }
@@ -103,11 +113,13 @@ pub fn bundle(resources: Vec<Value>, fhir_base: &str, now: &str) -> Value {
     let entries: Vec<Value> = resources
         .into_iter()
         .map(|r| {
-            let url = format!("{base}/{}/{}", fhir::resource_type(&r).unwrap_or(""), fhir::resource_id(&r).unwrap_or(""));
+            let url =
+                format!("{base}/{}/{}", fhir::resource_type(&r).unwrap_or(""), fhir::resource_id(&r).unwrap_or(""));
             json!({"fullUrl": url, "resource": r})
         })
         .collect();
-    json!({"resourceType": "Bundle", "id": uuid::Uuid::new_v4().to_string(), "type": "collection", "timestamp": now, "entry": entries})
+    let id = uuid::Uuid::new_v4().to_string();
+    json!({"resourceType": "Bundle", "id": id, "type": "collection", "timestamp": now, "entry": entries})
 }
 
 /// The resources of a snapshot Bundle.
@@ -132,7 +144,10 @@ mod tests {
 
     #[test]
     fn sections_are_checked_and_ordered() {
-        assert_eq!(sections(&["immunizations".into(), "allergies".into()]).unwrap(), vec!["allergies", "immunizations"]);
+        assert_eq!(
+            sections(&["immunizations".into(), "allergies".into()]).unwrap(),
+            vec!["allergies", "immunizations"]
+        );
         assert_eq!(sections(&["allergies".into(), "everything".into()]).unwrap(), vec!["everything"]);
         assert_eq!(sections(&[]), Err(SnapshotError::NoSection));
         assert_eq!(sections(&["secrets".into()]), Err(SnapshotError::UnknownSection("secrets".into())));

@@ -148,7 +148,10 @@ async fn an_independent_decoder_opens_a_patients_link_and_finds_only_the_chosen_
     assert_eq!(decoded["files"][0]["how"], "embedded");
     let shared = resources(&decoded);
     let kinds = types(&shared);
-    assert!(kinds.contains("Patient") && kinds.contains("AllergyIntolerance") && kinds.contains("Immunization"), "{kinds:?}");
+    assert!(
+        kinds.contains("Patient") && kinds.contains("AllergyIntolerance") && kinds.contains("Immunization"),
+        "{kinds:?}"
+    );
     for t in &kinds {
         let allowed = ["Patient", "AllergyIntolerance", "Immunization"].contains(&t.as_str())
             || portico::fhir::SUPPORTING_TYPES.contains(&t.as_str());
@@ -211,7 +214,8 @@ async fn expired_revoked_and_wrong_passcode_links_show_nothing() {
     let url = payload(&open)["url"].as_str().unwrap().to_string();
     let r = gw.http.post(&url).body("not json").send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    let r = gw.http.post(format!("{}/shl/made-up-token", gw.origin)).json(&json!({"recipient": "x"})).send().await.unwrap();
+    let r =
+        gw.http.post(format!("{}/shl/made-up-token", gw.origin)).json(&json!({"recipient": "x"})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 404);
     shows_nothing(&r.text().await.unwrap());
 
@@ -250,11 +254,15 @@ async fn expired_revoked_and_wrong_passcode_links_show_nothing() {
     let other = register(&gw, "Eve", "eve@example.org").await;
     let (csrf, _) = other.form_page("/account").await;
     let (status, html, _) = other
-        .post(&format!("/records/{link}/share"), &[("csrf", &csrf), ("label", "x"), ("days", "30"), ("section", "allergies")])
+        .post(
+            &format!("/records/{link}/share"),
+            &[("csrf", &csrf), ("label", "x"), ("days", "30"), ("section", "allergies")],
+        )
         .await;
     assert_eq!(status, 404, "{html}");
     // Staff and unauthenticated callers make no links through the app API.
-    let r = gw.http.post(format!("{}/share-links", gw.origin)).bearer_auth(TOKEN).json(&json!({})).send().await.unwrap();
+    let r =
+        gw.http.post(format!("{}/share-links", gw.origin)).bearer_auth(TOKEN).json(&json!({})).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 400, "the request is checked first");
     let body = json!({"sections": ["allergies"], "label": "x", "expires": (chrono::Utc::now() + chrono::Duration::days(2)).to_rfc3339()});
     let r = gw.http.post(format!("{}/share-links", gw.origin)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
@@ -275,18 +283,31 @@ async fn a_parents_link_for_a_teen_holds_nothing_confidential() {
     enroll(&maya, "HG100733", "2009-08-14", "Rodriguez").await;
     let maya_link = only_record(&maya).await;
 
-    let from_ana = resources(&decode(&share(&ana, &ana_link, &["everything"], "Camp", "").await, "Camp", None, None).await);
+    let from_ana =
+        resources(&decode(&share(&ana, &ana_link, &["everything"], "Camp", "").await, "Camp", None, None).await);
     let from_maya =
         resources(&decode(&share(&maya, &maya_link, &["everything"], "Clinic", "").await, "Clinic", None, None).await);
     let ana_text = serde_json::to_string(&from_ana).unwrap().to_lowercase();
     let maya_text = serde_json::to_string(&from_maya).unwrap().to_lowercase();
     assert!(ana_text.contains("tdap") && ana_text.contains("hpv9"), "a parent shares the immunizations");
-    let secrets =
-        ["pregnan", "chlamydia", "contracept", "camila", "phq", "depression", "gonorrh", "choriogonadotropin", "confidential visit note"];
+    let secrets = [
+        "pregnan",
+        "chlamydia",
+        "contracept",
+        "camila",
+        "phq",
+        "depression",
+        "gonorrh",
+        "choriogonadotropin",
+        "confidential visit note",
+    ];
     for secret in secrets {
         assert!(!ana_text.contains(secret), "a parent's link must not hold `{secret}`");
     }
-    assert!(secrets.iter().filter(|s| maya_text.contains(**s)).count() >= 3, "Maya's own link holds her confidential care");
+    assert!(
+        secrets.iter().filter(|s| maya_text.contains(**s)).count() >= 3,
+        "Maya's own link holds her confidential care"
+    );
     // Everything in Ana's link is what Ana sees; Maya's holds more.
     let (ana_keys, maya_keys): (std::collections::HashSet<_>, std::collections::HashSet<_>) =
         (keys(&from_ana).into_iter().collect(), keys(&from_maya).into_iter().collect());
@@ -331,10 +352,11 @@ async fn each_opening_is_audited_and_on_the_patients_access_log() {
     }
     assert_eq!(rows.iter().map(|r| r.4.as_str()).collect::<Vec<_>>(), ["success", "success", "denied"]);
     // Making the link was a logged access of the record too.
-    let made: (i64,) = sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'share' AND actor LIKE 'account:%'")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let made: (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM audit_events WHERE action = 'share' AND actor LIKE 'account:%'")
+            .fetch_one(&store.pool)
+            .await
+            .unwrap();
     assert_eq!(made.0, 1);
 
     let log = b.view(&format!("/records/{link}/access-log")).await;
@@ -366,7 +388,8 @@ async fn passcode_floods_meet_429_and_lockout_never_500() {
     // Locked once the guesses are spent (or still slowed): the right passcode opens nothing.
     tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     for i in 0..12 {
-        let (status, body) = post_manifest(&gw, &viewer, json!({"recipient": "bot", "passcode": format!("late-{i}")})).await;
+        let (status, body) =
+            post_manifest(&gw, &viewer, json!({"recipient": "bot", "passcode": format!("late-{i}")})).await;
         assert!([401, 404, 429].contains(&status), "{status} {body}");
     }
     let (status, body) = post_manifest(&gw, &viewer, json!({"recipient": "bot", "passcode": "harbor-1234"})).await;
