@@ -486,3 +486,25 @@ async fn an_app_makes_lists_and_revokes_links_within_its_scopes() {
     assert_eq!(status, 404);
     shows_nothing(&body);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_ends_when_its_makers_access_ends() {
+    let gw = gateway().await;
+    let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    let ana_link = grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
+    let viewer = share(&ana, &ana_link, &["immunizations"], "Camp", "").await;
+    let (status, _) = post_manifest(&gw, &viewer, json!({"recipient": "Camp"})).await;
+    assert_eq!(status, 200);
+    let r = gw
+        .http
+        .post(format!("{}/admin/access/terminate", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&json!({"link_id": ana_link, "reason": "custody changed", "by": "HIM desk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (status, body) = post_manifest(&gw, &viewer, json!({"recipient": "Camp"})).await;
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.to_lowercase().contains("maya") && !body.contains("embedded"), "{body}");
+}
