@@ -246,6 +246,20 @@ async fn expired_revoked_and_wrong_passcode_links_show_nothing() {
     assert_eq!(status, 404);
     shows_nothing(&body);
 
+    // The web view: a link of another site, or not a link, is refused plainly; its script
+    // is the gateway's own.
+    let elsewhere = json!({"url": "https://elsewhere.example/shl/x", "key": URL_SAFE_NO_PAD.encode([1u8; 32])});
+    let elsewhere = format!("shlink:/{}", URL_SAFE_NO_PAD.encode(elsewhere.to_string()));
+    for (link, words) in [(elsewhere.as_str(), "not from this site"), ("hello", "not a share link")] {
+        let (status, page, _) = Browser::new(&gw).post("/share/view", &[("shlink", link), ("recipient", "x")]).await;
+        assert_eq!(status, 400);
+        assert!(page.contains(words), "{page}");
+    }
+    let r = gw.http.get(format!("{}/static/share.js", gw.origin)).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
+    assert!(r.text().await.unwrap().contains("location.hash"));
+
     // The form refuses a link with no section, and another account cannot use this record.
     let (csrf, _) = b.form_page(&format!("/records/{link}/share")).await;
     let (status, html, _) =
