@@ -319,6 +319,13 @@ impl App {
                 .into(),
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
+            shares: Arc::new(crate::share::Shares::new(
+                self.store.clone(),
+                self.audit.clone(),
+                self.accounts.clone(),
+                &crate::api::public_origin(&self.config.fhir_base_url()),
+                &self.config.fhir_base_url(),
+            )),
         });
         api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }

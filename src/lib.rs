@@ -20,6 +20,7 @@ pub mod policy;
 pub mod portal;
 pub mod read;
 pub mod settings;
+pub mod share;
 pub mod simulator;
 pub mod sources;
 pub mod store;

@@ -42,6 +42,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("record_access_log.html", include_str!("templates/record_access_log.html")),
         ("record_apps.html", include_str!("templates/record_apps.html")),
         ("download_job.html", include_str!("templates/download_job.html")),
+        ("record_share.html", include_str!("templates/record_share.html")),
+        ("share_made.html", include_str!("templates/share_made.html")),
+        ("share_viewer.html", include_str!("templates/share_viewer.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }

@@ -268,6 +268,20 @@ impl Reader {
         trail::logged(&self.audit, access, trail, action, Some(id), false, result).await.map(OwnDownload::Now)
     }
 
+    /// A share link's snapshot as a record to render (the plain web view of a link). The
+    /// resources are the ones this reader released to the link's maker when it was made,
+    /// read back from the link's JWE (authenticated under the link's key, which only the
+    /// holder has); their opening is already in the access log.
+    pub fn reopen_shared(&self, patient_id: &str, resources: Vec<Value>) -> WholeRecord {
+        WholeRecord {
+            patient_id: patient_id.to_string(),
+            resources,
+            missing: Vec::new(),
+            notices: Vec::new(),
+            documents: Vec::new(),
+        }
+    }
+
     /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
     /// rules and the labels behind it. Staff only; logged as `explain`.
     pub async fn explain(

@@ -54,6 +54,7 @@ mod precision;
 mod resilience;
 mod reused_decisions;
 mod search_params;
+mod share_links;
 mod smart_launch;
 mod source_calls;
 mod store_races;
