@@ -187,3 +187,32 @@ fn portico_sources_counts_what_is_not_served() {
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("NOT SERVED: 1 Questionnaire"));
 }
+
+/// `_include` and `_revinclude` are not parameters of `$everything` (R4 lists `start`, `end`,
+/// `_since`, `_type`, `_count`): apps that send them anyway get the whole record — the same
+/// entries as without them — and a warning in the Bundle naming what was ignored, not 400.
+#[tokio::test]
+async fn includes_sent_to_everything_are_ignored_with_a_warning() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    let bob = gw.patient_id("ehr", "pt-10001");
+    let (plain, plain_outcomes) = gw.all_pages(&format!("Patient/{bob}/$everything?_count=500")).await;
+    assert!(plain_outcomes.iter().all(|o| !o.to_string().contains("was ignored")), "{plain_outcomes:?}");
+    let (with, outcomes) = gw
+        .all_pages(&format!(
+            "Patient/{bob}/$everything?_count=500&_include=Observation:performer&_revinclude:iterate=Provenance:target"
+        ))
+        .await;
+    assert_eq!(keys(&with), keys(&plain), "the same record, nothing added or left out");
+    let notes: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| o["issue"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["severity"] == "warning" && i["code"] == "not-supported")
+        .map(|i| i["diagnostics"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("_include=Observation:performer")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("_revinclude:iterate=Provenance:target")), "{notes:?}");
+    // Other parameters of no meaning to $everything are still refused clearly.
+    let (status, refused) = gw.get(&format!("Patient/{bob}/$everything?_id={bob}")).await;
+    assert_eq!(status, 400, "{refused}");
+    gw.stop().await;
+}
