@@ -9,6 +9,7 @@
 mod binary;
 mod choices;
 mod decisions;
+mod imaging;
 mod log_view;
 mod query;
 mod released;
@@ -16,6 +17,7 @@ mod trail;
 
 pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
+pub use imaging::SERIES_CONTENT_TYPE;
 pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
 pub use trail::{Trail, Use};
