@@ -1,6 +1,6 @@
 //! Imaging series through the gateway (issue 13 part 3, "ImagingStudy series (WADO-RS URLs
-//! where the source gives them)"). The imaging system, served over HTTP by the simulator,
-//! names a WADO-RS Endpoint for Bob's renal ultrasound; the simulator answers the series as
+//! where the source gives them)"). The imaging system of the fixtures, served over HTTP by
+//! the simulator, names a WADO-RS Endpoint for Bob's renal ultrasound; the simulator answers the series as
 //! a PACS does (`multipart/related; type="application/dicom"`, after content negotiation).
 //! The gateway serves the Endpoint with its own WADO-RS base as `address`; the series URL a
 //! DICOMweb client builds from it gives the source's answer byte for byte, content type
@@ -10,8 +10,6 @@
 
 use crate::common::*;
 use portico::simulator::SimulatorOptions;
-use portico::sources::files::ResourceStore;
-use serde_json::{json, Value};
 
 const BOB: &str = "imaging-test-bob-self-0123";
 const BOB_LAB_APP: &str = "imaging-test-bob-lab-app-0123";
@@ -27,26 +25,6 @@ fn tokens() -> String {
          [[server.dev_tokens]]\ntoken = {BOB_LAB_APP:?}\nviewer = \"patient\"\npatient = \"ehr/pt-10001\"\nscopes = {lab_only:?}\n\
          [[server.dev_tokens]]\ntoken = {MAYA:?}\nviewer = \"patient\"\npatient = \"ehr/pt-10007\"\n"
     )
-}
-
-/// The imaging fixtures, Bob's ultrasound naming a WADO-RS Endpoint of the same system.
-fn imaging_store() -> ResourceStore {
-    let store = fixture_store("imaging");
-    let mut all: Vec<Value> = store.types().flat_map(|t| store.of_type(t).iter().cloned()).collect();
-    for r in &mut all {
-        if r["resourceType"] == "ImagingStudy" && r["id"] == "IMG.IS.00001" {
-            r["endpoint"] = json!([{"reference": "Endpoint/IMG.EP.PACS"}]);
-        }
-    }
-    all.push(json!({
-        "resourceType": "Endpoint", "id": "IMG.EP.PACS", "status": "active",
-        "connectionType": {"system": "http://terminology.hl7.org/CodeSystem/endpoint-connection-type", "code": "dicom-wado-rs"},
-        "name": "Harbor Imaging PACS (DICOMweb)",
-        "payloadType": [{"text": "DICOM"}],
-        "payloadMimeType": ["application/dicom"],
-        "address": "wado-rs"
-    }));
-    ResourceStore::from_resources(all)
 }
 
 async fn start(dir: std::sync::Arc<tempfile::TempDir>, imaging: &str) -> Gateway {
@@ -69,13 +47,7 @@ async fn get(gw: &Gateway, url: &str, token: &str, accept: &str) -> (u16, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_series_passes_from_the_sources_wado_rs_under_the_studys_decision() {
-    let sim = portico::simulator::start(
-        imaging_store(),
-        SimulatorOptions { name: "imaging".into(), ..Default::default() },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = simulate("imaging", SimulatorOptions::default()).await;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
     let gw = start(dir.clone(), sim.base_url()).await;
     let bob = gw.patient_id("ehr", "pt-10001");
@@ -92,16 +64,16 @@ async fn a_series_passes_from_the_sources_wado_rs_under_the_studys_decision() {
     let (record, _) = gw.all_pages(&format!("Patient/{bob}/$everything?_count=500")).await;
     let study =
         record.iter().find(|r| r["resourceType"] == "ImagingStudy" && r["id"] == "imaging.IMG.IS.00001").unwrap();
-    assert_eq!(study["endpoint"][0]["reference"], "Endpoint/imaging.IMG.EP.PACS", "{study}");
+    assert_eq!(study["endpoint"][0]["reference"], "Endpoint/imaging.IMG.EP.00001", "{study}");
     let endpoint =
         record.iter().find(|r| r["resourceType"] == "Endpoint").expect("the study's Endpoint is in the record");
-    let base = format!("{}/wado-rs/imaging.IMG.EP.PACS", gw.fhir);
+    let base = format!("{}/wado-rs/imaging.IMG.EP.00001", gw.fhir);
     assert_eq!(endpoint["address"], base.as_str());
     assert!(!endpoint.to_string().contains(sim.base_url()), "the source's address does not go out");
     let url = format!("{base}/studies/{STUDY}/series/{SERIES}");
 
     // Bob reads his study, and the series as the source gave it.
-    let (status, read) = gw.get_with("Endpoint/imaging.IMG.EP.PACS", Some(BOB), &[]).await;
+    let (status, read) = gw.get_with("Endpoint/imaging.IMG.EP.00001", Some(BOB), &[]).await;
     assert_eq!((status, read["address"].as_str()), (200, Some(base.as_str())), "{read}");
     let (status, content_type, body) = get(&gw, &url, BOB, WADO_ACCEPT).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
