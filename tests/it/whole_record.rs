@@ -216,3 +216,69 @@ async fn includes_sent_to_everything_are_ignored_with_a_warning() {
     assert_eq!(status, 400, "{refused}");
     gw.stop().await;
 }
+
+/// The embedded demo (`config/portico.toml`, as the README starts it) uses the vendor
+/// profiles: its EHR takes SMART Backend Services assertions the simulator verifies, its lab
+/// behaves like Oracle Health with client credentials. Bob's `$everything` comes whole from
+/// them, with no system missing, and his ultrasound's Endpoint names the gateway's WADO-RS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_a_whole_record_from_its_vendor_like_systems() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let vars: Vec<(String, String)> = [
+        ("PORTICO_SERVER__LISTEN", format!("127.0.0.1:{port}")),
+        ("PORTICO_DATABASE__URL", format!("sqlite://{}", at("portico.db"))),
+        ("PORTICO_MAIL__FOLDER", at("mail")),
+        ("PORTICO_EXPORT__DIRECTORY", at("exports")),
+        ("PORTICO_AUTH__KEY_FILE", at("portico.key")),
+        (KEK_ENV, TEST_KEK.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = portico::config::Config::load_with_env(&root().join("config/portico.toml"), &vars).unwrap();
+    let ehr = config.sources.iter().find(|s| s.name == "ehr").unwrap();
+    assert!(matches!(ehr.auth, portico::config::UpstreamAuth::BackendServices { .. }), "{:?}", ehr.auth);
+    let lab = config.sources.iter().find(|s| s.name == "lab").unwrap();
+    assert_eq!(lab.simulator_profile, portico::simulator::SimulatorProfile::OracleHealth);
+    assert!(matches!(lab.auth, portico::config::UpstreamAuth::ClientCredentials { .. }), "{:?}", lab.auth);
+    let app = portico::App::build(config).await.expect("the demo builds");
+    let index = app.index.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.serve(listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let base = format!("http://127.0.0.1:{port}/fhir");
+    let http = reqwest::Client::new();
+    let bob = index.gateway_id_of("ehr", "pt-10001").unwrap();
+    let bundle: Value = http
+        .get(format!("{base}/Patient/{bob}/$everything?_count=500"))
+        .bearer_auth("portico-demo-token-loopback-only")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = bundle["entry"].as_array().unwrap();
+    let outcomes: Vec<Value> =
+        entries.iter().filter(|e| e["search"]["mode"] == "outcome").map(|e| e["resource"].clone()).collect();
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    let resources: Vec<Value> = entries.iter().map(|e| e["resource"].clone()).collect();
+    for source in ["ehr", "lab", "imaging"] {
+        assert!(count_from_source(&resources, source) > 0, "{source}");
+    }
+    let endpoint = resources.iter().find(|r| r["resourceType"] == "Endpoint").unwrap();
+    assert_eq!(endpoint["address"], format!("{base}/wado-rs/imaging.IMG.EP.00001").as_str());
+    let jwks: Value =
+        http.get(format!("http://127.0.0.1:{port}/jwks/sources.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], "portico-demo-es384", "{jwks}");
+    let _ = tx.send(());
+    let _ = task.await;
+}
