@@ -7,7 +7,9 @@
 //! Questionnaire, a type the gateway does not serve. Staff's `$everything` holds every
 //! compartment resource the source holds, per type, searches by `patient` work on the new
 //! types, the CapabilityStatement lists them, and the Questionnaire is counted for staff in
-//! `/health/ready` instead of silently dropped.
+//! `/health/ready` instead of silently dropped. The examples' compartment resources come out
+//! exactly as written apart from the documented rewrites; `_include` sent to `$everything`
+//! is ignored with a warning; the embedded demo reads its vendor-like systems.
 
 use crate::common::*;
 use portico::simulator::SimulatorOptions;
@@ -281,4 +283,96 @@ async fn the_demo_serves_a_whole_record_from_its_vendor_like_systems() {
     assert_eq!(jwks["keys"][0]["kid"], "portico-demo-es384", "{jwks}");
     let _ = tx.send(());
     let _ = task.await;
+}
+
+/// Undoes, in `served`, the rewrites the README documents, where `source` is the resource
+/// as its source wrote it: references (to gateway ids, or made display-only — the reference
+/// removed, a display added), attachment URLs the gateway serves, `meta.source` and the
+/// gateway's `meta.tag` and sensitivity labels, and the id.
+fn undo_documented_rewrites(source: &Value, served: &mut Value) {
+    fn walk(s: &Value, g: &mut Value) {
+        match (s, g) {
+            (Value::Object(s), Value::Object(g)) => {
+                if s.get("reference").is_some_and(Value::is_string) {
+                    if let Some(r) = s.get("reference") {
+                        g.insert("reference".into(), r.clone());
+                    }
+                    if !s.contains_key("display") {
+                        g.remove("display");
+                    }
+                }
+                if let (Some(Value::String(su)), Some(Value::String(gu))) = (s.get("url"), g.get("url")) {
+                    if su != gu && gu.contains("/Binary/") {
+                        g.insert("url".into(), Value::String(su.clone()));
+                    }
+                }
+                for (k, sv) in s {
+                    if let Some(gv) = g.get_mut(k) {
+                        walk(sv, gv);
+                    }
+                }
+            }
+            (Value::Array(s), Value::Array(g)) => s.iter().zip(g.iter_mut()).for_each(|(s, g)| walk(s, g)),
+            _ => {}
+        }
+    }
+    walk(source, served);
+    served["id"] = source["id"].clone();
+    let meta = served.get_mut("meta").and_then(Value::as_object_mut).unwrap();
+    match source.pointer("/meta/source") {
+        Some(s) => meta.insert("source".into(), s.clone()),
+        None => meta.remove("source"),
+    };
+    // Tags and labels the gateway adds (its source tag; sensitivity labels staff see).
+    for key in ["tag", "security"] {
+        let theirs = source.pointer(&format!("/meta/{key}")).and_then(Value::as_array).cloned().unwrap_or_default();
+        let kept: Vec<Value> = meta
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| theirs.contains(c))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            meta.remove(key);
+        } else {
+            meta.insert(key.into(), Value::Array(kept));
+        }
+    }
+    if meta.is_empty() && source.get("meta").is_none() {
+        served.as_object_mut().unwrap().remove("meta");
+    }
+}
+
+/// The official R4 examples as a source (issue 13, Tests): every compartment resource about
+/// `Patient/pat1` is served — in staff's `$everything` — exactly as the source wrote it,
+/// apart from the rewrites the README documents.
+#[tokio::test]
+async fn the_official_examples_are_served_unchanged_apart_from_the_documented_rewrites() {
+    let source = ResourceStore::load(&fixtures("r4-examples"), 0).unwrap();
+    let examples = simulate_store(
+        ResourceStore::load(&fixtures("r4-examples"), 0).unwrap(),
+        SimulatorOptions { name: "r4-examples".into(), ..Default::default() },
+    )
+    .await;
+    let gw = Gateway::start(&rest_source("examples", "FHIR R4 examples", examples.base_url(), "")).await;
+    let pat1 = gw.patient_id("examples", "pat1");
+    let record = everything(&gw, &pat1).await;
+    let served: BTreeMap<String, &Value> = record
+        .iter()
+        .map(|r| (format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()), r))
+        .collect();
+    let mut compared = 0;
+    for t in source.types().filter(|t| portico::fhir::compartment::get(t).is_some()) {
+        for original in source.of_type(t) {
+            let key = format!("{t}/examples.{}", original["id"].as_str().unwrap());
+            let mut got = (*served.get(&key).unwrap_or_else(|| panic!("{key} is not served"))).clone();
+            undo_documented_rewrites(original, &mut got);
+            assert_eq!(&got, original, "{key}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 90, "every compartment resource of the examples ({compared}) is compared");
+    gw.stop().await;
 }
