@@ -237,7 +237,7 @@ impl App {
             &config.fhir_base_url(),
         );
         Ok(App {
-            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()),
+            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()).stored_in(store.clone()),
             exports,
             oauth,
             accounts,

@@ -9,6 +9,7 @@
 mod binary;
 mod choices;
 mod decisions;
+mod imaging;
 mod log_view;
 mod query;
 mod released;
@@ -16,6 +17,7 @@ mod trail;
 
 pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
+pub use imaging::SERIES_CONTENT_TYPE;
 pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
 pub use trail::{Trail, Use};
@@ -599,9 +601,15 @@ impl Reader {
         pairs: &[(String, String)],
         lenient: bool,
     ) -> Result<Matches, ReadError> {
+        // `_include`/`_revinclude` are not parameters of `$everything` (its Bundle holds the
+        // whole released record, every referenced resource included): ignored with a
+        // warning in the Bundle, as a server ignores a parameter it does not apply.
+        let is_include = |k: &str| matches!(k.split(':').next(), Some("_include" | "_revinclude"));
+        let includes: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| is_include(k)).collect();
+        let pairs: Vec<(String, String)> = pairs.iter().filter(|(k, _)| !is_include(k)).cloned().collect();
         let query = search::parse(
             "Patient",
-            pairs,
+            &pairs,
             &["_cursor", "_type", "_since"],
             lenient,
             self.paging.max_count,
@@ -646,7 +654,17 @@ impl Reader {
                 _ => true,
             })
             .collect();
-        page(&v, selected, &query, self.paging)
+        let mut matches = page(&v, selected, &query, self.paging)?;
+        matches.warnings.extend(includes.iter().map(|(k, v)| {
+            Issue::warning(
+                IssueType::NotSupported,
+                format!(
+                    "`{k}={v}` was ignored: $everything already returns the whole record, every resource it \
+                     references included"
+                ),
+            )
+        }));
+        Ok(matches)
     }
 }
 

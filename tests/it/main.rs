@@ -37,6 +37,7 @@ mod downloads;
 mod enrollment;
 mod mail;
 mod fhir_api;
+mod imaging;
 mod floods;
 mod front_door;
 mod generated_population;
