@@ -6,8 +6,8 @@
 //! and a made-up one get the same "not found" page. Thin: check the session and the
 //! account's record link, call `export::download_jobs`, render. Nothing here is cached.
 
-use super::pages::{check_csrf, field, form_fields, page, see_other};
 use super::extract::SignedIn;
+use super::pages::{check_csrf, field, form_fields, page, see_other};
 use super::record_pages::{choices, failure, message, own_link, RecordPageError};
 use super::ApiState;
 use crate::auth::accounts::PatientLink;
@@ -82,7 +82,7 @@ async fn start(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let access = crate::auth::access_for_link(&account, &link);
-    let Some(patient_id) = state.reader.whose(&access) else {
+    let Some(patient_id) = state.reader.whose(&access).await else {
         return (jar, failure(RecordPageError::NotFound, &s)).into_response();
     };
     let response = match state.exports.downloads().start(&access, &link_id, &patient_id, format).await {

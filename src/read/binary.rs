@@ -241,7 +241,7 @@ impl Reader {
             return (None, Err(ReadError::NotFound));
         }
         let patient = match &access.patients {
-            PatientScope::Person { .. } => self.own_id(access),
+            PatientScope::Person { .. } => self.own_id(access).await,
             PatientScope::Any => self.attachments.homes.get(id).await,
         };
         let Some(patient) = patient else { return (None, Err(ReadError::NotFound)) };
