@@ -4,8 +4,8 @@
 //! access log before the answer goes out.
 
 use super::error::ApiError;
-use super::extract::Staff;
 use super::{fhir_json, ApiState};
+use super::extract::Staff;
 use crate::auth::Access;
 use crate::policy::Viewer;
 use axum::extract::rejection::{JsonRejection, QueryRejection};

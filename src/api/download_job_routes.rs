@@ -6,8 +6,8 @@
 //! and a made-up one get the same "not found" page. Thin: check the session and the
 //! account's record link, call `export::download_jobs`, render. Nothing here is cached.
 
-use super::extract::SignedIn;
 use super::pages::{check_csrf, field, form_fields, page, see_other};
+use super::extract::SignedIn;
 use super::record_pages::{choices, failure, message, own_link, RecordPageError};
 use super::ApiState;
 use crate::auth::accounts::PatientLink;

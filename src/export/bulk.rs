@@ -307,9 +307,7 @@ impl Exports {
             // A record page's download job is the account's, seen only through the pages.
             // An app's job is its grant's: under a later grant (the first one revoked, or
             // its link terminated) it is not found, as one that never existed.
-            Some(job)
-                if job.client == access.viewer.actor && job.kind == "bulk" && job.access.basis == access.basis =>
-            {
+            Some(job) if job.client == access.viewer.actor && job.kind == "bulk" && job.access.basis == access.basis => {
                 Ok(job)
             }
             _ => Err(ExportError::NotFound(NO_JOB)),

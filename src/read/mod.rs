@@ -116,16 +116,7 @@ impl Reader {
         paging: Paging,
         decisions: Decisions,
     ) -> Reader {
-        Reader {
-            aggregator,
-            policy,
-            ledger,
-            audit,
-            zone,
-            paging,
-            decisions,
-            attachments: binary::AttachmentIndex::new(""),
-        }
+        Reader { aggregator, policy, ledger, audit, zone, paging, decisions, attachments: binary::AttachmentIndex::new("") }
     }
 
     /// The zone dates without one are read in.
@@ -134,13 +125,7 @@ impl Reader {
     }
 
     /// `GET [type]/[id]`. A withheld resource is answered exactly like a missing one.
-    pub async fn read(
-        &self,
-        access: &Access,
-        trail: &Trail,
-        resource_type: &str,
-        id: &str,
-    ) -> Result<Value, ReadError> {
+    pub async fn read(&self, access: &Access, trail: &Trail, resource_type: &str, id: &str) -> Result<Value, ReadError> {
         let (patient, result) = match self.permit(access, resource_type, Interaction::Read) {
             Ok(()) => self.find(access, resource_type, id).await,
             Err(e) => (None, Err(e)),
@@ -232,9 +217,7 @@ impl Reader {
     pub async fn own_record(&self, access: &Access, trail: &Trail, use_: Use) -> Result<WholeRecord, ReadError> {
         match self.own_id(access).await {
             Some(id) => self.record(access, trail, use_, &id).await,
-            None => {
-                trail::logged(&self.audit, access, trail, use_.action(), None, false, Err(ReadError::NotFound)).await
-            }
+            None => trail::logged(&self.audit, access, trail, use_.action(), None, false, Err(ReadError::NotFound)).await,
         }
     }
 
@@ -298,9 +281,7 @@ impl Reader {
         at: DateTime<Utc>,
     ) -> Result<Vec<Explanation>, ReadError> {
         let result = if access.is_staff() {
-            self.decide(access, viewer, patient_id, At::Then(at))
-                .await
-                .map(|(_, explanations, _)| explanations.to_vec())
+            self.decide(access, viewer, patient_id, At::Then(at)).await.map(|(_, explanations, _)| explanations.to_vec())
         } else {
             Err(ReadError::Forbidden("explaining decisions is for staff".into()))
         };
@@ -514,7 +495,8 @@ impl Reader {
         if !fhir::is_valid_id(id) {
             return (None, Err(ReadError::NotFound));
         }
-        if let (true, PatientScope::Person { .. }) = (fhir::SUPPORTING_TYPES.contains(&resource_type), &access.patients)
+        if let (true, PatientScope::Person { .. }) =
+            (fhir::SUPPORTING_TYPES.contains(&resource_type), &access.patients)
         {
             // A patient's or proxy's clinicians and clinics are the ones in their own record,
             // whichever other record happens to hold them too.
@@ -531,7 +513,9 @@ impl Reader {
             match self.aggregator.locate(resource_type, id).await {
                 Some(p) => p,
                 // Practitioners, Organizations … belong to no one record.
-                None => return (None, self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound)),
+                None => {
+                    return (None, self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound))
+                }
             }
         };
         let found = match self.visible(access, &patient_id).await {

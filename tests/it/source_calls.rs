@@ -67,12 +67,8 @@ fn calls_between(
 async fn everything(gw: &Gateway, source_patient: &str, token: &str) -> (Vec<Value>, Vec<Value>) {
     let patient = gw.patient_id("ehr", source_patient);
     let (resources, outcomes) = gw.all_pages_with(&format!("Patient/{patient}/$everything?_count=500"), token).await;
-    let mut resources: Vec<Value> = resources
-        .iter()
-        .map(|r| {
-            serde_json::from_str(&r.to_string().replace(&patient, "PATIENT").replace(&gw.origin, "GATEWAY")).unwrap()
-        })
-        .collect();
+    let mut resources: Vec<Value> =
+        resources.iter().map(|r| serde_json::from_str(&r.to_string().replace(&patient, "PATIENT").replace(&gw.origin, "GATEWAY")).unwrap()).collect();
     resources.sort_by_key(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()));
     (resources, outcomes)
 }

@@ -413,19 +413,20 @@ pub async fn register_unverified(gw: &Gateway, name: &str, username: &str) -> Br
 
 /// Staff grant `username` proxy access to `patient` (`source/id`) through the admin API
 /// (`related_person` "" for none); returns the new link's id.
-pub async fn grant_proxy(
-    gw: &Gateway,
-    username: &str,
-    patient: &str,
-    relationship: &str,
-    related_person: &str,
-) -> String {
+pub async fn grant_proxy(gw: &Gateway, username: &str, patient: &str, relationship: &str, related_person: &str) -> String {
     let mut grant = serde_json::json!({"username": username, "patient": patient, "relationship": relationship,
                                        "by": "HIM desk"});
     if !related_person.is_empty() {
         grant["related_person"] = related_person.into();
     }
-    let r = gw.http.post(format!("{}/admin/proxies", gw.origin)).bearer_auth(TOKEN).json(&grant).send().await.unwrap();
+    let r = gw
+        .http
+        .post(format!("{}/admin/proxies", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&grant)
+        .send()
+        .await
+        .unwrap();
     let status = r.status().as_u16();
     let body: Value = r.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
