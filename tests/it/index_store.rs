@@ -85,6 +85,23 @@ async fn a_person_in_an_epic_like_source_is_looked_up_on_demand_and_kept_across_
 }
 
 #[tokio::test]
+async fn a_staff_search_for_a_record_of_an_epic_like_source_reads_and_links_it() {
+    let (_ehr, _lab, body) = ehr_and_epic_lab().await;
+    let gw = Gateway::start(&body).await;
+    let person = gw.patient_id("ehr", BOB);
+    let query = format!("patient=lab/{BOB_IN_LAB}&viewer=patient");
+    let (status, answer) = gw.get_with(&format!("{}/admin/policy/explain?{query}", gw.origin), Some(TOKEN), &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["patient"].as_str(), Some(person.as_str()), "read by id, linked to Bob by the rule");
+    assert_eq!(gw.patient_id("lab", BOB_IN_LAB), person);
+    // A record the source does not have stays unknown.
+    let (status, _) = gw
+        .get_with(&format!("{}/admin/policy/explain?patient=lab/nobody&viewer=patient", gw.origin), Some(TOKEN), &[])
+        .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
 async fn an_epic_like_source_that_fails_a_lookup_is_named_on_the_record() {
     let (_ehr, lab, body) = ehr_and_epic_lab().await;
     let gw = Gateway::start(&format!("{body}\n")).await;
