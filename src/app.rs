@@ -155,12 +155,19 @@ impl App {
                 }
             }
         }
-        let index = Arc::new(PatientIndex::open(store.clone()).await?);
-        let report = index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await?;
-        for (source, error) in &report.failed_sources {
-            tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
+        let index = Arc::new(
+            PatientIndex::open_with(store.clone(), sources.clone(), config.identity.refresh_every.std()).await?,
+        );
+        // Over a stored index the gateway is ready at once and refreshes in the background;
+        // only the very first start waits for the sources to be read.
+        let stored = index.is_stored().await.map_err(crate::identity::IdentityError::from)?;
+        if !stored {
+            let report = index.refresh(&sources, Instant::now() + INDEX_DEADLINE).await?;
+            for (source, error) in &report.failed_sources {
+                tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
+            }
+            tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
         }
-        tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
         let policy = Arc::new(Policy::new(policy_config, zone)?);
         let aggregator = Arc::new(Aggregator::new(
             sources.clone(),
@@ -188,15 +195,19 @@ impl App {
             let (index, every) = (index.clone(), config.identity.refresh_every.std());
             let aggregator = aggregator.clone();
             tokio::spawn(async move {
+                let mut at_once = stored;
                 loop {
-                    // A source missed by the last build is retried sooner.
-                    let behind = !index.unread_sources().is_empty() || !aggregator.offers_unknown().is_empty();
-                    let wait = if behind { every.min(UNREAD_RETRY) } else { every };
-                    tokio::time::sleep(wait).await;
-                    for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
-                        tracing::warn!(%source, %error, "capability statement not read; configured types gathered until it is");
+                    if !at_once {
+                        // A source missed by the last refresh is retried sooner.
+                        let behind = !index.unread_sources().is_empty() || !aggregator.offers_unknown().is_empty();
+                        let wait = if behind { every.min(UNREAD_RETRY) } else { every };
+                        tokio::time::sleep(wait).await;
+                        for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
+                            tracing::warn!(%source, %error, "capability statement not read; configured types gathered until it is");
+                        }
                     }
-                    match index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await {
+                    at_once = false;
+                    match index.refresh(&sources, Instant::now() + INDEX_DEADLINE).await {
                         Ok(report) => {
                             for (source, error) in &report.failed_sources {
                                 tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");

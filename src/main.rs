@@ -639,7 +639,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 None => chrono::Utc::now(),
             };
             let (app, him) = him_for(config).await?;
-            let patient = him.patient_id(&patient)?;
+            let patient = him.patient_id(&patient).await?;
             let trail = portico::read::Trail::internal("portico policy explain");
             let explanations = app.reader().explain(&operator(), &trail, &patient, &viewer, at).await?;
             if json {
@@ -759,8 +759,8 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         Command::Patients { json } => {
             let config = load(config)?;
             let app = App::build(config).await?;
-            let links = app.index.links();
-            let possible = app.index.possible_matches();
+            let links = app.index.links().await?;
+            let possible = app.index.possible_matches().await?;
             if json {
                 let out = serde_json::json!({"links": links, "possible_matches": possible});
                 println!("{}", serde_json::to_string_pretty(&out)?);

@@ -65,7 +65,7 @@ async fn run() -> Result<(), String> {
     let cold = Gateway::start(&sims, "cache_ttl = \"1ms\"\ncache_max_records = 0").await?;
     // Mixed: a short-lived cache, so a failing source is felt.
     let mixed = Gateway::start(&sims, "cache_ttl = \"3s\"\ndeadline = \"5s\"").await?;
-    let me = warm.patient_id()?;
+    let me = warm.patient_id().await?;
     report.rss_start_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
     let everything_url = format!("{}/Patient/{me}/$everything?_count=1000", warm.fhir);
@@ -129,8 +129,8 @@ async fn cold_phase(
     sims: &[(&str, portico::simulator::RunningSimulator)],
     rounds: usize,
 ) -> Result<report::Cold, String> {
-    let me = gateway.patient_id()?;
-    let link = gateway.index.resolve(&me).ok_or("the patient has no link")?;
+    let me = gateway.patient_id().await?;
+    let link = gateway.index.resolve(&me).await.map_err(|e| e.to_string())?.ok_or("the patient has no link")?;
     let gateway_target = Target::new(
         "$everything (cold)",
         format!("{}/Patient/{me}/$everything?_count=1000", gateway.fhir),
@@ -181,8 +181,7 @@ async fn mixed_phase(
         .map_err(|e| format!("BENCH_SERVE_SLOW: {e}"))?;
     let f = &gateway.fhir;
     let mut targets = Vec::new();
-    let mut people: Vec<String> = gateway.index.links().into_iter().map(|l| l.gateway_id).collect();
-    people.sort();
+    let people: Vec<String> = gateway.index.gateway_ids().await.map_err(|e| e.to_string())?;
     for p in &people {
         let token = Some(STAFF_TOKEN);
         targets.push(Target::new("read Patient", format!("{f}/Patient/{p}"), token));

@@ -82,7 +82,7 @@ async fn start(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let access = crate::auth::access_for_link(&account, &link);
-    let Some(patient_id) = state.reader.whose(&access) else {
+    let Some(patient_id) = state.reader.whose(&access).await else {
         return (jar, failure(RecordPageError::NotFound, &s)).into_response();
     };
     let response = match state.exports.downloads().start(&access, &link_id, &patient_id, format).await {

@@ -214,7 +214,7 @@ impl Exports {
         if let Some(named) = &parsed.params.patients {
             let mut chosen = BTreeSet::new();
             for id in named {
-                let resolved = self.index.resolve(id).map(|l| l.gateway_id);
+                let resolved = self.index.resolve(id).await?.map(|l| l.gateway_id);
                 match resolved.filter(|g| all.contains(g)) {
                     Some(g) => {
                         chosen.insert(g);
@@ -275,15 +275,12 @@ impl Exports {
             let own = self
                 .index
                 .gateway_id_of(source, source_patient_id)
+                .await?
                 .ok_or(ExportError::NotFound("the record this token is for is not available"))?;
             return Ok(vec![own]);
         }
         match level {
-            Level::System | Level::Patient => {
-                let mut all: Vec<String> = self.index.links().into_iter().map(|l| l.gateway_id).collect();
-                all.sort();
-                Ok(all)
-            }
+            Level::System | Level::Patient => Ok(self.index.gateway_ids().await?),
             Level::Group(id) => {
                 if access.groups.as_ref().is_some_and(|allowed| !allowed.contains(id)) {
                     return Err(ExportError::NotFound("no such Group"));
@@ -291,6 +288,7 @@ impl Exports {
                 let members = self.groups.members(id).await.map_err(|e| match e {
                     GroupError::Unknown => ExportError::NotFound("no such Group"),
                     GroupError::Source(m) => ExportError::Unavailable(m),
+                    GroupError::Store(e) => ExportError::Store(e),
                 })?;
                 if members.unknown > 0 {
                     tracing::warn!(group = %id, unknown = members.unknown, "group members not in the patient index");

@@ -331,7 +331,7 @@ impl Reader {
             return (None, Err(ReadError::NotFound));
         }
         let patient = match &access.patients {
-            PatientScope::Person { .. } => self.own_id(access),
+            PatientScope::Person { .. } => self.own_id(access).await,
             PatientScope::Any => match self.attachments.home(id).await {
                 Ok(home) => home,
                 Err(e) => return (None, Err(e.into())),

@@ -41,6 +41,7 @@ mod imaging;
 mod floods;
 mod front_door;
 mod generated_population;
+mod index_store;
 mod keys;
 mod metrics;
 mod oauth_tokens;

@@ -258,7 +258,7 @@ async fn the_demo_serves_a_whole_record_from_its_vendor_like_systems() {
     });
     let base = format!("http://127.0.0.1:{port}/fhir");
     let http = reqwest::Client::new();
-    let bob = index.gateway_id_of("ehr", "pt-10001").unwrap();
+    let bob = index.gateway_id_of("ehr", "pt-10001").await.unwrap().unwrap();
     let bundle: Value = http
         .get(format!("{base}/Patient/{bob}/$everything?_count=500"))
         .bearer_auth("portico-demo-token-loopback-only")
