@@ -30,6 +30,7 @@ mod rate_limit;
 mod record_pages;
 pub mod source_jwks;
 mod source_metrics;
+mod stored_file;
 mod well_known;
 
 pub use well_known::issuer as public_origin;

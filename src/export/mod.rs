@@ -13,11 +13,13 @@ pub mod bulk;
 pub mod download;
 pub mod download_documents;
 pub mod download_jobs;
+pub mod files;
 pub mod groups;
 pub mod jobs;
 pub mod ndjson;
 pub mod params;
 pub mod readable;
+pub mod sizing;
 pub mod summary;
 pub mod worker;
 
