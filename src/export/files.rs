@@ -20,8 +20,8 @@ use tokio::io::AsyncWriteExt;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
-    #[error("export.store: {0}")]
-    BadUrl(String),
+    #[error("export storage: {0}")]
+    Unusable(String),
     #[error("export storage: {0}")]
     Store(#[from] object_store::Error),
     #[error("export files: {0}")]
@@ -75,23 +75,26 @@ pub struct Piece {
 }
 
 impl Files {
-    /// Opens the store `[export]` names: `store` when set, else the folder `directory`.
+    /// Opens the store `[export]` names: `store` when set, else the folder `directory`
+    /// (made when first written to: a folder that cannot be made fails the jobs that need
+    /// it, not the start).
     pub fn open(directory: &Path, store: Option<&str>) -> Result<Files, FilesError> {
         let scratch = directory.join(".scratch");
-        std::fs::create_dir_all(&scratch)?;
         match store {
             None => {
-                let fs = object_store::local::LocalFileSystem::new_with_prefix(directory)?;
-                let local = std::fs::canonicalize(directory)?;
+                let local = std::path::absolute(directory)?;
+                let prefix = Key::from_absolute_path(&local)
+                    .map_err(|e| FilesError::Unusable(format!("{}: {e}", local.display())))?;
+                let fs = object_store::local::LocalFileSystem::new();
                 Ok(Files {
-                    store: Arc::new(fs),
+                    store: Arc::new(object_store::prefix::PrefixStore::new(fs, prefix)),
                     place: format!("folder {}", local.display()),
                     local: Some(local),
                     scratch,
                 })
             }
             Some(url) => {
-                check_url(url).map_err(FilesError::BadUrl)?;
+                check_url(url).map_err(FilesError::Unusable)?;
                 let s3 = object_store::aws::AmazonS3Builder::from_env().with_url(url).build()?;
                 let prefix = url::Url::parse(url).map(|u| u.path().trim_matches('/').to_string()).unwrap_or_default();
                 let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
