@@ -52,8 +52,7 @@ fn accepts_gzip(headers: &HeaderMap) -> bool {
             let mut parts = coding.split(';');
             let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
             let weight = parts
-                .filter_map(|p| p.trim().strip_prefix("q=").map(|q| q.trim().parse::<f32>().unwrap_or(0.0)))
-                .next()
+                .find_map(|p| p.trim().strip_prefix("q=").map(|q| q.trim().parse::<f32>().unwrap_or(0.0)))
                 .unwrap_or(1.0);
             (name == "gzip" || name == "x-gzip" || name == "*") && weight > 0.0
         },

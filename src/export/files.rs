@@ -190,10 +190,7 @@ impl Files {
                 self.remove(&keys).await?;
             }
         }
-        let mut entries = match tokio::fs::read_dir(&self.scratch).await {
-            Ok(e) => e,
-            Err(_) => return Ok(()),
-        };
+        let Ok(mut entries) = tokio::fs::read_dir(&self.scratch).await else { return Ok(()) };
         while let Some(e) = entries.next_entry().await? {
             if e.file_name().to_string_lossy().starts_with(job_id) {
                 let _ = tokio::fs::remove_dir_all(e.path()).await;

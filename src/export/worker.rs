@@ -299,19 +299,24 @@ async fn fill(
 
 /// Removes expired jobs with their files, and folders whose job is gone.
 async fn cleanup(ctx: Arc<WorkContext>) {
-    loop {
+    for round in 0u64.. {
         tokio::time::sleep(ctx.poll).await;
-        if let Err(e) = sweep(&ctx).await {
+        // Orphans (files of a job cancelled while a worker still wrote) are looked for every
+        // tenth round: a listing of object storage is a billed request.
+        if let Err(e) = sweep(&ctx, round % 10 == 0).await {
             tracing::warn!(error = %e, "export cleanup failed; retrying");
         }
     }
 }
 
-async fn sweep(ctx: &WorkContext) -> Result<(), WorkError> {
+async fn sweep(ctx: &WorkContext, orphans: bool) -> Result<(), WorkError> {
     for id in ctx.jobs.expired(Utc::now()).await? {
         ctx.files.remove_job(&id).await?;
         ctx.jobs.delete(&id).await?;
         tracing::info!(job = %id, "expired export job removed");
+    }
+    if !orphans {
+        return Ok(());
     }
     for id in ctx.files.job_ids().await? {
         if !ctx.jobs.exists(&id).await? {
