@@ -52,6 +52,9 @@ pub enum AppError {
     /// No usable key-encryption key ([`crate::auth::keyring`]).
     #[error(transparent)]
     Keys(#[from] crate::auth::keyring::KeyringError),
+    /// Export storage that does not open (an unusable folder or `store` URL).
+    #[error(transparent)]
+    ExportFiles(#[from] crate::export::files::FilesError),
     /// A config built without [`Config::load`] (which checks that these sources name a path).
     #[error("source {0}: a files or simulated source needs a path")]
     NoPath(String),
@@ -185,7 +188,7 @@ impl App {
             sources.clone(),
             policy.clone(),
             zone,
-        ));
+        )?);
         // What each source offers (its CapabilityStatement); one that is down is retried
         // with the index refresh, its configured types gathered meanwhile.
         for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {

@@ -32,6 +32,7 @@ mod share_pages;
 mod share_routes;
 pub mod source_jwks;
 mod source_metrics;
+mod stored_file;
 mod well_known;
 
 pub use well_known::issuer as public_origin;

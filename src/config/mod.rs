@@ -14,7 +14,7 @@ mod upstream;
 
 pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
 pub use duration::Duration;
-pub use export::{ExportConfig, ExportGroup};
+pub use export::{ByteSize, ExportConfig, ExportGroup};
 pub use mail::{
     default_resend as default_resend_per_hour, default_verify_valid as default_verify_link_valid, MailConfig,
 };
@@ -615,6 +615,15 @@ impl Config {
         }
         if e.patients_per_unit == 0 {
             return Err(("export.patients_per_unit".into(), "must be at least 1".into()));
+        }
+        if e.file_max_resources == 0 {
+            return Err(("export.file_max_resources".into(), "must be at least 1".into()));
+        }
+        if e.file_max_bytes.0 < 1024 {
+            return Err(("export.file_max_bytes".into(), "must be at least 1KB".into()));
+        }
+        if let Some(store) = &e.store {
+            crate::export::files::check_url(store).map_err(|m| ("export.store".to_string(), m))?;
         }
         for (k, d) in [("poll_interval", e.poll_interval), ("lease", e.lease), ("file_lifetime", e.file_lifetime)] {
             if d.is_zero() {

@@ -35,6 +35,7 @@ mod documents;
 mod download_jobs;
 mod downloads;
 mod enrollment;
+mod export_storage;
 mod mail;
 mod fhir_api;
 mod imaging;

@@ -4,6 +4,8 @@
 
 mod browser;
 mod mail;
+pub mod process;
+pub mod s3;
 #[allow(unused_imports)]
 pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
 #[allow(unused_imports)]
