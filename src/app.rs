@@ -317,6 +317,7 @@ impl App {
             started_at: chrono::Utc::now(),
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
+            corrections: crate::rights::Corrections::new(self.store.clone()),
         });
         api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }

@@ -28,6 +28,8 @@ mod oidc_routes;
 pub mod pages;
 mod rate_limit;
 mod record_pages;
+mod rights_admin;
+mod rights_pages;
 pub mod source_jwks;
 mod source_metrics;
 mod well_known;
@@ -68,6 +70,8 @@ pub struct ApiState {
     pub exports: Arc<crate::export::Exports>,
     /// Rate limits of the sign-in, registration, enrollment, token and authorization endpoints.
     pub throttle: Arc<crate::auth::throttle::Throttle>,
+    /// Requests to amend records (the HIM queue and the patients' pages).
+    pub corrections: crate::rights::Corrections,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
@@ -92,6 +96,8 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone(), state.throttle.clone(), cors))
         .merge(authorize_routes::router(state.clone()))
         .merge(record_pages::router(state.clone()))
+        .merge(rights_pages::router(state.clone()))
+        .merge(rights_admin::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))

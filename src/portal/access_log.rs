@@ -151,7 +151,7 @@ fn type_words(t: &str) -> &str {
     }
 }
 
-fn what(r: &AuditRecord) -> String {
+pub fn what(r: &AuditRecord) -> String {
     let path = r.entry.what.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match r.entry.action.as_str() {
@@ -180,7 +180,7 @@ fn what(r: &AuditRecord) -> String {
     }
 }
 
-fn purpose_words(code: &str) -> String {
+pub fn purpose_words(code: &str) -> String {
     match code {
         "TREAT" => "Treatment".into(),
         "ETREAT" => "Emergency treatment".into(),

@@ -42,6 +42,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("record_access_log.html", include_str!("templates/record_access_log.html")),
         ("record_apps.html", include_str!("templates/record_apps.html")),
         ("download_job.html", include_str!("templates/download_job.html")),
+        ("record_corrections.html", include_str!("templates/record_corrections.html")),
+        ("record_disclosures.html", include_str!("templates/record_disclosures.html")),
+        ("disclosures_table.html", include_str!("templates/disclosures_table.html")),
+        ("disclosures_print.html", include_str!("templates/disclosures_print.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }
