@@ -184,12 +184,12 @@ async fn accounting(
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let format = q.format.as_deref().unwrap_or("json");
-    if !matches!(format, "json" | "html" | "fhir") {
-        return Err(ApiError::BadInput(format!("format: `{format}` is not json, html or fhir")));
-    }
-    let patient = state.him.patient_id(&q.patient);
-    let known = patient.as_ref().ok().cloned();
-    let patient = logged(&state, &access, from, "accounting", known, patient.map_err(ApiError::from)).await?;
+    let known = state.him.patient_id(&q.patient).ok();
+    let checked = match format {
+        "json" | "html" | "fhir" => state.him.patient_id(&q.patient).map_err(ApiError::from),
+        other => Err(ApiError::BadInput(format!("format: `{other}` is not json, html or fhir"))),
+    };
+    let patient = logged(&state, &access, from, "accounting", known, checked).await?;
     let now = Utc::now();
     let since = disclosures::since(now);
     let records = state.reader.disclosures_of(&access, &patient, None, &since).await?;
