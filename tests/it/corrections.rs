@@ -154,13 +154,13 @@ async fn a_request_from_a_record_page_is_accepted_by_him_and_shown_beside_its_it
     let anonymous =
         gw.http.post(format!("{}/admin/corrections/{id}/decision", gw.origin)).json(&ok).send().await.unwrap();
     assert_eq!(anonymous.status(), 401);
-    assert_eq!(queue_ids(&gw, "").await, [id.clone()], "still waiting");
+    assert_eq!(queue_ids(&gw, "").await, [id.as_str()], "still waiting");
 
     let (status, decided) = admin_post(&gw, &format!("/admin/corrections/{id}/decision"), ok.clone()).await;
     assert_eq!((status, decided["status"].as_str()), (200, Some("accepted")), "{decided}");
     assert_eq!(admin_post(&gw, &format!("/admin/corrections/{id}/decision"), ok).await.0, 409, "decided once");
     assert!(queue_ids(&gw, "").await.is_empty(), "the waiting queue is empty");
-    assert_eq!(queue_ids(&gw, "?show=all").await, [id.clone()]);
+    assert_eq!(queue_ids(&gw, "?show=all").await, [id.as_str()]);
 
     // The patient sees the answer, and the correction beside the item.
     let page = b.view(&format!("/records/{link}/corrections")).await;
