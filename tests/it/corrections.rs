@@ -89,6 +89,9 @@ async fn a_request_from_a_record_page_is_accepted_by_him_and_shown_beside_its_it
     let problems = b.view(&format!("/records/{link}/problems")).await;
     let item = correctable_items(&problems).into_iter().next().expect("each problem offers a correction");
     assert!(item.starts_with("Condition/"), "{item}");
+    let results = correctable_items(&b.view(&format!("/records/{link}/results")).await);
+    assert!(results.iter().any(|k| k.starts_with("Observation/")), "each result too: {results:?}");
+    assert!(results.iter().any(|k| k.starts_with("DiagnosticReport/")), "and each report: {results:?}");
     let (csrf, form) = b.form_page(&format!("/records/{link}/corrections?item={item}")).await;
     assert!(form.contains("data-testid=\"correction-item\""), "the form names the item");
 
