@@ -5,8 +5,8 @@
 //! (`pages.rs`).
 
 use crate::auth::oauth::ClientError;
-use crate::causes::causes;
 use crate::auth::AuthError;
+use crate::causes::causes;
 use crate::export::ExportError;
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
@@ -127,6 +127,7 @@ impl ApiError {
                     R::NotFound | R::UnknownItem => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
                     R::Invalid(_) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
                     R::Conflict(_) => (StatusCode::CONFLICT, Issue::error(IssueType::BusinessRule, text)),
+                    R::TooMany => (StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueType::Throttled, text)),
                     R::NotStaff => (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text)),
                     R::Store(_) => {
                         tracing::error!(error = %text, "correction requests");

@@ -217,6 +217,10 @@ async fn request_correction(
         Err(RightsError::Invalid(problem)) => {
             corrections_view(&state, &s, &opened, item_key.as_deref(), Some((StatusCode::BAD_REQUEST, problem))).await
         }
+        Err(e @ RightsError::TooMany) => {
+            let problem = format!("{e}. Health Information Management will answer them first.");
+            corrections_view(&state, &s, &opened, None, Some((StatusCode::TOO_MANY_REQUESTS, problem))).await
+        }
         Err(e) => PageError::because(e).signed_in(&s).into_response(),
     };
     (jar, response).into_response()

@@ -20,6 +20,8 @@ pub const DUE_DAYS: i64 = 60;
 pub const EXTENSION_DAYS: i64 = 30;
 /// The longest requested change, statement or reason, in characters.
 pub const MAX_TEXT: usize = 4000;
+/// The most requests one requester may have waiting at once (a flood is refused, 429).
+pub const MAX_WAITING: i64 = 20;
 /// The longest queue an answer lists.
 const MAX_ROWS: i64 = 1000;
 
@@ -130,7 +132,8 @@ impl Corrections {
         Corrections { store }
     }
 
-    /// Records a request received at `now`, due [`DUE_DAYS`] later.
+    /// Records a request received at `now`, due [`DUE_DAYS`] later, unless the requester
+    /// already has [`MAX_WAITING`] requests waiting.
     pub async fn request(&self, r: &NewRequest<'_>, now: DateTime<Utc>) -> Result<Correction, RightsError> {
         let text = checked_text("the requested change", r.text)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
@@ -138,9 +141,11 @@ impl Corrections {
             Some((k, f)) => (Some(k.clone()), Some(f.clone())),
             None => (None, None),
         };
-        sqlx::query(
+        let done = sqlx::query(
             "INSERT INTO correction_requests (id, patient_id, requester, relationship, item, item_fingerprint,
-               requested_change, status, received_at, due_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'requested', $8, $9)",
+               requested_change, status, received_at, due_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, 'requested', $8, $9
+             WHERE (SELECT COUNT(*) FROM correction_requests WHERE requester = $3 AND status = 'requested') < $10",
         )
         .bind(&id)
         .bind(r.patient_id)
@@ -151,8 +156,12 @@ impl Corrections {
         .bind(text)
         .bind(stamp(now))
         .bind(stamp(now + Duration::days(DUE_DAYS)))
+        .bind(MAX_WAITING)
         .execute(&self.store.pool)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(RightsError::TooMany);
+        }
         self.get(&id).await?.ok_or(RightsError::NotFound)
     }
 

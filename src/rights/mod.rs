@@ -26,6 +26,9 @@ pub enum RightsError {
     /// The request is not in a state that allows this (already decided, extended …).
     #[error("{0}")]
     Conflict(String),
+    /// The requester already has as many requests waiting as are accepted at once.
+    #[error("{} requests are already waiting for an answer", corrections::MAX_WAITING)]
+    TooMany,
     #[error("this is for staff")]
     NotStaff,
     #[error(transparent)]

@@ -304,6 +304,19 @@ async fn a_denial_takes_a_statement_of_disagreement_and_the_deadline_is_kept() {
     assert_eq!(resources[0]["businessStatus"]["coding"][0]["code"], "denied");
     assert_eq!(resources[3]["category"][0]["coding"][0]["code"], "medRecCxDenialDisagree");
     assert_eq!(resources[3]["payload"][0]["contentString"], statement);
+    // A flood of requests: twenty may wait at once, the next is refused (429) and not stored.
+    for n in 0..20 {
+        let (status, _, _) = b
+            .post(&format!("/records/{link}/corrections"), &[("csrf", &csrf), ("text", &format!("Request {n}"))])
+            .await;
+        assert_eq!(status, 303, "{n}");
+    }
+    let (status, html, _) =
+        b.post(&format!("/records/{link}/corrections"), &[("csrf", &csrf), ("text", "one more")]).await;
+    assert_eq!(status, 429);
+    assert!(html.contains("20 requests are already waiting"), "{html}");
+    assert_eq!(count(&gw, "SELECT COUNT(*) FROM correction_requests WHERE status = 'requested'").await, 20);
+
     let log = correction_log(&gw).await;
     for action in
         ["correction-request", "correction-extend", "correction-deny", "correction-accept", "correction-disagreement"]
