@@ -39,8 +39,13 @@ pub fn router(state: Arc<ApiState>) -> Router {
 /// Accepted corrections of the record's items, by item `Type/id`, that this account may
 /// see and whose item is still the version they were made about.
 pub(super) async fn beside_items(state: &ApiState, opened: &Opened) -> Value {
-    let Ok(all) = state.corrections.of_patient(opened.record.patient_id()).await else {
-        return json!({});
+    let all = match state.corrections.of_patient(opened.record.patient_id()).await {
+        Ok(all) => all,
+        Err(e) => {
+            // The page still shows the record; the notes beside items are missing this time.
+            tracing::error!(error = %e, "correction requests unavailable for a record page");
+            return json!({});
+        }
     };
     let current: HashMap<String, String> = opened
         .record
