@@ -237,7 +237,7 @@ impl App {
             &config.fhir_base_url(),
         );
         Ok(App {
-            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()),
+            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()).stored_in(store.clone()),
             exports,
             oauth,
             accounts,
@@ -314,10 +314,19 @@ impl App {
             base_url: self.config.fhir_base_url(),
             tokens: self.dev_tokens.clone(),
             max_query_bytes: self.config.server.max_query_bytes,
-            started_at: chrono::Utc::now(),
+            capability: crate::api::capability::capability_statement(&self.config.fhir_base_url(), chrono::Utc::now())
+                .to_string()
+                .into(),
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
             corrections: crate::rights::Corrections::new(self.store.clone()),
+            shares: Arc::new(crate::share::Shares::new(
+                self.store.clone(),
+                self.audit.clone(),
+                self.accounts.clone(),
+                &crate::api::public_origin(&self.config.fhir_base_url()),
+                &self.config.fhir_base_url(),
+            )),
         });
         api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }

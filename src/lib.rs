@@ -21,6 +21,7 @@ pub mod portal;
 pub mod read;
 pub mod rights;
 pub mod settings;
+pub mod share;
 pub mod simulator;
 pub mod sources;
 pub mod store;

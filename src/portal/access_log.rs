@@ -35,10 +35,14 @@ pub struct Names {
 
 /// The entries a proxy may see: not the patient's own activity, nor that of the apps the
 /// patient allowed (a teenager's own visits to their record, or the name of an app they
-/// use, can be as confidential as the record itself). Accesses by staff, partners and
-/// proxies stay.
+/// use, can be as confidential as the record itself), nor the openings of share links
+/// (the log does not say who made a link, and a teenager's sharing is theirs). Accesses by
+/// staff, partners and proxies stay.
 pub fn for_proxy(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
-    records.into_iter().filter(|r| r.entry.role != "patient" && r.entry.role != "app for patient").collect()
+    records
+        .into_iter()
+        .filter(|r| r.entry.role != "patient" && r.entry.role != "app for patient" && r.entry.role != "share link")
+        .collect()
 }
 
 /// The account ids and app ids named by `records`' actors, to look their names up.
@@ -106,6 +110,7 @@ fn who(r: &AuditRecord, names: &Names) -> String {
         (None, Some(a)) => capitalize(&person(&a)),
         (None, None) => match role {
             "staff" => "Harbor Health staff".into(),
+            "share link" => format!("Someone with your share link “{}”", r.entry.purpose.as_deref().unwrap_or("")),
             "partner" => {
                 // Partner actors name the organization: `partner:{name}…` or a client id.
                 let name = r.entry.actor.split(':').skip_while(|p| *p != "partner").nth(1);
@@ -161,6 +166,7 @@ pub fn what(r: &AuditRecord) -> String {
                 "" => "Opened the record's home page".into(),
                 "access-log" => "Looked at who accessed the record (this page)".into(),
                 "apps" => "Looked at the apps allowed to read the record".into(),
+                "share" => "Looked at the record's share links".into(),
                 s => match super::record_view::SECTIONS.iter().find(|(slug, _)| *slug == s) {
                     Some((_, title)) => format!("Viewed the “{title}” page"),
                     None => "Viewed a page of the record".into(),
@@ -176,8 +182,19 @@ pub fn what(r: &AuditRecord) -> String {
         "export" => "Exported the record (bulk data)".into(),
         "explain" => "Reviewed the privacy decisions for the record".into(),
         "release" => "Released a result that was on hold".into(),
+        "share" => "Made a share link of the record".into(),
+        "share-view" => match recipient(&r.entry.what) {
+            Some(who) => format!("Opened a share link of the record (as “{who}”)"),
+            None => "Opened a share link of the record".into(),
+        },
         other => capitalize(other),
     }
+}
+
+/// The recipient a share-link opening named (`/shl/{id}?recipient=…`).
+fn recipient(what: &str) -> Option<String> {
+    let query = what.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "recipient").map(|(_, v)| v.into_owned())
 }
 
 pub fn purpose_words(code: &str) -> String {
@@ -299,5 +316,26 @@ mod tests {
         assert_eq!((rows[3].outcome.as_str(), rows[3].allowed), ("Nothing shown", false));
         assert_eq!((rows[6].outcome.as_str(), rows[6].allowed), ("Refused", false));
         assert_eq!(rows[0].when, "Jan 5, 2026, 2:03 PM UTC");
+    }
+
+    #[test]
+    fn share_link_openings_in_plain_words_and_not_for_proxies() {
+        let records = vec![
+            record(
+                "share-link/abc",
+                "share link",
+                "share-view",
+                "/shl/abc?recipient=Lincoln%20High",
+                Some("For school"),
+                "success",
+            ),
+            record("account:me", "patient", "share", "/records/l1/share", None, "success"),
+        ];
+        let rows = rows(&records, &Names { me: "me".into(), ..Default::default() });
+        assert_eq!(rows[0].who, "Someone with your share link “For school”");
+        assert_eq!(rows[0].what, "Opened a share link of the record (as “Lincoln High”)");
+        assert_eq!(rows[0].purpose.as_deref(), Some("For school"));
+        assert_eq!(rows[1].what, "Made a share link of the record");
+        assert!(for_proxy(records).is_empty());
     }
 }

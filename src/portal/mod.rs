@@ -46,6 +46,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("record_disclosures.html", include_str!("templates/record_disclosures.html")),
         ("disclosures_table.html", include_str!("templates/disclosures_table.html")),
         ("disclosures_print.html", include_str!("templates/disclosures_print.html")),
+        ("record_share.html", include_str!("templates/record_share.html")),
+        ("share_made.html", include_str!("templates/share_made.html")),
+        ("share_viewer.html", include_str!("templates/share_viewer.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }

@@ -9,6 +9,7 @@
 mod binary;
 mod choices;
 mod decisions;
+mod imaging;
 mod log_view;
 mod query;
 mod released;
@@ -16,6 +17,7 @@ mod trail;
 
 pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
+pub use imaging::SERIES_CONTENT_TYPE;
 pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
 pub use trail::{Trail, Use};
@@ -266,6 +268,20 @@ impl Reader {
             return Ok(OwnDownload::Later);
         }
         trail::logged(&self.audit, access, trail, action, Some(id), false, result).await.map(OwnDownload::Now)
+    }
+
+    /// A share link's snapshot as a record to render (the plain web view of a link). The
+    /// resources are the ones this reader released to the link's maker when it was made,
+    /// read back from the link's JWE (authenticated under the link's key, which only the
+    /// holder has); their opening is already in the access log.
+    pub fn reopen_shared(&self, patient_id: &str, resources: Vec<Value>) -> WholeRecord {
+        WholeRecord {
+            patient_id: patient_id.to_string(),
+            resources,
+            missing: Vec::new(),
+            notices: Vec::new(),
+            documents: Vec::new(),
+        }
     }
 
     /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
@@ -604,9 +620,15 @@ impl Reader {
         pairs: &[(String, String)],
         lenient: bool,
     ) -> Result<Matches, ReadError> {
+        // `_include`/`_revinclude` are not parameters of `$everything` (its Bundle holds the
+        // whole released record, every referenced resource included): ignored with a
+        // warning in the Bundle, as a server ignores a parameter it does not apply.
+        let is_include = |k: &str| matches!(k.split(':').next(), Some("_include" | "_revinclude"));
+        let includes: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| is_include(k)).collect();
+        let pairs: Vec<(String, String)> = pairs.iter().filter(|(k, _)| !is_include(k)).cloned().collect();
         let query = search::parse(
             "Patient",
-            pairs,
+            &pairs,
             &["_cursor", "_type", "_since"],
             lenient,
             self.paging.max_count,
@@ -651,7 +673,17 @@ impl Reader {
                 _ => true,
             })
             .collect();
-        page(&v, selected, &query, self.paging)
+        let mut matches = page(&v, selected, &query, self.paging)?;
+        matches.warnings.extend(includes.iter().map(|(k, v)| {
+            Issue::warning(
+                IssueType::NotSupported,
+                format!(
+                    "`{k}={v}` was ignored: $everything already returns the whole record, every resource it \
+                     references included"
+                ),
+            )
+        }));
+        Ok(matches)
     }
 }
 
