@@ -86,10 +86,7 @@ pub fn rows(records: &[AuditRecord], names: &ClientNames, me: &str) -> Vec<Discl
             seq: r.seq,
             when: fhir_text::date_time(&r.recorded),
             recipient: recipient(r, names, me),
-            what: match r.entry.action.as_str() {
-                "share-view" => "Opened the shared part of the record".into(),
-                _ => access_log::what(r),
-            },
+            what: access_log::what(r),
             purpose: match (r.entry.role.as_str(), &r.entry.purpose) {
                 ("share link", Some(label)) => format!("Shared by the patient: “{label}”"),
                 (_, Some(code)) => access_log::purpose_words(code),

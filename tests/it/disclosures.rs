@@ -1,8 +1,8 @@
 //! The accounting of disclosures (issue 16 part 3) over real HTTP: after a partner's read
-//! and Bulk export, an app's read and a share-link view of Bob's record, his accounting
+//! and Bulk export, an app's read and an opening of Bob's share link, his accounting
 //! lists exactly those — as a page, a printable page and a Bundle of AuditEvents — and
 //! nothing else: not his own visits, not staff's reads, not a refused partner, not an app's
-//! read of a made-up id, not a failed share-link view, not disclosures of someone else.
+//! read of a made-up id, not a share-link opening with a wrong passcode, not disclosures of someone else.
 //! Staff produce the same list (admin API and CLI); a proxy is not shown it.
 //! With TEST_ON_POSTGRES=1 every gateway here runs on PostgreSQL.
 
@@ -81,7 +81,9 @@ async fn the_accounting_lists_exactly_the_disclosures_made_and_nothing_else() {
     assert_eq!(gw.get(&format!("Patient/{bob_id}")).await.0, 200);
     assert_eq!(gw.get_with(&format!("Patient/{bob_id}"), Some(RESEARCH), &[]).await.0, 403);
     assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(NORTH), &[]).await.0, 200);
-    share_view(&gw, &bob_id, "denied").await;
+    let viewer = crate::share_links::share(&b, &link, &["allergies"], "For my new doctor", "harbor-1234").await;
+    let wrong = serde_json::json!({"recipient": "Guesser", "passcode": "nope"});
+    assert_eq!(crate::share_links::post_manifest(&gw, &viewer, wrong).await.0, 401, "not disclosed");
 
     // Disclosures: an app Bob allowed reads his record; the partner reads it and exports it;
     // someone opens his share link.
@@ -91,7 +93,8 @@ async fn the_accounting_lists_exactly_the_disclosures_made_and_nothing_else() {
     assert_eq!(gw.get_with(&format!("Patient/{bob_id}"), Some(NORTH), &[]).await.0, 200);
     let export = crate::bulk::client::export(&gw, "Group/north-roster/$export", NORTH).await;
     assert!(!export.resources.is_empty());
-    share_view(&gw, &bob_id, "success").await;
+    let right = serde_json::json!({"recipient": "Dr. Lee's office", "passcode": "harbor-1234"});
+    assert_eq!(crate::share_links::post_manifest(&gw, &viewer, right).await.0, 200);
     let downloads: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_events WHERE patient_id = $1 AND action = 'download' AND role = 'partner'",
     )
@@ -119,7 +122,11 @@ async fn the_accounting_lists_exactly_the_disclosures_made_and_nothing_else() {
     assert!(events.iter().all(|e| e["entity"][1]["what"]["reference"] == format!("Patient/{bob_id}").as_str()));
     let text = bundle.to_string();
     assert!(!text.contains(&maya) && !text.contains("HRESCH") && !text.contains("no-such-id"), "{text}");
-    assert!(!text.contains("192.0.2.7"), "other people's addresses are not shown");
+    let others = events.iter().filter(|e| e["agent"][0]["type"]["text"] != "app for patient");
+    assert!(
+        others.clone().count() > 0 && others.into_iter().all(|e| e["agent"][0].get("network").is_none()),
+        "other people's addresses are not shown"
+    );
 
     // The page and the printable copy: one row each, recipients by their registered names.
     let page = b.view(&format!("/records/{link}/disclosures")).await;
@@ -127,6 +134,7 @@ async fn the_accounting_lists_exactly_the_disclosures_made_and_nothing_else() {
     assert!(page.contains("The app “Chart”, allowed by you"), "{page}");
     assert!(page.contains("Partner organization “hie-north”") && page.contains("Treatment"));
     assert!(page.contains("Someone who opened a share link") && page.contains("For my new doctor"));
+    assert!(page.contains("(as “Dr. Lee's office”)") && !page.contains("Guesser"), "{page}");
     assert!(!page.contains("Research") && !page.contains("Harbor Health staff"));
     let print = b.view(&format!("/records/{link}/disclosures/print")).await;
     assert_eq!(print.matches("data-testid=\"disclosure\"").count(), total);
