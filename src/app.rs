@@ -333,6 +333,7 @@ impl App {
                 .into(),
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
+            corrections: crate::rights::Corrections::new(self.store.clone()),
             shares: Arc::new(crate::share::Shares::new(
                 self.store.clone(),
                 self.audit.clone(),

@@ -19,6 +19,7 @@ pub mod mail;
 pub mod policy;
 pub mod portal;
 pub mod read;
+pub mod rights;
 pub mod settings;
 pub mod share;
 pub mod simulator;

@@ -28,6 +28,8 @@ mod oidc_routes;
 pub mod pages;
 mod rate_limit;
 mod record_pages;
+mod rights_admin;
+mod rights_pages;
 mod share_pages;
 mod share_routes;
 pub mod source_jwks;
@@ -72,6 +74,8 @@ pub struct ApiState {
     pub exports: Arc<crate::export::Exports>,
     /// Rate limits of the sign-in, registration, enrollment, token and authorization endpoints.
     pub throttle: Arc<crate::auth::throttle::Throttle>,
+    /// Requests to amend records (the HIM queue and the patients' pages).
+    pub corrections: crate::rights::Corrections,
     /// Share links (SMART Health Links) of records.
     pub shares: Arc<crate::share::Shares>,
 }
@@ -98,6 +102,8 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone(), state.throttle.clone(), cors))
         .merge(authorize_routes::router(state.clone()))
         .merge(record_pages::router(state.clone()))
+        .merge(rights_pages::router(state.clone()))
+        .merge(rights_admin::router(state.clone()))
         .merge(share_pages::router(state.clone()))
         .merge(share_routes::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))

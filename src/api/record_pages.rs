@@ -125,7 +125,11 @@ pub(super) async fn open_page(
 
 /// The account's record link `link_id` (the same answer for another account's link and a
 /// made-up one).
-pub(super) async fn own_link(state: &ApiState, account_id: &str, link_id: &str) -> Result<PatientLink, RecordPageError> {
+pub(super) async fn own_link(
+    state: &ApiState,
+    account_id: &str,
+    link_id: &str,
+) -> Result<PatientLink, RecordPageError> {
     links_of(state, account_id).await?.into_iter().find(|l| l.id == link_id).ok_or(RecordPageError::NotFound)
 }
 
@@ -347,12 +351,19 @@ async fn section_page(
     let title = SECTIONS.iter().find(|(x, _)| *x == slug).map_or("Record", |(_, t)| t);
     let context = frame(&s, &opened, &view, slug, title);
     let response = match slug {
-        "results" => render("record_results.html", context, json!({"results": view.results})),
+        "results" => {
+            let corrections = super::rights_pages::beside_items(&state, &opened).await;
+            render("record_results.html", context, json!({"results": view.results, "corrections": corrections}))
+        }
         "care-team" => render("record_care_team.html", context, json!({"care_team": view.care_team})),
         _ => {
             let items = view.items(slug).unwrap_or_default();
             let empty = format!("Nothing under “{title}” is on file.");
-            render("record_list.html", context, json!({"heading": title, "items": items, "empty": empty}))
+            // Accepted corrections beside their items, and a way to ask for one.
+            let corrections = super::rights_pages::beside_items(&state, &opened).await;
+            let extra = json!({"heading": title, "items": items, "empty": empty,
+                               "corrections": corrections, "correctable": true});
+            render("record_list.html", context, extra)
         }
     };
     (jar, response).into_response()
@@ -418,7 +429,8 @@ async fn apps_page(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path(link): Path<String>,
 ) -> Response {
-    let (jar, s, account, opened) = match open_page(&state, visitor, &link, format!("/records/{link}/apps"), from).await {
+    let (jar, s, account, opened) = match open_page(&state, visitor, &link, format!("/records/{link}/apps"), from).await
+    {
         Ok(v) => v,
         Err(r) => return r,
     };
@@ -471,10 +483,7 @@ async fn revoke_app(
             return Err(RecordPageError::NotFound);
         }
         let grant_id = field(&form, "grant_id").unwrap_or_default();
-        if !state.grants.belongs_to(&grant_id, &account)
-            .await
-            .map_err(|_| RecordPageError::Unavailable)?
-        {
+        if !state.grants.belongs_to(&grant_id, &account).await.map_err(|_| RecordPageError::Unavailable)? {
             return Ok(false);
         }
         state.oauth.tokens.revoke_grant(&grant_id).await.map_err(|_| RecordPageError::Unavailable)?;

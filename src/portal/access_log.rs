@@ -156,7 +156,7 @@ fn type_words(t: &str) -> &str {
     }
 }
 
-fn what(r: &AuditRecord) -> String {
+pub fn what(r: &AuditRecord) -> String {
     let path = r.entry.what.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match r.entry.action.as_str() {
@@ -197,7 +197,7 @@ fn recipient(what: &str) -> Option<String> {
     url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "recipient").map(|(_, v)| v.into_owned())
 }
 
-fn purpose_words(code: &str) -> String {
+pub fn purpose_words(code: &str) -> String {
     match code {
         "TREAT" => "Treatment".into(),
         "ETREAT" => "Emergency treatment".into(),

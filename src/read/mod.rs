@@ -350,6 +350,25 @@ impl Reader {
         Ok(log_view::as_seen_by(access, &keys(record.resources()), entries))
     }
 
+    /// The accounting of disclosures of a patient's data since `since` (see
+    /// `audit::disclosures`), as `access` may see it: staff as written; anyone else only with
+    /// the record they were released (`record`), whose withheld items are not named.
+    pub async fn disclosures_of(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        record: Option<&WholeRecord>,
+        since: &str,
+    ) -> Result<Vec<AuditRecord>, ReadError> {
+        let shown = match record {
+            Some(r) if r.patient_id() == patient_id => keys(r.resources()),
+            _ if access.is_staff() => std::collections::HashSet::new(),
+            _ => return Err(ReadError::NotFound),
+        };
+        let entries = self.audit.disclosures_of(patient_id, since).await?;
+        Ok(log_view::as_seen_by(access, &shown, entries))
+    }
+
     /// Refuses (403) an interaction the caller's scopes do not grant at all.
     fn permit(&self, access: &Access, resource_type: &str, interaction: Interaction) -> Result<(), ReadError> {
         if access.viewer.permits(resource_type, interaction) {

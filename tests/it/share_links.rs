@@ -48,7 +48,7 @@ fn testid_text(html: &str, id: &str) -> String {
 }
 
 /// Makes a link on the share page; its viewer link (`…/share#shlink:/…`).
-async fn share(b: &Browser, link: &str, sections: &[&str], label: &str, passcode: &str) -> String {
+pub(crate) async fn share(b: &Browser, link: &str, sections: &[&str], label: &str, passcode: &str) -> String {
     let (csrf, _) = b.form_page(&format!("/records/{link}/share")).await;
     let mut form = vec![("csrf", csrf.as_str()), ("label", label), ("passcode", passcode), ("days", "30")];
     form.extend(sections.iter().map(|s| ("section", *s)));
@@ -64,7 +64,7 @@ fn payload(viewer_link: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(encoded).unwrap()).unwrap()
 }
 
-async fn post_manifest(gw: &Gateway, viewer_link: &str, body: Value) -> (u16, String) {
+pub(crate) async fn post_manifest(gw: &Gateway, viewer_link: &str, body: Value) -> (u16, String) {
     let url = payload(viewer_link)["url"].as_str().unwrap().to_string();
     let r = gw.http.post(url).json(&body).send().await.unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
