@@ -19,6 +19,8 @@ pub enum Endpoint {
     Enroll,
     Token,
     Authorize,
+    /// Accepting a proxy invitation (the patient's birth date is asked).
+    ProxyAccept,
 }
 
 impl Endpoint {
@@ -30,6 +32,7 @@ impl Endpoint {
             "/register" => Endpoint::Register,
             "/enroll" => Endpoint::Enroll,
             "/token" => Endpoint::Token,
+            "/proxy-invitations/accept" => Endpoint::ProxyAccept,
             "/authorize" => return Some(Endpoint::Authorize),
             _ => return None,
         };

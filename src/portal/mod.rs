@@ -42,6 +42,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("record_access_log.html", include_str!("templates/record_access_log.html")),
         ("record_apps.html", include_str!("templates/record_apps.html")),
         ("download_job.html", include_str!("templates/download_job.html")),
+        ("proxies.html", include_str!("templates/proxies.html")),
+        ("proxy_accept.html", include_str!("templates/proxy_accept.html")),
+        ("notices.html", include_str!("templates/notices.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }
