@@ -4,10 +4,13 @@
 
 mod browser;
 mod mail;
+mod smtp;
 #[allow(unused_imports)]
 pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
 #[allow(unused_imports)]
 pub use mail::{folder_mails, verify_email, wait_for_mail, Mail};
+#[allow(unused_imports)]
+pub use smtp::SmtpSink;
 
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};
