@@ -85,10 +85,10 @@ impl RecordNotice {
             ),
             RecordNotice::DownloadReady => format!(
                 "Hello,\n\nthe download you asked for at the patient portal is ready\n\
-                 ({when}). Sign in to get it; it is kept for a limited time:\n{records}\n\n{choose}\n"
+                 ({when}).\nSign in to get it; it is kept for a limited time:\n{records}\n\n{choose}\n"
             ),
             RecordNotice::ShareLinkOpened => format!(
-                "Hello,\n\na link you made to share a health record was opened at\n{when}. \
+                "Hello,\n\na link you made to share a health record was opened at\n{when}.\n\
                  Sign in to see when it was used, or to end the link:\n{records}\n\n{choose}\n"
             ),
             RecordNotice::ProxyAdded => format!(
@@ -117,12 +117,12 @@ impl RecordNotice {
             ),
             RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::Adult } => format!(
                 "Hello,\n\nyour access to a health record you opened as a parent or\n\
-                 guardian ended at {when}, because the person is now an adult.\n\
+                 guardian ended at {when},\nbecause the person is now an adult.\n\
                  They can invite you again from their own account.\n\nYour account:\n{origin}/account\n"
             ),
             RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient } => format!(
                 "Hello,\n\nyour access to a health record you opened for someone ended at\n\
-                 {when}: the person ended it. Ask them if you think this is wrong.\n\nYour account:\n{origin}/account\n"
+                 {when}: the person ended it.\nAsk them if you think this is wrong.\n\nYour account:\n{origin}/account\n"
             ),
             RecordNotice::AccessEnded { to: Audience::Patient, .. } => format!(
                 "Hello,\n\nnow that you are an adult, the access your parents or guardians\n\
