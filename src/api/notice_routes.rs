@@ -101,7 +101,10 @@ async fn save_json(
             .into_response();
     }
     let Ok(Json(choice)) = body else {
-        return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid", "message": "send {\"on\": [kinds]} as JSON"})))
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid", "message": "send {\"on\": [kinds]} as JSON"})),
+        )
             .into_response();
     };
     match state.notices.choose(&visitor.account, &choice.on).await {
@@ -118,8 +121,14 @@ async fn sweep(
 ) -> Result<Response, super::error::ApiError> {
     let result = state.results_sweep.sweep(chrono::Utc::now()).await;
     let outcome = if result.is_ok() { "success" } else { "error" };
-    let entry =
-        crate::audit::AuditEntry::of(&access, "notice-sweep", "/admin/notices/sweep".into(), None, outcome, Some(from.ip()));
+    let entry = crate::audit::AuditEntry::of(
+        &access,
+        "notice-sweep",
+        "/admin/notices/sweep".into(),
+        None,
+        outcome,
+        Some(from.ip()),
+    );
     state.audit.record(&entry).await.map_err(|e| super::error::ApiError::Read(crate::read::ReadError::Store(e)))?;
     match result {
         Ok(s) => Ok(Json(json!({"links": s.links, "baselines": s.baselines, "mailed": s.mailed})).into_response()),

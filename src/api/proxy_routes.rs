@@ -86,14 +86,15 @@ async fn render_page(
         Err(ProxyError::NotOwner) => (false, Vec::new()),
         Err(e) => return Err(PageError::because(e)),
     };
-    let invitations = if owner { state.proxies.invitations(account, now).await.map_err(PageError::because)? } else { Vec::new() };
+    let invitations =
+        if owner { state.proxies.invitations(account, now).await.map_err(PageError::because)? } else { Vec::new() };
     let upcoming = state.proxies.upcoming(account, now).await.map_err(PageError::because)?;
     let upcoming = named(state, account, upcoming).await?;
     let html = crate::portal::render(
         "proxies.html",
         context! { title => "Who can see your record", csrf => visitor.session.csrf_token, signed_in => true, owner,
-                   proxies, invitations, upcoming, done, adult_days => state.proxies.adult_days(),
-                   error => error.map(ProxyError::code), message => error.map(ToString::to_string) },
+        proxies, invitations, upcoming, done, adult_days => state.proxies.adult_days(),
+        error => error.map(ProxyError::code), message => error.map(ToString::to_string) },
     );
     Ok(page(status, html, None))
 }
@@ -113,7 +114,13 @@ async fn proxies_page(
 }
 
 /// Runs a form's action; on success back to the page with `done`, else the page with the error.
-async fn form_action<F, Fut>(state: &ApiState, visitor: SignedIn, body: &Bytes, done: &str, act: F) -> Result<Response, PageError>
+async fn form_action<F, Fut>(
+    state: &ApiState,
+    visitor: SignedIn,
+    body: &Bytes,
+    done: &str,
+    act: F,
+) -> Result<Response, PageError>
 where
     F: FnOnce(Vec<(String, String)>, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), ProxyError>>,
@@ -133,7 +140,8 @@ where
 async fn invite(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
     let s = state.clone();
     form_action(&state, visitor, &body, "invited", |form, account| async move {
-        let (email, relationship) = (field(&form, "email").unwrap_or_default(), field(&form, "relationship").unwrap_or_default());
+        let (email, relationship) =
+            (field(&form, "email").unwrap_or_default(), field(&form, "relationship").unwrap_or_default());
         s.proxies.invite(&account, &email, &relationship, Utc::now()).await.map(|_| ())
     })
     .await
@@ -171,8 +179,8 @@ fn accept_html(visitor: Option<&SignedIn>, token: &str, error: Option<&ProxyErro
     crate::portal::render(
         "proxy_accept.html",
         context! { title => "Accept an invitation", signed_in => visitor.is_some(),
-                   csrf => visitor.map(|v| v.session.csrf_token.clone()), token,
-                   error => error.map(ProxyError::code), message => error.map(ToString::to_string), left },
+        csrf => visitor.map(|v| v.session.csrf_token.clone()), token,
+        error => error.map(ProxyError::code), message => error.map(ToString::to_string), left },
     )
 }
 
@@ -233,7 +241,10 @@ fn api_visitor(visitor: Result<SignedIn, Response>, headers: Option<&HeaderMap>)
     if let Some(h) = headers {
         let presented = h.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
         if !visitor.session.csrf_ok(presented) {
-            return Err((StatusCode::FORBIDDEN, Json(json!({"error": "csrf", "message": "send the session's X-CSRF-Token"})))
+            return Err((
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": "csrf", "message": "send the session's X-CSRF-Token"})),
+            )
                 .into_response());
         }
     }
@@ -255,7 +266,9 @@ async fn list_json(State(state): State<Arc<ApiState>>, visitor: Result<SignedIn,
         Err(e) => return json_error(&e),
     };
     match state.proxies.upcoming(&visitor.account, now).await {
-        Ok(upcoming) => Json(json!({"proxies": proxies, "invitations": invitations, "upcoming": upcoming})).into_response(),
+        Ok(upcoming) => {
+            Json(json!({"proxies": proxies, "invitations": invitations, "upcoming": upcoming})).into_response()
+        }
         Err(e) => json_error(&e),
     }
 }
@@ -331,7 +344,14 @@ async fn sweep(
 ) -> Result<Response, super::error::ApiError> {
     let result = state.proxies.sweep(Utc::now()).await;
     let outcome = if result.is_ok() { "success" } else { "error" };
-    let entry = crate::audit::AuditEntry::of(&access, "proxy-sweep", "/admin/proxies/sweep".into(), None, outcome, Some(from.ip()));
+    let entry = crate::audit::AuditEntry::of(
+        &access,
+        "proxy-sweep",
+        "/admin/proxies/sweep".into(),
+        None,
+        outcome,
+        Some(from.ip()),
+    );
     state.audit.record(&entry).await.map_err(|e| super::error::ApiError::Read(crate::read::ReadError::Store(e)))?;
     match result {
         Ok(s) => Ok(Json(json!({"told_ahead": s.told_ahead, "ended_at_majority": s.ended_at_majority,

@@ -67,7 +67,10 @@ impl Notices {
             .await?;
         let off: Vec<String> =
             rows.into_iter().filter(|r| r.get::<i32, _>(1) == 0).map(|r| r.get::<String, _>(0)).collect();
-        Ok(NoticeKind::ALL.into_iter().map(|kind| Preference { kind, enabled: !off.iter().any(|o| o == kind.slug()) }).collect())
+        Ok(NoticeKind::ALL
+            .into_iter()
+            .map(|kind| Preference { kind, enabled: !off.iter().any(|o| o == kind.slug()) })
+            .collect())
     }
 
     /// Sets the account's choices: the notices named in `on` are on, every other is off.
@@ -75,7 +78,9 @@ impl Notices {
     pub async fn choose(&self, account_id: &str, on: &[String]) -> Result<Vec<Preference>, NoticeError> {
         let chosen: Vec<NoticeKind> = on
             .iter()
-            .map(|s| NoticeKind::from_slug(s.trim()).ok_or_else(|| NoticeError::UnknownKind(s.chars().take(40).collect())))
+            .map(|s| {
+                NoticeKind::from_slug(s.trim()).ok_or_else(|| NoticeError::UnknownKind(s.chars().take(40).collect()))
+            })
             .collect::<Result<_, _>>()?;
         let mut tx = self.store.begin_write().await?;
         for kind in NoticeKind::ALL {

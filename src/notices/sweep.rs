@@ -119,7 +119,12 @@ impl ResultsSweep {
             .resources()
             .iter()
             .filter(|r| is_result(r))
-            .map(|r| result_hash(&link.id, &format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or(""))))
+            .map(|r| {
+                result_hash(
+                    &link.id,
+                    &format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")),
+                )
+            })
             .collect();
         let baseline = sqlx::query("SELECT 1 FROM notice_baselines WHERE link_id = $1")
             .bind(&link.id)

@@ -7,7 +7,7 @@
 //! the record as the patient's proxy, with the adult's grant and an end
 //! (`proxies.adult_proxy_for`), and the patient is told.
 
-use super::{ProxyError, Proxies};
+use super::{Proxies, ProxyError};
 use crate::auth::accounts::PatientLink;
 use crate::mail::RecordNotice;
 use crate::notices::NoticeKind;
@@ -78,9 +78,9 @@ impl Proxies {
     ) -> Result<Invitation, ProxyError> {
         let own = self.own_record(account_id).await?;
         let today = now.with_timezone(&self.ages.zone).date_naive();
-        let adult = self
-            .birth_date(&own.source, &own.source_patient_id)
-            .is_some_and(|b| crate::fhir::time::age_on(b, today) >= i32::try_from(self.ages.majority).unwrap_or(i32::MAX));
+        let adult = self.birth_date(&own.source, &own.source_patient_id).is_some_and(|b| {
+            crate::fhir::time::age_on(b, today) >= i32::try_from(self.ages.majority).unwrap_or(i32::MAX)
+        });
         if !adult {
             return Err(ProxyError::Invalid(
                 "a young person's parents and guardians are given access by the medical records (HIM) desk".into(),
@@ -229,8 +229,14 @@ impl Proxies {
         .fetch_optional(&self.store.pool)
         .await?
         .ok_or(ProxyError::Dead)?;
-        let (id, patient, source, source_patient_id, email, relationship): (String, String, String, String, String, String) =
-            (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
+        let (id, patient, source, source_patient_id, email, relationship): (
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+        ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
         if patient == account_id {
             return Err(ProxyError::Invalid("this is your own record".into()));
         }

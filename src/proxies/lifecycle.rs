@@ -9,7 +9,7 @@
 //! Each mail goes once: what was told is kept per link (`proxy_milestones`) and the insert
 //! that records it decides who sends it.
 
-use super::{ProxyError, Proxies};
+use super::{Proxies, ProxyError};
 use crate::mail::{Audience, Ending, RecordNotice};
 use crate::policy::PolicyConfig;
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate, Utc};
@@ -148,7 +148,9 @@ impl Proxies {
             .map(|r| r.get(0));
         self.accounts.terminate(link_id, "ended by the patient", "the patient").await?;
         if let Some(proxy) = proxy {
-            self.notices.tell(&proxy, RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient }).await?;
+            self.notices
+                .tell(&proxy, RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient })
+                .await?;
         }
         Ok(())
     }
@@ -304,13 +306,17 @@ impl Proxies {
             let milestone = format!("ahead:{turning}");
             if self.first_time(&link.id, &milestone, now).await? {
                 let within_days = self.lead_days();
-                self.notices.tell(&link.account_id, RecordNotice::AccessChangesSoon { to: Audience::Proxy, within_days }).await?;
+                self.notices
+                    .tell(&link.account_id, RecordNotice::AccessChangesSoon { to: Audience::Proxy, within_days })
+                    .await?;
                 swept.told_ahead += 1;
             }
             for (self_link, owner) in self.owners(&link.source, &link.source_patient_id).await? {
                 if self.first_time(&self_link, &milestone, now).await? {
                     let within_days = self.lead_days();
-                    self.notices.tell(&owner, RecordNotice::AccessChangesSoon { to: Audience::Patient, within_days }).await?;
+                    self.notices
+                        .tell(&owner, RecordNotice::AccessChangesSoon { to: Audience::Patient, within_days })
+                        .await?;
                 }
             }
         }
@@ -325,10 +331,14 @@ impl Proxies {
             return Ok(());
         }
         tracing::info!(link = %link.id, "proxy access ended at the age of majority");
-        self.notices.tell(&link.account_id, RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::Adult }).await?;
+        self.notices
+            .tell(&link.account_id, RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::Adult })
+            .await?;
         for (self_link, owner) in self.owners(&link.source, &link.source_patient_id).await? {
             if self.first_time(&self_link, &format!("ended:{}", self.ages.majority), now).await? {
-                self.notices.tell(&owner, RecordNotice::AccessEnded { to: Audience::Patient, why: Ending::Adult }).await?;
+                self.notices
+                    .tell(&owner, RecordNotice::AccessEnded { to: Audience::Patient, why: Ending::Adult })
+                    .await?;
             }
         }
         Ok(())

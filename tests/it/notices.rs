@@ -77,8 +77,12 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
     sink.register(&gw, "Ana Rodriguez", "ana@example.org").await;
     grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
     sink.register(&gw, "Carol Diaz", "carol@example.org").await;
-    staff(&gw, "/admin/proxies", json!({"username": "carol@example.org", "patient": "ehr/pt-10001",
-        "relationship": "SPS", "adult_granted": true, "by": "HIM desk"}))
+    staff(
+        &gw,
+        "/admin/proxies",
+        json!({"username": "carol@example.org", "patient": "ehr/pt-10001",
+        "relationship": "SPS", "adult_granted": true, "by": "HIM desk"}),
+    )
     .await;
     let (bob_id, maya_id) = (gw.patient_id("ehr", "pt-10001"), gw.patient_id("ehr", "pt-10007"));
     assert!(!bob.view(&format!("/records/{bob_link}/results")).await.contains("Hemoglobin A1c"), "held");
@@ -123,7 +127,8 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
 
     // Another of Bob's results: his proxy is told, Bob (who turned it off) is not.
     let (resources, _) = gw.all_pages(&format!("Observation?patient={bob_id}&category=laboratory")).await;
-    let other = resources.iter().map(|r| r["id"].as_str().unwrap().to_string()).find(|id| id != "ehr.obs-10015").unwrap();
+    let other =
+        resources.iter().map(|r| r["id"].as_str().unwrap().to_string()).find(|id| id != "ehr.obs-10015").unwrap();
     release(&gw, &bob_id, &format!("Observation/{other}")).await;
     assert_eq!(staff(&gw, "/admin/notices/sweep", json!({})).await["mailed"], 1);
     for _ in 0..1500 {
@@ -136,7 +141,8 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
 
     // A download prepared as a job: Bob is told it is ready.
     let (token, _) = bob.form_page(&format!("/records/{bob_link}")).await;
-    let (status, _, _) = bob.post(&format!("/records/{bob_link}/downloads"), &[("csrf", &token), ("format", "zip")]).await;
+    let (status, _, _) =
+        bob.post(&format!("/records/{bob_link}/downloads"), &[("csrf", &token), ("format", "zip")]).await;
     assert_eq!(status, 303);
     sink.wait("bob@example.org", "Your download is ready").await;
 
@@ -167,10 +173,11 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
     assert_eq!(sink.count("bob@example.org", "A link you shared"), 1);
     let (_, pregnancy) = gw.get("Observation/ehr.obs-10045").await;
     let (_, a1c) = gw.get("Observation/ehr.obs-10015").await;
-    let mut phi: Vec<String> = ["Martinez", "Robert", "Rodriguez", "Maya", "pregnan", "hcg", "Hemoglobin", "A1c", "HG100"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut phi: Vec<String> =
+        ["Martinez", "Robert", "Rodriguez", "Maya", "pregnan", "hcg", "Hemoglobin", "A1c", "HG100"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     for r in [&pregnancy, &a1c] {
         for c in r["code"]["coding"].as_array().unwrap() {
             phi.push(c["code"].as_str().unwrap().to_string());

@@ -202,12 +202,16 @@ async fn three_wrong_birth_dates_kill_the_invitation_and_grant_nothing() {
     // Bad input is refused and changes nothing.
     let (status, body) = post_json(&bob, "/api/account/proxies/invitations", json!({"email": "not an address"})).await;
     assert_eq!((status, body["error"].as_str()), (400, Some("invalid")));
-    let (status, _) =
-        post_json(&bob, "/api/account/proxies/invitations", json!({"email": "erin@example.org", "relationship": "SELF"}))
-            .await;
+    let (status, _) = post_json(
+        &bob,
+        "/api/account/proxies/invitations",
+        json!({"email": "erin@example.org", "relationship": "SELF"}),
+    )
+    .await;
     assert_eq!(status, 400);
     assert_eq!(listed(&bob).await["invitations"].as_array().unwrap().len(), 0);
-    let (status, body) = post_json(&bob, "/api/account/proxies/invitations", json!({"email": "Erin@Example.org"})).await;
+    let (status, body) =
+        post_json(&bob, "/api/account/proxies/invitations", json!({"email": "Erin@Example.org"})).await;
     assert_eq!((status, body["state"].as_str()), (201, Some("open")), "{body}");
     let path = invitation_path(&sink, "erin@example.org", &[]).await;
     let erin = sink.register(&gw, "Erin Walsh", "erin@example.org").await;
@@ -247,7 +251,10 @@ async fn three_wrong_birth_dates_kill_the_invitation_and_grant_nothing() {
     let mut limited = false;
     for _ in 0..40 {
         let (status, _, _) = erin
-            .post("/proxy-invitations/accept", &[("csrf", &csrf(&html)), ("token", &token), ("birth_date", "2000-01-01")])
+            .post(
+                "/proxy-invitations/accept",
+                &[("csrf", &csrf(&html)), ("token", &token), ("birth_date", "2000-01-01")],
+            )
             .await;
         assert!(status == 410 || status == 429, "{status}");
         limited |= status == 429;
@@ -330,7 +337,8 @@ async fn a_twelfth_birthday_is_announced_before_the_day_and_the_eighteenth_ends_
     assert_eq!(sink.count("quinn@example.org", "changes soon"), 0);
     let _ = quinn;
     // No names, no birth dates, not even the birthday's day.
-    let mut phi: Vec<String> = ["Lindqvist", "Linnea", "Greta", "Axel", "Oskar", "CL-k-"].iter().map(|s| s.to_string()).collect();
+    let mut phi: Vec<String> =
+        ["Lindqvist", "Linnea", "Greta", "Axel", "Oskar", "CL-k-"].iter().map(|s| s.to_string()).collect();
     for d in [soon, later, adult_today, almost_adult] {
         phi.push(d.format("%Y-%m-%d").to_string());
     }
