@@ -232,20 +232,36 @@ fn json_error(e: &ProxyError) -> Response {
     (status_of(e), Json(body)).into_response()
 }
 
+/// Why the JSON API refuses a request before looking at it.
+enum Refused {
+    /// No signed-in session (401).
+    SignedOut,
+    /// A change without the session's `X-CSRF-Token` (403).
+    Csrf,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            Refused::SignedOut => {
+                (StatusCode::UNAUTHORIZED, json!({"error": "signed-out", "message": "sign in first"}))
+            }
+            Refused::Csrf => {
+                (StatusCode::FORBIDDEN, json!({"error": "csrf", "message": "send the session's X-CSRF-Token"}))
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
 /// A signed-in visitor for the JSON API (401 without one), with the CSRF header checked
 /// on changes.
-fn api_visitor(visitor: Result<SignedIn, Response>, headers: Option<&HeaderMap>) -> Result<SignedIn, Response> {
-    let visitor = visitor.map_err(|_| {
-        (StatusCode::UNAUTHORIZED, Json(json!({"error": "signed-out", "message": "sign in first"}))).into_response()
-    })?;
+fn api_visitor(visitor: Result<SignedIn, Response>, headers: Option<&HeaderMap>) -> Result<SignedIn, Refused> {
+    let visitor = visitor.map_err(|_| Refused::SignedOut)?;
     if let Some(h) = headers {
         let presented = h.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
         if !visitor.session.csrf_ok(presented) {
-            return Err((
-                StatusCode::FORBIDDEN,
-                Json(json!({"error": "csrf", "message": "send the session's X-CSRF-Token"})),
-            )
-                .into_response());
+            return Err(Refused::Csrf);
         }
     }
     Ok(visitor)
@@ -254,7 +270,7 @@ fn api_visitor(visitor: Result<SignedIn, Response>, headers: Option<&HeaderMap>)
 async fn list_json(State(state): State<Arc<ApiState>>, visitor: Result<SignedIn, Response>) -> Response {
     let visitor = match api_visitor(visitor, None) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let now = Utc::now();
     let (proxies, invitations) = match state.proxies.proxies_of(&visitor.account, now).await {
@@ -293,7 +309,7 @@ async fn invite_json(
 ) -> Response {
     let visitor = match api_visitor(visitor, Some(&headers)) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let Ok(Json(body)) = body else {
         return json_error(&ProxyError::Invalid("send {\"email\": …, \"relationship\": …} as JSON".into()));
@@ -312,7 +328,7 @@ async fn end_json(
 ) -> Response {
     let visitor = match api_visitor(visitor, Some(&headers)) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.proxies.end(&visitor.account, &link, Utc::now()).await {
         Ok(()) => Json(json!({"ended": link})).into_response(),
@@ -328,7 +344,7 @@ async fn renew_json(
 ) -> Response {
     let visitor = match api_visitor(visitor, Some(&headers)) {
         Ok(v) => v,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     match state.proxies.renew(&visitor.account, &link, Utc::now()).await {
         Ok(until) => Json(json!({"renewed": link, "valid_until": until})).into_response(),

@@ -176,7 +176,7 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
     let mut phi: Vec<String> =
         ["Martinez", "Robert", "Rodriguez", "Maya", "pregnan", "hcg", "Hemoglobin", "A1c", "HG100"]
             .iter()
-            .map(|s| s.to_string())
+            .map(ToString::to_string)
             .collect();
     for r in [&pregnancy, &a1c] {
         for c in r["code"]["coding"].as_array().unwrap() {

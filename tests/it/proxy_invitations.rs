@@ -338,7 +338,7 @@ async fn a_twelfth_birthday_is_announced_before_the_day_and_the_eighteenth_ends_
     let _ = quinn;
     // No names, no birth dates, not even the birthday's day.
     let mut phi: Vec<String> =
-        ["Lindqvist", "Linnea", "Greta", "Axel", "Oskar", "CL-k-"].iter().map(|s| s.to_string()).collect();
+        ["Lindqvist", "Linnea", "Greta", "Axel", "Oskar", "CL-k-"].iter().map(ToString::to_string).collect();
     for d in [soon, later, adult_today, almost_adult] {
         phi.push(d.format("%Y-%m-%d").to_string());
     }
