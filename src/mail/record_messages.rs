@@ -92,9 +92,10 @@ impl RecordNotice {
                  Sign in to see when it was used, or to end the link:\n{records}\n\n{choose}\n"
             ),
             RecordNotice::ProxyAdded => format!(
-                "Hello,\n\nat {when} someone you invited accepted and can now see your\n\
-                 health record in the patient portal. You can see and end their\naccess here:\n{proxies}\n\n\
-                 If you did not invite anyone, end it there and call the medical\nrecords (HIM) desk.\n\n{choose}\n"
+                "Hello,\n\nat {when} someone was given access to your health\n\
+                 record in the patient portal, as your proxy. You can see and\n\
+                 end their access here:\n{proxies}\n\n\
+                 If you did not expect this, end it there and call the medical\nrecords (HIM) desk.\n\n{choose}\n"
             ),
             RecordNotice::ProxyInvitation { link, valid_days } => format!(
                 "Hello,\n\nsomeone invited you to see their health record in the patient\n\

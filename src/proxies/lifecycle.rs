@@ -239,6 +239,18 @@ impl Proxies {
         Ok(out)
     }
 
+    /// Tells the owners of the person's record (unless they turned it off) that someone
+    /// can now see it (a proxy granted by staff; an accepted invitation tells its patient).
+    pub async fn tell_proxy_added(&self, source: &str, source_patient_id: &str) -> Result<usize, ProxyError> {
+        let mut told = 0;
+        for (_, owner) in self.owners(source, source_patient_id).await? {
+            if self.notices.notify(&owner, crate::notices::NoticeKind::ProxyAdded).await? {
+                told += 1;
+            }
+        }
+        Ok(told)
+    }
+
     /// Records that `milestone` was told for `link_id`; true when this call recorded it
     /// (and so sends the mail).
     async fn first_time(&self, link_id: &str, milestone: &str, now: DateTime<Utc>) -> Result<bool, ProxyError> {

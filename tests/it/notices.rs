@@ -84,6 +84,7 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
         "relationship": "SPS", "adult_granted": true, "by": "HIM desk"}),
     )
     .await;
+    sink.wait("bob@example.org", "can now see your health record").await;
     let (bob_id, maya_id) = (gw.patient_id("ehr", "pt-10001"), gw.patient_id("ehr", "pt-10007"));
     assert!(!bob.view(&format!("/records/{bob_link}/results")).await.contains("Hemoglobin A1c"), "held");
 
