@@ -44,6 +44,7 @@ fn status_of(e: &ProxyError) -> StatusCode {
         ProxyError::NotOwner | ProxyError::OtherAddress => StatusCode::FORBIDDEN,
         ProxyError::NotFound => StatusCode::NOT_FOUND,
         ProxyError::Invalid(_) | ProxyError::WrongBirthDate { left: 1.. } => StatusCode::BAD_REQUEST,
+        ProxyError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         ProxyError::Dead | ProxyError::WrongBirthDate { .. } => StatusCode::GONE,
         ProxyError::Account(_) | ProxyError::Notice(_) | ProxyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
@@ -130,6 +131,7 @@ where
     match act(form, visitor.account.clone()).await {
         Ok(()) => Ok((visitor.jar, see_other(&format!("/account/proxies?done={done}"))).into_response()),
         Err(e) if unavailable(&e) => Err(PageError::unavailable()),
+        Err(ProxyError::TooMany { retry_after }) => Err(PageError::too_many(retry_after)),
         Err(e) => {
             let response = render_page(state, &visitor, status_of(&e), Some(&e), "").await?;
             Ok((visitor.jar, response).into_response())
@@ -138,6 +140,10 @@ where
 }
 
 async fn invite(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
+    state
+        .throttle
+        .check_account(Endpoint::ProxyInvite, &visitor.account)
+        .map_err(|l| PageError::too_many(l.retry_after))?;
     let s = state.clone();
     form_action(&state, visitor, &body, "invited", |form, account| async move {
         let (email, relationship) =
@@ -229,7 +235,11 @@ fn json_error(e: &ProxyError) -> Response {
     if let ProxyError::WrongBirthDate { left } = e {
         body["tries_left"] = json!(left);
     }
-    (status_of(e), Json(body)).into_response()
+    let mut response = (status_of(e), Json(body)).into_response();
+    if let ProxyError::TooMany { retry_after } = e {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+    }
+    response
 }
 
 /// Why the JSON API refuses a request before looking at it.
@@ -311,6 +321,9 @@ async fn invite_json(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
+    if let Err(l) = state.throttle.check_account(Endpoint::ProxyInvite, &visitor.account) {
+        return json_error(&ProxyError::TooMany { retry_after: l.retry_after });
+    }
     let Ok(Json(body)) = body else {
         return json_error(&ProxyError::Invalid("send {\"email\": …, \"relationship\": …} as JSON".into()));
     };

@@ -21,6 +21,8 @@ pub enum Endpoint {
     Authorize,
     /// Accepting a proxy invitation (the patient's birth date is asked).
     ProxyAccept,
+    /// Sending a proxy invitation (a mail to an address the patient chooses).
+    ProxyInvite,
 }
 
 impl Endpoint {
@@ -33,6 +35,7 @@ impl Endpoint {
             "/enroll" => Endpoint::Enroll,
             "/token" => Endpoint::Token,
             "/proxy-invitations/accept" => Endpoint::ProxyAccept,
+            "/account/proxies/invite" | "/api/account/proxies/invitations" => Endpoint::ProxyInvite,
             "/authorize" => return Some(Endpoint::Authorize),
             _ => return None,
         };

@@ -20,6 +20,8 @@ use subtle::ConstantTimeEq;
 pub const TRIES: i64 = 3;
 /// Invitations one patient may have open at once.
 const OPEN_AT_MOST: i64 = 10;
+/// Invitations one patient may send in a day (each is a mail to an address they choose).
+const SENT_A_DAY: i64 = 20;
 /// Relationships a patient may invite a proxy as (v3 RoleCode).
 pub const RELATIONSHIPS: &[&str] = &["SPS", "PRN", "FAMMEMB", "NOK", "CAREGIVER", "GUARD"];
 
@@ -113,6 +115,18 @@ impl Proxies {
         .fetch_one(&self.store.pool)
         .await?
         .get(0);
+        let day_ago = (now - chrono::Duration::days(1)).to_rfc3339();
+        let sent: i64 =
+            sqlx::query("SELECT COUNT(*) FROM proxy_invitations WHERE patient_account_id = $1 AND created_at > $2")
+                .bind(account_id)
+                .bind(&day_ago)
+                .fetch_one(&self.store.pool)
+                .await?
+                .get(0);
+        if sent >= SENT_A_DAY {
+            tracing::warn!("proxy invitations: one patient's daily limit reached");
+            return Err(ProxyError::TooMany { retry_after: 3600 });
+        }
         if open >= OPEN_AT_MOST {
             return Err(ProxyError::Invalid(format!(
                 "you have {open} open invitations; cancel one or wait until one is accepted"

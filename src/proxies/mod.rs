@@ -42,6 +42,9 @@ pub enum ProxyError {
     /// The birth date did not match; `left` tries remain (0: the invitation is now dead).
     #[error("that date of birth does not match ({left} tries left)")]
     WrongBirthDate { left: i64 },
+    /// Too many invitations sent today: try again in `retry_after` seconds.
+    #[error("you have sent many invitations today; try again tomorrow")]
+    TooMany { retry_after: u64 },
     /// Signed in with another address than the one invited.
     #[error("this invitation was sent to another e-mail address; sign in with that address")]
     OtherAddress,
@@ -70,6 +73,7 @@ impl ProxyError {
             ProxyError::WrongBirthDate { left: 0 } => "dead",
             ProxyError::WrongBirthDate { .. } => "wrong-birth-date",
             ProxyError::OtherAddress => "other-address",
+            ProxyError::TooMany { .. } => "too-many",
             ProxyError::Account(_) | ProxyError::Notice(_) | ProxyError::Store(_) => "unavailable",
         }
     }

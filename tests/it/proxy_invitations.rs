@@ -260,6 +260,38 @@ async fn three_wrong_birth_dates_kill_the_invitation_and_grant_nothing() {
         limited |= status == 429;
     }
     assert!(limited, "too many tries are refused with 429");
+
+    // Invitations: at most ten open at once, and a flood of them is refused with 429.
+    for n in 0..10 {
+        let (status, body) =
+            post_json(&bob, "/api/account/proxies/invitations", json!({"email": format!("friend{n}@example.org")}))
+                .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) =
+        post_json(&bob, "/api/account/proxies/invitations", json!({"email": "friend10@example.org"})).await;
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid")), "{body}");
+    let mut limited = false;
+    for n in 0..15 {
+        let open = listed(&bob).await["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["state"] == "open")
+            .map(|i| i["id"].as_str().unwrap().to_string())
+            .unwrap();
+        let (token, _) = bob.form_page("/account/proxies").await;
+        let (status, _, _) = bob.post("/account/proxies/cancel", &[("csrf", &token), ("invitation_id", &open)]).await;
+        assert_eq!(status, 303);
+        let (status, _) =
+            post_json(&bob, "/api/account/proxies/invitations", json!({"email": format!("more{n}@example.org")})).await;
+        assert!(status == 201 || status == 429, "{status}");
+        if status == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "a patient cannot mail invitations without end");
 }
 
 /// A child's record at a clinic: born `birth`, with a name to look for in mails.
