@@ -98,3 +98,23 @@ impl NoticesConfig {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_hold_and_impossible_periods_are_refused_with_their_key() {
+        assert!(ProxiesConfig::default().validate().is_ok());
+        assert_eq!(ProxiesConfig::default().adult_proxy_for.std().as_secs(), 365 * DAY);
+        let short = ProxiesConfig { adult_proxy_for: Duration::from_secs(3600), ..ProxiesConfig::default() };
+        assert_eq!(short.validate().unwrap_err().0, "proxies.adult_proxy_for");
+        let late = ProxiesConfig { notice_ahead: Duration::from_secs(400 * DAY), ..ProxiesConfig::default() };
+        assert_eq!(late.validate().unwrap_err().0, "proxies.notice_ahead");
+        let never = NoticesConfig { results_sweep_every: Duration::from_secs(0) };
+        assert_eq!(never.validate().unwrap_err().0, "notices.results_sweep_every");
+        let parsed: ProxiesConfig = toml::from_str("adult_proxy_for = \"90d\"").unwrap();
+        assert_eq!(parsed.adult_proxy_for.std().as_secs(), 90 * DAY);
+        assert!(toml::from_str::<ProxiesConfig>("adult_for = \"90d\"").is_err(), "unknown keys are refused");
+    }
+}
