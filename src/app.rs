@@ -227,6 +227,7 @@ impl App {
             index.clone(),
             accounts.clone(),
             notices.clone(),
+            exports.clone(),
             config.proxies.clone(),
             crate::proxies::AgeRules::from_policy(policy.config(), zone),
         ));

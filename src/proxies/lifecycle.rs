@@ -146,7 +146,7 @@ impl Proxies {
             .fetch_optional(&self.store.pool)
             .await?
             .map(|r| r.get(0));
-        self.accounts.terminate(link_id, "ended by the patient", "the patient").await?;
+        self.terminate(link_id, "ended by the patient", "the patient").await?;
         if let Some(proxy) = proxy {
             self.notices
                 .tell(&proxy, RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient })
@@ -339,7 +339,7 @@ impl Proxies {
     /// patient are told (the patient once).
     async fn end_at_majority(&self, link: &ProxyLink, now: DateTime<Utc>) -> Result<(), ProxyError> {
         let reason = format!("the patient turned {}", self.ages.majority);
-        if self.accounts.terminate(&link.id, &reason, "the proxy lifecycle").await? == 0 {
+        if self.terminate(&link.id, &reason, "the proxy lifecycle").await? == 0 {
             return Ok(());
         }
         tracing::info!(link = %link.id, "proxy access ended at the age of majority");

@@ -85,6 +85,8 @@ pub struct Proxies {
     index: Arc<PatientIndex>,
     accounts: Arc<Accounts>,
     notices: Notices,
+    /// Jobs started under a link end with it (`Exports::end_basis`).
+    exports: Arc<crate::export::Exports>,
     config: ProxiesConfig,
     ages: AgeRules,
 }
@@ -95,10 +97,20 @@ impl Proxies {
         index: Arc<PatientIndex>,
         accounts: Arc<Accounts>,
         notices: Notices,
+        exports: Arc<crate::export::Exports>,
         config: ProxiesConfig,
         ages: AgeRules,
     ) -> Proxies {
-        Proxies { store, index, accounts, notices, config, ages }
+        Proxies { store, index, accounts, notices, exports, config, ages }
+    }
+
+    /// Ends the link and every job started under it; the number of links ended (0 or 1).
+    async fn terminate(&self, link_id: &str, reason: &str, by: &str) -> Result<u64, ProxyError> {
+        let ended = self.accounts.terminate(link_id, reason, by).await?;
+        if let Err(e) = self.exports.end_basis(Some(link_id), None).await {
+            tracing::warn!(link = %link_id, error = %e, "jobs of an ended proxy link not cancelled");
+        }
+        Ok(ended)
     }
 
     /// The account's own record (its live `SELF` link).
