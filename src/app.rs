@@ -71,6 +71,10 @@ pub struct App {
     pub accounts: Arc<crate::auth::accounts::Accounts>,
     /// Sign-in through the configured OpenID provider (metadata discovered on first use).
     pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
+    /// Notices without PHI (new results, downloads ready, share links opened, proxies added).
+    pub notices: crate::notices::Notices,
+    /// Proxy invitations and the lifecycle of proxy access (its sweep starts with [`App::serve`]).
+    pub proxies: Arc<crate::proxies::Proxies>,
     /// Bulk Data `$export`: kick-off, status, files; the workers start with [`App::serve`].
     pub exports: Arc<crate::export::Exports>,
     /// In-process stand-ins for `simulated` sources, by source name.
@@ -227,10 +231,20 @@ impl App {
             &config.base_dir,
             &crate::api::public_origin(&config.fhir_base_url()),
         )?;
+        let notices = crate::notices::Notices::new(store.clone(), mailer.clone());
         let accounts = Arc::new(
             crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone(), kek.clone())
                 .with_mail(mailer, config.mail.as_ref()),
         );
+        let proxies = Arc::new(crate::proxies::Proxies::new(
+            store.clone(),
+            index.clone(),
+            accounts.clone(),
+            notices.clone(),
+            exports.clone(),
+            config.proxies.clone(),
+            crate::proxies::AgeRules::from_policy(policy.config(), zone),
+        ));
         let oauth = crate::auth::oauth::OAuth::start(
             &config,
             &clients,
@@ -255,6 +269,8 @@ impl App {
             exports,
             oauth,
             accounts,
+            notices,
+            proxies,
             oidc,
             config,
             audit: crate::audit::AuditLog::new(store.clone()),
@@ -309,6 +325,11 @@ impl App {
         }
     }
 
+    /// The new-results sweep over this app's reader.
+    pub fn results_sweep(&self) -> crate::notices::ResultsSweep {
+        crate::notices::ResultsSweep { store: self.store.clone(), reader: self.reader(), notices: self.notices.clone() }
+    }
+
     /// The HTTP router for this app.
     pub fn router(&self) -> axum::Router {
         let state = Arc::new(ApiState {
@@ -341,6 +362,9 @@ impl App {
                 &crate::api::public_origin(&self.config.fhir_base_url()),
                 &self.config.fhir_base_url(),
             )),
+            proxies: self.proxies.clone(),
+            notices: self.notices.clone(),
+            results_sweep: Arc::new(self.results_sweep()),
         });
         api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }
@@ -352,13 +376,17 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        let workers = self.exports.start_workers(self.reader());
+        let workers = self.exports.start_workers(self.reader(), Some(self.notices.clone()));
         let sweep = self.sweeper().start(self.config.auth.sweep_every.std());
+        let lifecycle = self.proxies.clone().start();
+        let results = Arc::new(self.results_sweep()).start(self.config.notices.results_sweep_every.std());
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         workers.stop().await;
         sweep.abort();
+        lifecycle.abort();
+        results.abort();
         served?;
         if let Some(r) = self.refresher.take() {
             r.abort();

@@ -152,7 +152,7 @@ pub async fn accounting(
         return Err(RightsCliError::Invalid(format!("--format {format}: say text, json, html or fhir")));
     }
     let him = portico::him::Him::new(app.aggregator.clone(), app.ledger.clone());
-    let found = him.patient_id(patient);
+    let found = him.patient_id(patient).await;
     log(app, access, "accounting", found.as_ref().ok().cloned(), found.is_ok()).await?;
     let patient = found?;
     let now = chrono::Utc::now();

@@ -141,6 +141,10 @@ async fn grant_proxy(
     .map_err(|e| ApiError::BadInput(e.to_string()));
     let patient = state.him.patient_id(&b.patient).await.ok();
     let link = logged(&state, &access, from, "grant-proxy", patient, link).await?;
+    // The record's owner (if they have an account) is told someone can now see it.
+    if let Err(e) = state.proxies.tell_proxy_added(&link.source, &link.source_patient_id).await {
+        tracing::warn!(error = %e, "proxy-added notice not sent");
+    }
     Ok(fhir_json(StatusCode::CREATED, &json!({"link": link})))
 }
 

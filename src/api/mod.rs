@@ -23,9 +23,11 @@ mod fhir_routes;
 mod health;
 mod home;
 mod metrics;
+mod notice_routes;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod proxy_routes;
 mod rate_limit;
 mod record_pages;
 mod rights_admin;
@@ -78,6 +80,12 @@ pub struct ApiState {
     pub corrections: crate::rights::Corrections,
     /// Share links (SMART Health Links) of records.
     pub shares: Arc<crate::share::Shares>,
+    /// Proxy invitations, the patient's proxies and the lifecycle sweep.
+    pub proxies: Arc<crate::proxies::Proxies>,
+    /// Notices without PHI and the accounts' choice of them.
+    pub notices: crate::notices::Notices,
+    /// The new-results sweep (staff may run it now).
+    pub results_sweep: Arc<crate::notices::ResultsSweep>,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
@@ -106,6 +114,8 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(rights_admin::router(state.clone()))
         .merge(share_pages::router(state.clone()))
         .merge(share_routes::router(state.clone()))
+        .merge(proxy_routes::router(state.clone()))
+        .merge(notice_routes::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))

@@ -184,9 +184,10 @@ async fn accounting(
 ) -> Result<Response, ApiError> {
     let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let format = q.format.as_deref().unwrap_or("json");
-    let known = state.him.patient_id(&q.patient).ok();
+    let found = state.him.patient_id(&q.patient).await;
+    let known = found.as_ref().ok().cloned();
     let checked = match format {
-        "json" | "html" | "fhir" => state.him.patient_id(&q.patient).map_err(ApiError::from),
+        "json" | "html" | "fhir" => found.map_err(ApiError::from),
         other => Err(ApiError::BadInput(format!("format: `{other}` is not json, html or fhir"))),
     };
     let patient = logged(&state, &access, from, "accounting", known, checked).await?;

@@ -10,6 +10,7 @@ mod duration;
 mod env;
 mod export;
 mod mail;
+mod proxies;
 mod upstream;
 
 pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
@@ -18,6 +19,7 @@ pub use export::{ByteSize, ExportConfig, ExportGroup};
 pub use mail::{
     default_resend as default_resend_per_hour, default_verify_valid as default_verify_link_valid, MailConfig,
 };
+pub use proxies::{NoticesConfig, ProxiesConfig};
 pub use upstream::{SimulatorProfile, SourceTls, UpstreamAuth};
 
 use serde::Deserialize;
@@ -61,6 +63,12 @@ pub struct Config {
     /// Security mails (see [`MailConfig`]); `None`: none are sent, each is logged as not sent.
     #[serde(default)]
     pub mail: Option<MailConfig>,
+    /// Proxy invitations and their lifecycle (see [`ProxiesConfig`]).
+    #[serde(default)]
+    pub proxies: ProxiesConfig,
+    /// Notices without PHI (see [`NoticesConfig`]).
+    #[serde(default)]
+    pub notices: NoticesConfig,
     /// The file the config was read from (as errors name it).
     #[serde(skip)]
     pub file: String,
@@ -605,6 +613,8 @@ impl Config {
         if let Some(mail) = &self.mail {
             mail.validate(&self.base_dir)?;
         }
+        self.proxies.validate()?;
+        self.notices.validate()?;
         self.validate_export()
     }
 

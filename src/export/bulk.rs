@@ -177,7 +177,8 @@ impl Exports {
     }
 
     /// Starts this replica's workers (none when `export.workers` is 0).
-    pub fn start_workers(&self, reader: Reader) -> Workers {
+    /// `notices` tells an account its download is ready.
+    pub fn start_workers(&self, reader: Reader, notices: Option<crate::notices::Notices>) -> Workers {
         let ctx = Arc::new(WorkContext {
             jobs: self.jobs.clone(),
             reader,
@@ -190,6 +191,7 @@ impl Exports {
             base_url: self.base_url.clone(),
             stats: self.stats.clone(),
             wake: self.wake.clone(),
+            notices,
         });
         worker::start(ctx, self.config.workers, &self.replica)
     }

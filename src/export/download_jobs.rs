@@ -310,6 +310,11 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
         ctx.jobs.set_step(&job.id, STEPS, None).await?;
         ctx.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(job = %job.id, resources, "download job completed");
+        if let (Some(notices), Some(link)) = (&ctx.notices, &job.access.basis.link) {
+            if let Err(e) = notices.download_ready(link).await {
+                tracing::warn!(job = %job.id, error = %e, "download-ready notice not sent");
+            }
+        }
     }
     Ok(true)
 }

@@ -70,6 +70,8 @@ pub struct WorkContext {
     pub stats: Arc<ExportStats>,
     /// Rung at kick-off so an idle worker starts at once.
     pub wake: Arc<Notify>,
+    /// Tells an account its download job is done (no notices when `None`).
+    pub notices: Option<crate::notices::Notices>,
 }
 
 /// The running workers of this replica.

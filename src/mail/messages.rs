@@ -18,6 +18,8 @@ pub enum Notice {
     EnrollmentAttempt,
     /// This account signed in from a browser or device not seen before.
     NewSignIn,
+    /// About a record the account can open, or about proxy access (no patient data either).
+    Record(super::RecordNotice),
 }
 
 impl Notice {
@@ -28,6 +30,7 @@ impl Notice {
             Notice::RecordConnected => "record-connected",
             Notice::EnrollmentAttempt => "enrollment-attempt",
             Notice::NewSignIn => "new-sign-in",
+            Notice::Record(r) => r.kind(),
         }
     }
 
@@ -38,6 +41,7 @@ impl Notice {
             Notice::RecordConnected => "Your patient portal account was connected to a health record",
             Notice::EnrollmentAttempt => "Someone tried to connect to your health record",
             Notice::NewSignIn => "New sign-in to your patient portal account",
+            Notice::Record(r) => r.subject(),
         }
     }
 
@@ -73,6 +77,7 @@ impl Notice {
                  from a browser or device it had not been used from before.\n\n\
                  {unexpected} Your account:\n{account}\n"
             ),
+            Notice::Record(r) => r.body(origin, &when.to_string()),
         }
     }
 }
@@ -111,7 +116,10 @@ mod tests {
             Notice::RecordConnected,
             Notice::EnrollmentAttempt,
             Notice::NewSignIn,
-        ] {
+        ]
+        .into_iter()
+        .chain(super::super::RecordNotice::examples().into_iter().map(Notice::Record))
+        {
             let body = n.body("https://p.example", at);
             assert!(body.is_ascii(), "{}", n.kind());
             assert!(body.lines().filter(|l| !l.starts_with("http")).all(|l| l.len() < 76), "{}: {body}", n.kind());

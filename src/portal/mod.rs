@@ -49,6 +49,9 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("record_share.html", include_str!("templates/record_share.html")),
         ("share_made.html", include_str!("templates/share_made.html")),
         ("share_viewer.html", include_str!("templates/share_viewer.html")),
+        ("proxies.html", include_str!("templates/proxies.html")),
+        ("proxy_accept.html", include_str!("templates/proxy_accept.html")),
+        ("notices.html", include_str!("templates/notices.html")),
     ] {
         env.add_template(name, text).expect("templates parse");
     }

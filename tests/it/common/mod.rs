@@ -6,10 +6,13 @@ mod browser;
 mod mail;
 pub mod process;
 pub mod s3;
+mod smtp;
 #[allow(unused_imports)]
 pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
 #[allow(unused_imports)]
 pub use mail::{folder_mails, verify_email, wait_for_mail, Mail};
+#[allow(unused_imports)]
+pub use smtp::SmtpSink;
 
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};
