@@ -361,6 +361,7 @@ impl App {
                 self.accounts.clone(),
                 &crate::api::public_origin(&self.config.fhir_base_url()),
                 &self.config.fhir_base_url(),
+                self.notices.clone(),
             )),
             proxies: self.proxies.clone(),
             notices: self.notices.clone(),

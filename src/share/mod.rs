@@ -111,6 +111,8 @@ pub struct Shares {
     /// The gateway's public origin (manifest and viewer URLs).
     origin: String,
     fhir_base: String,
+    /// Tells the link's maker that it was opened (no content, at most once a day per link).
+    notices: crate::notices::Notices,
 }
 
 fn sha256(s: &str) -> String {
@@ -157,6 +159,7 @@ impl Shares {
         accounts: Arc<Accounts>,
         origin: &str,
         fhir_base: &str,
+        notices: crate::notices::Notices,
     ) -> Shares {
         let n = |v: u32| NonZeroU32::new(v).unwrap_or(NonZeroU32::MIN);
         Shares {
@@ -167,6 +170,7 @@ impl Shares {
             limiter: RateLimiter::keyed(Quota::per_minute(n(OPENS_PER_MINUTE)).allow_burst(n(OPENS_BURST))),
             origin: origin.trim_end_matches('/').to_string(),
             fhir_base: fhir_base.to_string(),
+            notices,
         }
     }
 
@@ -373,7 +377,21 @@ impl Shares {
         }
         self.log(&link, recipient, "success", from).await?;
         self.links.count_view(&link.id, &at(now)).await?;
+        self.tell_maker(&link, now).await;
         Ok(Opened { link })
+    }
+
+    /// Tells the link's maker it was opened, unless it already was in the last day (so a
+    /// link opened often cannot flood the maker's mail). A notice that cannot be sent never
+    /// stops the opening.
+    async fn tell_maker(&self, link: &LinkRow, now: DateTime<Utc>) {
+        let day_ago = at(now - Duration::days(1));
+        if link.last_viewed_at.as_deref().is_some_and(|last| last > day_ago.as_str()) {
+            return;
+        }
+        if let Err(e) = self.notices.share_link_opened(&link.account_id).await {
+            tracing::warn!(error = %e, "the share link's maker could not be told of its opening");
+        }
     }
 
     /// A short-lived address of an opened link's file (the manifest's `location`).

@@ -188,6 +188,16 @@ async fn an_independent_decoder_opens_a_patients_link_and_finds_only_the_chosen_
     // Three openings, counted on the share page.
     let page = b.view(&format!("/records/{link}/share")).await;
     assert!(page.contains("Opened 3 times"), "{page}");
+
+    // Bob is told once (three openings within a day), in words that carry nothing of the
+    // record, the link or who opened it.
+    let opened = |m: &Mail| m.to() == "bob@example.org" && m.subject() == "A link you shared was opened";
+    let told = wait_for_mail(|| folder_mails(&gw.mail_dir), opened).await;
+    let text = told.text();
+    for secret in ["Penicillin", "Influenza", "For school", "Lincoln", "Camp Harbor", "Martinez", "shlink"] {
+        assert!(!text.contains(secret), "{secret} in {text}");
+    }
+    assert_eq!(folder_mails(&gw.mail_dir).iter().filter(|m| opened(m)).count(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
