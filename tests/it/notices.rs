@@ -185,9 +185,12 @@ async fn new_results_are_told_without_content_and_never_to_a_parent_about_a_teen
         }
     }
     phi.extend([shifted("1967-06-18"), shifted("2009-08-14")]);
-    // The body and subject (the addresses hold the account holders' own names).
+    // The body and subject (the addresses hold the account holders' own names), without the
+    // random tokens of links, whose hex digits can spell "a1c" by chance.
+    let tokens = regex::Regex::new("[0-9a-f]{16,}").unwrap();
     for m in sink.mails() {
         let text = format!("{} {}", m.subject(), m.body()).to_lowercase();
+        let text = tokens.replace_all(&text, "");
         for p in &phi {
             assert!(!text.contains(&p.to_lowercase()), "a mail holds {p:?}:\n{}", m.raw);
         }
