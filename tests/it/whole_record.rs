@@ -276,6 +276,22 @@ async fn the_demo_serves_a_whole_record_from_its_vendor_like_systems() {
     for source in ["ehr", "lab", "imaging"] {
         assert!(count_from_source(&resources, source) > 0, "{source}");
     }
+    // The behavioral clinic refuses to list its patients (Epic-like): Danny O'Brien's part is
+    // found by looking him up when his record is asked for.
+    assert_eq!(index.gateway_id_of("behavioral", "7300007").await.unwrap(), None, "not listed");
+    let danny = index.gateway_id_of("ehr", "pt-10004").await.unwrap().unwrap();
+    let his: Value = http
+        .get(format!("{base}/Patient/{danny}/$everything?_count=500"))
+        .bearer_auth("portico-demo-token-loopback-only")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let his: Vec<Value> = his["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    assert!(count_from_source(&his, "behavioral") > 1, "the behavioral part is looked up");
+    assert_eq!(index.gateway_id_of("behavioral", "7300007").await.unwrap(), Some(danny.clone()), "and linked");
     let endpoint = resources.iter().find(|r| r["resourceType"] == "Endpoint").unwrap();
     assert_eq!(endpoint["address"], format!("{base}/wado-rs/imaging.IMG.EP.00001").as_str());
     let jwks: Value =
