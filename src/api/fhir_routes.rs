@@ -6,18 +6,17 @@ use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
 use super::{fhir_json, ApiState};
 use crate::auth::Access;
-use crate::fhir::bundle::{searchset, Entry, Searchset};
+use crate::fhir::bundle::{searchset, searchset_bytes, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
 use crate::fhir::outcome::operation_outcome_with_id;
 use crate::fhir::search::subset::Subset;
-use crate::read::{Matches, Trail};
+use crate::read::{Matches, Out, Trail};
 use axum::extract::{ConnectInfo, Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -183,25 +182,21 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
     };
     let next_url = matches.next_cursor().map(|c| url_with(Some(c)));
     let (total, warnings) = (matches.total(), matches.warnings().to_vec());
-    let entry = |r: Value, mode: SearchEntryMode| {
-        let full = format!(
-            "{}/{}/{}",
-            state.base_url,
-            r["resourceType"].as_str().unwrap_or(""),
-            r["id"].as_str().unwrap_or("")
-        );
+    let entry = |r: Out, mode: SearchEntryMode| {
+        let full = format!("{}/{}/{}", state.base_url, r.resource_type(), r.id());
         (full, r, mode)
     };
     let (found, included) = matches.into_parts();
-    let mut entries: Vec<Entry> = found.into_iter().map(|r| entry(r, SearchEntryMode::Match)).collect();
+    let mut entries: Vec<(String, Out, SearchEntryMode)> =
+        found.into_iter().map(|r| entry(r, SearchEntryMode::Match)).collect();
     entries.extend(included.into_iter().map(|r| entry(r, SearchEntryMode::Include)));
     if !warnings.is_empty() {
         let outcome = operation_outcome_with_id("warnings", &warnings);
-        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, SearchEntryMode::Outcome));
+        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), Out::outcome(outcome), SearchEntryMode::Outcome));
     }
     let shell =
         Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
-    fhir_json(StatusCode::OK, &searchset(&shell, entries))
+    super::fhir_json_bytes(StatusCode::OK, searchset_bytes(&shell, entries).into())
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the

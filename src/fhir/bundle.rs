@@ -1,7 +1,8 @@
 //! Bundle writing: searchset pages with `self` and `next` links, and the keyset cursor that
 //! keeps paging stable while the underlying set changes (a page starts after the sort key
 //! of the last entry already served, so nothing is skipped or repeated). The Bundle itself is
-//! built with the typed model; the resources in it are put in as they came.
+//! built with the typed model; the resources in it are put in as they came, or written as bytes
+//! already serialized (`searchset_bytes`). It never decides what goes in.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -77,6 +78,99 @@ pub fn searchset(shell: &Searchset<'_>, entries: Vec<Entry>) -> Value {
         }
     }
     bundle
+}
+
+/// A resource that writes itself as compact JSON: a `Value`, or bytes already serialized
+/// (a released resource rendered once for its decision).
+pub trait WriteJson {
+    fn write_json(&self, out: &mut Vec<u8>);
+}
+
+impl WriteJson for Value {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        // Writing a `Value` into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, self);
+    }
+}
+
+/// [`searchset`] written straight to bytes: the same bytes as `searchset(..).to_string()`,
+/// with each resource written by itself (already serialized ones are copied, not parsed).
+pub fn searchset_bytes<R: WriteJson>(shell: &Searchset<'_>, entries: Vec<(String, R, SearchEntryMode)>) -> Vec<u8> {
+    let (entry_shells, resources): (Vec<_>, Vec<_>) =
+        entries.into_iter().map(|(full_url, resource, mode)| ((full_url, mode), resource)).unzip();
+    let bundle = finish(typed_shell(shell, entry_shells));
+    let mut out = Vec::with_capacity(1024);
+    let Value::Object(map) = &bundle else {
+        bundle.write_json(&mut out);
+        return out;
+    };
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        out.push(if std::mem::take(&mut first) { b'{' } else { b',' });
+        Value::from(k).write_json(out);
+        out.push(b':');
+    };
+    let mut wrote_entries = false;
+    for (k, v) in map {
+        key(&mut out, k);
+        match (k.as_str(), v) {
+            ("entry", Value::Array(list)) => {
+                write_entries(&mut out, list, &resources);
+                wrote_entries = true;
+            }
+            _ => v.write_json(&mut out),
+        }
+    }
+    // The gateway has always answered `"entry": []` for no match.
+    if !wrote_entries {
+        key(&mut out, "entry");
+        out.extend_from_slice(b"[]");
+    }
+    if first {
+        out.push(b'{');
+    }
+    out.push(b'}');
+    out
+}
+
+/// The entries, each resource where [`put_resource`] puts it.
+fn write_entries<R: WriteJson>(out: &mut Vec<u8>, shells: &[Value], resources: &[R]) {
+    out.push(b'[');
+    for (i, (shell, resource)) in shells.iter().zip(resources).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let Value::Object(shell) = shell else {
+            out.extend_from_slice(b"null");
+            continue;
+        };
+        let mut first = true;
+        let mut key = |out: &mut Vec<u8>, k: &str| {
+            out.push(if std::mem::take(&mut first) { b'{' } else { b',' });
+            Value::from(k).write_json(out);
+            out.push(b':');
+        };
+        let mut pending = Some(resource);
+        for (k, v) in shell {
+            if matches!(k.as_str(), "search" | "request" | "response") {
+                if let Some(r) = pending.take() {
+                    key(out, "resource");
+                    r.write_json(out);
+                }
+            }
+            key(out, k);
+            v.write_json(out);
+        }
+        if let Some(r) = pending {
+            key(out, "resource");
+            r.write_json(out);
+        }
+        if first {
+            out.push(b'{');
+        }
+        out.push(b'}');
+    }
+    out.push(b']');
 }
 
 fn typed_shell(shell: &Searchset<'_>, entries: Vec<(String, SearchEntryMode)>) -> Result<Bundle, BuilderError> {
@@ -193,6 +287,7 @@ mod tests {
         };
         let served = searchset(&shell, entries.clone());
         assert_eq!(served, searchset_before(shell.self_url, shell.next_url, 1, &entries));
+        assert_eq!(searchset_bytes(&shell, entries.clone()), served.to_string().into_bytes(), "written straight");
         assert_eq!(served["entry"][0]["resource"], source, "the source resource exactly as given");
         let keys: Vec<&str> = served["entry"][0].as_object().unwrap().keys().map(String::as_str).collect();
         assert_eq!(keys, ["fullUrl", "resource", "search"]);
@@ -209,6 +304,11 @@ mod tests {
             vec![],
         );
         assert_eq!(empty, searchset_before("http://gw/fhir/AuditEvent?", None, 0, &[]));
+        let empty_bytes = searchset_bytes::<Value>(
+            &Searchset { self_url: "http://gw/fhir/AuditEvent?", total: Some(0), ..Searchset::default() },
+            vec![],
+        );
+        assert_eq!(empty_bytes, empty.to_string().into_bytes());
 
         let produced = DateTime::parse_from_rfc3339("2026-03-01T10:20:30Z").unwrap().with_timezone(&Utc);
         let download = searchset(

@@ -6,16 +6,23 @@
 //! Apps and pages make many small requests over one record; each used to decide the whole
 //! record again.
 //!
+//! With a decision it keeps what is derived from it alone: the released resources as they go
+//! out, serialized once (`Rendered`), and whether their attachments were noted — so a warm
+//! page is assembled from bytes, and only the viewer the decision was made for gets them.
+//!
 //! It must never hand a decision to another viewer, outlive the record or ledger it was made
 //! from, or be used for a decision "as of" another time (staff's `explain`).
 
+use super::released::Rendered;
 use crate::aggregate::Record;
 use crate::policy::holds::PatientLedger;
 use crate::policy::{Explanation, Released, Viewer};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use moka::future::Cache;
-use std::sync::Arc;
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tokio::sync::OnceCell;
 
 /// Resources held across all cached decisions (each decision weighs its resource count).
 const MAX_RESOURCES: u64 = 200_000;
@@ -27,6 +34,32 @@ pub(super) struct Decided {
     record: Arc<Record>,
     pub released: Arc<Released>,
     pub explanations: Arc<Vec<Explanation>>,
+    /// The released resources as they go out, rendered on first use.
+    rendered: OnceLock<Arc<Rendered>>,
+    /// Set once the released attachments' homes were noted.
+    noted: OnceCell<()>,
+}
+
+impl Decided {
+    /// The released resources as they go out, rendered by `outward` the first time.
+    pub(super) fn rendered(&self, outward: impl Fn(Value) -> Value) -> Arc<Rendered> {
+        self.rendered
+            .get_or_init(|| {
+                let json = self
+                    .released
+                    .resources()
+                    .iter()
+                    .map(|r| serde_json::to_vec(&outward(r.clone())).unwrap_or_default().into_boxed_slice())
+                    .collect();
+                Arc::new(Rendered { released: self.released.clone(), json })
+            })
+            .clone()
+    }
+
+    /// Runs `note` once for this decision (concurrent callers wait for the first).
+    pub(super) async fn note_once<F: std::future::Future<Output = ()>>(&self, note: impl FnOnce() -> F) {
+        self.noted.get_or_init(note).await;
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -83,8 +116,8 @@ impl Decisions {
     pub(super) async fn get(&self, inputs: &Inputs<'_>) -> Option<Arc<Decided>> {
         let key = Key::new(&inputs.record.patient_id, inputs.viewer, inputs.ledger, inputs.now, inputs.zone);
         let hit = self.cache.get(&key).await?;
-        let current = Arc::ptr_eq(&hit.record, inputs.record)
-            && hit.released.changes_at().is_none_or(|at| inputs.now < at);
+        let current =
+            Arc::ptr_eq(&hit.record, inputs.record) && hit.released.changes_at().is_none_or(|at| inputs.now < at);
         if current {
             Some(hit)
         } else {
@@ -105,6 +138,8 @@ impl Decisions {
             record: inputs.record.clone(),
             released: Arc::new(released),
             explanations: Arc::new(explanations),
+            rendered: OnceLock::new(),
+            noted: OnceCell::new(),
         });
         self.cache.insert(key, decided.clone()).await;
         decided

@@ -19,7 +19,7 @@ pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
 pub use imaging::SERIES_CONTENT_TYPE;
 pub use query::{missing_warning, searched_patient};
-pub use released::{Matches, WholeRecord};
+pub use released::{Matches, Out, WholeRecord};
 pub use trail::{Trail, Use};
 
 /// A download of one's own record: the record now, or too large to build while the person
@@ -41,7 +41,7 @@ use crate::policy::holds::PolicyLedger;
 use crate::policy::{Denied, Explanation, Interaction, Policy, PolicyContext, Released, Role, Viewer};
 use chrono::{DateTime, FixedOffset, Utc};
 pub use decisions::Decisions;
-use decisions::Inputs;
+use decisions::{Decided, Inputs};
 use query::{ignored, page, patient_of_search};
 use serde_json::Value;
 use std::sync::Arc;
@@ -102,10 +102,31 @@ fn keys(resources: &[Value]) -> std::collections::HashSet<String> {
         .collect()
 }
 
+/// A decision for one viewer over one record, with the sources missing from the record.
+struct Decision {
+    released: Arc<Released>,
+    explanations: Arc<Vec<Explanation>>,
+    missing: Vec<MissingSource>,
+    kept: Option<Arc<Decided>>,
+}
+
+impl Decision {
+    fn kept(decided: Arc<Decided>, missing: Vec<MissingSource>) -> Decision {
+        Decision {
+            released: decided.released.clone(),
+            explanations: decided.explanations.clone(),
+            missing,
+            kept: Some(decided),
+        }
+    }
+}
+
 /// A released record with the sources missing from it.
 struct Visible {
     released: Arc<Released>,
     missing: Vec<MissingSource>,
+    /// The decision it is, when kept (what is rendered from it is kept with it).
+    decided: Option<Arc<Decided>>,
 }
 
 impl Reader {
@@ -118,7 +139,16 @@ impl Reader {
         paging: Paging,
         decisions: Decisions,
     ) -> Reader {
-        Reader { aggregator, policy, ledger, audit, zone, paging, decisions, attachments: binary::AttachmentIndex::new("") }
+        Reader {
+            aggregator,
+            policy,
+            ledger,
+            audit,
+            zone,
+            paging,
+            decisions,
+            attachments: binary::AttachmentIndex::new(""),
+        }
     }
 
     /// The zone dates without one are read in.
@@ -127,7 +157,13 @@ impl Reader {
     }
 
     /// `GET [type]/[id]`. A withheld resource is answered exactly like a missing one.
-    pub async fn read(&self, access: &Access, trail: &Trail, resource_type: &str, id: &str) -> Result<Value, ReadError> {
+    pub async fn read(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        resource_type: &str,
+        id: &str,
+    ) -> Result<Value, ReadError> {
         let (patient, result) = match self.permit(access, resource_type, Interaction::Read) {
             Ok(()) => self.find(access, resource_type, id).await,
             Err(e) => (None, Err(e)),
@@ -219,7 +255,9 @@ impl Reader {
     pub async fn own_record(&self, access: &Access, trail: &Trail, use_: Use) -> Result<WholeRecord, ReadError> {
         match self.own_id(access).await {
             Some(id) => self.record(access, trail, use_, &id).await,
-            None => trail::logged(&self.audit, access, trail, use_.action(), None, false, Err(ReadError::NotFound)).await,
+            None => {
+                trail::logged(&self.audit, access, trail, use_.action(), None, false, Err(ReadError::NotFound)).await
+            }
         }
     }
 
@@ -297,7 +335,7 @@ impl Reader {
         at: DateTime<Utc>,
     ) -> Result<Vec<Explanation>, ReadError> {
         let result = if access.is_staff() {
-            self.decide(access, viewer, patient_id, At::Then(at)).await.map(|(_, explanations, _)| explanations.to_vec())
+            self.decide(access, viewer, patient_id, At::Then(at)).await.map(|d| d.explanations.to_vec())
         } else {
             Err(ReadError::Forbidden("explaining decisions is for staff".into()))
         };
@@ -423,7 +461,8 @@ impl Reader {
 
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
-        let (released, explanations, missing) = self.decide(access, &access.viewer, patient_id, At::Now).await?;
+        let Decision { released, explanations, missing, kept } =
+            self.decide(access, &access.viewer, patient_id, At::Now).await?;
         // Emergency Part 2 disclosures are in the access log with their purpose; they are
         // also flagged in the service log (ids only). Only real disclosures, not explanations.
         let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
@@ -431,8 +470,13 @@ impl Reader {
             tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
         }
         let missing = self.nameable(&access.viewer, missing);
-        self.remember_attachments(released.patient_id(), released.resources()).await;
-        Ok(Visible { released, missing })
+        let note = || self.remember_attachments(released.patient_id(), released.resources());
+        match &kept {
+            // Once per kept decision: its resources, and so its attachments, do not change.
+            Some(d) => d.note_once(note).await,
+            None => note().await,
+        }
+        Ok(Visible { released, missing, decided: kept })
     }
 
     async fn whole(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
@@ -449,8 +493,18 @@ impl Reader {
 
     /// A page of matches as it goes out (attachment URLs made the gateway's).
     fn outward_matches(&self, mut m: Matches) -> Matches {
-        m.resources = std::mem::take(&mut m.resources).into_iter().map(|r| self.outward(r)).collect();
+        for out in m.resources.iter_mut().chain(m.included.iter_mut()) {
+            if let Some(r) = out.value_mut() {
+                *r = self.outward(std::mem::take(r));
+            }
+        }
         m
+    }
+
+    /// The released resources of `v` as they go out, rendered once for its decision (none
+    /// for a decision that is not kept).
+    fn rendered(&self, v: &Visible) -> Option<Arc<released::Rendered>> {
+        v.decided.as_ref().map(|d| d.rendered(|r| self.outward(r)))
     }
 
     /// The missing sources as `viewer` may be told of them: a system the policy does not let
@@ -474,13 +528,7 @@ impl Reader {
     /// Gathers the record and has the policy decide for `viewer`. A patient outside the
     /// caller's reach, or one the viewer may not see at all, is answered exactly like one
     /// that does not exist.
-    async fn decide(
-        &self,
-        access: &Access,
-        viewer: &Viewer,
-        patient_id: &str,
-        at: At,
-    ) -> Result<(Arc<Released>, Arc<Vec<Explanation>>, Vec<MissingSource>), ReadError> {
+    async fn decide(&self, access: &Access, viewer: &Viewer, patient_id: &str, at: At) -> Result<Decision, ReadError> {
         let link = self.aggregator.index().resolve(patient_id).await?.ok_or(ReadError::NotFound)?;
         if let PatientScope::Person { source, source_patient_id } = &access.patients {
             if !link.members.iter().any(|m| &m.source == source && &m.source_patient_id == source_patient_id) {
@@ -499,7 +547,7 @@ impl Reader {
         let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
         // A decision "as of" another time is never kept nor reused.
         if let (At::Now, Some(decided)) = (at, self.decisions.get(&inputs).await) {
-            return Ok((decided.released.clone(), decided.explanations.clone(), record.missing.clone()));
+            return Ok(Decision::kept(decided, record.missing.clone()));
         }
         let ctx = PolicyContext { now, ledger: ledger.clone() };
         let (released, mut explanations) = self.policy.decide(&record, viewer, &ctx).map_err(|d| match d {
@@ -511,14 +559,17 @@ impl Reader {
                 e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
             }
         }
-        let (released, explanations) = match at {
+        Ok(match at {
             At::Now => {
-                let decided = self.decisions.keep(&inputs, released, explanations).await;
-                (decided.released.clone(), decided.explanations.clone())
+                Decision::kept(self.decisions.keep(&inputs, released, explanations).await, record.missing.clone())
             }
-            At::Then(_) => (Arc::new(released), Arc::new(explanations)),
-        };
-        Ok((released, explanations, record.missing.clone()))
+            At::Then(_) => Decision {
+                released: Arc::new(released),
+                explanations: Arc::new(explanations),
+                missing: record.missing.clone(),
+                kept: None,
+            },
+        })
     }
 
     /// The resource `resource_type/id` if released to the caller, with the record it was
@@ -530,8 +581,7 @@ impl Reader {
         if !fhir::is_valid_id(id) {
             return (None, Err(ReadError::NotFound));
         }
-        if let (true, PatientScope::Person { .. }) =
-            (fhir::SUPPORTING_TYPES.contains(&resource_type), &access.patients)
+        if let (true, PatientScope::Person { .. }) = (fhir::SUPPORTING_TYPES.contains(&resource_type), &access.patients)
         {
             // A patient's or proxy's clinicians and clinics are the ones in their own record,
             // whichever other record happens to hold them too.
@@ -548,9 +598,7 @@ impl Reader {
             match self.aggregator.locate(resource_type, id).await {
                 Some(p) => p,
                 // Practitioners, Organizations … belong to no one record.
-                None => {
-                    return (None, self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound))
-                }
+                None => return (None, self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound)),
             }
         };
         let found = match self.visible(access, &patient_id).await {
@@ -603,14 +651,17 @@ impl Reader {
             Err(e) => return Err(e),
         };
         let filters: Vec<_> = query.filters.iter().filter(|f| f.def.kind != search::ParamKind::Reference).collect();
-        let selected: Vec<&Value> = v
+        let selected: Vec<(usize, &Value)> = v
             .released
             .resources()
             .iter()
-            .filter(|r| fhir::resource_type(r) == Some(resource_type))
-            .filter(|r| filters.iter().all(|f| search::matches(r, f, self.zone)))
+            .enumerate()
+            .filter(|(_, r)| fhir::resource_type(r) == Some(resource_type))
+            .filter(|(_, r)| filters.iter().all(|f| search::matches(r, f, self.zone)))
             .collect();
-        let mut matches = page(&v, selected, &query, self.paging)?;
+        // Whole resources go out as rendered for the decision; a subset is cut from a copy.
+        let rendered = if subset == Subset::Whole { self.rendered(&v) } else { None };
+        let mut matches = page(&v, selected, &query, self.paging, rendered.as_ref())?;
         if subset == Subset::Count {
             matches.resources.clear();
             matches.next_cursor = None;
@@ -619,15 +670,15 @@ impl Reader {
         // Included only from what was released to this viewer and what it may list (as a
         // whole record lists), so an include can never reach past the released record.
         let pool: Vec<&Value> = v.released.resources().iter().filter(|r| searchable(access, r)).collect();
-        let on_page: Vec<&Value> = matches.resources.iter().collect();
+        let on_page: Vec<&Value> = matches.resources.iter().map(Out::released).collect();
         let mut included: Vec<Value> =
             include::resolve(&on_page, &pool, &query.includes).into_iter().cloned().collect();
-        matches.resources.iter_mut().for_each(|r| subset.apply(r));
+        matches.resources.iter_mut().filter_map(Out::value_mut).for_each(|r| subset.apply(r));
         // `_elements` names elements of the searched type; included resources come whole.
         if !matches!(subset, Subset::Elements(_)) {
             included.iter_mut().for_each(|r| subset.apply(r));
         }
-        matches.included = included;
+        matches.included = included.into_iter().map(Out::value).collect();
         Ok(matches)
     }
 
@@ -679,19 +730,21 @@ impl Reader {
             None => None,
         };
         let v = self.visible(access, patient_id).await?;
-        let selected: Vec<&Value> = v
+        let selected: Vec<(usize, &Value)> = v
             .released
             .resources()
             .iter()
-            .filter(|r| searchable(access, r))
-            .filter(|r| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
-            .filter(|r| match (since, r.pointer("/meta/lastUpdated").and_then(Value::as_str)) {
+            .enumerate()
+            .filter(|(_, r)| searchable(access, r))
+            .filter(|(_, r)| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
+            .filter(|(_, r)| match (since, r.pointer("/meta/lastUpdated").and_then(Value::as_str)) {
                 (Some(since), Some(updated)) => parse_range(updated, self.zone).is_none_or(|u| u.start >= since),
                 // Without meta.lastUpdated a resource cannot be shown to be older: include it.
                 _ => true,
             })
             .collect();
-        let mut matches = page(&v, selected, &query, self.paging)?;
+        let rendered = self.rendered(&v);
+        let mut matches = page(&v, selected, &query, self.paging, rendered.as_ref())?;
         matches.warnings.extend(includes.iter().map(|(k, v)| {
             Issue::warning(
                 IssueType::NotSupported,

@@ -1,6 +1,7 @@
 //! The parts of a search answer that are not about access: which patient a search names,
 //! paging in record order, and the warnings an answer carries.
 
+use super::released::{Out, Rendered};
 use super::{Matches, ReadError, Visible};
 use crate::aggregate::merge::sort_key;
 use crate::aggregate::MissingSource;
@@ -11,6 +12,7 @@ use crate::fhir::outcome::Issue;
 use crate::fhir::search::subset::Subset;
 use crate::fhir::search::{self, SearchQuery};
 use serde_json::Value;
+use std::sync::Arc;
 
 use super::Paging;
 
@@ -68,9 +70,10 @@ pub fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Opti
 /// and notices the answer carries.
 pub(super) fn page(
     v: &Visible,
-    selected: Vec<&Value>,
+    selected: Vec<(usize, &Value)>,
     query: &SearchQuery,
     paging: Paging,
+    rendered: Option<&Arc<Rendered>>,
 ) -> Result<Matches, ReadError> {
     let after = match query.control("_cursor") {
         Some(c) => Some(
@@ -80,11 +83,18 @@ pub(super) fn page(
     };
     let total = selected.len();
     let count = query.count.unwrap_or(paging.default_count);
-    let page = page_after(selected, |r| sort_key(r), after.as_deref(), count);
+    let page = page_after(selected, |(_, r)| sort_key(r), after.as_deref(), count);
     let mut warnings = ignored(query);
     warnings.extend(v.missing.iter().map(missing_warning));
     warnings.extend(v.released.notices().iter().cloned());
-    let resources = page.items.into_iter().cloned().collect();
+    let resources = page
+        .items
+        .into_iter()
+        .map(|(i, r)| match rendered {
+            Some(rendered) => Out::rendered(rendered, i),
+            None => Out::value(r.clone()),
+        })
+        .collect();
     Ok(Matches { resources, included: Vec::new(), total, next_cursor: page.next, warnings })
 }
 

@@ -4,32 +4,101 @@
 //! Tests build them with the `#[cfg(test)]` constructors.
 
 use crate::aggregate::MissingSource;
+use crate::fhir::bundle::WriteJson;
 use crate::fhir::outcome::Issue;
+use crate::policy::Released;
 use serde_json::Value;
+use std::sync::Arc;
+
+/// A decision's released resources as they go out (attachment URLs made the gateway's),
+/// serialized once for that decision and kept with it (see `decisions`): a page is then
+/// written by copying bytes instead of copying and serializing every resource again.
+pub(super) struct Rendered {
+    pub(super) released: Arc<Released>,
+    /// `json[i]` is `released.resources()[i]` as it goes out, compact JSON.
+    pub(super) json: Vec<Box<[u8]>>,
+}
+
+/// One resource of an answer: as it goes out, either built for this answer or rendered
+/// once for the decision it was released under.
+#[derive(Debug)]
+pub struct Out(Piece);
+
+enum Piece {
+    Value(Value),
+    Rendered(Arc<Rendered>, usize),
+}
+
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Piece::Value(_) => f.write_str("Value"),
+            Piece::Rendered(_, i) => write!(f, "Rendered({i})"),
+        }
+    }
+}
+
+impl Out {
+    pub(super) fn value(v: Value) -> Out {
+        Out(Piece::Value(v))
+    }
+
+    /// An OperationOutcome the answer carries (made by the renderer, not a record's).
+    pub fn outcome(outcome: Value) -> Out {
+        Out(Piece::Value(outcome))
+    }
+
+    pub(super) fn rendered(r: &Arc<Rendered>, index: usize) -> Out {
+        Out(Piece::Rendered(r.clone(), index))
+    }
+
+    /// The resource as released (before attachment URLs are made the gateway's).
+    pub(super) fn released(&self) -> &Value {
+        match &self.0 {
+            Piece::Value(v) => v,
+            Piece::Rendered(r, i) => &r.released.resources()[*i],
+        }
+    }
+
+    /// The resource to change before it goes out, when it is not rendered yet.
+    pub(super) fn value_mut(&mut self) -> Option<&mut Value> {
+        match &mut self.0 {
+            Piece::Value(v) => Some(v),
+            Piece::Rendered(..) => None,
+        }
+    }
+
+    pub fn resource_type(&self) -> &str {
+        crate::fhir::resource_type(self.released()).unwrap_or("")
+    }
+
+    pub fn id(&self) -> &str {
+        crate::fhir::resource_id(self.released()).unwrap_or("")
+    }
+}
+
+impl WriteJson for Out {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            Piece::Value(v) => v.write_json(out),
+            Piece::Rendered(r, i) => out.extend_from_slice(&r.json[*i]),
+        }
+    }
+}
 
 /// One page of matches, the resources `_include`/`_revinclude` added to it (released ones
 /// only), and what the caller should be told (warnings about missing sources, ignored
 /// parameters, and the policy's notices).
 #[derive(Debug)]
 pub struct Matches {
-    pub(super) resources: Vec<Value>,
-    pub(super) included: Vec<Value>,
+    pub(super) resources: Vec<Out>,
+    pub(super) included: Vec<Out>,
     pub(super) total: usize,
     pub(super) next_cursor: Option<String>,
     pub(super) warnings: Vec<Issue>,
 }
 
 impl Matches {
-    /// The page's resources, in record order.
-    pub fn resources(&self) -> &[Value] {
-        &self.resources
-    }
-
-    /// The resources included with this page (`_include`, `_revinclude`), in record order.
-    pub fn included(&self) -> &[Value] {
-        &self.included
-    }
-
     /// How many resources match in all (what the viewer may see, not what the sources hold).
     pub fn total(&self) -> usize {
         self.total
@@ -44,13 +113,8 @@ impl Matches {
         &self.warnings
     }
 
-    /// The page's resources, taken out.
-    pub fn into_resources(self) -> Vec<Value> {
-        self.resources
-    }
-
     /// The page's resources and the included ones, taken out.
-    pub fn into_parts(self) -> (Vec<Value>, Vec<Value>) {
+    pub fn into_parts(self) -> (Vec<Out>, Vec<Out>) {
         (self.resources, self.included)
     }
 }

@@ -63,9 +63,7 @@ async fn a_hold_ends_on_time_although_the_decision_was_kept() {
     let id = gw.patient_id("lab", "p1");
     let read = "Observation/lab.k1".to_string();
     let everything = format!("Patient/{id}/$everything");
-    let shown = |bundle: &Value| {
-        bundle["entry"].as_array().unwrap().iter().any(|e| e["resource"]["id"] == "lab.k1")
-    };
+    let shown = |bundle: &Value| bundle["entry"].as_array().unwrap().iter().any(|e| e["resource"]["id"] == "lab.k1");
 
     // Held: staff see it, the patient does not — asked several times, so the decision is kept.
     assert_eq!(gw.get_with(&read, Some(TOKEN), &[]).await.0, 200, "staff see the held value");
@@ -103,7 +101,12 @@ async fn each_viewer_gets_their_own_decision() {
     .await;
     let maya = gw.patient_id("ehr", "pt-10007");
     let ids = |bundle: &Value| -> Vec<String> {
-        bundle["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["id"].as_str().map(String::from)).collect()
+        bundle["entry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["resource"]["id"].as_str().map(String::from))
+            .collect()
     };
     let path = format!("Patient/{maya}/$everything?_count=500");
     let teen_first = ids(&gw.get_with(&path, Some("maya-self-token-0"), &[]).await.1);
@@ -121,5 +124,118 @@ async fn each_viewer_gets_their_own_decision() {
         assert_eq!(gw.get_with(&format!("{t}/{id}"), Some("maya-self-token-0"), &[]).await.0, 200);
         assert_eq!(gw.get_with(&format!("{t}/{id}"), Some("maya-mother-token"), &[]).await.0, 404, "{t}/{id}");
     }
+    gw.stop().await;
+}
+
+/// The body exactly as it went out.
+async fn raw(gw: &Gateway, path: &str, token: &str) -> String {
+    let resp = gw.http.get(format!("{}/{path}", gw.fhir)).bearer_auth(token).send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "{path}");
+    resp.text().await.unwrap()
+}
+
+/// A page as a value, its outcome entry's `fullUrl` (a new `urn:uuid` each time) left out.
+fn page_of(body: &str) -> Value {
+    let mut page: Value = serde_json::from_str(body).unwrap();
+    for e in page["entry"].as_array_mut().unwrap() {
+        if e["search"]["mode"] == "outcome" {
+            e.as_object_mut().unwrap().remove("fullUrl");
+        }
+    }
+    page
+}
+
+fn entry_ids(page: &Value) -> Vec<String> {
+    page["entry"].as_array().unwrap().iter().filter_map(|e| e["resource"]["id"].as_str().map(String::from)).collect()
+}
+
+/// Warm pages (assembled from what was rendered for a kept decision) are each viewer's own:
+/// the teen Maya and her mother ask for the same pages over and over, interleaved; each
+/// warm page is the page a fresh decision gave, and no byte of the mother's holds an item
+/// withheld from her. A release is seen by the very next request of both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // Maya's EHR, served by a simulator, with one critical value issued now (held an hour).
+    let ehr = fixture_store("ehr");
+    let mut resources: Vec<Value> = ehr.types().flat_map(|t| ehr.of_type(t).to_vec()).collect();
+    let issued = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    resources.push(critical_value("k-maya", "pt-10007", &issued));
+    let sim = simulate_store(
+        ResourceStore::from_resources(resources),
+        SimulatorOptions { name: "ehr".into(), ..Default::default() },
+    )
+    .await;
+    let policy = policy_with_short_hold(dir.path());
+    let text = std::fs::read_to_string(&policy).unwrap().replace(&format!("max = \"{HOLD_SECS}s\""), "max = \"1h\"");
+    std::fs::write(&policy, text).unwrap();
+    let mut body = rest_source("ehr", &display_of("ehr"), sim.base_url(), "");
+    for s in ["lab", "imaging", "behavioral"] {
+        body += &format!(
+            "[[sources]]\nname = {s:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+            display_of(s),
+            fixtures(s).display().to_string()
+        );
+    }
+    body += &format!("[policy]\nfile = {:?}\n", policy.display().to_string());
+    body +=
+        "[[server.dev_tokens]]\ntoken = \"warm-mother-token\"\nviewer = \"proxy:MTH\"\npatient = \"ehr/pt-10007\"\n\
+             [[server.dev_tokens]]\ntoken = \"warm-teen-token-0\"\nviewer = \"patient\"\npatient = \"ehr/pt-10007\"\n";
+    let gw = Gateway::start(&body).await;
+    let maya = gw.patient_id("ehr", "pt-10007");
+    let paths = [
+        format!("Patient/{maya}/$everything?_count=500"),
+        format!("Patient/{maya}/$everything?_count=4"),
+        format!("Patient/{maya}/$everything?_count=4&_type=Condition,Observation"),
+        format!("Condition?patient={maya}"),
+        format!("Observation?patient={maya}&_count=3"),
+        format!("Condition?patient={maya}&_summary=true"),
+    ];
+    let (teen, mother) = ("warm-teen-token-0", "warm-mother-token");
+    let mut first: Vec<(String, Value)> = Vec::new();
+    for round in 0..3 {
+        for (i, path) in paths.iter().enumerate() {
+            for who in [teen, mother] {
+                let page = page_of(&raw(&gw, path, who).await);
+                let at = i * 2 + usize::from(who == mother);
+                if round == 0 {
+                    first.push((who.to_string(), page));
+                } else {
+                    assert_eq!(page, first[at].1, "{who} {path}: a warm page is the page a fresh decision gave");
+                }
+            }
+        }
+    }
+    let everything = |who: &str| entry_ids(&first.iter().find(|(w, _)| w == who).unwrap().1);
+    let (teen_ids, mother_ids) = (everything(teen), everything(mother));
+    let withheld: Vec<&String> = teen_ids.iter().filter(|id| !mother_ids.contains(id)).collect();
+    assert!(withheld.len() > 5, "the teen's confidential items are withheld from her mother: {withheld:?}");
+    assert!(!teen_ids.contains(&"ehr.k-maya".to_string()), "the critical value is held");
+    // Warm, and byte by byte: nothing withheld from the mother is in any page of hers.
+    for path in &paths {
+        let (mine, hers) = (raw(&gw, path, teen).await, raw(&gw, path, mother).await);
+        for id in &withheld {
+            assert!(!hers.contains(&format!("\"id\":\"{id}\"")), "{path}: {id} in the mother's page");
+        }
+        assert_ne!(page_of(&mine), page_of(&hers), "{path}: the teen's page is not her mother's");
+    }
+
+    // HIM releases the held value: the teen's very next page shows it; her mother's (a
+    // parent of an adolescent sees no results) is the page she had, decided anew.
+    let released = gw
+        .http
+        .post(format!("{}/admin/holds/release", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&json!({"patient": maya, "resource": "Observation/ehr.k-maya", "by": "Dr. Test"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(released.status().as_u16(), 200);
+    let teen_now = page_of(&raw(&gw, &paths[0], teen).await);
+    assert!(entry_ids(&teen_now).contains(&"ehr.k-maya".to_string()), "the teen sees the released value");
+    assert_eq!(entry_ids(&teen_now).len(), teen_ids.len() + 1);
+    let hers = raw(&gw, &paths[0], mother).await;
+    assert_eq!(page_of(&hers), first[1].1, "the mother's page after the release");
+    assert!(!hers.contains("ehr.k-maya") && withheld.iter().all(|id| !hers.contains(&format!("\"id\":\"{id}\""))));
     gw.stop().await;
 }
