@@ -30,7 +30,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 /// Writes the staff action to the access log (failing closed), then passes `result` on.
-async fn logged<T>(
+/// Every staff route of the admin API logs through this one.
+pub(super) async fn logged<T>(
     state: &ApiState,
     access: &Access,
     from: SocketAddr,
@@ -38,7 +39,11 @@ async fn logged<T>(
     patient: Option<String>,
     result: Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let outcome = if result.is_ok() { "success" } else { "error" };
+    let outcome = match &result {
+        Ok(_) => "success",
+        Err(ApiError::Rights(crate::rights::RightsError::NotFound)) => "not-found",
+        Err(_) => "error",
+    };
     let entry =
         crate::audit::AuditEntry::of(access, action, format!("/admin/{action}"), patient, outcome, Some(from.ip()));
     if let Err(e) = state.audit.record(&entry).await {

@@ -4,10 +4,10 @@
 //! HTML or a Bundle of AuditEvents). Staff only; every action, done or refused, is in the
 //! access log before the answer.
 
+use super::admin::logged;
 use super::error::ApiError;
 use super::extract::Staff;
 use super::{fhir_json, ApiState};
-use crate::auth::Access;
 use crate::rights::corrections::queue_row;
 use crate::rights::{disclosures, RightsError};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -32,28 +32,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .with_state(state)
 }
 
-/// Writes the staff action to the access log (failing closed), then passes `result` on.
-async fn logged<T>(
-    state: &ApiState,
-    access: &Access,
-    from: SocketAddr,
-    action: &str,
-    patient: Option<String>,
-    result: Result<T, ApiError>,
-) -> Result<T, ApiError> {
-    let outcome = match &result {
-        Ok(_) => "success",
-        Err(ApiError::Rights(RightsError::NotFound)) => "not-found",
-        Err(_) => "error",
-    };
-    let entry =
-        crate::audit::AuditEntry::of(access, action, format!("/admin/{action}"), patient, outcome, Some(from.ip()));
-    if let Err(e) = state.audit.record(&entry).await {
-        tracing::error!(error = %e, "audit log write failed; refusing the answer");
-        return Err(ApiError::Read(crate::read::ReadError::Store(e)));
-    }
-    result
-}
 
 fn instant(name: &str, value: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
     match value {
