@@ -51,6 +51,10 @@ struct DownloadParams {
     link: String,
     /// `zip` or `json`.
     format: String,
+    /// The language of the zip's summary: the page's when the job was started (`en` for
+    /// jobs started before it was kept).
+    #[serde(default)]
+    lang: String,
 }
 
 fn format_name(format: Format) -> &'static str {
@@ -158,7 +162,11 @@ impl DownloadJobs {
         patient_id: &str,
         format: Format,
     ) -> Result<String, DownloadJobError> {
-        let params = DownloadParams { link: link_id.to_string(), format: format_name(format).to_string() };
+        let params = DownloadParams {
+            link: link_id.to_string(),
+            format: format_name(format).to_string(),
+            lang: crate::i18n::current().code().to_string(),
+        };
         let params = crate::json::text(&params);
         let client = &access.viewer.actor;
         if let Some(id) = self.jobs.active_like(client, KIND, &params).await? {
@@ -250,6 +258,7 @@ impl DownloadJobs {
 pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job) -> Result<bool, WorkError> {
     let params: DownloadParams = serde_json::from_str(&job.params)?;
     let format = format_of(&params.format);
+    let lang = crate::i18n::Lang::from_code(&params.lang).unwrap_or_default();
     let Some(patient_id) = unit.patients.first() else {
         ctx.jobs.fail(&job.id, "the download names no record", ctx.lifetime).await?;
         return Ok(true);
@@ -297,7 +306,7 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
         Format::Bundle => super::download_documents::Documents::default(),
     };
     // Compressing and writing is blocking work: off the async workers.
-    let written = tokio::task::spawn_blocking(move || write_file(&record, &documents, format, &base_url, &to))
+    let written = tokio::task::spawn_blocking(move || write_file(&record, &documents, format, lang, &base_url, &to))
         .await
         .map_err(|e| DownloadError::Task(e.to_string()))?;
     if let Err(e) = written {
@@ -329,13 +338,14 @@ fn write_file(
     record: &WholeRecord,
     documents: &super::download_documents::Documents,
     format: Format,
+    lang: crate::i18n::Lang,
     base_url: &str,
     path: &Path,
 ) -> Result<(), DownloadError> {
     let produced = Utc::now();
     let out = BufWriter::new(std::fs::File::create(path)?);
     let mut out = match format {
-        Format::Zip => download::write_zip(record, documents, produced, out)?,
+        Format::Zip => download::write_zip(record, documents, produced, lang, out)?,
         Format::Bundle => {
             let mut out = out;
             serde_json::to_writer(&mut out, &download::bundle(record, base_url, produced))?;

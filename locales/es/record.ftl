@@ -1,0 +1,287 @@
+### The record pages: whose record, the section menu, each section's labels and plain-word statuses, who accessed the record, the apps allowed, and the prepared-download page.
+### Spanish (es-US): medical-portal register, addressed as "usted".
+
+whose-label = Expediente abierto
+whose-own = Está viendo su propio expediente
+whose-other = Está viendo el expediente de { $name }
+whose-died = falleció el { $date }
+whose-age = { $age } años
+
+switcher-label = Expedientes que puede abrir:
+switcher-open-now = { $relation }, abierto ahora
+
+sections-label = Partes de este expediente
+
+section-summary = Resumen
+section-access-log = Quién lo consultó
+section-apps = Aplicaciones
+section-record = Expediente
+section-empty = No hay nada registrado en “{ $section }”.
+
+source-missing = Es posible que en este momento falten resultados de { $source }: ese sistema no responde. Vuelva a revisar más tarde.
+
+go-to-records = Ir a sus expedientes
+
+document-back = Volver a los documentos
+document-untitled = Documento clínico
+
+read-it-here = Leerlo aquí
+
+home-summary-own = Resumen de su expediente
+home-summary-other = Resumen del expediente de { $name }
+home-upcoming = Próximas consultas
+home-upcoming-none = No hay próximas consultas registradas.
+home-recent = Consultas recientes
+home-recent-none = No hay consultas registradas.
+home-all-visits = Todas las consultas
+home-in-record = En este expediente
+home-contacts = Contactos del equipo de atención
+home-emergency = Si cree que se trata de una emergencia médica, llame al 911. Los mensajes y las llamadas al equipo de atención no se atienden a toda hora.
+home-contact-phone = teléfono { $phone }
+home-contacts-none = No hay contactos del equipo de atención registrados.
+home-whole-team = Todo el equipo de atención
+home-download = Descargar una copia
+home-download-large = Este expediente es grande, así que primero preparamos su copia. Tarda un momento; puede seguir el avance y descargarla cuando esté lista.
+home-prepare-zip = Preparar mi descarga (.zip, un resumen legible con archivos de datos)
+home-prepare-json = Preparar una descarga para otra aplicación (FHIR, .json)
+home-download-zip = Descargar como resumen legible con archivos de datos (.zip)
+home-download-json = Descargar para otra aplicación (FHIR, .json)
+home-privacy = Privacidad
+
+access-log-heading = Quién consultó este expediente
+
+care-team-emergency = Si cree que se trata de una emergencia médica, llame al 911.
+care-team-teams = Equipos de atención
+care-team-teams-none = No hay equipos de atención registrados.
+care-team-people = Profesionales clínicos
+care-team-people-none = Este expediente no menciona a ningún profesional clínico.
+care-team-organizations = Hospitales, clínicas y laboratorios
+care-team-organizations-none = Este expediente no menciona a ninguna organización.
+
+access-log-intro = Cada vez que alguien abre este expediente —usted, las personas con quienes lo comparte, las aplicaciones que autorizó, las organizaciones asociadas o el personal de Harbor Health— queda anotado aquí. Lo más reciente aparece primero.
+access-log-caption = Accesos a este expediente, del más reciente al más antiguo
+access-log-when = Cuándo
+access-log-who = Quién
+access-log-what = Qué
+access-log-why = Para qué
+access-log-outcome = Resultado
+access-log-from = Desde (dirección de red)
+access-log-none = Nadie ha consultado este expediente todavía.
+access-log-unrecognized = ¿Ve algo que no reconoce? Llame a Gestión de Información de Salud de Harbor Health al 360-555-0100.
+
+apps-intro = Estas aplicaciones pueden leer expedientes médicos a través de su cuenta. Si retira el acceso de una aplicación, se detiene de inmediato.
+apps-allowed-used = Autorizada el { $granted } · último uso el { $used }
+apps-allowed-unused = Autorizada el { $granted } · todavía sin usar
+apps-it-can = Puede:
+
+results-trends = Tendencias
+results-trends-help = Pruebas hechas más de una vez. La franja sombreada es el intervalo habitual (de referencia); los puntos rojos están fuera de él.
+results-reports = Informes
+results-reports-none = No hay informes registrados.
+results-all = Todos los resultados
+results-caption = Resultados, del más reciente al más antiguo
+results-col-test = Prueba
+results-col-result = Resultado
+results-col-range = Intervalo habitual
+results-col-flag = Indicador
+results-col-date = Fecha
+results-col-from = Proviene de
+results-none = No hay resultados registrados.
+
+job-title = Su descarga
+job-waiting = Preparando su descarga… { $done } de { $steps } pasos completados. Está esperando su turno y empezará en breve.
+job-working = Preparando su descarga… { $done } de { $steps } pasos completados. Ahora: { $now }.
+job-ready = Su descarga está lista.
+job-download-file = Descargar { $what } ({ $kind }, { $size })
+job-ready-help = Contiene { $count } elementos del expediente. Puede descargarla hasta el { $expires } (UTC); después se elimina y puede preparar una nueva. Es una copia de información médica: manténgala en privado.
+job-source-missing = Es posible que falten resultados de { $source } en esta descarga: ese sistema no respondía cuando se preparó.
+job-failed-not-available = No pudimos preparar esta descarga: este expediente no está disponible para usted en este momento.
+job-failed = No pudimos preparar su descarga. Algo falló de nuestro lado.
+job-refresh-help = Esta página se actualiza sola cada pocos segundos. Puede salir y volver más tarde: su descarga lo esperará aquí.
+
+back-to-record = Volver al expediente
+
+job-unknown-format = No ofrecemos ese tipo de descarga. Regrese al expediente y elija uno de sus botones de descarga.
+job-too-many-title = Espere a que terminen sus otras descargas
+job-too-many = Ya tiene { $count } descargas en preparación. Cuando una esté lista, inténtelo de nuevo.
+job-step-gathering = reuniendo el expediente de los sistemas de Harbor Health
+job-step-writing = escribiendo los archivos
+job-step-storing = guardando su descarga
+job-what-zip = el resumen legible con archivos de datos
+job-what-json = el expediente para otra aplicación
+
+size-mb = { $size } MB
+size-kb = { $size } KB
+size-bytes = { $size } bytes
+
+download-no-record = No existe ese expediente para descargar. Regrese a su cuenta y vuelva a elegir el expediente.
+
+detail-how-to-take-it = Cómo tomarlo
+detail-prescribed-by = Recetado por
+detail-why = Motivo
+detail-why-it-was-stopped = Por qué se suspendió
+detail-reaction = Reacción
+detail-risk = Riesgo
+detail-kind = Tipo
+detail-where = Dónde
+detail-dose = Dosis
+detail-since = Desde
+detail-confirmed = ¿Confirmado?
+detail-ended = Terminó
+detail-reason = Motivo
+detail-with = Con
+detail-type = Tipo
+detail-written-by = Escrito por
+detail-kept-by = Guardado por
+detail-members = Integrantes
+detail-organization = Organización
+detail-qualification = Especialidad
+detail-phone = Teléfono
+detail-address = Dirección
+
+item-medication = Medicamento
+item-allergy = Alergia
+item-vaccine = Vacuna
+item-health-problem = Problema de salud
+item-visit = Consulta
+item-appointment = Cita
+item-document = Documento
+item-unnamed = Sin nombre
+
+value-given = Aplicada
+value-not-yet-confirmed = Aún sin confirmar
+value-ruled-out = Descartado
+value-office-or-clinic-visit = Consulta en consultorio o clínica
+value-emergency-department = Servicio de urgencias
+value-hospital-stay = Hospitalización
+value-virtual-visit = Consulta virtual
+value-home-visit = Visita a domicilio
+value-appointment = Cita
+value-final = Definitivo
+value-preliminary = Preliminar
+value-corrected = Corregido
+value-high-risk-a-reaction-could = Riesgo alto: una reacción podría ser grave
+
+status-active = Activo
+status-inactive = Inactivo
+status-resolved = Resuelto
+status-in-remission = En remisión
+status-came-back = Reapareció
+status-stopped = Suspendido
+status-completed = Completado
+status-on-hold = En pausa
+status-cancelled = Cancelado
+status-planned = Programado
+status-booked = Reservado
+status-in-progress = En curso
+status-entered-in-error = Registrado por error
+status-not-given = No aplicada
+status-draft = Borrador
+status-unknown = Desconocido
+
+section-test-results = Resultados de pruebas
+section-medications = Medicamentos
+section-allergies = Alergias
+section-immunizations = Vacunas
+section-health-problems = Problemas de salud
+section-visits = Consultas
+section-documents = Documentos
+section-care-team = Equipo de atención
+section-other-records = Otros registros
+
+item-care-team = Equipo de atención
+
+file-open-the-pdf = Abrir el PDF
+file-save-the-document-c-cda = Guardar el documento (C-CDA, XML)
+file-open-the-note = Abrir la nota
+file-open-the-image = Abrir la imagen
+file-save-the-document = Guardar el documento
+
+value-yes = Sí
+value-no = No
+value-no-value = Sin valor
+value-see-report = Ver el informe
+value-high = Alto
+value-critically-high = Críticamente alto
+value-low = Bajo
+value-critically-low = Críticamente bajo
+value-abnormal = Anormal
+value-critically-abnormal = Críticamente anormal
+value-normal = Normal
+value-positive = Positivo
+value-negative = Negativo
+value-detected = Detectado
+value-not-detected = No detectado
+value-result = Resultado
+value-report = Informe
+
+status-final = Definitivo
+status-corrected = Corregido
+status-preliminary = Preliminar
+
+range-between = { $low } a { $high }
+range-up-to = hasta { $high }
+range-at-least = al menos { $low }
+
+chart-point = { $value } { $unit } el { $date }
+chart-title = { $name } a lo largo del tiempo: { $points }
+
+log-role-patient = el paciente
+log-role-mother = madre
+log-role-father = padre
+log-role-parent = madre o padre
+log-role-guardian = tutor
+log-role-caregiver = cuidador
+log-role-staff = personal de Harbor Health
+log-role-partner = una organización asociada
+log-who-you-lower = usted
+log-who-you = Usted
+log-who-person = { $name } ({ $role })
+log-who-someone = una persona con acceso ({ $role })
+log-who-app-allowed-by = La aplicación “{ $app }”, autorizada por { $person }
+log-who-app = La aplicación “{ $app }”
+log-who-staff = Personal de Harbor Health
+log-who-partner-named = Organización asociada “{ $name }” (intercambio de información de salud)
+log-who-partner = Una organización asociada (intercambio de información de salud)
+log-who-demo = { $role } (acceso de demostración)
+log-type-observation = resultados de pruebas y mediciones
+log-type-report = informes de pruebas y de imágenes
+log-type-condition = problemas de salud
+log-type-medication = medicamentos
+log-type-allergy = alergias
+log-type-immunization = vacunas
+log-type-visit = consultas
+log-type-document = documentos
+log-type-care-team = el equipo de atención
+log-type-care-plan = planes de atención
+log-type-goal = metas de salud
+log-type-procedure = procedimientos
+log-type-patient = nombre y datos de contacto
+log-type-related-person = familiares registrados
+log-type-audit-event = el registro de accesos
+log-type-provenance = la procedencia de los datos
+log-type-places = profesionales clínicos y lugares
+log-what-home = Abrió la página principal del expediente
+log-what-access-log = Vio quién consultó el expediente (esta página)
+log-what-apps = Vio las aplicaciones autorizadas a leer el expediente
+log-what-section = Vio la página “{ $section }”
+log-what-page = Vio una página del expediente
+log-what-read-one = Leyó un elemento del expediente
+log-what-read = Leyó un elemento: { $kind }
+log-what-search = Consultó { $kind }
+log-what-everything = Obtuvo el expediente completo
+log-what-download = Descargó una copia del expediente
+log-what-export = Exportó el expediente (datos masivos)
+log-what-explain = Revisó las decisiones de privacidad del expediente
+log-what-release = Liberó un resultado que estaba retenido
+log-purpose-treat = Tratamiento
+log-purpose-etreat = Tratamiento de emergencia
+log-purpose-btg = Acceso de emergencia (romper el cristal)
+log-purpose-payment = Pago
+log-purpose-operations = Operaciones de atención médica
+log-purpose-research = Investigación
+log-purpose-public-health = Salud pública
+log-outcome-allowed = Permitido
+log-outcome-nothing-shown = No se mostró nada
+log-outcome-refused = Denegado
+log-outcome-failed = No se completó
