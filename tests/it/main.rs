@@ -55,6 +55,7 @@ mod resilience;
 mod reused_decisions;
 mod search_params;
 mod smart_launch;
+mod spanish;
 mod source_calls;
 mod store_races;
 mod synthea_privacy;
