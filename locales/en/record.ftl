@@ -284,3 +284,10 @@ log-outcome-allowed = Allowed
 log-outcome-nothing-shown = Nothing shown
 log-outcome-refused = Refused
 log-outcome-failed = Did not complete
+
+relation-self = you
+relation-child = your child
+relation-guardianship = in your guardianship
+relation-care = in your care
+relation-family = a family member
+record-unnamed = Patient record

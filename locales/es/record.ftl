@@ -285,3 +285,10 @@ log-outcome-allowed = Permitido
 log-outcome-nothing-shown = No se mostró nada
 log-outcome-refused = Denegado
 log-outcome-failed = No se completó
+
+relation-self = usted
+relation-child = su hijo o hija
+relation-guardianship = bajo su tutela
+relation-care = a su cuidado
+relation-family = un familiar
+record-unnamed = Expediente de paciente
