@@ -26,7 +26,12 @@ pub async fn choose(request: Request, next: Next) -> Response {
     let jar = CookieJar::from_headers(request.headers());
     let accept = request.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = negotiate::choose(jar.get(COOKIE).map(Cookie::value), accept);
-    let here = (request.method() == Method::GET).then(|| here(request.uri())).flatten();
+    let here = if request.method() == Method::GET {
+        here(request.uri())
+    } else {
+        // A form's answer (a refused sign-in …): back to that form's page.
+        FORM_PAGES.contains(&request.uri().path()).then(|| request.uri().path().to_string())
+    };
     let mut response = i18n::within(Scope { lang, here }, next.run(request)).await;
     let html = response
         .headers()
@@ -40,6 +45,9 @@ pub async fn choose(request: Request, next: Next) -> Response {
     }
     response
 }
+
+/// Pages whose form posts to their own address: the switch on the answer comes back to them.
+const FORM_PAGES: [&str; 3] = ["/login", "/register", "/enroll"];
 
 /// Where the switch comes back to: this page, without a query that carries a single-use
 /// token or a sign-in answer (coming back would spend or replay it).

@@ -28,10 +28,11 @@ fn messages(lang: Lang) -> BTreeMap<String, BTreeSet<String>> {
 fn variables(pattern: &ast::Pattern<&str>) -> BTreeSet<String> {
     let mut vars = BTreeSet::new();
     for element in &pattern.elements {
-        if let ast::PatternElement::Placeable { expression: ast::Expression::Inline(e) } = element {
-            if let ast::InlineExpression::VariableReference { id } = e {
-                vars.insert(id.name.to_string());
-            }
+        if let ast::PatternElement::Placeable {
+            expression: ast::Expression::Inline(ast::InlineExpression::VariableReference { id }),
+        } = element
+        {
+            vars.insert(id.name.to_string());
         }
     }
     vars

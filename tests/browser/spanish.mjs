@@ -73,7 +73,7 @@ async function spanish() {
     const emergency = await textOf(page, '[data-testid=emergency-notice]');
     run.check(/No es para emergencias/.test(emergency) && /911/.test(emergency), 'the emergency notice is in Spanish', emergency);
     await run.sees(page, 'Acerca de este expediente', 'adult (es)', '[data-testid=withheld-notice]');
-    await run.screenshot(page, 'es-record-home');
+    await run.screenshot(page, 'record-home-es', { readme: true });
     await page.goto(`${home}/results`);
     await run.sees(page, 'Resultados de pruebas', 'adult (es)', 'h1');
     await run.sees(page, 'Intervalo habitual', 'adult (es)');

@@ -154,6 +154,11 @@ async fn the_main_journeys_in_spanish_in_a_real_browser() {
                              "mrn": "HG100142", "birth_date": shifted("1967-06-18"), "family": "Martinez"});
     config["parent_of_sixteen"] = json!({"username": "ana@example.org", "password": PASSWORD});
     run_script("spanish.mjs", "spanish", &config).await;
+    if std::env::var("PORTICO_README_SCREENSHOTS").as_deref() == Ok("1") {
+        let shot = screenshots().join("readme").join("record-home-es.png");
+        std::fs::copy(&shot, root().join("docs").join("screenshots").join("record-home-es.png"))
+            .unwrap_or_else(|e| panic!("copy {} to docs/screenshots: {e}", shot.display()));
+    }
     gw.stop().await;
 }
 
