@@ -72,13 +72,15 @@ impl From<crate::store::StoreError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let html = match &self.frame {
+            // The language switch goes back to a fixed page: an error page is the same
+            // whatever address was asked for (another account's record and a made-up one).
             None => crate::portal::render(
                 "error.html",
-                context! { title => self.title, message => self.message, signed_in => false },
+                context! { title => self.title, message => self.message, signed_in => false, switch_back => "/" },
             ),
             Some(csrf) => crate::portal::render(
                 "record_message.html",
-                context! { title => self.title, message => self.message, signed_in => true, csrf => csrf },
+                context! { title => self.title, message => self.message, signed_in => true, csrf => csrf, switch_back => "/records" },
             ),
         };
         let mut response = page(self.status, html, None);

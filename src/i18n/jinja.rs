@@ -11,6 +11,9 @@ use minijinja::{Environment, State};
 /// The context variable holding the render's language code.
 pub const LANG_VAR: &str = "lang";
 
+/// The context variable naming where the switch comes back to, instead of this page.
+pub const HERE_VAR: &str = "switch_back";
+
 /// Adds the functions to `env`.
 pub fn install(env: &mut Environment<'static>) {
     env.add_function("t", t);
@@ -41,10 +44,16 @@ fn t(state: &State, key: &str, kwargs: Kwargs) -> Result<String, minijinja::Erro
 }
 
 /// The other languages, each as `{code, name, href}`; `href` sets the choice and comes
-/// back to this page (when it was fetched with GET; else to the account page).
+/// back to the context's `switch_back` when it has one (an error page, which must not echo
+/// the address asked for), else to this page (when it was fetched with GET), else to the
+/// account page.
 fn language_switch(state: &State) -> Value {
     let current = lang_of(state);
-    let here = super::here().unwrap_or_else(|| "/account".to_string());
+    let here = state
+        .lookup(HERE_VAR)
+        .and_then(|v| v.as_str().map(str::to_string))
+        .or_else(super::here)
+        .unwrap_or_else(|| "/account".to_string());
     let next: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
     Lang::ALL
         .into_iter()

@@ -142,4 +142,11 @@ fn templates_get_the_language_and_the_switch() {
         )
         .unwrap();
     assert_eq!(html, "es|Hola, <b>|/language/en?next=%2Faccount English");
+    let error = env
+        .render_str(
+            r#"{% for l in language_switch() %}{{ l.href }}{% endfor %}"#,
+            minijinja::context! { lang => "en", switch_back => "/records" },
+        )
+        .unwrap();
+    assert_eq!(error, "/language/es?next=%2Frecords", "an error page names no address of its own");
 }
