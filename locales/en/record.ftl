@@ -1,8 +1,9 @@
 ### The record pages: whose record, the section menu, each section's labels and plain-word statuses, who accessed the record, the apps allowed, and the prepared-download page.
 
 whose-label = Whose record is open
-whose-own = You are viewing your own record
-whose-other = You are viewing { $name }'s record
+whose-viewing = You are viewing
+whose-own = your own record
+whose-other = { $name }'s record
 whose-died = died { $date }
 whose-age = age { $age }
 

@@ -2,8 +2,9 @@
 ### Spanish (es-US): medical-portal register, addressed as "usted".
 
 whose-label = Expediente abierto
-whose-own = Está viendo su propio expediente
-whose-other = Está viendo el expediente de { $name }
+whose-viewing = Está viendo
+whose-own = su propio expediente
+whose-other = el expediente de { $name }
 whose-died = falleció el { $date }
 whose-age = { $age } años
 
