@@ -66,9 +66,10 @@ fn keys_used() -> BTreeMap<String, String> {
         }
     }
     let code_call = Regex::new(r#"\b(?:t|tr|text_in\(\s*[a-z_]+,)\(?\s*"([a-z][a-z0-9-]*)""#).unwrap();
-    let table_key =
-        Regex::new(r#""((?:detail|item|status|section|value|file|log|summary|scope|job|mail|relation)-[a-z0-9-]+)""#)
-            .unwrap();
+    let table_key = Regex::new(
+        r#""((?:detail|item|status|section|value|file|log|summary|scope|job|mail|relation|kind)-[a-z0-9-]+)""#,
+    )
+    .unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut dirs = vec![root];
     while let Some(dir) = dirs.pop() {
