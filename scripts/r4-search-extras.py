@@ -14,7 +14,7 @@ here = os.path.dirname(os.path.abspath(__file__))
 compartment = json.load(open(os.path.join(here, "..", "src", "fhir", "r4-patient-compartment.json")))
 types = sorted({t["type"] for t in compartment["types"]} | {
     "Patient", "Practitioner", "PractitionerRole", "Organization", "Location", "Medication",
-    "Substance", "Device", "Specimen"})
+    "Substance", "Endpoint", "Device", "Specimen"})
 
 def paths(t, expr):
     out = []

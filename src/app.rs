@@ -52,6 +52,9 @@ pub enum AppError {
     /// No usable key-encryption key ([`crate::auth::keyring`]).
     #[error(transparent)]
     Keys(#[from] crate::auth::keyring::KeyringError),
+    /// Export storage that does not open (an unusable folder or `store` URL).
+    #[error(transparent)]
+    ExportFiles(#[from] crate::export::files::FilesError),
     /// A config built without [`Config::load`] (which checks that these sources name a path).
     #[error("source {0}: a files or simulated source needs a path")]
     NoPath(String),
@@ -68,6 +71,10 @@ pub struct App {
     pub accounts: Arc<crate::auth::accounts::Accounts>,
     /// Sign-in through the configured OpenID provider (metadata discovered on first use).
     pub oidc: Option<Arc<crate::auth::oidc::OidcLogin>>,
+    /// Notices without PHI (new results, downloads ready, share links opened, proxies added).
+    pub notices: crate::notices::Notices,
+    /// Proxy invitations and the lifecycle of proxy access (its sweep starts with [`App::serve`]).
+    pub proxies: Arc<crate::proxies::Proxies>,
     /// Bulk Data `$export`: kick-off, status, files; the workers start with [`App::serve`].
     pub exports: Arc<crate::export::Exports>,
     /// In-process stand-ins for `simulated` sources, by source name.
@@ -155,12 +162,19 @@ impl App {
                 }
             }
         }
-        let index = Arc::new(PatientIndex::open(store.clone()).await?);
-        let report = index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await?;
-        for (source, error) in &report.failed_sources {
-            tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
+        let index = Arc::new(
+            PatientIndex::open_with(store.clone(), sources.clone(), config.identity.refresh_every.std()).await?,
+        );
+        // Over a stored index the gateway is ready at once and refreshes in the background;
+        // only the very first start waits for the sources to be read.
+        let stored = index.is_stored().await.map_err(crate::identity::IdentityError::from)?;
+        if !stored {
+            let report = index.refresh(&sources, Instant::now() + INDEX_DEADLINE).await?;
+            for (source, error) in &report.failed_sources {
+                tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
+            }
+            tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
         }
-        tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
         let policy = Arc::new(Policy::new(policy_config, zone)?);
         let aggregator = Arc::new(Aggregator::new(
             sources.clone(),
@@ -178,7 +192,7 @@ impl App {
             sources.clone(),
             policy.clone(),
             zone,
-        ));
+        )?);
         // What each source offers (its CapabilityStatement); one that is down is retried
         // with the index refresh, its configured types gathered meanwhile.
         for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
@@ -188,15 +202,19 @@ impl App {
             let (index, every) = (index.clone(), config.identity.refresh_every.std());
             let aggregator = aggregator.clone();
             tokio::spawn(async move {
+                let mut at_once = stored;
                 loop {
-                    // A source missed by the last build is retried sooner.
-                    let behind = !index.unread_sources().is_empty() || !aggregator.offers_unknown().is_empty();
-                    let wait = if behind { every.min(UNREAD_RETRY) } else { every };
-                    tokio::time::sleep(wait).await;
-                    for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
-                        tracing::warn!(%source, %error, "capability statement not read; configured types gathered until it is");
+                    if !at_once {
+                        // A source missed by the last refresh is retried sooner.
+                        let behind = !index.unread_sources().is_empty() || !aggregator.offers_unknown().is_empty();
+                        let wait = if behind { every.min(UNREAD_RETRY) } else { every };
+                        tokio::time::sleep(wait).await;
+                        for (source, error) in aggregator.refresh_offers(Instant::now() + INDEX_DEADLINE).await {
+                            tracing::warn!(%source, %error, "capability statement not read; configured types gathered until it is");
+                        }
                     }
-                    match index.rebuild(&sources, Instant::now() + INDEX_DEADLINE).await {
+                    at_once = false;
+                    match index.refresh(&sources, Instant::now() + INDEX_DEADLINE).await {
                         Ok(report) => {
                             for (source, error) in &report.failed_sources {
                                 tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
@@ -213,10 +231,20 @@ impl App {
             &config.base_dir,
             &crate::api::public_origin(&config.fhir_base_url()),
         )?;
+        let notices = crate::notices::Notices::new(store.clone(), mailer.clone());
         let accounts = Arc::new(
             crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone(), kek.clone())
                 .with_mail(mailer, config.mail.as_ref()),
         );
+        let proxies = Arc::new(crate::proxies::Proxies::new(
+            store.clone(),
+            index.clone(),
+            accounts.clone(),
+            notices.clone(),
+            exports.clone(),
+            config.proxies.clone(),
+            crate::proxies::AgeRules::from_policy(policy.config(), zone),
+        ));
         let oauth = crate::auth::oauth::OAuth::start(
             &config,
             &clients,
@@ -237,10 +265,12 @@ impl App {
             &config.fhir_base_url(),
         );
         Ok(App {
-            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()),
+            attachments: crate::read::AttachmentIndex::new(&config.fhir_base_url()).stored_in(store.clone()),
             exports,
             oauth,
             accounts,
+            notices,
+            proxies,
             oidc,
             config,
             audit: crate::audit::AuditLog::new(store.clone()),
@@ -295,6 +325,11 @@ impl App {
         }
     }
 
+    /// The new-results sweep over this app's reader.
+    pub fn results_sweep(&self) -> crate::notices::ResultsSweep {
+        crate::notices::ResultsSweep { store: self.store.clone(), reader: self.reader(), notices: self.notices.clone() }
+    }
+
     /// The HTTP router for this app.
     pub fn router(&self) -> axum::Router {
         let state = Arc::new(ApiState {
@@ -314,9 +349,23 @@ impl App {
             base_url: self.config.fhir_base_url(),
             tokens: self.dev_tokens.clone(),
             max_query_bytes: self.config.server.max_query_bytes,
-            started_at: chrono::Utc::now(),
+            capability: crate::api::capability::capability_statement(&self.config.fhir_base_url(), chrono::Utc::now())
+                .to_string()
+                .into(),
             exports: self.exports.clone(),
             throttle: self.throttle.clone(),
+            corrections: crate::rights::Corrections::new(self.store.clone()),
+            shares: Arc::new(crate::share::Shares::new(
+                self.store.clone(),
+                self.audit.clone(),
+                self.accounts.clone(),
+                &crate::api::public_origin(&self.config.fhir_base_url()),
+                &self.config.fhir_base_url(),
+                self.notices.clone(),
+            )),
+            proxies: self.proxies.clone(),
+            notices: self.notices.clone(),
+            results_sweep: Arc::new(self.results_sweep()),
         });
         api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }
@@ -328,13 +377,17 @@ impl App {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let router = self.router();
-        let workers = self.exports.start_workers(self.reader());
+        let workers = self.exports.start_workers(self.reader(), Some(self.notices.clone()));
         let sweep = self.sweeper().start(self.config.auth.sweep_every.std());
+        let lifecycle = self.proxies.clone().start();
+        let results = Arc::new(self.results_sweep()).start(self.config.notices.results_sweep_every.std());
         let served = axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(shutdown)
             .await;
         workers.stop().await;
         sweep.abort();
+        lifecycle.abort();
+        results.abort();
         served?;
         if let Some(r) = self.refresher.take() {
             r.abort();

@@ -10,6 +10,10 @@ use crate::policy::config::is_known_label;
 use crate::policy::holds::PolicyLedger;
 use std::sync::Arc;
 
+/// How long a staff search waits for a source that lists no patients to answer an
+/// on-demand lookup (`crate::identity`).
+const LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, thiserror::Error)]
 pub enum HimError {
     #[error("this is for staff")]
@@ -35,11 +39,13 @@ impl Him {
     }
 
     /// The gateway id of a patient named by gateway id or `source/source-id`.
-    pub fn patient_id(&self, named: &str) -> Result<String, HimError> {
+    /// A record of a source that lists no patients is looked up there first.
+    pub async fn patient_id(&self, named: &str) -> Result<String, HimError> {
         let index = self.aggregator.index();
+        let deadline = tokio::time::Instant::now() + LOOKUP_DEADLINE;
         let found = match named.split_once('/') {
-            Some((source, id)) => index.gateway_id_of(source, id),
-            None => index.resolve(named).map(|l| l.gateway_id),
+            Some((source, id)) => index.member(source, id, deadline).await?,
+            None => index.resolve(named).await?.map(|l| l.gateway_id),
         };
         found.ok_or_else(|| HimError::UnknownPatient(named.to_string()))
     }
@@ -58,18 +64,18 @@ impl Him {
             return Err(HimError::NotStaff);
         }
         let mut report = crate::label::report::LabelsReport::default();
-        for link in self.aggregator.index().links() {
-            let Ok(record) = self.aggregator.record(&link.gateway_id).await else { continue };
+        for gateway_id in self.aggregator.index().gateway_ids().await? {
+            let Ok(record) = self.aggregator.record(&gateway_id).await else { continue };
             let entry = crate::audit::AuditEntry::of(
                 access,
                 "labels-report",
                 "portico labels report".into(),
-                Some(link.gateway_id.clone()),
+                Some(gateway_id.clone()),
                 "success",
                 None,
             );
             audit.record(&entry).await?;
-            report.add_record(&link.gateway_id, &record.resources, &record.label_rules, review);
+            report.add_record(&gateway_id, &record.resources, &record.label_rules, review);
         }
         Ok(report)
     }
@@ -77,7 +83,7 @@ impl Him {
     /// Releases a held result (`Type/id`) of a patient. True when newly released.
     pub async fn release(&self, access: &Access, patient: &str, resource: &str, by: &str) -> Result<bool, HimError> {
         staff(access)?;
-        let patient_id = self.patient_id(patient)?;
+        let patient_id = self.patient_id(patient).await?;
         let record = self.aggregator.record(&patient_id).await.map_err(|_| HimError::UnknownPatient(patient.into()))?;
         let (t, id) =
             resource.split_once('/').ok_or_else(|| HimError::Invalid(format!("`{resource}` is not Type/id")))?;
@@ -96,7 +102,7 @@ impl Him {
         if let Some(bad) = labels.iter().find(|l| !is_known_label(l)) {
             return Err(HimError::Invalid(format!("`{bad}` is not a known security label")));
         }
-        let patient_id = self.patient_id(patient)?;
+        let patient_id = self.patient_id(patient).await?;
         Ok(self.ledger.set_preferences(&patient_id, labels).await?)
     }
 
@@ -117,7 +123,7 @@ impl Him {
         if let Some(bad) = purposes.iter().find(|p| !crate::policy::config::KNOWN_PURPOSES.contains(&p.as_str())) {
             return Err(HimError::Invalid(format!("`{bad}` is not a known purpose of use")));
         }
-        let patient_id = self.patient_id(patient)?;
+        let patient_id = self.patient_id(patient).await?;
         Ok(self.ledger.add_consent(&patient_id, partner, purposes, part2, by).await?)
     }
 

@@ -4,6 +4,8 @@
 //! (release, consent, hold preference), audit verify, app clients and accounts. A thin
 //! shell over the library; no domain logic here.
 
+mod rights_cli;
+
 use clap::{Parser, Subcommand};
 use portico::config::{Config, ConfigError};
 use portico::fhir::time::days_since;
@@ -120,6 +122,20 @@ enum Command {
         /// Comma-separated label codes, e.g. HIV,GDIS.
         #[arg(long, default_value = "")]
         labels: String,
+    },
+    /// Requests to amend records (HIM): the queue, accept or deny, the one extension.
+    Corrections {
+        #[command(subcommand)]
+        command: rights_cli::CorrectionsCommand,
+    },
+    /// The accounting of disclosures of a patient's data over the last six years.
+    Disclosures {
+        /// Gateway patient id, or source/source-id.
+        #[arg(long)]
+        patient: String,
+        /// text, json, html (printable) or fhir (a Bundle of AuditEvents).
+        #[arg(long, default_value = "text")]
+        format: String,
     },
     /// The access log: `portico audit verify` checks its hash chain.
     Audit {
@@ -476,6 +492,8 @@ enum CliError {
     NoLink(String),
     #[error("no live consent {0}")]
     NoConsent(String),
+    #[error(transparent)]
+    Rights(#[from] rights_cli::RightsCliError),
     #[error("access log broken at entry {0}: it was changed, removed or inserted after the fact")]
     AuditBroken(i64),
 }
@@ -639,7 +657,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 None => chrono::Utc::now(),
             };
             let (app, him) = him_for(config).await?;
-            let patient = him.patient_id(&patient)?;
+            let patient = him.patient_id(&patient).await?;
             let trail = portico::read::Trail::internal("portico policy explain");
             let explanations = app.reader().explain(&operator(), &trail, &patient, &viewer, at).await?;
             if json {
@@ -740,6 +758,14 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         Command::Account { command } => account_command(config, command).await,
         Command::Client { command } => client_command(config, command).await,
         Command::Keys { command } => keys_command(config, command).await,
+        Command::Corrections { command } => {
+            let app = App::build(load(config)?).await?;
+            Ok(rights_cli::corrections(&app, &operator(), command).await?)
+        }
+        Command::Disclosures { patient, format } => {
+            let app = App::build(load(config)?).await?;
+            Ok(rights_cli::accounting(&app, &operator(), &patient, &format).await?)
+        }
         Command::Audit { command: AuditCommand::Verify } => {
             let config = load(config)?;
             let store = portico::store::Store::open(&config.database.url, 2).await?;
@@ -759,8 +785,8 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         Command::Patients { json } => {
             let config = load(config)?;
             let app = App::build(config).await?;
-            let links = app.index.links();
-            let possible = app.index.possible_matches();
+            let links = app.index.links().await?;
+            let possible = app.index.possible_matches().await?;
             if json {
                 let out = serde_json::json!({"links": links, "possible_matches": possible});
                 println!("{}", serde_json::to_string_pretty(&out)?);

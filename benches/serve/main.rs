@@ -7,7 +7,8 @@
 //!   patient's dev token);
 //! - warm `$everything` (cached record) next to a static handler serving the same bytes;
 //! - cold `$everything` (a gateway whose record cache holds nothing), one request at a time,
-//!   next to each source's own `$everything` for the same person, interleaved;
+//!   next to each source's own `$everything` for the same person, interleaved — once with
+//!   the simulators answering at once, once with each adding a hospital API's latency;
 //! - mixed traffic (reads, searches, `$everything` of every demo person, staff token, a record
 //!   cache of a few seconds) while the lab turns slow, then down, then recovers.
 //!
@@ -17,7 +18,8 @@
 //! Knobs (not PORTICO_…, which the gateway reads as overrides): BENCH_SERVE_CONCURRENCY
 //! ("8,64,256"), BENCH_SERVE_SECONDS (3 per phase and concurrency), BENCH_SERVE_COLD (30
 //! sequential cold requests), BENCH_SERVE_MIXED_SECONDS (24, in four equal windows),
-//! BENCH_SERVE_MIXED_CONCURRENCY (64), BENCH_SERVE_SLOW (lab latency while slow, "1s").
+//! BENCH_SERVE_MIXED_CONCURRENCY (64), BENCH_SERVE_SLOW (lab latency while slow, "1s"),
+//! BENCH_SERVE_SOURCE_LATENCY (every source's latency in the second cold run, "40ms").
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -63,7 +65,7 @@ async fn run() -> Result<(), String> {
     let cold = Gateway::start(&sims, "cache_ttl = \"1ms\"\ncache_max_records = 0").await?;
     // Mixed: a short-lived cache, so a failing source is felt.
     let mixed = Gateway::start(&sims, "cache_ttl = \"3s\"\ndeadline = \"5s\"").await?;
-    let me = warm.patient_id()?;
+    let me = warm.patient_id().await?;
     report.rss_start_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
     let everything_url = format!("{}/Patient/{me}/$everything?_count=1000", warm.fhir);
@@ -92,7 +94,20 @@ async fn run() -> Result<(), String> {
         }
     }
 
-    report.cold = cold_phase(&http, &cold, &sims, env_or("BENCH_SERVE_COLD", 30)).await?;
+    let rounds = env_or("BENCH_SERVE_COLD", 30);
+    report.cold = cold_phase(&http, &cold, &sims, rounds).await?;
+    // The same with every source answering after a hospital API's latency: what a patient
+    // waits for, where the sources' own time is not zero.
+    let latency =
+        humantime::parse_duration(&std::env::var("BENCH_SERVE_SOURCE_LATENCY").unwrap_or_else(|_| "40ms".into()))
+            .map_err(|e| format!("BENCH_SERVE_SOURCE_LATENCY: {e}"))?;
+    for (_, sim) in &sims {
+        sim.controls().set_latency(latency);
+    }
+    report.cold_with_latency = (latency, cold_phase(&http, &cold, &sims, rounds).await?);
+    for (_, sim) in &sims {
+        sim.controls().set_latency(Duration::ZERO);
+    }
     report.mixed = mixed_phase(&http, &mixed, &sims).await?;
     report.rss_end_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
@@ -114,8 +129,8 @@ async fn cold_phase(
     sims: &[(&str, portico::simulator::RunningSimulator)],
     rounds: usize,
 ) -> Result<report::Cold, String> {
-    let me = gateway.patient_id()?;
-    let link = gateway.index.resolve(&me).ok_or("the patient has no link")?;
+    let me = gateway.patient_id().await?;
+    let link = gateway.index.resolve(&me).await.map_err(|e| e.to_string())?.ok_or("the patient has no link")?;
     let gateway_target = Target::new(
         "$everything (cold)",
         format!("{}/Patient/{me}/$everything?_count=1000", gateway.fhir),
@@ -166,8 +181,7 @@ async fn mixed_phase(
         .map_err(|e| format!("BENCH_SERVE_SLOW: {e}"))?;
     let f = &gateway.fhir;
     let mut targets = Vec::new();
-    let mut people: Vec<String> = gateway.index.links().into_iter().map(|l| l.gateway_id).collect();
-    people.sort();
+    let people: Vec<String> = gateway.index.gateway_ids().await.map_err(|e| e.to_string())?;
     for p in &people {
         let token = Some(STAFF_TOKEN);
         targets.push(Target::new("read Patient", format!("{f}/Patient/{p}"), token));

@@ -77,8 +77,9 @@ impl Gateway {
     }
 
     /// The gateway id of the bench's patient.
-    pub fn patient_id(&self) -> Result<String, String> {
-        self.index.gateway_id_of(PATIENT.0, PATIENT.1).ok_or_else(|| format!("{PATIENT:?} is not indexed"))
+    pub async fn patient_id(&self) -> Result<String, String> {
+        let found = self.index.gateway_id_of(PATIENT.0, PATIENT.1).await.map_err(|e| e.to_string())?;
+        found.ok_or_else(|| format!("{PATIENT:?} is not indexed"))
     }
 }
 

@@ -66,6 +66,8 @@ records-you-can-open = Records you can open
 
 account-no-record = Your account is not connected to a record yet.
 
+account-proxies-link = Who can see your record
+account-notices-link = Mails we send you
 apps-allowed = Apps you have allowed
 apps-none = You have not allowed any apps.
 

@@ -67,6 +67,8 @@ records-you-can-open = Expedientes que puede abrir
 
 account-no-record = Su cuenta todavía no está conectada a un expediente.
 
+account-proxies-link = Quién puede ver su expediente
+account-notices-link = Los correos que le enviamos
 apps-allowed = Aplicaciones que usted autorizó
 apps-none = No ha autorizado ninguna aplicación.
 

@@ -51,8 +51,8 @@ impl Gauges {
     }
 
     /// How many people (linked records) the patient index holds.
-    pub fn patients_indexed(&self) -> usize {
-        self.aggregator.index().links().len()
+    pub async fn patients_indexed(&self) -> Result<usize, crate::store::StoreError> {
+        self.aggregator.index().people().await
     }
 
     /// Per source: its state, the types it is searched for per person, whether its

@@ -91,6 +91,8 @@ impl Record {
 pub enum AggregateError {
     #[error("no patient with this id")]
     UnknownPatient,
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 /// The labeling step a record goes through after merging (the security labeling service
@@ -164,13 +166,15 @@ impl Aggregator {
 
     /// The record of gateway patient `patient_id`, from cache or gathered now.
     pub async fn record(&self, patient_id: &str) -> Result<Arc<Record>, AggregateError> {
-        let link = self.index.resolve(patient_id).ok_or(AggregateError::UnknownPatient)?;
+        let deadline = Instant::now() + self.deadline;
+        // The person is looked up in sources that list no patients before the cache is
+        // asked: a record kept from before a lookup found more would be partial.
+        let (link, unlooked) = self.index.person(patient_id, deadline).await?.ok_or(AggregateError::UnknownPatient)?;
         if let Some(hit) = self.cache.get(&link.gateway_id).await {
             self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(hit);
         }
         self.misses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let deadline = Instant::now() + self.deadline;
         let mut members: HashMap<&str, Vec<String>> = HashMap::new();
         for m in &link.members {
             members.entry(m.source.as_str()).or_default().push(m.source_patient_id.clone());
@@ -185,6 +189,7 @@ impl Aggregator {
             .index
             .unread_sources()
             .into_iter()
+            .chain(unlooked)
             .filter(|s| !members.contains_key(s.as_str()))
             .filter_map(|s| self.sources.iter().find(|x| x.name() == s))
             .map(|s| MissingSource {
@@ -248,7 +253,8 @@ impl Aggregator {
                 }
                 _ => None,
             };
-            if let Some(gid) = patient.and_then(|p| self.index.gateway_id_of(source.name(), &p)) {
+            let Some(patient) = patient else { continue };
+            if let Ok(Some(gid)) = self.index.member(source.name(), &patient, deadline).await {
                 return Some(gid);
             }
         }

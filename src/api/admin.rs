@@ -72,7 +72,7 @@ async fn explain(
             .with_timezone(&chrono::Utc),
         None => chrono::Utc::now(),
     };
-    let patient = state.him.patient_id(&q.patient)?;
+    let patient = state.him.patient_id(&q.patient).await?;
     let trail = crate::read::Trail::new("/admin/explain", Some(from.ip()));
     let explanations = state.reader.explain(&access, &trail, &patient, &viewer, at).await?;
     Ok(fhir_json(
@@ -96,7 +96,7 @@ async fn release(
     body: Result<Json<ReleaseBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
-    let patient = state.him.patient_id(&body.patient).ok();
+    let patient = state.him.patient_id(&body.patient).await.ok();
     let released = state.him.release(&access, &body.patient, &body.resource, &body.by).await.map_err(ApiError::from);
     let newly = logged(&state, &access, from, "release", patient, released).await?;
     Ok(fhir_json(StatusCode::OK, &json!({"released": body.resource, "newly_released": newly})))
@@ -139,8 +139,12 @@ async fn grant_proxy(
     )
     .await
     .map_err(|e| ApiError::BadInput(e.to_string()));
-    let patient = state.him.patient_id(&b.patient).ok();
+    let patient = state.him.patient_id(&b.patient).await.ok();
     let link = logged(&state, &access, from, "grant-proxy", patient, link).await?;
+    // The record's owner (if they have an account) is told someone can now see it.
+    if let Err(e) = state.proxies.tell_proxy_added(&link.source, &link.source_patient_id).await {
+        tracing::warn!(error = %e, "proxy-added notice not sent");
+    }
     Ok(fhir_json(StatusCode::CREATED, &json!({"link": link})))
 }
 
@@ -203,7 +207,7 @@ async fn activation_code(
             crate::auth::accounts::AccountError::Store(e) => ApiError::Read(crate::read::ReadError::Store(e)),
             e => ApiError::BadInput(e.to_string()),
         });
-    let patient = state.him.patient_id(&b.patient).ok();
+    let patient = state.him.patient_id(&b.patient).await.ok();
     let code = logged(&state, &access, from, "activation-code", patient, code).await?;
     Ok(fhir_json(StatusCode::CREATED, &json!(code)))
 }

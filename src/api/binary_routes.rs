@@ -26,7 +26,10 @@ use std::sync::Arc;
 const MAX_JSON_CONTENT: usize = 16 * 1024 * 1024;
 
 pub fn router(state: Arc<ApiState>) -> Router {
-    Router::new().route("/Binary/{id}", get(read).fallback(read_only)).with_state(state)
+    Router::new()
+        .route("/Binary/{id}", get(read).fallback(read_only))
+        .route("/wado-rs/{endpoint}/studies/{study}/series/{series}", get(series).fallback(read_only))
+        .with_state(state)
 }
 
 async fn read_only(method: Method) -> ApiError {
@@ -79,6 +82,27 @@ async fn read(
         Form::Raw => Ok(raw(content)),
         Form::Resource => resource(&id, content).await,
     }
+}
+
+/// `GET /fhir/wado-rs/{endpoint}/studies/{study}/series/{series}`: an imaging series, as
+/// its source's WADO-RS answered it (the gateway's Endpoint address names this base).
+async fn series(
+    State(state): State<Arc<ApiState>>,
+    access: Access,
+    ConnectInfo(from): ConnectInfo<SocketAddr>,
+    Path((endpoint, study, series)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    if !crate::sources::attachments::accepts_dicom_instances(accept) {
+        return Err(ApiError::NotAcceptable(format!(
+            "a series is answered as {} only",
+            crate::read::SERIES_CONTENT_TYPE
+        )));
+    }
+    let trail = Trail::new(format!("/fhir/wado-rs/{endpoint}/studies/{study}/series/{series}"), Some(from.ip()));
+    let content = state.reader.series(&access, &trail, &endpoint, &study, &series).await?;
+    Ok(raw(content))
 }
 
 /// The content as a FHIR `Binary` resource (bounded).

@@ -14,12 +14,13 @@ use crate::auth::accounts::PatientLink;
 use crate::auth::sessions::Session;
 use crate::export::download::Format;
 use crate::export::download_jobs::{DownloadJobError, Prepared, Progress, ReadyFile, STEPS};
+use crate::export::files::Piece;
 use crate::i18n::{t, tr};
 use crate::portal::fhir_text;
 use crate::read::Trail;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -83,7 +84,7 @@ async fn start(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let access = crate::auth::access_for_link(&account, &link);
-    let Some(patient_id) = state.reader.whose(&access) else {
+    let Some(patient_id) = state.reader.whose(&access).await else {
         return (jar, failure(RecordPageError::NotFound, &s)).into_response();
     };
     let response = match state.exports.downloads().start(&access, &link_id, &patient_id, format).await {
@@ -188,6 +189,7 @@ async fn file(
     visitor: SignedIn,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Path((link_id, job_id)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Response {
     let SignedIn { jar, session: s, account } = visitor;
     let (_, job) = match own_job(&state, &account, &link_id, &job_id).await {
@@ -197,29 +199,25 @@ async fn file(
     let Progress::Ready { file, .. } = &job.progress else {
         return (jar, failure(RecordPageError::NotFound, &s)).into_response();
     };
-    let opened = match tokio::fs::File::open(&file.path).await {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return (jar, failure(RecordPageError::NotFound, &s)).into_response()
-        }
-        Err(e) => {
-            tracing::error!(error = %e, job = %job_id, "prepared download unreadable");
-            return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
-        }
-    };
     let trail = Trail::new(format!("/records/{link_id}/downloads/{job_id}/file"), Some(from.ip()));
     if state.reader.hand_over(&job.access, &trail, &file.patient_id).await.is_err() {
         return (jar, failure(RecordPageError::Unavailable, &s)).into_response();
     }
-    (jar, attachment(file, opened)).into_response()
+    (jar, attachment(&state, file, &headers)).into_response()
 }
 
-/// The file as an attachment, streamed from disk: never cached, never sniffed.
-fn attachment(file: &ReadyFile, opened: tokio::fs::File) -> Response {
-    let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(opened)).into_response();
+/// The file as an attachment, streamed from storage (byte ranges; gzip for a Bundle):
+/// never cached, never sniffed.
+fn attachment(state: &ApiState, file: &ReadyFile, headers: &HeaderMap) -> Response {
+    let stored = super::stored_file::StoredFile {
+        files: state.exports.files(),
+        pieces: vec![Piece { key: file.key.clone(), bytes: file.bytes }],
+        bytes: file.bytes,
+        content_type: file.content_type,
+        compressible: file.content_type != "application/zip",
+    };
+    let mut response = stored.respond(headers);
     let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(file.content_type));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(file.bytes));
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}\"", file.file_name)) {
         h.insert(header::CONTENT_DISPOSITION, v);
     }

@@ -5,8 +5,8 @@
 //! (`pages.rs`).
 
 use crate::auth::oauth::ClientError;
-use crate::causes::causes;
 use crate::auth::AuthError;
+use crate::causes::causes;
 use crate::export::ExportError;
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
@@ -51,6 +51,9 @@ pub enum ApiError {
     Clients(#[from] ClientError),
     #[error("an access log entry could not be written as an AuditEvent")]
     AuditEntry(#[source] crate::audit::AuditEventError),
+    /// A correction request or decision refused (`/admin/corrections`).
+    #[error(transparent)]
+    Rights(#[from] crate::rights::RightsError),
 }
 
 impl ApiError {
@@ -118,6 +121,23 @@ impl ApiError {
                 | ClientError::Jwks { .. }
                 | ClientError::Secret { .. },
             ) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
+            ApiError::Rights(e) => {
+                use crate::rights::RightsError as R;
+                match e {
+                    R::NotFound | R::UnknownItem => (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text)),
+                    R::Invalid(_) => (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, text)),
+                    R::Conflict(_) => (StatusCode::CONFLICT, Issue::error(IssueType::BusinessRule, text)),
+                    R::TooMany => (StatusCode::TOO_MANY_REQUESTS, Issue::error(IssueType::Throttled, text)),
+                    R::NotStaff => (StatusCode::FORBIDDEN, Issue::error(IssueType::Forbidden, text)),
+                    R::Store(_) => {
+                        tracing::error!(error = %text, "correction requests");
+                        (
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            Issue::error(IssueType::Exception, "the gateway's store is unavailable".to_string()),
+                        )
+                    }
+                }
+            }
             ApiError::Clients(ClientError::Unknown(_)) => {
                 (StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, text))
             }

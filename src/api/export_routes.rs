@@ -1,7 +1,8 @@
 //! Bulk Data `$export` routes under `/fhir` (thin: extract, call [`Exports`], render):
 //! kick-off at `$export`, `Group/{id}/$export` and `Patient/$export` (GET or POST, `Prefer:
 //! respond-async`), polling and cancelling at `$export-status/{job}`, and the NDJSON files
-//! at `$export-file/{job}/{file}`, streamed from disk. Every one needs a bearer token.
+//! at `$export-file/{job}/{file}`, streamed from storage (byte ranges, gzip). Every one
+//! needs a bearer token.
 
 use super::error::ApiError;
 use super::fhir_routes::lenient;
@@ -11,7 +12,7 @@ use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::{operation_outcome, Issue};
 use crate::read::Trail;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -173,7 +174,10 @@ async fn status(
         }
         JobStatus::Failed(message) => {
             tracing::error!(%job, error = %message, "export status: the job failed");
-            fhir_json(StatusCode::INTERNAL_SERVER_ERROR, &operation_outcome(&[Issue::error(IssueType::Exception, message)]))
+            fhir_json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &operation_outcome(&[Issue::error(IssueType::Exception, message)]),
+            )
         }
     })
 }
@@ -196,14 +200,17 @@ async fn file(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     access: Access,
     Path((job, name)): Path<(String, String)>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let found = state.exports.file(&access, &job, &name).await.map_err(failed(&state.exports))?;
-    let file = tokio::fs::File::open(&found.path).await.map_err(|e| failed(&state.exports)(ExportError::Files(e)))?;
     let trail = Trail::new(format!("/fhir/$export-file/{job}/{name}"), Some(from.ip()));
     state.reader.hand_over_export(&access, &trail, &found.patients).await?;
-    let mut r = Body::from_stream(tokio_util::io::ReaderStream::new(file)).into_response();
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+ndjson"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(r)
+    let file = super::stored_file::StoredFile {
+        files: state.exports.files(),
+        pieces: found.pieces,
+        bytes: found.bytes,
+        content_type: "application/fhir+ndjson",
+        compressible: true,
+    };
+    Ok(file.respond(&headers))
 }

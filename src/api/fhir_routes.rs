@@ -4,7 +4,7 @@
 
 use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
-use super::{capability, fhir_json, ApiState};
+use super::{fhir_json, ApiState};
 use crate::auth::Access;
 use crate::fhir::bundle::{searchset, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
@@ -94,7 +94,7 @@ pub(super) fn lenient(headers: &HeaderMap) -> bool {
 }
 
 async fn metadata(State(state): State<Arc<ApiState>>) -> Response {
-    fhir_json(StatusCode::OK, &capability::capability_statement(&state.base_url, state.started_at))
+    super::fhir_json_bytes(StatusCode::OK, state.capability.clone())
 }
 
 /// `GET [type]/[id]`, with `_summary` (not `count`) or `_elements` as R4 allows on a read;
@@ -199,7 +199,8 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
         let outcome = operation_outcome_with_id("warnings", &warnings);
         entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), outcome, SearchEntryMode::Outcome));
     }
-    let shell = Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
+    let shell =
+        Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
     fhir_json(StatusCode::OK, &searchset(&shell, entries))
 }
 

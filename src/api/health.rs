@@ -20,9 +20,10 @@ async fn live() -> Json<Value> {
 
 async fn ready(State(state): State<Arc<ApiState>>) -> (StatusCode, Json<Value>) {
     let sources = state.gauges.sources();
-    let all_down = !sources.is_empty() && sources.iter().all(|s| s.state == "down");
+    // The index lives in the database: without it the gateway is not ready either.
+    let patients = state.gauges.patients_indexed().await.ok();
+    let all_down = (!sources.is_empty() && sources.iter().all(|s| s.state == "down")) || patients.is_none();
     let status = if all_down { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
-    let patients = state.gauges.patients_indexed();
     let not_served: serde_json::Map<String, Value> = state
         .gauges
         .source_report()

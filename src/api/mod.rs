@@ -12,7 +12,7 @@ mod account_routes;
 mod admin;
 mod authorize_routes;
 mod binary_routes;
-mod capability;
+pub(crate) mod capability;
 mod cors;
 mod download_job_routes;
 mod download_routes;
@@ -24,13 +24,20 @@ mod health;
 mod home;
 mod language;
 mod metrics;
+mod notice_routes;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod proxy_routes;
 mod rate_limit;
 mod record_pages;
+mod rights_admin;
+mod rights_pages;
+mod share_pages;
+mod share_routes;
 pub mod source_jwks;
 mod source_metrics;
+mod stored_file;
 mod well_known;
 
 pub use well_known::issuer as public_origin;
@@ -64,11 +71,22 @@ pub struct ApiState {
     pub base_url: String,
     pub tokens: crate::auth::DevTokens,
     pub max_query_bytes: usize,
-    /// When this gateway started: the CapabilityStatement's `date`.
-    pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The CapabilityStatement, serialized once at start (its `date` is the start time);
+    /// every client fetches it first, and it is 70 KB.
+    pub capability: axum::body::Bytes,
     pub exports: Arc<crate::export::Exports>,
     /// Rate limits of the sign-in, registration, enrollment, token and authorization endpoints.
     pub throttle: Arc<crate::auth::throttle::Throttle>,
+    /// Requests to amend records (the HIM queue and the patients' pages).
+    pub corrections: crate::rights::Corrections,
+    /// Share links (SMART Health Links) of records.
+    pub shares: Arc<crate::share::Shares>,
+    /// Proxy invitations, the patient's proxies and the lifecycle sweep.
+    pub proxies: Arc<crate::proxies::Proxies>,
+    /// Notices without PHI and the accounts' choice of them.
+    pub notices: crate::notices::Notices,
+    /// The new-results sweep (staff may run it now).
+    pub results_sweep: Arc<crate::notices::ResultsSweep>,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
@@ -94,6 +112,12 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(authorize_routes::router(state.clone()))
         .merge(record_pages::router(state.clone()))
         .merge(language::router(state.clone()))
+        .merge(rights_pages::router(state.clone()))
+        .merge(rights_admin::router(state.clone()))
+        .merge(share_pages::router(state.clone()))
+        .merge(share_routes::router(state.clone()))
+        .merge(proxy_routes::router(state.clone()))
+        .merge(notice_routes::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
         .layer(axum::middleware::from_fn(language::choose))
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
@@ -104,7 +128,12 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
 
 /// A FHIR JSON response (`application/fhir+json`), never cached by intermediaries.
 pub fn fhir_json(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
+    fhir_json_bytes(status, body.to_string().into())
+}
+
+/// [`fhir_json`] of bytes already serialized.
+pub fn fhir_json_bytes(status: StatusCode, body: axum::body::Bytes) -> Response {
+    let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -96,19 +96,19 @@ pub(super) fn failure(e: RecordPageError, s: &Session) -> Response {
 
 /// A record opened by the signed-in account: the link, the released record, and every
 /// record the account may open (for the switcher).
-struct Opened {
-    link: PatientLink,
+pub(super) struct Opened {
+    pub(super) link: PatientLink,
     /// The account's view of the record (the viewer the policy decided for).
-    access: crate::auth::Access,
-    record: WholeRecord,
-    records: Vec<RecordChoice>,
+    pub(super) access: crate::auth::Access,
+    pub(super) record: WholeRecord,
+    pub(super) records: Vec<RecordChoice>,
 }
 
 /// Opens `link_id` for `account_id` as the account's view of that record, and writes the
 /// page view to the access log before anything is shown.
 /// A signed-in visitor's view of one of their records (the page view already in the access
 /// log), or the response to send instead: to sign in, or the not-found/refused/unavailable page.
-async fn open_page(
+pub(super) async fn open_page(
     state: &ApiState,
     visitor: SignedIn,
     link: &str,
@@ -167,7 +167,7 @@ async fn open(
 
 /// The context every record page shares: whose record, the switcher, the section menu,
 /// the source banner and the withheld-notice.
-fn frame(s: &Session, opened: &Opened, view: &RecordView, current: &str, title: &str) -> Value {
+pub(super) fn frame(s: &Session, opened: &Opened, view: &RecordView, current: &str, title: &str) -> Value {
     let choice = opened.records.iter().find(|r| r.id == opened.link.id);
     let name = view.whose.name.clone().or_else(|| choice.map(|c| c.name.clone()));
     let sections: Vec<Value> = SECTIONS
@@ -200,7 +200,7 @@ fn frame(s: &Session, opened: &Opened, view: &RecordView, current: &str, title: 
     })
 }
 
-fn render(template: &str, mut context: Value, extra: Value) -> Response {
+pub(super) fn render(template: &str, mut context: Value, extra: Value) -> Response {
     if let (Some(c), Value::Object(e)) = (context.as_object_mut(), extra) {
         c.extend(e);
     }
@@ -350,12 +350,19 @@ async fn section_page(
     let title = t(SECTIONS.iter().find(|(x, _)| *x == slug).map_or("section-record", |(_, key)| key));
     let context = frame(&s, &opened, &view, slug, &title);
     let response = match slug {
-        "results" => render("record_results.html", context, json!({"results": view.results})),
+        "results" => {
+            let corrections = super::rights_pages::beside_items(&state, &opened).await;
+            render("record_results.html", context, json!({"results": view.results, "corrections": corrections}))
+        }
         "care-team" => render("record_care_team.html", context, json!({"care_team": view.care_team})),
         _ => {
             let items = view.items(slug).unwrap_or_default();
             let empty = tr("section-empty", &[("section", title.as_str().into())]);
-            render("record_list.html", context, json!({"heading": title, "items": items, "empty": empty}))
+            // Accepted corrections beside their items, and a way to ask for one.
+            let corrections = super::rights_pages::beside_items(&state, &opened).await;
+            let extra = json!({"heading": title, "items": items, "empty": empty,
+                               "corrections": corrections, "correctable": true});
+            render("record_list.html", context, extra)
         }
     };
     (jar, response).into_response()

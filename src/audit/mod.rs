@@ -6,6 +6,7 @@
 //! clinical content, and it never decides access.
 
 mod committer;
+pub mod disclosures;
 mod search;
 
 pub use committer::AppendError;

@@ -165,6 +165,9 @@ pub struct Accounts {
 }
 
 /// Longest user name and password looked at (longer ones are refused before hashing).
+/// How long staff and enrollment wait for a source that lists no patients to answer an
+/// on-demand lookup (`crate::identity`).
+const LOOKUP_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 const MAX_USERNAME: usize = 254;
 const MAX_PASSWORD: usize = 1024;
 
@@ -436,7 +439,8 @@ impl Accounts {
         if self.is_locked(account_id, now).await? {
             return Err(AccountError::VerificationFailed);
         }
-        let candidates = self.index.records_with_identifier(mrn);
+        let deadline = tokio::time::Instant::now() + LOOKUP_DEADLINE;
+        let candidates = self.index.records_with_identifier(mrn, deadline).await?;
         let attempt = uuid::Uuid::new_v4().to_string();
         let at = now.to_rfc3339();
         let window = chrono::Duration::from_std(self.config.enroll_throttle_window.std()).unwrap_or_default();
@@ -530,7 +534,7 @@ impl Accounts {
             return Err(AccountError::VerificationFailed);
         };
         let (source, source_patient_id): (String, String) = (row.get(0), row.get(1));
-        let born = self.index.demographics_of(&source, &source_patient_id).and_then(|d| d.birth_date);
+        let born = self.index.demographics_of(&source, &source_patient_id).await?.and_then(|d| d.birth_date);
         if born.as_deref() != Some(birth_date.trim()) {
             sqlx::query("UPDATE activation_codes SET failed_attempts = failed_attempts + 1 WHERE code_hash = $1")
                 .bind(&hash)
@@ -600,8 +604,12 @@ impl Accounts {
         method: &str,
         now: DateTime<Utc>,
     ) -> Result<(), AccountError> {
-        let gateway_id = self.index.gateway_id_of(source, source_patient_id);
-        let members: Vec<(String, String)> = match gateway_id.as_deref().and_then(|g| self.index.resolve(g)) {
+        let gateway_id = self.index.gateway_id_of(source, source_patient_id).await?;
+        let link = match gateway_id.as_deref() {
+            Some(g) => self.index.resolve(g).await?,
+            None => None,
+        };
+        let members: Vec<(String, String)> = match link {
             Some(link) => link.members.into_iter().map(|m| (m.source, m.source_patient_id)).collect(),
             None => vec![(source.to_string(), source_patient_id.to_string())],
         };
@@ -649,7 +657,8 @@ impl Accounts {
         let (source, id) = patient
             .split_once('/')
             .ok_or_else(|| AccountError::Invalid(format!("`{patient}` is not source/source-id")))?;
-        if self.index.gateway_id_of(source, id).is_none() {
+        let deadline = tokio::time::Instant::now() + LOOKUP_DEADLINE;
+        if self.index.member(source, id, deadline).await?.is_none() {
             return Err(AccountError::Invalid(format!("no patient record {source}/{id}")));
         }
         let days = valid_days.unwrap_or(self.config.activation_code_days);
@@ -710,7 +719,8 @@ impl Accounts {
         related_person: Option<&str>,
         by: &str,
     ) -> Result<PatientLink, AccountError> {
-        if self.index.gateway_id_of(source, source_patient_id).is_none() {
+        let deadline = tokio::time::Instant::now() + LOOKUP_DEADLINE;
+        if self.index.member(source, source_patient_id, deadline).await?.is_none() {
             return Err(AccountError::Invalid(format!("no patient record {source}/{source_patient_id}")));
         }
         let relationship = relationship.trim().to_uppercase();

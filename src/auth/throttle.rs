@@ -19,6 +19,10 @@ pub enum Endpoint {
     Enroll,
     Token,
     Authorize,
+    /// Accepting a proxy invitation (the patient's birth date is asked).
+    ProxyAccept,
+    /// Sending a proxy invitation (a mail to an address the patient chooses).
+    ProxyInvite,
 }
 
 impl Endpoint {
@@ -30,6 +34,8 @@ impl Endpoint {
             "/register" => Endpoint::Register,
             "/enroll" => Endpoint::Enroll,
             "/token" => Endpoint::Token,
+            "/proxy-invitations/accept" => Endpoint::ProxyAccept,
+            "/account/proxies/invite" | "/api/account/proxies/invitations" => Endpoint::ProxyInvite,
             "/authorize" => return Some(Endpoint::Authorize),
             _ => return None,
         };

@@ -10,14 +10,16 @@ mod duration;
 mod env;
 mod export;
 mod mail;
+mod proxies;
 mod upstream;
 
 pub use auth::{AuthConfig, ClientConfig, OidcConfig, RateLimitConfig};
 pub use duration::Duration;
-pub use export::{ExportConfig, ExportGroup};
+pub use export::{ByteSize, ExportConfig, ExportGroup};
 pub use mail::{
     default_resend as default_resend_per_hour, default_verify_valid as default_verify_link_valid, MailConfig,
 };
+pub use proxies::{NoticesConfig, ProxiesConfig};
 pub use upstream::{SimulatorProfile, SourceTls, UpstreamAuth};
 
 use serde::Deserialize;
@@ -61,6 +63,12 @@ pub struct Config {
     /// Security mails (see [`MailConfig`]); `None`: none are sent, each is logged as not sent.
     #[serde(default)]
     pub mail: Option<MailConfig>,
+    /// Proxy invitations and their lifecycle (see [`ProxiesConfig`]).
+    #[serde(default)]
+    pub proxies: ProxiesConfig,
+    /// Notices without PHI (see [`NoticesConfig`]).
+    #[serde(default)]
+    pub notices: NoticesConfig,
     /// The file the config was read from (as errors name it).
     #[serde(skip)]
     pub file: String,
@@ -605,6 +613,8 @@ impl Config {
         if let Some(mail) = &self.mail {
             mail.validate(&self.base_dir)?;
         }
+        self.proxies.validate()?;
+        self.notices.validate()?;
         self.validate_export()
     }
 
@@ -615,6 +625,15 @@ impl Config {
         }
         if e.patients_per_unit == 0 {
             return Err(("export.patients_per_unit".into(), "must be at least 1".into()));
+        }
+        if e.file_max_resources == 0 {
+            return Err(("export.file_max_resources".into(), "must be at least 1".into()));
+        }
+        if e.file_max_bytes.0 < 1024 {
+            return Err(("export.file_max_bytes".into(), "must be at least 1KB".into()));
+        }
+        if let Some(store) = &e.store {
+            crate::export::files::check_url(store).map_err(|m| ("export.store".to_string(), m))?;
         }
         for (k, d) in [("poll_interval", e.poll_interval), ("lease", e.lease), ("file_lifetime", e.file_lifetime)] {
             if d.is_zero() {

@@ -105,3 +105,22 @@ fn dev_token_only_on_loopback() {
     c.server.listen = "10.1.2.3:80".into();
     assert!(c.revalidate().unwrap_err().to_string().contains("(command line): server.dev_token"));
 }
+
+#[test]
+fn export_file_limits_and_store_are_read_and_checked() {
+    let c = parse(MINIMAL).unwrap();
+    assert_eq!((c.export.file_max_resources, c.export.file_max_bytes.0), (100_000, 256_000_000));
+    assert_eq!(c.export.store, None, "the local folder by default");
+    let c = parse(&format!(
+        "[export]\nfile_max_resources = 500\nfile_max_bytes = \"64MiB\"\nstore = \"s3://exports/portico\"\n{MINIMAL}"
+    ))
+    .unwrap();
+    assert_eq!((c.export.file_max_resources, c.export.file_max_bytes.0), (500, 64 * 1024 * 1024));
+    assert_eq!(parse(&format!("[export]\nfile_max_bytes = 4096\n{MINIMAL}")).unwrap().export.file_max_bytes.0, 4096);
+    let e = err_text(parse(&format!("[export]\nfile_max_bytes = \"lots\"\n{MINIMAL}")));
+    assert!(e.contains("export") && e.contains("not a size"), "{e}");
+    let e = err_text(parse(&format!("[export]\nfile_max_resources = 0\n{MINIMAL}")));
+    assert!(e.contains("export.file_max_resources"), "{e}");
+    let e = err_text(parse(&format!("[export]\nstore = \"/mnt/exports\"\n{MINIMAL}")));
+    assert!(e.starts_with("test.toml: export.store") && e.contains("s3://bucket/prefix"), "{e}");
+}

@@ -3,8 +3,10 @@
 //! which file a client may download. The data itself is written by the workers
 //! ([`super::worker`]) from released records only. It knows nothing of HTTP.
 
+use super::files::{Files, FilesError, Piece};
 use super::groups::{GroupError, Groups};
 use super::jobs::{parse_stamp, Created, JobStore, NewJob, StoredAccess};
+use super::ndjson::Limits;
 use super::params::{self, ParamError};
 use super::worker::{self, ExportStats, WorkContext, Workers};
 use crate::auth::{Access, PatientScope};
@@ -17,7 +19,6 @@ use crate::store::{Store, StoreError};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -38,7 +39,7 @@ pub enum ExportError {
     #[error("the gateway's store is unavailable")]
     Store(#[from] StoreError),
     #[error("the export files are unavailable")]
-    Files(#[from] std::io::Error),
+    Files(#[from] FilesError),
 }
 
 impl From<ParamError> for ExportError {
@@ -93,8 +94,11 @@ pub enum JobStatus {
 /// An export file a client may download.
 #[derive(Debug, Clone)]
 pub struct ExportFile {
-    pub path: PathBuf,
-    /// The gateway ids of the patients of the unit that wrote it.
+    /// Its stored pieces, end to end.
+    pub pieces: Vec<Piece>,
+    /// Its length.
+    pub bytes: u64,
+    /// The gateway ids of the patients of the units whose pieces it holds.
     pub patients: Vec<String>,
 }
 
@@ -104,6 +108,7 @@ pub struct Exports {
     index: Arc<PatientIndex>,
     policy: Arc<Policy>,
     config: ExportConfig,
+    files: Files,
     zone: FixedOffset,
     base_url: String,
     stats: Arc<ExportStats>,
@@ -120,20 +125,33 @@ impl Exports {
         sources: Vec<SharedSource>,
         policy: Arc<Policy>,
         zone: FixedOffset,
-    ) -> Exports {
+    ) -> Result<Exports, FilesError> {
         let deadline = config.aggregate.deadline.std();
-        Exports {
+        let files = Files::open(&config.export.directory, config.export.store.as_deref())?;
+        tracing::info!(place = files.place(), "export files stored in {}", files.place());
+        Ok(Exports {
             jobs: JobStore::new(store),
             groups: Groups::new(config.export.groups.clone(), sources, index.clone(), deadline),
             index,
             policy,
             config: config.export.clone(),
+            files,
             zone,
             base_url: config.fhir_base_url(),
             stats: Default::default(),
             wake: Default::default(),
             replica: format!("gw-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
-        }
+        })
+    }
+
+    /// Where export and download-job files are stored.
+    pub fn files(&self) -> &Files {
+        &self.files
+    }
+
+    /// The file limits new jobs get.
+    fn limits(&self) -> Limits {
+        Limits { resources: self.config.file_max_resources, bytes: self.config.file_max_bytes.0 }
     }
 
     pub fn stats(&self) -> &ExportStats {
@@ -149,7 +167,7 @@ impl Exports {
     pub fn downloads(&self) -> super::download_jobs::DownloadJobs {
         super::download_jobs::DownloadJobs {
             jobs: self.jobs.clone(),
-            dir: self.config.directory.clone(),
+            files: self.files.clone(),
             threshold: self.config.download_job_threshold,
             max_active: self.config.max_jobs_per_client,
             lifetime: self.config.file_lifetime.std(),
@@ -159,11 +177,13 @@ impl Exports {
     }
 
     /// Starts this replica's workers (none when `export.workers` is 0).
-    pub fn start_workers(&self, reader: Reader) -> Workers {
+    /// `notices` tells an account its download is ready.
+    pub fn start_workers(&self, reader: Reader, notices: Option<crate::notices::Notices>) -> Workers {
         let ctx = Arc::new(WorkContext {
             jobs: self.jobs.clone(),
             reader,
-            dir: self.config.directory.clone(),
+            files: self.files.clone(),
+            limits: self.limits(),
             lease: self.config.lease.std(),
             poll: self.config.poll_interval.std(),
             lifetime: self.config.file_lifetime.std(),
@@ -171,6 +191,7 @@ impl Exports {
             base_url: self.base_url.clone(),
             stats: self.stats.clone(),
             wake: self.wake.clone(),
+            notices,
         });
         worker::start(ctx, self.config.workers, &self.replica)
     }
@@ -214,7 +235,7 @@ impl Exports {
         if let Some(named) = &parsed.params.patients {
             let mut chosen = BTreeSet::new();
             for id in named {
-                let resolved = self.index.resolve(id).map(|l| l.gateway_id);
+                let resolved = self.index.resolve(id).await?.map(|l| l.gateway_id);
                 match resolved.filter(|g| all.contains(g)) {
                     Some(g) => {
                         chosen.insert(g);
@@ -251,6 +272,7 @@ impl Exports {
             group_id,
             transaction_time: Utc::now(),
             units: all.chunks(self.config.patients_per_unit).map(<[String]>::to_vec).collect(),
+            limits: self.limits(),
         };
         match self.jobs.create(&job, self.config.max_jobs_per_client, self.config.file_lifetime.std()).await? {
             Created::TooMany(n) => return Err(ExportError::TooMany(n)),
@@ -275,15 +297,12 @@ impl Exports {
             let own = self
                 .index
                 .gateway_id_of(source, source_patient_id)
+                .await?
                 .ok_or(ExportError::NotFound("the record this token is for is not available"))?;
             return Ok(vec![own]);
         }
         match level {
-            Level::System | Level::Patient => {
-                let mut all: Vec<String> = self.index.links().into_iter().map(|l| l.gateway_id).collect();
-                all.sort();
-                Ok(all)
-            }
+            Level::System | Level::Patient => Ok(self.index.gateway_ids().await?),
             Level::Group(id) => {
                 if access.groups.as_ref().is_some_and(|allowed| !allowed.contains(id)) {
                     return Err(ExportError::NotFound("no such Group"));
@@ -291,6 +310,7 @@ impl Exports {
                 let members = self.groups.members(id).await.map_err(|e| match e {
                     GroupError::Unknown => ExportError::NotFound("no such Group"),
                     GroupError::Source(m) => ExportError::Unavailable(m),
+                    GroupError::Store(e) => ExportError::Store(e),
                 })?;
                 if members.unknown > 0 {
                     tracing::warn!(group = %id, unknown = members.unknown, "group members not in the patient index");
@@ -309,7 +329,9 @@ impl Exports {
             // A record page's download job is the account's, seen only through the pages.
             // An app's job is its grant's: under a later grant (the first one revoked, or
             // its link terminated) it is not found, as one that never existed.
-            Some(job) if job.client == access.viewer.actor && job.kind == "bulk" && job.access.basis == access.basis => {
+            Some(job)
+                if job.client == access.viewer.actor && job.kind == "bulk" && job.access.basis == access.basis =>
+            {
                 Ok(job)
             }
             _ => Err(ExportError::NotFound(NO_JOB)),
@@ -326,15 +348,10 @@ impl Exports {
                 return Ok(JobStatus::InProgress { done: self.jobs.progress(job_id).await?, total: job.total_patients })
             }
         }
-        let mut units = self.jobs.done_units(job_id).await?;
-        units.sort_by_key(|u| u.seq);
-        let mut files: Vec<(String, i64, String, u64)> = units
-            .iter()
-            .flat_map(|u| u.outputs.iter().map(move |o| (o.resource_type.clone(), u.seq, o.file.clone(), o.count)))
-            .collect();
-        files.sort();
-        let entry = |(t, _, file, count): &(String, i64, String, u64)| json!({"type": t, "url": format!("{}/$export-file/{job_id}/{file}", self.base_url), "count": count});
-        let (errors, outputs): (Vec<_>, Vec<_>) = files.iter().partition(|f| f.0 == "OperationOutcome");
+        let units = self.jobs.done_units(job_id).await?;
+        let files = super::sizing::pack(&units, job.limits.unwrap_or_else(|| self.limits()));
+        let entry = |f: &super::sizing::ServedFile| json!({"type": f.resource_type, "url": format!("{}/$export-file/{job_id}/{}", self.base_url, f.name), "count": f.count});
+        let (errors, outputs): (Vec<_>, Vec<_>) = files.iter().partition(|f| f.resource_type == "OperationOutcome");
         let manifest = json!({
             "transactionTime": job.transaction_time,
             "request": job.request,
@@ -372,10 +389,9 @@ impl Exports {
     async fn remove(&self, job_id: &str) -> Result<(), ExportError> {
         self.jobs.delete(job_id).await?;
         // A worker may still be writing a unit of it: its files go when it notices (at the
-        // next patient), and the cleanup sweeps any folder no job owns.
-        let folder = self.config.directory.join(job_id);
-        if let Err(e) = worker::remove_folder(&folder).await {
-            tracing::info!(job = %job_id, error = %e, "cancelled job's folder is removed by the cleanup");
+        // next patient), and the cleanup sweeps any files no job owns.
+        if let Err(e) = self.files.remove_job(job_id).await {
+            tracing::info!(job = %job_id, error = %e, "cancelled job's files are removed by the cleanup");
         }
         Ok(())
     }
@@ -388,9 +404,19 @@ impl Exports {
             return Err(ExportError::NotFound("no such export file"));
         }
         let units = self.jobs.done_units(job_id).await?;
-        let Some(unit) = units.into_iter().find(|u| u.outputs.iter().any(|o| o.file == name)) else {
+        let files = super::sizing::pack(&units, job.limits.unwrap_or_else(|| self.limits()));
+        let Some(file) = files.into_iter().find(|f| f.name == name) else {
             return Err(ExportError::NotFound("no such export file"));
         };
-        Ok(ExportFile { path: self.config.directory.join(&job.id).join(name), patients: unit.patients })
+        let mut sizes = Vec::with_capacity(file.pieces.len());
+        for (key, bytes) in &file.pieces {
+            let size = match bytes {
+                Some(b) => *b,
+                None => self.files.size(&format!("{}/{key}", job.id)).await?.unwrap_or(0),
+            };
+            sizes.push(size);
+        }
+        let patients = units.into_iter().filter(|u| file.units.contains(&u.seq)).flat_map(|u| u.patients).collect();
+        Ok(ExportFile { pieces: file.located(&job.id, &sizes), bytes: sizes.iter().sum(), patients })
     }
 }

@@ -3,13 +3,15 @@
 //! pages use for that record; it is queued in the export job tables (kind `download`, one
 //! unit, one patient) so it survives restarts and any replica's worker may do it; the
 //! worker reads the released record through `Reader::record`, writes the zip or the Bundle
-//! with [`super::download`] under a temporary name and renames it into place; the account
+//! with [`super::download`] to a scratch file and stores it with the job's files
+//! ([`super::files`]: the local folder or object storage); the account
 //! follows its progress and fetches the file. Only the account that started a job ever
 //! finds it (another's or a made-up one is "not found" alike). It never audits (the route
 //! serving the file does, before it goes out), never writes anything but what the policy
 //! released, never knows HTTP and never logs patient data (ids only).
 
 use super::download::{self, DownloadError, Format};
+use super::files::{Files, FilesError};
 use super::jobs::{parse_stamp, Created, Job, JobStore, NewJob, StoredAccess, Unit, UnitOutput};
 use super::worker::{ExportStats, WorkContext, WorkError};
 use crate::auth::Access;
@@ -18,7 +20,7 @@ use crate::store::StoreError;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -42,6 +44,8 @@ pub enum DownloadJobError {
     Store(#[from] StoreError),
     #[error("the prepared file is unavailable: {0}")]
     Files(#[from] std::io::Error),
+    #[error("the prepared file is unavailable: {0}")]
+    Storage(#[from] FilesError),
 }
 
 /// What a download job is for, as stored in the job's `params`.
@@ -93,7 +97,8 @@ struct Notes {
 pub struct ReadyFile {
     /// The gateway id of the record (for the access log).
     pub patient_id: String,
-    pub path: PathBuf,
+    /// Its key in the job files' storage.
+    pub key: String,
     /// `health-record-{gateway id}.zip|json`.
     pub file_name: String,
     pub content_type: &'static str,
@@ -138,7 +143,7 @@ pub struct Prepared {
 /// Download jobs as the pages see them.
 pub struct DownloadJobs {
     pub(super) jobs: JobStore,
-    pub(super) dir: PathBuf,
+    pub(super) files: Files,
     pub(super) threshold: usize,
     pub(super) max_active: usize,
     pub(super) lifetime: Duration,
@@ -184,6 +189,7 @@ impl DownloadJobs {
             group_id: None,
             transaction_time: Utc::now(),
             units: vec![vec![patient_id.to_string()]],
+            limits: super::ndjson::Limits { resources: u64::MAX, bytes: u64::MAX },
         };
         match self.jobs.create(&job, self.max_active, self.lifetime).await? {
             Created::TooMany(n) => return Err(DownloadJobError::TooMany(n)),
@@ -223,15 +229,14 @@ impl DownloadJobs {
                 if output.file != file_name {
                     return Err(DownloadJobError::NotFound);
                 }
-                let path = self.dir.join(&job.id).join(&file_name);
-                let bytes = match tokio::fs::metadata(&path).await {
-                    Ok(m) => m.len(),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(DownloadJobError::NotFound),
-                    Err(e) => return Err(e.into()),
+                let key = format!("{}/{file_name}", job.id);
+                let bytes = match output.bytes {
+                    0 => self.files.size(&key).await?.ok_or(DownloadJobError::NotFound)?,
+                    n => n,
                 };
                 let file = ReadyFile {
                     patient_id: patient_id.clone(),
-                    path,
+                    key,
                     file_name,
                     content_type: content_type(format),
                     bytes,
@@ -253,7 +258,7 @@ impl DownloadJobs {
 }
 
 /// Does a download job's one unit: reads the released record under the job's Access,
-/// writes the file under a temporary name, renames it into place and completes the job.
+/// writes the file in scratch space, stores it with the job's files and completes the job.
 /// `Ok(false)`: the unit is no longer this worker's, and nothing of this attempt was kept.
 pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job) -> Result<bool, WorkError> {
     let params: DownloadParams = serde_json::from_str(&job.params)?;
@@ -288,39 +293,24 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
     };
     ctx.jobs.set_step(&job.id, 1, Some(&serde_json::to_string(&notes)?)).await?;
 
-    let folder = ctx.dir.join(&job.id);
     // Cancelled while the record was read (its link ended): nothing is written.
     if !ctx.jobs.exists(&job.id).await? {
         return Ok(false);
     }
-    tokio::fs::create_dir_all(&folder).await?;
-    remove_temporary_files(&folder).await?;
     let name = download::file_name(record.patient_id(), format_name(format));
     let attempt: String =
         format!("{me}-{}", unit.attempts).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
-    let tmp = folder.join(format!(".{name}.{attempt}.tmp"));
-    let resources = record.resources().len() as u64;
-    let (base_url, to) = (ctx.base_url.clone(), tmp.clone());
-    let documents = match format {
-        Format::Zip => super::download_documents::fetch(&ctx.reader, &record, &folder).await?,
-        Format::Bundle => super::download_documents::Documents::default(),
-    };
-    // Compressing and writing is blocking work: off the async workers.
-    let written = tokio::task::spawn_blocking(move || write_file(&record, &documents, format, lang, &base_url, &to))
-        .await
-        .map_err(|e| DownloadError::Task(e.to_string()))?;
-    if let Err(e) = written {
-        let _ = tokio::fs::remove_file(&tmp).await;
-        return Err(e.into());
-    }
-    tokio::fs::rename(&tmp, folder.join(&name)).await?;
+    let scratch = ctx.files.scratch(&format!("{}-{attempt}", job.id)).await?;
+    let stored = build_and_store(ctx, record, format, lang, &scratch, &format!("{}/{name}", job.id)).await;
+    ctx.files.drop_scratch(&scratch).await;
+    let (resources, bytes) = stored?;
     ctx.jobs.set_step(&job.id, 2, None).await?;
-    let output = UnitOutput { resource_type: format_name(format).to_string(), file: name, count: resources };
+    let output = UnitOutput { resource_type: format_name(format).to_string(), file: name, count: resources, bytes };
     if !ctx.jobs.complete_unit(&unit.id, me, &[output]).await? {
-        // Taken over (the other worker writes and renames onto the same file), or cancelled
-        // while the file was written: then the folder this attempt made goes too.
+        // Taken over (the other worker stores the same file over this one), or cancelled
+        // while the file was written: then what this attempt stored goes too.
         if !ctx.jobs.exists(&job.id).await? {
-            let _ = super::worker::remove_folder(&folder).await;
+            ctx.files.remove_job(&job.id).await?;
         }
         return Ok(false);
     }
@@ -329,6 +319,11 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
         ctx.jobs.set_step(&job.id, STEPS, None).await?;
         ctx.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
         tracing::info!(job = %job.id, resources, "download job completed");
+        if let (Some(notices), Some(link)) = (&ctx.notices, &job.access.basis.link) {
+            if let Err(e) = notices.download_ready(link).await {
+                tracing::warn!(job = %job.id, error = %e, "download-ready notice not sent");
+            }
+        }
     }
     Ok(true)
 }
@@ -358,14 +353,27 @@ fn write_file(
     Ok(())
 }
 
-/// Removes what a cut-off attempt left half-written.
-async fn remove_temporary_files(folder: &Path) -> std::io::Result<()> {
-    let mut entries = tokio::fs::read_dir(folder).await?;
-    while let Some(e) = entries.next_entry().await? {
-        let name = e.file_name().to_string_lossy().to_string();
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = tokio::fs::remove_file(e.path()).await;
-        }
-    }
-    Ok(())
+/// Writes the record as `format` in `scratch` (with the documents a zip carries), then
+/// stores it as `key`; (resources, bytes).
+async fn build_and_store(
+    ctx: &WorkContext,
+    record: WholeRecord,
+    format: Format,
+    lang: crate::i18n::Lang,
+    scratch: &Path,
+    key: &str,
+) -> Result<(u64, u64), WorkError> {
+    let resources = record.resources().len() as u64;
+    let documents = match format {
+        Format::Zip => super::download_documents::fetch(&ctx.reader, &record, scratch).await?,
+        Format::Bundle => super::download_documents::Documents::default(),
+    };
+    let (base_url, to) = (ctx.base_url.clone(), scratch.join("file"));
+    let path = to.clone();
+    // Compressing and writing is blocking work: off the async workers.
+    tokio::task::spawn_blocking(move || write_file(&record, &documents, format, lang, &base_url, &to))
+        .await
+        .map_err(|e| DownloadError::Task(e.to_string()))??;
+    let bytes = ctx.files.upload(&path, key).await?;
+    Ok((resources, bytes))
 }

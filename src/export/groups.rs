@@ -18,6 +18,8 @@ pub enum GroupError {
     Unknown,
     #[error("the Group's source could not be read: {0}")]
     Source(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 pub struct Groups {
@@ -47,8 +49,8 @@ impl Groups {
     /// The members of Group `id`.
     pub async fn members(&self, id: &str) -> Result<Members, GroupError> {
         if let Some(g) = self.rosters.iter().find(|g| g.id == id) {
-            let named = g.members.iter().filter_map(|m| m.split_once('/'));
-            return Ok(self.map(named));
+            let named: Vec<(&str, &str)> = g.members.iter().filter_map(|m| m.split_once('/')).collect();
+            return self.map(named).await;
         }
         let (source_name, group_id) = id.split_once('.').ok_or(GroupError::Unknown)?;
         let source = self.sources.iter().find(|s| s.name() == source_name).ok_or(GroupError::Unknown)?;
@@ -71,20 +73,23 @@ impl Groups {
             .filter(|(t, _)| *t == "Patient")
             .map(|(_, pid)| pid.to_string())
             .collect();
-        Ok(self.map(references.iter().map(|r| (source_name, r.as_str()))))
+        self.map(references.iter().map(|r| (source_name, r.as_str())).collect()).await
     }
 
-    fn map<'a>(&self, named: impl Iterator<Item = (&'a str, &'a str)>) -> Members {
+    /// Gateway ids of the members; a member in a source that lists no patients is looked
+    /// up there first.
+    async fn map(&self, named: Vec<(&str, &str)>) -> Result<Members, GroupError> {
         let mut patients = BTreeSet::new();
         let mut unknown = 0;
+        let deadline = tokio::time::Instant::now() + self.deadline;
         for (source, id) in named {
-            match self.index.gateway_id_of(source, id) {
+            match self.index.member(source, id, deadline).await? {
                 Some(g) => {
                     patients.insert(g);
                 }
                 None => unknown += 1,
             }
         }
-        Members { patients: patients.into_iter().collect(), unknown }
+        Ok(Members { patients: patients.into_iter().collect(), unknown })
     }
 }

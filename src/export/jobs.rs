@@ -5,6 +5,7 @@
 //! lease that expires (its worker died) lets another worker redo the unit from scratch.
 //! It stores ids and parameters only, never patient data, and decides nothing about access.
 
+use super::ndjson::Limits;
 use crate::auth::{Access, Basis, PatientScope};
 use crate::policy::viewer::Scope;
 use crate::policy::{Role, Viewer};
@@ -81,6 +82,8 @@ pub struct NewJob {
     pub transaction_time: DateTime<Utc>,
     /// The patients, already cut into units.
     pub units: Vec<Vec<String>>,
+    /// How large its files may grow.
+    pub limits: Limits,
 }
 
 /// A job as stored.
@@ -102,6 +105,8 @@ pub struct Job {
     pub step: i64,
     /// JSON array of notice texts (download jobs, once the record was read).
     pub notices: Option<String>,
+    /// How large its files may grow (`None`: a job from before limits were stored).
+    pub limits: Option<Limits>,
 }
 
 /// A claimed unit of work.
@@ -119,8 +124,12 @@ pub struct Unit {
 pub struct UnitOutput {
     #[serde(rename = "type")]
     pub resource_type: String,
+    /// The piece's key within the job's folder.
     pub file: String,
     pub count: u64,
+    /// Its length (0 in rows written before lengths were recorded).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// What became of a unit that finished.
@@ -146,7 +155,7 @@ pub struct JobStore {
 }
 
 const JOB_COLUMNS: &str =
-    "id, client, access, request, params, state, transaction_time, expires_at, total_patients, error, kind, step, notices";
+    "id, client, access, request, params, state, transaction_time, expires_at, total_patients, error, kind, step, notices, file_max_resources, file_max_bytes";
 
 fn to_job(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
     let access: String = r.get(2);
@@ -165,6 +174,10 @@ fn to_job(r: &sqlx::any::AnyRow) -> Result<Job, StoreError> {
         kind: r.get(10),
         step: r.get(11),
         notices: r.get(12),
+        limits: match (r.get::<Option<i64>, _>(13), r.get::<Option<i64>, _>(14)) {
+            (Some(resources), Some(bytes)) => Some(Limits { resources: resources as u64, bytes: bytes as u64 }),
+            _ => None,
+        },
     })
 }
 
@@ -202,8 +215,8 @@ impl JobStore {
             ("queued", None, None)
         };
         sqlx::query(
-            "INSERT INTO export_jobs (id, client, access, request, params, level, group_id, state, transaction_time, created_at, completed_at, expires_at, total_patients, kind, link_id, grant_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+            "INSERT INTO export_jobs (id, client, access, request, params, level, group_id, state, transaction_time, created_at, completed_at, expires_at, total_patients, kind, link_id, grant_id, file_max_resources, file_max_bytes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(&job.id)
         .bind(&job.client)
@@ -221,6 +234,8 @@ impl JobStore {
         .bind(job.kind)
         .bind(&job.access.basis.link)
         .bind(&job.access.basis.grant)
+        .bind(job.limits.resources as i64)
+        .bind(job.limits.bytes as i64)
         .execute(&mut *tx)
         .await?;
         for (seq, patients) in job.units.iter().enumerate() {
@@ -558,6 +573,7 @@ mod tests {
             group_id: None,
             transaction_time: Utc::now(),
             units,
+            limits: Limits { resources: 10, bytes: 10_000 },
         }
     }
 
@@ -575,6 +591,7 @@ mod tests {
         assert_eq!(jobs.create(&job("j2", "c", vec![ids(1)]), 1, hour).await.unwrap(), Created::TooMany(1));
         assert!(!jobs.exists("j2").await.unwrap(), "a refused job leaves nothing behind");
         let stored = jobs.get("j1").await.unwrap().unwrap();
+        assert_eq!(stored.limits, Some(Limits { resources: 10, bytes: 10_000 }), "the job keeps its file limits");
         assert_eq!(stored.access.access().groups, Some(vec!["g1".to_string()]));
         assert_eq!(stored.total_patients, 3);
 
@@ -596,7 +613,12 @@ mod tests {
         // The other unit's worker "dies": after the lease another worker takes it over.
         assert!(jobs.claim("w9", Duration::from_secs(60)).await.unwrap().is_none(), "leases still held");
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let out = vec![UnitOutput { resource_type: "Patient".into(), file: "Patient.0.ndjson".into(), count: 2 }];
+        let out = vec![UnitOutput {
+            resource_type: "Patient".into(),
+            file: "0/w9/Patient.1.ndjson".into(),
+            count: 2,
+            bytes: 90,
+        }];
         let retaken = jobs.claim("w9", Duration::from_secs(60)).await.unwrap().expect("expired lease");
         let late = jobs.claim("w8", Duration::from_secs(60)).await.unwrap().expect("the other expired lease");
         assert_ne!(retaken.id, late.id);

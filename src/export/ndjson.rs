@@ -1,49 +1,59 @@
-//! The NDJSON part files of one work unit: one file per resource type
-//! (`{Type}.{unit}.ndjson`), each line one resource, written through a buffered writer to a
-//! temporary name and renamed into place only when the whole unit is written, so a unit
-//! cut off half-way leaves nothing a manifest points at. Memory holds one resource at a
-//! time, never a file. It writes what it is given and decides nothing about content.
+//! The NDJSON pieces one work unit writes: per resource type, one or more objects
+//! (`{job}/{unit}/{attempt}/{Type}.{n}.ndjson`), each line one resource, each cut before it
+//! would pass the job's per-file limits. An attempt writes under its own name, and a piece
+//! appears only when complete, so a unit cut off half-way, or redone by another worker,
+//! leaves nothing a finished unit points at; which pieces count is what the unit's row
+//! records when it completes. Memory holds one resource at a time plus the storage's
+//! upload buffer, never a file. It writes what it is given and decides nothing about
+//! content.
 
+use super::files::{Files, Writer};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use tokio::fs::File;
-use tokio::io::{AsyncWriteExt, BufWriter};
 
-/// One type's file being written.
-struct Part {
-    tmp: PathBuf,
-    name: String,
-    out: BufWriter<File>,
-    count: u64,
-}
-
-/// A unit's files of one job folder.
-pub struct UnitFiles {
-    dir: PathBuf,
-    seq: i64,
-    /// Distinguishes this attempt's temporary files from another's.
-    attempt: String,
-    parts: BTreeMap<String, Part>,
-    line: Vec<u8>,
-    /// Bytes written so far.
+/// How large a served file may grow (and so a piece).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub resources: u64,
     pub bytes: u64,
 }
 
-/// A finished file: its type, file name (in the job folder) and line count.
+/// One type's piece being written.
+struct Open {
+    writer: Writer,
+    file: String,
+    count: u64,
+    bytes: u64,
+}
+
+/// A unit's pieces.
+pub struct UnitFiles {
+    files: Files,
+    job: String,
+    /// `{unit}/{attempt}`: this attempt's folder in the job.
+    folder: String,
+    limits: Limits,
+    open: BTreeMap<String, Open>,
+    pieces: BTreeMap<String, u32>,
+    done: Vec<Written>,
+    line: Vec<u8>,
+}
+
+/// A finished piece: its type, key within the job, line count and length.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Written {
     pub resource_type: String,
     pub file: String,
     pub count: u64,
+    pub bytes: u64,
 }
 
-/// The final name of a unit's file of one type.
-pub fn file_name(resource_type: &str, seq: i64) -> String {
-    format!("{resource_type}.{seq}.ndjson")
+/// The name a served file of one type has in the manifest (`{Type}.{n}.ndjson`, from 1).
+pub fn file_name(resource_type: &str, n: usize) -> String {
+    format!("{resource_type}.{n}.ndjson")
 }
 
-/// True for a name this module writes (what may be served from a job folder).
+/// True for a name [`file_name`] makes (what a client may ask for).
 pub fn is_part_name(name: &str) -> bool {
     let mut parts = name.split('.');
     matches!(
@@ -54,67 +64,80 @@ pub fn is_part_name(name: &str) -> bool {
 }
 
 impl UnitFiles {
-    /// Starts unit `seq` in `dir` (created if missing), removing temporary files an earlier,
-    /// cut-off attempt at the same unit left behind.
-    pub async fn start(dir: &Path, seq: i64, attempt: &str) -> std::io::Result<UnitFiles> {
-        tokio::fs::create_dir_all(dir).await?;
-        let stale = format!(".{seq}.ndjson.");
-        let mut entries = tokio::fs::read_dir(dir).await?;
-        while let Some(e) = entries.next_entry().await? {
-            let name = e.file_name().to_string_lossy().to_string();
-            if name.contains(&stale) && name.ends_with(".tmp") {
-                let _ = tokio::fs::remove_file(e.path()).await;
-            }
-        }
-        Ok(UnitFiles {
-            dir: dir.to_path_buf(),
-            seq,
-            attempt: attempt.replace(|c: char| !c.is_ascii_alphanumeric(), "-"),
-            parts: BTreeMap::new(),
+    /// Starts unit `seq` of `job`, attempt `attempt` (any text; made safe for a key).
+    pub fn start(files: &Files, job: &str, seq: i64, attempt: &str, limits: Limits) -> UnitFiles {
+        let attempt: String = attempt.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+        UnitFiles {
+            files: files.clone(),
+            job: job.to_string(),
+            folder: format!("{seq}/{attempt}"),
+            limits,
+            open: BTreeMap::new(),
+            pieces: BTreeMap::new(),
+            done: Vec::new(),
             line: Vec::with_capacity(16 * 1024),
-            bytes: 0,
-        })
+        }
     }
 
-    /// Appends one resource to its type's file.
+    /// Appends one resource to its type's piece, starting a new piece first when this line
+    /// would pass a limit.
     pub async fn write(&mut self, resource_type: &str, resource: &Value) -> std::io::Result<()> {
-        let part = match self.parts.entry(resource_type.to_string()) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let name = file_name(resource_type, self.seq);
-                let tmp = self.dir.join(format!("{name}.{}.tmp", self.attempt));
-                let out = BufWriter::with_capacity(64 * 1024, File::create(&tmp).await?);
-                e.insert(Part { tmp, name, out, count: 0 })
-            }
-        };
         self.line.clear();
         serde_json::to_writer(&mut self.line, resource).map_err(std::io::Error::other)?;
         self.line.push(b'\n');
-        part.out.write_all(&self.line).await?;
-        part.count += 1;
-        self.bytes += self.line.len() as u64;
+        let len = self.line.len() as u64;
+        let full = self
+            .open
+            .get(resource_type)
+            .is_some_and(|o| o.count > 0 && (o.count + 1 > self.limits.resources || o.bytes + len > self.limits.bytes));
+        if full {
+            if let Some(o) = self.open.remove(resource_type) {
+                self.close(resource_type, o).await?;
+            }
+        }
+        if !self.open.contains_key(resource_type) {
+            let n = self.pieces.entry(resource_type.to_string()).or_insert(0);
+            *n += 1;
+            let file = format!("{}/{}", self.folder, file_name(resource_type, *n as usize));
+            let writer = self.files.writer(&format!("{}/{file}", self.job));
+            self.open.insert(resource_type.to_string(), Open { writer, file, count: 0, bytes: 0 });
+        }
+        if let Some(o) = self.open.get_mut(resource_type) {
+            o.writer.write(&self.line).await?;
+            o.count += 1;
+            o.bytes += len;
+        }
         Ok(())
     }
 
-    /// Flushes every file to disk and renames it into place.
+    async fn close(&mut self, resource_type: &str, o: Open) -> std::io::Result<()> {
+        o.writer.finish().await?;
+        self.done.push(Written {
+            resource_type: resource_type.to_string(),
+            file: o.file,
+            count: o.count,
+            bytes: o.bytes,
+        });
+        Ok(())
+    }
+
+    /// Completes every piece; all of them, by type and then in order.
     pub async fn finish(mut self) -> std::io::Result<Vec<Written>> {
-        let mut written = Vec::new();
-        for (t, mut part) in std::mem::take(&mut self.parts) {
-            part.out.flush().await?;
-            part.out.get_ref().sync_all().await?;
-            drop(part.out);
-            tokio::fs::rename(&part.tmp, self.dir.join(&part.name)).await?;
-            written.push(Written { resource_type: t, file: part.name, count: part.count });
+        for (t, o) in std::mem::take(&mut self.open) {
+            self.close(&t, o).await?;
         }
-        Ok(written)
+        let mut done = std::mem::take(&mut self.done);
+        done.sort_by(|a, b| (&a.resource_type, a.file.len(), &a.file).cmp(&(&b.resource_type, b.file.len(), &b.file)));
+        Ok(done)
     }
 
     /// Drops what was written (the unit will be redone, or its job is gone).
     pub async fn abandon(mut self) {
-        for (_, part) in std::mem::take(&mut self.parts) {
-            drop(part.out);
-            let _ = tokio::fs::remove_file(&part.tmp).await;
+        for (_, o) in std::mem::take(&mut self.open) {
+            o.writer.abort().await;
         }
+        let keys: Vec<String> = self.done.iter().map(|w| format!("{}/{}", self.job, w.file)).collect();
+        let _ = self.files.remove(&keys).await;
     }
 }
 
@@ -123,32 +146,45 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const JOB: &str = "0123456789abcdef0123456789abcdef";
+
     #[tokio::test]
-    async fn files_appear_only_when_the_unit_finishes() {
+    async fn pieces_are_cut_at_the_limits_and_appear_only_when_finished() {
         let dir = tempfile::tempdir().unwrap();
-        let job = dir.path().join("job");
-        let mut unit = UnitFiles::start(&job, 3, "gw-1/w0").await.unwrap();
-        for i in 0..3 {
+        let files = Files::open(dir.path(), None).unwrap();
+        let limits = Limits { resources: 2, bytes: 1_000_000 };
+        let mut unit = UnitFiles::start(&files, JOB, 3, "gw-1/w0-1", limits);
+        for i in 0..5 {
             unit.write("Observation", &json!({"resourceType": "Observation", "id": format!("o{i}")})).await.unwrap();
         }
         unit.write("Patient", &json!({"resourceType": "Patient", "id": "p"})).await.unwrap();
-        assert!(!job.join("Observation.3.ndjson").exists(), "not before the unit is done");
+        let before = files.keys(JOB).await.unwrap();
+        assert_eq!(before.len(), 2, "only the two full Observation pieces so far: {before:?}");
         let written = unit.finish().await.unwrap();
-        assert_eq!(written.len(), 2);
-        let text = std::fs::read_to_string(job.join("Observation.3.ndjson")).unwrap();
-        assert_eq!(text.lines().count(), 3);
-        assert!(text.lines().all(|l| serde_json::from_str::<Value>(l).is_ok()));
+        let counts: Vec<(&str, u64)> = written.iter().map(|w| (w.resource_type.as_str(), w.count)).collect();
+        assert_eq!(counts, vec![("Observation", 2), ("Observation", 2), ("Observation", 1), ("Patient", 1)]);
+        assert_eq!(written[0].file, "3/gw-1-w0-1/Observation.1.ndjson");
+        for w in &written {
+            let size = files.size(&format!("{JOB}/{}", w.file)).await.unwrap().unwrap();
+            assert_eq!(size, w.bytes);
+        }
         assert!(is_part_name("Observation.3.ndjson") && is_part_name("OperationOutcome.12.ndjson"));
         assert!(!is_part_name("../x.3.ndjson") && !is_part_name("Observation.3.ndjson.a.tmp"));
 
-        // A cut-off attempt's temporary files are cleared by the next attempt.
-        let mut cut = UnitFiles::start(&job, 4, "a").await.unwrap();
-        cut.write("Patient", &json!({"resourceType": "Patient", "id": "p"})).await.unwrap();
-        cut.line.clear();
-        std::mem::forget(cut);
-        let again = UnitFiles::start(&job, 4, "b").await.unwrap();
-        let left: Vec<_> = std::fs::read_dir(&job).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(!left.iter().any(|n| n.to_string_lossy().contains(".4.ndjson.")), "{left:?}");
-        again.abandon().await;
+        // By bytes: each line is ~45 bytes, so a 100-byte limit holds two.
+        let mut small = UnitFiles::start(&files, JOB, 4, "a", Limits { resources: 100, bytes: 100 });
+        for i in 0..3 {
+            small.write("Patient", &json!({"resourceType": "Patient", "id": format!("p{i}")})).await.unwrap();
+        }
+        let written = small.finish().await.unwrap();
+        assert_eq!(written.iter().map(|w| w.count).collect::<Vec<_>>(), vec![2, 1]);
+
+        // An abandoned attempt leaves nothing.
+        let mut cut = UnitFiles::start(&files, JOB, 5, "b", limits);
+        for i in 0..3 {
+            cut.write("Patient", &json!({"resourceType": "Patient", "id": format!("p{i}")})).await.unwrap();
+        }
+        cut.abandon().await;
+        assert!(files.keys(&format!("{JOB}/5")).await.unwrap().is_empty());
     }
 }

@@ -1,13 +1,15 @@
 //! The export workers: a pool of tokio tasks in every gateway replica that claim work units
 //! from the shared queue ([`JobStore`]), export each unit's patients one released record at
 //! a time (through [`Reader::record`], under the job's stored Access — the one door for
-//! data, which logs every patient exported) into the unit's NDJSON part files, and mark the unit
-//! done; plus the cleanup that removes expired jobs and their files. A unit cut off by a
-//! restart is redone from scratch; nothing a manifest lists is ever half-written. It never
+//! data, which logs every patient exported) into the unit's NDJSON pieces in the job's
+//! storage ([`Files`]), and mark the unit done with the pieces it wrote; plus the cleanup
+//! that removes expired jobs and their files. A unit cut off by a restart is redone from
+//! scratch under a new attempt's name; nothing a manifest lists is ever half-written. It never
 //! reads sources directly and never logs patient data (ids only).
 
+use super::files::{Files, FilesError};
 use super::jobs::{JobStore, Unit, UnitOutput};
-use super::ndjson::UnitFiles;
+use super::ndjson::{Limits, UnitFiles};
 use super::params::{ExportParams, ParamError, Selection};
 use crate::auth::Access;
 use crate::fhir::model::codes::IssueType;
@@ -17,7 +19,6 @@ use crate::store::StoreError;
 use chrono::{FixedOffset, Utc};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,6 +34,8 @@ pub enum WorkError {
     Store(#[from] StoreError),
     #[error("export files: {0}")]
     Files(#[from] std::io::Error),
+    #[error(transparent)]
+    Storage(#[from] FilesError),
     #[error("stored parameters: {0}")]
     Params(#[from] ParamError),
     #[error("stored parameters: {0}")]
@@ -55,7 +58,9 @@ pub struct ExportStats {
 pub struct WorkContext {
     pub jobs: JobStore,
     pub reader: Reader,
-    pub dir: PathBuf,
+    pub files: Files,
+    /// File limits for jobs that stored none.
+    pub limits: Limits,
     pub lease: Duration,
     pub poll: Duration,
     pub lifetime: Duration,
@@ -65,6 +70,8 @@ pub struct WorkContext {
     pub stats: Arc<ExportStats>,
     /// Rung at kick-off so an idle worker starts at once.
     pub wake: Arc<Notify>,
+    /// Tells an account its download job is done (no notices when `None`).
+    pub notices: Option<crate::notices::Notices>,
 }
 
 /// The running workers of this replica.
@@ -176,20 +183,14 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     let params: ExportParams = serde_json::from_str(&job.params)?;
     let selection = Selection::new(&params, ctx.zone)?;
     let access = job.access.access();
-    let dir = ctx.dir.join(&job.id);
-    let mut files = UnitFiles::start(&dir, unit.seq, &format!("{me}-{}", unit.attempts)).await?;
-    // Cancelled between the check above and the folder being made: the folder goes again.
-    if !ctx.jobs.exists(&job.id).await? {
-        files.abandon().await;
-        let _ = remove_folder(&dir).await;
-        return Ok(false);
-    }
+    let limits = job.limits.unwrap_or(ctx.limits);
+    let mut files = UnitFiles::start(&ctx.files, &job.id, unit.seq, &format!("{me}-{}", unit.attempts), limits);
     match fill(ctx, me, unit, &job.id, &access, &selection, &mut files).await {
         Ok(true) => {}
         Ok(false) => {
             files.abandon().await;
             if !ctx.jobs.exists(&job.id).await? {
-                let _ = remove_folder(&dir).await;
+                ctx.files.remove_job(&job.id).await?;
             }
             return Ok(false);
         }
@@ -201,12 +202,21 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     let written = files.finish().await?;
     let outputs: Vec<UnitOutput> = written
         .iter()
-        .map(|w| UnitOutput { resource_type: w.resource_type.clone(), file: w.file.clone(), count: w.count })
+        .map(|w| UnitOutput {
+            resource_type: w.resource_type.clone(),
+            file: w.file.clone(),
+            count: w.count,
+            bytes: w.bytes,
+        })
         .collect();
     if !ctx.jobs.complete_unit(&unit.id, me, &outputs).await? {
-        // Taken over after all (the other worker writes the same files), or cancelled.
-        if !ctx.jobs.exists(&job.id).await? {
-            let _ = remove_folder(&dir).await;
+        // Taken over after all (the other worker's attempt counts), or cancelled: this
+        // attempt's pieces go.
+        if ctx.jobs.exists(&job.id).await? {
+            let keys: Vec<String> = written.iter().map(|w| format!("{}/{}", job.id, w.file)).collect();
+            ctx.files.remove(&keys).await?;
+        } else {
+            ctx.files.remove_job(&job.id).await?;
         }
         return Ok(false);
     }
@@ -291,39 +301,29 @@ async fn fill(
 
 /// Removes expired jobs with their files, and folders whose job is gone.
 async fn cleanup(ctx: Arc<WorkContext>) {
-    loop {
+    for round in 0u64.. {
         tokio::time::sleep(ctx.poll).await;
-        if let Err(e) = sweep(&ctx).await {
+        // Orphans (files of a job cancelled while a worker still wrote) are looked for every
+        // tenth round: a listing of object storage is a billed request.
+        if let Err(e) = sweep(&ctx, round % 10 == 0).await {
             tracing::warn!(error = %e, "export cleanup failed; retrying");
         }
     }
 }
 
-async fn sweep(ctx: &WorkContext) -> Result<(), WorkError> {
+async fn sweep(ctx: &WorkContext, orphans: bool) -> Result<(), WorkError> {
     for id in ctx.jobs.expired(Utc::now()).await? {
-        remove_folder(&ctx.dir.join(&id)).await?;
+        ctx.files.remove_job(&id).await?;
         ctx.jobs.delete(&id).await?;
         tracing::info!(job = %id, "expired export job removed");
     }
-    let mut entries = match tokio::fs::read_dir(&ctx.dir).await {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    while let Some(e) = entries.next_entry().await? {
-        let name = e.file_name().to_string_lossy().to_string();
-        let is_job_folder = name.len() == 32 && name.chars().all(|c| c.is_ascii_hexdigit());
-        if is_job_folder && !ctx.jobs.exists(&name).await? {
-            remove_folder(&e.path()).await?;
+    if !orphans {
+        return Ok(());
+    }
+    for id in ctx.files.job_ids().await? {
+        if !ctx.jobs.exists(&id).await? {
+            ctx.files.remove_job(&id).await?;
         }
     }
     Ok(())
-}
-
-/// Removes a job folder; one already gone is fine.
-pub async fn remove_folder(dir: &std::path::Path) -> std::io::Result<()> {
-    match tokio::fs::remove_dir_all(dir).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
 }

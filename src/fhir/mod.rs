@@ -40,14 +40,24 @@ pub const PATIENT_COMPARTMENT_TYPES: &[&str] = &[
     "RelatedPerson",
 ];
 
-/// Types that are not about one patient but are referenced by patient data.
+/// Types that are not about one patient but are referenced by patient data (Endpoint: where
+/// an ImagingStudy's images are kept, WADO-RS).
 pub const SUPPORTING_TYPES: &[&str] =
-    &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance"];
+    &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance", "Endpoint"];
 
 /// Types fetched by id when a gathered resource points at them and no search found them:
 /// the supporting types, and Device and Specimen (a person's, but often only referenced).
-pub const REFERENCED_TYPES: &[&str] =
-    &["Practitioner", "PractitionerRole", "Organization", "Location", "Medication", "Substance", "Device", "Specimen"];
+pub const REFERENCED_TYPES: &[&str] = &[
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Location",
+    "Medication",
+    "Substance",
+    "Endpoint",
+    "Device",
+    "Specimen",
+];
 
 /// Every type the API answers for.
 pub fn is_served_type(t: &str) -> bool {

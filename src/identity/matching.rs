@@ -7,8 +7,8 @@
 use serde_json::Value;
 use std::collections::BTreeSet;
 
-/// The parts of a Patient that matching compares, normalized.
-#[derive(Debug, Clone, Default)]
+/// The parts of a Patient that matching compares, normalized (stored as JSON in the index).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Demographics {
     pub identifiers: BTreeSet<(String, String)>,
     pub birth_date: Option<String>,
@@ -17,6 +17,10 @@ pub struct Demographics {
     pub givens: BTreeSet<String>,
     pub phones: BTreeSet<String>,
     pub addresses: BTreeSet<String>,
+    /// Family names as the record writes them: what an on-demand lookup searches a source
+    /// by. Never compared.
+    #[serde(default)]
+    pub written_families: BTreeSet<String>,
 }
 
 /// How two records relate.
@@ -127,6 +131,7 @@ impl Demographics {
         for name in strs(patient.get("name")) {
             if let Some(f) = name.get("family").and_then(Value::as_str) {
                 d.families.insert(fold(f));
+                d.written_families.insert(f.trim().to_string());
             }
             for g in strs(name.get("given")).filter_map(Value::as_str) {
                 d.givens.insert(canonical_given(g));

@@ -21,6 +21,8 @@ pub enum Notice {
     EnrollmentAttempt,
     /// This account signed in from a browser or device not seen before.
     NewSignIn,
+    /// About a record the account can open, or about proxy access (no patient data either).
+    Record(super::RecordNotice),
 }
 
 impl Notice {
@@ -31,6 +33,7 @@ impl Notice {
             Notice::RecordConnected => "record-connected",
             Notice::EnrollmentAttempt => "enrollment-attempt",
             Notice::NewSignIn => "new-sign-in",
+            Notice::Record(r) => r.kind(),
         }
     }
 
@@ -43,6 +46,7 @@ impl Notice {
                 Notice::RecordConnected => "mail-connected-subject",
                 Notice::EnrollmentAttempt => "mail-attempt-subject",
                 Notice::NewSignIn => "mail-sign-in-subject",
+                Notice::Record(r) => return r.subject(lang),
             },
             &[],
         )
@@ -62,6 +66,7 @@ impl Notice {
             Notice::RecordConnected => text_in(lang, "mail-connected-body", &[("when", when), ("account", account)]),
             Notice::EnrollmentAttempt => text_in(lang, "mail-attempt-body", &[("when", when), ("account", account)]),
             Notice::NewSignIn => text_in(lang, "mail-sign-in-body", &[("when", when), ("account", account)]),
+            Notice::Record(r) => r.body(origin, at, lang),
         };
         body.push('\n');
         body
@@ -104,7 +109,10 @@ mod tests {
                 Notice::RecordConnected,
                 Notice::EnrollmentAttempt,
                 Notice::NewSignIn,
-            ] {
+            ]
+            .into_iter()
+            .chain(super::super::RecordNotice::examples().into_iter().map(Notice::Record))
+            {
                 let body = n.body("https://p.example", at, lang);
                 assert!(body.is_ascii() || lang != Lang::En, "{}", n.kind());
                 assert!(

@@ -1,5 +1,6 @@
-//! Security mails to account holders: the e-mail verification link, "your record was
-//! connected to an account", "someone tried to connect to your record" and "new sign-in".
+//! Mails to account holders: the security mails (the e-mail verification link, "your record
+//! was connected to an account", "someone tried to connect to your record", "new sign-in")
+//! and the notices about records and proxy access ([`RecordNotice`]).
 //! It owns the outgoing queue and the transports (SMTP through `lettre`, or a folder of
 //! `.eml` files); callers hand it a recipient and a [`Notice`] and go on at once.
 //!
@@ -10,9 +11,11 @@
 //! content), only the account's own link, the gateway's address and the time.
 
 mod messages;
+mod record_messages;
 mod transport;
 
 pub use messages::Notice;
+pub use record_messages::{Audience, Ending, RecordNotice};
 
 use crate::config::MailConfig;
 use chrono::{DateTime, Utc};

@@ -36,10 +36,14 @@ pub struct Names {
 
 /// The entries a proxy may see: not the patient's own activity, nor that of the apps the
 /// patient allowed (a teenager's own visits to their record, or the name of an app they
-/// use, can be as confidential as the record itself). Accesses by staff, partners and
-/// proxies stay.
+/// use, can be as confidential as the record itself), nor the openings of share links
+/// (the log does not say who made a link, and a teenager's sharing is theirs). Accesses by
+/// staff, partners and proxies stay.
 pub fn for_proxy(records: Vec<AuditRecord>) -> Vec<AuditRecord> {
-    records.into_iter().filter(|r| r.entry.role != "patient" && r.entry.role != "app for patient").collect()
+    records
+        .into_iter()
+        .filter(|r| r.entry.role != "patient" && r.entry.role != "app for patient" && r.entry.role != "share link")
+        .collect()
 }
 
 /// The account ids and app ids named by `records`' actors, to look their names up.
@@ -110,6 +114,7 @@ fn who(r: &AuditRecord, names: &Names) -> String {
         (None, Some(a)) => capitalize(&person(&a)),
         (None, None) => match role {
             "staff" => t("log-who-staff"),
+            "share link" => tr("log-who-share-link", &[("purpose", r.entry.purpose.as_deref().unwrap_or("").into())]),
             "partner" => {
                 // Partner actors name the organization: `partner:{name}…` or a client id.
                 let name = r.entry.actor.split(':').skip_while(|p| *p != "partner").nth(1);
@@ -156,7 +161,7 @@ fn type_words(t: &str) -> String {
     crate::i18n::t(key)
 }
 
-fn what(r: &AuditRecord) -> String {
+pub fn what(r: &AuditRecord) -> String {
     let path = r.entry.what.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let kind = || type_words(segments.get(1).copied().unwrap_or(""));
@@ -167,6 +172,7 @@ fn what(r: &AuditRecord) -> String {
                 "" => t("log-what-home"),
                 "access-log" => t("log-what-access-log"),
                 "apps" => t("log-what-apps"),
+                "share" => t("log-what-share-page"),
                 s => match super::record_view::SECTIONS.iter().find(|(slug, _)| *slug == s) {
                     Some((_, title)) => tr("log-what-section", &[("section", t(title).into())]),
                     None => t("log-what-page"),
@@ -182,11 +188,22 @@ fn what(r: &AuditRecord) -> String {
         "export" => t("log-what-export"),
         "explain" => t("log-what-explain"),
         "release" => t("log-what-release"),
+        "share" => t("log-what-share"),
+        "share-view" => match recipient(&r.entry.what) {
+            Some(who) => tr("log-what-share-view-as", &[("recipient", who.into())]),
+            None => t("log-what-share-view"),
+        },
         other => capitalize(other),
     }
 }
 
-fn purpose_words(code: &str) -> String {
+/// The recipient a share-link opening named (`/shl/{id}?recipient=…`).
+fn recipient(what: &str) -> Option<String> {
+    let query = what.split_once('?')?.1;
+    url::form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "recipient").map(|(_, v)| v.into_owned())
+}
+
+pub fn purpose_words(code: &str) -> String {
     let key = match code {
         "TREAT" => "log-purpose-treat",
         "ETREAT" => "log-purpose-etreat",
@@ -306,5 +323,26 @@ mod tests {
         assert_eq!((rows[3].outcome.as_str(), rows[3].allowed), ("Nothing shown", false));
         assert_eq!((rows[6].outcome.as_str(), rows[6].allowed), ("Refused", false));
         assert_eq!(rows[0].when, "Jan 5, 2026, 2:03 PM UTC");
+    }
+
+    #[test]
+    fn share_link_openings_in_plain_words_and_not_for_proxies() {
+        let records = vec![
+            record(
+                "share-link/abc",
+                "share link",
+                "share-view",
+                "/shl/abc?recipient=Lincoln%20High",
+                Some("For school"),
+                "success",
+            ),
+            record("account:me", "patient", "share", "/records/l1/share", None, "success"),
+        ];
+        let rows = rows(&records, &Names { me: "me".into(), ..Default::default() });
+        assert_eq!(rows[0].who, "Someone with your share link “For school”");
+        assert_eq!(rows[0].what, "Opened a share link of the record (as “Lincoln High”)");
+        assert_eq!(rows[0].purpose.as_deref(), Some("For school"));
+        assert_eq!(rows[1].what, "Made a share link of the record");
+        assert!(for_proxy(records).is_empty());
     }
 }

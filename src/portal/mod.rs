@@ -18,7 +18,7 @@ use serde::Serialize;
 use std::sync::LazyLock;
 
 /// The page templates, by name (the catalogue tests read every key they use).
-pub const TEMPLATE_FILES: [(&str, &str); 23] = [
+pub const TEMPLATE_FILES: [(&str, &str); 33] = [
     ("base.html", include_str!("templates/base.html")),
     ("home.html", include_str!("templates/home.html")),
     ("login.html", include_str!("templates/login.html")),
@@ -42,6 +42,16 @@ pub const TEMPLATE_FILES: [(&str, &str); 23] = [
     ("record_access_log.html", include_str!("templates/record_access_log.html")),
     ("record_apps.html", include_str!("templates/record_apps.html")),
     ("download_job.html", include_str!("templates/download_job.html")),
+    ("record_corrections.html", include_str!("templates/record_corrections.html")),
+    ("record_disclosures.html", include_str!("templates/record_disclosures.html")),
+    ("disclosures_table.html", include_str!("templates/disclosures_table.html")),
+    ("disclosures_print.html", include_str!("templates/disclosures_print.html")),
+    ("record_share.html", include_str!("templates/record_share.html")),
+    ("share_made.html", include_str!("templates/share_made.html")),
+    ("share_viewer.html", include_str!("templates/share_viewer.html")),
+    ("proxies.html", include_str!("templates/proxies.html")),
+    ("proxy_accept.html", include_str!("templates/proxy_accept.html")),
+    ("notices.html", include_str!("templates/notices.html")),
 ];
 
 // Cannot fail at run time: the templates are built in, and the page tests render each of them.

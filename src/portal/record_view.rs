@@ -52,6 +52,8 @@ pub struct Item {
     pub text: Option<String>,
     /// Links to the content the gateway serves for it (PDF, C-CDA …).
     pub files: Vec<super::documents_view::DocumentLink>,
+    /// The item's gateway `Type/id` (a correction request names it).
+    pub key: String,
 }
 
 impl Item {
@@ -67,6 +69,7 @@ impl Item {
             alert: false,
             text: None,
             files: Vec::new(),
+            key: format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")),
         }
     }
 

@@ -22,6 +22,8 @@ pub struct ResultRow {
     #[serde(skip)]
     pub sort: String,
     pub sources: Vec<String>,
+    /// `Observation/{id}` (a correction request names it).
+    pub key: String,
 }
 
 /// One report.
@@ -37,8 +39,7 @@ pub struct ReportRow {
     #[serde(skip)]
     pub sort: String,
     pub sources: Vec<String>,
-    /// `DiagnosticReport/{id}`, to find its documents.
-    #[serde(skip)]
+    /// `DiagnosticReport/{id}`, to find its documents (and for a correction request).
     pub key: String,
     /// Links to its presented forms the gateway serves (a PDF report …).
     pub files: Vec<super::documents_view::DocumentLink>,
@@ -219,6 +220,7 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
                     date: when.as_deref().map(fx::date),
                     sort: when.clone().unwrap_or_default(),
                     sources: fx::sources(r),
+                    key: format!("Observation/{}", fx::text(r, "id").unwrap_or_default()),
                 });
                 // Trends: numeric values of the same test (first code) in the same unit.
                 let (Some(q), Some(when)) = (r.get("valueQuantity"), when) else { continue };

@@ -14,6 +14,7 @@ use crate::aggregate::provenance::{gateway_resource_id, source_of_meta};
 use crate::auth::{Access, PatientScope};
 use crate::fhir;
 use crate::sources::attachments::AttachmentBody;
+use crate::store::{Store, StoreError};
 use futures::stream::BoxStream;
 use moka::future::Cache;
 use serde_json::{Map, Value};
@@ -26,12 +27,16 @@ const FETCH_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What readers keep for attachments: the base their gateway URLs start with, and which
 /// record each attachment id was last released from (so staff and partners, who may reach
-/// any record, can read one by its id alone — after a page, a read or an export named it).
-/// Clones share one index: give every reader of a gateway the same.
+/// any record, can read one by its id alone — after a page, a read or an export named it,
+/// on any gateway sharing the database: the `attachment_homes` table, with this process's
+/// cache in front). A home is only where to look: the content is served only if that
+/// record's released view names the attachment now. Clones share one index: give every
+/// reader of a gateway the same.
 #[derive(Clone)]
 pub struct AttachmentIndex {
     fhir_base: String,
     homes: Cache<String, String>,
+    store: Option<Store>,
 }
 
 impl AttachmentIndex {
@@ -41,8 +46,78 @@ impl AttachmentIndex {
         AttachmentIndex {
             fhir_base: fhir_base.trim_end_matches('/').to_string(),
             homes: Cache::builder().max_capacity(200_000).time_to_live(Duration::from_secs(24 * 3600)).build(),
+            store: None,
         }
     }
+
+    /// Keeps homes in `store` too, so a gateway started later (or a replica) finds them.
+    pub fn stored_in(mut self, store: Store) -> AttachmentIndex {
+        self.store = Some(store);
+        self
+    }
+
+    /// The record attachment `id` was last released from, if any gateway noted one.
+    async fn home(&self, id: &str) -> Result<Option<String>, StoreError> {
+        if let Some(home) = self.homes.get(id).await {
+            return Ok(Some(home));
+        }
+        let Some(store) = &self.store else { return Ok(None) };
+        let row: Option<(String,)> = sqlx::query_as("SELECT patient_id FROM attachment_homes WHERE attachment_id = $1")
+            .bind(id)
+            .fetch_optional(&store.pool)
+            .await?;
+        let home = row.map(|(p,)| p);
+        if let Some(p) = &home {
+            self.homes.insert(id.to_string(), p.clone()).await;
+        }
+        Ok(home)
+    }
+
+    /// Notes that `ids` were released from `patient_id`'s record; only the ones this process
+    /// did not know there are written.
+    async fn note(&self, patient_id: &str, ids: Vec<String>) {
+        let mut new = Vec::new();
+        for id in ids {
+            if self.homes.get(&id).await.as_deref() != Some(patient_id) {
+                new.push(id);
+            }
+        }
+        if new.is_empty() {
+            return;
+        }
+        if let Some(store) = &self.store {
+            if let Err(e) = write_homes(store, patient_id, &new).await {
+                // Not fatal: this process still knows them; another may not find them.
+                tracing::warn!(error = %e, "attachment homes could not be stored");
+                return self.remember(patient_id, new).await;
+            }
+        }
+        self.remember(patient_id, new).await;
+    }
+
+    async fn remember(&self, patient_id: &str, ids: Vec<String>) {
+        for id in ids {
+            self.homes.insert(id, patient_id.to_string()).await;
+        }
+    }
+}
+
+/// Upserts attachment homes, a batch per statement.
+async fn write_homes(store: &Store, patient_id: &str, ids: &[String]) -> Result<(), StoreError> {
+    for chunk in ids.chunks(200) {
+        let values: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2)).collect();
+        let sql = format!(
+            "INSERT INTO attachment_homes (attachment_id, patient_id) VALUES {} \
+             ON CONFLICT (attachment_id) DO UPDATE SET patient_id = excluded.patient_id",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(id.clone()).bind(patient_id.to_string());
+        }
+        q.execute(&store.pool).await?;
+    }
+    Ok(())
 }
 
 /// One attachment of a released resource: its gateway id and where its source keeps it.
@@ -59,6 +134,17 @@ pub struct ReleasedAttachment {
 }
 
 impl ReleasedAttachment {
+    pub(super) fn new(
+        id: String,
+        source: &str,
+        url: String,
+        content_type: Option<String>,
+        title: Option<String>,
+        pointed_by: String,
+    ) -> ReleasedAttachment {
+        ReleasedAttachment { id, source: source.to_string(), url, content_type, title, pointed_by }
+    }
+
     /// The gateway id (`GET /fhir/Binary/{id}`).
     pub fn id(&self) -> &str {
         &self.id
@@ -168,14 +254,18 @@ impl Reader {
 
     /// The gateway id of an attachment URL of a resource from `source`, when the source
     /// serves it.
-    fn attachment_id(&self, source: &str, url: &str) -> Option<String> {
+    pub(super) fn attachment_id(&self, source: &str, url: &str) -> Option<String> {
         let system = self.aggregator.sources().iter().find(|s| s.name() == source)?;
         Some(gateway_resource_id(source, &system.attachment_key(url)?))
     }
 
-    /// The attachments of a released resource that the gateway serves.
-    pub(super) fn attachments_of(&self, r: &Value) -> Vec<ReleasedAttachment> {
+    /// The attachments of a released resource that the gateway serves (`record`: the
+    /// released record it is part of, where an ImagingStudy's Endpoints are).
+    pub(super) fn attachments_of(&self, r: &Value, record: &[Value]) -> Vec<ReleasedAttachment> {
         let Some(source) = source_of_meta(r) else { return Vec::new() };
+        if fhir::resource_type(r) == Some("ImagingStudy") {
+            return self.series_attachments(r, source, record);
+        }
         let pointed_by = format!("{}/{}", fhir::resource_type(r).unwrap_or(""), fhir::resource_id(r).unwrap_or(""));
         each_attachment(r)
             .into_iter()
@@ -196,13 +286,14 @@ impl Reader {
     /// Every attachment the gateway serves of `resources`, each once.
     pub(super) fn documents_of(&self, resources: &[Value]) -> Vec<ReleasedAttachment> {
         let mut seen = std::collections::HashSet::new();
-        resources.iter().flat_map(|r| self.attachments_of(r)).filter(|a| seen.insert(a.id.clone())).collect()
+        resources.iter().flat_map(|r| self.attachments_of(r, resources)).filter(|a| seen.insert(a.id.clone())).collect()
     }
 
     /// A released resource as it goes out: attachment URLs the gateway serves rewritten to
     /// its own Binary URL.
     pub(super) fn outward(&self, mut r: Value) -> Value {
         let Some(source) = source_of_meta(&r).map(str::to_string) else { return r };
+        self.outward_endpoint(&mut r, &source, &self.attachments.fhir_base);
         each_attachment_mut(&mut r, &mut |a| {
             let id = a.get("url").and_then(Value::as_str).and_then(|url| self.attachment_id(&source, url));
             if let Some(id) = id {
@@ -219,9 +310,8 @@ impl Reader {
 
     /// Notes which record the attachments of a released record belong to.
     pub(super) async fn remember_attachments(&self, patient_id: &str, resources: &[Value]) {
-        for a in self.documents_of(resources) {
-            self.attachments.homes.insert(a.id, patient_id.to_string()).await;
-        }
+        let ids = self.documents_of(resources).into_iter().map(|a| a.id).collect();
+        self.attachments.note(patient_id, ids).await;
     }
 
     /// `GET Binary/[id]`: the content of an attachment a resource released to the caller now
@@ -241,8 +331,11 @@ impl Reader {
             return (None, Err(ReadError::NotFound));
         }
         let patient = match &access.patients {
-            PatientScope::Person { .. } => self.own_id(access),
-            PatientScope::Any => self.attachments.homes.get(id).await,
+            PatientScope::Person { .. } => self.own_id(access).await,
+            PatientScope::Any => match self.attachments.home(id).await {
+                Ok(home) => home,
+                Err(e) => return (None, Err(e.into())),
+            },
         };
         let Some(patient) = patient else { return (None, Err(ReadError::NotFound)) };
         let found = match self.visible(access, &patient).await {
@@ -250,7 +343,7 @@ impl Reader {
                 .released
                 .resources()
                 .iter()
-                .flat_map(|r| self.attachments_of(r))
+                .flat_map(|r| self.attachments_of(r, v.released.resources()))
                 .find(|a| a.id == id)
                 .ok_or(ReadError::NotFound),
             Err(e) => Err(e),

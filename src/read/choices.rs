@@ -23,7 +23,7 @@ impl Reader {
         let mut out = Vec::with_capacity(links.len());
         for link in links {
             let access = crate::auth::access_for_link(account_id, &link);
-            let Some(own) = self.own_id(&access) else { continue };
+            let Some(own) = self.own_id(&access).await else { continue };
             let name = match self.visible(&access, &own).await {
                 Ok(v) => v.released.patient().map(display_name).unwrap_or_else(unnamed),
                 Err(_) => unnamed(),

@@ -9,6 +9,7 @@
 mod binary;
 mod choices;
 mod decisions;
+mod imaging;
 mod log_view;
 mod query;
 mod released;
@@ -16,6 +17,7 @@ mod trail;
 
 pub use binary::{AttachmentIndex, BinaryContent, ReleasedAttachment};
 pub use choices::RecordChoice;
+pub use imaging::SERIES_CONTENT_TYPE;
 pub use query::{missing_warning, searched_patient};
 pub use released::{Matches, WholeRecord};
 pub use trail::{Trail, Use};
@@ -148,8 +150,10 @@ impl Reader {
             Ok(()) => self.select(access, resource_type, pairs, lenient).await,
             Err(e) => Err(e),
         };
-        let patient =
-            searched_patient(resource_type, pairs).or_else(|| self.own_patient_search(access, resource_type, pairs));
+        let patient = match searched_patient(resource_type, pairs) {
+            Some(p) => Some(p),
+            None => self.own_patient_search(access, resource_type, pairs).await,
+        };
         let result = result.map(|m| self.outward_matches(m));
         trail::logged(&self.audit, access, trail, "search", patient, false, result).await
     }
@@ -213,7 +217,7 @@ impl Reader {
 
     /// The caller's own record (the record a patient's or proxy's access is for), whole.
     pub async fn own_record(&self, access: &Access, trail: &Trail, use_: Use) -> Result<WholeRecord, ReadError> {
-        match self.own_id(access) {
+        match self.own_id(access).await {
             Some(id) => self.record(access, trail, use_, &id).await,
             None => trail::logged(&self.audit, access, trail, use_.action(), None, false, Err(ReadError::NotFound)).await,
         }
@@ -221,8 +225,8 @@ impl Reader {
 
     /// The gateway id of the record a patient's or proxy's access is for (none for staff
     /// and partners, or when the index does not know the person). Ids only, no content.
-    pub fn whose(&self, access: &Access) -> Option<String> {
-        self.own_id(access)
+    pub async fn whose(&self, access: &Access) -> Option<String> {
+        self.own_id(access).await
     }
 
     /// Logs a file prepared earlier from `patient_id`'s released record (a download job's
@@ -255,7 +259,7 @@ impl Reader {
         is_large: impl Fn(usize) -> bool,
     ) -> Result<OwnDownload, ReadError> {
         let action = Use::Download.action();
-        let Some(id) = self.own_id(access) else {
+        let Some(id) = self.own_id(access).await else {
             return trail::logged(&self.audit, access, trail, action, None, false, Err(ReadError::NotFound)).await;
         };
         let result = match self.permit_whole_record(access) {
@@ -266,6 +270,20 @@ impl Reader {
             return Ok(OwnDownload::Later);
         }
         trail::logged(&self.audit, access, trail, action, Some(id), false, result).await.map(OwnDownload::Now)
+    }
+
+    /// A share link's snapshot as a record to render (the plain web view of a link). The
+    /// resources are the ones this reader released to the link's maker when it was made,
+    /// read back from the link's JWE (authenticated under the link's key, which only the
+    /// holder has); their opening is already in the access log.
+    pub fn reopen_shared(&self, patient_id: &str, resources: Vec<Value>) -> WholeRecord {
+        WholeRecord {
+            patient_id: patient_id.to_string(),
+            resources,
+            missing: Vec::new(),
+            notices: Vec::new(),
+            documents: Vec::new(),
+        }
     }
 
     /// For HIM: every resource of the record with the decision for `viewer` at `at`, the
@@ -301,8 +319,11 @@ impl Reader {
         let result = async {
             let q = parsed.map_err(|e| ReadError::BadRequest(e.to_string()))?;
             if !access.is_staff() {
-                let patient = q.patient.as_deref().ok_or_else(|| ReadError::BadRequest("name the patient (patient=[id])".into()))?;
-                let own = self.own_id(access).is_some_and(|g| g == patient);
+                let patient = q
+                    .patient
+                    .as_deref()
+                    .ok_or_else(|| ReadError::BadRequest("name the patient (patient=[id])".into()))?;
+                let own = self.own_id(access).await.is_some_and(|g| g == patient);
                 if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
                     return Err(ReadError::NotFound);
                 }
@@ -329,6 +350,25 @@ impl Reader {
         Ok(log_view::as_seen_by(access, &keys(record.resources()), entries))
     }
 
+    /// The accounting of disclosures of a patient's data since `since` (see
+    /// `audit::disclosures`), as `access` may see it: staff as written; anyone else only with
+    /// the record they were released (`record`), whose withheld items are not named.
+    pub async fn disclosures_of(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        record: Option<&WholeRecord>,
+        since: &str,
+    ) -> Result<Vec<AuditRecord>, ReadError> {
+        let shown = match record {
+            Some(r) if r.patient_id() == patient_id => keys(r.resources()),
+            _ if access.is_staff() => std::collections::HashSet::new(),
+            _ => return Err(ReadError::NotFound),
+        };
+        let entries = self.audit.disclosures_of(patient_id, since).await?;
+        Ok(log_view::as_seen_by(access, &shown, entries))
+    }
+
     /// Refuses (403) an interaction the caller's scopes do not grant at all.
     fn permit(&self, access: &Access, resource_type: &str, interaction: Interaction) -> Result<(), ReadError> {
         if access.viewer.permits(resource_type, interaction) {
@@ -350,20 +390,32 @@ impl Reader {
     }
 
     /// A `Patient` search that names no `_id`, by a patient or proxy: their own record.
-    fn own_patient_search(&self, access: &Access, resource_type: &str, pairs: &[(String, String)]) -> Option<String> {
+    async fn own_patient_search(
+        &self,
+        access: &Access,
+        resource_type: &str,
+        pairs: &[(String, String)],
+    ) -> Option<String> {
         let names_id = pairs.iter().any(|(k, _)| k.split(':').next() == Some("_id"));
         if resource_type == "Patient" && !names_id {
-            self.own_id(access)
+            self.own_id(access).await
         } else {
             None
         }
     }
 
     /// The gateway id of the record a patient's or proxy's access is for.
-    fn own_id(&self, access: &Access) -> Option<String> {
+    /// (The store failing is logged and answered as not found.)
+    async fn own_id(&self, access: &Access) -> Option<String> {
         match &access.patients {
             PatientScope::Person { source, source_patient_id } => {
-                self.aggregator.index().gateway_id_of(source, source_patient_id)
+                match self.aggregator.index().gateway_id_of(source, source_patient_id).await {
+                    Ok(found) => found,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "patient index not readable");
+                        None
+                    }
+                }
             }
             PatientScope::Any => None,
         }
@@ -429,7 +481,7 @@ impl Reader {
         patient_id: &str,
         at: At,
     ) -> Result<(Arc<Released>, Arc<Vec<Explanation>>, Vec<MissingSource>), ReadError> {
-        let link = self.aggregator.index().resolve(patient_id).ok_or(ReadError::NotFound)?;
+        let link = self.aggregator.index().resolve(patient_id).await?.ok_or(ReadError::NotFound)?;
         if let PatientScope::Person { source, source_patient_id } = &access.patients {
             if !link.members.iter().any(|m| &m.source == source && &m.source_patient_id == source_patient_id) {
                 return Err(ReadError::NotFound);
@@ -437,6 +489,7 @@ impl Reader {
         }
         let record = self.aggregator.record(&link.gateway_id).await.map_err(|e| match e {
             AggregateError::UnknownPatient => ReadError::NotFound,
+            AggregateError::Store(e) => ReadError::Store(e),
         })?;
         let ledger = self.ledger.for_patient(&record.patient_id).await?;
         let now = match at {
@@ -482,7 +535,7 @@ impl Reader {
         {
             // A patient's or proxy's clinicians and clinics are the ones in their own record,
             // whichever other record happens to hold them too.
-            let Some(own) = self.own_id(access) else { return (None, Err(ReadError::NotFound)) };
+            let Some(own) = self.own_id(access).await else { return (None, Err(ReadError::NotFound)) };
             let found = match self.visible(access, &own).await {
                 Ok(v) => v.released.get(resource_type, id).cloned().ok_or(ReadError::NotFound),
                 Err(e) => Err(e),
@@ -531,7 +584,7 @@ impl Reader {
             self.zone,
         )?;
         let subset = query::result_controls(resource_type, &query)?;
-        let patient_id = match self.own_patient_search(access, resource_type, pairs) {
+        let patient_id = match self.own_patient_search(access, resource_type, pairs).await {
             Some(own) => own,
             None => patient_of_search(resource_type, &query)?,
         };
@@ -585,9 +638,15 @@ impl Reader {
         pairs: &[(String, String)],
         lenient: bool,
     ) -> Result<Matches, ReadError> {
+        // `_include`/`_revinclude` are not parameters of `$everything` (its Bundle holds the
+        // whole released record, every referenced resource included): ignored with a
+        // warning in the Bundle, as a server ignores a parameter it does not apply.
+        let is_include = |k: &str| matches!(k.split(':').next(), Some("_include" | "_revinclude"));
+        let includes: Vec<&(String, String)> = pairs.iter().filter(|(k, _)| is_include(k)).collect();
+        let pairs: Vec<(String, String)> = pairs.iter().filter(|(k, _)| !is_include(k)).cloned().collect();
         let query = search::parse(
             "Patient",
-            pairs,
+            &pairs,
             &["_cursor", "_type", "_since"],
             lenient,
             self.paging.max_count,
@@ -632,7 +691,17 @@ impl Reader {
                 _ => true,
             })
             .collect();
-        page(&v, selected, &query, self.paging)
+        let mut matches = page(&v, selected, &query, self.paging)?;
+        matches.warnings.extend(includes.iter().map(|(k, v)| {
+            Issue::warning(
+                IssueType::NotSupported,
+                format!(
+                    "`{k}={v}` was ignored: $everything already returns the whole record, every resource it \
+                     references included"
+                ),
+            )
+        }));
+        Ok(matches)
     }
 }
 

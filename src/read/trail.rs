@@ -21,6 +21,8 @@ pub enum Use {
     /// A download prepared as a job: nothing goes out yet, so nothing is logged now; the
     /// file going out later is the logged access ([`super::Reader::hand_over`]).
     Prepare,
+    /// A snapshot taken for a share link (its later openings are logged by `share`).
+    Share,
 }
 
 impl Use {
@@ -30,6 +32,7 @@ impl Use {
             Use::Download => "download",
             Use::Export => "export",
             Use::Prepare => "prepare",
+            Use::Share => "share",
         }
     }
 }

@@ -5,7 +5,8 @@
 //! ([`SimulatorProfile`]: Epic-like, Oracle-Health-like), HTTPS with required client
 //! certificates (`tls.rs`), throttling (429 + Retry-After), outages (503) and added
 //! latency, all switchable while it runs — and, when asked, `Patient/{id}/$everything` and
-//! `_revinclude=Provenance:target`, with calls counted per route so tests can see how a
+//! `_revinclude=Provenance:target`, and a PACS's WADO-RS series retrieval (`wado.rs`), with
+//! calls counted per route so tests can see how a
 //! client used it. This file owns the public API (options, live controls, stats,
 //! start/stop/run) and the router.
 //! It is a stand-in for hospital systems in tests and the demo: it must never be used by
@@ -20,6 +21,7 @@ mod guard;
 mod search;
 mod tls;
 mod token;
+mod wado;
 
 pub use crate::config::SimulatorProfile;
 pub use backend::{BackendClient, ClientKeys};
@@ -310,6 +312,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fhir/.well-known/smart-configuration", get(api::smart_configuration).fallback(api::write_refused))
         .route("/fhir/{type}", get(api::search).fallback(api::write_refused))
         .route("/fhir/Binary/{id}", get(binary::read).fallback(api::write_refused))
+        .route("/fhir/wado-rs/studies/{study}/series/{series}", get(wado::series).fallback(api::write_refused))
         .route("/fhir/{type}/{id}", get(api::read).fallback(api::write_refused))
         .route("/fhir/{type}/{id}/{operation}", get(api::instance_operation).fallback(api::write_refused))
         .route("/token", post(token::token).fallback(token::method_not_allowed))

@@ -88,6 +88,21 @@ pub fn content_type_of(path: &Path) -> &'static str {
     }
 }
 
+/// Whether an `Accept` header allows a WADO-RS series as DICOM instances
+/// (`multipart/related; type="application/dicom"`, the default type of `multipart/related`,
+/// or any type). No header allows it.
+pub fn accepts_dicom_instances(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return true };
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let essence = parts.next().unwrap_or("").to_ascii_lowercase();
+        let params: Vec<String> = parts.map(|p| p.to_ascii_lowercase().replace(['"', ' '], "")).collect();
+        let refused = params.iter().any(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f32>().ok()) == Some(0.0));
+        let dicom = params.iter().all(|p| !p.starts_with("type=") || p == "type=application/dicom");
+        !refused && (essence == "*/*" || essence == "multipart/*" || (essence == "multipart/related" && dicom))
+    })
+}
+
 /// Byte `i` of generated content: a fixed, cheap pattern anyone can recompute.
 pub fn generated_byte(i: u64) -> u8 {
     (i % 251) as u8
@@ -375,6 +390,17 @@ mod tests {
         let k = key_of("https://ehr.example/docs/1.pdf");
         assert!(k.starts_with('u') && k.len() == 33 && crate::fhir::is_valid_id(&k));
         assert_eq!(content_type_of(Path::new("a/b.PDF")), "application/pdf");
+    }
+
+    #[test]
+    fn a_series_is_for_accept_headers_that_allow_dicom_instances() {
+        assert!(accepts_dicom_instances(None));
+        assert!(accepts_dicom_instances(Some("multipart/related; type=\"application/dicom\"; transfer-syntax=*")));
+        assert!(accepts_dicom_instances(Some("multipart/related")));
+        assert!(accepts_dicom_instances(Some("application/dicom+json, */*;q=0.1")));
+        assert!(!accepts_dicom_instances(Some("multipart/related; type=\"image/jpeg\"")));
+        assert!(!accepts_dicom_instances(Some("application/dicom+json")));
+        assert!(!accepts_dicom_instances(Some("multipart/related; type=application/dicom; q=0")));
     }
 
     #[tokio::test]

@@ -155,6 +155,19 @@ pub trait SourceSystem: Send + Sync {
     fn display(&self) -> &str;
     /// Every Patient the source holds, for the patient index.
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError>;
+    /// The Patients changed after the instant `since` (`Patient?_lastUpdated=gt…`), or
+    /// every Patient without one. A source that cannot tell what changed lists them all.
+    async fn patients_changed_since(&self, _since: Option<&str>, deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        self.list_patients(deadline).await
+    }
+    /// The Patients matching search parameters (`identifier`, `birthdate` with `family`):
+    /// how the patient index looks people up in a source that lists none.
+    async fn search_patients(&self, _params: &[(&str, String)], _deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        Err(SourceError::BadResponse {
+            source_name: self.name().to_string(),
+            message: "does not search patients".into(),
+        })
+    }
     /// The resources of `resource_type` belonging to the source's patient `patient_id`,
     /// plus — where the source offers `_revinclude=Provenance:target` on the type — the
     /// Provenances that target them.

@@ -378,6 +378,17 @@ impl SourceSystem for RestSource {
     async fn list_patients(&self, deadline: Instant) -> Result<Vec<Value>, SourceError> {
         self.search_all("Patient", &[], Keep::Matches, deadline).await
     }
+    async fn patients_changed_since(&self, since: Option<&str>, deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        match since {
+            Some(since) => {
+                self.search_all("Patient", &[("_lastUpdated", format!("gt{since}"))], Keep::Matches, deadline).await
+            }
+            None => self.list_patients(deadline).await,
+        }
+    }
+    async fn search_patients(&self, params: &[(&str, String)], deadline: Instant) -> Result<Vec<Value>, SourceError> {
+        self.search_all("Patient", params, Keep::Matches, deadline).await
+    }
     async fn patient_resources(
         &self,
         patient_id: &str,

@@ -15,9 +15,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 
-const CLIENT: &str = "chart-app";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const ALLOWED: &str = "launch/patient openid fhirUser offline_access patient/*.rs patient/*.read \
+pub(crate) const CLIENT: &str = "chart-app";
+pub(crate) const REDIRECT: &str = "http://127.0.0.1:9/callback";
+pub(crate) const ALLOWED: &str = "launch/patient openid fhirUser offline_access patient/*.rs patient/*.read \
                        patient/Patient.rs patient/Observation.rs patient/Condition.r";
 
 /// A gateway on `dir` (exports in `dir/exports`), with the app registered; downloads of the
@@ -69,7 +69,7 @@ async fn enroll_bob(b: &Browser) {
 
 /// An app token for the browser's account through `/authorize` (picking its first record)
 /// and `/token`.
-async fn token_for(gw: &Gateway, b: &Browser, scope: &str) -> Value {
+pub(crate) async fn token_for(gw: &Gateway, b: &Browser, scope: &str) -> Value {
     let verifier = URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
         + &URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes());
     let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));

@@ -42,6 +42,8 @@ async fn a_person_in_three_systems_gets_everything_each_system_holds_exactly_onc
     let link =
         d.gw.index
             .links()
+            .await
+            .unwrap()
             .into_iter()
             .find(|l| l.members.iter().map(|m| &m.source).collect::<BTreeSet<_>>().len() >= 3)
             .expect("someone is in three systems");
@@ -69,7 +71,7 @@ async fn a_person_in_three_systems_gets_everything_each_system_holds_exactly_onc
 async fn results_held_by_two_systems_appear_once_with_both_provenances() {
     let d = demo().await;
     let mut merged = Vec::new();
-    for link in d.gw.index.links() {
+    for link in d.gw.index.links().await.unwrap() {
         for r in everything(&d.gw, &link.gateway_id).await {
             // Shared Organizations and Practitioners merge too, but live in many records;
             // the clinical facts are what this test follows.
@@ -126,7 +128,7 @@ async fn results_held_by_two_systems_appear_once_with_both_provenances() {
 #[tokio::test]
 async fn every_reference_resolves_within_the_record_or_to_the_gateway() {
     let d = demo().await;
-    for link in d.gw.index.links() {
+    for link in d.gw.index.links().await.unwrap() {
         let record = everything(&d.gw, &link.gateway_id).await;
         let present: HashSet<String> = keys(&record).into_iter().collect();
         for r in &record {
@@ -158,7 +160,7 @@ async fn gateway_paging_through_a_merged_record_is_complete_and_stable() {
     let d = demo().await;
     let biggest = {
         let mut best = (0, String::new());
-        for l in d.gw.index.links() {
+        for l in d.gw.index.links().await.unwrap() {
             let n = everything(&d.gw, &l.gateway_id).await.len();
             if n > best.0 {
                 best = (n, l.gateway_id);

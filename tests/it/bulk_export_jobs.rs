@@ -65,7 +65,7 @@ async fn delete_cancels_a_job_and_removes_its_files() {
     // A finished job: its files are on disk until it is deleted.
     let done = export(&gw, "$export?_type=Patient,Condition", PARTNER).await;
     let folder = job_folder(&exports, &done.job);
-    assert!(folder.join("Patient.0.ndjson").is_file());
+    assert!(folder.join("0").is_dir(), "unit 0's pieces are in the job's folder");
     let status_url = format!("{}/$export-status/{}", gw.fhir, done.job);
     let resp = gw.http.delete(&status_url).bearer_auth(PARTNER).send().await.unwrap();
     assert_eq!(resp.status(), 202);

@@ -69,13 +69,46 @@ async fn gateway(rest: bool) -> (Gateway, Option<portico::simulator::RunningSimu
         return (Gateway::start(&format!("{}{}", tokens(), fixture_file_sources())).await, None);
     }
     let sim = simulate("ehr", SimulatorOptions::default()).await;
+    (Gateway::start(&rest_body(&sim)).await, Some(sim))
+}
+
+/// The gateway's config with the EHR served by `sim`.
+fn rest_body(sim: &portico::simulator::RunningSimulator) -> String {
     let files: String = fixture_file_sources()
         .split("[[sources]]")
         .filter(|s| !s.contains("\"ehr\""))
         .map(|s| if s.trim().is_empty() { String::new() } else { format!("[[sources]]{s}") })
         .collect();
     let ehr = rest_source("ehr", &display_of("ehr"), sim.base_url(), "");
-    (Gateway::start(&format!("{}{ehr}{files}", tokens())).await, Some(sim))
+    format!("{}{ehr}{files}", tokens())
+}
+
+/// Staff and partners read content by its Binary id alone. Which record to decide on is
+/// kept in the database when a released record names the content, so a gateway started
+/// later on the same database (or a replica) serves it — under that record's decision now:
+/// the mother still gets what a made-up id gets. Content no released record has named yet,
+/// on any gateway, is not found by id alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_started_later_on_the_same_database_serves_content_by_its_binary_id() {
+    let sim = simulate("ehr", SimulatorOptions::default()).await;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let pdf = fixture_bytes("bin-10003.pdf");
+    let first = Gateway::start_in(dir.clone(), &rest_body(&sim), None).await;
+    let url = |gw: &Gateway, id: &str| format!("{}/Binary/{id}", gw.fhir);
+    assert_eq!(fetch(&first, &url(&first, "ehr.bin-10003"), TOKEN, &[]).await.0, 404, "named by nothing yet");
+    let (status, doc) = first.get_with("DocumentReference/ehr.doc-10018", Some(MAYA), &[]).await;
+    assert_eq!(status, 200, "{doc}");
+    first.stop().await;
+
+    let cold = Gateway::start_in(dir.clone(), &rest_body(&sim), None).await;
+    let (status, h, body) = fetch(&cold, &url(&cold, "ehr.bin-10003"), TOKEN, &[]).await;
+    assert_eq!((status, h["content-type"].to_str().unwrap()), (200, "application/pdf"));
+    assert!(body == pdf, "byte for byte");
+    let made_up = answer(fetch(&cold, &url(&cold, "ehr.bin-99999"), MOTHER, &[]).await);
+    assert_eq!(made_up.0, 404);
+    assert_eq!(answer(fetch(&cold, &url(&cold, "ehr.bin-10003"), MOTHER, &[]).await), made_up);
+    assert_eq!(fetch(&cold, &url(&cold, "ehr.bin-99999"), TOKEN, &[]).await.0, 404);
+    cold.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

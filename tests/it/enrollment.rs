@@ -26,7 +26,7 @@ fn bob_birth_date() -> String {
 
 /// Bob's EHR record, `source/id`.
 fn bob_record(gw: &Gateway) -> String {
-    let found = gw.index.records_with_identifier(MRN);
+    let found = gw.records_with_identifier(MRN);
     let (source, id, _) = found.first().expect("the MRN names a record");
     format!("{source}/{id}")
 }
@@ -124,7 +124,7 @@ async fn an_activation_code_enrolls_once_and_a_second_use_fails() {
     assert!(!connected(&other).await);
     // Two uses at once of a fresh code for a record with no owner yet (Maya's): one links.
     let maya_record = {
-        let found = gw.index.records_with_identifier("HG100733");
+        let found = gw.index.records_with_identifier("HG100733", soon()).await.unwrap();
         let (s, id, _) = found.first().unwrap();
         format!("{s}/{id}")
     };
@@ -207,7 +207,7 @@ async fn a_record_with_an_owner_is_not_linked_again_and_the_attempt_goes_to_revi
     assert!(lines.iter().all(|l| l.contains(&bob_record(&gw)) && !l.contains("Martinez")), "{reviews}");
     // … and in Bob's access log.
     let (source, id) = bob_record(&gw).split_once('/').map(|(s, i)| (s.to_string(), i.to_string())).unwrap();
-    let patient = gw.index.gateway_id_of(&source, &id).unwrap();
+    let patient = gw.index.gateway_id_of(&source, &id).await.unwrap().unwrap();
     let (status, log) = gw.get(&format!("AuditEvent?patient={patient}")).await;
     assert_eq!(status, 200);
     let entries: Vec<&serde_json::Value> =
@@ -268,7 +268,9 @@ async fn two_enrollments_into_one_record_at_once_make_one_owner_and_one_review()
     let maya_birth = shifted("2009-08-14");
     for round in 0..3 {
         let record = ["HG100733", "HG100142", "HG100734"][round];
-        let Some((source, id, details)) = gw.index.records_with_identifier(record).into_iter().next() else {
+        let Some((source, id, details)) =
+            gw.index.records_with_identifier(record, soon()).await.unwrap().into_iter().next()
+        else {
             continue;
         };
         let family = details.families.first().cloned().unwrap_or_default();

@@ -38,7 +38,7 @@ async fn metadata_and_health_are_public_and_describe_the_gateway() {
     let ready: Value = r.json().await.unwrap();
     assert_eq!(names(&ready["sources"], "name"), SOURCES, "{ready}");
     assert_eq!(names(&ready["sources"], "state"), ["up"; 4], "{ready}");
-    assert_eq!(ready["patients_indexed"].as_u64(), Some(h.gw.index.links().len() as u64));
+    assert_eq!(ready["patients_indexed"].as_u64(), Some(h.gw.index.links().await.unwrap().len() as u64));
 }
 
 #[tokio::test]
@@ -320,9 +320,9 @@ async fn resources_read_by_gateway_id_also_after_a_restart() {
         let (status, got) = h.gw.get(&tid(obs)).await;
         assert_eq!((status, &got), (200, obs));
     }
-    let links = h.gw.index.links();
+    let links = h.gw.index.links().await.unwrap();
     let fresh = restart(h).await;
-    assert_eq!(fresh.gw.index.links(), links, "the patient index survives a restart");
+    assert_eq!(fresh.gw.index.links().await.unwrap(), links, "the patient index survives a restart");
     // Nothing of this patient is cached yet: the gateway must ask the source where it lives.
     for obs in picked.iter().rev() {
         let (status, got) = fresh.gw.get(&tid(obs)).await;
@@ -455,7 +455,7 @@ fn assert_outcome(r: &Reply, status: u16, code: &str) {
 /// Every patient's whole record, by gateway id (all sources up: no warnings).
 async fn records(gw: &Gateway) -> BTreeMap<String, Vec<Value>> {
     let mut out = BTreeMap::new();
-    for l in gw.index.links() {
+    for l in gw.index.links().await.unwrap() {
         let (rs, outcomes) = gw.all_pages(&format!("Patient/{}/$everything", l.gateway_id)).await;
         assert!(outcomes.is_empty(), "{outcomes:?}");
         out.insert(l.gateway_id, rs);
@@ -480,7 +480,7 @@ fn richest(recs: &BTreeMap<String, Vec<Value>>) -> (&str, &Vec<Value>) {
 
 /// The gateway id linking the most source records.
 fn busiest(gw: &Gateway) -> String {
-    gw.index.links().into_iter().max_by_key(|l| l.members.len()).unwrap().gateway_id
+    gw.links().into_iter().max_by_key(|l| l.members.len()).unwrap().gateway_id
 }
 
 fn capability(cs: &Value, t: &str) -> Value {

@@ -95,6 +95,8 @@ async fn the_gateway_links_and_labels_a_generated_population_as_its_manifest_say
     let got: BTreeSet<BTreeSet<(String, String)>> = gw
         .index
         .links()
+        .await
+        .unwrap()
         .iter()
         .map(|l| l.members.iter().map(|m| (m.source.clone(), m.source_patient_id.clone())).collect())
         .collect();
@@ -117,7 +119,7 @@ async fn the_gateway_links_and_labels_a_generated_population_as_its_manifest_say
     // 2. Look-alikes: namesakes are separate people; same name and birth date strangers are
     // listed as possible matches (only they), never linked.
     let by_key: BTreeMap<&str, &Value> = people.iter().map(|p| (p["person"].as_str().unwrap(), p)).collect();
-    let gid = |source: &str, id: &str| gw.index.gateway_id_of(source, id).unwrap();
+    let gid = |source: &str, id: &str| gw.patient_id(source, id);
     let namesakes: Vec<_> = people.iter().filter(|p| p["namesake_of"].is_string()).collect();
     assert!(!namesakes.is_empty());
     for p in &namesakes {
@@ -134,7 +136,7 @@ async fn the_gateway_links_and_labels_a_generated_population_as_its_manifest_say
         .map(|p| (records(p), records(by_key[p["possible_match_of"].as_str().unwrap()])))
         .collect();
     assert!(!intended.is_empty());
-    let possible = gw.index.possible_matches();
+    let possible = gw.index.possible_matches().await.unwrap();
     for m in &possible {
         let ok = intended
             .iter()

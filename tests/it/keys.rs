@@ -277,7 +277,7 @@ async fn activation_codes_are_stored_as_a_hash_keyed_by_the_kek() {
     for unkeyed in [format!("portico-activation-code:{normal}"), normal.clone(), code.code.clone()] {
         assert_ne!(stored[0], hex::encode(sha2::Sha256::digest(unkeyed.as_bytes())));
     }
-    let born = gw.index.demographics_of("ehr", "pt-10001").unwrap().birth_date.unwrap();
+    let born = gw.index.demographics_of("ehr", "pt-10001").await.unwrap().unwrap().birth_date.unwrap();
     // With another KEK the code is unknown; with the gateway's it links.
     let other = theirs.create_local("keyed-hash-1@example.org", "a long enough passphrase 1", "One").await.unwrap();
     // Both accounts confirmed their address, so only the code decides.

@@ -5,80 +5,8 @@
 //! date, medical record number or anything from the record, in any header or body.
 
 use crate::common::*;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
 const MRN: &str = "HG100142";
-
-/// The SMTP test server in its own process; killed when dropped.
-struct SmtpSink {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl SmtpSink {
-    fn start() -> SmtpSink {
-        let python = venv();
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(python)
-            .arg(root().join("tests/mail/smtp_sink.py"))
-            .arg(dir.path())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
-        let port = line.trim().parse().unwrap_or_else(|_| panic!("the SMTP server printed {line:?}"));
-        SmtpSink { child, port, dir }
-    }
-
-    fn mails(&self) -> Vec<Mail> {
-        received(self.dir.path())
-    }
-}
-
-/// Every message the SMTP server accepted.
-fn received(dir: &Path) -> Vec<Mail> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-        .map(|e| {
-            let v: Value = serde_json::from_str(&std::fs::read_to_string(e.path()).unwrap()).unwrap();
-            let raw = v["data"].as_str().unwrap().replace("\r\n", "\n").replace('\n', "\r\n");
-            let envelope_to =
-                v["rcpt_tos"].as_array().unwrap().iter().map(|r| r.as_str().unwrap().to_string()).collect();
-            Mail { raw, envelope_to }
-        })
-        .collect()
-}
-
-/// The virtualenv with aiosmtpd under target/ (made once per test process).
-fn venv() -> PathBuf {
-    static MADE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let venv = root().join("target/mail-venv");
-    let python = venv.join("bin/python");
-    let mut made = MADE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !*made && !python.exists() {
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success();
-        assert!(ok, "python3 -m venv failed");
-    }
-    if !*made {
-        let out = Command::new(venv.join("bin/pip")).args(["install", "-q", "aiosmtpd==1.4.6"]).output().unwrap();
-        assert!(out.status.success(), "pip install aiosmtpd: {}", String::from_utf8_lossy(&out.stderr));
-        *made = true;
-    }
-    python
-}
 
 fn smtp_body(port: u16) -> String {
     format!(

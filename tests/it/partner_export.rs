@@ -13,12 +13,13 @@
 //! other when the lease ends, and the job completes with nothing twice and nothing missing.
 
 use crate::bulk::client::*;
+use crate::common::process::Process;
 use crate::common::*;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use portico::simulator::{RunningSimulator, SimulatorOptions};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -341,66 +342,6 @@ async fn expired_and_revoked_tokens_download_nothing() {
 // ---------------------------------------------------------------------------------------
 // Two real gateway processes on one PostgreSQL schema.
 
-/// A running `portico serve`, killed when dropped; JSON logs to a file.
-struct Process {
-    child: std::process::Child,
-    log: PathBuf,
-    origin: String,
-    /// Its export replica's name (the lease owner prefix in `export_units`).
-    replica: String,
-}
-
-impl Process {
-    /// Starts `portico serve` on a free port and waits until it serves and its workers run.
-    async fn start(config: &Path, name: &str) -> Process {
-        let log = config.with_file_name(format!("{name}.log"));
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_portico"))
-            .args(["serve", "--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0"])
-            .env("PORTICO_LOG_FORMAT", "json")
-            .env(KEK_ENV, TEST_KEK)
-            .env("PORTICO_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("portico starts");
-        let mut p = Process { child, log, origin: String::new(), replica: String::new() };
-        let started = Instant::now();
-        loop {
-            let fields = |message: &str| -> Option<Value> {
-                p.log_text()
-                    .lines()
-                    .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .find(|l| l["fields"]["message"] == message)
-                    .map(|l| l["fields"].clone())
-            };
-            if let (Some(serving), Some(workers)) = (fields("Portico is serving"), fields("export workers started")) {
-                let base = serving["base"].as_str().unwrap();
-                p.origin = base.trim_end_matches("/fhir").to_string();
-                p.replica = workers["replica"].as_str().unwrap().to_string();
-                return p;
-            }
-            assert!(p.child.try_wait().unwrap().is_none(), "{name} exited; log:\n{}", p.log_text());
-            assert!(started.elapsed() < Duration::from_secs(60), "{name} did not start; log:\n{}", p.log_text());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn fhir(&self) -> String {
-        format!("{}/fhir", self.origin)
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A unit row: (seq, state, owner, done_by, attempts).
 type UnitRow = (i64, String, String, String, i64);
 
@@ -549,9 +490,9 @@ async fn two_gateway_processes_share_one_queue_and_survive_a_killed_one() {
         let config_file = dir.path().join("portico.toml");
         std::fs::write(&config_file, config).unwrap();
         // One after the other: the first creates the schema's tables.
-        let a = Process::start(&config_file, "a").await;
+        let a = Process::start(&config_file, "a", &[]).await;
         eprintln!("{:?} started", t0.elapsed());
-        let b = Process::start(&config_file, "b").await;
+        let b = Process::start(&config_file, "b", &[]).await;
         assert_ne!(a.replica, b.replica);
         let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
         // A real partner token from process A works on B (one token store).

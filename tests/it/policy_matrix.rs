@@ -286,7 +286,7 @@ impl Run<'_> {
     async fn resolve(&mut self, resource: &str) -> Option<(String, String)> {
         let (source, t, id) = split_resource(resource)?;
         if t == "Patient" {
-            return self.gw.index.gateway_id_of(source, id).map(|p| (t.to_string(), p));
+            return self.gw.index.gateway_id_of(source, id).await.unwrap().map(|p| (t.to_string(), p));
         }
         let (status, body) = self.gw.get(&format!("{t}/{source}.{id}")).await;
         (status == 200).then(|| (t.to_string(), body["id"].as_str().unwrap().to_string()))
@@ -310,7 +310,7 @@ fn check_labels(c: &Case, r: &Value, path: &str, problems: &mut Vec<String>) {
 /// Runs one case; returns what is wrong (empty: passed).
 async fn check(run: &mut Run<'_>, c: &Case, token: &str, redisclosure: &str) -> Vec<String> {
     let (source, sid) = c.patient.split_once('/').unwrap();
-    let Some(pid) = run.gw.index.gateway_id_of(source, sid) else {
+    let Some(pid) = run.gw.index.gateway_id_of(source, sid).await.unwrap() else {
         return vec![format!("{} is not indexed", c.patient)];
     };
     let Some((t, id)) = run.resolve(&c.resource).await else {

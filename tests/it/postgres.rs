@@ -60,7 +60,7 @@ async fn the_patient_index_lives_in_postgres_and_survives_restarts() {
         let start = || async { Gateway::start_in(Arc::new(tempfile::tempdir().unwrap()), &body, Some(&url)).await };
 
         let gw = start().await;
-        let links = gw.index.links();
+        let links = gw.index.links().await.unwrap();
         let rows = link_rows(&pool, &schema).await;
         let indexed: BTreeSet<(String, String, String)> = links
             .iter()
@@ -84,13 +84,13 @@ async fn the_patient_index_lives_in_postgres_and_survives_restarts() {
 
         // A fresh gateway (new temp dir, same schema) keeps every gateway id …
         let fresh = start().await;
-        assert_eq!(fresh.index.links(), links, "gateway ids survive a restart");
+        assert_eq!(fresh.index.links().await.unwrap(), links, "gateway ids survive a restart");
         assert_eq!(link_rows(&pool, &schema).await, rows);
         let (again, _) = fresh.all_pages(&everything).await;
         assert_eq!(keys(&again), keys(&resources));
         // … and so does a second replica started beside it on the same database.
         let replica = start().await;
-        assert_eq!(replica.index.links(), links, "replicas share the index");
+        assert_eq!(replica.index.links().await.unwrap(), links, "replicas share the index");
         let (status, patient) = replica.get(&format!("Patient/{}", busiest.gateway_id)).await;
         assert_eq!((status, patient["id"].as_str()), (200, Some(busiest.gateway_id.as_str())));
         replica.stop().await;
@@ -117,7 +117,11 @@ async fn replicas_starting_together_agree_on_gateway_ids() {
         Store::open(&url, 1).await.unwrap_or_else(|e| panic!("{e}")).pool.close().await;
         sims.iter().for_each(|s| s.controls().set_latency(std::time::Duration::from_millis(300)));
         let (a, b) = tokio::join!(start(), start());
-        assert_eq!(a.index.links(), b.index.links(), "two replicas serve different gateway ids for the same people");
+        assert_eq!(
+            a.index.links().await.unwrap(),
+            b.index.links().await.unwrap(),
+            "two replicas serve different gateway ids for the same people"
+        );
         a.stop().await;
         b.stop().await;
     })

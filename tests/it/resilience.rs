@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 /// A person held by both the EHR and the lab.
 fn ehr_and_lab_person(gw: &Gateway) -> String {
-    gw.index
-        .links()
+    gw.links()
         .into_iter()
         .find(|l| l.members.iter().any(|m| m.source == "ehr") && l.members.iter().any(|m| m.source == "lab"))
         .expect("a person in the EHR and the lab")
@@ -140,7 +139,7 @@ async fn upstream_token_is_cached_refreshed_on_expiry_and_bad_credentials_are_re
     write_file(dir.path(), "wrong", "not-the-secret");
     let wrong = auth.replace("lab-secret", "wrong");
     let (_ehr2, gw2) = two_sources(&lab, &wrong, "").await;
-    assert!(gw2.index.links().iter().all(|l| l.members.iter().all(|m| m.source != "lab")));
+    assert!(gw2.index.links().await.unwrap().iter().all(|l| l.members.iter().all(|m| m.source != "lab")));
     let (status, ready) = get_json(&format!("{}/health/ready", gw2.origin)).await;
     assert_eq!(status, 200);
     let lab_status = ready["sources"].as_array().unwrap().iter().find(|s| s["name"] == "lab").unwrap().clone();
@@ -180,7 +179,7 @@ async fn upstream_paging_with_relative_next_links_reaches_every_resource() {
     let lab = simulate("lab", SimulatorOptions { relative_next_links: true, page_size: 2, ..Default::default() }).await;
     let (_ehr, gw) = two_sources(&lab, "page_size = 2", "").await;
     let person = ehr_and_lab_person(&gw);
-    let link = gw.index.resolve(&person).unwrap();
+    let link = gw.index.resolve(&person).await.unwrap().unwrap();
     let lab_id = link.members.iter().find(|m| m.source == "lab").unwrap().source_patient_id.clone();
     let store = fixture_store("lab");
     let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
@@ -211,7 +210,7 @@ async fn a_source_unreadable_when_the_index_was_built_is_never_a_silent_gap() {
     .await;
     // P01 is in both systems, but the index could not read the lab.
     let person = gw.patient_id("ehr", "pt-10001");
-    assert_eq!(gw.index.resolve(&person).unwrap().members.len(), 1);
+    assert_eq!(gw.index.resolve(&person).await.unwrap().unwrap().members.len(), 1);
     let (resources, outcomes) = gw.all_pages(&format!("Patient/{person}/$everything?_count=500")).await;
     let w = warnings(&outcomes);
     assert!(
@@ -224,7 +223,7 @@ async fn a_source_unreadable_when_the_index_was_built_is_never_a_silent_gap() {
     let mut linked = false;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        if gw.index.resolve(&person).unwrap().members.len() == 2 {
+        if gw.index.resolve(&person).await.unwrap().unwrap().members.len() == 2 {
             linked = true;
             break;
         }

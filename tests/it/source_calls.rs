@@ -102,6 +102,8 @@ async fn everything_and_revinclude_take_fewer_calls_and_release_the_same_record(
             .gw
             .index
             .resolve(&gid)
+            .await
+            .unwrap()
             .unwrap()
             .members
             .iter()

@@ -7,7 +7,9 @@
 //! Questionnaire, a type the gateway does not serve. Staff's `$everything` holds every
 //! compartment resource the source holds, per type, searches by `patient` work on the new
 //! types, the CapabilityStatement lists them, and the Questionnaire is counted for staff in
-//! `/health/ready` instead of silently dropped.
+//! `/health/ready` instead of silently dropped. The examples' compartment resources come out
+//! exactly as written apart from the documented rewrites; `_include` sent to `$everything`
+//! is ignored with a warning; the embedded demo reads its vendor-like systems.
 
 use crate::common::*;
 use portico::simulator::SimulatorOptions;
@@ -186,4 +188,191 @@ fn portico_sources_counts_what_is_not_served() {
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&text.stdout).contains("NOT SERVED: 1 Questionnaire"));
+}
+
+/// `_include` and `_revinclude` are not parameters of `$everything` (R4 lists `start`, `end`,
+/// `_since`, `_type`, `_count`): apps that send them anyway get the whole record — the same
+/// entries as without them — and a warning in the Bundle naming what was ignored, not 400.
+#[tokio::test]
+async fn includes_sent_to_everything_are_ignored_with_a_warning() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    let bob = gw.patient_id("ehr", "pt-10001");
+    let (plain, plain_outcomes) = gw.all_pages(&format!("Patient/{bob}/$everything?_count=500")).await;
+    assert!(plain_outcomes.iter().all(|o| !o.to_string().contains("was ignored")), "{plain_outcomes:?}");
+    let (with, outcomes) = gw
+        .all_pages(&format!(
+            "Patient/{bob}/$everything?_count=500&_include=Observation:performer&_revinclude:iterate=Provenance:target"
+        ))
+        .await;
+    assert_eq!(keys(&with), keys(&plain), "the same record, nothing added or left out");
+    let notes: Vec<String> = outcomes
+        .iter()
+        .flat_map(|o| o["issue"].as_array().cloned().unwrap_or_default())
+        .filter(|i| i["severity"] == "warning" && i["code"] == "not-supported")
+        .map(|i| i["diagnostics"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert!(notes.iter().any(|n| n.contains("_include=Observation:performer")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("_revinclude:iterate=Provenance:target")), "{notes:?}");
+    // Other parameters of no meaning to $everything are still refused clearly.
+    let (status, refused) = gw.get(&format!("Patient/{bob}/$everything?_id={bob}")).await;
+    assert_eq!(status, 400, "{refused}");
+    gw.stop().await;
+}
+
+/// The embedded demo (`config/portico.toml`, as the README starts it) uses the vendor
+/// profiles: its EHR takes SMART Backend Services assertions the simulator verifies, its lab
+/// behaves like Oracle Health with client credentials. Bob's `$everything` comes whole from
+/// them, with no system missing, and his ultrasound's Endpoint names the gateway's WADO-RS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_serves_a_whole_record_from_its_vendor_like_systems() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let at = |name: &str| dir.path().join(name).display().to_string();
+    let vars: Vec<(String, String)> = [
+        ("PORTICO_SERVER__LISTEN", format!("127.0.0.1:{port}")),
+        ("PORTICO_DATABASE__URL", format!("sqlite://{}", at("portico.db"))),
+        ("PORTICO_MAIL__FOLDER", at("mail")),
+        ("PORTICO_EXPORT__DIRECTORY", at("exports")),
+        ("PORTICO_AUTH__KEY_FILE", at("portico.key")),
+        (KEK_ENV, TEST_KEK.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let config = portico::config::Config::load_with_env(&root().join("config/portico.toml"), &vars).unwrap();
+    let ehr = config.sources.iter().find(|s| s.name == "ehr").unwrap();
+    assert!(matches!(ehr.auth, portico::config::UpstreamAuth::BackendServices { .. }), "{:?}", ehr.auth);
+    let lab = config.sources.iter().find(|s| s.name == "lab").unwrap();
+    assert_eq!(lab.simulator_profile, portico::simulator::SimulatorProfile::OracleHealth);
+    assert!(matches!(lab.auth, portico::config::UpstreamAuth::ClientCredentials { .. }), "{:?}", lab.auth);
+    let app = portico::App::build(config).await.expect("the demo builds");
+    let index = app.index.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        app.serve(listener, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    let base = format!("http://127.0.0.1:{port}/fhir");
+    let http = reqwest::Client::new();
+    let bob = index.gateway_id_of("ehr", "pt-10001").await.unwrap().unwrap();
+    let bundle: Value = http
+        .get(format!("{base}/Patient/{bob}/$everything?_count=500"))
+        .bearer_auth("portico-demo-token-loopback-only")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = bundle["entry"].as_array().unwrap();
+    let outcomes: Vec<Value> =
+        entries.iter().filter(|e| e["search"]["mode"] == "outcome").map(|e| e["resource"].clone()).collect();
+    assert!(warnings(&outcomes).is_empty(), "{outcomes:?}");
+    let resources: Vec<Value> = entries.iter().map(|e| e["resource"].clone()).collect();
+    for source in ["ehr", "lab", "imaging"] {
+        assert!(count_from_source(&resources, source) > 0, "{source}");
+    }
+    let endpoint = resources.iter().find(|r| r["resourceType"] == "Endpoint").unwrap();
+    assert_eq!(endpoint["address"], format!("{base}/wado-rs/imaging.IMG.EP.00001").as_str());
+    let jwks: Value =
+        http.get(format!("http://127.0.0.1:{port}/jwks/sources.json")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], "portico-demo-es384", "{jwks}");
+    let _ = tx.send(());
+    let _ = task.await;
+}
+
+/// Undoes, in `served`, the rewrites the README documents, where `source` is the resource
+/// as its source wrote it: references (to gateway ids, or made display-only — the reference
+/// removed, a display added), attachment URLs the gateway serves, `meta.source` and the
+/// gateway's `meta.tag` and sensitivity labels, and the id.
+fn undo_documented_rewrites(source: &Value, served: &mut Value) {
+    fn walk(s: &Value, g: &mut Value) {
+        match (s, g) {
+            (Value::Object(s), Value::Object(g)) => {
+                if s.get("reference").is_some_and(Value::is_string) {
+                    if let Some(r) = s.get("reference") {
+                        g.insert("reference".into(), r.clone());
+                    }
+                    if !s.contains_key("display") {
+                        g.remove("display");
+                    }
+                }
+                if let (Some(Value::String(su)), Some(Value::String(gu))) = (s.get("url"), g.get("url")) {
+                    if su != gu && gu.contains("/Binary/") {
+                        g.insert("url".into(), Value::String(su.clone()));
+                    }
+                }
+                for (k, sv) in s {
+                    if let Some(gv) = g.get_mut(k) {
+                        walk(sv, gv);
+                    }
+                }
+            }
+            (Value::Array(s), Value::Array(g)) => s.iter().zip(g.iter_mut()).for_each(|(s, g)| walk(s, g)),
+            _ => {}
+        }
+    }
+    walk(source, served);
+    served["id"] = source["id"].clone();
+    let meta = served.get_mut("meta").and_then(Value::as_object_mut).unwrap();
+    match source.pointer("/meta/source") {
+        Some(s) => meta.insert("source".into(), s.clone()),
+        None => meta.remove("source"),
+    };
+    // Tags and labels the gateway adds (its source tag; sensitivity labels staff see).
+    for key in ["tag", "security"] {
+        let theirs = source.pointer(&format!("/meta/{key}")).and_then(Value::as_array).cloned().unwrap_or_default();
+        let kept: Vec<Value> = meta
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|c| theirs.contains(c))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            meta.remove(key);
+        } else {
+            meta.insert(key.into(), Value::Array(kept));
+        }
+    }
+    if meta.is_empty() && source.get("meta").is_none() {
+        served.as_object_mut().unwrap().remove("meta");
+    }
+}
+
+/// The official R4 examples as a source (issue 13, Tests): every compartment resource about
+/// `Patient/pat1` is served — in staff's `$everything` — exactly as the source wrote it,
+/// apart from the rewrites the README documents.
+#[tokio::test]
+async fn the_official_examples_are_served_unchanged_apart_from_the_documented_rewrites() {
+    let source = ResourceStore::load(&fixtures("r4-examples"), 0).unwrap();
+    let examples = simulate_store(
+        ResourceStore::load(&fixtures("r4-examples"), 0).unwrap(),
+        SimulatorOptions { name: "r4-examples".into(), ..Default::default() },
+    )
+    .await;
+    let gw = Gateway::start(&rest_source("examples", "FHIR R4 examples", examples.base_url(), "")).await;
+    let pat1 = gw.patient_id("examples", "pat1");
+    let record = everything(&gw, &pat1).await;
+    let served: BTreeMap<String, &Value> = record
+        .iter()
+        .map(|r| (format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()), r))
+        .collect();
+    let mut compared = 0;
+    for t in source.types().filter(|t| portico::fhir::compartment::get(t).is_some()) {
+        for original in source.of_type(t) {
+            let key = format!("{t}/examples.{}", original["id"].as_str().unwrap());
+            let mut got = (*served.get(&key).unwrap_or_else(|| panic!("{key} is not served"))).clone();
+            undo_documented_rewrites(original, &mut got);
+            assert_eq!(&got, original, "{key}");
+            compared += 1;
+        }
+    }
+    assert!(compared > 90, "every compartment resource of the examples ({compared}) is compared");
+    gw.stop().await;
 }

@@ -184,6 +184,12 @@ impl Clients {
         Ok(self.record(client_id).await?.filter(|r| r.disabled_at.is_none()).map(|r| r.client))
     }
 
+    /// The registered name of a client, disabled or not (the accounting of disclosures
+    /// names past recipients too).
+    pub async fn name_of(&self, client_id: &str) -> Result<Option<String>, ClientError> {
+        Ok(self.record(client_id).await?.map(|r| r.client.name))
+    }
+
     pub(super) async fn record(&self, client_id: &str) -> Result<Option<ClientRecord>, ClientError> {
         let row = sqlx::query(&format!("SELECT {COLUMNS} FROM oauth_clients WHERE client_id = $1"))
             .bind(client_id)

@@ -47,7 +47,7 @@ impl Tokens {
             }));
         }
         let Some(grant) = grants::live(&s.store, &row.grant_id).await? else { return Ok(inactive) };
-        let Some(patient) = s.index.gateway_id_of(&grant.source, &grant.source_patient_id) else {
+        let Some(patient) = s.index.gateway_id_of(&grant.source, &grant.source_patient_id).await? else {
             return Ok(inactive);
         };
         let mut answer = json!({

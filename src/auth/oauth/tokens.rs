@@ -369,6 +369,7 @@ impl Tokens {
         let patient = s
             .index
             .gateway_id_of(&grant.source, &grant.source_patient_id)
+            .await?
             .ok_or_else(|| OAuthError::invalid_grant("the patient's record is not available"))?;
         let now = Utc::now();
         let has = |scope: &str| scopes.split_whitespace().any(|x| x == scope);

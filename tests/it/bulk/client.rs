@@ -172,7 +172,7 @@ pub fn assert_same(exported: &[Value], expected: &BTreeMap<String, Vec<Value>>) 
 
 /// The gateway patient ids in the index.
 pub fn all_patients(gw: &Gateway) -> Vec<String> {
-    let mut all: Vec<String> = gw.index.links().into_iter().map(|l| l.gateway_id).collect();
+    let mut all: Vec<String> = gw.links().into_iter().map(|l| l.gateway_id).collect();
     all.sort();
     all
 }

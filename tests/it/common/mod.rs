@@ -4,10 +4,15 @@
 
 mod browser;
 mod mail;
+pub mod process;
+pub mod s3;
+mod smtp;
 #[allow(unused_imports)]
 pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
 #[allow(unused_imports)]
 pub use mail::{folder_mails, verify_email, wait_for_mail, Mail};
+#[allow(unused_imports)]
+pub use smtp::SmtpSink;
 
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};
@@ -262,9 +267,53 @@ impl Gateway {
         (resources, outcomes)
     }
 
+    /// Runs `read` on the gateway's patient index from synchronous test code: on a thread
+    /// of its own with its own runtime and connection (the index lives in the database),
+    /// so the test's runtime may keep serving meanwhile.
+    pub fn read_index<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(portico::identity::PatientIndex) -> futures::future::BoxFuture<'static, T> + Send + 'static,
+    ) -> T {
+        let url = self.database_url.clone();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let store = portico::store::Store::open(&url, 1).await.unwrap_or_else(|e| panic!("{e}"));
+                let index = portico::identity::PatientIndex::open(store.clone()).await.unwrap();
+                let out = read(index).await;
+                store.pool.close().await;
+                out
+            })
+        })
+        .join()
+        .unwrap()
+    }
+
     /// The gateway id of a source's patient record.
     pub fn patient_id(&self, source: &str, source_id: &str) -> String {
-        self.index.gateway_id_of(source, source_id).unwrap_or_else(|| panic!("{source}/{source_id} not indexed"))
+        let (source, source_id) = (source.to_string(), source_id.to_string());
+        self.read_index(move |index| {
+            Box::pin(async move {
+                let found = index.gateway_id_of(&source, &source_id).await.unwrap();
+                found.unwrap_or_else(|| panic!("{source}/{source_id} not indexed"))
+            })
+        })
+    }
+
+    /// Every link of the patient index.
+    pub fn links(&self) -> Vec<portico::identity::PatientLink> {
+        self.read_index(|index| Box::pin(async move { index.links().await.unwrap() }))
+    }
+
+    /// Source records holding an identifier with this value (no on-demand lookups).
+    pub fn records_with_identifier(
+        &self,
+        value: &str,
+    ) -> Vec<(String, String, portico::identity::matching::Demographics)> {
+        let value = value.to_string();
+        self.read_index(move |index| {
+            Box::pin(async move { index.records_with_identifier(&value, soon()).await.unwrap() })
+        })
     }
 }
 
@@ -545,4 +594,9 @@ pub fn warnings(outcomes: &[Value]) -> Vec<String> {
 /// How many of `resources` carry `source`'s tag.
 pub fn count_from_source(resources: &[Value], source: &str) -> usize {
     resources.iter().filter(|r| source_tags(r).iter().any(|t| t == source)).count()
+}
+
+/// A deadline a few seconds away, for index calls that may ask a source.
+pub fn soon() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(10)
 }
