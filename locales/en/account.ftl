@@ -121,3 +121,16 @@ scope-what-places = the clinicians and places involved in care
 scope-what-provenance = where each record came from
 scope-what-everything = the whole health record
 scope-read = Read { $what }
+
+## Mails we send you (/account/notices)
+
+notices-title = Mails we send you
+notices-saved = Your choices are saved.
+notices-intro = These mails never say what is in a record: they only tell you to sign in. Mails about your account's security and about changes to who can see a record are always sent.
+notices-legend = Send me a mail when
+notices-new-results = there are new results in a record I can open
+notices-download-ready = a download I asked for is ready
+notices-share-opened = a link I shared is opened
+notices-proxy-added = someone becomes a proxy for my record
+notices-save = Save
+notices-back = Back to your account

@@ -122,3 +122,16 @@ scope-what-places = los profesionales clínicos y lugares que intervienen en la 
 scope-what-provenance = la procedencia de cada dato
 scope-what-everything = el expediente médico completo
 scope-read = Leer { $what }
+
+## Los correos que le enviamos (/account/notices)
+
+notices-title = Los correos que le enviamos
+notices-saved = Sus preferencias se guardaron.
+notices-intro = Estos correos nunca dicen lo que hay en un expediente: solo le piden que inicie sesión. Los correos sobre la seguridad de su cuenta y sobre cambios en quién puede ver un expediente se envían siempre.
+notices-legend = Envíenme un correo cuando
+notices-new-results = haya resultados nuevos en un expediente que puedo abrir
+notices-download-ready = esté lista una descarga que pedí
+notices-share-opened = se abra un enlace que compartí
+notices-proxy-added = alguien pase a ser representante para mi expediente
+notices-save = Guardar
+notices-back = Volver a su cuenta
