@@ -134,3 +134,21 @@ notices-share-opened = a link I shared is opened
 notices-proxy-added = someone becomes a proxy for my record
 notices-save = Save
 notices-back = Back to your account
+
+## Accepting a proxy invitation (/proxy-invitations/accept)
+
+proxy-accept-title = Accept an invitation
+proxy-accept-signed-out-before = Someone invited you to see their health record as their proxy. First
+proxy-accept-sign-in = sign in
+proxy-accept-or = or
+proxy-accept-register = create an account
+proxy-accept-signed-out-after = with the e-mail address the invitation was sent to (and confirm it), then open the link in the mail again.
+proxy-accept-dead = This invitation can no longer be used: it was already used or cancelled, it has run out, or the date of birth was wrong three times. Ask the person who invited you for a new one.
+proxy-accept-other-address = This invitation was sent to another e-mail address. Sign out, then sign in with the address the invitation was sent to.
+proxy-accept-wrong-birth-date = That date of birth does not match. You can try { $left } more { $left ->
+        [one] time
+       *[other] times
+    }.
+proxy-accept-intro = To accept, enter the date of birth of the person who invited you.
+proxy-accept-birth-date = Their date of birth
+proxy-accept-button = Accept the invitation

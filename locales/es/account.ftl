@@ -135,3 +135,21 @@ notices-share-opened = se abra un enlace que compartí
 notices-proxy-added = alguien pase a ser representante para mi expediente
 notices-save = Guardar
 notices-back = Volver a su cuenta
+
+## Aceptar una invitación de representante (/proxy-invitations/accept)
+
+proxy-accept-title = Aceptar una invitación
+proxy-accept-signed-out-before = Alguien le invitó a ver su expediente médico como su representante. Primero
+proxy-accept-sign-in = inicie sesión
+proxy-accept-or = o
+proxy-accept-register = cree una cuenta
+proxy-accept-signed-out-after = con el correo electrónico al que se envió la invitación (y confírmelo); luego vuelva a abrir el enlace del correo.
+proxy-accept-dead = Esta invitación ya no se puede usar: ya se usó o se canceló, venció, o la fecha de nacimiento se escribió mal tres veces. Pida una nueva a la persona que le invitó.
+proxy-accept-other-address = Esta invitación se envió a otro correo electrónico. Cierre la sesión y luego inicie sesión con el correo al que se envió la invitación.
+proxy-accept-wrong-birth-date = Esa fecha de nacimiento no coincide. { $left ->
+        [one] Le queda { $left } intento más.
+       *[other] Le quedan { $left } intentos más.
+    }
+proxy-accept-intro = Para aceptar, escriba la fecha de nacimiento de la persona que le invitó.
+proxy-accept-birth-date = Fecha de nacimiento de esa persona
+proxy-accept-button = Aceptar la invitación
