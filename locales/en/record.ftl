@@ -318,3 +318,24 @@ kind-related-person = Related person
 kind-device = Device
 kind-service-request = Service request
 kind-questionnaire-response = Questionnaire response
+
+## Corrections (/records/{link}/corrections)
+
+corrections-intro = If something in this record is wrong or incomplete, you can ask Harbor Health to correct it. Health Information Management answers within 60 days (once, they may take 30 more days and tell you why). The record itself is not changed here: an accepted correction is shown beside the item.
+corrections-an-item = An item of the record
+corrections-about = About:
+corrections-what = What should be corrected, and how?
+corrections-send = Send the request
+corrections-yours = Your requests
+corrections-own-words = A correction in your own words
+corrections-sent = Sent { $date }
+corrections-accepted = Accepted
+corrections-denied = Denied
+corrections-waiting = Waiting for an answer, due by { $date }
+corrections-overdue = overdue
+corrections-extended = Health Information Management needs 30 more days: { $reason }
+corrections-answer = Answer ({ $date }): { $reason }
+corrections-disagreement = Your statement of disagreement: { $text }
+corrections-may-disagree = You may file a statement of disagreement; it is kept with the record and sent with it.
+corrections-file = File the statement
+corrections-none = No requests yet.

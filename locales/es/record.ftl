@@ -319,3 +319,24 @@ kind-related-person = Persona relacionada
 kind-device = Dispositivo
 kind-service-request = Solicitud de servicio
 kind-questionnaire-response = Respuestas a un cuestionario
+
+## Correcciones (/records/{link}/corrections)
+
+corrections-intro = Si algo de este expediente está mal o incompleto, puede pedir a Harbor Health que lo corrija. El departamento de Información de Salud responde en un plazo de 60 días (una sola vez puede tomar 30 días más y le dirá por qué). El expediente en sí no se modifica aquí: una corrección aceptada se muestra junto al elemento.
+corrections-an-item = Un elemento del expediente
+corrections-about = Sobre:
+corrections-what = ¿Qué se debe corregir y cómo?
+corrections-send = Enviar la solicitud
+corrections-yours = Sus solicitudes
+corrections-own-words = Una corrección en sus propias palabras
+corrections-sent = Enviada el { $date }
+corrections-accepted = Aceptada
+corrections-denied = Rechazada
+corrections-waiting = En espera de respuesta, a más tardar el { $date }
+corrections-overdue = vencida
+corrections-extended = El departamento de Información de Salud necesita 30 días más: { $reason }
+corrections-answer = Respuesta ({ $date }): { $reason }
+corrections-disagreement = Su declaración de desacuerdo: { $text }
+corrections-may-disagree = Puede presentar una declaración de desacuerdo; se guarda con el expediente y se envía junto con él.
+corrections-file = Presentar la declaración
+corrections-none = Todavía no hay solicitudes.
