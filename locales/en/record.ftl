@@ -339,3 +339,22 @@ corrections-disagreement = Your statement of disagreement: { $text }
 corrections-may-disagree = You may file a statement of disagreement; it is kept with the record and sent with it.
 corrections-file = File the statement
 corrections-none = No requests yet.
+
+## Disclosures (/records/{link}/disclosures, its printable copy and table)
+
+disclosures-title = Disclosures of your record
+disclosures-accounting = Accounting of disclosures
+disclosures-intro = Everyone outside your own use who received data from this record since { $since }: partner organizations, apps and people who opened a share link. Your own visits and Harbor Health's use for your care and its operations are not disclosures and are not listed (they are in “Who accessed it”).
+disclosures-printable = Printable copy
+disclosures-as-fhir = As FHIR AuditEvents
+disclosures-caption = Disclosures since { $since }, newest first
+disclosures-date = Date
+disclosures-recipient = Recipient
+disclosures-what = What
+disclosures-purpose = Purpose
+disclosures-none = No disclosures since { $since }.
+disclosures-record-of = record of { $name }
+disclosures-record-of-patient = record of patient { $patient }
+disclosures-period = from { $since } to { $today }
+disclosures-print-intro = Under 45 CFR 164.528 this lists the disclosures of the record to others: partner organizations, apps and share links. The patient's own access and Harbor Health's use for treatment, payment and operations are not listed.
+disclosures-questions = Questions: Harbor Health Information Management, 360-555-0100.

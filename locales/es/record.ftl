@@ -340,3 +340,22 @@ corrections-disagreement = Su declaración de desacuerdo: { $text }
 corrections-may-disagree = Puede presentar una declaración de desacuerdo; se guarda con el expediente y se envía junto con él.
 corrections-file = Presentar la declaración
 corrections-none = Todavía no hay solicitudes.
+
+## Divulgaciones (/records/{link}/disclosures, su copia para imprimir y su tabla)
+
+disclosures-title = Divulgaciones de su expediente
+disclosures-accounting = Registro de divulgaciones
+disclosures-intro = Todos los que, fuera de su propio uso, recibieron datos de este expediente desde el { $since }: organizaciones asociadas, aplicaciones y personas que abrieron un enlace para compartir. Sus propias visitas y el uso de Harbor Health para su atención y sus operaciones no son divulgaciones y no aparecen aquí (están en “Quién lo consultó”).
+disclosures-printable = Copia para imprimir
+disclosures-as-fhir = Como AuditEvents de FHIR
+disclosures-caption = Divulgaciones desde el { $since }, de la más reciente a la más antigua
+disclosures-date = Fecha
+disclosures-recipient = Destinatario
+disclosures-what = Qué
+disclosures-purpose = Propósito
+disclosures-none = No hay divulgaciones desde el { $since }.
+disclosures-record-of = expediente de { $name }
+disclosures-record-of-patient = expediente del paciente { $patient }
+disclosures-period = del { $since } al { $today }
+disclosures-print-intro = Conforme a 45 CFR 164.528, aquí se enumeran las divulgaciones del expediente a terceros: organizaciones asociadas, aplicaciones y enlaces para compartir. No se incluyen el acceso del propio paciente ni el uso de Harbor Health para tratamiento, pago y operaciones.
+disclosures-questions = Preguntas: departamento de Información de Salud de Harbor Health, 360-555-0100.
