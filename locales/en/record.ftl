@@ -358,3 +358,35 @@ disclosures-record-of-patient = record of patient { $patient }
 disclosures-period = from { $since } to { $today }
 disclosures-print-intro = Under 45 CFR 164.528 this lists the disclosures of the record to others: partner organizations, apps and share links. The patient's own access and Harbor Health's use for treatment, payment and operations are not listed.
 disclosures-questions = Questions: Harbor Health Information Management, 360-555-0100.
+
+## Share your record (/records/{link}/share and the made link)
+
+share-title = Share your record
+share-intro = Make a link (a SMART Health Link, with a QR code) to a copy of parts of this record as you see it now — for a school, a camp or a new doctor. Whoever has the link (and its passcode, if you set one) can read that copy until it expires or you revoke it. Every time it is opened shows here and in “Who accessed it”.
+share-what = What to share
+share-label = A name for the link (the recipient sees it)
+share-label-example = For school
+share-days = The link works for
+share-passcode = Passcode (optional, 4 or more characters; tell it to the recipient separately)
+share-make = Make the link
+share-links = Links you have made
+share-works-until = works until { $date }
+share-has-passcode = passcode
+share-opened-times = Opened { $count } { $count ->
+        [one] time
+       *[other] times
+    }
+share-revoke = Revoke “{ $label }”
+share-none = You have not shared this record.
+share-made-title = Your share link
+share-made-ready = Your share link is ready
+share-made-give = Give this link or QR code to the person you are sharing with.
+share-made-only-now = It is shown only now
+share-made-copy = : Harbor Health does not keep it, so copy it or save the QR code before leaving this page.
+share-made-items = { $count } { $count ->
+        [one] item
+       *[other] items
+    }
+share-made-viewer-link = Link to open in a web browser
+share-made-shlink = The same link for SMART Health Links apps
+share-made-back = Back to sharing

@@ -359,3 +359,35 @@ disclosures-record-of-patient = expediente del paciente { $patient }
 disclosures-period = del { $since } al { $today }
 disclosures-print-intro = Conforme a 45 CFR 164.528, aquí se enumeran las divulgaciones del expediente a terceros: organizaciones asociadas, aplicaciones y enlaces para compartir. No se incluyen el acceso del propio paciente ni el uso de Harbor Health para tratamiento, pago y operaciones.
 disclosures-questions = Preguntas: departamento de Información de Salud de Harbor Health, 360-555-0100.
+
+## Compartir su expediente (/records/{link}/share y el enlace creado)
+
+share-title = Compartir su expediente
+share-intro = Cree un enlace (un SMART Health Link, con código QR) a una copia de partes de este expediente tal como usted lo ve ahora: para una escuela, un campamento o un médico nuevo. Quien tenga el enlace (y su código de acceso, si usted pone uno) puede leer esa copia hasta que venza o usted la revoque. Cada vez que se abre aparece aquí y en “Quién lo consultó”.
+share-what = Qué compartir
+share-label = Un nombre para el enlace (el destinatario lo ve)
+share-label-example = Para la escuela
+share-days = El enlace funciona durante
+share-passcode = Código de acceso (opcional, 4 caracteres o más; dígaselo al destinatario por separado)
+share-make = Crear el enlace
+share-links = Enlaces que usted creó
+share-works-until = funciona hasta el { $date }
+share-has-passcode = código de acceso
+share-opened-times = { $count ->
+        [one] Se abrió { $count } vez
+       *[other] Se abrió { $count } veces
+    }
+share-revoke = Revocar “{ $label }”
+share-none = Usted no ha compartido este expediente.
+share-made-title = Su enlace para compartir
+share-made-ready = Su enlace para compartir está listo
+share-made-give = Dé este enlace o código QR a la persona con quien comparte.
+share-made-only-now = Solo se muestra ahora
+share-made-copy = : Harbor Health no lo guarda, así que cópielo o guarde el código QR antes de salir de esta página.
+share-made-items = { $count ->
+        [one] { $count } elemento
+       *[other] { $count } elementos
+    }
+share-made-viewer-link = Enlace para abrir en un navegador web
+share-made-shlink = El mismo enlace para aplicaciones de SMART Health Links
+share-made-back = Volver a compartir

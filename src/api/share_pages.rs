@@ -11,6 +11,7 @@ use super::record_pages::{failure, frame, open_page, own_link, render, RecordPag
 use super::share_routes::described;
 use super::ApiState;
 use crate::auth::sessions::Session;
+use crate::i18n::t;
 use crate::portal::record_view::RecordView;
 use crate::read::{ReadError, Trail};
 use crate::share::{snapshot, ShareError, ShareRequest};
@@ -70,14 +71,14 @@ async fn share_page(
         })
         .collect();
     let view = RecordView::of(&opened.record, now);
-    let context = frame(&s, &opened, &view, "share", "Share your record");
+    let context = frame(&s, &opened, &view, "share", &t("share-title"));
     let extra = json!({"choices": choices(), "lifetimes": lifetimes(), "links": links, "message": null});
     (jar, render("record_share.html", context, extra)).into_response()
 }
 
 /// A plain page for an error of the share form (in the signed-in frame).
 fn problem(s: &Session, link: &str, status: StatusCode, text: &str) -> Response {
-    let context = json!({"title": "Share your record", "signed_in": true, "csrf": s.csrf_token, "link": link,
+    let context = json!({"title": t("share-title"), "signed_in": true, "csrf": s.csrf_token, "link": link,
                          "made": null, "message": text});
     page(status, crate::portal::render("share_made.html", context), None)
 }
@@ -116,7 +117,7 @@ async fn make(
     let trail = Trail::new(format!("/records/{link}/share"), Some(from.ip()));
     let response = match state.shares.create(&state.reader, &access, &trail, &req, now).await {
         Ok(made) => {
-            let context = json!({"title": "Your share link", "signed_in": true, "csrf": s.csrf_token, "link": link,
+            let context = json!({"title": t("share-made-title"), "signed_in": true, "csrf": s.csrf_token, "link": link,
                                  "made": made, "qr": made.qr_svg, "message": null,
                                  "expires_words": crate::portal::fhir_text::date_time(&made.expires_at),
                                  "section_words": made.sections.iter().map(|x| snapshot::words(x)).collect::<Vec<_>>()});
