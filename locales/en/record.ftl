@@ -390,3 +390,20 @@ share-made-items = { $count } { $count ->
 share-made-viewer-link = Link to open in a web browser
 share-made-shlink = The same link for SMART Health Links apps
 share-made-back = Back to sharing
+
+## A shared record, opened by its recipient (/share/view)
+
+share-viewer-title = Shared health record: { $label }
+share-viewer-a-patient = a Harbor Health patient
+share-viewer-intro = Part of the health record of { $name }, shared through Harbor Health on { $date }: the record as it was then, without later updates. This visit is recorded, and the patient can see it.
+share-viewer-none = None shared.
+share-viewer-results-caption = Results, newest first
+share-viewer-test = Test
+share-viewer-result = Result
+share-viewer-range = Usual range
+share-viewer-open = Open a shared health record
+share-viewer-open-intro = Someone shared part of their health record with you as a link (a SMART Health Link), perhaps as a QR code. Paste the link here, or open it with a SMART Health Links app.
+share-viewer-link = The share link
+share-viewer-recipient = Your name or organization (the patient will see it)
+share-viewer-passcode = Passcode, if you were given one
+share-viewer-button = Open the record

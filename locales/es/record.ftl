@@ -391,3 +391,20 @@ share-made-items = { $count ->
 share-made-viewer-link = Enlace para abrir en un navegador web
 share-made-shlink = El mismo enlace para aplicaciones de SMART Health Links
 share-made-back = Volver a compartir
+
+## Un expediente compartido, abierto por su destinatario (/share/view)
+
+share-viewer-title = Expediente médico compartido: { $label }
+share-viewer-a-patient = un paciente de Harbor Health
+share-viewer-intro = Parte del expediente médico de { $name }, compartido a través de Harbor Health el { $date }: el expediente tal como estaba entonces, sin actualizaciones posteriores. Esta visita queda registrada y el paciente puede verla.
+share-viewer-none = No se compartió nada.
+share-viewer-results-caption = Resultados, del más reciente al más antiguo
+share-viewer-test = Prueba
+share-viewer-result = Resultado
+share-viewer-range = Rango habitual
+share-viewer-open = Abrir un expediente médico compartido
+share-viewer-open-intro = Alguien compartió con usted parte de su expediente médico como un enlace (un SMART Health Link), quizás como código QR. Pegue el enlace aquí o ábralo con una aplicación de SMART Health Links.
+share-viewer-link = El enlace compartido
+share-viewer-recipient = Su nombre u organización (el paciente lo verá)
+share-viewer-passcode = Código de acceso, si le dieron uno
+share-viewer-button = Abrir el expediente
