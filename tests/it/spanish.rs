@@ -121,6 +121,21 @@ async fn a_spanish_preferring_account_gets_spanish_pages_mails_and_summary_where
     let signed_in = wait_for_mail(|| folder_mails(&dir), |m| m.subject().contains("Nuevo inicio de sesión")).await;
     assert!(signed_in.body().contains("desde un navegador o dispositivo"), "{}", signed_in.body());
 
+    // The account's pages that came with proxies and notices are Spanish too, and so is an
+    // invitation mailed from them (to an address with no account: the inviter's language).
+    let (_, notices) = elsewhere.form_page("/account/notices").await;
+    assert!(notices.contains("Los correos que le enviamos") && !notices.contains("Mails we send you"), "{notices}");
+    let (token, proxies) = elsewhere.form_page("/account/proxies").await;
+    assert!(proxies.contains("Invitar a alguien") && !proxies.contains("Invite someone"), "{proxies}");
+    let form = [("csrf", token.as_str()), ("email", "tia@example.org"), ("relationship", "FAMMEMB")];
+    let (status, _, location) = elsewhere.post("/account/proxies/invite", &form).await;
+    assert_eq!((status, location.as_deref()), (303, Some("/account/proxies?done=invited")));
+    let invitation = wait_for_mail(|| folder_mails(&dir), |m| m.to() == "tia@example.org").await;
+    assert_eq!(invitation.subject(), "Le invitan a ver un expediente médico en el portal del paciente");
+    let body = invitation.body();
+    assert!(body.starts_with("Hola:") && body.contains("/proxy-invitations/accept?token="), "{body}");
+    assert!(!body.contains("Martinez") && !body.contains(&birth), "no patient data: {body}");
+
     // The record pages: the gateway's words in Spanish, the record's as its sources wrote them.
     let (_, _, location) = elsewhere.get("/records").await;
     let link = location.unwrap().strip_prefix("/records/").unwrap().to_string();
