@@ -378,6 +378,16 @@ share-opened-times = Opened { $count } { $count ->
     }
 share-revoke = Revoke “{ $label }”
 share-none = You have not shared this record.
+section-procedures = Procedures
+section-everything-you-see = Everything you can see
+share-for-1-day = 1 day
+share-for-1-week = 1 week
+share-for-30-days = 30 days
+share-for-3-months = 3 months
+share-for-1-year = 1 year
+share-status-revoked = revoked
+share-status-expired = expired
+share-status-locked = locked (too many wrong passcodes)
 share-made-title = Your share link
 share-made-ready = Your share link is ready
 share-made-give = Give this link or QR code to the person you are sharing with.

@@ -379,6 +379,16 @@ share-opened-times = { $count ->
     }
 share-revoke = Revocar “{ $label }”
 share-none = Usted no ha compartido este expediente.
+section-procedures = Procedimientos
+section-everything-you-see = Todo lo que usted puede ver
+share-for-1-day = 1 día
+share-for-1-week = 1 semana
+share-for-30-days = 30 días
+share-for-3-months = 3 meses
+share-for-1-year = 1 año
+share-status-revoked = revocado
+share-status-expired = vencido
+share-status-locked = bloqueado (demasiados códigos de acceso incorrectos)
 share-made-title = Su enlace para compartir
 share-made-ready = Su enlace para compartir está listo
 share-made-give = Dé este enlace o código QR a la persona con quien comparte.
