@@ -8,8 +8,8 @@
 use super::extract::{SignedIn, Staff};
 use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::ApiState;
-use crate::i18n::t;
 use crate::auth::throttle::Endpoint;
+use crate::i18n::t;
 use crate::proxies::{ProxyError, Upcoming};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};

@@ -392,7 +392,11 @@ async fn accounting(state: Arc<ApiState>, visitor: SignedIn, from: SocketAddr, l
                 }
                 page(StatusCode::OK, crate::portal::render("disclosures_print.html", context), None)
             } else {
-                render("record_disclosures.html", frame(&s, &opened, &view, "disclosures", &t("section-disclosures")), extra)
+                render(
+                    "record_disclosures.html",
+                    frame(&s, &opened, &view, "disclosures", &t("section-disclosures")),
+                    extra,
+                )
             }
         }
     };
