@@ -12,6 +12,7 @@ pub mod export;
 pub mod fhir;
 pub mod generate;
 pub mod him;
+pub mod i18n;
 pub mod identity;
 pub mod json;
 pub mod label;

@@ -9,6 +9,7 @@ use super::ApiState;
 use crate::auth::accounts::AccountError;
 use crate::auth::hashing::Busy;
 use crate::auth::throttle::Endpoint;
+use crate::i18n::t;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, StatusCode};
@@ -68,7 +69,7 @@ fn login_html_with(
 ) -> String {
     crate::portal::render(
         "login.html",
-        context! { title => "Sign in", csrf => s.csrf_token, app_name => app_name(s), message, notice, username, oidc_label => state.oidc_label, signed_in => s.account_id.is_some() },
+        context! { title => t("sign-in"), csrf => s.csrf_token, app_name => app_name(s), message, notice, username, oidc_label => state.oidc_label, signed_in => s.account_id.is_some() },
     )
 }
 
@@ -80,12 +81,8 @@ async fn login_page(
 ) -> Result<Response, PageError> {
     let (jar, s) = session(&state, jar).await?;
     let signed_out = query.as_deref().is_some_and(|q| q.split('&').any(|p| p == "signed_out=1"));
-    let notice = if signed_out {
-        "You were signed out because you were away for a while (or signed in too long). Please sign in again."
-    } else {
-        ""
-    };
-    Ok((jar, page(StatusCode::OK, login_html_with(&state, &s, "", "", notice), None)).into_response())
+    let notice = if signed_out { t("login-signed-out") } else { String::new() };
+    Ok((jar, page(StatusCode::OK, login_html_with(&state, &s, "", "", &notice), None)).into_response())
 }
 
 /// The device cookie: a random value per browser, kept as long as the browser allows (400 days).
@@ -123,12 +120,15 @@ async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) 
                 .await
                 .map_err(PageError::because)?;
             let (cookie, signed_in) = state.sessions.sign_in(&s, &account_id).await?;
+            let jar = remember_language(&state, jar, &account_id).await?;
             Ok((jar.add(session_cookie(&state, cookie)), see_other(next_step(&signed_in))).into_response())
         }
         Err(AccountError::Store(e)) => Err(e.into()),
         Err(AccountError::Busy(_)) => Err(PageError::too_many(Busy::RETRY_AFTER_SECS)),
-        Err(e) => Ok((jar, page(StatusCode::UNAUTHORIZED, login_html(&state, &s, &e.to_string(), &username), None))
-            .into_response()),
+        Err(e) => {
+            Ok((jar, page(StatusCode::UNAUTHORIZED, login_html(&state, &s, &said(&e), &username), None))
+                .into_response())
+        }
     }
 }
 
@@ -141,7 +141,7 @@ fn register_html(
 ) -> String {
     crate::portal::render(
         "register.html",
-        context! { title => "Create an account", csrf => s.csrf_token, message, username, display_name, min_length => state.min_password_length, signed_in => s.account_id.is_some() },
+        context! { title => t("register-heading"), csrf => s.csrf_token, message, username, display_name, min_length => state.min_password_length, signed_in => s.account_id.is_some() },
     )
 }
 
@@ -163,6 +163,8 @@ async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Byte
     match state.accounts.create_local(&username, &password, &name).await {
         Ok(account_id) => {
             let now = chrono::Utc::now();
+            // The account keeps the language it registered in: its mails are in it.
+            state.accounts.set_language(&account_id, crate::i18n::current()).await.map_err(PageError::because)?;
             state.accounts.send_verification(&account_id, now).await.map_err(PageError::because)?;
             let (jar, device) = device(&state, jar);
             state.accounts.note_device(&account_id, &device, now).await.map_err(PageError::because)?;
@@ -174,21 +176,11 @@ async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Byte
         // A taken name gets the same answer as any other refusal to avoid telling who has an account.
         Err(AccountError::NameTaken) => Ok((
             jar,
-            page(
-                StatusCode::BAD_REQUEST,
-                register_html(
-                    &state,
-                    &s,
-                    "We couldn't create that account. If you already have one, sign in instead.",
-                    &username,
-                    &name,
-                ),
-                None,
-            ),
+            page(StatusCode::BAD_REQUEST, register_html(&state, &s, &t("register-refused"), &username, &name), None),
         )
             .into_response()),
         Err(e) => {
-            Ok((jar, page(StatusCode::BAD_REQUEST, register_html(&state, &s, &e.to_string(), &username, &name), None))
+            Ok((jar, page(StatusCode::BAD_REQUEST, register_html(&state, &s, &said(&e), &username, &name), None))
                 .into_response())
         }
     }
@@ -204,8 +196,8 @@ async fn enroll_html(
     let email_verified = state.accounts.email_verified(account_id).await.map_err(PageError::because)?;
     Ok(crate::portal::render(
         "enroll.html",
-        context! { title => "Connect your record", csrf => s.csrf_token, message, notice, signed_in => true,
-                   email_verified, by_demographics => state.accounts.enroll_by_demographics() },
+        context! { title => t("connect-record"), csrf => s.csrf_token, message, notice, signed_in => true,
+        email_verified, by_demographics => state.accounts.enroll_by_demographics() },
     ))
 }
 
@@ -226,9 +218,9 @@ async fn verify_email(
         .unwrap_or_default();
     let confirmed = state.accounts.verify_email(&token, chrono::Utc::now()).await.map_err(PageError::because)?;
     let (status, title) = if confirmed {
-        (StatusCode::OK, "E-mail address confirmed")
+        (StatusCode::OK, t("verify-confirmed-title"))
     } else {
-        (StatusCode::BAD_REQUEST, "Link not valid")
+        (StatusCode::BAD_REQUEST, t("verify-link-broken-title"))
     };
     let html = crate::portal::render("verify_email.html", context! { title, confirmed, signed_in => false });
     Ok(page(status, html, None))
@@ -244,11 +236,11 @@ async fn resend_verification(
     check_csrf(&s, &form_fields(&body))?;
     match state.accounts.resend_verification(&account, chrono::Utc::now()).await {
         Ok(()) => {
-            let html = enroll_html(&state, &s, &account, "", "We sent a new link to your e-mail address.").await?;
+            let html = enroll_html(&state, &s, &account, "", &t("enroll-resent")).await?;
             Ok((jar, page(StatusCode::OK, html, None)).into_response())
         }
         Err(e @ AccountError::TooManyMails { retry_after_secs }) => {
-            let html = enroll_html(&state, &s, &account, &e.to_string(), "").await?;
+            let html = enroll_html(&state, &s, &account, &said(&e), "").await?;
             let mut response = page(StatusCode::TOO_MANY_REQUESTS, html, None);
             response.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
             Ok((jar, response).into_response())
@@ -302,7 +294,7 @@ async fn enroll(
             } else {
                 StatusCode::BAD_REQUEST
             };
-            let html = enroll_html(&state, &s, &account_id, &e.to_string(), "").await?;
+            let html = enroll_html(&state, &s, &account_id, &said(&e), "").await?;
             Ok((jar, page(status, html, None)).into_response())
         }
     }
@@ -317,10 +309,11 @@ async fn logout(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes)
 
 async fn account(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, account: account_id } = visitor;
-    let name =
-        state.accounts.display_name(&account_id).await.map_err(PageError::because)?.unwrap_or_default();
+    let name = state.accounts.display_name(&account_id).await.map_err(PageError::because)?.unwrap_or_default();
     let patients = super::record_pages::choices(&state, &account_id).await?;
-    let apps: Vec<serde_json::Value> = state.grants.of_account(&account_id)
+    let apps: Vec<serde_json::Value> = state
+        .grants
+        .of_account(&account_id)
         .await?
         .into_iter()
         .map(|a| {
@@ -332,12 +325,14 @@ async fn account(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Resul
                 .collect();
             let mut v = crate::json::value(&a);
             v["scope_texts"] = serde_json::json!(texts);
+            v["granted"] = serde_json::json!(crate::portal::fhir_text::date(&a.granted_at));
+            v["last_used"] = serde_json::json!(a.last_used.as_deref().map(crate::portal::fhir_text::date));
             v
         })
         .collect();
     let html = crate::portal::render(
         "account.html",
-        context! { title => "Your account", name, patients, apps, csrf => s.csrf_token, signed_in => true },
+        context! { title => t("your-account"), name, patients, apps, csrf => s.csrf_token, signed_in => true },
     );
     Ok((jar, page(StatusCode::OK, html, None)).into_response())
 }
@@ -349,10 +344,41 @@ async fn revoke_app(State(state): State<Arc<ApiState>>, visitor: SignedIn, body:
     check_csrf(&s, &form)?;
     let grant_id = field(&form, "grant_id").unwrap_or_default();
     if !state.grants.belongs_to(&grant_id, &account_id).await? {
-        return Err(PageError::bad_request("That app is not one you allowed."));
+        return Err(PageError::bad_request(t("app-not-yours")));
     }
     state.oauth.tokens.revoke_grant(&grant_id).await?;
     // The app's export jobs end with its grant.
     state.exports.end_basis(None, Some(&grant_id)).await.map_err(PageError::because)?;
     Ok((jar, see_other("/account")).into_response())
+}
+
+/// What a refused sign-in, registration or enrollment tells the visitor, in their language.
+fn said(e: &AccountError) -> String {
+    match e {
+        AccountError::SignInFailed => t("account-error-sign-in"),
+        AccountError::VerificationFailed | AccountError::RecordHasOwner { .. } => t("account-error-verification"),
+        AccountError::DemographicsOff => t("account-error-code-only"),
+        AccountError::EmailNotVerified => t("account-error-email-not-verified"),
+        AccountError::TooManyMails { .. } => t("account-error-too-many-mails"),
+        AccountError::NameTaken => t("register-refused"),
+        // Made in this request, already in its language (see `Accounts::create_local`).
+        AccountError::WeakPassword(m) | AccountError::Invalid(m) => m.clone(),
+        AccountError::Busy(_) | AccountError::Store(_) => t("error-unavailable"),
+    }
+}
+
+/// At sign-in: the account's language becomes this browser's (the switch's cookie); an
+/// account that never chose one keeps the language it signed in with.
+pub(super) async fn remember_language(
+    state: &ApiState,
+    jar: CookieJar,
+    account_id: &str,
+) -> Result<CookieJar, PageError> {
+    match state.accounts.language(account_id).await.map_err(PageError::because)? {
+        Some(lang) => Ok(jar.add(super::language::cookie(state, lang))),
+        None => {
+            state.accounts.set_language(account_id, crate::i18n::current()).await.map_err(PageError::because)?;
+            Ok(jar)
+        }
+    }
 }

@@ -7,6 +7,7 @@ use super::pages::{check_csrf, field, form_fields, page, see_other, session, Pag
 use super::ApiState;
 use crate::auth::authorize::{self, AppView, AuthorizeParams, PendingAuthorization, Refusal};
 use crate::auth::throttle::Endpoint;
+use crate::i18n::t;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -28,7 +29,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 fn redirect_with(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     let Ok(mut url) = url::Url::parse(redirect_uri) else {
-        return PageError::bad_request("The app's return address is not valid.").into_response();
+        return PageError::bad_request(t("authorize-bad-redirect")).into_response();
     };
     {
         let mut q = url.query_pairs_mut();
@@ -92,8 +93,8 @@ async fn authorize_post(
     jar: CookieJar,
     body: Bytes,
 ) -> Result<Response, PageError> {
-    let params: AuthorizeParams = serde_urlencoded::from_bytes(&body)
-        .map_err(|_| PageError::bad_request("The authorization request is malformed."))?;
+    let params: AuthorizeParams =
+        serde_urlencoded::from_bytes(&body).map_err(|_| PageError::bad_request(t("authorize-malformed")))?;
     start(state, jar, params).await
 }
 
@@ -102,10 +103,7 @@ fn pending(s: &crate::auth::sessions::Session) -> Result<(String, PendingAuthori
     let Some(account) = s.account_id.clone() else { return Err(Box::new(see_other("/login"))) };
     match s.data.get("authorize").cloned().map(serde_json::from_value::<PendingAuthorization>) {
         Some(Ok(p)) => Ok((account, p)),
-        _ => Err(Box::new(
-            PageError::bad_request("There is no app waiting for your approval. Start again from the app.")
-                .into_response(),
-        )),
+        _ => Err(Box::new(PageError::bad_request(t("authorize-nothing-pending")).into_response())),
     }
 }
 
@@ -121,7 +119,7 @@ async fn pick_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result
     }
     let html = crate::portal::render(
         "pick.html",
-        context! { title => "Whose record?", app_name => p.app_name, patients, csrf => s.csrf_token, signed_in => true },
+        context! { title => t("pick-heading"), app_name => p.app_name, patients, csrf => s.csrf_token, signed_in => true },
     );
     Ok((jar, page(StatusCode::OK, html, None)).into_response())
 }
@@ -137,7 +135,7 @@ async fn pick(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -
     let chosen = field(&form, "link_id").unwrap_or_default();
     let links = state.accounts.links(&account).await.map_err(PageError::because)?;
     if !links.iter().any(|l| l.id == chosen) {
-        return Err(PageError::bad_request("Choose one of the records listed."));
+        return Err(PageError::bad_request(t("pick-choose-listed")));
     }
     p.link_id = Some(chosen);
     s.data["authorize"] = crate::json::value(&p);
@@ -158,8 +156,12 @@ async fn consent_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Res
         Err(r) => return Ok((jar, *r).into_response()),
     };
     let Some(link_id) = p.link_id.clone() else { return Ok((jar, see_other("/authorize/pick")).into_response()) };
-    let patient_name =
-        super::record_pages::choices(&state, &account).await?.into_iter().find(|r| r.id == link_id).map(|r| r.name).unwrap_or_default();
+    let patient_name = super::record_pages::choices(&state, &account)
+        .await?
+        .into_iter()
+        .find(|r| r.id == link_id)
+        .map(|r| r.name)
+        .unwrap_or_default();
     let scopes: Vec<ScopeChoice> = p
         .scopes
         .iter()
@@ -168,7 +170,7 @@ async fn consent_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Res
         .collect();
     let html = crate::portal::render(
         "consent.html",
-        context! { title => "Allow this app?", app_name => p.app_name, patient_name, scopes, csrf => s.csrf_token, signed_in => true },
+        context! { title => t("consent-title"), app_name => p.app_name, patient_name, scopes, csrf => s.csrf_token, signed_in => true },
     );
     let origin = url::Url::parse(&p.redirect_uri).map(|u| u.origin().ascii_serialization()).ok();
     Ok((jar, page(StatusCode::OK, html, origin.as_deref())).into_response())

@@ -15,6 +15,7 @@ use crate::auth::sessions::Session;
 use crate::export::download::Format;
 use crate::export::download_jobs::{DownloadJobError, Prepared, Progress, ReadyFile, STEPS};
 use crate::export::files::Piece;
+use crate::i18n::{t, tr};
 use crate::portal::fhir_text;
 use crate::read::Trail;
 use axum::body::Bytes;
@@ -74,8 +75,8 @@ async fn start(
         None | Some("zip") => Format::Zip,
         Some("json") => Format::Bundle,
         Some(_) => {
-            let text = "That is not a kind of download we offer. Go back to the record and choose one of its download buttons.";
-            return (jar, message(StatusCode::BAD_REQUEST, &s, "Something is not right", text)).into_response();
+            let text = t("job-unknown-format");
+            return (jar, message(StatusCode::BAD_REQUEST, &s, &t("error-bad-request-title"), &text)).into_response();
         }
     };
     let link = match own_link(&state, &account, &link_id).await {
@@ -91,8 +92,8 @@ async fn start(
         Err(DownloadJobError::TooMany(n)) => message(
             StatusCode::TOO_MANY_REQUESTS,
             &s,
-            "Please wait for your other downloads",
-            &format!("You already have {n} downloads being prepared. When one is ready, try again."),
+            &t("job-too-many-title"),
+            &tr("job-too-many", &[("count", n.into())]),
         ),
         Err(e) => {
             tracing::error!(error = %e, link = %link_id, "download job not started");
@@ -105,25 +106,25 @@ async fn start(
 /// A file size in words.
 fn size_words(bytes: u64) -> String {
     match bytes {
-        b if b >= 1024 * 1024 => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
-        b if b >= 1024 => format!("{} KB", b.div_ceil(1024)),
-        b => format!("{b} bytes"),
+        b if b >= 1024 * 1024 => tr("size-mb", &[("size", format!("{:.1}", b as f64 / (1024.0 * 1024.0)).into())]),
+        b if b >= 1024 => tr("size-kb", &[("size", b.div_ceil(1024).into())]),
+        b => tr("size-bytes", &[("size", b.into())]),
     }
 }
 
 /// What a running job is doing, after `done` steps.
-fn step_words(done: i64) -> &'static str {
-    match done {
-        0 => "gathering the record from Harbor Health's systems",
-        1 => "writing the files",
-        _ => "storing your download",
-    }
+fn step_words(done: i64) -> String {
+    t(match done {
+        0 => "job-step-gathering",
+        1 => "job-step-writing",
+        _ => "job-step-storing",
+    })
 }
 
 fn progress_page(s: &Session, link_id: &str, whose: serde_json::Value, job: &Prepared) -> Response {
     let format = if job.format == Format::Zip { "zip" } else { "json" };
     let mut context = json!({
-        "title": "Your download",
+        "title": t("job-title"),
         "signed_in": true,
         "csrf": s.csrf_token,
         "link": link_id,
@@ -141,9 +142,9 @@ fn progress_page(s: &Session, link_id: &str, whose: serde_json::Value, job: &Pre
         }
         Progress::Ready { file, expires } => {
             let (what, kind) = if job.format == Format::Zip {
-                ("the readable summary with data files", ".zip")
+                (t("job-what-zip"), ".zip")
             } else {
-                ("the record for another app", "FHIR .json")
+                (t("job-what-json"), "FHIR .json")
             };
             let expires = expires.map(|t| fhir_text::date_time(&t.to_rfc3339())).unwrap_or_default();
             json!({

@@ -148,11 +148,7 @@ async fn zip_for_link(
 /// The same answer for a link of another account, a made-up one and a record this
 /// account may no longer open.
 fn no_such_record() -> PageError {
-    PageError::new(
-        StatusCode::NOT_FOUND,
-        "Not found",
-        "There is no such record to download. Go back to your account and choose the record again.",
-    )
+    PageError::new(StatusCode::NOT_FOUND, crate::i18n::t("error-not-found-title"), crate::i18n::t("download-no-record"))
 }
 
 /// One of the signed-in account's records, downloaded as `format`.

@@ -21,7 +21,7 @@ async fn home(State(state): State<Arc<ApiState>>) -> Response {
     let fhir_base = state.base_url.trim_end_matches('/');
     let html = crate::portal::render(
         "home.html",
-        context! { title => "Welcome", signed_in => false, fhir_base, origin => issuer(&state.base_url) },
+        context! { title => crate::i18n::t("home-title"), signed_in => false, fhir_base, origin => issuer(&state.base_url) },
     );
     page(StatusCode::OK, html, None)
 }

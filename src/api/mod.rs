@@ -22,6 +22,7 @@ mod extract;
 mod fhir_routes;
 mod health;
 mod home;
+mod language;
 mod metrics;
 mod notice_routes;
 mod oauth;
@@ -110,6 +111,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(oauth::router(state.oauth.clone(), state.tokens.clone(), state.throttle.clone(), cors))
         .merge(authorize_routes::router(state.clone()))
         .merge(record_pages::router(state.clone()))
+        .merge(language::router(state.clone()))
         .merge(rights_pages::router(state.clone()))
         .merge(rights_admin::router(state.clone()))
         .merge(share_pages::router(state.clone()))
@@ -117,6 +119,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(proxy_routes::router(state.clone()))
         .merge(notice_routes::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
+        .layer(axum::middleware::from_fn(language::choose))
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))

@@ -6,6 +6,7 @@
 use super::extract::{SignedIn, Staff};
 use super::pages::{check_csrf, form_fields, page, PageError};
 use super::ApiState;
+use crate::i18n::t;
 use crate::notices::NoticeError;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -29,7 +30,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
 fn render(visitor: &SignedIn, notices: &[crate::notices::Preference], saved: bool, message: &str) -> String {
     crate::portal::render(
         "notices.html",
-        context! { title => "Mails we send you", csrf => visitor.session.csrf_token, signed_in => true, notices, saved, message },
+        context! { title => t("notices-title"), csrf => visitor.session.csrf_token, signed_in => true, notices, saved, message },
     )
 }
 

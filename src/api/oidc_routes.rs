@@ -7,6 +7,7 @@
 use super::pages::{see_other, session, session_cookie, PageError};
 use super::ApiState;
 use crate::auth::oidc::{OidcError, PendingSignIn};
+use crate::i18n::{t, tr};
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -24,11 +25,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 fn not_configured() -> Response {
-    PageError::new(StatusCode::NOT_FOUND, "Not found", "There is no such page.").into_response()
+    PageError::new(StatusCode::NOT_FOUND, t("error-not-found-title"), t("error-not-found")).into_response()
 }
 
 fn sign_in_failed(status: StatusCode, message: impl Into<String>) -> PageError {
-    PageError::new(status, "Sign-in did not complete", message)
+    PageError::new(status, t("oidc-failed-title"), message)
 }
 
 /// The provider sends the browser back here.
@@ -43,10 +44,7 @@ async fn start(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result<Res
         Ok(started) => started,
         Err(e) => {
             tracing::warn!(issuer = %oidc.issuer(), error = %e, "OpenID sign-in could not start");
-            let message = format!(
-                "We can't reach the sign-in service (\u{201c}{}\u{201d}) right now. Please try again in a few minutes, or sign in with a Portico account.",
-                oidc.label()
-            );
+            let message = tr("oidc-unreachable-named", &[("service", oidc.label().to_string().into())]);
             return Ok((jar, sign_in_failed(StatusCode::SERVICE_UNAVAILABLE, message)).into_response());
         }
     };
@@ -81,7 +79,7 @@ async fn callback(
     // Only the browser that started this sign-in may finish it, and only once.
     let Some(pending) = pending.filter(|p| p.state_matches(presented)) else {
         tracing::warn!("OpenID callback without a matching sign-in in this session");
-        let message = "This sign-in link is not valid for this browser, or it was already used. Go back to the sign-in page and try again.";
+        let message = t("oidc-state-mismatch");
         return Ok((jar, sign_in_failed(StatusCode::BAD_REQUEST, message)).into_response());
     };
     if let Some(data) = s.data.as_object_mut() {
@@ -91,17 +89,13 @@ async fn callback(
 
     if let Some(error) = &q.error {
         tracing::info!(issuer = %oidc.issuer(), %error, "the OpenID provider answered with an error");
-        let message = if error == "access_denied" {
-            "The sign-in was cancelled or not allowed, so you are not signed in. You can try again, or sign in with a Portico account."
-        } else {
-            "The sign-in service could not sign you in, so you are not signed in. Please try again later, or sign in with a Portico account."
-        };
+        let message = if error == "access_denied" { t("oidc-cancelled") } else { t("oidc-provider-error") };
         return Ok((jar, sign_in_failed(StatusCode::FORBIDDEN, message)).into_response());
     }
     // RFC 9207: an answer naming another issuer is not from our provider.
     if q.iss.as_deref().is_some_and(|iss| iss != oidc.issuer()) {
         tracing::warn!(issuer = %oidc.issuer(), "OpenID callback names another issuer");
-        let message = "This sign-in answer did not come from the expected sign-in service. Please try again.";
+        let message = t("oidc-wrong-issuer");
         return Ok((jar, sign_in_failed(StatusCode::BAD_REQUEST, message)).into_response());
     }
     let code = q.code.as_deref().unwrap_or_default();
@@ -110,15 +104,9 @@ async fn callback(
         Err(e) => {
             tracing::warn!(issuer = %oidc.issuer(), error = %e, "OpenID sign-in failed");
             let (status, message) = match e {
-                OidcError::Unavailable(_) => (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "We can't reach the sign-in service right now. Please try again in a few minutes.",
-                ),
-                OidcError::Expired => (StatusCode::BAD_REQUEST, "The sign-in took too long. Please start again."),
-                _ => (
-                    StatusCode::BAD_REQUEST,
-                    "We couldn't confirm this sign-in with the sign-in service, so you are not signed in. Please start again.",
-                ),
+                OidcError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, t("oidc-unreachable")),
+                OidcError::Expired => (StatusCode::BAD_REQUEST, t("oidc-expired")),
+                _ => (StatusCode::BAD_REQUEST, t("oidc-not-confirmed")),
             };
             return Ok((jar, sign_in_failed(status, message)).into_response());
         }
@@ -133,6 +121,7 @@ async fn callback(
     };
     tracing::info!(issuer = %who.issuer, account = %account_id, "signed in through the OpenID provider");
     let (cookie, signed_in) = state.sessions.sign_in(&s, &account_id).await?;
+    let jar = super::account_routes::remember_language(&state, jar, &account_id).await?;
     Ok((jar.add(session_cookie(&state, cookie)), see_other(super::account_routes::next_step(&signed_in)))
         .into_response())
 }

@@ -4,6 +4,7 @@
 
 use super::ApiState;
 use crate::auth::sessions::{Session, COOKIE};
+use crate::i18n::{t, tr};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
@@ -16,7 +17,7 @@ use minijinja::context;
 #[derive(Debug)]
 pub struct PageError {
     pub status: StatusCode,
-    pub title: &'static str,
+    pub title: String,
     pub message: String,
     /// The signed-in visitor's CSRF token (for the sign-out form), when in the frame.
     frame: Option<String>,
@@ -25,8 +26,8 @@ pub struct PageError {
 }
 
 impl PageError {
-    pub fn new(status: StatusCode, title: &'static str, message: impl Into<String>) -> PageError {
-        PageError { status, title, message: message.into(), frame: None, retry_after: None }
+    pub fn new(status: StatusCode, title: impl Into<String>, message: impl Into<String>) -> PageError {
+        PageError { status, title: title.into(), message: message.into(), frame: None, retry_after: None }
     }
     /// 429: too many attempts, try again in `seconds` (sent as `Retry-After`).
     pub fn too_many(seconds: u64) -> PageError {
@@ -35,16 +36,16 @@ impl PageError {
             retry_after: Some(seconds),
             ..PageError::new(
                 StatusCode::TOO_MANY_REQUESTS,
-                "Please wait a moment",
-                format!("There have been too many attempts. Please wait {seconds} seconds and try again."),
+                t("error-too-many-title"),
+                tr("error-too-many", &[("seconds", seconds.into())]),
             )
         }
     }
     pub fn bad_request(message: impl Into<String>) -> PageError {
-        PageError::new(StatusCode::BAD_REQUEST, "Something is not right", message)
+        PageError::new(StatusCode::BAD_REQUEST, t("error-bad-request-title"), message)
     }
     pub fn forbidden(message: impl Into<String>) -> PageError {
-        PageError::new(StatusCode::FORBIDDEN, "Not allowed", message)
+        PageError::new(StatusCode::FORBIDDEN, t("error-forbidden-title"), message)
     }
     /// [`PageError::unavailable`], logging its cause at ERROR (the page says only "try again").
     pub fn because(cause: impl std::fmt::Display) -> PageError {
@@ -52,11 +53,7 @@ impl PageError {
         PageError::unavailable()
     }
     pub fn unavailable() -> PageError {
-        PageError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again",
-            "Something went wrong on our side. Please try again in a moment.",
-        )
+        PageError::new(StatusCode::SERVICE_UNAVAILABLE, t("error-unavailable-title"), t("error-unavailable"))
     }
     /// The same error inside the signed-in visitor's frame.
     pub fn signed_in(mut self, session: &Session) -> PageError {
@@ -75,13 +72,15 @@ impl From<crate::store::StoreError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let html = match &self.frame {
+            // The language switch goes back to a fixed page: an error page is the same
+            // whatever address was asked for (another account's record and a made-up one).
             None => crate::portal::render(
                 "error.html",
-                context! { title => self.title, message => self.message, signed_in => false },
+                context! { title => self.title, message => self.message, signed_in => false, switch_back => "/" },
             ),
             Some(csrf) => crate::portal::render(
                 "record_message.html",
-                context! { title => self.title, message => self.message, signed_in => true, csrf => csrf },
+                context! { title => self.title, message => self.message, signed_in => true, csrf => csrf, switch_back => "/records" },
             ),
         };
         let mut response = page(self.status, html, None);
@@ -152,9 +151,7 @@ pub fn check_csrf(session: &Session, form: &[(String, String)]) -> Result<(), Pa
     if session.csrf_ok(&presented) {
         Ok(())
     } else {
-        Err(PageError::forbidden(
-            "This form has expired or did not come from this site. Go back, reload the page and try again.",
-        ))
+        Err(PageError::forbidden(t("error-csrf")))
     }
 }
 

@@ -9,6 +9,7 @@ use super::extract::{SignedIn, Staff};
 use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::ApiState;
 use crate::auth::throttle::Endpoint;
+use crate::i18n::t;
 use crate::proxies::{ProxyError, Upcoming};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
@@ -93,7 +94,7 @@ async fn render_page(
     let upcoming = named(state, account, upcoming).await?;
     let html = crate::portal::render(
         "proxies.html",
-        context! { title => "Who can see your record", csrf => visitor.session.csrf_token, signed_in => true, owner,
+        context! { title => t("proxies-title"), csrf => visitor.session.csrf_token, signed_in => true, owner,
         proxies, invitations, upcoming, done, adult_days => state.proxies.adult_days(),
         error => error.map(ProxyError::code), message => error.map(ToString::to_string) },
     );
@@ -184,7 +185,7 @@ fn accept_html(visitor: Option<&SignedIn>, token: &str, error: Option<&ProxyErro
     };
     crate::portal::render(
         "proxy_accept.html",
-        context! { title => "Accept an invitation", signed_in => visitor.is_some(),
+        context! { title => t("proxy-accept-title"), signed_in => visitor.is_some(),
         csrf => visitor.map(|v| v.session.csrf_token.clone()), token,
         error => error.map(ProxyError::code), message => error.map(ToString::to_string), left },
     )

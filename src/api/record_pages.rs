@@ -10,6 +10,7 @@ use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::ApiState;
 use crate::auth::accounts::PatientLink;
 use crate::auth::sessions::Session;
+use crate::i18n::{t, tr};
 use crate::portal::access_log;
 use crate::portal::fhir_text;
 use crate::portal::record_view::{RecordView, SECTIONS};
@@ -68,22 +69,20 @@ pub(super) enum RecordPageError {
 }
 
 /// A plain message page that keeps the signed-in frame (sign-out button).
-pub(super) fn message(status: StatusCode, s: &Session, title: &'static str, text: &str) -> Response {
+pub(super) fn message(status: StatusCode, s: &Session, title: &str, text: &str) -> Response {
     PageError::new(status, title, text).signed_in(s).into_response()
 }
 
 impl From<RecordPageError> for PageError {
     fn from(e: RecordPageError) -> PageError {
         match e {
-            RecordPageError::NotFound => PageError::new(
-                StatusCode::NOT_FOUND,
-                "Page not found",
-                "We could not find that page. It may have moved, or the address may be mistyped.",
-            ),
+            RecordPageError::NotFound => {
+                PageError::new(StatusCode::NOT_FOUND, t("error-page-not-found-title"), t("error-page-not-found"))
+            }
             RecordPageError::NotAvailable => PageError::new(
                 StatusCode::FORBIDDEN,
-                "This record is not available to you right now",
-                "Your access to this record has changed — for example when a child turns 12 or 18, or when access ends. Harbor Health Information Management can help: 360-555-0100.",
+                t("error-record-not-available-title"),
+                t("error-record-not-available"),
             ),
             RecordPageError::Unavailable => PageError::unavailable(),
         }
@@ -173,7 +172,7 @@ pub(super) fn frame(s: &Session, opened: &Opened, view: &RecordView, current: &s
     let name = view.whose.name.clone().or_else(|| choice.map(|c| c.name.clone()));
     let sections: Vec<Value> = SECTIONS
         .iter()
-        .map(|(slug, t)| json!({"slug": slug, "title": t, "count": view.count(slug), "current": *slug == current}))
+        .map(|(slug, key)| json!({"slug": slug, "title": t(key), "count": view.count(slug), "current": *slug == current}))
         .collect();
     let records: Vec<Value> = opened
         .records
@@ -221,7 +220,7 @@ async fn menu(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Response
             StatusCode::OK,
             crate::portal::render(
                 "records.html",
-                json!({"title": "Your records", "records": records, "signed_in": true, "csrf": s.csrf_token}),
+                json!({"title": t("records-title"), "records": records, "signed_in": true, "csrf": s.csrf_token}),
             ),
             None,
         ),
@@ -246,12 +245,12 @@ async fn home(
         .care_team
         .people
         .iter()
-        .chain(view.care_team.organizations.iter().filter(|o| o.details.iter().any(|d| d.label == "Phone")))
+        .chain(view.care_team.organizations.iter().filter(|o| o.details.iter().any(|d| d.key == "detail-phone")))
         .collect();
     // A large record's download is prepared as a job (started with a form, never a link).
     let large = state.exports.downloads().is_large(opened.record.resources().len());
     let extra = json!({"upcoming": view.upcoming, "recent": view.recent, "contacts": contacts, "large": large});
-    (jar, render("record_home.html", frame(&s, &opened, &view, "home", "Summary"), extra)).into_response()
+    (jar, render("record_home.html", frame(&s, &opened, &view, "home", &t("section-summary")), extra)).into_response()
 }
 
 /// `GET /records/{link}/documents/{id}`: the content of a document of the record (a PDF
@@ -304,7 +303,7 @@ async fn readable_document(
     let Some(doc) = crate::portal::documents_view::readable_cda(&String::from_utf8_lossy(&bytes)) else {
         return (jar, see_other(&format!("/records/{link}/documents/{id}"))).into_response();
     };
-    let title = doc.title.clone().unwrap_or_else(|| "Clinical document".into());
+    let title = doc.title.clone().unwrap_or_else(|| t("document-untitled"));
     let context = json!({"title": title, "doc": doc, "link": link, "id": id, "signed_in": true, "csrf": s.csrf_token});
     (jar, page(StatusCode::OK, crate::portal::render("record_document.html", context), None)).into_response()
 }
@@ -348,8 +347,8 @@ async fn section_page(
         Err(r) => return r,
     };
     let view = RecordView::of(&opened.record, chrono::Utc::now());
-    let title = SECTIONS.iter().find(|(x, _)| *x == slug).map_or("Record", |(_, t)| t);
-    let context = frame(&s, &opened, &view, slug, title);
+    let title = t(SECTIONS.iter().find(|(x, _)| *x == slug).map_or("section-record", |(_, key)| key));
+    let context = frame(&s, &opened, &view, slug, &title);
     let response = match slug {
         "results" => {
             let corrections = super::rights_pages::beside_items(&state, &opened).await;
@@ -358,7 +357,7 @@ async fn section_page(
         "care-team" => render("record_care_team.html", context, json!({"care_team": view.care_team})),
         _ => {
             let items = view.items(slug).unwrap_or_default();
-            let empty = format!("Nothing under “{title}” is on file.");
+            let empty = tr("section-empty", &[("section", title.as_str().into())]);
             // Accepted corrections beside their items, and a way to ask for one.
             let corrections = super::rights_pages::beside_items(&state, &opened).await;
             let extra = json!({"heading": title, "items": items, "empty": empty,
@@ -397,7 +396,7 @@ async fn access_log_page(
     };
     let rows = access_log::rows(&records, &names);
     let view = RecordView::of(&opened.record, chrono::Utc::now());
-    let context = frame(&s, &opened, &view, "access-log", "Who accessed this record");
+    let context = frame(&s, &opened, &view, "access-log", &t("access-log-heading"));
     (jar, render("record_access_log.html", context, json!({"rows": rows}))).into_response()
 }
 
@@ -460,7 +459,7 @@ async fn apps_page(
         })
         .collect();
     let view = RecordView::of(&opened.record, chrono::Utc::now());
-    let context = frame(&s, &opened, &view, "apps", "Apps you have allowed");
+    let context = frame(&s, &opened, &view, "apps", &t("apps-allowed"));
     (jar, render("record_apps.html", context, json!({"apps": apps}))).into_response()
 }
 
@@ -497,7 +496,7 @@ async fn revoke_app(
     .await;
     let response = match result {
         Ok(true) => see_other(&format!("/records/{link}/apps")),
-        Ok(false) => message(StatusCode::BAD_REQUEST, &s, "Something is not right", "That app is not one you allowed."),
+        Ok(false) => message(StatusCode::BAD_REQUEST, &s, &t("error-bad-request-title"), &t("app-not-yours")),
         Err(e) => failure(e, &s),
     };
     (jar, response).into_response()

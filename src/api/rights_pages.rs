@@ -11,6 +11,7 @@ use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::record_pages::{failure, frame, message, open_page, own_link, render, Opened, RecordPageError};
 use super::{fhir_json, ApiState};
 use crate::auth::sessions::Session;
+use crate::i18n::t;
 use crate::portal::fhir_text;
 use crate::portal::record_view::RecordView;
 use crate::rights::{disclosures, Correction, NewRequest, RightsError};
@@ -77,7 +78,7 @@ fn row(c: &Correction, opened: &Opened, now: chrono::DateTime<chrono::Utc>) -> V
         let title = opened.record.resources().iter().find(|r| {
             format!("{}/{}", r["resourceType"].as_str().unwrap_or(""), r["id"].as_str().unwrap_or("")) == *key
         });
-        title.map_or_else(|| "An item of the record".to_string(), |r| item_title(r).unwrap_or_else(|| key.clone()))
+        title.map_or_else(|| t("corrections-an-item"), |r| item_title(r).unwrap_or_else(|| key.clone()))
     });
     json!({
         "id": c.id,
@@ -133,7 +134,7 @@ async fn corrections_view(
     let now = chrono::Utc::now();
     let rows: Vec<Value> = requests.iter().filter(|c| visible(c, opened)).map(|c| row(c, opened, now)).collect();
     let view = RecordView::of(&opened.record, now);
-    let context = frame(s, opened, &view, "corrections", "Corrections");
+    let context = frame(s, opened, &view, "corrections", &t("section-corrections"));
     let (status, problem) = problem.map_or((StatusCode::OK, None), |(st, p)| (st, Some(p)));
     let mut response = render(
         "record_corrections.html",
@@ -385,13 +386,17 @@ async fn accounting(state: Arc<ApiState>, visitor: SignedIn, from: SocketAddr, l
             let view = RecordView::of(&opened.record, now);
             let extra = json!({"rows": rows, "since": fhir_text::date(&since), "today": fhir_text::date(&crate::rights::corrections::stamp(now))});
             if form == Form::Print {
-                let mut context = frame(&s, &opened, &view, "disclosures", "Accounting of disclosures");
+                let mut context = frame(&s, &opened, &view, "disclosures", &t("disclosures-accounting"));
                 if let (Some(c), Value::Object(e)) = (context.as_object_mut(), extra) {
                     c.extend(e);
                 }
                 page(StatusCode::OK, crate::portal::render("disclosures_print.html", context), None)
             } else {
-                render("record_disclosures.html", frame(&s, &opened, &view, "disclosures", "Disclosures"), extra)
+                render(
+                    "record_disclosures.html",
+                    frame(&s, &opened, &view, "disclosures", &t("section-disclosures")),
+                    extra,
+                )
             }
         }
     };

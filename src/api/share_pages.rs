@@ -11,6 +11,7 @@ use super::record_pages::{failure, frame, open_page, own_link, render, RecordPag
 use super::share_routes::described;
 use super::ApiState;
 use crate::auth::sessions::Session;
+use crate::i18n::t;
 use crate::portal::record_view::RecordView;
 use crate::read::{ReadError, Trail};
 use crate::share::{snapshot, ShareError, ShareRequest};
@@ -24,8 +25,8 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// The lifetimes offered, in days (the first is preselected).
-const LIFETIMES: &[(i64, &str)] = &[(30, "30 days"), (1, "1 day"), (7, "1 week"), (90, "3 months"), (365, "1 year")];
+/// How long a link may work, in days (the first is the default; words in `lifetime_words`).
+const LIFETIMES: &[i64] = &[30, 1, 7, 90, 365];
 
 pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
@@ -35,11 +36,39 @@ pub fn router(state: Arc<ApiState>) -> Router {
 }
 
 fn choices() -> Vec<Value> {
-    snapshot::SECTIONS.iter().map(|(name, words, _)| json!({"name": name, "words": words})).collect()
+    snapshot::SECTIONS.iter().map(|(name, _, _)| json!({"name": name, "words": section_words(name)})).collect()
 }
 
 fn lifetimes() -> Vec<Value> {
-    LIFETIMES.iter().map(|(days, words)| json!({"days": days, "words": words})).collect()
+    LIFETIMES.iter().map(|days| json!({"days": days, "words": lifetime_words(*days)})).collect()
+}
+
+/// A section's name in the page's language (the JSON API keeps `snapshot::words`).
+fn section_words(section: &str) -> String {
+    let key = match section {
+        "allergies" => "section-allergies",
+        "immunizations" => "section-immunizations",
+        "medications" => "section-medications",
+        "problems" => "section-health-problems",
+        "results" => "section-test-results",
+        "visits" => "section-visits",
+        "procedures" => "section-procedures",
+        "documents" => "section-documents",
+        "everything" => "section-everything-you-see",
+        other => return snapshot::words(other).to_string(),
+    };
+    t(key)
+}
+
+/// How long a link works, in the page's language.
+fn lifetime_words(days: i64) -> String {
+    match days {
+        1 => t("share-for-1-day"),
+        7 => t("share-for-1-week"),
+        30 => t("share-for-30-days"),
+        90 => t("share-for-3-months"),
+        _ => t("share-for-1-year"),
+    }
 }
 
 /// `GET /records/{link}/share`.
@@ -66,18 +95,19 @@ async fn share_page(
         .map(|l| {
             let mut d = described(l, now);
             d["expires_words"] = crate::portal::fhir_text::date_time(&l.expires_at).into();
+            d["sectionWords"] = l.sections.iter().map(|x| section_words(x)).collect::<Vec<_>>().into();
             d
         })
         .collect();
     let view = RecordView::of(&opened.record, now);
-    let context = frame(&s, &opened, &view, "share", "Share your record");
+    let context = frame(&s, &opened, &view, "share", &t("share-title"));
     let extra = json!({"choices": choices(), "lifetimes": lifetimes(), "links": links, "message": null});
     (jar, render("record_share.html", context, extra)).into_response()
 }
 
 /// A plain page for an error of the share form (in the signed-in frame).
 fn problem(s: &Session, link: &str, status: StatusCode, text: &str) -> Response {
-    let context = json!({"title": "Share your record", "signed_in": true, "csrf": s.csrf_token, "link": link,
+    let context = json!({"title": t("share-title"), "signed_in": true, "csrf": s.csrf_token, "link": link,
                          "made": null, "message": text});
     page(status, crate::portal::render("share_made.html", context), None)
 }
@@ -100,8 +130,7 @@ async fn make(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let access = crate::auth::access_for_link(&account, &record_link);
-    let days =
-        field(&form, "days").and_then(|d| d.parse::<i64>().ok()).filter(|d| LIFETIMES.iter().any(|(x, _)| x == d));
+    let days = field(&form, "days").and_then(|d| d.parse::<i64>().ok()).filter(|d| LIFETIMES.contains(d));
     let Some(days) = days else {
         return (jar, problem(&s, &link, StatusCode::BAD_REQUEST, "Choose how long the link works.")).into_response();
     };
@@ -116,10 +145,10 @@ async fn make(
     let trail = Trail::new(format!("/records/{link}/share"), Some(from.ip()));
     let response = match state.shares.create(&state.reader, &access, &trail, &req, now).await {
         Ok(made) => {
-            let context = json!({"title": "Your share link", "signed_in": true, "csrf": s.csrf_token, "link": link,
+            let context = json!({"title": t("share-made-title"), "signed_in": true, "csrf": s.csrf_token, "link": link,
                                  "made": made, "qr": made.qr_svg, "message": null,
                                  "expires_words": crate::portal::fhir_text::date_time(&made.expires_at),
-                                 "section_words": made.sections.iter().map(|x| snapshot::words(x)).collect::<Vec<_>>()});
+                                 "section_words": made.sections.iter().map(|x| section_words(x)).collect::<Vec<_>>()});
             page(StatusCode::OK, crate::portal::render("share_made.html", context), None)
         }
         Err(ShareError::Invalid(m)) => problem(&s, &link, StatusCode::BAD_REQUEST, &m),

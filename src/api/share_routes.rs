@@ -9,6 +9,7 @@
 use super::pages::{page, PageError};
 use super::ApiState;
 use crate::auth::Access;
+use crate::i18n::t;
 use crate::portal::record_view::RecordView;
 use crate::read::{ReadError, Trail};
 use crate::share::{jwe, payload::Payload, snapshot, ShareError, ShareRequest, CONTENT_TYPE};
@@ -222,7 +223,7 @@ fn viewer(status: StatusCode, context: Value) -> Response {
 }
 
 fn form(message: Option<&str>, recipient: &str) -> Value {
-    json!({"title": "Open a shared health record", "message": message, "recipient": recipient, "signed_in": false})
+    json!({"title": t("share-viewer-open"), "message": message, "recipient": recipient, "signed_in": false})
 }
 
 /// `GET /share` (`#shlink:/…`): the form to open a link.

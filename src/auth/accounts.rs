@@ -231,14 +231,14 @@ impl Accounts {
     pub fn password_problem(&self, username: &str, password: &str) -> Option<String> {
         let min = self.config.password_min_length;
         if password.chars().count() < min {
-            return Some(format!("Choose a password of at least {min} characters."));
+            return Some(crate::i18n::tr("password-too-short", &[("min", (min as u64).into())]));
         }
         if password.len() > MAX_PASSWORD {
-            return Some("That password is too long.".into());
+            return Some(crate::i18n::t("password-too-long"));
         }
         let lower = password.to_lowercase();
         if COMMON_PASSWORDS.contains(lower.as_str()) || lower == username.to_lowercase() {
-            return Some("That password is too easy to guess. Choose another one.".into());
+            return Some(crate::i18n::t("password-too-common"));
         }
         None
     }
@@ -253,12 +253,10 @@ impl Accounts {
         let username = username.trim().to_lowercase();
         // The user name is the address the verification link goes to.
         if username.len() < 3 || username.len() > MAX_USERNAME || username.parse::<lettre::Address>().is_err() {
-            return Err(AccountError::Invalid(
-                "Your user name is your e-mail address (like name@example.org): we send a link to confirm it.".into(),
-            ));
+            return Err(AccountError::Invalid(crate::i18n::t("register-username-invalid")));
         }
         if display_name.trim().is_empty() {
-            return Err(AccountError::Invalid("Tell us your name.".into()));
+            return Err(AccountError::Invalid(crate::i18n::t("register-name-missing")));
         }
         if let Some(p) = self.password_problem(&username, password) {
             return Err(AccountError::WeakPassword(p));

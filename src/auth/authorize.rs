@@ -218,41 +218,40 @@ fn split(scope: &str) -> Option<(&str, &str)> {
 
 /// The consent page's words for a scope.
 pub fn describe(scope: &str) -> String {
+    use crate::i18n::{t, tr};
     match scope {
-        "launch/patient" => return "Know which patient's record you chose".into(),
-        "openid" | "fhirUser" => return "Know who you are (the name on this account)".into(),
-        "offline_access" => return "Keep access when you are not using the app, until you revoke it".into(),
-        "online_access" => return "Keep access while you are using the app".into(),
+        "launch/patient" => return t("scope-launch-patient"),
+        "openid" | "fhirUser" => return t("scope-identity"),
+        "offline_access" => return t("scope-offline"),
+        "online_access" => return t("scope-online"),
         _ => {}
     }
-    let Some((t, _)) = split(scope) else { return scope.to_string() };
+    let Some((kind, _)) = split(scope) else { return scope.to_string() };
     let category = scope.split_once("category=").map(|(_, c)| c.rsplit('|').next().unwrap_or(c).to_string());
-    let what = match (t, category.as_deref()) {
-        ("Observation", Some("laboratory")) => "lab results",
-        ("Observation", Some("vital-signs")) => "vital signs (blood pressure, weight …)",
-        ("Observation", Some("social-history")) => "social history (such as smoking)",
-        ("Observation", _) => "test results, vital signs and other measurements",
-        ("Condition", _) => "health problems and diagnoses",
-        ("MedicationRequest", _) => "medications",
-        ("AllergyIntolerance", _) => "allergies",
-        ("Immunization", _) => "immunizations",
-        ("Encounter", _) => "visits and hospital stays",
-        ("DocumentReference", _) => "clinical notes and documents",
-        ("DiagnosticReport", _) => "test and imaging reports",
-        ("Procedure", _) => "procedures",
-        ("CarePlan", _) => "care plans",
-        ("Goal", _) => "health goals",
-        ("CareTeam", _) => "care team",
-        ("Patient", _) => "name, birth date and contact details",
-        ("RelatedPerson", _) => "family members and caregivers on file",
-        ("Practitioner" | "PractitionerRole" | "Organization" | "Location", _) => {
-            "the clinicians and places involved in care"
-        }
-        ("Provenance", _) => "where each record came from",
-        ("*", _) => "the whole health record",
-        _ => t,
+    let key = match (kind, category.as_deref()) {
+        ("Observation", Some("laboratory")) => "scope-what-labs",
+        ("Observation", Some("vital-signs")) => "scope-what-vitals",
+        ("Observation", Some("social-history")) => "scope-what-social-history",
+        ("Observation", _) => "scope-what-observations",
+        ("Condition", _) => "scope-what-conditions",
+        ("MedicationRequest", _) => "scope-what-medications",
+        ("AllergyIntolerance", _) => "scope-what-allergies",
+        ("Immunization", _) => "scope-what-immunizations",
+        ("Encounter", _) => "scope-what-encounters",
+        ("DocumentReference", _) => "scope-what-documents",
+        ("DiagnosticReport", _) => "scope-what-reports",
+        ("Procedure", _) => "scope-what-procedures",
+        ("CarePlan", _) => "scope-what-care-plans",
+        ("Goal", _) => "scope-what-goals",
+        ("CareTeam", _) => "scope-what-care-team",
+        ("Patient", _) => "scope-what-patient",
+        ("RelatedPerson", _) => "scope-what-related-persons",
+        ("Practitioner" | "PractitionerRole" | "Organization" | "Location", _) => "scope-what-places",
+        ("Provenance", _) => "scope-what-provenance",
+        ("*", _) => "scope-what-everything",
+        _ => return tr("scope-read", &[("what", kind.into())]),
     };
-    format!("Read {what}")
+    tr("scope-read", &[("what", t(key).into())])
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! vouched for them, so they count as confirmed and get no mail.
 
 use super::accounts::{AccountError, Accounts};
+use crate::i18n::Lang;
 use crate::mail::Notice;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -38,19 +39,23 @@ impl Accounts {
         }))
     }
 
-    /// The account's confirmed address, where its notices go.
-    async fn confirmed_address(&self, account_id: &str) -> Result<Option<String>, AccountError> {
-        Ok(sqlx::query("SELECT username FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL")
-            .bind(account_id)
-            .fetch_optional(&self.store.pool)
-            .await?
-            .and_then(|r| r.get::<Option<String>, _>(0)))
+    /// The account's confirmed address, where its notices go, and its language.
+    async fn confirmed_address(&self, account_id: &str) -> Result<Option<(String, Lang)>, AccountError> {
+        let row =
+            sqlx::query("SELECT username, language FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL")
+                .bind(account_id)
+                .fetch_optional(&self.store.pool)
+                .await?;
+        Ok(row.and_then(|r| {
+            let lang = r.get::<Option<String>, _>(1).and_then(|c| Lang::from_code(&c)).unwrap_or_default();
+            r.get::<Option<String>, _>(0).map(|to| (to, lang))
+        }))
     }
 
-    /// Sends `notice` to the account's confirmed address, if it has one.
+    /// Sends `notice` to the account's confirmed address, if it has one, in the account's language.
     pub async fn notify(&self, account_id: &str, notice: Notice) -> Result<(), AccountError> {
-        if let Some(to) = self.confirmed_address(account_id).await? {
-            self.mail.send(&to, notice);
+        if let Some((to, lang)) = self.confirmed_address(account_id).await? {
+            self.mail.send(&to, lang, notice);
         }
         Ok(())
     }
@@ -58,11 +63,16 @@ impl Accounts {
     /// Sends a verification link to a local account's address (nothing when it is
     /// confirmed already or the account is federated).
     pub async fn send_verification(&self, account_id: &str, now: DateTime<Utc>) -> Result<(), AccountError> {
-        let row = sqlx::query("SELECT username FROM accounts WHERE id = $1 AND email_verified_at IS NULL")
+        let row = sqlx::query("SELECT username, language FROM accounts WHERE id = $1 AND email_verified_at IS NULL")
             .bind(account_id)
             .fetch_optional(&self.store.pool)
             .await?;
-        let Some(to) = row.and_then(|r| r.get::<Option<String>, _>(0)) else { return Ok(()) };
+        let Some((to, lang)) = row.and_then(|r| {
+            let lang = r.get::<Option<String>, _>(1).and_then(|c| Lang::from_code(&c)).unwrap_or_default();
+            r.get::<Option<String>, _>(0).map(|to| (to, lang))
+        }) else {
+            return Ok(());
+        };
         let token = new_secret();
         let valid = chrono::Duration::from_std(self.verify_link_valid).unwrap_or(chrono::Duration::hours(24));
         sqlx::query(
@@ -75,7 +85,7 @@ impl Accounts {
         .execute(&self.store.pool)
         .await?;
         let link = format!("{}/verify-email?token={token}", self.mail.origin());
-        self.mail.send(&to, Notice::VerifyEmail { link, valid_hours: (valid.num_minutes() as u64).div_ceil(60) });
+        self.mail.send(&to, lang, Notice::VerifyEmail { link, valid_hours: (valid.num_minutes() as u64).div_ceil(60) });
         Ok(())
     }
 

@@ -11,6 +11,7 @@ pub mod authorize;
 pub mod email;
 pub mod grants;
 pub mod keyring;
+pub mod language;
 pub mod hashing;
 pub mod oauth;
 pub mod oidc;

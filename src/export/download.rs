@@ -93,8 +93,12 @@ pub async fn build(
         // is built in memory (constant in the number of patients).
         Format::Zip => {
             let documents = super::download_documents::fetch(reader, &record, &std::env::temp_dir()).await?;
+            // The summary is in the language of the request (off its task from here on).
+            let lang = crate::i18n::current();
             let body = tokio::task::spawn_blocking(move || {
-                Ok::<_, DownloadError>(write_zip(&record, &documents, produced, Cursor::new(Vec::new()))?.into_inner())
+                Ok::<_, DownloadError>(
+                    write_zip(&record, &documents, produced, lang, Cursor::new(Vec::new()))?.into_inner(),
+                )
             })
             .await
             .map_err(|e| DownloadError::Task(e.to_string()))??;
@@ -153,7 +157,7 @@ pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> 
 
 /// The zip in memory.
 pub fn zip_bytes(record: &WholeRecord, produced: DateTime<Utc>) -> Result<Vec<u8>, DownloadError> {
-    Ok(write_zip(record, &Documents::default(), produced, Cursor::new(Vec::new()))?.into_inner())
+    Ok(write_zip(record, &Documents::default(), produced, crate::i18n::Lang::En, Cursor::new(Vec::new()))?.into_inner())
 }
 
 /// Writes the zip to `out`: `{Type}.ndjson` for each resource type present (one resource
@@ -164,6 +168,7 @@ pub fn write_zip<W: Write + Seek>(
     record: &WholeRecord,
     documents: &Documents,
     produced: DateTime<Utc>,
+    lang: crate::i18n::Lang,
     out: W,
 ) -> Result<W, DownloadError> {
     let mut options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
@@ -187,7 +192,7 @@ pub fn write_zip<W: Write + Seek>(
     zip.start_file("withheld-notice.txt", options)?;
     zip.write_all(withheld_notice(record).as_bytes())?;
     zip.start_file("summary.html", options)?;
-    zip.write_all(super::summary::render(record, produced)?.as_bytes())?;
+    zip.write_all(super::summary::render(record, produced, lang)?.as_bytes())?;
     for (t, resources) in &by_type {
         zip.start_file(format!("{t}.ndjson"), options)?;
         for r in resources {

@@ -55,6 +55,10 @@ struct DownloadParams {
     link: String,
     /// `zip` or `json`.
     format: String,
+    /// The language of the zip's summary: the page's when the job was started (`en` for
+    /// jobs started before it was kept).
+    #[serde(default)]
+    lang: String,
 }
 
 fn format_name(format: Format) -> &'static str {
@@ -163,7 +167,11 @@ impl DownloadJobs {
         patient_id: &str,
         format: Format,
     ) -> Result<String, DownloadJobError> {
-        let params = DownloadParams { link: link_id.to_string(), format: format_name(format).to_string() };
+        let params = DownloadParams {
+            link: link_id.to_string(),
+            format: format_name(format).to_string(),
+            lang: crate::i18n::current().code().to_string(),
+        };
         let params = crate::json::text(&params);
         let client = &access.viewer.actor;
         if let Some(id) = self.jobs.active_like(client, KIND, &params).await? {
@@ -255,6 +263,7 @@ impl DownloadJobs {
 pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job) -> Result<bool, WorkError> {
     let params: DownloadParams = serde_json::from_str(&job.params)?;
     let format = format_of(&params.format);
+    let lang = crate::i18n::Lang::from_code(&params.lang).unwrap_or_default();
     let Some(patient_id) = unit.patients.first() else {
         ctx.jobs.fail(&job.id, "the download names no record", ctx.lifetime).await?;
         return Ok(true);
@@ -292,7 +301,7 @@ pub(super) async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit, job: &Job
     let attempt: String =
         format!("{me}-{}", unit.attempts).chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
     let scratch = ctx.files.scratch(&format!("{}-{attempt}", job.id)).await?;
-    let stored = build_and_store(ctx, record, format, &scratch, &format!("{}/{name}", job.id)).await;
+    let stored = build_and_store(ctx, record, format, lang, &scratch, &format!("{}/{name}", job.id)).await;
     ctx.files.drop_scratch(&scratch).await;
     let (resources, bytes) = stored?;
     ctx.jobs.set_step(&job.id, 2, None).await?;
@@ -324,13 +333,14 @@ fn write_file(
     record: &WholeRecord,
     documents: &super::download_documents::Documents,
     format: Format,
+    lang: crate::i18n::Lang,
     base_url: &str,
     path: &Path,
 ) -> Result<(), DownloadError> {
     let produced = Utc::now();
     let out = BufWriter::new(std::fs::File::create(path)?);
     let mut out = match format {
-        Format::Zip => download::write_zip(record, documents, produced, out)?,
+        Format::Zip => download::write_zip(record, documents, produced, lang, out)?,
         Format::Bundle => {
             let mut out = out;
             serde_json::to_writer(&mut out, &download::bundle(record, base_url, produced))?;
@@ -349,6 +359,7 @@ async fn build_and_store(
     ctx: &WorkContext,
     record: WholeRecord,
     format: Format,
+    lang: crate::i18n::Lang,
     scratch: &Path,
     key: &str,
 ) -> Result<(u64, u64), WorkError> {
@@ -360,7 +371,7 @@ async fn build_and_store(
     let (base_url, to) = (ctx.base_url.clone(), scratch.join("file"));
     let path = to.clone();
     // Compressing and writing is blocking work: off the async workers.
-    tokio::task::spawn_blocking(move || write_file(&record, &documents, format, &base_url, &to))
+    tokio::task::spawn_blocking(move || write_file(&record, &documents, format, lang, &base_url, &to))
         .await
         .map_err(|e| DownloadError::Task(e.to_string()))??;
     let bytes = ctx.files.upload(&path, key).await?;

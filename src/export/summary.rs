@@ -9,6 +9,7 @@
 
 use super::readable::*;
 use crate::fhir;
+use crate::i18n::{self, text_in, Lang};
 use crate::read::WholeRecord;
 use chrono::{DateTime, Utc};
 use minijinja::{context, Environment};
@@ -22,13 +23,17 @@ pub enum SummaryError {
     Template(#[from] minijinja::Error),
 }
 
+/// The summary's template (the catalogue tests read every key it uses).
+pub const TEMPLATE: &str = include_str!("templates/summary.html");
+
 /// Its own environment: the summary is a file, not a page of the site, so it shares no
 /// layout (and no stylesheet link) with the portal. Names ending in `.html` auto-escape.
 // Cannot fail at run time: the template is built in, and every summary test renders it.
 #[allow(clippy::expect_used)]
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
-    env.add_template("summary.html", include_str!("templates/summary.html")).expect("summary template parses");
+    crate::i18n::jinja::install(&mut env);
+    env.add_template("summary.html", TEMPLATE).expect("summary template parses");
     env
 });
 
@@ -44,52 +49,65 @@ struct Row {
 #[derive(Debug, Serialize)]
 struct Section {
     id: &'static str,
-    title: &'static str,
-    columns: Vec<&'static str>,
+    title: String,
+    columns: Vec<String>,
     /// The column holding dates (kept on one line).
     date_column: Option<usize>,
     rows: Vec<Row>,
-    empty: &'static str,
+    empty: String,
 }
 
 /// A labelled line of the demographics.
 #[derive(Debug, Serialize)]
 struct Fact {
-    label: &'static str,
+    label: String,
     value: String,
 }
 
-/// Renders the summary of `record`, produced at `produced`.
-pub fn render(record: &WholeRecord, produced: DateTime<Utc>) -> Result<String, SummaryError> {
+/// Renders the summary of `record`, produced at `produced`, in `lang` (the gateway's words
+/// and the dates; the record's own texts stay as the sources wrote them).
+pub fn render(record: &WholeRecord, produced: DateTime<Utc>, lang: Lang) -> Result<String, SummaryError> {
     let patient = record.resources().iter().find(|r| fhir::resource_type(r) == Some("Patient"));
-    let name = patient.map(person_name).filter(|n| !n.is_empty()).unwrap_or_else(|| "this patient".to_string());
-    let demographics = patient.map(demographics).unwrap_or_default();
+    let name = patient
+        .map(person_name)
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| text_in(lang, "summary-this-patient", &[]));
+    let demographics = patient.map(|p| demographics(p, lang)).unwrap_or_default();
     let patient_source = patient.map(source_of).unwrap_or_default();
     let notices: Vec<&str> = record.notices().iter().map(|i| i.diagnostics.as_str()).collect();
-    let missing: Vec<String> = record.missing().iter().map(|m| crate::read::missing_warning(m).diagnostics).collect();
+    let missing: Vec<String> = record
+        .missing()
+        .iter()
+        .map(|m| {
+            let args = [("source", m.display.as_str().into()), ("reason", m.reason.to_string().into())];
+            text_in(lang, "summary-missing", &args)
+        })
+        .collect();
     let html = TEMPLATES.get_template("summary.html")?.render(context! {
+        lang => lang.code(),
         name,
         patient_id => record.patient_id(),
-        produced => produced.format("%Y-%m-%d %H:%M UTC").to_string(),
+        produced => i18n::long_utc(lang, produced),
         demographics,
         patient_source,
-        sections => sections(record.resources()),
+        sections => sections(record.resources(), lang),
         notices,
         missing,
     })?;
     Ok(html)
 }
 
-fn sections(resources: &[Value]) -> Vec<Section> {
+fn sections(resources: &[Value], lang: Lang) -> Vec<Section> {
     let of = |types: &[&str]| -> Vec<&Value> {
         resources.iter().filter(|r| fhir::resource_type(r).is_some_and(|t| types.contains(&t))).collect()
     };
     let mut out = vec![
         section(
+            lang,
             "problems",
-            "Problems",
-            &["Problem", "Status", "Since"],
-            "No problems are listed.",
+            "summary-section-problems",
+            &["summary-col-problem", "summary-col-status", "summary-col-since"],
+            "summary-empty-problems",
             &of(&["Condition"]),
             |r| {
                 (
@@ -103,10 +121,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "medications",
-            "Medications",
-            &["Medication", "Status", "Instructions", "Prescribed"],
-            "No medications are listed.",
+            "summary-section-medications",
+            &["summary-col-medication", "summary-col-status", "summary-col-instructions", "summary-col-prescribed"],
+            "summary-empty-medications",
             &of(&["MedicationRequest", "MedicationStatement"]),
             |r| {
                 let instructions = r.pointer("/dosageInstruction/0/text").or_else(|| r.pointer("/dosage/0/text"));
@@ -123,10 +142,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "allergies",
-            "Allergies",
-            &["Allergy", "Reaction", "Criticality", "Status"],
-            "No allergies are listed.",
+            "summary-section-allergies",
+            &["summary-col-allergy", "summary-col-reaction", "summary-col-criticality", "summary-col-status"],
+            "summary-empty-allergies",
             &of(&["AllergyIntolerance"]),
             |r| {
                 (
@@ -141,10 +161,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "immunizations",
-            "Immunizations",
-            &["Vaccine", "Date", "Status"],
-            "No immunizations are listed.",
+            "summary-section-immunizations",
+            &["summary-col-vaccine", "summary-col-date", "summary-col-status"],
+            "summary-empty-immunizations",
             &of(&["Immunization"]),
             |r| {
                 (
@@ -158,10 +179,18 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "results",
-            "Test results and measurements",
-            &["Test", "Result", "Unit", "Reference range", "Flag", "Date"],
-            "No results are listed.",
+            "summary-section-results",
+            &[
+                "summary-col-test",
+                "summary-col-result",
+                "summary-col-unit",
+                "summary-col-reference-range",
+                "summary-col-flag",
+                "summary-col-date",
+            ],
+            "summary-empty-results",
             &of(&["Observation"]),
             |r| {
                 let (value, unit) = observation_value(r);
@@ -179,10 +208,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "reports",
-            "Reports",
-            &["Report", "Conclusion", "Date", "Status"],
-            "No reports are listed.",
+            "summary-section-reports",
+            &["summary-col-report", "summary-col-conclusion", "summary-col-date", "summary-col-status"],
+            "summary-empty-reports",
             &of(&["DiagnosticReport"]),
             |r| {
                 (
@@ -197,10 +227,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "visits",
-            "Visits",
-            &["Visit", "Date", "Reason", "Status"],
-            "No visits are listed.",
+            "summary-section-visits",
+            &["summary-col-visit", "summary-col-date", "summary-col-reason", "summary-col-status"],
+            "summary-empty-visits",
             &of(&["Encounter"]),
             |r| {
                 let kind = concept(r.pointer("/type/0"))
@@ -218,10 +249,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "procedures",
-            "Procedures",
-            &["Procedure", "Date", "Status"],
-            "No procedures are listed.",
+            "summary-section-procedures",
+            &["summary-col-procedure", "summary-col-date", "summary-col-status"],
+            "summary-empty-procedures",
             &of(&["Procedure"]),
             |r| {
                 (
@@ -235,10 +267,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "plans",
-            "Care plans and goals",
-            &["Plan or goal", "Status", "Since"],
-            "No care plans or goals are listed.",
+            "summary-section-plans",
+            &["summary-col-plan-or-goal", "summary-col-status", "summary-col-since"],
+            "summary-empty-plans",
             &of(&["CarePlan", "Goal"]),
             |r| {
                 let what =
@@ -251,10 +284,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "care-team",
-            "Care team",
-            &["Team", "Members", "Status"],
-            "No care team is listed.",
+            "summary-section-care-team",
+            &["summary-col-team", "summary-col-members", "summary-col-status"],
+            "summary-empty-care-team",
             &of(&["CareTeam"]),
             |r| {
                 let members: Vec<String> = r
@@ -269,10 +303,11 @@ fn sections(resources: &[Value]) -> Vec<Section> {
             },
         ),
         section(
+            lang,
             "documents",
-            "Documents",
-            &["Document", "Description", "Date"],
-            "No documents are listed.",
+            "summary-section-documents",
+            &["summary-col-document", "summary-col-description", "summary-col-date"],
+            "summary-empty-documents",
             &of(&["DocumentReference"]),
             |r| {
                 (
@@ -293,33 +328,52 @@ fn sections(resources: &[Value]) -> Vec<Section> {
     out
 }
 
+/// One section; `title`, `columns` and `empty` are catalogue keys.
 fn section(
+    lang: Lang,
     id: &'static str,
-    title: &'static str,
-    columns: &[&'static str],
-    empty: &'static str,
+    title: &str,
+    columns: &[&str],
+    empty: &str,
     resources: &[&Value],
     row: impl Fn(&Value) -> (Vec<String>, String),
 ) -> Section {
+    let date_column =
+        columns.iter().position(|c| ["summary-col-date", "summary-col-since", "summary-col-prescribed"].contains(c));
     let rows = resources
         .iter()
         .map(|r| {
-            let (cells, sort) = row(r);
+            let (mut cells, sort) = row(r);
+            if let Some(cell) = date_column.and_then(|i| cells.get_mut(i)) {
+                *cell = day(lang, cell);
+            }
             Row { cells, source: source_of(r), sort }
         })
         .collect();
-    let date_column = columns.iter().position(|c| ["Date", "Since", "Prescribed"].contains(c));
-    Section { id, title, columns: columns.to_vec(), date_column, rows, empty }
+    Section {
+        id,
+        title: text_in(lang, title, &[]),
+        columns: columns.iter().map(|c| text_in(lang, c, &[])).collect(),
+        date_column,
+        rows,
+        empty: text_in(lang, empty, &[]),
+    }
 }
 
-fn demographics(p: &Value) -> Vec<Fact> {
+/// A day written `YYYY-MM-DD` in the language's format; anything else (a partial date, a
+/// text) as written.
+fn day(lang: Lang, written: &str) -> String {
+    chrono::NaiveDate::parse_from_str(written, "%Y-%m-%d").map_or_else(|_| written.to_string(), |d| i18n::day(lang, d))
+}
+
+fn demographics(p: &Value, lang: Lang) -> Vec<Fact> {
     let mut facts = vec![
-        Fact { label: "Name", value: person_name(p) },
-        Fact { label: "Date of birth", value: plain(p.get("birthDate")) },
-        Fact { label: "Sex", value: plain(p.get("gender")) },
+        Fact { label: text_in(lang, "summary-fact-name", &[]), value: person_name(p) },
+        Fact { label: text_in(lang, "summary-fact-date-of-birth", &[]), value: day(lang, &plain(p.get("birthDate"))) },
+        Fact { label: text_in(lang, "summary-fact-sex", &[]), value: plain(p.get("gender")) },
     ];
     if let Some(d) = p.get("deceasedDateTime") {
-        facts.push(Fact { label: "Date of death", value: date(Some(d)) });
+        facts.push(Fact { label: text_in(lang, "summary-fact-date-of-death", &[]), value: day(lang, &date(Some(d))) });
     }
     let numbers: Vec<String> = p
         .get("identifier")
@@ -332,7 +386,7 @@ fn demographics(p: &Value) -> Vec<Fact> {
             Some(if kind.is_empty() { value.to_string() } else { format!("{value} ({kind})") })
         })
         .collect();
-    facts.push(Fact { label: "Record numbers", value: numbers.join("; ") });
+    facts.push(Fact { label: text_in(lang, "summary-fact-record-numbers", &[]), value: numbers.join("; ") });
     let addresses: Vec<String> = p
         .get("address")
         .and_then(Value::as_array)
@@ -352,7 +406,7 @@ fn demographics(p: &Value) -> Vec<Fact> {
         })
         .filter(|s| !s.is_empty())
         .collect();
-    facts.push(Fact { label: "Address", value: addresses.join("; ") });
+    facts.push(Fact { label: text_in(lang, "summary-fact-address", &[]), value: addresses.join("; ") });
     let contacts: Vec<String> = p
         .get("telecom")
         .and_then(Value::as_array)
@@ -364,7 +418,7 @@ fn demographics(p: &Value) -> Vec<Fact> {
             Some(if usage.is_empty() { value.to_string() } else { format!("{value} ({usage})") })
         })
         .collect();
-    facts.push(Fact { label: "Phone and email", value: contacts.join("; ") });
+    facts.push(Fact { label: text_in(lang, "summary-fact-phone-and-email", &[]), value: contacts.join("; ") });
     facts.retain(|f| !f.value.is_empty());
     facts
 }

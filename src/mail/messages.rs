@@ -1,7 +1,10 @@
 //! The texts of the security mails. Each is made from a [`Notice`] (which holds no patient
-//! data by construction), the gateway's origin and the time: nothing else can get in.
+//! data by construction), the gateway's origin, the time and the account's language, with
+//! the words from the catalogue (`locales/*/mail.ftl`): nothing else can get in.
 
+use crate::i18n::{text_in, Lang};
 use chrono::{DateTime, Utc};
+use fluent_bundle::FluentValue;
 use lettre::message::header::ContentType;
 use lettre::message::{Body, Mailbox};
 use lettre::Message;
@@ -34,69 +37,58 @@ impl Notice {
         }
     }
 
-    /// The subject line.
-    pub fn subject(&self) -> &'static str {
-        match self {
-            Notice::VerifyEmail { .. } => "Confirm your e-mail address for the patient portal",
-            Notice::RecordConnected => "Your patient portal account was connected to a health record",
-            Notice::EnrollmentAttempt => "Someone tried to connect to your health record",
-            Notice::NewSignIn => "New sign-in to your patient portal account",
-            Notice::Record(r) => r.subject(),
-        }
+    /// The subject line in `lang`.
+    pub fn subject(&self, lang: Lang) -> String {
+        text_in(
+            lang,
+            match self {
+                Notice::VerifyEmail { .. } => "mail-verify-subject",
+                Notice::RecordConnected => "mail-connected-subject",
+                Notice::EnrollmentAttempt => "mail-attempt-subject",
+                Notice::NewSignIn => "mail-sign-in-subject",
+                Notice::Record(r) => return r.subject(lang),
+            },
+            &[],
+        )
     }
 
-    /// The plain-text body (ASCII; lines under 76 characters except a link's, so it goes
-    /// as 7-bit text, or quoted-printable when a link is longer).
-    pub fn body(&self, origin: &str, at: DateTime<Utc>) -> String {
-        let when = at.format("%Y-%m-%d %H:%M UTC");
-        let account = format!("{origin}/account");
-        let unexpected = "If this was not you, sign in and change your password, and call\n\
-                          the medical records (HIM) desk.";
-        match self {
-            Notice::VerifyEmail { link, valid_hours } => format!(
-                "Hello,\n\nsomeone (we hope you) created a patient portal account with this\n\
-                 e-mail address at {when}. To confirm the address, open this\n\
-                 link within {valid_hours} hours:\n\n{link}\n\n\
-                 You need a confirmed address before you can connect your health record.\n\
-                 If you did not create this account, ignore this mail.\n"
+    /// The plain-text body in `lang` (lines under 76 characters except a link's; English is
+    /// ASCII, so it goes as 7-bit text, or quoted-printable when a link is longer).
+    pub fn body(&self, origin: &str, at: DateTime<Utc>, lang: Lang) -> String {
+        let when = FluentValue::from(crate::i18n::long_utc(lang, at));
+        let account = FluentValue::from(format!("{origin}/account"));
+        let mut body = match self {
+            Notice::VerifyEmail { link, valid_hours } => text_in(
+                lang,
+                "mail-verify-body",
+                &[("when", when), ("link", link.as_str().into()), ("hours", (*valid_hours).into())],
             ),
-            Notice::RecordConnected => format!(
-                "Hello,\n\nyour patient portal account was connected to a health record\n\
-                 at {when}. You can see it after signing in:\n{account}\n\n{unexpected}\n"
-            ),
-            Notice::EnrollmentAttempt => format!(
-                "Hello,\n\nat {when} someone tried to connect another account to the\n\
-                 health record that your patient portal account is connected to.\n\
-                 It was not connected; the medical records (HIM) desk will review\n\
-                 the attempt.\n\n\
-                 If that was you or someone you asked, nothing needs to be done.\n\
-                 Otherwise call the HIM desk. Your account:\n{account}\n"
-            ),
-            Notice::NewSignIn => format!(
-                "Hello,\n\nyour patient portal account was signed in to at {when}\n\
-                 from a browser or device it had not been used from before.\n\n\
-                 {unexpected} Your account:\n{account}\n"
-            ),
-            Notice::Record(r) => r.body(origin, &when.to_string()),
-        }
+            Notice::RecordConnected => text_in(lang, "mail-connected-body", &[("when", when), ("account", account)]),
+            Notice::EnrollmentAttempt => text_in(lang, "mail-attempt-body", &[("when", when), ("account", account)]),
+            Notice::NewSignIn => text_in(lang, "mail-sign-in-body", &[("when", when), ("account", account)]),
+            Notice::Record(r) => r.body(origin, at, lang),
+        };
+        body.push('\n');
+        body
     }
 }
 
-/// The whole mail, or why it cannot be made (the reason never holds the address).
+/// The whole mail in `lang`, or why it cannot be made (the reason never holds the address).
 pub fn build(
     from: &Mailbox,
     to: &str,
     notice: &Notice,
     origin: &str,
     at: DateTime<Utc>,
+    lang: Lang,
 ) -> Result<Message, &'static str> {
     let to: Mailbox = to.parse().map_err(|_| "the account's user name is not an e-mail address")?;
     Message::builder()
         .from(from.clone())
         .to(to)
-        .subject(notice.subject())
+        .subject(notice.subject(lang))
         .header(ContentType::TEXT_PLAIN)
-        .body(Body::new(notice.body(origin, at)))
+        .body(Body::new(notice.body(origin, at, lang)))
         .map_err(|_| "the mail could not be built")
 }
 
@@ -105,33 +97,52 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_body_is_ascii_with_short_lines_and_only_a_long_link_is_encoded() {
+    fn every_body_has_short_lines_english_is_ascii_and_only_a_long_link_is_encoded() {
         let at = Utc::now();
-        for n in [
-            Notice::VerifyEmail { link: "https://p.example/verify-email?token=abc".into(), valid_hours: 24 },
-            Notice::VerifyEmail {
-                link: format!("https://portal.example.org/verify-email?token={}", "ab".repeat(32)),
-                valid_hours: 24,
-            },
-            Notice::RecordConnected,
-            Notice::EnrollmentAttempt,
-            Notice::NewSignIn,
-        ]
-        .into_iter()
-        .chain(super::super::RecordNotice::examples().into_iter().map(Notice::Record))
-        {
-            let body = n.body("https://p.example", at);
-            assert!(body.is_ascii(), "{}", n.kind());
-            assert!(body.lines().filter(|l| !l.starts_with("http")).all(|l| l.len() < 76), "{}: {body}", n.kind());
-            let from: Mailbox = "Portal <no-reply@p.example>".parse().unwrap();
-            let raw =
-                String::from_utf8(build(&from, "bob@example.org", &n, "https://p.example", at).unwrap().formatted())
-                    .unwrap();
-            let encoding = if body.lines().any(|l| l.len() >= 76) { "quoted-printable" } else { "7bit" };
-            assert!(raw.contains(&format!("Content-Transfer-Encoding: {encoding}")), "{raw}");
-            assert!(raw.contains(n.subject()), "{raw}");
+        for lang in Lang::ALL {
+            for n in [
+                Notice::VerifyEmail { link: "https://p.example/verify-email?token=abc".into(), valid_hours: 24 },
+                Notice::VerifyEmail {
+                    link: format!("https://portal.example.org/verify-email?token={}", "ab".repeat(32)),
+                    valid_hours: 24,
+                },
+                Notice::RecordConnected,
+                Notice::EnrollmentAttempt,
+                Notice::NewSignIn,
+            ]
+            .into_iter()
+            .chain(super::super::RecordNotice::examples().into_iter().map(Notice::Record))
+            {
+                let body = n.body("https://p.example", at, lang);
+                assert!(body.is_ascii() || lang != Lang::En, "{}", n.kind());
+                assert!(
+                    body.lines().filter(|l| !l.starts_with("http")).all(|l| l.chars().count() < 76),
+                    "{}: {body}",
+                    n.kind()
+                );
+                assert!(body.contains("https://p.example") || matches!(n, Notice::VerifyEmail { .. }), "{body}");
+                let from: Mailbox = "Portal <no-reply@p.example>".parse().unwrap();
+                let raw = String::from_utf8(
+                    build(&from, "bob@example.org", &n, "https://p.example", at, lang).unwrap().formatted(),
+                )
+                .unwrap();
+                if lang == Lang::En {
+                    let encoding = if body.lines().any(|l| l.len() >= 76) { "quoted-printable" } else { "7bit" };
+                    assert!(raw.contains(&format!("Content-Transfer-Encoding: {encoding}")), "{raw}");
+                    assert!(raw.contains(&n.subject(lang)), "{raw}");
+                }
+            }
         }
         let from: Mailbox = "Portal <no-reply@p.example>".parse().unwrap();
-        assert!(build(&from, "not an address", &Notice::NewSignIn, "https://p.example", at).is_err());
+        assert!(build(&from, "not an address", &Notice::NewSignIn, "https://p.example", at, Lang::En).is_err());
+    }
+
+    #[test]
+    fn spanish_mails_are_in_spanish_with_the_date_in_words() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-03T14:05:00Z").unwrap().with_timezone(&Utc);
+        let body = Notice::NewSignIn.body("https://p.example", at, Lang::Es);
+        assert!(body.starts_with("Hola:"), "{body}");
+        assert!(body.contains("3 de diciembre de 2026"), "{body}");
+        assert!(Notice::NewSignIn.subject(Lang::Es).contains("inicio de sesión"));
     }
 }

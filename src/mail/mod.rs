@@ -34,6 +34,7 @@ pub enum MailError {
 struct Outgoing {
     to: String,
     notice: Notice,
+    lang: crate::i18n::Lang,
     at: DateTime<Utc>,
 }
 
@@ -73,7 +74,7 @@ impl Mailer {
         tokio::spawn(async move {
             while let Some(mail) = rx.recv().await {
                 let kind = mail.notice.kind();
-                let message = match messages::build(&from, &mail.to, &mail.notice, &origin, mail.at) {
+                let message = match messages::build(&from, &mail.to, &mail.notice, &origin, mail.at, mail.lang) {
                     Ok(m) => m,
                     Err(why) => {
                         tracing::warn!(kind, why, "security mail not sent");
@@ -94,14 +95,14 @@ impl Mailer {
         &self.origin
     }
 
-    /// Queues `notice` for `to` and returns at once; never fails (see the module notes).
-    pub fn send(&self, to: &str, notice: Notice) {
+    /// Queues `notice` for `to`, in `lang`, and returns at once; never fails (see the module notes).
+    pub fn send(&self, to: &str, lang: crate::i18n::Lang, notice: Notice) {
         let kind = notice.kind();
         let Some(queue) = &self.queue else {
             tracing::info!(kind, "security mail not sent: no [mail] section");
             return;
         };
-        if let Err(e) = queue.try_send(Outgoing { to: to.to_string(), notice, at: Utc::now() }) {
+        if let Err(e) = queue.try_send(Outgoing { to: to.to_string(), notice, lang, at: Utc::now() }) {
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "the mail queue is full",
                 mpsc::error::TrySendError::Closed(_) => "the mail task has stopped",

@@ -3,7 +3,12 @@
 //! proxy access (a birthday ahead, access ended, an adult's proxy running out). Like the
 //! security mails they are made from a value that holds no patient data by construction:
 //! no name, birth date (not even the day a birthday falls on), record number, test name,
-//! code or content — only links to the portal, where the person signs in to see more.
+//! code or content — only links to the portal, where the person signs in to see more. The
+//! words are the catalogue's (`locales/*/mail.ftl`), in the account's language.
+
+use crate::i18n::{text_in, Lang};
+use chrono::{DateTime, Utc};
+use fluent_bundle::FluentValue;
 
 /// Who a mail about proxy access goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,82 +64,84 @@ impl RecordNotice {
         }
     }
 
-    pub fn subject(&self) -> &'static str {
-        match self {
-            RecordNotice::NewResults => "You have new results in your record",
-            RecordNotice::DownloadReady => "Your download is ready",
-            RecordNotice::ShareLinkOpened => "A link you shared was opened",
-            RecordNotice::ProxyAdded => "Someone can now see your health record",
-            RecordNotice::ProxyInvitation { .. } => "You are invited to see a health record in the patient portal",
-            RecordNotice::AccessChangesSoon { .. } => "Access to a health record changes soon",
-            RecordNotice::AccessEnded { to: Audience::Proxy, .. } => "Your access to a health record has ended",
-            RecordNotice::AccessEnded { to: Audience::Patient, .. } => "Access to your health record has changed",
-            RecordNotice::ProxyExpiresSoon { .. } => "Someone's access to your record ends soon",
-        }
+    /// The subject line in `lang`.
+    pub fn subject(&self, lang: Lang) -> String {
+        let key = match self {
+            RecordNotice::NewResults => "mail-new-results-subject",
+            RecordNotice::DownloadReady => "mail-download-ready-subject",
+            RecordNotice::ShareLinkOpened => "mail-share-opened-subject",
+            RecordNotice::ProxyAdded => "mail-proxy-added-subject",
+            RecordNotice::ProxyInvitation { .. } => "mail-proxy-invitation-subject",
+            RecordNotice::AccessChangesSoon { .. } => "mail-access-changes-subject",
+            RecordNotice::AccessEnded { to: Audience::Proxy, .. } => "mail-access-ended-proxy-subject",
+            RecordNotice::AccessEnded { to: Audience::Patient, .. } => "mail-access-ended-patient-subject",
+            RecordNotice::ProxyExpiresSoon { .. } => "mail-proxy-expires-subject",
+        };
+        text_in(lang, key, &[])
     }
 
-    /// The plain-text body (ASCII, lines under 76 characters except a link's).
-    pub fn body(&self, origin: &str, when: &str) -> String {
-        let records = format!("{origin}/records");
-        let proxies = format!("{origin}/account/proxies");
-        let choose = format!("You can choose which of these mails you get:\n{origin}/account/notices");
-        match self {
-            RecordNotice::NewResults => format!(
-                "Hello,\n\nyou have new results in your record: something new can be seen\n\
-                 in a health record you open in the patient portal. Sign in to\nsee it:\n{records}\n\n{choose}\n"
+    /// The plain-text body in `lang` (lines under 76 characters except a link's; English is
+    /// ASCII), from the catalogue (`locales/*/mail.ftl`).
+    pub fn body(&self, origin: &str, at: DateTime<Utc>, lang: Lang) -> String {
+        let when = || FluentValue::from(crate::i18n::long_utc(lang, at));
+        let records = || FluentValue::from(format!("{origin}/records"));
+        let proxies = || FluentValue::from(format!("{origin}/account/proxies"));
+        let account = || FluentValue::from(format!("{origin}/account"));
+        let days = |n: u64| FluentValue::from(n);
+        let (text, choosable) = match self {
+            RecordNotice::NewResults => (text_in(lang, "mail-new-results-body", &[("records", records())]), true),
+            RecordNotice::DownloadReady => {
+                (text_in(lang, "mail-download-ready-body", &[("when", when()), ("records", records())]), true)
+            }
+            RecordNotice::ShareLinkOpened => {
+                (text_in(lang, "mail-share-opened-body", &[("when", when()), ("records", records())]), true)
+            }
+            RecordNotice::ProxyAdded => {
+                (text_in(lang, "mail-proxy-added-body", &[("when", when()), ("proxies", proxies())]), true)
+            }
+            RecordNotice::ProxyInvitation { link, valid_days } => (
+                text_in(
+                    lang,
+                    "mail-proxy-invitation-body",
+                    &[("days", days(*valid_days)), ("link", link.as_str().into())],
+                ),
+                false,
             ),
-            RecordNotice::DownloadReady => format!(
-                "Hello,\n\nthe download you asked for at the patient portal is ready\n\
-                 ({when}).\nSign in to get it; it is kept for a limited time:\n{records}\n\n{choose}\n"
+            RecordNotice::AccessChangesSoon { to: Audience::Proxy, within_days } => (
+                text_in(
+                    lang,
+                    "mail-access-changes-proxy-body",
+                    &[("days", days(*within_days)), ("proxies", proxies())],
+                ),
+                false,
             ),
-            RecordNotice::ShareLinkOpened => format!(
-                "Hello,\n\na link you made to share a health record was opened at\n{when}.\n\
-                 Sign in to see when it was used, or to end the link:\n{records}\n\n{choose}\n"
+            RecordNotice::AccessChangesSoon { to: Audience::Patient, within_days } => (
+                text_in(
+                    lang,
+                    "mail-access-changes-patient-body",
+                    &[("days", days(*within_days)), ("proxies", proxies())],
+                ),
+                false,
             ),
-            RecordNotice::ProxyAdded => format!(
-                "Hello,\n\nat {when} someone was given access to your health\n\
-                 record in the patient portal, as your proxy. You can see and\n\
-                 end their access here:\n{proxies}\n\n\
-                 If you did not expect this, end it there and call the medical\nrecords (HIM) desk.\n\n{choose}\n"
+            RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::Adult } => {
+                (text_in(lang, "mail-access-ended-adult-body", &[("when", when()), ("account", account())]), false)
+            }
+            RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient } => {
+                (text_in(lang, "mail-access-ended-by-patient-body", &[("when", when()), ("account", account())]), false)
+            }
+            RecordNotice::AccessEnded { to: Audience::Patient, .. } => {
+                (text_in(lang, "mail-access-ended-patient-body", &[("when", when()), ("proxies", proxies())]), false)
+            }
+            RecordNotice::ProxyExpiresSoon { within_days } => (
+                text_in(lang, "mail-proxy-expires-body", &[("days", days(*within_days)), ("proxies", proxies())]),
+                false,
             ),
-            RecordNotice::ProxyInvitation { link, valid_days } => format!(
-                "Hello,\n\nsomeone invited you to see their health record in the patient\n\
-                 portal, as their proxy. To accept, create an account with this\n\
-                 e-mail address (or sign in), then open this link within\n{valid_days} days:\n\n{link}\n\n\
-                 You will be asked for their date of birth. If you did not expect\n\
-                 this mail, ignore it: nothing happens without you.\n"
-            ),
-            RecordNotice::AccessChangesSoon { to: Audience::Proxy, within_days } => format!(
-                "Hello,\n\nwithin the next {within_days} days, your access to a health record\n\
-                 you open for a child changes: at 12 the law gives a young person\n\
-                 privacy for some of their care, so you will see less of the\n\
-                 record, and at 18 your access ends. Sign in to see on which day\nand what changes:\n{proxies}\n"
-            ),
-            RecordNotice::AccessChangesSoon { to: Audience::Patient, within_days } => format!(
-                "Hello,\n\nwithin the next {within_days} days, what your parents or guardians\n\
-                 can see of your health record changes: some of your care becomes\n\
-                 private to you, and when you are an adult their access ends.\n\
-                 Sign in to see on which day and what changes:\n{proxies}\n"
-            ),
-            RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::Adult } => format!(
-                "Hello,\n\nyour access to a health record you opened as a parent or\n\
-                 guardian ended at {when},\nbecause the person is now an adult.\n\
-                 They can invite you again from their own account.\n\nYour account:\n{origin}/account\n"
-            ),
-            RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient } => format!(
-                "Hello,\n\nyour access to a health record you opened for someone ended at\n\
-                 {when}: the person ended it.\nAsk them if you think this is wrong.\n\nYour account:\n{origin}/account\n"
-            ),
-            RecordNotice::AccessEnded { to: Audience::Patient, .. } => format!(
-                "Hello,\n\nnow that you are an adult, the access your parents or guardians\n\
-                 had to your health record ended at {when}. You can invite\n\
-                 someone to see your record here:\n{proxies}\n"
-            ),
-            RecordNotice::ProxyExpiresSoon { within_days } => format!(
-                "Hello,\n\nwithin the next {within_days} days, the access of someone you allowed\n\
-                 to see your health record ends. To keep it, renew it here:\n{proxies}\n"
-            ),
+        };
+        if !choosable {
+            return text;
         }
+        let notices = FluentValue::from(format!("{origin}/account/notices"));
+        format!("{text}\n\n{}", text_in(lang, "mail-choose-notices", &[("notices", notices)]))
     }
 
     /// Every variant, for the text checks.

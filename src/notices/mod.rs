@@ -15,6 +15,7 @@ pub mod sweep;
 pub use kinds::NoticeKind;
 pub use sweep::ResultsSweep;
 
+use crate::i18n::Lang;
 use crate::mail::{Mailer, Notice, RecordNotice};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
@@ -103,13 +104,27 @@ impl Notices {
         Ok(self.preferences(account_id).await?.into_iter().any(|p| p.kind == kind && p.enabled))
     }
 
-    /// The account's confirmed e-mail address (its user name), if it has one.
-    async fn address(&self, account_id: &str) -> Result<Option<String>, NoticeError> {
-        Ok(sqlx::query("SELECT username FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL")
-            .bind(account_id)
+    /// The account's confirmed e-mail address (its user name), if it has one, and the
+    /// language its mails go in (the one it chose, else English).
+    async fn address(&self, account_id: &str) -> Result<Option<(String, Lang)>, NoticeError> {
+        let row =
+            sqlx::query("SELECT username, language FROM accounts WHERE id = $1 AND email_verified_at IS NOT NULL")
+                .bind(account_id)
+                .fetch_optional(&self.store.pool)
+                .await?;
+        Ok(row.and_then(|r| {
+            let lang = r.get::<Option<String>, _>(1).and_then(|c| Lang::from_code(&c)).unwrap_or_default();
+            r.get::<Option<String>, _>(0).map(|to| (to, lang))
+        }))
+    }
+
+    /// The language an account with user name `address` chose, if there is one.
+    async fn language_of_address(&self, address: &str) -> Result<Option<Lang>, NoticeError> {
+        let row = sqlx::query("SELECT language FROM accounts WHERE username = $1")
+            .bind(address)
             .fetch_optional(&self.store.pool)
-            .await?
-            .and_then(|r| r.get::<Option<String>, _>(0)))
+            .await?;
+        Ok(row.and_then(|r| r.get::<Option<String>, _>(0)).and_then(|c| Lang::from_code(&c)))
     }
 
     /// Sends `kind` to the account unless it turned that notice off; true when queued.
@@ -122,17 +137,21 @@ impl Notices {
 
     /// Sends a notice the account cannot turn off (changes of proxy access); true when queued.
     pub async fn tell(&self, account_id: &str, notice: RecordNotice) -> Result<bool, NoticeError> {
-        let Some(to) = self.address(account_id).await? else {
+        let Some((to, lang)) = self.address(account_id).await? else {
             tracing::info!(kind = notice.kind(), "notice not sent: the account has no confirmed address");
             return Ok(false);
         };
-        self.mail.send(&to, Notice::Record(notice));
+        self.mail.send(&to, lang, Notice::Record(notice));
         Ok(true)
     }
 
-    /// Sends a notice to an address that need not be an account's (an invitation).
-    pub fn send_to_address(&self, to: &str, notice: RecordNotice) {
-        self.mail.send(to, Notice::Record(notice));
+    /// Sends a notice to an address that need not be an account's (an invitation): in the
+    /// language of the account with that address if there is one and it chose one, else in
+    /// `otherwise` (the language of the page the invitation was made on).
+    pub async fn send_to_address(&self, to: &str, otherwise: Lang, notice: RecordNotice) -> Result<(), NoticeError> {
+        let lang = self.language_of_address(to).await?.unwrap_or(otherwise);
+        self.mail.send(to, lang, Notice::Record(notice));
+        Ok(())
     }
 
     /// A share link made by `sharer_account_id` was opened: the sharer is told (unless they

@@ -6,6 +6,7 @@
 //! activity ([`for_proxy`]).
 
 use crate::audit::AuditRecord;
+use crate::i18n::{t, tr};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -71,30 +72,33 @@ fn split_actor(actor: &str) -> (Option<String>, Option<String>) {
     (None, actor.strip_prefix("account:").map(str::to_string))
 }
 
-/// The relationship codes and roles of the log in words.
-fn role_words(role: &str) -> &str {
-    match role {
-        "patient" => "the patient",
-        "MTH" => "mother",
-        "FTH" => "father",
-        "PRN" => "parent",
-        "GUARD" => "guardian",
-        "CAREGIVER" => "caregiver",
-        "staff" => "Harbor Health staff",
-        "partner" => "a partner organization",
-        other => other,
-    }
+/// The relationship codes and roles of the log in words (catalogue keys `log-role-*`).
+fn role_words(role: &str) -> String {
+    let key = match role {
+        "patient" => "log-role-patient",
+        "MTH" => "log-role-mother",
+        "FTH" => "log-role-father",
+        "PRN" => "log-role-parent",
+        "GUARD" => "log-role-guardian",
+        "CAREGIVER" => "log-role-caregiver",
+        "staff" => "log-role-staff",
+        "partner" => "log-role-partner",
+        other => return other.to_string(),
+    };
+    t(key)
 }
 
 fn who(r: &AuditRecord, names: &Names) -> String {
     let role = r.entry.role.strip_prefix("app for ").unwrap_or(&r.entry.role);
     let person = |account: &str| -> String {
         if account == names.me {
-            "you".into()
+            t("log-who-you-lower")
         } else {
             match names.accounts.get(account) {
-                Some(name) => format!("{name} ({})", role_words(role)),
-                None => format!("someone with access ({})", role_words(role)),
+                Some(name) => {
+                    tr("log-who-person", &[("name", name.as_str().into()), ("role", role_words(role).into())])
+                }
+                None => tr("log-who-someone", &[("role", role_words(role).into())]),
             }
         }
     };
@@ -102,24 +106,24 @@ fn who(r: &AuditRecord, names: &Names) -> String {
         (Some(app), account) => {
             let app_name = names.apps.get(&app).cloned().unwrap_or(app);
             match account {
-                Some(a) => format!("The app “{app_name}”, allowed by {}", person(&a)),
-                None => format!("The app “{app_name}”"),
+                Some(a) => tr("log-who-app-allowed-by", &[("app", app_name.into()), ("person", person(&a).into())]),
+                None => tr("log-who-app", &[("app", app_name.into())]),
             }
         }
-        (None, Some(a)) if a == names.me => "You".into(),
+        (None, Some(a)) if a == names.me => t("log-who-you"),
         (None, Some(a)) => capitalize(&person(&a)),
         (None, None) => match role {
-            "staff" => "Harbor Health staff".into(),
-            "share link" => format!("Someone with your share link “{}”", r.entry.purpose.as_deref().unwrap_or("")),
+            "staff" => t("log-who-staff"),
+            "share link" => tr("log-who-share-link", &[("purpose", r.entry.purpose.as_deref().unwrap_or("").into())]),
             "partner" => {
                 // Partner actors name the organization: `partner:{name}…` or a client id.
                 let name = r.entry.actor.split(':').skip_while(|p| *p != "partner").nth(1);
                 match name {
-                    Some(n) => format!("Partner organization “{n}” (health information exchange)"),
-                    None => "A partner organization (health information exchange)".into(),
+                    Some(n) => tr("log-who-partner-named", &[("name", n.into())]),
+                    None => t("log-who-partner"),
                 }
             }
-            other => capitalize(&format!("{} (demonstration access)", role_words(other))),
+            other => capitalize(&tr("log-who-demo", &[("role", role_words(other).into())])),
         },
     }
 }
@@ -132,60 +136,62 @@ fn capitalize(s: &str) -> String {
     }
 }
 
-/// FHIR resource types in words.
-fn type_words(t: &str) -> &str {
-    match t {
-        "Observation" => "test results and measurements",
-        "DiagnosticReport" => "test and imaging reports",
-        "Condition" => "health problems",
-        "MedicationRequest" | "MedicationStatement" => "medications",
-        "AllergyIntolerance" => "allergies",
-        "Immunization" => "immunizations",
-        "Encounter" | "Appointment" => "visits",
-        "DocumentReference" => "documents",
-        "CareTeam" => "the care team",
-        "CarePlan" => "care plans",
-        "Goal" => "health goals",
-        "Procedure" => "procedures",
-        "Patient" => "name and contact details",
-        "RelatedPerson" => "family members on file",
-        "AuditEvent" => "the access log",
-        "Provenance" => "where items came from",
-        "Practitioner" | "Organization" | "Location" | "PractitionerRole" => "clinicians and places",
-        other => other,
-    }
+/// FHIR resource types in words (catalogue keys `log-type-*`).
+fn type_words(t: &str) -> String {
+    let key = match t {
+        "Observation" => "log-type-observation",
+        "DiagnosticReport" => "log-type-report",
+        "Condition" => "log-type-condition",
+        "MedicationRequest" | "MedicationStatement" => "log-type-medication",
+        "AllergyIntolerance" => "log-type-allergy",
+        "Immunization" => "log-type-immunization",
+        "Encounter" | "Appointment" => "log-type-visit",
+        "DocumentReference" => "log-type-document",
+        "CareTeam" => "log-type-care-team",
+        "CarePlan" => "log-type-care-plan",
+        "Goal" => "log-type-goal",
+        "Procedure" => "log-type-procedure",
+        "Patient" => "log-type-patient",
+        "RelatedPerson" => "log-type-related-person",
+        "AuditEvent" => "log-type-audit-event",
+        "Provenance" => "log-type-provenance",
+        "Practitioner" | "Organization" | "Location" | "PractitionerRole" => "log-type-places",
+        other => return other.to_string(),
+    };
+    crate::i18n::t(key)
 }
 
 pub fn what(r: &AuditRecord) -> String {
     let path = r.entry.what.split('?').next().unwrap_or("");
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let kind = || type_words(segments.get(1).copied().unwrap_or(""));
     match r.entry.action.as_str() {
         "page" => {
             let section = segments.get(2).copied().unwrap_or("");
             match section {
-                "" => "Opened the record's home page".into(),
-                "access-log" => "Looked at who accessed the record (this page)".into(),
-                "apps" => "Looked at the apps allowed to read the record".into(),
-                "share" => "Looked at the record's share links".into(),
+                "" => t("log-what-home"),
+                "access-log" => t("log-what-access-log"),
+                "apps" => t("log-what-apps"),
+                "share" => t("log-what-share-page"),
                 s => match super::record_view::SECTIONS.iter().find(|(slug, _)| *slug == s) {
-                    Some((_, title)) => format!("Viewed the “{title}” page"),
-                    None => "Viewed a page of the record".into(),
+                    Some((_, title)) => tr("log-what-section", &[("section", t(title).into())]),
+                    None => t("log-what-page"),
                 },
             }
         }
         // An item the viewer is not shown is logged as `/fhir` for them: no type, no id.
-        "read" if segments.len() < 2 => "Read one item of the record".into(),
-        "read" => format!("Read one item: {}", type_words(segments.get(1).copied().unwrap_or(""))),
-        "search" => format!("Looked up {}", type_words(segments.get(1).copied().unwrap_or(""))),
-        "everything" => "Retrieved the whole record".into(),
-        "download" => "Downloaded a copy of the record".into(),
-        "export" => "Exported the record (bulk data)".into(),
-        "explain" => "Reviewed the privacy decisions for the record".into(),
-        "release" => "Released a result that was on hold".into(),
-        "share" => "Made a share link of the record".into(),
+        "read" if segments.len() < 2 => t("log-what-read-one"),
+        "read" => tr("log-what-read", &[("kind", kind().into())]),
+        "search" => tr("log-what-search", &[("kind", kind().into())]),
+        "everything" => t("log-what-everything"),
+        "download" => t("log-what-download"),
+        "export" => t("log-what-export"),
+        "explain" => t("log-what-explain"),
+        "release" => t("log-what-release"),
+        "share" => t("log-what-share"),
         "share-view" => match recipient(&r.entry.what) {
-            Some(who) => format!("Opened a share link of the record (as “{who}”)"),
-            None => "Opened a share link of the record".into(),
+            Some(who) => tr("log-what-share-view-as", &[("recipient", who.into())]),
+            None => t("log-what-share-view"),
         },
         other => capitalize(other),
     }
@@ -198,31 +204,32 @@ fn recipient(what: &str) -> Option<String> {
 }
 
 pub fn purpose_words(code: &str) -> String {
-    match code {
-        "TREAT" => "Treatment".into(),
-        "ETREAT" => "Emergency treatment".into(),
-        "BTG" => "Emergency access (break the glass)".into(),
-        "HPAYMT" => "Payment".into(),
-        "HOPERAT" => "Health care operations".into(),
-        "HRESCH" => "Research".into(),
-        "PUBHLTH" => "Public health".into(),
-        other => other.into(),
-    }
+    let key = match code {
+        "TREAT" => "log-purpose-treat",
+        "ETREAT" => "log-purpose-etreat",
+        "BTG" => "log-purpose-btg",
+        "HPAYMT" => "log-purpose-payment",
+        "HOPERAT" => "log-purpose-operations",
+        "HRESCH" => "log-purpose-research",
+        "PUBHLTH" => "log-purpose-public-health",
+        other => return other.into(),
+    };
+    t(key)
 }
 
-fn outcome_words(outcome: &str) -> (&'static str, bool) {
+fn outcome_words(outcome: &str) -> (String, bool) {
     match outcome {
-        "success" => ("Allowed", true),
-        "not-found" => ("Nothing shown", false),
-        "denied" => ("Refused", false),
-        _ => ("Did not complete", false),
+        "success" => (t("log-outcome-allowed"), true),
+        "not-found" => (t("log-outcome-nothing-shown"), false),
+        "denied" => (t("log-outcome-refused"), false),
+        _ => (t("log-outcome-failed"), false),
     }
 }
 
-/// "Jan 5, 2026, 2:03 PM UTC".
+/// "Jan 5, 2026, 2:03 PM UTC" / "5 ene 2026, 14:03 UTC".
 fn when(recorded: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(recorded) {
-        Ok(d) => d.with_timezone(&chrono::Utc).format("%b %-d, %Y, %-I:%M %p UTC").to_string(),
+        Ok(d) => format!("{} UTC", crate::i18n::day_time(crate::i18n::current(), &d.with_timezone(&chrono::Utc))),
         Err(_) => recorded.to_string(),
     }
 }
@@ -238,7 +245,7 @@ pub fn rows(records: &[AuditRecord], names: &Names) -> Vec<AccessRow> {
                 who: who(r, names),
                 what: what(r),
                 purpose: r.entry.purpose.as_deref().map(purpose_words),
-                outcome: outcome.into(),
+                outcome,
                 allowed,
                 from: r.entry.source_ip.clone(),
             }

@@ -171,13 +171,13 @@ pub fn readable_cda(xml: &str) -> Option<Readable> {
 fn label(content_type: Option<&str>) -> String {
     let essence = content_type.map(|t| t.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     match essence.as_deref() {
-        Some("application/pdf") => "Open the PDF".into(),
+        Some("application/pdf") => crate::i18n::t("file-open-the-pdf"),
         Some("application/xml" | "text/xml" | "application/cda+xml" | "application/hl7-cda+xml") => {
-            "Save the document (C-CDA, XML)".into()
+            crate::i18n::t("file-save-the-document-c-cda")
         }
-        Some("text/plain") => "Open the note".into(),
-        Some(t) if t.starts_with("image/") => "Open the image".into(),
-        _ => "Save the document".into(),
+        Some("text/plain") => crate::i18n::t("file-open-the-note"),
+        Some(t) if t.starts_with("image/") => crate::i18n::t("file-open-the-image"),
+        _ => crate::i18n::t("file-save-the-document"),
     }
 }
 

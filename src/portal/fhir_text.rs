@@ -78,25 +78,28 @@ pub fn phone(r: &Value) -> Option<String> {
     })
 }
 
-/// A FHIR date, dateTime or instant as people read it: "Mar 14, 2025" (the date as written,
-/// in the zone it was written in); partial dates as "March 2025" or "2025".
+/// A FHIR date, dateTime or instant as people read it, in the language of the request:
+/// "Mar 14, 2025" / "14 mar 2025" (the date as written, in the zone it was written in);
+/// partial dates as "March 2025" / "marzo de 2025", or "2025".
 pub fn date(value: &str) -> String {
+    let lang = crate::i18n::current();
     if let Ok(d) = DateTime::parse_from_rfc3339(value) {
-        return d.format("%b %-d, %Y").to_string();
+        return crate::i18n::day(lang, d.date_naive());
     }
     if let Ok(d) = NaiveDate::parse_from_str(value, "%Y-%m-%d") {
-        return d.format("%b %-d, %Y").to_string();
+        return crate::i18n::day(lang, d);
     }
     if let Ok(d) = NaiveDate::parse_from_str(&format!("{value}-01"), "%Y-%m-%d") {
-        return d.format("%B %Y").to_string();
+        return crate::i18n::month(lang, d);
     }
     value.to_string()
 }
 
-/// Like [`date`], with the time of day when the value has one: "Mar 14, 2025, 9:00 AM".
+/// Like [`date`], with the time of day when the value has one: "Mar 14, 2025, 9:00 AM" /
+/// "14 mar 2025, 09:00".
 pub fn date_time(value: &str) -> String {
     match DateTime::parse_from_rfc3339(value) {
-        Ok(d) => d.format("%b %-d, %Y, %-I:%M %p").to_string(),
+        Ok(d) => crate::i18n::day_time(crate::i18n::current(), &d),
         Err(_) => date(value),
     }
 }

@@ -1,7 +1,9 @@
 //! HTML for people: the sign-in, registration, enrollment, record picker and consent pages,
 //! the per-patient record pages (server-rendered with minijinja, escaped by default, no
 //! JavaScript) and their stylesheet, plus the record pages' view models built from a
-//! released record. It renders what it is given and never fetches patient data itself.
+//! released record. Every page is rendered in the request's language, its words taken from
+//! the catalogue (`t("key")` in the templates, see [`crate::i18n`]). It renders what it is
+//! given and never fetches patient data itself.
 
 pub mod access_log;
 pub mod documents_view;
@@ -15,44 +17,49 @@ use minijinja::Environment;
 use serde::Serialize;
 use std::sync::LazyLock;
 
+/// The page templates, by name (the catalogue tests read every key they use).
+pub const TEMPLATE_FILES: [(&str, &str); 33] = [
+    ("base.html", include_str!("templates/base.html")),
+    ("home.html", include_str!("templates/home.html")),
+    ("login.html", include_str!("templates/login.html")),
+    ("register.html", include_str!("templates/register.html")),
+    ("enroll.html", include_str!("templates/enroll.html")),
+    ("verify_email.html", include_str!("templates/verify_email.html")),
+    ("pick.html", include_str!("templates/pick.html")),
+    ("consent.html", include_str!("templates/consent.html")),
+    ("account.html", include_str!("templates/account.html")),
+    ("error.html", include_str!("templates/error.html")),
+    ("records.html", include_str!("templates/records.html")),
+    ("record_layout.html", include_str!("templates/record_layout.html")),
+    ("withheld_notice.html", include_str!("templates/withheld_notice.html")),
+    ("record_message.html", include_str!("templates/record_message.html")),
+    ("record_document.html", include_str!("templates/record_document.html")),
+    ("item_list.html", include_str!("templates/item_list.html")),
+    ("record_list.html", include_str!("templates/record_list.html")),
+    ("record_home.html", include_str!("templates/record_home.html")),
+    ("record_results.html", include_str!("templates/record_results.html")),
+    ("record_care_team.html", include_str!("templates/record_care_team.html")),
+    ("record_access_log.html", include_str!("templates/record_access_log.html")),
+    ("record_apps.html", include_str!("templates/record_apps.html")),
+    ("download_job.html", include_str!("templates/download_job.html")),
+    ("record_corrections.html", include_str!("templates/record_corrections.html")),
+    ("record_disclosures.html", include_str!("templates/record_disclosures.html")),
+    ("disclosures_table.html", include_str!("templates/disclosures_table.html")),
+    ("disclosures_print.html", include_str!("templates/disclosures_print.html")),
+    ("record_share.html", include_str!("templates/record_share.html")),
+    ("share_made.html", include_str!("templates/share_made.html")),
+    ("share_viewer.html", include_str!("templates/share_viewer.html")),
+    ("proxies.html", include_str!("templates/proxies.html")),
+    ("proxy_accept.html", include_str!("templates/proxy_accept.html")),
+    ("notices.html", include_str!("templates/notices.html")),
+];
+
 // Cannot fail at run time: the templates are built in, and the page tests render each of them.
 #[allow(clippy::expect_used)]
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
-    for (name, text) in [
-        ("base.html", include_str!("templates/base.html")),
-        ("home.html", include_str!("templates/home.html")),
-        ("login.html", include_str!("templates/login.html")),
-        ("register.html", include_str!("templates/register.html")),
-        ("enroll.html", include_str!("templates/enroll.html")),
-        ("verify_email.html", include_str!("templates/verify_email.html")),
-        ("pick.html", include_str!("templates/pick.html")),
-        ("consent.html", include_str!("templates/consent.html")),
-        ("account.html", include_str!("templates/account.html")),
-        ("error.html", include_str!("templates/error.html")),
-        ("records.html", include_str!("templates/records.html")),
-        ("record_layout.html", include_str!("templates/record_layout.html")),
-        ("record_message.html", include_str!("templates/record_message.html")),
-        ("record_document.html", include_str!("templates/record_document.html")),
-        ("item_list.html", include_str!("templates/item_list.html")),
-        ("record_list.html", include_str!("templates/record_list.html")),
-        ("record_home.html", include_str!("templates/record_home.html")),
-        ("record_results.html", include_str!("templates/record_results.html")),
-        ("record_care_team.html", include_str!("templates/record_care_team.html")),
-        ("record_access_log.html", include_str!("templates/record_access_log.html")),
-        ("record_apps.html", include_str!("templates/record_apps.html")),
-        ("download_job.html", include_str!("templates/download_job.html")),
-        ("record_corrections.html", include_str!("templates/record_corrections.html")),
-        ("record_disclosures.html", include_str!("templates/record_disclosures.html")),
-        ("disclosures_table.html", include_str!("templates/disclosures_table.html")),
-        ("disclosures_print.html", include_str!("templates/disclosures_print.html")),
-        ("record_share.html", include_str!("templates/record_share.html")),
-        ("share_made.html", include_str!("templates/share_made.html")),
-        ("share_viewer.html", include_str!("templates/share_viewer.html")),
-        ("proxies.html", include_str!("templates/proxies.html")),
-        ("proxy_accept.html", include_str!("templates/proxy_accept.html")),
-        ("notices.html", include_str!("templates/notices.html")),
-    ] {
+    crate::i18n::jinja::install(&mut env);
+    for (name, text) in TEMPLATE_FILES {
         env.add_template(name, text).expect("templates parse");
     }
     env
@@ -61,9 +68,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
 /// The stylesheet served at `/static/portal.css`.
 pub const STYLESHEET: &str = include_str!("static/portal.css");
 
-/// Renders a page; a template error is a bug, reported as a plain message.
+/// Renders a page in the language of the request being served (see [`crate::i18n`]); a
+/// template error is a bug, reported as a plain message.
 pub fn render<C: Serialize>(template: &str, context: C) -> String {
-    let context = template_context(&context);
+    render_in(crate::i18n::current(), template, context)
+}
+
+/// Renders a page in `lang`.
+pub fn render_in<C: Serialize>(lang: crate::i18n::Lang, template: &str, context: C) -> String {
+    let context = minijinja::context! { lang => lang.code(), ..template_context(&context) };
     TEMPLATES.get_template(template).and_then(|t| t.render(context)).unwrap_or_else(|e| {
         tracing::error!(template, error = %e, "template failed");
         "<!doctype html><title>Error</title><p>Something went wrong. Please try again.</p>".into()

@@ -30,8 +30,33 @@ const SHOWN_ELSEWHERE: &[&str] = &[
     "Provenance",
 ];
 
-/// `ExplanationOfBenefit` → `Explanation of benefit`.
+/// The kind of a resource in the request's language: the catalogue's word for the kinds
+/// records commonly hold (`kind-*`), else the type in words (`ExplanationOfBenefit` →
+/// `Explanation of benefit`).
 fn kind_words(resource_type: &str) -> String {
+    let key = match resource_type {
+        "ExplanationOfBenefit" => "kind-explanation-of-benefit",
+        "Claim" => "kind-claim",
+        "Coverage" => "kind-coverage",
+        "CoverageEligibilityRequest" => "kind-eligibility-request",
+        "CoverageEligibilityResponse" => "kind-eligibility-response",
+        "ImagingStudy" => "kind-imaging-study",
+        "Procedure" => "kind-procedure",
+        "CarePlan" => "kind-care-plan",
+        "Goal" => "kind-goal",
+        "MedicationDispense" => "kind-medication-dispense",
+        "MedicationAdministration" => "kind-medication-administration",
+        "RelatedPerson" => "kind-related-person",
+        "Device" => "kind-device",
+        "ServiceRequest" => "kind-service-request",
+        "QuestionnaireResponse" => "kind-questionnaire-response",
+        _ => return type_in_words(resource_type),
+    };
+    crate::i18n::t(key)
+}
+
+/// `ExplanationOfBenefit` → `Explanation of benefit`.
+fn type_in_words(resource_type: &str) -> String {
     let mut out = String::new();
     for (i, c) in resource_type.chars().enumerate() {
         if c.is_ascii_uppercase() && i > 0 {

@@ -6,28 +6,32 @@
 
 use super::fhir_text::{self as fx, Lookup};
 use super::results_view::{self, ResultsView};
+use crate::i18n::t;
 use crate::read::WholeRecord;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The sections of a record, in menu order: (path segment, heading, what the menu says).
+/// The sections of a record, in menu order: (path segment, catalogue key of its heading).
 pub const SECTIONS: [(&str, &str); 9] = [
-    ("results", "Test results"),
-    ("medications", "Medications"),
-    ("allergies", "Allergies"),
-    ("immunizations", "Immunizations"),
-    ("problems", "Health problems"),
-    ("visits", "Visits"),
-    ("documents", "Documents"),
-    ("care-team", "Care team"),
-    ("other", "Other records"),
+    ("results", "section-test-results"),
+    ("medications", "section-medications"),
+    ("allergies", "section-allergies"),
+    ("immunizations", "section-immunizations"),
+    ("problems", "section-health-problems"),
+    ("visits", "section-visits"),
+    ("documents", "section-documents"),
+    ("care-team", "section-care-team"),
+    ("other", "section-other-records"),
 ];
 
 /// One labelled fact about an item.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Detail {
-    pub label: &'static str,
+    /// The label's catalogue key (what code compares, e.g. `detail-phone`).
+    pub key: &'static str,
+    /// The label in the page's language.
+    pub label: String,
     pub value: String,
 }
 
@@ -53,9 +57,10 @@ pub struct Item {
 }
 
 impl Item {
+    /// `fallback`: the catalogue key of the title used when the item has no name.
     pub(super) fn new(r: &Value, title: Option<String>, fallback: &str) -> Item {
         Item {
-            title: title.unwrap_or_else(|| fallback.to_string()),
+            title: title.unwrap_or_else(|| t(fallback)),
             date: None,
             sort: String::new(),
             status: None,
@@ -81,9 +86,10 @@ impl Item {
         self
     }
 
-    fn detail(mut self, label: &'static str, value: Option<String>) -> Item {
+    /// A fact labelled by the catalogue key `key`, when it has a value.
+    fn detail(mut self, key: &'static str, value: Option<String>) -> Item {
         if let Some(v) = value.filter(|v| !v.trim().is_empty()) {
-            self.details.push(Detail { label, value: v });
+            self.details.push(Detail { key, label: t(key), value: v });
         }
         self
     }
@@ -239,29 +245,26 @@ fn whose(patient: Option<&Value>, now: DateTime<Utc>) -> Whose {
 
 fn status_word(status: Option<&str>) -> Option<String> {
     let s = status?;
-    Some(
-        match s {
-            "active" => "Active",
-            "inactive" => "Inactive",
-            "resolved" => "Resolved",
-            "remission" => "In remission",
-            "recurrence" | "relapse" => "Came back",
-            "stopped" => "Stopped",
-            "completed" => "Completed",
-            "on-hold" => "On hold",
-            "cancelled" => "Cancelled",
-            "finished" => "Completed",
-            "planned" => "Planned",
-            "booked" => "Booked",
-            "arrived" | "in-progress" => "In progress",
-            "entered-in-error" => "Entered in error",
-            "not-done" => "Not given",
-            "draft" => "Draft",
-            "unknown" => "Unknown",
-            other => return Some(other.to_string()),
-        }
-        .to_string(),
-    )
+    Some(t(match s {
+        "active" => "status-active",
+        "inactive" => "status-inactive",
+        "resolved" => "status-resolved",
+        "remission" => "status-in-remission",
+        "recurrence" | "relapse" => "status-came-back",
+        "stopped" => "status-stopped",
+        "completed" => "status-completed",
+        "on-hold" => "status-on-hold",
+        "cancelled" => "status-cancelled",
+        "finished" => "status-completed",
+        "planned" => "status-planned",
+        "booked" => "status-booked",
+        "arrived" | "in-progress" => "status-in-progress",
+        "entered-in-error" => "status-entered-in-error",
+        "not-done" => "status-not-given",
+        "draft" => "status-draft",
+        "unknown" => "status-unknown",
+        other => return Some(other.to_string()),
+    }))
 }
 
 fn clinical_status(r: &Value) -> Option<String> {
@@ -295,15 +298,15 @@ fn medication(r: &Value, lookup: &Lookup<'_>) -> Item {
         .filter_map(|d| fx::text(d, "text"))
         .collect::<Vec<_>>()
         .join("; ");
-    let mut item = Item::new(r, name, "Medication").when(
+    let mut item = Item::new(r, name, "item-medication").when(
         fx::text(r, "authoredOn").or_else(|| fx::text(r, "effectiveDateTime")).or_else(|| fx::text(r, "dateAsserted")),
         false,
     );
     item.status = status_word(r.get("status").and_then(Value::as_str));
-    item.detail("How to take it", Some(dosage))
-        .detail("Prescribed by", r.get("requester").and_then(|x| lookup.name(x)))
-        .detail("Why", (!reasons.is_empty()).then(|| reasons.join(", ")))
-        .detail("Why it was stopped", r.get("statusReason").and_then(|s| fx::concept(Some(s))))
+    item.detail("detail-how-to-take-it", Some(dosage))
+        .detail("detail-prescribed-by", r.get("requester").and_then(|x| lookup.name(x)))
+        .detail("detail-why", (!reasons.is_empty()).then(|| reasons.join(", ")))
+        .detail("detail-why-it-was-stopped", r.get("statusReason").and_then(|s| fx::concept(Some(s))))
 }
 
 fn allergy(r: &Value) -> Item {
@@ -332,44 +335,44 @@ fn allergy(r: &Value) -> Item {
         .map(str::to_string)
         .collect();
     let high = r.get("criticality").and_then(Value::as_str) == Some("high");
-    let mut item = Item::new(r, fx::concept(r.get("code")), "Allergy")
+    let mut item = Item::new(r, fx::concept(r.get("code")), "item-allergy")
         .when(fx::text(r, "recordedDate").or_else(|| fx::text(r, "onsetDateTime")), false);
     item.status = clinical_status(r);
     item.alert = high;
-    item.detail("Reaction", (!reactions.is_empty()).then(|| reactions.join(", ")))
-        .detail("Risk", high.then(|| "High risk: a reaction could be serious".to_string()))
-        .detail("Kind", (!categories.is_empty()).then(|| categories.join(", ")))
+    item.detail("detail-reaction", (!reactions.is_empty()).then(|| reactions.join(", ")))
+        .detail("detail-risk", high.then(|| t("value-high-risk-a-reaction-could")))
+        .detail("detail-kind", (!categories.is_empty()).then(|| categories.join(", ")))
 }
 
 fn immunization(r: &Value, lookup: &Lookup<'_>) -> Item {
     let mut item =
-        Item::new(r, fx::concept(r.get("vaccineCode")), "Vaccine").when(fx::text(r, "occurrenceDateTime"), false);
+        Item::new(r, fx::concept(r.get("vaccineCode")), "item-vaccine").when(fx::text(r, "occurrenceDateTime"), false);
     item.status = match r.get("status").and_then(Value::as_str) {
-        Some("completed") => Some("Given".into()),
+        Some("completed") => Some(t("value-given")),
         other => status_word(other),
     };
-    item.detail("Where", r.get("location").and_then(|l| lookup.name(l)))
-        .detail("Dose", r.get("doseQuantity").and_then(fx::quantity))
+    item.detail("detail-where", r.get("location").and_then(|l| lookup.name(l)))
+        .detail("detail-dose", r.get("doseQuantity").and_then(fx::quantity))
 }
 
 fn condition(r: &Value) -> Item {
     let onset = fx::text(r, "onsetDateTime")
         .or_else(|| r.pointer("/onsetPeriod/start").and_then(Value::as_str).map(str::to_string));
     let verification = r.pointer("/verificationStatus/coding/0/code").and_then(Value::as_str);
-    let mut item = Item::new(r, fx::concept(r.get("code")), "Health problem")
+    let mut item = Item::new(r, fx::concept(r.get("code")), "item-health-problem")
         .when(onset.clone().or_else(|| fx::text(r, "recordedDate")), false);
     item.status = clinical_status(r);
-    item.detail("Since", onset.as_deref().map(fx::date))
-        .detail("Kind", fx::first_concept(r.get("category")))
+    item.detail("detail-since", onset.as_deref().map(fx::date))
+        .detail("detail-kind", fx::first_concept(r.get("category")))
         .detail(
-            "Confirmed?",
+            "detail-confirmed",
             match verification {
-                Some("provisional" | "differential" | "unconfirmed") => Some("Not yet confirmed".into()),
-                Some("refuted") => Some("Ruled out".into()),
+                Some("provisional" | "differential" | "unconfirmed") => Some(t("value-not-yet-confirmed")),
+                Some("refuted") => Some(t("value-ruled-out")),
                 _ => None,
             },
         )
-        .detail("Ended", fx::text(r, "abatementDateTime").as_deref().map(fx::date))
+        .detail("detail-ended", fx::text(r, "abatementDateTime").as_deref().map(fx::date))
 }
 
 /// An Encounter, and whether it is still to come.
@@ -377,11 +380,11 @@ fn encounter(r: &Value, lookup: &Lookup<'_>, now: DateTime<Utc>) -> (Item, bool)
     let start = r.pointer("/period/start").and_then(Value::as_str).map(str::to_string);
     let class = r.pointer("/class/code").and_then(Value::as_str);
     let kind = match class {
-        Some("AMB") => Some("Office or clinic visit".to_string()),
-        Some("EMER") => Some("Emergency department".to_string()),
-        Some("IMP" | "ACUTE") => Some("Hospital stay".to_string()),
-        Some("VR") => Some("Virtual visit".to_string()),
-        Some("HH") => Some("Home visit".to_string()),
+        Some("AMB") => Some(t("value-office-or-clinic-visit")),
+        Some("EMER") => Some(t("value-emergency-department")),
+        Some("IMP" | "ACUTE") => Some(t("value-hospital-stay")),
+        Some("VR") => Some(t("value-virtual-visit")),
+        Some("HH") => Some(t("value-home-visit")),
         _ => r.pointer("/class/display").and_then(Value::as_str).map(str::to_string),
     };
     let status = r.get("status").and_then(Value::as_str);
@@ -417,15 +420,15 @@ fn encounter(r: &Value, lookup: &Lookup<'_>, now: DateTime<Utc>) -> (Item, bool)
         .flatten()
         .find_map(|l| l.get("location").and_then(|x| lookup.name(x)))
         .or_else(|| r.get("serviceProvider").and_then(|x| lookup.name(x)));
-    let mut item = Item::new(r, fx::first_concept(r.get("type")).or(kind.clone()), "Visit").when(start, true);
+    let mut item = Item::new(r, fx::first_concept(r.get("type")).or(kind.clone()), "item-visit").when(start, true);
     item.status = status_word(status);
     let item = item
-        .detail("Kind", kind)
-        .detail("Reason", (!reasons.is_empty()).then(|| reasons.join(", ")))
-        .detail("With", (!with.is_empty()).then(|| with.join(", ")))
-        .detail("Where", place)
+        .detail("detail-kind", kind)
+        .detail("detail-reason", (!reasons.is_empty()).then(|| reasons.join(", ")))
+        .detail("detail-with", (!with.is_empty()).then(|| with.join(", ")))
+        .detail("detail-where", place)
         .detail(
-            "Ended",
+            "detail-ended",
             r.pointer("/period/end").and_then(Value::as_str).filter(|_| class != Some("AMB")).map(fx::date_time),
         );
     (item, upcoming)
@@ -440,9 +443,9 @@ fn appointment(r: &Value, now: DateTime<Utc>) -> (Item, bool) {
     let title = fx::text(r, "description")
         .or_else(|| fx::first_concept(r.get("serviceType")))
         .or_else(|| fx::concept(r.get("appointmentType")));
-    let mut item = Item::new(r, title, "Appointment").when(start, true);
+    let mut item = Item::new(r, title, "item-appointment").when(start, true);
     item.status = status_word(status);
-    (item.detail("Kind", Some("Appointment".into())), upcoming)
+    (item.detail("detail-kind", Some(t("value-appointment"))), upcoming)
 }
 
 fn document(r: &Value, lookup: &Lookup<'_>) -> Item {
@@ -451,20 +454,20 @@ fn document(r: &Value, lookup: &Lookup<'_>) -> Item {
         .or_else(|| fx::concept(r.get("type")));
     let authors: Vec<String> =
         r.get("author").and_then(Value::as_array).into_iter().flatten().filter_map(|a| lookup.name(a)).collect();
-    let mut item = Item::new(r, title, "Document").when(
+    let mut item = Item::new(r, title, "item-document").when(
         fx::text(r, "date")
             .or_else(|| r.pointer("/content/0/attachment/creation").and_then(Value::as_str).map(str::to_string)),
         false,
     );
     item.status = match r.get("docStatus").and_then(Value::as_str) {
-        Some("final") => Some("Final".into()),
-        Some("preliminary") => Some("Preliminary".into()),
-        Some("amended") => Some("Corrected".into()),
+        Some("final") => Some(t("value-final")),
+        Some("preliminary") => Some(t("value-preliminary")),
+        Some("amended") => Some(t("value-corrected")),
         _ => None,
     };
-    item.detail("Type", fx::concept(r.get("type")))
-        .detail("Written by", (!authors.is_empty()).then(|| authors.join(", ")))
-        .detail("Kept by", r.get("custodian").and_then(|c| lookup.name(c)))
+    item.detail("detail-type", fx::concept(r.get("type")))
+        .detail("detail-written-by", (!authors.is_empty()).then(|| authors.join(", ")))
+        .detail("detail-kept-by", r.get("custodian").and_then(|c| lookup.name(c)))
         .with_text(super::documents_view::note_text(r))
 }
 
@@ -497,10 +500,10 @@ fn care_team(r: &Value, lookup: &Lookup<'_>) -> Item {
         .flatten()
         .filter_map(|o| lookup.name(o))
         .collect();
-    let mut item = Item::new(r, fx::text(r, "name"), "Care team");
+    let mut item = Item::new(r, fx::text(r, "name"), "item-care-team");
     item.status = status_word(r.get("status").and_then(Value::as_str));
-    item.detail("Members", (!members.is_empty()).then(|| members.join("; ")))
-        .detail("Organization", (!orgs.is_empty()).then(|| orgs.join(", ")))
+    item.detail("detail-members", (!members.is_empty()).then(|| members.join("; ")))
+        .detail("detail-organization", (!orgs.is_empty()).then(|| orgs.join(", ")))
 }
 
 /// A clinician or organization with how to reach them.
@@ -521,10 +524,10 @@ fn contact(r: &Value) -> Item {
         parts.extend(city);
         parts.join(", ")
     });
-    Item::new(r, fx::name_of(r), "Unnamed")
-        .detail("Qualification", Some(qualification))
-        .detail("Phone", fx::phone(r))
-        .detail("Address", address)
+    Item::new(r, fx::name_of(r), "item-unnamed")
+        .detail("detail-qualification", Some(qualification))
+        .detail("detail-phone", fx::phone(r))
+        .detail("detail-address", address)
 }
 
 #[cfg(test)]

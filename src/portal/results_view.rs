@@ -91,7 +91,7 @@ pub fn value_of(o: &Value) -> String {
             return Some(s.to_string());
         }
         if let Some(b) = v.get("valueBoolean").and_then(Value::as_bool) {
-            return Some(if b { "Yes" } else { "No" }.into());
+            return Some(crate::i18n::t(if b { "value-yes" } else { "value-no" }));
         }
         if let Some(n) = v.get("valueInteger").and_then(Value::as_i64) {
             return Some(n.to_string());
@@ -100,11 +100,11 @@ pub fn value_of(o: &Value) -> String {
             let low = r.get("low").and_then(fx::quantity);
             let high = r.get("high").and_then(fx::quantity);
             return match (low, high) {
-                (Some(l), Some(h)) => Some(format!("{l} to {h}")),
+                (Some(l), Some(h)) => Some(crate::i18n::tr("range-between", &[("low", l.into()), ("high", h.into())])),
                 (l, h) => l.or(h),
             };
         }
-        v.get("dataAbsentReason").map(|_| "No value".to_string())
+        v.get("dataAbsentReason").map(|_| crate::i18n::t("value-no-value"))
     }
     if let Some(v) = one(o) {
         return v;
@@ -117,7 +117,7 @@ pub fn value_of(o: &Value) -> String {
         .filter_map(|c| Some(format!("{}: {}", fx::concept(c.get("code"))?, one(c)?)))
         .collect();
     if parts.is_empty() {
-        "See report".into()
+        crate::i18n::t("value-see-report")
     } else {
         parts.join("; ")
     }
@@ -135,9 +135,11 @@ pub fn range_of(o: &Value) -> Option<String> {
         .find_map(|k| range.get(*k).and_then(|q| q.get("unit").or_else(|| q.get("code"))).and_then(Value::as_str))
         .unwrap_or("");
     let words = match (number("low"), number("high")) {
-        (Some(l), Some(h)) => format!("{} to {}", fx::number(l), fx::number(h)),
-        (None, Some(h)) => format!("up to {}", fx::number(h)),
-        (Some(l), None) => format!("at least {}", fx::number(l)),
+        (Some(l), Some(h)) => {
+            crate::i18n::tr("range-between", &[("low", fx::number(l).into()), ("high", fx::number(h).into())])
+        }
+        (None, Some(h)) => crate::i18n::tr("range-up-to", &[("high", fx::number(h).into())]),
+        (Some(l), None) => crate::i18n::tr("range-at-least", &[("low", fx::number(l).into())]),
         (None, None) => return None,
     };
     Some(format!("{words} {unit}").trim().to_string())
@@ -155,17 +157,17 @@ pub fn flags_of(o: &Value) -> (Vec<String>, bool) {
     for cc in o.get("interpretation").and_then(Value::as_array).into_iter().flatten() {
         let code = cc.pointer("/coding/0/code").and_then(Value::as_str).unwrap_or("");
         let word = match code {
-            "H" => "High".to_string(),
-            "HH" | "HU" => "Critically high".to_string(),
-            "L" => "Low".to_string(),
-            "LL" | "LU" => "Critically low".to_string(),
-            "A" => "Abnormal".to_string(),
-            "AA" => "Critically abnormal".to_string(),
-            "N" => "Normal".to_string(),
-            "POS" => "Positive".to_string(),
-            "NEG" => "Negative".to_string(),
-            "DET" => "Detected".to_string(),
-            "ND" => "Not detected".to_string(),
+            "H" => crate::i18n::t("value-high"),
+            "HH" | "HU" => crate::i18n::t("value-critically-high"),
+            "L" => crate::i18n::t("value-low"),
+            "LL" | "LU" => crate::i18n::t("value-critically-low"),
+            "A" => crate::i18n::t("value-abnormal"),
+            "AA" => crate::i18n::t("value-critically-abnormal"),
+            "N" => crate::i18n::t("value-normal"),
+            "POS" => crate::i18n::t("value-positive"),
+            "NEG" => crate::i18n::t("value-negative"),
+            "DET" => crate::i18n::t("value-detected"),
+            "ND" => crate::i18n::t("value-not-detected"),
             _ => match fx::concept(Some(cc)) {
                 Some(w) => w,
                 None => continue,
@@ -178,17 +180,14 @@ pub fn flags_of(o: &Value) -> (Vec<String>, bool) {
 }
 
 fn status_words(status: Option<&str>) -> Option<String> {
-    Some(
-        match status? {
-            "final" => "Final",
-            "amended" | "corrected" => "Corrected",
-            "preliminary" | "partial" | "registered" => "Preliminary",
-            "cancelled" => "Cancelled",
-            "entered-in-error" => "Entered in error",
-            other => other,
-        }
-        .to_string(),
-    )
+    Some(crate::i18n::t(match status? {
+        "final" => "status-final",
+        "amended" | "corrected" => "status-corrected",
+        "preliminary" | "partial" | "registered" => "status-preliminary",
+        "cancelled" => "status-cancelled",
+        "entered-in-error" => "status-entered-in-error",
+        other => return Some(other.to_string()),
+    }))
 }
 
 /// The numeric values of one test (first code, one unit), gathered for a trend.
@@ -208,7 +207,7 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
     for r in resources {
         match r.get("resourceType").and_then(Value::as_str) {
             Some("Observation") => {
-                let name = fx::concept(r.get("code")).unwrap_or_else(|| "Result".into());
+                let name = fx::concept(r.get("code")).unwrap_or_else(|| crate::i18n::t("value-result"));
                 let when = effective(r);
                 let (flags, abnormal) = flags_of(r);
                 view.results.push(ResultRow {
@@ -229,7 +228,9 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
                 let Some(key) = fx::codes(r.get("code")).into_iter().next() else { continue };
                 let unit = q.get("unit").or_else(|| q.get("code")).and_then(Value::as_str).unwrap_or("").to_string();
                 let point = Point {
-                    label: fx::instant(&when).map(|d| d.format("%b %Y").to_string()).unwrap_or_default(),
+                    label: fx::instant(&when)
+                        .map(|d| crate::i18n::short_month(crate::i18n::current(), d.date_naive()))
+                        .unwrap_or_default(),
                     date: fx::date(&when),
                     value,
                 };
@@ -243,7 +244,7 @@ pub fn results(resources: &[Value], lookup: &Lookup<'_>) -> ResultsView {
             Some("DiagnosticReport") => {
                 let when = effective(r);
                 view.reports.push(ReportRow {
-                    name: fx::concept(r.get("code")).unwrap_or_else(|| "Report".into()),
+                    name: fx::concept(r.get("code")).unwrap_or_else(|| crate::i18n::t("value-report")),
                     category: fx::first_concept(r.get("category")),
                     status: status_words(r.get("status").and_then(Value::as_str)),
                     conclusion: fx::text(r, "conclusion").or_else(|| fx::first_concept(r.get("conclusionCode"))),

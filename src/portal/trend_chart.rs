@@ -44,11 +44,19 @@ pub fn svg(id: &str, name: &str, unit: &str, points: &[Point], range: (Option<f6
     let y = |v: f64| TOP + plot_h * (max - v) / (max - min);
 
     let title_id = format!("{}-title", escape(id));
-    let description =
-        points.iter().map(|p| format!("{} {} on {}", number(p.value), unit, p.date)).collect::<Vec<_>>().join(", ");
+    let description = points
+        .iter()
+        .map(|p| {
+            crate::i18n::tr(
+                "chart-point",
+                &[("value", number(p.value).into()), ("unit", unit.into()), ("date", p.date.clone().into())],
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     let mut s = format!(
         r#"<svg class="trend" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-labelledby="{title_id}" xmlns="http://www.w3.org/2000/svg"><title id="{title_id}">{}</title>"#,
-        escape(&format!("{name} over time: {description}"))
+        escape(&crate::i18n::tr("chart-title", &[("name", name.into()), ("points", description.into())]))
     );
     // The reference range as a band (open ends run to the edge of the plot).
     if low.is_some() || high.is_some() {

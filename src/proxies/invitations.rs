@@ -153,7 +153,8 @@ impl Proxies {
         .await?;
         let link = format!("{}/proxy-invitations/accept?token={token}", self.notices.origin());
         let valid_days = (valid.as_secs() / 86_400).max(1);
-        self.notices.send_to_address(&email, RecordNotice::ProxyInvitation { link, valid_days });
+        let notice = RecordNotice::ProxyInvitation { link, valid_days };
+        self.notices.send_to_address(&email, crate::i18n::current(), notice).await?;
         Ok(Invitation { id, email, relationship, created_at: at, expires_at, state: "open".into() })
     }
 

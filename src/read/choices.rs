@@ -16,9 +16,6 @@ pub struct RecordChoice {
     pub relation: String,
 }
 
-/// The name shown for a record whose Patient the account may not see.
-const UNNAMED: &str = "Patient record";
-
 impl Reader {
     /// The account's records, in link order, named from what each link's viewer is
     /// released. Names are not logged as accesses: opening a record is.
@@ -28,23 +25,29 @@ impl Reader {
             let access = crate::auth::access_for_link(account_id, &link);
             let Some(own) = self.own_id(&access).await else { continue };
             let name = match self.visible(&access, &own).await {
-                Ok(v) => v.released.patient().map(display_name).unwrap_or_else(|| UNNAMED.into()),
-                Err(_) => UNNAMED.into(),
+                Ok(v) => v.released.patient().map(display_name).unwrap_or_else(unnamed),
+                Err(_) => unnamed(),
             };
-            out.push(RecordChoice { id: link.id, name, relation: relation_words(&link.relationship).into() });
+            out.push(RecordChoice { id: link.id, name, relation: relation_words(&link.relationship) });
         }
         out
     }
 }
 
-fn relation_words(code: &str) -> &'static str {
-    match code {
-        "SELF" => "you",
-        "MTH" | "FTH" | "PRN" => "your child",
-        "GUARD" => "in your guardianship",
-        "CAREGIVER" => "in your care",
-        _ => "a family member",
-    }
+/// The name shown for a record whose Patient the account may not see, in the request's language.
+fn unnamed() -> String {
+    crate::i18n::t("record-unnamed")
+}
+
+/// The relationship in words, in the language of the request (catalogue keys `relation-*`).
+fn relation_words(code: &str) -> String {
+    crate::i18n::t(match code {
+        "SELF" => "relation-self",
+        "MTH" | "FTH" | "PRN" => "relation-child",
+        "GUARD" => "relation-guardianship",
+        "CAREGIVER" => "relation-care",
+        _ => "relation-family",
+    })
 }
 
 fn display_name(patient: &Value) -> String {
@@ -53,7 +56,7 @@ fn display_name(patient: &Value) -> String {
     let family = name.and_then(|n| n.get("family")).and_then(|f| f.as_str()).unwrap_or("");
     let full = format!("{given} {family}").trim().to_string();
     if full.is_empty() {
-        UNNAMED.into()
+        unnamed()
     } else {
         full
     }

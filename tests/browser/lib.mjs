@@ -37,9 +37,10 @@ export class Run {
     await this.browser?.close();
   }
 
-  /// A fresh browser profile (cookies, storage) with CSP enforced.
-  async person(label) {
-    const context = await this.browser.newContext({ viewport: VIEWPORT, acceptDownloads: true, locale: 'en-US' });
+  /// A fresh browser profile (cookies, storage) with CSP enforced; `locale` sets the
+  /// browser's language (its Accept-Language).
+  async person(label, { locale = 'en-US' } = {}) {
+    const context = await this.browser.newContext({ viewport: VIEWPORT, acceptDownloads: true, locale });
     context.setDefaultTimeout(20_000);
     const page = await context.newPage();
     page.on('console', (msg) => {

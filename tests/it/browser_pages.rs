@@ -6,7 +6,8 @@
 //! the record, allows and revokes an app, reads the access log, signs out; a second gateway
 //! with the lab down shows the source banner. axe-core checks every main page; screenshots go
 //! to `target/screenshots/` (and, with `PORTICO_README_SCREENSHOTS=1`, the README's to
-//! `docs/screenshots/`). Runs under `TEST_WITH_BROWSER=1` (scripts/test sets it, installs
+//! `docs/screenshots/`). `tests/browser/spanish.mjs` walks the main journeys again in Spanish.
+//! Runs under `TEST_WITH_BROWSER=1` (scripts/test sets it, installs
 //! Chromium and the npm packages); installs the npm packages on first use too.
 
 use crate::common::*;
@@ -135,6 +136,32 @@ async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
     gw.stop().await;
 }
 
+/// The main journeys in Spanish (`tests/browser/spanish.mjs`): a browser preferring es-MX
+/// registers, connects, reads and downloads the record in Spanish, switches language (kept
+/// in the browser and on the account), and a parent reads a 16-year-old's record in Spanish
+/// without seeing anything withheld; axe-core checks the Spanish pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_main_journeys_in_spanish_in_a_real_browser() {
+    if !require("browser") {
+        return;
+    }
+    let redirect = app_callback().await;
+    let gw = Gateway::start(&format!("{}{}", client_block(&redirect), fixture_file_sources())).await;
+    register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
+    let mut config = base_config(&gw, &redirect);
+    config["adult"] = json!({"name": "Roberto Martínez", "username": "roberto@example.org", "password": PASSWORD,
+                             "mrn": "HG100142", "birth_date": shifted("1967-06-18"), "family": "Martinez"});
+    config["parent_of_sixteen"] = json!({"username": "ana@example.org", "password": PASSWORD});
+    run_script("spanish.mjs", "spanish", &config).await;
+    if std::env::var("PORTICO_README_SCREENSHOTS").as_deref() == Ok("1") {
+        let shot = screenshots().join("readme").join("record-home-es.png");
+        std::fs::copy(&shot, root().join("docs").join("screenshots").join("record-home-es.png"))
+            .unwrap_or_else(|e| panic!("copy {} to docs/screenshots: {e}", shot.display()));
+    }
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_system_that_is_down_shows_a_banner_and_an_idle_session_ends() {
     if !require("browser") {
@@ -165,11 +192,16 @@ async fn a_system_that_is_down_shows_a_banner_and_an_idle_session_ends() {
 
 /// Runs `node tests/browser/portal.mjs SCENARIO` with the config; fails showing its output.
 async fn run_scenario(scenario: &str, config: &serde_json::Value) {
+    run_script("portal.mjs", scenario, config).await;
+}
+
+/// Runs `node tests/browser/{script} SCENARIO` with the config; fails showing its output.
+async fn run_script(script: &str, scenario: &str, config: &serde_json::Value) {
     let dir = root().join("tests").join("browser");
     install_once(&dir);
     let mut command = tokio::process::Command::new("node");
     command
-        .arg(dir.join("portal.mjs"))
+        .arg(dir.join(script))
         .arg(scenario)
         .env("PORTICO_BROWSER_CONFIG", config.to_string())
         .current_dir(&dir)

@@ -239,7 +239,11 @@ async fn the_zip_holds_what_everything_gives_with_a_readable_summary() {
         .expect("the first HbA1c");
     let row = format!(
         "<td>Hemoglobin A1c</td><td>8.1</td><td>%</td><td>up to 5.6 %</td><td>High</td><td class=\"date\">{}</td><td class=\"source\">{}</td>",
-        &a1c["effectiveDateTime"].as_str().unwrap()[..10],
+        // The day in the summary's language (English here): "Feb 13, 2026".
+        portico::i18n::day(
+            portico::i18n::Lang::En,
+            chrono::NaiveDate::parse_from_str(&a1c["effectiveDateTime"].as_str().unwrap()[..10], "%Y-%m-%d").unwrap()
+        ),
         escaped(&source_names(a1c).join(", "))
     );
     assert!(summary.contains(&row), "{row}\n{summary}");

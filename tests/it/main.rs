@@ -63,6 +63,7 @@ mod reused_decisions;
 mod search_params;
 mod share_links;
 mod smart_launch;
+mod spanish;
 mod source_calls;
 mod store_races;
 mod synthea_privacy;

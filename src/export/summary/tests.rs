@@ -29,7 +29,7 @@ fn everything_the_record_says_is_escaped() {
         json!({"resourceType": "Condition", "id": "c", "meta": tag("Harbor General Hospital"), "code": {"coding": [{"display": "<script>alert('x')</script>"}]}, "onsetDateTime": "2020-01-02T10:00:00-08:00"}),
         json!({"resourceType": "Observation", "id": "o", "meta": tag("Lab \"quoted\""), "code": {"text": "Potassium <img src=x onerror=alert(1)>"}, "valueQuantity": {"value": 6.1, "unit": "mmol/L"}, "referenceRange": [{"low": {"value": 3.5, "unit": "mmol/L"}, "high": {"value": 5.1, "unit": "mmol/L"}}], "interpretation": [{"coding": [{"code": "HH", "display": "Critical high"}]}], "effectiveDateTime": "2025-12-01T08:00:00-08:00"}),
     ]);
-    let html = render(&r, Utc::now()).unwrap();
+    let html = render(&r, Utc::now(), crate::i18n::Lang::En).unwrap();
     assert!(!html.contains("<script"), "no script element at all: {html}");
     assert!(!html.contains("<img"), "{html}");
     assert!(!html.contains("<b>General"), "{html}");
@@ -42,7 +42,7 @@ fn everything_the_record_says_is_escaped() {
     assert!(html.contains("Bayview &lt;Lab&gt; may be missing"), "{html}");
     assert!(html.contains("Some information may not be shown &amp; more."), "{html}");
     // The result's columns.
-    let row = "<td>Potassium &lt;img src=x onerror=alert(1)&gt;</td><td>6.1</td><td>mmol&#x2f;L</td><td>3.5–5.1 mmol&#x2f;L</td><td>Critical high</td><td class=\"date\">2025-12-01</td><td class=\"source\">Lab &quot;quoted&quot;</td>";
+    let row = "<td>Potassium &lt;img src=x onerror=alert(1)&gt;</td><td>6.1</td><td>mmol&#x2f;L</td><td>3.5–5.1 mmol&#x2f;L</td><td>Critical high</td><td class=\"date\">Dec 1, 2025</td><td class=\"source\">Lab &quot;quoted&quot;</td>";
     assert!(html.contains(row), "{html}");
     assert!(!html.contains("<link") && !html.contains("url(") && !html.contains("@import"), "no outside assets");
 }
@@ -50,7 +50,27 @@ fn everything_the_record_says_is_escaped() {
 #[test]
 fn a_record_without_items_says_so_and_names_no_one() {
     let r = record(vec![]).without_missing();
-    let html = render(&r, Utc::now()).unwrap();
+    let html = render(&r, Utc::now(), crate::i18n::Lang::En).unwrap();
     assert!(html.contains("No problems are listed.") && html.contains("No results are listed."), "{html}");
     assert!(html.contains("this patient") && !html.contains("may be missing"), "{html}");
+}
+
+#[test]
+fn a_spanish_summary_says_the_gateways_words_in_spanish_and_the_records_as_written() {
+    let r = record(vec![
+        json!({"resourceType": "Patient", "id": "p", "name": [{"text": "Ana Ruiz"}], "birthDate": "2010-03-14"}),
+        json!({"resourceType": "Immunization", "id": "i", "vaccineCode": {"text": "Influenza vaccine"}, "status": "completed", "occurrenceDateTime": "2026-12-03"}),
+    ]);
+    let produced = chrono::DateTime::parse_from_rfc3339("2026-12-03T14:05:00Z").unwrap().with_timezone(&Utc);
+    let html = render(&r, produced, crate::i18n::Lang::Es).unwrap();
+    assert!(html.contains("<html lang=\"es\">"), "{html}");
+    assert!(html.contains("Resumen del expediente médico: Ana Ruiz"), "{html}");
+    assert!(html.contains("Generado el 3 de diciembre de 2026, 14:05 UTC"), "{html}");
+    assert!(
+        html.contains("<h2 id=\"immunizations\">Vacunas</h2>") && html.contains("No hay alergias en la lista."),
+        "{html}"
+    );
+    assert!(html.contains("Influenza vaccine"), "the source's words stay as written: {html}");
+    assert!(html.contains("14 mar 2010"), "{html}");
+    assert!(!html.contains("No problems are listed") && !html.contains("Produced"), "{html}");
 }

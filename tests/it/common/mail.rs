@@ -34,8 +34,9 @@ impl Mail {
         None
     }
 
+    /// The subject, with RFC 2047 encoded words (a Spanish subject) decoded.
     pub fn subject(&self) -> String {
-        self.header("Subject").unwrap_or_default()
+        decode_words(&self.header("Subject").unwrap_or_default())
     }
 
     /// The address in the `To` header.
@@ -48,12 +49,17 @@ impl Mail {
     }
 
     /// The body, decoded (the gateway sends 7-bit text, or quoted-printable when a link
-    /// makes a line too long; anything else is a failure).
+    /// makes a line too long or the text is not ASCII, or base64; anything else is a failure).
     pub fn body(&self) -> String {
         let body = self.raw.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         match self.header("Content-Transfer-Encoding").as_deref() {
             Some("7bit") => body,
             Some("quoted-printable") => decode_quoted_printable(&body),
+            Some("base64") => {
+                use base64::Engine;
+                let compact: String = body.split_whitespace().collect();
+                String::from_utf8(base64::engine::general_purpose::STANDARD.decode(compact).unwrap()).unwrap()
+            }
             other => panic!("a mail encoded as {other:?}: {}", self.raw),
         }
     }
@@ -129,4 +135,28 @@ fn decode_quoted_printable(text: &str) -> String {
         }
     }
     String::from_utf8(out).unwrap()
+}
+
+/// RFC 2047 encoded words (`=?utf-8?b?…?=`, `=?utf-8?q?…?=`) decoded; the space between two
+/// of them goes, as the RFC says; other text stays.
+fn decode_words(value: &str) -> String {
+    use base64::Engine;
+    let mut out = String::new();
+    let mut previous_was_word = false;
+    for (i, part) in value.split(' ').enumerate() {
+        let word = part
+            .strip_prefix("=?")
+            .and_then(|p| p.strip_suffix("?="))
+            .and_then(|p| <[&str; 3]>::try_from(p.splitn(3, '?').collect::<Vec<_>>()).ok())
+            .map(|[_, encoding, text]| match encoding.to_ascii_lowercase().as_str() {
+                "b" => String::from_utf8(base64::engine::general_purpose::STANDARD.decode(text).unwrap()).unwrap(),
+                _ => decode_quoted_printable(&text.replace('_', " ")),
+            });
+        if i > 0 && !(previous_was_word && word.is_some()) {
+            out.push(' ');
+        }
+        previous_was_word = word.is_some();
+        out.push_str(word.as_deref().unwrap_or(part));
+    }
+    out
 }
