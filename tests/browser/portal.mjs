@@ -209,6 +209,34 @@ async function main() {
     await run.axe(bob, [`${home}/access-log`], 'adult');
   });
 
+  await run.step("adult: shares allergies by link, asks for a correction, reads who his record was disclosed to, sees his proxies and mails", async () => {
+    const { page } = bob;
+    await page.goto(`${home}/share`);
+    await page.locator('input[name=section][value=allergies]').check();
+    await page.locator('#label').fill('For school');
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Make the link' }).click()]);
+    const shlink = await page.locator('[data-testid=share-shlink]').inputValue();
+    run.check(shlink.startsWith('shlink:/'), 'the made link is a SMART Health Link', shlink.slice(0, 20));
+    run.check((await page.locator('[data-testid=share-qr] svg').count()) === 1, 'with its QR code');
+    await run.screenshot(page, 'share', { readme: true });
+    await page.goto(`${home}/share`);
+    await run.sees(page, 'For school', 'adult');
+    await page.goto(`${home}/corrections`);
+    await page.locator('#correction-text').fill('My address is now 12 Harbor Way.');
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Send the request' }).click()]);
+    await page.goto(`${home}/corrections`);
+    await run.sees(page, '12 Harbor Way', 'adult');
+    await run.screenshot(page, 'corrections', { readme: true });
+    await page.goto(`${home}/disclosures`);
+    await run.sees(page, config.app.name, 'adult');
+    await run.screenshot(page, 'disclosures', { readme: true });
+    await page.goto(run.url('/account/proxies'));
+    await run.screenshot(page, 'proxies', { readme: true });
+    await page.goto(run.url('/account/notices'));
+    await run.screenshot(page, 'notices', { readme: true });
+    await run.axe(bob, [`${home}/share`, `${home}/corrections`, `${home}/disclosures`, '/account/proxies', '/account/notices'], 'adult');
+  });
+
   await run.step('adult: after signing out, Back and reload show the sign-in page, never the record', async () => {
     const { page } = bob;
     await page.goto(`${home}/results`);

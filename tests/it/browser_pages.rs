@@ -20,7 +20,8 @@ const CLIENT: &str = "growth-chart";
 const APP_NAME: &str = "Growth Chart";
 
 /// The screenshots the README shows, copied to docs/screenshots/ on request.
-const README_SHOTS: [&str; 5] = ["sign-in", "record-home", "results", "access-log", "apps"];
+const README_SHOTS: [&str; 10] =
+    ["sign-in", "record-home", "results", "access-log", "apps", "share", "corrections", "disclosures", "proxies", "notices"];
 
 /// The app's side of the launch: a page at its redirect URI on a port of its own, where the
 /// browser lands with the code. Returns the redirect URI.
