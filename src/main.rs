@@ -194,6 +194,10 @@ enum FixturesCommand {
         /// A new (or empty) folder.
         #[arg(long)]
         out: PathBuf,
+        /// Write only each source's Patient records (same people and overlaps), for
+        /// patient index runs of up to five million people.
+        #[arg(long)]
+        patients_only: bool,
     },
 }
 
@@ -738,10 +742,14 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             println!("consent {id} revoked");
             Ok(())
         }
-        Command::Fixtures { command: FixturesCommand::Generate { patients, sources, seed, out } } => {
+        Command::Fixtures { command: FixturesCommand::Generate { patients, sources, seed, out, patients_only } } => {
             let started = std::time::Instant::now();
             let options = portico::generate::GenerateOptions { patients, sources, seed, out: out.clone() };
-            let m = portico::generate::generate(&options)?;
+            let m = if patients_only {
+                portico::generate::generate_patients_only(&options)?
+            } else {
+                portico::generate::generate(&options)?
+            };
             println!(
                 "{}: {} patients, {} resources ({:.1} per patient, {:.1} MB) in {} sources, {:.1} s",
                 out.display(),
