@@ -214,7 +214,7 @@ fn write_population(options: &GenerateOptions, dir: &Path, content: Content) -> 
                 rng: &mut rng,
             };
             if content == Content::PatientsOnly {
-                ctx.write_patient()?;
+                ctx.write_patient_updated()?;
                 continue;
             }
             match plan.kind {

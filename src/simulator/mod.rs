@@ -16,6 +16,7 @@ mod api;
 mod backend;
 mod binary;
 mod capability;
+pub mod disk;
 mod everything;
 mod guard;
 mod search;
