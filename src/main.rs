@@ -48,6 +48,10 @@ enum Command {
         /// Folder of FHIR JSON Bundles / NDJSON files.
         #[arg(long)]
         source: PathBuf,
+        /// Serve the folder's NDJSON files from disk (an offset index in memory, resources
+        /// read when asked for), for large populations; no `$everything` or `_revinclude`.
+        #[arg(long)]
+        from_disk: bool,
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: SocketAddr,
         /// Added latency per request, in milliseconds.
@@ -458,6 +462,8 @@ enum CliError {
     #[error(transparent)]
     Generate(#[from] portico::generate::GenerateError),
     #[error(transparent)]
+    DiskStore(#[from] portico::simulator::disk::DiskError),
+    #[error(transparent)]
     Store(#[from] portico::store::StoreError),
     #[error(transparent)]
     Account(#[from] portico::auth::accounts::AccountError),
@@ -581,6 +587,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         }
         Command::Simulate {
             source,
+            from_disk,
             listen,
             latency,
             fail_rate,
@@ -610,7 +617,6 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             };
             let shift = shift_dates_from
                 .map_or(0, |anchor| days_since(anchor, chrono::Utc::now(), chrono::Offset::fix(&chrono::Utc)));
-            let store = ResourceStore::load(&source, shift)?;
             let options = SimulatorOptions {
                 name,
                 latency: std::time::Duration::from_millis(latency),
@@ -623,6 +629,13 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 }),
                 ..SimulatorOptions::default()
             };
+            if from_disk {
+                let disk = simulator::disk::DiskStore::open(&source, shift)?;
+                return simulator::run_disk(disk, options, listen)
+                    .await
+                    .map_err(|problem| CliError::Simulate { address: listen, problem });
+            }
+            let store = ResourceStore::load(&source, shift)?;
             simulator::run(store, options, listen)
                 .await
                 .map_err(|problem| CliError::Simulate { address: listen, problem })

@@ -81,11 +81,13 @@ impl DiskStore {
             .collect();
         paths.sort();
         let mut store = DiskStore { files: Vec::new(), types: BTreeMap::new(), shift_days };
+        let mut provenances = Vec::new();
         for path in paths {
             let file = File::open(&path).map_err(io(&path))?;
-            store.index_file(&path, &file)?;
+            store.index_file(&path, &file, &mut provenances)?;
             store.files.push((path, file));
         }
+        store.index_provenances(provenances);
         for index in store.types.values_mut() {
             index.slots.shrink_to_fit();
             index.by_id.shrink_to_fit();
@@ -95,7 +97,46 @@ impl DiskStore {
         Ok(store)
     }
 
-    fn index_file(&mut self, path: &Path, file: &File) -> Result<(), DiskError> {
+    /// A Provenance belongs to the patients its targets are or belong to: resolved once
+    /// every file is indexed (`provenances`: position and target references).
+    fn index_provenances(&mut self, provenances: Vec<(u32, Vec<(String, String)>)>) {
+        let mut owners: HashMap<(&str, u32), Vec<&str>> = HashMap::new();
+        for (t, index) in &self.types {
+            for (patient, positions) in &index.compartment {
+                for p in positions {
+                    owners.entry((t.as_str(), *p)).or_default().push(patient);
+                }
+            }
+        }
+        let mut found: Vec<(u32, String)> = Vec::new();
+        for (position, targets) in provenances {
+            let mut patients: Vec<String> = Vec::new();
+            for (t, id) in targets {
+                if t == "Patient" {
+                    patients.push(id);
+                } else if let Some(p) = self.types.get(&t).and_then(|i| i.by_id.get(id.as_str())) {
+                    let key = (self.types.get_key_value(&t).map_or("", |(k, _)| k.as_str()), *p);
+                    patients.extend(owners.get(&key).into_iter().flatten().map(ToString::to_string));
+                }
+            }
+            patients.sort_unstable();
+            patients.dedup();
+            found.extend(patients.into_iter().map(|p| (position, p)));
+        }
+        drop(owners);
+        if let Some(index) = self.types.get_mut("Provenance") {
+            for (position, patient) in found {
+                index.compartment.entry(patient.into()).or_default().push(position);
+            }
+        }
+    }
+
+    fn index_file(
+        &mut self,
+        path: &Path,
+        file: &File,
+        provenances: &mut Vec<(u32, Vec<(String, String)>)>,
+    ) -> Result<(), DiskError> {
         let number = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         let mut line = Vec::with_capacity(4096);
@@ -125,6 +166,16 @@ impl DiskStore {
                 return Err(DiskError::Twice { path: shown(), line: n, resource: format!("{t}/{id}") });
             }
             index.slots.push(Slot { file: number, len, offset: start });
+            if t == "Provenance" {
+                let targets = fhir::path_values(&resource, "target")
+                    .iter()
+                    .filter_map(|v| v.get("reference").and_then(Value::as_str))
+                    .filter_map(|r| fhir::reference::parse_local(r, None))
+                    .map(|(t, id)| (t.to_string(), id.to_string()))
+                    .collect();
+                provenances.push((position, targets));
+                continue;
+            }
             let mut patients = fhir::compartment::patients_of(&resource, t);
             patients.sort_unstable();
             patients.dedup();
@@ -174,20 +225,32 @@ impl DiskStore {
     }
 
     /// Searches `resource_type` with the shared FHIR filters (`pairs` as decoded from the
-    /// query): matches in id order, `count` per page, continuing after the id `after`. Holds
-    /// the ids of the matches, never more than one page of resources.
+    /// query), among the positions `within` when given (a compartment): matches in id order,
+    /// `count` per page (or the query's `_count`), continuing after the id `after`. Holds the
+    /// ids of the matches, never more than one page of resources.
     pub fn search(
         &self,
         resource_type: &str,
         pairs: &[(String, String)],
+        within: Option<&[u32]>,
         after: Option<&str>,
         count: usize,
+        lenient: bool,
     ) -> Result<DiskPage, DiskError> {
         let zone = Utc.fix();
-        let query = fsearch::parse(resource_type, pairs, &[], false, count, zone)?;
+        let query = fsearch::parse(resource_type, pairs, &[], lenient, count, zone)?;
         let count = query.count.unwrap_or(count).max(1);
         let mut matched: Vec<(Box<str>, u32)> = Vec::new();
-        for position in 0..self.count(resource_type) {
+        let all: Vec<u32>;
+        let positions = match within {
+            Some(w) => w,
+            None => {
+                all = (0..u32::try_from(self.count(resource_type)).unwrap_or(u32::MAX)).collect();
+                &all
+            }
+        };
+        for &position in positions {
+            let position = position as usize;
             let Some(r) = self.at(resource_type, position)? else { continue };
             if query.filters.iter().all(|f| fsearch::matches(&r, f, zone)) {
                 let id = fhir::resource_id(&r).unwrap_or_default();

@@ -142,18 +142,20 @@ fn the_disk_store_serves_twenty_thousand_patients_from_an_offset_index() {
     // Search by identifier: exactly that Patient.
     let mrn = first["identifier"][0]["value"].as_str().unwrap();
     let system = first["identifier"][0]["system"].as_str().unwrap();
-    let page = ehr.search("Patient", &pairs(&[("identifier", &format!("{system}|{mrn}"))]), None, 50).unwrap();
+    let page =
+        ehr.search("Patient", &pairs(&[("identifier", &format!("{system}|{mrn}"))]), None, None, 50, false).unwrap();
     assert_eq!(page.total, 1);
     assert_eq!(page.items, vec![first.clone()]);
     assert!(page.next.is_none());
-    let none = ehr.search("Patient", &pairs(&[("identifier", &format!("{system}|HG-none"))]), None, 50).unwrap();
+    let none =
+        ehr.search("Patient", &pairs(&[("identifier", &format!("{system}|HG-none"))]), None, None, 50, false).unwrap();
     assert_eq!((none.total, none.items.len()), (0, 0));
 
     // `_lastUpdated` listing, page by page: every match once, in id order.
     let query = pairs(&[("_lastUpdated", "ge2025-07-01")]);
     let (mut seen, mut after, mut pages) = (Vec::new(), None::<String>, 0);
     loop {
-        let page = ehr.search("Patient", &query, after.as_deref(), 1000).unwrap();
+        let page = ehr.search("Patient", &query, None, after.as_deref(), 1000, false).unwrap();
         assert_eq!(page.total, since_july);
         assert!(page.items.len() <= 1000);
         seen.extend(page.items.iter().map(|p| p["id"].as_str().unwrap().to_string()));
@@ -167,4 +169,59 @@ fn the_disk_store_serves_twenty_thousand_patients_from_an_offset_index() {
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "id order, no repeats");
     assert!(pages > 2 && since_july > 2_000 && since_july < lines, "{pages} pages, {since_july} of {lines}");
     assert!(DiskStore::open(&tmp.path().join("missing"), 0).is_err());
+}
+
+#[tokio::test]
+async fn the_simulator_serves_a_population_from_disk_over_http() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("population");
+    generate_patients_only(&out, 2_000, 4);
+    let disk = DiskStore::open(&out.join("ehr"), 0).unwrap();
+    let options = portico::simulator::SimulatorOptions { page_size: 100, ..Default::default() };
+    let sim = portico::simulator::start_disk(disk, options, "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let base = sim.base_url().to_string();
+    let http = reqwest::Client::new();
+    let get = |url: String| {
+        let http = http.clone();
+        async move {
+            let r = http.get(&url).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let file = std::fs::File::open(out.join("ehr/Patient.ndjson")).unwrap();
+    let first: Value = serde_json::from_str(&std::io::BufReader::new(file).lines().next().unwrap().unwrap()).unwrap();
+    let id = first["id"].as_str().unwrap();
+    let (status, read) = get(format!("{base}/Patient/{id}")).await;
+    assert_eq!((status, &read), (200, &first));
+    let (status, missing) = get(format!("{base}/Patient/pt-9999999")).await;
+    assert_eq!((status, missing["resourceType"].as_str()), (404, Some("OperationOutcome")));
+
+    let mrn = first["identifier"][0]["value"].as_str().unwrap();
+    let (status, found) = get(format!("{base}/Patient?identifier={mrn}")).await;
+    assert_eq!((status, found["total"].as_u64()), (200, Some(1)));
+    assert_eq!(found["entry"][0]["resource"], first);
+
+    // Every page of a `_lastUpdated` listing, by the server's next links.
+    let mut url = Some(format!("{base}/Patient?_lastUpdated=ge2025-01-01"));
+    let (mut ids, mut total) = (Vec::new(), None);
+    while let Some(u) = url.take() {
+        let (status, page) = get(u).await;
+        assert_eq!(status, 200, "{page}");
+        total = page["total"].as_u64();
+        let entries = page["entry"].as_array().cloned().unwrap_or_default();
+        assert!(entries.len() <= 100);
+        ids.extend(entries.iter().map(|e| e["resource"]["id"].as_str().unwrap().to_string()));
+        url = page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+            .map(|l| l["url"].as_str().unwrap().to_string());
+    }
+    let lines = std::io::BufReader::new(std::fs::File::open(out.join("ehr/Patient.ndjson")).unwrap()).lines().count();
+    assert_eq!(total, Some(lines as u64));
+    assert_eq!(ids.len(), lines, "every Patient once");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    let (status, bad) = get(format!("{base}/Patient?_lastUpdated=notadate")).await;
+    assert_eq!((status, bad["resourceType"].as_str()), (400, Some("OperationOutcome")));
 }
