@@ -48,6 +48,10 @@ enum Command {
         /// Folder of FHIR JSON Bundles / NDJSON files.
         #[arg(long)]
         source: PathBuf,
+        /// Serve the folder's NDJSON files from disk (an offset index in memory, resources
+        /// read when asked for), for large populations; no `$everything` or `_revinclude`.
+        #[arg(long)]
+        from_disk: bool,
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: SocketAddr,
         /// Added latency per request, in milliseconds.
@@ -194,6 +198,10 @@ enum FixturesCommand {
         /// A new (or empty) folder.
         #[arg(long)]
         out: PathBuf,
+        /// Write only each source's Patient records (same people and overlaps), for
+        /// patient index runs of up to five million people.
+        #[arg(long)]
+        patients_only: bool,
     },
 }
 
@@ -454,6 +462,8 @@ enum CliError {
     #[error(transparent)]
     Generate(#[from] portico::generate::GenerateError),
     #[error(transparent)]
+    DiskStore(#[from] portico::simulator::disk::DiskError),
+    #[error(transparent)]
     Store(#[from] portico::store::StoreError),
     #[error(transparent)]
     Account(#[from] portico::auth::accounts::AccountError),
@@ -577,6 +587,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         }
         Command::Simulate {
             source,
+            from_disk,
             listen,
             latency,
             fail_rate,
@@ -606,7 +617,6 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             };
             let shift = shift_dates_from
                 .map_or(0, |anchor| days_since(anchor, chrono::Utc::now(), chrono::Offset::fix(&chrono::Utc)));
-            let store = ResourceStore::load(&source, shift)?;
             let options = SimulatorOptions {
                 name,
                 latency: std::time::Duration::from_millis(latency),
@@ -619,6 +629,13 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 }),
                 ..SimulatorOptions::default()
             };
+            if from_disk {
+                let disk = simulator::disk::DiskStore::open(&source, shift)?;
+                return simulator::run_disk(disk, options, listen)
+                    .await
+                    .map_err(|problem| CliError::Simulate { address: listen, problem });
+            }
+            let store = ResourceStore::load(&source, shift)?;
             simulator::run(store, options, listen)
                 .await
                 .map_err(|problem| CliError::Simulate { address: listen, problem })
@@ -738,10 +755,14 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
             println!("consent {id} revoked");
             Ok(())
         }
-        Command::Fixtures { command: FixturesCommand::Generate { patients, sources, seed, out } } => {
+        Command::Fixtures { command: FixturesCommand::Generate { patients, sources, seed, out, patients_only } } => {
             let started = std::time::Instant::now();
             let options = portico::generate::GenerateOptions { patients, sources, seed, out: out.clone() };
-            let m = portico::generate::generate(&options)?;
+            let m = if patients_only {
+                portico::generate::generate_patients_only(&options)?
+            } else {
+                portico::generate::generate(&options)?
+            };
             println!(
                 "{}: {} patients, {} resources ({:.1} per patient, {:.1} MB) in {} sources, {:.1} s",
                 out.display(),

@@ -126,6 +126,25 @@ pub fn kind_of(index: usize) -> SourceKind {
 /// Generates the population into `options.out` (written to a sibling folder first and
 /// renamed at the end, so a failure leaves nothing behind) and returns its manifest.
 pub fn generate(options: &GenerateOptions) -> Result<Manifest, GenerateError> {
+    generate_as(options, Content::Everything)
+}
+
+/// Like [`generate`], but each source holds only its Patient records (and its directory):
+/// the same people, overlaps and look-alikes, for patient index runs of up to
+/// [`MAX_PATIENTS`] people. Streams like [`generate`]; memory does not grow with the
+/// population.
+pub fn generate_patients_only(options: &GenerateOptions) -> Result<Manifest, GenerateError> {
+    generate_as(options, Content::PatientsOnly)
+}
+
+/// What each source holds of a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Content {
+    Everything,
+    PatientsOnly,
+}
+
+fn generate_as(options: &GenerateOptions, content: Content) -> Result<Manifest, GenerateError> {
     validate(options)?;
     let out = &options.out;
     if out.exists() {
@@ -140,7 +159,7 @@ pub fn generate(options: &GenerateOptions) -> Result<Manifest, GenerateError> {
         std::fs::remove_dir_all(&partial).map_err(GenerateError::io(&partial))?;
     }
     std::fs::create_dir_all(&partial).map_err(GenerateError::io(&partial))?;
-    let result = write_population(options, &partial);
+    let result = write_population(options, &partial, content);
     match result {
         Ok(manifest) => {
             if out.exists() {
@@ -176,11 +195,11 @@ fn validate(options: &GenerateOptions) -> Result<(), GenerateError> {
     Ok(())
 }
 
-fn write_population(options: &GenerateOptions, dir: &Path) -> Result<Manifest, GenerateError> {
+fn write_population(options: &GenerateOptions, dir: &Path, content: Content) -> Result<Manifest, GenerateError> {
     let plans = source_plans(options.sources);
     let mut output = Output::create(dir, &plans, options.seed)?;
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
-    let directories = output.write_directories(&mut rng)?;
+    let directories = output.write_directories(&mut rng, content == Content::Everything)?;
     let mut population = Population::new(&plans);
     for number in 1..=options.patients {
         let person = population.draw(number, &mut rng, &mut output.ids);
@@ -194,6 +213,10 @@ fn write_population(options: &GenerateOptions, dir: &Path) -> Result<Manifest, G
                 out: &mut output,
                 rng: &mut rng,
             };
+            if content == Content::PatientsOnly {
+                ctx.write_patient_updated()?;
+                continue;
+            }
             match plan.kind {
                 SourceKind::Hospital | SourceKind::Clinic => hospital::write(&mut ctx)?,
                 SourceKind::Lab => lab::write(&mut ctx)?,

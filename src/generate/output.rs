@@ -178,13 +178,14 @@ impl Output {
         writeln!(self.sensitive, "{line}").map_err(GenerateError::io(&self.root))
     }
 
-    /// Each source's clinicians, organization and sites, written before any patient.
-    pub fn write_directories(&mut self, rng: &mut ChaCha8Rng) -> Result<Vec<Directory>, GenerateError> {
+    /// Each source's clinicians, organization and sites, written before any patient (drawn
+    /// but not written when `write` is false: a Patient-only population).
+    pub fn write_directories(&mut self, rng: &mut ChaCha8Rng, write: bool) -> Result<Vec<Directory>, GenerateError> {
         let mut directories = Vec::new();
         for source in 0..self.sources.len() {
             let kind = self.ids.kinds[source];
             let (resources, directory) = shape::directory(source, kind, &mut self.ids, rng);
-            for r in &resources {
+            for r in resources.iter().filter(|_| write) {
                 self.put(source, r)?;
             }
             directories.push(directory);

@@ -240,12 +240,58 @@ impl Person {
     }
 }
 
+/// Days before the anchor a birth may fall on and still be counted in the bitmap of
+/// [`Taken`] (about 190 years; earlier births, never drawn in practice, go to a set).
+const TAKEN_DAYS: usize = 70_000;
+
+/// Which (family name, birth date) pairs are taken: one bit per family name and day, so its
+/// size is fixed (60 names × 70,000 days ≈ 0.5 MB) whatever the population.
+pub(super) struct Taken {
+    bits: Vec<u64>,
+    beyond: HashSet<(&'static str, NaiveDate)>,
+}
+
+impl Taken {
+    pub fn new() -> Taken {
+        Taken { bits: vec![0; (FAMILIES.len() * TAKEN_DAYS).div_ceil(64)], beyond: HashSet::new() }
+    }
+
+    /// Bit position of the pair, when it falls in the bitmap.
+    fn slot(family: &str, birth: NaiveDate) -> Option<usize> {
+        let name = FAMILIES.iter().position(|f| *f == family)?;
+        let days = usize::try_from((shape::anchor() - birth).num_days()).ok().filter(|d| *d < TAKEN_DAYS)?;
+        Some(name * TAKEN_DAYS + days)
+    }
+
+    pub fn contains(&self, family: &'static str, birth: NaiveDate) -> bool {
+        match Self::slot(family, birth) {
+            Some(i) => self.bits[i / 64] & (1 << (i % 64)) != 0,
+            None => self.beyond.contains(&(family, birth)),
+        }
+    }
+
+    pub fn insert(&mut self, family: &'static str, birth: NaiveDate) {
+        match Self::slot(family, birth) {
+            Some(i) => self.bits[i / 64] |= 1 << (i % 64),
+            None => {
+                self.beyond.insert((family, birth));
+            }
+        }
+    }
+
+    /// Bytes held (for the bounded-memory test).
+    #[cfg(test)]
+    pub fn heap_bytes(&self) -> usize {
+        self.bits.len() * 8 + self.beyond.capacity() * std::mem::size_of::<(&str, NaiveDate)>()
+    }
+}
+
 /// Draws people one at a time.
 pub(super) struct Population {
     kinds: Vec<SourceKind>,
     names: Vec<String>,
     /// (family name, birth date) of everyone so far, maiden names included.
-    taken: HashSet<(&'static str, NaiveDate)>,
+    taken: Taken,
     previous: Option<Person>,
 }
 
@@ -254,9 +300,14 @@ impl Population {
         Population {
             kinds: plans.iter().map(|p| p.kind).collect(),
             names: plans.iter().map(|p| p.name.clone()).collect(),
-            taken: HashSet::new(),
+            taken: Taken::new(),
             previous: None,
         }
+    }
+
+    #[cfg(test)]
+    pub fn taken_bytes(&self) -> usize {
+        self.taken.heap_bytes()
     }
 
     pub fn draw(&mut self, number: usize, rng: &mut ChaCha8Rng, ids: &mut IdBook) -> Person {
@@ -321,13 +372,13 @@ impl Population {
         // No two people share a family name (birth name included) and a birth date, so
         // only intended possible matches can look alike to the index (even a shared middle
         // initial counts as a shared given name there).
-        while self.taken.contains(&(family, birth)) || maiden.is_some_and(|m| self.taken.contains(&(m, birth))) {
+        while self.taken.contains(family, birth) || maiden.is_some_and(|m| self.taken.contains(m, birth)) {
             birth -= Duration::days(rng.gen_range(1..30));
         }
         let age = crate::fhir::time::age_on(birth, shape::anchor());
-        self.taken.insert((family, birth));
+        self.taken.insert(family, birth);
         if let Some(m) = maiden {
-            self.taken.insert((m, birth));
+            self.taken.insert(m, birth);
         }
         let traits = draw_traits(age, female, rng);
         let guardians = if age < 18 {

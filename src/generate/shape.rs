@@ -46,15 +46,29 @@ impl Ctx<'_> {
 
     /// Writes this record's Patient (with the anchor record's identifier when it links by it).
     pub fn write_patient(&mut self) -> Result<(), GenerateError> {
+        let patient = self.patient_value();
+        self.put(patient)
+    }
+
+    /// This record's Patient, with `meta.lastUpdated` on a day of the year before the anchor
+    /// (drawn from the person's key, not the random stream), for incremental listings.
+    pub fn write_patient_updated(&mut self) -> Result<(), GenerateError> {
+        let mut patient = self.patient_value();
+        let number: i64 = self.person.key.trim_start_matches('G').parse().unwrap_or(0);
+        let day = anchor() - Duration::days(1 + (number * 7919 + self.source as i64 * 31) % 365);
+        patient["meta"] = json!({"lastUpdated": format!("{}T08:00:00Z", day.format("%Y-%m-%d"))});
+        self.put(patient)
+    }
+
+    fn patient_value(&self) -> Value {
         let anchor = &self.person.records[0];
         let shared = (self.record.link == LinkBy::Identifier)
             .then(|| (identifier_system(anchor.source), anchor.identifier.clone()));
-        let patient = self.person.patient_resource(
+        self.person.patient_resource(
             self.record,
             &self.directory.identifier_system,
             shared.as_ref().map(|(s, v)| (s.as_str(), v.as_str())),
-        );
-        self.put(patient)
+        )
     }
 
     /// Whether the person has a record in a source of `kind`.

@@ -162,3 +162,58 @@ fn bad_arguments_change_nothing() {
     assert_eq!(m.expected.records, 30);
     assert_eq!(m.expected.linked_across_sources, 0);
 }
+
+fn run_patients_only(patients: usize, seed: u64) -> (tempfile::TempDir, PathBuf, Manifest) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("population");
+    let manifest = generate_patients_only(&GenerateOptions { patients, sources: 4, seed, out: out.clone() }).unwrap();
+    (tmp, out, manifest)
+}
+
+#[test]
+fn patients_only_is_deterministic_patient_files_with_identifiers_shared_across_sources() {
+    let (_a, dir_a, manifest) = run_patients_only(400, 5);
+    let (_b, dir_b, _) = run_patients_only(400, 5);
+    let (a, b) = (files(&dir_a), files(&dir_b));
+    assert_eq!(a, b, "same arguments, same bytes");
+    let (_c, dir_c, _) = run_patients_only(400, 6);
+    assert_ne!(a["ehr/Patient.ndjson"], files(&dir_c)["ehr/Patient.ndjson"], "another seed, other people");
+    let data: Vec<&String> = a.keys().filter(|k| k.contains('/')).collect();
+    assert_eq!(
+        data,
+        ["behavioral/Patient.ndjson", "ehr/Patient.ndjson", "imaging/Patient.ndjson", "lab/Patient.ndjson"]
+    );
+    assert_eq!(manifest.patients, 400);
+    assert_eq!(manifest.resources, manifest.expected.records, "one Patient per record, nothing else");
+    // Overlap: identifier values (anchor MRNs) that appear in more than one source.
+    let mut sources_of: BTreeMap<String, HashSet<String>> = BTreeMap::new();
+    for source in ["ehr", "lab", "imaging", "behavioral"] {
+        for p in lines(&dir_a.join(source).join("Patient.ndjson")) {
+            assert_eq!(p["resourceType"], "Patient");
+            assert!(p["birthDate"].is_string() && p["name"][0]["family"].is_string());
+            for i in p["identifier"].as_array().unwrap() {
+                sources_of.entry(i["value"].as_str().unwrap().to_string()).or_default().insert(source.into());
+            }
+        }
+    }
+    let shared = sources_of.values().filter(|s| s.len() > 1).count();
+    assert!(shared >= 40, "identifiers shared across sources: {shared}");
+    assert!(manifest.expected.linked_across_sources >= 100, "{:?}", manifest.expected.linked_across_sources);
+    assert!(manifest.expected.possible_matches > 0 && manifest.expected.namesakes > 0);
+}
+
+#[test]
+fn what_the_population_remembers_between_people_has_a_fixed_size() {
+    use super::people::{Population, Taken};
+    use rand::SeedableRng;
+    let plans = source_plans(4);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut output = output::Output::create(tmp.path(), &plans, 1).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let mut population = Population::new(&plans);
+    let fresh = Taken::new().heap_bytes();
+    for number in 1..=50_000 {
+        population.draw(number, &mut rng, &mut output.ids);
+    }
+    assert_eq!(population.taken_bytes(), fresh, "50,000 people later, the same bytes");
+}

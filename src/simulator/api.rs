@@ -55,6 +55,22 @@ pub(super) async fn read(State(shared): Sim, Path((resource_type, id)): Path<(St
     if !crate::fhir::is_valid_id(&id) {
         return outcome(StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, "not a valid FHIR logical id"));
     }
+    if let Some(disk) = &shared.disk {
+        return match disk.get(&resource_type, &id) {
+            Ok(Some(resource)) => fhir_json(StatusCode::OK, &resource),
+            Ok(None) => outcome(
+                StatusCode::NOT_FOUND,
+                Issue::error(IssueType::NotFound, format!("{resource_type}/{id} is not known")),
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "simulator disk store read failed");
+                outcome(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Issue::error(IssueType::Exception, "the store could not be read"),
+                )
+            }
+        };
+    }
     match shared.store.get(&resource_type, &id) {
         Some(resource) => fhir_json(StatusCode::OK, resource),
         None => outcome(

@@ -16,6 +16,7 @@ mod api;
 mod backend;
 mod binary;
 mod capability;
+pub mod disk;
 mod everything;
 mod guard;
 mod search;
@@ -238,6 +239,8 @@ impl Counters {
 /// Everything the handlers share.
 struct Shared {
     store: ResourceStore,
+    /// Set when the simulator serves a folder from disk (`store` is then empty).
+    disk: Option<disk::DiskStore>,
     /// Each patient's resources in `store`, for patient searches.
     index: search::CompartmentIndex,
     options: SimulatorOptions,
@@ -256,8 +259,18 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(store: ResourceStore, mut options: SimulatorOptions, addr: SocketAddr) -> Shared {
+    fn new(
+        store: ResourceStore,
+        disk: Option<disk::DiskStore>,
+        mut options: SimulatorOptions,
+        addr: SocketAddr,
+    ) -> Shared {
         options.page_size = options.page_size.max(1);
+        if disk.is_some() {
+            // The disk store answers reads and searches only; the statement says so.
+            options.everything = false;
+            options.revinclude_provenance = false;
+        }
         if options.profile == SimulatorProfile::OracleHealth {
             options.page_size = options.page_size.min(ORACLE_MAX_COUNT);
         }
@@ -266,6 +279,7 @@ impl Shared {
         let base_url = format!("{origin}/fhir");
         let token_url = format!("{origin}/token");
         let mut supported: BTreeSet<String> = store.types().map(str::to_string).collect();
+        supported.extend(disk.iter().flat_map(disk::DiskStore::types).map(str::to_string));
         supported.extend(
             std::iter::once("Patient")
                 .chain(crate::fhir::PATIENT_COMPARTMENT_TYPES.iter().copied())
@@ -283,6 +297,7 @@ impl Shared {
         Shared {
             index: search::CompartmentIndex::build(&store),
             store,
+            disk,
             options,
             base_url,
             token_url,
@@ -379,10 +394,29 @@ pub async fn start(
     options: SimulatorOptions,
     addr: SocketAddr,
 ) -> std::io::Result<RunningSimulator> {
+    start_with(store, None, options, addr).await
+}
+
+/// Like [`start`], serving a folder of NDJSON from disk (reads, searches; no
+/// `$everything`, no `_revinclude`).
+pub async fn start_disk(
+    disk: disk::DiskStore,
+    options: SimulatorOptions,
+    addr: SocketAddr,
+) -> std::io::Result<RunningSimulator> {
+    start_with(ResourceStore::default(), Some(disk), options, addr).await
+}
+
+async fn start_with(
+    store: ResourceStore,
+    disk: Option<disk::DiskStore>,
+    options: SimulatorOptions,
+    addr: SocketAddr,
+) -> std::io::Result<RunningSimulator> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let acceptor = options.tls.as_ref().map(SimulatorTls::acceptor).transpose()?;
-    let shared = Arc::new(Shared::new(store, options, addr));
+    let shared = Arc::new(Shared::new(store, disk, options, addr));
     let app = router(shared.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let stopped = async move {
@@ -399,9 +433,23 @@ pub async fn start(
 
 /// Serves until ctrl-c (for the `portico simulate` CLI command).
 pub async fn run(store: ResourceStore, options: SimulatorOptions, addr: SocketAddr) -> std::io::Result<()> {
+    run_with(store, None, options, addr).await
+}
+
+/// Like [`run`], serving a folder of NDJSON from disk (`portico simulate --from-disk`).
+pub async fn run_disk(disk: disk::DiskStore, options: SimulatorOptions, addr: SocketAddr) -> std::io::Result<()> {
+    run_with(ResourceStore::default(), Some(disk), options, addr).await
+}
+
+async fn run_with(
+    store: ResourceStore,
+    disk: Option<disk::DiskStore>,
+    options: SimulatorOptions,
+    addr: SocketAddr,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let shared = Arc::new(Shared::new(store, options, addr));
+    let shared = Arc::new(Shared::new(store, disk, options, addr));
     tracing::info!(
         base_url = %shared.base_url,
         token_url = shared.options.issues_tokens().then_some(shared.token_url.as_str()),

@@ -217,6 +217,22 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         None => None,
     };
 
+    if let Some(disk) = &shared.disk {
+        if revinclude {
+            return Err(bad("`_revinclude` is not supported by this server"));
+        }
+        return run_on_disk(
+            shared,
+            disk,
+            resource_type,
+            raw_query,
+            &patient_pairs,
+            &other_pairs,
+            after,
+            count_only,
+            lenient,
+        );
+    }
     let all = shared.store.of_type(resource_type);
     // Repeated patient parameters AND together; comma-separated patients OR together.
     let mut selected: Option<BTreeSet<usize>> = None;
@@ -262,6 +278,57 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         }))
         .collect();
     Ok(page_bundle(shared, resource_type, raw_query, page.next.as_deref(), total, entries))
+}
+
+/// [`run`] over the disk store: the patient parameters select compartment positions, the
+/// other parameters filter as they are read, one page of resources is held.
+#[allow(clippy::too_many_arguments)]
+fn run_on_disk(
+    shared: &Shared,
+    disk: &super::disk::DiskStore,
+    resource_type: &str,
+    raw_query: &str,
+    patient_pairs: &[(String, String)],
+    other_pairs: &[(String, String)],
+    after: Option<String>,
+    count_only: bool,
+    lenient: bool,
+) -> Result<Value, Refusal> {
+    let mut within: Option<BTreeSet<u32>> = None;
+    for (_, value) in patient_pairs {
+        let mut these = BTreeSet::new();
+        for v in value.split(',') {
+            these.extend(disk.compartment(resource_type, patient_id(v)?).iter().copied());
+        }
+        within = Some(match within {
+            None => these,
+            Some(before) => before.intersection(&these).copied().collect(),
+        });
+    }
+    let cursor_param = shared.options.cursor_param();
+    let filters: Vec<(String, String)> =
+        other_pairs.iter().filter(|(n, _)| n != cursor_param && n != "_summary").cloned().collect();
+    let within: Option<Vec<u32>> = within.map(|w| w.into_iter().collect());
+    let page = disk
+        .search(resource_type, &filters, within.as_deref(), after.as_deref(), shared.options.page_size, lenient)
+        .map_err(|e| match e {
+            super::disk::DiskError::Search(e) => refusal(e),
+            other => {
+                tracing::error!(error = %other, "simulator disk store search failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, Issue::error(IssueType::Exception, "the store could not be read"))
+            }
+        })?;
+    let base = &shared.base_url;
+    let items = if count_only { Vec::new() } else { page.items };
+    let entries = items
+        .into_iter()
+        .map(|r| {
+            let id = fhir::resource_id(&r).unwrap_or_default().to_string();
+            (format!("{base}/{resource_type}/{id}"), r, SearchEntryMode::Match)
+        })
+        .collect();
+    let next = page.next.filter(|_| !count_only).map(|id| crate::fhir::bundle::encode_cursor(&id));
+    Ok(page_bundle(shared, resource_type, raw_query, next.as_deref(), page.total, entries))
 }
 
 /// One page of a searchset at `path` (a type, or `Patient/{id}/$everything`) as this server

@@ -34,6 +34,53 @@ async fn sim(options: SimulatorOptions) -> RunningSimulator {
     start(store(), options, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
+/// Which store a test's simulator serves from.
+#[derive(Debug, Clone, Copy)]
+enum Backing {
+    Memory,
+    /// `store()` written as NDJSON (one file per type) and served by the disk store.
+    Disk,
+}
+
+async fn sim_on(backing: Backing, options: SimulatorOptions) -> RunningSimulator {
+    match backing {
+        Backing::Memory => sim(options).await,
+        Backing::Disk => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = store();
+            for t in store.types() {
+                let lines: Vec<String> = store.of_type(t).iter().map(Value::to_string).collect();
+                std::fs::write(dir.path().join(format!("{t}.ndjson")), lines.join("\n") + "\n").unwrap();
+            }
+            // The open files stay readable once the folder is removed.
+            let disk = disk::DiskStore::open(dir.path(), 0).unwrap();
+            start_disk(disk, options, "127.0.0.1:0".parse().unwrap()).await.unwrap()
+        }
+    }
+}
+
+/// Runs `check` against the memory store and the disk store, as two tests.
+macro_rules! on_both_stores {
+    ($check:ident) => {
+        mod $check {
+            #[tokio::test]
+            async fn memory() {
+                super::$check(super::Backing::Memory).await
+            }
+            #[tokio::test]
+            async fn disk() {
+                super::$check(super::Backing::Disk).await
+            }
+        }
+    };
+}
+
+on_both_stores!(reads_found_missing_and_invalid);
+on_both_stores!(searches_by_patient_code_id_and_patient_details);
+on_both_stores!(pages_with_absolute_next_links);
+on_both_stores!(pages_with_relative_next_links);
+on_both_stores!(refuses_unknown_params_unless_lenient_and_bad_input);
+
 fn secured() -> SimulatorOptions {
     SimulatorOptions { client_credentials: Some(("gw".into(), "s3cret".into())), ..Default::default() }
 }
@@ -80,9 +127,8 @@ async fn metadata_describes_the_server() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn reads_found_missing_and_invalid() {
-    let s = sim(SimulatorOptions::default()).await;
+async fn reads_found_missing_and_invalid(backing: Backing) {
+    let s = sim_on(backing, SimulatorOptions::default()).await;
     let resp = get(&format!("{}/Patient/p1", s.base_url())).await;
     assert_eq!(resp.status(), 200);
     assert_eq!(body(resp).await["name"][0]["family"], "Rivera");
@@ -97,9 +143,8 @@ async fn reads_found_missing_and_invalid() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn searches_by_patient_code_id_and_patient_details() {
-    let s = sim(SimulatorOptions::default()).await;
+async fn searches_by_patient_code_id_and_patient_details(backing: Backing) {
+    let s = sim_on(backing, SimulatorOptions::default()).await;
     let base = s.base_url();
     let b = body(get(&format!("{base}/Observation?subject=Patient/p2")).await).await;
     assert_eq!((ids(&b), b["total"].as_u64()), (vec!["o99".to_string()], Some(1)));
@@ -147,9 +192,8 @@ async fn follow(base: &str, first: &str) -> (Vec<String>, usize, Vec<String>) {
     }
 }
 
-#[tokio::test]
-async fn pages_with_absolute_next_links() {
-    let s = sim(SimulatorOptions { page_size: 3, ..Default::default() }).await;
+async fn pages_with_absolute_next_links(backing: Backing) {
+    let s = sim_on(backing, SimulatorOptions { page_size: 3, ..Default::default() }).await;
     let base = s.base_url();
     let (seen, pages, links) = follow(base, &format!("{base}/Observation?patient=p1")).await;
     assert_eq!(pages, 3);
@@ -165,9 +209,8 @@ async fn pages_with_absolute_next_links() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn pages_with_relative_next_links() {
-    let s = sim(SimulatorOptions { page_size: 3, relative_next_links: true, ..Default::default() }).await;
+async fn pages_with_relative_next_links(backing: Backing) {
+    let s = sim_on(backing, SimulatorOptions { page_size: 3, relative_next_links: true, ..Default::default() }).await;
     let base = s.base_url();
     let (seen, pages, links) = follow(base, &format!("{base}/Observation?subject=Patient%2Fp1&_count=3")).await;
     assert_eq!(pages, 3);
@@ -181,9 +224,8 @@ async fn pages_with_relative_next_links() {
     s.stop().await;
 }
 
-#[tokio::test]
-async fn refuses_unknown_params_unless_lenient_and_bad_input() {
-    let s = sim(SimulatorOptions::default()).await;
+async fn refuses_unknown_params_unless_lenient_and_bad_input(backing: Backing) {
+    let s = sim_on(backing, SimulatorOptions::default()).await;
     let base = s.base_url();
     let resp = get(&format!("{base}/Observation?patient=p1&colour=blue")).await;
     assert_eq!(resp.status(), 400);

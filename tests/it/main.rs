@@ -44,6 +44,7 @@ mod imaging;
 mod floods;
 mod front_door;
 mod generated_population;
+mod scale_population;
 mod index_store;
 mod keys;
 mod metrics;

@@ -1,0 +1,271 @@
+//! The simulator's store for large populations: a folder of NDJSON files read in place.
+//! Opening scans each file once and keeps only an offset index in memory — per type, where
+//! each resource's line is (file, offset, length) and which position holds which id, plus
+//! each patient's compartment as positions — never a resource. A resource is read with a
+//! positioned read when it is asked for (dates shifted as it is read), so memory follows the
+//! number of resources, not their size. Searches scan the type's lines one at a time and
+//! keep only the ids of the matches. It never writes to the folder and never logs a value.
+
+use crate::fhir;
+use crate::fhir::search as fsearch;
+use chrono::{Offset, Utc};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// Why a folder could not be indexed or a resource could not be read; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} line {line}: {source}")]
+    Json { path: String, line: usize, source: serde_json::Error },
+    #[error("{path} line {line}: a resource without resourceType or id")]
+    NoTypeOrId { path: String, line: usize },
+    #[error("{path} line {line}: {resource} appears twice")]
+    Twice { path: String, line: usize, resource: String },
+    #[error("{path}: a line longer than 4 GiB")]
+    TooLong { path: String },
+    #[error("search: {0}")]
+    Search(#[from] fsearch::SearchError),
+}
+
+/// Where one resource's line is.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    file: u32,
+    len: u32,
+    offset: u64,
+}
+
+#[derive(Debug, Default)]
+struct TypeIndex {
+    /// In file order.
+    slots: Vec<Slot>,
+    by_id: HashMap<Box<str>, u32>,
+    /// Patient id → positions in `slots` of the patient's resources.
+    compartment: HashMap<Box<str>, Vec<u32>>,
+}
+
+/// One page of a search: how many matched, this page's resources (by id), and the id to
+/// continue after when there is more.
+#[derive(Debug)]
+pub struct DiskPage {
+    pub total: usize,
+    pub items: Vec<Value>,
+    pub next: Option<String>,
+}
+
+/// An indexed folder of NDJSON files.
+#[derive(Debug)]
+pub struct DiskStore {
+    files: Vec<(PathBuf, File)>,
+    types: BTreeMap<String, TypeIndex>,
+    shift_days: i64,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+    move |source| DiskError::Io { path: path.display().to_string(), source }
+}
+
+impl DiskStore {
+    /// Indexes every `*.ndjson` file directly under `dir` (other files are not read).
+    pub fn open(dir: &Path, shift_days: i64) -> Result<DiskStore, DiskError> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io(dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "ndjson"))
+            .collect();
+        paths.sort();
+        let mut store = DiskStore { files: Vec::new(), types: BTreeMap::new(), shift_days };
+        let mut provenances = Vec::new();
+        for path in paths {
+            let file = File::open(&path).map_err(io(&path))?;
+            store.index_file(&path, &file, &mut provenances)?;
+            store.files.push((path, file));
+        }
+        store.index_provenances(provenances);
+        for index in store.types.values_mut() {
+            index.slots.shrink_to_fit();
+            index.by_id.shrink_to_fit();
+            index.compartment.values_mut().for_each(Vec::shrink_to_fit);
+            index.compartment.shrink_to_fit();
+        }
+        Ok(store)
+    }
+
+    /// A Provenance belongs to the patients its targets are or belong to: resolved once
+    /// every file is indexed (`provenances`: position and target references).
+    fn index_provenances(&mut self, provenances: Vec<(u32, Vec<(String, String)>)>) {
+        let mut owners: HashMap<(&str, u32), Vec<&str>> = HashMap::new();
+        for (t, index) in &self.types {
+            for (patient, positions) in &index.compartment {
+                for p in positions {
+                    owners.entry((t.as_str(), *p)).or_default().push(patient);
+                }
+            }
+        }
+        let mut found: Vec<(u32, String)> = Vec::new();
+        for (position, targets) in provenances {
+            let mut patients: Vec<String> = Vec::new();
+            for (t, id) in targets {
+                if t == "Patient" {
+                    patients.push(id);
+                } else if let Some(p) = self.types.get(&t).and_then(|i| i.by_id.get(id.as_str())) {
+                    let key = (self.types.get_key_value(&t).map_or("", |(k, _)| k.as_str()), *p);
+                    patients.extend(owners.get(&key).into_iter().flatten().map(ToString::to_string));
+                }
+            }
+            patients.sort_unstable();
+            patients.dedup();
+            found.extend(patients.into_iter().map(|p| (position, p)));
+        }
+        drop(owners);
+        if let Some(index) = self.types.get_mut("Provenance") {
+            for (position, patient) in found {
+                index.compartment.entry(patient.into()).or_default().push(position);
+            }
+        }
+    }
+
+    fn index_file(
+        &mut self,
+        path: &Path,
+        file: &File,
+        provenances: &mut Vec<(u32, Vec<(String, String)>)>,
+    ) -> Result<(), DiskError> {
+        let number = u32::try_from(self.files.len()).unwrap_or(u32::MAX);
+        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut line = Vec::with_capacity(4096);
+        let (mut offset, mut n) = (0u64, 0usize);
+        loop {
+            line.clear();
+            let read = reader.read_until(b'\n', &mut line).map_err(io(path))?;
+            if read == 0 {
+                return Ok(());
+            }
+            n += 1;
+            let start = offset;
+            offset += read as u64;
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let shown = || path.display().to_string();
+            let resource: Value =
+                serde_json::from_slice(&line).map_err(|source| DiskError::Json { path: shown(), line: n, source })?;
+            let (Some(t), Some(id)) = (fhir::resource_type(&resource), fhir::resource_id(&resource)) else {
+                return Err(DiskError::NoTypeOrId { path: shown(), line: n });
+            };
+            let len = u32::try_from(read).map_err(|_| DiskError::TooLong { path: shown() })?;
+            let index = self.types.entry(t.to_string()).or_default();
+            let position = u32::try_from(index.slots.len()).unwrap_or(u32::MAX);
+            if index.by_id.insert(id.into(), position).is_some() {
+                return Err(DiskError::Twice { path: shown(), line: n, resource: format!("{t}/{id}") });
+            }
+            index.slots.push(Slot { file: number, len, offset: start });
+            if t == "Provenance" {
+                let targets = fhir::path_values(&resource, "target")
+                    .iter()
+                    .filter_map(|v| v.get("reference").and_then(Value::as_str))
+                    .filter_map(|r| fhir::reference::parse_local(r, None))
+                    .map(|(t, id)| (t.to_string(), id.to_string()))
+                    .collect();
+                provenances.push((position, targets));
+                continue;
+            }
+            let mut patients = fhir::compartment::patients_of(&resource, t);
+            patients.sort_unstable();
+            patients.dedup();
+            for patient in patients {
+                index.compartment.entry(patient.into()).or_default().push(position);
+            }
+        }
+    }
+
+    pub fn types(&self) -> impl Iterator<Item = &str> {
+        self.types.keys().map(String::as_str)
+    }
+
+    /// How many resources of `resource_type` there are.
+    pub fn count(&self, resource_type: &str) -> usize {
+        self.types.get(resource_type).map_or(0, |i| i.slots.len())
+    }
+
+    /// The resource at `position` of its type (file order).
+    pub fn at(&self, resource_type: &str, position: usize) -> Result<Option<Value>, DiskError> {
+        let Some(slot) = self.types.get(resource_type).and_then(|i| i.slots.get(position)) else {
+            return Ok(None);
+        };
+        let (path, file) = &self.files[slot.file as usize];
+        let mut buf = vec![0u8; slot.len as usize];
+        file.read_exact_at(&mut buf, slot.offset).map_err(io(path))?;
+        let mut resource: Value = serde_json::from_slice(&buf).map_err(|source| DiskError::Json {
+            path: path.display().to_string(),
+            line: 0,
+            source,
+        })?;
+        fhir::time::shift_dates(&mut resource, self.shift_days);
+        Ok(Some(resource))
+    }
+
+    /// `Type/id`, read from disk.
+    pub fn get(&self, resource_type: &str, id: &str) -> Result<Option<Value>, DiskError> {
+        match self.types.get(resource_type).and_then(|i| i.by_id.get(id)) {
+            Some(position) => self.at(resource_type, *position as usize),
+            None => Ok(None),
+        }
+    }
+
+    /// Positions of the patient's resources of `resource_type` (its compartment).
+    pub fn compartment(&self, resource_type: &str, patient_id: &str) -> &[u32] {
+        self.types.get(resource_type).and_then(|i| i.compartment.get(patient_id)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Searches `resource_type` with the shared FHIR filters (`pairs` as decoded from the
+    /// query), among the positions `within` when given (a compartment): matches in id order,
+    /// `count` per page (or the query's `_count`), continuing after the id `after`. Holds the
+    /// ids of the matches, never more than one page of resources.
+    pub fn search(
+        &self,
+        resource_type: &str,
+        pairs: &[(String, String)],
+        within: Option<&[u32]>,
+        after: Option<&str>,
+        count: usize,
+        lenient: bool,
+    ) -> Result<DiskPage, DiskError> {
+        let zone = Utc.fix();
+        let query = fsearch::parse(resource_type, pairs, &[], lenient, count, zone)?;
+        let count = query.count.unwrap_or(count).max(1);
+        let mut matched: Vec<(Box<str>, u32)> = Vec::new();
+        let all: Vec<u32>;
+        let positions = match within {
+            Some(w) => w,
+            None => {
+                all = (0..u32::try_from(self.count(resource_type)).unwrap_or(u32::MAX)).collect();
+                &all
+            }
+        };
+        for &position in positions {
+            let position = position as usize;
+            let Some(r) = self.at(resource_type, position)? else { continue };
+            if query.filters.iter().all(|f| fsearch::matches(&r, f, zone)) {
+                let id = fhir::resource_id(&r).unwrap_or_default();
+                matched.push((id.into(), position as u32));
+            }
+        }
+        matched.sort_unstable();
+        let total = matched.len();
+        let start = after.map_or(0, |a| matched.partition_point(|(id, _)| &**id <= a));
+        let page = &matched[start..(start + count).min(total)];
+        let mut items = Vec::with_capacity(page.len());
+        for (_, position) in page {
+            items.extend(self.at(resource_type, *position as usize)?);
+        }
+        let next = (start + count < total).then(|| page.last().map(|(id, _)| id.to_string())).flatten();
+        Ok(DiskPage { total, items, next })
+    }
+}
