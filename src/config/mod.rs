@@ -299,6 +299,10 @@ pub struct SourceConfig {
     /// Simulated sources only: which vendor the simulator behaves like.
     #[serde(default)]
     pub simulator_profile: SimulatorProfile,
+    /// Simulated sources only: the simulator offers `Patient/{id}/$everything` (and says so
+    /// in its CapabilityStatement), as some vendors' systems do.
+    #[serde(default)]
+    pub simulator_everything: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -333,6 +337,7 @@ impl SourceConfig {
             latency: Duration::default(),
             simulator_page_size: None,
             simulator_profile: SimulatorProfile::Standard,
+            simulator_everything: false,
         }
     }
 

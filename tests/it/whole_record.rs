@@ -248,6 +248,10 @@ async fn the_demo_serves_a_whole_record_from_its_vendor_like_systems() {
     assert!(matches!(lab.auth, portico::config::UpstreamAuth::ClientCredentials { .. }), "{:?}", lab.auth);
     let app = portico::App::build(config).await.expect("the demo builds");
     let index = app.index.clone();
+    // The imaging center offers `$everything` (its CapabilityStatement says so).
+    let imaging = app.simulators.iter().find(|(n, _)| n == "imaging").unwrap().1.base_url().to_string();
+    let statement: Value = reqwest::get(format!("{imaging}/metadata")).await.unwrap().json().await.unwrap();
+    assert!(statement.to_string().contains("OperationDefinition/Patient-everything"), "{statement}");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         app.serve(listener, async {
