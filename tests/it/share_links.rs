@@ -10,8 +10,6 @@ use crate::common::*;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use std::path::PathBuf;
-use std::process::Command;
 
 async fn gateway() -> Gateway {
     Gateway::start(&fixture_file_sources()).await
@@ -70,27 +68,10 @@ pub(crate) async fn post_manifest(gw: &Gateway, viewer_link: &str, body: Value) 
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// The virtualenv with jwcrypto under target/ (made once per test process).
-fn venv() -> PathBuf {
-    static MADE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let venv = root().join("target/share-venv");
-    let python = venv.join("bin/python");
-    let mut made = MADE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !*made && !python.exists() {
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success();
-        assert!(ok, "python3 -m venv failed");
-    }
-    if !*made {
-        let out = Command::new(venv.join("bin/pip")).args(["install", "-q", "jwcrypto==1.5.6"]).output().unwrap();
-        assert!(out.status.success(), "pip install jwcrypto: {}", String::from_utf8_lossy(&out.stderr));
-        *made = true;
-    }
-    python
-}
 
 /// Opens a link with the independent decoder.
 async fn decode(link: &str, recipient: &str, passcode: Option<&str>, embedded_max: Option<usize>) -> Value {
-    let mut cmd = tokio::process::Command::new(venv());
+    let mut cmd = tokio::process::Command::new(python_with("share-venv", "jwcrypto==1.5.6"));
     cmd.arg(root().join("tests/share/shl_decode.py")).arg(link).arg(recipient);
     if let Some(p) = passcode {
         cmd.args(["--passcode", p]);

@@ -7,12 +7,14 @@ mod mail;
 pub mod process;
 pub mod s3;
 mod smtp;
+mod venv;
 #[allow(unused_imports)]
 pub use browser::{csrf, unescape, value_of, Browser, RECORD_PAGES};
 #[allow(unused_imports)]
 pub use mail::{folder_mails, verify_email, wait_for_mail, Mail};
 #[allow(unused_imports)]
 pub use smtp::SmtpSink;
+pub use venv::python_with;
 
 use portico::config::Config;
 use portico::simulator::{self, RunningSimulator, SimulatorOptions};

@@ -1,9 +1,9 @@
 //! The SMTP test server (PyPI aiosmtpd, `tests/mail/smtp_sink.py`) in its own process, the
 //! mails it accepted, and what a test gateway needs to send through it.
 
-use super::{register_unverified, root, wait_for_mail, Browser, Gateway, Mail};
+use super::{python_with, register_unverified, root, wait_for_mail, Browser, Gateway, Mail};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// The SMTP test server; killed when dropped.
@@ -22,7 +22,7 @@ impl Drop for SmtpSink {
 
 impl SmtpSink {
     pub fn start() -> SmtpSink {
-        let python = venv();
+        let python = python_with("mail-venv", "aiosmtpd==1.4.6");
         let dir = tempfile::tempdir().unwrap();
         let mut child = Command::new(python)
             .arg(root().join("tests/mail/smtp_sink.py"))
@@ -84,22 +84,4 @@ fn received(dir: &Path) -> Vec<Mail> {
             Some(Mail { raw, envelope_to })
         })
         .collect()
-}
-
-/// The virtualenv with aiosmtpd under target/ (made once per test process).
-fn venv() -> PathBuf {
-    static MADE: std::sync::Mutex<bool> = std::sync::Mutex::new(false);
-    let venv = root().join("target/mail-venv");
-    let python = venv.join("bin/python");
-    let mut made = MADE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    if !*made && !python.exists() {
-        let ok = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().unwrap().success();
-        assert!(ok, "python3 -m venv failed");
-    }
-    if !*made {
-        let out = Command::new(venv.join("bin/pip")).args(["install", "-q", "aiosmtpd==1.4.6"]).output().unwrap();
-        assert!(out.status.success(), "pip install aiosmtpd: {}", String::from_utf8_lossy(&out.stderr));
-        *made = true;
-    }
-    python
 }
