@@ -196,3 +196,18 @@ proxies-ahead-proxy-less = From that day some of their care is private to them, 
 proxies-ahead-self = On { $date } you turn { $age }.
 proxies-ahead-self-ends = Your parents' or guardians' access to your record ends that day.
 proxies-ahead-self-less = From that day some of your care is private to you: your parents or guardians see less of your record.
+
+## Proxies: relationships a proxy may have, and why an invitation was not sent or taken
+
+proxies-rel-mother = mother
+proxies-rel-father = father
+proxies-problem-date = enter the date of birth as YYYY-MM-DD
+proxies-problem-minor = a young person's parents and guardians are given access by the medical records (HIM) desk
+proxies-problem-email = give the e-mail address of the person you invite
+proxies-problem-own-address = invite someone else: this is your own address
+proxies-problem-relationship = choose a relationship: { $codes }
+proxies-problem-open = you have { $count } open invitations; cancel one or wait until one is accepted
+proxies-problem-own-record = this is your own record
+proxies-problem-confirm-first = confirm your e-mail address first (the link in our first mail)
+proxies-problem-him-given = this access was given by the medical records (HIM) desk
+notices-unknown = `{ $kind }` is not a notice (new-results, download-ready, share-link-opened, proxy-added)

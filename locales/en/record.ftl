@@ -417,3 +417,48 @@ share-viewer-link = The share link
 share-viewer-recipient = Your name or organization (the patient will see it)
 share-viewer-passcode = Passcode, if you were given one
 share-viewer-button = Open the record
+
+## Share links: why a link was not made or not opened
+
+share-problem-label = give the link a label of 1 to 80 characters (e.g. “For school”)
+share-problem-passcode = a passcode has 4 to 64 characters (or leave it out)
+share-problem-past = the link must expire in the future
+share-problem-too-long = a link may live at most { $days } days
+share-problem-recipient = name the recipient (`recipient`: who is opening the link)
+share-problem-days = Choose how long the link works.
+share-problem-no-section = choose at least one section to share
+share-problem-unknown-section = `{ $section }` is not a section that can be shared
+share-viewer-not-a-link = That is not a share link. Paste the whole link you were given (it contains “shlink:/”).
+share-viewer-not-ours = This link is not from this site, or it is damaged. Open it in a SMART Health Links viewer, or ask for a new one.
+share-viewer-wrong-passcode = The passcode is not right ({ $left } { $left ->
+        [one] attempt
+       *[other] attempts
+    } left).
+share-viewer-gone = This share link is not valid any more: it may have expired or been revoked. Ask the person who shared it for a new one.
+share-viewer-damaged = This link is damaged: its key does not open the record. Ask for a new one.
+
+## Corrections: why a request or statement was not taken
+
+corrections-what-change = the requested change
+corrections-what-statement = the statement of disagreement
+corrections-problem-empty = { $what } is empty
+corrections-problem-too-long = { $what } is { $count } characters long; at most { $max } are accepted
+corrections-problem-once = a statement can be filed once, after a denial
+corrections-problem-too-many = { $count } requests are already waiting for an answer. Health Information Management will answer them first.
+
+## Disclosures: who received the data, and why
+
+disclosures-only-patient-title = Only for the patient
+disclosures-only-patient = The list of disclosures is given to the patient. As a personal representative you can ask Harbor Health Information Management for it: 360-555-0100.
+disclosure-to-partner = { $name } (partner organization)
+disclosure-to-partner-named = Partner organization “{ $name }”
+disclosure-to-a-partner = A partner organization
+disclosure-to-share-link = Someone who opened a share link
+disclosure-the-app = The app “{ $name }”
+disclosure-an-app = An app
+disclosure-allowed-by-you = { $app }, allowed by you
+disclosure-allowed-by-the-patient = { $app }, allowed by the patient
+disclosure-allowed-by-a-proxy = { $app }, allowed by a person with access to the record
+disclosure-allowed-by-someone = { $app }, allowed by someone with access
+disclosure-purpose-shared = Shared by the patient: “{ $label }”
+disclosure-purpose-app = At the request of the person who allowed the app

@@ -197,3 +197,18 @@ proxies-ahead-proxy-less = Desde ese día parte de su atención es privada, y us
 proxies-ahead-self = El { $date } usted cumple { $age } años.
 proxies-ahead-self-ends = Ese día termina el acceso de sus padres o tutores a su expediente.
 proxies-ahead-self-less = Desde ese día parte de su atención es privada para usted: sus padres o tutores ven menos de su expediente.
+
+## Proxies: relationships a proxy may have, and why an invitation was not sent or taken
+
+proxies-rel-mother = madre
+proxies-rel-father = padre
+proxies-problem-date = escriba la fecha de nacimiento como AAAA-MM-DD
+proxies-problem-minor = a los padres y tutores de una persona joven les da acceso el departamento de expedientes médicos (HIM)
+proxies-problem-email = escriba el correo electrónico de la persona que invita
+proxies-problem-own-address = invite a otra persona: este es su propio correo electrónico
+proxies-problem-relationship = elija una relación: { $codes }
+proxies-problem-open = tiene { $count } invitaciones pendientes; cancele una o espere a que se acepte alguna
+proxies-problem-own-record = este es su propio expediente
+proxies-problem-confirm-first = primero confirme su correo electrónico (con el enlace de nuestro primer correo)
+proxies-problem-him-given = este acceso lo dio el departamento de expedientes médicos (HIM)
+notices-unknown = `{ $kind }` no es un aviso (new-results, download-ready, share-link-opened, proxy-added)

@@ -418,3 +418,48 @@ share-viewer-link = El enlace compartido
 share-viewer-recipient = Su nombre u organización (el paciente lo verá)
 share-viewer-passcode = Código de acceso, si le dieron uno
 share-viewer-button = Abrir el expediente
+
+## Share links: why a link was not made or not opened
+
+share-problem-label = ponga al enlace un nombre de 1 a 80 caracteres (por ejemplo, “Para la escuela”)
+share-problem-passcode = un código de acceso tiene de 4 a 64 caracteres (o déjelo en blanco)
+share-problem-past = el enlace debe vencer en el futuro
+share-problem-too-long = un enlace puede durar como máximo { $days } días
+share-problem-recipient = escriba quién recibe el enlace (`recipient`: quién lo abre)
+share-problem-days = Elija por cuánto tiempo funciona el enlace.
+share-problem-no-section = elija al menos una sección para compartir
+share-problem-unknown-section = `{ $section }` no es una sección que se pueda compartir
+share-viewer-not-a-link = Eso no es un enlace para compartir. Pegue el enlace completo que le dieron (contiene “shlink:/”).
+share-viewer-not-ours = Este enlace no es de este sitio o está dañado. Ábralo en un visor de SMART Health Links o pida uno nuevo.
+share-viewer-wrong-passcode = El código de acceso no es correcto ({ $left ->
+        [one] le queda { $left } intento
+       *[other] le quedan { $left } intentos
+    }).
+share-viewer-gone = Este enlace para compartir ya no es válido: puede haber vencido o haberse revocado. Pida uno nuevo a la persona que lo compartió.
+share-viewer-damaged = Este enlace está dañado: su llave no abre el expediente. Pida uno nuevo.
+
+## Corrections: why a request or statement was not taken
+
+corrections-what-change = el cambio que pide
+corrections-what-statement = la declaración de desacuerdo
+corrections-problem-empty = falta { $what }: no escribió nada
+corrections-problem-too-long = { $what } tiene { $count } caracteres; se aceptan como máximo { $max }
+corrections-problem-once = la declaración de desacuerdo se presenta una sola vez, después de un rechazo
+corrections-problem-too-many = Ya hay { $count } solicitudes esperando respuesta. El departamento de Información de Salud las contestará primero.
+
+## Disclosures: who received the data, and why
+
+disclosures-only-patient-title = Solo para el paciente
+disclosures-only-patient = La lista de divulgaciones se entrega al paciente. Como representante personal, puede pedirla al departamento de Información de Salud de Harbor Health: 360-555-0100.
+disclosure-to-partner = { $name } (organización asociada)
+disclosure-to-partner-named = Organización asociada “{ $name }”
+disclosure-to-a-partner = Una organización asociada
+disclosure-to-share-link = Alguien que abrió un enlace para compartir
+disclosure-the-app = La aplicación “{ $name }”
+disclosure-an-app = Una aplicación
+disclosure-allowed-by-you = { $app }, autorizada por usted
+disclosure-allowed-by-the-patient = { $app }, autorizada por el paciente
+disclosure-allowed-by-a-proxy = { $app }, autorizada por una persona con acceso al expediente
+disclosure-allowed-by-someone = { $app }, autorizada por alguien con acceso
+disclosure-purpose-shared = Compartido por el paciente: “{ $label }”
+disclosure-purpose-app = A pedido de la persona que autorizó la aplicación

@@ -6,7 +6,7 @@
 use super::extract::{SignedIn, Staff};
 use super::pages::{check_csrf, form_fields, page, PageError};
 use super::ApiState;
-use crate::i18n::t;
+use crate::i18n::{t, tr};
 use crate::notices::NoticeError;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -49,9 +49,9 @@ async fn save(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes
             let html = render(&visitor, &notices, true, "");
             Ok((visitor.jar, page(StatusCode::OK, html, None)).into_response())
         }
-        Err(e @ NoticeError::UnknownKind(_)) => {
+        Err(NoticeError::UnknownKind(kind)) => {
             let notices = state.notices.preferences(&visitor.account).await.map_err(PageError::because)?;
-            let html = render(&visitor, &notices, false, &e.to_string());
+            let html = render(&visitor, &notices, false, &tr("notices-unknown", &[("kind", kind.into())]));
             Ok((visitor.jar, page(StatusCode::BAD_REQUEST, html, None)).into_response())
         }
         Err(e) => Err(PageError::because(e)),

@@ -74,6 +74,22 @@ async fn named(state: &ApiState, account: &str, upcoming: Vec<Upcoming>) -> Resu
         .collect())
 }
 
+/// A proxy's relationship to the patient (an HL7 RoleCode), in the page's language.
+fn relationship_words(code: &str) -> String {
+    let key = match code {
+        "SPS" => "proxies-rel-spouse",
+        "PRN" => "proxies-rel-parent",
+        "MTH" => "proxies-rel-mother",
+        "FTH" => "proxies-rel-father",
+        "FAMMEMB" => "proxies-rel-family",
+        "NOK" => "proxies-rel-next-of-kin",
+        "CAREGIVER" => "proxies-rel-caregiver",
+        "GUARD" => "proxies-rel-guardian",
+        other => return other.to_string(),
+    };
+    t(key)
+}
+
 async fn render_page(
     state: &ApiState,
     visitor: &SignedIn,
@@ -92,6 +108,22 @@ async fn render_page(
         if owner { state.proxies.invitations(account, now).await.map_err(PageError::because)? } else { Vec::new() };
     let upcoming = state.proxies.upcoming(account, now).await.map_err(PageError::because)?;
     let upcoming = named(state, account, upcoming).await?;
+    let proxies: Vec<Value> = proxies
+        .iter()
+        .map(|p| {
+            let mut v = crate::json::value(p);
+            v["relationship"] = relationship_words(&p.relationship).into();
+            v
+        })
+        .collect();
+    let invitations: Vec<Value> = invitations
+        .iter()
+        .map(|i| {
+            let mut v = crate::json::value(i);
+            v["relationship"] = relationship_words(&i.relationship).into();
+            v
+        })
+        .collect();
     let html = crate::portal::render(
         "proxies.html",
         context! { title => t("proxies-title"), csrf => visitor.session.csrf_token, signed_in => true, owner,

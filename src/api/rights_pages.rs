@@ -11,7 +11,7 @@ use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::record_pages::{failure, frame, message, open_page, own_link, render, Opened, RecordPageError};
 use super::{fhir_json, ApiState};
 use crate::auth::sessions::Session;
-use crate::i18n::t;
+use crate::i18n::{t, tr};
 use crate::portal::fhir_text;
 use crate::portal::record_view::RecordView;
 use crate::rights::{disclosures, Correction, NewRequest, RightsError};
@@ -223,8 +223,9 @@ async fn request_correction(
         Err(RightsError::Invalid(problem)) => {
             corrections_view(&state, &s, &opened, item_key.as_deref(), Some((StatusCode::BAD_REQUEST, problem))).await
         }
-        Err(e @ RightsError::TooMany) => {
-            let problem = format!("{e}. Health Information Management will answer them first.");
+        Err(RightsError::TooMany) => {
+            let problem =
+                tr("corrections-problem-too-many", &[("count", crate::rights::corrections::MAX_WAITING.into())]);
             corrections_view(&state, &s, &opened, None, Some((StatusCode::TOO_MANY_REQUESTS, problem))).await
         }
         Err(e) => PageError::because(e).signed_in(&s).into_response(),
@@ -347,11 +348,8 @@ async fn accounting(state: Arc<ApiState>, visitor: SignedIn, from: SocketAddr, l
     match own_link(&state, &visitor.account, &link).await {
         Ok(l) if l.relationship == "SELF" => {}
         Ok(_) => {
-            let text = "The list of disclosures is given to the patient. As a personal representative you can ask Harbor Health Information Management for it: 360-555-0100.";
-            return (
-                visitor.jar.clone(),
-                message(StatusCode::FORBIDDEN, &visitor.session, "Only for the patient", text),
-            )
+            let (title, text) = (t("disclosures-only-patient-title"), t("disclosures-only-patient"));
+            return (visitor.jar.clone(), message(StatusCode::FORBIDDEN, &visitor.session, &title, &text))
                 .into_response();
         }
         Err(e) => return (visitor.jar.clone(), failure(e, &visitor.session)).into_response(),

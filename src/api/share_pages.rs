@@ -60,6 +60,16 @@ fn section_words(section: &str) -> String {
     t(key)
 }
 
+/// Why the chosen sections cannot be shared, in the page's language.
+fn sections_problem(e: &snapshot::SnapshotError) -> String {
+    match e {
+        snapshot::SnapshotError::NoSection => t("share-problem-no-section"),
+        snapshot::SnapshotError::UnknownSection(name) => {
+            crate::i18n::tr("share-problem-unknown-section", &[("section", name.as_str().into())])
+        }
+    }
+}
+
 /// How long a link works, in the page's language.
 fn lifetime_words(days: i64) -> String {
     match days {
@@ -132,7 +142,7 @@ async fn make(
     let access = crate::auth::access_for_link(&account, &record_link);
     let days = field(&form, "days").and_then(|d| d.parse::<i64>().ok()).filter(|d| LIFETIMES.contains(d));
     let Some(days) = days else {
-        return (jar, problem(&s, &link, StatusCode::BAD_REQUEST, "Choose how long the link works.")).into_response();
+        return (jar, problem(&s, &link, StatusCode::BAD_REQUEST, &t("share-problem-days"))).into_response();
     };
     let now = chrono::Utc::now();
     let passcode = field(&form, "passcode").filter(|p| !p.is_empty());
@@ -152,7 +162,7 @@ async fn make(
             page(StatusCode::OK, crate::portal::render("share_made.html", context), None)
         }
         Err(ShareError::Invalid(m)) => problem(&s, &link, StatusCode::BAD_REQUEST, &m),
-        Err(ShareError::Sections(e)) => problem(&s, &link, StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(ShareError::Sections(e)) => problem(&s, &link, StatusCode::BAD_REQUEST, &sections_problem(&e)),
         Err(ShareError::Read(ReadError::NotFound | ReadError::Forbidden(_))) => {
             failure(RecordPageError::NotAvailable, &s)
         }

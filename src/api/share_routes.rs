@@ -9,7 +9,7 @@
 use super::pages::{page, PageError};
 use super::ApiState;
 use crate::auth::Access;
-use crate::i18n::t;
+use crate::i18n::{t, tr};
 use crate::portal::record_view::RecordView;
 use crate::read::{ReadError, Trail};
 use crate::share::{jwe, payload::Payload, snapshot, ShareError, ShareRequest, CONTENT_TYPE};
@@ -239,13 +239,10 @@ async fn view(State(state): State<Arc<ApiState>>, ConnectInfo(from): ConnectInfo
     let recipient = field("recipient");
     let again = |status: StatusCode, text: &str| viewer(status, form(Some(text), &recipient));
     let Ok(payload) = Payload::parse(&field("shlink")) else {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "That is not a share link. Paste the whole link you were given (it contains “shlink:/”).",
-        );
+        return again(StatusCode::BAD_REQUEST, &t("share-viewer-not-a-link"));
     };
     let (Some(token), Ok(key)) = (state.shares.token_of(&payload.url), payload.key_bytes()) else {
-        return again(StatusCode::BAD_REQUEST, "This link is not from this site, or it is damaged. Open it in a SMART Health Links viewer, or ask for a new one.");
+        return again(StatusCode::BAD_REQUEST, &t("share-viewer-not-ours"));
     };
     let passcode = field("passcode");
     let passcode = (!passcode.is_empty()).then_some(passcode.as_str());
@@ -253,10 +250,10 @@ async fn view(State(state): State<Arc<ApiState>>, ConnectInfo(from): ConnectInfo
         Ok(o) => o,
         Err(ShareError::Invalid(m)) => return again(StatusCode::BAD_REQUEST, &m),
         Err(ShareError::Passcode { remaining }) => {
-            return again(StatusCode::UNAUTHORIZED, &format!("The passcode is not right ({remaining} attempts left)."));
+            return again(StatusCode::UNAUTHORIZED, &tr("share-viewer-wrong-passcode", &[("left", remaining.into())]));
         }
         Err(ShareError::Gone) => {
-            return again(StatusCode::NOT_FOUND, "This share link is not valid any more: it may have expired or been revoked. Ask the person who shared it for a new one.");
+            return again(StatusCode::NOT_FOUND, &t("share-viewer-gone"));
         }
         Err(ShareError::TooMany { retry_after }) => return PageError::too_many(retry_after).into_response(),
         Err(e) => return PageError::because(e).into_response(),
@@ -264,10 +261,7 @@ async fn view(State(state): State<Arc<ApiState>>, ConnectInfo(from): ConnectInfo
     let bundle: Option<Value> =
         jwe::decrypt(&key, &opened.link.jwe).ok().and_then(|(_, plain)| serde_json::from_slice(&plain).ok());
     let Some(bundle) = bundle else {
-        return again(
-            StatusCode::BAD_REQUEST,
-            "This link is damaged: its key does not open the record. Ask for a new one.",
-        );
+        return again(StatusCode::BAD_REQUEST, &t("share-viewer-damaged"));
     };
     let record = state.reader.reopen_shared(&opened.link.patient_id, snapshot::resources_of(&bundle));
     let view = RecordView::of(&record, chrono::Utc::now());

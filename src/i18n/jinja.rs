@@ -1,6 +1,7 @@
 //! The catalogue inside minijinja templates: `t("key", name=value)` gives the text in the
 //! language of the render (the context's `lang`, which the renderers set), `lang_code()`
-//! its code for `<html lang>`, and `language_switch()` the link to the other language.
+//! its code for `<html lang>`, `language_switch()` the link to the other language, and the
+//! filter `|day` a stored date in the language's format.
 //! Templates hard-code no sentence of their own; the catalogue tests check every key used.
 
 use super::{text_in, Lang};
@@ -19,6 +20,17 @@ pub fn install(env: &mut Environment<'static>) {
     env.add_function("t", t);
     env.add_function("lang_code", |state: &State| lang_of(state).code());
     env.add_function("language_switch", language_switch);
+    env.add_filter("day", day);
+}
+
+/// `value|day`: a stored date or instant (`YYYY-MM-DD`, RFC 3339) as the render's language
+/// writes a day ("Dec 3, 2026" / "3 dic 2026"); anything else as it is.
+fn day(state: &State, value: &str) -> String {
+    let lang = lang_of(state);
+    chrono::DateTime::parse_from_rfc3339(value)
+        .map(|d| d.date_naive())
+        .or_else(|_| chrono::NaiveDate::parse_from_str(value, "%Y-%m-%d"))
+        .map_or_else(|_| value.to_string(), |d| super::day(lang, d))
 }
 
 fn lang_of(state: &State) -> Lang {

@@ -1,8 +1,11 @@
 //! The gateway's own words in English and Spanish: the Fluent catalogue
 //! (`locales/{en,es}/*.ftl`, built into the binary), the language of the request being
-//! served, and dates in that language's format. Pages, mails and the download's summary take
-//! every sentence from here by a stable key. It translates only what the gateway writes:
-//! clinical text from a source (display names, notes, values) never passes through it.
+//! served, and dates in that language's format. Pages, mails, the download's summary and
+//! README.txt take every sentence from here by a stable key, and so do the refusals the
+//! share, correction and proxy modules give a person (in the language of the request they
+//! serve; English outside one, as the CLI and the unit tests see them). It translates only
+//! what the gateway writes: clinical text from a source (display names, notes, values),
+//! names an organization registered and the policy's notices never pass through it.
 
 pub mod jinja;
 pub mod negotiate;

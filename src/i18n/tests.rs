@@ -67,7 +67,7 @@ fn keys_used() -> BTreeMap<String, String> {
     }
     let code_call = Regex::new(r#"\b(?:t|tr|text_in\(\s*[a-z_]+,)\(?\s*"([a-z][a-z0-9-]*)""#).unwrap();
     let table_key = Regex::new(
-        r#""((?:detail|item|status|section|value|file|log|summary|scope|job|mail|relation|kind)-[a-z0-9-]+)""#,
+        r#""((?:detail|item|status|section|value|file|log|summary|scope|job|mail|relation|kind|disclosure|readme|proxies-rel)-[a-z0-9-]+)""#,
     )
     .unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -150,4 +150,20 @@ fn templates_get_the_language_and_the_switch() {
         )
         .unwrap();
     assert_eq!(error, "/language/es?next=%2Frecords", "an error page names no address of its own");
+}
+
+#[test]
+fn the_day_filter_writes_a_stored_date_the_language_s_way() {
+    let mut env = minijinja::Environment::new();
+    jinja::install(&mut env);
+    let render = |lang: &str| {
+        env.render_str(
+            "{{ a|day }}|{{ b|day }}|{{ c|day }}",
+            minijinja::context! { lang => lang, a => "2026-12-03", b => "2026-12-03T14:05:00+00:00", c => "soon" },
+        )
+        .unwrap()
+    };
+    assert_eq!(render("en"), "Dec 3, 2026|Dec 3, 2026|soon");
+    let es = render("es");
+    assert!(es.starts_with("3 dic") && es.ends_with("|soon") && !es.contains("2026-12"), "{es}");
 }

@@ -9,6 +9,7 @@
 
 use super::{Proxies, ProxyError};
 use crate::auth::accounts::PatientLink;
+use crate::i18n::{t, tr};
 use crate::mail::RecordNotice;
 use crate::notices::NoticeKind;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -60,7 +61,7 @@ fn state_of(accepted: bool, cancelled: bool, failed: i64, expires_at: &str, now:
 fn typed_date(text: &str) -> Result<String, ProxyError> {
     NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
         .map(|d| d.format("%Y-%m-%d").to_string())
-        .map_err(|_| ProxyError::Invalid("enter the date of birth as YYYY-MM-DD".into()))
+        .map_err(|_| ProxyError::Invalid(t("proxies-problem-date")))
 }
 
 /// Whether two dates are the same, in time that does not depend on where they differ.
@@ -84,13 +85,11 @@ impl Proxies {
             crate::fhir::time::age_on(b, today) >= i32::try_from(self.ages.majority).unwrap_or(i32::MAX)
         });
         if !adult {
-            return Err(ProxyError::Invalid(
-                "a young person's parents and guardians are given access by the medical records (HIM) desk".into(),
-            ));
+            return Err(ProxyError::Invalid(t("proxies-problem-minor")));
         }
         let email = email.trim().to_lowercase();
         if email.len() > 254 || email.parse::<lettre::Address>().is_err() {
-            return Err(ProxyError::Invalid("give the e-mail address of the person you invite".into()));
+            return Err(ProxyError::Invalid(t("proxies-problem-email")));
         }
         let own_address: Option<String> = sqlx::query("SELECT username FROM accounts WHERE id = $1")
             .bind(account_id)
@@ -98,11 +97,14 @@ impl Proxies {
             .await?
             .and_then(|r| r.get(0));
         if own_address.as_deref() == Some(email.as_str()) {
-            return Err(ProxyError::Invalid("invite someone else: this is your own address".into()));
+            return Err(ProxyError::Invalid(t("proxies-problem-own-address")));
         }
         let relationship = relationship.trim().to_uppercase();
         if !RELATIONSHIPS.contains(&relationship.as_str()) {
-            return Err(ProxyError::Invalid(format!("choose a relationship: {}", RELATIONSHIPS.join(", "))));
+            return Err(ProxyError::Invalid(tr(
+                "proxies-problem-relationship",
+                &[("codes", RELATIONSHIPS.join(", ").into())],
+            )));
         }
         let at = now.to_rfc3339();
         let open: i64 = sqlx::query(
@@ -128,9 +130,7 @@ impl Proxies {
             return Err(ProxyError::TooMany { retry_after: 3600 });
         }
         if open >= OPEN_AT_MOST {
-            return Err(ProxyError::Invalid(format!(
-                "you have {open} open invitations; cancel one or wait until one is accepted"
-            )));
+            return Err(ProxyError::Invalid(tr("proxies-problem-open", &[("count", open.into())])));
         }
         let token = crate::auth::email::new_secret();
         let valid = self.config.invitation_valid.std();
@@ -253,7 +253,7 @@ impl Proxies {
             String,
         ) = (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4), row.get(5));
         if patient == account_id {
-            return Err(ProxyError::Invalid("this is your own record".into()));
+            return Err(ProxyError::Invalid(t("proxies-problem-own-record")));
         }
         let address: Option<String> = sqlx::query("SELECT username FROM accounts WHERE id = $1")
             .bind(account_id)
@@ -264,7 +264,7 @@ impl Proxies {
             return Err(ProxyError::OtherAddress);
         }
         if !self.accounts.email_verified(account_id).await? {
-            return Err(ProxyError::Invalid("confirm your e-mail address first (the link in our first mail)".into()));
+            return Err(ProxyError::Invalid(t("proxies-problem-confirm-first")));
         }
         // Take one try before comparing.
         let taken = sqlx::query(

@@ -161,9 +161,7 @@ impl Proxies {
         let found = self.proxies_of(account_id, now).await?.into_iter().find(|p| p.link_id == link_id);
         match found {
             None => return Err(ProxyError::NotFound),
-            Some(p) if !p.renewable => {
-                return Err(ProxyError::Invalid("this access was given by the medical records (HIM) desk".into()))
-            }
+            Some(p) if !p.renewable => return Err(ProxyError::Invalid(crate::i18n::t("proxies-problem-him-given"))),
             Some(_) => {}
         }
         let until = self.adult_until(now);

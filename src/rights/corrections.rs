@@ -7,6 +7,7 @@
 //! caller resolves the item in the viewer's released record first.
 
 use super::RightsError;
+use crate::i18n::{t, tr};
 use crate::store::Store;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde::Serialize;
@@ -109,11 +110,12 @@ pub fn fingerprint(resource: &Value) -> String {
 pub fn checked_text<'a>(what: &str, text: &'a str) -> Result<&'a str, RightsError> {
     let text = text.trim();
     if text.is_empty() {
-        return Err(RightsError::Invalid(format!("{what} is empty")));
+        return Err(RightsError::Invalid(tr("corrections-problem-empty", &[("what", what.into())])));
     }
     let n = text.chars().count();
     if n > MAX_TEXT {
-        return Err(RightsError::Invalid(format!("{what} is {n} characters long; at most {MAX_TEXT} are accepted")));
+        let args = [("what", what.into()), ("count", n.into()), ("max", MAX_TEXT.into())];
+        return Err(RightsError::Invalid(tr("corrections-problem-too-long", &args)));
     }
     Ok(text)
 }
@@ -135,7 +137,7 @@ impl Corrections {
     /// Records a request received at `now`, due [`DUE_DAYS`] later, unless the requester
     /// already has [`MAX_WAITING`] requests waiting.
     pub async fn request(&self, r: &NewRequest<'_>, now: DateTime<Utc>) -> Result<Correction, RightsError> {
-        let text = checked_text("the requested change", r.text)?;
+        let text = checked_text(&t("corrections-what-change"), r.text)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let (item, fingerprint) = match &r.item {
             Some((k, f)) => (Some(k.clone()), Some(f.clone())),
@@ -259,7 +261,7 @@ impl Corrections {
 
     /// A statement of disagreement with a denial (one per request).
     pub async fn disagree(&self, id: &str, text: &str, now: DateTime<Utc>) -> Result<Correction, RightsError> {
-        let text = checked_text("the statement of disagreement", text)?;
+        let text = checked_text(&t("corrections-what-statement"), text)?;
         let done = sqlx::query(
             "UPDATE correction_requests SET disagreement = $1, disagreement_at = $2
              WHERE id = $3 AND status = 'denied' AND disagreement IS NULL",
@@ -269,7 +271,7 @@ impl Corrections {
         .bind(id)
         .execute(&self.store.pool)
         .await?;
-        self.changed(id, done.rows_affected(), "a statement can be filed once, after a denial").await
+        self.changed(id, done.rows_affected(), &t("corrections-problem-once")).await
     }
 
     async fn changed(&self, id: &str, rows: u64, conflict: &str) -> Result<Correction, RightsError> {

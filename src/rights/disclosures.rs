@@ -8,6 +8,7 @@
 use crate::audit::AuditRecord;
 use crate::fhir::bundle::{searchset, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
+use crate::i18n::{t, tr};
 use crate::portal::{access_log, fhir_text};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -57,28 +58,30 @@ pub fn recipient(r: &AuditRecord, names: &ClientNames, me: &str) -> String {
     let registered = client_of(&e.actor).and_then(|id| names.get(&id).cloned());
     match e.role.as_str() {
         "partner" => match registered {
-            Some(name) => format!("{name} (partner organization)"),
+            Some(name) => tr("disclosure-to-partner", &[("name", name.into())]),
             // A configured (demonstration) partner token: `…partner:{name}:{purpose}`.
             None => match e.actor.split(':').skip_while(|p| *p != "partner").nth(1) {
-                Some(name) => format!("Partner organization “{name}”"),
-                None => "A partner organization".into(),
+                Some(name) => tr("disclosure-to-partner-named", &[("name", name.into())]),
+                None => t("disclosure-to-a-partner"),
             },
         },
-        "share link" => "Someone who opened a share link".into(),
+        "share link" => t("disclosure-to-share-link"),
         role => {
-            let app = registered.map_or_else(|| "An app".to_string(), |n| format!("The app “{n}”"));
-            let by = match role.strip_prefix("app for ") {
-                Some("patient") if e.actor.ends_with(&format!(":{me}")) => "you".to_string(),
-                Some("patient") => "the patient".to_string(),
-                Some(_) => "a person with access to the record".to_string(),
-                None => "someone with access".to_string(),
+            let key = match role.strip_prefix("app for ") {
+                Some("patient") if e.actor.ends_with(&format!(":{me}")) => "disclosure-allowed-by-you",
+                Some("patient") => "disclosure-allowed-by-the-patient",
+                Some(_) => "disclosure-allowed-by-a-proxy",
+                None => "disclosure-allowed-by-someone",
             };
-            format!("{app}, allowed by {by}")
+            let app =
+                registered.map_or_else(|| t("disclosure-an-app"), |n| tr("disclosure-the-app", &[("name", n.into())]));
+            tr(key, &[("app", app.into())])
         }
     }
 }
 
-/// The rows of the accounting, newest first (as given).
+/// One disclosure in plain words, each from the catalogue in the language being served
+/// (English outside a request: the CLI's text and JSON).
 pub fn rows(records: &[AuditRecord], names: &ClientNames, me: &str) -> Vec<DisclosureRow> {
     records
         .iter()
@@ -88,11 +91,9 @@ pub fn rows(records: &[AuditRecord], names: &ClientNames, me: &str) -> Vec<Discl
             recipient: recipient(r, names, me),
             what: access_log::what(r),
             purpose: match (r.entry.role.as_str(), &r.entry.purpose) {
-                ("share link", Some(label)) => format!("Shared by the patient: “{label}”"),
+                ("share link", Some(label)) => tr("disclosure-purpose-shared", &[("label", label.as_str().into())]),
                 (_, Some(code)) => access_log::purpose_words(code),
-                (role, None) if role.starts_with("app for ") => {
-                    "At the request of the person who allowed the app".into()
-                }
+                (role, None) if role.starts_with("app for ") => t("disclosure-purpose-app"),
                 _ => "—".into(),
             },
         })

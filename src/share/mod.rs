@@ -18,6 +18,7 @@ use crate::audit::{AuditEntry, AuditLog};
 use crate::auth::accounts::Accounts;
 use crate::auth::hashing::Hasher;
 use crate::auth::Access;
+use crate::i18n::{t, tr};
 use crate::policy::Role;
 use crate::read::{ReadError, Reader, Trail, Use};
 use argon2::password_hash::{rand_core::OsRng as SaltRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -134,18 +135,18 @@ fn account_of(actor: &str) -> Option<&str> {
 fn check(req: &ShareRequest, now: DateTime<Utc>) -> Result<(), ShareError> {
     let label = req.label.trim();
     if label.is_empty() || label.chars().count() > 80 || label.chars().any(char::is_control) {
-        return Err(ShareError::Invalid("give the link a label of 1 to 80 characters (e.g. “For school”)".into()));
+        return Err(ShareError::Invalid(t("share-problem-label")));
     }
     if let Some(p) = &req.passcode {
         if p.chars().count() < 4 || p.chars().count() > 64 {
-            return Err(ShareError::Invalid("a passcode has 4 to 64 characters (or leave it out)".into()));
+            return Err(ShareError::Invalid(t("share-problem-passcode")));
         }
     }
     if req.expires_at <= now + Duration::minutes(1) {
-        return Err(ShareError::Invalid("the link must expire in the future".into()));
+        return Err(ShareError::Invalid(t("share-problem-past")));
     }
     if req.expires_at > now + Duration::days(MAX_LIFETIME_DAYS) {
-        return Err(ShareError::Invalid(format!("a link may live at most {MAX_LIFETIME_DAYS} days")));
+        return Err(ShareError::Invalid(tr("share-problem-too-long", &[("days", MAX_LIFETIME_DAYS.into())])));
     }
     Ok(())
 }
@@ -345,7 +346,7 @@ impl Shares {
         self.admit(from)?;
         let recipient = recipient.trim();
         if recipient.is_empty() || recipient.len() > 512 {
-            return Err(ShareError::Invalid("name the recipient (`recipient`: who is opening the link)".into()));
+            return Err(ShareError::Invalid(t("share-problem-recipient")));
         }
         if token.len() > 128 || passcode.is_some_and(|p| p.len() > 256) {
             return Err(ShareError::Gone);
