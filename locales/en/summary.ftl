@@ -66,3 +66,33 @@ summary-fact-address = Address
 summary-fact-phone-and-email = Phone and email
 summary-this-patient = this patient
 summary-missing = Results from { $source } may be missing: the system { $reason }.
+
+## README.txt of the zip (plain text; file and type names stay as they are)
+
+readme-title = Health record download
+readme-record = Record: { $id }
+readme-produced = Produced: { $when }
+readme-contents = What is in this file
+readme-summary-file = a readable, printable summary of the record (open it in any web browser)
+readme-notice-file = what you need to know about information not shown here
+readme-type-file = { $count } FHIR R4 { $type } { $count ->
+        [one] resource
+       *[other] resources
+    }, one JSON object per line
+readme-documents = { $count } { $count ->
+        [one] document
+       *[other] documents
+    } (PDF, C-CDA …) exactly as the hospital systems keep them
+readme-ndjson =
+    The .ndjson files are the record exactly as the gateway serves it to apps (FHIR R4,
+    newline-delimited JSON). Each item names the hospital system it came from in
+    meta.source and in a meta.tag of system http://portico.example/fhir/CodeSystem/source-system.
+readme-left-out = Documents not in this file
+readme-left-out-one = { $id }: { $reason }; open it from your record instead
+readme-document-gone = the system that holds it no longer has it
+readme-document-no-answer = the system that holds it did not answer
+readme-document-too-large = too large for this download
+readme-incomplete = Incomplete
+readme-about = About this record
+readme-private = This is a copy of health information: keep it private.
+readme-nothing-withheld = Nothing in this record was withheld from this download.

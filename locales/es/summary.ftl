@@ -67,3 +67,34 @@ summary-fact-address = Dirección
 summary-fact-phone-and-email = Teléfono y correo electrónico
 summary-this-patient = este paciente
 summary-missing = Es posible que falten resultados de { $source }: ese sistema no respondió.
+
+## README.txt of the zip (plain text; file and type names stay as they are)
+
+readme-title = Descarga del expediente médico
+readme-record = Expediente: { $id }
+readme-produced = Preparado: { $when }
+readme-contents = Qué contiene este archivo
+readme-summary-file = un resumen del expediente para leer e imprimir (ábralo en cualquier navegador web)
+readme-notice-file = lo que debe saber sobre la información que no se muestra aquí
+readme-type-file = { $count ->
+        [one] { $count } recurso
+       *[other] { $count } recursos
+    } { $type } de FHIR R4, un objeto JSON por línea
+readme-documents = { $count ->
+        [one] { $count } documento
+       *[other] { $count } documentos
+    } (PDF, C-CDA …) tal como los guardan los sistemas del hospital
+readme-ndjson =
+    Los archivos .ndjson son el expediente tal como el portal lo entrega a las aplicaciones
+    (FHIR R4, JSON delimitado por saltos de línea). Cada elemento indica de qué sistema del
+    hospital proviene en meta.source y en una meta.tag del sistema
+    http://portico.example/fhir/CodeSystem/source-system.
+readme-left-out = Documentos que no están en este archivo
+readme-left-out-one = { $id }: { $reason }; ábralo desde su expediente
+readme-document-gone = el sistema que lo guarda ya no lo tiene
+readme-document-no-answer = el sistema que lo guarda no respondió
+readme-document-too-large = es demasiado grande para esta descarga
+readme-incomplete = Incompleto
+readme-about = Acerca de este expediente
+readme-private = Esta es una copia de información de salud: manténgala en privado.
+readme-nothing-withheld = No se retuvo nada de este expediente en esta descarga.

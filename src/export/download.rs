@@ -18,8 +18,10 @@ use crate::fhir;
 use crate::fhir::bundle::{searchset, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
 use crate::fhir::outcome::{operation_outcome_with_id, Issue};
+use crate::i18n::{text_in, Lang};
 use crate::read::{missing_warning, ReadError, Reader, Trail, Use, WholeRecord};
 use chrono::{DateTime, Datelike, Timelike, Utc};
+use fluent_bundle::FluentValue;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Cursor, Seek, Write};
@@ -157,7 +159,7 @@ pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> 
 
 /// The zip in memory.
 pub fn zip_bytes(record: &WholeRecord, produced: DateTime<Utc>) -> Result<Vec<u8>, DownloadError> {
-    Ok(write_zip(record, &Documents::default(), produced, crate::i18n::Lang::En, Cursor::new(Vec::new()))?.into_inner())
+    Ok(write_zip(record, &Documents::default(), produced, Lang::En, Cursor::new(Vec::new()))?.into_inner())
 }
 
 /// Writes the zip to `out`: `{Type}.ndjson` for each resource type present (one resource
@@ -168,7 +170,7 @@ pub fn write_zip<W: Write + Seek>(
     record: &WholeRecord,
     documents: &Documents,
     produced: DateTime<Utc>,
-    lang: crate::i18n::Lang,
+    lang: Lang,
     out: W,
 ) -> Result<W, DownloadError> {
     let mut options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
@@ -188,9 +190,9 @@ pub fn write_zip<W: Write + Seek>(
     }
     let mut zip = ZipWriter::new(out);
     zip.start_file("README.txt", options)?;
-    zip.write_all(readme(record, produced, &by_type, documents).as_bytes())?;
+    zip.write_all(readme(record, produced, &by_type, documents, lang).as_bytes())?;
     zip.start_file("withheld-notice.txt", options)?;
-    zip.write_all(withheld_notice(record).as_bytes())?;
+    zip.write_all(withheld_notice(record, lang).as_bytes())?;
     zip.start_file("summary.html", options)?;
     zip.write_all(super::summary::render(record, produced, lang)?.as_bytes())?;
     for (t, resources) in &by_type {
@@ -218,65 +220,72 @@ fn file_type(r: &Value) -> &str {
 
 /// The notices alone (the withheld-notice, and the 42 CFR Part 2 notice when Part 2
 /// records are included). For a patient-facing viewer the withheld-notice is there
-/// whether or not anything was withheld, so this file is the same either way.
-pub fn withheld_notice(record: &WholeRecord) -> String {
+/// whether or not anything was withheld, so this file is the same either way. The notices
+/// are the policy's own text (one text for everyone); only the gateway's line is in `lang`.
+pub fn withheld_notice(record: &WholeRecord, lang: Lang) -> String {
     if record.notices().is_empty() {
-        return "Nothing in this record was withheld from this download.\n".into();
+        return format!("{}\n", text_in(lang, "readme-nothing-withheld", &[]));
     }
     record.notices().iter().map(|n| format!("{}\n", n.diagnostics)).collect::<Vec<_>>().join("\n")
 }
 
+/// A heading of the README, underlined.
+fn heading(text: &str, mark: char) -> String {
+    format!("{text}\n{}\n", mark.to_string().repeat(text.chars().count()))
+}
+
+/// `README.txt`: what the zip holds, in `lang` (file names and FHIR type names as they are).
 fn readme(
     record: &WholeRecord,
     produced: DateTime<Utc>,
     by_type: &BTreeMap<&str, Vec<&Value>>,
     documents: &Documents,
+    lang: Lang,
 ) -> String {
-    let mut text = format!(
-        "Health record download\n======================\n\nRecord: {}\nProduced: {}\n\n",
-        record.patient_id(),
-        produced.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    );
-    text.push_str(
-        "What is in this file\n--------------------\n\
-         summary.html                  a readable, printable summary of the record (open it in any web browser)\n\
-         withheld-notice.txt           what you need to know about information not shown here\n",
-    );
+    let say = |key: &str, args: &[(&str, FluentValue<'_>)]| text_in(lang, key, args);
+    let mut text = heading(&say("readme-title", &[]), '=');
+    text.push('\n');
+    text.push_str(&format!("{}\n", say("readme-record", &[("id", record.patient_id().into())])));
+    let when = crate::i18n::long_utc(lang, produced);
+    text.push_str(&format!("{}\n\n", say("readme-produced", &[("when", when.into())])));
+    text.push_str(&heading(&say("readme-contents", &[]), '-'));
+    text.push_str(&format!("{:<29} {}\n", "summary.html", say("readme-summary-file", &[])));
+    text.push_str(&format!("{:<29} {}\n", "withheld-notice.txt", say("readme-notice-file", &[])));
     for (t, resources) in by_type {
-        let n = resources.len();
-        let noun = if n == 1 { "resource" } else { "resources" };
-        text.push_str(&format!("{:<29} {n} FHIR R4 {t} {noun}, one JSON object per line\n", format!("{t}.ndjson")));
+        let args = [("count", resources.len().into()), ("type", (*t).into())];
+        text.push_str(&format!("{:<29} {}\n", format!("{t}.ndjson"), say("readme-type-file", &args)));
     }
     if !documents.files.is_empty() {
-        let n = documents.files.len();
-        let noun = if n == 1 { "document" } else { "documents" };
-        text.push_str(&format!(
-            "{:<29} {n} {noun} (PDF, C-CDA …) exactly as the hospital systems keep them\n",
-            "documents/"
-        ));
+        let args = [("count", documents.files.len().into())];
+        text.push_str(&format!("{:<29} {}\n", "documents/", say("readme-documents", &args)));
     }
-    text.push_str(
-        "\nThe .ndjson files are the record exactly as the gateway serves it to apps (FHIR R4,\n\
-         newline-delimited JSON). Each item names the hospital system it came from in\n\
-         meta.source and in a meta.tag of system http://portico.example/fhir/CodeSystem/source-system.\n",
-    );
+    text.push('\n');
+    text.push_str(&say("readme-ndjson", &[]));
+    text.push('\n');
     if !documents.left_out.is_empty() {
-        text.push_str("\nDocuments not in this file\n--------------------------\n");
+        text.push('\n');
+        text.push_str(&heading(&say("readme-left-out", &[]), '-'));
         for d in &documents.left_out {
-            text.push_str(&format!("Binary/{}: {}; open it from your record instead\n", d.id, d.reason));
+            let args = [("id", format!("Binary/{}", d.id).into()), ("reason", say(d.reason, &[]).into())];
+            text.push_str(&format!("{}\n", say("readme-left-out-one", &args)));
         }
     }
     if !record.missing().is_empty() {
-        text.push_str("\nIncomplete\n----------\n");
+        text.push('\n');
+        text.push_str(&heading(&say("readme-incomplete", &[]), '-'));
         for m in record.missing() {
-            text.push_str(&format!("{}\n", missing_warning(m).diagnostics));
+            let args = [("source", m.display.as_str().into()), ("reason", m.reason.as_str().into())];
+            text.push_str(&format!("{}\n", say("summary-missing", &args)));
         }
     }
     if !record.notices().is_empty() {
-        text.push_str("\nAbout this record\n-----------------\n");
-        text.push_str(&withheld_notice(record));
+        text.push('\n');
+        text.push_str(&heading(&say("readme-about", &[]), '-'));
+        text.push_str(&withheld_notice(record, lang));
     }
-    text.push_str("\nThis is a copy of health information: keep it private.\n");
+    text.push('\n');
+    text.push_str(&say("readme-private", &[]));
+    text.push('\n');
     text
 }
 
@@ -340,6 +349,28 @@ mod tests {
         assert!(
             text.contains("Results from Lab may be missing") && text.contains("2 FHIR R4 Observation resources"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn the_readme_is_in_the_language_of_the_download() {
+        let r = record();
+        let mut by_type: BTreeMap<&str, Vec<&Value>> = BTreeMap::new();
+        for x in r.resources() {
+            by_type.entry(file_type(x)).or_default().push(x);
+        }
+        let produced = DateTime::parse_from_rfc3339("2026-12-03T14:05:00Z").unwrap().with_timezone(&Utc);
+        let es = readme(&r, produced, &by_type, &Documents::default(), Lang::Es);
+        assert!(es.starts_with("Descarga del expediente médico\n==============================\n"), "{es}");
+        assert!(es.contains("Preparado: 3 de diciembre de 2026, 14:05 UTC"), "{es}");
+        assert!(es.contains(&format!("{:<29} 2 recursos Observation de FHIR R4", "Observation.ndjson")), "{es}");
+        assert!(es.contains("Incompleto\n----------\n") && es.contains("Acerca de este expediente"), "{es}");
+        assert!(!es.contains("What is in this file") && !es.contains("resources"), "{es}");
+        let en = readme(&r, produced, &by_type, &Documents::default(), Lang::En);
+        assert!(en.starts_with("Health record download\n======================\n\nRecord: pt-1\n"), "{en}");
+        assert!(
+            en.contains("Produced: December 3, 2026, 2:05 PM UTC") && en.contains("1 FHIR R4 Patient resource,"),
+            "{en}"
         );
     }
 

@@ -28,6 +28,7 @@ pub struct DocumentFile {
 #[derive(Debug, Clone)]
 pub struct LeftOut {
     pub id: String,
+    /// Why, as the catalogue key of the README's words.
     pub reason: &'static str,
 }
 
@@ -78,18 +79,16 @@ pub async fn fetch(reader: &Reader, record: &WholeRecord, scratch: &Path) -> Res
         let content = match reader.open_attachment(d).await {
             Ok(c) => c,
             Err(ReadError::NotFound) => {
-                out.left_out
-                    .push(LeftOut { id: d.id().to_string(), reason: "the system that holds it no longer has it" });
+                out.left_out.push(LeftOut { id: d.id().to_string(), reason: "readme-document-gone" });
                 continue;
             }
             Err(_) => {
-                out.left_out
-                    .push(LeftOut { id: d.id().to_string(), reason: "the system that holds it did not answer" });
+                out.left_out.push(LeftOut { id: d.id().to_string(), reason: "readme-document-no-answer" });
                 continue;
             }
         };
         if content.length().is_some_and(|n| total + n > MAX_DOCUMENT_BYTES) {
-            out.left_out.push(LeftOut { id: d.id().to_string(), reason: "too large for this download" });
+            out.left_out.push(LeftOut { id: d.id().to_string(), reason: "readme-document-too-large" });
             continue;
         }
         let name = format!("documents/{}.{}", d.id(), extension(content.content_type()));
@@ -100,12 +99,12 @@ pub async fn fetch(reader: &Reader, record: &WholeRecord, scratch: &Path) -> Res
         let mut failed: Option<&'static str> = None;
         while let Some(chunk) = stream.next().await {
             let Ok(chunk) = chunk else {
-                failed = Some("the system that holds it did not answer");
+                failed = Some("readme-document-no-answer");
                 break;
             };
             written += chunk.len() as u64;
             if total + written > MAX_DOCUMENT_BYTES {
-                failed = Some("too large for this download");
+                failed = Some("readme-document-too-large");
                 break;
             }
             file.write_all(&chunk).await?;
