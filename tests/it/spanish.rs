@@ -214,3 +214,188 @@ async fn a_parent_reading_in_spanish_sees_nothing_withheld() {
     assert_eq!(notice(&ana.view(&format!("/records/{maya}")).await), notice(&bob_home));
     gw.stop().await;
 }
+
+/// Posts the share form of `home` for the allergies, labelled "Para la escuela".
+async fn share_form(b: &Browser, home: &str, csrf: &str, days: &str, passcode: &str) -> (u16, String, Option<String>) {
+    let form = [
+        ("csrf", csrf),
+        ("section", "allergies"),
+        ("label", "Para la escuela"),
+        ("days", days),
+        ("passcode", passcode),
+    ];
+    b.post(&format!("{home}/share"), &form).await
+}
+
+/// The text of the element opened by `marker` (up to its closing `</textarea>`), unescaped.
+fn textarea(html: &str, marker: &str) -> String {
+    let at = html.find(marker).unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = at + html[at..].find('>').unwrap() + 1;
+    unescape(&html[start..start + html[start..].find("</textarea>").unwrap()])
+}
+
+/// The rights pages in Spanish over HTTP, with the words the Rust code writes on them (the
+/// refusals of the share, correction and proxy forms, the recipient's viewer, the
+/// disclosures' recipients and purposes, a proxy's relationship and dates) and the zip's
+/// README.txt: Spanish, and the English they replaced absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rights_pages_their_refusals_and_the_zip_readme_are_in_spanish() {
+    let gw = gateway().await;
+    let bob = register(&gw, "Bob Martinez", "bob@example.org").await;
+    let (token, _) = bob.form_page("/enroll").await;
+    let birth = shifted("1967-06-18");
+    bob.post("/enroll", &[("csrf", &token), ("mrn", "HG100142"), ("birth_date", &birth), ("family", "Martinez")]).await;
+    let (_, _, location) = bob.get("/records").await;
+    let home = location.unwrap();
+    assert_eq!(bob.get(&format!("/language/es?next={home}")).await.0, 303);
+    let today = portico::i18n::day(portico::i18n::Lang::Es, chrono::Utc::now().date_naive());
+
+    // Share links: refusals in Spanish and nothing made; then a link, opened by a recipient.
+    let (csrf, page) = bob.form_page(&format!("{home}/share")).await;
+    assert!(page.contains("Compartir su expediente") && !page.contains("Share your record"), "{page}");
+    let share = |days: &'static str, passcode: &'static str| share_form(&bob, &home, &csrf, days, passcode);
+    let (status, html, _) = share("2", "").await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("Elija por cuánto tiempo funciona el enlace.") && !html.contains("Choose how long"),
+        "{html}"
+    );
+    let (status, html, _) = share("7", "12").await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("un código de acceso tiene de 4 a 64 caracteres") && !html.contains("a passcode has"),
+        "{html}"
+    );
+    assert!(
+        bob.view(&format!("{home}/share")).await.contains("Usted no ha compartido este expediente"),
+        "nothing was made"
+    );
+    let (status, made, _) = share("7", "").await;
+    assert_eq!(status, 200, "{made}");
+    assert!(made.contains("Su enlace para compartir está listo"), "{made}");
+    let shlink = textarea(&made, "data-testid=\"share-shlink\"");
+    assert!(shlink.starts_with("shlink:/"), "{shlink}");
+
+    let school = browser_in(&gw, "es-MX,es;q=0.9");
+    let (status, html, _) =
+        school.post("/share/view", &[("shlink", "no es un enlace"), ("recipient", "Escuela Lincoln")]).await;
+    assert_eq!(status, 400);
+    assert!(
+        html.contains("Eso no es un enlace para compartir") && !html.contains("That is not a share link"),
+        "{html}"
+    );
+    let (status, html, _) = school.post("/share/view", &[("shlink", &shlink), ("recipient", "Escuela Lincoln")]).await;
+    let html = unescape(&html);
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("<html lang=\"es\">") && html.contains("Expediente médico compartido: Para la escuela"));
+    assert!(html.contains(&format!("el {today}")) || html.contains(&today), "shared on a Spanish date: {html}");
+    assert!(html.contains("Penicillin") && !html.contains("Shared health record"), "{html}");
+
+    // Corrections: an empty request is refused in Spanish; a denied one takes a statement.
+    let (csrf, _) = bob.form_page(&format!("{home}/corrections")).await;
+    let (status, html, _) = bob.post(&format!("{home}/corrections"), &[("csrf", &csrf), ("text", "  ")]).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("falta el cambio que pide") && !html.contains("is empty"), "{html}");
+    let text = "Mi dirección ahora es Calle del Puerto 12.";
+    assert_eq!(bob.post(&format!("{home}/corrections"), &[("csrf", &csrf), ("text", text)]).await.0, 303);
+    let page = bob.view(&format!("{home}/corrections")).await;
+    assert!(page.contains(&format!("Enviada el {today}")) || page.contains(&today), "Spanish dates: {page}");
+    assert!(page.contains("En espera de respuesta") && !page.contains("Waiting for an answer"), "{page}");
+    let queue: serde_json::Value = gw
+        .http
+        .get(format!("{}/admin/corrections", gw.origin))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = queue["requests"][0]["id"].as_str().unwrap().to_string();
+    let decision = serde_json::json!({"decision": "deny", "reason": "The record is accurate.", "by": "HIM desk"});
+    let r = gw
+        .http
+        .post(format!("{}/admin/corrections/{id}/decision", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&decision)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let path = format!("{home}/corrections/{id}/disagreement");
+    let (status, html, _) = bob.post(&path, &[("csrf", &csrf), ("text", "")]).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("falta la declaración de desacuerdo") && !html.contains("is empty"), "{html}");
+    assert_eq!(bob.post(&path, &[("csrf", &csrf), ("text", "No estoy de acuerdo.")]).await.0, 303);
+    let (status, html, _) = bob.post(&path, &[("csrf", &csrf), ("text", "Otra vez.")]).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("se presenta una sola vez") && !html.contains("can be filed once"), "{html}");
+    let page = bob.view(&format!("{home}/corrections")).await;
+    assert!(
+        page.contains("Rechazada") && page.contains("Su declaración de desacuerdo: No estoy de acuerdo."),
+        "{page}"
+    );
+
+    // Disclosures: the recipient and the purpose in Spanish, on the page and the printable copy.
+    for path in [format!("{home}/disclosures"), format!("{home}/disclosures/print")] {
+        let page = bob.view(&path).await;
+        assert!(
+            page.contains("Alguien que abrió un enlace para compartir")
+                && page.contains("Compartido por el paciente: “Para la escuela”"),
+            "{path}: {page}"
+        );
+        assert!(page.contains(&today), "{path}: a Spanish date");
+        assert!(
+            !page.contains("Someone who opened") && !page.contains("Shared by the patient") && !page.contains(" PM"),
+            "{path}: no English left: {page}"
+        );
+    }
+    // A proxy is sent to HIM, in Spanish.
+    let ana = register(&gw, "Ana Rodriguez", "ana@example.org").await;
+    let maya = grant_proxy(&gw, "ana@example.org", "ehr/pt-10007", "MTH", "ehr/rp-10001").await;
+    assert_eq!(ana.get("/language/es?next=/").await.0, 303);
+    let (status, html, _) = ana.get(&format!("/records/{maya}/disclosures")).await;
+    assert_eq!(status, 403);
+    assert!(html.contains("Solo para el paciente") && !html.contains("Only for the patient"), "{html}");
+
+    // Proxies: a refused invitation, then one sent, its relationship and date in Spanish.
+    let (csrf, _) = bob.form_page("/account/proxies").await;
+    let form = [("csrf", csrf.as_str()), ("email", "not an address"), ("relationship", "FAMMEMB")];
+    let (status, html, _) = bob.post("/account/proxies/invite", &form).await;
+    assert_eq!(status, 400);
+    assert!(html.contains("escriba el correo electrónico de la persona que invita"), "{html}");
+    assert!(!html.contains("give the e-mail address"), "{html}");
+    let form = [("csrf", csrf.as_str()), ("email", "tia@example.org"), ("relationship", "FAMMEMB")];
+    assert_eq!(bob.post("/account/proxies/invite", &form).await.0, 303);
+    let (_, html) = bob.form_page("/account/proxies").await;
+    let html = unescape(&html);
+    assert!(html.contains(&format!("(familiar, enviada el {today})")), "{html}");
+    let main = &html[html.find("<main").unwrap()..];
+    assert!(!main.contains(&chrono::Utc::now().format("%Y-%m-%d").to_string()), "no ISO date: {main}");
+    assert!(!main.contains("(FAMMEMB") && !main.contains(", sent "), "{main}");
+
+    // The zip's README.txt follows the language; English again after the switch.
+    let zip = bob.http.get(bob.url(&format!("{home}/download.zip"))).send().await.unwrap();
+    let files = unzip(&zip.bytes().await.unwrap());
+    let readme = &files["README.txt"];
+    assert!(readme.starts_with("Descarga del expediente médico\n==============================\n"), "{readme}");
+    for spanish in [
+        "Qué contiene este archivo",
+        "recursos",
+        "de FHIR R4, un objeto JSON por línea",
+        " de 20",
+        "manténgala en privado",
+    ] {
+        assert!(readme.contains(spanish), "README.txt has `{spanish}`: {readme}");
+    }
+    for english in ["What is in this file", "one JSON object per line", "keep it private", "Produced:"] {
+        assert!(!readme.contains(english), "README.txt has no `{english}`: {readme}");
+    }
+    assert!(readme.contains("Observation.ndjson") && readme.contains("summary.html"), "file names kept");
+    assert_eq!(bob.get("/language/en?next=/").await.0, 303);
+    let zip = bob.http.get(bob.url(&format!("{home}/download.zip"))).send().await.unwrap();
+    let english = &unzip(&zip.bytes().await.unwrap())["README.txt"];
+    assert!(english.starts_with("Health record download\n") && english.contains("What is in this file"), "{english}");
+    assert!(!english.contains("Qué contiene"), "{english}");
+    gw.stop().await;
+}
