@@ -49,7 +49,7 @@ export class Run {
       }
     });
     page.on('pageerror', (err) => this.fail(`${label}: script error on ${page.url()}: ${err.message}`));
-    return { context, page, label };
+    return { context, page, label, locale };
   }
 
   url(path) {
@@ -117,45 +117,60 @@ export class Run {
   /// Runs axe-core on each path in a context that shares `from`'s cookies and bypasses CSP
   /// (axe is injected); fails on serious or critical violations and prints them.
   async axe(from, paths, who) {
+    await this.axeAfter(from, who, async (page) => {
+      for (const path of paths) {
+        await page.goto(this.url(path));
+        await this.axeHere(page, who);
+      }
+    });
+  }
+
+  /// Like `axe`, for pages reached by `reach(page, check)` (a form's answer, which no path
+  /// gives): `reach` gets there in the CSP-bypassing context and calls `check()` on each.
+  async axeAfter(from, who, reach) {
     const context = await this.browser.newContext({
       viewport: VIEWPORT,
       bypassCSP: true,
+      locale: from.locale,
       storageState: await from.context.storageState(),
     });
     const page = await context.newPage();
     try {
-      for (const path of paths) {
-        await page.goto(this.url(path));
-        await page.addScriptTag({ content: AXE_SOURCE });
-        const result = await page.evaluate(async () => {
-          // eslint-disable-next-line no-undef
-          const r = await axe.run(document, {
-            runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
-            resultTypes: ['violations'],
-          });
-          return r.violations.map((v) => ({
-            id: v.id,
-            impact: v.impact,
-            help: v.help,
-            nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ' :: ' + n.failureSummary),
-          }));
-        });
-        const serious = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-        for (const v of result.filter((v) => !serious.includes(v))) {
-          console.log(`  axe (${v.impact}) ${v.id} on ${path}: ${v.help}`);
-        }
-        for (const v of serious) {
-          console.log(`  axe ${v.impact} ${v.id} on ${path}: ${v.help}\n    ${v.nodes.join('\n    ')}`);
-        }
-        this.check(
-          serious.length === 0,
-          `axe: no serious or critical violations on ${pathOf(page)} (${who})`,
-          serious.map((v) => v.id).join(', '),
-        );
-      }
+      await reach(page, () => this.axeHere(page, who));
     } finally {
       await context.close();
     }
+  }
+
+  /// axe-core on the page as it is now (in a CSP-bypassing context).
+  async axeHere(page, who) {
+    const path = pathOf(page);
+    await page.addScriptTag({ content: AXE_SOURCE });
+    const result = await page.evaluate(async () => {
+      // eslint-disable-next-line no-undef
+      const r = await axe.run(document, {
+        runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] },
+        resultTypes: ['violations'],
+      });
+      return r.violations.map((v) => ({
+        id: v.id,
+        impact: v.impact,
+        help: v.help,
+        nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' ') + ' :: ' + n.failureSummary),
+      }));
+    });
+    const serious = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    for (const v of result.filter((v) => !serious.includes(v))) {
+      console.log(`  axe (${v.impact}) ${v.id} on ${path}: ${v.help}`);
+    }
+    for (const v of serious) {
+      console.log(`  axe ${v.impact} ${v.id} on ${path}: ${v.help}\n    ${v.nodes.join('\n    ')}`);
+    }
+    this.check(
+      serious.length === 0,
+      `axe: no serious or critical violations on ${path} (${who})`,
+      serious.map((v) => v.id).join(', '),
+    );
   }
 
   /// Prints the tally and gives the exit code.

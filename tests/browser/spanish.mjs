@@ -2,8 +2,11 @@
 // gets the pages in Spanish; a person registers, confirms the address, connects the record,
 // reads the record pages and downloads the record (the zip's summary in Spanish); the
 // language switch changes the pages and is remembered in the browser and on the account; a
-// parent reading a teen's record in Spanish sees nothing that is withheld. axe-core checks
-// the Spanish pages. Run by tests/it/browser_pages.rs (scenario `spanish`).
+// parent reading a teen's record in Spanish sees nothing that is withheld; then the rights
+// pages in Spanish: share links (the form, the made link, the list, the recipient's web
+// view), corrections (request, status, statement of disagreement), the accounting of
+// disclosures (page and printable), proxies (the list, the invitation accepted) and notice
+// preferences. axe-core checks every Spanish page. Run by tests/it/browser_pages.rs (scenario `spanish`).
 
 import { Run, textOf, pathOf } from './lib.mjs';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -160,6 +163,194 @@ async function spanish() {
     }
     await mother.context.close();
   });
+
+  if (home) await rightsPages(rosa, home);
+}
+
+/// The rights pages in Spanish (share links, corrections, disclosures, proxies, notices):
+/// each is Spanish (`<html lang="es">`, a Spanish sentence, no English one left), its dates
+/// are written the Spanish way, and axe finds nothing serious on it.
+async function rightsPages(rosa, home) {
+  const { page } = rosa;
+  const adult = config.adult;
+  const record = new URL(home).pathname;
+  let shlink = null;
+
+  await run.step('share links in Spanish: the form, the made link and the list', async () => {
+    await page.goto(`${home}/share`);
+    await isSpanish(page, 'Compartir su expediente', ['Share your record', 'Make the link', 'Links you have made']);
+    await page.locator('input[name=section][value=allergies]').check();
+    await page.locator('#label').fill('Para la escuela');
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Crear el enlace' }).click()]);
+    await isSpanish(page, 'Su enlace para compartir está listo', ['Your share link is ready', 'The same link for SMART Health Links apps']);
+    run.check(SPANISH_DATE.test(await textOf(page, 'main')), 'the made link says until when, the Spanish way');
+    shlink = await page.locator('[data-testid=share-shlink]').inputValue();
+    run.check(shlink.startsWith('shlink:/'), 'a SMART Health Link is made from the Spanish page', shlink.slice(0, 20));
+    await page.goto(`${home}/share`);
+    await isSpanish(page, 'Para la escuela', ['Works until', 'Revoke “', 'Links you have made']);
+    await run.sees(page, 'Enlaces que usted creó', 'adult (es)');
+    await run.axe(rosa, [`${record}/share`], 'adult (es), the form and a link made');
+    await run.axeAfter(rosa, 'adult (es), a link made', async (a, check) => {
+      await a.goto(`${home}/share`);
+      await a.locator('input[name=section][value=immunizations]').check();
+      await a.locator('#label').fill('Para el médico');
+      await Promise.all([a.waitForLoadState('load'), a.getByRole('button', { name: 'Crear el enlace' }).click()]);
+      await isSpanish(a, 'Su enlace para compartir está listo', ['Your share link is ready']);
+      await check();
+    });
+  });
+
+  await run.step("the recipient's plain web view in Spanish", async () => {
+    const school = await run.person('recipient (es-MX)', { locale: 'es-MX' });
+    const p = school.page;
+    await p.goto(run.url('/share'));
+    await isSpanish(p, 'Abrir un expediente médico compartido', ['Open a shared health record', 'The share link']);
+    await p.locator('#shlink').fill('shlink:/not-a-link');
+    await p.locator('#recipient').fill('Escuela Lincoln');
+    await Promise.all([p.waitForLoadState('load'), p.getByRole('button', { name: 'Abrir el expediente' }).click()]);
+    await isSpanish(p, 'Eso no es un enlace para compartir', ['That is not a share link'], '[data-testid=share-message]');
+    await openShared(p, shlink);
+    await isSpanish(p, 'Expediente médico compartido: Para la escuela', ['Shared health record', 'None shared']);
+    await run.sees(p, 'Alergias', 'recipient (es)', 'h2');
+    await run.sees(p, 'Penicillin', "recipient (es): the source's own words");
+    await run.axe(school, ['/share'], 'recipient (es)');
+    await run.axeAfter(school, 'recipient (es)', async (a, check) => {
+      await a.goto(run.url('/share'));
+      await openShared(a, shlink);
+      run.check((await a.getAttribute('html', 'lang')) === 'es', 'the shared record checked by axe is Spanish');
+      await check();
+    });
+    await school.context.close();
+  });
+
+  await run.step('corrections in Spanish: the request, its status, a denial and the statement of disagreement', async () => {
+    await page.goto(`${home}/corrections`);
+    await isSpanish(page, '¿Qué se debe corregir y cómo?', ['What should be corrected', 'Send the request', 'No requests yet']);
+    await page.locator('#correction-text').fill('Mi dirección ahora es Calle del Puerto 12.');
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Enviar la solicitud' }).click()]);
+    await page.goto(`${home}/corrections`);
+    const waiting = await textOf(page, '[data-testid=correction-request]');
+    run.check(/En espera de respuesta/.test(waiting) && SPANISH_DATE.test(waiting), 'the request waits, due by a Spanish date', waiting);
+    await isSpanish(page, 'Calle del Puerto 12', ['Waiting for an answer', 'Your requests']);
+    // HIM deny it (the staff API), then the patient may disagree.
+    const staff = { authorization: `Bearer ${config.staff_token}` };
+    const queue = await (await fetch(run.url('/admin/corrections'), { headers: staff })).json();
+    const id = (queue.requests || []).find((r) => /Calle del Puerto/.test(JSON.stringify(r)))?.id ?? queue.requests?.[0]?.id;
+    const decided = await fetch(run.url(`/admin/corrections/${id}/decision`), {
+      method: 'POST',
+      headers: { ...staff, 'content-type': 'application/json' },
+      body: JSON.stringify({ decision: 'deny', reason: 'The record is accurate.', by: 'HIM desk' }),
+    });
+    run.check(decided.status === 200, 'HIM deny the request', `status ${decided.status}`);
+    await page.goto(`${home}/corrections`);
+    await isSpanish(page, 'Puede presentar una declaración de desacuerdo', ['You may file a statement', 'File the statement', 'Denied']);
+    await run.sees(page, 'Rechazada', 'adult (es)', '[data-testid=correction-status]');
+    await run.sees(page, 'The record is accurate.', "adult (es): HIM's own words", '[data-testid=correction-reason]');
+    await run.axe(rosa, [`${record}/corrections`], 'adult (es), a denied request');
+    const statement = page.locator('[data-testid=correction-request] textarea');
+    await statement.fill('No estoy de acuerdo: me mudé en 2025.');
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Presentar la declaración' }).click()]);
+    await page.goto(`${home}/corrections`);
+    await isSpanish(page, 'Su declaración de desacuerdo: No estoy de acuerdo', ['Your statement of disagreement'], '[data-testid=correction-disagreement]');
+    await run.axe(rosa, [`${record}/corrections`], 'adult (es), a statement of disagreement');
+  });
+
+  await run.step('the accounting of disclosures in Spanish, as a page and printable', async () => {
+    await page.goto(`${home}/disclosures`);
+    await isSpanish(page, 'Divulgaciones de su expediente', ['Disclosures of your record', 'Someone who opened a share link', 'Shared by the patient', 'Printable copy']);
+    const rows = await textOf(page, '[data-testid=section-disclosures]');
+    run.check(/Alguien que abrió un enlace para compartir/.test(rows) && /Compartido por el paciente: “Para la escuela”/.test(rows), "the share link's opening is listed in Spanish", rows.slice(0, 400));
+    run.check(SPANISH_DATE.test(rows), 'with its date the Spanish way', rows.slice(0, 200));
+    await page.goto(`${home}/disclosures/print`);
+    await isSpanish(page, 'Registro de divulgaciones', ['Accounting of disclosures', 'Someone who opened a share link', 'Questions:']);
+    await run.axe(rosa, [`${record}/disclosures`, `${record}/disclosures/print`], 'adult (es)');
+  });
+
+  let token = null;
+  await run.step('proxies in Spanish: inviting, the invitation accepted in Spanish, the proxies list', async () => {
+    await page.goto(run.url('/account/proxies'));
+    await isSpanish(page, 'Invitar a alguien', ['Invite someone', 'Send the invitation', 'No one else']);
+    const invitee = config.parent_of_sixteen;
+    await page.locator('#email').fill(invitee.username);
+    await page.locator('#relationship').selectOption('FAMMEMB');
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Enviar la invitación' }).click()]);
+    const sent = await textOf(page, 'main');
+    run.check(/Enviamos la invitación/.test(sent), 'the invitation is sent (in Spanish)', sent.slice(0, 200));
+    run.check(/familiar, enviada el/.test(sent) && SPANISH_DATE.test(sent), 'the invitation: relationship in words, date the Spanish way', sent);
+    run.check(!/FAMMEMB|\d{4}-\d{2}-\d{2}/.test(sent), 'no code and no ISO date on the page', sent);
+    token = await invitationToken(invitee.username);
+    const invited = await run.person('invited proxy (es-MX)', { locale: 'es-MX' });
+    const p = invited.page;
+    await p.goto(run.url(`/proxy-invitations/accept?token=${token}`));
+    await isSpanish(p, 'inicie sesión', ['Accept an invitation', 'sign in']);
+    await run.axe(invited, [`/proxy-invitations/accept?token=${token}`], 'invited proxy (es), signed out');
+    await p.goto(run.url('/login'));
+    await signIn(p, invitee, 'Nombre de usuario', 'Contraseña', 'Iniciar sesión');
+    await p.goto(run.url(`/proxy-invitations/accept?token=${token}`));
+    await isSpanish(p, 'Para aceptar, escriba la fecha de nacimiento', ['To accept, enter the date of birth', 'Accept the invitation']);
+    await run.axe(invited, [`/proxy-invitations/accept?token=${token}`], 'invited proxy (es)');
+    await p.getByLabel('Fecha de nacimiento de esa persona').fill('1970-01-01');
+    await Promise.all([p.waitForLoadState('load'), p.getByRole('button', { name: 'Aceptar la invitación' }).click()]);
+    await isSpanish(p, 'Esa fecha de nacimiento no coincide', ['does not match', 'more time'], '[role=alert]');
+    await p.getByLabel('Fecha de nacimiento de esa persona').fill(adult.birth_date);
+    await Promise.all([p.waitForLoadState('load'), p.getByRole('button', { name: 'Aceptar la invitación' }).click()]);
+    run.check(/^\/records\/[^/]+$/.test(pathOf(p)), 'the right birth date opens the record', p.url());
+    await invited.context.close();
+    await page.goto(run.url('/account/proxies'));
+    const list = await textOf(page, 'main');
+    run.check(/Sus representantes/.test(list) && /familiar, desde el/.test(list) && /hasta el/.test(list), 'the new proxy is listed in Spanish', list);
+    run.check(SPANISH_DATE.test(list) && !/\d{4}-\d{2}-\d{2}|FAMMEMB|since|until/.test(list), 'with Spanish dates and words only', list);
+    await isSpanish(page, 'Renovar el acceso de', ['Renew access', 'End access', 'Your proxies']);
+    await run.axe(rosa, ['/account/proxies'], 'adult (es), with a proxy');
+  });
+
+  await run.step('notice preferences in Spanish', async () => {
+    await page.goto(run.url('/account/notices'));
+    await isSpanish(page, 'Los correos que le enviamos', ['Mails we send you', 'Send me a mail when', 'Back to your account']);
+    await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Guardar' }).click()]);
+    await isSpanish(page, 'Sus preferencias se guardaron', ['Your choices are saved']);
+    await run.axe(rosa, ['/account/notices'], 'adult (es)');
+  });
+}
+
+/// The page is `<html lang="es">`, shows `spanish` (in `selector`) and none of `english`.
+async function isSpanish(page, spanish, english, selector = 'body') {
+  run.check((await page.getAttribute('html', 'lang')) === 'es', `${pathOf(page)} is <html lang="es">`);
+  await run.sees(page, spanish, 'Spanish', selector);
+  for (const word of english) await run.doesNotSee(page, word, 'Spanish (no English left)', 'main');
+}
+
+/// Fills the viewer's form with the link and opens it.
+async function openShared(page, shlink) {
+  await page.locator('#shlink').fill(shlink);
+  await page.locator('#recipient').fill('Escuela Lincoln');
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Abrir el expediente' }).click()]);
+}
+
+/// The token of the newest invitation mailed to `to` (from the gateway's mail folder).
+async function invitationToken(to) {
+  for (let i = 0; i < 1500; i++) {
+    const found = readdirSync(config.mail_dir)
+      .filter((n) => n.endsWith('.eml'))
+      .map((n) => decodedMail(readFileSync(join(config.mail_dir, n), 'utf8')))
+      .filter((m) => m.to.includes(to))
+      .map((m) => m.body.match(/\/proxy-invitations\/accept\?token=([0-9A-Za-z_-]+)/)?.[1])
+      .filter(Boolean);
+    if (found.length) return found[found.length - 1];
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  run.fail(`no invitation mail to ${to}`);
+  return '';
+}
+
+/// A mail file's To and its body, undone from base64 or quoted-printable.
+function decodedMail(raw) {
+  const to = raw.match(/^To: (.*)$/im)?.[1] ?? '';
+  const [head, ...rest] = raw.split(/\r?\n\r?\n/);
+  let body = rest.join('\n\n');
+  if (/Content-Transfer-Encoding: base64/i.test(head)) body = Buffer.from(body.replace(/\s+/g, ''), 'base64').toString('utf8');
+  else body = body.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16)));
+  return { to, body };
 }
 
 async function signIn(page, who, userLabel, passwordLabel, button) {

@@ -20,8 +20,18 @@ const CLIENT: &str = "growth-chart";
 const APP_NAME: &str = "Growth Chart";
 
 /// The screenshots the README shows, copied to docs/screenshots/ on request.
-const README_SHOTS: [&str; 10] =
-    ["sign-in", "record-home", "results", "access-log", "apps", "share", "corrections", "disclosures", "proxies", "notices"];
+const README_SHOTS: [&str; 10] = [
+    "sign-in",
+    "record-home",
+    "results",
+    "access-log",
+    "apps",
+    "share",
+    "corrections",
+    "disclosures",
+    "proxies",
+    "notices",
+];
 
 /// The app's side of the launch: a page at its redirect URI on a port of its own, where the
 /// browser lands with the code. Returns the redirect URI.
@@ -140,7 +150,9 @@ async fn patients_parents_and_a_teen_use_their_pages_in_a_real_browser() {
 /// The main journeys in Spanish (`tests/browser/spanish.mjs`): a browser preferring es-MX
 /// registers, connects, reads and downloads the record in Spanish, switches language (kept
 /// in the browser and on the account), and a parent reads a 16-year-old's record in Spanish
-/// without seeing anything withheld; axe-core checks the Spanish pages.
+/// without seeing anything withheld; then the rights pages in Spanish (share links and the
+/// recipient's view, corrections, disclosures, proxies and an invitation accepted, notice
+/// preferences); axe-core checks the Spanish pages.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_main_journeys_in_spanish_in_a_real_browser() {
     if !require("browser") {
@@ -154,6 +166,8 @@ async fn the_main_journeys_in_spanish_in_a_real_browser() {
     config["adult"] = json!({"name": "Roberto Martínez", "username": "roberto@example.org", "password": PASSWORD,
                              "mrn": "HG100142", "birth_date": shifted("1967-06-18"), "family": "Martinez"});
     config["parent_of_sixteen"] = json!({"username": "ana@example.org", "password": PASSWORD});
+    // HIM's token: the script denies a correction request through the admin API.
+    config["staff_token"] = json!(TOKEN);
     run_script("spanish.mjs", "spanish", &config).await;
     if std::env::var("PORTICO_README_SCREENSHOTS").as_deref() == Ok("1") {
         let shot = screenshots().join("readme").join("record-home-es.png");
