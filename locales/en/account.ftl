@@ -211,3 +211,11 @@ proxies-problem-own-record = this is your own record
 proxies-problem-confirm-first = confirm your e-mail address first (the link in our first mail)
 proxies-problem-him-given = this access was given by the medical records (HIM) desk
 notices-unknown = `{ $kind }` is not a notice (new-results, download-ready, share-link-opened, proxy-added)
+
+## Authorizing an app: why an app's request is refused on a page
+
+authorize-refused-too-long = The app's request is too long: { $name } may be at most { $max } characters.
+authorize-refused-no-client = The app did not say who it is (client_id).
+authorize-refused-unknown-app = The app "{ $client }" is not registered with Harbor Health.
+authorize-refused-no-redirect = The app did not say where to return (redirect_uri).
+authorize-refused-other-redirect = The app asked to return to an address it did not register.

@@ -212,3 +212,11 @@ proxies-problem-own-record = este es su propio expediente
 proxies-problem-confirm-first = primero confirme su correo electrónico (con el enlace de nuestro primer correo)
 proxies-problem-him-given = este acceso lo dio el departamento de expedientes médicos (HIM)
 notices-unknown = `{ $kind }` no es un aviso (new-results, download-ready, share-link-opened, proxy-added)
+
+## Authorizing an app: why an app's request is refused on a page
+
+authorize-refused-too-long = La solicitud de la aplicación es demasiado larga: { $name } puede tener como máximo { $max } caracteres.
+authorize-refused-no-client = La aplicación no dijo quién es (client_id).
+authorize-refused-unknown-app = La aplicación “{ $client }” no está registrada en Harbor Health.
+authorize-refused-no-redirect = La aplicación no dijo adónde volver (redirect_uri).
+authorize-refused-other-redirect = La aplicación pidió volver a una dirección que no registró.

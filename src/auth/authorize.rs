@@ -4,6 +4,7 @@
 //! SMART v1 and v2 syntax narrowed to what the app may ask for, and the words the consent
 //! page uses for each scope. It knows nothing of HTTP or HTML.
 
+use crate::i18n::{t, tr};
 use serde::{Deserialize, Serialize};
 
 /// The app as the authorization endpoint needs it.
@@ -86,9 +87,8 @@ pub fn check_lengths(params: &AuthorizeParams) -> Result<(), Refusal> {
     ];
     for ((name, max), value) in MAX_LENGTHS.iter().zip(values) {
         if value.as_ref().is_some_and(|v| v.len() > *max) {
-            return Err(Refusal::Page(format!(
-                "The app's request is too long: {name} may be at most {max} characters."
-            )));
+            let args = [("name", (*name).into()), ("max", (*max).into())];
+            return Err(Refusal::Page(tr("authorize-refused-too-long", &args)));
         }
     }
     Ok(())
@@ -105,15 +105,12 @@ pub fn check(
         .client_id
         .as_deref()
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| Refusal::Page("The app did not say who it is (client_id).".into()))?;
-    let app =
-        app.ok_or_else(|| Refusal::Page(format!("The app \"{client_id}\" is not registered with Harbor Health.")))?;
-    let redirect_uri = params
-        .redirect_uri
-        .as_deref()
-        .ok_or_else(|| Refusal::Page("The app did not say where to return (redirect_uri).".into()))?;
+        .ok_or_else(|| Refusal::Page(t("authorize-refused-no-client")))?;
+    let app = app.ok_or_else(|| Refusal::Page(tr("authorize-refused-unknown-app", &[("client", client_id.into())])))?;
+    let redirect_uri =
+        params.redirect_uri.as_deref().ok_or_else(|| Refusal::Page(t("authorize-refused-no-redirect")))?;
     if !app.redirect_uris.iter().any(|r| r == redirect_uri) {
-        return Err(Refusal::Page("The app asked to return to an address it did not register.".into()));
+        return Err(Refusal::Page(t("authorize-refused-other-redirect")));
     }
     let state = params.state.clone();
     let refuse = |error: &'static str, description: &str| Refusal::Redirect {

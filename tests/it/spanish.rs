@@ -399,3 +399,20 @@ async fn the_rights_pages_their_refusals_and_the_zip_readme_are_in_spanish() {
     assert!(!english.contains("Qué contiene"), "{english}");
     gw.stop().await;
 }
+
+/// An app's bad authorization request is explained on a page in the person's language.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apps_refused_request_is_explained_in_spanish() {
+    let gw = gateway().await;
+    let b = browser_in(&gw, "es-MX,es;q=0.9");
+    let query = "response_type=code&client_id=nadie&redirect_uri=https%3A%2F%2Fapp.example%2Fcb&scope=openid&state=s";
+    let (status, html, _) = b.get(&format!("/authorize?{query}")).await;
+    assert_eq!(status, 400, "{html}");
+    let html = unescape(&html);
+    assert!(html.contains("<html lang=\"es\">") && html.contains("La aplicación “nadie” no está registrada"), "{html}");
+    assert!(!html.contains("is not registered"), "{html}");
+    let english = browser_in(&gw, "en-US");
+    let (_, html, _) = english.get(&format!("/authorize?{query}")).await;
+    assert!(unescape(&html).contains("The app \"nadie\" is not registered with Harbor Health."), "{html}");
+    gw.stop().await;
+}
