@@ -19,6 +19,7 @@ pub use invitations::Invitation;
 pub use lifecycle::{AgeRules, LifecycleSwept, ProxyView, Upcoming};
 
 use crate::auth::accounts::{AccountError, Accounts, PatientLink};
+use crate::clock::Clock;
 use crate::config::ProxiesConfig;
 use crate::identity::PatientIndex;
 use crate::notices::{NoticeError, Notices};
@@ -89,6 +90,8 @@ pub struct Proxies {
     exports: Arc<crate::export::Exports>,
     config: ProxiesConfig,
     ages: AgeRules,
+    /// What "now" is for the periodic sweep and the API's calls ([`crate::clock`]).
+    clock: Clock,
 }
 
 impl Proxies {
@@ -100,8 +103,9 @@ impl Proxies {
         exports: Arc<crate::export::Exports>,
         config: ProxiesConfig,
         ages: AgeRules,
+        clock: Clock,
     ) -> Proxies {
-        Proxies { store, index, accounts, notices, exports, config, ages }
+        Proxies { store, index, accounts, notices, exports, config, ages, clock }
     }
 
     /// Ends the link and every job started under it; the number of links ended (0 or 1).
