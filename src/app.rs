@@ -254,16 +254,18 @@ impl App {
                 .with_mail(mailer, config.mail.as_ref())
                 .with_clock(clock.clone()),
         );
-        let proxies = Arc::new(crate::proxies::Proxies::new(
-            store.clone(),
-            index.clone(),
-            accounts.clone(),
-            notices.clone(),
-            exports.clone(),
-            config.proxies.clone(),
-            crate::proxies::AgeRules::from_policy(policy.config(), zone),
-            clock.clone(),
-        ));
+        let proxies = Arc::new(
+            crate::proxies::Proxies::new(
+                store.clone(),
+                index.clone(),
+                accounts.clone(),
+                notices.clone(),
+                exports.clone(),
+                config.proxies.clone(),
+                crate::proxies::AgeRules::from_policy(policy.config(), zone),
+            )
+            .with_clock(clock.clone()),
+        );
         let oauth = crate::auth::oauth::OAuth::start(
             &config,
             &clients,

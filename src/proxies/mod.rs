@@ -103,9 +103,13 @@ impl Proxies {
         exports: Arc<crate::export::Exports>,
         config: ProxiesConfig,
         ages: AgeRules,
-        clock: Clock,
     ) -> Proxies {
-        Proxies { store, index, accounts, notices, exports, config, ages, clock }
+        Proxies { store, index, accounts, notices, exports, config, ages, clock: Clock::system() }
+    }
+
+    /// Sweeps (every `proxies.sweep_every`) as of `clock`'s now (the app's; [`crate::clock`]).
+    pub fn with_clock(self, clock: Clock) -> Proxies {
+        Proxies { clock, ..self }
     }
 
     /// Ends the link and every job started under it; the number of links ended (0 or 1).
