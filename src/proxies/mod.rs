@@ -10,7 +10,8 @@
 //! stay `auth::accounts`' (created, terminated there). It never creates a link without the
 //! right birth date on a live invitation, never lets anyone but the record's owner end or
 //! renew its proxies, never compares a birth date in a way whose time depends on it, and
-//! never mails anything of a record (see [`crate::mail::RecordNotice`]).
+//! never mails anything of a record (see [`crate::mail::RecordNotice`]). "Today" is the
+//! app's [`crate::clock::Clock`] (the system's in a deployment), never `Utc::now()` here.
 
 pub mod invitations;
 pub mod lifecycle;
