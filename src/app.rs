@@ -4,6 +4,7 @@
 
 use crate::aggregate::Aggregator;
 use crate::api::{self, ApiState};
+use crate::clock::Clock;
 use crate::config::{Config, SourceConfig, SourceKindName, UpstreamAuth};
 use crate::fhir::time::days_since;
 use crate::identity::PatientIndex;
@@ -97,17 +98,31 @@ pub struct App {
     /// Attachment URLs and which record released each (shared by every reader: the API's
     /// and the export workers').
     attachments: crate::read::AttachmentIndex,
+    /// What "now" is for the proxy lifecycle and the policy's decisions (the system clock
+    /// unless a program building the app in-process gave another: [`crate::clock`]).
+    pub clock: Clock,
 }
 
 impl App {
     /// Validates the settings a loaded config names (see [`crate::settings`]), then
     /// [`App::from_settings`].
     pub async fn build(config: Config) -> Result<App, AppError> {
-        Self::from_settings(crate::settings::Settings::from_config(config)?).await
+        Self::build_with_clock(config, Clock::system()).await
+    }
+
+    /// [`App::build`] on another clock than the system's: for a program that builds the app
+    /// in-process and moves time itself (the tests of birthdays). Deployments never get here.
+    pub async fn build_with_clock(config: Config, clock: Clock) -> Result<App, AppError> {
+        Self::from_settings_with_clock(crate::settings::Settings::from_config(config)?, clock).await
     }
 
     /// Opens everything the settings name and builds the patient index once.
     pub async fn from_settings(settings: crate::settings::Settings) -> Result<App, AppError> {
+        Self::from_settings_with_clock(settings, Clock::system()).await
+    }
+
+    /// [`App::from_settings`] on `clock` (see [`crate::clock`]).
+    pub async fn from_settings_with_clock(settings: crate::settings::Settings, clock: Clock) -> Result<App, AppError> {
         let crate::settings::Settings { config, policy: policy_config, zone, dev_viewers, clients, oidc } = settings;
         // Before anything is opened: without a key-encryption key the gateway does not start.
         let kek = Arc::new(crate::auth::keyring::KeyEncryptionKey::load(&config)?);
@@ -231,21 +246,26 @@ impl App {
             config.mail.as_ref(),
             &config.base_dir,
             &crate::api::public_origin(&config.fhir_base_url()),
-        )?;
+        )?
+        .with_clock(clock.clone());
         let notices = crate::notices::Notices::new(store.clone(), mailer.clone());
         let accounts = Arc::new(
             crate::auth::accounts::Accounts::new(store.clone(), index.clone(), config.auth.clone(), kek.clone())
-                .with_mail(mailer, config.mail.as_ref()),
+                .with_mail(mailer, config.mail.as_ref())
+                .with_clock(clock.clone()),
         );
-        let proxies = Arc::new(crate::proxies::Proxies::new(
-            store.clone(),
-            index.clone(),
-            accounts.clone(),
-            notices.clone(),
-            exports.clone(),
-            config.proxies.clone(),
-            crate::proxies::AgeRules::from_policy(policy.config(), zone),
-        ));
+        let proxies = Arc::new(
+            crate::proxies::Proxies::new(
+                store.clone(),
+                index.clone(),
+                accounts.clone(),
+                notices.clone(),
+                exports.clone(),
+                config.proxies.clone(),
+                crate::proxies::AgeRules::from_policy(policy.config(), zone),
+            )
+            .with_clock(clock.clone()),
+        );
         let oauth = crate::auth::oauth::OAuth::start(
             &config,
             &clients,
@@ -287,6 +307,7 @@ impl App {
             source_jwks,
             throttle: Arc::new(crate::auth::throttle::Throttle::new(&config_rate_limits)),
             decisions: crate::read::Decisions::default(),
+            clock,
         })
     }
 
@@ -305,6 +326,7 @@ impl App {
             self.decisions.clone(),
         )
         .with_attachments(self.attachments.clone())
+        .with_clock(self.clock.clone())
     }
 
     /// Browser sessions with this app's limits.
@@ -367,6 +389,7 @@ impl App {
             proxies: self.proxies.clone(),
             notices: self.notices.clone(),
             results_sweep: Arc::new(self.results_sweep()),
+            clock: self.clock.clone(),
         });
         api::router(state, self.config.server.max_body_bytes).merge(api::source_jwks::router(self.source_jwks.clone()))
     }

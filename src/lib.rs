@@ -7,6 +7,7 @@ mod app;
 pub mod audit;
 pub mod auth;
 pub mod causes;
+pub mod clock;
 pub mod config;
 pub mod export;
 pub mod fhir;
@@ -30,3 +31,4 @@ pub mod sources;
 pub mod store;
 
 pub use app::{App, AppError};
+pub use clock::Clock;

@@ -123,8 +123,7 @@ mail-access-ended-adult-body =
     Hello,
 
     your access to a health record you opened as a parent or
-    guardian ended on { $when },
-    because the person is now an adult.
+    guardian has ended, because the person is now an adult.
     They can invite you again from their own account.
 
     Your account:
@@ -142,7 +141,7 @@ mail-access-ended-patient-body =
     Hello,
 
     now that you are an adult, the access your parents or guardians
-    had to your health record ended on { $when }.
+    had to your health record has ended.
     You can invite someone to see your record here:
     { $proxies }
 mail-proxy-expires-subject = Someone's access to your record ends soon

@@ -128,8 +128,7 @@ mail-access-ended-adult-body =
     Hola:
 
     su acceso a un expediente médico que usted abría como padre, madre
-    o tutor terminó el { $when },
-    porque esa persona ya es mayor de edad.
+    o tutor ha terminado, porque esa persona ya es mayor de edad.
     Esa persona puede volver a invitarle desde su propia cuenta.
 
     Su cuenta:
@@ -147,8 +146,7 @@ mail-access-ended-patient-body =
     Hola:
 
     ahora que usted es mayor de edad, el acceso que sus padres o
-    tutores tenían a su expediente médico terminó
-    el { $when }.
+    tutores tenían a su expediente médico ha terminado.
     Puede invitar a alguien a ver su expediente aquí:
     { $proxies }
 mail-proxy-expires-subject = Pronto termina el acceso de alguien a su expediente

@@ -75,7 +75,7 @@ async fn explain(
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
             .map_err(|e| ApiError::BadInput(format!("at: {e}")))?
             .with_timezone(&chrono::Utc),
-        None => chrono::Utc::now(),
+        None => state.clock.now(),
     };
     let patient = state.him.patient_id(&q.patient).await?;
     let trail = crate::read::Trail::new("/admin/explain", Some(from.ip()));

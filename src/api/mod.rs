@@ -87,6 +87,8 @@ pub struct ApiState {
     pub notices: crate::notices::Notices,
     /// The new-results sweep (staff may run it now).
     pub results_sweep: Arc<crate::notices::ResultsSweep>,
+    /// What "now" is for proxies' dates and the pages' ages ([`crate::clock`]).
+    pub clock: crate::clock::Clock,
 }
 
 pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {

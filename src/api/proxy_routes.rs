@@ -17,7 +17,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
 use minijinja::context;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -97,7 +96,7 @@ async fn render_page(
     error: Option<&ProxyError>,
     done: &str,
 ) -> Result<Response, PageError> {
-    let now = Utc::now();
+    let now = state.clock.now();
     let account = &visitor.account;
     let (owner, proxies) = match state.proxies.proxies_of(account, now).await {
         Ok(p) => (true, p),
@@ -181,7 +180,7 @@ async fn invite(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Byt
     form_action(&state, visitor, &body, "invited", |form, account| async move {
         let (email, relationship) =
             (field(&form, "email").unwrap_or_default(), field(&form, "relationship").unwrap_or_default());
-        s.proxies.invite(&account, &email, &relationship, Utc::now()).await.map(|_| ())
+        s.proxies.invite(&account, &email, &relationship, s.clock.now()).await.map(|_| ())
     })
     .await
 }
@@ -189,7 +188,7 @@ async fn invite(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Byt
 async fn end(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
     let s = state.clone();
     form_action(&state, visitor, &body, "ended", |form, account| async move {
-        s.proxies.end(&account, &field(&form, "link_id").unwrap_or_default(), Utc::now()).await
+        s.proxies.end(&account, &field(&form, "link_id").unwrap_or_default(), s.clock.now()).await
     })
     .await
 }
@@ -197,7 +196,7 @@ async fn end(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes)
 async fn renew(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
     let s = state.clone();
     form_action(&state, visitor, &body, "renewed", |form, account| async move {
-        s.proxies.renew(&account, &field(&form, "link_id").unwrap_or_default(), Utc::now()).await.map(|_| ())
+        s.proxies.renew(&account, &field(&form, "link_id").unwrap_or_default(), s.clock.now()).await.map(|_| ())
     })
     .await
 }
@@ -205,7 +204,7 @@ async fn renew(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Byte
 async fn cancel(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
     let s = state.clone();
     form_action(&state, visitor, &body, "cancelled", |form, account| async move {
-        s.proxies.cancel(&account, &field(&form, "invitation_id").unwrap_or_default(), Utc::now()).await
+        s.proxies.cancel(&account, &field(&form, "invitation_id").unwrap_or_default(), s.clock.now()).await
     })
     .await
 }
@@ -236,7 +235,7 @@ async fn accept_page(
     let Ok(visitor) = visitor else {
         return Ok(page(StatusCode::OK, accept_html(None, "", None), None));
     };
-    let open = state.proxies.is_open(&token, Utc::now()).await.map_err(PageError::because)?;
+    let open = state.proxies.is_open(&token, state.clock.now()).await.map_err(PageError::because)?;
     let (status, error) = if open { (StatusCode::OK, None) } else { (StatusCode::GONE, Some(ProxyError::Dead)) };
     let html = accept_html(Some(&visitor), &token, error.as_ref());
     Ok((visitor.jar, page(status, html, None)).into_response())
@@ -251,7 +250,7 @@ async fn accept(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Byt
         .map_err(|l| PageError::too_many(l.retry_after))?;
     let token = field(&form, "token").unwrap_or_default();
     let birth = field(&form, "birth_date").unwrap_or_default();
-    match state.proxies.accept(&visitor.account, &token, &birth, Utc::now()).await {
+    match state.proxies.accept(&visitor.account, &token, &birth, state.clock.now()).await {
         Ok(link) => Ok((visitor.jar, see_other(&format!("/records/{}", link.id))).into_response()),
         Err(e) if unavailable(&e) => Err(PageError::unavailable()),
         Err(e) => {
@@ -315,7 +314,7 @@ async fn list_json(State(state): State<Arc<ApiState>>, visitor: Result<SignedIn,
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let now = Utc::now();
+    let now = state.clock.now();
     let (proxies, invitations) = match state.proxies.proxies_of(&visitor.account, now).await {
         Ok(p) => match state.proxies.invitations(&visitor.account, now).await {
             Ok(i) => (p, i),
@@ -360,7 +359,7 @@ async fn invite_json(
     let Ok(Json(body)) = body else {
         return json_error(&ProxyError::Invalid("send {\"email\": …, \"relationship\": …} as JSON".into()));
     };
-    match state.proxies.invite(&visitor.account, &body.email, &body.relationship, Utc::now()).await {
+    match state.proxies.invite(&visitor.account, &body.email, &body.relationship, state.clock.now()).await {
         Ok(invitation) => (StatusCode::CREATED, Json(json!(invitation))).into_response(),
         Err(e) => json_error(&e),
     }
@@ -376,7 +375,7 @@ async fn end_json(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    match state.proxies.end(&visitor.account, &link, Utc::now()).await {
+    match state.proxies.end(&visitor.account, &link, state.clock.now()).await {
         Ok(()) => Json(json!({"ended": link})).into_response(),
         Err(e) => json_error(&e),
     }
@@ -392,7 +391,7 @@ async fn renew_json(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    match state.proxies.renew(&visitor.account, &link, Utc::now()).await {
+    match state.proxies.renew(&visitor.account, &link, state.clock.now()).await {
         Ok(until) => Json(json!({"renewed": link, "valid_until": until})).into_response(),
         Err(e) => json_error(&e),
     }
@@ -404,7 +403,7 @@ async fn sweep(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
 ) -> Result<Response, super::error::ApiError> {
-    let result = state.proxies.sweep(Utc::now()).await;
+    let result = state.proxies.sweep(state.clock.now()).await;
     let outcome = if result.is_ok() { "success" } else { "error" };
     let entry = crate::audit::AuditEntry::of(
         &access,

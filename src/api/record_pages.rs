@@ -239,7 +239,7 @@ async fn home(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let view = RecordView::of(&opened.record, state.clock.now());
     // Clinicians, and the organizations one can call.
     let contacts: Vec<_> = view
         .care_team
@@ -346,7 +346,7 @@ async fn section_page(
         Ok(v) => v,
         Err(r) => return r,
     };
-    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let view = RecordView::of(&opened.record, state.clock.now());
     let title = t(SECTIONS.iter().find(|(x, _)| *x == slug).map_or("section-record", |(_, key)| key));
     let context = frame(&s, &opened, &view, slug, &title);
     let response = match slug {
@@ -395,7 +395,7 @@ async fn access_log_page(
         Err(e) => return (jar, failure(e, &s)).into_response(),
     };
     let rows = access_log::rows(&records, &names);
-    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let view = RecordView::of(&opened.record, state.clock.now());
     let context = frame(&s, &opened, &view, "access-log", &t("access-log-heading"));
     (jar, render("record_access_log.html", context, json!({"rows": rows}))).into_response()
 }
@@ -458,7 +458,7 @@ async fn apps_page(
             })
         })
         .collect();
-    let view = RecordView::of(&opened.record, chrono::Utc::now());
+    let view = RecordView::of(&opened.record, state.clock.now());
     let context = frame(&s, &opened, &view, "apps", &t("apps-allowed"));
     (jar, render("record_apps.html", context, json!({"apps": apps}))).into_response()
 }

@@ -162,6 +162,8 @@ pub struct Accounts {
     pub(super) verify_link_valid: std::time::Duration,
     /// Verification mails one account may ask for in an hour.
     pub(super) resend_per_hour: u32,
+    /// What "now" is for a link's dates (an adult's proxy runs out at its `valid_until`).
+    clock: crate::clock::Clock,
 }
 
 /// Longest user name and password looked at (longer ones are refused before hashing).
@@ -198,7 +200,13 @@ impl Accounts {
             mail: Mailer::off(""),
             verify_link_valid: crate::config::default_verify_link_valid().std(),
             resend_per_hour: crate::config::default_resend_per_hour(),
+            clock: crate::clock::Clock::system(),
         }
+    }
+
+    /// Reads a link's dates against `clock` (the app's; see [`crate::clock`]).
+    pub fn with_clock(self, clock: crate::clock::Clock) -> Accounts {
+        Accounts { clock, ..self }
     }
 
     /// The hashing pool (the authorization server checks client secrets on it too).
@@ -770,7 +778,7 @@ impl Accounts {
 
     /// The live links of an account: its own record and those it is a proxy for.
     pub async fn links(&self, account_id: &str) -> Result<Vec<PatientLink>, AccountError> {
-        let now = Utc::now().to_rfc3339();
+        let now = self.clock.now().to_rfc3339();
         let rows = sqlx::query(
             "SELECT id, source, source_patient_id, relationship, valid_until, adult_granted, teen_assent FROM account_patients
              WHERE account_id = $1 AND terminated_at IS NULL AND (valid_from IS NULL OR valid_from <= $2) AND (valid_until IS NULL OR valid_until > $2)

@@ -145,4 +145,16 @@ mod tests {
         assert!(body.contains("3 de diciembre de 2026"), "{body}");
         assert!(Notice::NewSignIn.subject(Lang::Es).contains("inicio de sesión"));
     }
+
+    #[test]
+    fn a_mail_sent_on_an_eighteenth_birthday_does_not_give_the_day() {
+        use super::super::{Audience, Ending, RecordNotice};
+        let at = chrono::DateTime::parse_from_rfc3339("2032-06-15T00:00:01Z").unwrap().with_timezone(&Utc);
+        for lang in Lang::ALL {
+            for to in [Audience::Proxy, Audience::Patient] {
+                let body = RecordNotice::AccessEnded { to, why: Ending::Adult }.body("https://p.example", at, lang);
+                assert!(!body.contains("15") && !body.contains("2032"), "{body}");
+            }
+        }
+    }
 }

@@ -44,6 +44,8 @@ pub struct Mailer {
     queue: Option<mpsc::Sender<Outgoing>>,
     /// The gateway's public origin (`https://portal.example.org`), for the links in mails.
     origin: String,
+    /// The time a mail's text gives (the app's clock, [`crate::clock`]).
+    clock: crate::clock::Clock,
 }
 
 impl std::fmt::Debug for Mailer {
@@ -55,7 +57,7 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     /// A mailer that sends nothing: each mail is logged as not sent (no `[mail]` section).
     pub fn off(origin: &str) -> Mailer {
-        Mailer { queue: None, origin: origin.trim_end_matches('/').to_string() }
+        Mailer { queue: None, origin: origin.trim_end_matches('/').to_string(), clock: crate::clock::Clock::system() }
     }
 
     /// Starts the sending task for `config` (a `[mail]` section), or [`Mailer::off`] without
@@ -69,7 +71,11 @@ impl Mailer {
         let from: lettre::message::Mailbox =
             config.from.parse().map_err(|_| MailError::Setup("mail.from is not `Name <address>`".into()))?;
         let (tx, mut rx) = mpsc::channel::<Outgoing>(config.queue);
-        let mailer = Mailer { queue: Some(tx), origin: origin.trim_end_matches('/').to_string() };
+        let mailer = Mailer {
+            queue: Some(tx),
+            origin: origin.trim_end_matches('/').to_string(),
+            clock: crate::clock::Clock::system(),
+        };
         let origin = mailer.origin.clone();
         tokio::spawn(async move {
             while let Some(mail) = rx.recv().await {
@@ -90,6 +96,11 @@ impl Mailer {
         Ok(mailer)
     }
 
+    /// Dates its mails' texts by `clock` (the app's).
+    pub fn with_clock(self, clock: crate::clock::Clock) -> Mailer {
+        Mailer { clock, ..self }
+    }
+
     /// The gateway's public origin, as links in mails start.
     pub fn origin(&self) -> &str {
         &self.origin
@@ -102,7 +113,7 @@ impl Mailer {
             tracing::info!(kind, "security mail not sent: no [mail] section");
             return;
         };
-        if let Err(e) = queue.try_send(Outgoing { to: to.to_string(), notice, lang, at: Utc::now() }) {
+        if let Err(e) = queue.try_send(Outgoing { to: to.to_string(), notice, lang, at: self.clock.now() }) {
             let why = match e {
                 mpsc::error::TrySendError::Full(_) => "the mail queue is full",
                 mpsc::error::TrySendError::Closed(_) => "the mail task has stopped",

@@ -123,14 +123,15 @@ impl RecordNotice {
                 ),
                 false,
             ),
+            // Not the day: it is the birthday (a birth date given away).
             RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::Adult } => {
-                (text_in(lang, "mail-access-ended-adult-body", &[("when", when()), ("account", account())]), false)
+                (text_in(lang, "mail-access-ended-adult-body", &[("account", account())]), false)
             }
             RecordNotice::AccessEnded { to: Audience::Proxy, why: Ending::ByPatient } => {
                 (text_in(lang, "mail-access-ended-by-patient-body", &[("when", when()), ("account", account())]), false)
             }
             RecordNotice::AccessEnded { to: Audience::Patient, .. } => {
-                (text_in(lang, "mail-access-ended-patient-body", &[("when", when()), ("proxies", proxies())]), false)
+                (text_in(lang, "mail-access-ended-patient-body", &[("proxies", proxies())]), false)
             }
             RecordNotice::ProxyExpiresSoon { within_days } => (
                 text_in(lang, "mail-proxy-expires-body", &[("days", days(*within_days)), ("proxies", proxies())]),

@@ -362,7 +362,7 @@ impl Proxies {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match self.sweep(Utc::now()).await {
+                match self.sweep(self.clock.now()).await {
                     Ok(s) => tracing::debug!(?s, "proxy lifecycle sweep"),
                     Err(e) => tracing::warn!(error = %e, "proxy lifecycle sweep failed"),
                 }

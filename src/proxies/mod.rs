@@ -10,7 +10,8 @@
 //! stay `auth::accounts`' (created, terminated there). It never creates a link without the
 //! right birth date on a live invitation, never lets anyone but the record's owner end or
 //! renew its proxies, never compares a birth date in a way whose time depends on it, and
-//! never mails anything of a record (see [`crate::mail::RecordNotice`]).
+//! never mails anything of a record (see [`crate::mail::RecordNotice`]). "Today" is the
+//! app's [`crate::clock::Clock`] (the system's in a deployment), never `Utc::now()` here.
 
 pub mod invitations;
 pub mod lifecycle;
@@ -19,6 +20,7 @@ pub use invitations::Invitation;
 pub use lifecycle::{AgeRules, LifecycleSwept, ProxyView, Upcoming};
 
 use crate::auth::accounts::{AccountError, Accounts, PatientLink};
+use crate::clock::Clock;
 use crate::config::ProxiesConfig;
 use crate::identity::PatientIndex;
 use crate::notices::{NoticeError, Notices};
@@ -89,6 +91,8 @@ pub struct Proxies {
     exports: Arc<crate::export::Exports>,
     config: ProxiesConfig,
     ages: AgeRules,
+    /// What "now" is for the periodic sweep and the API's calls ([`crate::clock`]).
+    clock: Clock,
 }
 
 impl Proxies {
@@ -101,7 +105,12 @@ impl Proxies {
         config: ProxiesConfig,
         ages: AgeRules,
     ) -> Proxies {
-        Proxies { store, index, accounts, notices, exports, config, ages }
+        Proxies { store, index, accounts, notices, exports, config, ages, clock: Clock::system() }
+    }
+
+    /// Sweeps (every `proxies.sweep_every`) as of `clock`'s now (the app's; [`crate::clock`]).
+    pub fn with_clock(self, clock: Clock) -> Proxies {
+        Proxies { clock, ..self }
     }
 
     /// Ends the link and every job started under it; the number of links ended (0 or 1).

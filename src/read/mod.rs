@@ -92,6 +92,8 @@ pub struct Reader {
     paging: Paging,
     decisions: Decisions,
     attachments: binary::AttachmentIndex,
+    /// What "now" is for a decision made now (a proxy's age band, holds' ends).
+    clock: crate::clock::Clock,
 }
 
 /// The `Type/id` of each resource.
@@ -148,7 +150,14 @@ impl Reader {
             paging,
             decisions,
             attachments: binary::AttachmentIndex::new(""),
+            clock: crate::clock::Clock::system(),
         }
+    }
+
+    /// Decides "now" by `clock` (the app's; see [`crate::clock`]).
+    pub fn with_clock(mut self, clock: crate::clock::Clock) -> Reader {
+        self.clock = clock;
+        self
     }
 
     /// The zone dates without one are read in.
@@ -541,7 +550,7 @@ impl Reader {
         })?;
         let ledger = self.ledger.for_patient(&record.patient_id).await?;
         let now = match at {
-            At::Now => Utc::now(),
+            At::Now => self.clock.now(),
             At::Then(t) => t,
         };
         let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };

@@ -58,6 +58,7 @@ mod policy_matrix;
 mod portal_pages;
 mod postgres;
 mod precision;
+mod proxy_birthdays;
 mod proxy_invitations;
 mod resilience;
 mod reused_decisions;

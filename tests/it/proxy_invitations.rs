@@ -4,8 +4,9 @@
 //! then the invitation is dead and nothing is granted), the patient sees, ends and renews
 //! the proxy (page and JSON API), an adult's proxy runs out and is announced before; a
 //! child's twelfth birthday is announced to the parent and the child before the day, and
-//! at eighteen the parent's access ends with notice. Birthdays are set relative to today
-//! (the policy zone's day), so the lifecycle runs on the real clock without waiting.
+//! at eighteen the parent's access ends with notice. That gateway runs on a clock set to a
+//! fixed day (`TODAY`), with birthdays fixed relative to it (`proxy_birthdays` walks one
+//! child through its birthdays day by day).
 
 use crate::common::*;
 use chrono::{Datelike, Duration, NaiveDate, Utc};
@@ -75,7 +76,7 @@ fn assert_no_phi(mails: &[Mail], phi: &[&str]) {
     assert!(!mails.is_empty());
     for m in mails {
         // The body and subject (the addresses hold the account holders' own names).
-        let text = format!("{} {}", m.subject(), m.body()).to_lowercase();
+        let text = m.words().to_lowercase();
         for p in phi {
             assert!(!text.contains(&p.to_lowercase()), "a mail holds {p:?}:\n{}", m.raw);
         }
@@ -181,13 +182,6 @@ async fn an_invited_proxy_with_the_right_birth_date_sees_the_record_until_the_pa
 
     let phi = [MRN, "Martinez", "Robert", "1967", &shifted("1967-06-18"), "Hemoglobin", "4548-4", "A1c", "Carol Diaz"];
     assert_no_phi(&sink.mails(), &phi);
-}
-
-/// POST to a staff endpoint with the dev token; the JSON answer.
-async fn staff_post(gw: &Gateway, path: &str) -> Value {
-    let r = gw.http.post(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    r.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,10 +295,17 @@ fn child(id: &str, given: &str, birth: NaiveDate) -> Value {
            "identifier": [{"system": "https://clinic.example/mrn", "value": format!("CL-{id}")}]})
 }
 
-/// The day someone who turns `age` in `days` days was born (today in the gateway's zone, UTC).
+/// The day the birthday test's gateway clock stands at (noon UTC; the gateway's zone is UTC).
+const TODAY: &str = "2026-12-03";
+
+fn today() -> NaiveDate {
+    NaiveDate::parse_from_str(TODAY, "%Y-%m-%d").unwrap()
+}
+
+/// The day someone who turns `age` in `days` days after [`TODAY`] was born.
 fn born_for(age: i32, days: i64) -> NaiveDate {
-    let day = Utc::now().date_naive() + Duration::days(days);
-    NaiveDate::from_ymd_opt(day.year() - age, day.month(), day.day()).unwrap_or(day - Duration::days(365 * 12))
+    let day = today() + Duration::days(days);
+    NaiveDate::from_ymd_opt(day.year() - age, day.month(), day.day()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,7 +325,12 @@ async fn a_twelfth_birthday_is_announced_before_the_day_and_the_eighteenth_ends_
     ]);
     let sim = simulate_store(store, portico::simulator::SimulatorOptions::default()).await;
     let sink = SmtpSink::start();
-    let gw = gateway(&sink, &rest_source("clinic", "Fjord Clinic", sim.base_url(), "")).await;
+    let clock = portico::Clock::set_at(today().and_hms_opt(12, 0, 0).unwrap().and_utc());
+    let gw = Gateway::start_with_clock(
+        &format!("{}{}", sink.config(), rest_source("clinic", "Fjord Clinic", sim.base_url(), "")),
+        clock,
+    )
+    .await;
     let pat = sink.register(&gw, "Pat Lindqvist", "pat@example.org").await;
     let quinn = sink.register(&gw, "Quinn Lindqvist", "quinn@example.org").await;
     let sam = sink.register(&gw, "Sam Lindqvist", "sam@example.org").await;
@@ -351,7 +357,7 @@ async fn a_twelfth_birthday_is_announced_before_the_day_and_the_eighteenth_ends_
     // Before the day nothing has changed for Pat; the account page says what and when.
     pat.view(&format!("/records/{pat_soon}")).await;
     let page = pat.view("/account/proxies").await;
-    let day = (Utc::now().date_naive() + Duration::days(20)).format("%Y-%m-%d").to_string();
+    let day = (today() + Duration::days(20)).format("%Y-%m-%d").to_string();
     assert!(page.contains(&format!("on {day} they turn 12")) && page.contains("see less of their record"), "{page}");
     let page = linnea.view("/account/proxies").await;
     assert!(page.contains(&format!("On {day} you turn 12")), "{page}");
@@ -377,22 +383,4 @@ async fn a_twelfth_birthday_is_announced_before_the_day_and_the_eighteenth_ends_
     phi.push(day);
     let phi: Vec<&str> = phi.iter().map(String::as_str).collect();
     assert_no_phi(&sink.mails().into_iter().filter(|m| !m.subject().contains("Confirm")).collect::<Vec<_>>(), &phi);
-}
-
-/// Staff issue an activation code for `patient`; the account enrolls with it.
-async fn enroll_with_code(gw: &Gateway, b: &Browser, patient: &str, birth: NaiveDate) {
-    let r = gw
-        .http
-        .post(format!("{}/admin/activation-codes", gw.origin))
-        .bearer_auth(TOKEN)
-        .json(&json!({"patient": patient}))
-        .send()
-        .await
-        .unwrap();
-    let body: Value = r.json().await.unwrap();
-    let code = body["code"].as_str().unwrap_or_else(|| panic!("{body}"));
-    let (token, _) = b.form_page("/enroll").await;
-    let birth = birth.format("%Y-%m-%d").to_string();
-    let (status, html, _) = b.post("/enroll", &[("csrf", &token), ("code", code), ("birth_date", &birth)]).await;
-    assert_eq!(status, 303, "{html}");
 }

@@ -156,6 +156,26 @@ impl Gateway {
         body: &str,
         database_url: Option<&str>,
     ) -> Gateway {
+        Self::start_on_clock(listener, dir, server, body, database_url, portico::Clock::system()).await
+    }
+
+    /// [`Gateway::start`] with the app on `clock` (a [`portico::Clock::set_at`] clock the
+    /// test moves: the proxy lifecycle, a proxy's age band and the pages' ages follow it;
+    /// sessions, tokens and mail dates stay on the system clock).
+    pub async fn start_with_clock(body: &str, clock: portico::Clock) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+        Self::start_on_clock(listener, dir, "", body, None, clock).await
+    }
+
+    async fn start_on_clock(
+        listener: tokio::net::TcpListener,
+        dir: std::sync::Arc<tempfile::TempDir>,
+        server: &str,
+        body: &str,
+        database_url: Option<&str>,
+        clock: portico::Clock,
+    ) -> Gateway {
         let addr = listener.local_addr().unwrap();
         let listen = std::net::SocketAddr::from(([127, 0, 0, 1], addr.port()));
         // TEST_ON_POSTGRES=1 runs every gateway of the suite on PostgreSQL, each
@@ -187,7 +207,7 @@ impl Gateway {
         let vars = [(KEK_ENV.to_string(), TEST_KEK.to_string())];
         let config =
             Config::from_toml(&text, "test.toml", &root().join("config"), &vars).unwrap_or_else(|e| panic!("{e}"));
-        let app = App::build(config).await.expect("gateway builds");
+        let app = App::build_with_clock(config, clock).await.expect("gateway builds");
         let index = app.index.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -438,6 +458,32 @@ pub async fn grant_proxy(gw: &Gateway, username: &str, patient: &str, relationsh
     let body: Value = r.json().await.unwrap();
     assert_eq!(status, 201, "{body}");
     body["link"]["id"].as_str().unwrap().to_string()
+}
+
+/// POST to a staff endpoint with the dev token; the JSON answer (200 expected).
+pub async fn staff_post(gw: &Gateway, path: &str) -> Value {
+    let r = gw.http.post(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Staff issue an activation code for `patient` (`source/id`); the account in `b` enrolls
+/// with it and the birth date.
+pub async fn enroll_with_code(gw: &Gateway, b: &Browser, patient: &str, birth: chrono::NaiveDate) {
+    let r = gw
+        .http
+        .post(format!("{}/admin/activation-codes", gw.origin))
+        .bearer_auth(TOKEN)
+        .json(&serde_json::json!({"patient": patient}))
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    let code = body["code"].as_str().unwrap_or_else(|| panic!("{body}"));
+    let (token, _) = b.form_page("/enroll").await;
+    let birth = birth.format("%Y-%m-%d").to_string();
+    let (status, html, _) = b.post("/enroll", &[("csrf", &token), ("code", code), ("birth_date", &birth)]).await;
+    assert_eq!(status, 303, "{html}");
 }
 
 /// The files of a zip download, by name, as text (each must be deflated; a document that is
