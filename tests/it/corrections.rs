@@ -50,16 +50,6 @@ async fn correction_log(gw: &Gateway) -> Vec<(String, String, String)> {
         .unwrap()
 }
 
-async fn admin_get(gw: &Gateway, path: &str) -> (u16, Value) {
-    let r = gw.http.get(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
-async fn admin_post(gw: &Gateway, path: &str, body: Value) -> (u16, Value) {
-    let r = gw.http.post(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 /// The `Type/id` of every "Ask for a correction" link on a page.
 fn correctable_items(html: &str) -> Vec<String> {
     html.match_indices("/corrections?item=")

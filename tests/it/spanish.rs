@@ -301,27 +301,10 @@ async fn the_rights_pages_their_refusals_and_the_zip_readme_are_in_spanish() {
     let page = bob.view(&format!("{home}/corrections")).await;
     assert!(page.contains(&format!("Enviada el {today}")) || page.contains(&today), "Spanish dates: {page}");
     assert!(page.contains("En espera de respuesta") && !page.contains("Waiting for an answer"), "{page}");
-    let queue: serde_json::Value = gw
-        .http
-        .get(format!("{}/admin/corrections", gw.origin))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, queue) = admin_get(&gw, "/admin/corrections").await;
     let id = queue["requests"][0]["id"].as_str().unwrap().to_string();
     let decision = serde_json::json!({"decision": "deny", "reason": "The record is accurate.", "by": "HIM desk"});
-    let r = gw
-        .http
-        .post(format!("{}/admin/corrections/{id}/decision", gw.origin))
-        .bearer_auth(TOKEN)
-        .json(&decision)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    assert_eq!(admin_post(&gw, &format!("/admin/corrections/{id}/decision"), decision).await.0, 200);
     let path = format!("{home}/corrections/{id}/disagreement");
     let (status, html, _) = bob.post(&path, &[("csrf", &csrf), ("text", "")]).await;
     assert_eq!(status, 400);

@@ -460,6 +460,18 @@ pub async fn grant_proxy(gw: &Gateway, username: &str, patient: &str, relationsh
     body["link"]["id"].as_str().unwrap().to_string()
 }
 
+/// GET a staff endpoint with the dev token: (status, JSON answer).
+pub async fn admin_get(gw: &Gateway, path: &str) -> (u16, Value) {
+    let r = gw.http.get(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
+/// POST JSON to a staff endpoint with the dev token: (status, JSON answer).
+pub async fn admin_post(gw: &Gateway, path: &str, body: Value) -> (u16, Value) {
+    let r = gw.http.post(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap())
+}
+
 /// POST to a staff endpoint with the dev token; the JSON answer (200 expected).
 pub async fn staff_post(gw: &Gateway, path: &str) -> Value {
     let r = gw.http.post(format!("{}{path}", gw.origin)).bearer_auth(TOKEN).send().await.unwrap();
