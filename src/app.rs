@@ -192,6 +192,7 @@ impl App {
             store.clone(),
             index.clone(),
             sources.clone(),
+            aggregator.clone(),
             policy.clone(),
             zone,
         )?);
