@@ -95,7 +95,12 @@ fn parse_ask(raw_query: &str) -> Result<Ask, (StatusCode, Issue)> {
 pub(super) fn kick_off(shared: &Arc<Shared>, level: Level, headers: &HeaderMap, raw_query: &str) -> Response {
     shared.counters.call("$export".into());
     if let Ok(mut asked) = shared.counters.export_requests.lock() {
-        asked.push(if raw_query.is_empty() { String::new() } else { format!("?{raw_query}") });
+        let path = match &level {
+            Level::System => "$export".to_string(),
+            Level::Patient => "Patient/$export".to_string(),
+            Level::Group(g) => format!("Group/{g}/$export"),
+        };
+        asked.push(if raw_query.is_empty() { path } else { format!("{path}?{raw_query}") });
     }
     let async_asked =
         headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()).any(|v| v.contains("respond-async"));

@@ -213,7 +213,8 @@ pub struct SimulatorStats {
     /// `read {Type}`, `Patient/$everything` (every page counts), `$export` (kick-offs),
     /// `$export status`, `$export file`, `$export cancel`.
     pub calls: BTreeMap<String, u64>,
-    /// The query string (`?…`, or empty) of every Bulk Data kick-off, in order.
+    /// Every Bulk Data kick-off, as its path under the FHIR base with its query string
+    /// (`$export?_type=…`, `Group/g1/$export`), in order.
     pub export_requests: Vec<String>,
 }
 

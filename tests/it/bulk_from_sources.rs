@@ -2,7 +2,8 @@
 //! Bulk Data `$export` asks each for its own export (one kick-off, no per-person searches)
 //! and writes exactly what the same export over sources searched person by person writes;
 //! `_since` reaches the sources; a source whose export fails is searched person by person
-//! instead; withheld data stays withheld (and is released where the policy says so).
+//! instead; withheld data stays withheld (and is released where the policy says so); a
+//! source Group's export (`Group/ehr.{id}/$export`) asks that source for its Group's export.
 
 use crate::bulk::client::*;
 use crate::common::*;
@@ -26,6 +27,21 @@ impl Sims {
             sims.push((s, simulate(s, SimulatorOptions { bulk, ..SimulatorOptions::default() }).await));
         }
         Sims(sims)
+    }
+
+    /// The same, the EHR holding a Group resource of two of its patients too.
+    async fn start_with_a_group(bulk: bool) -> Sims {
+        let mut sims = Sims::start(bulk).await;
+        let ehr = fixture_store("ehr");
+        let mut resources: Vec<Value> = ehr.types().flat_map(|t| ehr.of_type(t).to_vec()).collect();
+        resources.push(serde_json::json!({"resourceType": "Group", "id": "cardiology-panel", "type": "person",
+            "actual": true, "member": [{"entity": {"reference": "Patient/pt-10001"}},
+                                       {"entity": {"reference": "Patient/pt-10002"}}]}));
+        let options = SimulatorOptions { bulk, name: "ehr".into(), ..SimulatorOptions::default() };
+        let with_group =
+            simulate_store(portico::sources::files::ResourceStore::from_resources(resources), options).await;
+        sims.0[0] = ("ehr", with_group);
+        sims
     }
 
     fn get(&self, name: &str) -> &RunningSimulator {
@@ -196,9 +212,10 @@ async fn since_reaches_the_sources_and_an_incremental_export_equals_the_fan_out(
     for source in SOURCES {
         let asked = &bulk_sims.get(source).stats().export_requests;
         assert_eq!(asked.len(), 1);
-        let query: BTreeMap<String, String> = url::form_urlencoded::parse(asked[0].trim_start_matches('?').as_bytes())
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let query: BTreeMap<String, String> =
+            url::form_urlencoded::parse(asked[0].split_once('?').map_or("", |(_, q)| q).as_bytes())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
         assert_eq!(query.get("_since"), Some(&since), "{source}: `_since` passed through: {asked:?}");
     }
 }
@@ -225,5 +242,41 @@ async fn a_source_whose_export_fails_is_searched_person_by_person() {
     assert!(after["lab"] > before["lab"], "then searched person by person");
     for source in ["ehr", "imaging", "behavioral"] {
         assert_eq!(after[source], before[source], "{source}: its export was used");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_group_is_exported_from_its_sources_group_export() {
+    let (bulk_sims, plain_sims) = (Sims::start_with_a_group(true).await, Sims::start_with_a_group(false).await);
+    let (bulk_gw, plain_gw) = (gateway(&bulk_sims).await, gateway(&plain_sims).await);
+    let before = bulk_sims.data_calls();
+    let ehr_before = bulk_sims.get("ehr").stats().calls;
+    let path = "Group/ehr.cardiology-panel/$export";
+    let bulk = export(&bulk_gw, path, SOUTH).await;
+    let fan_out = export(&plain_gw, path, SOUTH).await;
+    assert_same_export((&bulk_gw, &bulk.resources), (&plain_gw, &fan_out.resources));
+    let patients = bulk.resources.iter().filter(|r| r["resourceType"] == "Patient").count();
+    assert_eq!(patients, 2, "the Group's two members");
+
+    // The EHR was asked for its Group's export; the other sources (a few people's worth)
+    // were searched person by person.
+    let asked = bulk_sims.get("ehr").stats().export_requests;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert!(asked[0].starts_with("Group/cardiology-panel/$export?_type="), "{asked:?}");
+    for source in ["lab", "imaging", "behavioral"] {
+        assert_eq!(bulk_sims.get(source).stats().calls_to("$export"), 0, "{source}");
+    }
+    let after = bulk_sims.data_calls();
+    assert!(after["lab"] > before["lab"], "the lab was searched");
+    // The EHR was not searched for its patients' records: only the Group itself was read
+    // (at kick-off), and what the records point at that a Group's export does not hold
+    // (Practitioners, Organizations …) was read by id.
+    let ehr_after = bulk_sims.get("ehr").stats().calls;
+    for (route, n) in &ehr_after {
+        if !route.starts_with("search ") || ehr_before.get(route) == Some(n) {
+            continue;
+        }
+        let t = route.trim_start_matches("search ");
+        assert!(t == "Group" || portico::fhir::REFERENCED_TYPES.contains(&t), "the EHR was searched: {route}");
     }
 }
