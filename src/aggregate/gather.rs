@@ -73,7 +73,7 @@ impl Plan {
     pub(super) fn exported_types(&self, offered: &crate::sources::Offer) -> Vec<String> {
         let mut types: BTreeSet<String> = BTreeSet::from(["Patient".to_string()]);
         types.extend(self.types.iter().cloned());
-        types.extend(self.referenced.iter().map(|t| t.to_string()));
+        types.extend(self.referenced.iter().map(ToString::to_string));
         types.retain(|t| offered.types.is_empty() || offered.types.contains_key(t));
         types.into_iter().collect()
     }

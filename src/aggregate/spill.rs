@@ -46,7 +46,10 @@ pub struct Spill {
     store: Store,
 }
 
-/// Rows per statement when reading ids back.
+/// Rows per INSERT (4 parameters each, within SQLite's and PostgreSQL's limits).
+const ROWS_PER_INSERT: usize = 100;
+
+/// Ids per statement when reading resources back by id.
 const IDS_PER_QUERY: usize = 200;
 
 impl Spill {
@@ -74,20 +77,24 @@ impl Spill {
             return Ok(());
         }
         let mut tx = self.store.begin_write().await?;
-        for r in rows {
-            sqlx::query(
+        for chunk in rows.chunks(ROWS_PER_INSERT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let n = 2 + i * 4;
+                    format!("($1, $2, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
+                })
+                .collect();
+            let sql = format!(
                 "INSERT INTO export_source_parts (job_id, source_name, patient, resource_type, resource_id, body)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                 VALUES {}
                  ON CONFLICT (job_id, source_name, patient, resource_type, resource_id) DO NOTHING",
-            )
-            .bind(job_id)
-            .bind(source)
-            .bind(&r.patient)
-            .bind(&r.resource_type)
-            .bind(&r.resource_id)
-            .bind(&r.body)
-            .execute(&mut *tx)
-            .await?;
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(job_id).bind(source);
+            for r in chunk {
+                q = q.bind(&r.patient).bind(&r.resource_type).bind(&r.resource_id).bind(&r.body);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -252,4 +259,57 @@ impl Spill {
 fn decode(body: &str) -> Result<Value, StoreError> {
     serde_json::from_str(body)
         .map_err(|e| StoreError::Query(sqlx::Error::Decode(format!("a spilled resource: {e}").into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(patient: &str, t: &str, id: &str) -> SpillRow {
+        SpillRow {
+            patient: patient.into(),
+            resource_type: t.into(),
+            resource_id: id.into(),
+            body: serde_json::json!({"resourceType": t, "id": id}).to_string(),
+        }
+    }
+
+    #[tokio::test]
+    async fn rows_are_kept_by_patient_read_back_by_id_and_dropped_with_the_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
+        let spill = Spill::new(store.clone());
+        // More rows than one INSERT holds, one of them twice.
+        let mut rows: Vec<SpillRow> = (0..250).map(|i| row("p1", "Observation", &format!("o{i:03}"))).collect();
+        rows.push(row("p1", "Observation", "o000"));
+        rows.push(row("p2", "Patient", "p2"));
+        rows.push(row(NO_PATIENT, "Practitioner", "dr"));
+        spill.put("j1", "lab", &rows).await.unwrap();
+        spill.put("j1", "lab", &rows[..3]).await.unwrap();
+        spill.put("j1", "ehr", &[row("p1", "Condition", "c1")]).await.unwrap();
+
+        assert_eq!(spill.part("j1", "lab", &["p1".into()]).await.unwrap().len(), 250, "each once");
+        assert_eq!(spill.part("j1", "lab", &["p2".into(), "p9".into()]).await.unwrap().len(), 1);
+        assert_eq!(spill.owners("j1", "lab", "Observation", "o007").await.unwrap(), ["p1"]);
+        assert!(spill.owners("j1", "lab", "Practitioner", "dr").await.unwrap().is_empty(), "no one's");
+        let found = spill.by_id("j1", "lab", "Practitioner", &["dr".into(), "nobody".into()]).await.unwrap();
+        assert_eq!(found, [serde_json::json!({"resourceType": "Practitioner", "id": "dr"})]);
+        assert!(spill.holds_any("j1", "lab", &["p9".into(), "p2".into()]).await.unwrap());
+        assert!(!spill.holds_any("j1", "ehr", &["p2".into()]).await.unwrap(), "per source");
+
+        spill.record_run("j1", "lab", SPILLED, 252).await.unwrap();
+        spill.record_run("j1", "ehr", SPILLED_COMPARTMENTS, 1).await.unwrap();
+        spill.record_run("j1", "imaging", FAILED, 0).await.unwrap();
+        let spilled = spill.spilled("j1").await.unwrap();
+        assert_eq!(spilled.sources.iter().collect::<Vec<_>>(), ["ehr", "lab"], "a failed export is not used");
+        assert_eq!(spilled.compartments_only.iter().collect::<Vec<_>>(), ["ehr"]);
+
+        spill.clear("j1", "lab").await.unwrap();
+        assert!(spill.part("j1", "lab", &["p1".into()]).await.unwrap().is_empty(), "a redone unit starts afresh");
+        assert_eq!(spill.spilled("j1").await.unwrap().sources.len(), 1);
+        // No such job in export_jobs: the sweep drops its rows.
+        spill.drop_orphans().await.unwrap();
+        assert!(spill.part("j1", "ehr", &["p1".into()]).await.unwrap().is_empty());
+        assert!(spill.spilled("j1").await.unwrap().sources.is_empty());
+    }
 }

@@ -198,8 +198,14 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     let limits = job.limits.unwrap_or(ctx.limits);
     let mut files = UnitFiles::start(&ctx.files, &job.id, unit.seq, &format!("{me}-{}", unit.attempts), limits);
     let spilled = ctx.spill.spilled(&job.id).await?;
-    let basis = Basis { spilled: &spilled, incremental: params.since.is_some() };
-    match fill(ctx, me, unit, &job.id, &access, &selection, basis, &mut files).await {
+    let view = JobView {
+        id: &job.id,
+        access: &access,
+        selection: &selection,
+        spilled: &spilled,
+        incremental: params.since.is_some(),
+    };
+    match fill(ctx, me, unit, view, &mut files).await {
         Ok(true) => {}
         Ok(false) => {
             files.abandon().await;
@@ -244,10 +250,14 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     Ok(true)
 }
 
-/// What a unit's records are built from besides the sources: the job's spilled source
-/// exports, and whether the export is incremental (`_since`).
+/// What a unit's patients are exported under: the job, the caller's stored Access, what
+/// is selected, the job's spilled source exports (what records are built from besides the
+/// sources), and whether the export is incremental (`_since`).
 #[derive(Clone, Copy)]
-struct Basis<'a> {
+struct JobView<'a> {
+    id: &'a str,
+    access: &'a Access,
+    selection: &'a Selection,
     spilled: &'a crate::aggregate::spill::Spilled,
     incremental: bool,
 }
@@ -256,7 +266,7 @@ struct Basis<'a> {
 /// spilled (its export, `_since` passed through, held only what changed) and none holds
 /// anything of theirs — nothing of their record changed at any source. A person with any
 /// change is read whole, every source searched, so labels and policy see the whole record.
-async fn unchanged(ctx: &WorkContext, basis: Basis<'_>, patient_id: &str) -> Result<bool, WorkError> {
+async fn unchanged(ctx: &WorkContext, basis: JobView<'_>, patient_id: &str) -> Result<bool, WorkError> {
     if !basis.incremental || basis.spilled.sources.is_empty() {
         return Ok(false);
     }
@@ -277,12 +287,10 @@ async fn fill(
     ctx: &WorkContext,
     me: &str,
     unit: &Unit,
-    job_id: &str,
-    access: &Access,
-    selection: &Selection,
-    basis: Basis<'_>,
+    job: JobView<'_>,
     files: &mut UnitFiles,
 ) -> Result<bool, WorkError> {
+    let (job_id, access, selection, basis) = (job.id, job.access, job.selection, job);
     let what = format!("/fhir/$export-status/{job_id}");
     let mut shared_seen: HashSet<String> = HashSet::new();
     for patient_id in &unit.patients {

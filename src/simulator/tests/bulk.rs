@@ -75,7 +75,7 @@ async fn export(s: &RunningSimulator, path: &str, token: Option<&str>) -> (Value
 }
 
 fn owned(pairs: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
-    pairs.iter().map(|(t, ids)| (t.to_string(), ids.iter().map(|i| i.to_string()).collect())).collect()
+    pairs.iter().map(|(t, ids)| (t.to_string(), ids.iter().map(ToString::to_string).collect())).collect()
 }
 
 async fn exports_by_level_type_and_since(disk_backed: bool) {
