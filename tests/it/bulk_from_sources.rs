@@ -3,7 +3,8 @@
 //! and writes exactly what the same export over sources searched person by person writes;
 //! `_since` reaches the sources; a source whose export fails is searched person by person
 //! instead; withheld data stays withheld (and is released where the policy says so); a
-//! source Group's export (`Group/ehr.{id}/$export`) asks that source for its Group's export.
+//! source Group's export (`Group/ehr.{id}/$export`) asks that source for its Group's export;
+//! a source export cut off by a restart is redone by the next gateway, nothing doubled.
 
 use crate::bulk::client::*;
 use crate::common::*;
@@ -11,6 +12,7 @@ use portico::simulator::{RunningSimulator, SimulatorOptions};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 const SOUTH: &str = "from-src-hie-south-treat-tok";
 const EMERGENCY: &str = "from-src-hie-south-etreat-tok";
@@ -66,7 +68,10 @@ fn data_calls(sim: &RunningSimulator) -> u64 {
 }
 
 async fn gateway(sims: &Sims) -> Gateway {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
+    gateway_in(Arc::new(tempfile::tempdir().unwrap()), sims).await
+}
+
+async fn gateway_in(dir: Arc<tempfile::TempDir>, sims: &Sims) -> Gateway {
     let sources = fixture_sources(&sims.0.iter().map(|(n, s)| (*n, s)).collect::<Vec<_>>());
     let body = format!(
         "[[server.dev_tokens]]\ntoken = \"{SOUTH}\"\nviewer = \"partner:hie-south:TREAT\"\n\
@@ -279,4 +284,60 @@ async fn a_source_group_is_exported_from_its_sources_group_export() {
         let t = route.trim_start_matches("search ");
         assert!(t == "Group" || portico::fhir::REFERENCED_TYPES.contains(&t), "the EHR was searched: {route}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_export_cut_off_by_a_restart_is_redone_and_nothing_is_doubled() {
+    let sims = Sims::start(true).await;
+    for (_, sim) in &sims.0 {
+        sim.controls().set_latency(Duration::from_millis(300));
+    }
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let first = gateway_in(dir.clone(), &sims).await;
+    let database_url = first.database_url.clone();
+    let (status, location, _) = kick_off(&first, "$export", SOUTH, &[ASYNC, FHIR_JSON]).await;
+    assert_eq!(status, 202);
+    let job = location.unwrap().rsplit('/').next().unwrap().to_string();
+    // Stopped once a source has been asked for its export (the unit is polling it).
+    let started = Instant::now();
+    while sims.0.iter().all(|(_, s)| s.stats().calls_to("$export") == 0) {
+        assert!(started.elapsed() < Duration::from_secs(30), "no source was asked for its export");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first_origin = first.origin.clone();
+    first.stop().await;
+    let store = portico::store::Store::open(&database_url, 2).await.unwrap();
+    let source_units_done: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM export_units WHERE job_id = $1 AND source_name IS NOT NULL AND state = 'done'",
+    )
+    .bind(&job)
+    .fetch_one(&store.pool)
+    .await
+    .unwrap();
+    assert!(source_units_done < 4, "cut off before the sources' exports were all read");
+
+    for (_, sim) in &sims.0 {
+        sim.controls().set_latency(Duration::ZERO);
+    }
+    let second = gateway_in(dir.clone(), &sims).await;
+    let finished = collect(&second, &format!("{}/$export-status/{job}", second.fhir), SOUTH).await;
+    let all = all_patients(&second);
+    let exported = as_if_from(&finished.resources, &first_origin, &second.origin);
+    assert_same(&exported, &everything(&second, &all, SOUTH).await);
+    let mut patients: Vec<&str> = finished
+        .resources
+        .iter()
+        .filter(|r| r["resourceType"] == "Patient")
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    patients.sort();
+    assert_eq!(patients, all.iter().map(String::as_str).collect::<Vec<_>>(), "each patient exactly once");
+    let audits = export_audits(&second.database_url, &job).await;
+    assert!(audits.len() == all.len() && audits.values().all(|n| *n == 1), "each patient logged once: {audits:?}");
+    // The source unit cut off was started afresh: some source was asked twice, none thrice.
+    let asked: Vec<u64> = sims.0.iter().map(|(_, s)| s.stats().calls_to("$export")).collect();
+    assert!(asked.iter().all(|n| (1..=2).contains(n)) && asked.contains(&2), "{asked:?}");
+    let left: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM export_source_parts").fetch_one(&store.pool).await.unwrap();
+    assert_eq!(left, 0);
 }
