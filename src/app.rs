@@ -155,6 +155,7 @@ impl App {
                         page_size: sc.simulator_page_size.unwrap_or(SimulatorOptions::default().page_size),
                         profile: sc.simulator_profile,
                         everything: sc.simulator_everything,
+                        bulk: sc.simulator_bulk,
                         backend_services: simulated_backend_client(sc, &config.base_dir)?,
                         client_credentials: simulated_client_secret(sc, &config.base_dir)?,
                         ..SimulatorOptions::default()
@@ -206,6 +207,7 @@ impl App {
             store.clone(),
             index.clone(),
             sources.clone(),
+            aggregator.clone(),
             policy.clone(),
             zone,
         )?);

@@ -52,6 +52,10 @@ enum Command {
         /// read when asked for), for large populations; no `$everything` or `_revinclude`.
         #[arg(long)]
         from_disk: bool,
+        /// Offer Bulk Data `$export` (system, `Patient/` and `Group/{id}/` level; IG 2.0)
+        /// and say so in the CapabilityStatement.
+        #[arg(long)]
+        bulk: bool,
         #[arg(long, default_value = "127.0.0.1:9100")]
         listen: SocketAddr,
         /// Added latency per request, in milliseconds.
@@ -588,6 +592,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
         Command::Simulate {
             source,
             from_disk,
+            bulk,
             listen,
             latency,
             fail_rate,
@@ -624,6 +629,7 @@ async fn run(config: &Path, command: Command) -> Result<(), CliError> {
                 client_credentials,
                 page_size,
                 profile,
+                bulk,
                 backend_services: backend_client_id.zip(backend_jwks_url).map(|(client_id, url)| {
                     simulator::BackendClient { client_id, keys: simulator::ClientKeys::JwksUrl(url) }
                 }),

@@ -3,7 +3,9 @@
 //! CapabilityStatement offers that, else one search per type it holds (Provenance brought
 //! along by `_revinclude=Provenance:target` where offered), then the referenced supporting
 //! resources still missing. Every failure is handed back as a problem, so the record says
-//! which source is partial; nothing here is ever silent, changes a resource or hangs.
+//! which source is partial; nothing here is ever silent, changes a resource or hangs. For a
+//! job whose source's own Bulk Data export was spilled ([`super::spill`]), the same part is
+//! built from the spill instead, with no call to the source ([`from_spill`]).
 
 use super::locality::{localize, names_only_foreign_patients};
 use super::merge::Fetched;
@@ -52,6 +54,28 @@ impl Plan {
             }
             None => false,
         }
+    }
+}
+
+impl Plan {
+    /// Whether the searches of this plan would find a resource of the person's: their own
+    /// Patient resources and the gathered compartment types (what they point at comes by id).
+    fn searches_hold(&self, resource: &Value, patient_ids: &[String]) -> bool {
+        match fhir::resource_type(resource) {
+            Some("Patient") => fhir::resource_id(resource).is_some_and(|id| patient_ids.iter().any(|p| p == id)),
+            Some(t) => self.types.iter().any(|x| x == t),
+            None => false,
+        }
+    }
+
+    /// The types a source's own export is asked for (`_type`): the Patient, the gathered
+    /// types and those read when referenced, as far as the source offers them.
+    pub(super) fn exported_types(&self, offered: &crate::sources::Offer) -> Vec<String> {
+        let mut types: BTreeSet<String> = BTreeSet::from(["Patient".to_string()]);
+        types.extend(self.types.iter().cloned());
+        types.extend(self.referenced.iter().map(ToString::to_string));
+        types.retain(|t| offered.types.is_empty() || offered.types.contains_key(t));
+        types.into_iter().collect()
     }
 }
 
@@ -132,6 +156,73 @@ pub(super) async fn gather(
         }
         Err(_) => (fetched, vec![SourceError::DeadlineExceeded { source_name: name }]),
     }
+}
+
+/// One person's part of `source` built from its spilled Bulk Data export (job `job_id`):
+/// what the per-type searches would find among the person's rows, then the referenced supporting
+/// resources from the spill — the same part [`gather`] would find, without a call to the
+/// source. A spill that cannot be read is handed back as a problem (the part is missing).
+pub(super) async fn from_spill(
+    source: SharedSource,
+    patient_ids: Vec<String>,
+    plan: Plan,
+    spill: &super::spill::Spill,
+    job_id: &str,
+    read_missing: Option<Instant>,
+) -> (Fetched, Vec<SourceError>) {
+    let name = source.name().to_string();
+    let mut fetched = Fetched {
+        source: name.clone(),
+        display: source.display().to_string(),
+        patient_ids: patient_ids.clone(),
+        resources: Vec::new(),
+    };
+    let unreadable = |e: crate::store::StoreError| {
+        tracing::warn!(source = %name, error = %e, "spilled source export not readable");
+        vec![SourceError::Unavailable {
+            source_name: name.clone(),
+            message: "its export could not be read back".into(),
+        }]
+    };
+    let mut resources: Vec<Value> = match spill.part(job_id, &name, &patient_ids).await {
+        Ok(found) => found.into_iter().filter(|r| plan.searches_hold(r, &patient_ids)).collect(),
+        Err(e) => return (fetched, unreadable(e)),
+    };
+    localize(&source, &mut resources);
+    resources.retain(|r| !names_only_foreign_patients(r));
+    let mut have: BTreeSet<(String, String)> = resources.iter().filter_map(type_and_id).collect();
+    let mut problems = Vec::new();
+    for _ in 0..SUPPORTING_ROUNDS {
+        let wanted = referenced_supporting(&resources, &have, &plan.referenced);
+        if wanted.is_empty() {
+            break;
+        }
+        for (t, ids) in wanted {
+            let mut found = match spill.by_id(job_id, &name, &t, &ids).await {
+                Ok(found) => found,
+                Err(e) => return (fetched, unreadable(e)),
+            };
+            // A Group's export holds the compartments only: what they point at and it
+            // lacks is read from the source, as a search would.
+            if let Some(deadline) = read_missing {
+                let got: BTreeSet<&str> = found.iter().filter_map(fhir::resource_id).collect();
+                let missing: Vec<String> = ids.iter().filter(|id| !got.contains(id.as_str())).cloned().collect();
+                if !missing.is_empty() {
+                    match source.read_many(&t, &missing, deadline).await {
+                        Ok(more) => found.extend(more),
+                        Err(e) => problems.push(e),
+                    }
+                }
+            }
+            localize(&source, &mut found);
+            have.extend(ids.into_iter().map(|id| (t.clone(), id)));
+            resources.extend(found);
+        }
+    }
+    let mut seen = BTreeSet::new();
+    resources.retain(|r| type_and_id(r).is_some_and(|k| seen.insert(k)));
+    fetched.resources = resources;
+    (fetched, problems)
 }
 
 fn type_and_id(r: &Value) -> Option<(String, String)> {

@@ -3,13 +3,18 @@
 //! config). A source that fails or misses the deadline yields a partial record that says
 //! which source is missing; it never hangs and never fails the whole record. It applies
 //! no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
-//! before any viewer's rules.
+//! before any viewer's rules. For a system- or Group-level export job, a source that offers
+//! Bulk Data `$export` is asked for its own export once ([`source_export`]), spilled grouped by
+//! person ([`spill`]), and each person's part of it built from the spill; the merge, labels
+//! and everything after are the same.
 
 mod gather;
 mod gauges;
 mod locality;
 pub mod merge;
 pub mod provenance;
+pub mod source_export;
+pub mod spill;
 
 use gather::Plan;
 pub use gauges::{Gauges, SourceCalls, SourceReport};
@@ -166,6 +171,16 @@ impl Aggregator {
 
     /// The record of gateway patient `patient_id`, from cache or gathered now.
     pub async fn record(&self, patient_id: &str) -> Result<Arc<Record>, AggregateError> {
+        self.record_with(patient_id, None).await
+    }
+
+    /// Like [`Aggregator::record`]; the parts of the sources in `spilled` come from their
+    /// spilled exports instead of searching them.
+    pub async fn record_with(
+        &self,
+        patient_id: &str,
+        spilled: Option<(&spill::Spill, &spill::Spilled)>,
+    ) -> Result<Arc<Record>, AggregateError> {
         let deadline = Instant::now() + self.deadline;
         // The person is looked up in sources that list no patients before the cache is
         // asked: a record kept from before a lookup found more would be partial.
@@ -181,7 +196,16 @@ impl Aggregator {
         }
         let work = self.sources.iter().filter_map(|s| {
             let ids = members.get(s.name())?;
-            Some(gather::gather(s.clone(), ids.clone(), self.plan(s.name()), deadline))
+            let plan = self.plan(s.name());
+            Some(async move {
+                match spilled {
+                    Some((store, job)) if job.sources.contains(s.name()) => {
+                        let read_missing = job.compartments_only.contains(s.name()).then_some(deadline);
+                        gather::from_spill(s.clone(), ids.clone(), plan, store, &job.job_id, read_missing).await
+                    }
+                    _ => gather::gather(s.clone(), ids.clone(), plan, deadline).await,
+                }
+            })
         });
         let results = futures::future::join_all(work).await;
         let mut fetched = Vec::new();
@@ -368,6 +392,41 @@ impl Aggregator {
             }
         }
         failed
+    }
+
+    /// The sources whose CapabilityStatement says they answer Bulk Data `$export` at system
+    /// level (`group: false`) or at `Group/{id}/` level (`group: true`).
+    pub fn bulk_sources(&self, group: bool) -> Vec<String> {
+        let offers = self.offers.read().ok();
+        self.sources
+            .iter()
+            .map(|s| s.name().to_string())
+            .filter(|n| {
+                offers.as_ref().and_then(|o| o.get(n)).is_some_and(|o| if group { o.group_bulk } else { o.bulk })
+            })
+            .collect()
+    }
+
+    /// Runs source `name`'s own Bulk Data export for job `job_id` into `spill` (system level,
+    /// or its Group `group`), asking for the types gathered from it, `_since` passed through;
+    /// how many resources were spilled.
+    pub async fn export_source(
+        &self,
+        name: &str,
+        spill: &spill::Spill,
+        job_id: &str,
+        group: Option<String>,
+        since: Option<String>,
+        deadline: Instant,
+    ) -> Result<u64, source_export::SourceExportError> {
+        let Some(source) = self.sources.iter().find(|s| s.name() == name) else {
+            return Err(
+                SourceError::BadResponse { source_name: name.to_string(), message: "not configured".into() }.into()
+            );
+        };
+        let offer = self.offers.read().ok().and_then(|o| o.get(name).cloned()).unwrap_or_default();
+        let ask = crate::sources::bulk::BulkAsk { group, types: self.plan(name).exported_types(&offer), since };
+        source_export::run(source, spill, job_id, &ask, deadline).await
     }
 
     /// Sources whose CapabilityStatement is not known yet (to retry sooner).

@@ -46,6 +46,11 @@ pub struct ExportConfig {
     /// after every patient, so only a worker that died loses it).
     #[serde(default = "default_export_lease")]
     pub lease: Duration,
+    /// How long a source's own Bulk Data export (asked for by system- and Group-level jobs
+    /// when its CapabilityStatement offers `$export`) may take, kick-off to last file; past
+    /// it, or when it fails, that source is searched person by person instead.
+    #[serde(default = "default_source_export_timeout")]
+    pub source_export_timeout: Duration,
     /// A record page's download of a record with more released resources than this is not
     /// built while the browser waits: the page offers to prepare it as a job with progress.
     #[serde(default = "default_download_job_threshold")]
@@ -69,6 +74,7 @@ impl Default for ExportConfig {
             workers: default_export_workers(),
             poll_interval: default_export_poll(),
             lease: default_export_lease(),
+            source_export_timeout: default_source_export_timeout(),
             download_job_threshold: default_download_job_threshold(),
             groups: Vec::new(),
         }
@@ -98,6 +104,9 @@ fn default_export_workers() -> usize {
 }
 fn default_export_poll() -> Duration {
     Duration::from_secs(1)
+}
+fn default_source_export_timeout() -> Duration {
+    Duration::from_secs(3600)
 }
 fn default_export_lease() -> Duration {
     Duration::from_secs(120)

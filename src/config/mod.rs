@@ -303,6 +303,11 @@ pub struct SourceConfig {
     /// in its CapabilityStatement), as some vendors' systems do.
     #[serde(default)]
     pub simulator_everything: bool,
+    /// Simulated sources only: the simulator offers Bulk Data `$export` (and says so in its
+    /// CapabilityStatement); the gateway then asks it for its own export for system- and
+    /// Group-level exports instead of searching it person by person.
+    #[serde(default)]
+    pub simulator_bulk: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -338,6 +343,7 @@ impl SourceConfig {
             simulator_page_size: None,
             simulator_profile: SimulatorProfile::Standard,
             simulator_everything: false,
+            simulator_bulk: false,
         }
     }
 

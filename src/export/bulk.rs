@@ -1,11 +1,15 @@
 //! Bulk Data `$export` as the API sees it: kick-off (who may export what, the parameters,
 //! the patients, the job and its units in the store), status and manifest, cancel, and
-//! which file a client may download. The data itself is written by the workers
-//! ([`super::worker`]) from released records only. It knows nothing of HTTP.
+//! which file a client may download. A system-, all-patients or Group-level job of a
+//! partner or staff starts with one source unit per source that offers Bulk Data `$export`
+//! (a Group: only the Group's own source, when it offers `Group/{id}/$export` — a roster of a
+//! few people is cheaper to gather person by person than a whole source's export). The data
+//! itself is written by the workers ([`super::worker`]) from released records only. It
+//! knows nothing of HTTP.
 
 use super::files::{Files, FilesError, Piece};
 use super::groups::{GroupError, Groups};
-use super::jobs::{parse_stamp, Created, JobStore, NewJob, StoredAccess};
+use super::jobs::{parse_stamp, Created, JobStore, NewJob, SourceUnit, StoredAccess};
 use super::ndjson::Limits;
 use super::params::{self, ParamError};
 use super::worker::{self, ExportStats, WorkContext, Workers};
@@ -104,6 +108,9 @@ pub struct ExportFile {
 
 pub struct Exports {
     jobs: JobStore,
+    /// Which sources offer Bulk Data, and the workers' way to their exports.
+    aggregator: Arc<crate::aggregate::Aggregator>,
+    spill: crate::aggregate::spill::Spill,
     groups: Groups,
     index: Arc<PatientIndex>,
     policy: Arc<Policy>,
@@ -123,6 +130,7 @@ impl Exports {
         store: Store,
         index: Arc<PatientIndex>,
         sources: Vec<SharedSource>,
+        aggregator: Arc<crate::aggregate::Aggregator>,
         policy: Arc<Policy>,
         zone: FixedOffset,
     ) -> Result<Exports, FilesError> {
@@ -130,6 +138,8 @@ impl Exports {
         let files = Files::open(&config.export.directory, config.export.store.as_deref())?;
         tracing::info!(place = files.place(), "export files stored in {}", files.place());
         Ok(Exports {
+            spill: crate::aggregate::spill::Spill::new(store.clone()),
+            aggregator,
             jobs: JobStore::new(store),
             groups: Groups::new(config.export.groups.clone(), sources, index.clone(), deadline),
             index,
@@ -182,6 +192,9 @@ impl Exports {
         let ctx = Arc::new(WorkContext {
             jobs: self.jobs.clone(),
             reader,
+            aggregator: self.aggregator.clone(),
+            spill: self.spill.clone(),
+            source_export_timeout: self.config.source_export_timeout.std(),
             files: self.files.clone(),
             limits: self.limits(),
             lease: self.config.lease.std(),
@@ -273,6 +286,7 @@ impl Exports {
             transaction_time: Utc::now(),
             units: all.chunks(self.config.patients_per_unit).map(<[String]>::to_vec).collect(),
             limits: self.limits(),
+            source_units: if patient_facing { Vec::new() } else { self.source_units(&k.level) },
         };
         match self.jobs.create(&job, self.config.max_jobs_per_client, self.config.file_lifetime.std()).await? {
             Created::TooMany(n) => return Err(ExportError::TooMany(n)),
@@ -289,6 +303,26 @@ impl Exports {
             job_id: id,
             warnings: parsed.warnings,
         })
+    }
+
+    /// The sources asked for their own Bulk Data export first: at system and all-patients
+    /// level every source that offers `$export`; at Group level the Group's own source
+    /// (`{source}.{id}`) when it offers `Group/{id}/$export`.
+    fn source_units(&self, level: &Level) -> Vec<SourceUnit> {
+        match level {
+            Level::System | Level::Patient => self
+                .aggregator
+                .bulk_sources(false)
+                .into_iter()
+                .map(|source| SourceUnit { source, group: None })
+                .collect(),
+            Level::Group(id) => match id.split_once('.') {
+                Some((source, group)) if self.aggregator.bulk_sources(true).iter().any(|s| s == source) => {
+                    vec![SourceUnit { source: source.to_string(), group: Some(group.to_string()) }]
+                }
+                _ => Vec::new(),
+            },
+        }
     }
 
     /// The gateway patients a kick-off at `level` covers for this caller, sorted.

@@ -190,6 +190,7 @@ impl DownloadJobs {
             transaction_time: Utc::now(),
             units: vec![vec![patient_id.to_string()]],
             limits: super::ndjson::Limits { resources: u64::MAX, bytes: u64::MAX },
+            source_units: Vec::new(),
         };
         match self.jobs.create(&job, self.max_active, self.lifetime).await? {
             Created::TooMany(n) => return Err(DownloadJobError::TooMany(n)),

@@ -3,7 +3,10 @@
 //! A unit is claimed with a lease (owner + expiry): on PostgreSQL with `SELECT … FOR UPDATE
 //! SKIP LOCKED` inside a transaction, on SQLite with one atomic `UPDATE … RETURNING`; a
 //! lease that expires (its worker died) lets another worker redo the unit from scratch.
-//! It stores ids and parameters only, never patient data, and decides nothing about access.
+//! A job may start with source units — one per source asked for its own Bulk Data export —
+//! and then its person units are claimable only once every source unit is done.
+//! It stores ids and parameters only, never patient data (what source units spill is
+//! `aggregate::spill`'s, dropped here with the job), and decides nothing about access.
 
 use super::ndjson::Limits;
 use crate::auth::{Access, Basis, PatientScope};
@@ -84,6 +87,16 @@ pub struct NewJob {
     pub units: Vec<Vec<String>>,
     /// How large its files may grow.
     pub limits: Limits,
+    /// The sources asked for their own export first.
+    pub source_units: Vec<SourceUnit>,
+}
+
+/// A unit that runs one source's own Bulk Data export for its job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceUnit {
+    pub source: String,
+    /// The source's Group, for `Group/{id}/$export` (else system level).
+    pub group: Option<String>,
 }
 
 /// A job as stored.
@@ -117,6 +130,8 @@ pub struct Unit {
     pub seq: i64,
     pub patients: Vec<String>,
     pub attempts: i64,
+    /// Set for a source unit (it has no patients).
+    pub source: Option<SourceUnit>,
 }
 
 /// One file a unit wrote.
@@ -252,6 +267,24 @@ impl JobStore {
             .execute(&mut *tx)
             .await?;
         }
+        // Source units come first in claim order (negative seq) and hold no patients.
+        for (i, u) in job.source_units.iter().enumerate() {
+            if job.units.is_empty() {
+                break;
+            }
+            sqlx::query(
+                "INSERT INTO export_units (id, job_id, seq, patients, patient_count, state, queued_at, source_name, source_group)
+                 VALUES ($1, $2, $3, '[]', 0, 'ready', $4, $5, $6)",
+            )
+            .bind(format!("{}-s{i}", job.id))
+            .bind(&job.id)
+            .bind(-1 - i as i64)
+            .bind(&now)
+            .bind(&u.source)
+            .bind(&u.group)
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(Created::Yes)
     }
@@ -269,12 +302,15 @@ impl JobStore {
     pub async fn claim(&self, owner: &str, lease: std::time::Duration) -> Result<Option<Unit>, StoreError> {
         let now = Utc::now();
         let (now_s, until) = (stamp(now), stamp(now + lease));
-        const CLAIMABLE: &str = "(state = 'ready' OR (state = 'claimed' AND lease_until < $1))";
+        // A person unit waits for its job's source units (their spilled exports).
+        const CLAIMABLE: &str = "(u.state = 'ready' OR (u.state = 'claimed' AND u.lease_until < $1))
+             AND (u.source_name IS NOT NULL OR NOT EXISTS (SELECT 1 FROM export_units s
+                  WHERE s.job_id = u.job_id AND s.source_name IS NOT NULL AND s.state <> 'done'))";
         let row = match self.store.dialect {
             Dialect::Postgres => {
                 let mut tx = self.store.pool.begin().await?;
                 let picked = sqlx::query(&format!(
-                    "SELECT id FROM export_units WHERE {CLAIMABLE} ORDER BY queued_at, job_id, seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+                    "SELECT u.id FROM export_units u WHERE {CLAIMABLE} ORDER BY u.queued_at, u.job_id, u.seq LIMIT 1 FOR UPDATE OF u SKIP LOCKED"
                 ))
                 .bind(&now_s)
                 .fetch_optional(&mut *tx)
@@ -286,7 +322,7 @@ impl JobStore {
                 let id: String = picked.get(0);
                 let row = sqlx::query(
                     "UPDATE export_units SET state = 'claimed', owner = $1, lease_until = $2, attempts = attempts + 1
-                     WHERE id = $3 RETURNING id, job_id, seq, patients, attempts",
+                     WHERE id = $3 RETURNING id, job_id, seq, patients, attempts, source_name, source_group",
                 )
                 .bind(owner)
                 .bind(&until)
@@ -301,8 +337,8 @@ impl JobStore {
                 // claim the same unit.
                 let row = sqlx::query(&format!(
                     "UPDATE export_units SET state = 'claimed', owner = $2, lease_until = $3, attempts = attempts + 1
-                     WHERE id = (SELECT id FROM export_units WHERE {CLAIMABLE} ORDER BY queued_at, job_id, seq LIMIT 1)
-                     RETURNING id, job_id, seq, patients, attempts"
+                     WHERE id = (SELECT u.id FROM export_units u WHERE {CLAIMABLE} ORDER BY u.queued_at, u.job_id, u.seq LIMIT 1)
+                     RETURNING id, job_id, seq, patients, attempts, source_name, source_group"
                 ))
                 .bind(&now_s)
                 .bind(owner)
@@ -320,6 +356,9 @@ impl JobStore {
             seq: row.get(2),
             patients: decode("unit patients", &patients)?,
             attempts: row.get(4),
+            source: row
+                .get::<Option<String>, _>(5)
+                .map(|source| SourceUnit { source, group: row.get::<Option<String>, _>(6) }),
         }))
     }
 
@@ -419,7 +458,9 @@ impl JobStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM export_units WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+        for table in ["export_units", "export_source_parts", "export_source_runs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1")).bind(job_id).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -464,11 +505,15 @@ impl JobStore {
             .await?)
     }
 
-    /// Removes a job, its units and its shared-resource claims.
+    /// Removes a job, its units, its shared-resource claims and what its sources' exports
+    /// spilled.
     pub async fn delete(&self, job_id: &str) -> Result<bool, StoreError> {
         let mut tx = self.store.begin_write().await?;
         sqlx::query("DELETE FROM export_units WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM export_shared WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+        for table in ["export_source_parts", "export_source_runs"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1")).bind(job_id).execute(&mut *tx).await?;
+        }
         let done = sqlx::query("DELETE FROM export_jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -574,6 +619,7 @@ mod tests {
             transaction_time: Utc::now(),
             units,
             limits: Limits { resources: 10, bytes: 10_000 },
+            source_units: Vec::new(),
         }
     }
 
@@ -649,3 +695,6 @@ mod tests {
         assert!(jobs.done_units("j1").await.unwrap().is_empty());
     }
 }
+
+#[cfg(test)]
+mod source_unit_tests;

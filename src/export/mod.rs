@@ -21,6 +21,7 @@ pub mod ndjson;
 pub mod params;
 pub mod readable;
 pub mod sizing;
+pub mod source_units;
 pub mod summary;
 pub mod worker;
 

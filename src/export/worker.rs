@@ -2,7 +2,11 @@
 //! from the shared queue ([`JobStore`]), export each unit's patients one released record at
 //! a time (through [`Reader::record`], under the job's stored Access — the one door for
 //! data, which logs every patient exported) into the unit's NDJSON pieces in the job's
-//! storage ([`Files`]), and mark the unit done with the pieces it wrote; plus the cleanup
+//! storage ([`Files`]), and mark the unit done with the pieces it wrote — a job's source
+//! units (sources' own Bulk Data exports, [`super::source_units`]) first, after which a
+//! spilled source's part of each record is built from its export instead of searching it,
+//! and, for an incremental export (`_since`), a person none of whose sources changed since
+//! (all of them spilled and holding nothing of theirs) is skipped; plus the cleanup
 //! that removes expired jobs and their files. A unit cut off by a restart is redone from
 //! scratch under a new attempt's name; nothing a manifest lists is ever half-written. It never
 //! reads sources directly and never logs patient data (ids only).
@@ -58,6 +62,11 @@ pub struct ExportStats {
 pub struct WorkContext {
     pub jobs: JobStore,
     pub reader: Reader,
+    /// Runs sources' own Bulk Data exports (source units).
+    pub aggregator: Arc<crate::aggregate::Aggregator>,
+    /// Where they are spilled.
+    pub spill: crate::aggregate::spill::Spill,
+    pub source_export_timeout: Duration,
     pub files: Files,
     /// File limits for jobs that stored none.
     pub limits: Limits,
@@ -180,12 +189,23 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
         return super::download_jobs::run_unit(ctx, me, unit, &job).await;
     }
     ctx.jobs.mark_running(&job.id).await?;
+    if unit.source.is_some() {
+        return super::source_units::run(ctx, me, unit, &job).await;
+    }
     let params: ExportParams = serde_json::from_str(&job.params)?;
     let selection = Selection::new(&params, ctx.zone)?;
     let access = job.access.access();
     let limits = job.limits.unwrap_or(ctx.limits);
     let mut files = UnitFiles::start(&ctx.files, &job.id, unit.seq, &format!("{me}-{}", unit.attempts), limits);
-    match fill(ctx, me, unit, &job.id, &access, &selection, &mut files).await {
+    let spilled = ctx.spill.spilled(&job.id).await?;
+    let view = JobView {
+        id: &job.id,
+        access: &access,
+        selection: &selection,
+        spilled: &spilled,
+        incremental: params.since.is_some(),
+    };
+    match fill(ctx, me, unit, view, &mut files).await {
         Ok(true) => {}
         Ok(false) => {
             files.abandon().await;
@@ -224,7 +244,40 @@ async fn run_unit(ctx: &WorkContext, me: &str, unit: &Unit) -> Result<bool, Work
     ctx.stats.resources_written.fetch_add(resources, Ordering::Relaxed);
     if ctx.jobs.finish_if_done(&job.id, ctx.lifetime).await? {
         ctx.stats.jobs_completed.fetch_add(1, Ordering::Relaxed);
+        ctx.spill.drop_job(&job.id).await?;
         tracing::info!(job = %job.id, patients = job.total_patients, "export job completed");
+    }
+    Ok(true)
+}
+
+/// What a unit's patients are exported under: the job, the caller's stored Access, what
+/// is selected, the job's spilled source exports (what records are built from besides the
+/// sources), and whether the export is incremental (`_since`).
+#[derive(Clone, Copy)]
+struct JobView<'a> {
+    id: &'a str,
+    access: &'a Access,
+    selection: &'a Selection,
+    spilled: &'a crate::aggregate::spill::Spilled,
+    incremental: bool,
+}
+
+/// Whether a person is skipped in an incremental export: every source holding them was
+/// spilled (its export, `_since` passed through, held only what changed) and none holds
+/// anything of theirs — nothing of their record changed at any source. A person with any
+/// change is read whole, every source searched, so labels and policy see the whole record.
+async fn unchanged(ctx: &WorkContext, basis: JobView<'_>, patient_id: &str) -> Result<bool, WorkError> {
+    if !basis.incremental || basis.spilled.sources.is_empty() {
+        return Ok(false);
+    }
+    let Some(link) = ctx.aggregator.index().resolve(patient_id).await? else { return Ok(false) };
+    if link.members.iter().any(|m| !basis.spilled.sources.contains(&m.source)) {
+        return Ok(false);
+    }
+    for m in &link.members {
+        if ctx.spill.holds_any(&basis.spilled.job_id, &m.source, std::slice::from_ref(&m.source_patient_id)).await? {
+            return Ok(false);
+        }
     }
     Ok(true)
 }
@@ -234,17 +287,27 @@ async fn fill(
     ctx: &WorkContext,
     me: &str,
     unit: &Unit,
-    job_id: &str,
-    access: &Access,
-    selection: &Selection,
+    job: JobView<'_>,
     files: &mut UnitFiles,
 ) -> Result<bool, WorkError> {
+    let (job_id, access, selection, basis) = (job.id, job.access, job.selection, job);
     let what = format!("/fhir/$export-status/{job_id}");
     let mut shared_seen: HashSet<String> = HashSet::new();
     for patient_id in &unit.patients {
+        if unchanged(ctx, basis, patient_id).await? {
+            if !ctx.jobs.renew(&unit.id, me, ctx.lease).await? {
+                return Ok(false);
+            }
+            continue;
+        }
         // The reader logs the export before anything of the record is written; a redone unit
         // does not log the same patient of the same job twice.
-        let result = ctx.reader.record(access, &Trail::internal(what.clone()), Use::Export, patient_id).await;
+        let trail = Trail::internal(what.clone());
+        let result = if basis.spilled.sources.is_empty() || basis.incremental {
+            ctx.reader.record(access, &trail, Use::Export, patient_id).await
+        } else {
+            ctx.reader.record_spilled(access, &trail, Use::Export, patient_id, (&ctx.spill, basis.spilled)).await
+        };
         if let Err(ReadError::Store(e)) = result {
             return Err(e.into());
         }
@@ -325,5 +388,7 @@ async fn sweep(ctx: &WorkContext, orphans: bool) -> Result<(), WorkError> {
             ctx.files.remove_job(&id).await?;
         }
     }
+    // What a source unit spilled after its job was cancelled.
+    ctx.spill.drop_orphans().await?;
     Ok(())
 }

@@ -68,6 +68,9 @@ pub enum ReadError {
     SourceUnavailable,
 }
 
+/// Some sources' parts of a record from a spilled export (export jobs), or none.
+type Spilled<'a> = Option<(&'a crate::aggregate::spill::Spill, &'a crate::aggregate::spill::Spilled)>;
+
 /// When a decision is made for: now (kept and reused), or another time (staff's
 /// `explain`: never kept).
 #[derive(Debug, Clone, Copy)]
@@ -233,6 +236,28 @@ impl Reader {
     ) -> Result<WholeRecord, ReadError> {
         let result = match self.permit_whole_record(access) {
             Ok(()) => self.whole(access, patient_id).await,
+            Err(e) => Err(e),
+        };
+        if use_ == Use::Prepare {
+            return result;
+        }
+        let once = use_ == Use::Export;
+        trail::logged(&self.audit, access, trail, use_.action(), Some(patient_id.to_string()), once, result).await
+    }
+
+    /// Like [`Reader::record`] for an export job whose sources' own exports were spilled:
+    /// those sources' parts of the record come from the spill (`spilled`), the rest as
+    /// always; the decision, the access log and what is handed out are the same.
+    pub async fn record_spilled(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        use_: Use,
+        patient_id: &str,
+        spilled: (&crate::aggregate::spill::Spill, &crate::aggregate::spill::Spilled),
+    ) -> Result<WholeRecord, ReadError> {
+        let result = match self.permit_whole_record(access) {
+            Ok(()) => self.whole_with(access, patient_id, Some(spilled)).await,
             Err(e) => Err(e),
         };
         if use_ == Use::Prepare {
@@ -470,8 +495,17 @@ impl Reader {
 
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
+        self.visible_with(access, patient_id, None).await
+    }
+
+    async fn visible_with(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        spilled: Spilled<'_>,
+    ) -> Result<Visible, ReadError> {
         let Decision { released, explanations, missing, kept } =
-            self.decide(access, &access.viewer, patient_id, At::Now).await?;
+            self.decide_with(access, &access.viewer, patient_id, At::Now, spilled).await?;
         // Emergency Part 2 disclosures are in the access log with their purpose; they are
         // also flagged in the service log (ids only). Only real disclosures, not explanations.
         let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
@@ -489,7 +523,16 @@ impl Reader {
     }
 
     async fn whole(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
-        let v = self.visible(access, patient_id).await?;
+        self.whole_with(access, patient_id, None).await
+    }
+
+    async fn whole_with(
+        &self,
+        access: &Access,
+        patient_id: &str,
+        spilled: Spilled<'_>,
+    ) -> Result<WholeRecord, ReadError> {
+        let v = self.visible_with(access, patient_id, spilled).await?;
         let resources: Vec<Value> = v.released.resources().iter().filter(|r| searchable(access, r)).cloned().collect();
         Ok(WholeRecord {
             patient_id: v.released.patient_id().to_string(),
@@ -538,13 +581,25 @@ impl Reader {
     /// caller's reach, or one the viewer may not see at all, is answered exactly like one
     /// that does not exist.
     async fn decide(&self, access: &Access, viewer: &Viewer, patient_id: &str, at: At) -> Result<Decision, ReadError> {
+        self.decide_with(access, viewer, patient_id, at, None).await
+    }
+
+    /// [`Reader::decide`], with some sources' parts from a spilled export.
+    async fn decide_with(
+        &self,
+        access: &Access,
+        viewer: &Viewer,
+        patient_id: &str,
+        at: At,
+        spilled: Spilled<'_>,
+    ) -> Result<Decision, ReadError> {
         let link = self.aggregator.index().resolve(patient_id).await?.ok_or(ReadError::NotFound)?;
         if let PatientScope::Person { source, source_patient_id } = &access.patients {
             if !link.members.iter().any(|m| &m.source == source && &m.source_patient_id == source_patient_id) {
                 return Err(ReadError::NotFound);
             }
         }
-        let record = self.aggregator.record(&link.gateway_id).await.map_err(|e| match e {
+        let record = self.aggregator.record_with(&link.gateway_id, spilled).await.map_err(|e| match e {
             AggregateError::UnknownPatient => ReadError::NotFound,
             AggregateError::Store(e) => ReadError::Store(e),
         })?;

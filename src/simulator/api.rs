@@ -1,11 +1,11 @@
 //! The simulator's FHIR handlers, kept thin: metadata, SMART discovery, read, search,
-//! `Patient/{id}/$everything` (when offered), refusals (405 for writes, 404 for unknown
+//! `Patient/{id}/$everything` and Bulk Data `$export` (when offered), refusals (405 for writes, 404 for unknown
 //! endpoints and types) and the stats panel; each counts its call per route. Access
 //! control, throttling and latency happen before these run (`guard`). They only read the
 //! store; they never write to it and never log patient data.
 
 use super::guard::{fhir_json, outcome};
-use super::{capability, everything, search, Shared};
+use super::{bulk, capability, everything, search, Shared};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
 use axum::extract::{Path, Request, State};
@@ -47,7 +47,15 @@ fn unsupported_type(resource_type: &str) -> Response {
     )
 }
 
-pub(super) async fn read(State(shared): Sim, Path((resource_type, id)): Path<(String, String)>) -> Response {
+pub(super) async fn read(
+    State(shared): Sim,
+    Path((resource_type, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if resource_type == "Patient" && id == "$export" && shared.options.bulk {
+        return bulk::kick_off(&shared, bulk::Level::Patient, &headers, uri.query().unwrap_or(""));
+    }
     shared.counters.call(format!("read {resource_type}"));
     if !shared.supported.contains(&resource_type) {
         return unsupported_type(&resource_type);
@@ -86,6 +94,9 @@ pub(super) async fn search(
     headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    if resource_type == "$export" && shared.options.bulk {
+        return bulk::kick_off(&shared, bulk::Level::System, &headers, uri.query().unwrap_or(""));
+    }
     shared.counters.call(format!("search {resource_type}"));
     if !shared.supported.contains(&resource_type) {
         return unsupported_type(&resource_type);
@@ -103,8 +114,15 @@ pub(super) async fn search(
 pub(super) async fn instance_operation(
     State(shared): Sim,
     Path((resource_type, id, operation)): Path<(String, String, String)>,
+    headers: HeaderMap,
     uri: Uri,
 ) -> Response {
+    if resource_type == "Group" && operation == "$export" && shared.options.bulk {
+        if !crate::fhir::is_valid_id(&id) {
+            return outcome(StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, "not a valid FHIR logical id"));
+        }
+        return bulk::kick_off(&shared, bulk::Level::Group(id), &headers, uri.query().unwrap_or(""));
+    }
     if resource_type != "Patient" || operation != "$everything" || !shared.options.everything {
         return outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, "no such endpoint"));
     }
@@ -122,6 +140,30 @@ pub(super) async fn instance_operation(
         Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
         Err((status, issue)) => outcome(status, issue),
     }
+}
+
+/// A Bulk Data export's status (202 while running, then the manifest).
+pub(super) async fn bulk_status(State(shared): Sim, Path(job): Path<String>) -> Response {
+    if !shared.options.bulk {
+        return outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, "no such endpoint"));
+    }
+    bulk::status(&shared, &job)
+}
+
+/// Cancels a Bulk Data export.
+pub(super) async fn bulk_cancel(State(shared): Sim, Path(job): Path<String>) -> Response {
+    if !shared.options.bulk {
+        return outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, "no such endpoint"));
+    }
+    bulk::cancel(&shared, &job)
+}
+
+/// One NDJSON file of a finished Bulk Data export.
+pub(super) async fn bulk_file(State(shared): Sim, Path((job, file)): Path<(String, String)>) -> Response {
+    if !shared.options.bulk {
+        return outcome(StatusCode::NOT_FOUND, Issue::error(IssueType::NotFound, "no such endpoint"));
+    }
+    bulk::file(&shared, &job, &file)
 }
 
 /// 405 for anything but reading.

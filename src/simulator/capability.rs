@@ -1,6 +1,7 @@
 //! The simulated hospital's CapabilityStatement and SMART discovery document: which types
 //! it answers (read + search-type), their search parameters (from `crate::fhir::search`),
-//! `Patient/$everything` and `_revinclude=Provenance:target` when offered, and, when tokens
+//! `Patient/$everything`, `_revinclude=Provenance:target` and Bulk Data `$export` when
+//! offered, and, when tokens
 //! are required, where to get one. Built once at start; it describes the
 //! simulator only and never mentions the data it holds.
 
@@ -44,6 +45,8 @@ pub(super) struct Features {
     pub everything: bool,
     /// `_revinclude=Provenance:target` on every search.
     pub revinclude_provenance: bool,
+    /// Bulk Data `$export` at system, Patient and Group level.
+    pub bulk: bool,
 }
 
 /// The canonical OperationDefinition of `Patient/$everything`.
@@ -68,13 +71,26 @@ pub(super) fn statement(
             if features.revinclude_provenance {
                 resource["searchRevInclude"] = json!([crate::sources::PROVENANCE_REVINCLUDE]);
             }
+            let mut operations = Vec::new();
             if features.everything && t == "Patient" {
-                resource["operation"] = json!([{"name": "everything", "definition": PATIENT_EVERYTHING}]);
+                operations.push(json!({"name": "everything", "definition": PATIENT_EVERYTHING}));
+            }
+            if features.bulk && t == "Patient" {
+                operations.push(json!({"name": "export", "definition": super::bulk::PATIENT_EXPORT}));
+            }
+            if features.bulk && t == "Group" {
+                operations.push(json!({"name": "export", "definition": super::bulk::GROUP_EXPORT}));
+            }
+            if !operations.is_empty() {
+                resource["operation"] = Value::Array(operations);
             }
             resource
         })
         .collect();
     let mut rest = json!({"mode": "server", "resource": resources});
+    if features.bulk {
+        rest["operation"] = json!([{"name": "export", "definition": super::bulk::SYSTEM_EXPORT}]);
+    }
     if let Some(token_url) = token_url {
         rest["security"] = json!({
             "extension": [{
@@ -88,7 +104,7 @@ pub(super) fn statement(
             "description": "OAuth2 client credentials; send the access token as a Bearer token"
         });
     }
-    json!({
+    let mut statement = json!({
         "resourceType": "CapabilityStatement",
         "status": "active",
         "date": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -98,7 +114,11 @@ pub(super) fn statement(
         "fhirVersion": FHIR_VERSION,
         "format": ["json", FHIR_JSON],
         "rest": [rest]
-    })
+    });
+    if features.bulk {
+        statement["instantiates"] = json!(["http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data"]);
+    }
+    statement
 }
 
 /// `.well-known/smart-configuration` for a server that issues client-credentials tokens.

@@ -211,6 +211,11 @@ impl DiskStore {
         Ok(Some(resource))
     }
 
+    /// Where `Type/id` is in its type's file order.
+    pub fn position(&self, resource_type: &str, id: &str) -> Option<usize> {
+        self.types.get(resource_type).and_then(|i| i.by_id.get(id)).map(|p| *p as usize)
+    }
+
     /// `Type/id`, read from disk.
     pub fn get(&self, resource_type: &str, id: &str) -> Result<Option<Value>, DiskError> {
         match self.types.get(resource_type).and_then(|i| i.by_id.get(id)) {

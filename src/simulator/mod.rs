@@ -5,7 +5,8 @@
 //! ([`SimulatorProfile`]: Epic-like, Oracle-Health-like), HTTPS with required client
 //! certificates (`tls.rs`), throttling (429 + Retry-After), outages (503) and added
 //! latency, all switchable while it runs — and, when asked, `Patient/{id}/$everything` and
-//! `_revinclude=Provenance:target`, and a PACS's WADO-RS series retrieval (`wado.rs`), with
+//! `_revinclude=Provenance:target`, Bulk Data `$export` (`bulk.rs`), and a PACS's WADO-RS
+//! series retrieval (`wado.rs`), with
 //! calls counted per route so tests can see how a
 //! client used it. This file owns the public API (options, live controls, stats,
 //! start/stop/run) and the router.
@@ -15,6 +16,7 @@
 mod api;
 mod backend;
 mod binary;
+mod bulk;
 mod capability;
 pub mod disk;
 mod everything;
@@ -67,6 +69,9 @@ pub struct SimulatorOptions {
     /// Answer `_revinclude=Provenance:target` on every search and say so in the
     /// CapabilityStatement (`searchRevInclude`).
     pub revinclude_provenance: bool,
+    /// Answer Bulk Data `$export` (system, `Patient/` and `Group/{id}/` level, IG 2.0) and
+    /// say so in the CapabilityStatement.
+    pub bulk: bool,
     /// When set, `POST /token` requires a SMART Backend Services assertion from this
     /// client (instead of a client secret) and bearer tokens are checked.
     pub backend_services: Option<BackendClient>,
@@ -89,6 +94,7 @@ impl Default for SimulatorOptions {
             relative_next_links: false,
             everything: false,
             revinclude_provenance: false,
+            bulk: false,
             backend_services: None,
             profile: SimulatorProfile::Standard,
             tls: None,
@@ -127,6 +133,7 @@ impl std::fmt::Debug for SimulatorOptions {
             .field("relative_next_links", &self.relative_next_links)
             .field("everything", &self.everything)
             .field("revinclude_provenance", &self.revinclude_provenance)
+            .field("bulk", &self.bulk)
             .field("backend_client_id", &self.backend_services.as_ref().map(|b| &b.client_id))
             .field("profile", &self.profile)
             .field("tls", &self.tls)
@@ -144,6 +151,8 @@ pub struct SimulatorControls {
     token_epoch: AtomicU64,
     /// While set, `Patient/{id}/$everything` answers 500 (the rest works).
     everything_broken: AtomicBool,
+    /// While set, a Bulk Data export's status answers 500 (the export failed).
+    bulk_broken: AtomicBool,
 }
 
 impl SimulatorControls {
@@ -163,6 +172,10 @@ impl SimulatorControls {
     pub fn set_everything_broken(&self, broken: bool) {
         self.everything_broken.store(broken, Ordering::SeqCst);
     }
+    /// While broken, every Bulk Data export's status answers 500 with an OperationOutcome.
+    pub fn set_bulk_broken(&self, broken: bool) {
+        self.bulk_broken.store(broken, Ordering::SeqCst);
+    }
     /// Every token issued so far becomes invalid (401).
     pub fn expire_tokens(&self) {
         self.token_epoch.fetch_add(1, Ordering::SeqCst);
@@ -181,6 +194,9 @@ impl SimulatorControls {
     fn everything_broken(&self) -> bool {
         self.everything_broken.load(Ordering::SeqCst)
     }
+    fn bulk_broken(&self) -> bool {
+        self.bulk_broken.load(Ordering::SeqCst)
+    }
     fn epoch(&self) -> u64 {
         self.token_epoch.load(Ordering::SeqCst)
     }
@@ -194,8 +210,12 @@ pub struct SimulatorStats {
     pub rejected_401: u64,
     pub answered_429: u64,
     /// Requests that reached a FHIR handler, per route: `metadata`, `search {Type}`,
-    /// `read {Type}`, `Patient/$everything` (every page counts).
+    /// `read {Type}`, `Patient/$everything` (every page counts), `$export` (kick-offs),
+    /// `$export status`, `$export file`, `$export cancel`.
     pub calls: BTreeMap<String, u64>,
+    /// Every Bulk Data kick-off, as its path under the FHIR base with its query string
+    /// (`$export?_type=…`, `Group/g1/$export`), in order.
+    pub export_requests: Vec<String>,
 }
 
 impl SimulatorStats {
@@ -213,6 +233,7 @@ struct Counters {
     answered_429: AtomicU64,
     /// Per route; see [`SimulatorStats::calls`].
     calls: std::sync::Mutex<BTreeMap<String, u64>>,
+    export_requests: std::sync::Mutex<Vec<String>>,
 }
 
 impl Counters {
@@ -228,6 +249,7 @@ impl Counters {
     fn snapshot(&self) -> SimulatorStats {
         SimulatorStats {
             calls: self.calls.lock().map(|c| c.clone()).unwrap_or_default(),
+            export_requests: self.export_requests.lock().map(|c| c.clone()).unwrap_or_default(),
             fhir_requests: self.fhir_requests.load(Ordering::Relaxed),
             token_requests: self.token_requests.load(Ordering::Relaxed),
             rejected_401: self.rejected_401.load(Ordering::Relaxed),
@@ -256,6 +278,8 @@ struct Shared {
     tokens: token::TokenBook,
     /// Backend Services assertions already presented.
     spent_assertions: backend::SpentAssertions,
+    /// Bulk Data export jobs (when offered).
+    bulk: bulk::BulkJobs,
 }
 
 impl Shared {
@@ -290,6 +314,7 @@ impl Shared {
         let features = capability::Features {
             everything: options.everything,
             revinclude_provenance: options.revinclude_provenance,
+            bulk: options.bulk,
         };
         let capability = capability::statement(&options.name, &base_url, &supported, token_for_capability, features);
         let controls = Arc::new(SimulatorControls::default());
@@ -307,6 +332,7 @@ impl Shared {
             counters: Counters::default(),
             tokens: token::TokenBook::default(),
             spent_assertions: backend::SpentAssertions::default(),
+            bulk: bulk::BulkJobs::default(),
         }
     }
 }
@@ -327,6 +353,8 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/fhir/.well-known/smart-configuration", get(api::smart_configuration).fallback(api::write_refused))
         .route("/fhir/{type}", get(api::search).fallback(api::write_refused))
         .route("/fhir/Binary/{id}", get(binary::read).fallback(api::write_refused))
+        .route("/fhir/_bulk/{job}", get(api::bulk_status).delete(api::bulk_cancel).fallback(api::write_refused))
+        .route("/fhir/_bulk/{job}/{file}", get(api::bulk_file).fallback(api::write_refused))
         .route("/fhir/wado-rs/studies/{study}/series/{series}", get(wado::series).fallback(api::write_refused))
         .route("/fhir/{type}/{id}", get(api::read).fallback(api::write_refused))
         .route("/fhir/{type}/{id}/{operation}", get(api::instance_operation).fallback(api::write_refused))

@@ -2,6 +2,7 @@
 //! store. They exercise what the gateway's REST adapter relies on; they never use real
 //! patient data.
 
+mod bulk;
 mod calls;
 mod operations;
 

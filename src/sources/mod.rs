@@ -5,6 +5,7 @@
 
 pub mod attachments;
 pub mod breaker;
+pub mod bulk;
 pub mod files;
 pub mod rest;
 mod retry;
@@ -52,12 +53,33 @@ pub struct SourceStatus {
 /// What a source says it offers, from its CapabilityStatement: per resource type it can
 /// search, the search parameters it declares (empty when it lists none); whether it answers
 /// `Patient/{id}/$everything`; per type, the `_revinclude` values it declares
-/// (`searchRevInclude`, e.g. `Provenance:target`).
+/// (`searchRevInclude`, e.g. `Provenance:target`); whether it answers Bulk Data `$export`
+/// at system level and at `Group/{id}/` level.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Offer {
     pub types: BTreeMap<String, BTreeSet<String>>,
     pub everything: bool,
     pub revinclude: BTreeMap<String, BTreeSet<String>>,
+    pub bulk: bool,
+    pub group_bulk: bool,
+}
+
+/// Which Bulk Data kick-off a CapabilityStatement `operation` entry is: `export` (system),
+/// `patient-export` or `group-export`, by its canonical definition (any version), or by the
+/// name `export` (system level, or on the Group resource).
+fn bulk_operation(operation: &Value, on: Option<&str>) -> Option<&'static str> {
+    let definition = operation.get("definition").and_then(Value::as_str).unwrap_or("");
+    let canonical = definition.split('|').next().unwrap_or("");
+    let named_export =
+        operation.get("name").and_then(Value::as_str).map(|n| n.trim_start_matches('$')) == Some("export");
+    match canonical.rsplit('/').next() {
+        Some("export") if canonical.contains("bulkdata") => Some("export"),
+        Some("patient-export") if canonical.contains("bulkdata") => Some("patient-export"),
+        Some("group-export") if canonical.contains("bulkdata") => Some("group-export"),
+        _ if named_export && on.is_none() => Some("export"),
+        _ if named_export && on == Some("Group") => Some("group-export"),
+        _ => None,
+    }
 }
 
 /// The `_revinclude` that brings a resource's Provenances along with it.
@@ -86,10 +108,20 @@ impl Offer {
             if operations(rest).iter().any(|o| is_patient_everything(o, false)) {
                 offer.everything = true;
             }
+            for o in operations(rest) {
+                match bulk_operation(&o, None) {
+                    Some("export") => offer.bulk = true,
+                    Some("group-export") => offer.group_bulk = true,
+                    _ => {}
+                }
+            }
             for resource in rest.get("resource").and_then(Value::as_array).into_iter().flatten() {
                 let Some(t) = resource.get("type").and_then(Value::as_str) else { continue };
                 if operations(resource).iter().any(|o| is_patient_everything(o, t == "Patient")) {
                     offer.everything = true;
+                }
+                if operations(resource).iter().any(|o| bulk_operation(o, Some(t)) == Some("group-export")) {
+                    offer.group_bulk = true;
                 }
                 let revincludes = resource
                     .get("searchRevInclude")
@@ -233,6 +265,31 @@ pub trait SourceSystem: Send + Sync {
     ) -> Result<Option<attachments::AttachmentBody>, SourceError> {
         Ok(None)
     }
+    /// Kicks off the source's own Bulk Data export (`$export`, or `Group/{id}/$export`,
+    /// with `Prefer: respond-async`); the status URL to poll. Only called when the
+    /// source's [`Offer`] says it answers it; a source that does not refuses.
+    async fn bulk_kick_off(&self, _ask: &bulk::BulkAsk, _deadline: Instant) -> Result<String, SourceError> {
+        Err(bulk::not_offered(self.name()))
+    }
+    /// Polls a source export's status URL (one the kick-off gave).
+    async fn bulk_poll(&self, _status_url: &str, _deadline: Instant) -> Result<bulk::BulkPoll, SourceError> {
+        Err(bulk::not_offered(self.name()))
+    }
+    /// Opens one output file of a finished source export, read a resource at a time;
+    /// `with_token` when its manifest says the file needs the access token.
+    async fn bulk_file(
+        &self,
+        _url: &str,
+        _with_token: bool,
+        _deadline: Instant,
+    ) -> Result<Box<dyn bulk::NdjsonLines>, SourceError> {
+        Err(bulk::not_offered(self.name()))
+    }
+    /// Tells the source its export is no longer wanted (DELETE on the status URL), so it
+    /// can drop the files; best effort.
+    async fn bulk_cancel(&self, _status_url: &str, _deadline: Instant) -> Result<(), SourceError> {
+        Ok(())
+    }
     /// Current health.
     fn status(&self) -> SourceStatus;
     /// Upstream call statistics, for sources that call out (none for files).
@@ -274,6 +331,22 @@ mod offer_tests {
         let system = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything|4.0.1"}]);
         assert!(Offer::from_capability_statement(&statement(plain.clone(), system)).unwrap().everything);
         let other = json!([{"name": "everything", "definition": "http://hl7.org/fhir/OperationDefinition/Encounter-everything"}]);
-        assert!(!Offer::from_capability_statement(&statement(plain, other)).unwrap().everything, "not Patient's");
+        assert!(
+            !Offer::from_capability_statement(&statement(plain.clone(), other)).unwrap().everything,
+            "not Patient's"
+        );
+        assert!(!offer.bulk && !offer.group_bulk, "no Bulk Data declared");
+
+        // Bulk Data: `export` at system level, `group-export` on Group, by canonical or name.
+        let system = json!([{"name": "export", "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export|2.0.0"}]);
+        let bulk = Offer::from_capability_statement(&statement(plain.clone(), system)).unwrap();
+        assert!(bulk.bulk && !bulk.group_bulk);
+        let group = json!({"type": "Group", "operation": [{"name": "export", "definition": "http://x/OperationDefinition/mine"}]});
+        let mut st = statement(plain.clone(), json!([{"name": "$export"}]));
+        st["rest"][0]["resource"].as_array_mut().unwrap().push(group);
+        let by_name = Offer::from_capability_statement(&st).unwrap();
+        assert!(by_name.bulk && by_name.group_bulk);
+        let other = json!([{"name": "export-poll-status", "definition": "http://x/OperationDefinition/status"}]);
+        assert!(!Offer::from_capability_statement(&statement(plain, other)).unwrap().bulk);
     }
 }

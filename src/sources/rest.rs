@@ -5,7 +5,10 @@
 //! and a circuit breaker. It never follows a link to another origin (the source's
 //! credentials must not leave it) and never changes the JSON it receives. Where the source's
 //! CapabilityStatement offers them, a person's record is one paged `Patient/{id}/$everything`
-//! and each search brings its Provenances along (`_revinclude=Provenance:target`).
+//! and each search brings its Provenances along (`_revinclude=Provenance:target`); where it
+//! offers Bulk Data `$export`, the gateway's exports ask it for its own (`rest/bulk.rs`).
+
+mod bulk;
 
 use super::breaker::{CircuitBreaker, Permit};
 use super::retry::{backoff, is_retryable, parse_retry_after};
@@ -461,6 +464,23 @@ impl SourceSystem for RestSource {
             out.extend(self.search_all(resource_type, &[("_id", chunk.join(","))], Keep::Matches, deadline).await?);
         }
         Ok(out)
+    }
+    async fn bulk_kick_off(&self, ask: &super::bulk::BulkAsk, deadline: Instant) -> Result<String, SourceError> {
+        self.rest_bulk_kick_off(ask, deadline).await
+    }
+    async fn bulk_poll(&self, status_url: &str, deadline: Instant) -> Result<super::bulk::BulkPoll, SourceError> {
+        self.rest_bulk_poll(status_url, deadline).await
+    }
+    async fn bulk_file(
+        &self,
+        url: &str,
+        with_token: bool,
+        deadline: Instant,
+    ) -> Result<Box<dyn super::bulk::NdjsonLines>, SourceError> {
+        self.rest_bulk_file(url, with_token, deadline).await
+    }
+    async fn bulk_cancel(&self, status_url: &str, deadline: Instant) -> Result<(), SourceError> {
+        self.rest_bulk_cancel(status_url, deadline).await
     }
     fn status(&self) -> SourceStatus {
         let failures = self.breaker.consecutive_failures();

@@ -28,6 +28,7 @@ mod browser_pages;
 mod bulk_client;
 mod bulk_export;
 mod bulk_export_jobs;
+mod bulk_from_sources;
 mod bulk_source_groups;
 mod cli;
 mod corrections;
