@@ -535,7 +535,7 @@ impl Reader {
                 return Err(ReadError::NotFound);
             }
         }
-        let record = self.aggregator.record(&link.gateway_id).await.map_err(|e| match e {
+        let record = self.aggregator.record_of(link).await.map_err(|e| match e {
             AggregateError::UnknownPatient => ReadError::NotFound,
             AggregateError::Store(e) => ReadError::Store(e),
         })?;
