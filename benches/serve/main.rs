@@ -19,7 +19,9 @@
 //! ("8,64,256"), BENCH_SERVE_SECONDS (3 per phase and concurrency), BENCH_SERVE_COLD (30
 //! sequential cold requests), BENCH_SERVE_MIXED_SECONDS (24, in four equal windows),
 //! BENCH_SERVE_MIXED_CONCURRENCY (64), BENCH_SERVE_SLOW (lab latency while slow, "1s"),
-//! BENCH_SERVE_SOURCE_LATENCY (every source's latency in the second cold run, "40ms").
+//! BENCH_SERVE_SOURCE_LATENCY (every source's latency in the second cold run, "40ms"),
+//! BENCH_SERVE_BREAKER_COOLDOWN (the mixed gateway's sources' `breaker_cooldown`, "1s"),
+//! BENCH_SERVE_PHASES (which to run, "steady,cold,mixed").
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -60,11 +62,16 @@ async fn run() -> Result<(), String> {
 
     let sims = setup::simulators().await?;
     // Warm: records stay cached for the whole run.
-    let warm = Gateway::start(&sims, "cache_ttl = \"600s\"").await?;
+    let warm = Gateway::start(&sims, "cache_ttl = \"600s\"", "").await?;
     // Cold: the record cache holds nothing, every $everything asks every source.
-    let cold = Gateway::start(&sims, "cache_ttl = \"1ms\"\ncache_max_records = 0").await?;
-    // Mixed: a short-lived cache, so a failing source is felt.
-    let mixed = Gateway::start(&sims, "cache_ttl = \"3s\"\ndeadline = \"5s\"").await?;
+    let cold = Gateway::start(&sims, "cache_ttl = \"1ms\"\ncache_max_records = 0", "").await?;
+    // Mixed: a short-lived cache, so a failing source is felt, and the sources' circuit
+    // breakers probing again after BENCH_SERVE_BREAKER_COOLDOWN (the default 30 s is longer
+    // than the bench's window: a recovered source would not be asked again inside it).
+    let cooldown = std::env::var("BENCH_SERVE_BREAKER_COOLDOWN").unwrap_or_else(|_| "1s".into());
+    humantime::parse_duration(&cooldown).map_err(|e| format!("BENCH_SERVE_BREAKER_COOLDOWN: {e}"))?;
+    let breaker = format!("breaker_cooldown = \"{cooldown}\"");
+    let mixed = Gateway::start(&sims, "cache_ttl = \"3s\"\ndeadline = \"5s\"", &breaker).await?;
     let me = warm.patient_id().await?;
     report.rss_start_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
@@ -85,7 +92,9 @@ async fn run() -> Result<(), String> {
         ("warm", warm_target),
         ("static", Target::new("static bytes", static_url, None)),
     ];
-    for &c in &levels {
+    let phases = std::env::var("BENCH_SERVE_PHASES").unwrap_or_else(|_| "steady,cold,mixed".into());
+    let runs = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
+    for &c in levels.iter().filter(|_| runs("steady")) {
         for (key, target) in &steady {
             let (samples, took) = load::run(&http, std::slice::from_ref(target), c, phase).await;
             let s = load::summarize(samples.iter(), took.as_secs_f64());
@@ -94,7 +103,8 @@ async fn run() -> Result<(), String> {
         }
     }
 
-    let rounds = env_or("BENCH_SERVE_COLD", 30);
+    report.rss_by_phase.push(("steady phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
+    let rounds = if runs("cold") { env_or("BENCH_SERVE_COLD", 30) } else { 0 };
     report.cold = cold_phase(&http, &cold, &sims, rounds).await?;
     // The same with every source answering after a hospital API's latency: what a patient
     // waits for, where the sources' own time is not zero.
@@ -108,7 +118,10 @@ async fn run() -> Result<(), String> {
     for (_, sim) in &sims {
         sim.controls().set_latency(Duration::ZERO);
     }
-    report.mixed = mixed_phase(&http, &mixed, &sims).await?;
+    report.rss_by_phase.push(("cold phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
+    if runs("mixed") {
+        report.mixed = mixed_phase(&http, &mixed, &sims).await?;
+    }
     report.rss_end_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
     let text = report.render();

@@ -25,6 +25,8 @@ pub struct Report {
     pub machine: String,
     pub rss_start_kb: u64,
     pub rss_end_kb: u64,
+    /// VmRSS after each group of phases (where the growth happens).
+    pub rss_by_phase: Vec<(&'static str, u64)>,
     pub everything_bytes: usize,
     /// (phase key, route, concurrency, summary)
     pub steady: Vec<(String, &'static str, usize, Summary)>,
@@ -111,8 +113,11 @@ impl Report {
             out.push_str(&row(route, &m.concurrency.to_string(), s));
         }
         out.push_str(&row("all", &m.concurrency.to_string(), &m.all));
+        let after: String =
+            self.rss_by_phase.iter().map(|(p, kb)| format!(", {:.1} MB after the {p}", *kb as f64 / 1024.0)).collect();
         out.push_str(&format!(
-            "\nMemory (VmRSS of the whole bench process): {:.1} MB after start-up, {:.1} MB at the end\n\n",
+            "\nMemory (VmRSS of the whole bench process: gateways, simulators and load client): {:.1} MB after \
+             start-up{after}, {:.1} MB at the end\n\n",
             self.rss_start_kb as f64 / 1024.0,
             self.rss_end_kb as f64 / 1024.0
         ));

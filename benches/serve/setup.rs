@@ -51,12 +51,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Builds and starts a gateway over `sims` with `aggregate` as its `[aggregate]` lines.
-    pub async fn start(sims: &[(&str, RunningSimulator)], aggregate: &str) -> Result<Gateway, String> {
+    /// Builds and starts a gateway over `sims` with `aggregate` as its `[aggregate]` lines
+    /// and `source` as extra lines of every `[[sources]]` table.
+    pub async fn start(sims: &[(&str, RunningSimulator)], aggregate: &str, source: &str) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let text = config_text(dir.path(), &addr.to_string(), sims, aggregate);
+        let text = config_text(dir.path(), &addr.to_string(), sims, aggregate, source);
         let vars = [(portico::auth::keyring::KEK_ENV.to_string(), BENCH_KEK.to_string())];
         let config =
             Config::from_toml(&text, "bench.toml", &root().join("config"), &vars).map_err(|e| e.to_string())?;
@@ -91,12 +92,12 @@ impl Drop for Gateway {
     }
 }
 
-fn config_text(dir: &Path, listen: &str, sims: &[(&str, RunningSimulator)], aggregate: &str) -> String {
+fn config_text(dir: &Path, listen: &str, sims: &[(&str, RunningSimulator)], aggregate: &str, source: &str) -> String {
     let sources: String = sims
         .iter()
         .map(|(name, sim)| {
             format!(
-                "[[sources]]\nname = \"{name}\"\ndisplay = \"{name}\"\nkind = \"fhir\"\nurl = \"{}\"\nretry_backoff = \"20ms\"\n\n",
+                "[[sources]]\nname = \"{name}\"\ndisplay = \"{name}\"\nkind = \"fhir\"\nurl = \"{}\"\nretry_backoff = \"20ms\"\n{source}\n\n",
                 sim.base_url()
             )
         })

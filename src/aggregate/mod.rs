@@ -171,20 +171,22 @@ impl Aggregator {
 
     /// The record of gateway patient `patient_id`, from cache or gathered now.
     pub async fn record(&self, patient_id: &str) -> Result<Arc<Record>, AggregateError> {
-        self.record_with(patient_id, None).await
+        let link = self.index.resolve(patient_id).await?.ok_or(AggregateError::UnknownPatient)?;
+        self.record_of(link, None).await
     }
 
-    /// Like [`Aggregator::record`]; the parts of the sources in `spilled` come from their
-    /// spilled exports instead of searching them.
-    pub async fn record_with(
+    /// The record of a link the caller has just resolved (the read path resolves it once);
+    /// the parts of the sources in `spilled` come from their spilled exports instead of
+    /// searching them.
+    pub async fn record_of(
         &self,
-        patient_id: &str,
+        link: crate::identity::PatientLink,
         spilled: Option<(&spill::Spill, &spill::Spilled)>,
     ) -> Result<Arc<Record>, AggregateError> {
         let deadline = Instant::now() + self.deadline;
         // The person is looked up in sources that list no patients before the cache is
         // asked: a record kept from before a lookup found more would be partial.
-        let (link, unlooked) = self.index.person(patient_id, deadline).await?.ok_or(AggregateError::UnknownPatient)?;
+        let (link, unlooked) = self.index.person_of(link, deadline).await?.ok_or(AggregateError::UnknownPatient)?;
         if let Some(hit) = self.cache.get(&link.gateway_id).await {
             self.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Ok(hit);

@@ -118,23 +118,19 @@ impl PatientIndex {
 
     /// The link under `gateway_id` (or under the id it was merged into).
     pub async fn resolve(&self, gateway_id: &str) -> Result<Option<PatientLink>, StoreError> {
-        let alias = sqlx::query("SELECT gateway_id FROM patient_id_aliases WHERE old_id = $1")
-            .bind(gateway_id)
-            .fetch_optional(&self.store.pool)
-            .await?
-            .map(|r| r.get::<String, _>(0));
-        let id = alias.unwrap_or_else(|| gateway_id.to_string());
-        let mut members: Vec<LinkMember> =
-            sqlx::query("SELECT source, source_patient_id, reason FROM patient_links WHERE gateway_id = $1")
-                .bind(&id)
-                .fetch_all(&self.store.pool)
-                .await?
-                .into_iter()
-                .map(|r| LinkMember { source: r.get(0), source_patient_id: r.get(1), reason: r.get(2) })
-                .collect();
-        if members.is_empty() {
-            return Ok(None);
-        }
+        // One statement (it runs on every data request): the alias, if any, picked inside.
+        let rows = sqlx::query(
+            "SELECT gateway_id, source, source_patient_id, reason FROM patient_links WHERE gateway_id = \
+             COALESCE((SELECT gateway_id FROM patient_id_aliases WHERE old_id = $1), $1)",
+        )
+        .bind(gateway_id)
+        .fetch_all(&self.store.pool)
+        .await?;
+        let Some(id) = rows.first().map(|r| r.get::<String, _>(0)) else { return Ok(None) };
+        let mut members: Vec<LinkMember> = rows
+            .into_iter()
+            .map(|r| LinkMember { source: r.get(1), source_patient_id: r.get(2), reason: r.get(3) })
+            .collect();
         members.sort();
         Ok(Some(PatientLink { gateway_id: id, members }))
     }

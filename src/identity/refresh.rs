@@ -212,6 +212,16 @@ impl PatientIndex {
         deadline: Instant,
     ) -> Result<Option<(PatientLink, Vec<String>)>, StoreError> {
         let Some(link) = self.resolve(gateway_id).await? else { return Ok(None) };
+        self.person_of(link, deadline).await
+    }
+
+    /// [`PatientIndex::person`] for a link the caller has just resolved (not resolved again
+    /// unless a lookup may have changed it).
+    pub async fn person_of(
+        &self,
+        link: PatientLink,
+        deadline: Instant,
+    ) -> Result<Option<(PatientLink, Vec<String>)>, StoreError> {
         let pending = self.pending(&link.gateway_id).await?;
         if pending.is_empty() {
             return Ok(Some((link, Vec::new())));

@@ -143,29 +143,34 @@ impl PolicyLedger {
         PolicyLedger { store }
     }
 
+    /// One statement for all three (it runs on every data request).
     pub async fn for_patient(&self, patient_id: &str) -> Result<PatientLedger, StoreError> {
-        let pool = &self.store.pool;
-        let column = |sql: &'static str| async move {
-            let rows = sqlx::query(sql).bind(patient_id).fetch_all(pool).await?;
-            Ok::<_, StoreError>(rows.into_iter().map(|r| r.get::<String, _>(0)))
-        };
-        let releases = column("SELECT resource FROM hold_releases WHERE patient_id = $1").await?.collect();
-        let preferences = column("SELECT label FROM hold_preferences WHERE patient_id = $1").await?.collect();
-        let consents = sqlx::query(
-            "SELECT id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL",
+        let rows = sqlx::query(
+            "SELECT 1 AS kind, resource AS a, '' AS b, '' AS c, 0 AS d FROM hold_releases WHERE patient_id = $1 \
+             UNION ALL SELECT 2, label, '', '', 0 FROM hold_preferences WHERE patient_id = $1 \
+             UNION ALL SELECT 3, id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL",
         )
         .bind(patient_id)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .map(|r| Consent {
-            id: r.get(0),
-            partner: r.get(1),
-            purposes: r.get::<String, _>(2).split(',').map(str::to_string).collect(),
-            part2: r.get::<i32, _>(3) != 0,
-        })
-        .collect();
-        Ok(PatientLedger { releases, preferences, consents })
+        .fetch_all(&self.store.pool)
+        .await?;
+        let mut ledger = PatientLedger::default();
+        for r in rows {
+            match r.get::<i32, _>(0) {
+                1 => {
+                    ledger.releases.insert(r.get(1));
+                }
+                2 => {
+                    ledger.preferences.insert(r.get(1));
+                }
+                _ => ledger.consents.push(Consent {
+                    id: r.get(1),
+                    partner: r.get(2),
+                    purposes: r.get::<String, _>(3).split(',').map(str::to_string).collect(),
+                    part2: r.get::<i32, _>(4) != 0,
+                }),
+            }
+        }
+        Ok(ledger)
     }
 
     /// Records a clinician's release of a held result. Releasing twice keeps the first.

@@ -599,7 +599,7 @@ impl Reader {
                 return Err(ReadError::NotFound);
             }
         }
-        let record = self.aggregator.record_with(&link.gateway_id, spilled).await.map_err(|e| match e {
+        let record = self.aggregator.record_of(link, spilled).await.map_err(|e| match e {
             AggregateError::UnknownPatient => ReadError::NotFound,
             AggregateError::Store(e) => ReadError::Store(e),
         })?;
