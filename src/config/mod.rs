@@ -303,6 +303,11 @@ pub struct SourceConfig {
     /// in its CapabilityStatement), as some vendors' systems do.
     #[serde(default)]
     pub simulator_everything: bool,
+    /// Simulated sources only: the simulator serves the folder's NDJSON files from disk (an
+    /// offset index in memory, resources read when asked for; no `$everything` or
+    /// `_revinclude`), as `portico simulate --from-disk` does, for large populations.
+    #[serde(default)]
+    pub simulator_from_disk: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -338,6 +343,7 @@ impl SourceConfig {
             simulator_page_size: None,
             simulator_profile: SimulatorProfile::Standard,
             simulator_everything: false,
+            simulator_from_disk: false,
         }
     }
 
