@@ -50,6 +50,9 @@ pub enum AppError {
     /// A `simulated` source's in-process server that does not start.
     #[error("source {source_name}: {problem}")]
     SimulatorStart { source_name: String, problem: std::io::Error },
+    /// A `simulated` source with `simulator_from_disk` whose folder cannot be indexed.
+    #[error("source {source_name}: {problem}")]
+    SimulatorDisk { source_name: String, problem: crate::simulator::disk::DiskError },
     /// No usable key-encryption key ([`crate::auth::keyring`]).
     #[error(transparent)]
     Keys(#[from] crate::auth::keyring::KeyringError),
@@ -147,8 +150,17 @@ impl App {
                 }
                 SourceKindName::Simulated => {
                     let dir = path.ok_or_else(|| AppError::NoPath(sc.name.clone()))?;
-                    let data = ResourceStore::load(&dir, shift)
-                        .map_err(|problem| AppError::SimulatorData { source_name: sc.name.clone(), problem })?;
+                    // From disk (an offset index in memory, resources read when asked for), or
+                    // the whole folder loaded into memory.
+                    let (data, disk) = if sc.simulator_from_disk {
+                        let disk = simulator::disk::DiskStore::open(&dir, shift)
+                            .map_err(|problem| AppError::SimulatorDisk { source_name: sc.name.clone(), problem })?;
+                        (ResourceStore::default(), Some(disk))
+                    } else {
+                        let data = ResourceStore::load(&dir, shift)
+                            .map_err(|problem| AppError::SimulatorData { source_name: sc.name.clone(), problem })?;
+                        (data, None)
+                    };
                     let options = SimulatorOptions {
                         name: sc.display_name().to_string(),
                         latency: sc.latency.std(),
@@ -160,9 +172,12 @@ impl App {
                         client_credentials: simulated_client_secret(sc, &config.base_dir)?,
                         ..SimulatorOptions::default()
                     };
-                    let running = simulator::start(data, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-                        .await
-                        .map_err(|problem| AppError::SimulatorStart { source_name: sc.name.clone(), problem })?;
+                    let at = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+                    let running = match disk {
+                        Some(disk) => simulator::start_disk(disk, options, at).await,
+                        None => simulator::start(data, options, at).await,
+                    }
+                    .map_err(|problem| AppError::SimulatorStart { source_name: sc.name.clone(), problem })?;
                     let mut rest = SourceConfig {
                         kind: SourceKindName::Fhir,
                         url: Some(running.base_url().to_string()),
@@ -186,11 +201,17 @@ impl App {
         // only the very first start waits for the sources to be read.
         let stored = index.is_stored().await.map_err(crate::identity::IdentityError::from)?;
         if !stored {
+            let started = Instant::now();
             let report = index.refresh(&sources, Instant::now() + INDEX_DEADLINE).await?;
             for (source, error) in &report.failed_sources {
                 tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
             }
-            tracing::info!(patients = report.patients_read, links = report.links, "patient index built");
+            tracing::info!(
+                patients = report.patients_read,
+                links = report.links,
+                seconds = started.elapsed().as_secs_f64(),
+                "patient index built"
+            );
         }
         let policy = Arc::new(Policy::new(policy_config, zone)?);
         let aggregator = Arc::new(Aggregator::new(
@@ -232,11 +253,19 @@ impl App {
                         }
                     }
                     at_once = false;
+                    let started = Instant::now();
                     match index.refresh(&sources, Instant::now() + INDEX_DEADLINE).await {
                         Ok(report) => {
                             for (source, error) in &report.failed_sources {
                                 tracing::warn!(%source, %error, "patient index: source not read; earlier links kept");
                             }
+                            tracing::info!(
+                                patients = report.patients_read,
+                                changed = report.changed,
+                                links = report.links,
+                                seconds = started.elapsed().as_secs_f64(),
+                                "patient index refreshed"
+                            );
                         }
                         Err(e) => tracing::warn!(error = %e, "patient index refresh failed"),
                     }

@@ -19,6 +19,9 @@ pub struct ExportResult {
     pub export_seconds: f64,
     /// Kick-off to the last byte of the last file.
     pub total_seconds: f64,
+    /// The output files' download alone (manifest to the last byte of the last output
+    /// file; `bytes` over this is the download rate).
+    pub download_seconds: f64,
     pub errors: u64,
     pub by_type: std::collections::BTreeMap<String, u64>,
 }
@@ -64,6 +67,7 @@ impl BulkClient {
         let mut result = ExportResult { export_seconds, ..Default::default() };
         let outputs: Vec<&Value> = manifest["output"].as_array().into_iter().flatten().collect();
         // A few files at a time, as bulk clients do.
+        let downloading = Instant::now();
         let downloads: Vec<Result<(u64, u64), String>> = futures::stream::iter(outputs.iter().map(|o| async move {
             let url = o["url"].as_str().ok_or("an output without url")?;
             self.download(url, requires_token).await
@@ -71,6 +75,7 @@ impl BulkClient {
         .buffered(DOWNLOADS_AT_ONCE)
         .collect()
         .await;
+        result.download_seconds = downloading.elapsed().as_secs_f64();
         for (output, downloaded) in outputs.iter().zip(downloads) {
             let url = output["url"].as_str().unwrap_or("?");
             let (lines, bytes) = downloaded?;

@@ -6,11 +6,18 @@
 //! own. Reports resources/s, MB/s and peak memory (VmHWM) of both and their ratios, at two
 //! population sizes (peak memory must not grow with the export).
 //!
+//! Each size runs with fan-out-only sources (one search per type per source per person)
+//! and, with BENCH_EXPORT_BULK=1, again with bulk-capable sources (`portico simulate
+//! --bulk`: the sources offer Bulk Data `$export`, which the gateway then asks for); a
+//! `portico` whose simulator has no `--bulk` skips that run and says so. The report ends
+//! with issue 14's targets as measured ratios.
+//!
 //! Knobs (environment; not PORTICO_…, which the gateway's config loader reads as
 //! overrides, and which are kept from the children): BENCH_EXPORT_PATIENTS (comma-separated sizes, default
 //! "10000,1000"), BENCH_EXPORT_SOURCES (4), BENCH_EXPORT_SEED (1), BENCH_EXPORT_DIR
-//! (target/bench-export), BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's
-//! config). Generated populations are kept and reused (generation is deterministic).
+//! (target/bench-export), BENCH_EXPORT_BULK (1: also the bulk-capable run),
+//! BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's config). Generated
+//! populations are kept and reused (generation is deterministic).
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,13 +59,40 @@ fn main() {
     }
 }
 
+/// How the simulated sources serve an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sources {
+    /// Searches only: the gateway asks one search per type per source per person.
+    FanOut,
+    /// The sources offer Bulk Data `$export` (`portico simulate --bulk`).
+    Bulk,
+}
+
+impl Sources {
+    fn label(self) -> &'static str {
+        match self {
+            Sources::FanOut => "fan-out",
+            Sources::Bulk => "bulk",
+        }
+    }
+}
+
 struct Row {
     patients: usize,
+    sources: Sources,
     manifest: Manifest,
     baseline: BaselineResult,
     export: ExportResult,
     gateway_ready_kb: u64,
     gateway_peak_kb: u64,
+}
+
+/// Whether this build's simulator offers Bulk Data `$export` (`portico simulate --bulk`).
+fn simulator_offers_bulk() -> bool {
+    Command::new(PORTICO)
+        .args(["simulate", "--help"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--bulk"))
 }
 
 async fn run() -> Result<(), String> {
@@ -73,11 +107,40 @@ async fn run() -> Result<(), String> {
         .map(PathBuf::from)
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-export"));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut modes = vec![Sources::FanOut];
+    let mut notes = Vec::new();
+    if std::env::var("BENCH_EXPORT_BULK").is_ok_and(|v| v == "1") {
+        if simulator_offers_bulk() {
+            modes.push(Sources::Bulk);
+        } else {
+            let note = "bulk-capable sources: skipped, this build's `portico simulate` has no --bulk \
+                        (simulator Bulk Data $export not in this build)"
+                .to_string();
+            eprintln!("[bench] {note}");
+            notes.push(note);
+        }
+    }
     let mut rows = Vec::new();
     for n in sizes {
-        rows.push(measure(&dir, n, sources, seed).await?);
+        let (pop, manifest) = population(&dir, n, sources, seed)?;
+        let run = dir.join(format!("run-n{n}"));
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
+        eprintln!("[bench] {n} patients: baseline (serde_json read + write, own process)");
+        let baseline = run_baseline(&pop, &run.join("baseline-out"))?;
+        let _ = std::fs::remove_dir_all(run.join("baseline-out"));
+        eprintln!(
+            "[bench] {n} patients: baseline {} resources, {:.1} MB in {:.1} s, peak {:.1} MB",
+            baseline.resources,
+            mb(baseline.bytes_written),
+            baseline.seconds,
+            baseline.peak_kb as f64 / 1024.0
+        );
+        for &mode in &modes {
+            rows.push(measure(&pop, &manifest, &run, n, mode, &baseline).await?);
+        }
     }
-    let report = report(&rows);
+    let report = report(&rows, &notes);
     println!("\n{report}");
     std::fs::write(dir.join("results.txt"), &report).map_err(|e| e.to_string())?;
     println!("(also written to {})", dir.join("results.txt").display());
@@ -114,22 +177,16 @@ fn run_baseline(population: &Path, scratch: &Path) -> Result<BaselineResult, Str
     serde_json::from_str(text.lines().last().unwrap_or("")).map_err(|e| format!("baseline output {text}: {e}"))
 }
 
-async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Result<Row, String> {
-    let (pop, manifest) = population(dir, patients, sources, seed)?;
-    let run = dir.join(format!("run-n{patients}"));
-    let _ = std::fs::remove_dir_all(&run);
+async fn measure(
+    pop: &Path,
+    manifest: &Manifest,
+    run: &Path,
+    patients: usize,
+    mode: Sources,
+    baseline: &BaselineResult,
+) -> Result<Row, String> {
+    let run = run.join(mode.label());
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
-
-    eprintln!("[bench] {patients} patients: baseline (serde_json read + write, own process)");
-    let baseline = run_baseline(&pop, &run.join("baseline-out"))?;
-    eprintln!(
-        "[bench] {patients} patients: baseline {} resources, {:.1} MB in {:.1} s, peak {:.1} MB",
-        baseline.resources,
-        mb(baseline.bytes_written),
-        baseline.seconds,
-        baseline.peak_kb as f64 / 1024.0
-    );
-
     let mut children = Children::default();
     let mut source_blocks = String::new();
     let mut waits = Vec::new();
@@ -141,6 +198,9 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Resu
             .args(["--listen", &format!("127.0.0.1:{port}"), "--page-size", "1000"])
             .args(["--shift-dates-from", &manifest.anchor, "--name", &s.display])
             .env("PORTICO_LOG", "warn");
+        if mode == Sources::Bulk {
+            cmd.arg("--bulk");
+        }
         children.spawn(&format!("simulator {}", s.name), cmd, &run.join(format!("simulator-{}.log", s.name)))?;
         let url = format!("http://127.0.0.1:{port}/fhir");
         source_blocks.push_str(&format!(
@@ -149,7 +209,7 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Resu
         ));
         waits.push(format!("{url}/metadata"));
     }
-    eprintln!("[bench] {patients} patients: starting {} simulators", waits.len());
+    eprintln!("[bench] {patients} patients, {} sources: starting {} simulators", mode.label(), waits.len());
     for url in &waits {
         wait_for(url, &mut children, Duration::from_secs(1800)).await?;
     }
@@ -187,17 +247,29 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64) -> Resu
     let export = export?;
     let _ = std::fs::remove_file(run.join("portico.db"));
     eprintln!(
-        "[bench] {patients} patients: exported {} resources in {} files, {:.1} s",
-        export.resources, export.files, export.total_seconds
+        "[bench] {patients} patients, {} sources: exported {} resources in {} files, {:.1} s ({:.1} s downloading)",
+        mode.label(),
+        export.resources,
+        export.files,
+        export.total_seconds,
+        export.download_seconds
     );
-    Ok(Row { patients, manifest, baseline, export, gateway_ready_kb, gateway_peak_kb })
+    Ok(Row {
+        patients,
+        sources: mode,
+        manifest: manifest.clone(),
+        baseline: baseline.clone(),
+        export,
+        gateway_ready_kb,
+        gateway_peak_kb,
+    })
 }
 
 fn mb(bytes: u64) -> f64 {
     bytes as f64 / 1e6
 }
 
-fn report(rows: &[Row]) -> String {
+fn report(rows: &[Row], notes: &[String]) -> String {
     let mut out = format!(
         "Portico export benchmark, {} UTC, {}, portico {}\n\
          Gateway: release build, own process, 4 sources served by separate `portico simulate` processes,\n\
@@ -208,7 +280,7 @@ fn report(rows: &[Row]) -> String {
         env!("CARGO_PKG_VERSION")
     );
     out.push_str(&format!(
-        "{:>9}  {:<10} {:>10} {:>9} {:>9} {:>12} {:>8} {:>9}\n",
+        "{:>9}  {:<18} {:>10} {:>9} {:>9} {:>12} {:>8} {:>9}\n",
         "patients", "run", "resources", "MB", "seconds", "resources/s", "MB/s", "peak MB"
     ));
     for r in rows {
@@ -221,9 +293,9 @@ fn report(rows: &[Row]) -> String {
         let g_peak = r.gateway_peak_kb as f64 / 1024.0;
         let b_peak = b.peak_kb as f64 / 1024.0;
         out.push_str(&format!(
-            "{:>9}  {:<10} {:>10} {:>9.1} {:>9.1} {:>12.0} {:>8.2} {:>9.1}\n",
+            "{:>9}  {:<18} {:>10} {:>9.1} {:>9.1} {:>12.0} {:>8.2} {:>9.1}\n",
             r.patients,
-            "gateway",
+            format!("gateway, {}", r.sources.label()),
             g.resources,
             mb(g.bytes),
             g.total_seconds,
@@ -232,7 +304,7 @@ fn report(rows: &[Row]) -> String {
             g_peak
         ));
         out.push_str(&format!(
-            "{:>9}  {:<10} {:>10} {:>9.1} {:>9.1} {:>12.0} {:>8.2} {:>9.1}\n",
+            "{:>9}  {:<18} {:>10} {:>9.1} {:>9.1} {:>12.0} {:>8.2} {:>9.1}\n",
             r.patients,
             "serde_json",
             b.resources,
@@ -243,7 +315,7 @@ fn report(rows: &[Row]) -> String {
             b_peak
         ));
         out.push_str(&format!(
-            "{:>9}  {:<10} {:>10} {:>9} {:>9} {:>11.3}x {:>7.3}x {:>8.2}x\n",
+            "{:>9}  {:<18} {:>10} {:>9} {:>9} {:>11.3}x {:>7.3}x {:>8.2}x\n",
             r.patients,
             "ratio",
             "",
@@ -255,7 +327,8 @@ fn report(rows: &[Row]) -> String {
         ));
         out.push_str(&format!(
             "{:>9}  gateway: generated {} resources ({:.1}/patient), exported {} in {} files ({} withheld or merged), \
-             manifest after {:.1} s, peak before the export {:.1} MB, {} error lines\n\n",
+             manifest after {:.1} s, files downloaded in {:.1} s ({:.1} MB/s), peak before the export {:.1} MB, \
+             {} error lines\n\n",
             "",
             r.manifest.resources,
             r.manifest.resources_per_patient,
@@ -263,22 +336,82 @@ fn report(rows: &[Row]) -> String {
             g.files,
             r.manifest.resources.saturating_sub(g.resources),
             g.export_seconds,
+            g.download_seconds,
+            download_rate(g),
             r.gateway_ready_kb as f64 / 1024.0,
             g.errors
         ));
     }
-    if rows.len() >= 2 {
-        let (big, small) =
-            if rows[0].patients >= rows[1].patients { (&rows[0], &rows[1]) } else { (&rows[1], &rows[0]) };
+    for note in notes {
+        out.push_str(&format!("{note}\n"));
+    }
+    out.push_str(&targets(rows));
+    out
+}
+
+/// The output files' download rate, MB/s.
+fn download_rate(g: &ExportResult) -> f64 {
+    mb(g.bytes) / g.download_seconds.max(1e-9)
+}
+
+/// Issue 14's export targets, each with its measured ratio.
+fn targets(rows: &[Row]) -> String {
+    let mut out = format!(
+        "\nTargets (issue 14):\n{:<62} {:>26} {:>8} {:>7} {:>4}\n",
+        "target", "measured", "ratio", "goal", "met"
+    );
+    let mut line = |target: String, measured: String, ratio: f64, goal: &str, met: bool| {
         out.push_str(&format!(
-            "Gateway peak memory: {:.1} MB at {} patients vs {:.1} MB at {} patients (x{:.2} for x{:.1} the resources)\n",
-            big.gateway_peak_kb as f64 / 1024.0,
-            big.patients,
-            small.gateway_peak_kb as f64 / 1024.0,
-            small.patients,
-            big.gateway_peak_kb as f64 / small.gateway_peak_kb.max(1) as f64,
-            big.export.resources as f64 / small.export.resources.max(1) as f64
+            "{target:<62} {measured:>26} {ratio:>8.3} {goal:>7} {:>4}\n",
+            if met { "yes" } else { "no" }
         ));
+    };
+    for r in rows {
+        let g_rps = r.export.resources as f64 / r.export.total_seconds;
+        let b_rps = r.baseline.resources as f64 / r.baseline.seconds;
+        let goal = if r.sources == Sources::Bulk { 0.5 } else { 0.15 };
+        line(
+            format!("{} patients, {} sources: resources/s / serde_json's", r.patients, r.sources.label()),
+            format!("{g_rps:.0} / {b_rps:.0}"),
+            g_rps / b_rps,
+            &format!(">= {goal}"),
+            g_rps / b_rps >= goal,
+        );
+    }
+    for mode in [Sources::FanOut, Sources::Bulk] {
+        let mut these: Vec<&Row> = rows.iter().filter(|r| r.sources == mode).collect();
+        these.sort_by_key(|r| r.patients);
+        if let (Some(small), Some(big)) = (these.first(), these.last()) {
+            if small.patients != big.patients {
+                let ratio = big.gateway_peak_kb as f64 / small.gateway_peak_kb.max(1) as f64;
+                line(
+                    format!(
+                        "{} sources: peak memory at {} / at {} patients",
+                        mode.label(),
+                        big.patients,
+                        small.patients
+                    ),
+                    format!(
+                        "{:.0} / {:.0} MB",
+                        big.gateway_peak_kb as f64 / 1024.0,
+                        small.gateway_peak_kb as f64 / 1024.0
+                    ),
+                    ratio,
+                    "<= 1.2",
+                    ratio <= 1.2,
+                );
+            }
+        }
+    }
+    for r in rows {
+        let rate = download_rate(&r.export);
+        line(
+            format!("{} patients, {} sources: download MB/s / 100 MB/s", r.patients, r.sources.label()),
+            format!("{:.0} MB in {:.1} s", mb(r.export.bytes), r.export.download_seconds),
+            rate / 100.0,
+            ">= 1",
+            rate >= 100.0,
+        );
     }
     out
 }

@@ -308,6 +308,11 @@ pub struct SourceConfig {
     /// Group-level exports instead of searching it person by person.
     #[serde(default)]
     pub simulator_bulk: bool,
+    /// Simulated sources only: the simulator serves the folder's NDJSON files from disk (an
+    /// offset index in memory, resources read when asked for; no `$everything` or
+    /// `_revinclude`), as `portico simulate --from-disk` does, for large populations.
+    #[serde(default)]
+    pub simulator_from_disk: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -344,6 +349,7 @@ impl SourceConfig {
             simulator_profile: SimulatorProfile::Standard,
             simulator_everything: false,
             simulator_bulk: false,
+            simulator_from_disk: false,
         }
     }
 

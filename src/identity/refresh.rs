@@ -1,11 +1,12 @@
 //! Reading sources into the index. A refresh asks each source for the Patients changed
-//! since its last refresh (`Patient?_lastUpdated=gt…`; everything only the first time) and
-//! writes them in short batches; a source that refuses a listing (HTTP 403 to an
-//! unparameterized Patient search, as Epic does) is marked lookup-only and its people are
-//! looked up on demand — by identifier, and by birth date with family name — when a person
-//! is first asked for (a record gathered, a Group member, a staff or enrollment search).
-//! Every answer goes through the same [`super::rows::ingest`]. It never holds a write
-//! transaction across a call to a source.
+//! since its last refresh (`Patient?_lastUpdated=gt…`; everything only the first time), a
+//! page at a time, writing each page in short batches while the next is fetched, so a
+//! replica holds a page, never a source's population; a source that refuses a listing
+//! (HTTP 403 to an unparameterized Patient search, as Epic does) is marked lookup-only and
+//! its people are looked up on demand — by identifier, and by birth date with family name —
+//! when a person is first asked for (a record gathered, a Group member, a staff or
+//! enrollment search). Every answer goes through the same [`super::rows::ingest`]. It never
+//! holds a write transaction across a call to a source.
 
 use super::matching::Demographics;
 use super::{rows, IdentityError, PatientIndex, PatientLink};
@@ -24,6 +25,16 @@ use tokio::time::Instant;
 const OVERLAP: chrono::Duration = chrono::Duration::minutes(5);
 /// Records written per transaction.
 const BATCH: usize = 100;
+/// Pages of one source's Patient listing followed at most in one refresh (a bound on a
+/// source whose next links never end, not on the population: 100,000 pages).
+const MAX_PAGES: usize = 100_000;
+
+/// What reading one source brought: records read and changed, and how the listing ended.
+struct SourceRead {
+    patients_read: usize,
+    changed: usize,
+    outcome: Result<(), SourceError>,
+}
 
 /// What a refresh saw.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -50,10 +61,14 @@ fn now_text() -> String {
 }
 
 impl PatientIndex {
-    /// Reads what changed in every source since its last refresh and links it; a source
-    /// that fails keeps its earlier links and is read in full again next time only if it
-    /// never was.
+    /// Reads what changed in every source since its last refresh and links it, a page at
+    /// a time (each page written before the next is asked for, so memory holds a page per
+    /// source, whatever the population); a source that fails keeps its earlier links (and
+    /// the pages already written) and is read from its old cursor again next time. Each
+    /// call to a source has as long as the whole refresh had at its start (`deadline`): a
+    /// listing of a large population takes many of them.
     pub async fn refresh(&self, sources: &[SharedSource], deadline: Instant) -> Result<RebuildReport, IdentityError> {
+        let budget = deadline.saturating_duration_since(Instant::now());
         let cursors: HashMap<String, String> =
             sqlx::query("SELECT source, changed_since FROM index_sources WHERE changed_since IS NOT NULL")
                 .fetch_all(&self.store.pool)
@@ -61,27 +76,16 @@ impl PatientIndex {
                 .into_iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-        let reads = futures::future::join_all(sources.iter().map(|s| {
-            let since = cursors.get(s.name()).cloned();
-            async move {
-                let started = Utc::now();
-                let mut result = s.patients_changed_since(since.as_deref(), deadline).await;
-                // A source that cannot answer `_lastUpdated` is listed in full.
-                if since.is_some() && matches!(result, Err(SourceError::BadResponse { .. })) {
-                    result = s.patients_changed_since(None, deadline).await;
-                }
-                (s, started, result)
-            }
-        }))
-        .await;
         let mut report = RebuildReport::default();
         let mut unread = Vec::new();
-        for (source, started, result) in reads {
+        for source in sources {
             let name = source.name();
-            match result {
-                Ok(patients) => {
-                    report.patients_read += patients.len();
-                    report.changed += self.ingest_all(name, &patients).await?;
+            let started = Utc::now();
+            let read = self.read_changes(source, cursors.get(name).map(String::as_str), budget).await?;
+            report.patients_read += read.patients_read;
+            report.changed += read.changed;
+            match read.outcome {
+                Ok(()) => {
                     let cursor = (started - OVERLAP).to_rfc3339_opts(SecondsFormat::Secs, true);
                     self.mark_source(name, "listed", Some(&cursor)).await?;
                     self.lookup_only.write().unwrap_or_else(PoisonError::into_inner).remove(name);
@@ -100,6 +104,54 @@ impl PatientIndex {
         *self.unread.write().unwrap_or_else(PoisonError::into_inner) = unread;
         report.links = self.people().await?;
         Ok(report)
+    }
+
+    /// Pages through one source's Patients changed since `since` (all without it), writing
+    /// each page while the next is fetched. A source that cannot answer `_lastUpdated` is
+    /// listed in full. Store errors end the refresh; the source's own ends its listing.
+    async fn read_changes(
+        &self,
+        source: &SharedSource,
+        since: Option<&str>,
+        budget: std::time::Duration,
+    ) -> Result<SourceRead, StoreError> {
+        let mut read = SourceRead { patients_read: 0, changed: 0, outcome: Ok(()) };
+        let mut since = since;
+        let mut page = match source.patients_changed_page(since, None, Instant::now() + budget).await {
+            Err(SourceError::BadResponse { .. }) if since.is_some() => {
+                since = None;
+                source.patients_changed_page(None, None, Instant::now() + budget).await
+            }
+            other => other,
+        };
+        let mut pages = 0usize;
+        loop {
+            let current = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    read.outcome = Err(e);
+                    return Ok(read);
+                }
+            };
+            pages += 1;
+            read.patients_read += current.patients.len();
+            let Some(next) = current.next.filter(|_| pages < MAX_PAGES) else {
+                read.changed += self.ingest_all(source.name(), &current.patients).await?;
+                if pages >= MAX_PAGES {
+                    read.outcome = Err(SourceError::BadResponse {
+                        source_name: source.name().to_string(),
+                        message: format!("Patient listing longer than {MAX_PAGES} pages"),
+                    });
+                }
+                return Ok(read);
+            };
+            let (written, fetched) = futures::join!(
+                self.ingest_all(source.name(), &current.patients),
+                source.patients_changed_page(since, Some(&next), Instant::now() + budget)
+            );
+            read.changed += written?;
+            page = fetched;
+        }
     }
 
     /// Writes records read from `source`, a batch per transaction; how many changed.

@@ -245,6 +245,9 @@ impl DiskStore {
         let zone = Utc.fix();
         let query = fsearch::parse(resource_type, pairs, &[], lenient, count, zone)?;
         let count = query.count.unwrap_or(count).max(1);
+        if query.filters.is_empty() {
+            return self.listing(resource_type, within, after, count);
+        }
         let mut matched: Vec<(Box<str>, u32)> = Vec::new();
         let all: Vec<u32>;
         let positions = match within {
@@ -271,6 +274,44 @@ impl DiskStore {
             items.extend(self.at(resource_type, *position as usize)?);
         }
         let next = (start + count < total).then(|| page.last().map(|(id, _)| id.to_string())).flatten();
+        Ok(DiskPage { total, items, next })
+    }
+
+    /// A search without filters: the page is chosen from the id index, so only its own
+    /// resources are read (a listing of N resources costs N reads, not N per page).
+    fn listing(
+        &self,
+        resource_type: &str,
+        within: Option<&[u32]>,
+        after: Option<&str>,
+        count: usize,
+    ) -> Result<DiskPage, DiskError> {
+        let Some(index) = self.types.get(resource_type) else {
+            return Ok(DiskPage { total: 0, items: Vec::new(), next: None });
+        };
+        let allowed: Option<std::collections::HashSet<u32>> = within.map(|w| w.iter().copied().collect());
+        let mut total = 0;
+        let mut rest: Vec<(&str, u32)> = Vec::new();
+        for (id, &position) in &index.by_id {
+            if allowed.as_ref().is_some_and(|a| !a.contains(&position)) {
+                continue;
+            }
+            total += 1;
+            if after.is_none_or(|a| &**id > a) {
+                rest.push((id, position));
+            }
+        }
+        let more = rest.len() > count;
+        if more {
+            rest.select_nth_unstable(count);
+            rest.truncate(count);
+        }
+        rest.sort_unstable();
+        let mut items = Vec::with_capacity(rest.len());
+        for (_, position) in &rest {
+            items.extend(self.at(resource_type, *position as usize)?);
+        }
+        let next = more.then(|| rest.last().map(|(id, _)| (*id).to_string())).flatten();
         Ok(DiskPage { total, items, next })
     }
 }

@@ -178,6 +178,14 @@ impl Offer {
     }
 }
 
+/// One page of a source's Patients for the patient index, and where the next one is
+/// (an opaque cursor for [`SourceSystem::patients_changed_page`]).
+#[derive(Debug, Default)]
+pub struct PatientPage {
+    pub patients: Vec<Value>,
+    pub next: Option<String>,
+}
+
 /// One upstream system the gateway reads from.
 #[async_trait]
 pub trait SourceSystem: Send + Sync {
@@ -191,6 +199,21 @@ pub trait SourceSystem: Send + Sync {
     /// every Patient without one. A source that cannot tell what changed lists them all.
     async fn patients_changed_since(&self, _since: Option<&str>, deadline: Instant) -> Result<Vec<Value>, SourceError> {
         self.list_patients(deadline).await
+    }
+    /// One page of [`Self::patients_changed_since`]: the first page when `page` is `None`,
+    /// else the page a previous answer's `next` named. The patient index reads listings
+    /// this way, a page at a time, so a source's population is never held at once. A
+    /// source without pages answers everything as one page.
+    async fn patients_changed_page(
+        &self,
+        since: Option<&str>,
+        page: Option<&str>,
+        deadline: Instant,
+    ) -> Result<PatientPage, SourceError> {
+        if page.is_some() {
+            return Ok(PatientPage::default());
+        }
+        Ok(PatientPage { patients: self.patients_changed_since(since, deadline).await?, next: None })
     }
     /// The Patients matching search parameters (`identifier`, `birthdate` with `family`):
     /// how the patient index looks people up in a source that lists none.

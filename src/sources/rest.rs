@@ -389,6 +389,56 @@ impl SourceSystem for RestSource {
             None => self.list_patients(deadline).await,
         }
     }
+    async fn patients_changed_page(
+        &self,
+        since: Option<&str>,
+        page: Option<&str>,
+        deadline: Instant,
+    ) -> Result<super::PatientPage, SourceError> {
+        let url = match page {
+            // A cursor this adapter made from the source's own next link (same origin).
+            Some(next) => {
+                let url = Url::parse(next).map_err(|e| self.unavailable(format!("bad next link: {e}")))?;
+                if url.origin() != self.base.origin() {
+                    return Err(SourceError::BadResponse {
+                        source_name: self.name.clone(),
+                        message: "next link points to another origin".into(),
+                    });
+                }
+                url
+            }
+            None => {
+                let mut url = self.base.join("Patient").map_err(|e| self.unavailable(e.to_string()))?;
+                {
+                    let mut q = url.query_pairs_mut();
+                    if let Some(since) = since {
+                        q.append_pair("_lastUpdated", &format!("gt{since}"));
+                    }
+                    q.append_pair("_count", &self.page_size.to_string());
+                }
+                url
+            }
+        };
+        let bundle = self.get_json(url, deadline).await?;
+        if crate::fhir::resource_type(&bundle) != Some("Bundle") {
+            return Err(SourceError::BadResponse {
+                source_name: self.name.clone(),
+                message: "search did not answer a Bundle".into(),
+            });
+        }
+        let patients = bundle
+            .get("entry")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|e| e.pointer("/search/mode").and_then(Value::as_str).unwrap_or("match") == "match")
+            .filter_map(|e| e.get("resource"))
+            .filter(|r| crate::fhir::resource_type(r) == Some("Patient"))
+            .cloned()
+            .collect();
+        let next = self.next_link(&bundle)?.map(String::from);
+        Ok(super::PatientPage { patients, next })
+    }
     async fn search_patients(&self, params: &[(&str, String)], deadline: Instant) -> Result<Vec<Value>, SourceError> {
         self.search_all("Patient", params, Keep::Matches, deadline).await
     }
