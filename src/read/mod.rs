@@ -71,11 +71,13 @@ pub enum ReadError {
 /// Some sources' parts of a record from a spilled export (export jobs), or none.
 type Spilled<'a> = Option<(&'a crate::aggregate::spill::Spill, &'a crate::aggregate::spill::Spilled)>;
 
-/// When a decision is made for: now (kept and reused), or another time (staff's
-/// `explain`: never kept).
-#[derive(Debug, Clone, Copy)]
+/// When a decision is made for: now (kept and reused), now for a single use (exports and
+/// prepared downloads read each record once: keeping their decisions would hold every
+/// record of a whole export in memory), or another time (staff's `explain`: never kept).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
     Now,
+    NowOnce,
     Then(DateTime<Utc>),
 }
 
@@ -164,6 +166,11 @@ impl Reader {
     }
 
     /// The zone dates without one are read in.
+    /// Decisions kept for reuse and the resources they hold (for `/metrics`).
+    pub async fn decisions_held(&self) -> (u64, u64) {
+        self.decisions.held().await
+    }
+
     pub fn zone(&self) -> FixedOffset {
         self.zone
     }
@@ -234,8 +241,9 @@ impl Reader {
         use_: Use,
         patient_id: &str,
     ) -> Result<WholeRecord, ReadError> {
+        let at = if matches!(use_, Use::Export | Use::Prepare) { At::NowOnce } else { At::Now };
         let result = match self.permit_whole_record(access) {
-            Ok(()) => self.whole(access, patient_id).await,
+            Ok(()) => self.whole_with(access, patient_id, None, at).await,
             Err(e) => Err(e),
         };
         if use_ == Use::Prepare {
@@ -257,7 +265,7 @@ impl Reader {
         spilled: (&crate::aggregate::spill::Spill, &crate::aggregate::spill::Spilled),
     ) -> Result<WholeRecord, ReadError> {
         let result = match self.permit_whole_record(access) {
-            Ok(()) => self.whole_with(access, patient_id, Some(spilled)).await,
+            Ok(()) => self.whole_with(access, patient_id, Some(spilled), At::NowOnce).await,
             Err(e) => Err(e),
         };
         if use_ == Use::Prepare {
@@ -495,7 +503,7 @@ impl Reader {
 
     /// The part of a patient's record the caller may see now.
     async fn visible(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
-        self.visible_with(access, patient_id, None).await
+        self.visible_with(access, patient_id, None, At::Now).await
     }
 
     async fn visible_with(
@@ -503,9 +511,10 @@ impl Reader {
         access: &Access,
         patient_id: &str,
         spilled: Spilled<'_>,
+        at: At,
     ) -> Result<Visible, ReadError> {
         let Decision { released, explanations, missing, kept } =
-            self.decide_with(access, &access.viewer, patient_id, At::Now, spilled).await?;
+            self.decide_with(access, &access.viewer, patient_id, at, spilled).await?;
         // Emergency Part 2 disclosures are in the access log with their purpose; they are
         // also flagged in the service log (ids only). Only real disclosures, not explanations.
         let emergency = explanations.iter().filter(|e| e.rules.iter().any(|r| r == "part2:released:emergency")).count();
@@ -523,7 +532,7 @@ impl Reader {
     }
 
     async fn whole(&self, access: &Access, patient_id: &str) -> Result<WholeRecord, ReadError> {
-        self.whole_with(access, patient_id, None).await
+        self.whole_with(access, patient_id, None, At::Now).await
     }
 
     async fn whole_with(
@@ -531,8 +540,9 @@ impl Reader {
         access: &Access,
         patient_id: &str,
         spilled: Spilled<'_>,
+        at: At,
     ) -> Result<WholeRecord, ReadError> {
-        let v = self.visible_with(access, patient_id, spilled).await?;
+        let v = self.visible_with(access, patient_id, spilled, at).await?;
         let resources: Vec<Value> = v.released.resources().iter().filter(|r| searchable(access, r)).cloned().collect();
         Ok(WholeRecord {
             patient_id: v.released.patient_id().to_string(),
@@ -605,11 +615,12 @@ impl Reader {
         })?;
         let ledger = self.ledger.for_patient(&record.patient_id).await?;
         let now = match at {
-            At::Now => self.clock.now(),
+            At::Now | At::NowOnce => self.clock.now(),
             At::Then(t) => t,
         };
         let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
-        // A decision "as of" another time is never kept nor reused.
+        // Only a decision for "now" is kept and reused: not one "as of" another time, nor
+        // one for a single use.
         if let (At::Now, Some(decided)) = (at, self.decisions.get(&inputs).await) {
             return Ok(Decision::kept(decided, record.missing.clone()));
         }
@@ -627,7 +638,7 @@ impl Reader {
             At::Now => {
                 Decision::kept(self.decisions.keep(&inputs, released, explanations).await, record.missing.clone())
             }
-            At::Then(_) => Decision {
+            At::NowOnce | At::Then(_) => Decision {
                 released: Arc::new(released),
                 explanations: Arc::new(explanations),
                 missing: record.missing.clone(),

@@ -334,3 +334,29 @@ async fn too_many_running_jobs_answer_429() {
     let progress = resp.headers()["x-progress"].to_str().unwrap().to_string();
     assert_eq!(progress, "0% (0/3 patients)", "the roster's three members");
 }
+
+/// The kept-decision gauge in `/metrics`: (decisions, resources).
+async fn kept_decisions(gw: &Gateway) -> (u64, u64) {
+    let text = reqwest::get(format!("{}/metrics", gw.origin)).await.unwrap().text().await.unwrap();
+    let value = |measure: &str| -> u64 {
+        let name = format!("portico_kept_decisions{{measure=\"{measure}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(name.as_str())).expect(&text).parse().unwrap()
+    };
+    (value("decisions"), value("resources"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_keeps_no_decisions_so_its_memory_does_not_follow_the_population() {
+    let gw = start("").await;
+    let all = all_patients(&gw);
+    let system = export(&gw, "$export", SOUTH).await;
+    assert!(system.resources.iter().filter(|r| r["resourceType"] == "Patient").count() == all.len());
+    // Each record was read once for the export: none of its decisions is held afterwards.
+    assert_eq!(kept_decisions(&gw).await, (0, 0), "an export keeps nothing");
+    // An app's read is kept for the requests that follow it.
+    let (status, _) = gw.get_with(&format!("Patient/{}/$everything", all[0]), Some(SOUTH), &[]).await;
+    assert_eq!(status, 200);
+    let (decisions, resources) = kept_decisions(&gw).await;
+    assert_eq!(decisions, 1);
+    assert!(resources > 1, "{resources}");
+}
