@@ -148,7 +148,7 @@ async fn the_twelfth_and_eighteenth_birthdays_change_a_parents_access_on_their_v
     // 2026-05-15, the day before the window (the twelfth birthday is 31 days off): nothing.
     assert_eq!(sweep(&gw).await, (0, 0));
     let page = pat.view("/account/proxies").await;
-    assert!(page.contains("on 2026-06-15 they turn 12"), "the account page says what and when: {page}");
+    assert!(page.contains("on Jun 15, 2026 they turn 12"), "the account page says what and when: {page}");
 
     // 2026-05-16, the window's first day: each is told once, and again nothing.
     clock.set(noon("2026-05-16"));
@@ -159,7 +159,7 @@ async fn the_twelfth_and_eighteenth_birthdays_change_a_parents_access_on_their_v
     mail_settled(&gw, &sink, 1).await;
     assert_eq!((sink.count("pat@example.org", changes), sink.count("linnea@example.org", changes)), (1, 1));
     let page = linnea.view("/account/proxies").await;
-    assert!(page.contains("On 2026-06-15 you turn 12"), "{page}");
+    assert!(page.contains("On Jun 15, 2026 you turn 12"), "{page}");
 
     // 2026-06-14, the day before: Pat still sees the diagnosis.
     clock.set(noon("2026-06-14"));
@@ -196,7 +196,7 @@ async fn the_twelfth_and_eighteenth_birthdays_change_a_parents_access_on_their_v
     mail_settled(&gw, &sink, 2).await;
     assert_eq!((sink.count("pat@example.org", changes), sink.count("linnea@example.org", changes)), (2, 2));
     let page = pat.view("/account/proxies").await;
-    assert!(page.contains("on 2032-06-15 they turn 18"), "{page}");
+    assert!(page.contains("on Jun 15, 2032 they turn 18"), "{page}");
 
     // The day before, Pat's access works; on the day it ends, and both are told.
     clock.set(noon("2032-06-14"));
@@ -248,7 +248,7 @@ async fn a_leap_day_child_comes_of_age_on_the_first_of_march() {
     assert_eq!(sweep(&gw).await, (1, 0));
     sink.wait("sam@example.org", "changes soon").await;
     let page = sam.view("/account/proxies").await;
-    assert!(page.contains("on 2030-03-01 they turn 18"), "{page}");
+    assert!(page.contains("on Mar 1, 2030 they turn 18"), "{page}");
     // 28 February: still 17.
     clock.set(noon("2030-02-28"));
     assert_eq!(sweep(&gw).await, (0, 0));

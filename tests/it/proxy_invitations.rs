@@ -357,7 +357,7 @@ async fn a_twelfth_birthday_is_announced_before_the_day_and_the_eighteenth_ends_
     // Before the day nothing has changed for Pat; the account page says what and when.
     pat.view(&format!("/records/{pat_soon}")).await;
     let page = pat.view("/account/proxies").await;
-    let day = (today() + Duration::days(20)).format("%Y-%m-%d").to_string();
+    let day = (today() + Duration::days(20)).format("%b %-d, %Y").to_string();
     assert!(page.contains(&format!("on {day} they turn 12")) && page.contains("see less of their record"), "{page}");
     let page = linnea.view("/account/proxies").await;
     assert!(page.contains(&format!("On {day} you turn 12")), "{page}");
