@@ -79,6 +79,16 @@ impl Plan {
     }
 }
 
+/// A source's part for one person before anything was found.
+fn nothing_yet(source: &SharedSource, patient_ids: &[String]) -> Fetched {
+    Fetched {
+        source: source.name().to_string(),
+        display: source.display().to_string(),
+        patient_ids: patient_ids.to_vec(),
+        resources: Vec::new(),
+    }
+}
+
 /// Everything one source holds for one person: Patient, compartment types, then referenced
 /// supporting resources. Never outlives the deadline.
 pub(super) async fn gather(
@@ -88,12 +98,7 @@ pub(super) async fn gather(
     deadline: Instant,
 ) -> (Fetched, Vec<SourceError>) {
     let name = source.name().to_string();
-    let mut fetched = Fetched {
-        source: name.clone(),
-        display: source.display().to_string(),
-        patient_ids: patient_ids.clone(),
-        resources: Vec::new(),
-    };
+    let mut fetched = nothing_yet(&source, &patient_ids);
     let work = async {
         let mut problems = Vec::new();
         let mut resources = Vec::new();
@@ -171,12 +176,7 @@ pub(super) async fn from_spill(
     read_missing: Option<Instant>,
 ) -> (Fetched, Vec<SourceError>) {
     let name = source.name().to_string();
-    let mut fetched = Fetched {
-        source: name.clone(),
-        display: source.display().to_string(),
-        patient_ids: patient_ids.clone(),
-        resources: Vec::new(),
-    };
+    let mut fetched = nothing_yet(&source, &patient_ids);
     let unreadable = |e: crate::store::StoreError| {
         tracing::warn!(source = %name, error = %e, "spilled source export not readable");
         vec![SourceError::Unavailable {
