@@ -69,12 +69,15 @@ impl AuditEntry {
             Role::Staff => ("staff", None),
         };
         let role = if access.viewer.app_scopes.is_some() { format!("app for {role}") } else { role.to_string() };
+        // What a request named is kept as asked, but a NUL byte (which PostgreSQL refuses in
+        // text, and so would refuse the answer) is written as U+FFFD.
+        let text = |s: String| if s.contains('\0') { s.replace('\0', "\u{FFFD}") } else { s };
         AuditEntry {
             actor: access.viewer.actor.clone(),
             role,
-            patient_id,
+            patient_id: patient_id.map(text),
             action: action.to_string(),
-            what,
+            what: text(what),
             purpose,
             outcome: outcome.to_string(),
             source_ip: from.map(|ip| ip.to_string()),

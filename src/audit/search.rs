@@ -16,6 +16,8 @@ pub enum AuditQueryError {
     Count,
     #[error("AuditEvent is searched by patient, agent, date and _count, not `{0}`")]
     UnknownParameter(String),
+    #[error("{0}: a value holding control characters is not searchable")]
+    Control(&'static str),
 }
 
 /// A parsed AuditEvent search.
@@ -39,6 +41,11 @@ impl AuditQuery {
         let mut q = AuditQuery { limit: 100, ..AuditQuery::default() };
         for (k, v) in pairs {
             match k.as_str() {
+                // Text with a NUL or another control character names no one (and PostgreSQL
+                // refuses a NUL in text): a clear 400, not a store failure.
+                "patient" | "agent" | "agent:name" if v.chars().any(char::is_control) => {
+                    return Err(AuditQueryError::Control(if k == "patient" { "patient" } else { "agent" }));
+                }
                 "patient" => q.patient = Some(v.trim_start_matches("Patient/").to_string()),
                 "agent" | "agent:name" => q.actor = Some(v.clone()),
                 "date" => {

@@ -118,6 +118,10 @@ impl PatientIndex {
 
     /// The link under `gateway_id` (or under the id it was merged into).
     pub async fn resolve(&self, gateway_id: &str) -> Result<Option<PatientLink>, StoreError> {
+        // Not an id (a NUL byte, say, which PostgreSQL refuses in text): no one, not a store error.
+        if !crate::fhir::is_valid_id(gateway_id) {
+            return Ok(None);
+        }
         // One statement (it runs on every data request): the alias, if any, picked inside.
         let rows = sqlx::query(
             "SELECT gateway_id, source, source_patient_id, reason FROM patient_links WHERE gateway_id = \

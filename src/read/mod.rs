@@ -187,7 +187,7 @@ impl Reader {
             Ok(()) => self.find(access, resource_type, id).await,
             Err(e) => (None, Err(e)),
         };
-        let patient = if resource_type == "Patient" { Some(id.to_string()) } else { patient };
+        let patient = if resource_type == "Patient" && fhir::is_valid_id(id) { Some(id.to_string()) } else { patient };
         let result = result.map(|r| self.outward(r));
         trail::logged(&self.audit, access, trail, "read", patient, false, result).await
     }

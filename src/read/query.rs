@@ -64,6 +64,9 @@ pub fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Opti
         .iter()
         .find(|(k, _)| wanted.contains(&k.split(':').next().unwrap_or("")))
         .map(|(_, v)| v.trim_start_matches("Patient/").to_string())
+        // A value that is no id names no one (and a NUL byte must not reach the access log:
+        // PostgreSQL refuses it in text).
+        .filter(|id| crate::fhir::is_valid_id(id))
 }
 
 /// One page of `selected` (in record order) after the query's cursor, with the warnings

@@ -625,3 +625,32 @@ fn export_kick_off_answers_any_parameters_with_202_or_a_clear_4xx() {
     let seen = seen.lock().unwrap();
     assert!(seen.contains(&202) && seen.contains(&400), "answers seen: {seen:?}");
 }
+
+/// Bytes no database text may hold (a NUL) and other non-ids, wherever a request names a
+/// patient or a resource: refused or not found like any unknown id, never a 500 (PostgreSQL
+/// refuses a NUL in text, SQLite does not, so the gateway must not hand it over).
+#[tokio::test]
+async fn a_nul_or_other_non_id_is_unknown_not_a_store_failure() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    for path in [
+        "Observation?patient=%00",
+        "Observation?patient=Patient/%00",
+        "Observation?subject=%00",
+        "Patient?_id=%00",
+        "Patient/%00",
+        "Patient/a%00b/$everything",
+        "Observation/%00",
+        "AuditEvent?patient=%00",
+        "AuditEvent?agent=%00",
+        "Observation?patient=pt-%E2%80%8B",
+    ] {
+        let r = gw.http.get(format!("{}/{path}", gw.fhir)).bearer_auth(TOKEN).send().await.unwrap();
+        let status = r.status().as_u16();
+        let body = r.text().await.unwrap();
+        assert!(status == 200 || (400..500).contains(&status), "{path}: {status} {body}");
+        if status == 200 {
+            let bundle: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(bundle["total"].as_u64().unwrap_or(0), 0, "{path}: nothing found: {body}");
+        }
+    }
+}
