@@ -241,16 +241,7 @@ impl Reader {
         use_: Use,
         patient_id: &str,
     ) -> Result<WholeRecord, ReadError> {
-        let at = if matches!(use_, Use::Export | Use::Prepare) { At::NowOnce } else { At::Now };
-        let result = match self.permit_whole_record(access) {
-            Ok(()) => self.whole_with(access, patient_id, None, at).await,
-            Err(e) => Err(e),
-        };
-        if use_ == Use::Prepare {
-            return result;
-        }
-        let once = use_ == Use::Export;
-        trail::logged(&self.audit, access, trail, use_.action(), Some(patient_id.to_string()), once, result).await
+        self.record_from(access, trail, use_, patient_id, None).await
     }
 
     /// Like [`Reader::record`] for an export job whose sources' own exports were spilled:
@@ -264,8 +255,22 @@ impl Reader {
         patient_id: &str,
         spilled: (&crate::aggregate::spill::Spill, &crate::aggregate::spill::Spilled),
     ) -> Result<WholeRecord, ReadError> {
+        self.record_from(access, trail, use_, patient_id, Some(spilled)).await
+    }
+
+    /// [`Reader::record`] and [`Reader::record_spilled`]: exports and prepared downloads
+    /// read each record once, so their decisions are not kept.
+    async fn record_from(
+        &self,
+        access: &Access,
+        trail: &Trail,
+        use_: Use,
+        patient_id: &str,
+        spilled: Spilled<'_>,
+    ) -> Result<WholeRecord, ReadError> {
+        let at = if matches!(use_, Use::Export | Use::Prepare) { At::NowOnce } else { At::Now };
         let result = match self.permit_whole_record(access) {
-            Ok(()) => self.whole_with(access, patient_id, Some(spilled), At::NowOnce).await,
+            Ok(()) => self.whole_with(access, patient_id, spilled, at).await,
             Err(e) => Err(e),
         };
         if use_ == Use::Prepare {
