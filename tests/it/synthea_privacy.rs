@@ -6,7 +6,9 @@
 //! through `$everything`, search, read, the zip download (its NDJSON and summary) or the
 //! record pages of a parent's signed-in account — while
 //! staff see every one of them (so the withheld side is really there) and the parent still
-//! sees the child's unlabelled immunizations.
+//! sees the child's unlabelled immunizations. Staff's `$everything` of each person holds every
+//! resource of that person's bundle exactly once, every type, and each of its references
+//! resolves within it.
 
 use crate::common::*;
 use chrono::{Datelike, NaiveDate, Utc};
@@ -26,6 +28,9 @@ struct Person {
     file: String,
     patient_id: String,
     age: i32,
+    /// `Type/id` of every resource of the person's bundle but the shared supporting ones
+    /// (organizations, practitioners …, fetched only when pointed at).
+    own: BTreeSet<String>,
 }
 
 fn synthea_dir() -> PathBuf {
@@ -79,6 +84,11 @@ fn load() -> (ResourceStore, ResourceStore, Vec<Person>) {
         for r in &mut resources {
             portico::fhir::time::shift_dates(r, shift);
         }
+        let own = resources
+            .iter()
+            .filter(|r| !portico::fhir::SUPPORTING_TYPES.contains(&r["resourceType"].as_str().unwrap()))
+            .map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()))
+            .collect();
         for r in resources {
             let t = r["resourceType"].as_str().unwrap().to_string();
             if !seen.insert(format!("{t}/{}", r["id"].as_str().unwrap())) && t != "Patient" {
@@ -97,9 +107,67 @@ fn load() -> (ResourceStore, ResourceStore, Vec<Person>) {
             file: path.file_name().unwrap().to_string_lossy().to_string(),
             patient_id: patient["id"].as_str().unwrap().to_string(),
             age,
+            own,
         });
     }
     (ResourceStore::from_resources(ehr), ResourceStore::from_resources(lab), people)
+}
+
+/// Staff's `$everything` holds every resource of the person's bundle once — every type, the
+/// Patient once (merged, under the gateway id) although both systems hold it — and every
+/// reference in it points at a resource it holds (or at one of its contained resources).
+fn whole_and_resolving(person: &Person, gateway_id: &str, staff_view: &[serde_json::Value]) {
+    let mut served = BTreeSet::new();
+    let mut twice = Vec::new();
+    for r in staff_view {
+        let t = r["resourceType"].as_str().unwrap();
+        if portico::fhir::SUPPORTING_TYPES.contains(&t) {
+            continue;
+        }
+        let id = r["id"].as_str().unwrap();
+        let key = if t == "Patient" && id == gateway_id {
+            format!("Patient/{}", person.patient_id)
+        } else {
+            format!("{t}/{}", source_id(id))
+        };
+        if !served.insert(key.clone()) {
+            twice.push(key);
+        }
+    }
+    assert!(twice.is_empty(), "{}: served more than once: {twice:?}", person.file);
+    let missing: Vec<&String> = person.own.difference(&served).collect();
+    let extra: Vec<&String> = served.difference(&person.own).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "{}: missing {missing:?}, not its own {extra:?}", person.file);
+    let held: HashSet<String> = staff_view
+        .iter()
+        .map(|r| format!("{}/{}", r["resourceType"].as_str().unwrap(), r["id"].as_str().unwrap()))
+        .collect();
+    let mut dangling = Vec::new();
+    for r in staff_view {
+        references(r, &mut |reference| {
+            if !reference.starts_with('#') && !held.contains(reference) {
+                dangling.push(format!("{}/{} → {reference}", r["resourceType"], r["id"]));
+            }
+        });
+    }
+    assert!(dangling.is_empty(), "{}: references that do not resolve: {dangling:?}", person.file);
+}
+
+/// Calls `f` with every `reference` string anywhere in `v`.
+fn references(v: &serde_json::Value, f: &mut dyn FnMut(&str)) {
+    match v {
+        serde_json::Value::Object(m) => {
+            for (k, x) in m {
+                match (k.as_str(), x) {
+                    ("reference", serde_json::Value::String(s)) => f(s),
+                    ("contained", _) => {}
+                    _ => references(x, f),
+                }
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| references(x, f)),
+        _ => {}
+    }
 }
 
 /// The source id of a gateway id `{source}.{id}`.
@@ -206,6 +274,7 @@ async fn check_person(ctx: &Shared<'_>, i: usize, person: &Person) -> Seen {
     let id = gw.patient_id("ehr", &person.patient_id);
     // Every case item of this person, as the gateway serves it to staff.
     let (staff_view, _) = gw.all_pages(&format!("Patient/{id}/$everything?_count=500")).await;
+    whole_and_resolving(person, &id, &staff_view);
     let all_sensitive: Vec<(String, String, &BTreeSet<String>)> = staff_view
         .iter()
         .filter_map(|r| {

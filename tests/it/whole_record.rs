@@ -147,6 +147,29 @@ async fn every_compartment_type_a_source_holds_reaches_the_record() {
     let (status, read) = gw.get(&format!("ExplanationOfBenefit/{}", eob["id"].as_str().unwrap())).await;
     assert_eq!((status, &read), (200, eob), "read by id");
 
+    // The CapabilityStatement is truthful: every type it lists with a `patient` parameter
+    // answers that search with a searchset, every other listed type a read of a made-up id
+    // with the 404 of a missing resource (not "unknown type"), every searchParam it lists
+    // for a type is accepted; an unlisted type is refused.
+    for (t, r) in &listed {
+        let params: Vec<&str> =
+            r["searchParam"].as_array().into_iter().flatten().filter_map(|p| p["name"].as_str()).collect();
+        if params.contains(&"patient") {
+            let (status, bundle) = gw.get(&format!("{t}?patient={pat1}")).await;
+            assert_eq!((status, bundle["type"].as_str()), (200, Some("searchset")), "{t}: {bundle}");
+            for p in params.iter().filter(|p| !p.starts_with('_') && **p != "patient") {
+                let (status, answer) = gw.get(&format!("{t}?patient={pat1}&{p}:missing=true")).await;
+                assert!(status == 200 || answer.to_string().contains(p), "{t}?{p}: {status} {answer}");
+                assert_ne!(status, 500, "{t}?{p}: {answer}");
+            }
+        } else if !["AuditEvent", "Group", "Binary"].contains(t) {
+            let (status, outcome) = gw.get(&format!("{t}/examples.no-such-id")).await;
+            assert_eq!(status, 404, "{t}: {outcome}");
+        }
+    }
+    let (status, _) = gw.get(&format!("Questionnaire?patient={pat1}")).await;
+    assert!((400..500).contains(&status), "an unlisted type is refused: {status}");
+
     // What the examples system holds but the gateway does not serve is counted for staff.
     let ready: Value = gw.http.get(format!("{}/health/ready", gw.origin)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["not_served"]["examples"]["Questionnaire"], 1, "{ready}");
