@@ -24,6 +24,7 @@ error-forbidden-title = Not allowed
 error-unavailable-title = Please try again
 error-unavailable = Something went wrong on our side. Please try again in a moment.
 error-csrf = This form has expired or did not come from this site. Go back, reload the page and try again.
+error-control-character = Something you typed holds a character that cannot be used here (an invisible control character, such as a NUL). Remove it and try again.
 error-not-found-title = Not found
 error-not-found = There is no such page.
 error-page-not-found-title = Page not found

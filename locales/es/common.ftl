@@ -25,6 +25,7 @@ error-forbidden-title = No permitido
 error-unavailable-title = Inténtelo de nuevo
 error-unavailable = Algo falló de nuestro lado. Inténtelo de nuevo en un momento.
 error-csrf = Este formulario venció o no provino de este sitio. Regrese, vuelva a cargar la página e inténtelo de nuevo.
+error-control-character = Algo que escribió contiene un carácter que no se puede usar aquí (un carácter de control invisible, como NUL). Quítelo e inténtelo de nuevo.
 error-not-found-title = No encontrado
 error-not-found = Esa página no existe.
 error-page-not-found-title = Página no encontrada

@@ -3,19 +3,19 @@
 //! renders or redirects. Sign-in and registration also set the long-lived device cookie
 //! by which a sign-in from a new browser is told apart (see `auth::email`).
 
-use super::extract::SignedIn;
-use super::pages::{check_csrf, field, form_fields, page, see_other, session, session_cookie, PageError};
 use super::ApiState;
+use super::extract::SignedIn;
+use super::pages::{PageError, check_csrf, field, form_fields, page, see_other, session, session_cookie};
 use crate::auth::accounts::AccountError;
 use crate::auth::hashing::Busy;
 use crate::auth::throttle::Endpoint;
 use crate::i18n::t;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::context;
 use std::net::SocketAddr;
@@ -45,11 +45,7 @@ async fn stylesheet() -> Response {
 
 /// Where to go once signed in (or enrolled): back into a pending authorization, else home.
 pub(super) fn next_step(session: &crate::auth::sessions::Session) -> &'static str {
-    if session.data.get("authorize").is_some() {
-        "/authorize/pick"
-    } else {
-        "/account"
-    }
+    if session.data.get("authorize").is_some() { "/authorize/pick" } else { "/account" }
 }
 
 fn app_name(session: &crate::auth::sessions::Session) -> String {
@@ -106,7 +102,7 @@ fn device(state: &ApiState, jar: CookieJar) -> (CookieJar, String) {
 
 async fn login(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
     let (jar, s) = session(&state, jar).await?;
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&s, &form)?;
     let username = field(&form, "username").unwrap_or_default();
     let password = field(&form, "password").unwrap_or_default();
@@ -152,7 +148,7 @@ async fn register_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Re
 
 async fn register(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
     let (jar, s) = session(&state, jar).await?;
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&s, &form)?;
     let (username, password, name) = (
         field(&form, "username").unwrap_or_default(),
@@ -212,7 +208,7 @@ async fn verify_email(
     State(state): State<Arc<ApiState>>,
     axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, PageError> {
-    let token = form_fields(query.unwrap_or_default().as_bytes())
+    let token = form_fields(query.unwrap_or_default().as_bytes())?
         .into_iter()
         .find_map(|(k, v)| (k == "token").then_some(v))
         .unwrap_or_default();
@@ -233,7 +229,7 @@ async fn resend_verification(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, account } = visitor;
-    check_csrf(&s, &form_fields(&body))?;
+    check_csrf(&s, &form_fields(&body)?)?;
     match state.accounts.resend_verification(&account, chrono::Utc::now()).await {
         Ok(()) => {
             let html = enroll_html(&state, &s, &account, "", &t("enroll-resent")).await?;
@@ -260,7 +256,7 @@ async fn enroll(
     body: Bytes,
 ) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, account: account_id } = visitor;
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&s, &form)?;
     state.throttle.check_account(Endpoint::Enroll, &account_id).map_err(|l| PageError::too_many(l.retry_after))?;
     let birth = field(&form, "birth_date").unwrap_or_default();
@@ -302,7 +298,7 @@ async fn enroll(
 
 async fn logout(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
     let (jar, s) = session(&state, jar).await?;
-    check_csrf(&s, &form_fields(&body))?;
+    check_csrf(&s, &form_fields(&body)?)?;
     state.sessions.end(&s).await?;
     Ok((jar.remove(session_cookie(&state, String::new())), see_other("/login")).into_response())
 }
@@ -340,7 +336,7 @@ async fn account(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> Resul
 /// The patient's "revoke" button: the app's tokens stop working at once.
 async fn revoke_app(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
     let SignedIn { jar, session: s, account: account_id } = visitor;
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&s, &form)?;
     let grant_id = field(&form, "grant_id").unwrap_or_default();
     if !state.grants.belongs_to(&grant_id, &account_id).await? {

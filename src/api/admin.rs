@@ -4,16 +4,16 @@
 //! access log before the answer goes out.
 
 use super::error::ApiError;
-use super::{fhir_json, ApiState};
 use super::extract::Staff;
+use super::text::{TextError, TextJson, TextQuery};
+use super::{ApiState, fhir_json};
 use crate::auth::Access;
 use crate::policy::Viewer;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
 use serde_json::json;
 use std::net::SocketAddr;
@@ -67,9 +67,9 @@ async fn explain(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    q: Result<Query<ExplainQuery>, QueryRejection>,
+    q: Result<TextQuery<ExplainQuery>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextQuery(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let viewer = Viewer::from_spec(&q.viewer, q.scopes.as_deref())?;
     let at = match &q.at {
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
@@ -98,9 +98,9 @@ async fn release(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    body: Result<Json<ReleaseBody>, JsonRejection>,
+    body: Result<TextJson<ReleaseBody>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(body) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let patient = state.him.patient_id(&body.patient).await.ok();
     let released = state.him.release(&access, &body.patient, &body.resource, &body.by).await.map_err(ApiError::from);
     let newly = logged(&state, &access, from, "release", patient, released).await?;
@@ -129,9 +129,9 @@ async fn grant_proxy(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    body: Result<Json<ProxyBody>, JsonRejection>,
+    body: Result<TextJson<ProxyBody>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let link = crate::auth::accounts::grant_proxy(
         &state.accounts,
         &b.username,
@@ -166,9 +166,9 @@ async fn terminate(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    body: Result<Json<TerminateBody>, JsonRejection>,
+    body: Result<TextJson<TerminateBody>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let done = match state.accounts.terminate(&b.link_id, &b.reason, &b.by).await {
         Ok(0) => Err(ApiError::Him(crate::him::HimError::UnknownResource(format!("access link {}", b.link_id)))),
         // The jobs started under the link (the account's downloads, its apps' exports)
@@ -201,9 +201,9 @@ async fn activation_code(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    body: Result<Json<ActivationCodeBody>, JsonRejection>,
+    body: Result<TextJson<ActivationCodeBody>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let code = state
         .accounts
         .issue_activation_code(&b.patient, b.valid_days, &access.viewer.actor, chrono::Utc::now())

@@ -3,17 +3,17 @@
 //! client and redirect URI are verified). Thin: the checking is `auth::authorize`, codes are
 //! `auth::oauth`, grants `auth::grants`.
 
-use super::pages::{check_csrf, field, form_fields, page, see_other, session, PageError};
 use super::ApiState;
+use super::pages::{PageError, check_csrf, field, form_fields, page, see_other, session};
 use crate::auth::authorize::{self, AppView, AuthorizeParams, PendingAuthorization, Refusal};
 use crate::auth::throttle::Endpoint;
 use crate::i18n::t;
+use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
 use minijinja::context;
 use serde::Serialize;
@@ -83,8 +83,10 @@ async fn start(state: Arc<ApiState>, jar: CookieJar, params: AuthorizeParams) ->
 async fn authorize_get(
     State(state): State<Arc<ApiState>>,
     jar: CookieJar,
+    RawQuery(query): RawQuery,
     Query(params): Query<AuthorizeParams>,
 ) -> Result<Response, PageError> {
+    form_fields(query.unwrap_or_default().as_bytes())?;
     start(state, jar, params).await
 }
 
@@ -93,6 +95,7 @@ async fn authorize_post(
     jar: CookieJar,
     body: Bytes,
 ) -> Result<Response, PageError> {
+    form_fields(&body)?;
     let params: AuthorizeParams =
         serde_urlencoded::from_bytes(&body).map_err(|_| PageError::bad_request(t("authorize-malformed")))?;
     start(state, jar, params).await
@@ -126,7 +129,7 @@ async fn pick_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Result
 
 async fn pick(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
     let (jar, mut s) = session(&state, jar).await?;
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&s, &form)?;
     let (account, mut p) = match pending(&s) {
         Ok(x) => x,
@@ -178,7 +181,7 @@ async fn consent_page(State(state): State<Arc<ApiState>>, jar: CookieJar) -> Res
 
 async fn consent(State(state): State<Arc<ApiState>>, jar: CookieJar, body: Bytes) -> Result<Response, PageError> {
     let (jar, mut s) = session(&state, jar).await?;
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&s, &form)?;
     let (account, p) = match pending(&s) {
         Ok(x) => x,

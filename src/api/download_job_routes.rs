@@ -6,10 +6,10 @@
 //! and a made-up one get the same "not found" page. Thin: check the session and the
 //! account's record link, call `export::download_jobs`, render. Nothing here is cached.
 
-use super::extract::SignedIn;
-use super::pages::{check_csrf, field, form_fields, page, see_other};
-use super::record_pages::{choices, failure, message, own_link, RecordPageError};
 use super::ApiState;
+use super::extract::SignedIn;
+use super::pages::{csrf_form, field, page, see_other};
+use super::record_pages::{RecordPageError, choices, failure, message, own_link};
 use crate::auth::accounts::PatientLink;
 use crate::auth::sessions::Session;
 use crate::export::download::Format;
@@ -18,12 +18,12 @@ use crate::export::files::Piece;
 use crate::i18n::{t, tr};
 use crate::portal::fhir_text;
 use crate::read::Trail;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use serde_json::json;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -67,10 +67,10 @@ async fn start(
     body: Bytes,
 ) -> Response {
     let SignedIn { jar, session: s, account } = visitor;
-    let form = form_fields(&body);
-    if let Err(e) = check_csrf(&s, &form) {
-        return (jar, e).into_response();
-    }
+    let form = match csrf_form(&s, &body) {
+        Ok(form) => form,
+        Err(e) => return (jar, e).into_response(),
+    };
     let format = match field(&form, "format").as_deref() {
         None | Some("zip") => Format::Zip,
         Some("json") => Format::Bundle,

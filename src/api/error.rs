@@ -4,14 +4,14 @@
 //! (`impl IntoResponse for OAuthError` in `oauth.rs`), pages the HTML error page
 //! (`pages.rs`).
 
-use crate::auth::oauth::ClientError;
 use crate::auth::AuthError;
+use crate::auth::oauth::ClientError;
 use crate::causes::causes;
 use crate::export::ExportError;
 use crate::fhir::model::codes::IssueType;
-use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::fhir::outcome::{Issue, operation_outcome};
 use crate::read::ReadError;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 #[derive(Debug, thiserror::Error)]
@@ -56,8 +56,28 @@ pub enum ApiError {
     Rights(#[from] crate::rights::RightsError),
 }
 
+/// What a request whose text the database refused is told (never the text, nor the database's words).
+pub const BAD_TEXT: &str = "the request holds a character that cannot be stored (a NUL or another control character)";
+
 impl ApiError {
+    /// The store's error under this one, if it is one.
+    fn store_error(&self) -> Option<&crate::store::StoreError> {
+        match self {
+            ApiError::Read(ReadError::Store(e))
+            | ApiError::Him(crate::him::HimError::Store(e))
+            | ApiError::Rights(crate::rights::RightsError::Store(e))
+            | ApiError::Clients(ClientError::Store(e))
+            | ApiError::Export { error: ExportError::Store(e), .. } => Some(e),
+            _ => None,
+        }
+    }
+
     fn status_and_issue(&self) -> (StatusCode, Issue) {
+        if self.store_error().is_some_and(crate::store::StoreError::is_bad_text) {
+            // Text the database refused (a backstop of the checks at the door, `text`):
+            // bad input, not a failure of the gateway.
+            return (StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, BAD_TEXT.to_string()));
+        }
         let text = self.to_string();
         match self {
             ApiError::Auth(_) => (StatusCode::UNAUTHORIZED, Issue::error(IssueType::Login, text)),

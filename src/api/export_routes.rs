@@ -6,18 +6,18 @@
 
 use super::error::ApiError;
 use super::fhir_routes::lenient;
-use super::{fhir_json, ApiState};
+use super::{ApiState, fhir_json};
 use crate::auth::Access;
 use crate::export::{ExportError, Exports, JobStatus, KickOff, Level};
 use crate::fhir::model::codes::IssueType;
-use crate::fhir::outcome::{operation_outcome, Issue};
+use crate::fhir::outcome::{Issue, operation_outcome};
 use crate::read::Trail;
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -129,6 +129,11 @@ async fn kick_off(
     };
     let pairs: Vec<(String, String)> =
         url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()).into_owned().collect();
+    // The parameters are kept with the job: no NUL or other control character (`text`).
+    super::text::check_pairs(&pairs).map_err(|e| bad(e.to_string()))?;
+    if let Some(body) = &body {
+        super::text::check_json(body).map_err(|e| bad(e.to_string()))?;
+    }
     let request_url = match &query {
         Some(q) if !q.is_empty() => format!("{}/{path}?{q}", state.base_url),
         _ => format!("{}/{path}", state.base_url),

@@ -38,6 +38,7 @@ mod share_routes;
 pub mod source_jwks;
 mod source_metrics;
 mod stored_file;
+pub mod text;
 mod well_known;
 
 pub use well_known::issuer as public_origin;
@@ -121,6 +122,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(proxy_routes::router(state.clone()))
         .merge(notice_routes::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
+        .layer(axum::middleware::from_fn(text::refuse_control_paths))
         .layer(axum::middleware::from_fn(language::choose))
         .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
         .layer(axum::middleware::from_fn_with_state(state, metrics::track))

@@ -3,9 +3,9 @@
 //! `X-CSRF-Token`), and the staff's "run the new-results sweep now"
 //! (`POST /admin/notices/sweep`). Thin: session, CSRF, one call to `crate::notices`.
 
-use super::extract::{SignedIn, Staff};
-use super::pages::{check_csrf, form_fields, page, PageError};
 use super::ApiState;
+use super::extract::{SignedIn, Staff};
+use super::pages::{PageError, check_csrf, form_fields, page};
 use crate::i18n::{t, tr};
 use crate::notices::NoticeError;
 use axum::body::Bytes;
@@ -41,7 +41,7 @@ async fn notices_page(State(state): State<Arc<ApiState>>, visitor: SignedIn) -> 
 }
 
 async fn save(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&visitor.session, &form)?;
     let on: Vec<String> = form.into_iter().filter(|(k, _)| k == "on").map(|(_, v)| v).collect();
     match state.notices.choose(&visitor.account, &on).await {
@@ -93,7 +93,7 @@ async fn save_json(
     State(state): State<Arc<ApiState>>,
     visitor: Result<SignedIn, Response>,
     headers: HeaderMap,
-    body: Result<Json<Choice>, axum::extract::rejection::JsonRejection>,
+    body: Result<super::text::TextJson<Choice>, super::text::TextError>,
 ) -> Response {
     let Ok(visitor) = visitor else { return signed_out() };
     let presented = headers.get("x-csrf-token").and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -101,12 +101,15 @@ async fn save_json(
         return (StatusCode::FORBIDDEN, Json(json!({"error": "csrf", "message": "send the session's X-CSRF-Token"})))
             .into_response();
     }
-    let Ok(Json(choice)) = body else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "invalid", "message": "send {\"on\": [kinds]} as JSON"})),
-        )
-            .into_response();
+    let choice = match body {
+        Ok(super::text::TextJson(choice)) => choice,
+        Err(e) => {
+            let message = match e {
+                super::text::TextError::Control { .. } => e.to_string(),
+                super::text::TextError::Body(_) => "send {\"on\": [kinds]} as JSON".into(),
+            };
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": "invalid", "message": message}))).into_response();
+        }
     };
     match state.notices.choose(&visitor.account, &choice.on).await {
         Ok(notices) => Json(json!({"notices": notices})).into_response(),

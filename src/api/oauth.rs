@@ -5,18 +5,19 @@
 //! [`crate::auth::oauth`]. Nothing here logs a request body.
 
 use super::error::ApiError;
+use super::text::{TextError, TextJson};
+use crate::auth::DevTokens;
 use crate::auth::oauth::{self, ClientError, ClientKeys, ClientKind, Form, OAuth, OAuthError};
 use crate::auth::throttle::{Endpoint, Throttle};
-use crate::auth::DevTokens;
 use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, JsonRejection};
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -200,10 +201,10 @@ async fn register_client(
     State(state): State<Arc<OAuthState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<Registration>, JsonRejection>,
+    body: Result<TextJson<Registration>, TextError>,
 ) -> Result<Response, ApiError> {
     staff_only(&state, &headers, from)?;
-    let Json(reg) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(reg) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let kind = ClientKind::parse(&reg.kind).map_err(|problem| ClientError::registration("kind", problem))?;
     let keys = match (reg.jwks, reg.jwks_uri) {
         (Some(_), Some(_)) => return Err(ApiError::BadInput("give jwks or jwks_uri, not both".into())),

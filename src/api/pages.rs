@@ -3,9 +3,9 @@
 //! page. Handlers for the individual pages live beside this.
 
 use super::ApiState;
-use crate::auth::sessions::{Session, COOKIE};
+use crate::auth::sessions::{COOKIE, Session};
 use crate::i18n::{t, tr};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use minijinja::context;
@@ -64,6 +64,10 @@ impl PageError {
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
+        if e.is_bad_text() {
+            // Text the database refused (a backstop of `form_fields`): bad input, not an outage.
+            return PageError::bad_request(t("error-control-character"));
+        }
         tracing::error!(error = %e, "store error on a page");
         PageError::unavailable()
     }
@@ -99,7 +103,9 @@ pub fn page(status: StatusCode, html: String, form_target: Option<&str>) -> Resp
         Some(origin) => format!("'self' {origin}"),
         None => "'self'".into(),
     };
-    let csp = format!("default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'");
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action {form_action}; frame-ancestors 'none'; base-uri 'none'"
+    );
     let h = response.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
@@ -148,16 +154,23 @@ pub async fn session(state: &ApiState, jar: CookieJar) -> Result<(CookieJar, Ses
 /// Refuses a form whose CSRF token is not the session's.
 pub fn check_csrf(session: &Session, form: &[(String, String)]) -> Result<(), PageError> {
     let presented = field(form, "csrf").unwrap_or_default();
-    if session.csrf_ok(&presented) {
-        Ok(())
-    } else {
-        Err(PageError::forbidden(t("error-csrf")))
-    }
+    if session.csrf_ok(&presented) { Ok(()) } else { Err(PageError::forbidden(t("error-csrf"))) }
 }
 
-/// A form body's fields (repeated names kept).
-pub fn form_fields(body: &[u8]) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(body).into_owned().collect()
+/// A form body's fields (repeated names kept); a form with a NUL or another control
+/// character (but tab and line breaks) in a field is refused here, for every page
+/// ([`super::text`]).
+pub fn form_fields(body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
+    let fields: Vec<(String, String)> = url::form_urlencoded::parse(body).into_owned().collect();
+    super::text::check_pairs(&fields).map_err(|_| PageError::bad_request(t("error-control-character")))?;
+    Ok(fields)
+}
+
+/// A page form's fields ([`form_fields`]) once its CSRF token is the session's ([`check_csrf`]).
+pub fn csrf_form(session: &Session, body: &[u8]) -> Result<Vec<(String, String)>, PageError> {
+    let form = form_fields(body)?;
+    check_csrf(session, &form)?;
+    Ok(form)
 }
 
 pub fn field(form: &[(String, String)], name: &str) -> Option<String> {

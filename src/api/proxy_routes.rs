@@ -5,9 +5,9 @@
 //! the session (and the CSRF token: a form field, or the `X-CSRF-Token` header for JSON)
 //! and calls one function of `crate::proxies`.
 
-use super::extract::{SignedIn, Staff};
-use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::ApiState;
+use super::extract::{SignedIn, Staff};
+use super::pages::{PageError, check_csrf, field, form_fields, page, see_other};
 use crate::auth::throttle::Endpoint;
 use crate::i18n::t;
 use crate::proxies::{ProxyError, Upcoming};
@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use minijinja::context;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -46,6 +46,8 @@ fn status_of(e: &ProxyError) -> StatusCode {
         ProxyError::Invalid(_) | ProxyError::WrongBirthDate { left: 1.. } => StatusCode::BAD_REQUEST,
         ProxyError::TooMany { .. } => StatusCode::TOO_MANY_REQUESTS,
         ProxyError::Dead | ProxyError::WrongBirthDate { .. } => StatusCode::GONE,
+        // Text the database refused (a backstop of the checks at the door): bad input.
+        ProxyError::Store(e) if e.is_bad_text() => StatusCode::BAD_REQUEST,
         ProxyError::Account(_) | ProxyError::Notice(_) | ProxyError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
@@ -137,7 +139,7 @@ async fn proxies_page(
     visitor: SignedIn,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let done = form_fields(query.unwrap_or_default().as_bytes())
+    let done = form_fields(query.unwrap_or_default().as_bytes())?
         .into_iter()
         .find_map(|(k, v)| (k == "done").then_some(v))
         .filter(|d| ["invited", "ended", "renewed", "cancelled"].contains(&d.as_str()))
@@ -158,7 +160,7 @@ where
     F: FnOnce(Vec<(String, String)>, String) -> Fut,
     Fut: std::future::Future<Output = Result<(), ProxyError>>,
 {
-    let form = form_fields(body);
+    let form = form_fields(body)?;
     check_csrf(&visitor.session, &form)?;
     match act(form, visitor.account.clone()).await {
         Ok(()) => Ok((visitor.jar, see_other(&format!("/account/proxies?done={done}"))).into_response()),
@@ -228,7 +230,7 @@ async fn accept_page(
     visitor: Result<SignedIn, Response>,
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
-    let token = form_fields(query.unwrap_or_default().as_bytes())
+    let token = form_fields(query.unwrap_or_default().as_bytes())?
         .into_iter()
         .find_map(|(k, v)| (k == "token").then_some(v))
         .unwrap_or_default();
@@ -242,7 +244,7 @@ async fn accept_page(
 }
 
 async fn accept(State(state): State<Arc<ApiState>>, visitor: SignedIn, body: Bytes) -> Result<Response, PageError> {
-    let form = form_fields(&body);
+    let form = form_fields(&body)?;
     check_csrf(&visitor.session, &form)?;
     state
         .throttle
@@ -347,7 +349,7 @@ async fn invite_json(
     State(state): State<Arc<ApiState>>,
     visitor: Result<SignedIn, Response>,
     headers: HeaderMap,
-    body: Result<Json<InviteBody>, axum::extract::rejection::JsonRejection>,
+    body: Result<super::text::TextJson<InviteBody>, super::text::TextError>,
 ) -> Response {
     let visitor = match api_visitor(visitor, Some(&headers)) {
         Ok(v) => v,
@@ -356,8 +358,12 @@ async fn invite_json(
     if let Err(l) = state.throttle.check_account(Endpoint::ProxyInvite, &visitor.account) {
         return json_error(&ProxyError::TooMany { retry_after: l.retry_after });
     }
-    let Ok(Json(body)) = body else {
-        return json_error(&ProxyError::Invalid("send {\"email\": …, \"relationship\": …} as JSON".into()));
+    let body = match body {
+        Ok(super::text::TextJson(body)) => body,
+        Err(e @ super::text::TextError::Control { .. }) => return json_error(&ProxyError::Invalid(e.to_string())),
+        Err(_) => {
+            return json_error(&ProxyError::Invalid("send {\"email\": …, \"relationship\": …} as JSON".into()));
+        }
     };
     match state.proxies.invite(&visitor.account, &body.email, &body.relationship, state.clock.now()).await {
         Ok(invitation) => (StatusCode::CREATED, Json(json!(invitation))).into_response(),

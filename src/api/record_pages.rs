@@ -5,9 +5,9 @@
 //! answering (failing closed), and renders `portal::record_view`. A link id that is not the
 //! signed-in account's answers exactly like one that does not exist.
 
-use super::extract::SignedIn;
-use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
 use super::ApiState;
+use super::extract::SignedIn;
+use super::pages::{PageError, csrf_form, field, page, see_other};
 use crate::auth::accounts::PatientLink;
 use crate::auth::sessions::Session;
 use crate::i18n::{t, tr};
@@ -15,14 +15,14 @@ use crate::portal::access_log;
 use crate::portal::fhir_text;
 use crate::portal::record_view::{RecordView, SECTIONS};
 use crate::read::{ReadError, RecordChoice, Trail, Use, WholeRecord};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use axum_extra::extract::cookie::CookieJar;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -472,10 +472,10 @@ async fn revoke_app(
     body: Bytes,
 ) -> Response {
     let SignedIn { jar, session: s, account } = visitor;
-    let form = form_fields(&body);
-    if let Err(e) = check_csrf(&s, &form) {
-        return (jar, e).into_response();
-    }
+    let form = match csrf_form(&s, &body) {
+        Ok(form) => form,
+        Err(e) => return (jar, e).into_response(),
+    };
     let result = async {
         let links = state.accounts.links(&account).await.map_err(|_| RecordPageError::Unavailable)?;
         if !links.iter().any(|l| l.id == link) {

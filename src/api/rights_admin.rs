@@ -7,18 +7,18 @@
 use super::admin::logged;
 use super::error::ApiError;
 use super::extract::Staff;
-use super::{fhir_json, ApiState};
+use super::text::{TextError, TextJson, TextQuery};
+use super::{ApiState, fhir_json};
 use crate::rights::corrections::queue_row;
-use crate::rights::{disclosures, RightsError};
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{ConnectInfo, Path, Query, State};
+use crate::rights::{RightsError, disclosures};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -31,7 +31,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/admin/disclosures", get(accounting))
         .with_state(state)
 }
-
 
 fn instant(name: &str, value: Option<&str>) -> Result<DateTime<Utc>, ApiError> {
     match value {
@@ -56,9 +55,9 @@ async fn queue(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    q: Result<Query<QueueQuery>, QueryRejection>,
+    q: Result<TextQuery<QueueQuery>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextQuery(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let as_of = instant("as_of", q.as_of.as_deref())?;
     let waiting = match q.show.as_deref() {
         None | Some("waiting") => true,
@@ -105,9 +104,9 @@ async fn decide(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
     Path(id): Path<String>,
-    body: Result<Json<DecisionBody>, JsonRejection>,
+    body: Result<TextJson<DecisionBody>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let accept = match b.decision.as_str() {
         "accept" => Ok(true),
         "deny" => Ok(false),
@@ -135,9 +134,9 @@ async fn extend(
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
     Path(id): Path<String>,
-    body: Result<Json<ExtensionBody>, JsonRejection>,
+    body: Result<TextJson<ExtensionBody>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Json(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextJson(b) = body.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let patient = state.corrections.get(&id).await.ok().flatten().map(|c| c.patient_id);
     let extended = state.corrections.extend(&id, &b.reason, Utc::now()).await.map_err(ApiError::from);
     let c = logged(&state, &access, from, "correction-extend", patient, extended).await?;
@@ -158,9 +157,9 @@ async fn accounting(
     State(state): State<Arc<ApiState>>,
     ConnectInfo(from): ConnectInfo<SocketAddr>,
     Staff(access): Staff,
-    q: Result<Query<AccountingQuery>, QueryRejection>,
+    q: Result<TextQuery<AccountingQuery>, TextError>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
+    let TextQuery(q) = q.map_err(|e| ApiError::BadInput(e.body_text()))?;
     let format = q.format.as_deref().unwrap_or("json");
     let found = state.him.patient_id(&q.patient).await;
     let known = found.as_ref().ok().cloned();

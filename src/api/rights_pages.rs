@@ -7,21 +7,21 @@
 //! each request, statement and accounting is in the access log before the answer.
 
 use super::extract::SignedIn;
-use super::pages::{check_csrf, field, form_fields, page, see_other, PageError};
-use super::record_pages::{failure, frame, message, open_page, own_link, render, Opened, RecordPageError};
-use super::{fhir_json, ApiState};
+use super::pages::{PageError, csrf_form, field, page, see_other};
+use super::record_pages::{Opened, RecordPageError, failure, frame, message, open_page, own_link, render};
+use super::{ApiState, fhir_json};
 use crate::auth::sessions::Session;
 use crate::i18n::{t, tr};
 use crate::portal::fhir_text;
 use crate::portal::record_view::RecordView;
-use crate::rights::{disclosures, Correction, NewRequest, RightsError};
+use crate::rights::{Correction, NewRequest, RightsError, disclosures};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -185,10 +185,10 @@ async fn request_correction(
     Path(link): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form = form_fields(&body);
-    if let Err(e) = check_csrf(&visitor.session, &form) {
-        return (visitor.jar, e.signed_in(&visitor.session)).into_response();
-    }
+    let form = match csrf_form(&visitor.session, &body) {
+        Ok(form) => form,
+        Err(e) => return (visitor.jar, e.signed_in(&visitor.session)).into_response(),
+    };
     let (jar, s, _, opened) =
         match open_page(&state, visitor, &link, format!("/records/{link}/corrections"), from).await {
             Ok(v) => v,
@@ -250,10 +250,10 @@ async fn disagree(
     Path((link, id)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let form = form_fields(&body);
-    if let Err(e) = check_csrf(&visitor.session, &form) {
-        return (visitor.jar, e.signed_in(&visitor.session)).into_response();
-    }
+    let form = match csrf_form(&visitor.session, &body) {
+        Ok(form) => form,
+        Err(e) => return (visitor.jar, e.signed_in(&visitor.session)).into_response(),
+    };
     let (jar, s, _, opened) =
         match open_page(&state, visitor, &link, format!("/records/{link}/corrections"), from).await {
             Ok(v) => v,

@@ -5,23 +5,23 @@
 //! the record, through the reader. A link id that is not the account's answers like a
 //! made-up one.
 
-use super::extract::SignedIn;
-use super::pages::{check_csrf, field, form_fields, page, see_other};
-use super::record_pages::{failure, frame, open_page, own_link, render, RecordPageError};
-use super::share_routes::described;
 use super::ApiState;
+use super::extract::SignedIn;
+use super::pages::{csrf_form, field, page, see_other};
+use super::record_pages::{RecordPageError, failure, frame, open_page, own_link, render};
+use super::share_routes::described;
 use crate::auth::sessions::Session;
 use crate::i18n::t;
 use crate::portal::record_view::RecordView;
 use crate::read::{ReadError, Trail};
-use crate::share::{snapshot, ShareError, ShareRequest};
+use crate::share::{ShareError, ShareRequest, snapshot};
+use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -131,10 +131,10 @@ async fn make(
     body: Bytes,
 ) -> Response {
     let SignedIn { jar, session: s, account } = visitor;
-    let form = form_fields(&body);
-    if let Err(e) = check_csrf(&s, &form) {
-        return (jar, e).into_response();
-    }
+    let form = match csrf_form(&s, &body) {
+        Ok(form) => form,
+        Err(e) => return (jar, e).into_response(),
+    };
     let record_link = match own_link(&state, &account, &link).await {
         Ok(l) => l,
         Err(e) => return (jar, failure(e, &s)).into_response(),
@@ -185,10 +185,10 @@ async fn revoke(
     body: Bytes,
 ) -> Response {
     let SignedIn { jar, session: s, account } = visitor;
-    let form = form_fields(&body);
-    if let Err(e) = check_csrf(&s, &form) {
-        return (jar, e).into_response();
-    }
+    let form = match csrf_form(&s, &body) {
+        Ok(form) => form,
+        Err(e) => return (jar, e).into_response(),
+    };
     if let Err(e) = own_link(&state, &account, &link).await {
         return (jar, failure(e, &s)).into_response();
     }

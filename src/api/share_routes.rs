@@ -6,20 +6,20 @@
 //! Thin: parse, call `share::Shares`, answer. A link that does not exist, expired or was
 //! revoked is answered 404 with nothing about it.
 
-use super::pages::{page, PageError};
 use super::ApiState;
+use super::pages::{PageError, page};
 use crate::auth::Access;
 use crate::i18n::{t, tr};
 use crate::portal::record_view::RecordView;
 use crate::read::{ReadError, Trail};
-use crate::share::{jwe, payload::Payload, snapshot, ShareError, ShareRequest, CONTENT_TYPE};
+use crate::share::{CONTENT_TYPE, ShareError, ShareRequest, jwe, payload::Payload, snapshot};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -69,6 +69,7 @@ fn refusal(e: &ShareError) -> Response {
         ShareError::Read(ReadError::Forbidden(_) | ReadError::InsufficientScope(_)) => {
             (StatusCode::FORBIDDEN, json!({"error": e.to_string()}))
         }
+        ShareError::Store(e) if e.is_bad_text() => (StatusCode::BAD_REQUEST, json!({"error": super::error::BAD_TEXT})),
         ShareError::Read(_) | ShareError::Store(_) | ShareError::Seal | ShareError::Accounts => {
             tracing::error!(error = %e, "share link request failed");
             (StatusCode::SERVICE_UNAVAILABLE, json!({"error": "please try again in a moment"}))
@@ -87,6 +88,9 @@ async fn manifest(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return refusal(&ShareError::Invalid("the body must be JSON with `recipient`".into()));
     };
+    if let Err(e) = super::text::check_json(&request) {
+        return refusal(&ShareError::Invalid(e.to_string()));
+    }
     let recipient = request["recipient"].as_str().unwrap_or("");
     let passcode = request["passcode"].as_str();
     let max = request["embeddedLengthMax"].as_u64();
@@ -135,6 +139,9 @@ async fn create(
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return refusal(&ShareError::Invalid("the body must be JSON".into()));
     };
+    if let Err(e) = super::text::check_json(&v) {
+        return refusal(&ShareError::Invalid(e.to_string()));
+    }
     let sections: Vec<String> =
         v["sections"].as_array().into_iter().flatten().filter_map(|s| s.as_str().map(str::to_string)).collect();
     let Some(expires_at) = v["expires"]
@@ -234,7 +241,10 @@ async fn viewer_page() -> Response {
 /// `POST /share/view`: opens the link (like a manifest request, logged and counted) and
 /// shows what it holds as a page.
 async fn view(State(state): State<Arc<ApiState>>, ConnectInfo(from): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
-    let fields = super::pages::form_fields(&body);
+    let fields = match super::pages::form_fields(&body) {
+        Ok(fields) => fields,
+        Err(e) => return e.into_response(),
+    };
     let field = |n: &str| super::pages::field(&fields, n).unwrap_or_default();
     let recipient = field("recipient");
     let again = |status: StatusCode, text: &str| viewer(status, form(Some(text), &recipient));

@@ -10,9 +10,11 @@
 //! made stale — an error no wait can cure). Writes are single statements or short
 //! transactions; nothing holds the write lock across a network call.
 
-use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use std::path::Path;
+
+pub mod text;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -39,6 +41,17 @@ impl StoreError {
                     )
                     || e.message().contains("database is locked")
             }
+            _ => false,
+        }
+    }
+
+    /// Text the database refused as it was given, not a failure of the database: on
+    /// PostgreSQL a NUL byte in a text value (SQLSTATE 22021, invalid byte sequence) or
+    /// `\u0000` in JSON (22P05, untranslatable character). Each surface answers it 400 like
+    /// any other bad input (a backstop: the text is checked at the door, see [`text`]).
+    pub fn is_bad_text(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::Database(e)) => matches!(e.code().as_deref(), Some("22021" | "22P05")),
             _ => false,
         }
     }

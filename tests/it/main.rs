@@ -23,6 +23,7 @@ mod audit_log;
 mod authored_r4;
 mod backend_services;
 mod bad_input;
+mod bad_text;
 mod backend_services_cli;
 mod browser_pages;
 mod bulk_client;

@@ -100,13 +100,17 @@ impl From<crate::auth::hashing::Busy> for OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(e: StoreError) -> Self {
+        if e.is_bad_text() {
+            // Text the database refused (a backstop of `Form::parse`): the request's fault.
+            return OAuthError::invalid_request("a parameter holds a character that cannot be stored (such as NUL)");
+        }
         OAuthError::server(&e)
     }
 }
 
 impl From<sqlx::Error> for OAuthError {
     fn from(e: sqlx::Error) -> Self {
-        OAuthError::server(&e)
+        OAuthError::from(StoreError::Query(e))
     }
 }
 

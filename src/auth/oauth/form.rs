@@ -16,7 +16,8 @@ pub struct Form {
 }
 
 impl Form {
-    /// Parses a form body; a repeated parameter or invalid UTF-8 is `invalid_request`.
+    /// Parses a form body; a repeated parameter, invalid UTF-8 or a control character (NUL
+    /// and the rest but tab and line breaks, `store::text`) is `invalid_request`.
     pub fn parse(body: &[u8]) -> Result<Form, OAuthError> {
         std::str::from_utf8(body).map_err(|_| OAuthError::invalid_request("the request body is not UTF-8"))?;
         let mut params = BTreeMap::new();
@@ -24,6 +25,13 @@ impl Form {
             let max = if k == "client_assertion" { MAX_ASSERTION } else { MAX_VALUE };
             if k.len() > MAX_VALUE || v.len() > max {
                 return Err(OAuthError::invalid_request(format!("a parameter is longer than {max} characters")));
+            }
+            if !crate::store::text::storable(&k) || !crate::store::text::storable(&v) {
+                // Named only when the name is plain; never the value (a secret, a code).
+                let name = if crate::store::text::storable(&k) { format!("`{k}`") } else { "a parameter name".into() };
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {name} holds a control character (such as NUL)"
+                )));
             }
             if params.contains_key(k.as_ref()) {
                 return Err(OAuthError::invalid_request(format!("parameter `{k}` is repeated")));
@@ -61,6 +69,8 @@ mod tests {
         assert!(f.require("scope").is_err());
         assert!(Form::parse(b"code=a&code=b").is_err());
         assert!(Form::parse(&[0x63, 0x3d, 0xff]).is_err());
+        assert!(Form::parse(b"state=a%00b").is_err(), "NUL");
+        assert!(Form::parse(b"scope=a%01b").is_err(), "a control character");
         assert!(Form::parse(format!("state={}", "s".repeat(4097)).as_bytes()).is_err(), "over-long");
         assert!(Form::parse(format!("client_assertion={}", "a".repeat(5000)).as_bytes()).is_ok());
     }
