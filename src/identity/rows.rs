@@ -4,7 +4,7 @@
 //! is [`super::matching::compare`]'s, never decided here. Never calls a source, never
 //! holds more than one record's candidates in memory.
 
-use super::matching::{compare, Demographics, Verdict};
+use super::matching::{Demographics, Verdict, compare};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
@@ -136,23 +136,29 @@ pub(super) async fn ingest(tx: &mut Tx, source: &str, patient: &Value, now: &str
     let merged_into = replaced_by(patient).filter(|target| target != id);
     let text = serde_json::to_string(&demographics).unwrap_or_default();
     let digest = hashed(&format!("{text}|{}", merged_into.as_deref().unwrap_or("")));
-    let stored: Option<String> =
-        sqlx::query("SELECT digest FROM index_records WHERE source = $1 AND source_patient_id = $2")
-            .bind(source)
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| r.get(0));
-    let linked = gateway_id(tx, source, id).await?;
+    // What the index holds of this record, in one statement: its digest (no row: read for
+    // the first time, so it has no keys and no possible matches to remove) and its link.
+    let row = sqlx::query(
+        "SELECT (SELECT digest FROM index_records WHERE source = $1 AND source_patient_id = $2),
+                (SELECT gateway_id FROM patient_links WHERE source = $1 AND source_patient_id = $2)",
+    )
+    .bind(source)
+    .bind(id)
+    .fetch_one(&mut **tx)
+    .await?;
+    let stored: Option<String> = row.get(0);
+    let linked: Option<String> = row.get(1);
     if stored.as_deref() == Some(digest.as_str()) && linked.is_some() {
         return Ok(false);
     }
-    for statement in [
-        "DELETE FROM index_records WHERE source = $1 AND source_patient_id = $2",
-        "DELETE FROM index_keys WHERE source = $1 AND source_patient_id = $2",
-        "DELETE FROM index_possible_matches WHERE (a_source = $1 AND a_id = $2) OR (b_source = $1 AND b_id = $2)",
-    ] {
-        sqlx::query(statement).bind(source).bind(id).execute(&mut **tx).await?;
+    if stored.is_some() {
+        for statement in [
+            "DELETE FROM index_records WHERE source = $1 AND source_patient_id = $2",
+            "DELETE FROM index_keys WHERE source = $1 AND source_patient_id = $2",
+            "DELETE FROM index_possible_matches WHERE (a_source = $1 AND a_id = $2) OR (b_source = $1 AND b_id = $2)",
+        ] {
+            sqlx::query(statement).bind(source).bind(id).execute(&mut **tx).await?;
+        }
     }
     sqlx::query(
         "INSERT INTO index_records (source, source_patient_id, demographics, digest, replaced_by, read_at)
@@ -205,28 +211,19 @@ pub(super) async fn ingest(tx: &mut Tx, source: &str, patient: &Value, now: &str
     }
 
     let keys = blocking_keys(&demographics);
-    for key in &keys {
-        sqlx::query("INSERT INTO index_keys (blocking_key, source, source_patient_id) VALUES ($1, $2, $3)")
-            .bind(key)
-            .bind(source)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?;
-    }
+    insert_keys(tx, source, id, &keys).await?;
     let mut same: Vec<(String, String, String)> = Vec::new();
     let mut possible: Vec<(String, String, String)> = Vec::new();
-    for (c_source, c_id, c_text) in candidates(tx, source, &keys).await? {
-        let Ok(theirs) = serde_json::from_str::<Demographics>(&c_text) else { continue };
-        match compare(&theirs, &demographics) {
-            Verdict::Same(reason) => same.push((c_source, c_id, reason)),
-            Verdict::Possible(reason) => possible.push((c_source, c_id, reason)),
-            Verdict::Different => {}
-        }
-    }
     let mut gids: BTreeSet<String> = linked.iter().cloned().collect();
-    for (c_source, c_id, _) in &same {
-        if let Some(g) = gateway_id(tx, c_source, c_id).await? {
-            gids.insert(g);
+    for c in candidates(tx, source, &keys).await? {
+        let Ok(theirs) = serde_json::from_str::<Demographics>(&c.demographics) else { continue };
+        match compare(&theirs, &demographics) {
+            Verdict::Same(reason) => {
+                gids.extend(c.gateway_id);
+                same.push((c.source, c.id, reason));
+            }
+            Verdict::Possible(reason) => possible.push((c.source, c.id, reason)),
+            Verdict::Different => {}
         }
     }
     let survivor = gids.iter().next().cloned().unwrap_or_else(new_gateway_id);
@@ -259,20 +256,45 @@ pub(super) async fn ingest(tx: &mut Tx, source: &str, patient: &Value, now: &str
     Ok(true)
 }
 
-/// Records of other sources sharing a key with this one, with their demographics, in a
-/// stable order.
-async fn candidates(
-    tx: &mut Tx,
-    source: &str,
-    keys: &BTreeSet<String>,
-) -> Result<Vec<(String, String, String)>, sqlx::Error> {
-    let mut found: BTreeSet<(String, String, String)> = BTreeSet::new();
+/// Keys per INSERT statement (three parameters each, well under any database's limit).
+const KEYS_PER_INSERT: usize = 100;
+
+/// Writes a record's blocking keys, many rows per statement.
+async fn insert_keys(tx: &mut Tx, source: &str, id: &str, keys: &BTreeSet<String>) -> Result<(), sqlx::Error> {
+    let keys: Vec<&String> = keys.iter().collect();
+    for chunk in keys.chunks(KEYS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, $1, $2)", i + 3)).collect();
+        let sql =
+            format!("INSERT INTO index_keys (blocking_key, source, source_patient_id) VALUES {}", rows.join(", "));
+        let mut query = sqlx::query(&sql).bind(source).bind(id);
+        for key in chunk {
+            query = query.bind(key.as_str());
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// A record of another source sharing a blocking key, with its link (if any).
+#[derive(PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    source: String,
+    id: String,
+    demographics: String,
+    gateway_id: Option<String>,
+}
+
+/// Records of other sources sharing a key with this one, with their demographics and
+/// gateway ids, in a stable order (one statement for up to 50 keys).
+async fn candidates(tx: &mut Tx, source: &str, keys: &BTreeSet<String>) -> Result<Vec<Candidate>, sqlx::Error> {
+    let mut found: BTreeSet<Candidate> = BTreeSet::new();
     let keys: Vec<&String> = keys.iter().collect();
     for chunk in keys.chunks(50) {
         let slots: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
         let sql = format!(
-            "SELECT DISTINCT r.source, r.source_patient_id, r.demographics FROM index_keys k
+            "SELECT DISTINCT r.source, r.source_patient_id, r.demographics, l.gateway_id FROM index_keys k
              JOIN index_records r ON r.source = k.source AND r.source_patient_id = k.source_patient_id
+             LEFT JOIN patient_links l ON l.source = r.source AND l.source_patient_id = r.source_patient_id
              WHERE k.source <> $1 AND k.blocking_key IN ({})",
             slots.join(", ")
         );
@@ -281,7 +303,12 @@ async fn candidates(
             query = query.bind(key.as_str());
         }
         for row in query.fetch_all(&mut **tx).await? {
-            found.insert((row.get(0), row.get(1), row.get(2)));
+            found.insert(Candidate {
+                source: row.get(0),
+                id: row.get(1),
+                demographics: row.get(2),
+                gateway_id: row.get(3),
+            });
         }
     }
     Ok(found.into_iter().collect())
