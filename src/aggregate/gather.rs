@@ -79,6 +79,33 @@ impl Plan {
     }
 }
 
+/// One source's part of a record being gathered in a task of its own (with what the label
+/// rules found in it): the task is ended when this is dropped, so a record no longer wanted
+/// (the request went away) does not keep asking the source.
+pub(super) struct Task(pub tokio::task::JoinHandle<(Fetched, Vec<SourceError>, Vec<super::Findings>)>);
+
+impl Task {
+    /// The part, or — should the task have failed — an empty part with a problem that makes
+    /// the record name `source` as missing.
+    pub async fn join(mut self, source: &SharedSource) -> (Fetched, Vec<SourceError>, Vec<super::Findings>) {
+        match (&mut self.0).await {
+            Ok(part) => part,
+            Err(e) => {
+                tracing::error!(source = source.name(), error = %e, "gathering a source's part failed");
+                let problem =
+                    SourceError::Unavailable { source_name: source.name().to_string(), message: "failed".into() };
+                (nothing_yet(source, &[]), vec![problem], Vec::new())
+            }
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A source's part for one person before anything was found.
 fn nothing_yet(source: &SharedSource, patient_ids: &[String]) -> Fetched {
     Fetched {
@@ -237,15 +264,32 @@ fn referenced_supporting(
 ) -> Vec<(String, Vec<String>)> {
     let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in resources {
-        for s in reference::all(r) {
-            if let Some((t, id)) = reference::parse_local(&s, None) {
+        each_reference(r, &mut |s| {
+            if let Some((t, id)) = reference::parse_local(s, None) {
                 if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
                     wanted.entry(t.to_string()).or_default().insert(id.to_string());
                 }
             }
-        }
+        });
     }
     wanted.into_iter().map(|(t, ids)| (t, ids.into_iter().collect())).collect()
+}
+
+/// Calls `f` on every `reference` string in `value`, at any depth (the strings
+/// `reference::all` lists, without copying the resource to find them).
+fn each_reference(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    Value::String(s) if key == "reference" => f(s),
+                    _ => each_reference(v, f),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| each_reference(v, f)),
+        _ => {}
+    }
 }
 
 #[cfg(test)]
@@ -274,5 +318,22 @@ mod tests {
         let by_revinclude = Plan { provenance_by_revinclude: true, ..plan.clone() };
         let searched: Vec<&str> = by_revinclude.searched().collect();
         assert_eq!(searched, ["Observation"], "Provenance comes with the searches");
+    }
+
+    #[test]
+    fn the_references_walked_are_the_ones_reference_all_lists() {
+        let r = json!({"resourceType": "DiagnosticReport", "id": "d",
+                       "subject": {"reference": "Patient/p1"},
+                       "performer": [{"reference": "Organization/o1"}, {"display": "no reference"}],
+                       "result": [{"reference": "Observation/a", "extension": [{"valueReference": {"reference": "Practitioner/x"}}]}],
+                       "contained": [{"resourceType": "Practitioner", "id": "c", "reference": 7}],
+                       "note": [{"text": "reference"}]});
+        let mut walked = Vec::new();
+        each_reference(&r, &mut |s| walked.push(s.to_string()));
+        assert_eq!(walked, reference::all(&r));
+        assert_eq!(walked.len(), 4);
+        let have = BTreeSet::from([("Organization".to_string(), "o1".to_string())]);
+        let wanted = referenced_supporting(&[r], &have, &["Organization", "Practitioner"]);
+        assert_eq!(wanted, vec![("Practitioner".to_string(), vec!["x".to_string()])]);
     }
 }

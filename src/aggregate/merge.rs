@@ -25,10 +25,11 @@ pub struct Fetched {
 
 type Key = (String, String, String); // (source, type, source id)
 
-/// A resource kept in the record: from `fetched[source]`, tagged with every system holding it.
+/// A resource kept in the record: `fetched[source].resources[index]`, tagged with every
+/// system holding it.
 struct Kept {
     source: usize,
-    resource: Value,
+    index: usize,
     tags: Vec<(String, String)>,
 }
 
@@ -36,8 +37,18 @@ struct Kept {
 /// patient `patient_id`. Returns the resources, Patient first, then by type and id, plus
 /// an alias map (`Type/id` of dropped duplicates → `Type/id` kept).
 pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<String, String>) {
+    let (merged, aliases) = merge_owned(patient_id, fetched.to_vec());
+    (merged.into_iter().map(|(r, _)| r).collect(), aliases)
+}
+
+/// [`merge`] of parts the caller hands over: the kept resources are moved into the record,
+/// not copied. Each comes with where it was in `fetched` (source, index in its resources).
+pub fn merge_owned(
+    patient_id: &str,
+    mut fetched: Vec<Fetched>,
+) -> (Vec<(Value, (usize, usize))>, HashMap<String, String>) {
     let mut ids: HashMap<Key, String> = HashMap::new();
-    for f in fetched {
+    for f in &fetched {
         for pid in &f.patient_ids {
             ids.insert((f.source.clone(), "Patient".into(), pid.clone()), patient_id.to_string());
         }
@@ -57,7 +68,7 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
     let mut by_key: HashMap<String, usize> = HashMap::new();
     let mut aliases: HashMap<String, String> = HashMap::new();
     for (si, f) in fetched.iter().enumerate() {
-        for r in &f.resources {
+        for (ri, r) in f.resources.iter().enumerate() {
             let (Some(t), Some(id)) = (fhir::resource_type(r), fhir::resource_id(r)) else { continue };
             let gid = ids[&(f.source.clone(), t.to_string(), id.to_string())].clone();
             let keys = duplicate_keys(r, t, &gid, patient_id, &f.source, &ids);
@@ -65,7 +76,8 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
             let tag = (f.source.clone(), f.display.clone());
             match earlier {
                 Some(k) => {
-                    let kept_id = fhir::resource_id(&kept[k].resource).unwrap_or_default().to_string();
+                    let kept_resource = &fetched[kept[k].source].resources[kept[k].index];
+                    let kept_id = fhir::resource_id(kept_resource).unwrap_or_default().to_string();
                     let kept_gid = ids[&(fetched[kept[k].source].source.clone(), t.to_string(), kept_id)].clone();
                     if kept_gid != gid {
                         aliases.insert(format!("{t}/{gid}"), format!("{t}/{kept_gid}"));
@@ -77,7 +89,7 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
                 }
                 None => {
                     let k = kept.len();
-                    kept.push(Kept { source: si, resource: r.clone(), tags: vec![tag] });
+                    kept.push(Kept { source: si, index: ri, tags: vec![tag] });
                     for key in keys {
                         by_key.entry(key).or_insert(k);
                     }
@@ -86,11 +98,15 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
         }
     }
 
-    let mut out: Vec<Value> = kept
+    // Each kept resource is taken once: a (source, index) is kept at most once.
+    let mut out: Vec<(Value, (usize, usize))> = kept
         .into_iter()
-        .map(|Kept { source: si, resource, tags }| finish(resource, &fetched[si].source, &ids, &tags))
+        .map(|Kept { source: si, index, tags }| {
+            let resource = std::mem::take(&mut fetched[si].resources[index]);
+            (finish(resource, &fetched[si].source, &ids, &tags), (si, index))
+        })
         .collect();
-    out.sort_by_cached_key(sort_key);
+    out.sort_by_cached_key(|(r, _)| sort_key(r));
     (out, aliases)
 }
 

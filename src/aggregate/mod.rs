@@ -1,8 +1,10 @@
 //! Aggregation: gathers one person's resources from every source that holds them, within
 //! one deadline, merges them ([`merge`]) and caches the record (moka, TTL and size from
-//! config). A source that fails or misses the deadline yields a partial record that says
-//! which source is missing; it never hangs and never fails the whole record. It applies
-//! no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
+//! config). Each source's part is gathered in a task of its own and read by the label rules
+//! as it arrives, so that after the slowest source answers only its part, the merge and the
+//! labels are left to do. A source that fails or misses the deadline yields a partial record
+//! that says which source is missing; it never hangs and never fails the whole record. It
+//! applies no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
 //! before any viewer's rules. For a system- or Group-level export job, a source that offers
 //! Bulk Data `$export` is asked for its own export once ([`source_export`]), spilled grouped by
 //! person ([`spill`]), and each person's part of it built from the spill; the merge, labels
@@ -100,12 +102,26 @@ pub enum AggregateError {
     Store(#[from] crate::store::StoreError),
 }
 
-/// The labeling step a record goes through after merging (the security labeling service
-/// implements it). Aggregation holds one of these, not the labeller itself, so that this
-/// module never imports the steps after it on the road.
+/// What the labeling step found in one resource as its source sent it ([`Labelling::find`]):
+/// the ids (the labeller's own numbering) of the rules that match it, each with whether it
+/// matched by words only. Aggregation only carries it from the source's answer to the
+/// merged resource.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings(pub Vec<(usize, bool)>);
+
+/// The labeling step a record goes through (the security labeling service implements it):
+/// the rules are matched on each source's resources as that source's answer arrives, while
+/// slower sources are still answering, and the labels are added to the merged record. Aggregation
+/// holds one of these, not the labeller itself, so that this module never imports the steps
+/// after it on the road.
 pub trait Labelling: Send + Sync {
-    /// Labels one merged record in place; per `Type/id`, what labelled each resource.
-    fn label(&self, resources: &mut [Value]) -> BTreeMap<String, Vec<String>>;
+    /// What the rules find in one resource before merging (they read only what merging
+    /// does not change).
+    fn find(&self, resource: &Value) -> Findings;
+    /// Labels one merged record in place, `findings[i]` being what [`Labelling::find`] found
+    /// in `resources[i]` (`None`, or none at all, and it is found now); per `Type/id`, what
+    /// labelled each resource.
+    fn label(&self, resources: &mut [Value], findings: &[Option<Findings>]) -> BTreeMap<String, Vec<String>>;
 }
 
 pub struct Aggregator {
@@ -196,16 +212,32 @@ impl Aggregator {
         for m in &link.members {
             members.entry(m.source.as_str()).or_default().push(m.source_patient_id.clone());
         }
+        // Each source's part is fetched, read and matched against the label rules in a task
+        // of its own as its answer arrives, in parallel with the others (and on another core),
+        // so that after the slowest source answers only its own part, the merge and the
+        // labels themselves are left. A task is ended if the record is no longer wanted.
         let work = self.sources.iter().filter_map(|s| {
             let ids = members.get(s.name())?;
             let plan = self.plan(s.name());
+            let labeler = self.labeler.clone();
             Some(async move {
                 match spilled {
                     Some((store, job)) if job.sources.contains(s.name()) => {
                         let read_missing = job.compartments_only.contains(s.name()).then_some(deadline);
-                        gather::from_spill(s.clone(), ids.clone(), plan, store, &job.job_id, read_missing).await
+                        let (f, problems) =
+                            gather::from_spill(s.clone(), ids.clone(), plan, store, &job.job_id, read_missing).await;
+                        let findings = f.resources.iter().map(|r| labeler.find(r)).collect();
+                        (f, problems, findings)
                     }
-                    _ => gather::gather(s.clone(), ids.clone(), plan, deadline).await,
+                    _ => {
+                        let (source, ids) = (s.clone(), ids.clone());
+                        let task = gather::Task(tokio::spawn(async move {
+                            let (f, problems) = gather::gather(source, ids, plan, deadline).await;
+                            let findings = f.resources.iter().map(|r| labeler.find(r)).collect::<Vec<_>>();
+                            (f, problems, findings)
+                        }));
+                        task.join(s).await
+                    }
                 }
             })
         });
@@ -224,14 +256,20 @@ impl Aggregator {
                 reason: "could not be searched for this person's records".to_string(),
             })
             .collect();
-        for (f, problems) in results {
+        let mut findings: Vec<Vec<Option<Findings>>> = Vec::new();
+        for (f, problems, found) in results {
             if let Some(reason) = summarize(&problems) {
                 missing.push(MissingSource { source: f.source.clone(), display: f.display.clone(), reason });
             }
             fetched.push(f);
+            findings.push(found.into_iter().map(Some).collect());
         }
-        let (mut resources, aliases) = merge::merge(&link.gateway_id, &fetched);
-        let label_rules = self.labeler.label(&mut resources);
+        let (merged, aliases) = merge::merge_owned(&link.gateway_id, fetched);
+        let (mut resources, found): (Vec<Value>, Vec<Option<Findings>>) = merged
+            .into_iter()
+            .map(|(r, (si, ri))| (r, findings.get_mut(si).and_then(|f| f.get_mut(ri)).and_then(Option::take)))
+            .unzip();
+        let label_rules = self.labeler.label(&mut resources, &found);
         let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing, label_rules));
         for key in record.positions.keys() {
             self.homes.insert(key.clone(), link.gateway_id.clone()).await;

@@ -193,3 +193,42 @@ fn people_without_sensitive_data_get_no_labels() {
         }
     }
 }
+
+/// The aggregator matches the rules on each source's resources as its answer arrives, before
+/// the merge ([`Labeler::find`]), and adds the labels to the merged record afterwards
+/// ([`Labeler::label_found`]): for every fixture person this labels the merged record exactly
+/// as matching the rules on the merged record itself does.
+#[test]
+fn rules_matched_before_the_merge_label_the_merged_record_the_same() {
+    use crate::aggregate::merge::{merge, merge_owned, Fetched};
+    let labeler = shipped_labeler();
+    let stores = stores();
+    let part2 = HashSet::from(["behavioral".to_string()]);
+    let mut labelled = 0;
+    for (person, records) in PEOPLE {
+        let parts: Vec<Fetched> = records
+            .iter()
+            .map(|(source, pid)| {
+                let store = &stores[source];
+                let mut resources = vec![store.get("Patient", pid).unwrap().clone()];
+                for t in fhir::PATIENT_COMPARTMENT_TYPES {
+                    resources.extend(store.compartment(pid, t).into_iter().cloned());
+                }
+                let patient_ids = vec![(*pid).to_string()];
+                Fetched { source: (*source).to_string(), display: (*source).to_string(), patient_ids, resources }
+            })
+            .collect();
+        let early: Vec<Vec<Findings>> =
+            parts.iter().map(|p| p.resources.iter().map(|r| labeler.find(r)).collect()).collect();
+        let (mut whole, _) = merge("g1", &parts);
+        let expected = labeler.label_record(&mut whole, &part2);
+        let (merged, _) = merge_owned("g1", parts);
+        let (mut record, found): (Vec<Value>, Vec<Option<Findings>>) =
+            merged.into_iter().map(|(r, (s, i))| (r, Some(early[s][i].clone()))).unzip();
+        let got = labeler.label_found(&mut record, &found, &part2);
+        assert_eq!(got, expected, "{person}: the same explanations");
+        assert_eq!(record, whole, "{person}: the same labels on the same resources");
+        labelled += got.len();
+    }
+    assert!(labelled > 20, "the fixtures have labelled items ({labelled})");
+}

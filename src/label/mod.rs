@@ -26,6 +26,7 @@ mod synthea_tests;
 mod tests;
 
 use crate::aggregate::provenance;
+pub use crate::aggregate::Findings;
 use crate::fhir;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -217,15 +218,50 @@ impl Labeler {
         resources: &mut [Value],
         part2_sources: &HashSet<String>,
     ) -> BTreeMap<String, Vec<String>> {
+        self.label_found(resources, &[], part2_sources)
+    }
+
+    /// Which rules match one resource (in rule order), from its codes and texts alone. What
+    /// merging changes — `meta`, the resource's `id`, `reference` strings, and the `display`
+    /// it gives a reference it makes display-only — is not a Coding or a CodeableConcept
+    /// text the rules read (see the rules module), so this may run on a resource as its
+    /// source sent it, before the merge, while slower sources are still answering.
+    pub fn find(&self, resource: &Value) -> Findings {
+        let facts = rules::Facts::of(resource);
+        let matched = self
+            .rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| Some((i, rule.matches(&facts)? == rules::Match::Words)))
+            .collect();
+        Findings(matched)
+    }
+
+    /// [`Labeler::label_record`] with the rules' matches already found ([`Labeler::find`]):
+    /// `findings[i]` for `resources[i]` (a resource without one is read now).
+    pub fn label_found(
+        &self,
+        resources: &mut [Value],
+        findings: &[Option<Findings>],
+        part2_sources: &HashSet<String>,
+    ) -> BTreeMap<String, Vec<String>> {
         let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for r in resources.iter_mut() {
+        for (i, r) in resources.iter_mut().enumerate() {
             let mut why: Vec<String> = Vec::new();
             if normalize_source_labels(r) {
                 why.push(FROM_SOURCE.into());
             }
-            let facts = rules::Facts::of(r);
-            for rule in &self.rules {
-                let Some(how) = rule.matches(&facts) else { continue };
+            let found_now;
+            let found = match findings.get(i).and_then(Option::as_ref) {
+                Some(f) => f,
+                None => {
+                    found_now = self.find(r);
+                    &found_now
+                }
+            };
+            for &(rule, by_words) in &found.0 {
+                let Some(rule) = self.rules.get(rule) else { continue };
+                let how = if by_words { rules::Match::Words } else { rules::Match::Code };
                 if apply_rule(r, rule.sensitivity, rule.confidentiality) {
                     why.push(match how {
                         rules::Match::Code => rule.id.clone(),
@@ -321,7 +357,10 @@ pub fn sensitivity_labels_of(resource: &Value) -> BTreeSet<String> {
 }
 
 impl crate::aggregate::Labelling for Labeler {
-    fn label(&self, resources: &mut [Value]) -> BTreeMap<String, Vec<String>> {
-        Labeler::label(self, resources)
+    fn find(&self, resource: &Value) -> Findings {
+        Labeler::find(self, resource)
+    }
+    fn label(&self, resources: &mut [Value], findings: &[Option<Findings>]) -> BTreeMap<String, Vec<String>> {
+        self.label_found(resources, findings, &self.part2_sources)
     }
 }

@@ -156,18 +156,24 @@ impl RestSource {
     ) -> Result<Vec<Value>, SourceError> {
         let mut out = Vec::new();
         for _ in 0..max_pages {
-            let bundle = self.get_json(url.clone(), deadline).await?;
+            let mut bundle = self.get_json(url.clone(), deadline).await?;
             if crate::fhir::resource_type(&bundle) != Some("Bundle") {
                 return Err(SourceError::BadResponse {
                     source_name: self.name.clone(),
                     message: format!("{what} did not answer a Bundle"),
                 });
             }
-            for entry in bundle.get("entry").and_then(Value::as_array).into_iter().flatten() {
+            // The kept resources are moved out of the parsed page, not copied.
+            let entries = match bundle.get_mut("entry").map(Value::take) {
+                Some(Value::Array(entries)) => entries,
+                _ => Vec::new(),
+            };
+            for mut entry in entries {
                 let mode = entry.pointer("/search/mode").and_then(Value::as_str).unwrap_or("match");
-                match entry.get("resource") {
-                    Some(r) if keep(mode, r) => out.push(r.clone()),
-                    _ => {}
+                if entry.get("resource").is_some_and(|r| keep(mode, r)) {
+                    if let Some(r) = entry.get_mut("resource") {
+                        out.push(r.take());
+                    }
                 }
             }
             match self.next_link(&bundle)? {
