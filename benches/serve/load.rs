@@ -95,9 +95,20 @@ pub async fn run(
     concurrency: usize,
     duration: Duration,
 ) -> (Vec<Sample>, Duration) {
+    run_from(http, targets, concurrency, Instant::now(), duration).await
+}
+
+/// [`run`] for a phase that started at `start` (samples are timed from it) and lasts
+/// `duration` from there.
+pub async fn run_from(
+    http: &reqwest::Client,
+    targets: &[Target],
+    concurrency: usize,
+    start: Instant,
+    duration: Duration,
+) -> (Vec<Sample>, Duration) {
     let targets = Arc::new(targets.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
     let deadline = start + duration;
     let mut tasks = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {

@@ -1,6 +1,6 @@
 //! `cargo bench --bench serve`: how fast the release gateway serves patients' apps (issue 15).
-//! Everything runs in this process: the four demo fixture systems as simulators, gateways
-//! built from the library on port 0 (SQLite, audit on), a static handler, and a load client
+//! The four demo fixture systems run as simulators in this process, with gateways built
+//! from the library on port 0 (SQLite, audit on), a static handler, and a load client
 //! (tokio + reqwest, keep-alive) sending for a fixed time per phase at each concurrency:
 //!
 //! - `GET /fhir/metadata` (no token) and an authenticated `GET /fhir/Patient/{id}` (a
@@ -9,22 +9,31 @@
 //! - cold `$everything` (a gateway whose record cache holds nothing), one request at a time,
 //!   next to each source's own `$everything` for the same person, interleaved — once with
 //!   the simulators answering at once, once with each adding a hospital API's latency;
-//! - mixed traffic (reads, searches, `$everything` of every demo person, staff token, a record
-//!   cache of a few seconds) while the lab turns slow, then down, then recovers.
+//! - mixed traffic against a gateway in its own process (the release `portico serve`, so its
+//!   memory is its own): reads, searches, `$everything` of every demo person (staff token, a
+//!   record cache of a few seconds), a patient's browser viewing their record pages, an
+//!   app's refresh-token chains and a partner's Bulk `$export`, after a warm-up of the same
+//!   mix, while the lab turns slow, then down, then recovers.
 //!
 //! It prints every phase and each of the issue's targets with its measured ratio (also written
-//! to target/bench-serve/results.txt), and the process's memory (VmRSS) at start and end.
+//! to target/bench-serve/results.txt), the mixed gateway's memory (VmRSS after the warm-up,
+//! during the run and at the end) and the bench process's own.
 //!
 //! Knobs (not PORTICO_…, which the gateway reads as overrides): BENCH_SERVE_CONCURRENCY
 //! ("8,64,256"), BENCH_SERVE_SECONDS (3 per phase and concurrency), BENCH_SERVE_COLD (30
 //! sequential cold requests), BENCH_SERVE_MIXED_SECONDS (24, in four equal windows),
-//! BENCH_SERVE_MIXED_CONCURRENCY (64), BENCH_SERVE_SLOW (lab latency while slow, "1s"),
+//! BENCH_SERVE_MIXED_WARMUP (6), BENCH_SERVE_MIXED_CONCURRENCY (64),
+//! BENCH_SERVE_PAGE_VIEWERS (2 browser tasks), BENCH_SERVE_REFRESH_CHAINS (2),
+//! BENCH_SERVE_REFRESH_EVERY (pause between one chain's refreshes, "50ms"),
+//! BENCH_SERVE_SLOW (lab latency while slow, "1s"),
 //! BENCH_SERVE_SOURCE_LATENCY (every source's latency in the second cold run, "40ms"),
 //! BENCH_SERVE_BREAKER_COOLDOWN (the mixed gateway's sources' `breaker_cooldown`, "1s"),
 //! BENCH_SERVE_PHASES (which to run, "steady,cold,mixed").
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod actors;
+mod child;
 mod load;
 mod report;
 mod setup;
@@ -33,6 +42,7 @@ mod setup;
 #[path = "../export/processes.rs"]
 mod processes;
 
+use child::ChildGateway;
 use load::{Sample, Summary, Target};
 use report::Report;
 use setup::{Gateway, PATIENT_TOKEN, STAFF_TOKEN};
@@ -65,13 +75,12 @@ async fn run() -> Result<(), String> {
     let warm = Gateway::start(&sims, "cache_ttl = \"600s\"", "").await?;
     // Cold: the record cache holds nothing, every $everything asks every source.
     let cold = Gateway::start(&sims, "cache_ttl = \"1ms\"\ncache_max_records = 0", "").await?;
-    // Mixed: a short-lived cache, so a failing source is felt, and the sources' circuit
-    // breakers probing again after BENCH_SERVE_BREAKER_COOLDOWN (the default 30 s is longer
-    // than the bench's window: a recovered source would not be asked again inside it).
+    // The mixed phase's gateway runs in its own process (see `child`), with a short-lived
+    // cache, so a failing source is felt, and the sources' circuit breakers probing again
+    // after BENCH_SERVE_BREAKER_COOLDOWN (the default 30 s is longer than the bench's
+    // window: a recovered source would not be asked again inside it).
     let cooldown = std::env::var("BENCH_SERVE_BREAKER_COOLDOWN").unwrap_or_else(|_| "1s".into());
     humantime::parse_duration(&cooldown).map_err(|e| format!("BENCH_SERVE_BREAKER_COOLDOWN: {e}"))?;
-    let breaker = format!("breaker_cooldown = \"{cooldown}\"");
-    let mixed = Gateway::start(&sims, "cache_ttl = \"3s\"\ndeadline = \"5s\"", &breaker).await?;
     let me = warm.patient_id().await?;
     report.rss_start_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
@@ -120,7 +129,7 @@ async fn run() -> Result<(), String> {
     }
     report.rss_by_phase.push(("cold phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
     if runs("mixed") {
-        report.mixed = mixed_phase(&http, &mixed, &sims).await?;
+        report.mixed = mixed_phase(&http, &sims, &cooldown).await?;
     }
     report.rss_end_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
@@ -130,7 +139,7 @@ async fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.txt"), &text).map_err(|e| e.to_string())?;
     println!("(also written to {})", dir.join("results.txt").display());
-    drop((warm, cold, mixed));
+    drop((warm, cold));
     Ok(())
 }
 
@@ -182,19 +191,48 @@ fn source_route(source: &str) -> &'static str {
     }
 }
 
-/// Mixed traffic for every demo person while the lab turns slow, then down, then recovers.
+/// Mixed traffic for every demo person while the lab turns slow, then down, then recovers,
+/// against a gateway in its own process (its memory is measured): FHIR reads and searches
+/// with the staff token, a patient's browser viewing their record's pages, an app's refresh
+/// token chains, and a partner's Bulk `$export` running again and again. The same mix runs
+/// first for a warm-up, so the memory at the start is that of a gateway already serving.
 async fn mixed_phase(
     http: &reqwest::Client,
-    gateway: &Gateway,
     sims: &[(&str, portico::simulator::RunningSimulator)],
+    cooldown: &str,
 ) -> Result<report::Mixed, String> {
     let total = Duration::from_secs_f64(env_or("BENCH_SERVE_MIXED_SECONDS", 24.0));
+    let warmup = Duration::from_secs_f64(env_or("BENCH_SERVE_MIXED_WARMUP", 6.0));
     let concurrency = env_or("BENCH_SERVE_MIXED_CONCURRENCY", 64);
+    let viewers = env_or("BENCH_SERVE_PAGE_VIEWERS", 2);
+    let chains = env_or("BENCH_SERVE_REFRESH_CHAINS", 2);
+    let every =
+        humantime::parse_duration(&std::env::var("BENCH_SERVE_REFRESH_EVERY").unwrap_or_else(|_| "50ms".into()))
+            .map_err(|e| format!("BENCH_SERVE_REFRESH_EVERY: {e}"))?;
     let slow = humantime::parse_duration(&std::env::var("BENCH_SERVE_SLOW").unwrap_or_else(|_| "1s".into()))
         .map_err(|e| format!("BENCH_SERVE_SLOW: {e}"))?;
-    let f = &gateway.fhir;
+    let breaker = format!("breaker_cooldown = \"{cooldown}\"");
+    let mut gateway = ChildGateway::start(sims, "cache_ttl = \"3s\"\ndeadline = \"5s\"", &breaker).await?;
+    let (people, me) = {
+        let mut tries = 0;
+        loop {
+            match gateway.patient_ids().await {
+                Ok(found) if found.0.len() > 1 => break found,
+                _ if tries < 240 => tries += 1,
+                Ok(_) => return Err("the mixed gateway indexed no one".into()),
+                Err(e) => return Err(e),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    };
+    let browser = actors::Browser::bob(&gateway, setup::shift_days()?).await?;
+    let mut launches = Vec::new();
+    for _ in 0..chains {
+        launches.push(browser.launch_app(&gateway.fhir).await?);
+    }
+    let (origin, fhir) = (gateway.origin.clone(), gateway.fhir.clone());
+    let f = &fhir;
     let mut targets = Vec::new();
-    let people: Vec<String> = gateway.index.gateway_ids().await.map_err(|e| e.to_string())?;
     for p in &people {
         let token = Some(STAFF_TOKEN);
         targets.push(Target::new("read Patient", format!("{f}/Patient/{p}"), token));
@@ -203,19 +241,60 @@ async fn mixed_phase(
         targets.push(Target::new("search Condition", format!("{f}/Condition?patient={p}"), token));
         targets.push(Target::new("$everything", format!("{f}/Patient/{p}/$everything"), token));
     }
+    // The whole mix for `length`: the FHIR load, page views, refresh chains, an export.
+    let (targets, browser, me, origin, fhir) = (&targets, &browser, me.as_str(), origin.as_str(), fhir.as_str());
+    let mix = move |length: Duration, launches: Vec<serde_json::Value>| async move {
+        let start = Instant::now();
+        let deadline = start + length;
+        let pages = futures::future::join_all((0..viewers).map(|i| actors::page_views(browser, start, deadline, i)));
+        let tokens = futures::future::join_all(
+            launches.iter().map(|l| actors::refreshes(http, (origin, fhir), l, me, every, start, deadline)),
+        );
+        let export = actors::exports(http, fhir, start, deadline);
+        let fhir_load = load::run_from(http, targets, concurrency, start, length);
+        let (pages, tokens, (exported, exports), (mut samples, took)) = tokio::join!(pages, tokens, export, fhir_load);
+        samples.extend(pages.into_iter().flatten());
+        samples.extend(tokens.into_iter().flatten());
+        samples.extend(exported);
+        (samples, took, exports)
+    };
+    // Warm-up: the same mix, the lab healthy, without the refresh chains (each is one token
+    // family, refreshed from where it is: they run in the measured part only).
+    let (_, _, _) = mix(warmup, Vec::new()).await;
+    gateway.check_alive()?;
+    let memory_start = gateway.memory_kb();
     let lab = sims.iter().find(|(n, _)| *n == "lab").map(|(_, s)| s.controls()).ok_or("no lab simulator")?;
     let quarter = total / 4;
+    let pid = gateway.pid.to_string();
     let controller = tokio::spawn(async move {
-        tokio::time::sleep(quarter).await;
-        lab.set_latency(slow);
-        tokio::time::sleep(quarter).await;
-        lab.set_latency(Duration::ZERO);
-        lab.set_down(true);
-        tokio::time::sleep(quarter).await;
-        lab.set_down(false);
+        // VmRSS every half second, to show whether it levels off.
+        let mut curve = Vec::new();
+        let started = Instant::now();
+        let sample = |curve: &mut Vec<(f64, u64)>| {
+            curve.push((started.elapsed().as_secs_f64(), processes::status_kb(&pid, "VmRSS").unwrap_or(0)));
+        };
+        for step in 0..4 {
+            match step {
+                1 => lab.set_latency(slow),
+                2 => {
+                    lab.set_latency(Duration::ZERO);
+                    lab.set_down(true);
+                }
+                3 => lab.set_down(false),
+                _ => {}
+            }
+            let until = started + quarter * (step + 1);
+            while Instant::now() < until {
+                sample(&mut curve);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+        curve
     });
-    let (samples, took) = load::run(http, &targets, concurrency, total).await;
-    controller.await.map_err(|e| e.to_string())?;
+    let (samples, took, exports) = mix(total, launches).await;
+    let curve = controller.await.map_err(|e| e.to_string())?;
+    gateway.check_alive()?;
+    let memory_end = gateway.memory_kb();
     let windows = ["steady", "lab slow", "lab down", "recovered"];
     let q = quarter.as_secs_f64();
     let window = |i: usize| -> Summary {
@@ -224,7 +303,7 @@ async fn mixed_phase(
         load::summarize(samples.iter().filter(|s| s.sent >= from && (s.sent < to || last)), q)
     };
     let by_window = windows.iter().enumerate().map(|(i, w)| (*w, window(i))).collect();
-    let mut routes: Vec<&'static str> = targets.iter().map(|t| t.route).collect();
+    let mut routes: Vec<&'static str> = samples.iter().map(|s| s.route).collect();
     routes.sort_unstable();
     routes.dedup();
     let by_route = routes
@@ -232,5 +311,20 @@ async fn mixed_phase(
         .map(|r| (*r, load::summarize(samples.iter().filter(|s| s.route == *r), took.as_secs_f64())))
         .collect();
     let all = load::summarize(samples.iter(), took.as_secs_f64());
-    Ok(report::Mixed { concurrency, seconds: total.as_secs_f64(), people: people.len(), all, by_window, by_route })
+    Ok(report::Mixed {
+        concurrency,
+        seconds: total.as_secs_f64(),
+        warmup_seconds: warmup.as_secs_f64(),
+        people: people.len(),
+        viewers,
+        chains,
+        exports,
+        all,
+        by_window,
+        by_route,
+        memory_start_kb: memory_start.0,
+        memory_end_kb: memory_end.0,
+        memory_peak_kb: memory_end.1,
+        memory_curve: curve,
+    })
 }

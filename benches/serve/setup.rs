@@ -19,18 +19,23 @@ pub const PATIENT: (&str, &str) = ("ehr", "pt-10001");
 /// The day the fixtures' dates are written relative to.
 const FIXTURE_ANCHOR: &str = "2026-01-01";
 /// A throwaway key-encryption key for the bench's throwaway databases.
-const BENCH_KEK: &str = "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXkhISE=";
+pub const BENCH_KEK: &str = "YmVuY2gtb25seS1rZXktZW5jcnlwdGlvbi1rZXkhISE=";
 pub const SOURCES: [&str; 4] = ["ehr", "lab", "imaging", "behavioral"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Starts one simulator per fixture system.
-pub async fn simulators() -> Result<Vec<(&'static str, RunningSimulator)>, String> {
+/// How many days the fixtures' dates are moved (to keep them relative to today).
+pub fn shift_days() -> Result<i64, String> {
     let anchor = chrono::NaiveDate::parse_from_str(FIXTURE_ANCHOR, "%Y-%m-%d").map_err(|e| e.to_string())?;
     let utc = chrono::FixedOffset::east_opt(0).ok_or("UTC")?;
-    let shift = portico::fhir::time::days_since(anchor, chrono::Utc::now(), utc);
+    Ok(portico::fhir::time::days_since(anchor, chrono::Utc::now(), utc))
+}
+
+/// Starts one simulator per fixture system.
+pub async fn simulators() -> Result<Vec<(&'static str, RunningSimulator)>, String> {
+    let shift = shift_days()?;
     let mut sims = Vec::new();
     for name in SOURCES {
         let store = ResourceStore::load(&root().join("fixtures").join(name), shift).map_err(|e| e.to_string())?;
@@ -57,7 +62,7 @@ impl Gateway {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let text = config_text(dir.path(), &addr.to_string(), sims, aggregate, source);
+        let text = config_text(dir.path(), &addr.to_string(), sims, aggregate, source, "");
         let vars = [(portico::auth::keyring::KEK_ENV.to_string(), BENCH_KEK.to_string())];
         let config =
             Config::from_toml(&text, "bench.toml", &root().join("config"), &vars).map_err(|e| e.to_string())?;
@@ -92,7 +97,16 @@ impl Drop for Gateway {
     }
 }
 
-fn config_text(dir: &Path, listen: &str, sims: &[(&str, RunningSimulator)], aggregate: &str, source: &str) -> String {
+/// A gateway's configuration: the sources at `sims` (`source` added to each), `aggregate`
+/// as its `[aggregate]` lines and `extra` at the end (more tables).
+pub fn config_text(
+    dir: &Path,
+    listen: &str,
+    sims: &[(&str, RunningSimulator)],
+    aggregate: &str,
+    source: &str,
+    extra: &str,
+) -> String {
     let sources: String = sims
         .iter()
         .map(|(name, sim)| {
@@ -106,7 +120,7 @@ fn config_text(dir: &Path, listen: &str, sims: &[(&str, RunningSimulator)], aggr
         "[server]\nlisten = \"{listen}\"\nutc_offset = \"UTC\"\ndev_token = \"{STAFF_TOKEN}\"\nmax_page_size = 1000\n\n\
          [[server.dev_tokens]]\ntoken = \"{PATIENT_TOKEN}\"\nviewer = \"patient\"\npatient = \"{}/{}\"\n\n\
          [database]\nurl = \"sqlite://{}\"\n\n[mail]\nfolder = {:?}\n\n[export]\ndirectory = {:?}\n\n\
-         [aggregate]\n{aggregate}\n\n{sources}",
+         [aggregate]\n{aggregate}\n\n{sources}{extra}",
         PATIENT.0,
         PATIENT.1,
         dir.join("portico.db").display(),

@@ -6,7 +6,7 @@ use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
 use super::{fhir_json, ApiState};
 use crate::auth::Access;
-use crate::fhir::bundle::{searchset, searchset_bytes, Entry, Searchset};
+use crate::fhir::bundle::{searchset, searchset_pieces, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
 use crate::fhir::outcome::operation_outcome_with_id;
 use crate::fhir::search::subset::Subset;
@@ -52,13 +52,13 @@ async fn guard(State(state): State<Arc<ApiState>>, request: Request, next: Next)
                 return ApiError::BadInput(format!(
                     "_format `{f}` is not a format (use json or application/fhir+json, or zip for $everything)"
                 ))
-                .into_response()
+                .into_response();
             }
             FormatKind::Zip | FormatKind::Unsupported => {
                 return ApiError::NotAcceptable(format!(
                     "_format `{f}` is not supported here; this server speaks application/fhir+json"
                 ))
-                .into_response()
+                .into_response();
             }
         }
     } else if let Some(accept) = request.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
@@ -186,17 +186,22 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
         let full = format!("{}/{}/{}", state.base_url, r.resource_type(), r.id());
         (full, r, mode)
     };
-    let (found, included) = matches.into_parts();
-    let mut entries: Vec<(String, Out, SearchEntryMode)> =
-        found.into_iter().map(|r| entry(r, SearchEntryMode::Match)).collect();
-    entries.extend(included.into_iter().map(|r| entry(r, SearchEntryMode::Include)));
+    // A page of resources rendered for a kept decision: its entries were written once and
+    // are sent as they are; only the shell and the warnings are written for this answer.
+    let kept = matches.kept_entries(&state.base_url);
+    let mut entries: Vec<(String, Out, SearchEntryMode)> = Vec::new();
+    if kept.is_none() {
+        let (found, included) = matches.into_parts();
+        entries.extend(found.into_iter().map(|r| entry(r, SearchEntryMode::Match)));
+        entries.extend(included.into_iter().map(|r| entry(r, SearchEntryMode::Include)));
+    }
     if !warnings.is_empty() {
         let outcome = operation_outcome_with_id("warnings", &warnings);
         entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), Out::outcome(outcome), SearchEntryMode::Outcome));
     }
     let shell =
         Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
-    super::fhir_json_bytes(StatusCode::OK, searchset_bytes(&shell, entries).into())
+    super::fhir_json_pieces(StatusCode::OK, searchset_pieces(&shell, kept, entries))
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the

@@ -28,6 +28,7 @@ mod notice_routes;
 mod oauth;
 mod oidc_routes;
 pub mod pages;
+mod pieces;
 mod proxy_routes;
 mod rate_limit;
 mod record_pages;
@@ -137,7 +138,20 @@ pub fn fhir_json(status: StatusCode, body: &Value) -> Response {
 
 /// [`fhir_json`] of bytes already serialized.
 pub fn fhir_json_bytes(status: StatusCode, body: axum::body::Bytes) -> Response {
-    let mut response = (status, body).into_response();
+    fhir_json_headers((status, body).into_response())
+}
+
+/// [`fhir_json`] of bytes in pieces, sent one after the other as they are (a page's entries
+/// kept with a decision are shared, not copied into one buffer); its length is known, so it
+/// goes out with a `Content-Length` like any other answer.
+pub fn fhir_json_pieces(status: StatusCode, mut pieces: Vec<axum::body::Bytes>) -> Response {
+    if pieces.len() == 1 {
+        return fhir_json_bytes(status, pieces.remove(0));
+    }
+    fhir_json_headers((status, axum::body::Body::new(pieces::Pieces::new(pieces))).into_response())
+}
+
+fn fhir_json_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/fhir+json; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

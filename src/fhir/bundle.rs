@@ -6,6 +6,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
@@ -96,13 +97,38 @@ impl WriteJson for Value {
 /// [`searchset`] written straight to bytes: the same bytes as `searchset(..).to_string()`,
 /// with each resource written by itself (already serialized ones are copied, not parsed).
 pub fn searchset_bytes<R: WriteJson>(shell: &Searchset<'_>, entries: Vec<(String, R, SearchEntryMode)>) -> Vec<u8> {
-    let (entry_shells, resources): (Vec<_>, Vec<_>) =
+    let pieces = searchset_pieces(shell, None, entries);
+    let mut out = Vec::with_capacity(pieces.iter().map(Bytes::len).sum());
+    for p in &pieces {
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// [`searchset_bytes`] in pieces to be sent one after the other: `kept` — entries already
+/// written by [`entries_bytes`] — go first in the `entry` list as they are (shared, not
+/// copied), then `entries`. The pieces joined are the bytes `searchset_bytes` writes for the
+/// same entries.
+pub fn searchset_pieces<R: WriteJson>(
+    shell: &Searchset<'_>,
+    kept: Option<Bytes>,
+    entries: Vec<(String, R, SearchEntryMode)>,
+) -> Vec<Bytes> {
+    let kept = kept.filter(|k| !k.is_empty());
+    let (mut entry_shells, resources): (Vec<_>, Vec<_>) =
         entries.into_iter().map(|(full_url, resource, mode)| ((full_url, mode), resource)).unzip();
+    // Kept entries alone still need one shell for the model to put `entry` where it goes;
+    // that shell is not written.
+    let only_kept = kept.is_some() && entry_shells.is_empty();
+    if only_kept {
+        entry_shells.push(("urn:kept".to_string(), SearchEntryMode::Match));
+    }
     let bundle = finish(typed_shell(shell, entry_shells));
+    let mut done: Vec<Bytes> = Vec::new();
     let mut out = Vec::with_capacity(1024);
     let Value::Object(map) = &bundle else {
         bundle.write_json(&mut out);
-        return out;
+        return vec![out.into()];
     };
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, k: &str| {
@@ -115,7 +141,18 @@ pub fn searchset_bytes<R: WriteJson>(shell: &Searchset<'_>, entries: Vec<(String
         key(&mut out, k);
         match (k.as_str(), v) {
             ("entry", Value::Array(list)) => {
-                write_entries(&mut out, list, &resources);
+                out.push(b'[');
+                if let Some(kept) = &kept {
+                    done.push(std::mem::take(&mut out).into());
+                    done.push(kept.clone());
+                    if !only_kept {
+                        out.push(b',');
+                    }
+                }
+                if !only_kept {
+                    write_entries(&mut out, list, &resources);
+                }
+                out.push(b']');
                 wrote_entries = true;
             }
             _ => v.write_json(&mut out),
@@ -130,12 +167,27 @@ pub fn searchset_bytes<R: WriteJson>(shell: &Searchset<'_>, entries: Vec<(String
         out.push(b'{');
     }
     out.push(b'}');
+    done.push(out.into());
+    done
+}
+
+/// Entries written as [`searchset_bytes`] writes them in the `entry` list, comma-separated
+/// without the brackets: what [`searchset_pieces`] takes as `kept`.
+pub fn entries_bytes<R: WriteJson>(entries: Vec<(String, R, SearchEntryMode)>) -> Vec<u8> {
+    let mut shells = Vec::with_capacity(entries.len());
+    let mut resources = Vec::with_capacity(entries.len());
+    for (full_url, resource, mode) in entries {
+        shells.push(finish(typed_entry(full_url, mode)));
+        resources.push(resource);
+    }
+    let mut out = Vec::with_capacity(1024);
+    write_entries(&mut out, &shells, &resources);
     out
 }
 
-/// The entries, each resource where [`put_resource`] puts it.
+/// The entries, each resource where [`put_resource`] puts it, comma-separated (the caller
+/// writes the list's brackets).
 fn write_entries<R: WriteJson>(out: &mut Vec<u8>, shells: &[Value], resources: &[R]) {
-    out.push(b'[');
     for (i, (shell, resource)) in shells.iter().zip(resources).enumerate() {
         if i > 0 {
             out.push(b',');
@@ -170,7 +222,11 @@ fn write_entries<R: WriteJson>(out: &mut Vec<u8>, shells: &[Value], resources: &
         }
         out.push(b'}');
     }
-    out.push(b']');
+}
+
+fn typed_entry(full_url: String, mode: SearchEntryMode) -> Result<BundleEntry, BuilderError> {
+    let search = BundleEntrySearch::builder().mode(mode).build()?;
+    BundleEntry::builder().full_url(full_url).search(search).build()
 }
 
 fn typed_shell(shell: &Searchset<'_>, entries: Vec<(String, SearchEntryMode)>) -> Result<Bundle, BuilderError> {
@@ -183,10 +239,7 @@ fn typed_shell(shell: &Searchset<'_>, entries: Vec<(String, SearchEntryMode)>) -
     }
     let entry = entries
         .into_iter()
-        .map(|(full_url, mode)| {
-            let search = BundleEntrySearch::builder().mode(mode).build()?;
-            BundleEntry::builder().full_url(full_url).search(search).build().map(Some)
-        })
+        .map(|(full_url, mode)| typed_entry(full_url, mode).map(Some))
         .collect::<Result<Vec<_>, BuilderError>>()?;
     let mut bundle = Bundle::builder().r#type(BundleType::Searchset).link(links).entry(entry);
     if let Some(id) = &shell.id {
@@ -244,6 +297,35 @@ mod tests {
         assert_eq!(third.items, vec!["g"]);
         assert!(third.next.is_none());
         assert!(decode_cursor("%%%").is_none());
+    }
+
+    #[test]
+    fn kept_entries_in_pieces_are_the_same_bytes_as_written_whole() {
+        let r = |id: &str| json!({"resourceType": "Observation", "id": id, "status": "final"});
+        let entry = |id: &str| (format!("http://gw/fhir/Observation/{id}"), r(id), SearchEntryMode::Match);
+        let outcome = crate::fhir::outcome::operation_outcome_with_id(
+            "warnings",
+            &[crate::fhir::outcome::Issue::warning(IssueType::Incomplete, "Lab may be missing.")],
+        );
+        let note = ("urn:uuid:1".to_string(), outcome, SearchEntryMode::Outcome);
+        let shell = Searchset {
+            self_url: "http://gw/fhir/Patient/p/$everything",
+            next_url: Some("http://gw/fhir/Patient/p/$everything?_cursor=YQ"),
+            total: Some(3),
+            ..Searchset::default()
+        };
+        let kept = Bytes::from(entries_bytes(vec![entry("a"), entry("b")]));
+        let join = |pieces: Vec<Bytes>| pieces.concat();
+        for rest in [vec![], vec![note.clone()], vec![entry("c"), note]] {
+            let mut all = vec![entry("a"), entry("b")];
+            all.extend(rest.iter().cloned());
+            let pieces = searchset_pieces(&shell, Some(kept.clone()), rest);
+            assert!(pieces.iter().any(|p| p.as_ptr() == kept.as_ptr()), "the kept entries are sent, not copied");
+            assert_eq!(join(pieces), searchset_bytes(&shell, all.clone()));
+            assert_eq!(searchset_bytes(&shell, all.clone()), searchset(&shell, all).to_string().into_bytes());
+        }
+        let none = searchset_pieces::<Value>(&shell, None, vec![]);
+        assert_eq!(join(none), searchset_bytes::<Value>(&shell, vec![]));
     }
 
     /// The searchset as the gateway wrote it with json! before the typed model.

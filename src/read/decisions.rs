@@ -55,7 +55,7 @@ impl Decided {
                     .iter()
                     .map(|r| serde_json::to_vec(&outward(r.clone())).unwrap_or_default().into_boxed_slice())
                     .collect();
-                Arc::new(Rendered { released: self.released.clone(), json })
+                Arc::new(Rendered::new(self.released.clone(), json))
             })
             .clone()
     }

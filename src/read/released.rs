@@ -4,11 +4,17 @@
 //! Tests build them with the `#[cfg(test)]` constructors.
 
 use crate::aggregate::MissingSource;
-use crate::fhir::bundle::WriteJson;
+use crate::fhir::bundle::{entries_bytes, WriteJson};
+use crate::fhir::model::codes::SearchEntryMode;
 use crate::fhir::outcome::Issue;
 use crate::policy::Released;
+use bytes::Bytes;
 use serde_json::Value;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Pages kept per decision as whole entry lists (see [`Rendered::page`]): an app reading a
+/// record pages through it, or asks for the same `$everything` again and again.
+const KEPT_PAGES: usize = 4;
 
 /// A decision's released resources as they go out (attachment URLs made the gateway's),
 /// serialized once for that decision and kept with it (see `decisions`): a page is then
@@ -17,6 +23,51 @@ pub(super) struct Rendered {
     pub(super) released: Arc<Released>,
     /// `json[i]` is `released.resources()[i]` as it goes out, compact JSON.
     pub(super) json: Vec<Box<[u8]>>,
+    /// The last few pages written whole: a searchset's entries (`fullUrl`, resource,
+    /// `search`) for these resources, as bytes sent without copying (at most
+    /// [`KEPT_PAGES`], each no larger than the rendered record and its entry shells).
+    pages: Mutex<Vec<KeptPage>>,
+}
+
+/// A page's entries as written for one base URL and one selection of resources.
+struct KeptPage {
+    base_url: String,
+    indexes: Vec<usize>,
+    entries: Bytes,
+}
+
+impl Rendered {
+    pub(super) fn new(released: Arc<Released>, json: Vec<Box<[u8]>>) -> Rendered {
+        Rendered { released, json, pages: Mutex::new(Vec::new()) }
+    }
+
+    /// The entries of a page of these resources (`indexes`, in order), each named
+    /// `{base_url}/{type}/{id}`, as a searchset writes them: written once, then kept.
+    fn page(self: &Arc<Self>, base_url: &str, indexes: Vec<usize>) -> Bytes {
+        // A panic while the lock was held left at most a list of pages: still usable.
+        let kept = |pages: &[KeptPage]| {
+            pages.iter().find(|p| p.base_url == base_url && p.indexes == indexes).map(|p| p.entries.clone())
+        };
+        if let Some(hit) = kept(&self.pages.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return hit;
+        }
+        let entries: Vec<(String, Out, SearchEntryMode)> = indexes
+            .iter()
+            .map(|&i| {
+                let out = Out::rendered(self, i);
+                (format!("{base_url}/{}/{}", out.resource_type(), out.id()), out, SearchEntryMode::Match)
+            })
+            .collect();
+        let bytes = Bytes::from(entries_bytes(entries));
+        let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept(&pages).is_none() {
+            if pages.len() >= KEPT_PAGES {
+                pages.remove(0);
+            }
+            pages.push(KeptPage { base_url: base_url.to_string(), indexes, entries: bytes.clone() });
+        }
+        bytes
+    }
 }
 
 /// One resource of an answer: as it goes out, either built for this answer or rendered
@@ -111,6 +162,28 @@ impl Matches {
 
     pub fn warnings(&self) -> &[Issue] {
         &self.warnings
+    }
+
+    /// The page's entries as bytes kept with the decision its resources were released under,
+    /// when every resource on it went out as rendered for that one decision and nothing was
+    /// included (each entry named `{base_url}/{type}/{id}`, `search.mode` `match`); none
+    /// otherwise, and the caller writes the entries. What the bytes hold is exactly what
+    /// writing this page's resources would give: only the decision's own viewer gets them.
+    pub fn kept_entries(&self, base_url: &str) -> Option<Bytes> {
+        if !self.included.is_empty() {
+            return None;
+        }
+        let mut rendered: Option<&Arc<Rendered>> = None;
+        let mut indexes = Vec::with_capacity(self.resources.len());
+        for out in &self.resources {
+            let Piece::Rendered(r, i) = &out.0 else { return None };
+            match rendered {
+                Some(first) if !Arc::ptr_eq(first, r) => return None,
+                _ => rendered = Some(r),
+            }
+            indexes.push(*i);
+        }
+        Some(rendered?.page(base_url, indexes))
     }
 
     /// The page's resources and the included ones, taken out.

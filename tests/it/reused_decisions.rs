@@ -127,11 +127,16 @@ async fn each_viewer_gets_their_own_decision() {
     gw.stop().await;
 }
 
-/// The body exactly as it went out.
+/// The body exactly as it went out (a warm page is sent in pieces: with its length all the
+/// same, not chunked).
 async fn raw(gw: &Gateway, path: &str, token: &str) -> String {
     let resp = gw.http.get(format!("{}/{path}", gw.fhir)).bearer_auth(token).send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200, "{path}");
-    resp.text().await.unwrap()
+    let length = resp.headers().get("content-length").map(|v| v.to_str().unwrap().parse::<usize>().unwrap());
+    assert!(resp.headers().get("transfer-encoding").is_none(), "{path}");
+    let body = resp.text().await.unwrap();
+    assert_eq!(length, Some(body.len()), "{path}: Content-Length");
+    body
 }
 
 /// A page as a value, its outcome entry's `fullUrl` (a new `urn:uuid` each time) left out.
