@@ -8,12 +8,12 @@
 //! source's own absolute references relative, and never logs one.
 
 use super::locality::localize;
-use super::spill::{Spill, SpillRow, NO_PATIENT};
+use super::spill::{NO_PATIENT, Spill, SpillRow};
 use crate::fhir::{self, reference};
 use crate::sources::bulk::{BulkAsk, BulkPoll};
 use crate::sources::{SharedSource, SourceError};
 use serde_json::Value;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -56,6 +56,63 @@ fn targets(r: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A Provenance read but not yet spilled: its id, local targets and JSON.
+struct Pending {
+    id: String,
+    targets: Vec<(String, String)>,
+    body: String,
+}
+
+/// The spill rows of a batch of Provenances, in order: each under the patients its targets
+/// belong to — named Patients, spilled resources (looked up a type at a time, not one
+/// query per target), and Provenances earlier in the batch — or under no one's.
+async fn owned(
+    spill: &Spill,
+    job_id: &str,
+    source: &str,
+    batch: Vec<Pending>,
+) -> Result<Vec<SpillRow>, SourceExportError> {
+    let mut wanted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for p in &batch {
+        for (t, id) in &p.targets {
+            if t != "Patient" {
+                wanted.entry(t.as_str()).or_default().insert(id.as_str());
+            }
+        }
+    }
+    let mut known: HashMap<(String, String), Vec<String>> = HashMap::new();
+    for (t, ids) in wanted {
+        let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
+        for (id, owners) in spill.owners_of(job_id, source, t, &ids).await? {
+            known.insert((t.to_string(), id), owners);
+        }
+    }
+    let mut rows = Vec::with_capacity(batch.len());
+    for p in batch {
+        let mut owners = BTreeSet::new();
+        for (t, id) in &p.targets {
+            if t == "Patient" {
+                owners.insert(id.clone());
+            } else if let Some(found) = known.get(&(t.clone(), id.clone())) {
+                owners.extend(found.iter().cloned());
+            }
+        }
+        let owners: Vec<String> = owners.into_iter().collect();
+        // A later Provenance of the batch may target this one.
+        known.insert(("Provenance".to_string(), p.id.clone()), owners.clone());
+        let owners = if owners.is_empty() { vec![NO_PATIENT.to_string()] } else { owners };
+        for patient in owners {
+            rows.push(SpillRow {
+                patient,
+                resource_type: "Provenance".to_string(),
+                resource_id: p.id.clone(),
+                body: p.body.clone(),
+            });
+        }
+    }
+    Ok(rows)
+}
+
 /// Runs `source`'s export for job `job_id` into the spill (what an earlier attempt left is
 /// cleared first); how many resources were spilled.
 pub async fn run(
@@ -95,6 +152,7 @@ pub async fn run(
     outputs.sort_by_key(|o| o.resource_type == "Provenance");
     let mut total = 0u64;
     let mut batch: Vec<SpillRow> = Vec::with_capacity(BATCH);
+    let mut provenances: Vec<Pending> = Vec::with_capacity(BATCH);
     for output in &outputs {
         let mut lines = source.bulk_file(&output.url, manifest.requires_access_token, deadline).await?;
         while let Some(resource) = lines.next().await? {
@@ -103,32 +161,32 @@ pub async fn run(
             let [resource] = one;
             let Some(t) = fhir::resource_type(&resource).map(str::to_string) else { continue };
             let Some(id) = fhir::resource_id(&resource).map(str::to_string) else { continue };
-            let owners: Vec<String> = if t == "Provenance" {
-                spill.put(job_id, &name, &std::mem::take(&mut batch)).await?;
-                let mut owners = BTreeSet::new();
-                for (tt, tid) in targets(&resource) {
-                    if tt == "Patient" {
-                        owners.insert(tid);
-                    } else {
-                        owners.extend(spill.owners(job_id, &name, &tt, &tid).await?);
-                    }
+            total += 1;
+            if t == "Provenance" {
+                // Owned by its targets' patients: resolved a batch at a time, once what
+                // came before is spilled.
+                provenances.push(Pending { id, targets: targets(&resource), body: resource.to_string() });
+                if provenances.len() >= BATCH {
+                    spill.put(job_id, &name, &std::mem::take(&mut batch)).await?;
+                    let rows = owned(spill, job_id, &name, std::mem::take(&mut provenances)).await?;
+                    spill.put(job_id, &name, &rows).await?;
                 }
-                owners.into_iter().collect()
-            } else {
-                patients(&resource, &t)
-            };
+                continue;
+            }
             let body = resource.to_string();
+            let owners = patients(&resource, &t);
             let owners = if owners.is_empty() { vec![NO_PATIENT.to_string()] } else { owners };
             for patient in owners {
                 batch.push(SpillRow { patient, resource_type: t.clone(), resource_id: id.clone(), body: body.clone() });
             }
-            total += 1;
             if batch.len() >= BATCH {
                 spill.put(job_id, &name, &std::mem::take(&mut batch)).await?;
             }
         }
     }
     spill.put(job_id, &name, &batch).await?;
+    let rows = owned(spill, job_id, &name, provenances).await?;
+    spill.put(job_id, &name, &rows).await?;
     // Done with its files: the source may drop them.
     let _ = source.bulk_cancel(&status_url, Instant::now() + Duration::from_secs(5)).await;
     Ok(total)
@@ -153,5 +211,44 @@ mod tests {
         assert_eq!(poll_wait(None), MIN_POLL);
         assert_eq!(poll_wait(Some(Duration::from_secs(3600))), MAX_POLL);
         assert_eq!(poll_wait(Some(Duration::from_secs(3))), Duration::from_secs(3));
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_provenances_goes_to_its_targets_patients() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
+        let spill = Spill::new(store);
+        let row = |patient: &str, t: &str, id: &str| SpillRow {
+            patient: patient.into(),
+            resource_type: t.into(),
+            resource_id: id.into(),
+            body: json!({"resourceType": t, "id": id}).to_string(),
+        };
+        spill
+            .put(
+                "j",
+                "lab",
+                &[row("p1", "Observation", "o1"), row("p2", "Observation", "o2"), row("", "Practitioner", "dr")],
+            )
+            .await
+            .unwrap();
+        spill.put("j", "ehr", &[row("p9", "Observation", "o3")]).await.unwrap();
+        let pending = |id: &str, targets: &[(&str, &str)]| Pending {
+            id: id.into(),
+            targets: targets.iter().map(|(t, i)| (t.to_string(), i.to_string())).collect(),
+            body: json!({"resourceType": "Provenance", "id": id}).to_string(),
+        };
+        let batch = vec![
+            pending("pv1", &[("Observation", "o1"), ("Observation", "o2"), ("Patient", "p3")]),
+            pending("pv2", &[("Provenance", "pv1")]),
+            pending("pv3", &[("Practitioner", "dr"), ("Observation", "o3")]),
+        ];
+        let rows = owned(&spill, "j", "lab", batch).await.unwrap();
+        let got: Vec<(&str, &str)> = rows.iter().map(|r| (r.resource_id.as_str(), r.patient.as_str())).collect();
+        assert_eq!(
+            got,
+            [("pv1", "p1"), ("pv1", "p2"), ("pv1", "p3"), ("pv2", "p1"), ("pv2", "p2"), ("pv2", "p3"), ("pv3", "")],
+            "another source's Observation and a Practitioner are no one's here"
+        );
     }
 }

@@ -9,7 +9,7 @@
 use crate::store::{Store, StoreError};
 use serde_json::Value;
 use sqlx::Row;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// What became of one source's export for a job: spilled whole (system level: a resource
 /// not in it is not at the source), spilled for a Group (the patients' compartments only:
@@ -100,24 +100,37 @@ impl Spill {
         Ok(())
     }
 
-    /// The patients a spilled `Type/id` belongs to.
-    pub async fn owners(
+    /// The patients spilled resources of `resource_type` with ids `ids` belong to, by id
+    /// (an id of no one patient's, or not spilled, is absent): one query per
+    /// [`IDS_PER_QUERY`] ids.
+    pub async fn owners_of(
         &self,
         job_id: &str,
         source: &str,
         resource_type: &str,
-        id: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT DISTINCT patient FROM export_source_parts
-             WHERE job_id = $1 AND source_name = $2 AND resource_type = $3 AND resource_id = $4 AND patient <> ''",
-        )
-        .bind(job_id)
-        .bind(source)
-        .bind(resource_type)
-        .bind(id)
-        .fetch_all(&self.store.pool)
-        .await?)
+        ids: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, StoreError> {
+        let mut out: HashMap<String, Vec<String>> = HashMap::new();
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+            let sql = format!(
+                "SELECT resource_id, patient FROM export_source_parts
+                 WHERE job_id = $1 AND source_name = $2 AND resource_type = $3 AND patient <> '' AND resource_id IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(job_id).bind(source).bind(resource_type);
+            for id in chunk {
+                q = q.bind(id);
+            }
+            for row in q.fetch_all(&self.store.pool).await? {
+                let owners = out.entry(row.get(0)).or_default();
+                let patient: String = row.get(1);
+                if !owners.contains(&patient) {
+                    owners.push(patient);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Everything spilled for the source's patients `patients`.
@@ -290,8 +303,11 @@ mod tests {
 
         assert_eq!(spill.part("j1", "lab", &["p1".into()]).await.unwrap().len(), 250, "each once");
         assert_eq!(spill.part("j1", "lab", &["p2".into(), "p9".into()]).await.unwrap().len(), 1);
-        assert_eq!(spill.owners("j1", "lab", "Observation", "o007").await.unwrap(), ["p1"]);
-        assert!(spill.owners("j1", "lab", "Practitioner", "dr").await.unwrap().is_empty(), "no one's");
+        let ids = ["o007".to_string(), "o249".to_string(), "none".to_string()];
+        let owners = spill.owners_of("j1", "lab", "Observation", &ids).await.unwrap();
+        assert_eq!(owners.len(), 2, "{owners:?}");
+        assert_eq!(owners["o007"], ["p1"]);
+        assert!(spill.owners_of("j1", "lab", "Practitioner", &["dr".into()]).await.unwrap().is_empty(), "no one's");
         let found = spill.by_id("j1", "lab", "Practitioner", &["dr".into(), "nobody".into()]).await.unwrap();
         assert_eq!(found, [serde_json::json!({"resourceType": "Practitioner", "id": "dr"})]);
         assert!(spill.holds_any("j1", "lab", &["p9".into(), "p2".into()]).await.unwrap());

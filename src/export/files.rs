@@ -12,11 +12,11 @@ use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::path::Path as Key;
-use object_store::{GetOptions, GetRange, ObjectStore};
+use object_store::{GetOptions, GetRange, GetResult, GetResultPayload, ObjectStore};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 #[derive(Debug, thiserror::Error)]
 pub enum FilesError {
@@ -239,13 +239,32 @@ impl Files {
                 let store = store.clone();
                 async move {
                     let options = GetOptions { range: Some(GetRange::Bounded(part)), ..Default::default() };
-                    let got = store.get_opts(&Key::from(key.as_str()), options).await?;
-                    Ok::<_, object_store::Error>(got.into_stream())
+                    let got = store.get_opts(&Key::from(key.as_str()), options).await.map_err(std::io::Error::other)?;
+                    chunks(got).await
                 }
             })
             .try_flatten()
-            .map_err(std::io::Error::other)
             .boxed()
+    }
+}
+
+/// Bytes read from a local file per chunk sent. object_store's own stream of a local file
+/// reads 8 KiB per blocking call, which held downloads under 100 MB/s.
+const READ_CHUNK: usize = 256 * 1024;
+
+/// A read object's bytes as a stream: a local file in [`READ_CHUNK`]s, anything else as the
+/// store streams it.
+async fn chunks(got: GetResult) -> std::io::Result<BoxStream<'static, std::io::Result<Bytes>>> {
+    match got.payload {
+        GetResultPayload::File(file, _) => {
+            let range = got.range;
+            let mut file = tokio::fs::File::from_std(file);
+            file.set_max_buf_size(READ_CHUNK);
+            file.seek(std::io::SeekFrom::Start(range.start)).await?;
+            let body = file.take(range.end - range.start);
+            Ok(tokio_util::io::ReaderStream::with_capacity(body, READ_CHUNK).boxed())
+        }
+        GetResultPayload::Stream(s) => Ok(s.map_err(std::io::Error::other).boxed()),
     }
 }
 

@@ -17,14 +17,14 @@ use super::ndjson::{Limits, UnitFiles};
 use super::params::{ExportParams, ParamError, Selection};
 use crate::auth::Access;
 use crate::fhir::model::codes::IssueType;
-use crate::fhir::outcome::{operation_outcome_with_id, Issue};
+use crate::fhir::outcome::{Issue, operation_outcome_with_id};
 use crate::read::{ReadError, Reader, Trail, Use};
 use crate::store::StoreError;
 use chrono::{FixedOffset, Utc};
 use serde_json::Value;
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -142,14 +142,18 @@ async fn work(ctx: Arc<WorkContext>, me: String) {
                     tracing::warn!(job = %unit.job_id, unit = unit.seq, attempt = unit.attempts, error = %e, "export unit failed");
                     let gave_up = unit.attempts >= MAX_ATTEMPTS;
                     let handled = if gave_up {
-                        ctx.jobs
+                        match ctx
+                            .jobs
                             .fail(&unit.job_id, "the export could not be completed; start a new one", ctx.lifetime)
                             .await
-                            .map(|failed| {
-                                if failed {
-                                    ctx.stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
-                                }
-                            })
+                        {
+                            Ok(true) => {
+                                ctx.stats.jobs_failed.fetch_add(1, Ordering::Relaxed);
+                                // What its sources' exports spilled is of no more use.
+                                ctx.spill.drop_job(&unit.job_id).await
+                            }
+                            other => other.map(|_| ()),
+                        }
                     } else {
                         ctx.jobs.release(&unit.id, &me).await
                     };
