@@ -41,12 +41,12 @@ pub fn merge(patient_id: &str, fetched: &[Fetched]) -> (Vec<Value>, HashMap<Stri
     (merged.into_iter().map(|(r, _)| r).collect(), aliases)
 }
 
+/// A merged resource with where it was in what was fetched: (source, index in its resources).
+pub type Placed = (Value, (usize, usize));
+
 /// [`merge`] of parts the caller hands over: the kept resources are moved into the record,
 /// not copied. Each comes with where it was in `fetched` (source, index in its resources).
-pub fn merge_owned(
-    patient_id: &str,
-    mut fetched: Vec<Fetched>,
-) -> (Vec<(Value, (usize, usize))>, HashMap<String, String>) {
+pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>, HashMap<String, String>) {
     let mut ids: HashMap<Key, String> = HashMap::new();
     for f in &fetched {
         for pid in &f.patient_ids {
