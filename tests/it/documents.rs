@@ -7,7 +7,7 @@
 
 use crate::common::*;
 use portico::simulator::SimulatorOptions;
-use portico::sources::attachments::{StoredBinary, generated_byte};
+use portico::sources::attachments::{generated_byte, StoredBinary};
 use portico::sources::files::ResourceStore;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -302,13 +302,6 @@ async fn a_withheld_notes_content_answers_like_a_made_up_id_and_is_in_no_downloa
     assert_eq!(made_up, 404);
 }
 
-/// A `/proc/{pid}/status` field in bytes (`VmRSS`, `VmHWM`).
-fn memory_of(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-}
-
 /// A 200 MiB attachment goes through a `portico serve` process of its own (so that what other
 /// tests hold in this process does not count) without the gateway's memory growing by more
 /// than a quarter of it: its peak (VmHWM) after the download against its size before.
@@ -353,7 +346,7 @@ async fn a_large_attachment_streams_through_without_the_gateway_holding_it() {
     assert_eq!(url, format!("{}/Binary/scanner.big-scan", gateway.fhir()), "{doc}");
 
     let pid = gateway.child.id();
-    let before = memory_of(pid, "VmRSS:");
+    let before = process::memory_of(pid, "VmRSS:");
     let mut resp = http.get(&url).bearer_auth("documents-test-large-self-0123").send().await.unwrap();
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.headers()["content-length"], SIZE.to_string().as_str());
@@ -368,7 +361,7 @@ async fn a_large_attachment_streams_through_without_the_gateway_holding_it() {
         at += chunk.len() as u64;
     }
     assert_eq!((at, wrong), (SIZE, 0), "every byte, in order");
-    let grown = memory_of(pid, "VmHWM:").saturating_sub(before);
+    let grown = process::memory_of(pid, "VmHWM:").saturating_sub(before);
     assert!(grown < SIZE / 4, "the gateway grew by {} MiB while {} MiB went through", grown >> 20, SIZE >> 20);
     // A FHIR Binary resource of it would have to be held whole: refused, clearly.
     let resp = http

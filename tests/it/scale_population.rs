@@ -53,13 +53,6 @@ fn the_cli_writes_a_patient_only_population_of_twenty_thousand() {
     assert!(shared > 2_000, "identifiers shared across sources: {shared}");
 }
 
-/// This process's resident memory, from /proc/self/status.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
-}
-
 fn pairs(query: &[(&str, &str)]) -> Vec<(String, String)> {
     query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
@@ -80,12 +73,12 @@ fn disk_store_index_growth_child() {
     )
     .unwrap();
     assert_eq!(DiskStore::open(warm.path(), 0).unwrap().compartment("Observation", "p"), [0]);
-    let before = rss_bytes();
+    let before = crate::common::process::memory_of(std::process::id(), "VmRSS:");
     let stores: Vec<DiskStore> = ["ehr", "lab", "imaging", "behavioral"]
         .iter()
         .map(|s| DiskStore::open(&Path::new(&dir).join(s), 0).unwrap())
         .collect();
-    let growth = rss_bytes().saturating_sub(before);
+    let growth = crate::common::process::memory_of(std::process::id(), "VmRSS:").saturating_sub(before);
     assert!(stores[0].count("Patient") > 0);
     println!("\nrss-growth={growth}");
 }

@@ -62,6 +62,13 @@ impl Process {
     }
 }
 
+/// A memory field of `/proc/{pid}/status` in bytes (`VmRSS:`, `VmHWM:`).
+pub fn memory_of(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
