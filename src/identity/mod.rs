@@ -33,6 +33,10 @@ pub struct LinkMember {
     pub reason: String,
 }
 
+/// The gateway id a requested id (`$1`) stands for now: the id it was merged into, if any,
+/// else itself — as SQL, for the statements that resolve a link.
+pub const RESOLVED_ID: &str = "COALESCE((SELECT gateway_id FROM patient_id_aliases WHERE old_id = $1), $1)";
+
 /// The records that are one person, under one gateway patient id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PatientLink {
@@ -123,10 +127,9 @@ impl PatientIndex {
             return Ok(None);
         }
         // One statement (it runs on every data request): the alias, if any, picked inside.
-        let rows = sqlx::query(
-            "SELECT gateway_id, source, source_patient_id, reason FROM patient_links WHERE gateway_id = \
-             COALESCE((SELECT gateway_id FROM patient_id_aliases WHERE old_id = $1), $1)",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT gateway_id, source, source_patient_id, reason FROM patient_links WHERE gateway_id = {RESOLVED_ID}"
+        ))
         .bind(gateway_id)
         .fetch_all(&self.store.pool)
         .await?;

@@ -6,12 +6,14 @@
 
 use super::config::{HoldRule, HoldsConfig};
 use crate::fhir::{self, time::parse_range};
+use crate::identity::{LinkMember, PatientLink, RESOLVED_ID};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::LazyLock;
 
 /// What the store says about one patient, read once per decision.
 #[derive(Debug, Clone, Default)]
@@ -132,6 +134,34 @@ fn issued_at(r: &Value, zone: FixedOffset) -> Option<i64> {
         .map(|range| range.start)
 }
 
+/// A patient's releases (kind 1), preferences (2) and live consents (3), as rows of
+/// (kind, a, b, c, d) that [`PatientLedger::add`] reads.
+const LEDGER_ROWS: &str =
+    "SELECT 1 AS kind, resource AS a, '' AS b, '' AS c, 0 AS d FROM hold_releases WHERE patient_id = $1 \
+     UNION ALL SELECT 2, label, '', '', 0 FROM hold_preferences WHERE patient_id = $1 \
+     UNION ALL SELECT 3, id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL";
+
+impl PatientLedger {
+    /// Adds one ledger row: its kind in column 0, then a, b, c and (last column) d.
+    fn add(&mut self, r: &sqlx::any::AnyRow) {
+        let last = r.len() - 1;
+        match r.get::<i32, _>(0) {
+            1 => {
+                self.releases.insert(r.get(1));
+            }
+            2 => {
+                self.preferences.insert(r.get(1));
+            }
+            _ => self.consents.push(Consent {
+                id: r.get(1),
+                partner: r.get(2),
+                purposes: r.get::<String, _>(3).split(',').map(str::to_string).collect(),
+                part2: r.get::<i32, _>(last) != 0,
+            }),
+        }
+    }
+}
+
 /// Releases, preferences and consents in the store.
 #[derive(Clone)]
 pub struct PolicyLedger {
@@ -143,34 +173,47 @@ impl PolicyLedger {
         PolicyLedger { store }
     }
 
-    /// One statement for all three (it runs on every data request).
+    /// One statement for all three.
     pub async fn for_patient(&self, patient_id: &str) -> Result<PatientLedger, StoreError> {
-        let rows = sqlx::query(
-            "SELECT 1 AS kind, resource AS a, '' AS b, '' AS c, 0 AS d FROM hold_releases WHERE patient_id = $1 \
-             UNION ALL SELECT 2, label, '', '', 0 FROM hold_preferences WHERE patient_id = $1 \
-             UNION ALL SELECT 3, id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(patient_id)
-        .fetch_all(&self.store.pool)
-        .await?;
+        let rows = sqlx::query(LEDGER_ROWS).bind(patient_id).fetch_all(&self.store.pool).await?;
         let mut ledger = PatientLedger::default();
-        for r in rows {
-            match r.get::<i32, _>(0) {
-                1 => {
-                    ledger.releases.insert(r.get(1));
-                }
-                2 => {
-                    ledger.preferences.insert(r.get(1));
-                }
-                _ => ledger.consents.push(Consent {
-                    id: r.get(1),
-                    partner: r.get(2),
-                    purposes: r.get::<String, _>(3).split(',').map(str::to_string).collect(),
-                    part2: r.get::<i32, _>(4) != 0,
-                }),
-            }
-        }
+        rows.iter().for_each(|r| ledger.add(r));
         Ok(ledger)
+    }
+
+    /// The link a requested patient id resolves to (as `PatientIndex::resolve` finds it)
+    /// and that patient's ledger, in one statement: it runs on every data request. `None`
+    /// when the id is no one's.
+    pub async fn with_link(&self, patient_id: &str) -> Result<Option<(PatientLink, PatientLedger)>, StoreError> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "WITH wanted (id) AS (SELECT {RESOLVED_ID}) \
+                 SELECT 0 AS kind, l.gateway_id AS a, l.source AS b, l.source_patient_id AS c, l.reason AS e, 0 AS d \
+                 FROM patient_links l JOIN wanted w ON l.gateway_id = w.id \
+                 UNION ALL SELECT 1, r.resource, '', '', '', 0 FROM hold_releases r JOIN wanted w ON r.patient_id = w.id \
+                 UNION ALL SELECT 2, p.label, '', '', '', 0 FROM hold_preferences p JOIN wanted w ON p.patient_id = w.id \
+                 UNION ALL SELECT 3, c.id, c.partner, c.purposes, '', c.part2 FROM consents c JOIN wanted w \
+                 ON c.patient_id = w.id WHERE c.revoked_at IS NULL"
+            )
+        });
+        if !crate::fhir::is_valid_id(patient_id) {
+            return Ok(None);
+        }
+        let rows = sqlx::query(SQL.as_str()).bind(patient_id).fetch_all(&self.store.pool).await?;
+        let mut link: Option<PatientLink> = None;
+        let mut ledger = PatientLedger::default();
+        for r in &rows {
+            if r.get::<i32, _>(0) != 0 {
+                ledger.add(r);
+                continue;
+            }
+            let member = LinkMember { source: r.get(2), source_patient_id: r.get(3), reason: r.get(4) };
+            link.get_or_insert_with(|| PatientLink { gateway_id: r.get(1), members: Vec::new() }).members.push(member);
+        }
+        Ok(link.map(|mut link| {
+            link.members.sort();
+            (link, ledger)
+        }))
     }
 
     /// Records a clinician's release of a held result. Releasing twice keeps the first.
@@ -234,5 +277,58 @@ impl PolicyLedger {
             .execute(&self.store.pool)
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn run(store: &Store, sql: &str, binds: &[&str]) {
+        let mut q = sqlx::query(sql);
+        for b in binds {
+            q = q.bind(*b);
+        }
+        q.execute(&store.pool).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_link_and_ledger_statement_reads_what_resolve_and_for_patient_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/l.db", dir.path().display()), 2).await.unwrap();
+        let link = "INSERT INTO patient_links (source, source_patient_id, gateway_id, reason, linked_at) VALUES ($1, $2, $3, $4, 'now')";
+        run(&store, link, &["lab", "L1", "pt-a", "identifier"]).await;
+        run(&store, link, &["ehr", "E1", "pt-a", "first"]).await;
+        run(&store, link, &["ehr", "E2", "pt-b", "first"]).await;
+        run(&store, "INSERT INTO patient_id_aliases (old_id, gateway_id) VALUES ($1, $2)", &["pt-old", "pt-a"]).await;
+        let ledger = PolicyLedger::new(store.clone());
+        ledger.release("pt-a", "Observation/o1", "dr").await.unwrap();
+        ledger.release("pt-b", "Observation/o9", "dr").await.unwrap();
+        ledger.set_preferences("pt-a", &["sensitive".into()]).await.unwrap();
+        let kept = ledger.add_consent("pt-a", "hie", &["TREAT".into(), "ETREAT".into()], true, "him").await.unwrap();
+        let gone = ledger.add_consent("pt-a", "payer", &["HPAYMT".into()], false, "him").await.unwrap();
+        assert!(ledger.revoke_consent(&gone).await.unwrap());
+
+        let index = crate::identity::PatientIndex::open(store.clone()).await.unwrap();
+        for asked in ["pt-a", "pt-old"] {
+            let (got_link, got_ledger) = ledger.with_link(asked).await.unwrap().expect("a link");
+            assert_eq!(Some(&got_link), index.resolve(asked).await.unwrap().as_ref(), "{asked}");
+            assert_eq!(got_link.gateway_id, "pt-a");
+            assert_eq!(got_link.members.len(), 2);
+            let alone = ledger.for_patient("pt-a").await.unwrap();
+            assert_eq!(got_ledger.releases, alone.releases);
+            assert_eq!(got_ledger.releases.iter().collect::<Vec<_>>(), ["Observation/o1"], "not pt-b's");
+            assert_eq!(got_ledger.preferences, alone.preferences);
+            assert_eq!(got_ledger.consents, alone.consents);
+            assert_eq!(got_ledger.consents.len(), 1, "the revoked consent is not read");
+            assert_eq!(got_ledger.consents[0].id, kept);
+            assert!(got_ledger.consents[0].part2);
+            assert_eq!(got_ledger.consents[0].purposes, ["TREAT", "ETREAT"]);
+        }
+        let (b, b_ledger) = ledger.with_link("pt-b").await.unwrap().unwrap();
+        assert_eq!(b.members.len(), 1);
+        assert!(b_ledger.preferences.is_empty() && b_ledger.consents.is_empty());
+        assert!(ledger.with_link("pt-none").await.unwrap().is_none());
+        assert!(ledger.with_link("bad\u{0}id").await.unwrap().is_none(), "not an id: no one, not a store error");
     }
 }

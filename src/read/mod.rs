@@ -608,7 +608,8 @@ impl Reader {
         at: At,
         spilled: Spilled<'_>,
     ) -> Result<Decision, ReadError> {
-        let link = self.aggregator.index().resolve(patient_id).await?.ok_or(ReadError::NotFound)?;
+        // The link and the ledger in one statement, before the record is gathered.
+        let (link, ledger) = self.ledger.with_link(patient_id).await?.ok_or(ReadError::NotFound)?;
         if let PatientScope::Person { source, source_patient_id } = &access.patients {
             if !link.members.iter().any(|m| &m.source == source && &m.source_patient_id == source_patient_id) {
                 return Err(ReadError::NotFound);
@@ -618,7 +619,6 @@ impl Reader {
             AggregateError::UnknownPatient => ReadError::NotFound,
             AggregateError::Store(e) => ReadError::Store(e),
         })?;
-        let ledger = self.ledger.for_patient(&record.patient_id).await?;
         let now = match at {
             At::Now | At::NowOnce => self.clock.now(),
             At::Then(t) => t,
