@@ -107,19 +107,26 @@ impl Committer {
 /// drained (so nothing queued is left unanswered when the log is dropped).
 async fn run(store: Store, mut queue: mpsc::Receiver<Pending>, counters: Arc<Counters>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut head = None;
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&store, &mut queue, &mut batch, &counters).await;
+        commit(&store, &mut queue, &mut batch, &mut head, &counters).await;
     }
 }
 
 /// Writes `batch` (retrying, for up to [`APPEND_DEADLINE`], a failure waiting may cure)
 /// and answers every caller in it.
-async fn commit(store: &Store, queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>, counters: &Counters) {
+async fn commit(
+    store: &Store,
+    queue: &mut mpsc::Receiver<Pending>,
+    batch: &mut Vec<Pending>,
+    head: &mut Option<Head>,
+    counters: &Counters,
+) {
     let started = std::time::Instant::now();
     let mut attempt: u64 = 0;
     let result = loop {
         attempt += 1;
-        match write(store, queue, batch).await {
+        match write(store, queue, batch, head).await {
             Ok(first) => break Ok(first),
             Err(err) if err.is_transient() && started.elapsed() < APPEND_DEADLINE => {
                 tracing::debug!(error = %err, attempt, "audit batch raced; retrying");
@@ -148,12 +155,29 @@ async fn commit(store: &Store, queue: &mut mpsc::Receiver<Pending>, batch: &mut 
     }
 }
 
+/// The chain's last entry: its sequence number and hash.
+type Head = (i64, String);
+
+/// The head of the chain as the transaction sees it (the genesis before the first entry).
+async fn read_head(tx: &mut sqlx::Transaction<'static, sqlx::Any>) -> Result<Head, StoreError> {
+    let head =
+        sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut **tx).await?;
+    Ok(head.map_or((0, GENESIS.to_string()), |r| (r.get::<i64, _>(0), r.get::<String, _>(1))))
+}
+
 /// One transaction: take the chain lock, let entries that queued meanwhile join, extend
 /// the chain from its head, commit. Returns the first entry's sequence number.
+///
+/// On SQLite the head this committer wrote last (`head`) is used instead of reading it
+/// again. Entries are never deleted and `seq` is the primary key, so a head that another
+/// process has moved on from makes the first row collide: the head is then read under the
+/// same lock and the batch written after it. On PostgreSQL, where replicas take turns, the
+/// head is read in every transaction.
 async fn write(
     store: &Store,
     queue: &mut mpsc::Receiver<Pending>,
     batch: &mut Vec<Pending>,
+    head: &mut Option<Head>,
 ) -> Result<i64, StoreError> {
     let mut tx = store.begin_write().await?;
     if store.dialect == Dialect::Postgres {
@@ -164,14 +188,41 @@ async fn write(
         let Ok(p) = queue.try_recv() else { break };
         batch.push(p);
     }
-    let head =
-        sqlx::query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").fetch_optional(&mut *tx).await?;
-    let (first, mut prev) = match head {
-        Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
-        None => (1, GENESIS.to_string()),
+    let remembered = head.take().filter(|_| store.dialect == Dialect::Sqlite);
+    let from_memory = remembered.is_some();
+    let start = match remembered {
+        Some(h) => h,
+        None => read_head(&mut tx).await?,
     };
-    let mut seq = first;
-    for chunk in batch.chunks(ROWS_PER_INSERT) {
+    let last = match insert(&mut tx, batch, &start).await {
+        Ok(last) => last,
+        Err((e, false)) if from_memory && is_collision(&e) => {
+            let start = read_head(&mut tx).await?;
+            insert(&mut tx, batch, &start).await.map_err(|(e, _)| e)?
+        }
+        Err((e, _)) => return Err(e),
+    };
+    tx.commit().await?;
+    let first = last.0 - batch.len() as i64 + 1;
+    *head = Some(last);
+    Ok(first)
+}
+
+/// Whether `e` is a primary-key collision (another writer moved the chain on).
+fn is_collision(e: &StoreError) -> bool {
+    matches!(e, StoreError::Query(sqlx::Error::Database(d)) if d.is_unique_violation())
+}
+
+/// Writes `batch` after `start`; the new head, or the error and whether any row was
+/// written before it.
+async fn insert(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    batch: &[Pending],
+    start: &Head,
+) -> Result<Head, (StoreError, bool)> {
+    let mut seq = start.0 + 1;
+    let mut prev = start.1.clone();
+    for (n, chunk) in batch.chunks(ROWS_PER_INSERT).enumerate() {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
                 let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
@@ -202,8 +253,7 @@ async fn write(
                 .bind(hash);
             seq += 1;
         }
-        insert.execute(&mut *tx).await?;
+        insert.execute(&mut **tx).await.map_err(|e| (StoreError::from(e), n > 0))?;
     }
-    tx.commit().await?;
-    Ok(first)
+    Ok((seq - 1, prev))
 }
