@@ -17,6 +17,9 @@ use std::path::Path;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "portico", version, about = "SMART-on-FHIR patient access gateway")]
 struct Cli {
