@@ -29,6 +29,8 @@ pub struct Mixed {
     pub memory_end_kb: u64,
     pub memory_peak_kb: u64,
     pub memory_curve: Vec<(f64, u64)>,
+    /// VmRSS every half second of the warm-up (the same mix and lab cycle, once before).
+    pub warmup_curve: Vec<(f64, u64)>,
 }
 
 #[derive(Default)]
@@ -115,7 +117,7 @@ impl Report {
         let m = &self.mixed;
         out.push_str(&format!(
             "\nMixed traffic against a gateway in its own process (release `portico serve`), {:.0} s after a {:.0} s \
-             warm-up of the same mix: {} people, concurrency {} (reads, searches, $everything; staff token), \
+             warm-up of the same mix and lab cycle: {} people, concurrency {} (reads, searches, $everything; staff token), \
              {} browser(s) viewing the patient's record pages, {} app refresh-token chain(s), a partner's \
              Bulk $export run again and again ({} completed); the lab slow, then down, then back, a quarter each\n",
             m.seconds, m.warmup_seconds, m.people, m.concurrency, m.viewers, m.chains, m.exports
@@ -129,15 +131,17 @@ impl Report {
         }
         out.push_str(&row("all", &m.concurrency.to_string(), &m.all));
         let mb = |kb: u64| kb as f64 / 1024.0;
-        let curve: Vec<String> =
-            m.memory_curve.iter().step_by(4).map(|(t, kb)| format!("{t:.0}s {:.0}", mb(*kb))).collect();
+        let curve = |c: &[(f64, u64)]| -> String {
+            c.iter().step_by(4).map(|(t, kb)| format!("{t:.0}s {:.0}", mb(*kb))).collect::<Vec<_>>().join(", ")
+        };
         out.push_str(&format!(
             "\nMixed gateway memory (its own process): VmRSS {:.1} MB after the warm-up, {:.1} MB at the end \
-             (peak VmHWM {:.1} MB); during the run (MB): {}\n",
+             (peak VmHWM {:.1} MB); during the warm-up, the same lab cycle (MB): {}; during the run (MB): {}\n",
             mb(m.memory_start_kb),
             mb(m.memory_end_kb),
             mb(m.memory_peak_kb),
-            curve.join(", ")
+            curve(&m.warmup_curve),
+            curve(&m.memory_curve)
         ));
         let after: String =
             self.rss_by_phase.iter().map(|(p, kb)| format!(", {:.1} MB after the {p}", mb(*kb))).collect();
