@@ -96,6 +96,10 @@ impl Store {
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { max_connections.min(4) } else { max_connections })
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // An SQLite connection is a file handle in this process: it does not go stale the
+            // way a network connection does, so it is not pinged (a round trip to its thread)
+            // each time it is taken from the pool. PostgreSQL connections still are.
+            .test_before_acquire(dialect == Dialect::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
