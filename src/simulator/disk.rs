@@ -33,13 +33,23 @@ pub enum DiskError {
     Search(#[from] fsearch::SearchError),
 }
 
-/// Where one resource's line is.
+/// Where one resource's line is, and when it last changed as written in the file
+/// (`meta.lastUpdated` in seconds; [`UNKNOWN_UPDATE`] without one).
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     file: u32,
     len: u32,
     offset: u64,
+    updated: i64,
 }
+
+/// The `updated` of a resource without a readable `meta.lastUpdated`: never skipped by a
+/// `_lastUpdated` search (the search's own filter decides).
+const UNKNOWN_UPDATE: i64 = i64::MAX;
+
+/// Slack below a `_lastUpdated` bound before a resource is skipped without being read (more
+/// than any zone offset: skipping only what cannot match).
+const UPDATE_SLACK: i64 = 2 * 86_400;
 
 #[derive(Debug, Default)]
 struct TypeIndex {
@@ -165,7 +175,12 @@ impl DiskStore {
             if index.by_id.insert(id.into(), position).is_some() {
                 return Err(DiskError::Twice { path: shown(), line: n, resource: format!("{t}/{id}") });
             }
-            index.slots.push(Slot { file: number, len, offset: start });
+            let updated = resource
+                .pointer("/meta/lastUpdated")
+                .and_then(Value::as_str)
+                .and_then(|t| fhir::time::parse_range(t, Utc.fix()))
+                .map_or(UNKNOWN_UPDATE, |r| r.start);
+            index.slots.push(Slot { file: number, len, offset: start, updated });
             if t == "Provenance" {
                 let targets = fhir::path_values(&resource, "target")
                     .iter()
@@ -257,8 +272,15 @@ impl DiskStore {
                 &all
             }
         };
+        // `_lastUpdated` with a lower bound (as a source's index on it would): a resource
+        // written before it, by the time kept at opening, is not read at all.
+        let since = self.updated_since(pairs);
+        let slots = self.types.get(resource_type).map(|i| i.slots.as_slice()).unwrap_or_default();
         for &position in positions {
             let position = position as usize;
+            if since.is_some_and(|s| slots.get(position).is_some_and(|slot| slot.updated < s)) {
+                continue;
+            }
             let Some(r) = self.at(resource_type, position)? else { continue };
             if query.filters.iter().all(|f| fsearch::matches(&r, f, zone)) {
                 let id = fhir::resource_id(&r).unwrap_or_default();
@@ -275,6 +297,26 @@ impl DiskStore {
         }
         let next = (start + count < total).then(|| page.last().map(|(id, _)| id.to_string())).flatten();
         Ok(DiskPage { total, items, next })
+    }
+
+    /// The earliest `meta.lastUpdated` (as written in the files, before the date shift) a
+    /// resource can have and still match the `_lastUpdated` parameters among `pairs`, less
+    /// [`UPDATE_SLACK`]; `None` when they set no lower bound.
+    fn updated_since(&self, pairs: &[(String, String)]) -> Option<i64> {
+        pairs
+            .iter()
+            .filter(|(k, _)| k == "_lastUpdated")
+            .filter_map(|(_, v)| {
+                let (prefix, value) = if v.len() > 2 && v.as_bytes()[..2].iter().all(u8::is_ascii_lowercase) {
+                    v.split_at(2)
+                } else {
+                    ("eq", v.as_str())
+                };
+                matches!(prefix, "gt" | "ge" | "sa" | "eq").then_some(value)
+            })
+            .filter_map(|value| fhir::time::parse_range(value, Utc.fix()))
+            .map(|r| r.start - self.shift_days.saturating_mul(86_400) - UPDATE_SLACK)
+            .max()
     }
 
     /// A search without filters: the page is chosen from the id index, so only its own
@@ -313,5 +355,72 @@ impl DiskStore {
         }
         let next = more.then(|| rest.last().map(|(id, _)| (*id).to_string())).flatten();
         Ok(DiskPage { total, items, next })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(page: &DiskPage) -> Vec<String> {
+        page.items.iter().filter_map(fhir::resource_id).map(str::to_string).collect()
+    }
+
+    #[test]
+    fn last_updated_searches_find_what_a_full_scan_finds_with_and_without_a_date_shift() {
+        let dir = tempfile::tempdir().unwrap();
+        let times = [
+            Some("2024-01-01T00:00:00Z"),
+            Some("2025-06-30T23:30:00-05:00"),
+            None,
+            Some("2025-07-01T03:00:00Z"),
+            Some("2026-12-01T10:00:00+02:00"),
+        ];
+        let lines: Vec<String> = times
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let mut p = serde_json::json!({"resourceType": "Patient", "id": format!("p{i}")});
+                if let Some(t) = t {
+                    p["meta"] = serde_json::json!({"lastUpdated": t});
+                }
+                p.to_string()
+            })
+            .collect();
+        std::fs::write(dir.path().join("Patient.ndjson"), lines.join("\n") + "\n").unwrap();
+        for shift in [0, 40] {
+            let store = DiskStore::open(dir.path(), shift).unwrap();
+            let shifted = |t: &str| fhir::time::parse_range(t, Utc.fix()).unwrap().start + shift * 86_400;
+            for (prefix, bound) in [
+                ("gt", "2025-07-01T04:00:00Z"),
+                ("ge", "2025-07-01T03:00:00Z"),
+                ("gt", "2025-01-01"),
+                ("", "2024-01-01"),
+            ] {
+                // The bound as a client would send it: after the shift, in the shifted world.
+                let b = chrono::DateTime::from_timestamp(shifted(bound), 0).unwrap().to_rfc3339();
+                let b = if bound.len() == 10 { b[..10].to_string() } else { b };
+                let pairs = vec![("_lastUpdated".to_string(), format!("{prefix}{b}"))];
+                let found = ids(&store.search("Patient", &pairs, None, None, 100, false).unwrap());
+                // What reading every resource and applying the filter finds.
+                let query = fsearch::parse("Patient", &pairs, &[], false, 100, Utc.fix()).unwrap();
+                let mut expected: Vec<String> = (0..times.len())
+                    .filter_map(|i| store.at("Patient", i).unwrap())
+                    .filter(|r| query.filters.iter().all(|f| fsearch::matches(r, f, Utc.fix())))
+                    .filter_map(|r| fhir::resource_id(&r).map(str::to_string))
+                    .collect();
+                expected.sort();
+                assert_eq!(found, expected, "shift {shift}, _lastUpdated={prefix}{b}");
+                assert!(!found.is_empty() || prefix == "gt", "the check has something to find");
+            }
+            let later = vec![("_lastUpdated".to_string(), "gt2030-01-01".to_string())];
+            assert!(ids(&store.search("Patient", &later, None, None, 100, false).unwrap()).is_empty());
+            let before = vec![("_lastUpdated".to_string(), "lt2025-01-01".to_string())];
+            assert_eq!(
+                ids(&store.search("Patient", &before, None, None, 100, false).unwrap()).len(),
+                1,
+                "no lower bound"
+            );
+        }
     }
 }
