@@ -19,8 +19,12 @@
 //! refreshed` log lines, JSON); ready and build times are also measured from outside.
 //! Knobs (environment): BENCH_INDEX_PATIENTS (comma-separated sizes, default
 //! "100000,1000000"), BENCH_INDEX_SOURCES (4), BENCH_INDEX_SEED (1), BENCH_INDEX_CHANGED
-//! (one record in N changed, 100), BENCH_INDEX_DIR (target/bench-index). Populations are
-//! generated once and reused; the changed copies are removed after each run.
+//! (one record in N changed, 100), BENCH_INDEX_DIR (target/bench-index),
+//! BENCH_INDEX_REUSE_BUILD (1: where an earlier run's built index is still stored, skip step
+//! 1 and report that run's build figures, marked as such — a million-person build takes
+//! over half an hour). Populations are generated once and reused; the changed copies are
+//! removed after each run, and each run's changes are new (the new phone numbers depend
+//! on the time of the run), so a reused index still has every change to read.
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -66,10 +70,21 @@ struct Row {
     changed: Refresh,
     changed_ready_seconds: f64,
     changed_peak_kb: u64,
+    /// When the build figures were measured, if an earlier run's (BENCH_INDEX_REUSE_BUILD).
+    build_reused_from: Option<String>,
+}
+
+/// Step 1's figures, kept next to the stored index for BENCH_INDEX_REUSE_BUILD.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredBuild {
+    measured: String,
+    build: Refresh,
+    build_wall: f64,
+    build_peak_kb: u64,
 }
 
 /// A `patient index built` / `patient index refreshed` log line's fields.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 struct Refresh {
     seconds: f64,
     read: u64,
@@ -236,6 +251,8 @@ async fn log_line(log: &Path, message: &str, children: &mut Children) -> Result<
 /// How many records were changed.
 fn write_changed_copy(from: &Path, to: &Path, manifest: &Manifest, every: usize) -> Result<u64, String> {
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Numbers of this run's own: an index that read an earlier run's changes still changes.
+    let salt = usize::try_from(chrono::Utc::now().timestamp() / 60 % 997).unwrap_or(0);
     let mut changed = 0u64;
     for s in &manifest.sources {
         let (src, dst) = (from.join(&s.folder), to.join(&s.folder));
@@ -258,7 +275,7 @@ fn write_changed_copy(from: &Path, to: &Path, manifest: &Manifest, every: usize)
                 if i % every == every - 1 && !line.trim().is_empty() {
                     let mut p: Value = serde_json::from_str(&line).map_err(|e| format!("{}: {e}", path.display()))?;
                     p["meta"]["lastUpdated"] = json!(now);
-                    let phone = json!({"system": "phone", "value": format!("555-7{:03}-{:04}", i / 10_000 % 1000, i % 10_000), "use": "mobile"});
+                    let phone = json!({"system": "phone", "value": format!("555-7{:03}-{:04}", (i / 10_000 + salt) % 1000, i % 10_000), "use": "mobile"});
                     match p.get_mut("telecom").and_then(Value::as_array_mut) {
                         Some(t) => t.push(phone),
                         None => p["telecom"] = json!([phone]),
@@ -280,7 +297,16 @@ fn write_changed_copy(from: &Path, to: &Path, manifest: &Manifest, every: usize)
 async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64, every: usize) -> Result<Row, String> {
     let (pop, manifest) = population(dir, patients, sources, seed)?;
     let run = dir.join(format!("run-n{patients}"));
-    let _ = std::fs::remove_dir_all(&run);
+    let reuse = std::env::var("BENCH_INDEX_REUSE_BUILD").is_ok_and(|v| v == "1");
+    let stored: Option<StoredBuild> = reuse
+        .then(|| std::fs::read(run.join("build.json")).ok())
+        .flatten()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .filter(|_| run.join("portico.db").is_file());
+    if stored.is_none() {
+        let _ = std::fs::remove_dir_all(&run);
+    }
+    let _ = std::fs::remove_dir_all(run.join("changed"));
     std::fs::create_dir_all(&run).map_err(|e| e.to_string())?;
     let port = free_port();
     let ready_url = format!("http://127.0.0.1:{port}/health/ready");
@@ -288,24 +314,36 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64, every: 
     eprintln!("[bench] {patients} people ({} records): simulators", manifest.resources);
     let (mut simulators, urls) = start_simulators(&pop, &manifest, &run, "original").await?;
     let config = gateway_config(&run, &manifest, &urls, port)?;
+    let mut gateway = Children::default();
 
     // 1. First start: the index is built before the gateway answers.
-    eprintln!("[bench] {patients} people: first start, building the index");
-    let mut gateway = Children::default();
-    let log1 = run.join("gateway-1-build.log");
-    let started = Instant::now();
-    let pid = gateway.spawn("gateway", gateway_command(&config), &log1)?.to_string();
-    let build_wall = ready_after(&ready_url, &mut gateway, started).await?;
-    let build = log_line(&log1, "patient index built", &mut gateway).await?;
-    let build_peak_kb = status_kb(&pid, "VmHWM").unwrap_or(0);
-    gateway.stop_all();
-    eprintln!(
-        "[bench]   built in {:.1} s ({} records read, {} people), ready after {build_wall:.1} s, peak {:.0} MB",
-        build.seconds,
-        build.read,
-        build.links,
-        build_peak_kb as f64 / 1024.0
-    );
+    let (build, build_wall, build_peak_kb, build_reused_from) = match stored {
+        Some(s) => {
+            eprintln!("[bench] {patients} people: reusing the index built on {}", s.measured);
+            (s.build, s.build_wall, s.build_peak_kb, Some(s.measured))
+        }
+        None => {
+            eprintln!("[bench] {patients} people: first start, building the index");
+            let log1 = run.join("gateway-1-build.log");
+            let started = Instant::now();
+            let pid = gateway.spawn("gateway", gateway_command(&config), &log1)?.to_string();
+            let build_wall = ready_after(&ready_url, &mut gateway, started).await?;
+            let build = log_line(&log1, "patient index built", &mut gateway).await?;
+            let build_peak_kb = status_kb(&pid, "VmHWM").unwrap_or(0);
+            gateway.stop_all();
+            eprintln!(
+                "[bench]   built in {:.1} s ({} records read, {} people), ready after {build_wall:.1} s, peak {:.0} MB",
+                build.seconds,
+                build.read,
+                build.links,
+                build_peak_kb as f64 / 1024.0
+            );
+            let measured = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
+            let keep = StoredBuild { measured, build: build.clone(), build_wall, build_peak_kb };
+            let _ = std::fs::write(run.join("build.json"), serde_json::to_vec(&keep).unwrap_or_default());
+            (build, build_wall, build_peak_kb, None)
+        }
+    };
 
     // 2. Restart over the stored index: ready at once, then a refresh with nothing changed.
     eprintln!("[bench] {patients} people: restart over the stored index");
@@ -361,6 +399,7 @@ async fn measure(dir: &Path, patients: usize, sources: usize, seed: u64, every: 
         changed,
         changed_ready_seconds,
         changed_peak_kb,
+        build_reused_from,
     })
 }
 
@@ -443,6 +482,14 @@ fn report(rows: &[Row], every: usize) -> String {
             mb(r.ready_peak_kb),
             mb(r.unchanged_peak_kb),
             mb(r.changed_peak_kb),
+        ));
+    }
+    for r in rows.iter().filter(|r| r.build_reused_from.is_some()) {
+        out.push_str(&format!(
+            "{} people: the build figures (time, peak memory) are from the run of {}, whose stored index this \
+             run reused (BENCH_INDEX_REUSE_BUILD=1); everything else is this run's\n",
+            r.patients,
+            r.build_reused_from.as_deref().unwrap_or("")
         ));
     }
     out.push_str("\nTargets (issue 14):\n");
