@@ -21,7 +21,7 @@ use matching::Demographics;
 use serde::Serialize;
 use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{PoisonError, RwLock};
+use std::sync::{LazyLock, PoisonError, RwLock};
 use std::time::Duration;
 
 /// One source's record of a person, as a member of a link.
@@ -42,6 +42,14 @@ pub const RESOLVED_ID: &str = "COALESCE((SELECT gateway_id FROM patient_id_alias
 pub struct PatientLink {
     pub gateway_id: String,
     pub members: Vec<LinkMember>,
+}
+
+impl PatientLink {
+    /// A link of `members` as read from the store, in the one order links are compared in.
+    pub fn of(gateway_id: String, mut members: Vec<LinkMember>) -> PatientLink {
+        members.sort();
+        PatientLink { gateway_id, members }
+    }
 }
 
 /// Two records that might be one person; listed for a human, never linked.
@@ -126,20 +134,18 @@ impl PatientIndex {
         if !crate::fhir::is_valid_id(gateway_id) {
             return Ok(None);
         }
-        // One statement (it runs on every data request): the alias, if any, picked inside.
-        let rows = sqlx::query(&format!(
-            "SELECT gateway_id, source, source_patient_id, reason FROM patient_links WHERE gateway_id = {RESOLVED_ID}"
-        ))
-        .bind(gateway_id)
-        .fetch_all(&self.store.pool)
-        .await?;
+        // One statement, the alias, if any, picked inside (data requests read the link with
+        // the policy ledger instead: `PolicyLedger::with_link`).
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            format!(
+                "SELECT gateway_id, source, source_patient_id, reason FROM patient_links WHERE gateway_id = {RESOLVED_ID}"
+            )
+        });
+        let rows = sqlx::query(SQL.as_str()).bind(gateway_id).fetch_all(&self.store.pool).await?;
         let Some(id) = rows.first().map(|r| r.get::<String, _>(0)) else { return Ok(None) };
-        let mut members: Vec<LinkMember> = rows
-            .into_iter()
-            .map(|r| LinkMember { source: r.get(1), source_patient_id: r.get(2), reason: r.get(3) })
-            .collect();
-        members.sort();
-        Ok(Some(PatientLink { gateway_id: id, members }))
+        let members =
+            rows.into_iter().map(|r| LinkMember { source: r.get(1), source_patient_id: r.get(2), reason: r.get(3) });
+        Ok(Some(PatientLink::of(id, members.collect())))
     }
 
     /// The gateway id of a source's patient record.

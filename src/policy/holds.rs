@@ -135,16 +135,15 @@ fn issued_at(r: &Value, zone: FixedOffset) -> Option<i64> {
 }
 
 /// A patient's releases (kind 1), preferences (2) and live consents (3), as rows of
-/// (kind, a, b, c, d) that [`PatientLedger::add`] reads.
+/// (kind, a, b, c, d) that [`PatientLedger::add`] reads (a statement may add columns after d).
 const LEDGER_ROWS: &str =
     "SELECT 1 AS kind, resource AS a, '' AS b, '' AS c, 0 AS d FROM hold_releases WHERE patient_id = $1 \
      UNION ALL SELECT 2, label, '', '', 0 FROM hold_preferences WHERE patient_id = $1 \
      UNION ALL SELECT 3, id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL";
 
 impl PatientLedger {
-    /// Adds one ledger row: its kind in column 0, then a, b, c and (last column) d.
+    /// Adds one ledger row: its kind in column 0, then a, b, c, d.
     fn add(&mut self, r: &sqlx::any::AnyRow) {
-        let last = r.len() - 1;
         match r.get::<i32, _>(0) {
             1 => {
                 self.releases.insert(r.get(1));
@@ -156,7 +155,7 @@ impl PatientLedger {
                 id: r.get(1),
                 partner: r.get(2),
                 purposes: r.get::<String, _>(3).split(',').map(str::to_string).collect(),
-                part2: r.get::<i32, _>(last) != 0,
+                part2: r.get::<i32, _>(4) != 0,
             }),
         }
     }
@@ -188,11 +187,11 @@ impl PolicyLedger {
         static SQL: LazyLock<String> = LazyLock::new(|| {
             format!(
                 "WITH wanted (id) AS (SELECT {RESOLVED_ID}) \
-                 SELECT 0 AS kind, l.gateway_id AS a, l.source AS b, l.source_patient_id AS c, l.reason AS e, 0 AS d \
+                 SELECT 0 AS kind, l.gateway_id AS a, l.source AS b, l.source_patient_id AS c, 0 AS d, l.reason AS e \
                  FROM patient_links l JOIN wanted w ON l.gateway_id = w.id \
-                 UNION ALL SELECT 1, r.resource, '', '', '', 0 FROM hold_releases r JOIN wanted w ON r.patient_id = w.id \
-                 UNION ALL SELECT 2, p.label, '', '', '', 0 FROM hold_preferences p JOIN wanted w ON p.patient_id = w.id \
-                 UNION ALL SELECT 3, c.id, c.partner, c.purposes, '', c.part2 FROM consents c JOIN wanted w \
+                 UNION ALL SELECT 1, r.resource, '', '', 0, '' FROM hold_releases r JOIN wanted w ON r.patient_id = w.id \
+                 UNION ALL SELECT 2, p.label, '', '', 0, '' FROM hold_preferences p JOIN wanted w ON p.patient_id = w.id \
+                 UNION ALL SELECT 3, c.id, c.partner, c.purposes, c.part2, '' FROM consents c JOIN wanted w \
                  ON c.patient_id = w.id WHERE c.revoked_at IS NULL"
             )
         });
@@ -200,20 +199,17 @@ impl PolicyLedger {
             return Ok(None);
         }
         let rows = sqlx::query(SQL.as_str()).bind(patient_id).fetch_all(&self.store.pool).await?;
-        let mut link: Option<PatientLink> = None;
+        let (mut gateway_id, mut members) = (None, Vec::new());
         let mut ledger = PatientLedger::default();
         for r in &rows {
             if r.get::<i32, _>(0) != 0 {
                 ledger.add(r);
                 continue;
             }
-            let member = LinkMember { source: r.get(2), source_patient_id: r.get(3), reason: r.get(4) };
-            link.get_or_insert_with(|| PatientLink { gateway_id: r.get(1), members: Vec::new() }).members.push(member);
+            gateway_id.get_or_insert_with(|| r.get::<String, _>(1));
+            members.push(LinkMember { source: r.get(2), source_patient_id: r.get(3), reason: r.get(5) });
         }
-        Ok(link.map(|mut link| {
-            link.members.sort();
-            (link, ledger)
-        }))
+        Ok(gateway_id.map(|id| (PatientLink::of(id, members), ledger)))
     }
 
     /// Records a clinician's release of a held result. Releasing twice keeps the first.
