@@ -51,12 +51,16 @@ pub struct Report {
 
 impl Report {
     /// The two cold runs with their titles.
-    fn colds(&self) -> [(String, &Cold); 2] {
+    /// The cold phases that ran (BENCH_SERVE_PHASES may leave them out).
+    fn colds(&self) -> Vec<(String, &Cold)> {
         let (latency, with) = &self.cold_with_latency;
         [
             ("sources answering at once".to_string(), &self.cold),
             (format!("sources answering after {} ms", latency.as_millis()), with),
         ]
+        .into_iter()
+        .filter(|(_, cold)| cold.gateway.requests > 0)
+        .collect()
     }
 }
 
@@ -115,34 +119,38 @@ impl Report {
             }
         }
         let m = &self.mixed;
-        out.push_str(&format!(
-            "\nMixed traffic against a gateway in its own process (release `portico serve`), {:.0} s after a {:.0} s \
-             warm-up of the same mix and lab cycle: {} people, concurrency {} (reads, searches, $everything; staff token), \
-             {} browser(s) viewing the patient's record pages, {} app refresh-token chain(s), a partner's \
-             Bulk $export run again and again ({} completed); the lab slow, then down, then back, a quarter each\n",
-            m.seconds, m.warmup_seconds, m.people, m.concurrency, m.viewers, m.chains, m.exports
-        ));
-        out.push_str(&header());
-        for (window, s) in &m.by_window {
-            out.push_str(&row(&format!("window: {window}"), &m.concurrency.to_string(), s));
-        }
-        for (route, s) in &m.by_route {
-            out.push_str(&row(route, "", s));
-        }
-        out.push_str(&row("all", &m.concurrency.to_string(), &m.all));
         let mb = |kb: u64| kb as f64 / 1024.0;
-        let curve = |c: &[(f64, u64)]| -> String {
-            c.iter().step_by(4).map(|(t, kb)| format!("{t:.0}s {:.0}", mb(*kb))).collect::<Vec<_>>().join(", ")
-        };
-        out.push_str(&format!(
-            "\nMixed gateway memory (its own process): VmRSS {:.1} MB after the warm-up, {:.1} MB at the end \
-             (peak VmHWM {:.1} MB); during the warm-up, the same lab cycle (MB): {}; during the run (MB): {}\n",
-            mb(m.memory_start_kb),
-            mb(m.memory_end_kb),
-            mb(m.memory_peak_kb),
-            curve(&m.warmup_curve),
-            curve(&m.memory_curve)
-        ));
+        if m.all.requests == 0 {
+            out.push_str("\nMixed traffic: not run (BENCH_SERVE_PHASES)\n");
+        } else {
+            out.push_str(&format!(
+                "\nMixed traffic against a gateway in its own process (release `portico serve`), {:.0} s after a {:.0} s \
+                 warm-up of the same mix and lab cycle: {} people, concurrency {} (reads, searches, $everything; staff token), \
+                 {} browser(s) viewing the patient's record pages, {} app refresh-token chain(s), a partner's \
+                 Bulk $export run again and again ({} completed); the lab slow, then down, then back, a quarter each\n",
+                m.seconds, m.warmup_seconds, m.people, m.concurrency, m.viewers, m.chains, m.exports
+            ));
+            out.push_str(&header());
+            for (window, s) in &m.by_window {
+                out.push_str(&row(&format!("window: {window}"), &m.concurrency.to_string(), s));
+            }
+            for (route, s) in &m.by_route {
+                out.push_str(&row(route, "", s));
+            }
+            out.push_str(&row("all", &m.concurrency.to_string(), &m.all));
+            let curve = |c: &[(f64, u64)]| -> String {
+                c.iter().step_by(4).map(|(t, kb)| format!("{t:.0}s {:.0}", mb(*kb))).collect::<Vec<_>>().join(", ")
+            };
+            out.push_str(&format!(
+                "\nMixed gateway memory (its own process): VmRSS {:.1} MB after the warm-up, {:.1} MB at the end \
+                 (peak VmHWM {:.1} MB); during the warm-up, the same lab cycle (MB): {}; during the run (MB): {}\n",
+                mb(m.memory_start_kb),
+                mb(m.memory_end_kb),
+                mb(m.memory_peak_kb),
+                curve(&m.warmup_curve),
+                curve(&m.memory_curve)
+            ));
+        }
         let after: String =
             self.rss_by_phase.iter().map(|(p, kb)| format!(", {:.1} MB after the {p}", mb(*kb))).collect();
         out.push_str(&format!(
@@ -201,6 +209,10 @@ impl Report {
             ));
         }
         let m = &self.mixed;
+        if m.all.requests == 0 {
+            out.push_str("mixed load targets: not run (BENCH_SERVE_PHASES)\n");
+            return out;
+        }
         let measured = format!("{} errors, {} with OO of {}", m.all.errors, m.all.partial, m.all.requests);
         out.push_str(&target(
             "mixed load: errors (not partial warnings)",

@@ -3,7 +3,10 @@
 //! writes it in arrival order in one transaction that extends the hash chain under the
 //! chain lock (SQLite's write lock, a transaction-scoped advisory lock on PostgreSQL, so
 //! several gateways on one database still make one chain), commits once and only then
-//! answers each caller. A batch that cannot be written fails every caller in it and leaves
+//! answers each caller. On SQLite a batch that fits one `INSERT` is first tried as that one
+//! statement on the committer's own connection, which does not wait for the write lock (an
+//! autocommitted statement is its own transaction: all its rows or none); when another
+//! writer holds the lock, the batch goes the transaction's way, waiting its turn. A batch that cannot be written fails every caller in it and leaves
 //! none of its entries. The queue is bounded: when it is full callers wait; an entry is
 //! never dropped. It never decides access.
 
@@ -50,6 +53,8 @@ pub(super) struct Counters {
     pub entries: AtomicU64,
     /// Entries handed to the committer.
     pub submitted: AtomicU64,
+    /// Commits made by one autocommitted statement.
+    pub single_statements: AtomicU64,
 }
 
 struct Pending {
@@ -107,10 +112,18 @@ impl Committer {
 /// drained (so nothing queued is left unanswered when the log is dropped).
 async fn run(store: Store, mut queue: mpsc::Receiver<Pending>, counters: Arc<Counters>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut head = None;
+    let mut chain = Chain::default();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&store, &mut queue, &mut batch, &mut head, &counters).await;
+        commit(&store, &mut queue, &mut batch, &mut chain, &counters).await;
     }
+}
+
+/// What the committer keeps between batches on SQLite: the head it wrote last and its own
+/// connection for one-statement appends (opened on first use, dropped after a failure).
+#[derive(Default)]
+struct Chain {
+    head: Option<Head>,
+    own: Option<sqlx::AnyConnection>,
 }
 
 /// Writes `batch` (retrying, for up to [`APPEND_DEADLINE`], a failure waiting may cure)
@@ -119,14 +132,14 @@ async fn commit(
     store: &Store,
     queue: &mut mpsc::Receiver<Pending>,
     batch: &mut Vec<Pending>,
-    head: &mut Option<Head>,
+    chain: &mut Chain,
     counters: &Counters,
 ) {
     let started = std::time::Instant::now();
     let mut attempt: u64 = 0;
     let result = loop {
         attempt += 1;
-        match write(store, queue, batch, head).await {
+        match write(store, queue, batch, chain, counters).await {
             Ok(first) => break Ok(first),
             Err(err) if err.is_transient() && started.elapsed() < APPEND_DEADLINE => {
                 tracing::debug!(error = %err, attempt, "audit batch raced; retrying");
@@ -177,8 +190,14 @@ async fn write(
     store: &Store,
     queue: &mut mpsc::Receiver<Pending>,
     batch: &mut Vec<Pending>,
-    head: &mut Option<Head>,
+    chain: &mut Chain,
+    counters: &Counters,
 ) -> Result<i64, StoreError> {
+    if let Some(first) = write_at_once(store, batch, chain).await? {
+        counters.single_statements.fetch_add(1, Ordering::Relaxed);
+        return Ok(first);
+    }
+    let head = &mut chain.head;
     let mut tx = store.begin_write().await?;
     if store.dialect == Dialect::Postgres {
         // One appender at a time across replicas (released at commit or rollback).
@@ -208,6 +227,39 @@ async fn write(
     Ok(first)
 }
 
+/// SQLite, with the head known and a batch that fits one `INSERT`: that statement alone, on
+/// the committer's own connection, which never waits for the write lock. The first entry's
+/// sequence number when it was written; `None` when the batch must go the transaction's
+/// way (the lock was held, or another process moved the chain on — nothing was written
+/// either way); an error that waiting cannot cure fails the batch as in a transaction.
+async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> Result<Option<i64>, StoreError> {
+    if store.dialect != Dialect::Sqlite || batch.len() > ROWS_PER_INSERT || chain.head.is_none() {
+        return Ok(None);
+    }
+    if chain.own.is_none() {
+        let mut conn = store.pool.acquire().await?.detach();
+        sqlx::query("PRAGMA busy_timeout = 0").execute(&mut conn).await?;
+        chain.own = Some(conn);
+    }
+    let (Some(conn), Some(start)) = (chain.own.as_mut(), chain.head.as_ref()) else { return Ok(None) };
+    match insert(conn, batch, start).await {
+        Ok(last) => {
+            let first = last.0 - batch.len() as i64 + 1;
+            chain.head = Some(last);
+            Ok(Some(first))
+        }
+        Err((e, _)) if is_collision(&e) => {
+            chain.head = None;
+            Ok(None)
+        }
+        Err((e, _)) if e.is_transient() => Ok(None),
+        Err((e, _)) => {
+            chain.own = None;
+            Err(e)
+        }
+    }
+}
+
 /// Whether `e` is a primary-key collision (another writer moved the chain on).
 fn is_collision(e: &StoreError) -> bool {
     matches!(e, StoreError::Query(sqlx::Error::Database(d)) if d.is_unique_violation())
@@ -215,11 +267,7 @@ fn is_collision(e: &StoreError) -> bool {
 
 /// Writes `batch` after `start`; the new head, or the error and whether any row was
 /// written before it.
-async fn insert(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    batch: &[Pending],
-    start: &Head,
-) -> Result<Head, (StoreError, bool)> {
+async fn insert(conn: &mut sqlx::AnyConnection, batch: &[Pending], start: &Head) -> Result<Head, (StoreError, bool)> {
     let mut seq = start.0 + 1;
     let mut prev = start.1.clone();
     for (n, chunk) in batch.chunks(ROWS_PER_INSERT).enumerate() {
@@ -253,7 +301,7 @@ async fn insert(
                 .bind(hash);
             seq += 1;
         }
-        insert.execute(&mut **tx).await.map_err(|e| (StoreError::from(e), n > 0))?;
+        insert.execute(&mut *conn).await.map_err(|e| (StoreError::from(e), n > 0))?;
     }
     Ok((seq - 1, prev))
 }

@@ -119,6 +119,9 @@ pub struct AppendStats {
     pub entries: u64,
     /// Entries handed to the committer (written, refused or still queued).
     pub submitted: u64,
+    /// Of the commits, those made by one autocommitted `INSERT` (SQLite, the write lock
+    /// free); the others were transactions.
+    pub single_statements: u64,
 }
 
 /// How long a batch keeps retrying before the accesses in it (which must be logged) are
@@ -156,6 +159,14 @@ impl AuditLog {
         self.committer.append(e.clone()).await
     }
 
+    /// Appends several entries together — queued at once, so the committer writes them in as
+    /// few transactions as it can instead of one after another — and returns once every one
+    /// is committed (their sequence numbers), or the first refusal. Entries of other batches
+    /// may then still be written: over-logged, never under-logged.
+    pub async fn record_all(&self, entries: Vec<AuditEntry>) -> Result<Vec<i64>, StoreError> {
+        futures::future::try_join_all(entries.into_iter().map(|e| self.committer.append(e))).await
+    }
+
     /// Commits and entries so far (several entries per commit under concurrent load).
     pub fn stats(&self) -> AppendStats {
         let c = &self.committer.counters;
@@ -163,6 +174,7 @@ impl AuditLog {
             commits: c.commits.load(Ordering::Relaxed),
             entries: c.entries.load(Ordering::Relaxed),
             submitted: c.submitted.load(Ordering::Relaxed),
+            single_statements: c.single_statements.load(Ordering::Relaxed),
         }
     }
 

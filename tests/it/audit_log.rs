@@ -272,6 +272,80 @@ async fn more_appends_than_the_queue_holds_wait_their_turn_and_all_land() {
     assert_eq!(actors(&store).await.values().filter(|a| a.starts_with("app:flood:")).count(), 1500);
 }
 
+/// On SQLite an append made while the write lock is free is one autocommitted `INSERT`;
+/// while another holds the lock it waits as a transaction; after another replica moved the
+/// chain on it reads the head again. On both databases: one chain, each entry once, in
+/// order, and nothing answered before it is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_take_one_statement_when_the_lock_is_free_and_wait_their_turn_when_it_is_not() {
+    let gw = Gateway::start(&fixture_file_sources()).await;
+    let mut logs = replicas(&gw, 2).await;
+    let (other_store, other) = logs.remove(1);
+    let (store, log) = logs.remove(0);
+    let sqlite = store.dialect == Dialect::Sqlite;
+    let first = log.record(&entry("app:alone:0".into())).await.unwrap();
+    for i in 1..5 {
+        assert_eq!(log.record(&entry(format!("app:alone:{i}"))).await.unwrap(), first + i);
+    }
+    let s = log.stats();
+    assert_eq!(s.commits, 5, "{s:?}");
+    if sqlite {
+        // The first append reads the head in a transaction; the next four need one statement
+        // each (three allowed, should a background write of the gateway hold the lock).
+        assert!((3..=4).contains(&s.single_statements), "{s:?}");
+    } else {
+        assert_eq!(s.single_statements, 0, "PostgreSQL appends read the head under the advisory lock: {s:?}");
+    }
+
+    // Another connection holds the chain lock: the append waits for it, not answered early.
+    let mut holder = other_store.begin_write().await.unwrap();
+    if !sqlite {
+        sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7370001)) AS locked")
+            .execute(&mut *holder)
+            .await
+            .unwrap();
+    }
+    let single_before = log.stats().single_statements;
+    let waiting = {
+        let log = log.clone();
+        tokio::spawn(async move { log.record(&entry("app:waited".into())).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "an append was answered while another held the chain lock");
+    assert!(!actors(&store).await.values().any(|a| a == "app:waited"));
+    holder.commit().await.unwrap();
+    assert_eq!(waiting.await.unwrap().unwrap(), first + 5);
+    assert_eq!(log.stats().single_statements, single_before, "the waited append went as a transaction");
+
+    // Another replica moves the chain on; this one's remembered head is stale, its next
+    // append collides, reads the head again and follows the other's entry.
+    assert_eq!(other.record(&entry("app:other".into())).await.unwrap(), first + 6);
+    assert_eq!(log.record(&entry("app:after-other".into())).await.unwrap(), first + 7);
+    assert_eq!(log.stats().single_statements, single_before, "the collided append went as a transaction");
+    assert_eq!(log.record(&entry("app:last".into())).await.unwrap(), first + 8);
+    if sqlite {
+        assert!(log.stats().single_statements > single_before, "{:?}", log.stats());
+    }
+
+    let written = actors(&store).await;
+    let ours: Vec<&str> = (first..=first + 8).map(|seq| written[&seq].as_str()).collect();
+    assert_eq!(
+        ours,
+        [
+            "app:alone:0",
+            "app:alone:1",
+            "app:alone:2",
+            "app:alone:3",
+            "app:alone:4",
+            "app:waited",
+            "app:other",
+            "app:after-other",
+            "app:last"
+        ]
+    );
+    assert_eq!(log.verify().await.unwrap().first_broken, None);
+}
+
 /// A store refusing one entry of a batch: every caller in that batch is refused, none of
 /// its entries is written, and the chain goes on from where it was.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
