@@ -24,6 +24,9 @@ pub struct ExportResult {
     pub download_seconds: f64,
     pub errors: u64,
     pub by_type: std::collections::BTreeMap<String, u64>,
+    /// Each output file's type, bytes, seconds to its first byte and seconds in all (for
+    /// telling the server's time to answer from its streaming rate).
+    pub file_times: Vec<(String, u64, f64, f64)>,
 }
 
 pub struct BulkClient {
@@ -68,17 +71,22 @@ impl BulkClient {
         let outputs: Vec<&Value> = manifest["output"].as_array().into_iter().flatten().collect();
         // A few files at a time, as bulk clients do.
         let downloading = Instant::now();
-        let downloads: Vec<Result<(u64, u64), String>> = futures::stream::iter(outputs.iter().map(|o| async move {
-            let url = o["url"].as_str().ok_or("an output without url")?;
-            self.download(url, requires_token).await
-        }))
-        .buffered(DOWNLOADS_AT_ONCE)
-        .collect()
-        .await;
+        let downloads: Vec<Result<(u64, u64, f64, f64), String>> =
+            futures::stream::iter(outputs.iter().map(|o| async move {
+                let url = o["url"].as_str().ok_or("an output without url")?;
+                let asked = Instant::now();
+                let (lines, bytes, first_byte) = self.download(url, requires_token).await?;
+                Ok((lines, bytes, first_byte, asked.elapsed().as_secs_f64()))
+            }))
+            .buffered(DOWNLOADS_AT_ONCE)
+            .collect()
+            .await;
         result.download_seconds = downloading.elapsed().as_secs_f64();
         for (output, downloaded) in outputs.iter().zip(downloads) {
             let url = output["url"].as_str().unwrap_or("?");
-            let (lines, bytes) = downloaded?;
+            let (lines, bytes, first_byte, seconds) = downloaded?;
+            let kind = output["type"].as_str().unwrap_or("?").to_string();
+            result.file_times.push((kind, bytes, first_byte, seconds));
             result.files += 1;
             result.resources += lines;
             result.bytes += bytes;
@@ -137,8 +145,9 @@ impl BulkClient {
         }
     }
 
-    /// Streams one file: (lines, bytes).
-    async fn download(&self, url: &str, with_token: bool) -> Result<(u64, u64), String> {
+    /// Streams one file: (lines, bytes, seconds to the first byte of the body).
+    async fn download(&self, url: &str, with_token: bool) -> Result<(u64, u64, f64), String> {
+        let asked = Instant::now();
         let mut req = self.http.get(url).header("Accept", "application/fhir+ndjson");
         if with_token {
             req = req.bearer_auth(&self.token);
@@ -148,7 +157,9 @@ impl BulkClient {
             return Err(format!("{url}: {}", resp.status()));
         }
         let (mut lines, mut bytes, mut last) = (0u64, 0u64, b'\n');
+        let mut first_byte = None;
         while let Some(chunk) = resp.chunk().await.map_err(|e| format!("{url}: {e}"))? {
+            first_byte.get_or_insert_with(|| asked.elapsed().as_secs_f64());
             bytes += chunk.len() as u64;
             lines += chunk.iter().filter(|b| **b == b'\n').count() as u64;
             if let Some(b) = chunk.last() {
@@ -158,6 +169,6 @@ impl BulkClient {
         if last != b'\n' {
             lines += 1;
         }
-        Ok((lines, bytes))
+        Ok((lines, bytes, first_byte.unwrap_or_default()))
     }
 }

@@ -254,6 +254,15 @@ async fn measure(
         export.total_seconds,
         export.download_seconds
     );
+    for (kind, bytes, first_byte, seconds) in &export.file_times {
+        eprintln!(
+            "[bench]   {kind}: {:.1} MB, first byte after {:.3} s, {:.2} s in all ({:.0} MB/s)",
+            mb(*bytes),
+            first_byte,
+            seconds,
+            mb(*bytes) / seconds.max(1e-9)
+        );
+    }
     Ok(Row {
         patients,
         sources: mode,

@@ -328,10 +328,15 @@ impl Reader {
         if patients.is_empty() {
             return trail::logged(&self.audit, access, trail, Use::Download.action(), None, false, Ok(())).await;
         }
-        for p in patients {
-            trail::logged(&self.audit, access, trail, Use::Download.action(), Some(p.clone()), false, Ok(())).await?;
-        }
-        Ok(())
+        trail::write_all(
+            &self.audit,
+            access,
+            trail,
+            Use::Download.action(),
+            patients,
+            trail::outcome(&Ok::<(), ReadError>(())),
+        )
+        .await
     }
 
     /// The caller's own record for a download made now, decided once: `Later` when it holds

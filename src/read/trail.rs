@@ -110,3 +110,23 @@ pub(super) async fn write(
         ReadError::Store(e)
     })
 }
+
+/// Writes one entry per patient in `patients`, all queued together; any failed write is a
+/// store error (and the answer is refused).
+pub(super) async fn write_all(
+    log: &AuditLog,
+    access: &Access,
+    trail: &Trail,
+    action: &str,
+    patients: &[String],
+    outcome: &str,
+) -> Result<(), ReadError> {
+    let entries = patients
+        .iter()
+        .map(|p| AuditEntry::of(access, action, trail.what.clone(), Some(p.clone()), outcome, trail.from))
+        .collect();
+    log.record_all(entries).await.map(|_| ()).map_err(|e| {
+        tracing::error!(error = %e, action, entries = patients.len(), "audit log write failed; refusing the answer");
+        ReadError::Store(e)
+    })
+}

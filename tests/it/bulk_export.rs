@@ -76,6 +76,28 @@ async fn system_group_and_patient_exports_equal_everything_for_the_same_viewer()
     assert_eq!(exported_sorted, sorted);
     let audits = export_audits(&gw.database_url, &group.job).await;
     assert_eq!(audits, roster.iter().map(|p| (p.clone(), 1)).collect::<BTreeMap<_, _>>(), "one entry per patient");
+    // Each file that went out is logged for every patient of the units that wrote it (the
+    // entries queued together), each once: the Patient file holds the whole roster.
+    let store = portico::store::Store::open(&gw.database_url, 2).await.unwrap();
+    for output in group.manifest["output"].as_array().unwrap() {
+        let url = output["url"].as_str().unwrap();
+        let what = &url[url.find("/fhir/$export-file/").expect("a file URL")..];
+        let mut logged: Vec<String> = sqlx::query_scalar(
+            "SELECT patient_id FROM audit_events WHERE action = 'download' AND what = $1 AND outcome = 'success'",
+        )
+        .bind(what)
+        .fetch_all(&store.pool)
+        .await
+        .unwrap();
+        logged.sort();
+        let before = logged.len();
+        logged.dedup();
+        assert_eq!(logged.len(), before, "{what}: a patient logged twice for one download");
+        assert!(logged.iter().all(|p| roster.contains(p)), "{what}: {logged:?}");
+        if output["type"] == "Patient" {
+            assert_eq!(logged, sorted_roster(&roster), "{what}");
+        }
+    }
 
     // The access log shows the export to the patient's record (ids only).
     let (_, log) = gw.get(&format!("AuditEvent?patient={}", roster[1])).await;
@@ -110,6 +132,12 @@ async fn system_group_and_patient_exports_equal_everything_for_the_same_viewer()
     let metrics = metrics.as_str().unwrap().to_string();
     assert!(metrics.contains("portico_export_jobs{event=\"completed\"} 4"), "{metrics}");
     assert!(metrics.contains("portico_export_resources_written"), "{metrics}");
+}
+
+fn sorted_roster(roster: &[String]) -> Vec<String> {
+    let mut sorted = roster.to_vec();
+    sorted.sort();
+    sorted
 }
 
 fn lab_category(r: &Value) -> bool {
