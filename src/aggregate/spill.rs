@@ -18,6 +18,10 @@ pub const SPILLED: &str = "spilled";
 pub const SPILLED_COMPARTMENTS: &str = "spilled-compartments";
 pub const FAILED: &str = "failed";
 
+/// Source patients whose spilled resources one cleanup statement drops (about a hundred
+/// rows each).
+const DROP_PATIENTS_AT_ONCE: i64 = 50;
+
 /// The patient key of resources that belong to no one patient.
 pub const NO_PATIENT: &str = "";
 
@@ -243,13 +247,26 @@ impl Spill {
         Ok(spilled)
     }
 
-    /// Drops everything spilled for a job (it ended).
+    /// Drops everything spilled for a job (it ended). The resources go a few patients at a
+    /// time, each batch its own short statement, so a job's hundred thousand rows never hold
+    /// the write lock for long: the access-log entries of its files' first downloads, made
+    /// right after, do not wait behind the cleanup. Whatever a crash leaves is dropped with
+    /// the job ([`Spill::drop_orphans`]).
     pub async fn drop_job(&self, job_id: &str) -> Result<(), StoreError> {
-        let mut tx = self.store.begin_write().await?;
-        for table in ["export_source_parts", "export_source_runs"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1")).bind(job_id).execute(&mut *tx).await?;
+        loop {
+            let dropped = sqlx::query(
+                "DELETE FROM export_source_parts WHERE job_id = $1 AND (source_name, patient) IN                  (SELECT DISTINCT source_name, patient FROM export_source_parts WHERE job_id = $1 LIMIT $2)",
+            )
+            .bind(job_id)
+            .bind(DROP_PATIENTS_AT_ONCE)
+            .execute(&self.store.pool)
+            .await?;
+            if dropped.rows_affected() == 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
         }
-        tx.commit().await?;
+        sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1").bind(job_id).execute(&self.store.pool).await?;
         Ok(())
     }
 }
@@ -327,5 +344,35 @@ mod tests {
         spill.drop_orphans().await.unwrap();
         assert!(spill.part("j1", "ehr", &["p1".into()]).await.unwrap().is_empty());
         assert!(spill.spilled("j1").await.unwrap().sources.is_empty());
+    }
+    #[tokio::test]
+    async fn a_job_is_dropped_a_few_patients_at_a_time_and_only_that_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}/d.db", dir.path().display()), 2).await.unwrap();
+        let spill = Spill::new(store.clone());
+        // More patients than one cleanup statement drops, in two sources, and another job.
+        let patients: Vec<String> = (0..(DROP_PATIENTS_AT_ONCE * 3 + 7)).map(|i| format!("p{i}")).collect();
+        for source in ["lab", "ehr"] {
+            let rows: Vec<SpillRow> = patients
+                .iter()
+                .flat_map(|p| (0..3).map(move |n| row(p, "Observation", &format!("{p}-o{n}"))))
+                .chain([row(NO_PATIENT, "Practitioner", "dr")])
+                .collect();
+            spill.put("ending", source, &rows).await.unwrap();
+            spill.record_run("ending", source, SPILLED, rows.len() as u64).await.unwrap();
+        }
+        spill.put("other", "lab", &[row("p1", "Observation", "kept")]).await.unwrap();
+        spill.record_run("other", "lab", SPILLED, 1).await.unwrap();
+
+        spill.drop_job("ending").await.unwrap();
+        let left: Vec<(String, i64)> =
+            sqlx::query_as("SELECT job_id, COUNT(*) FROM export_source_parts GROUP BY job_id")
+                .fetch_all(&store.pool)
+                .await
+                .unwrap();
+        assert_eq!(left, [("other".to_string(), 1)]);
+        assert!(spill.spilled("ending").await.unwrap().sources.is_empty());
+        assert_eq!(spill.part("other", "lab", &["p1".into()]).await.unwrap().len(), 1, "another job's spill stays");
+        assert_eq!(spill.spilled("other").await.unwrap().sources.len(), 1);
     }
 }
