@@ -88,6 +88,10 @@ pub struct Paging {
     pub max_count: usize,
 }
 
+/// Access-log entries an export file's hand-over queues at once: a file of many patients
+/// never holds all its entries in memory, and each group is still committed together.
+const HAND_OVER_AT_ONCE: usize = 1024;
+
 pub struct Reader {
     aggregator: Arc<Aggregator>,
     policy: Arc<Policy>,
@@ -328,15 +332,18 @@ impl Reader {
         if patients.is_empty() {
             return trail::logged(&self.audit, access, trail, Use::Download.action(), None, false, Ok(())).await;
         }
-        trail::write_all(
-            &self.audit,
-            access,
-            trail,
-            Use::Download.action(),
-            patients,
-            trail::outcome(&Ok::<(), ReadError>(())),
-        )
-        .await
+        for some in patients.chunks(HAND_OVER_AT_ONCE) {
+            trail::write_all(
+                &self.audit,
+                access,
+                trail,
+                Use::Download.action(),
+                some,
+                trail::outcome(&Ok::<(), ReadError>(())),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// The caller's own record for a download made now, decided once: `Later` when it holds
