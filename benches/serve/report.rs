@@ -50,8 +50,7 @@ pub struct Report {
 }
 
 impl Report {
-    /// The two cold runs with their titles.
-    /// The cold phases that ran (BENCH_SERVE_PHASES may leave them out).
+    /// The cold runs with their titles: those that ran (BENCH_SERVE_PHASES may leave them out).
     fn colds(&self) -> Vec<(String, &Cold)> {
         let (latency, with) = &self.cold_with_latency;
         [

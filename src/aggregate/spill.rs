@@ -264,7 +264,6 @@ impl Spill {
             if dropped.rows_affected() == 0 {
                 break;
             }
-            tokio::task::yield_now().await;
         }
         sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1").bind(job_id).execute(&self.store.pool).await?;
         Ok(())

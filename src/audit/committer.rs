@@ -6,8 +6,8 @@
 //! answers each caller. On SQLite a batch that fits one `INSERT` is first tried as that one
 //! statement on the committer's own connection, which does not wait for the write lock (an
 //! autocommitted statement is its own transaction: all its rows or none); when another
-//! writer holds the lock, the batch goes the transaction's way, waiting its turn. A batch that cannot be written fails every caller in it and leaves
-//! none of its entries. The queue is bounded: when it is full callers wait; an entry is
+//! writer holds the lock, the batch goes the transaction's way, waiting its turn. A batch
+//! that cannot be written fails every caller in it and leaves none of its entries. The queue is bounded: when it is full callers wait; an entry is
 //! never dropped. It never decides access.
 
 use super::{chain_hash, AuditEntry, APPEND_DEADLINE, GENESIS};

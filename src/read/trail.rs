@@ -105,10 +105,13 @@ pub(super) async fn write(
     outcome: &str,
 ) -> Result<(), ReadError> {
     let entry = AuditEntry::of(access, action, trail.what.clone(), patient_id, outcome, trail.from);
-    log.record(&entry).await.map(|_| ()).map_err(|e| {
-        tracing::error!(error = %e, action, "audit log write failed; refusing the answer");
-        ReadError::Store(e)
-    })
+    log.record(&entry).await.map(|_| ()).map_err(|e| unlogged(e, action, 1))
+}
+
+/// The answer to an access whose entries could not be written: a store error, logged.
+fn unlogged(e: crate::store::StoreError, action: &str, entries: usize) -> ReadError {
+    tracing::error!(error = %e, action, entries, "audit log write failed; refusing the answer");
+    ReadError::Store(e)
 }
 
 /// Writes one entry per patient in `patients`, all queued together; any failed write is a
@@ -125,8 +128,5 @@ pub(super) async fn write_all(
         .iter()
         .map(|p| AuditEntry::of(access, action, trail.what.clone(), Some(p.clone()), outcome, trail.from))
         .collect();
-    log.record_all(entries).await.map(|_| ()).map_err(|e| {
-        tracing::error!(error = %e, action, entries = patients.len(), "audit log write failed; refusing the answer");
-        ReadError::Store(e)
-    })
+    log.record_all(entries).await.map(|_| ()).map_err(|e| unlogged(e, action, patients.len()))
 }
