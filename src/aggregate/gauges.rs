@@ -79,6 +79,11 @@ impl Gauges {
             .collect()
     }
 
+    /// How many records the record cache holds.
+    pub async fn cached_records(&self) -> u64 {
+        self.aggregator.cached_records().await
+    }
+
     /// The record cache's (hits, misses).
     pub fn cache(&self) -> (u64, u64) {
         self.aggregator.cache_stats()

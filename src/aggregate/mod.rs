@@ -1,14 +1,15 @@
 //! Aggregation: gathers one person's resources from every source that holds them, within
 //! one deadline, merges them ([`merge`]) and caches the record (moka, TTL and size from
-//! config). Each source's part is gathered in a task of its own and read by the label rules
-//! as it arrives, so that after the slowest source answers only its part, the merge and the
-//! labels are left to do. A source that fails or misses the deadline yields a partial record
-//! that says which source is missing; it never hangs and never fails the whole record. It
-//! applies no policy: a [`Record`] is everything, labelled (the labels are facts about the data),
-//! before any viewer's rules. For a system- or Group-level export job, a source that offers
-//! Bulk Data `$export` is asked for its own export once ([`source_export`]), spilled grouped by
-//! person ([`spill`]), and each person's part of it built from the spill; the merge, labels
-//! and everything after are the same.
+//! config; a record an export reads once, [`Reuse::Once`], is not cached). Each source's part
+//! is gathered in a task of its own and read by the label rules as it arrives, so that after
+//! the slowest source answers only its part, the merge and the labels are left to do. A
+//! source that fails or misses the deadline yields a partial record that says which source is
+//! missing; it never hangs and never fails the whole record. It applies no policy: a
+//! [`Record`] is everything, labelled (the labels are facts about the data), before any
+//! viewer's rules. For a system- or Group-level export job, a source that offers Bulk Data
+//! `$export` is asked for its own export once ([`source_export`]), spilled grouped by person
+//! ([`spill`]), and each person's part of it built from the spill; the merge, labels and
+//! everything after are the same.
 
 mod gather;
 mod gauges;
@@ -37,6 +38,18 @@ pub struct MissingSource {
     pub source: String,
     pub display: String,
     pub reason: String,
+}
+
+/// Whether a record gathered now is kept for the next request ([`Aggregator::record_of`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// Kept in the record cache (and its resources' homes noted) for the cache's TTL.
+    Cached,
+    /// Read once — an export job's or a prepared download's pass over many people: kept by
+    /// no one, so that a pass over a whole population neither evicts what interactive readers
+    /// use nor holds its records longer than it writes them (a record already cached is
+    /// still used).
+    Once,
 }
 
 /// One person's aggregated resources, before policy.
@@ -177,6 +190,12 @@ impl Aggregator {
         (self.hits.load(std::sync::atomic::Ordering::Relaxed), self.misses.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    /// How many records the record cache holds now.
+    pub async fn cached_records(&self) -> u64 {
+        self.cache.run_pending_tasks().await;
+        self.cache.entry_count()
+    }
+
     pub fn sources(&self) -> &[SharedSource] {
         &self.sources
     }
@@ -188,16 +207,17 @@ impl Aggregator {
     /// The record of gateway patient `patient_id`, from cache or gathered now.
     pub async fn record(&self, patient_id: &str) -> Result<Arc<Record>, AggregateError> {
         let link = self.index.resolve(patient_id).await?.ok_or(AggregateError::UnknownPatient)?;
-        self.record_of(link, None).await
+        self.record_of(link, None, Reuse::Cached).await
     }
 
     /// The record of a link the caller has just resolved (the read path resolves it once);
     /// the parts of the sources in `spilled` come from their spilled exports instead of
-    /// searching them.
+    /// searching them; `reuse` says whether a record gathered now is kept.
     pub async fn record_of(
         &self,
         link: crate::identity::PatientLink,
         spilled: Option<(&spill::Spill, &spill::Spilled)>,
+        reuse: Reuse,
     ) -> Result<Arc<Record>, AggregateError> {
         let deadline = Instant::now() + self.deadline;
         // The person is looked up in sources that list no patients before the cache is
@@ -271,6 +291,12 @@ impl Aggregator {
             .unzip();
         let label_rules = self.labeler.label(&mut resources, &found);
         let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing, label_rules));
+        if reuse == Reuse::Once {
+            if !record.is_complete() {
+                tracing::warn!(patient = %link.gateway_id, missing = record.missing.len(), "partial record");
+            }
+            return Ok(record);
+        }
         for key in record.positions.keys() {
             self.homes.insert(key.clone(), link.gateway_id.clone()).await;
         }

@@ -1,7 +1,7 @@
 //! Prometheus metrics at `/metrics`: requests and latencies by route template (never by
 //! path, so no ids reach the metrics), per-source state from the circuit breakers, per-source
-//! upstream calls, failures and latency (source_metrics), the record cache's hit rate, the
-//! policy decisions kept for reuse, and bulk export jobs. No patient data.
+//! upstream calls, failures and latency (source_metrics), the record cache's hit rate and
+//! size, the policy decisions kept for reuse, and bulk export jobs. No patient data.
 
 use super::ApiState;
 use axum::extract::{MatchedPath, Request, State};
@@ -19,6 +19,7 @@ pub struct Metrics {
     source_up: IntGaugeVec,
     source_failures: IntGaugeVec,
     cache: IntGaugeVec,
+    cached_records: prometheus::IntGauge,
     decisions: IntGaugeVec,
     export_jobs: IntGaugeVec,
     export_units: prometheus::IntGauge,
@@ -54,6 +55,8 @@ impl Metrics {
             &["result"],
         )
         .expect("metric");
+        let cached_records =
+            prometheus::IntGauge::new("portico_cached_records", "Records the record cache holds").expect("metric");
         let decisions = IntGaugeVec::new(
             Opts::new("portico_kept_decisions", "Policy decisions kept for reuse, and the resources they hold"),
             &["measure"],
@@ -81,6 +84,7 @@ impl Metrics {
             Box::new(source_up.clone()),
             Box::new(source_failures.clone()),
             Box::new(cache.clone()),
+            Box::new(cached_records.clone()),
             Box::new(decisions.clone()),
             Box::new(export_jobs.clone()),
             Box::new(export_units.clone()),
@@ -95,6 +99,7 @@ impl Metrics {
             source_up,
             source_failures,
             cache,
+            cached_records,
             decisions,
             export_jobs,
             export_units,
@@ -146,6 +151,7 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let (hits, misses) = state.gauges.cache();
     m.cache.with_label_values(&["hit"]).set(hits as i64);
     m.cache.with_label_values(&["miss"]).set(misses as i64);
+    m.cached_records.set(state.gauges.cached_records().await as i64);
     let (decisions, resources) = state.reader.decisions_held().await;
     m.decisions.with_label_values(&["decisions"]).set(decisions as i64);
     m.decisions.with_label_values(&["resources"]).set(resources as i64);

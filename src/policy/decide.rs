@@ -66,6 +66,9 @@ pub struct Policy {
     zone: FixedOffset,
 }
 
+/// A decision before its release is built: how to finish it, until when it holds, and why.
+type Finished = (Finish, Option<DateTime<Utc>>, Vec<Explanation>);
+
 impl Policy {
     pub fn new(config: PolicyConfig, zone: FixedOffset) -> Result<Policy, PolicyError> {
         let labeler = Labeler::new(&config.label_rules)?.with_part2_sources(config.part2_sources.iter().cloned());
@@ -111,6 +114,30 @@ impl Policy {
         viewer: &Viewer,
         ctx: &PolicyContext,
     ) -> Result<(Released, Vec<Explanation>), Denied> {
+        let (finish, changes_at, explanations) = self.finish(record, viewer, ctx)?;
+        Ok((Released::build(record, finish).changing_at(changes_at), explanations))
+    }
+
+    /// [`Policy::decide`] for a record no one else holds (read once): the same decision,
+    /// with the released resources moved out of `record` instead of copied.
+    pub fn decide_taking(
+        &self,
+        record: &mut Record,
+        viewer: &Viewer,
+        ctx: &PolicyContext,
+    ) -> Result<(Released, Vec<Explanation>), Denied> {
+        let (finish, changes_at, explanations) = self.finish(record, viewer, ctx)?;
+        Ok((Released::build_taking(record, finish).changing_at(changes_at), explanations))
+    }
+
+    /// The decision itself: what is released and how it is finished, until when it holds,
+    /// and why.
+    fn finish(
+        &self,
+        record: &Record,
+        viewer: &Viewer,
+        ctx: &PolicyContext,
+    ) -> Result<Finished, Denied> {
         let minor = self.minor_proxy(record, viewer, ctx.now)?;
         self.check_purpose(viewer)?;
         let mut explanations = Vec::with_capacity(record.resources.len());
@@ -158,15 +185,10 @@ impl Policy {
         if keep.iter().any(|i| part2_stamp.contains(i)) {
             notices.push(Issue::information(IssueType::Informational, self.config.redisclosure_notice.clone()));
         }
-        let finish = Finish {
-            keep: &keep,
-            withheld: &withheld,
-            strip_sensitivity: viewer.strips_sensitivity_labels(),
-            part2_stamp: &part2_stamp,
-            notices,
-        };
         let changes_at = self.holds_end(record, &explanations, ctx);
-        Ok((Released::build(record, finish).changing_at(changes_at), explanations))
+        let finish =
+            Finish { keep, withheld, strip_sensitivity: viewer.strips_sensitivity_labels(), part2_stamp, notices };
+        Ok((finish, changes_at, explanations))
     }
 
     /// The earliest moment a hold in this decision ends by itself (its maximum period).

@@ -21,28 +21,40 @@ pub struct Released {
 }
 
 /// How the released copies are finished.
-pub(super) struct Finish<'a> {
+pub(super) struct Finish {
     /// Indexes (into the record) of the resources released.
-    pub keep: &'a [usize],
+    pub keep: Vec<usize>,
     /// Keys of everything withheld, for reference pruning.
-    pub withheld: &'a HashSet<String>,
+    pub withheld: HashSet<String>,
     pub strip_sensitivity: bool,
     /// Indexes that get the Part 2 labels (R, 42CFRPart2, NORDSCLCD).
-    pub part2_stamp: &'a HashSet<usize>,
+    pub part2_stamp: HashSet<usize>,
     pub notices: Vec<Issue>,
 }
 
 impl Released {
-    pub(super) fn build(record: &Record, finish: Finish<'_>) -> Released {
+    /// The release of a record others share (a cached one): its resources are copied.
+    pub(super) fn build(record: &Record, finish: Finish) -> Released {
+        Released::assemble(record, finish, |i| record.resources[i].clone())
+    }
+
+    /// The release of a record no one else holds (read once): its resources are moved out,
+    /// not copied, and the record is left without them.
+    pub(super) fn build_taking(record: &mut Record, finish: Finish) -> Released {
+        let mut taken = std::mem::take(&mut record.resources);
+        Released::assemble(record, finish, |i| std::mem::take(&mut taken[i]))
+    }
+
+    fn assemble(record: &Record, finish: Finish, mut copy: impl FnMut(usize) -> Value) -> Released {
         let mut new_index = HashMap::new();
-        let resources: Vec<Value> = finish
+        let mut resources: Vec<Value> = finish
             .keep
             .iter()
             .enumerate()
             .map(|(n, &i)| {
                 new_index.insert(i, n);
-                let mut r = record.resources[i].clone();
-                prune(&mut r, finish.withheld);
+                let mut r = copy(i);
+                prune(&mut r, &finish.withheld);
                 if finish.strip_sensitivity {
                     strip_sensitivity(&mut r);
                 }
@@ -52,12 +64,17 @@ impl Released {
                 r
             })
             .collect();
-        let mut resources = resources;
         if !finish.withheld.is_empty() {
             hide_unseen_sources(&mut resources);
         }
         let positions = record.keys().filter_map(|(k, i)| Some((k.to_string(), *new_index.get(&i)?))).collect();
-        Released { patient_id: record.patient_id.clone(), resources, positions, notices: finish.notices, changes_at: None }
+        Released {
+            patient_id: record.patient_id.clone(),
+            resources,
+            positions,
+            notices: finish.notices,
+            changes_at: None,
+        }
     }
 
     /// Marks when this release stops being the answer for the same record, viewer and ledger.
@@ -79,6 +96,11 @@ impl Released {
     /// Patient first, then by type and id.
     pub fn resources(&self) -> &[Value] {
         &self.resources
+    }
+
+    /// The resources, given up (see [`Released::resources`]).
+    pub fn into_resources(self) -> Vec<Value> {
+        self.resources
     }
 
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {

@@ -29,7 +29,7 @@ pub enum OwnDownload {
     Later,
 }
 
-use crate::aggregate::{AggregateError, Aggregator, MissingSource};
+use crate::aggregate::{AggregateError, Aggregator, MissingSource, Reuse};
 use crate::audit::{AuditLog, AuditQuery, AuditRecord};
 use crate::auth::{Access, PatientScope};
 use crate::fhir::model::codes::IssueType;
@@ -560,13 +560,18 @@ impl Reader {
         at: At,
     ) -> Result<WholeRecord, ReadError> {
         let v = self.visible_with(access, patient_id, spilled, at).await?;
-        let resources: Vec<Value> = v.released.resources().iter().filter(|r| searchable(access, r)).cloned().collect();
+        let (patient_id, notices) = (v.released.patient_id().to_string(), v.released.notices().to_vec());
+        // A release no one else holds (a one-off's) gives its resources up; a kept one is copied.
+        let resources: Vec<Value> = match Arc::try_unwrap(v.released) {
+            Ok(own) => own.into_resources().into_iter().filter(|r| searchable(access, r)).collect(),
+            Err(shared) => shared.resources().iter().filter(|r| searchable(access, r)).cloned().collect(),
+        };
         Ok(WholeRecord {
-            patient_id: v.released.patient_id().to_string(),
+            patient_id,
             documents: self.documents_of(&resources),
             resources: resources.into_iter().map(|r| self.outward(r)).collect(),
             missing: v.missing,
-            notices: v.released.notices().to_vec(),
+            notices,
         })
     }
 
@@ -627,7 +632,10 @@ impl Reader {
                 return Err(ReadError::NotFound);
             }
         }
-        let record = self.aggregator.record_of(link, spilled).await.map_err(|e| match e {
+        // A one-off read (an export's) is kept by no one, so its resources can be moved
+        // into the release instead of copied.
+        let reuse = if at == At::NowOnce { Reuse::Once } else { Reuse::Cached };
+        let mut record = self.aggregator.record_of(link, spilled, reuse).await.map_err(|e| match e {
             AggregateError::UnknownPatient => ReadError::NotFound,
             AggregateError::Store(e) => ReadError::Store(e),
         })?;
@@ -635,14 +643,20 @@ impl Reader {
             At::Now | At::NowOnce => self.clock.now(),
             At::Then(t) => t,
         };
-        let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
         // Only a decision for "now" is kept and reused: not one "as of" another time, nor
         // one for a single use.
-        if let (At::Now, Some(decided)) = (at, self.decisions.get(&inputs).await) {
-            return Ok(Decision::kept(decided, record.missing.clone()));
+        if at == At::Now {
+            let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
+            if let Some(decided) = self.decisions.get(&inputs).await {
+                return Ok(Decision::kept(decided, record.missing.clone()));
+            }
         }
         let ctx = PolicyContext { now, ledger: ledger.clone() };
-        let (released, mut explanations) = self.policy.decide(&record, viewer, &ctx).map_err(|d| match d {
+        let decided = match (at, Arc::get_mut(&mut record)) {
+            (At::NowOnce, Some(own)) => self.policy.decide_taking(own, viewer, &ctx),
+            _ => self.policy.decide(&record, viewer, &ctx),
+        };
+        let (released, mut explanations) = decided.map_err(|d| match d {
             Denied::NoAccess(_) => ReadError::NotFound,
             Denied::Purpose(p) => ReadError::Forbidden(format!("purpose of use `{p}` is not permitted")),
         })?;
@@ -653,6 +667,7 @@ impl Reader {
         }
         Ok(match at {
             At::Now => {
+                let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
                 Decision::kept(self.decisions.keep(&inputs, released, explanations).await, record.missing.clone())
             }
             At::NowOnce | At::Then(_) => Decision {

@@ -364,13 +364,19 @@ async fn too_many_running_jobs_answer_429() {
 }
 
 /// The kept-decision gauge in `/metrics`: (decisions, resources).
-async fn kept_decisions(gw: &Gateway) -> (u64, u64) {
+/// The policy decisions kept for reuse and the resources they hold, and the records the
+/// record cache holds, as `/metrics` shows them.
+async fn kept_decisions(gw: &Gateway) -> (u64, u64, u64) {
     let text = reqwest::get(format!("{}/metrics", gw.origin)).await.unwrap().text().await.unwrap();
-    let value = |measure: &str| -> u64 {
-        let name = format!("portico_kept_decisions{{measure=\"{measure}\"}} ");
+    let value = |name: &str| -> u64 {
+        let name = format!("{name} ");
         text.lines().find_map(|l| l.strip_prefix(name.as_str())).expect(&text).parse().unwrap()
     };
-    (value("decisions"), value("resources"))
+    (
+        value("portico_kept_decisions{measure=\"decisions\"}"),
+        value("portico_kept_decisions{measure=\"resources\"}"),
+        value("portico_cached_records"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -379,12 +385,23 @@ async fn an_export_keeps_no_decisions_so_its_memory_does_not_follow_the_populati
     let all = all_patients(&gw);
     let system = export(&gw, "$export", SOUTH).await;
     assert!(system.resources.iter().filter(|r| r["resourceType"] == "Patient").count() == all.len());
-    // Each record was read once for the export: none of its decisions is held afterwards.
-    assert_eq!(kept_decisions(&gw).await, (0, 0), "an export keeps nothing");
+    // Each record was read once for the export: neither it nor its decision is held afterwards.
+    assert_eq!(kept_decisions(&gw).await, (0, 0, 0), "an export keeps nothing");
     // An app's read is kept for the requests that follow it.
     let (status, _) = gw.get_with(&format!("Patient/{}/$everything", all[0]), Some(SOUTH), &[]).await;
     assert_eq!(status, 200);
-    let (decisions, resources) = kept_decisions(&gw).await;
-    assert_eq!(decisions, 1);
+    let (decisions, resources, records) = kept_decisions(&gw).await;
+    assert_eq!((decisions, records), (1, 1));
     assert!(resources > 1, "{resources}");
+    // A record already cached is used by the next export, and stays; the export's others do not.
+    // (the cached record's resources are copied into its release, the others' moved: the
+    // files are the same either way)
+    let again = export(&gw, "$export", SOUTH).await;
+    let sorted = |rs: &[Value]| {
+        let mut v: Vec<String> = rs.iter().map(Value::to_string).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&again.resources), sorted(&system.resources));
+    assert_eq!(kept_decisions(&gw).await.2, 1, "the export cached none of the records it read");
 }
