@@ -264,7 +264,7 @@ fn referenced_supporting(
 ) -> Vec<(String, Vec<String>)> {
     let mut wanted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in resources {
-        each_reference(r, &mut |s| {
+        reference::for_each(r, &mut |s| {
             if let Some((t, id)) = reference::parse_local(s, None) {
                 if referenced.contains(&t) && !have.contains(&(t.to_string(), id.to_string())) {
                     wanted.entry(t.to_string()).or_default().insert(id.to_string());
@@ -273,23 +273,6 @@ fn referenced_supporting(
         });
     }
     wanted.into_iter().map(|(t, ids)| (t, ids.into_iter().collect())).collect()
-}
-
-/// Calls `f` on every `reference` string in `value`, at any depth (the strings
-/// `reference::all` lists, without copying the resource to find them).
-fn each_reference(value: &Value, f: &mut impl FnMut(&str)) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map {
-                match v {
-                    Value::String(s) if key == "reference" => f(s),
-                    _ => each_reference(v, f),
-                }
-            }
-        }
-        Value::Array(items) => items.iter().for_each(|v| each_reference(v, f)),
-        _ => {}
-    }
 }
 
 #[cfg(test)]
@@ -321,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn the_references_walked_are_the_ones_reference_all_lists() {
+    fn the_references_read_are_the_ones_the_merge_rewrites() {
         let r = json!({"resourceType": "DiagnosticReport", "id": "d",
                        "subject": {"reference": "Patient/p1"},
                        "performer": [{"reference": "Organization/o1"}, {"display": "no reference"}],
@@ -329,9 +312,11 @@ mod tests {
                        "contained": [{"resourceType": "Practitioner", "id": "c", "reference": 7}],
                        "note": [{"text": "reference"}]});
         let mut walked = Vec::new();
-        each_reference(&r, &mut |s| walked.push(s.to_string()));
-        assert_eq!(walked, reference::all(&r));
-        assert_eq!(walked.len(), 4);
+        reference::for_each(&r, &mut |s| walked.push(s.to_string()));
+        let mut rewritten = Vec::new();
+        reference::for_each_mut(&mut r.clone(), &mut |s| rewritten.push(s.clone()));
+        assert_eq!(walked, rewritten);
+        assert_eq!(walked, ["Patient/p1", "Organization/o1", "Observation/a", "Practitioner/x"]);
         let have = BTreeSet::from([("Organization".to_string(), "o1".to_string())]);
         let wanted = referenced_supporting(&[r], &have, &["Organization", "Practitioner"]);
         assert_eq!(wanted, vec![("Practitioner".to_string(), vec!["x".to_string()])]);

@@ -8,8 +8,11 @@
 //! everything else passes through untouched, unknown elements and extensions included.
 
 use crate::fhir::{self, reference};
+use ids::GatewayIds;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
+
+mod ids;
 
 pub use super::provenance::{gateway_resource_id, meta_source, SOURCE_TAG_SYSTEM};
 
@@ -22,8 +25,6 @@ pub struct Fetched {
     pub patient_ids: Vec<String>,
     pub resources: Vec<Value>,
 }
-
-type Key = (String, String, String); // (source, type, source id)
 
 /// A resource kept in the record: `fetched[source].resources[index]`, tagged with every
 /// system holding it.
@@ -47,10 +48,10 @@ pub type Placed = (Value, (usize, usize));
 /// [`merge`] of parts the caller hands over: the kept resources are moved into the record,
 /// not copied. Each comes with where it was in `fetched` (source, index in its resources).
 pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>, HashMap<String, String>) {
-    let mut ids: HashMap<Key, String> = HashMap::new();
+    let mut ids = GatewayIds::default();
     for f in &fetched {
         for pid in &f.patient_ids {
-            ids.insert((f.source.clone(), "Patient".into(), pid.clone()), patient_id.to_string());
+            ids.insert(&f.source, "Patient", pid, patient_id.to_string());
         }
         for r in &f.resources {
             let (Some(t), Some(id)) = (fhir::resource_type(r), fhir::resource_id(r)) else { continue };
@@ -59,7 +60,7 @@ pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>,
             } else {
                 gateway_resource_id(&f.source, id)
             };
-            ids.insert((f.source.clone(), t.to_string(), id.to_string()), gid);
+            ids.insert(&f.source, t, id, gid);
         }
     }
 
@@ -70,7 +71,7 @@ pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>,
     for (si, f) in fetched.iter().enumerate() {
         for (ri, r) in f.resources.iter().enumerate() {
             let (Some(t), Some(id)) = (fhir::resource_type(r), fhir::resource_id(r)) else { continue };
-            let gid = ids[&(f.source.clone(), t.to_string(), id.to_string())].clone();
+            let gid = ids.get(&f.source, t, id).cloned().unwrap_or_default();
             let keys = duplicate_keys(r, t, &gid, patient_id, &f.source, &ids);
             let earlier = keys.iter().filter_map(|k| by_key.get(k)).copied().find(|&k| kept[k].source != si);
             let tag = (f.source.clone(), f.display.clone());
@@ -78,10 +79,10 @@ pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>,
                 Some(k) => {
                     let kept_resource = &fetched[kept[k].source].resources[kept[k].index];
                     let kept_id = fhir::resource_id(kept_resource).unwrap_or_default().to_string();
-                    let kept_gid = ids[&(fetched[kept[k].source].source.clone(), t.to_string(), kept_id)].clone();
+                    let kept_gid = ids.get(&fetched[kept[k].source].source, t, &kept_id).cloned().unwrap_or_default();
                     if kept_gid != gid {
                         aliases.insert(format!("{t}/{gid}"), format!("{t}/{kept_gid}"));
-                        ids.insert((f.source.clone(), t.to_string(), id.to_string()), kept_gid);
+                        ids.insert(&f.source, t, id, kept_gid);
                     }
                     if !kept[k].tags.contains(&tag) {
                         kept[k].tags.push(tag);
@@ -112,10 +113,9 @@ pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>,
 
 /// Applies the documented rewrites to a resource from `source`: gateway id, references,
 /// `meta.source` and one provenance tag per system in `tags`.
-fn finish(mut r: Value, source: &str, ids: &HashMap<Key, String>, tags: &[(String, String)]) -> Value {
-    let t = fhir::resource_type(&r).unwrap_or_default().to_string();
-    let id = fhir::resource_id(&r).unwrap_or_default().to_string();
-    r["id"] = json!(ids[&(source.to_string(), t, id)]);
+fn finish(mut r: Value, source: &str, ids: &GatewayIds, tags: &[(String, String)]) -> Value {
+    let gid = ids.get(source, fhir::resource_type(&r).unwrap_or_default(), fhir::resource_id(&r).unwrap_or_default());
+    r["id"] = json!(gid.cloned().unwrap_or_default());
     reference::for_each_mut(&mut r, &mut |s| rewrite(s, source, ids));
     finish_unresolvable(&mut r);
     stamp_provenance(&mut r, source, tags);
@@ -126,15 +126,12 @@ fn finish(mut r: Value, source: &str, ids: &HashMap<Key, String>, tags: &[(Strin
 /// record: the same rewrites, with references to other supporting resources mapped to their
 /// gateway ids and anything else made display-only.
 pub fn standalone(source: &str, display: &str, resource: Value) -> Option<Value> {
-    let key = |t: &str, id: &str| (source.to_string(), t.to_string(), id.to_string());
-    let mut ids: HashMap<Key, String> = HashMap::new();
-    ids.insert(
-        key(fhir::resource_type(&resource)?, fhir::resource_id(&resource)?),
-        gateway_resource_id(source, fhir::resource_id(&resource)?),
-    );
+    let mut ids = GatewayIds::default();
+    let id = fhir::resource_id(&resource)?;
+    ids.insert(source, fhir::resource_type(&resource)?, id, gateway_resource_id(source, id));
     for r in reference::all(&resource) {
         if let Some((t, id)) = reference::parse_local(&r, None).filter(|(t, _)| fhir::SUPPORTING_TYPES.contains(t)) {
-            ids.insert(key(t, id), gateway_resource_id(source, id));
+            ids.insert(source, t, id, gateway_resource_id(source, id));
         }
     }
     Some(finish(resource, source, &ids, &[(source.to_string(), display.to_string())]))
@@ -147,14 +144,7 @@ pub fn sort_key(r: &Value) -> String {
 }
 
 /// Keys under which two copies of one fact coincide.
-fn duplicate_keys(
-    r: &Value,
-    t: &str,
-    gid: &str,
-    patient_id: &str,
-    source: &str,
-    ids: &HashMap<Key, String>,
-) -> Vec<String> {
+fn duplicate_keys(r: &Value, t: &str, gid: &str, patient_id: &str, source: &str, ids: &GatewayIds) -> Vec<String> {
     if t == "Patient" {
         return if gid == patient_id { vec![format!("Patient/{patient_id}")] } else { Vec::new() };
     }
@@ -167,7 +157,7 @@ fn duplicate_keys(
         .and_then(|s| s.get("reference"))
         .and_then(Value::as_str)
         .and_then(|s| reference::parse_local(s, None))
-        .and_then(|(rt, id)| ids.get(&(source.to_string(), rt.to_string(), id.to_string())));
+        .and_then(|(rt, id)| ids.get(source, rt, id));
     let code = r.get("code").or_else(|| r.get("vaccineCode"));
     let when = first_with_prefix(r, "effective")
         .or_else(|| first_with_prefix(r, "occurrence"))
@@ -199,12 +189,11 @@ fn first_with_prefix<'a>(r: &'a Value, prefix: &str) -> Option<&'a Value> {
 /// Rewrites one reference of a resource from `source` to the gateway id it maps to.
 /// References that map to nothing — absolute ones to another server included — are marked
 /// for [`finish_unresolvable`].
-fn rewrite(s: &mut String, source: &str, ids: &HashMap<Key, String>) {
+fn rewrite(s: &mut String, source: &str, ids: &GatewayIds) {
     if s.starts_with('#') {
         return;
     }
-    let target = reference::parse_local(s, None)
-        .and_then(|(t, id)| ids.get(&(source.to_string(), t.to_string(), id.to_string())).map(|g| format!("{t}/{g}")));
+    let target = reference::parse_local(s, None).and_then(|(t, id)| ids.get(source, t, id).map(|g| format!("{t}/{g}")));
     *s = match target {
         Some(t) => t,
         None => UNRESOLVABLE.to_string(),

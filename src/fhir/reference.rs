@@ -15,16 +15,13 @@ pub fn parse(reference: &str) -> Option<(&str, &str)> {
     if reference.starts_with('#') || reference.starts_with("urn:") {
         return None;
     }
-    let path = reference.split(['?', '#']).next()?;
-    let mut parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    if parts.len() >= 4 && parts[parts.len() - 2] == "_history" {
-        parts.truncate(parts.len() - 2);
+    let path = reference.split(['?', '#']).next()?.trim_end_matches('/');
+    // From the end: `…/Type/id`, or `…/Type/id/_history/version`.
+    let mut parts = path.rsplit('/');
+    let (mut id, mut t) = (parts.next()?, parts.next()?);
+    if t == "_history" {
+        (id, t) = (parts.next()?, parts.next()?);
     }
-    let n = parts.len();
-    if n < 2 {
-        return None;
-    }
-    let (t, id) = (parts[n - 2], parts[n - 1]);
     let type_ok =
         t.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && t.chars().all(|c| c.is_ascii_alphanumeric());
     (type_ok && super::is_valid_id(id)).then_some((t, id))
@@ -105,11 +102,26 @@ pub fn for_each_mut(value: &mut Value, f: &mut dyn FnMut(&mut String)) {
     }
 }
 
+/// Calls `f` on every `reference` string in `value`, at any depth (reading, not copying).
+pub fn for_each(value: &Value, f: &mut impl FnMut(&str)) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map {
+                match v {
+                    Value::String(s) if key == "reference" => f(s),
+                    _ => for_each(v, f),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| for_each(v, f)),
+        _ => {}
+    }
+}
+
 /// Every `reference` string in `value`.
 pub fn all(value: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    let mut copy = value.clone();
-    for_each_mut(&mut copy, &mut |s| out.push(s.clone()));
+    for_each(value, &mut |s| out.push(s.to_string()));
     out
 }
 
@@ -126,6 +138,12 @@ mod tests {
         assert_eq!(parse("#contained1"), None);
         assert_eq!(parse("urn:uuid:123"), None);
         assert_eq!(parse("patient/1"), None);
+        assert_eq!(parse("Patient/123/"), Some(("Patient", "123")));
+        assert_eq!(parse("Patient/123?_format=json"), Some(("Patient", "123")));
+        assert_eq!(parse("Patient/_history/2"), None);
+        assert_eq!(parse("_history/2"), None);
+        assert_eq!(parse("Patient"), None);
+        assert_eq!(parse(""), None);
     }
 
     #[test]

@@ -132,12 +132,7 @@ impl Policy {
 
     /// The decision itself: what is released and how it is finished, until when it holds,
     /// and why.
-    fn finish(
-        &self,
-        record: &Record,
-        viewer: &Viewer,
-        ctx: &PolicyContext,
-    ) -> Result<Finished, Denied> {
+    fn finish(&self, record: &Record, viewer: &Viewer, ctx: &PolicyContext) -> Result<Finished, Denied> {
         let minor = self.minor_proxy(record, viewer, ctx.now)?;
         self.check_purpose(viewer)?;
         let mut explanations = Vec::with_capacity(record.resources.len());
@@ -399,22 +394,22 @@ fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanat
         |i: usize| fhir::resource_type(&record.resources[i]).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t));
     let supporting: std::collections::HashMap<&str, usize> =
         (0..explanations.len()).filter(|&i| is_supporting(i)).map(|i| (explanations[i].resource.as_str(), i)).collect();
-    let shown_supporting: Vec<usize> =
+    let shown_supporting: HashSet<usize> =
         supporting.values().copied().filter(|&j| explanations[j].decision == Decision::Shown).collect();
     let mut reached: HashSet<String> = HashSet::new();
     let mut frontier: Vec<usize> =
         (0..explanations.len()).filter(|&i| !is_supporting(i) && explanations[i].decision == Decision::Shown).collect();
     while let Some(i) = frontier.pop() {
-        for target in reference::all(&record.resources[i]) {
-            let Some((t, id)) = reference::parse(&target) else { continue };
+        reference::for_each(&record.resources[i], &mut |target| {
+            let Some((t, id)) = reference::parse(target) else { return };
             let key = format!("{t}/{id}");
-            if !reached.insert(key.clone()) {
-                continue;
-            }
             if let Some(&j) = supporting.get(key.as_str()).filter(|j| shown_supporting.contains(j)) {
-                frontier.push(j);
+                if !reached.contains(&key) {
+                    frontier.push(j);
+                }
             }
-        }
+            reached.insert(key);
+        });
     }
     for (i, e) in explanations.iter_mut().enumerate() {
         if is_supporting(i) && e.decision == Decision::Shown && !reached.contains(&e.resource) {

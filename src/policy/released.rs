@@ -54,7 +54,9 @@ impl Released {
             .map(|(n, &i)| {
                 new_index.insert(i, n);
                 let mut r = copy(i);
-                prune(&mut r, &finish.withheld);
+                if !finish.withheld.is_empty() {
+                    prune(&mut r, &finish.withheld);
+                }
                 if finish.strip_sensitivity {
                     strip_sensitivity(&mut r);
                 }
