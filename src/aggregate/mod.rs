@@ -291,19 +291,16 @@ impl Aggregator {
             .unzip();
         let label_rules = self.labeler.label(&mut resources, &found);
         let record = Arc::new(Record::new(link.gateway_id.clone(), resources, aliases, missing, label_rules));
-        if reuse == Reuse::Once {
-            if !record.is_complete() {
-                tracing::warn!(patient = %link.gateway_id, missing = record.missing.len(), "partial record");
-            }
-            return Ok(record);
-        }
-        for key in record.positions.keys() {
-            self.homes.insert(key.clone(), link.gateway_id.clone()).await;
-        }
-        if record.is_complete() {
-            self.cache.insert(link.gateway_id.clone(), record.clone()).await;
-        } else {
+        if !record.is_complete() {
             tracing::warn!(patient = %link.gateway_id, missing = record.missing.len(), "partial record");
+        }
+        if reuse == Reuse::Cached {
+            for key in record.positions.keys() {
+                self.homes.insert(key.clone(), link.gateway_id.clone()).await;
+            }
+            if record.is_complete() {
+                self.cache.insert(link.gateway_id.clone(), record.clone()).await;
+            }
         }
         Ok(record)
     }

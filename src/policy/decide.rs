@@ -403,10 +403,11 @@ fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanat
         reference::for_each(&record.resources[i], &mut |target| {
             let Some((t, id)) = reference::parse(target) else { return };
             let key = format!("{t}/{id}");
+            if reached.contains(&key) {
+                return;
+            }
             if let Some(&j) = supporting.get(key.as_str()).filter(|j| shown_supporting.contains(j)) {
-                if !reached.contains(&key) {
-                    frontier.push(j);
-                }
+                frontier.push(j);
             }
             reached.insert(key);
         });
