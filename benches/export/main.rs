@@ -190,8 +190,12 @@ async fn measure(
     let mut children = Children::default();
     let mut source_blocks = String::new();
     let mut waits = Vec::new();
+    // Ports told apart: a port freed by one `free_port` call can come back from the next
+    // before the first simulator has bound it (then one simulator exits on a port in use
+    // and the other answers for both).
+    let mut ports = std::collections::HashSet::new();
     for s in &manifest.sources {
-        let port = free_port();
+        let port = std::iter::repeat_with(free_port).find(|p| ports.insert(*p)).unwrap_or_default();
         let mut cmd = Command::new(PORTICO);
         cmd.args(["simulate", "--source"])
             .arg(pop.join(&s.folder))
@@ -213,6 +217,7 @@ async fn measure(
     for url in &waits {
         wait_for(url, &mut children, Duration::from_secs(1800)).await?;
     }
+    children.check_alive()?;
 
     let port = free_port();
     let config = format!(
