@@ -116,8 +116,15 @@ pub fn merge_owned(patient_id: &str, mut fetched: Vec<Fetched>) -> (Vec<Placed>,
 fn finish(mut r: Value, source: &str, ids: &GatewayIds, tags: &[(String, String)]) -> Value {
     let gid = ids.get(source, fhir::resource_type(&r).unwrap_or_default(), fhir::resource_id(&r).unwrap_or_default());
     r["id"] = json!(gid.cloned().unwrap_or_default());
-    reference::for_each_mut(&mut r, &mut |s| rewrite(s, source, ids));
-    finish_unresolvable(&mut r);
+    // Only a resource with a reference the gateway cannot serve is walked again.
+    let mut unresolvable = false;
+    reference::for_each_mut(&mut r, &mut |s| {
+        rewrite(s, source, ids);
+        unresolvable |= s == UNRESOLVABLE;
+    });
+    if unresolvable {
+        finish_unresolvable(&mut r);
+    }
     stamp_provenance(&mut r, source, tags);
     r
 }
