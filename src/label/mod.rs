@@ -127,6 +127,12 @@ pub struct LabelsFile {
 #[derive(Debug, Clone, Default)]
 pub struct Labeler {
     rules: Vec<rules::Rule>,
+    /// Every rule's terms and ingredient names as one regex: a text it does not match is
+    /// matched by no rule's words, so the rules look only at texts it matches (most texts
+    /// name nothing sensitive; one pass over them instead of two per rule). None when no rule
+    /// has words, or when the union does not compile (it is only larger than each list,
+    /// which did): every text then goes to every rule.
+    any_words: Option<regex::Regex>,
     part2_sources: HashSet<String>,
 }
 
@@ -180,7 +186,9 @@ impl Labeler {
                 rules::Rule::compile(config).map_err(|message| LabelError::Rule { id: id.to_string(), message })?,
             );
         }
-        Ok(Labeler { rules: compiled, part2_sources: HashSet::new() })
+        let words: Vec<String> = rules.iter().flat_map(|r| r.terms.iter().chain(&r.ingredients)).cloned().collect();
+        let any_words = rules::word_regex("terms", &words).ok().flatten();
+        Ok(Labeler { rules: compiled, any_words, part2_sources: HashSet::new() })
     }
 
     /// The same rules, with the sources (`part2_sources`) whose data is labelled `42CFRPart2`.
@@ -227,7 +235,10 @@ impl Labeler {
     /// text the rules read (see the rules module), so this may run on a resource as its
     /// source sent it, before the merge, while slower sources are still answering.
     pub fn find(&self, resource: &Value) -> Findings {
-        let facts = rules::Facts::of(resource);
+        let mut facts = rules::Facts::of(resource);
+        if let Some(any) = &self.any_words {
+            facts.texts.retain(|(text, _)| any.is_match(text));
+        }
         let matched = self
             .rules
             .iter()

@@ -86,8 +86,9 @@ impl LabelsReport {
             }
             let Some(net) = &review.0 else { continue };
             for (text, _) in Facts::of(r).texts {
-                if let Some(m) = net.find(&text) {
+                if let Some(m) = net.find(text) {
                     let matched = m.as_str().to_string();
+                    let text = text.to_string();
                     self.gaps.push(Gap { patient: patient.to_string(), resource: key.clone(), text, matched });
                     break;
                 }

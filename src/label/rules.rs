@@ -36,7 +36,8 @@ use super::LabelRuleConfig;
 use crate::fhir;
 use regex::Regex;
 use serde_json::Value;
-use std::collections::HashSet;
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 
 /// One compiled rule.
 #[derive(Debug, Clone)]
@@ -48,8 +49,9 @@ pub struct Rule {
     pub confidentiality: Option<&'static str>,
     icd: Vec<IcdPattern>,
     icd_exclude: Vec<IcdPattern>,
-    /// (system, code) pairs, codes as [`codes::checked_code`] returns them.
-    codes: HashSet<(String, String)>,
+    /// Codes by system, as [`codes::checked_code`] returns them (looked up without building
+    /// a key: a resource's every coding is asked of every rule).
+    codes: HashMap<String, HashSet<String>>,
     report_categories: HashSet<String>,
     /// Terms, matched in any text.
     terms: Option<Regex>,
@@ -94,19 +96,22 @@ const NOT_CARE: &[&str] = &[
     "insurance",
 ];
 
-/// What a resource says, as the rules read it: every Coding and every readable text.
+/// What a resource says, as the rules read it: every Coding and every readable text,
+/// borrowed from the resource, in the form the rules compare (read once for all rules).
 #[derive(Debug, Default)]
-pub struct Facts {
-    /// (canonical system, code).
-    codings: Vec<(String, String)>,
+pub struct Facts<'a> {
+    /// (canonical system, code); CPT, HCPCS and v2-0074 codes in capitals.
+    codings: Vec<(&'a str, Cow<'a, str>)>,
+    /// The ICD-10-CM codes as [`codes::icd_key`]s.
+    icd_keys: Vec<String>,
     /// (text, is it about a medication).
-    pub(super) texts: Vec<(String, bool)>,
+    pub(super) texts: Vec<(&'a str, bool)>,
 }
 
-impl Facts {
+impl<'a> Facts<'a> {
     /// Reads `resource` (and what it contains) in one walk. Skips the keys of [`NOT_CARE`]
     /// wherever they sit; Patient and directory resources yield nothing.
-    pub fn of(resource: &Value) -> Facts {
+    pub fn of(resource: &'a Value) -> Facts<'a> {
         let mut facts = Facts::default();
         if fhir::resource_type(resource).is_some_and(|t| !NOT_READ.contains(&t)) {
             facts.read_form(resource);
@@ -118,7 +123,7 @@ impl Facts {
 
     /// A QuestionnaireResponse reads as the LOINC code of its form when its `questionnaire`
     /// canonical ends in one (`http://loinc.org/q/44249-1`, `…/Questionnaire/44249-1|2.0`).
-    fn read_form(&mut self, resource: &Value) {
+    fn read_form(&mut self, resource: &'a Value) {
         if fhir::resource_type(resource) != Some("QuestionnaireResponse") {
             return;
         }
@@ -129,14 +134,30 @@ impl Facts {
 
     /// The last `/` segment of `text`, when it is a LOINC code with a right check digit (a
     /// form canonical, an item `linkId` such as `/44249-1/44250-9`).
-    fn push_loinc_tail(&mut self, text: &str) {
+    fn push_loinc_tail(&mut self, text: &'a str) {
         let tail = text.trim().rsplit('/').next().unwrap_or_default();
         if tail.bytes().next().is_some_and(|b| b.is_ascii_digit()) && codes::checked_code(codes::LOINC, tail).is_ok() {
-            self.codings.push((codes::LOINC.to_string(), tail.to_string()));
+            self.codings.push((codes::LOINC, Cow::Borrowed(tail)));
         }
     }
 
-    fn walk(&mut self, v: &Value, medication: bool) {
+    /// A coding as the rules compare it.
+    fn push_coding(&mut self, system: &'a str, code: &'a str) {
+        let code = code.trim();
+        if system == codes::ICD10CM {
+            self.icd_keys.push(codes::icd_key(code));
+            return;
+        }
+        let capitals = matches!(system, codes::CPT | codes::HCPCS | codes::DIAGNOSTIC_SERVICE);
+        let code = if capitals && code.bytes().any(|b| b.is_ascii_lowercase()) {
+            Cow::Owned(code.to_ascii_uppercase())
+        } else {
+            Cow::Borrowed(code)
+        };
+        self.codings.push((system, code));
+    }
+
+    fn walk(&mut self, v: &'a Value, medication: bool) {
         match v {
             Value::Array(items) => items.iter().for_each(|x| self.walk(x, medication)),
             Value::Object(map) => {
@@ -152,15 +173,15 @@ impl Facts {
                         return;
                     }
                     let med = medication || system == codes::RXNORM || system == codes::NDC;
-                    self.codings.push((system.to_string(), code.trim().to_string()));
+                    self.push_coding(system, code);
                     if let Some(display) = map.get("display").and_then(Value::as_str) {
-                        self.texts.push((display.to_string(), med));
+                        self.texts.push((display, med));
                     }
                 }
                 // A CodeableConcept (with or without codings): its text.
                 if map.keys().all(|k| matches!(k.as_str(), "coding" | "text" | "id" | "extension")) {
                     if let Some(text) = map.get("text").and_then(Value::as_str) {
-                        self.texts.push((text.to_string(), medication));
+                        self.texts.push((text, medication));
                     }
                 }
                 for (key, child) in map {
@@ -244,7 +265,7 @@ impl Rule {
         if !icd_exclude.is_empty() && icd.is_empty() {
             return Err("icd10cm_exclude without icd10cm excludes from nothing".into());
         }
-        let mut codes = HashSet::new();
+        let mut codes: HashMap<String, HashSet<String>> = HashMap::new();
         for (key, system, list) in [
             ("snomed", codes::SNOMED, &config.snomed),
             ("loinc", codes::LOINC, &config.loinc),
@@ -254,7 +275,7 @@ impl Rule {
         ] {
             for code in list {
                 let code = codes::checked_code(system, code).map_err(|e| format!("{key}: {e}"))?;
-                codes.insert((system.to_string(), code));
+                codes.entry(system.to_string()).or_default().insert(code);
             }
         }
         for pair in &config.codings {
@@ -267,7 +288,7 @@ impl Rule {
                 return Err(format!("codings: `{pair}`: put ICD-10-CM codes under icd10cm"));
             }
             let code = codes::checked_code(system, code).map_err(|e| format!("codings: {e}"))?;
-            codes.insert((system.to_string(), code));
+            codes.entry(system.to_string()).or_default().insert(code);
         }
         let mut report_categories = HashSet::new();
         for c in &config.report_category {
@@ -311,7 +332,9 @@ impl Rule {
 
     /// How the rule matches what a resource says, if it does: a listed code first, else words.
     pub fn matches(&self, facts: &Facts) -> Option<Match> {
-        if facts.codings.iter().any(|(system, code)| self.matches_coding(system, code)) {
+        if facts.icd_keys.iter().any(|key| self.matches_icd(key))
+            || facts.codings.iter().any(|(system, code)| self.matches_coding(system, code))
+        {
             return Some(Match::Code);
         }
         facts.texts.iter().any(|(text, medication)| self.matches_text(text, *medication)).then_some(Match::Words)
@@ -325,23 +348,23 @@ impl Rule {
         found && !self.terms_exclude.as_ref().is_some_and(|r| r.is_match(text))
     }
 
+    /// An ICD-10-CM code ([`codes::icd_key`]) in the rule's ranges and not excluded.
+    fn matches_icd(&self, key: &str) -> bool {
+        self.icd.iter().any(|p| p.matches(key)) && !self.icd_exclude.iter().any(|p| p.matches(key))
+    }
+
+    /// A coding other than ICD-10-CM, as [`Facts`] holds it (CPT, HCPCS and report categories
+    /// in capitals).
     fn matches_coding(&self, system: &str, code: &str) -> bool {
-        if system == codes::ICD10CM {
-            let key = codes::icd_key(code);
-            return self.icd.iter().any(|p| p.matches(&key)) && !self.icd_exclude.iter().any(|p| p.matches(&key));
-        }
         if system == codes::DIAGNOSTIC_SERVICE {
-            return self.report_categories.contains(&code.to_ascii_uppercase());
+            return self.report_categories.contains(code);
         }
-        if system == codes::CPT || system == codes::HCPCS {
-            return self.codes.contains(&(system.to_string(), code.to_ascii_uppercase()));
-        }
-        self.codes.contains(&(system.to_string(), code.to_string()))
+        self.codes.get(system).is_some_and(|c| c.contains(code))
     }
 }
 
 /// The texts of a resource the words look at (for the labels report): coding displays and
 /// `CodeableConcept.text`, with whether each is about a medication.
 pub fn texts_of(resource: &Value) -> Vec<(String, bool)> {
-    Facts::of(resource).texts
+    Facts::of(resource).texts.into_iter().map(|(t, m)| (t.to_string(), m)).collect()
 }

@@ -343,9 +343,7 @@ fn words_label_unknown_codes_with_a_telling_display_and_nothing_else() {
     mh.ingredients = vec!["methylphenidate".into()];
     mh.terms = vec!["attention deficit".into()];
     let labeler = Labeler::new(&[preg, mh]).unwrap();
-    let display = |t: &str, id: &str, d: &str| {
-        json!({"resourceType": t, "id": id, "code": {"coding": [{"system": "http://local.example", "code": "1", "display": d}]}})
-    };
+    let display = |t: &str, id: &str, d: &str| json!({"resourceType": t, "id": id, "code": {"coding": [{"system": "http://local.example", "code": "1", "display": d}]}});
     let mut record = vec![
         display("Procedure", "a", "Prenatal visit"),
         display("Procedure", "b", "Control de embarazo"),
@@ -424,4 +422,39 @@ fn contained_resources_code_system_oids_and_referenced_medications() {
     assert_eq!(codes(&record[2]), ["HIV", "R"]);
     assert_eq!(why["MedicationRequest/referencing"], ["propagated:Medication/shared"]);
     assert_eq!(codes(&record[3]), ["HIV", "R"]);
+}
+
+#[test]
+fn codes_are_compared_the_way_their_systems_write_them() {
+    let mut sud = icd("sud", "ETH", &["F10-F16"]);
+    sud.hcpcs = vec!["H0020".into()];
+    sud.cpt = vec!["0001U".into()];
+    sud.snomed = vec!["87612001".into()];
+    let mut genetics = rule("genetics", "GDIS", Some("R"));
+    genetics.report_category = vec!["GE".into()];
+    let labeler = Labeler::new(&[sud, genetics]).unwrap();
+    let coded = |id: &str, t: &str, system: &str, code: &str| json!({"resourceType": t, "id": id, "code": {"coding": [{"system": system, "code": code}]}});
+    let mut record = vec![
+        coded("icd", "Condition", "http://hl7.org/fhir/sid/icd-10-cm", " f11.20 "),
+        coded("hcpcs", "Procedure", "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "h0020"),
+        coded("cpt", "Procedure", "http://www.ama-assn.org/go/cpt", "0001u"),
+        json!({"resourceType": "DiagnosticReport", "id": "ge",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "ge"}]}]}),
+        // Never labelled: a rule's SNOMED code under the CPT system, a neighbouring HCPCS
+        // code, an ICD-10-CM code outside the ranges, another report category.
+        coded("other-system", "Procedure", "http://www.ama-assn.org/go/cpt", "87612001"),
+        coded("next-code", "Procedure", "https://www.cms.gov/Medicare/Coding/HCPCSReleaseCodeSets", "H0021"),
+        coded("icd-out", "Condition", "http://hl7.org/fhir/sid/icd-10-cm", "F17.210"),
+        json!({"resourceType": "DiagnosticReport", "id": "lab",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0074", "code": "LAB"}]}]}),
+    ];
+    let why = label(&labeler, &mut record);
+    for (i, expected) in [(0, "ETH"), (1, "ETH"), (2, "ETH"), (3, "GDIS")] {
+        assert_eq!(codes(&record[i])[0], expected, "{}", record[i]["id"]);
+    }
+    assert_eq!(why["Condition/icd"], ["sud"]);
+    assert_eq!(why["DiagnosticReport/ge"], ["genetics"]);
+    for r in &record[4..] {
+        assert!(codes(r).is_empty(), "{} must not be labelled", r["id"]);
+    }
 }
