@@ -413,6 +413,27 @@ pub fn source_tags(r: &Value) -> Vec<String> {
 /// The password test accounts are registered with.
 pub const PASSWORD: &str = "harbor-lights-at-dusk";
 
+/// Whether `text` mentions `stem` (any case) as the start of a word: "PHQ-9" and
+/// "Pregnancy" mention "phq" and "pregnan"; a random token that happens to hold the letters
+/// (a CSRF token, a nonce: "…xPhQ…") does not. Privacy checks on pages look for withheld
+/// words this way, so that a page's random strings cannot fail them by chance.
+pub fn mentions(text: &str, stem: &str) -> bool {
+    let (text, stem) = (text.to_lowercase(), stem.to_lowercase());
+    text.match_indices(&stem).any(|(at, _)| !text[..at].chars().next_back().is_some_and(char::is_alphanumeric))
+}
+
+#[test]
+fn a_stem_is_mentioned_at_the_start_of_a_word_only() {
+    for (text, stem) in
+        [("PHQ-9 score", "phq"), ("<td>Pregnancy</td>", "pregnan"), ("(phq9)", "phq"), ("depresión", "depresión")]
+    {
+        assert!(mentions(text, stem), "{text} mentions {stem}");
+    }
+    for (text, stem) in [("csrf=aZphQ3x", "phq"), ("nonce=\"k9PHQ\"", "phq"), ("nonpregnant", "pregnan")] {
+        assert!(!mentions(text, stem), "{text} does not mention {stem}");
+    }
+}
+
 /// A fixture date as the gateway holds it (dates move with today).
 pub fn shifted(date: &str) -> String {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").unwrap() + chrono::Duration::days(shift_days());
