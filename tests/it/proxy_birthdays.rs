@@ -88,24 +88,6 @@ async fn everything(b: &Browser, link: &str) -> String {
     all
 }
 
-/// Whether `text` holds `word` (any letter case) as a word of its own: not inside a longer
-/// run of letters and digits, as "f32" sits inside a random urn:uuid:…-7f32-….
-fn holds_word(text: &str, word: &str) -> bool {
-    let (text, word) = (text.to_lowercase(), word.to_lowercase());
-    let edge = |c: Option<char>| !c.is_some_and(|c| c.is_ascii_alphanumeric());
-    text.match_indices(&word)
-        .any(|(at, _)| edge(text[..at].chars().next_back()) && edge(text[at + word.len()..].chars().next()))
-}
-
-#[test]
-fn a_word_is_found_on_its_own_not_inside_an_id() {
-    assert!(holds_word("<td>F32.9</td>", "F32"));
-    assert!(holds_word("\"code\":\"f32\"", "F32"));
-    assert!(holds_word("Mental health", "mental"));
-    assert!(!holds_word("urn:uuid:fe85fb2f-7f32-4723", "F32"));
-    assert!(!holds_word("supplemental", "mental"));
-}
-
 /// What a mail must not hold: names, record numbers, the diagnosis, the birth date and
 /// the birthdays (as dates and in words, as mails write days).
 fn assert_no_phi(sink: &SmtpSink, phi: &[String]) {

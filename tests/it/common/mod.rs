@@ -419,7 +419,29 @@ pub const PASSWORD: &str = "harbor-lights-at-dusk";
 /// words this way, so that a page's random strings cannot fail them by chance.
 pub fn mentions(text: &str, stem: &str) -> bool {
     let (text, stem) = (text.to_lowercase(), stem.to_lowercase());
-    text.match_indices(&stem).any(|(at, _)| !text[..at].chars().next_back().is_some_and(char::is_alphanumeric))
+    text.match_indices(&stem).any(|(at, _)| word_edge(text[..at].chars().next_back()))
+}
+
+/// Whether `text` holds `word` (any letter case) as a word of its own: not inside a longer
+/// run of letters and digits, as "f32" sits inside a random urn:uuid:…-7f32-….
+pub fn holds_word(text: &str, word: &str) -> bool {
+    let (text, word) = (text.to_lowercase(), word.to_lowercase());
+    text.match_indices(&word)
+        .any(|(at, _)| word_edge(text[..at].chars().next_back()) && word_edge(text[at + word.len()..].chars().next()))
+}
+
+/// Whether a word may end or start beside `c` (none, or anything but an ASCII letter or digit).
+fn word_edge(c: Option<char>) -> bool {
+    !c.is_some_and(|c| c.is_ascii_alphanumeric())
+}
+
+#[test]
+fn a_word_is_found_on_its_own_not_inside_an_id() {
+    assert!(holds_word("<td>F32.9</td>", "F32"));
+    assert!(holds_word("\"code\":\"f32\"", "F32"));
+    assert!(holds_word("Mental health", "mental"));
+    assert!(!holds_word("urn:uuid:fe85fb2f-7f32-4723", "F32"));
+    assert!(!holds_word("supplemental", "mental"));
 }
 
 #[test]
