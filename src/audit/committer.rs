@@ -119,12 +119,22 @@ async fn run(store: Store, mut queue: mpsc::Receiver<Pending>, counters: Arc<Cou
 }
 
 /// What the committer keeps between batches on SQLite: the head it wrote last and its own
-/// connection for one-statement appends (opened on first use, dropped after a failure).
+/// connection for one-statement appends (opened on first use, dropped after a failure):
+/// on an SQLite file one it runs on its own thread ([`crate::store::inline`]), else one
+/// taken from the pool.
 #[derive(Default)]
 struct Chain {
     head: Option<Head>,
     own: Option<sqlx::AnyConnection>,
+    own_inline: Option<rusqlite::Connection>,
+    /// Appends made inline since the pool last checkpointed the WAL for them.
+    inline_since_checkpoint: u32,
 }
+
+/// Inline appends between checkpoints: the inline connection never checkpoints itself (a
+/// checkpoint syncs the file, which must not happen on a runtime thread); the committer has
+/// the pool do it, on its connection thread, after this many (a thousand WAL pages or so).
+const CHECKPOINT_EVERY: u32 = 256;
 
 /// Writes `batch` (retrying, for up to [`APPEND_DEADLINE`], a failure waiting may cure)
 /// and answers every caller in it.
@@ -236,6 +246,21 @@ async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> R
     if store.dialect != Dialect::Sqlite || batch.len() > ROWS_PER_INSERT || chain.head.is_none() {
         return Ok(None);
     }
+    if let Some(inline) = &store.inline {
+        let first = write_inline(inline, batch, chain);
+        if first.is_some() {
+            chain.inline_since_checkpoint += 1;
+            if chain.inline_since_checkpoint >= CHECKPOINT_EVERY {
+                chain.inline_since_checkpoint = 0;
+                // Before the next append, so that it finds the WAL copied back in full and
+                // starts it again from the beginning (the file does not grow).
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&store.pool).await {
+                    tracing::debug!(error = %e, "checkpoint after inline access log appends failed");
+                }
+            }
+        }
+        return Ok(first);
+    }
     if chain.own.is_none() {
         let mut conn = store.pool.acquire().await?.detach();
         sqlx::query("PRAGMA busy_timeout = 0").execute(&mut conn).await?;
@@ -260,6 +285,111 @@ async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> R
     }
 }
 
+/// [`write_at_once`] on the committer's inline connection, on this thread: one
+/// autocommitted `INSERT` that never waits for the lock. Any failure wrote nothing (the
+/// statement is its own transaction) and sends the batch the transaction's way; a
+/// collision also forgets the remembered head, any other failure the connection.
+fn write_inline(inline: &crate::store::inline::InlineReads, batch: &[Pending], chain: &mut Chain) -> Option<i64> {
+    if chain.own_inline.is_none() {
+        match inline.append_connection() {
+            Ok(c) => chain.own_inline = Some(c),
+            Err(e) => {
+                tracing::debug!(error = %e, "no inline access log connection; appending in a transaction");
+                return None;
+            }
+        }
+    }
+    let (Some(conn), Some(start)) = (chain.own_inline.as_ref(), chain.head.as_ref()) else { return None };
+    let mut seq = start.0 + 1;
+    let mut prev = start.1.clone();
+    let rows = chained(batch, &mut seq, &mut prev);
+    let written = conn.prepare_cached(&insert_sql(rows.len())).and_then(|mut stmt| {
+        let values: Vec<&dyn rusqlite::ToSql> = rows.iter().flat_map(ChainedRow::values).collect();
+        stmt.execute(values.as_slice())
+    });
+    match written {
+        Ok(_) => {
+            chain.head = Some((seq - 1, prev));
+            Some(start_of(&chain.head, batch.len()))
+        }
+        Err(e) => {
+            match e.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::ConstraintViolation) => chain.head = None,
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {}
+                _ => {
+                    tracing::debug!(error = %e, "inline access log append failed; appending in a transaction");
+                    chain.own_inline = None;
+                }
+            }
+            None
+        }
+    }
+}
+
+/// The first sequence number of a batch of `len` entries that ended at `head`.
+fn start_of(head: &Option<Head>, len: usize) -> i64 {
+    head.as_ref().map_or(0, |h| h.0 - len as i64 + 1)
+}
+
+/// One entry as written: its place in the chain, when, and the hashes that link it.
+struct ChainedRow<'a> {
+    seq: i64,
+    recorded: String,
+    entry: &'a AuditEntry,
+    prev: String,
+    hash: String,
+}
+
+impl ChainedRow<'_> {
+    /// The twelve values in [`insert_sql`]'s column order.
+    fn values(&self) -> [&dyn rusqlite::ToSql; 12] {
+        let e = self.entry;
+        [
+            &self.seq,
+            &self.recorded,
+            &e.actor,
+            &e.role,
+            &e.patient_id,
+            &e.action,
+            &e.what,
+            &e.purpose,
+            &e.outcome,
+            &e.source_ip,
+            &self.prev,
+            &self.hash,
+        ]
+    }
+}
+
+/// `chunk`'s entries chained after `seq - 1` / `prev` (both moved on to the last entry's).
+fn chained<'a>(chunk: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<ChainedRow<'a>> {
+    chunk
+        .iter()
+        .map(|p| {
+            let recorded = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let hash = chain_hash(prev, *seq, &recorded, &p.entry);
+            let row =
+                ChainedRow { seq: *seq, recorded, entry: &p.entry, prev: std::mem::replace(prev, hash.clone()), hash };
+            *seq += 1;
+            row
+        })
+        .collect()
+}
+
+/// The `INSERT` of `rows` entries (12 values each, `$1` … in order).
+fn insert_sql(rows: usize) -> String {
+    let rows: Vec<String> = (0..rows)
+        .map(|i| {
+            let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+            format!("({})", values.join(", "))
+        })
+        .collect();
+    format!(
+        "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash) VALUES {}",
+        rows.join(", ")
+    )
+}
+
 /// Whether `e` is a primary-key collision (another writer moved the chain on).
 fn is_collision(e: &StoreError) -> bool {
     matches!(e, StoreError::Query(sqlx::Error::Database(d)) if d.is_unique_violation())
@@ -271,24 +401,13 @@ async fn insert(conn: &mut sqlx::AnyConnection, batch: &[Pending], start: &Head)
     let mut seq = start.0 + 1;
     let mut prev = start.1.clone();
     for (n, chunk) in batch.chunks(ROWS_PER_INSERT).enumerate() {
-        let rows: Vec<String> = (0..chunk.len())
-            .map(|i| {
-                let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
-                format!("({})", values.join(", "))
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash) VALUES {}",
-            rows.join(", ")
-        );
+        let sql = insert_sql(chunk.len());
         let mut insert = sqlx::query(&sql);
-        for p in chunk {
-            let e = &p.entry;
-            let recorded = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            let hash = chain_hash(&prev, seq, &recorded, e);
+        for row in chained(chunk, &mut seq, &mut prev) {
+            let e = row.entry;
             insert = insert
-                .bind(seq)
-                .bind(recorded)
+                .bind(row.seq)
+                .bind(row.recorded)
                 .bind(e.actor.clone())
                 .bind(e.role.clone())
                 .bind(e.patient_id.clone())
@@ -297,9 +416,8 @@ async fn insert(conn: &mut sqlx::AnyConnection, batch: &[Pending], start: &Head)
                 .bind(e.purpose.clone())
                 .bind(e.outcome.clone())
                 .bind(e.source_ip.clone())
-                .bind(std::mem::replace(&mut prev, hash.clone()))
-                .bind(hash);
-            seq += 1;
+                .bind(row.prev)
+                .bind(row.hash);
         }
         insert.execute(&mut *conn).await.map_err(|e| (StoreError::from(e), n > 0))?;
     }

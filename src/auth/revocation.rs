@@ -5,7 +5,7 @@
 //! at once, so revocation and termination still take effect on the next request. It never
 //! caches the number itself.
 
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 /// Raises the generation inside `tx` (the transaction that revokes or ends access).
 pub async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), sqlx::Error> {
@@ -13,9 +13,19 @@ pub async fn bump(tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<(), sqlx:
     Ok(())
 }
 
-/// The generation now (read from the store, never from memory).
-pub async fn current(pool: &sqlx::AnyPool) -> Result<i64, StoreError> {
+/// The generation now (read from the store, never from memory: on an SQLite file on the
+/// calling thread, see [`crate::store::inline`]).
+pub async fn current(store: &Store) -> Result<i64, StoreError> {
+    // `$1` only so that the inline reader's one parameter has a place.
+    const SQL: &str = "SELECT generation FROM revocation_generation WHERE id = 1 AND $1 = $1";
+    if let Some(inline) = &store.inline {
+        match inline.rows(SQL, "", |r| r.get::<_, i64>(0)).map(|g| g.first().copied()) {
+            Ok(Some(g)) => return Ok(g),
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "revocation generation inline failed; reading through the pool"),
+        }
+    }
     let g: i64 =
-        sqlx::query_scalar("SELECT generation FROM revocation_generation WHERE id = 1").fetch_one(pool).await?;
+        sqlx::query_scalar("SELECT generation FROM revocation_generation WHERE id = 1").fetch_one(&store.pool).await?;
     Ok(g)
 }

@@ -135,27 +135,55 @@ fn issued_at(r: &Value, zone: FixedOffset) -> Option<i64> {
 }
 
 /// A patient's releases (kind 1), preferences (2) and live consents (3), as rows of
-/// (kind, a, b, c, d) that [`PatientLedger::add`] reads (a statement may add columns after d).
+/// (kind, a, b, c, d, e) that [`LedgerRow`] reads.
 const LEDGER_ROWS: &str =
-    "SELECT 1 AS kind, resource AS a, '' AS b, '' AS c, 0 AS d FROM hold_releases WHERE patient_id = $1 \
-     UNION ALL SELECT 2, label, '', '', 0 FROM hold_preferences WHERE patient_id = $1 \
-     UNION ALL SELECT 3, id, partner, purposes, part2 FROM consents WHERE patient_id = $1 AND revoked_at IS NULL";
+    "SELECT 1 AS kind, resource AS a, '' AS b, '' AS c, 0 AS d, '' AS e FROM hold_releases WHERE patient_id = $1 \
+     UNION ALL SELECT 2, label, '', '', 0, '' FROM hold_preferences WHERE patient_id = $1 \
+     UNION ALL SELECT 3, id, partner, purposes, part2, '' FROM consents WHERE patient_id = $1 AND revoked_at IS NULL";
+
+/// One row of a ledger statement: its kind (0 a link member, 1 a release, 2 a preference,
+/// 3 a consent), then five columns whose meaning depends on it.
+struct LedgerRow {
+    kind: i64,
+    a: String,
+    b: String,
+    c: String,
+    d: i64,
+    e: String,
+}
+
+impl LedgerRow {
+    fn from_pool(r: &sqlx::any::AnyRow) -> Result<LedgerRow, sqlx::Error> {
+        Ok(LedgerRow {
+            kind: r.try_get::<i64, _>(0).or_else(|_| r.try_get::<i32, _>(0).map(i64::from))?,
+            a: r.try_get(1)?,
+            b: r.try_get(2)?,
+            c: r.try_get(3)?,
+            d: r.try_get::<i64, _>(4).or_else(|_| r.try_get::<i32, _>(4).map(i64::from))?,
+            e: r.try_get(5)?,
+        })
+    }
+
+    fn from_inline(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
+        Ok(LedgerRow { kind: r.get(0)?, a: r.get(1)?, b: r.get(2)?, c: r.get(3)?, d: r.get(4)?, e: r.get(5)? })
+    }
+}
 
 impl PatientLedger {
-    /// Adds one ledger row: its kind in column 0, then a, b, c, d.
-    fn add(&mut self, r: &sqlx::any::AnyRow) {
-        match r.get::<i32, _>(0) {
+    /// Adds one ledger row (kinds 1 to 3).
+    fn add(&mut self, r: LedgerRow) {
+        match r.kind {
             1 => {
-                self.releases.insert(r.get(1));
+                self.releases.insert(r.a);
             }
             2 => {
-                self.preferences.insert(r.get(1));
+                self.preferences.insert(r.a);
             }
             _ => self.consents.push(Consent {
-                id: r.get(1),
-                partner: r.get(2),
-                purposes: r.get::<String, _>(3).split(',').map(str::to_string).collect(),
-                part2: r.get::<i32, _>(4) != 0,
+                id: r.a,
+                partner: r.b,
+                purposes: r.c.split(',').map(str::to_string).collect(),
+                part2: r.d != 0,
             }),
         }
     }
@@ -174,10 +202,23 @@ impl PolicyLedger {
 
     /// One statement for all three.
     pub async fn for_patient(&self, patient_id: &str) -> Result<PatientLedger, StoreError> {
-        let rows = sqlx::query(LEDGER_ROWS).bind(patient_id).fetch_all(&self.store.pool).await?;
         let mut ledger = PatientLedger::default();
-        rows.iter().for_each(|r| ledger.add(r));
+        self.rows(LEDGER_ROWS, patient_id).await?.into_iter().for_each(|r| ledger.add(r));
         Ok(ledger)
+    }
+
+    /// The rows of a ledger statement: read on the calling thread where the store allows it
+    /// (an SQLite file, see [`crate::store::inline`]), else — and whenever that fails —
+    /// through the pool.
+    async fn rows(&self, sql: &str, patient_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
+        if let Some(inline) = &self.store.inline {
+            match inline.rows(sql, patient_id, LedgerRow::from_inline) {
+                Ok(rows) => return Ok(rows),
+                Err(e) => tracing::debug!(error = %e, "ledger read inline failed; reading through the pool"),
+            }
+        }
+        let rows = sqlx::query(sql).bind(patient_id).fetch_all(&self.store.pool).await?;
+        Ok(rows.iter().map(LedgerRow::from_pool).collect::<Result<_, _>>()?)
     }
 
     /// The link a requested patient id resolves to (as `PatientIndex::resolve` finds it)
@@ -198,16 +239,15 @@ impl PolicyLedger {
         if !crate::fhir::is_valid_id(patient_id) {
             return Ok(None);
         }
-        let rows = sqlx::query(SQL.as_str()).bind(patient_id).fetch_all(&self.store.pool).await?;
         let (mut gateway_id, mut members) = (None, Vec::new());
         let mut ledger = PatientLedger::default();
-        for r in &rows {
-            if r.get::<i32, _>(0) != 0 {
+        for r in self.rows(SQL.as_str(), patient_id).await? {
+            if r.kind != 0 {
                 ledger.add(r);
                 continue;
             }
-            gateway_id.get_or_insert_with(|| r.get::<String, _>(1));
-            members.push(LinkMember { source: r.get(2), source_patient_id: r.get(3), reason: r.get(5) });
+            gateway_id.get_or_insert(r.a);
+            members.push(LinkMember { source: r.b, source_patient_id: r.c, reason: r.e });
         }
         Ok(gateway_id.map(|id| (PatientLink::of(id, members), ledger)))
     }
@@ -326,5 +366,22 @@ mod tests {
         assert!(b_ledger.preferences.is_empty() && b_ledger.consents.is_empty());
         assert!(ledger.with_link("pt-none").await.unwrap().is_none());
         assert!(ledger.with_link("bad\u{0}id").await.unwrap().is_none(), "not an id: no one, not a store error");
+
+        // Read on the calling thread (an SQLite file), the same as through the pool
+        // (PostgreSQL's way, and the fallback).
+        assert!(store.inline.is_some());
+        let pooled = PolicyLedger::new(Store { inline: None, ..store.clone() });
+        for asked in ["pt-a", "pt-old", "pt-b", "pt-none"] {
+            let (inline, through_pool) =
+                (ledger.with_link(asked).await.unwrap(), pooled.with_link(asked).await.unwrap());
+            assert_eq!(inline.is_some(), asked != "pt-none");
+            assert_eq!(inline.map(|(l, d)| (l, d.consents)), through_pool.map(|(l, d)| (l, d.consents)), "{asked}");
+        }
+
+        // When the inline read fails (here: a file it cannot open), the pool answers.
+        let unreadable = crate::store::inline::InlineReads::new(&dir.path().join("missing").join("l.db"));
+        let failing = PolicyLedger::new(Store { inline: Some(std::sync::Arc::new(unreadable)), ..store.clone() });
+        let (link, got) = failing.with_link("pt-old").await.unwrap().expect("a link through the pool");
+        assert_eq!((link.gateway_id.as_str(), got.consents.len(), got.preferences.len()), ("pt-a", 1, 1));
     }
 }

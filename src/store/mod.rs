@@ -10,10 +10,11 @@
 //! made stale — an error no wait can cure). Writes are single statements or short
 //! transactions; nothing holds the write lock across a network call.
 
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use std::path::Path;
 
+pub mod inline;
 pub mod text;
 
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +69,8 @@ pub enum Dialect {
 pub struct Store {
     pub pool: AnyPool,
     pub dialect: Dialect,
+    /// Short reads on the calling thread (an SQLite file only; see [`inline`]).
+    pub inline: Option<std::sync::Arc<inline::InlineReads>>,
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -80,13 +83,15 @@ impl Store {
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         install_default_drivers();
         let open_err = |message: String| StoreError::Open { url: redact(url), message };
+        let mut file_path = None;
         let (connect_url, dialect) =
             if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
                 let file = path.split('?').next().unwrap_or(path);
-                if file != ":memory:" {
+                if file != ":memory:" && !file.is_empty() && !path.contains("mode=memory") {
                     if let Some(parent) = Path::new(file).parent().filter(|p| !p.as_os_str().is_empty()) {
                         std::fs::create_dir_all(parent).map_err(|e| open_err(e.to_string()))?;
                     }
+                    file_path = Some(Path::new(file).to_path_buf());
                 }
                 let sep = if path.contains('?') { '&' } else { '?' };
                 (format!("sqlite://{path}{sep}mode=rwc"), Dialect::Sqlite)
@@ -119,7 +124,8 @@ impl Store {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
         }
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
-        Ok(Store { pool, dialect })
+        let inline = file_path.map(|f| std::sync::Arc::new(inline::InlineReads::new(&f)));
+        Ok(Store { pool, dialect, inline })
     }
 
     /// A transaction that will write: on SQLite it takes the write lock at once

@@ -28,7 +28,7 @@ impl Tokens {
     pub async fn caller(&self, token: &str) -> Result<Option<Caller>, StoreError> {
         let s = &self.inner;
         let hash = digest(token);
-        let generation = revocation::current(&s.store.pool).await?;
+        let generation = revocation::current(&s.store).await?;
         if let Some(c) = s.checked.get(&hash).await {
             if c.generation == generation && Utc::now() < c.until {
                 if let Caller::App(b) = &c.caller {
