@@ -300,7 +300,8 @@ fn write_inline(inline: &crate::store::inline::InlineReads, batch: &[Pending], c
         }
     }
     let (Some(conn), Some(start)) = (chain.own_inline.as_ref(), chain.head.as_ref()) else { return None };
-    let mut seq = start.0 + 1;
+    let first = start.0 + 1;
+    let mut seq = first;
     let mut prev = start.1.clone();
     let rows = chained(batch, &mut seq, &mut prev);
     let written = conn.prepare_cached(&insert_sql(rows.len())).and_then(|mut stmt| {
@@ -310,7 +311,7 @@ fn write_inline(inline: &crate::store::inline::InlineReads, batch: &[Pending], c
     match written {
         Ok(_) => {
             chain.head = Some((seq - 1, prev));
-            Some(start_of(&chain.head, batch.len()))
+            Some(first)
         }
         Err(e) => {
             match e.sqlite_error_code() {
@@ -324,11 +325,6 @@ fn write_inline(inline: &crate::store::inline::InlineReads, batch: &[Pending], c
             None
         }
     }
-}
-
-/// The first sequence number of a batch of `len` entries that ended at `head`.
-fn start_of(head: &Option<Head>, len: usize) -> i64 {
-    head.as_ref().map_or(0, |h| h.0 - len as i64 + 1)
 }
 
 /// One entry as written: its place in the chain, when, and the hashes that link it.

@@ -11,10 +11,10 @@
 //! a connection of its own ([`InlineReads::append_connection`]), for the same reason.
 //!
 //! Its reads must never write, and nothing here may run a statement that can take longer
-//! than an index lookup or a short append, or wait for a lock: a busy file (a checkpoint or recovery holding it, rare) is
-//! answered [`InlineError::Busy`] at once, and on any error the caller runs the statement
-//! through the pool instead. It is used only for an SQLite file (an in-memory database has no file to
-//! open twice).
+//! than an index lookup or a short append, or wait for a lock: a busy file (a checkpoint
+//! or recovery holding it, rare) is answered [`InlineError::Busy`] at once, and on any
+//! error the caller runs the statement through the pool instead. It is used only for an
+//! SQLite file (an in-memory database has no file to open twice).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -28,11 +28,22 @@ pub enum InlineError {
     /// The file is locked for the moment: run the statement through the pool.
     #[error("the database file is busy")]
     Busy,
-    #[error("inline read failed: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    #[error("inline statement failed: {0}")]
+    Sqlite(rusqlite::Error),
 }
 
-/// Read-only connections to one SQLite file, taken by the statement that needs one.
+/// Every SQLite error the same way: busy or locked is [`InlineError::Busy`].
+impl From<rusqlite::Error> for InlineError {
+    fn from(e: rusqlite::Error) -> InlineError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => InlineError::Busy,
+            _ => InlineError::Sqlite(e),
+        }
+    }
+}
+
+/// Query-only connections to one SQLite file, taken by the statement that needs one (and
+/// the access log's append connection, made on request).
 pub struct InlineReads {
     path: PathBuf,
     idle: Mutex<Vec<rusqlite::Connection>>,
@@ -65,15 +76,10 @@ impl InlineReads {
             }
             Ok::<_, rusqlite::Error>(out)
         })();
-        match out {
-            Ok(out) => {
-                self.give_back(conn);
-                Ok(out)
-            }
-            // A failed connection is dropped, not kept.
-            Err(e) if is_busy(&e) => Err(InlineError::Busy),
-            Err(e) => Err(e.into()),
-        }
+        // A failed connection is dropped, not kept.
+        let out = out?;
+        self.give_back(conn);
+        Ok(out)
     }
 
     /// A connection that may write, for the access log's one-statement appends only: it
@@ -107,19 +113,12 @@ impl InlineReads {
         // file if every other connection has closed), but `query_only`: any statement that
         // would change the file is refused.
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = rusqlite::Connection::open_with_flags(&self.path, flags).map_err(|e| match is_busy(&e) {
-            true => InlineError::Busy,
-            false => InlineError::Sqlite(e),
-        })?;
+        let conn = rusqlite::Connection::open_with_flags(&self.path, flags)?;
         // Never wait for a lock on a runtime thread: busy is answered at once.
         conn.busy_timeout(std::time::Duration::ZERO)?;
         conn.pragma_update(None, "query_only", true)?;
         Ok(conn)
     }
-}
-
-fn is_busy(e: &rusqlite::Error) -> bool {
-    matches!(e.sqlite_error_code(), Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
 }
 
 #[cfg(test)]

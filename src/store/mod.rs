@@ -10,8 +10,8 @@
 //! made stale — an error no wait can cure). Writes are single statements or short
 //! transactions; nothing holds the write lock across a network call.
 
-use sqlx::any::{install_default_drivers, AnyPoolOptions};
 use sqlx::AnyPool;
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use std::path::Path;
 
 pub mod inline;
