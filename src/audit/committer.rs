@@ -254,7 +254,8 @@ async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> R
                 chain.inline_since_checkpoint = 0;
                 // Before the next append, so that it finds the WAL copied back in full and
                 // starts it again from the beginning (the file does not grow).
-                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&store.pool).await {
+                // The access log's own file (attached as `audit`, see [`crate::store`]).
+                if let Err(e) = sqlx::query("PRAGMA audit.wal_checkpoint(PASSIVE)").execute(&store.pool).await {
                     tracing::debug!(error = %e, "checkpoint after inline access log appends failed");
                 }
             }
@@ -304,7 +305,7 @@ fn write_inline(inline: &crate::store::inline::InlineReads, batch: &[Pending], c
     let mut seq = first;
     let mut prev = start.1.clone();
     let rows = chained(batch, &mut seq, &mut prev);
-    let written = conn.prepare_cached(&insert_sql(rows.len())).and_then(|mut stmt| {
+    let written = conn.prepare_cached(insert_sql(rows.len())).and_then(|mut stmt| {
         let values: Vec<&dyn rusqlite::ToSql> = rows.iter().flat_map(ChainedRow::values).collect();
         stmt.execute(values.as_slice())
     });
@@ -372,18 +373,27 @@ fn chained<'a>(chunk: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<Ch
         .collect()
 }
 
-/// The `INSERT` of `rows` entries (12 values each, `$1` … in order).
-fn insert_sql(rows: usize) -> String {
-    let rows: Vec<String> = (0..rows)
-        .map(|i| {
-            let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
-            format!("({})", values.join(", "))
-        })
-        .collect();
-    format!(
-        "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash) VALUES {}",
-        rows.join(", ")
-    )
+/// The `INSERT` of `rows` entries (12 values each, `$1` … in order), 1 to
+/// [`ROWS_PER_INSERT`]: made once per size (it is the key of each connection's prepared
+/// statements, looked up on every append).
+fn insert_sql(rows: usize) -> &'static str {
+    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        (0..=ROWS_PER_INSERT)
+            .map(|rows| {
+                let rows: Vec<String> = (0..rows)
+                    .map(|i| {
+                        let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+                        format!("({})", values.join(", "))
+                    })
+                    .collect();
+                format!(
+                    "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash) VALUES {}",
+                    rows.join(", ")
+                )
+            })
+            .collect()
+    });
+    &SQL[rows]
 }
 
 /// Whether `e` is a primary-key collision (another writer moved the chain on).
@@ -398,7 +408,7 @@ async fn insert(conn: &mut sqlx::AnyConnection, batch: &[Pending], start: &Head)
     let mut prev = start.1.clone();
     for (n, chunk) in batch.chunks(ROWS_PER_INSERT).enumerate() {
         let sql = insert_sql(chunk.len());
-        let mut insert = sqlx::query(&sql);
+        let mut insert = sqlx::query(sql);
         for row in chained(chunk, &mut seq, &mut prev) {
             let e = row.entry;
             insert = insert

@@ -375,7 +375,7 @@ mod tests {
         let store = Store::open(&format!("sqlite://{}/a.db", dir.path().display()), 4).await.unwrap();
         assert!(store.inline.is_some());
         let log = AuditLog::new(store.clone());
-        let wal = dir.path().join("a.db-wal");
+        let wal = dir.path().join("a-audit.db-wal");
         let mut largest = 0;
         for n in 0..2000 {
             assert_eq!(log.record(&entry(n)).await.unwrap(), n as i64 + 1);
@@ -390,6 +390,67 @@ mod tests {
         // Each append rewrites at least the table's last page: 2,000 of them unchecked leave
         // at least 8 MB of WAL (27 MB when measured); checkpointed every 256, about 4 MB.
         assert!(largest < 7 << 20, "the WAL grew to {largest} bytes");
+    }
+
+    /// A gateway before the access log had its own file kept it in the main one: the next
+    /// start moves every entry (the chain still verifies, none twice), also when an earlier
+    /// move stopped between copying and dropping.
+    #[tokio::test]
+    async fn an_access_log_in_the_main_file_moves_to_its_own_file_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let (main, audit) = (dir.path().join("a.db"), dir.path().join("a-audit.db"));
+        let url = format!("sqlite://{}", main.display());
+        let tables = |path: &std::path::Path| {
+            let conn = rusqlite::Connection::open(path).unwrap();
+            let mut stmt =
+                conn.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'audit_events' ORDER BY name").unwrap();
+            stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
+        };
+        for stopped_between in [false, true] {
+            let _ = std::fs::remove_file(&main);
+            let _ = std::fs::remove_file(&audit);
+            let store = Store::open(&url, 2).await.unwrap();
+            let log = AuditLog::new(store.clone());
+            for n in 0..30 {
+                log.record(&entry(n)).await.unwrap();
+            }
+            drop(log);
+            store.pool.close().await;
+            // Back to the old layout: the table (as the migration made it) in the main file.
+            let old = rusqlite::Connection::open(&main).unwrap();
+            old.execute("ATTACH DATABASE ?1 AS audit", [audit.to_string_lossy()]).unwrap();
+            old.execute_batch(&format!(
+                "{}; CREATE INDEX main.audit_events_patient ON audit_events (patient_id); \
+                 INSERT INTO main.audit_events SELECT * FROM audit.audit_events;",
+                include_str!("../../migrations/0006_audit.sql")
+                    .split("CREATE INDEX")
+                    .next()
+                    .unwrap()
+                    .replace("CREATE TABLE audit_events", "CREATE TABLE main.audit_events")
+            ))
+            .unwrap();
+            if stopped_between {
+                // Copied up to entry 20, then stopped before the main table was dropped.
+                old.execute_batch("DELETE FROM audit.audit_events WHERE seq > 20").unwrap();
+            } else {
+                old.execute_batch("DROP TABLE audit.audit_events").unwrap();
+            }
+            drop(old);
+            assert!(tables(&main).contains(&"audit_events".to_string()));
+
+            let store = Store::open(&url, 2).await.unwrap();
+            assert!(tables(&main).is_empty(), "gone from the main file: {:?}", tables(&main));
+            assert_eq!(
+                tables(&audit),
+                ["audit_events", "audit_events_patient"],
+                "the table and its index, in the access log's file"
+            );
+            let log = AuditLog::new(store.clone());
+            assert_eq!(log.verify().await.unwrap(), Verification { entries: 30, first_broken: None }, "{stopped_between}");
+            assert_eq!(log.record(&entry(30)).await.unwrap(), 31, "the chain goes on");
+            assert_eq!(log.verify().await.unwrap(), Verification { entries: 31, first_broken: None });
+            store.pool.close().await;
+        }
     }
 
     /// The runtime ends while appends are queued and in flight: every entry a caller was

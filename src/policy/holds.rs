@@ -7,7 +7,7 @@
 use super::config::{HoldRule, HoldsConfig};
 use crate::fhir::{self, time::parse_range};
 use crate::identity::{LinkMember, PatientLink, RESOLVED_ID};
-use crate::store::{Store, StoreError};
+use crate::store::{inline, Store, StoreError};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 use serde_json::Value;
@@ -164,8 +164,9 @@ impl LedgerRow {
         })
     }
 
-    fn from_inline(r: &rusqlite::Row<'_>) -> rusqlite::Result<LedgerRow> {
-        Ok(LedgerRow { kind: r.get(0)?, a: r.get(1)?, b: r.get(2)?, c: r.get(3)?, d: r.get(4)?, e: r.get(5)? })
+    fn from_inline(r: &inline::Values) -> Result<LedgerRow, inline::InlineError> {
+        use inline::{integer, text};
+        Ok(LedgerRow { kind: integer(r, 0)?, a: text(r, 1)?, b: text(r, 2)?, c: text(r, 3)?, d: integer(r, 4)?, e: text(r, 5)? })
     }
 }
 
@@ -210,7 +211,7 @@ impl PolicyLedger {
     /// The rows of a ledger statement: read on the calling thread where the store allows it
     /// (an SQLite file, see [`crate::store::inline`]), else — and whenever that fails —
     /// through the pool.
-    async fn rows(&self, sql: &str, patient_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
+    async fn rows(&self, sql: &'static str, patient_id: &str) -> Result<Vec<LedgerRow>, StoreError> {
         if let Some(inline) = &self.store.inline {
             match inline.rows(sql, patient_id, LedgerRow::from_inline) {
                 Ok(rows) => return Ok(rows),
@@ -379,7 +380,8 @@ mod tests {
         }
 
         // When the inline read fails (here: a file it cannot open), the pool answers.
-        let unreadable = crate::store::inline::InlineReads::new(&dir.path().join("missing").join("l.db"));
+        let missing = dir.path().join("missing");
+        let unreadable = crate::store::inline::InlineReads::new(&missing.join("l.db"), &missing.join("l-audit.db"));
         let failing = PolicyLedger::new(Store { inline: Some(std::sync::Arc::new(unreadable)), ..store.clone() });
         let (link, got) = failing.with_link("pt-old").await.unwrap().expect("a link through the pool");
         assert_eq!((link.gateway_id.as_str(), got.consents.len(), got.preferences.len()), ("pt-a", 1, 1));

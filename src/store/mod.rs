@@ -9,6 +9,14 @@
 //! the write lock first, so it never has to upgrade a read snapshot another writer has
 //! made stale — an error no wait can cure). Writes are single statements or short
 //! transactions; nothing holds the write lock across a network call.
+//!
+//! On an SQLite file the access log (`audit_events`) lives in a file of its own beside it
+//! ([`audit_file`], attached to every connection as `audit`, so the same unqualified
+//! statements reach it): it is appended on every request, and a commit to a file makes
+//! every other connection of that file drop its page cache and its memo of what it read
+//! ([`inline`]) — the patient index and the policy ledger no longer are. The table is
+//! created by the migrations in the main file and moved on opening ([`move_access_log`]).
+//! A later migration that touches `audit_events` must say so for SQLite (`audit.`).
 
 use sqlx::AnyPool;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -83,7 +91,7 @@ impl Store {
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         install_default_drivers();
         let open_err = |message: String| StoreError::Open { url: redact(url), message };
-        let mut file_path = None;
+        let mut file_path: Option<std::path::PathBuf> = None;
         let (connect_url, dialect) =
             if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
                 let file = path.split('?').next().unwrap_or(path);
@@ -98,6 +106,8 @@ impl Store {
             } else {
                 (url.to_string(), Dialect::Postgres)
             };
+        let audit_path = file_path.as_deref().map(audit_file);
+        let attach = audit_path.as_ref().map(|p| p.to_string_lossy().into_owned());
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { max_connections.min(4) } else { max_connections })
             .acquire_timeout(std::time::Duration::from_secs(10))
@@ -106,13 +116,18 @@ impl Store {
             // each time it is taken from the pool. PostgreSQL connections still are.
             .test_before_acquire(dialect == Dialect::Postgres)
             .after_connect(move |conn, _| {
+                let attach = attach.clone();
                 Box::pin(async move {
                     if dialect == Dialect::Sqlite {
                         let wait = format!("PRAGMA busy_timeout = {}", SQLITE_BUSY_TIMEOUT.as_millis());
                         sqlx::query(&wait).execute(&mut *conn).await?;
                         // WAL keeps committed data safe with NORMAL; only the last commits
                         // before a power loss may be lost, never the file.
-                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA main.synchronous = NORMAL").execute(&mut *conn).await?;
+                        if let Some(file) = attach {
+                            sqlx::query("ATTACH DATABASE $1 AS audit").bind(file).execute(&mut *conn).await?;
+                            sqlx::query("PRAGMA audit.synchronous = NORMAL").execute(&mut *conn).await?;
+                        }
                     }
                     Ok(())
                 })
@@ -121,10 +136,19 @@ impl Store {
             .await
             .map_err(|e| open_err(e.to_string()))?;
         if dialect == Dialect::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            sqlx::query("PRAGMA main.journal_mode = WAL").execute(&pool).await?;
+            if audit_path.is_some() {
+                sqlx::query("PRAGMA audit.journal_mode = WAL").execute(&pool).await?;
+            }
         }
         MIGRATOR.run(&pool).await.map_err(|e| StoreError::Migrate(e.to_string()))?;
-        let inline = file_path.map(|f| std::sync::Arc::new(inline::InlineReads::new(&f)));
+        let inline = match (file_path, audit_path) {
+            (Some(main), Some(audit)) => {
+                move_access_log(&pool).await?;
+                Some(std::sync::Arc::new(inline::InlineReads::new(&main, &audit)))
+            }
+            _ => None,
+        };
         Ok(Store { pool, dialect, inline })
     }
 
@@ -137,6 +161,68 @@ impl Store {
             Dialect::Postgres => self.pool.begin().await,
         }
     }
+}
+
+/// The access log's file beside an SQLite file: `portico.db` → `portico-audit.db`.
+pub fn audit_file(main: &Path) -> std::path::PathBuf {
+    let stem = main.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match main.extension() {
+        Some(ext) => format!("{stem}-audit.{}", ext.to_string_lossy()),
+        None => format!("{stem}-audit"),
+    };
+    main.with_file_name(name)
+}
+
+/// Moves `audit_events` from the main file (where the migrations create it, and where a
+/// gateway before the move kept it) to the attached `audit` file. Two steps, each its own
+/// transaction, so that a stop between them loses nothing: the rows are copied first (only
+/// those past the last one already there, so a second run copies none twice), then the
+/// main file's table is dropped.
+async fn move_access_log(pool: &AnyPool) -> Result<(), StoreError> {
+    let in_main: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_events'",
+    )
+    .fetch_one(pool)
+    .await?;
+    if in_main == 0 {
+        return Ok(());
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let in_audit: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit.sqlite_master WHERE type = 'table' AND name = 'audit_events'",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if in_audit == 0 {
+        // The table first, then its indexes, as the migrations wrote them.
+        let ddl: Vec<String> = sqlx::query_scalar(
+            "SELECT sql FROM main.sqlite_master WHERE tbl_name = 'audit_events' AND sql IS NOT NULL \
+             ORDER BY type = 'index'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for statement in ddl {
+            // Its sequence number as the rowid itself (SQLite's `INTEGER PRIMARY KEY`; still
+            // unique): one b-tree fewer to write on every append.
+            let statement = statement.replacen("seq BIGINT PRIMARY KEY", "seq INTEGER PRIMARY KEY", 1);
+            let statement = ["CREATE TABLE ", "CREATE INDEX ", "CREATE UNIQUE INDEX "]
+                .iter()
+                .find_map(|head| statement.strip_prefix(head).map(|rest| format!("{head}audit.{rest}")))
+                .ok_or_else(|| StoreError::Migrate(format!("cannot move the access log: {statement}")))?;
+            sqlx::query(&statement).execute(&mut *tx).await?;
+        }
+    }
+    sqlx::query(
+        "INSERT INTO audit.audit_events SELECT * FROM main.audit_events \
+         WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit.audit_events) ORDER BY seq",
+    )
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    sqlx::query("DROP TABLE main.audit_events").execute(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// A database URL with any password removed, for messages.

@@ -353,9 +353,15 @@ async fn a_batch_that_cannot_be_written_fails_every_caller_and_writes_none_of_it
     let gw = Gateway::start(&fixture_file_sources()).await;
     let (store, log) = replicas(&gw, 1).await.remove(0);
     let first = log.record(&entry("app:before".into())).await.unwrap();
+    // On an SQLite file the access log has a file of its own, attached as `audit`; a
+    // trigger lives in its table's file.
+    let sqlite_trigger = format!(
+        "CREATE TRIGGER {}refuse_poison BEFORE INSERT ON audit_events WHEN NEW.actor = 'poison' \
+         BEGIN SELECT RAISE(ABORT, 'poison refused'); END",
+        if store.inline.is_some() { "audit." } else { "" }
+    );
     let refuse_poison: &[&str] = match store.dialect {
-        Dialect::Sqlite => &["CREATE TRIGGER refuse_poison BEFORE INSERT ON audit_events WHEN NEW.actor = 'poison' \
-              BEGIN SELECT RAISE(ABORT, 'poison refused'); END"],
+        Dialect::Sqlite => &[sqlite_trigger.as_str()],
         Dialect::Postgres => &[
             "CREATE FUNCTION refuse_poison() RETURNS trigger LANGUAGE plpgsql AS \
              'BEGIN IF NEW.actor = ''poison'' THEN RAISE EXCEPTION ''poison refused''; END IF; RETURN NEW; END'",
