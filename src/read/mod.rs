@@ -844,10 +844,14 @@ impl Reader {
             .enumerate()
             .filter(|(_, r)| searchable(access, r))
             .filter(|(_, r)| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
-            .filter(|(_, r)| match (since, r.pointer("/meta/lastUpdated").and_then(Value::as_str)) {
-                (Some(since), Some(updated)) => parse_range(updated, self.zone).is_none_or(|u| u.start >= since),
-                // Without meta.lastUpdated a resource cannot be shown to be older: include it.
-                _ => true,
+            .filter(|(_, r)| {
+                // Looked at only when asked for (this runs for every resource of the record).
+                let Some(since) = since else { return true };
+                match r.get("meta").and_then(|m| m.get("lastUpdated")).and_then(Value::as_str) {
+                    Some(updated) => parse_range(updated, self.zone).is_none_or(|u| u.start >= since),
+                    // Without meta.lastUpdated a resource cannot be shown to be older: include it.
+                    None => true,
+                }
             })
             .collect();
         let rendered = self.rendered(&v);
