@@ -4,7 +4,7 @@
 
 use super::download_routes::{self, FormatKind};
 use super::error::ApiError;
-use super::{fhir_json, ApiState};
+use super::{fhir_json, fhir_json_bytes, ApiState};
 use crate::auth::Access;
 use crate::fhir::bundle::{searchset, searchset_pieces, Entry, Searchset};
 use crate::fhir::model::codes::SearchEntryMode;
@@ -107,7 +107,12 @@ async fn read(
 ) -> Result<Response, ApiError> {
     let subset = read_subset(&resource_type, &pairs(&query))?;
     let trail = Trail::new(format!("/fhir/{resource_type}/{id}"), Some(from.ip()));
-    let mut resource = state.reader.read(&access, &trail, &resource_type, &id).await?;
+    let resource = state.reader.read(&access, &trail, &resource_type, &id).await?;
+    if subset == Subset::Whole {
+        // As it was written for its decision, when it was: sent without building it again.
+        return Ok(fhir_json_bytes(StatusCode::OK, resource.to_json().into()));
+    }
+    let mut resource = resource.into_value();
     subset.apply(&mut resource);
     Ok(fhir_json(StatusCode::OK, &resource))
 }

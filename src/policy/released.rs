@@ -106,7 +106,12 @@ impl Released {
     }
 
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {
-        self.positions.get(&format!("{resource_type}/{id}")).map(|&i| &self.resources[i])
+        self.position(resource_type, id).map(|i| &self.resources[i])
+    }
+
+    /// Where `resource_type/id` is in [`Released::resources`], if it was released.
+    pub fn position(&self, resource_type: &str, id: &str) -> Option<usize> {
+        self.positions.get(&format!("{resource_type}/{id}")).copied()
     }
 
     pub fn patient(&self) -> Option<&Value> {

@@ -186,13 +186,13 @@ impl Reader {
         trail: &Trail,
         resource_type: &str,
         id: &str,
-    ) -> Result<Value, ReadError> {
+    ) -> Result<Out, ReadError> {
         let (patient, result) = match self.permit(access, resource_type, Interaction::Read) {
             Ok(()) => self.find(access, resource_type, id).await,
             Err(e) => (None, Err(e)),
         };
         let patient = if resource_type == "Patient" && fhir::is_valid_id(id) { Some(id.to_string()) } else { patient };
-        let result = result.map(|r| self.outward(r));
+        let result = result.map(|r| r.outward_with(|v| self.outward(v)));
         trail::logged(&self.audit, access, trail, "read", patient, false, result).await
     }
 
@@ -681,7 +681,7 @@ impl Reader {
 
     /// The resource `resource_type/id` if released to the caller, with the record it was
     /// found in (for the access log; none for a resource that belongs to no one record).
-    async fn find(&self, access: &Access, resource_type: &str, id: &str) -> (Option<String>, Result<Value, ReadError>) {
+    async fn find(&self, access: &Access, resource_type: &str, id: &str) -> (Option<String>, Result<Out, ReadError>) {
         if !fhir::is_served_type(resource_type) {
             return (None, Err(ReadError::UnsupportedType(resource_type.into())));
         }
@@ -694,7 +694,7 @@ impl Reader {
             // whichever other record happens to hold them too.
             let Some(own) = self.own_id(access).await else { return (None, Err(ReadError::NotFound)) };
             let found = match self.visible(access, &own).await {
-                Ok(v) => v.released.get(resource_type, id).cloned().ok_or(ReadError::NotFound),
+                Ok(v) => self.one_of(&v, v.released.position(resource_type, id)),
                 Err(e) => Err(e),
             };
             return (found.is_ok().then_some(own), found);
@@ -705,18 +705,34 @@ impl Reader {
             match self.aggregator.locate(resource_type, id).await {
                 Some(p) => p,
                 // Practitioners, Organizations … belong to no one record.
-                None => return (None, self.aggregator.standalone(resource_type, id).await.ok_or(ReadError::NotFound)),
+                None => {
+                    let found = self.aggregator.standalone(resource_type, id).await.map(Out::value);
+                    return (None, found.ok_or(ReadError::NotFound));
+                }
             }
         };
         let found = match self.visible(access, &patient_id).await {
             Ok(v) => {
-                let found =
-                    if resource_type == "Patient" { v.released.patient() } else { v.released.get(resource_type, id) };
-                found.cloned().ok_or(ReadError::NotFound)
+                let at = if resource_type == "Patient" {
+                    v.released.patient().map(|_| 0)
+                } else {
+                    v.released.position(resource_type, id)
+                };
+                self.one_of(&v, at)
             }
             Err(e) => Err(e),
         };
         (found.is_ok().then_some(patient_id), found)
+    }
+
+    /// The resource at `at` of what is visible: as rendered with its kept decision when there
+    /// is one (written once, sent as it is), else the released resource.
+    fn one_of(&self, v: &Visible, at: Option<usize>) -> Result<Out, ReadError> {
+        let at = at.ok_or(ReadError::NotFound)?;
+        Ok(match self.rendered(v) {
+            Some(rendered) => Out::rendered(&rendered, at),
+            None => Out::value(v.released.resources()[at].clone()),
+        })
     }
 
     /// The matches of a search, before logging.

@@ -119,6 +119,31 @@ impl Out {
         }
     }
 
+    /// A resource not rendered yet made ready to go out with `outward`; a rendered one
+    /// already is.
+    pub(super) fn outward_with(self, outward: impl FnOnce(Value) -> Value) -> Out {
+        match self.0 {
+            Piece::Value(v) => Out(Piece::Value(outward(v))),
+            rendered => Out(rendered),
+        }
+    }
+
+    /// The resource as it goes out, as a value (to be narrowed by `_summary`/`_elements`):
+    /// a rendered one is read back from its bytes.
+    pub fn into_value(self) -> Value {
+        match self.0 {
+            Piece::Value(v) => v,
+            Piece::Rendered(r, i) => serde_json::from_slice(&r.json[i]).unwrap_or_else(|_| r.released.resources()[i].clone()),
+        }
+    }
+
+    /// The resource as it goes out, compact JSON (a rendered one as it was written).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.write_json(&mut out);
+        out
+    }
+
     pub fn resource_type(&self) -> &str {
         crate::fhir::resource_type(self.released()).unwrap_or("")
     }

@@ -224,6 +224,28 @@ async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
         }
         assert_ne!(page_of(&mine), page_of(&hers), "{path}: the teen's page is not her mother's");
     }
+    // Reads by id, warm (sent as written for the reader's kept decision): each is the
+    // resource her own `$everything` carries, byte for byte the same JSON; what is withheld
+    // from the mother stays 404 for her right after the teen's read of it, and `_elements`
+    // still narrows a warm read.
+    let teen_page = &first.iter().find(|(w, _)| w == teen).unwrap().1;
+    let resource_of = |id: &str| {
+        teen_page["entry"].as_array().unwrap().iter().find(|e| e["resource"]["id"] == id).unwrap()["resource"].clone()
+    };
+    for id in withheld.iter().take(4) {
+        let t = resource_of(id)["resourceType"].as_str().unwrap().to_string();
+        for _ in 0..2 {
+            let body = raw(&gw, &format!("{t}/{id}"), teen).await;
+            assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), resource_of(id), "{t}/{id}");
+            assert_eq!(gw.get_with(&format!("{t}/{id}"), Some(mother), &[]).await.0, 404, "{t}/{id}");
+        }
+        let (status, narrowed) = gw.get_with(&format!("{t}/{id}?_elements=id"), Some(teen), &[]).await;
+        assert_eq!(status, 200);
+        assert!(narrowed["meta"]["tag"].to_string().contains("SUBSETTED"), "{narrowed}");
+        assert_eq!(narrowed["id"], id.as_str());
+    }
+    let held = "Observation/ehr.k-maya";
+    assert_eq!(gw.get_with(held, Some(teen), &[]).await.0, 404, "held: not readable by id either");
 
     // HIM releases the held value: the teen's very next page shows it; her mother's (a
     // parent of an adolescent sees no results) is the page she had, decided anew.
@@ -238,6 +260,8 @@ async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
     assert_eq!(released.status().as_u16(), 200);
     let teen_now = page_of(&raw(&gw, &paths[0], teen).await);
     assert!(entry_ids(&teen_now).contains(&"ehr.k-maya".to_string()), "the teen sees the released value");
+    assert_eq!(gw.get_with(held, Some(teen), &[]).await.0, 200, "and reads it by id at once");
+    assert_eq!(gw.get_with(held, Some(mother), &[]).await.0, 404);
     assert_eq!(entry_ids(&teen_now).len(), teen_ids.len() + 1);
     let hers = raw(&gw, &paths[0], mother).await;
     assert_eq!(page_of(&hers), first[1].1, "the mother's page after the release");
