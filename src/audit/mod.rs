@@ -394,7 +394,7 @@ mod tests {
 
     /// A gateway before the access log had its own file kept it in the main one: the next
     /// start moves every entry (the chain still verifies, none twice), also when an earlier
-    /// move stopped between copying and dropping.
+    /// move stopped between copying and dropping, and when two start at once.
     #[tokio::test]
     async fn an_access_log_in_the_main_file_moves_to_its_own_file_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -406,7 +406,7 @@ mod tests {
                 conn.prepare("SELECT name FROM sqlite_master WHERE tbl_name = 'audit_events' ORDER BY name").unwrap();
             stmt.query_map([], |r| r.get::<_, String>(0)).unwrap().collect::<Result<Vec<_>, _>>().unwrap()
         };
-        for stopped_between in [false, true] {
+        for (stopped_between, two_at_once) in [(false, false), (true, false), (false, true)] {
             let _ = std::fs::remove_file(&main);
             let _ = std::fs::remove_file(&audit);
             let store = Store::open(&url, 2).await.unwrap();
@@ -438,7 +438,15 @@ mod tests {
             drop(old);
             assert!(tables(&main).contains(&"audit_events".to_string()));
 
-            let store = Store::open(&url, 2).await.unwrap();
+            let store = if two_at_once {
+                // Two processes starting on the same file at once: one moves, the other
+                // finds it moved.
+                let (a, b) = tokio::join!(Store::open(&url, 2), Store::open(&url, 2));
+                b.unwrap().pool.close().await;
+                a.unwrap()
+            } else {
+                Store::open(&url, 2).await.unwrap()
+            };
             assert!(tables(&main).is_empty(), "gone from the main file: {:?}", tables(&main));
             assert_eq!(
                 tables(&audit),

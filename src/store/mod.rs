@@ -177,17 +177,19 @@ pub fn audit_file(main: &Path) -> std::path::PathBuf {
 /// gateway before the move kept it) to the attached `audit` file. Two steps, each its own
 /// transaction, so that a stop between them loses nothing: the rows are copied first (only
 /// those past the last one already there, so a second run copies none twice), then the
-/// main file's table is dropped.
+/// main file's table is dropped. Each step looks again under the write lock, so a second
+/// process opening the same file at the same moment finds the work done, not an error.
 async fn move_access_log(pool: &AnyPool) -> Result<(), StoreError> {
-    let in_main: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_events'",
-    )
-    .fetch_one(pool)
-    .await?;
+    const IN_MAIN: &str = "SELECT COUNT(*) FROM main.sqlite_master WHERE type = 'table' AND name = 'audit_events'";
+    let in_main: i64 = sqlx::query_scalar(IN_MAIN).fetch_one(pool).await?;
     if in_main == 0 {
         return Ok(());
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let in_main: i64 = sqlx::query_scalar(IN_MAIN).fetch_one(&mut *tx).await?;
+    if in_main == 0 {
+        return Ok(tx.commit().await?);
+    }
     let in_audit: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit.sqlite_master WHERE type = 'table' AND name = 'audit_events'",
     )
@@ -220,7 +222,7 @@ async fn move_access_log(pool: &AnyPool) -> Result<(), StoreError> {
     .await?;
     tx.commit().await?;
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    sqlx::query("DROP TABLE main.audit_events").execute(&mut *tx).await?;
+    sqlx::query("DROP TABLE IF EXISTS main.audit_events").execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(())
 }
