@@ -36,6 +36,10 @@ const KEPT: usize = 8;
 /// Each reader's page cache, in KiB.
 const READER_CACHE_KIB: i64 = 256;
 
+/// The page cache of a connection's access log file (appends, and the log's index lookups),
+/// in KiB.
+pub const APPEND_CACHE_KIB: i64 = 256;
+
 /// How many answers one connection keeps (all are dropped at the file's next change, and
 /// when this many are kept).
 const KEPT_ANSWERS: usize = 1024;
@@ -139,6 +143,8 @@ impl InlineReads {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // It never checkpoints (a checkpoint syncs the file): its user has the pool do it.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // An append touches the last pages of the table and of its index: a small cache.
+        conn.pragma_update(None, "cache_size", -APPEND_CACHE_KIB)?;
         Ok(conn)
     }
 

@@ -127,6 +127,10 @@ impl Store {
                         if let Some(file) = attach {
                             sqlx::query("ATTACH DATABASE $1 AS audit").bind(file).execute(&mut *conn).await?;
                             sqlx::query("PRAGMA audit.synchronous = NORMAL").execute(&mut *conn).await?;
+                            // Appends and index lookups: a small page cache, as the inline
+                            // append connection's ([`inline::APPEND_CACHE_KIB`]).
+                            let cache = format!("PRAGMA audit.cache_size = -{}", inline::APPEND_CACHE_KIB);
+                            sqlx::query(&cache).execute(&mut *conn).await?;
                         }
                     }
                     Ok(())
