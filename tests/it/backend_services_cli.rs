@@ -28,9 +28,10 @@ fn jwk(name: &str) -> Value {
 /// A config on an SQLite file in `dir` with the EHR fixtures; returns (config path, db url).
 fn write_config(dir: &Path) -> (String, String) {
     let db = format!("sqlite://{}/portico.db", dir.display());
+    let anchor = fixture_anchor();
     let body = format!(
         "[server]\nlisten = \"127.0.0.1:8080\"\n[database]\nurl = \"{db}\"\n\
-         [[sources]]\nname = \"ehr\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+         [[sources]]\nname = \"ehr\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{anchor}\"\n",
         fixtures("ehr").display()
     );
     let file = dir.join("portico.toml");

@@ -113,6 +113,7 @@ async fn simulate_serves_a_fixture_folder_behind_client_credentials() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let dir = tempfile::tempdir().unwrap();
+    let anchor = fixture_anchor();
     let args = [
         "simulate",
         "--source",
@@ -120,7 +121,7 @@ async fn simulate_serves_a_fixture_folder_behind_client_credentials() {
         "--listen",
         &format!("127.0.0.1:{port}"),
         "--shift-dates-from",
-        FIXTURE_ANCHOR,
+        &anchor,
         "--require-client-credentials",
         "app:s3cret",
         "--page-size",
@@ -564,8 +565,9 @@ fn write_files_config(dir: &Path) -> String {
     );
     for s in ["ehr", "lab", "imaging", "behavioral"] {
         let path = fixtures(s);
+        let anchor = fixture_anchor();
         text += &format!(
-            "[[sources]]\nname = \"{s}\"\ndisplay = \"{}\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+            "[[sources]]\nname = \"{s}\"\ndisplay = \"{}\"\nkind = \"files\"\npath = \"{}\"\nshift_dates_from = \"{anchor}\"\n",
             display_of(s),
             path.display()
         );

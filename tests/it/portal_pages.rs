@@ -32,8 +32,9 @@ fn clinic_source(dir: &std::path::Path) -> String {
         "onsetDateTime": "2025-09-15"});
     write_file(&folder, "Patient.ndjson", &format!("{patient}\n"));
     write_file(&folder, "Condition.ndjson", &format!("{rhinitis}\n{anxiety}\n"));
+    let anchor = fixture_anchor();
     format!(
-        "[[sources]]\nname = \"clinic\"\ndisplay = \"{CLINIC}\"\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+        "[[sources]]\nname = \"clinic\"\ndisplay = \"{CLINIC}\"\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{anchor}\"\n",
         folder.display().to_string()
     )
 }

@@ -176,8 +176,9 @@ async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
     std::fs::write(&policy, text).unwrap();
     let mut body = rest_source("ehr", &display_of("ehr"), sim.base_url(), "");
     for s in ["lab", "imaging", "behavioral"] {
+        let anchor = fixture_anchor();
         body += &format!(
-            "[[sources]]\nname = {s:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+            "[[sources]]\nname = {s:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{anchor}\"\n",
             display_of(s),
             fixtures(s).display().to_string()
         );

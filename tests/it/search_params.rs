@@ -55,8 +55,9 @@ fn pharmacy_source(dir: &std::path::Path) -> String {
     ];
     let lines: String = resources.iter().map(|r| format!("{r}\n")).collect();
     write_file(&folder, "pharmacy.ndjson", &lines);
+    let anchor = fixture_anchor();
     format!(
-        "[[sources]]\nname = \"pharmacy\"\ndisplay = \"Harbor Pharmacy\"\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+        "[[sources]]\nname = \"pharmacy\"\ndisplay = \"Harbor Pharmacy\"\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{anchor}\"\n",
         folder.display().to_string()
     )
 }
@@ -106,8 +107,9 @@ fn fixtures_without(dir: &std::path::Path, drop: &[&str]) -> String {
             };
             write_file(&to, name, &out);
         }
+        let anchor = fixture_anchor();
         sources += &format!(
-            "[[sources]]\nname = {source:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+            "[[sources]]\nname = {source:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{anchor}\"\n",
             display_of(source),
             to.display().to_string()
         );

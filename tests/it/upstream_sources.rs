@@ -521,9 +521,10 @@ async fn source_auth_and_tls_config_is_checked_at_load() {
 #[tokio::test]
 async fn a_simulated_source_can_require_backend_services_or_a_secret_or_behave_like_epic() {
     let simulated = |name: &str, extra: &str| {
+        let anchor = fixture_anchor();
         format!(
             "[[sources]]\nname = \"{name}\"\ndisplay = \"{LAB}\"\nkind = \"simulated\"\npath = {:?}\n\
-             shift_dates_from = \"{FIXTURE_ANCHOR}\"\nmax_retries = 0\n{extra}\n",
+             shift_dates_from = \"{anchor}\"\nmax_retries = 0\n{extra}\n",
             fixtures("lab").display().to_string()
         )
     };

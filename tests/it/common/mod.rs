@@ -38,10 +38,26 @@ pub fn fixtures(source: &str) -> PathBuf {
     root().join("fixtures").join(source)
 }
 
-/// Whole days from the fixture anchor to today (UTC).
+/// The day this test run calls today (UTC), fixed at its first use: a run that crosses
+/// midnight keeps one date shift for the fixtures it loads itself and the dates it expects.
+static RUN_DAY: std::sync::LazyLock<chrono::NaiveDate> = std::sync::LazyLock::new(|| chrono::Utc::now().date_naive());
+
+fn anchor_day() -> chrono::NaiveDate {
+    chrono::NaiveDate::parse_from_str(FIXTURE_ANCHOR, "%Y-%m-%d").unwrap()
+}
+
+/// Whole days from the fixture anchor to the run's day (UTC).
 pub fn shift_days() -> i64 {
-    let anchor = chrono::NaiveDate::parse_from_str(FIXTURE_ANCHOR, "%Y-%m-%d").unwrap();
-    portico::fhir::time::days_since(anchor, chrono::Utc::now(), chrono::FixedOffset::east_opt(0).unwrap())
+    (*RUN_DAY - anchor_day()).num_days()
+}
+
+/// The anchor to write as a source's `shift_dates_from` (or a simulator's
+/// `--shift-dates-from`): the gateway or simulator counts its shift from its own clock when it
+/// starts, so the anchor moves on by the days since the run's day and the shift it counts is
+/// [`shift_days`] even after midnight.
+pub fn fixture_anchor() -> String {
+    let since_run_day = chrono::Utc::now().date_naive() - *RUN_DAY;
+    (anchor_day() + since_run_day).format("%Y-%m-%d").to_string()
 }
 
 /// Loads a fixture source as the simulator and file sources see it.
@@ -82,8 +98,9 @@ pub fn fixture_file_sources() -> String {
     ["ehr", "lab", "imaging", "behavioral"]
         .iter()
         .map(|s| {
+            let anchor = fixture_anchor();
             format!(
-                "[[sources]]\nname = {s:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{FIXTURE_ANCHOR}\"\n",
+                "[[sources]]\nname = {s:?}\ndisplay = {:?}\nkind = \"files\"\npath = {:?}\nshift_dates_from = \"{anchor}\"\n",
                 display_of(s),
                 fixtures(s).display().to_string()
             )
