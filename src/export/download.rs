@@ -153,6 +153,7 @@ pub fn bundle(record: &WholeRecord, base_url: &str, produced: DateTime<Utc>) -> 
         self_url: &self_url,
         next_url: None,
         total: Some(record.resources().len()),
+        last_updated: None,
     };
     searchset(&shell, entries)
 }

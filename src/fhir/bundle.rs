@@ -53,6 +53,8 @@ pub struct Searchset<'a> {
     pub self_url: &'a str,
     pub next_url: Option<&'a str>,
     pub total: Option<usize>,
+    /// `meta.lastUpdated` (a simulated server's answers carry it).
+    pub last_updated: Option<DateTime<Utc>>,
 }
 
 /// One entry: `fullUrl`, the resource (exactly as given) and its `search.mode`.
@@ -91,6 +93,13 @@ impl WriteJson for Value {
     fn write_json(&self, out: &mut Vec<u8>) {
         // Writing a `Value` into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, self);
+    }
+}
+
+/// A borrowed resource writes itself (nothing is copied first).
+impl<T: WriteJson + ?Sized> WriteJson for &T {
+    fn write_json(&self, out: &mut Vec<u8>) {
+        (**self).write_json(out);
     }
 }
 
@@ -250,6 +259,9 @@ fn typed_shell(shell: &Searchset<'_>, entries: Vec<(String, SearchEntryMode)>) -
     }
     if let Some(total) = shell.total {
         bundle = bundle.total(u32::try_from(total).unwrap_or(u32::MAX));
+    }
+    if let Some(t) = shell.last_updated {
+        bundle = bundle.meta(super::model::types::Meta::builder().last_updated(instant(t)).build()?);
     }
     bundle.build()
 }

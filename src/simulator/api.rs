@@ -4,7 +4,7 @@
 //! control, throttling and latency happen before these run (`guard`). They only read the
 //! store; they never write to it and never log patient data.
 
-use super::guard::{fhir_json, outcome};
+use super::guard::{fhir_bytes, fhir_json, outcome};
 use super::{bulk, capability, everything, search, Shared};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::outcome::Issue;
@@ -104,7 +104,7 @@ pub(super) async fn search(
     let lenient =
         crate::fhir::search::prefers_lenient(headers.get_all("prefer").iter().filter_map(|v| v.to_str().ok()));
     match search::run(&shared, &resource_type, uri.query().unwrap_or(""), lenient) {
-        Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
+        Ok(bundle) => fhir_bytes(StatusCode::OK, bundle),
         Err((status, issue)) => outcome(status, issue),
     }
 }
@@ -137,7 +137,7 @@ pub(super) async fn instance_operation(
         return outcome(StatusCode::BAD_REQUEST, Issue::error(IssueType::Invalid, "not a valid FHIR logical id"));
     }
     match everything::run(&shared, &id, uri.query().unwrap_or("")) {
-        Ok(bundle) => fhir_json(StatusCode::OK, &bundle),
+        Ok(bundle) => fhir_bytes(StatusCode::OK, bundle),
         Err((status, issue)) => outcome(status, issue),
     }
 }

@@ -265,9 +265,19 @@ impl DiskStore {
         }
         let mut matched: Vec<(Box<str>, u32)> = Vec::new();
         let all: Vec<u32>;
-        let positions = match within {
-            Some(w) => w,
-            None => {
+        let by_id: Vec<u32>;
+        let index = self.types.get(resource_type);
+        let positions = match (within, super::search::ids_searched(pairs)) {
+            (Some(w), _) => w,
+            // `_id` from the id index (the filters still apply to what it finds).
+            (None, Some(ids)) => {
+                let mut found: Vec<u32> = ids.filter_map(|id| index.and_then(|i| i.by_id.get(id)).copied()).collect();
+                found.sort_unstable();
+                found.dedup();
+                by_id = found;
+                &by_id
+            }
+            (None, None) => {
                 all = (0..u32::try_from(self.count(resource_type)).unwrap_or(u32::MAX)).collect();
                 &all
             }

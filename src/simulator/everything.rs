@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 
 /// One page of `patient_id`'s `$everything`. `raw_query` is the query string as received:
 /// `_count` and `_cursor` are understood, anything else is refused.
-pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<Value, Refusal> {
+pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<Vec<u8>, Refusal> {
     let page_size = shared.options.page_size;
     let mut count = page_size;
     let mut after = None;
@@ -79,6 +79,6 @@ pub(super) fn run(shared: &Shared, patient_id: &str, raw_query: &str) -> Result<
     let page = page_after(all, |(key, _)| key.clone(), after.as_deref(), count);
     let base = &shared.base_url;
     let operation = format!("Patient/{patient_id}/$everything");
-    let entries = page.items.into_iter().map(|(key, (r, mode))| (format!("{base}/{key}"), r.clone(), mode)).collect();
+    let entries = page.items.into_iter().map(|(key, (r, mode))| (format!("{base}/{key}"), r, mode)).collect::<Vec<_>>();
     Ok(page_bundle(shared, &operation, raw_query, page.next.as_deref(), total, entries))
 }

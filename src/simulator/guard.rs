@@ -138,6 +138,11 @@ pub(super) fn fhir_json(status: StatusCode, body: &Value) -> Response {
     (status, [(header::CONTENT_TYPE, FHIR_JSON)], body.to_string()).into_response()
 }
 
+/// A FHIR JSON response already written.
+pub(super) fn fhir_bytes(status: StatusCode, body: Vec<u8>) -> Response {
+    (status, [(header::CONTENT_TYPE, FHIR_JSON)], body).into_response()
+}
+
 /// An OperationOutcome response with one issue.
 pub(super) fn outcome(status: StatusCode, issue: Issue) -> Response {
     fhir_json(status, &operation_outcome(&[issue]))

@@ -7,7 +7,7 @@
 
 use super::Shared;
 use crate::fhir;
-use crate::fhir::bundle::{decode_cursor, page_after, searchset, Entry, Searchset};
+use crate::fhir::bundle::{decode_cursor, page_after, searchset_bytes, Searchset, WriteJson};
 use crate::fhir::model::codes::{IssueType, SearchEntryMode};
 use crate::fhir::outcome::Issue;
 use crate::fhir::reference;
@@ -15,8 +15,8 @@ use crate::fhir::search::include::Include;
 use crate::fhir::search::{self as fsearch, SearchError};
 use crate::sources::files::ResourceStore;
 use axum::http::StatusCode;
-use chrono::{Offset, Utc};
-use serde_json::{json, Value};
+use chrono::{Offset, SubsecRound, Utc};
+use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 
 /// Where each patient's resources are, as positions in `store.of_type(type)`: built once
@@ -184,7 +184,7 @@ fn patient_id(value: &str) -> Result<&str, Refusal> {
 
 /// Runs a search of `resource_type` (already known to be supported) and answers the
 /// searchset page. `raw_query` is the query string exactly as received.
-pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient: bool) -> Result<Value, Refusal> {
+pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient: bool) -> Result<Vec<u8>, Refusal> {
     let zone = Utc.fix();
     let pairs = decode_pairs(raw_query).map_err(bad)?;
     let (patient_pairs, other_pairs): (Vec<_>, Vec<_>) =
@@ -246,9 +246,12 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
             Some(before) => before.intersection(&these).copied().collect(),
         });
     }
-    let mut matched: Vec<&Value> = match selected {
-        None => all.iter().collect(),
-        Some(positions) => positions.into_iter().map(|i| &all[i]).collect(),
+    let mut matched: Vec<&Value> = match (selected, ids_searched(&other_pairs)) {
+        // An `_id` search is answered from the store's id index, as a real server's is (the
+        // filters below still apply).
+        (None, Some(ids)) => ids.filter_map(|id| shared.store.get(resource_type, id)).collect(),
+        (None, None) => all.iter().collect(),
+        (Some(positions), _) => positions.into_iter().map(|i| &all[i]).collect(),
     };
     matched.retain(|r| fhir::resource_id(r).is_some());
     matched.retain(|r| query.filters.iter().all(|f| fsearch::matches(r, f, zone)));
@@ -270,14 +273,21 @@ pub(super) fn run(shared: &Shared, resource_type: &str, raw_query: &str, lenient
         .into_iter()
         .map(|r| {
             let id = fhir::resource_id(r).unwrap_or_default();
-            (format!("{base}/{resource_type}/{id}"), r.clone(), SearchEntryMode::Match)
+            (format!("{base}/{resource_type}/{id}"), r, SearchEntryMode::Match)
         })
         .chain(included.into_iter().map(|p| {
             let id = fhir::resource_id(p).unwrap_or_default();
-            (format!("{base}/Provenance/{id}"), p.clone(), SearchEntryMode::Include)
+            (format!("{base}/Provenance/{id}"), p, SearchEntryMode::Include)
         }))
         .collect();
     Ok(page_bundle(shared, resource_type, raw_query, page.next.as_deref(), total, entries))
+}
+
+/// The ids a plain `_id` parameter asks for (the first, when repeated: the filters AND the
+/// rest), unless a value is one the id index cannot answer alone (an escape or a system).
+pub(super) fn ids_searched(pairs: &[(String, String)]) -> Option<std::str::Split<'_, char>> {
+    let (_, value) = pairs.iter().find(|(name, _)| name == "_id")?;
+    (!value.contains(['\\', '|'])).then(|| value.split(','))
 }
 
 /// [`run`] over the disk store: the patient parameters select compartment positions, the
@@ -293,7 +303,7 @@ fn run_on_disk(
     after: Option<String>,
     count_only: bool,
     lenient: bool,
-) -> Result<Value, Refusal> {
+) -> Result<Vec<u8>, Refusal> {
     let mut within: Option<BTreeSet<u32>> = None;
     for (_, value) in patient_pairs {
         let mut these = BTreeSet::new();
@@ -334,14 +344,14 @@ fn run_on_disk(
 /// One page of a searchset at `path` (a type, or `Patient/{id}/$everything`) as this server
 /// writes it: self and next links under its base (next relative when that quirk is on, the
 /// cursor in its profile's parameter), `total`, and `meta.lastUpdated`.
-pub(super) fn page_bundle(
+pub(super) fn page_bundle<R: WriteJson>(
     shared: &Shared,
     path: &str,
     raw_query: &str,
     cursor: Option<&str>,
     total: usize,
-    entries: Vec<Entry>,
-) -> Value {
+    entries: Vec<(String, R, SearchEntryMode)>,
+) -> Vec<u8> {
     let base = &shared.base_url;
     let self_url = match raw_query {
         "" => format!("{base}/{path}"),
@@ -360,11 +370,11 @@ pub(super) fn page_bundle(
         self_url: &self_url,
         next_url: next_url.as_deref(),
         total: Some(total),
+        last_updated: Some(chrono::Utc::now().trunc_subsecs(0)),
         ..Searchset::default()
     };
-    let mut bundle = searchset(&shell, entries);
-    bundle["meta"] = json!({"lastUpdated": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)});
-    bundle
+    // The matches are written where they are held, not copied into the page first.
+    searchset_bytes(&shell, entries)
 }
 
 /// Whether an include is the one the simulator answers, `_revinclude=Provenance:target`

@@ -162,6 +162,12 @@ async fn searches_by_patient_code_id_and_patient_details(backing: Backing) {
     assert_eq!(ids(&b), vec!["o02", "o04", "o06"]);
     let b = body(get(&format!("{base}/Observation?_id=o99,o03,nope")).await).await;
     assert_eq!(ids(&b), vec!["o03", "o99"]);
+    // Answered from the id index, with the other filters still applied: a repeated id once,
+    // repeated `_id` parameters AND together.
+    let b = body(get(&format!("{base}/Observation?_id=o02,o03,o04,o02&code=http://loinc.org%7C2339-0")).await).await;
+    assert_eq!((ids(&b), b["total"].as_u64()), (vec!["o02".to_string(), "o04".to_string()], Some(2)));
+    assert!(ids(&body(get(&format!("{base}/Observation?_id=o03&_id=o99")).await).await).is_empty());
+    assert_eq!(ids(&body(get(&format!("{base}/Patient?_id=p2,p1")).await).await), vec!["p1", "p2"]);
     let b = body(get(&format!("{base}/Patient?identifier=urn:mrn%7CMRN-1")).await).await;
     assert_eq!(ids(&b), vec!["p1"]);
     let b = body(get(&format!("{base}/Patient?family=okafor&birthdate=2012-07-01")).await).await;

@@ -10,7 +10,7 @@ use super::{SourceError, SourceStatus, SourceSystem};
 use crate::fhir::{self, reference};
 use async_trait::async_trait;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use tokio::time::Instant;
 
@@ -41,6 +41,9 @@ fn not_json(path: &Path) -> impl FnOnce(serde_json::Error) -> LoadError + '_ {
 #[derive(Debug, Default, Clone)]
 pub struct ResourceStore {
     by_type: BTreeMap<String, Vec<Value>>,
+    /// Type → id → position in `by_type[type]` (the first resource with that id): reads and
+    /// `_id` searches cost one lookup, not a scan of the type.
+    positions: HashMap<String, HashMap<String, usize>>,
     /// The attachments beside the resources (`Binary/{id}.{ext}`).
     binaries: super::attachments::BinaryFiles,
 }
@@ -91,9 +94,8 @@ impl ResourceStore {
                             seen.insert(key, resource.clone());
                         }
                     }
-                    let t = t.to_string();
                     crate::fhir::time::shift_dates(&mut resource, shift_days);
-                    store.by_type.entry(t).or_default().push(resource);
+                    store.push(resource);
                 }
             }
         }
@@ -104,11 +106,20 @@ impl ResourceStore {
     pub fn from_resources(resources: impl IntoIterator<Item = Value>) -> ResourceStore {
         let mut store = ResourceStore::default();
         for r in resources {
-            if let Some(t) = fhir::resource_type(&r) {
-                store.by_type.entry(t.to_string()).or_default().push(r);
-            }
+            store.push(r);
         }
         store
+    }
+
+    /// Adds a resource at the end of its type (one without a type is not kept).
+    fn push(&mut self, resource: Value) {
+        let Some(t) = fhir::resource_type(&resource) else { return };
+        let of_type = self.by_type.entry(t.to_string()).or_default();
+        if let Some(id) = fhir::resource_id(&resource) {
+            let ids = self.positions.entry(t.to_string()).or_default();
+            ids.entry(id.to_string()).or_insert(of_type.len());
+        }
+        of_type.push(resource);
     }
 
     /// The attachments this store serves as `Binary/{id}`.
@@ -127,7 +138,8 @@ impl ResourceStore {
     }
 
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {
-        self.of_type(resource_type).iter().find(|r| fhir::resource_id(r) == Some(id))
+        let position = *self.positions.get(resource_type)?.get(id)?;
+        self.by_type.get(resource_type)?.get(position)
     }
 
     pub fn types(&self) -> impl Iterator<Item = &str> {
