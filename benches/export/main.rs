@@ -16,7 +16,8 @@
 //! overrides, and which are kept from the children): BENCH_EXPORT_PATIENTS (comma-separated sizes, default
 //! "10000,1000"), BENCH_EXPORT_SOURCES (4), BENCH_EXPORT_SEED (1), BENCH_EXPORT_DIR
 //! (target/bench-export), BENCH_EXPORT_BULK (1: also the bulk-capable run),
-//! BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's config). Generated
+//! BENCH_EXPORT_GATEWAY_TOML (extra TOML appended to the gateway's config), BENCH_EXPORT_WORKERS
+//! (the gateway's `export.workers`; its default when unset). Generated
 //! populations are kept and reused (generation is deterministic).
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -224,11 +225,12 @@ async fn measure(
         "[server]\nlisten = \"127.0.0.1:{port}\"\nutc_offset = \"UTC\"\n\n\
          [[server.dev_tokens]]\ntoken = \"{PARTNER_TOKEN}\"\nviewer = \"partner:hie-north:TREAT\"\n\n\
          [database]\nurl = \"sqlite://{}\"\n\n\
-         [export]\ndirectory = \"{}\"\n\n\
+         [export]\ndirectory = \"{}\"\n{}\n\
          [aggregate]\ndeadline = \"120s\"\ncache_ttl = \"60s\"\ncache_max_records = 100\n\n\
          [identity]\nrefresh_every = \"24h\"\n\n{source_blocks}{}\n",
         run.join("portico.db").display(),
         run.join("exports").display(),
+        std::env::var("BENCH_EXPORT_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default(),
         std::env::var("BENCH_EXPORT_GATEWAY_TOML").unwrap_or_default()
     );
     let config_path = run.join("portico.toml");
