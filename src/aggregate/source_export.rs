@@ -4,7 +4,9 @@
 //! streamed a resource at a time into the [`Spill`], grouped by the source's patient — the
 //! compartment reference (`subject`, `patient` … from the R4 compartment table, as the
 //! per-person searches use), a Provenance under the patients its targets belong to (so its
-//! file is read last). Memory holds one batch of rows. It changes no resource but making the
+//! file is read last). Memory holds two batches of rows: one being written while the next is
+//! read and parsed, so the store's work overlaps the source's and the parsing. It changes no
+//! resource but making the
 //! source's own absolute references relative, and never logs one.
 
 use super::locality::localize;
@@ -44,6 +46,40 @@ fn patients(r: &Value, resource_type: &str) -> Vec<String> {
     found.sort_unstable();
     found.dedup();
     found
+}
+
+/// Writes batches to the spill one behind the reading: a batch is handed over and written
+/// in a task of its own while the next is read; the next hand-over (or [`Writer::wait`])
+/// waits for it and returns its error.
+struct Writer {
+    spill: Spill,
+    job_id: String,
+    source: String,
+    writing: Option<tokio::task::JoinHandle<Result<(), crate::store::StoreError>>>,
+}
+
+impl Writer {
+    fn new(spill: &Spill, job_id: &str, source: &str) -> Writer {
+        Writer { spill: spill.clone(), job_id: job_id.to_string(), source: source.to_string(), writing: None }
+    }
+
+    /// Waits for the batch being written, then starts writing `rows`.
+    async fn put(&mut self, rows: Vec<SpillRow>) -> Result<(), SourceExportError> {
+        self.wait().await?;
+        if !rows.is_empty() {
+            let (spill, job_id, source) = (self.spill.clone(), self.job_id.clone(), self.source.clone());
+            self.writing = Some(tokio::spawn(async move { spill.put(&job_id, &source, &rows).await }));
+        }
+        Ok(())
+    }
+
+    /// Waits until everything handed over is written.
+    async fn wait(&mut self) -> Result<(), SourceExportError> {
+        if let Some(writing) = self.writing.take() {
+            writing.await.map_err(|e| crate::store::StoreError::Query(sqlx::Error::Protocol(e.to_string())))??;
+        }
+        Ok(())
+    }
 }
 
 /// The local `Type/id`s a Provenance targets.
@@ -113,8 +149,9 @@ async fn owned(
     Ok(rows)
 }
 
-/// Runs `source`'s export for job `job_id` into the spill (what an earlier attempt left is
-/// cleared first); how many resources were spilled.
+/// Runs `source`'s export for job `job_id` into the spill (a table of its own; what an
+/// earlier attempt left is dropped first), indexed once everything but the Provenances is
+/// in; how many resources were spilled.
 pub async fn run(
     source: &SharedSource,
     spill: &Spill,
@@ -123,7 +160,7 @@ pub async fn run(
     deadline: Instant,
 ) -> Result<u64, SourceExportError> {
     let name = source.name().to_string();
-    spill.clear(job_id, &name).await?;
+    spill.begin(job_id, &name).await?;
     let status_url = source.bulk_kick_off(ask, deadline).await?;
     let manifest = loop {
         match source.bulk_poll(&status_url, deadline).await? {
@@ -153,7 +190,16 @@ pub async fn run(
     let mut total = 0u64;
     let mut batch: Vec<SpillRow> = Vec::with_capacity(BATCH);
     let mut provenances: Vec<Pending> = Vec::with_capacity(BATCH);
+    let mut writer = Writer::new(spill, job_id, &name);
+    let mut sealed = false;
     for output in &outputs {
+        if output.resource_type == "Provenance" && !sealed {
+            // Their owners are looked up by resource: index what came before first.
+            writer.put(std::mem::take(&mut batch)).await?;
+            writer.wait().await?;
+            spill.seal(job_id, &name).await?;
+            sealed = true;
+        }
         let mut lines = source.bulk_file(&output.url, manifest.requires_access_token, deadline).await?;
         while let Some(resource) = lines.next().await? {
             let mut one = [resource];
@@ -167,9 +213,10 @@ pub async fn run(
                 // came before is spilled.
                 provenances.push(Pending { id, targets: targets(&resource), body: resource.to_string() });
                 if provenances.len() >= BATCH {
-                    spill.put(job_id, &name, &std::mem::take(&mut batch)).await?;
+                    writer.put(std::mem::take(&mut batch)).await?;
+                    writer.wait().await?;
                     let rows = owned(spill, job_id, &name, std::mem::take(&mut provenances)).await?;
-                    spill.put(job_id, &name, &rows).await?;
+                    writer.put(rows).await?;
                 }
                 continue;
             }
@@ -180,13 +227,18 @@ pub async fn run(
                 batch.push(SpillRow { patient, resource_type: t.clone(), resource_id: id.clone(), body: body.clone() });
             }
             if batch.len() >= BATCH {
-                spill.put(job_id, &name, &std::mem::take(&mut batch)).await?;
+                writer.put(std::mem::replace(&mut batch, Vec::with_capacity(BATCH))).await?;
             }
         }
     }
-    spill.put(job_id, &name, &batch).await?;
+    writer.put(batch).await?;
+    writer.wait().await?;
+    if !sealed {
+        spill.seal(job_id, &name).await?;
+    }
     let rows = owned(spill, job_id, &name, provenances).await?;
-    spill.put(job_id, &name, &rows).await?;
+    writer.put(rows).await?;
+    writer.wait().await?;
     // Done with its files: the source may drop them.
     let _ = source.bulk_cancel(&status_url, Instant::now() + Duration::from_secs(5)).await;
     Ok(total)
@@ -218,6 +270,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::Store::open(&format!("sqlite://{}/s.db", dir.path().display()), 2).await.unwrap();
         let spill = Spill::new(store);
+        spill.begin("j", "lab").await.unwrap();
+        spill.begin("j", "ehr").await.unwrap();
         let row = |patient: &str, t: &str, id: &str| SpillRow {
             patient: patient.into(),
             resource_type: t.into(),

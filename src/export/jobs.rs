@@ -458,9 +458,10 @@ impl JobStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        for table in ["export_units", "export_source_parts", "export_source_runs"] {
+        for table in ["export_units", "export_source_runs"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1")).bind(job_id).execute(&mut *tx).await?;
         }
+        crate::aggregate::spill::drop_tables(&mut tx, job_id, None).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -511,9 +512,8 @@ impl JobStore {
         let mut tx = self.store.begin_write().await?;
         sqlx::query("DELETE FROM export_units WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM export_shared WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
-        for table in ["export_source_parts", "export_source_runs"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1")).bind(job_id).execute(&mut *tx).await?;
-        }
+        sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+        crate::aggregate::spill::drop_tables(&mut tx, job_id, None).await?;
         let done = sqlx::query("DELETE FROM export_jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)

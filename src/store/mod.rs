@@ -156,6 +156,17 @@ impl Store {
         Ok(Store { pool, dialect, inline })
     }
 
+    /// `count` placeholders for a statement's parameters, bound in order: `$1`, `$2` … on
+    /// PostgreSQL, `?` on SQLite — where binding a `$N` looks its name up in a list of all
+    /// the statement's names, so a statement of hundreds of parameters spent most of its time
+    /// binding them.
+    pub fn placeholders(&self, count: usize) -> Vec<String> {
+        match self.dialect {
+            Dialect::Sqlite => vec!["?".to_string(); count],
+            Dialect::Postgres => (1..=count).map(|n| format!("${n}")).collect(),
+        }
+    }
+
     /// A transaction that will write: on SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`, waiting its turn behind other writers), so a read inside it can
     /// never be made stale by another writer; on PostgreSQL an ordinary transaction.
