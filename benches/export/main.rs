@@ -121,6 +121,11 @@ async fn run() -> Result<(), String> {
             notes.push(note);
         }
     }
+    // BENCH_EXPORT_MODES=bulk (or fan-out) runs only those of the modes above.
+    if let Ok(only) = std::env::var("BENCH_EXPORT_MODES") {
+        let only: Vec<&str> = only.split(',').map(str::trim).collect();
+        modes.retain(|m| only.contains(&m.label()));
+    }
     let mut rows = Vec::new();
     for n in sizes {
         let (pop, manifest) = population(&dir, n, sources, seed)?;
