@@ -55,7 +55,7 @@ impl ChildGateway {
              redirect_uris = [\"{APP_REDIRECT}\"]\n\
              allowed_scopes = \"launch/patient openid fhirUser offline_access patient/*.rs\"\n"
         );
-        let text = setup::config_text(&dir, &listen, sims, aggregate, source, &extra);
+        let text = setup::config_text(&dir, &listen, sims, PATIENT, aggregate, source, &extra);
         let config = dir.join("portico.toml");
         std::fs::write(&config, text).map_err(|e| e.to_string())?;
         let mut cmd = Command::new(PORTICO);

@@ -3,8 +3,8 @@
 //! from the library on port 0 (SQLite, audit on), a static handler, and a load client
 //! (tokio + reqwest, keep-alive) sending for a fixed time per phase at each concurrency:
 //!
-//! - `GET /fhir/metadata` (no token) and an authenticated `GET /fhir/Patient/{id}` (a
-//!   patient's dev token);
+//! - `GET /fhir/metadata` (no token), an authenticated `GET /fhir/Patient/{id}` (a
+//!   patient's dev token), and every indexed person's `Patient` in turn (staff token);
 //! - warm `$everything` (cached record) next to a static handler serving the same bytes;
 //! - cold `$everything` (a gateway whose record cache holds nothing), one request at a time,
 //!   next to each source's own `$everything` for the same person, interleaved — once with
@@ -14,7 +14,9 @@
 //!   record cache of a few seconds), a patient's browser viewing their record pages, an
 //!   app's refresh-token chains and a partner's Bulk `$export`, while the lab turns slow,
 //!   then down, then recovers — after a warm-up that runs the same mix and the same lab
-//!   cycle once, so that the memory measured is that of a second cycle.
+//!   cycle once, so that the memory measured is that of a second cycle;
+//! - the steady and cold phases again over a generated population (1,000 people, four
+//!   sources).
 //!
 //! It prints every phase and each of the targets with its measured ratio (also written
 //! to target/bench-serve/results.txt), the mixed gateway's memory (VmRSS after the warm-up,
@@ -29,7 +31,8 @@
 //! BENCH_SERVE_SLOW (lab latency while slow, "1s"),
 //! BENCH_SERVE_SOURCE_LATENCY (every source's latency in the second cold run, "40ms"),
 //! BENCH_SERVE_BREAKER_COOLDOWN (the mixed gateway's sources' `breaker_cooldown`, "1s"),
-//! BENCH_SERVE_PHASES (which to run, "steady,cold,mixed").
+//! BENCH_SERVE_PHASES (which to run, "steady,cold,mixed,generated"), BENCH_SERVE_GENERATED
+//! (people in the generated population, 1000).
 // A bench may unwrap and expect like a test (Cargo.toml's [lints] deny them elsewhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -74,67 +77,30 @@ async fn run() -> Result<(), String> {
     let phase = Duration::from_secs_f64(env_or("BENCH_SERVE_SECONDS", 3.0));
     let http = load::client();
     let mut report = Report::new(processes::machine());
+    let phases = std::env::var("BENCH_SERVE_PHASES").unwrap_or_else(|_| "steady,cold,mixed,generated".into());
+    let runs = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
 
-    let sims = setup::simulators().await?;
-    // Warm: records stay cached for the whole run.
-    let warm = Gateway::start(&sims, "cache_ttl = \"600s\"", "").await?;
-    // Cold: the record cache holds nothing, every $everything asks every source.
-    let cold = Gateway::start(&sims, "cache_ttl = \"1ms\"\ncache_max_records = 0", "").await?;
+    let demo = setup::demo().await?;
     // The mixed phase's gateway runs in its own process (see `child`), with a short-lived
     // cache, so a failing source is felt, and the sources' circuit breakers probing again
     // after BENCH_SERVE_BREAKER_COOLDOWN (the default 30 s is longer than the bench's
     // window: a recovered source would not be asked again inside it).
     let cooldown = std::env::var("BENCH_SERVE_BREAKER_COOLDOWN").unwrap_or_else(|_| "1s".into());
     humantime::parse_duration(&cooldown).map_err(|e| format!("BENCH_SERVE_BREAKER_COOLDOWN: {e}"))?;
-    let me = warm.patient_id().await?;
     report.rss_start_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
-
-    let everything_url = format!("{}/Patient/{me}/$everything?_count=1000", warm.fhir);
-    let warm_target = Target::new("$everything (warm)", everything_url.clone(), Some(PATIENT_TOKEN));
-    // The first request fills the cache; its bytes are what the static handler serves.
-    let body = http.get(&everything_url).bearer_auth(PATIENT_TOKEN).send().await.map_err(|e| e.to_string())?;
-    if !body.status().is_success() {
-        return Err(format!("{everything_url} answered {}", body.status()));
-    }
-    let body = body.bytes().await.map_err(|e| e.to_string())?;
-    report.everything_bytes = body.len();
-    let static_url = setup::static_server(body).await?;
-
-    let steady: [(&str, Target); 4] = [
-        ("metadata", Target::new("metadata", format!("{}/metadata", warm.fhir), None)),
-        ("read", Target::new("Patient read", format!("{}/Patient/{me}", warm.fhir), Some(PATIENT_TOKEN))),
-        ("warm", warm_target),
-        ("static", Target::new("static bytes", static_url, None)),
-    ];
-    let phases = std::env::var("BENCH_SERVE_PHASES").unwrap_or_else(|_| "steady,cold,mixed".into());
-    let runs = |phase: &str| phases.split(',').any(|p| p.trim() == phase);
-    for &c in levels.iter().filter(|_| runs("steady")) {
-        for (key, target) in &steady {
-            let (samples, took) = load::run(&http, std::slice::from_ref(target), c, phase).await;
-            let s = load::summarize(samples.iter(), took.as_secs_f64());
-            eprintln!("[bench] {:<18} c={c:<4} {:>8.0} req/s p50 {:.1} ms", target.route, s.rps, s.p50_ms);
-            report.steady.push((key.to_string(), target.route, c, s));
-        }
-    }
-
-    report.rss_by_phase.push(("steady phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
+    let steady = if runs("steady") { levels.as_slice() } else { &[] };
     let rounds = if runs("cold") { env_or("BENCH_SERVE_COLD", 30) } else { 0 };
-    report.cold = cold_phase(&http, &cold, &sims, rounds).await?;
-    // The same with every source answering after a hospital API's latency: what a patient
-    // waits for, where the sources' own time is not zero.
-    let latency =
-        humantime::parse_duration(&std::env::var("BENCH_SERVE_SOURCE_LATENCY").unwrap_or_else(|_| "40ms".into()))
-            .map_err(|e| format!("BENCH_SERVE_SOURCE_LATENCY: {e}"))?;
-    for (_, sim) in &sims {
-        sim.controls().set_latency(latency);
-    }
-    report.cold_with_latency = (latency, cold_phase(&http, &cold, &sims, rounds).await?);
-    for (_, sim) in &sims {
-        sim.controls().set_latency(Duration::ZERO);
-    }
-    report.rss_by_phase.push(("cold phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
+    report.populations.push(population_phases(&http, &demo, "", steady, phase, rounds).await?);
+    report.rss_by_phase.push(("demo's steady and cold phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
     if runs("mixed") {
-        report.mixed = mixed_phase(&http, &sims, &cooldown).await?;
+        report.mixed = mixed_phase(&http, &demo.sims, &cooldown).await?;
+    }
+    drop(demo);
+    if runs("generated") {
+        // The same steady and cold phases over a generated population's four sources.
+        let generated = setup::generated(env_or("BENCH_SERVE_GENERATED", 1000)).await?;
+        report.populations.push(population_phases(&http, &generated, "generated: ", steady, phase, rounds).await?);
+        report.rss_by_phase.push(("generated population's phases", processes::status_kb("self", "VmRSS").unwrap_or(0)));
     }
     report.rss_end_kb = processes::status_kb("self", "VmRSS").unwrap_or(0);
 
@@ -144,8 +110,91 @@ async fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     std::fs::write(dir.join("results.txt"), &text).map_err(|e| e.to_string())?;
     println!("(also written to {})", dir.join("results.txt").display());
-    drop((warm, cold));
     Ok(())
+}
+
+/// The steady phases (at each of `levels`, `phase` long) and `rounds` cold requests, twice
+/// (sources answering at once, then after a hospital API's latency), over one population:
+/// a warm gateway (records cached for the whole run) and a cold one (no record cache).
+async fn population_phases(
+    http: &reqwest::Client,
+    population: &setup::Population,
+    label: &'static str,
+    levels: &[usize],
+    phase: Duration,
+    rounds: usize,
+) -> Result<report::Population, String> {
+    let warm = Gateway::start(population, "cache_ttl = \"600s\"", "").await?;
+    let cold = Gateway::start(population, "cache_ttl = \"1ms\"\ncache_max_records = 0", "").await?;
+    let me = warm.patient_id().await?;
+    let everyone = warm.index.gateway_ids().await.map_err(|e| e.to_string())?;
+    let mut out = report::Population {
+        title: population.title.clone(),
+        label,
+        people: everyone.len(),
+        ..Default::default()
+    };
+    let everything_url = format!("{}/Patient/{me}/$everything?_count=1000", warm.fhir);
+    let warm_target = Target::new("$everything (warm)", everything_url.clone(), Some(PATIENT_TOKEN));
+    // The first request fills the cache; its bytes are what the static handler serves.
+    let body = http.get(&everything_url).bearer_auth(PATIENT_TOKEN).send().await.map_err(|e| e.to_string())?;
+    if !body.status().is_success() {
+        return Err(format!("{everything_url} answered {}", body.status()));
+    }
+    let body = body.bytes().await.map_err(|e| e.to_string())?;
+    out.everything_bytes = body.len();
+    let static_url = setup::static_server(body).await?;
+    // Every person's Patient, round-robin, with the staff token: reads that no one cache
+    // line or kept decision answers.
+    let read_any: Vec<Target> = everyone
+        .iter()
+        .map(|id| Target::new("Patient read, any person (staff)", format!("{}/Patient/{id}", warm.fhir), Some(STAFF_TOKEN)))
+        .collect();
+    let steady: [(&str, Vec<Target>); 5] = [
+        ("metadata", vec![Target::new("metadata", format!("{}/metadata", warm.fhir), None)]),
+        ("read", vec![Target::new("Patient read", format!("{}/Patient/{me}", warm.fhir), Some(PATIENT_TOKEN))]),
+        ("read-any", read_any),
+        ("warm", vec![warm_target]),
+        ("static", vec![Target::new("static bytes", static_url, None)]),
+    ];
+    if !levels.is_empty() {
+        // Every person's record gathered once (a first read costs a cold aggregation: the
+        // decision on one resource is taken over the whole record), eight at a time; then
+        // the steady phases read records the cache holds, as an app's reads do.
+        let start = Instant::now();
+        let first: Vec<Sample> = futures::StreamExt::collect(futures::StreamExt::buffer_unordered(
+            futures::stream::iter(steady[2].1.iter().map(|t| load::send(http, t, start))),
+            8,
+        ))
+        .await;
+        let s = load::summarize(first.iter(), start.elapsed().as_secs_f64());
+        eprintln!("[bench] {label}first read of each person: {:.0} req/s p50 {:.1} ms", s.rps, s.p50_ms);
+        out.steady.push(("first-read".into(), "Patient read, first of each person", 8, s));
+    }
+    for &c in levels {
+        for (key, targets) in &steady {
+            let (samples, took) = load::run(http, targets, c, phase).await;
+            let s = load::summarize(samples.iter(), took.as_secs_f64());
+            let route = targets[0].route;
+            eprintln!("[bench] {label}{route:<18} c={c:<4} {:>8.0} req/s p50 {:.1} ms", s.rps, s.p50_ms);
+            out.steady.push((key.to_string(), route, c, s));
+        }
+    }
+    out.cold = cold_phase(http, &cold, &population.sims, rounds).await?;
+    // The same with every source answering after a hospital API's latency: what a patient
+    // waits for, where the sources' own time is not zero.
+    let latency =
+        humantime::parse_duration(&std::env::var("BENCH_SERVE_SOURCE_LATENCY").unwrap_or_else(|_| "40ms".into()))
+            .map_err(|e| format!("BENCH_SERVE_SOURCE_LATENCY: {e}"))?;
+    for (_, sim) in &population.sims {
+        sim.controls().set_latency(latency);
+    }
+    out.cold_with_latency = (latency, cold_phase(http, &cold, &population.sims, rounds).await?);
+    for (_, sim) in &population.sims {
+        sim.controls().set_latency(Duration::ZERO);
+    }
+    drop((warm, cold));
+    Ok(out)
 }
 
 /// The cold `$everything` of the bench's patient, one request at a time, interleaved with
