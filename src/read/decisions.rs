@@ -20,6 +20,7 @@ use crate::policy::{Explanation, Released, Viewer};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use moka::future::Cache;
 use serde_json::Value;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::OnceCell;
@@ -40,6 +41,8 @@ pub(super) struct Decided {
     pub explanations: Arc<Vec<Explanation>>,
     /// The released resources as they go out, rendered on first use.
     rendered: OnceLock<Arc<Rendered>>,
+    /// Reads of one resource answered before the whole record was rendered.
+    single_reads: AtomicU32,
     /// Set once the released attachments' homes were noted.
     noted: OnceCell<()>,
 }
@@ -58,6 +61,17 @@ impl Decided {
                 Arc::new(Rendered::new(self.released.clone(), json))
             })
             .clone()
+    }
+
+    /// The rendering for a read of one resource: the whole record's once it is rendered, or
+    /// from the second such read of this decision on; none for the first (that read renders
+    /// only its resource). A decision read once and evicted — a round over more records than
+    /// the kept decisions hold — no longer renders every resource for one of them.
+    pub(super) fn rendered_for_one(&self, outward: impl Fn(Value) -> Value) -> Option<Arc<Rendered>> {
+        if let Some(rendered) = self.rendered.get() {
+            return Some(rendered.clone());
+        }
+        (self.single_reads.fetch_add(1, Ordering::Relaxed) > 0).then(|| self.rendered(outward))
     }
 
     /// Runs `note` once for this decision (concurrent callers wait for the first).
@@ -149,6 +163,7 @@ impl Decisions {
             released: Arc::new(released),
             explanations: Arc::new(explanations),
             rendered: OnceLock::new(),
+            single_reads: AtomicU32::new(0),
             noted: OnceCell::new(),
         });
         self.cache.insert(key, decided.clone()).await;

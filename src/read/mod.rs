@@ -726,10 +726,11 @@ impl Reader {
     }
 
     /// The resource at `at` of what is visible: as rendered with its kept decision when there
-    /// is one (written once, sent as it is), else the released resource.
+    /// is one and it was read before (written once, sent as it is), else the released
+    /// resource.
     fn one_of(&self, v: &Visible, at: Option<usize>) -> Result<Out, ReadError> {
         let at = at.ok_or(ReadError::NotFound)?;
-        Ok(match self.rendered(v) {
+        Ok(match v.decided.as_ref().and_then(|d| d.rendered_for_one(|r| self.outward(r))) {
             Some(rendered) => Out::rendered(&rendered, at),
             None => Out::value(v.released.resources()[at].clone()),
         })

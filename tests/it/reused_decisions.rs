@@ -269,3 +269,34 @@ async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
     assert!(!hers.contains("ehr.k-maya") && withheld.iter().all(|id| !hers.contains(&format!("\"id\":\"{id}\""))));
     gw.stop().await;
 }
+
+/// A kept decision's first read by id is answered from its released resource alone, the
+/// next ones from the whole record rendered once: the same bytes either way (the
+/// attachment's URL made the gateway's in both), and the resource `$everything` carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_read_by_id_sends_the_bytes_later_reads_send() {
+    let note = json!({"resourceType": "DocumentReference", "id": "d1", "status": "current",
+        "subject": {"reference": "Patient/p1"},
+        "type": {"coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}]},
+        "content": [{"attachment": {"contentType": "text/plain", "url": "Binary/b1", "title": "Visit note"}}]});
+    let binary = json!({"resourceType": "Binary", "id": "b1", "contentType": "text/plain", "data": "aGVsbG8="});
+    let store = ResourceStore::from_resources([patient("p1", "1980-05-05"), note, binary]);
+    let sim = simulate_store(store, SimulatorOptions { name: "ehr".into(), ..Default::default() }).await;
+    let mut body = rest_source("ehr", "Test EHR", sim.base_url(), "");
+    body += "[[server.dev_tokens]]\ntoken = \"decided-patient-token\"\nviewer = \"patient\"\npatient = \"ehr/p1\"\n";
+    let gw = Gateway::start(&body).await;
+    let me = "decided-patient-token";
+    let read = "DocumentReference/ehr.d1";
+    // Nothing rendered yet for this decision: the first read, then the rendered ones.
+    let reads = [raw(&gw, read, me).await, raw(&gw, read, me).await, raw(&gw, read, me).await];
+    assert_eq!(reads[0], reads[1], "the first read and the second, byte for byte");
+    assert_eq!(reads[1], reads[2]);
+    let sent: Value = serde_json::from_str(&reads[0]).unwrap();
+    let url = sent["content"][0]["attachment"]["url"].as_str().unwrap();
+    assert_ne!(url, "Binary/b1", "the attachment is the gateway's to serve: {url}");
+    let id = gw.patient_id("ehr", "p1");
+    let page = page_of(&raw(&gw, &format!("Patient/{id}/$everything"), me).await);
+    let carried = page["entry"].as_array().unwrap().iter().find(|e| e["resource"]["id"] == "ehr.d1").unwrap();
+    assert_eq!(carried["resource"], sent, "as $everything carries it");
+    gw.stop().await;
+}
