@@ -102,6 +102,18 @@ pub(crate) async fn drop_tables(
     Ok(())
 }
 
+/// Drops `source`'s table for `job_id` and forgets how its export ended, inside the
+/// caller's transaction.
+async fn forget(conn: &mut sqlx::AnyConnection, job_id: &str, source: &str) -> Result<(), StoreError> {
+    drop_tables(conn, job_id, Some(source)).await?;
+    sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1 AND source_name = $2")
+        .bind(job_id)
+        .bind(source)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 impl Spill {
     pub fn new(store: Store) -> Spill {
         Spill { store }
@@ -117,7 +129,7 @@ impl Spill {
             Dialect::Postgres => "seq BIGINT GENERATED ALWAYS AS IDENTITY",
         };
         let mut tx = self.store.begin_write().await?;
-        drop_tables(&mut tx, job_id, Some(source)).await?;
+        forget(&mut tx, job_id, source).await?;
         sqlx::query(&format!(
             "CREATE TABLE {table} ({seq}, patient TEXT NOT NULL, resource_type TEXT NOT NULL,
              resource_id TEXT NOT NULL, body TEXT NOT NULL)"
@@ -131,11 +143,6 @@ impl Spill {
             .bind(&table)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1 AND source_name = $2")
-            .bind(job_id)
-            .bind(source)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -143,12 +150,7 @@ impl Spill {
     /// Drops what was spilled and recorded for `source` in `job` (its export failed).
     pub async fn clear(&self, job_id: &str, source: &str) -> Result<(), StoreError> {
         let mut tx = self.store.begin_write().await?;
-        drop_tables(&mut tx, job_id, Some(source)).await?;
-        sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1 AND source_name = $2")
-            .bind(job_id)
-            .bind(source)
-            .execute(&mut *tx)
-            .await?;
+        forget(&mut tx, job_id, source).await?;
         tx.commit().await?;
         Ok(())
     }
