@@ -50,7 +50,9 @@ fn patients(r: &Value, resource_type: &str) -> Vec<String> {
 
 /// Writes batches to the spill one behind the reading: a batch is handed over and written
 /// in a task of its own while the next is read; the next hand-over (or [`Writer::wait`])
-/// waits for it and returns its error.
+/// waits for it and returns its error. Dropped with a batch still being written (the unit
+/// lost its lease, or the export failed), that write is abandoned and rolled back: a worker
+/// that took the unit over never finds a stale batch in the table it started afresh.
 struct Writer {
     spill: Spill,
     job_id: String,
@@ -79,6 +81,14 @@ impl Writer {
             writing.await.map_err(|e| crate::store::StoreError::Query(sqlx::Error::Protocol(e.to_string())))??;
         }
         Ok(())
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(writing) = self.writing.take() {
+            writing.abort();
+        }
     }
 }
 
