@@ -68,7 +68,7 @@ fn table_of(job_id: &str, source: &str) -> String {
 
 /// Drops the spill tables registered for `job_id` (only `source`'s, when given) and their
 /// registrations, inside the caller's transaction.
-pub(crate) async fn drop_tables(
+async fn drop_tables(
     conn: &mut sqlx::AnyConnection,
     job_id: &str,
     source: Option<&str>,
@@ -102,15 +102,24 @@ pub(crate) async fn drop_tables(
     Ok(())
 }
 
-/// Drops `source`'s table for `job_id` and forgets how its export ended, inside the
-/// caller's transaction.
-async fn forget(conn: &mut sqlx::AnyConnection, job_id: &str, source: &str) -> Result<(), StoreError> {
-    drop_tables(conn, job_id, Some(source)).await?;
-    sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1 AND source_name = $2")
-        .bind(job_id)
-        .bind(source)
-        .execute(&mut *conn)
-        .await?;
+/// Drops `source`'s table for `job_id` (every source's, when none is given) and forgets how
+/// its export ended, inside the caller's transaction.
+pub(crate) async fn forget(
+    conn: &mut sqlx::AnyConnection,
+    job_id: &str,
+    source: Option<&str>,
+) -> Result<(), StoreError> {
+    drop_tables(conn, job_id, source).await?;
+    match source {
+        Some(source) => {
+            sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1 AND source_name = $2")
+                .bind(job_id)
+                .bind(source)
+                .execute(&mut *conn)
+                .await?
+        }
+        None => sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1").bind(job_id).execute(&mut *conn).await?,
+    };
     Ok(())
 }
 
@@ -129,7 +138,7 @@ impl Spill {
             Dialect::Postgres => "seq BIGINT GENERATED ALWAYS AS IDENTITY",
         };
         let mut tx = self.store.begin_write().await?;
-        forget(&mut tx, job_id, source).await?;
+        forget(&mut tx, job_id, Some(source)).await?;
         sqlx::query(&format!(
             "CREATE TABLE {table} ({seq}, patient TEXT NOT NULL, resource_type TEXT NOT NULL,
              resource_id TEXT NOT NULL, body TEXT NOT NULL)"
@@ -150,7 +159,7 @@ impl Spill {
     /// Drops what was spilled and recorded for `source` in `job` (its export failed).
     pub async fn clear(&self, job_id: &str, source: &str) -> Result<(), StoreError> {
         let mut tx = self.store.begin_write().await?;
-        forget(&mut tx, job_id, source).await?;
+        forget(&mut tx, job_id, Some(source)).await?;
         tx.commit().await?;
         Ok(())
     }

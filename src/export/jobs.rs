@@ -458,10 +458,8 @@ impl JobStore {
         .bind(job_id)
         .execute(&mut *tx)
         .await?;
-        for table in ["export_units", "export_source_runs"] {
-            sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1")).bind(job_id).execute(&mut *tx).await?;
-        }
-        crate::aggregate::spill::drop_tables(&mut tx, job_id, None).await?;
+        sqlx::query("DELETE FROM export_units WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
+        crate::aggregate::spill::forget(&mut tx, job_id, None).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -512,8 +510,7 @@ impl JobStore {
         let mut tx = self.store.begin_write().await?;
         sqlx::query("DELETE FROM export_units WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM export_shared WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM export_source_runs WHERE job_id = $1").bind(job_id).execute(&mut *tx).await?;
-        crate::aggregate::spill::drop_tables(&mut tx, job_id, None).await?;
+        crate::aggregate::spill::forget(&mut tx, job_id, None).await?;
         let done = sqlx::query("DELETE FROM export_jobs WHERE id = $1").bind(job_id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
