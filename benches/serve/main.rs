@@ -173,10 +173,16 @@ async fn population_phases(
     ];
     for &c in levels {
         for (key, targets) in &steady {
+            let before = warm.audit_appends(http).await?;
             let (samples, took) = load::run(http, targets, c, phase).await;
             let s = load::summarize(samples.iter(), took.as_secs_f64());
+            let after = warm.audit_appends(http).await?;
             let route = targets[0].route;
-            eprintln!("[bench] {label}{route:<18} c={c:<4} {:>8.0} req/s p50 {:.1} ms", s.rps, s.p50_ms);
+            let per_commit = (after.0 - before.0) as f64 / (after.1 - before.1).max(1) as f64;
+            eprintln!(
+                "[bench] {label}{route:<18} c={c:<4} {:>8.0} req/s p50 {:.1} ms, access log entries per commit {per_commit:.1}",
+                s.rps, s.p50_ms
+            );
             out.steady.push((key.to_string(), route, c, s));
         }
     }

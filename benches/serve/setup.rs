@@ -135,6 +135,22 @@ impl Gateway {
         Ok(Gateway { fhir: format!("http://{addr}/fhir"), index, patient, shutdown: Some(tx), _dir: dir })
     }
 
+    /// The access log entries this gateway has written and the commits that wrote them
+    /// (from its `/metrics`).
+    pub async fn audit_appends(&self, http: &reqwest::Client) -> Result<(u64, u64), String> {
+        let origin = self.fhir.trim_end_matches("/fhir");
+        let text = http.get(format!("{origin}/metrics")).send().await.map_err(|e| e.to_string())?;
+        let text = text.text().await.map_err(|e| e.to_string())?;
+        let value = |measure: &str| {
+            let prefix = format!("portico_audit_appends{{measure=\"{measure}\"}} ");
+            text.lines().find_map(|l| l.strip_prefix(prefix.as_str())?.trim().parse::<u64>().ok())
+        };
+        match (value("entries"), value("commits")) {
+            (Some(entries), Some(commits)) => Ok((entries, commits)),
+            _ => Err(format!("{origin}/metrics has no portico_audit_appends")),
+        }
+    }
+
     /// The gateway id of the bench's patient.
     pub async fn patient_id(&self) -> Result<String, String> {
         let (source, id) = &self.patient;

@@ -1,7 +1,8 @@
 //! Prometheus metrics at `/metrics`: requests and latencies by route template (never by
 //! path, so no ids reach the metrics), per-source state from the circuit breakers, per-source
 //! upstream calls, failures and latency (source_metrics), the record cache's hit rate and
-//! size, the policy decisions kept for reuse, and bulk export jobs. No patient data.
+//! size, the policy decisions kept for reuse, the access log's group commits, and bulk export
+//! jobs. No patient data.
 
 use super::ApiState;
 use axum::extract::{MatchedPath, Request, State};
@@ -21,6 +22,7 @@ pub struct Metrics {
     cache: IntGaugeVec,
     cached_records: prometheus::IntGauge,
     decisions: IntGaugeVec,
+    audit_appends: IntGaugeVec,
     export_jobs: IntGaugeVec,
     export_units: prometheus::IntGauge,
     export_resources: prometheus::IntGauge,
@@ -62,6 +64,14 @@ impl Metrics {
             &["measure"],
         )
         .expect("metric");
+        let audit_appends = IntGaugeVec::new(
+            Opts::new(
+                "portico_audit_appends",
+                "Access log entries written by this process since start, and the commits that wrote them",
+            ),
+            &["measure"],
+        )
+        .expect("metric");
         let export_jobs = IntGaugeVec::new(
             Opts::new(
                 "portico_export_jobs",
@@ -86,6 +96,7 @@ impl Metrics {
             Box::new(cache.clone()),
             Box::new(cached_records.clone()),
             Box::new(decisions.clone()),
+            Box::new(audit_appends.clone()),
             Box::new(export_jobs.clone()),
             Box::new(export_units.clone()),
             Box::new(export_resources.clone()),
@@ -101,6 +112,7 @@ impl Metrics {
             cache,
             cached_records,
             decisions,
+            audit_appends,
             export_jobs,
             export_units,
             export_resources,
@@ -155,6 +167,10 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     let (decisions, resources) = state.reader.decisions_held().await;
     m.decisions.with_label_values(&["decisions"]).set(decisions as i64);
     m.decisions.with_label_values(&["resources"]).set(resources as i64);
+    let audit = state.reader.audit_stats();
+    m.audit_appends.with_label_values(&["entries"]).set(audit.entries as i64);
+    m.audit_appends.with_label_values(&["commits"]).set(audit.commits as i64);
+    m.audit_appends.with_label_values(&["single_statements"]).set(audit.single_statements as i64);
     let x = state.exports.stats();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as i64;
     m.export_jobs.with_label_values(&["started"]).set(load(&x.jobs_started));

@@ -175,6 +175,11 @@ impl Reader {
         self.decisions.held().await
     }
 
+    /// What the access log has written so far (for `/metrics`).
+    pub fn audit_stats(&self) -> crate::audit::AppendStats {
+        self.audit.stats()
+    }
+
     pub fn zone(&self) -> FixedOffset {
         self.zone
     }

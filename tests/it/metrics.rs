@@ -32,6 +32,14 @@ async fn metrics_count_routes_sources_and_cache_without_ids() {
     let hits: u64 =
         line("portico_record_cache_lookups{result=\"hit\"}").unwrap().rsplit(' ').next().unwrap().parse().unwrap();
     assert!(hits >= 1, "the second $everything came from the cache");
+    let audit = |measure: &str| -> u64 {
+        let l = line(&format!("portico_audit_appends{{measure=\"{measure}\"}}")).expect(&text);
+        l.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    // Two `$everything` and the refused read, each logged before its answer went out.
+    assert!(audit("entries") >= 3, "{text}");
+    assert!((1..=audit("entries")).contains(&audit("commits")), "{text}");
+    assert!(audit("single_statements") <= audit("commits"), "{text}");
     assert!(line("portico_http_request_duration_seconds_count{route=\"/fhir/Patient/{id}/$everything\"}").is_some());
 }
 
