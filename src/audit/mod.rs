@@ -21,7 +21,7 @@ use crate::fhir::model::{finish, instant, BuilderError, Instant};
 use crate::store::{Store, StoreError};
 use chrono::Utc;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 use std::sync::atomic::Ordering;
@@ -128,21 +128,27 @@ pub struct AppendStats {
 /// refused.
 const APPEND_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// The entry's hash: SHA-256 of the JSON array `[prev, seq, recorded, actor, role,
+/// patient_id, action, what, purpose, outcome, source_ip]` (compact, as serde_json writes
+/// it), in hex. The array is written straight from the fields (a tuple serializes as that
+/// array); the text must never change, or every stored chain stops verifying.
 fn chain_hash(prev: &str, seq: i64, recorded: &str, e: &AuditEntry) -> String {
-    let fields = json!([
+    let fields = (
         prev,
         seq,
         recorded,
-        e.actor,
-        e.role,
-        e.patient_id,
-        e.action,
-        e.what,
-        e.purpose,
-        e.outcome,
-        e.source_ip
-    ]);
-    hex::encode(Sha256::digest(fields.to_string().as_bytes()))
+        &e.actor,
+        &e.role,
+        &e.patient_id,
+        &e.action,
+        &e.what,
+        &e.purpose,
+        &e.outcome,
+        &e.source_ip,
+    );
+    // Writing strings, integers and nulls into a Vec cannot fail.
+    let text = serde_json::to_vec(&fields).unwrap_or_default();
+    hex::encode(Sha256::digest(&text))
 }
 
 impl AuditLog {
@@ -322,6 +328,32 @@ fn typed_audit_event(r: &AuditRecord, recorded: Instant) -> Result<AuditEvent, B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    /// The hash is what it always was: SHA-256 of the fields as a `json!` array's text,
+    /// escapes, non-ASCII text and absent fields included (stored chains depend on it).
+    #[test]
+    fn the_chain_hash_text_is_the_json_array_of_the_fields() {
+        let odd = AuditEntry {
+            actor: "app:\"quoted\"\\ \u{7}\u{e9}\u{1F600}".into(),
+            role: "staff\n".into(),
+            patient_id: None,
+            action: "read".into(),
+            what: "/fhir/Patient/pt-1?name=Jos\u{e9}&x=</script>".into(),
+            purpose: Some("TREAT".into()),
+            outcome: "success".into(),
+            source_ip: None,
+        };
+        for (e, seq) in [(entry(7), 1_i64), (odd, i64::MAX)] {
+            let text = json!([
+                "prev", seq, "2026-12-05T08:00:00.000Z", e.actor, e.role, e.patient_id, e.action, e.what,
+                e.purpose, e.outcome, e.source_ip
+            ])
+            .to_string();
+            let expected = hex::encode(Sha256::digest(text.as_bytes()));
+            assert_eq!(chain_hash("prev", seq, "2026-12-05T08:00:00.000Z", &e), expected);
+        }
+    }
 
     fn entry(n: usize) -> AuditEntry {
         AuditEntry {
