@@ -187,26 +187,35 @@ fn render_bundle(state: &ApiState, path: &str, pairs: &[(String, String)], match
     };
     let next_url = matches.next_cursor().map(|c| url_with(Some(c)));
     let (total, warnings) = (matches.total(), matches.warnings().to_vec());
+    let outcome = |warnings: &[crate::fhir::outcome::Issue]| {
+        (!warnings.is_empty()).then(|| {
+            let outcome = operation_outcome_with_id("warnings", warnings);
+            (format!("urn:uuid:{}", uuid::Uuid::new_v4()), Out::outcome(outcome), SearchEntryMode::Outcome)
+        })
+    };
+    let shell =
+        Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
+    // A page of resources rendered for a kept decision: its entries were written once and
+    // are sent as they are, and so is the whole answer around them when this page was
+    // answered before with the same links, total and warnings (the warnings' entry keeps
+    // its urn:uuid with it).
+    let key = format!("{self_url}\n{next_url:?}\n{total}\n{warnings:?}");
+    let kept = matches.kept_answer(&state.base_url, key, |kept| {
+        searchset_pieces(&shell, Some(kept), outcome(&warnings).into_iter().collect())
+    });
+    if let Some(pieces) = kept {
+        return super::fhir_json_pieces(StatusCode::OK, pieces);
+    }
     let entry = |r: Out, mode: SearchEntryMode| {
         let full = format!("{}/{}/{}", state.base_url, r.resource_type(), r.id());
         (full, r, mode)
     };
-    // A page of resources rendered for a kept decision: its entries were written once and
-    // are sent as they are; only the shell and the warnings are written for this answer.
-    let kept = matches.kept_entries(&state.base_url);
-    let mut entries: Vec<(String, Out, SearchEntryMode)> = Vec::new();
-    if kept.is_none() {
-        let (found, included) = matches.into_parts();
-        entries.extend(found.into_iter().map(|r| entry(r, SearchEntryMode::Match)));
-        entries.extend(included.into_iter().map(|r| entry(r, SearchEntryMode::Include)));
-    }
-    if !warnings.is_empty() {
-        let outcome = operation_outcome_with_id("warnings", &warnings);
-        entries.push((format!("urn:uuid:{}", uuid::Uuid::new_v4()), Out::outcome(outcome), SearchEntryMode::Outcome));
-    }
-    let shell =
-        Searchset { self_url: &self_url, next_url: next_url.as_deref(), total: Some(total), ..Searchset::default() };
-    super::fhir_json_pieces(StatusCode::OK, searchset_pieces(&shell, kept, entries))
+    let (found, included) = matches.into_parts();
+    let mut entries: Vec<(String, Out, SearchEntryMode)> =
+        found.into_iter().map(|r| entry(r, SearchEntryMode::Match)).collect();
+    entries.extend(included.into_iter().map(|r| entry(r, SearchEntryMode::Include)));
+    entries.extend(outcome(&warnings));
+    super::fhir_json_pieces(StatusCode::OK, searchset_pieces(&shell, None, entries))
 }
 
 /// "Who accessed my record": `GET /fhir/AuditEvent?patient=ID`, newest first, for the

@@ -29,11 +29,19 @@ pub(super) struct Rendered {
     pages: Mutex<Vec<KeptPage>>,
 }
 
-/// A page's entries as written for one base URL and one selection of resources.
+/// Whole answers kept per page (see [`Rendered::answer`]): the same page asked for with a
+/// URL or two (with and without `_count`, say).
+const KEPT_ANSWERS: usize = 2;
+
+/// A page's entries as written for one base URL and one selection of resources, and the
+/// last few whole answers written around them.
 struct KeptPage {
     base_url: String,
     indexes: Vec<usize>,
     entries: Bytes,
+    /// `(key, pieces)`: an answer's pieces (its shell around `entries`, which it shares) by
+    /// everything else it was written from.
+    answers: Vec<(String, Vec<Bytes>)>,
 }
 
 impl Rendered {
@@ -64,9 +72,49 @@ impl Rendered {
             if pages.len() >= KEPT_PAGES {
                 pages.remove(0);
             }
-            pages.push(KeptPage { base_url: base_url.to_string(), indexes, entries: bytes.clone() });
+            pages.push(KeptPage {
+                base_url: base_url.to_string(),
+                indexes,
+                entries: bytes.clone(),
+                answers: Vec::new(),
+            });
         }
         bytes
+    }
+
+    /// A whole answer around a page of these resources: the one written before for the
+    /// same page and `key`, or `write` given the page's entries (then kept with the page).
+    /// `key` must name everything else `write` puts in the answer.
+    fn answer(
+        self: &Arc<Self>,
+        base_url: &str,
+        indexes: Vec<usize>,
+        key: String,
+        write: impl FnOnce(Bytes) -> Vec<Bytes>,
+    ) -> Vec<Bytes> {
+        let find = |pages: &mut Vec<KeptPage>| -> Option<usize> {
+            pages.iter().position(|p| p.base_url == base_url && p.indexes == indexes)
+        };
+        {
+            let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = find(&mut pages) {
+                if let Some((_, pieces)) = pages[at].answers.iter().find(|(k, _)| *k == key) {
+                    return pieces.clone();
+                }
+            }
+        }
+        let pieces = write(self.page(base_url, indexes.clone()));
+        let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = find(&mut pages) {
+            let answers = &mut pages[at].answers;
+            if !answers.iter().any(|(k, _)| *k == key) {
+                if answers.len() >= KEPT_ANSWERS {
+                    answers.remove(0);
+                }
+                answers.push((key, pieces.clone()));
+            }
+        }
+        pieces
     }
 }
 
@@ -189,12 +237,27 @@ impl Matches {
         &self.warnings
     }
 
-    /// The page's entries as bytes kept with the decision its resources were released under,
-    /// when every resource on it went out as rendered for that one decision and nothing was
-    /// included (each entry named `{base_url}/{type}/{id}`, `search.mode` `match`); none
-    /// otherwise, and the caller writes the entries. What the bytes hold is exactly what
-    /// writing this page's resources would give: only the decision's own viewer gets them.
-    pub fn kept_entries(&self, base_url: &str) -> Option<Bytes> {
+    /// The whole answer for this page, when every resource on it went out as rendered for
+    /// one kept decision and nothing was included: `write` is given the page's entries as
+    /// bytes kept with that decision (each named `{base_url}/{type}/{id}`, `search.mode`
+    /// `match`: exactly what writing this page's resources would give) the first time for
+    /// `key`, then the same pieces are handed out again (at most [`KEPT_ANSWERS`] keys per
+    /// page). `key` must name everything `write` adds to the entries (self and next links,
+    /// total, warnings). Only the decision's own viewer gets them. None otherwise: the caller
+    /// writes the answer.
+    pub fn kept_answer(
+        &self,
+        base_url: &str,
+        key: String,
+        write: impl FnOnce(Bytes) -> Vec<Bytes>,
+    ) -> Option<Vec<Bytes>> {
+        let (rendered, indexes) = self.kept_selection()?;
+        Some(rendered.answer(base_url, indexes, key, write))
+    }
+
+    /// The rendering every resource of this page went out as and their places in it, when
+    /// there is one and nothing was included.
+    fn kept_selection(&self) -> Option<(&Arc<Rendered>, Vec<usize>)> {
         if !self.included.is_empty() {
             return None;
         }
@@ -208,7 +271,7 @@ impl Matches {
             }
             indexes.push(*i);
         }
-        Some(rendered?.page(base_url, indexes))
+        Some((rendered?, indexes))
     }
 
     /// The page's resources and the included ones, taken out.
