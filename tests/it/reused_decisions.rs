@@ -216,7 +216,7 @@ async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
                     // A warm `$everything` page of matches is the answer kept with the
                     // decision's page, sent again byte for byte (its outcome's urn:uuid too).
                     2 if path.contains("$everything") && first[at].1["total"] != 0 => {
-                        assert_eq!(body, second[at], "{who} {path}")
+                        assert_eq!(body, second[at], "{who} {path}");
                     }
                     _ => {}
                 }
