@@ -250,11 +250,11 @@ async fn write(
         Some(h) => h,
         None => read_head(&mut tx).await?,
     };
-    let last = match insert(&mut tx, batch, &start).await {
+    let last = match insert(&mut tx, store.dialect, batch, &start).await {
         Ok(last) => last,
         Err((e, false)) if from_memory && is_collision(&e) => {
             let start = read_head(&mut tx).await?;
-            insert(&mut tx, batch, &start).await.map_err(|(e, _)| e)?
+            insert(&mut tx, store.dialect, batch, &start).await.map_err(|(e, _)| e)?
         }
         Err((e, _)) => return Err(e),
     };
@@ -295,7 +295,7 @@ async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> R
         chain.own = Some(conn);
     }
     let (Some(conn), Some(start)) = (chain.own.as_mut(), chain.head.as_ref()) else { return Ok(None) };
-    match insert(conn, batch, start).await {
+    match insert(conn, store.dialect, batch, start).await {
         Ok(last) => {
             let first = last.0 - batch.len() as i64 + 1;
             chain.head = Some(last);
@@ -332,7 +332,7 @@ fn write_inline(inline: &crate::store::inline::InlineReads, batch: &[Pending], c
     let mut seq = first;
     let mut prev = start.1.clone();
     let rows = chained(batch, &mut seq, &mut prev);
-    let written = conn.prepare_cached(insert_sql(rows.len())).and_then(|mut stmt| {
+    let written = conn.prepare_cached(insert_sql(rows.len(), Dialect::Sqlite)).and_then(|mut stmt| {
         let values: Vec<&dyn rusqlite::ToSql> = rows.iter().flat_map(ChainedRow::values).collect();
         stmt.execute(values.as_slice())
     });
@@ -400,16 +400,18 @@ fn chained<'a>(chunk: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<Ch
         .collect()
 }
 
-/// The `INSERT` of `rows` entries (12 values each, `$1` … in order), 1 to
-/// [`ROWS_PER_INSERT`]: made once per size (it is the key of each connection's prepared
-/// statements, looked up on every append).
-fn insert_sql(rows: usize) -> &'static str {
-    static SQL: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+/// The `INSERT` of `rows` entries (12 values each, bound in order), 1 to
+/// [`ROWS_PER_INSERT`], for `dialect`: `?` placeholders on SQLite (binding a `$N` there looks
+/// its name up among all the statement's, 768 of them for a full insert), `$1` … on
+/// PostgreSQL. Made once per size (it is the key of each connection's prepared statements,
+/// looked up on every append).
+fn insert_sql(rows: usize, dialect: Dialect) -> &'static str {
+    fn sizes(placeholder: fn(usize) -> String) -> Vec<String> {
         (0..=ROWS_PER_INSERT)
             .map(|rows| {
                 let rows: Vec<String> = (0..rows)
                     .map(|i| {
-                        let values: Vec<String> = (1..=12).map(|c| format!("${}", i * 12 + c)).collect();
+                        let values: Vec<String> = (1..=12).map(|c| placeholder(i * 12 + c)).collect();
                         format!("({})", values.join(", "))
                     })
                     .collect();
@@ -419,8 +421,13 @@ fn insert_sql(rows: usize) -> &'static str {
                 )
             })
             .collect()
-    });
-    &SQL[rows]
+    }
+    static SQLITE: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| sizes(|_| "?".to_string()));
+    static POSTGRES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| sizes(|n| format!("${n}")));
+    match dialect {
+        Dialect::Sqlite => &SQLITE[rows],
+        Dialect::Postgres => &POSTGRES[rows],
+    }
 }
 
 /// Whether `e` is a primary-key collision (another writer moved the chain on).
@@ -430,11 +437,16 @@ fn is_collision(e: &StoreError) -> bool {
 
 /// Writes `batch` after `start`; the new head, or the error and whether any row was
 /// written before it.
-async fn insert(conn: &mut sqlx::AnyConnection, batch: &[Pending], start: &Head) -> Result<Head, (StoreError, bool)> {
+async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    dialect: Dialect,
+    batch: &[Pending],
+    start: &Head,
+) -> Result<Head, (StoreError, bool)> {
     let mut seq = start.0 + 1;
     let mut prev = start.1.clone();
     for (n, chunk) in batch.chunks(ROWS_PER_INSERT).enumerate() {
-        let sql = insert_sql(chunk.len());
+        let sql = insert_sql(chunk.len(), dialect);
         let mut insert = sqlx::query(sql);
         for row in chained(chunk, &mut seq, &mut prev) {
             let e = row.entry;
