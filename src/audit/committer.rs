@@ -406,15 +406,11 @@ fn chained<'a>(chunk: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<Ch
 /// PostgreSQL. Made once per size (it is the key of each connection's prepared statements,
 /// looked up on every append).
 fn insert_sql(rows: usize, dialect: Dialect) -> &'static str {
-    fn sizes(placeholder: fn(usize) -> String) -> Vec<String> {
+    fn sizes(dialect: Dialect) -> Vec<String> {
         (0..=ROWS_PER_INSERT)
             .map(|rows| {
-                let rows: Vec<String> = (0..rows)
-                    .map(|i| {
-                        let values: Vec<String> = (1..=12).map(|c| placeholder(i * 12 + c)).collect();
-                        format!("({})", values.join(", "))
-                    })
-                    .collect();
+                let rows: Vec<String> =
+                    dialect.placeholders(rows * 12).chunks(12).map(|row| format!("({})", row.join(", "))).collect();
                 format!(
                     "INSERT INTO audit_events (seq, recorded, actor, role, patient_id, action, what, purpose, outcome, source_ip, prev_hash, hash) VALUES {}",
                     rows.join(", ")
@@ -422,8 +418,8 @@ fn insert_sql(rows: usize, dialect: Dialect) -> &'static str {
             })
             .collect()
     }
-    static SQLITE: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| sizes(|_| "?".to_string()));
-    static POSTGRES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| sizes(|n| format!("${n}")));
+    static SQLITE: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| sizes(Dialect::Sqlite));
+    static POSTGRES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| sizes(Dialect::Postgres));
     match dialect {
         Dialect::Sqlite => &SQLITE[rows],
         Dialect::Postgres => &POSTGRES[rows],

@@ -73,6 +73,16 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// `count` placeholders bound in order (see [`Store::placeholders`]).
+    pub fn placeholders(self, count: usize) -> Vec<String> {
+        match self {
+            Dialect::Sqlite => vec!["?".to_string(); count],
+            Dialect::Postgres => (1..=count).map(|n| format!("${n}")).collect(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Store {
     pub pool: AnyPool,
@@ -161,10 +171,7 @@ impl Store {
     /// the statement's names, so a statement of hundreds of parameters spent most of its time
     /// binding them.
     pub fn placeholders(&self, count: usize) -> Vec<String> {
-        match self.dialect {
-            Dialect::Sqlite => vec!["?".to_string(); count],
-            Dialect::Postgres => (1..=count).map(|n| format!("${n}")).collect(),
-        }
+        self.dialect.placeholders(count)
     }
 
     /// A transaction that will write: on SQLite it takes the write lock at once
