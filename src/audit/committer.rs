@@ -131,15 +131,20 @@ async fn gather(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
             return;
         }
         tokio::task::yield_now().await;
-        let before = batch.len();
-        while batch.len() < MAX_BATCH {
-            let Ok(p) = queue.try_recv() else { break };
-            batch.push(p);
-        }
-        if batch.len() == before {
+        if take_queued(queue, batch) == 0 {
             return;
         }
     }
+}
+
+/// Moves what is queued now into `batch`, up to [`MAX_BATCH`]; how many were taken.
+fn take_queued(queue: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) -> usize {
+    let before = batch.len();
+    while batch.len() < MAX_BATCH {
+        let Ok(p) = queue.try_recv() else { break };
+        batch.push(p);
+    }
+    batch.len() - before
 }
 
 /// How many times [`gather`] yields at most before a batch is written.
@@ -240,10 +245,7 @@ async fn write(
         // One appender at a time across replicas (released at commit or rollback).
         sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(7370001)) AS locked").execute(&mut *tx).await?;
     }
-    while batch.len() < MAX_BATCH {
-        let Ok(p) = queue.try_recv() else { break };
-        batch.push(p);
-    }
+    take_queued(queue, batch);
     let remembered = head.take().filter(|_| store.dialect == Dialect::Sqlite);
     let from_memory = remembered.is_some();
     let start = match remembered {
