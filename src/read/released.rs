@@ -44,6 +44,11 @@ struct KeptPage {
     answers: Vec<(String, Vec<Bytes>)>,
 }
 
+/// Where in `pages` the page of `indexes` written for `base_url` is kept, if it is.
+fn kept_at(pages: &[KeptPage], base_url: &str, indexes: &[usize]) -> Option<usize> {
+    pages.iter().position(|p| p.base_url == base_url && p.indexes == indexes)
+}
+
 impl Rendered {
     pub(super) fn new(released: Arc<Released>, json: Vec<Box<[u8]>>) -> Rendered {
         Rendered { released, json, pages: Mutex::new(Vec::new()) }
@@ -53,9 +58,7 @@ impl Rendered {
     /// `{base_url}/{type}/{id}`, as a searchset writes them: written once, then kept.
     fn page(self: &Arc<Self>, base_url: &str, indexes: Vec<usize>) -> Bytes {
         // A panic while the lock was held left at most a list of pages: still usable.
-        let kept = |pages: &[KeptPage]| {
-            pages.iter().find(|p| p.base_url == base_url && p.indexes == indexes).map(|p| p.entries.clone())
-        };
+        let kept = |pages: &[KeptPage]| kept_at(pages, base_url, &indexes).map(|at| pages[at].entries.clone());
         if let Some(hit) = kept(&self.pages.lock().unwrap_or_else(PoisonError::into_inner)) {
             return hit;
         }
@@ -92,12 +95,9 @@ impl Rendered {
         key: String,
         write: impl FnOnce(Bytes) -> Vec<Bytes>,
     ) -> Vec<Bytes> {
-        let find = |pages: &mut Vec<KeptPage>| -> Option<usize> {
-            pages.iter().position(|p| p.base_url == base_url && p.indexes == indexes)
-        };
         {
-            let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(at) = find(&mut pages) {
+            let pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(at) = kept_at(&pages, base_url, &indexes) {
                 if let Some((_, pieces)) = pages[at].answers.iter().find(|(k, _)| *k == key) {
                     return pieces.clone();
                 }
@@ -105,7 +105,7 @@ impl Rendered {
         }
         let pieces = write(self.page(base_url, indexes.clone()));
         let mut pages = self.pages.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = find(&mut pages) {
+        if let Some(at) = kept_at(&pages, base_url, &indexes) {
             let answers = &mut pages[at].answers;
             if !answers.iter().any(|(k, _)| *k == key) {
                 if answers.len() >= KEPT_ANSWERS {
