@@ -64,6 +64,8 @@ pub struct Record {
     pub missing: Vec<MissingSource>,
     /// Per `Type/id`, the ids of the label rules that labelled it.
     pub label_rules: BTreeMap<String, Vec<String>>,
+    /// Per resource, the resources of the record its references name ([`Record::references`]).
+    references: std::sync::OnceLock<Vec<Vec<u32>>>,
 }
 
 impl Record {
@@ -84,12 +86,55 @@ impl Record {
                 positions.insert(alias, i);
             }
         }
-        Record { patient_id, resources, positions, missing, label_rules }
+        Record { patient_id, resources, positions, missing, label_rules, references: Default::default() }
     }
 
     /// A resource of the record by gateway `Type/id`.
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {
-        self.positions.get(&format!("{resource_type}/{id}")).map(|&i| &self.resources[i])
+        self.index_of(resource_type, id).map(|i| &self.resources[i])
+    }
+
+    /// Where gateway `Type/id` is in `resources` (a dropped duplicate's id names the
+    /// resource kept for it).
+    pub fn index_of(&self, resource_type: &str, id: &str) -> Option<usize> {
+        self.positions.get(&format!("{resource_type}/{id}")).copied()
+    }
+
+    /// For each resource (by index), the indexes of the resources its references name by
+    /// their own `Type/id`, each once, ascending. Worked out on the first
+    /// call and kept with the record: every viewer's decision follows the same references.
+    pub fn references(&self) -> &[Vec<u32>] {
+        self.references.get_or_init(|| {
+            let own: HashMap<String, u32> = self
+                .resources
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let key = format!("{}/{}", fhir::resource_type(r)?, fhir::resource_id(r)?);
+                    Some((key, u32::try_from(i).ok()?))
+                })
+                .collect();
+            let mut key = String::new();
+            self.resources
+                .iter()
+                .map(|r| {
+                    let mut named: Vec<u32> = Vec::new();
+                    reference::for_each(r, &mut |target| {
+                        let Some((t, id)) = reference::parse(target) else { return };
+                        key.clear();
+                        key.push_str(t);
+                        key.push('/');
+                        key.push_str(id);
+                        if let Some(&j) = own.get(key.as_str()) {
+                            named.push(j);
+                        }
+                    });
+                    named.sort_unstable();
+                    named.dedup();
+                    named
+                })
+                .collect()
+        })
     }
 
     pub fn patient(&self) -> Option<&Value> {

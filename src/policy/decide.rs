@@ -20,6 +20,7 @@ use chrono::{DateTime, FixedOffset, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -110,7 +111,7 @@ impl Policy {
     /// Decides what `viewer` may see of `record`.
     pub fn decide(
         &self,
-        record: &Record,
+        record: &Arc<Record>,
         viewer: &Viewer,
         ctx: &PolicyContext,
     ) -> Result<(Released, Vec<Explanation>), Denied> {
@@ -122,7 +123,7 @@ impl Policy {
     /// with the released resources moved out of `record` instead of copied.
     pub fn decide_taking(
         &self,
-        record: &mut Record,
+        record: &mut Arc<Record>,
         viewer: &Viewer,
         ctx: &PolicyContext,
     ) -> Result<(Released, Vec<Explanation>), Denied> {
@@ -390,30 +391,28 @@ fn provenance_follows_its_targets(record: &Record, explanations: &mut [Explanati
 /// them (directly or through another shown one): a clinic or clinician that only withheld
 /// data points at would otherwise disclose it.
 fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanation]) {
-    let is_supporting =
-        |i: usize| fhir::resource_type(&record.resources[i]).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t));
-    let supporting: std::collections::HashMap<&str, usize> =
-        (0..explanations.len()).filter(|&i| is_supporting(i)).map(|i| (explanations[i].resource.as_str(), i)).collect();
-    let shown_supporting: HashSet<usize> =
-        supporting.values().copied().filter(|&j| explanations[j].decision == Decision::Shown).collect();
-    let mut reached: HashSet<String> = HashSet::new();
-    let mut frontier: Vec<usize> =
-        (0..explanations.len()).filter(|&i| !is_supporting(i) && explanations[i].decision == Decision::Shown).collect();
+    let is_supporting: Vec<bool> = record
+        .resources
+        .iter()
+        .map(|r| fhir::resource_type(r).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t)))
+        .collect();
+    let shown = |i: usize| explanations[i].decision == Decision::Shown;
+    let references = record.references();
+    let mut reached = vec![false; explanations.len()];
+    let mut frontier: Vec<usize> = (0..explanations.len()).filter(|&i| !is_supporting[i] && shown(i)).collect();
     while let Some(i) = frontier.pop() {
-        reference::for_each(&record.resources[i], &mut |target| {
-            let Some((t, id)) = reference::parse(target) else { return };
-            let key = format!("{t}/{id}");
-            if reached.contains(&key) {
-                return;
+        for &j in &references[i] {
+            let j = j as usize;
+            if !reached[j] {
+                reached[j] = true;
+                if is_supporting[j] && shown(j) {
+                    frontier.push(j);
+                }
             }
-            if let Some(&j) = supporting.get(key.as_str()).filter(|j| shown_supporting.contains(j)) {
-                frontier.push(j);
-            }
-            reached.insert(key);
-        });
+        }
     }
     for (i, e) in explanations.iter_mut().enumerate() {
-        if is_supporting(i) && e.decision == Decision::Shown && !reached.contains(&e.resource) {
+        if is_supporting[i] && e.decision == Decision::Shown && !reached[i] {
             e.decision = Decision::Withheld;
             e.rules.push("supporting:not-referenced".into());
         }

@@ -8,19 +8,28 @@ use crate::aggregate::Record;
 use crate::fhir::{self, outcome::Issue, reference};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::sync::{Arc, OnceLock};
 
+/// A decision's release. The released copies are finished from the record when first asked
+/// for — all of them for a whole answer, or only the one a single read needs — so a decision
+/// that answers one read costs one copy, not one per resource of the record.
 #[derive(Debug)]
 pub struct Released {
-    patient_id: String,
-    resources: Vec<Value>,
-    positions: HashMap<String, usize>,
-    notices: Vec<Issue>,
+    record: Arc<Record>,
+    finish: Finish,
+    /// Record index → index among the released resources (`NOT_RELEASED` if withheld).
+    released_at: Vec<u32>,
+    /// Every released resource, finished (set at once when they were moved out of the record).
+    resources: OnceLock<Vec<Value>>,
     /// The first moment the same inputs could be decided differently (a hold ending).
     changes_at: Option<DateTime<Utc>>,
 }
 
+const NOT_RELEASED: u32 = u32::MAX;
+
 /// How the released copies are finished.
+#[derive(Debug)]
 pub(super) struct Finish {
     /// Indexes (into the record) of the resources released.
     pub keep: Vec<usize>,
@@ -32,51 +41,52 @@ pub(super) struct Finish {
     pub notices: Vec<Issue>,
 }
 
+impl Finish {
+    /// The released copy of the record's resource `i`, finished: references to withheld
+    /// resources pruned, sensitivity labels stripped, Part 2 labels stamped.
+    fn finished(&self, i: usize, mut r: Value) -> Value {
+        if !self.withheld.is_empty() {
+            prune(&mut r, &self.withheld);
+        }
+        if self.strip_sensitivity {
+            strip_sensitivity(&mut r);
+        }
+        if self.part2_stamp.contains(&i) {
+            stamp_part2(&mut r);
+        }
+        r
+    }
+}
+
 impl Released {
-    /// The release of a record others share (a cached one): its resources are copied.
-    pub(super) fn build(record: &Record, finish: Finish) -> Released {
-        Released::assemble(record, finish, |i| record.resources[i].clone())
+    /// The release of a record others share (a cached one): its resources are copied when
+    /// asked for.
+    pub(super) fn build(record: &Arc<Record>, finish: Finish) -> Released {
+        let mut released_at = vec![NOT_RELEASED; record.resources.len()];
+        for (n, &i) in finish.keep.iter().enumerate() {
+            released_at[i] = u32::try_from(n).unwrap_or(NOT_RELEASED);
+        }
+        Released { record: record.clone(), finish, released_at, resources: OnceLock::new(), changes_at: None }
     }
 
     /// The release of a record no one else holds (read once): its resources are moved out,
-    /// not copied, and the record is left without them.
-    pub(super) fn build_taking(record: &mut Record, finish: Finish) -> Released {
-        let mut taken = std::mem::take(&mut record.resources);
-        Released::assemble(record, finish, |i| std::mem::take(&mut taken[i]))
-    }
-
-    fn assemble(record: &Record, finish: Finish, mut copy: impl FnMut(usize) -> Value) -> Released {
-        let mut new_index = HashMap::new();
-        let mut resources: Vec<Value> = finish
-            .keep
-            .iter()
-            .enumerate()
-            .map(|(n, &i)| {
-                new_index.insert(i, n);
-                let mut r = copy(i);
-                if !finish.withheld.is_empty() {
-                    prune(&mut r, &finish.withheld);
-                }
-                if finish.strip_sensitivity {
-                    strip_sensitivity(&mut r);
-                }
-                if finish.part2_stamp.contains(&i) {
-                    stamp_part2(&mut r);
-                }
-                r
-            })
-            .collect();
+    /// not copied, and the record is left without them. A record shared after all is
+    /// released as [`Released::build`] does.
+    pub(super) fn build_taking(record: &mut Arc<Record>, finish: Finish) -> Released {
+        let Some(own) = Arc::get_mut(record) else { return Released::build(record, finish) };
+        let mut taken = std::mem::take(&mut own.resources);
+        let mut resources: Vec<Value> =
+            finish.keep.iter().map(|&i| finish.finished(i, std::mem::take(&mut taken[i]))).collect();
         if !finish.withheld.is_empty() {
             hide_unseen_sources(&mut resources);
         }
-        let positions = record.keys().filter_map(|(k, i)| Some((k.to_string(), *new_index.get(&i)?))).collect();
-        Released {
-            patient_id: record.patient_id.clone(),
-            resources,
-            positions,
-            notices: finish.notices,
-            changes_at: None,
+        let mut released_at = vec![NOT_RELEASED; taken.len()];
+        for (n, &i) in finish.keep.iter().enumerate() {
+            released_at[i] = u32::try_from(n).unwrap_or(NOT_RELEASED);
         }
+        let done = Released { record: record.clone(), finish, released_at, resources: OnceLock::new(), changes_at: None };
+        let _ = done.resources.set(resources);
+        done
     }
 
     /// Marks when this release stops being the answer for the same record, viewer and ledger.
@@ -92,35 +102,86 @@ impl Released {
     }
 
     pub fn patient_id(&self) -> &str {
-        &self.patient_id
+        &self.record.patient_id
     }
 
-    /// Patient first, then by type and id.
+    /// How many resources are released.
+    pub fn len(&self) -> usize {
+        self.finish.keep.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.finish.keep.is_empty()
+    }
+
+    /// Patient first, then by type and id (all of them finished on the first call).
     pub fn resources(&self) -> &[Value] {
-        &self.resources
+        self.resources.get_or_init(|| {
+            let mut all: Vec<Value> =
+                self.finish.keep.iter().map(|&i| self.finish.finished(i, self.record.resources[i].clone())).collect();
+            if !self.finish.withheld.is_empty() {
+                hide_unseen_sources(&mut all);
+            }
+            all
+        })
+    }
+
+    /// The `n`th released resource, as [`Released::resources`] has it, without finishing the
+    /// others when they were not asked for yet.
+    pub fn one(&self, n: usize) -> Option<Value> {
+        if let Some(all) = self.resources.get() {
+            return all.get(n).cloned();
+        }
+        let &i = self.finish.keep.get(n)?;
+        let mut r = self.finish.finished(i, self.record.resources[i].clone());
+        if !self.finish.withheld.is_empty() && fhir::resource_type(&r) == Some("Patient") {
+            let others = self.finish.keep.iter().map(|&j| &self.record.resources[j]);
+            hide_unseen_sources_of(&mut r, others);
+        }
+        Some(r)
+    }
+
+    /// The resources released, as they were before finishing (what their attachments are).
+    pub fn unfinished(&self) -> Vec<&Value> {
+        match self.resources.get() {
+            Some(all) => all.iter().collect(),
+            None => self.finish.keep.iter().map(|&i| &self.record.resources[i]).collect(),
+        }
     }
 
     /// The resources, given up (see [`Released::resources`]).
     pub fn into_resources(self) -> Vec<Value> {
-        self.resources
+        self.resources();
+        self.resources.into_inner().unwrap_or_default()
     }
 
     pub fn get(&self, resource_type: &str, id: &str) -> Option<&Value> {
-        self.position(resource_type, id).map(|i| &self.resources[i])
+        self.position(resource_type, id).map(|i| &self.resources()[i])
     }
 
     /// Where `resource_type/id` is in [`Released::resources`], if it was released.
     pub fn position(&self, resource_type: &str, id: &str) -> Option<usize> {
-        self.positions.get(&format!("{resource_type}/{id}")).copied()
+        let i = self.record.index_of(resource_type, id)?;
+        self.released_at.get(i).filter(|&&n| n != NOT_RELEASED).map(|&n| n as usize)
     }
 
-    pub fn patient(&self) -> Option<&Value> {
-        self.resources.first().filter(|r| fhir::resource_type(r) == Some("Patient"))
+    /// Where the Patient resource is in [`Released::resources`] (first), if it was released.
+    pub fn patient_position(&self) -> Option<usize> {
+        let first = match self.resources.get() {
+            Some(all) => all.first(),
+            None => self.finish.keep.first().map(|&i| &self.record.resources[i]),
+        };
+        first.filter(|r| fhir::resource_type(r) == Some("Patient")).map(|_| 0)
+    }
+
+    /// The Patient resource as released, if it was.
+    pub fn patient(&self) -> Option<Value> {
+        self.one(self.patient_position()?)
     }
 
     /// Notices the answer must carry (the withheld-notice, the Part 2 redisclosure notice).
     pub fn notices(&self) -> &[Issue] {
-        &self.notices
+        &self.finish.notices
     }
 }
 
@@ -165,10 +226,17 @@ fn prune(v: &mut Value, withheld: &HashSet<String>) {
 /// was withheld (a parent learning that the teen is known to a behavioral health clinic), so
 /// the Patient keeps only the tags of systems whose data the viewer receives.
 fn hide_unseen_sources(resources: &mut [Value]) {
+    let Some(at) = resources.iter().position(|r| fhir::resource_type(r) == Some("Patient")) else { return };
+    let mut patient = std::mem::take(&mut resources[at]);
+    hide_unseen_sources_of(&mut patient, resources.iter());
+    resources[at] = patient;
+}
+
+/// [`hide_unseen_sources`] for `patient` beside the other resources released with it.
+fn hide_unseen_sources_of<'a>(patient: &mut Value, others: impl Iterator<Item = &'a Value>) {
     use crate::aggregate::provenance::{holders, meta_source, SOURCE_TAG_SYSTEM};
     let seen: HashSet<String> =
-        resources.iter().filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(holders).collect();
-    let Some(patient) = resources.iter_mut().find(|r| fhir::resource_type(r) == Some("Patient")) else { return };
+        others.filter(|r| fhir::resource_type(r) != Some("Patient")).flat_map(holders).collect();
     let primary = patient.pointer("/meta/source").and_then(Value::as_str).map(str::to_string);
     if let Some(tags) = patient.pointer_mut("/meta/tag").and_then(Value::as_array_mut) {
         tags.retain(|t| {

@@ -18,6 +18,7 @@ use crate::store::{Store, StoreError};
 use futures::stream::BoxStream;
 use moka::future::Cache;
 use serde_json::{Map, Value};
+use std::borrow::Borrow;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::bytes::Bytes;
@@ -261,7 +262,7 @@ impl Reader {
 
     /// The attachments of a released resource that the gateway serves (`record`: the
     /// released record it is part of, where an ImagingStudy's Endpoints are).
-    pub(super) fn attachments_of(&self, r: &Value, record: &[Value]) -> Vec<ReleasedAttachment> {
+    pub(super) fn attachments_of<R: Borrow<Value>>(&self, r: &Value, record: &[R]) -> Vec<ReleasedAttachment> {
         let Some(source) = source_of_meta(r) else { return Vec::new() };
         if fhir::resource_type(r) == Some("ImagingStudy") {
             return self.series_attachments(r, source, record);
@@ -284,9 +285,13 @@ impl Reader {
     }
 
     /// Every attachment the gateway serves of `resources`, each once.
-    pub(super) fn documents_of(&self, resources: &[Value]) -> Vec<ReleasedAttachment> {
+    pub(super) fn documents_of<R: Borrow<Value>>(&self, resources: &[R]) -> Vec<ReleasedAttachment> {
         let mut seen = std::collections::HashSet::new();
-        resources.iter().flat_map(|r| self.attachments_of(r, resources)).filter(|a| seen.insert(a.id.clone())).collect()
+        resources
+            .iter()
+            .flat_map(|r| self.attachments_of(r.borrow(), resources))
+            .filter(|a| seen.insert(a.id.clone()))
+            .collect()
     }
 
     /// A released resource as it goes out: attachment URLs the gateway serves rewritten to
@@ -308,9 +313,10 @@ impl Reader {
         r
     }
 
-    /// Notes which record the attachments of a released record belong to.
-    pub(super) async fn remember_attachments(&self, patient_id: &str, resources: &[Value]) {
-        let ids = self.documents_of(resources).into_iter().map(|a| a.id).collect();
+    /// Notes which record the attachments of a released record belong to (`resources`: its
+    /// released resources, finished or not: finishing leaves attachments as they are).
+    pub(super) async fn remember_attachments(&self, patient_id: &str, resources: Vec<&Value>) {
+        let ids = self.documents_of(&resources).into_iter().map(|a| a.id).collect();
         self.attachments.note(patient_id, ids).await;
     }
 

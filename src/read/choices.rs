@@ -25,7 +25,7 @@ impl Reader {
             let access = crate::auth::access_for_link(account_id, &link);
             let Some(own) = self.own_id(&access).await else { continue };
             let name = match self.visible(&access, &own).await {
-                Ok(v) => v.released.patient().map(display_name).unwrap_or_else(unnamed),
+                Ok(v) => v.released.patient().as_ref().map(display_name).unwrap_or_else(unnamed),
                 Err(_) => unnamed(),
             };
             out.push(RecordChoice { id: link.id, name, relation: relation_words(&link.relationship) });

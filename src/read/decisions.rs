@@ -112,7 +112,7 @@ impl Default for Decisions {
         Decisions {
             cache: Cache::builder()
                 .max_capacity(MAX_RESOURCES)
-                .weigher(|_, d: &Arc<Decided>| u32::try_from(d.released.resources().len() + 1).unwrap_or(u32::MAX))
+                .weigher(|_, d: &Arc<Decided>| u32::try_from(d.released.len() + 1).unwrap_or(u32::MAX))
                 .time_to_live(TIME_TO_LIVE)
                 .build(),
         }

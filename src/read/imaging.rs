@@ -17,6 +17,7 @@ use crate::aggregate::provenance::{gateway_resource_id, split_gateway_id};
 use crate::auth::Access;
 use crate::fhir;
 use serde_json::Value;
+use std::borrow::Borrow;
 use sha2::{Digest, Sha256};
 
 /// The content type a WADO-RS series retrieval answers (and is asked for).
@@ -80,7 +81,7 @@ pub(super) struct Series {
 }
 
 /// The series of `study` that a WADO-RS Endpoint among `record` serves.
-pub(super) fn series_of(study: &Value, record: &[Value]) -> Vec<Series> {
+pub(super) fn series_of<R: Borrow<Value>>(study: &Value, record: &[R]) -> Vec<Series> {
     if fhir::resource_type(study) != Some("ImagingStudy") {
         return Vec::new();
     }
@@ -88,6 +89,7 @@ pub(super) fn series_of(study: &Value, record: &[Value]) -> Vec<Series> {
     let address = |id: &str| {
         record
             .iter()
+            .map(Borrow::borrow)
             .find(|r| is_wado_endpoint(r) && fhir::resource_id(r) == Some(id))
             .and_then(|r| r.get("address")?.as_str())
     };
@@ -115,7 +117,12 @@ pub(super) fn series_of(study: &Value, record: &[Value]) -> Vec<Series> {
 
 impl Reader {
     /// The series of a released ImagingStudy the gateway serves, as attachments.
-    pub(super) fn series_attachments(&self, study: &Value, source: &str, record: &[Value]) -> Vec<ReleasedAttachment> {
+    pub(super) fn series_attachments<R: Borrow<Value>>(
+        &self,
+        study: &Value,
+        source: &str,
+        record: &[R],
+    ) -> Vec<ReleasedAttachment> {
         let pointed_by = format!("ImagingStudy/{}", fhir::resource_id(study).unwrap_or(""));
         series_of(study, record)
             .into_iter()

@@ -544,7 +544,7 @@ impl Reader {
             tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
         }
         let missing = self.nameable(&access.viewer, missing);
-        let note = || self.remember_attachments(released.patient_id(), released.resources());
+        let note = || self.remember_attachments(released.patient_id(), released.unfinished());
         match &kept {
             // Once per kept decision: its resources, and so its attachments, do not change.
             Some(d) => d.note_once(note).await,
@@ -657,9 +657,9 @@ impl Reader {
             }
         }
         let ctx = PolicyContext { now, ledger: ledger.clone() };
-        let decided = match (at, Arc::get_mut(&mut record)) {
-            (At::NowOnce, Some(own)) => self.policy.decide_taking(own, viewer, &ctx),
-            _ => self.policy.decide(&record, viewer, &ctx),
+        let decided = match at {
+            At::NowOnce => self.policy.decide_taking(&mut record, viewer, &ctx),
+            At::Now | At::Then(_) => self.policy.decide(&record, viewer, &ctx),
         };
         let (released, mut explanations) = decided.map_err(|d| match d {
             Denied::NoAccess(_) => ReadError::NotFound,
@@ -719,7 +719,7 @@ impl Reader {
         let found = match self.visible(access, &patient_id).await {
             Ok(v) => {
                 let at = if resource_type == "Patient" {
-                    v.released.patient().map(|_| 0)
+                    v.released.patient_position()
                 } else {
                     v.released.position(resource_type, id)
                 };
@@ -737,7 +737,7 @@ impl Reader {
         let at = at.ok_or(ReadError::NotFound)?;
         Ok(match v.decided.as_ref().and_then(|d| d.rendered_for_one(|r| self.outward(r))) {
             Some(rendered) => Out::rendered(&rendered, at),
-            None => Out::value(v.released.resources()[at].clone()),
+            None => Out::value(v.released.one(at).ok_or(ReadError::NotFound)?),
         })
     }
 

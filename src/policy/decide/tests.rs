@@ -33,9 +33,9 @@ fn sec(codes: &[&str]) -> Value {
         .collect::<Vec<_>>())
 }
 
-fn record(birth: &str, mut resources: Vec<Value>) -> Record {
+fn record(birth: &str, mut resources: Vec<Value>) -> Arc<Record> {
     resources.insert(0, json!({"resourceType": "Patient", "id": "p", "birthDate": birth}));
-    Record::new("p".into(), resources, HashMap::new(), vec![], BTreeMap::new())
+    Arc::new(Record::new("p".into(), resources, HashMap::new(), vec![], BTreeMap::new()))
 }
 
 fn obs(id: &str, labels: &[&str]) -> Value {
@@ -48,7 +48,7 @@ fn ctx() -> PolicyContext {
     PolicyContext { now: now(), ledger: PatientLedger::default() }
 }
 
-fn decided(p: &Policy, r: &Record, v: &Viewer, c: &PolicyContext) -> BTreeMap<String, (Decision, Vec<String>)> {
+fn decided(p: &Policy, r: &Arc<Record>, v: &Viewer, c: &PolicyContext) -> BTreeMap<String, (Decision, Vec<String>)> {
     let (_, ex) = p.decide(r, v, c).unwrap();
     ex.into_iter().map(|e| (e.resource, (e.decision, e.rules))).collect()
 }
@@ -248,9 +248,11 @@ fn released_copies_lose_references_to_withheld_items_and_proxies_lose_sensitivit
     assert!(released.notices().is_empty(), "no withheld-notice for staff");
     // Make the encounter visible to a proxy by dropping its minor-consented label.
     let mut r2 = record("2016-01-01", vec![r.resources[1].clone(), r.resources[2].clone()]);
-    r2.resources[2]["meta"]["security"] = sec(&["GDIS", "R"]);
+    Arc::get_mut(&mut r2).unwrap().resources[2]["meta"]["security"] = sec(&["GDIS", "R"]);
     let (released, _) = p.decide(&r2, &viewer("proxy:MTH"), &ctx()).unwrap();
+    let alone = released.one(released.position("Encounter", "e").unwrap()).unwrap();
     let enc = released.get("Encounter", "e").unwrap();
+    assert_eq!(&alone, enc, "read alone, it is finished as in the whole release");
     assert!(enc.get("diagnosis").is_none(), "{enc}");
     assert!(!enc.to_string().contains("Chlamydia"));
     assert!(label_codes(enc).is_empty(), "sensitivity and the confidentiality that would single it out are stripped");
@@ -276,7 +278,8 @@ fn the_patient_does_not_name_a_system_whose_data_was_all_withheld() {
             },
         ],
     );
-    r.resources[0]["meta"] = json!({"source": "urn:portico:source:ehr", "tag": [tag("ehr"), tag("behavioral")]});
+    Arc::get_mut(&mut r).unwrap().resources[0]["meta"] =
+        json!({"source": "urn:portico:source:ehr", "tag": [tag("ehr"), tag("behavioral")]});
     let p = policy();
     let tags = |released: &Released| -> Vec<String> {
         released.patient().unwrap()["meta"]["tag"]
@@ -288,6 +291,9 @@ fn the_patient_does_not_name_a_system_whose_data_was_all_withheld() {
     };
     let (partner, _) = p.decide(&r, &viewer("partner:hie:TREAT"), &ctx()).unwrap();
     assert_eq!(tags(&partner), vec!["ehr"]);
+    // Read alone (before the rest is finished), the Patient is finished as in the whole release.
+    let alone = partner.patient().unwrap();
+    assert_eq!(Some(&alone), partner.resources().first());
     let (staff, _) = p.decide(&r, &viewer("staff"), &ctx()).unwrap();
     assert_eq!(tags(&staff), vec!["ehr", "behavioral"]);
     let (emergency, _) = p.decide(&r, &viewer("partner:hie:ETREAT"), &ctx()).unwrap();

@@ -35,7 +35,7 @@ fn snomed(code: &str, display: &str) -> Value {
 /// a service a minor consents to at any age), to an ADHD visit (MH, from 12 in the default
 /// jurisdiction) and to nothing sensitive; plus a Coverage and two types the policy has no
 /// rules for. The labels come from the shipped labeller, not from the test.
-fn new_types_record(policy: &Policy, birth: &str) -> Record {
+fn new_types_record(policy: &Policy, birth: &str) -> Arc<Record> {
     let checkup = snomed("185349003", "Encounter for check up");
     let mut resources = vec![
         json!({"resourceType": "Patient", "id": "p", "birthDate": birth}),
@@ -74,10 +74,10 @@ fn new_types_record(policy: &Policy, birth: &str) -> Record {
         resources.push(x);
     }
     policy.labeler().label(&mut resources);
-    Record::new("p".into(), resources, HashMap::new(), vec![], BTreeMap::new())
+    Arc::new(Record::new("p".into(), resources, HashMap::new(), vec![], BTreeMap::new()))
 }
 
-fn decided(p: &Policy, rec: &Record, v: &Viewer) -> BTreeMap<String, (Decision, Vec<String>)> {
+fn decided(p: &Policy, rec: &Arc<Record>, v: &Viewer) -> BTreeMap<String, (Decision, Vec<String>)> {
     let (_, ex) = p.decide(rec, v, &ctx()).unwrap();
     ex.into_iter().map(|e| (e.resource, (e.decision, e.rules))).collect()
 }
@@ -132,7 +132,7 @@ fn matrix_of_new_types_by_viewer() {
     let adult = new_types_record(&p, "1990-01-01");
     let none: Option<&str> = None;
     let mut wrong = Vec::new();
-    let mut run = |rec: &Record, who: &str, v: Viewer, expect: &dyn Fn(&str) -> Option<&'static str>| {
+    let mut run = |rec: &Arc<Record>, who: &str, v: Viewer, expect: &dyn Fn(&str) -> Option<&'static str>| {
         let d = decided(&p, rec, &v);
         let all = ["sex", "mh", "plain"].iter().flat_map(|s| keys(s)).chain(UNKNOWN.iter().map(ToString::to_string));
         for key in all.chain(["Coverage/cov".to_string()]) {
@@ -285,7 +285,7 @@ fn synthea_teens_contraception_visits_are_billed_but_never_shown_to_her_parent()
     let mut resources = synthea("Lashaunda_Rodriguez_");
     p.labeler().label(&mut resources);
     let patient_id = fhir::resource_id(&resources[0]).unwrap().to_string();
-    let rec = Record::new(patient_id, resources, HashMap::new(), vec![], BTreeMap::new());
+    let rec = Arc::new(Record::new(patient_id, resources, HashMap::new(), vec![], BTreeMap::new()));
     // The bills of the visits, found by what they reference (not by their labels).
     let bills: Vec<String> = rec
         .resources
