@@ -207,6 +207,9 @@ impl BinaryContent {
 }
 
 /// Every Attachment of a resource that may name content by URL.
+/// The types whose attachments (or, for an ImagingStudy, series) the gateway serves.
+const ATTACHMENT_TYPES: [&str; 4] = ["DocumentReference", "DiagnosticReport", "Media", "ImagingStudy"];
+
 fn each_attachment<'a>(r: &'a Value) -> Vec<&'a Map<String, Value>> {
     let list = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
     match fhir::resource_type(r) {
@@ -263,12 +266,20 @@ impl Reader {
     /// The attachments of a released resource that the gateway serves (`record`: the
     /// released record it is part of, where an ImagingStudy's Endpoints are).
     pub(super) fn attachments_of<R: Borrow<Value>>(&self, r: &Value, record: &[R]) -> Vec<ReleasedAttachment> {
+        let t = fhir::resource_type(r).unwrap_or("");
+        if !ATTACHMENT_TYPES.contains(&t) {
+            return Vec::new();
+        }
         let Some(source) = source_of_meta(r) else { return Vec::new() };
-        if fhir::resource_type(r) == Some("ImagingStudy") {
+        if t == "ImagingStudy" {
             return self.series_attachments(r, source, record);
         }
-        let pointed_by = format!("{}/{}", fhir::resource_type(r).unwrap_or(""), fhir::resource_id(r).unwrap_or(""));
-        each_attachment(r)
+        let attachments = each_attachment(r);
+        if attachments.is_empty() {
+            return Vec::new();
+        }
+        let pointed_by = format!("{t}/{}", fhir::resource_id(r).unwrap_or(""));
+        attachments
             .into_iter()
             .filter_map(|a| {
                 let url = a.get("url").and_then(Value::as_str)?;
