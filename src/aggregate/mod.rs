@@ -66,6 +66,34 @@ pub struct Record {
     pub label_rules: BTreeMap<String, Vec<String>>,
     /// Per resource, the resources of the record its references name ([`Record::references`]).
     references: std::sync::OnceLock<Vec<Vec<u32>>>,
+    /// Per resource, its key and labels ([`Record::facts`]).
+    facts: std::sync::OnceLock<Vec<Facts>>,
+}
+
+/// What every decision reads of one resource of a record: its gateway `Type/id` and its
+/// security labels (as [`crate::label::labels_of`] reads them).
+#[derive(Debug)]
+pub struct Facts {
+    /// `Type/id` (an empty part where the resource has none).
+    pub key: String,
+    type_end: usize,
+    pub labels: BTreeSet<String>,
+}
+
+impl Facts {
+    fn of(r: &Value) -> Facts {
+        let t = fhir::resource_type(r).unwrap_or_default();
+        Facts {
+            key: format!("{t}/{}", fhir::resource_id(r).unwrap_or_default()),
+            type_end: t.len(),
+            labels: crate::label::labels_of(r),
+        }
+    }
+
+    /// The resource's type (empty when it has none).
+    pub fn resource_type(&self) -> &str {
+        &self.key[..self.type_end]
+    }
 }
 
 impl Record {
@@ -86,7 +114,15 @@ impl Record {
                 positions.insert(alias, i);
             }
         }
-        Record { patient_id, resources, positions, missing, label_rules, references: Default::default() }
+        Record {
+            patient_id,
+            resources,
+            positions,
+            missing,
+            label_rules,
+            references: Default::default(),
+            facts: Default::default(),
+        }
     }
 
     /// A resource of the record by gateway `Type/id`.
@@ -135,6 +171,12 @@ impl Record {
                 })
                 .collect()
         })
+    }
+
+    /// Each resource's key and labels, by index: read from the resources on the first call
+    /// and kept with the record, which every viewer's decision reads again.
+    pub fn facts(&self) -> &[Facts] {
+        self.facts.get_or_init(|| self.resources.iter().map(Facts::of).collect())
     }
 
     pub fn patient(&self) -> Option<&Value> {

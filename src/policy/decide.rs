@@ -12,7 +12,7 @@ use super::holds::{self, PatientLedger};
 use super::minors;
 use super::released::{Finish, Released};
 use super::viewer::{Role, Viewer};
-use crate::aggregate::Record;
+use crate::aggregate::{Facts, Record};
 use crate::fhir::model::codes::IssueType;
 use crate::fhir::{self, outcome::Issue, reference};
 use crate::label::Labeler;
@@ -138,20 +138,24 @@ impl Policy {
         self.check_purpose(viewer)?;
         let mut explanations = Vec::with_capacity(record.resources.len());
         let mut part2_stamp = HashSet::new();
-        for (i, r) in record.resources.iter().enumerate() {
-            let key = key_of(r);
-            let labels = label_codes(r);
-            let mut rules = self.rules_for(r, &key, &labels, viewer, minor.as_ref(), ctx);
+        for (i, (r, facts)) in record.resources.iter().zip(record.facts()).enumerate() {
+            let (key, labels) = (&facts.key, &facts.labels);
+            let mut rules = self.rules_for(r, facts, viewer, minor.as_ref(), ctx);
             let decision = if rules.is_empty() { Decision::Shown } else { Decision::Withheld };
             if let (Decision::Shown, Role::Partner { purpose, .. }) = (decision, &viewer.role) {
-                if is_part2(&labels) {
+                if is_part2(labels) {
                     part2_stamp.insert(i);
                     let why =
                         if self.config.partners.emergency_purposes.contains(purpose) { "emergency" } else { "consent" };
                     rules.push(format!("part2:released:{why}"));
                 }
             }
-            explanations.push(Explanation { resource: key, decision, rules, labels: labels.into_iter().collect() });
+            explanations.push(Explanation {
+                resource: key.clone(),
+                decision,
+                rules,
+                labels: labels.iter().cloned().collect(),
+            });
         }
         self.hold_families(record, &mut explanations, viewer);
         supporting_follow_what_is_shown(record, &mut explanations);
@@ -242,13 +246,12 @@ impl Policy {
     fn rules_for(
         &self,
         r: &Value,
-        key: &str,
-        labels: &BTreeSet<String>,
+        facts: &Facts,
         viewer: &Viewer,
         minor: Option<&MinorProxy>,
         ctx: &PolicyContext,
     ) -> Vec<String> {
-        let t = fhir::resource_type(r).unwrap_or_default();
+        let (t, key, labels) = (facts.resource_type(), facts.key.as_str(), &facts.labels);
         let mut rules = Vec::new();
         if !matches!(viewer.role, Role::Staff) {
             rules.extend(self.type_rule(viewer, t));
@@ -369,21 +372,29 @@ struct MinorProxy<'a> {
 /// it is withheld too (it would tell that something was recorded, and be left with no
 /// target).
 fn provenance_follows_its_targets(record: &Record, explanations: &mut [Explanation]) {
-    let decisions: std::collections::HashMap<String, Decision> =
-        explanations.iter().map(|e| (e.resource.clone(), e.decision)).collect();
-    for (i, r) in record.resources.iter().enumerate() {
-        if fhir::resource_type(r) != Some("Provenance") || explanations[i].decision == Decision::Withheld {
-            continue;
-        }
-        let targets: Vec<Decision> = fhir::path_values(r, "target")
+    let facts = record.facts();
+    let shown: Vec<usize> = (0..explanations.len())
+        .filter(|&i| facts[i].resource_type() == "Provenance" && explanations[i].decision == Decision::Shown)
+        .collect();
+    if shown.is_empty() {
+        return;
+    }
+    let decisions: std::collections::HashMap<&str, Decision> =
+        facts.iter().zip(explanations.iter()).map(|(f, e)| (f.key.as_str(), e.decision)).collect();
+    let mut withhold_provenance = Vec::new();
+    for i in shown {
+        let targets: Vec<Decision> = fhir::path_values(&record.resources[i], "target")
             .iter()
             .filter_map(|t| t.get("reference").and_then(Value::as_str).and_then(reference::parse))
-            .filter_map(|(t, id)| decisions.get(&format!("{t}/{id}")).copied())
+            .filter_map(|(t, id)| decisions.get(format!("{t}/{id}").as_str()).copied())
             .collect();
         if !targets.is_empty() && targets.iter().all(|d| *d == Decision::Withheld) {
-            explanations[i].decision = Decision::Withheld;
-            explanations[i].rules.push("provenance:targets-withheld".into());
+            withhold_provenance.push(i);
         }
+    }
+    for i in withhold_provenance {
+        explanations[i].decision = Decision::Withheld;
+        explanations[i].rules.push("provenance:targets-withheld".into());
     }
 }
 
@@ -391,11 +402,8 @@ fn provenance_follows_its_targets(record: &Record, explanations: &mut [Explanati
 /// them (directly or through another shown one): a clinic or clinician that only withheld
 /// data points at would otherwise disclose it.
 fn supporting_follow_what_is_shown(record: &Record, explanations: &mut [Explanation]) {
-    let is_supporting: Vec<bool> = record
-        .resources
-        .iter()
-        .map(|r| fhir::resource_type(r).is_some_and(|t| fhir::SUPPORTING_TYPES.contains(&t)))
-        .collect();
+    let is_supporting: Vec<bool> =
+        record.facts().iter().map(|f| fhir::SUPPORTING_TYPES.contains(&f.resource_type())).collect();
     let shown = |i: usize| explanations[i].decision == Decision::Shown;
     let references = record.references();
     let mut reached = vec![false; explanations.len()];
@@ -433,10 +441,6 @@ fn scope_rule(viewer: &Viewer, r: &Value, t: &str) -> Option<String> {
             })
     });
     (!granted).then(|| "scope:not-granted".to_string())
-}
-
-fn key_of(r: &Value) -> String {
-    format!("{}/{}", fhir::resource_type(r).unwrap_or_default(), fhir::resource_id(r).unwrap_or_default())
 }
 
 /// The codes in `meta.security` (legacy NORDSLCD read as NORDSCLCD): the labeling service's

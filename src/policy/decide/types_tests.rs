@@ -77,6 +77,10 @@ fn new_types_record(policy: &Policy, birth: &str) -> Arc<Record> {
     Arc::new(Record::new("p".into(), resources, HashMap::new(), vec![], BTreeMap::new()))
 }
 
+fn key_of(r: &Value) -> String {
+    format!("{}/{}", fhir::resource_type(r).unwrap_or_default(), fhir::resource_id(r).unwrap_or_default())
+}
+
 fn decided(p: &Policy, rec: &Arc<Record>, v: &Viewer) -> BTreeMap<String, (Decision, Vec<String>)> {
     let (_, ex) = p.decide(rec, v, &ctx()).unwrap();
     ex.into_iter().map(|e| (e.resource, (e.decision, e.rules))).collect()
