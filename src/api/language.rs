@@ -10,7 +10,6 @@ use crate::i18n::negotiate::{self, COOKIE};
 use crate::i18n::{self, Lang, Scope};
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -21,8 +20,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new().route("/language/{code}", get(switch)).with_state(state)
 }
 
-/// Runs the request in its language; HTML answers say which (`Content-Language`).
-pub async fn choose(request: Request, next: Next) -> Response {
+/// Runs the request (`run`) in its language; HTML answers say which (`Content-Language`).
+pub async fn choose<F: std::future::Future<Output = Response>>(
+    request: Request,
+    run: impl FnOnce(Request) -> F,
+) -> Response {
     let jar = CookieJar::from_headers(request.headers());
     let accept = request.headers().get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok());
     let lang = negotiate::choose(jar.get(COOKIE).map(Cookie::value), accept);
@@ -32,7 +34,7 @@ pub async fn choose(request: Request, next: Next) -> Response {
         // A form's answer (a refused sign-in …): back to that form's page.
         FORM_PAGES.contains(&request.uri().path()).then(|| request.uri().path().to_string())
     };
-    let mut response = i18n::within(Scope { lang, here }, next.run(request)).await;
+    let mut response = i18n::within(Scope { lang, here }, run(request)).await;
     let html = response
         .headers()
         .get(header::CONTENT_TYPE)

@@ -7,7 +7,6 @@
 use super::ApiState;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::sync::Arc;
@@ -142,16 +141,29 @@ fn method_label(method: &axum::http::Method) -> &'static str {
     }
 }
 
-/// Counts and times every request by its route template (`unmatched` when no route
-/// matched) and method.
-pub async fn track(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
-    let method = method_label(request.method());
-    let started = Instant::now();
-    let response = next.run(request).await;
-    state.metrics.latency.with_label_values(&[&route]).observe(started.elapsed().as_secs_f64());
-    state.metrics.requests.with_label_values(&[&route, method, response.status().as_str()]).inc();
-    response
+/// One request being counted and timed, by its route template (`unmatched` when no route
+/// matched) and method (see [`super::front`]).
+pub struct Tracked {
+    route: Option<MatchedPath>,
+    method: &'static str,
+    started: Instant,
+}
+
+impl Tracked {
+    pub fn start(request: &Request) -> Tracked {
+        Tracked {
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            method: method_label(request.method()),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts the request with the status of its `response`, and its time.
+    pub fn finish(self, state: &ApiState, response: &Response) {
+        let route = self.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+        state.metrics.latency.with_label_values(&[route]).observe(self.started.elapsed().as_secs_f64());
+        state.metrics.requests.with_label_values(&[route, self.method, response.status().as_str()]).inc();
+    }
 }
 
 pub async fn render(State(state): State<Arc<ApiState>>) -> Response {

@@ -20,6 +20,7 @@ pub mod error;
 mod export_routes;
 mod extract;
 mod fhir_routes;
+mod front;
 mod health;
 mod home;
 mod language;
@@ -123,10 +124,7 @@ pub fn router(state: Arc<ApiState>, max_body_bytes: usize) -> Router {
         .merge(proxy_routes::router(state.clone()))
         .merge(notice_routes::router(state.clone()))
         .route("/metrics", axum::routing::get(metrics::render).with_state(state.clone()))
-        .layer(axum::middleware::from_fn(text::refuse_control_paths))
-        .layer(axum::middleware::from_fn(language::choose))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit::per_ip))
-        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
+        .layer(axum::middleware::from_fn_with_state(state, front::front))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body_bytes))
         .layer(tower_http::trace::TraceLayer::new_for_http())
 }

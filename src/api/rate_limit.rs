@@ -7,11 +7,9 @@ use super::pages::PageError;
 use super::ApiState;
 use crate::auth::oauth::OAuthError;
 use crate::auth::throttle::{Endpoint, Limited};
-use axum::extract::{ConnectInfo, Request, State};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 /// The 429 answer of a limited endpoint.
 pub fn refusal(endpoint: Endpoint, limited: Limited) -> Response {
@@ -21,16 +19,12 @@ pub fn refusal(endpoint: Endpoint, limited: Limited) -> Response {
     }
 }
 
-pub async fn per_ip(State(state): State<Arc<ApiState>>, request: Request, next: Next) -> Response {
-    if let Some(endpoint) = Endpoint::of(request.method().as_str(), request.uri().path()) {
-        if let Some(ConnectInfo(peer)) = request.extensions().get::<ConnectInfo<SocketAddr>>() {
-            let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
-            let ip = state.throttle.client_ip(peer.ip(), forwarded);
-            if let Err(limited) = state.throttle.check_ip(endpoint, ip) {
-                tracing::warn!(endpoint = ?endpoint, "rate limit per client address reached");
-                return refusal(endpoint, limited);
-            }
-        }
-    }
-    next.run(request).await
+pub fn per_ip(state: &ApiState, request: &Request) -> Option<Response> {
+    let endpoint = Endpoint::of(request.method().as_str(), request.uri().path())?;
+    let ConnectInfo(peer) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    let forwarded = request.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok());
+    let ip = state.throttle.client_ip(peer.ip(), forwarded);
+    let limited = state.throttle.check_ip(endpoint, ip).err()?;
+    tracing::warn!(endpoint = ?endpoint, "rate limit per client address reached");
+    Some(refusal(endpoint, limited))
 }

@@ -120,28 +120,28 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for TextQuery<T> {
     }
 }
 
-/// The layer that refuses an address whose path holds a NUL or another control character
+/// The answer to an address whose path holds a NUL or another control character
 /// (percent-encoded: `/records/%00`): no id holds one, so the request names nothing and is
 /// answered 400 before any handler looks it up, in its surface's error form — an
 /// OperationOutcome under `/fhir` and `/admin`, JSON for the apps' and share-link APIs, the
 /// error page for the portal. The query string is each handler's to check.
-pub async fn refuse_control_paths(request: Request, next: axum::middleware::Next) -> axum::response::Response {
+pub fn refuse_control_paths(request: &Request) -> Option<axum::response::Response> {
     use axum::response::IntoResponse;
     let path = request.uri().path();
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
     if storable(&decoded) {
-        return next.run(request).await;
+        return None;
     }
     let message = "the address holds a control character (such as NUL): it names nothing";
     let api = |p: &str| path == p || path.starts_with(&format!("{p}/"));
-    if api("/fhir") || api("/admin") {
+    Some(if api("/fhir") || api("/admin") {
         super::error::ApiError::BadInput(message.into()).into_response()
     } else if api("/api") || api("/shl") || api("/share-links") {
         let body = serde_json::json!({"error": "invalid", "message": message});
         (axum::http::StatusCode::BAD_REQUEST, Json(body)).into_response()
     } else {
         super::pages::PageError::bad_request(crate::i18n::t("error-control-character")).into_response()
-    }
+    })
 }
 
 #[cfg(test)]

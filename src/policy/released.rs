@@ -84,7 +84,8 @@ impl Released {
         for (n, &i) in finish.keep.iter().enumerate() {
             released_at[i] = u32::try_from(n).unwrap_or(NOT_RELEASED);
         }
-        let done = Released { record: record.clone(), finish, released_at, resources: OnceLock::new(), changes_at: None };
+        let done =
+            Released { record: record.clone(), finish, released_at, resources: OnceLock::new(), changes_at: None };
         let _ = done.resources.set(resources);
         done
     }

@@ -17,8 +17,8 @@ use crate::aggregate::provenance::{gateway_resource_id, split_gateway_id};
 use crate::auth::Access;
 use crate::fhir;
 use serde_json::Value;
-use std::borrow::Borrow;
 use sha2::{Digest, Sha256};
+use std::borrow::Borrow;
 
 /// The content type a WADO-RS series retrieval answers (and is asked for).
 pub const SERIES_CONTENT_TYPE: &str = "multipart/related; type=\"application/dicom\"";
