@@ -206,10 +206,7 @@ impl BinaryContent {
     }
 }
 
-/// Every Attachment of a resource that may name content by URL.
-/// The types whose attachments (or, for an ImagingStudy, series) the gateway serves.
-const ATTACHMENT_TYPES: [&str; 4] = ["DocumentReference", "DiagnosticReport", "Media", "ImagingStudy"];
-
+/// Every Attachment of a resource that may name content by URL (none for other types).
 fn each_attachment<'a>(r: &'a Value) -> Vec<&'a Map<String, Value>> {
     let list = |v: Option<&'a Value>| v.and_then(Value::as_array).into_iter().flatten();
     match fhir::resource_type(r) {
@@ -267,17 +264,13 @@ impl Reader {
     /// released record it is part of, where an ImagingStudy's Endpoints are).
     pub(super) fn attachments_of<R: Borrow<Value>>(&self, r: &Value, record: &[R]) -> Vec<ReleasedAttachment> {
         let t = fhir::resource_type(r).unwrap_or("");
-        if !ATTACHMENT_TYPES.contains(&t) {
-            return Vec::new();
-        }
-        let Some(source) = source_of_meta(r) else { return Vec::new() };
         if t == "ImagingStudy" {
+            let Some(source) = source_of_meta(r) else { return Vec::new() };
             return self.series_attachments(r, source, record);
         }
+        // Only the types that carry attachments are looked into further.
         let attachments = each_attachment(r);
-        if attachments.is_empty() {
-            return Vec::new();
-        }
+        let Some(source) = source_of_meta(r).filter(|_| !attachments.is_empty()) else { return Vec::new() };
         let pointed_by = format!("{t}/{}", fhir::resource_id(r).unwrap_or(""));
         attachments
             .into_iter()
