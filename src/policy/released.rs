@@ -18,7 +18,8 @@ use std::sync::{Arc, OnceLock};
 pub struct Released {
     record: Arc<Record>,
     finish: Finish,
-    /// Record index → index among the released resources (`NOT_RELEASED` if withheld).
+    /// Record index → index among the released resources (`NOT_RELEASED`, or past the end,
+    /// if withheld).
     released_at: Vec<u32>,
     /// Every released resource, finished (set at once when they were moved out of the record).
     resources: OnceLock<Vec<Value>>,
@@ -31,7 +32,7 @@ const NOT_RELEASED: u32 = u32::MAX;
 /// How the released copies are finished.
 #[derive(Debug)]
 pub(super) struct Finish {
-    /// Indexes (into the record) of the resources released.
+    /// Indexes (into the record) of the resources released, ascending.
     pub keep: Vec<usize>,
     /// Keys of everything withheld, for reference pruning.
     pub withheld: HashSet<String>,
@@ -56,13 +57,24 @@ impl Finish {
         }
         r
     }
+
+    /// Every released copy, finished (`resource(i)`: the record's resource `i`), and the
+    /// Patient's provenance tags hidden where something was withheld.
+    fn all(&self, mut resource: impl FnMut(usize) -> Value) -> Vec<Value> {
+        let mut all: Vec<Value> = self.keep.iter().map(|&i| self.finished(i, resource(i))).collect();
+        if !self.withheld.is_empty() {
+            hide_unseen_sources(&mut all);
+        }
+        all
+    }
 }
 
 impl Released {
     /// The release of a record others share (a cached one): its resources are copied when
     /// asked for.
     pub(super) fn build(record: &Arc<Record>, finish: Finish) -> Released {
-        let mut released_at = vec![NOT_RELEASED; record.resources.len()];
+        // `keep` is in record order: its last index is the highest released.
+        let mut released_at = vec![NOT_RELEASED; finish.keep.last().map_or(0, |&i| i + 1)];
         for (n, &i) in finish.keep.iter().enumerate() {
             released_at[i] = u32::try_from(n).unwrap_or(NOT_RELEASED);
         }
@@ -75,17 +87,8 @@ impl Released {
     pub(super) fn build_taking(record: &mut Arc<Record>, finish: Finish) -> Released {
         let Some(own) = Arc::get_mut(record) else { return Released::build(record, finish) };
         let mut taken = std::mem::take(&mut own.resources);
-        let mut resources: Vec<Value> =
-            finish.keep.iter().map(|&i| finish.finished(i, std::mem::take(&mut taken[i]))).collect();
-        if !finish.withheld.is_empty() {
-            hide_unseen_sources(&mut resources);
-        }
-        let mut released_at = vec![NOT_RELEASED; taken.len()];
-        for (n, &i) in finish.keep.iter().enumerate() {
-            released_at[i] = u32::try_from(n).unwrap_or(NOT_RELEASED);
-        }
-        let done =
-            Released { record: record.clone(), finish, released_at, resources: OnceLock::new(), changes_at: None };
+        let resources = finish.all(|i| std::mem::take(&mut taken[i]));
+        let done = Released::build(record, finish);
         let _ = done.resources.set(resources);
         done
     }
@@ -117,14 +120,7 @@ impl Released {
 
     /// Patient first, then by type and id (all of them finished on the first call).
     pub fn resources(&self) -> &[Value] {
-        self.resources.get_or_init(|| {
-            let mut all: Vec<Value> =
-                self.finish.keep.iter().map(|&i| self.finish.finished(i, self.record.resources[i].clone())).collect();
-            if !self.finish.withheld.is_empty() {
-                hide_unseen_sources(&mut all);
-            }
-            all
-        })
+        self.resources.get_or_init(|| self.finish.all(|i| self.record.resources[i].clone()))
     }
 
     /// The `n`th released resource, as [`Released::resources`] has it, without finishing the
