@@ -141,14 +141,12 @@ impl Record {
     /// call and kept with the record: every viewer's decision follows the same references.
     pub fn references(&self) -> &[Vec<u32>] {
         self.references.get_or_init(|| {
-            let own: HashMap<String, u32> = self
-                .resources
+            // A key with an empty part (no type or id) is named by no reference.
+            let own: HashMap<&str, u32> = self
+                .facts()
                 .iter()
                 .enumerate()
-                .filter_map(|(i, r)| {
-                    let key = format!("{}/{}", fhir::resource_type(r)?, fhir::resource_id(r)?);
-                    Some((key, u32::try_from(i).ok()?))
-                })
+                .filter_map(|(i, f)| Some((f.key.as_str(), u32::try_from(i).ok()?)))
                 .collect();
             let mut key = String::new();
             self.resources
