@@ -68,6 +68,10 @@ pub struct Record {
     references: std::sync::OnceLock<Vec<Vec<u32>>>,
     /// Per resource, its key and labels ([`Record::facts`]).
     facts: std::sync::OnceLock<Vec<Facts>>,
+    /// Set once a reader noted where this record's attachments live: a home is only where to
+    /// look (content is served only where a released view names it), so it is noted once per
+    /// record, not for every decision over it.
+    pub attachments_noted: tokio::sync::OnceCell<()>,
 }
 
 /// What every decision reads of one resource of a record: its gateway `Type/id` and its
@@ -122,6 +126,7 @@ impl Record {
             label_rules,
             references: Default::default(),
             facts: Default::default(),
+            attachments_noted: Default::default(),
         }
     }
 

@@ -27,8 +27,8 @@ use tokio_util::bytes::Bytes;
 const FETCH_DEADLINE: Duration = Duration::from_secs(30);
 
 /// What readers keep for attachments: the base their gateway URLs start with, and which
-/// record each attachment id was last released from (so staff and partners, who may reach
-/// any record, can read one by its id alone — after a page, a read or an export named it,
+/// record each attachment id was last found in (so staff and partners, who may reach
+/// any record, can read one by its id alone — once a page, a read or an export read its record,
 /// on any gateway sharing the database: the `attachment_homes` table, with this process's
 /// cache in front). A home is only where to look: the content is served only if that
 /// record's released view names the attachment now. Clones share one index: give every
@@ -317,8 +317,9 @@ impl Reader {
         r
     }
 
-    /// Notes which record the attachments of a released record belong to (`resources`: its
-    /// released resources, finished or not: finishing leaves attachments as they are).
+    /// Notes which record the attachments among `resources` belong to: a record's own
+    /// resources, or a release's (finished or not: finishing leaves attachments as they are).
+    /// Noting a home releases nothing.
     pub(super) async fn remember_attachments(&self, patient_id: &str, resources: Vec<&Value>) {
         let ids = self.documents_of(&resources).into_iter().map(|a| a.id).collect();
         self.attachments.note(patient_id, ids).await;

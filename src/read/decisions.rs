@@ -7,8 +7,8 @@
 //! record again.
 //!
 //! With a decision it keeps what is derived from it alone: the released resources as they go
-//! out, serialized once (`Rendered`), and whether their attachments were noted — so a warm
-//! page is assembled from bytes, and only the viewer the decision was made for gets them.
+//! out, serialized once (`Rendered`) — so a warm page is assembled from bytes, and only the
+//! viewer the decision was made for gets them.
 //!
 //! It must never hand a decision to another viewer, outlive the record or ledger it was made
 //! from, or be used for a decision "as of" another time (staff's `explain`).
@@ -23,7 +23,6 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Resources held across all cached decisions (each decision weighs its resource count).
 /// A kept decision also keeps its record alive, so this bounds memory: about 20 KB per
@@ -43,8 +42,6 @@ pub(super) struct Decided {
     rendered: OnceLock<Arc<Rendered>>,
     /// Reads of one resource answered before the whole record was rendered.
     single_reads: AtomicU32,
-    /// Set once the released attachments' homes were noted.
-    noted: OnceCell<()>,
 }
 
 impl Decided {
@@ -74,9 +71,13 @@ impl Decided {
         (self.single_reads.fetch_add(1, Ordering::Relaxed) > 0).then(|| self.rendered(outward))
     }
 
-    /// Runs `note` once for this decision (concurrent callers wait for the first).
-    pub(super) async fn note_once<F: std::future::Future<Output = ()>>(&self, note: impl FnOnce() -> F) {
-        self.noted.get_or_init(note).await;
+    /// Runs `note` over the resources of the record this decision was made from, once per
+    /// record whichever decisions are made over it (concurrent callers wait for the first).
+    pub(super) async fn note_record_once<'a, F: std::future::Future<Output = ()>>(
+        &'a self,
+        note: impl FnOnce(&'a Record) -> F,
+    ) {
+        self.record.attachments_noted.get_or_init(|| note(&self.record)).await;
     }
 }
 
@@ -164,7 +165,6 @@ impl Decisions {
             explanations: Arc::new(explanations),
             rendered: OnceLock::new(),
             single_reads: AtomicU32::new(0),
-            noted: OnceCell::new(),
         });
         self.cache.insert(key, decided.clone()).await;
         decided

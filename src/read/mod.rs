@@ -544,11 +544,14 @@ impl Reader {
             tracing::warn!(actor = %access.viewer.actor, patient = %released.patient_id(), resources = emergency, "emergency disclosure of 42 CFR Part 2 records");
         }
         let missing = self.nameable(&access.viewer, missing);
-        let note = || self.remember_attachments(released.patient_id(), released.unfinished());
         match &kept {
-            // Once per kept decision: its resources, and so its attachments, do not change.
-            Some(d) => d.note_once(note).await,
-            None => note().await,
+            // Every decision kept over one record shares it: where its attachments live (all
+            // of them, released to this viewer or not) is noted once per record.
+            Some(d) => {
+                d.note_record_once(|record| self.remember_attachments(&record.patient_id, record.resources.iter().collect()))
+                    .await
+            }
+            None => self.remember_attachments(released.patient_id(), released.unfinished()).await,
         }
         Ok(Visible { released, missing, decided: kept })
     }

@@ -84,7 +84,7 @@ fn rest_body(sim: &portico::simulator::RunningSimulator) -> String {
 }
 
 /// Staff and partners read content by its Binary id alone. Which record to decide on is
-/// kept in the database when a released record names the content, so a gateway started
+/// kept in the database once the record that holds the content is read, so a gateway started
 /// later on the same database (or a replica) serves it — under that record's decision now:
 /// the mother still gets what a made-up id gets. Content no released record has named yet,
 /// on any gateway, is not found by id alone.
@@ -109,6 +109,32 @@ async fn a_gateway_started_later_on_the_same_database_serves_content_by_its_bina
     assert_eq!(answer(fetch(&cold, &url(&cold, "ehr.bin-10003"), MOTHER, &[]).await), made_up);
     assert_eq!(fetch(&cold, &url(&cold, "ehr.bin-99999"), TOKEN, &[]).await.0, 404);
     cold.stop().await;
+}
+
+/// Where content lives is noted once per record read, whoever read it and whatever they were
+/// shown: a partner whose scopes leave Maya's notes out reads her Patient, then asks for her
+/// note's content by its id — and gets exactly what a made-up id gets; staff, who read
+/// nothing of hers before, then get the content by its id alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn content_withheld_from_the_viewer_who_read_its_record_answers_like_a_made_up_id() {
+    const NARROW: &str = "documents-test-partner-patients-only";
+    let sim = simulate("ehr", SimulatorOptions::default()).await;
+    let partner = format!(
+        "[[server.dev_tokens]]\ntoken = {NARROW:?}\nviewer = \"partner:hie-north:TREAT\"\nscopes = \"system/Patient.rs\"\n"
+    );
+    let gw = Gateway::start(&format!("{partner}{}", rest_body(&sim))).await;
+    let url = |id: &str| format!("{}/Binary/{id}", gw.fhir);
+    let maya = gw.patient_id("ehr", "pt-10007");
+    assert_eq!(gw.get_with(&format!("Patient/{maya}"), Some(NARROW), &[]).await.0, 200);
+    let (status, body) = gw.get_with("DocumentReference/ehr.doc-10018", Some(NARROW), &[]).await;
+    assert_eq!(status, 403, "the note is outside the partner's scopes: {body}");
+    let made_up = answer(fetch(&gw, &url("ehr.bin-99999"), NARROW, &[]).await);
+    assert_eq!(made_up.0, 404);
+    assert_eq!(answer(fetch(&gw, &url("ehr.bin-10003"), NARROW, &[]).await), made_up, "the withheld note's content");
+    let (status, h, body) = fetch(&gw, &url("ehr.bin-10003"), TOKEN, &[]).await;
+    assert_eq!((status, h["content-type"].to_str().unwrap()), (200, "application/pdf"));
+    assert!(body == fixture_bytes("bin-10003.pdf"), "byte for byte");
+    gw.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
