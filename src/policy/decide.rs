@@ -37,7 +37,8 @@ pub struct Explanation {
     pub decision: Decision,
     /// Rule ids, e.g. `minors:minor-consented:HIV`, `hold:pathology-review`.
     pub rules: Vec<String>,
-    /// Security label codes on the resource.
+    /// Security label codes on the resource: filled where an explanation is asked for
+    /// ([`Policy::explain_labels`]), empty in a decision made to answer.
     pub labels: Vec<String>,
 }
 
@@ -150,12 +151,7 @@ impl Policy {
                     rules.push(format!("part2:released:{why}"));
                 }
             }
-            explanations.push(Explanation {
-                resource: key.clone(),
-                decision,
-                rules,
-                labels: labels.iter().cloned().collect(),
-            });
+            explanations.push(Explanation { resource: key.clone(), decision, rules, labels: Vec::new() });
         }
         self.hold_families(record, &mut explanations, viewer);
         supporting_follow_what_is_shown(record, &mut explanations);
@@ -189,6 +185,18 @@ impl Policy {
         let finish =
             Finish { keep, withheld, strip_sensitivity: viewer.strips_sensitivity_labels(), part2_stamp, notices };
         Ok((finish, changes_at, explanations))
+    }
+
+    /// What an explanation shows beside each decision of `record` (`explanations` as
+    /// [`Policy::decide`] made them): the resource's labels, and the label rules that put them
+    /// there as `label:{rule}`. Answers need neither, so decisions made to answer skip this.
+    pub fn explain_labels(record: &Record, explanations: &mut [Explanation]) {
+        for (e, facts) in explanations.iter_mut().zip(record.facts()) {
+            e.labels = facts.labels.iter().cloned().collect();
+            if let Some(rules) = record.label_rules.get(&e.resource) {
+                e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
+            }
+        }
     }
 
     /// The earliest moment a hold in this decision ends by itself (its maximum period).
@@ -379,14 +387,12 @@ fn provenance_follows_its_targets(record: &Record, explanations: &mut [Explanati
     if shown.is_empty() {
         return;
     }
-    let decisions: std::collections::HashMap<&str, Decision> =
-        facts.iter().zip(explanations.iter()).map(|(f, e)| (f.key.as_str(), e.decision)).collect();
     let mut withhold_provenance = Vec::new();
     for i in shown {
         let targets: Vec<Decision> = fhir::path_values(&record.resources[i], "target")
             .iter()
             .filter_map(|t| t.get("reference").and_then(Value::as_str).and_then(reference::parse))
-            .filter_map(|(t, id)| decisions.get(format!("{t}/{id}").as_str()).copied())
+            .filter_map(|(t, id)| record.index_of(t, id).map(|j| explanations[j].decision))
             .collect();
         if !targets.is_empty() && targets.iter().all(|d| *d == Decision::Withheld) {
             withhold_provenance.push(i);

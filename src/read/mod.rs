@@ -668,10 +668,9 @@ impl Reader {
             Denied::NoAccess(_) => ReadError::NotFound,
             Denied::Purpose(p) => ReadError::Forbidden(format!("purpose of use `{p}` is not permitted")),
         })?;
-        for e in &mut explanations {
-            if let Some(rules) = record.label_rules.get(&e.resource) {
-                e.rules.extend(rules.iter().map(|r| format!("label:{r}")));
-            }
+        // Only a decision "as of" a time is one staff asked to have explained.
+        if let At::Then(_) = at {
+            Policy::explain_labels(&record, &mut explanations);
         }
         Ok(match at {
             At::Now => {
