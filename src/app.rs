@@ -214,15 +214,23 @@ impl App {
             );
         }
         let policy = Arc::new(Policy::new(policy_config, zone)?);
-        let aggregator = Arc::new(Aggregator::new(
-            sources.clone(),
-            policy.labeler(),
-            index.clone(),
-            config.aggregate.resource_types.clone(),
-            config.aggregate.deadline.std(),
-            config.aggregate.cache_ttl.std(),
-            config.aggregate.cache_max_records,
-        ));
+        let decisions = crate::read::Decisions::default();
+        let forget = decisions.clone();
+        let aggregator = Arc::new(
+            Aggregator::new(
+                sources.clone(),
+                policy.labeler(),
+                index.clone(),
+                config.aggregate.resource_types.clone(),
+                config.aggregate.deadline.std(),
+                config.aggregate.cache_ttl.std(),
+                config.aggregate.cache_max_records,
+            )
+            .on_record_dropped(move |patient| {
+                let forget = forget.clone();
+                async move { forget.forget(&patient).await }
+            }),
+        );
         let exports = Arc::new(crate::export::Exports::new(
             &config,
             store.clone(),
@@ -337,7 +345,7 @@ impl App {
             dev_tokens,
             source_jwks,
             throttle: Arc::new(crate::auth::throttle::Throttle::new(&config_rate_limits)),
-            decisions: crate::read::Decisions::default(),
+            decisions,
             clock,
         })
     }

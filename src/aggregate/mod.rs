@@ -239,6 +239,9 @@ pub struct Aggregator {
     /// the source can say).
     unserved: std::sync::RwLock<BTreeMap<String, BTreeMap<String, Option<usize>>>>,
     deadline: Duration,
+    /// The record cache's time to live and size (`aggregate.cache_ttl`, `cache_max_records`).
+    cache_ttl: Duration,
+    max_records: u64,
     cache: Cache<String, Arc<Record>>,
     /// Where a resource lives: gateway `Type/id` → gateway patient id.
     homes: Cache<String, String>,
@@ -265,6 +268,8 @@ impl Aggregator {
             offers: Default::default(),
             unserved: Default::default(),
             deadline,
+            cache_ttl: ttl,
+            max_records,
             cache: Cache::builder().time_to_live(ttl).max_capacity(max_records).build(),
             hits: Default::default(),
             misses: Default::default(),
@@ -273,6 +278,28 @@ impl Aggregator {
                 .time_to_live(ttl.max(Duration::from_secs(600)))
                 .build(),
         }
+    }
+
+    /// Has `dropped` called with a patient's id whenever the record cache lets their record
+    /// go (expired, replaced by newer data, invalidated, or evicted for room), so that what is
+    /// kept over a record elsewhere does not keep it alive. Set before any record is cached.
+    pub fn on_record_dropped<F, Fut>(mut self, dropped: F) -> Aggregator
+    where
+        F: Fn(String) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.cache = Cache::builder()
+            .time_to_live(self.cache_ttl)
+            .max_capacity(self.max_records)
+            .async_eviction_listener(move |patient: Arc<String>, _, _| Box::pin(dropped(patient.as_ref().clone())))
+            .build();
+        self
+    }
+
+    /// Whether the record cache holds `record` itself now (a partial record, one read once,
+    /// or any record of a gateway that caches none is not held).
+    pub async fn holds(&self, record: &Arc<Record>) -> bool {
+        self.max_records > 0 && self.cache.get(&record.patient_id).await.is_some_and(|r| Arc::ptr_eq(&r, record))
     }
 
     /// Record cache (hits, misses) since start.

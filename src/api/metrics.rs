@@ -59,7 +59,10 @@ impl Metrics {
         let cached_records =
             prometheus::IntGauge::new("portico_cached_records", "Records the record cache holds").expect("metric");
         let decisions = IntGaugeVec::new(
-            Opts::new("portico_kept_decisions", "Policy decisions kept for reuse, and the resources they hold"),
+            Opts::new(
+                "portico_kept_decisions",
+                "Policy decisions kept for reuse, those kept to read one resource, and the resources the ones kept for whole answers hold",
+            ),
             &["measure"],
         )
         .expect("metric");
@@ -176,9 +179,10 @@ pub async fn render(State(state): State<Arc<ApiState>>) -> Response {
     m.cache.with_label_values(&["hit"]).set(hits as i64);
     m.cache.with_label_values(&["miss"]).set(misses as i64);
     m.cached_records.set(state.gauges.cached_records().await as i64);
-    let (decisions, resources) = state.reader.decisions_held().await;
+    let (decisions, resources, for_one) = state.reader.decisions_held().await;
     m.decisions.with_label_values(&["decisions"]).set(decisions as i64);
     m.decisions.with_label_values(&["resources"]).set(resources as i64);
+    m.decisions.with_label_values(&["for_one_read"]).set(for_one as i64);
     let audit = state.reader.audit_stats();
     m.audit_appends.with_label_values(&["entries"]).set(audit.entries as i64);
     m.audit_appends.with_label_values(&["commits"]).set(audit.commits as i64);

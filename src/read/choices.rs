@@ -24,7 +24,7 @@ impl Reader {
         for link in links {
             let access = crate::auth::access_for_link(account_id, &link);
             let Some(own) = self.own_id(&access).await else { continue };
-            let name = match self.visible(&access, &own).await {
+            let name = match self.visible_for_one(&access, &own).await {
                 Ok(v) => v.released.patient().as_ref().map(display_name).unwrap_or_else(unnamed),
                 Err(_) => unnamed(),
             };

@@ -10,6 +10,15 @@
 //! out, serialized once (`Rendered`) — so a warm page is assembled from bytes, and only the
 //! viewer the decision was made for gets them.
 //!
+//! Decisions are kept two ways. One made for a whole answer (`$everything`, a search, a page)
+//! is kept with what it renders and keeps its record alive, so they are bounded together by
+//! the resources they hold. One made to read one resource by id finishes only that resource
+//! and renders nothing else: it is kept apart, one per patient, only while the record cache
+//! holds its record (the aggregator tells [`Decisions::forget`] when it lets a record go), so
+//! it holds little beyond the record the cache holds anyway — a staff member or a partner
+//! reading many people's resources one by one finds each person's decision again without
+//! pushing out the whole answers. Used for a whole answer, it moves to the others.
+//!
 //! It must never hand a decision to another viewer, outlive the record or ledger it was made
 //! from, or be used for a decision "as of" another time (staff's `explain`).
 
@@ -20,7 +29,7 @@ use crate::policy::{Explanation, Released, Viewer};
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use moka::future::Cache;
 use serde_json::Value;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -30,12 +39,27 @@ use std::time::Duration;
 /// measured 2.3 GB for 1,000 kept records of ~100 resources), so at most ~400 MB. Exports
 /// and prepared downloads keep no decisions at all (`At::NowOnce` in the reader).
 const MAX_RESOURCES: u64 = 20_000;
+/// Decisions kept for reads of one resource, at most one per patient and only while the
+/// record cache holds their records (so in practice no more than it holds records): each
+/// holds its explanations and which resources it releases, about 150 bytes per resource of
+/// its record.
+const MAX_FOR_ONE: u64 = 10_000;
 /// A decision is dropped this long after it was made even if nothing changed.
 const TIME_TO_LIVE: Duration = Duration::from_secs(300);
 
+/// What a decision is wanted for: a whole answer, or a read of one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wanted {
+    Whole,
+    One,
+}
+
 /// One viewer's decision over one record.
 pub(super) struct Decided {
+    key: Key,
     record: Arc<Record>,
+    /// Kept with the whole answers (weighed by its resources): only then may it render them all.
+    whole: AtomicBool,
     pub released: Arc<Released>,
     pub explanations: Arc<Vec<Explanation>>,
     /// The released resources as they go out, rendered on first use.
@@ -64,9 +88,13 @@ impl Decided {
     /// from the second such read of this decision on; none for the first (that read renders
     /// only its resource). A decision read once and evicted — a round over more records than
     /// the kept decisions hold — no longer renders every resource for one of them.
+    /// A decision kept for reads of one resource never renders the rest.
     pub(super) fn rendered_for_one(&self, outward: impl Fn(Value) -> Value) -> Option<Arc<Rendered>> {
         if let Some(rendered) = self.rendered.get() {
             return Some(rendered.clone());
+        }
+        if !self.whole.load(Ordering::Relaxed) {
+            return None;
         }
         (self.single_reads.fetch_add(1, Ordering::Relaxed) > 0).then(|| self.rendered(outward))
     }
@@ -105,17 +133,20 @@ impl Key {
 /// The shared cache of decisions (cheap to clone; one per app).
 #[derive(Clone)]
 pub struct Decisions {
-    cache: Cache<Key, Arc<Decided>>,
+    whole: Cache<Key, Arc<Decided>>,
+    /// Per patient, the last decision made to read one resource of their record.
+    for_one: Cache<String, Arc<Decided>>,
 }
 
 impl Default for Decisions {
     fn default() -> Decisions {
         Decisions {
-            cache: Cache::builder()
+            whole: Cache::builder()
                 .max_capacity(MAX_RESOURCES)
                 .weigher(|_, d: &Arc<Decided>| u32::try_from(d.released.len() + 1).unwrap_or(u32::MAX))
                 .time_to_live(TIME_TO_LIVE)
                 .build(),
+            for_one: Cache::builder().max_capacity(MAX_FOR_ONE).time_to_live(TIME_TO_LIVE).build(),
         }
     }
 }
@@ -130,43 +161,71 @@ pub(super) struct Inputs<'a> {
 }
 
 impl Decisions {
-    /// How many decisions are kept and the resources they hold (for `/metrics`).
-    pub async fn held(&self) -> (u64, u64) {
-        self.cache.run_pending_tasks().await;
-        (self.cache.entry_count(), self.cache.weighted_size())
+    /// How many decisions are kept, the resources the ones kept for whole answers hold, and
+    /// how many are kept for reads of one resource (for `/metrics`).
+    pub async fn held(&self) -> (u64, u64, u64) {
+        self.whole.run_pending_tasks().await;
+        self.for_one.run_pending_tasks().await;
+        (self.whole.entry_count() + self.for_one.entry_count(), self.whole.weighted_size(), self.for_one.entry_count())
+    }
+
+    /// Drops what is kept for reads of one resource of `patient_id`'s record: the record
+    /// cache let that record go, and nothing kept for one read may keep it alive.
+    pub async fn forget(&self, patient_id: &str) {
+        self.for_one.invalidate(patient_id).await;
     }
 
     /// The decision for `inputs` if one was made from exactly them and still holds at
-    /// `inputs.now`.
-    pub(super) async fn get(&self, inputs: &Inputs<'_>) -> Option<Arc<Decided>> {
+    /// `inputs.now`. One kept for reads of one resource, found for a whole answer, is kept
+    /// with the whole answers from now on.
+    pub(super) async fn get(&self, inputs: &Inputs<'_>, wanted: Wanted) -> Option<Arc<Decided>> {
         let key = Key::new(&inputs.record.patient_id, inputs.viewer, inputs.ledger, inputs.now, inputs.zone);
-        let hit = self.cache.get(&key).await?;
-        let current =
-            Arc::ptr_eq(&hit.record, inputs.record) && hit.released.changes_at().is_none_or(|at| inputs.now < at);
-        if current {
-            Some(hit)
-        } else {
-            self.cache.invalidate(&key).await;
-            None
+        let current = |d: &Decided| {
+            Arc::ptr_eq(&d.record, inputs.record) && d.released.changes_at().is_none_or(|at| inputs.now < at)
+        };
+        if let Some(hit) = self.whole.get(&key).await {
+            if current(&hit) {
+                return Some(hit);
+            }
+            self.whole.invalidate(&key).await;
         }
+        let hit = self.for_one.get(&key.patient).await.filter(|d| d.key == key)?;
+        if !current(&hit) {
+            self.for_one.invalidate(&key.patient).await;
+            return None;
+        }
+        if wanted == Wanted::Whole {
+            hit.whole.store(true, Ordering::Relaxed);
+            self.for_one.invalidate(&key.patient).await;
+            self.whole.insert(key, hit.clone()).await;
+        }
+        Some(hit)
     }
 
-    /// Keeps a decision made from `inputs`.
+    /// Keeps a decision made from `inputs` for what it was `wanted` for. The caller keeps
+    /// only decisions over a record the record cache holds (another could never be found
+    /// again: a record gathered anew is another record).
     pub(super) async fn keep(
         &self,
         inputs: &Inputs<'_>,
         released: Released,
         explanations: Vec<Explanation>,
+        wanted: Wanted,
     ) -> Arc<Decided> {
         let key = Key::new(&inputs.record.patient_id, inputs.viewer, inputs.ledger, inputs.now, inputs.zone);
         let decided = Arc::new(Decided {
+            key: key.clone(),
             record: inputs.record.clone(),
+            whole: AtomicBool::new(wanted == Wanted::Whole),
             released: Arc::new(released),
             explanations: Arc::new(explanations),
             rendered: OnceLock::new(),
             single_reads: AtomicU32::new(0),
         });
-        self.cache.insert(key, decided.clone()).await;
+        match wanted {
+            Wanted::Whole => self.whole.insert(key, decided.clone()).await,
+            Wanted::One => self.for_one.insert(key.patient, decided.clone()).await,
+        }
         decided
     }
 }

@@ -41,7 +41,7 @@ use crate::policy::holds::PolicyLedger;
 use crate::policy::{Denied, Explanation, Interaction, Policy, PolicyContext, Released, Role, Viewer};
 use chrono::{DateTime, FixedOffset, Utc};
 pub use decisions::Decisions;
-use decisions::{Decided, Inputs};
+use decisions::{Decided, Inputs, Wanted};
 use query::{ignored, page, patient_of_search};
 use serde_json::Value;
 use std::sync::Arc;
@@ -71,12 +71,14 @@ pub enum ReadError {
 /// Some sources' parts of a record from a spilled export (export jobs), or none.
 type Spilled<'a> = Option<(&'a crate::aggregate::spill::Spill, &'a crate::aggregate::spill::Spilled)>;
 
-/// When a decision is made for: now (kept and reused), now for a single use (exports and
-/// prepared downloads read each record once: keeping their decisions would hold every
-/// record of a whole export in memory), or another time (staff's `explain`: never kept).
+/// When a decision is made for: now (kept and reused), now to read one resource (kept
+/// apart: see [`decisions`]), now for a single use (exports and prepared downloads read each
+/// record once: keeping their decisions would hold every record of a whole export in
+/// memory), or another time (staff's `explain`: never kept).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum At {
     Now,
+    NowForOne,
     NowOnce,
     Then(DateTime<Utc>),
 }
@@ -169,9 +171,9 @@ impl Reader {
         self
     }
 
-    /// The zone dates without one are read in.
-    /// Decisions kept for reuse and the resources they hold (for `/metrics`).
-    pub async fn decisions_held(&self) -> (u64, u64) {
+    /// Decisions kept for reuse: how many, the resources of those kept for whole answers, and
+    /// how many are kept to read one resource (for `/metrics`).
+    pub async fn decisions_held(&self) -> (u64, u64, u64) {
         self.decisions.held().await
     }
 
@@ -180,6 +182,7 @@ impl Reader {
         self.audit.stats()
     }
 
+    /// The zone dates without one are read in.
     pub fn zone(&self) -> FixedOffset {
         self.zone
     }
@@ -528,6 +531,11 @@ impl Reader {
         self.visible_with(access, patient_id, None, At::Now).await
     }
 
+    /// [`Reader::visible`], to read one resource of it ([`Released::one`], never all of them).
+    async fn visible_for_one(&self, access: &Access, patient_id: &str) -> Result<Visible, ReadError> {
+        self.visible_with(access, patient_id, None, At::NowForOne).await
+    }
+
     async fn visible_with(
         &self,
         access: &Access,
@@ -548,8 +556,10 @@ impl Reader {
             // Every decision kept over one record shares it: where its attachments live (all
             // of them, released to this viewer or not) is noted once per record.
             Some(d) => {
-                d.note_record_once(|record| self.remember_attachments(&record.patient_id, record.resources.iter().collect()))
-                    .await
+                d.note_record_once(|record| {
+                    self.remember_attachments(&record.patient_id, record.resources.iter().collect())
+                })
+                .await;
             }
             None => self.remember_attachments(released.patient_id(), released.unfinished()).await,
         }
@@ -648,21 +658,26 @@ impl Reader {
             AggregateError::Store(e) => ReadError::Store(e),
         })?;
         let now = match at {
-            At::Now | At::NowOnce => self.clock.now(),
+            At::Now | At::NowForOne | At::NowOnce => self.clock.now(),
             At::Then(t) => t,
         };
         // Only a decision for "now" is kept and reused: not one "as of" another time, nor
         // one for a single use.
-        if at == At::Now {
+        let wanted = match at {
+            At::Now => Some(Wanted::Whole),
+            At::NowForOne => Some(Wanted::One),
+            At::NowOnce | At::Then(_) => None,
+        };
+        if let Some(wanted) = wanted {
             let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
-            if let Some(decided) = self.decisions.get(&inputs).await {
+            if let Some(decided) = self.decisions.get(&inputs, wanted).await {
                 return Ok(Decision::kept(decided, record.missing.clone()));
             }
         }
         let ctx = PolicyContext { now, ledger: ledger.clone() };
         let decided = match at {
             At::NowOnce => self.policy.decide_taking(&mut record, viewer, &ctx),
-            At::Now | At::Then(_) => self.policy.decide(&record, viewer, &ctx),
+            At::Now | At::NowForOne | At::Then(_) => self.policy.decide(&record, viewer, &ctx),
         };
         let (released, mut explanations) = decided.map_err(|d| match d {
             Denied::NoAccess(_) => ReadError::NotFound,
@@ -672,12 +687,19 @@ impl Reader {
         if let At::Then(_) = at {
             Policy::explain_labels(&record, &mut explanations);
         }
-        Ok(match at {
-            At::Now => {
+        // A decision over a record the cache does not hold (a partial one, or any on a
+        // gateway that caches none) could never be found again: it is not kept.
+        Ok(match wanted {
+            Some(wanted) if self.aggregator.holds(&record).await => {
                 let inputs = Inputs { record: &record, viewer, ledger: &ledger, now, zone: self.zone };
-                Decision::kept(self.decisions.keep(&inputs, released, explanations).await, record.missing.clone())
+                let kept = self.decisions.keep(&inputs, released, explanations, wanted).await;
+                if wanted == Wanted::One && !self.aggregator.holds(&record).await {
+                    // The cache let the record go meanwhile, before the decision was kept.
+                    self.decisions.forget(&record.patient_id).await;
+                }
+                Decision::kept(kept, record.missing.clone())
             }
-            At::NowOnce | At::Then(_) => Decision {
+            _ => Decision {
                 released: Arc::new(released),
                 explanations: Arc::new(explanations),
                 missing: record.missing.clone(),
@@ -700,7 +722,7 @@ impl Reader {
             // A patient's or proxy's clinicians and clinics are the ones in their own record,
             // whichever other record happens to hold them too.
             let Some(own) = self.own_id(access).await else { return (None, Err(ReadError::NotFound)) };
-            let found = match self.visible(access, &own).await {
+            let found = match self.visible_for_one(access, &own).await {
                 Ok(v) => self.one_of(&v, v.released.position(resource_type, id)),
                 Err(e) => Err(e),
             };
@@ -718,7 +740,7 @@ impl Reader {
                 }
             }
         };
-        let found = match self.visible(access, &patient_id).await {
+        let found = match self.visible_for_one(access, &patient_id).await {
             Ok(v) => {
                 let at = if resource_type == "Patient" {
                     v.released.patient_position()

@@ -312,3 +312,71 @@ async fn a_first_read_by_id_sends_the_bytes_later_reads_send() {
     assert_eq!(carried["resource"], sent, "as $everything carries it");
     gw.stop().await;
 }
+
+/// `/metrics`' kept decisions: (all, resources of those kept for whole answers, those kept to
+/// read one resource), and the records the record cache holds.
+async fn kept(gw: &Gateway) -> (u64, u64, u64, u64) {
+    let text = reqwest::get(format!("{}/metrics", gw.origin)).await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> u64 {
+        let name = format!("{name} ");
+        text.lines().find_map(|l| l.strip_prefix(name.as_str())).expect(&text).parse().unwrap()
+    };
+    (
+        value("portico_kept_decisions{measure=\"decisions\"}"),
+        value("portico_kept_decisions{measure=\"resources\"}"),
+        value("portico_kept_decisions{measure=\"for_one_read\"}"),
+        value("portico_cached_records"),
+    )
+}
+
+/// A read of one resource by id keeps its decision apart — one per person, holding no
+/// resources of its own, only while the record cache holds the record: staff reading people
+/// one by one find each person's decision again; a teen, her mother and staff taking turns on
+/// one record each get their own view every time; a whole answer moves staff's decision to
+/// the ones weighed by what they hold; and when the record cache lets the records go, what
+/// was kept for single reads goes with them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_for_reads_by_id_are_kept_per_person_only_while_the_record_is_cached() {
+    const TEEN: &str = "decided-teen-token-0123";
+    const MOTHER: &str = "decided-mother-token-0123";
+    let tokens: String = [(TEEN, "patient"), (MOTHER, "proxy:MTH")]
+        .iter()
+        .map(|(t, v)| format!("[[server.dev_tokens]]\ntoken = {t:?}\nviewer = {v:?}\npatient = \"ehr/pt-10007\"\n"))
+        .collect();
+    let ttl = Duration::from_secs(4);
+    let gw =
+        Gateway::start(&format!("[aggregate]\ncache_ttl = \"{}s\"\n{tokens}{}", ttl.as_secs(), fixture_file_sources()))
+            .await;
+    let started = Instant::now();
+    let people: Vec<String> = ["pt-10001", "pt-10002", "pt-10007"].iter().map(|p| gw.patient_id("ehr", p)).collect();
+    let mut first = Vec::new();
+    for p in &people {
+        first.push(raw(&gw, &format!("Patient/{p}"), TOKEN).await);
+    }
+    assert_eq!(kept(&gw).await, (3, 0, 3, 3), "one decision per person, for one read, holding no resources");
+    for (p, before) in people.iter().zip(&first) {
+        assert_eq!(&raw(&gw, &format!("Patient/{p}"), TOKEN).await, before, "found again: the same bytes");
+    }
+    assert_eq!(kept(&gw).await, (3, 0, 3, 3), "nothing new kept");
+    let note = "DocumentReference/ehr.doc-10018";
+    for turn in 0..2 {
+        let teen = gw.get_with(note, Some(TEEN), &[]).await;
+        assert_eq!(teen.0, 200, "turn {turn}: the teen reads her confidential note");
+        let mother = gw.get_with(note, Some(MOTHER), &[]).await;
+        assert_eq!(mother.0, 404, "turn {turn}: her mother never gets it from a kept decision: {}", mother.1);
+        let staff = gw.get_with(note, Some(TOKEN), &[]).await;
+        assert_eq!((staff.0, &staff.1), (200, &teen.1), "turn {turn}: staff read the same note");
+    }
+    assert_eq!(kept(&gw).await, (3, 0, 3, 3), "still one per person");
+    let (status, _) = gw.get_with(&format!("Patient/{}/$everything", people[0]), Some(TOKEN), &[]).await;
+    assert_eq!(status, 200);
+    let (decisions, resources, for_one, records) = kept(&gw).await;
+    assert_eq!((decisions, for_one, records), (3, 2, 3), "staff's decision over the first moved");
+    assert!(resources > 1, "a whole answer's decision is weighed by what it holds: {resources}");
+    assert!(started.elapsed() < ttl, "the records were cached all along (the test took too long)");
+    tokio::time::sleep(ttl + Duration::from_millis(500) - started.elapsed()).await;
+    let (decisions, after, for_one, records) = kept(&gw).await;
+    assert_eq!((records, for_one), (0, 0), "the records went, and what was kept for single reads with them");
+    assert_eq!((decisions, after), (1, resources), "the whole answer's decision is bounded by what it holds");
+    gw.stop().await;
+}
