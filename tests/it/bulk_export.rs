@@ -363,20 +363,17 @@ async fn too_many_running_jobs_answer_429() {
     assert_eq!(progress, "0% (0/3 patients)", "the roster's three members");
 }
 
-/// The kept-decision gauge in `/metrics`: (decisions, resources).
 /// The policy decisions kept for reuse and the resources they hold, and the records the
 /// record cache holds, as `/metrics` shows them.
 async fn kept_decisions(gw: &Gateway) -> (u64, u64, u64) {
-    let text = reqwest::get(format!("{}/metrics", gw.origin)).await.unwrap().text().await.unwrap();
-    let value = |name: &str| -> u64 {
-        let name = format!("{name} ");
-        text.lines().find_map(|l| l.strip_prefix(name.as_str())).expect(&text).parse().unwrap()
-    };
-    (
-        value("portico_kept_decisions{measure=\"decisions\"}"),
-        value("portico_kept_decisions{measure=\"resources\"}"),
-        value("portico_cached_records"),
-    )
+    let [decisions, resources, records] = gw
+        .metric_values([
+            "portico_kept_decisions{measure=\"decisions\"}",
+            "portico_kept_decisions{measure=\"resources\"}",
+            "portico_cached_records",
+        ])
+        .await;
+    (decisions, resources, records)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -328,6 +328,16 @@ impl Gateway {
         .unwrap()
     }
 
+    /// The values of `names` (each a metric with its labels as `/metrics` prints them, e.g.
+    /// `portico_kept_decisions{measure="resources"}`) in `/metrics` now.
+    pub async fn metric_values<const N: usize>(&self, names: [&str; N]) -> [u64; N] {
+        let text = reqwest::get(format!("{}/metrics", self.origin)).await.unwrap().text().await.unwrap();
+        names.map(|name| {
+            let name = format!("{name} ");
+            text.lines().find_map(|l| l.strip_prefix(name.as_str())).expect(&text).parse().unwrap()
+        })
+    }
+
     /// The gateway id of a source's patient record.
     pub fn patient_id(&self, source: &str, source_id: &str) -> String {
         let (source, source_id) = (source.to_string(), source_id.to_string());
