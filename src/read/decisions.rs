@@ -22,7 +22,7 @@
 //! It must never hand a decision to another viewer, outlive the record or ledger it was made
 //! from, or be used for a decision "as of" another time (staff's `explain`).
 
-use super::released::Rendered;
+use super::released::{Rendered, RenderedOne};
 use crate::aggregate::Record;
 use crate::policy::holds::PatientLedger;
 use crate::policy::{Explanation, Released, Viewer};
@@ -30,7 +30,7 @@ use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use moka::future::Cache;
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 /// Resources held across all cached decisions (each decision weighs its resource count).
@@ -42,7 +42,7 @@ const MAX_RESOURCES: u64 = 20_000;
 /// Decisions kept for reads of one resource, at most one per patient and only while the
 /// record cache holds their records (so in practice no more than it holds records): each
 /// holds its explanations and which resources it releases, about 150 bytes per resource of
-/// its record.
+/// its record, and the one resource it last sent as written.
 const MAX_FOR_ONE: u64 = 10_000;
 /// A decision is dropped this long after it was made even if nothing changed.
 const TIME_TO_LIVE: Duration = Duration::from_secs(300);
@@ -66,6 +66,8 @@ pub(super) struct Decided {
     rendered: OnceLock<Arc<Rendered>>,
     /// Reads of one resource answered before the whole record was rendered.
     single_reads: AtomicU32,
+    /// The resource the last such read sent, as written (one, whatever the decision holds).
+    last_one: Mutex<Option<Arc<RenderedOne>>>,
 }
 
 impl Decided {
@@ -97,6 +99,19 @@ impl Decided {
             return None;
         }
         (self.single_reads.fetch_add(1, Ordering::Relaxed) > 0).then(|| self.rendered(outward))
+    }
+
+    /// Released resource `at` as it goes out (made so by `outward`) for a read of it alone:
+    /// as written for the last such read when that was this one, else written now and kept in
+    /// its place. None when there is no such resource.
+    pub(super) fn rendered_one(&self, at: usize, outward: impl Fn(Value) -> Value) -> Option<Arc<RenderedOne>> {
+        let last = || self.last_one.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(one) = last().as_ref().filter(|one| one.index == at) {
+            return Some(one.clone());
+        }
+        let one = Arc::new(RenderedOne::new(at, &outward(self.released.one(at)?)));
+        *last() = Some(one.clone());
+        Some(one)
     }
 
     /// Runs `note` over the resources of the record this decision was made from, once per
@@ -221,6 +236,7 @@ impl Decisions {
             explanations: Arc::new(explanations),
             rendered: OnceLock::new(),
             single_reads: AtomicU32::new(0),
+            last_one: Mutex::new(None),
         });
         match wanted {
             Wanted::Whole => self.whole.insert(key, decided.clone()).await,

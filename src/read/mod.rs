@@ -754,14 +754,15 @@ impl Reader {
         (found.is_ok().then_some(patient_id), found)
     }
 
-    /// The resource at `at` of what is visible: as rendered with its kept decision when there
-    /// is one and it was read before (written once, sent as it is), else the released
-    /// resource.
+    /// The resource at `at` of what is visible: with a kept decision, as rendered with it
+    /// (the whole record's rendering, or this resource's alone: written once, sent as it is),
+    /// else the released resource.
     fn one_of(&self, v: &Visible, at: Option<usize>) -> Result<Out, ReadError> {
         let at = at.ok_or(ReadError::NotFound)?;
-        Ok(match v.decided.as_ref().and_then(|d| d.rendered_for_one(|r| self.outward(r))) {
+        let Some(decided) = &v.decided else { return Ok(Out::value(v.released.one(at).ok_or(ReadError::NotFound)?)) };
+        Ok(match decided.rendered_for_one(|r| self.outward(r)) {
             Some(rendered) => Out::rendered(&rendered, at),
-            None => Out::value(v.released.one(at).ok_or(ReadError::NotFound)?),
+            None => Out::rendered_one(decided.rendered_one(at, |r| self.outward(r)).ok_or(ReadError::NotFound)?),
         })
     }
 
@@ -823,7 +824,7 @@ impl Reader {
         // Included only from what was released to this viewer and what it may list (as a
         // whole record lists), so an include can never reach past the released record.
         let pool: Vec<&Value> = v.released.resources().iter().filter(|r| searchable(access, r)).collect();
-        let on_page: Vec<&Value> = matches.resources.iter().map(Out::released).collect();
+        let on_page: Vec<&Value> = matches.resources.iter().filter_map(Out::released).collect();
         let mut included: Vec<Value> =
             include::resolve(&on_page, &pool, &query.includes).into_iter().cloned().collect();
         matches.resources.iter_mut().filter_map(Out::value_mut).for_each(|r| subset.apply(r));

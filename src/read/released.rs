@@ -126,6 +126,7 @@ pub struct Out(Piece);
 enum Piece {
     Value(Value),
     Rendered(Arc<Rendered>, usize),
+    One(Arc<RenderedOne>),
 }
 
 impl std::fmt::Debug for Piece {
@@ -133,6 +134,29 @@ impl std::fmt::Debug for Piece {
         match self {
             Piece::Value(_) => f.write_str("Value"),
             Piece::Rendered(_, i) => write!(f, "Rendered({i})"),
+            Piece::One(one) => write!(f, "One({})", one.index),
+        }
+    }
+}
+
+/// One released resource as it goes out, serialized once for a decision kept to read one
+/// resource (which renders nothing else): read again by id, it is sent as it was written.
+pub(super) struct RenderedOne {
+    /// Its place among the decision's released resources.
+    pub(super) index: usize,
+    resource_type: String,
+    id: String,
+    json: Box<[u8]>,
+}
+
+impl RenderedOne {
+    /// `r` (as it goes out) at `index` of its decision's released resources.
+    pub(super) fn new(index: usize, r: &Value) -> RenderedOne {
+        RenderedOne {
+            index,
+            resource_type: crate::fhir::resource_type(r).unwrap_or_default().to_string(),
+            id: crate::fhir::resource_id(r).unwrap_or_default().to_string(),
+            json: serde_json::to_vec(r).unwrap_or_default().into_boxed_slice(),
         }
     }
 }
@@ -151,11 +175,17 @@ impl Out {
         Out(Piece::Rendered(r.clone(), index))
     }
 
-    /// The resource as released (before attachment URLs are made the gateway's).
-    pub(super) fn released(&self) -> &Value {
+    pub(super) fn rendered_one(one: Arc<RenderedOne>) -> Out {
+        Out(Piece::One(one))
+    }
+
+    /// The resource as released (before attachment URLs are made the gateway's); none for
+    /// one read by id alone and sent as written (it is on no page).
+    pub(super) fn released(&self) -> Option<&Value> {
         match &self.0 {
-            Piece::Value(v) => v,
-            Piece::Rendered(r, i) => &r.released.resources()[*i],
+            Piece::Value(v) => Some(v),
+            Piece::Rendered(r, i) => Some(&r.released.resources()[*i]),
+            Piece::One(_) => None,
         }
     }
 
@@ -163,7 +193,7 @@ impl Out {
     pub(super) fn value_mut(&mut self) -> Option<&mut Value> {
         match &mut self.0 {
             Piece::Value(v) => Some(v),
-            Piece::Rendered(..) => None,
+            Piece::Rendered(..) | Piece::One(_) => None,
         }
     }
 
@@ -181,7 +211,10 @@ impl Out {
     pub fn into_value(self) -> Value {
         match self.0 {
             Piece::Value(v) => v,
-            Piece::Rendered(r, i) => serde_json::from_slice(&r.json[i]).unwrap_or_else(|_| r.released.resources()[i].clone()),
+            Piece::Rendered(r, i) => {
+                serde_json::from_slice(&r.json[i]).unwrap_or_else(|_| r.released.resources()[i].clone())
+            }
+            Piece::One(one) => serde_json::from_slice(&one.json).unwrap_or_default(),
         }
     }
 
@@ -193,11 +226,17 @@ impl Out {
     }
 
     pub fn resource_type(&self) -> &str {
-        crate::fhir::resource_type(self.released()).unwrap_or("")
+        match (&self.0, self.released()) {
+            (Piece::One(one), _) => &one.resource_type,
+            (_, released) => released.and_then(crate::fhir::resource_type).unwrap_or(""),
+        }
     }
 
     pub fn id(&self) -> &str {
-        crate::fhir::resource_id(self.released()).unwrap_or("")
+        match (&self.0, self.released()) {
+            (Piece::One(one), _) => &one.id,
+            (_, released) => released.and_then(crate::fhir::resource_id).unwrap_or(""),
+        }
     }
 }
 
@@ -206,6 +245,7 @@ impl WriteJson for Out {
         match &self.0 {
             Piece::Value(v) => v.write_json(out),
             Piece::Rendered(r, i) => out.extend_from_slice(&r.json[*i]),
+            Piece::One(one) => out.extend_from_slice(&one.json),
         }
     }
 }

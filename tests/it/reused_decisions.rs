@@ -282,9 +282,10 @@ async fn warm_pages_are_each_viewers_own_and_a_release_is_seen_at_once() {
     gw.stop().await;
 }
 
-/// A kept decision's first read by id is answered from its released resource alone, the
-/// next ones from the whole record rendered once: the same bytes either way (the
-/// attachment's URL made the gateway's in both), and the resource `$everything` carries.
+/// A decision kept for reads by id renders only the resource read, and sends it again as
+/// written while it is the last one read: the same bytes either way (the attachment's URL
+/// made the gateway's), another resource read in between or not, and the resource
+/// `$everything` (whose decision renders the whole record) carries.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_first_read_by_id_sends_the_bytes_later_reads_send() {
     let note = json!({"resourceType": "DocumentReference", "id": "d1", "status": "current",
@@ -299,14 +300,19 @@ async fn a_first_read_by_id_sends_the_bytes_later_reads_send() {
     let gw = Gateway::start(&body).await;
     let me = "decided-patient-token";
     let read = "DocumentReference/ehr.d1";
-    // Nothing rendered yet for this decision: the first read, then the rendered ones.
-    let reads = [raw(&gw, read, me).await, raw(&gw, read, me).await, raw(&gw, read, me).await];
+    // Nothing rendered yet for this decision: the first read, then the ones sent as written,
+    // another resource read in between.
+    let id = gw.patient_id("ehr", "p1");
+    let mut reads = vec![raw(&gw, read, me).await, raw(&gw, read, me).await];
+    let patient = raw(&gw, &format!("Patient/{id}"), me).await;
+    assert_eq!(serde_json::from_str::<Value>(&patient).unwrap()["resourceType"], "Patient", "{patient}");
+    reads.push(raw(&gw, read, me).await);
     assert_eq!(reads[0], reads[1], "the first read and the second, byte for byte");
-    assert_eq!(reads[1], reads[2]);
+    assert_eq!(reads[1], reads[2], "and after another resource was read");
+    assert_eq!(raw(&gw, &format!("Patient/{id}"), me).await, patient);
     let sent: Value = serde_json::from_str(&reads[0]).unwrap();
     let url = sent["content"][0]["attachment"]["url"].as_str().unwrap();
     assert_ne!(url, "Binary/b1", "the attachment is the gateway's to serve: {url}");
-    let id = gw.patient_id("ehr", "p1");
     let page = page_of(&raw(&gw, &format!("Patient/{id}/$everything"), me).await);
     let carried = page["entry"].as_array().unwrap().iter().find(|e| e["resource"]["id"] == "ehr.d1").unwrap();
     assert_eq!(carried["resource"], sent, "as $everything carries it");
