@@ -86,11 +86,10 @@ impl Decided {
             .clone()
     }
 
-    /// The rendering for a read of one resource: the whole record's once it is rendered, or
-    /// from the second such read of this decision on; none for the first (that read renders
-    /// only its resource). A decision read once and evicted — a round over more records than
-    /// the kept decisions hold — no longer renders every resource for one of them.
-    /// A decision kept for reads of one resource never renders the rest.
+    /// The rendering for a read of one resource: the whole record's once it is rendered;
+    /// for a decision kept for whole answers, rendered from its second such read on; none
+    /// otherwise (the read renders only its resource: [`Decided::rendered_one`]). A decision
+    /// kept for reads of one resource never renders the rest.
     pub(super) fn rendered_for_one(&self, outward: impl Fn(Value) -> Value) -> Option<Arc<Rendered>> {
         if let Some(rendered) = self.rendered.get() {
             return Some(rendered.clone());
