@@ -349,14 +349,17 @@ impl Reader {
             },
         };
         let Some(patient) = patient else { return (None, Err(ReadError::NotFound)) };
-        let found = match self.visible(access, &patient).await {
-            Ok(v) => v
-                .released
-                .resources()
-                .iter()
-                .flat_map(|r| self.attachments_of(r, v.released.resources()))
-                .find(|a| a.id == id)
-                .ok_or(ReadError::NotFound),
+        // Looked for among the released resources as they are before finishing (which leaves
+        // attachments as they are): none of them is copied to find one attachment.
+        let found = match self.visible_for_one(access, &patient).await {
+            Ok(v) => {
+                let released = v.released.unfinished();
+                released
+                    .iter()
+                    .flat_map(|r| self.attachments_of(r, &released))
+                    .find(|a| a.id == id)
+                    .ok_or(ReadError::NotFound)
+            }
             Err(e) => Err(e),
         };
         (found.is_ok().then_some(patient), found)
