@@ -884,10 +884,12 @@ impl Reader {
             None => None,
         };
         let v = self.visible(access, patient_id).await?;
-        let selected: Vec<(usize, &Value)> = v
-            .released
-            .resources()
+        // Chosen among the resources as the record holds them (finishing changes neither a
+        // resource's type nor its `meta.lastUpdated`): only the page's are finished.
+        let unfinished = v.released.unfinished();
+        let selected: Vec<(usize, &Value)> = unfinished
             .iter()
+            .copied()
             .enumerate()
             .filter(|(_, r)| searchable(access, r))
             .filter(|(_, r)| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))

@@ -69,8 +69,9 @@ pub fn searched_patient(resource_type: &str, pairs: &[(String, String)]) -> Opti
         .filter(|id| crate::fhir::is_valid_id(id))
 }
 
-/// One page of `selected` (in record order) after the query's cursor, with the warnings
-/// and notices the answer carries.
+/// One page of `selected` (positions among `v`'s released resources, in record order, each
+/// with the resource to order it by, finished or not) after the query's cursor, with the
+/// warnings and notices the answer carries.
 pub(super) fn page(
     v: &Visible,
     selected: Vec<(usize, &Value)>,
@@ -90,12 +91,14 @@ pub(super) fn page(
     let mut warnings = ignored(query);
     warnings.extend(v.missing.iter().map(missing_warning));
     warnings.extend(v.released.notices().iter().cloned());
+    // Without a rendering, each resource of the page is finished now (a copy), and only
+    // those: `selected` may hold them as the record has them.
     let resources = page
         .items
         .into_iter()
-        .map(|(i, r)| match rendered {
-            Some(rendered) => Out::rendered(rendered, i),
-            None => Out::value(r.clone()),
+        .filter_map(|(i, _)| match rendered {
+            Some(rendered) => Some(Out::rendered(rendered, i)),
+            None => v.released.one(i).map(Out::value),
         })
         .collect();
     Ok(Matches { resources, included: Vec::new(), total, next_cursor: page.next, warnings })

@@ -59,6 +59,16 @@ fn config_body(policy: &Path) -> String {
 /// A gateway over the fixture files with config/policy.toml (plus the example hold rules
 /// when `holds`) and a token per viewer above.
 async fn start(dir: &Path, holds: bool) -> Gateway {
+    start_with(dir, holds, "").await
+}
+
+/// [`start`] without holds, on a gateway that keeps no record: no decision is kept either,
+/// so every answer is finished and written for itself, page by page.
+async fn start_caching_nothing(dir: &Path) -> Gateway {
+    start_with(dir, false, "[aggregate]\ncache_max_records = 0\n").await
+}
+
+async fn start_with(dir: &Path, holds: bool, more_config: &str) -> Gateway {
     let config = root().join("config");
     let mut text = std::fs::read_to_string(config.join("policy.toml")).unwrap();
     let labels = format!("labels = {:?}", config.join("labels.toml").display().to_string());
@@ -70,7 +80,7 @@ async fn start(dir: &Path, holds: bool) -> Gateway {
     }
     let policy = dir.join("policy.toml");
     std::fs::write(&policy, text).unwrap();
-    Gateway::start(&config_body(&policy)).await
+    Gateway::start(&(config_body(&policy) + more_config)).await
 }
 
 /// Status, content type and the exact body.
@@ -219,7 +229,12 @@ fn references(v: &Value, out: &mut Vec<String>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_dangles_and_no_withheld_text_reaches_proxies_apps_or_partners() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path(), false).await;
+    nothing_dangles_and_no_withheld_text_reaches(&start(dir.path(), false).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    nothing_dangles_and_no_withheld_text_reaches(&start_caching_nothing(dir.path()).await).await;
+}
+
+async fn nothing_dangles_and_no_withheld_text_reaches(gw: &Gateway) {
     // viewer, patient, text only withheld resources carry ('|'-separated, case-insensitive)
     for (name, patient, forbidden) in [
         ("maya-mother", "ehr/pt-10007", "chlamydia|gonorrh|pregnan|gonadotropin|hcg|contracept|camila|norethindrone|depress|phq|confidential|well child"),
@@ -234,12 +249,12 @@ async fn nothing_dangles_and_no_withheld_text_reaches_proxies_apps_or_partners()
         ("danny-app", "ehr/pt-10004", ""),
         ("partner-treat", "ehr/pt-10004", "opioid|buprenorphine|naloxone|opiate|counseling|telehealth|substance use"),
     ] {
-        let resources = everything(&gw, name, patient).await;
+        let resources = everything(gw, name, patient).await;
         assert!(resources.len() > 1, "{name}: $everything is nearly empty");
         let present: BTreeSet<String> = keys(&resources).into_iter().collect();
         // An app not granted Patient does not receive it, but references to the patient it
         // acts for (whose id it holds) stay: removing every subject would break the data.
-        let own_patient = format!("Patient/{}", pid(&gw, patient));
+        let own_patient = format!("Patient/{}", pid(gw, patient));
         let has_patient = resources.iter().any(|r| r["resourceType"] == "Patient");
         assert!(has_patient || name.ends_with("-app"), "{name}: only an app may go without the Patient");
         for r in &resources {
@@ -265,7 +280,7 @@ async fn nothing_dangles_and_no_withheld_text_reaches_proxies_apps_or_partners()
         }
     }
     // The same words do reach Maya herself: the check above looks for real text.
-    let text = serde_json::to_string(&everything(&gw, "maya-self", "ehr/pt-10007").await).unwrap().to_lowercase();
+    let text = serde_json::to_string(&everything(gw, "maya-self", "ehr/pt-10007").await).unwrap().to_lowercase();
     assert!(["chlamydia", "pregnan", "contracept", "phq"].iter().all(|w| text.contains(w)));
 }
 
@@ -277,7 +292,12 @@ fn labels_of(resources: &[Value]) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sensitivity_labels_never_reach_proxies_or_apps_but_self_and_staff_get_them() {
     let dir = tempfile::tempdir().unwrap();
-    let gw = start(dir.path(), false).await;
+    sensitivity_labels_reach_only_self_and_staff(&start(dir.path(), false).await).await;
+    let dir = tempfile::tempdir().unwrap();
+    sensitivity_labels_reach_only_self_and_staff(&start_caching_nothing(dir.path()).await).await;
+}
+
+async fn sensitivity_labels_reach_only_self_and_staff(gw: &Gateway) {
     // Sensitivity codes name a fact; R, V, 42CFRPart2 and its handling code sit on exactly the
     // sensitive items, so they would single them out just as well.
     let singling = [
@@ -294,8 +314,8 @@ async fn sensitivity_labels_never_reach_proxies_or_apps_but_self_and_staff_get_t
         ("danny-app", "ehr/pt-10004"),
         ("bob-lab-app", "ehr/pt-10001"),
     ] {
-        let mut resources = everything(&gw, name, patient).await;
-        resources.extend(pages(&gw, &format!("Observation?patient={}", pid(&gw, patient)), &token(name)).await.0);
+        let mut resources = everything(gw, name, patient).await;
+        resources.extend(pages(gw, &format!("Observation?patient={}", pid(gw, patient)), &token(name)).await.0);
         assert!(resources.len() > 3, "{name} receives a record");
         let labels = labels_of(&resources);
         let leaked: Vec<&String> = labels.iter().filter(|l| singling.contains(&l.as_str())).collect();
@@ -311,8 +331,8 @@ async fn sensitivity_labels_never_reach_proxies_or_apps_but_self_and_staff_get_t
         ("sarah-self", "ehr/pt-10006", "SDV"),
         ("marcus-self", "ehr/pt-10003", "R"),
     ] {
-        assert!(labels_of(&everything(&gw, name, patient).await).contains(want), "{name} gets {want}");
-        let (staff, _) = gw.all_pages(&format!("Patient/{}/$everything", pid(&gw, patient))).await;
+        assert!(labels_of(&everything(gw, name, patient).await).contains(want), "{name} gets {want}");
+        let (staff, _) = gw.all_pages(&format!("Patient/{}/$everything", pid(gw, patient))).await;
         assert!(labels_of(&staff).contains(want), "staff get {want} for {patient}");
     }
 }
