@@ -146,6 +146,15 @@ impl Released {
         }
     }
 
+    /// The `n`th released resource as it was before finishing (finishing changes neither its
+    /// type nor its id), without finishing any.
+    pub fn unfinished_one(&self, n: usize) -> Option<&Value> {
+        match self.resources.get() {
+            Some(all) => all.get(n),
+            None => self.finish.keep.get(n).map(|&i| &self.record.resources[i]),
+        }
+    }
+
     /// The resources, given up (see [`Released::resources`]).
     pub fn into_resources(self) -> Vec<Value> {
         self.resources();

@@ -71,16 +71,15 @@ pub(super) struct Decided {
 }
 
 impl Decided {
-    /// The released resources as they go out, rendered by `outward` the first time.
+    /// The released resources as they go out, rendered by `outward` the first time: each
+    /// finished as a copy of its own (not a copy of the finished release, which is made only
+    /// when asked for) and written.
     pub(super) fn rendered(&self, outward: impl Fn(Value) -> Value) -> Arc<Rendered> {
         self.rendered
             .get_or_init(|| {
-                let json = self
-                    .released
-                    .resources()
-                    .iter()
-                    .map(|r| serde_json::to_vec(&outward(r.clone())).unwrap_or_default().into_boxed_slice())
-                    .collect();
+                let written = |r: Value| serde_json::to_vec(&outward(r)).unwrap_or_default().into_boxed_slice();
+                let json =
+                    (0..self.released.len()).map(|n| self.released.one(n).map(written).unwrap_or_default()).collect();
                 Arc::new(Rendered::new(self.released.clone(), json))
             })
             .clone()

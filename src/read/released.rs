@@ -189,6 +189,17 @@ impl Out {
         }
     }
 
+    /// What names the resource (its type and id, which finishing does not change): a
+    /// rendered one as the record holds it, so that naming it makes none of the release's
+    /// finished copies.
+    fn named(&self) -> Option<&Value> {
+        match &self.0 {
+            Piece::Value(v) => Some(v),
+            Piece::Rendered(r, i) => r.released.unfinished_one(*i),
+            Piece::One(_) => None,
+        }
+    }
+
     /// The resource to change before it goes out, when it is not rendered yet.
     pub(super) fn value_mut(&mut self) -> Option<&mut Value> {
         match &mut self.0 {
@@ -226,16 +237,16 @@ impl Out {
     }
 
     pub fn resource_type(&self) -> &str {
-        match (&self.0, self.released()) {
-            (Piece::One(one), _) => &one.resource_type,
-            (_, released) => released.and_then(crate::fhir::resource_type).unwrap_or(""),
+        match &self.0 {
+            Piece::One(one) => &one.resource_type,
+            _ => self.named().and_then(crate::fhir::resource_type).unwrap_or(""),
         }
     }
 
     pub fn id(&self) -> &str {
-        match (&self.0, self.released()) {
-            (Piece::One(one), _) => &one.id,
-            (_, released) => released.and_then(crate::fhir::resource_id).unwrap_or(""),
+        match &self.0 {
+            Piece::One(one) => &one.id,
+            _ => self.named().and_then(crate::fhir::resource_id).unwrap_or(""),
         }
     }
 }
