@@ -108,9 +108,9 @@ pub struct Reader {
 }
 
 /// The `Type/id` of each resource.
-fn keys(resources: &[Value]) -> std::collections::HashSet<String> {
+fn keys<'a>(resources: impl IntoIterator<Item = &'a Value>) -> std::collections::HashSet<String> {
     resources
-        .iter()
+        .into_iter()
         .map(|r| format!("{}/{}", fhir::resource_type(r).unwrap_or(""), fhir::resource_id(r).unwrap_or("")))
         .collect()
 }
@@ -432,7 +432,8 @@ impl Reader {
                 if !(own && access.viewer.role == Role::Patient && access.viewer.app_scopes.is_none()) {
                     return Err(ReadError::NotFound);
                 }
-                let shown = keys(self.visible(access, patient).await?.released.resources());
+                // Type and id only: finishing changes neither, so nothing is finished for them.
+                let shown = keys(self.visible(access, patient).await?.released.unfinished());
                 return Ok(log_view::as_seen_by(access, &shown, self.audit.search(&q).await?));
             }
             Ok(self.audit.search(&q).await?)
@@ -579,10 +580,15 @@ impl Reader {
     ) -> Result<WholeRecord, ReadError> {
         let v = self.visible_with(access, patient_id, spilled, at).await?;
         let (patient_id, notices) = (v.released.patient_id().to_string(), v.released.notices().to_vec());
-        // A release no one else holds (a one-off's) gives its resources up; a kept one is copied.
+        // A release no one else holds (a one-off's) gives its resources up; of a kept one, each
+        // resource listed is finished as a copy of its own (listing reads only its type).
         let resources: Vec<Value> = match Arc::try_unwrap(v.released) {
             Ok(own) => own.into_resources().into_iter().filter(|r| searchable(access, r)).collect(),
-            Err(shared) => shared.resources().iter().filter(|r| searchable(access, r)).cloned().collect(),
+            Err(shared) => {
+                let unfinished = shared.unfinished();
+                let listed = unfinished.iter().enumerate().filter(|(_, r)| searchable(access, r));
+                listed.filter_map(|(n, _)| shared.one(n)).collect()
+            }
         };
         Ok(WholeRecord {
             patient_id,
@@ -886,10 +892,10 @@ impl Reader {
         let v = self.visible(access, patient_id).await?;
         // Chosen among the resources as the record holds them (finishing changes neither a
         // resource's type nor its `meta.lastUpdated`): only the page's are finished.
-        let unfinished = v.released.unfinished();
-        let selected: Vec<(usize, &Value)> = unfinished
-            .iter()
-            .copied()
+        let selected: Vec<(usize, &Value)> = v
+            .released
+            .unfinished()
+            .into_iter()
             .enumerate()
             .filter(|(_, r)| searchable(access, r))
             .filter(|(_, r)| types.as_ref().is_none_or(|ts| fhir::resource_type(r).is_some_and(|t| ts.contains(&t))))
