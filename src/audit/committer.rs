@@ -25,7 +25,7 @@ const QUEUE: usize = 1024;
 /// bundled SQLite's limit of 32,766 variables and PostgreSQL's 65,535 parameters), so that
 /// every batch can be the one-statement append on SQLite. At 64 rows, batches of a hundred
 /// (concurrency 256) went the transaction's way through the pool's connection thread:
-/// reads of every person in turn served 10–40 % fewer requests/s.
+/// reads of every person in turn served 8–30 % fewer requests/s.
 const ROWS_PER_INSERT: usize = MAX_BATCH;
 
 /// Why an append was refused. Callers receive it inside a [`StoreError`] (as the source
