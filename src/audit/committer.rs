@@ -17,16 +17,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, oneshot};
 
-/// The most entries one transaction writes.
+/// The most entries one transaction writes, all in one `INSERT` (12 values each, 3,072 at
+/// most: under the bundled SQLite's limit of 32,766 variables and PostgreSQL's 65,535
+/// parameters), so that every batch can be the one-statement append on SQLite. When a
+/// statement took at most 64 rows, batches of a hundred (concurrency 256) went the
+/// transaction's way through the pool's connection thread: reads of every person in turn
+/// served 8–30 % fewer requests/s.
 pub(super) const MAX_BATCH: usize = 256;
 /// How many entries may wait for the committer before callers wait to queue theirs.
 const QUEUE: usize = 1024;
-/// Rows per INSERT statement: a whole batch (12 values each, 3,072 at most: under the
-/// bundled SQLite's limit of 32,766 variables and PostgreSQL's 65,535 parameters), so that
-/// every batch can be the one-statement append on SQLite. At 64 rows, batches of a hundred
-/// (concurrency 256) went the transaction's way through the pool's connection thread:
-/// reads of every person in turn served 8–30 % fewer requests/s.
-const ROWS_PER_INSERT: usize = MAX_BATCH;
 
 /// Why an append was refused. Callers receive it inside a [`StoreError`] (as the source
 /// of an I/O error), so the read path refuses the answer as for any store failure.
@@ -264,11 +263,11 @@ async fn write(
     };
     let last = match insert(&mut tx, store.dialect, batch, &start).await {
         Ok(last) => last,
-        Err((e, false)) if from_memory && is_collision(&e) => {
+        Err(e) if from_memory && is_collision(&e) => {
             let start = read_head(&mut tx).await?;
-            insert(&mut tx, store.dialect, batch, &start).await.map_err(|(e, _)| e)?
+            insert(&mut tx, store.dialect, batch, &start).await?
         }
-        Err((e, _)) => return Err(e),
+        Err(e) => return Err(e),
     };
     tx.commit().await?;
     let first = last.0 - batch.len() as i64 + 1;
@@ -276,13 +275,13 @@ async fn write(
     Ok(first)
 }
 
-/// SQLite, with the head known and a batch that fits one `INSERT`: that statement alone, on
+/// SQLite, with the head known: the batch's one `INSERT` alone, on
 /// the committer's own connection, which never waits for the write lock. The first entry's
 /// sequence number when it was written; `None` when the batch must go the transaction's
 /// way (the lock was held, or another process moved the chain on — nothing was written
 /// either way); an error that waiting cannot cure fails the batch as in a transaction.
 async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> Result<Option<i64>, StoreError> {
-    if store.dialect != Dialect::Sqlite || batch.len() > ROWS_PER_INSERT || chain.head.is_none() {
+    if store.dialect != Dialect::Sqlite || chain.head.is_none() {
         return Ok(None);
     }
     if let Some(inline) = &store.inline {
@@ -313,12 +312,12 @@ async fn write_at_once(store: &Store, batch: &[Pending], chain: &mut Chain) -> R
             chain.head = Some(last);
             Ok(Some(first))
         }
-        Err((e, _)) if is_collision(&e) => {
+        Err(e) if is_collision(&e) => {
             chain.head = None;
             Ok(None)
         }
-        Err((e, _)) if e.is_transient() => Ok(None),
-        Err((e, _)) => {
+        Err(e) if e.is_transient() => Ok(None),
+        Err(e) => {
             chain.own = None;
             Err(e)
         }
@@ -397,9 +396,9 @@ impl ChainedRow<'_> {
     }
 }
 
-/// `chunk`'s entries chained after `seq - 1` / `prev` (both moved on to the last entry's).
-fn chained<'a>(chunk: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<ChainedRow<'a>> {
-    chunk
+/// `batch`'s entries chained after `seq - 1` / `prev` (both moved on to the last entry's).
+fn chained<'a>(batch: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<ChainedRow<'a>> {
+    batch
         .iter()
         .map(|p| {
             let recorded = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -413,17 +412,14 @@ fn chained<'a>(chunk: &'a [Pending], seq: &mut i64, prev: &mut String) -> Vec<Ch
 }
 
 /// The `INSERT` of `rows` entries (12 values each, bound in order), 1 to
-/// [`ROWS_PER_INSERT`], for `dialect`: `?` placeholders on SQLite (binding a `$N` there looks
+/// [`MAX_BATCH`], for `dialect`: `?` placeholders on SQLite (binding a `$N` there looks
 /// its name up among all the statement's, 3,072 of them for a full insert), `$1` … on
 /// PostgreSQL. Made once per size, when first needed (it is the key of each connection's
 /// prepared statements, looked up on every append).
 fn insert_sql(rows: usize, dialect: Dialect) -> &'static str {
-    type Sizes = std::sync::LazyLock<Vec<std::sync::OnceLock<String>>>;
-    fn sizes() -> Vec<std::sync::OnceLock<String>> {
-        (0..=ROWS_PER_INSERT).map(|_| std::sync::OnceLock::new()).collect()
-    }
-    static SQLITE: Sizes = std::sync::LazyLock::new(sizes);
-    static POSTGRES: Sizes = std::sync::LazyLock::new(sizes);
+    use std::sync::OnceLock;
+    static SQLITE: [OnceLock<String>; MAX_BATCH + 1] = [const { OnceLock::new() }; MAX_BATCH + 1];
+    static POSTGRES: [OnceLock<String>; MAX_BATCH + 1] = [const { OnceLock::new() }; MAX_BATCH + 1];
     let made = match dialect {
         Dialect::Sqlite => &SQLITE[rows],
         Dialect::Postgres => &POSTGRES[rows],
@@ -443,36 +439,33 @@ fn is_collision(e: &StoreError) -> bool {
     matches!(e, StoreError::Query(sqlx::Error::Database(d)) if d.is_unique_violation())
 }
 
-/// Writes `batch` after `start`; the new head, or the error and whether any row was
-/// written before it.
+/// Writes `batch` (at most [`MAX_BATCH`] entries: one statement, so a failure wrote none of
+/// it) after `start`; the new head.
 async fn insert(
     conn: &mut sqlx::AnyConnection,
     dialect: Dialect,
     batch: &[Pending],
     start: &Head,
-) -> Result<Head, (StoreError, bool)> {
+) -> Result<Head, StoreError> {
     let mut seq = start.0 + 1;
     let mut prev = start.1.clone();
-    for (n, chunk) in batch.chunks(ROWS_PER_INSERT).enumerate() {
-        let sql = insert_sql(chunk.len(), dialect);
-        let mut insert = sqlx::query(sql);
-        for row in chained(chunk, &mut seq, &mut prev) {
-            let e = row.entry;
-            insert = insert
-                .bind(row.seq)
-                .bind(row.recorded)
-                .bind(e.actor.clone())
-                .bind(e.role.clone())
-                .bind(e.patient_id.clone())
-                .bind(e.action.clone())
-                .bind(e.what.clone())
-                .bind(e.purpose.clone())
-                .bind(e.outcome.clone())
-                .bind(e.source_ip.clone())
-                .bind(row.prev)
-                .bind(row.hash);
-        }
-        insert.execute(&mut *conn).await.map_err(|e| (StoreError::from(e), n > 0))?;
+    let mut insert = sqlx::query(insert_sql(batch.len(), dialect));
+    for row in chained(batch, &mut seq, &mut prev) {
+        let e = row.entry;
+        insert = insert
+            .bind(row.seq)
+            .bind(row.recorded)
+            .bind(e.actor.clone())
+            .bind(e.role.clone())
+            .bind(e.patient_id.clone())
+            .bind(e.action.clone())
+            .bind(e.what.clone())
+            .bind(e.purpose.clone())
+            .bind(e.outcome.clone())
+            .bind(e.source_ip.clone())
+            .bind(row.prev)
+            .bind(row.hash);
     }
+    insert.execute(&mut *conn).await?;
     Ok((seq - 1, prev))
 }
